@@ -1,0 +1,70 @@
+"""Gregorian and Jalali (Solar Hijri) dates, for birthdays and templates."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+import jdatetime
+
+from campaigner.customers.phones import to_ascii_digits
+
+CALENDARS = ("gregorian", "jalali")
+_DATE = re.compile(r"^\s*(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})\s*$")
+
+
+def to_jalali(day: date) -> jdatetime.date:
+    return jdatetime.date.fromgregorian(date=day)
+
+
+def month_day(day: date) -> int:
+    return day.month * 100 + day.day
+
+
+def jalali_month_day(day: date) -> int:
+    j = to_jalali(day)
+    return j.month * 100 + j.day
+
+
+def parse_date(text: str) -> date:
+    """Parse YYYY-MM-DD or YYYY/MM/DD; years before 1700 are read as Jalali (e.g. 1370/01/01).
+
+    Persian and Arabic-Indic digits are accepted.
+    """
+    match = _DATE.match(to_ascii_digits(text))
+    if not match:
+        raise ValueError(
+            f"bad date {text!r}: expected YYYY-MM-DD (Gregorian) or YYYY/MM/DD (Jalali)"
+        )
+    year, month, day = (int(part) for part in match.groups())
+    try:
+        if year < 1700:
+            return jdatetime.date(year, month, day).togregorian()
+        return date(year, month, day)
+    except ValueError as exc:
+        raise ValueError(f"bad date {text!r}: {exc}") from None
+
+
+def birthday_in_year(birthday: date, year: int, calendar: str) -> date:
+    """The Gregorian date of the birthday in the given year *of that calendar*.
+
+    Feb 29 falls back to Feb 28 in common years; Esfand 30 to Esfand 29 in common Jalali years.
+    """
+    if calendar == "jalali":
+        born = to_jalali(birthday)
+        day = born.day
+        if born.month == 12 and day == 30 and not jdatetime.date(year, 1, 1).isleap():
+            day = 29
+        return jdatetime.date(year, born.month, day).togregorian()
+    day = birthday.day
+    if birthday.month == 2 and day == 29 and not _gregorian_leap(year):
+        day = 28
+    return date(year, birthday.month, day)
+
+
+def year_of(day: date, calendar: str) -> int:
+    return to_jalali(day).year if calendar == "jalali" else day.year
+
+
+def _gregorian_leap(year: int) -> bool:
+    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)

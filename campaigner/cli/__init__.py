@@ -1,0 +1,74 @@
+"""The `campaigner` command line: thin commands over the library."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import pkgutil
+import sys
+from typing import Any
+
+import click
+from pydantic import ValidationError
+
+from campaigner import __version__
+from campaigner.cli.context import AppContext
+from campaigner.errors import CampaignerError
+
+
+class CampaignerGroup(click.Group):
+    """Turns user errors into one clear line and a non-zero exit; tracebacks need --verbose."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (CampaignerError, ValidationError, OSError) as exc:
+            app = ctx.find_object(AppContext)
+            if app is not None and app.verbose:
+                raise
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=CampaignerGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Configuration file (default: $CAMPAIGNER_CONFIG or ./config.toml).",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging, and tracebacks on errors.")
+@click.version_option(__version__, prog_name="campaigner")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
+    """Campaigner: personal SMS campaigns that go out once, at a decent hour.
+
+    \b
+    Example:
+      campaigner init myshop --demo && cd myshop && campaigner run
+    """
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("alembic").setLevel(logging.DEBUG if verbose else logging.WARNING)
+    ctx.obj = AppContext(config_path=config_path, verbose=verbose)
+    ctx.call_on_close(ctx.obj.close)
+
+
+def _register() -> None:
+    """Every module in this package that defines COMMANDS contributes them."""
+    package = importlib.import_module(__name__)
+    for info in pkgutil.iter_modules(package.__path__):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        for command in getattr(module, "COMMANDS", []):
+            cli.add_command(command)
+
+
+_register()
+
+
+def main() -> None:
+    cli(prog_name="campaigner")

@@ -1,0 +1,46 @@
+"""`campaigner config show`."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from campaigner.cli.context import AppContext, pass_app
+from campaigner.config import masked
+
+
+@click.group("config")
+def config_group() -> None:
+    """Inspect the effective configuration."""
+
+
+@config_group.command("show")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of TOML-like text.")
+@pass_app
+def show(app: AppContext, as_json: bool) -> None:
+    """Print the effective settings (file + environment) with secrets masked.
+
+    \b
+    Example:
+      CAMPAIGNER_GATEWAY__API_KEY=... campaigner config show
+    """
+    data = masked(app.settings)
+    if as_json:
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+        return
+    for section, values in data.items():
+        if isinstance(values, dict) and section != "gateways":
+            click.echo(f"[{section}]")
+            for key, value in values.items():
+                click.echo(f"{key} = {json.dumps(value, ensure_ascii=False, default=str)}")
+            click.echo()
+        elif section == "gateways":
+            for name, table in values.items():
+                click.echo(f"[gateways.{name}]")
+                for key, value in table.items():
+                    click.echo(f"{key} = {json.dumps(value, ensure_ascii=False, default=str)}")
+                click.echo()
+
+
+COMMANDS = [config_group]

@@ -1,0 +1,292 @@
+"""Settings: `config.toml` first, `CAMPAIGNER_*` environment variables on top.
+
+Every section forbids unknown keys so that a typo fails at start-up instead of being
+silently ignored. Secrets are `SecretStr` so that printing the settings never shows them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import time
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from campaigner.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path("config.toml")
+ENV_PREFIX = "CAMPAIGNER_"
+
+_WINDOW = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ShopSettings(Section):
+    name: str = "My Shop"
+    url: str = "https://shop.example"
+    phone: str = ""
+
+
+class DatabaseSettings(Section):
+    url: str = "sqlite:///campaigner.db"
+    echo: bool = False
+
+
+class PathSettings(Section):
+    rules: Path = Path("rules")
+    templates: Path = Path("templates/messages")
+
+
+class CustomerDefaults(Section):
+    region: str = Field("IR", description="Region for phone numbers written without a country code")
+    timezone: str = "Asia/Tehran"
+    locale: str = "fa"
+    currency: str = "IRT"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        return check_timezone(value)
+
+
+class SendWindow(BaseModel):
+    """A daily window such as 09:00-20:00, in the recipient's time zone."""
+
+    start: time
+    end: time
+
+    @classmethod
+    def parse(cls, text: str) -> SendWindow:
+        match = _WINDOW.match(text)
+        if not match:
+            raise ValueError(f"send window must look like 09:00-20:00, got {text!r}")
+        h1, m1, h2, m2 = (int(g) for g in match.groups())
+        if h2 == 24 and m2 == 0:
+            h2, m2 = 23, 59
+        try:
+            return cls(start=time(h1, m1), end=time(h2, m2))
+        except ValueError as exc:
+            raise ValueError(f"send window {text!r}: {exc}") from None
+
+    def __str__(self) -> str:
+        return f"{self.start:%H:%M}-{self.end:%H:%M}"
+
+
+class SendingSettings(Section):
+    window: str = "09:00-20:00"
+    max_per_day: int = Field(1, ge=0)
+    max_per_week: int = Field(3, ge=0)
+    quiet_weekdays: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = []
+    quiet_dates: list[str] = Field(
+        default_factory=list,
+        description="Gregorian YYYY-MM-DD or Jalali 'jalali:MM-DD' (every year) dates",
+    )
+    max_attempts: int = Field(5, ge=1)
+    retry_base_seconds: float = Field(30.0, gt=0)
+    lease_seconds: int = Field(120, ge=5)
+    batch_size: int = Field(500, ge=1)
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, value: str) -> str:
+        SendWindow.parse(value)
+        return value
+
+    @property
+    def send_window(self) -> SendWindow:
+        return SendWindow.parse(self.window)
+
+
+class GatewaySettings(Section):
+    """One SMS gateway. Which fields matter depends on `name` (see README, Gateways)."""
+
+    name: str = "console"
+    sender: str = ""
+    url: str = ""
+    username: str = ""
+    password: SecretStr | None = None
+    api_key: SecretStr | None = None
+    account_sid: str = ""
+    auth_token: SecretStr | None = None
+    path: Path | None = None
+    rate_per_second: float = Field(0, ge=0, description="0 means unlimited")
+    max_in_flight: int = Field(4, ge=1)
+    timeout_seconds: float = Field(10.0, gt=0)
+    fallback: str = Field(
+        "", description="Name of a [gateways.NAME] table used when this one fails"
+    )
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class MessageSettings(Section):
+    fallback_name: dict[str, str] = Field(
+        default_factory=lambda: {"fa": "مشتری عزیز", "en": "there"}
+    )
+    optout_footer: dict[str, str] = Field(
+        default_factory=lambda: {"fa": "لغو۱۱", "en": "Reply STOP to opt out"}
+    )
+    referral_url: str = "https://shop.example/r/{code}"
+    optout_keywords: list[str] = Field(
+        default_factory=lambda: [
+            "STOP",
+            "STOPALL",
+            "UNSUBSCRIBE",
+            "CANCEL",
+            "END",
+            "QUIT",
+            "لغو",
+            "11",
+        ]
+    )
+    optin_keywords: list[str] = Field(default_factory=lambda: ["START", "UNSTOP", "YES", "12"])
+
+
+class ServerSettings(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8025, ge=0, le=65535)
+    webhook_token: SecretStr | None = None
+    api_tokens: list[SecretStr] = Field(default_factory=list)
+    max_body_bytes: int = Field(1_000_000, ge=1024)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+    )
+
+    config_file: ClassVar[Path | None] = None
+
+    shop: ShopSettings = ShopSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    paths: PathSettings = PathSettings()
+    customers: CustomerDefaults = CustomerDefaults()
+    sending: SendingSettings = SendingSettings()
+    gateway: GatewaySettings = GatewaySettings()
+    gateways: dict[str, GatewaySettings] = Field(default_factory=dict)
+    messages: MessageSettings = MessageSettings()
+    server: ServerSettings = ServerSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = getattr(settings_cls, "config_file", None)
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+    def resolve_paths(self, base: Path) -> Settings:
+        """Relative paths in a config file are relative to that file, not to the shell."""
+        paths = self.paths.model_copy(
+            update={
+                "rules": base / self.paths.rules,
+                "templates": base / self.paths.templates,
+            }
+        )
+        db = self.database
+        prefix = "sqlite:///"
+        if db.url.startswith(prefix) and not db.url.startswith(prefix + "/"):
+            rest = db.url[len(prefix) :]
+            if rest and rest != ":memory:":
+                db = db.model_copy(update={"url": prefix + str((base / rest).resolve())})
+        return self.model_copy(update={"paths": paths, "database": db})
+
+
+def check_timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r}") from None
+    return value
+
+
+def config_path_from(explicit: str | os.PathLike[str] | None) -> Path:
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get(ENV_PREFIX + "CONFIG")
+    return Path(env) if env else DEFAULT_CONFIG_PATH
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None, *, required: bool = False
+) -> Settings:
+    """Load settings from `path` (or $CAMPAIGNER_CONFIG, or ./config.toml) and the environment.
+
+    A missing default file is fine (defaults plus environment); a missing file that was asked
+    for by name is an error, as is any unknown key or bad value.
+    """
+    config_path = config_path_from(path)
+    explicit = path is not None or ENV_PREFIX + "CONFIG" in os.environ
+    if not config_path.exists():
+        if explicit or required:
+            raise ConfigError(f"{config_path}: configuration file not found")
+        toml_file = None
+    else:
+        toml_file = config_path
+    cls = type("FileSettings", (Settings,), {"config_file": toml_file})
+    try:
+        settings = cls()
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, config_path if toml_file else None)) from None
+    except ValueError as exc:  # TOML syntax errors surface as ValueError subclasses
+        raise ConfigError(f"{config_path}: {exc}") from None
+    base = config_path.parent if toml_file else Path(".")
+    return settings.resolve_paths(base)
+
+
+def _describe(exc: ValidationError, path: Path | None) -> str:
+    where = f"{path}: " if path else ""
+    problems = []
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown key"
+        problems.append(f"{where}{key}: {message}")
+    return "; ".join(problems)
+
+
+def masked(settings: Settings) -> dict[str, Any]:
+    """The effective settings as plain data, with every secret replaced by '********'."""
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, SecretStr):
+            return "********" if value.get_secret_value() else ""
+        if isinstance(value, BaseModel):
+            return {name: walk(getattr(value, name)) for name in type(value).model_fields}
+        if isinstance(value, dict):
+            return {key: walk(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [walk(item) for item in value]
+        if isinstance(value, Path):
+            return str(value)
+        return value
+
+    result: dict[str, Any] = walk(settings)
+    result["database"]["url"] = mask_url(settings.database.url)
+    return result
+
+
+def mask_url(url: str) -> str:
+    """Hide the password in a database URL such as postgresql://user:pw@host/db."""
+    return re.sub(r"(://[^:/@]+:)[^@]*(@)", r"\1********\2", url)

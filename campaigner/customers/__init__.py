@@ -1,0 +1,1 @@
+"""Customers and orders: normalisation, CSV import, demo data."""

@@ -1,0 +1,6 @@
+"""Database access: engine, sessions, schema and migrations."""
+
+from campaigner.db.engine import create_engine_for, session_factory
+from campaigner.db.schema import ensure_current, upgrade
+
+__all__ = ["create_engine_for", "ensure_current", "session_factory", "upgrade"]

@@ -1,0 +1,249 @@
+"""The database schema. The ledger (`messages`) is the only state that matters.
+
+Datetimes are stored as naive UTC and handed back aware (UTC), so SQLite and PostgreSQL
+behave the same. Derived columns on customers (birthday month-day in both calendars, order
+statistics) exist so that every trigger's planning query is an indexed lookup.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in Python, naive UTC in the database."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r} given where UTC is required")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        return value.replace(tzinfo=UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class MessageStatus(StrEnum):
+    QUEUED = "queued"  # planned, waiting for its time
+    HELD_OUT = "held_out"  # control group: never sent, kept for uplift reports
+    SENDING = "sending"  # claimed by a dispatcher under a lease
+    SENT = "sent"  # accepted by the gateway
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    FAILED = "failed"  # permanent error or out of attempts
+    SKIPPED = "skipped"  # policy said no (opted out, no consent, cap, invalid number)
+    EXPIRED = "expired"  # could not be sent before max_lateness
+    UNKNOWN = "unknown"  # the dispatcher died mid-send; never re-sent blindly
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(128), unique=True)
+    first_name: Mapped[str] = mapped_column(String(128), default="")
+    last_name: Mapped[str] = mapped_column(String(128), default="")
+    phone: Mapped[str | None] = mapped_column(String(20), index=True)
+    birthday: Mapped[date | None] = mapped_column(Date)
+    calendar: Mapped[str] = mapped_column(String(10), default="gregorian")
+    timezone: Mapped[str] = mapped_column(String(64), default="Asia/Tehran")
+    locale: Mapped[str] = mapped_column(String(10), default="fa")
+    # Stored as ",vip,newsletter," so a tag test is a parameterised LIKE on any database.
+    tags: Mapped[str] = mapped_column(Text, default="")
+    marketing_consent: Mapped[bool] = mapped_column(Boolean, default=False)
+    city: Mapped[str] = mapped_column(String(128), default="")
+    # Birthday month*100+day in each calendar (Feb 29 and Esfand 30 stored as they are).
+    birth_md: Mapped[int | None] = mapped_column(Integer)
+    birth_jalali_md: Mapped[int | None] = mapped_column(Integer)
+    # Order statistics over paid orders, kept up to date by imports and sync.
+    orders_count: Mapped[int] = mapped_column(Integer, default=0)
+    total_spent: Mapped[Decimal] = mapped_column(Numeric(14, 2), default=Decimal(0))
+    first_order_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_order_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_order_id: Mapped[int | None] = mapped_column(Integer)
+    referral_code: Mapped[str | None] = mapped_column(String(32), unique=True)
+    referred_by_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
+    phone_invalid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    orders: Mapped[list[Order]] = relationship(back_populates="customer")
+
+    __table_args__ = (
+        Index(None, "birth_md"),
+        Index(None, "birth_jalali_md"),
+        Index(None, "last_order_at"),
+    )
+
+    @property
+    def tag_list(self) -> list[str]:
+        return [tag for tag in self.tags.split(",") if tag]
+
+    @property
+    def full_name(self) -> str:
+        return " ".join(part for part in (self.first_name, self.last_name) if part)
+
+
+class Order(Base):
+    __tablename__ = "orders"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(128), unique=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    total: Mapped[Decimal] = mapped_column(Numeric(14, 2), default=Decimal(0))
+    currency: Mapped[str] = mapped_column(String(8), default="")
+    status: Mapped[str] = mapped_column(String(32), default="paid")
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    coupon_code: Mapped[str | None] = mapped_column(String(64))
+    referral_code: Mapped[str | None] = mapped_column(String(32))
+    items_count: Mapped[int | None] = mapped_column(Integer)
+    # 1 for the customer's first paid order, 2 for the second...; set when statistics refresh.
+    sequence: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    customer: Mapped[Customer] = relationship(back_populates="orders")
+
+    __table_args__ = (
+        Index(None, "paid_at"),
+        Index(None, "customer_id", "paid_at"),
+        Index(None, "sequence", "paid_at"),
+    )
+
+
+class Message(Base):
+    """One planned occurrence of a rule for a customer: the ledger row."""
+
+    __tablename__ = "messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    rule: Mapped[str] = mapped_column(String(128))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    occurrence_key: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16), default=MessageStatus.QUEUED)
+    reason: Mapped[str | None] = mapped_column(String(64))
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    phone: Mapped[str | None] = mapped_column(String(20))
+    order_id: Mapped[int | None] = mapped_column(Integer)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    scheduled_for: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    text: Mapped[str | None] = mapped_column(Text)
+    segments: Mapped[int | None] = mapped_column(Integer)
+    encoding: Mapped[str | None] = mapped_column(String(8))
+    gateway: Mapped[str | None] = mapped_column(String(64))
+    provider_id: Mapped[str | None] = mapped_column(String(128))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        UniqueConstraint("rule", "customer_id", "occurrence_key"),
+        Index(None, "status", "scheduled_for"),
+        Index(None, "phone", "sent_at"),
+        Index(None, "customer_id"),
+        Index(None, "provider_id"),
+    )
+
+
+class OptOut(Base):
+    __tablename__ = "opt_outs"
+
+    phone: Mapped[str] = mapped_column(String(20), primary_key=True)
+    source: Mapped[str] = mapped_column(String(32), default="manual")
+    reason: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Coupon(Base):
+    __tablename__ = "coupons"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    rule: Mapped[str] = mapped_column(String(128))
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
+    percent: Mapped[Decimal | None] = mapped_column(Numeric(5, 2))
+    amount: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    redeemed_order_id: Mapped[int | None] = mapped_column(Integer)
+    redeemed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index(None, "customer_id"), Index(None, "created_at"))
+
+
+class InboundMessage(Base):
+    """A reply from a phone: opt-out keywords act on it, everything is kept."""
+
+    __tablename__ = "inbound_messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    phone: Mapped[str] = mapped_column(String(20), index=True)
+    text: Mapped[str] = mapped_column(Text, default="")
+    gateway: Mapped[str] = mapped_column(String(64), default="")
+    provider_id: Mapped[str | None] = mapped_column(String(128))
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id", ondelete="SET NULL"))
+    action: Mapped[str | None] = mapped_column(String(16))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (UniqueConstraint("gateway", "provider_id"),)
+
+
+class SyncState(Base):
+    """Where each source sync or poller stopped, so the next pass continues from there."""
+
+    __tablename__ = "sync_state"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    cursor: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -1,0 +1,67 @@
+"""Portable INSERT … ON CONFLICT for the databases the ledger supports (SQLite, PostgreSQL)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Table, literal_column, or_
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
+
+
+def _insert_for(dialect: str, table: Table) -> Any:
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"upsert is not supported on {dialect}")
+
+
+def upsert(
+    bind: Session | Connection,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    key: str,
+    update: Sequence[str],
+    *,
+    also_set: Sequence[str] = (),
+) -> int:
+    """Insert rows, or update `update` columns where `key` exists and something differs.
+
+    `also_set` columns (such as updated_at) are written only along with a real change.
+    Returns how many rows were inserted or actually changed, so a re-run of the same data
+    reports (and writes) nothing.
+    """
+    if not rows:
+        return 0
+    dialect = bind.get_bind().dialect.name if isinstance(bind, Session) else bind.dialect.name
+    stmt = _insert_for(dialect, table)
+    changed = [table.c[name].is_distinct_from(stmt.excluded[name]) for name in update]
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.c[key]],
+        set_={name: stmt.excluded[name] for name in (*update, *also_set)},
+        where=or_(*changed),
+    )
+    return _execute_values(bind, stmt, rows)
+
+
+def insert_ignore(bind: Session | Connection, table: Table, rows: Sequence[dict[str, Any]]) -> int:
+    """Insert rows, silently skipping those that collide with a unique constraint."""
+    if not rows:
+        return 0
+    dialect = bind.get_bind().dialect.name if isinstance(bind, Session) else bind.dialect.name
+    stmt = _insert_for(dialect, table).on_conflict_do_nothing()
+    return _execute_values(bind, stmt, rows)
+
+
+def _execute_values(bind: Session | Connection, stmt: Any, rows: Sequence[dict[str, Any]]) -> int:
+    """Multi-row VALUES with RETURNING: counting returned rows is exact on every driver,
+    where rowcount is not. Chunks stay under SQLite's 32,766 bound parameters."""
+    per_chunk = max(1, 30_000 // max(1, len(rows[0])))
+    total = 0
+    for start in range(0, len(rows), per_chunk):
+        chunk = list(rows[start : start + per_chunk])
+        total += len(bind.execute(stmt.values(chunk).returning(literal_column("1"))).all())
+    return total

@@ -1,0 +1,13 @@
+"""Errors a user can act on: the CLI prints them as one line, without a traceback."""
+
+
+class CampaignerError(Exception):
+    """Base for errors caused by input, configuration or environment, not by a bug."""
+
+
+class ConfigError(CampaignerError):
+    """The configuration file or environment is invalid."""
+
+
+class SchemaOutdated(CampaignerError):
+    """The database schema is older than this version of Campaigner."""

@@ -1,0 +1,168 @@
+"""The gateway contract, written once here so that each implementation stays terse.
+
+A gateway takes a batch of outgoing messages and returns one result per message, in the
+same order. It never raises for a problem with one message; it raises `GatewayError` only
+when the whole request failed (network, authentication, rate limiting, a 5xx), so the
+dispatcher can retry or open its circuit breaker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    from campaigner.config import GatewaySettings
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    id: int  # the ledger row id: gateways that accept a client reference must send it
+    phone: str  # E.164
+    text: str
+    encoding: str = "gsm7"  # "gsm7" or "ucs2"
+    sender: str = ""
+
+
+class Outcome(StrEnum):
+    ACCEPTED = "accepted"
+    TEMPORARY = "temporary"  # try again later
+    PERMANENT = "permanent"  # never try this message again
+
+
+@dataclass(frozen=True)
+class SendResult:
+    message_id: int
+    outcome: Outcome
+    provider_id: str | None = None
+    code: str | None = None
+    error: str | None = None
+    retry_after: float | None = None
+    opted_out: bool = False  # the operator or provider says this number refuses marketing
+    invalid_number: bool = False
+
+    @classmethod
+    def accepted(cls, message_id: int, provider_id: str | None = None) -> SendResult:
+        return cls(message_id, Outcome.ACCEPTED, provider_id=provider_id)
+
+    @classmethod
+    def temporary(
+        cls, message_id: int, error: str, code: str | None = None, retry_after: float | None = None
+    ) -> SendResult:
+        return cls(message_id, Outcome.TEMPORARY, code=code, error=error, retry_after=retry_after)
+
+    @classmethod
+    def permanent(
+        cls,
+        message_id: int,
+        error: str,
+        code: str | None = None,
+        *,
+        opted_out: bool = False,
+        invalid_number: bool = False,
+    ) -> SendResult:
+        return cls(
+            message_id,
+            Outcome.PERMANENT,
+            code=code,
+            error=error,
+            opted_out=opted_out,
+            invalid_number=invalid_number,
+        )
+
+
+class GatewayError(Exception):
+    """The whole request failed. `temporary` errors are retried; `auth` opens the breaker."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        temporary: bool = True,
+        auth: bool = False,
+        retry_after: float | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.temporary = temporary and not auth
+        self.auth = auth
+        self.retry_after = retry_after
+        self.code = code
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    status: str  # "delivered", "undelivered" or "sent" (accepted further along, not final)
+    message_id: int | None = None  # our ledger id, when the provider echoes it back
+    provider_id: str | None = None
+    code: str | None = None
+    error: str | None = None
+    opted_out: bool = False
+
+
+@dataclass(frozen=True)
+class InboundSms:
+    phone: str  # as the provider gave it; normalised by the caller
+    text: str
+    provider_id: str | None = None
+    received_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    """What a webhook handler needs of an HTTP request, independent of the web framework."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    query: Mapping[str, str] = field(default_factory=dict)
+    form: Mapping[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+    @property
+    def params(self) -> dict[str, str]:
+        return {**self.query, **self.form}
+
+
+class Gateway:
+    """Base class for SMS gateways; subclasses set `name`, `max_batch` and implement `send`.
+
+    Optional capabilities have safe defaults: `status` returns nothing (reconciliation
+    impossible, rows stay `unknown`), webhook parsers return nothing.
+    """
+
+    name: ClassVar[str] = ""
+    max_batch: ClassVar[int] = 1
+    supports_status: ClassVar[bool] = False
+
+    def __init__(self, settings: GatewaySettings, *, webhook_url: str = "") -> None:
+        self.settings = settings
+        # Base URL of the daemon's webhooks for this gateway, e.g. http://host:8025/webhooks/kannel
+        self.webhook_url = webhook_url
+
+    def send(self, batch: Sequence[OutgoingMessage]) -> list[SendResult]:
+        raise NotImplementedError
+
+    def status(self, messages: Sequence[OutgoingMessage]) -> list[DeliveryReport]:
+        """Look up what happened to messages whose outcome we lost (crash mid-send)."""
+        return []
+
+    def parse_delivery_report(self, request: WebhookRequest) -> list[DeliveryReport]:
+        return []
+
+    def parse_inbound(self, request: WebhookRequest) -> list[InboundSms]:
+        return []
+
+    def poll_inbound(self, since: dict[str, object]) -> tuple[list[InboundSms], dict[str, object]]:
+        """For providers without inbound webhooks: new messages and the cursor to keep."""
+        return [], since
+
+    def verify_webhook(self, request: WebhookRequest) -> bool | None:
+        """Check a provider signature; None means this gateway has none (use the token)."""
+        return None
+
+    def close(self) -> None:
+        """Release connections."""

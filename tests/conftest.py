@@ -1,0 +1,155 @@
+"""Shared fixtures: both database backends, a fixed clock, settings, a capturing gateway.
+
+Every test that takes `engine` or `sessions` runs twice: on SQLite and on the PostgreSQL at
+127.0.0.1:5432. PostgreSQL tests skip (with the reason shown) only where no server answers;
+with CAMPAIGNER_REQUIRE_POSTGRES=1 (set by CI) an unreachable server is a failure instead.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from campaigner.clock import FixedClock
+from campaigner.config import GatewaySettings, Settings
+from campaigner.db import create_engine_for, session_factory, upgrade
+from campaigner.db.models import Base
+from campaigner.gateways.base import Gateway, OutgoingMessage, SendResult
+
+PG_ADMIN_URL = os.environ.get(
+    "CAMPAIGNER_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+REQUIRE_PG = os.environ.get("CAMPAIGNER_REQUIRE_POSTGRES") == "1"
+
+
+def _pg_reason() -> str | None:
+    try:
+        engine = create_engine(PG_ADMIN_URL, connect_args={"connect_timeout": 3})
+        with engine.connect() as connection:
+            connection.execute(text("select 1"))
+        engine.dispose()
+    except Exception as exc:
+        return f"PostgreSQL not reachable at {PG_ADMIN_URL}: {type(exc).__name__}"
+    return None
+
+
+PG_UNAVAILABLE = _pg_reason()
+
+
+def create_pg_database() -> str:
+    """A new, empty PostgreSQL database; returns its URL. Parallel runs never collide."""
+    name = f"campaigner_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+
+
+def drop_pg_database(url: str) -> None:
+    name = url.rsplit("/", 1)[1]
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def require_postgres() -> None:
+    if PG_UNAVAILABLE:
+        if REQUIRE_PG:
+            pytest.fail(PG_UNAVAILABLE + " (CAMPAIGNER_REQUIRE_POSTGRES=1)")
+        pytest.skip(PG_UNAVAILABLE)
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """One migrated PostgreSQL database for the whole run, emptied before each test."""
+    require_postgres()
+    url = create_pg_database()
+    engine = create_engine_for(url)
+    upgrade(engine)
+    engine.dispose()
+    yield url
+    drop_pg_database(url)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file, copied for each test (much faster than migrating each time)."""
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    engine = create_engine_for(f"sqlite:///{path}")
+    upgrade(engine)
+    engine.dispose()
+    return path
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> str:
+    if request.param == "sqlite":
+        path = tmp_path / "campaigner.db"
+        shutil.copyfile(sqlite_template, path)
+        return f"sqlite:///{path}"
+    url: str = request.getfixturevalue("pg_url")
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+    return url
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    engine = create_engine_for(db_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def sessions(engine: Engine) -> sessionmaker[Session]:
+    return session_factory(engine)
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    # 06:30 in Tehran on the last day of 1404 (Esfand 29): a useful place for calendar tests.
+    return FixedClock(datetime(2026, 3, 20, 3, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db_url: str) -> Settings:
+    return Settings.model_validate(
+        {
+            "database": {"url": db_url},
+            "paths": {"rules": str(tmp_path / "rules"), "templates": str(tmp_path / "templates")},
+        }
+    )
+
+
+class CaptureGateway(Gateway):
+    """Accepts everything and remembers it, like a phone that never misses a message."""
+
+    name: ClassVar[str] = "capture"
+    max_batch: ClassVar[int] = 50
+
+    def __init__(self, settings: GatewaySettings | None = None, *, webhook_url: str = "") -> None:
+        super().__init__(settings or GatewaySettings(name="capture"), webhook_url=webhook_url)
+        self.sent: list[OutgoingMessage] = []
+
+    def send(self, batch: Sequence[OutgoingMessage]) -> list[SendResult]:
+        self.sent.extend(batch)
+        return [SendResult.accepted(m.id, f"cap-{m.id}") for m in batch]
+
+
+@pytest.fixture
+def capture_gateway() -> CaptureGateway:
+    return CaptureGateway()

@@ -1,0 +1,107 @@
+from pathlib import Path
+
+import pytest
+
+from campaigner.config import load_settings, mask_url, masked
+from campaigner.errors import ConfigError
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_file_values_are_read(tmp_path: Path) -> None:
+    path = write(tmp_path, '[shop]\nname = "Gol Shop"\n[sending]\nwindow = "08:00-21:00"\n')
+    settings = load_settings(path)
+    assert settings.shop.name == "Gol Shop"
+    assert str(settings.sending.send_window) == "08:00-21:00"
+
+
+def test_environment_overrides_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path, '[gateway]\nname = "file"\napi_key = "from-file"\n[shop]\nname = "A"\n')
+    monkeypatch.setenv("CAMPAIGNER_GATEWAY__API_KEY", "from-env")
+    monkeypatch.setenv("CAMPAIGNER_SHOP__NAME", "B")
+    settings = load_settings(path)
+    assert settings.gateway.api_key is not None
+    assert settings.gateway.api_key.get_secret_value() == "from-env"
+    assert settings.gateway.name == "file"  # untouched keys still come from the file
+    assert settings.shop.name == "B"
+
+
+def test_config_path_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path, '[shop]\nname = "Env Path"\n')
+    monkeypatch.setenv("CAMPAIGNER_CONFIG", str(path))
+    assert load_settings().shop.name == "Env Path"
+
+
+def test_unknown_key_is_named(tmp_path: Path) -> None:
+    path = write(tmp_path, '[gateway]\napi_kye = "x"\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    assert "gateway.api_kye" in str(info.value)
+    assert "unknown key" in str(info.value)
+    assert str(path) in str(info.value)
+
+
+def test_unknown_section_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="gatway"):
+        load_settings(write(tmp_path, "[gatway]\nname = 'x'\n"))
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ('[sending]\nwindow = "9-20"\n', "sending.window"),
+        ("[sending]\nmax_per_day = -1\n", "sending.max_per_day"),
+        ('[customers]\ntimezone = "Mars/Olympus"\n', "customers.timezone"),
+        ('[server]\nport = "http"\n', "server.port"),
+    ],
+)
+def test_bad_values_are_named(tmp_path: Path, text: str, key: str) -> None:
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load_settings(write(tmp_path, text))
+
+
+def test_bad_environment_value_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CAMPAIGNER_SENDING__MAX_ATTEMPTS", "many")
+    with pytest.raises(ConfigError, match=r"sending\.max_attempts"):
+        load_settings(write(tmp_path, ""))
+
+
+def test_toml_syntax_error_names_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "[shop\nname=1")
+    with pytest.raises(ConfigError, match=r"config\.toml"):
+        load_settings(path)
+
+
+def test_missing_explicit_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_settings(tmp_path / "nope.toml")
+
+
+def test_relative_paths_follow_the_config_file(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, ""))
+    assert settings.paths.rules == tmp_path / "rules"
+    assert settings.database.url == f"sqlite:///{tmp_path.resolve()}/campaigner.db"
+
+
+def test_masked_hides_every_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(
+        tmp_path,
+        '[database]\nurl = "postgresql+psycopg://app:pg-s3cret@db/shop"\n'
+        '[gateway]\npassword = "kannel-s3cret"\nauth_token = "twilio-s3cret"\n'
+        '[server]\nwebhook_token = "hook-s3cret"\napi_tokens = ["api-s3cret"]\n'
+        '[gateways.backup]\nname = "kavenegar"\napi_key = "backup-s3cret"\n',
+    )
+    monkeypatch.setenv("CAMPAIGNER_GATEWAY__API_KEY", "env-s3cret")
+    text = repr(masked(load_settings(path)))
+    assert "s3cret" not in text
+    assert "********" in text
+    assert "kavenegar" in text
+
+
+def test_mask_url() -> None:
+    assert mask_url("postgresql://u:pw@h/db") == "postgresql://u:********@h/db"
+    assert mask_url("sqlite:///x.db") == "sqlite:///x.db"
