@@ -57,11 +57,8 @@ def insert_ignore(bind: Session | Connection, table: Table, rows: Sequence[dict[
 
 
 def _execute_values(bind: Session | Connection, stmt: Any, rows: Sequence[dict[str, Any]]) -> int:
-    """Multi-row VALUES with RETURNING: counting returned rows is exact on every driver,
-    where rowcount is not. Chunks stay under SQLite's 32,766 bound parameters."""
-    per_chunk = max(1, 30_000 // max(1, len(rows[0])))
-    total = 0
-    for start in range(0, len(rows), per_chunk):
-        chunk = list(rows[start : start + per_chunk])
-        total += len(bind.execute(stmt.values(chunk).returning(literal_column("1"))).all())
-    return total
+    """Executemany with RETURNING: SQLAlchemy batches it into multi-row statements from one
+    cached compilation, and counting returned rows is exact on every driver, where rowcount
+    is not."""
+    result = bind.execute(stmt.returning(literal_column("1")), list(rows))
+    return len(result.all())
