@@ -58,7 +58,7 @@ class KannelGateway(HttpGateway):
             params["dlr-url"] = self.dlr_url(message.id)
         for key, value in self.settings.options.items():
             params.setdefault(str(key), str(value))  # e.g. smsc, validity, priority
-        response = self.request("POST", "cgi-bin/sendsms", data=params)
+        response = self.request("GET", "cgi-bin/sendsms", params=params)
         body = response.text.strip()
         if response.status_code in (200, 202) and body[:2] in ("0:", "3:"):
             return SendResult.accepted(message.id)
