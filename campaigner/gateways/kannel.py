@@ -20,7 +20,7 @@ from campaigner.gateways.base import (
     SendResult,
     WebhookRequest,
 )
-from campaigner.gateways.http import HttpGateway
+from campaigner.gateways.http import HttpGateway, retry_after
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,7 @@ class KannelGateway(HttpGateway):
         raise self.error(
             f"HTTP {response.status_code}: {body[:200]!r}",
             code=str(response.status_code),
+            retry_after=retry_after(response),
             maybe_sent=response.is_success,
         )
 
