@@ -8,6 +8,7 @@ dispatcher can retry or open its circuit breaker.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,7 +25,8 @@ class OutgoingMessage:
     phone: str  # E.164
     text: str
     encoding: str = "gsm7"  # "gsm7" or "ucs2"
-    sender: str = ""
+    sender: str = ""  # empty: the gateway's configured sender
+    provider_id: str | None = None  # known for sent rows: lets `status` look them up
 
 
 class Outcome(StrEnum):
@@ -85,12 +87,16 @@ class GatewayError(Exception):
         auth: bool = False,
         retry_after: float | None = None,
         code: str | None = None,
+        maybe_sent: bool = False,
     ) -> None:
         super().__init__(message)
         self.temporary = temporary and not auth
         self.auth = auth
         self.retry_after = retry_after
         self.code = code
+        # The request may have reached the provider (read timeout, garbled reply): resending
+        # blindly could send twice, so such messages should become `unknown` and be reconciled.
+        self.maybe_sent = maybe_sent
 
 
 @dataclass(frozen=True)
@@ -127,7 +133,7 @@ class WebhookRequest:
         return {**self.query, **self.form}
 
 
-class Gateway:
+class Gateway(ABC):
     """Base class for SMS gateways; subclasses set `name`, `max_batch` and implement `send`.
 
     Optional capabilities have safe defaults: `status` returns nothing (reconciliation
@@ -137,14 +143,24 @@ class Gateway:
     name: ClassVar[str] = ""
     max_batch: ClassVar[int] = 1
     supports_status: ClassVar[bool] = False
+    polls_inbound: ClassVar[bool] = False  # the daemon calls `poll_inbound` on a timer
 
-    def __init__(self, settings: GatewaySettings, *, webhook_url: str = "") -> None:
+    def __init__(
+        self, settings: GatewaySettings, *, webhook_url: str = "", webhook_token: str = ""
+    ) -> None:
         self.settings = settings
         # Base URL of the daemon's webhooks for this gateway, e.g. http://host:8025/webhooks/kannel
-        self.webhook_url = webhook_url
+        self.webhook_url = webhook_url.rstrip("/")
+        # The shared secret that callback URLs handed to the provider must carry.
+        self.webhook_token = webhook_token
 
+    @property
+    def sender(self) -> str:
+        return self.settings.sender
+
+    @abstractmethod
     def send(self, batch: Sequence[OutgoingMessage]) -> list[SendResult]:
-        raise NotImplementedError
+        """One result per message, in order; raises GatewayError only if nothing was sent."""
 
     def status(self, messages: Sequence[OutgoingMessage]) -> list[DeliveryReport]:
         """Look up what happened to messages whose outcome we lost (crash mid-send)."""
@@ -156,13 +172,16 @@ class Gateway:
     def parse_inbound(self, request: WebhookRequest) -> list[InboundSms]:
         return []
 
-    def poll_inbound(self, since: dict[str, object]) -> tuple[list[InboundSms], dict[str, object]]:
-        """For providers without inbound webhooks: new messages and the cursor to keep."""
-        return [], since
+    def poll_inbound(self, cursor: dict[str, object]) -> tuple[list[InboundSms], dict[str, object]]:
+        """For providers without inbound webhooks: new messages and the cursor to keep.
+
+        The cursor is opaque to the caller, who stores it (sync_state) and passes it back.
+        """
+        return [], cursor
 
     def verify_webhook(self, request: WebhookRequest) -> bool | None:
         """Check a provider signature; None means this gateway has none (use the token)."""
         return None
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - most gateways hold nothing to release
         """Release connections."""

@@ -16,9 +16,14 @@ class ConsoleGateway(Gateway):
     max_batch: ClassVar[int] = 100
 
     def __init__(
-        self, settings: GatewaySettings, *, webhook_url: str = "", stream: TextIO | None = None
+        self,
+        settings: GatewaySettings,
+        *,
+        webhook_url: str = "",
+        webhook_token: str = "",
+        stream: TextIO | None = None,
     ) -> None:
-        super().__init__(settings, webhook_url=webhook_url)
+        super().__init__(settings, webhook_url=webhook_url, webhook_token=webhook_token)
         self.stream = stream
         self._ids = count(1)
 

@@ -17,8 +17,10 @@ class FileGateway(Gateway):
     name: ClassVar[str] = "file"
     max_batch: ClassVar[int] = 500
 
-    def __init__(self, settings: GatewaySettings, *, webhook_url: str = "") -> None:
-        super().__init__(settings, webhook_url=webhook_url)
+    def __init__(
+        self, settings: GatewaySettings, *, webhook_url: str = "", webhook_token: str = ""
+    ) -> None:
+        super().__init__(settings, webhook_url=webhook_url, webhook_token=webhook_token)
         if settings.path is None:
             raise ConfigError("gateway.path: the file gateway needs a path to write to")
         self.path = Path(settings.path)

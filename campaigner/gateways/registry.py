@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from importlib.metadata import EntryPoint, entry_points
+from typing import Any
 
 from campaigner.config import GatewaySettings
 from campaigner.errors import ConfigError
@@ -31,5 +32,10 @@ def gateway_class(name: str) -> type[Gateway]:
     return cls
 
 
-def create_gateway(settings: GatewaySettings, *, webhook_url: str = "") -> Gateway:
-    return gateway_class(settings.name)(settings, webhook_url=webhook_url)
+def create_gateway(
+    settings: GatewaySettings, *, webhook_url: str = "", webhook_token: str = "", **extra: Any
+) -> Gateway:
+    """The gateway named by `settings.name`. `extra` reaches the constructor as keywords
+    (e.g. `transport=` for HTTP gateways under test)."""
+    cls = gateway_class(settings.name)
+    return cls(settings, webhook_url=webhook_url, webhook_token=webhook_token, **extra)

@@ -1,0 +1,168 @@
+"""What every HTTP gateway shares: one pooled httpx client, error mapping, secret redaction.
+
+Secrets reach providers in headers, form fields and, for Kavenegar, the URL path. httpx logs
+each request URL at INFO, so a logging filter scrubs every registered secret from the httpx
+loggers and ours; exception texts are built without URLs and scrubbed as well.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from email.utils import parsedate_to_datetime
+from typing import Any, ClassVar
+
+import httpx
+
+from campaigner.config import GatewaySettings
+from campaigner.gateways.base import Gateway, GatewayError, OutgoingMessage, SendResult
+
+MASK = "********"
+_secrets: set[str] = set()
+_lock = threading.Lock()
+
+
+def register_secret(secret: str | None) -> None:
+    """From now on, `secret` is masked in every log line that passes our filter."""
+    if secret and len(secret) >= 4:
+        with _lock:
+            _secrets.add(secret)
+
+
+def redact(text: str, extra: Iterable[str] = ()) -> str:
+    with _lock:
+        secrets = sorted({*_secrets, *(s for s in extra if s)}, key=len, reverse=True)
+    for secret in secrets:
+        text = text.replace(secret, MASK)
+    return text
+
+
+class RedactSecrets(logging.Filter):
+    """Rewrites a record's message with every registered secret masked."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = redact(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
+_FILTER = RedactSecrets()
+# Filters on a logger only see records created on that logger, so each one is listed.
+REDACTED_LOGGERS = ("httpx", "httpcore", "httpcore.http11", "httpcore.connection", "campaigner")
+
+
+def install_redaction(*logger_names: str) -> None:
+    for name in (*REDACTED_LOGGERS, *logger_names):
+        logger = logging.getLogger(name)
+        if _FILTER not in logger.filters:
+            logger.addFilter(_FILTER)
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """Seconds from a Retry-After header (delta seconds or an HTTP date)."""
+    value = response.headers.get("retry-after", "").strip()
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    date = response.headers.get("date")
+    base = parsedate_to_datetime(date) if date else None
+    if base is None:
+        return None
+    return max(0.0, (moment - base).total_seconds())
+
+
+class HttpGateway(Gateway):
+    """A gateway that talks HTTP. Subclasses set `default_url` and use `request`."""
+
+    default_url: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        *,
+        webhook_url: str = "",
+        webhook_token: str = "",
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        super().__init__(settings, webhook_url=webhook_url, webhook_token=webhook_token)
+        for secret in (settings.password, settings.api_key, settings.auth_token):
+            register_secret(secret.get_secret_value() if secret else None)
+        register_secret(webhook_token)
+        install_redaction(type(self).__module__)
+        base_url = (settings.url or self.default_url).rstrip("/") + "/"
+        self.client = httpx.Client(
+            base_url=base_url,
+            timeout=httpx.Timeout(
+                settings.timeout_seconds, connect=min(5.0, settings.timeout_seconds)
+            ),
+            limits=httpx.Limits(
+                max_connections=settings.max_in_flight * 2,
+                max_keepalive_connections=settings.max_in_flight,
+            ),
+            transport=transport,
+            headers={"User-Agent": "campaigner"},
+        )
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Send one request; network failures become GatewayError without URL or secret."""
+        try:
+            return self.client.request(method, path, **kwargs)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            raise GatewayError(self._describe(exc), code="network") from None
+        except httpx.HTTPError as exc:
+            # Timeouts and broken replies after the request left: it may have been sent.
+            raise GatewayError(self._describe(exc), code="network", maybe_sent=True) from None
+
+    def _describe(self, exc: Exception) -> str:
+        detail = redact(str(exc)) or "no detail"
+        return f"{self.name}: {type(exc).__name__}: {detail}"
+
+    def error(self, message: str, **kwargs: Any) -> GatewayError:
+        """A GatewayError whose text is prefixed with the gateway name and scrubbed."""
+        return GatewayError(redact(f"{self.name}: {message}"), **kwargs)
+
+    def json(self, response: httpx.Response) -> Any:
+        try:
+            return response.json()
+        except ValueError:
+            raise self.error(
+                f"HTTP {response.status_code} with a reply that is not JSON",
+                code="malformed",
+                maybe_sent=response.is_success,
+            ) from None
+
+    def send_each(
+        self,
+        batch: Sequence[OutgoingMessage],
+        size: int,
+        send_part: Callable[[Sequence[OutgoingMessage]], list[SendResult]],
+    ) -> list[SendResult]:
+        """Send `batch` in parts of `size`. If a part fails after others went out, the rest
+        come back as temporary results instead of an exception, so accepted ones are kept."""
+        results: list[SendResult] = []
+        for start in range(0, len(batch), size):
+            part = batch[start : start + size]
+            try:
+                results.extend(send_part(part))
+            except GatewayError as exc:
+                if not results or exc.maybe_sent:
+                    raise
+                results.extend(
+                    SendResult.temporary(m.id, str(exc), code=exc.code, retry_after=exc.retry_after)
+                    for m in batch[start:]
+                )
+                break
+        return results
+
+    def close(self) -> None:
+        self.client.close()

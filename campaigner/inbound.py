@@ -1,0 +1,160 @@
+"""What comes back from phones: replies (opt-out and opt-in keywords) and delivery reports.
+
+Both run in the caller's transaction (the caller commits) and are idempotent, because
+providers resend webhooks and pollers see the same reply more than once.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import datetime
+from typing import cast
+
+from sqlalchemy import Table, delete, select
+from sqlalchemy.orm import Session
+
+from campaigner.config import Settings
+from campaigner.customers.phones import InvalidPhone, normalize_phone, to_ascii_digits
+from campaigner.db.models import Customer, InboundMessage, Message, MessageStatus, OptOut
+from campaigner.db.upsert import insert_ignore
+from campaigner.gateways.base import DeliveryReport, InboundSms
+
+log = logging.getLogger(__name__)
+
+INBOUND = cast(Table, InboundMessage.__table__)
+OPT_OUTS = cast(Table, OptOut.__table__)
+
+OPTED_OUT = "opted_out"
+OPTED_IN = "opted_in"
+STORED = "stored"
+DUPLICATE = "duplicate"
+INVALID_PHONE = "invalid_phone"
+
+_TOKENS = re.compile(r"\d+|[^\d\s]+")
+_INVISIBLE = str.maketrans({"\u200c": " ", "\u200f": None, "\u200e": None, "\u200d": None})
+_PUNCTUATION = ".,!?;:؛،؟«»\"'()"
+
+
+def _tokens(text: str) -> list[str]:
+    """'  لغو۱۱ ' -> ['لغو', '11']: digits made ASCII, letters split from digits, case folded."""
+    clean = to_ascii_digits(text).translate(_INVISIBLE).casefold()
+    return [
+        token.strip(_PUNCTUATION) for token in _TOKENS.findall(clean) if token.strip(_PUNCTUATION)
+    ]
+
+
+def is_keyword_reply(text: str, keywords: list[str]) -> bool:
+    """True when the reply is made of keywords only: 'STOP', 'لغو', '۱۱', 'لغو 11', 'stop!'."""
+    words = {token for keyword in keywords for token in _tokens(keyword)}
+    tokens = _tokens(text)
+    return bool(tokens) and all(token in words for token in tokens)
+
+
+def handle_inbound(
+    session: Session, sms: InboundSms, *, gateway: str, settings: Settings, now: datetime
+) -> str:
+    """Record a reply and act on it at once; returns the action taken."""
+    try:
+        phone = normalize_phone(sms.phone, settings.customers.region)
+    except InvalidPhone:
+        log.warning("inbound reply via %s from an invalid number ignored", gateway)
+        return INVALID_PHONE
+    if is_keyword_reply(sms.text, settings.messages.optout_keywords):
+        action = OPTED_OUT
+    elif is_keyword_reply(sms.text, settings.messages.optin_keywords):
+        action = OPTED_IN
+    else:
+        action = STORED
+    customer_id = session.scalars(
+        select(Customer.id).where(Customer.phone == phone).order_by(Customer.id).limit(1)
+    ).first()
+    row = {
+        "phone": phone,
+        "text": sms.text,
+        "gateway": gateway,
+        "provider_id": sms.provider_id,
+        "customer_id": customer_id,
+        "action": action,
+        "received_at": sms.received_at or now,
+    }
+    if sms.provider_id and not insert_ignore(session, INBOUND, [row]):
+        return DUPLICATE
+    if not sms.provider_id:
+        session.add(InboundMessage(**row))
+    if action == OPTED_OUT:
+        add_opt_out(session, phone, source="sms", reason=f"reply via {gateway}", now=now)
+    elif action == OPTED_IN:
+        session.execute(delete(OptOut).where(OptOut.phone == phone))
+    session.flush()
+    log.info("inbound reply via %s: %s", gateway, action)
+    return action
+
+
+def add_opt_out(session: Session, phone: str, *, source: str, reason: str, now: datetime) -> None:
+    """Add `phone` to the opt-out list; an existing entry keeps its original source and date."""
+    insert_ignore(
+        session,
+        OPT_OUTS,
+        [{"phone": phone, "source": source, "reason": reason[:255], "created_at": now}],
+    )
+
+
+# Rows a report may move: those that were (or may have been) handed to the gateway.
+_REPORTABLE = {
+    MessageStatus.SENDING,
+    MessageStatus.SENT,
+    MessageStatus.UNKNOWN,
+    MessageStatus.DELIVERED,
+    MessageStatus.UNDELIVERED,
+}
+
+
+def apply_delivery_report(
+    session: Session, report: DeliveryReport, *, gateway: str, now: datetime
+) -> bool:
+    """Update the ledger row a report is about. False (and a log line) when there is none.
+
+    A final state is never downgraded to `sent`, and `delivered` is never turned into
+    `undelivered`: reports arrive twice and out of order.
+    """
+    query = select(Message).with_for_update()
+    if report.message_id is not None:
+        query = query.where(Message.id == report.message_id)
+    elif report.provider_id:
+        query = query.where(Message.provider_id == report.provider_id, Message.gateway == gateway)
+    else:
+        log.warning("delivery report via %s names no message; ignored", gateway)
+        return False
+    message = session.scalars(query).first()
+    if message is None or (message.gateway and message.gateway != gateway):
+        log.warning(
+            "delivery report via %s for unknown message id=%s provider_id=%s",
+            gateway,
+            report.message_id,
+            report.provider_id,
+        )
+        return False
+    if message.status not in _REPORTABLE:
+        log.info("delivery report for message %s in state %s ignored", message.id, message.status)
+        return True
+    if report.provider_id and not message.provider_id:
+        message.provider_id = report.provider_id
+    if report.status == "delivered":
+        if message.status != MessageStatus.DELIVERED:
+            message.status = MessageStatus.DELIVERED
+            message.delivered_at = now
+    elif report.status == "undelivered":
+        if message.status != MessageStatus.DELIVERED:
+            message.status = MessageStatus.UNDELIVERED
+            message.last_error = report.error or (f"code {report.code}" if report.code else None)
+    elif message.status in (MessageStatus.SENDING, MessageStatus.UNKNOWN):
+        message.status = MessageStatus.SENT
+    if message.sent_at is None and message.status != MessageStatus.SENDING:
+        message.sent_at = now
+    if report.opted_out and message.phone:
+        add_opt_out(
+            session, message.phone, source="gateway", reason=f"{gateway} blacklist", now=now
+        )
+    session.flush()
+    return True

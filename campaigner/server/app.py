@@ -1,0 +1,32 @@
+"""The daemon's one ASGI app: webhooks here, health, metrics and ingest added by the daemon."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute
+
+from campaigner.clock import Clock
+from campaigner.config import Settings
+from campaigner.gateways.base import Gateway
+from campaigner.server.webhooks import WebhookContext, webhook_routes
+
+
+def create_app(
+    *,
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    clock: Clock,
+    gateways: Mapping[str, Gateway],
+    extra_routes: Sequence[BaseRoute] = (),
+) -> Starlette:
+    """`gateways` maps the name used in webhook URLs (/webhooks/NAME/...) to its client."""
+    context = WebhookContext(settings=settings, sessions=sessions, clock=clock, gateways=gateways)
+    app = Starlette(routes=[*webhook_routes(context), *extra_routes])
+    app.state.settings = settings
+    app.state.sessions = sessions
+    app.state.clock = clock
+    app.state.gateways = gateways
+    return app

@@ -1,0 +1,173 @@
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.testclient import TestClient
+
+from campaigner.clock import FixedClock
+from campaigner.config import GatewaySettings, Settings
+from campaigner.db.models import Customer, InboundMessage, Message, MessageStatus, OptOut
+from campaigner.gateways.base import Gateway
+from campaigner.gateways.kannel import KannelGateway
+from campaigner.gateways.twilio import TwilioGateway, twilio_signature
+from campaigner.server.app import create_app
+
+TOKEN = "hook-token-123"
+TWILIO_TOKEN = "twilio-secret"
+PHONE = "+989121234567"
+
+
+@pytest.fixture
+def client(
+    settings: Settings, sessions: sessionmaker[Session], clock: FixedClock
+) -> Iterator[TestClient]:
+    settings = Settings.model_validate(
+        {"database": {"url": settings.database.url}, "server": {"webhook_token": TOKEN}}
+    )
+    gateways: dict[str, Gateway] = {
+        "kannel": KannelGateway(GatewaySettings(name="kannel")),
+        "twilio": TwilioGateway(
+            GatewaySettings(name="twilio", account_sid="AC1", auth_token=TWILIO_TOKEN),
+            webhook_url="http://testserver/webhooks/twilio",
+        ),
+    }
+    app = create_app(settings=settings, sessions=sessions, clock=clock, gateways=gateways)
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def message_id(sessions: sessionmaker[Session]) -> int:
+    now = datetime(2026, 3, 20, tzinfo=UTC)
+    with sessions.begin() as session:
+        customer = Customer(external_id="c1", first_name="سارا", phone=PHONE)
+        session.add(customer)
+        session.flush()
+        row = Message(
+            rule="thank_you",
+            customer_id=customer.id,
+            occurrence_key="1",
+            status=MessageStatus.SENT,
+            phone=PHONE,
+            due_at=now,
+            scheduled_for=now,
+            gateway="kannel",
+            sent_at=now,
+        )
+        session.add(row)
+        session.flush()
+        return row.id
+
+
+def status_of(sessions: sessionmaker[Session], message_id: int) -> str:
+    with sessions() as session:
+        row = session.get(Message, message_id)
+        assert row is not None
+        return row.status
+
+
+def test_wrong_or_missing_token_is_401_and_changes_nothing(
+    client: TestClient, sessions: sessionmaker[Session], message_id: int
+) -> None:
+    for params, headers in (
+        ({"id": message_id, "status": 1}, {}),
+        ({"id": message_id, "status": 1, "token": "nope"}, {}),
+        ({"id": message_id, "status": 1}, {"X-Campaigner-Token": "nope"}),
+    ):
+        assert client.get("/webhooks/kannel/dlr", params=params, headers=headers).status_code == 401
+    inbound = client.get("/webhooks/kannel/inbound", params={"from": PHONE, "text": "STOP"})
+    assert inbound.status_code == 401
+    assert client.get("/webhooks/nosuch/dlr", params={"token": TOKEN}).status_code == 404
+    assert client.get("/webhooks/nosuch/dlr").status_code == 401
+    assert status_of(sessions, message_id) == "sent"
+    with sessions() as session:
+        assert session.scalars(select(OptOut)).all() == []
+
+
+def test_delivery_report_updates_the_ledger_once(
+    client: TestClient, sessions: sessionmaker[Session], message_id: int, clock: FixedClock
+) -> None:
+    for value in ("8", "1", "1", "2"):  # accepted, delivered, resent, late failure
+        response = client.get(
+            "/webhooks/kannel/dlr", params={"id": message_id, "status": value, "token": TOKEN}
+        )
+        assert response.status_code == 200
+    with sessions() as session:
+        row = session.get(Message, message_id)
+        assert row is not None
+        assert (row.status, row.delivered_at) == ("delivered", clock.now())
+
+
+def test_undelivered_report_and_unknown_id(
+    client: TestClient, sessions: sessionmaker[Session], message_id: int
+) -> None:
+    headers = {"X-Campaigner-Token": TOKEN}
+    response = client.post(
+        "/webhooks/kannel/dlr", params={"id": message_id, "status": "16"}, headers=headers
+    )
+    assert response.status_code == 200
+    assert status_of(sessions, message_id) == "undelivered"
+    unknown = client.get("/webhooks/kannel/dlr", params={"id": 999, "status": 1}, headers=headers)
+    assert unknown.status_code == 200 and unknown.text == "ok 0/1"
+    bad = client.get("/webhooks/kannel/dlr", params={"status": 1}, headers=headers)
+    assert bad.status_code == 400
+
+
+@pytest.mark.parametrize("reply", ["لغو", " STOP ", "۱۱", "لغو ۱۱", "stop!"])
+def test_opt_out_reply_then_opt_in(
+    client: TestClient, sessions: sessionmaker[Session], message_id: int, reply: str
+) -> None:
+    params = {"from": "09121234567", "text": reply, "id": "mo-1", "token": TOKEN}
+    response = client.get("/webhooks/kannel/inbound", params=params)
+    assert response.status_code == 200 and response.text == "ok opted_out"
+    assert client.get("/webhooks/kannel/inbound", params=params).text == "ok duplicate"
+    with sessions() as session:
+        opt_out = session.get(OptOut, PHONE)
+        assert opt_out is not None and opt_out.source == "sms"
+    start = {"from": "989121234567", "text": "START", "id": "mo-2", "token": TOKEN}
+    assert client.get("/webhooks/kannel/inbound", params=start).text == "ok opted_in"
+    with sessions() as session:
+        assert session.get(OptOut, PHONE) is None
+        stored = session.scalars(select(InboundMessage).order_by(InboundMessage.id)).all()
+        assert [(m.phone, m.action) for m in stored] == [(PHONE, "opted_out"), (PHONE, "opted_in")]
+        assert stored[0].customer_id is not None
+
+
+def test_other_replies_are_stored_only(client: TestClient, sessions: sessionmaker[Session]) -> None:
+    params = {"from": PHONE, "text": "ممنون، لغو نکنید", "id": "mo-3", "token": TOKEN}
+    assert client.get("/webhooks/kannel/inbound", params=params).text == "ok stored"
+    with sessions() as session:
+        assert session.get(OptOut, PHONE) is None
+        (stored,) = session.scalars(select(InboundMessage)).all()
+        assert stored.text == "ممنون، لغو نکنید"
+
+
+def test_twilio_callbacks_are_verified_by_signature(
+    client: TestClient, sessions: sessionmaker[Session], message_id: int
+) -> None:
+    with sessions.begin() as session:
+        row = session.get(Message, message_id)
+        assert row is not None
+        row.gateway, row.provider_id = "twilio", "SM1"
+    url = f"http://testserver/webhooks/twilio/dlr?id={message_id}"
+    form = {"MessageSid": "SM1", "MessageStatus": "delivered"}
+    forged = client.post(url, data=form, headers={"X-Twilio-Signature": "bm90IGl0"})
+    assert forged.status_code == 401
+    assert status_of(sessions, message_id) == "sent"
+    signed = client.post(
+        url, data=form, headers={"X-Twilio-Signature": twilio_signature(TWILIO_TOKEN, url, form)}
+    )
+    assert signed.status_code == 200
+    assert status_of(sessions, message_id) == "delivered"
+    stop = {"From": PHONE, "Body": "STOP", "MessageSid": "SM9"}
+    inbound_url = "http://testserver/webhooks/twilio/inbound"
+    response = client.post(
+        inbound_url,
+        data=stop,
+        headers={"X-Twilio-Signature": twilio_signature(TWILIO_TOKEN, inbound_url, stop)},
+    )
+    assert response.status_code == 200
+    with sessions() as session:
+        assert session.get(OptOut, PHONE) is not None
