@@ -1,8 +1,9 @@
 """Message templates: Jinja2 in a sandbox, one file per message, optional per-locale variants.
 
 `birthday.j2` is what a rule names; `birthday.fa.j2` and `birthday.en.j2`, when present, are
-picked by the customer's locale. SMS is plain text, so nothing is HTML-escaped; block tags do
-not leave blank lines, but the line breaks a marketer typed are kept.
+picked by the customer's locale, then the plain `birthday.j2`, then the shop's default locale.
+SMS is plain text, so nothing is HTML-escaped; block tags do not leave blank lines, but the
+line breaks a marketer typed are kept.
 """
 
 from __future__ import annotations
@@ -82,10 +83,11 @@ class MessageTemplates:
         return bool(self.variants(name))
 
     def resolve(self, name: str, locale: str) -> Path | None:
-        """The file used for a customer with this locale: "fa_IR" tries fa_IR, fa, then plain."""
+        """The file for this locale: "fa_IR" tries fa_IR, fa, the plain file, the shop's locale."""
         variants = self.variants(name)
         locale = (locale or "").replace("-", "_")
-        for key in (locale, locale.split("_")[0].lower(), None):
+        default = self.settings.customers.locale
+        for key in (locale, locale.split("_")[0].lower(), None, default):
             if key in variants:
                 return variants[key]
         return None
