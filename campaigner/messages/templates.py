@@ -174,7 +174,11 @@ class MessageTemplates:
             return [TemplateProblem(path, exc.lineno, f"syntax error: {exc.message}")]
         problems = []
         for variable in sorted(meta.find_undeclared_variables(tree) - allowed):
-            hint = f" (not available for {trigger})" if variable in _ALL_VARIABLES else ""
+            hint = ""
+            if variable == "coupon":
+                hint = " (the rule has no coupon)"
+            elif variable in _ALL_VARIABLES:
+                hint = f" (not available for {trigger})"
             problems.append(
                 TemplateProblem(
                     path, _first_use(tree, variable), f"undefined variable {variable!r}{hint}"
