@@ -73,8 +73,9 @@ class MessageTemplates:
         plain = self.directory / f"{stem}{SUFFIX}"
         if plain.is_file():
             found[None] = plain
+        base = Path(stem).name
         for path in sorted(self.directory.glob(f"{stem}.*{SUFFIX}")):
-            locale = path.name[len(stem) + 1 : -len(SUFFIX)]
+            locale = path.name[len(base) + 1 : -len(SUFFIX)]
             if _LOCALE.match(locale) and path.is_file():
                 found[locale] = path
         return found
@@ -84,27 +85,32 @@ class MessageTemplates:
 
     def resolve(self, name: str, locale: str) -> Path | None:
         """The file for this locale: "fa_IR" tries fa_IR, fa, the plain file, the shop's locale."""
+        return self._pick(name, locale)[1]
+
+    def _pick(self, name: str, locale: str) -> tuple[str | None, Path | None]:
         variants = self.variants(name)
         locale = (locale or "").replace("-", "_")
         default = self.settings.customers.locale
         for key in (locale, locale.split("_")[0].lower(), None, default):
             if key in variants:
-                return variants[key]
-        return None
+                return key, variants[key]
+        return None, None
 
     def render(
         self, name: str, locale: str, context: dict[str, Any], *, transactional: bool
     ) -> str:
-        """The message text; marketing messages end with the locale's opt-out footer."""
-        path = self.resolve(name, locale)
+        """The message text; marketing messages end with the opt-out footer in its language."""
+        variant, path = self._pick(name, locale)
         if path is None:
             raise TemplateNotFound(f"{self.directory / name}: no such template")
-        return self._render_file(path, locale, context, transactional=transactional)
+        # A customer whose language has no variant gets text and footer in the same language.
+        return self._render_file(path, variant or locale, context, transactional=transactional)
 
     def _render_file(
         self, path: Path, locale: str, context: dict[str, Any], *, transactional: bool
     ) -> str:
-        text = self.env.get_template(path.name).render(context).strip()
+        template = self.env.get_template(path.relative_to(self.directory).as_posix())
+        text = template.render(context).strip()
         if not transactional:
             footer = self.footer(locale)
             if footer:

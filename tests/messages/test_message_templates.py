@@ -39,6 +39,9 @@ def test_locale_variant_is_picked_then_plain_then_shop_locale(folder: Path) -> N
     assert t.render("only.j2", "en", {}, transactional=True) == "فقط فارسی"
     assert t.exists("hello.j2") and t.exists("only.j2")
     assert not t.exists("missing.j2")
+    (folder / "vip").mkdir()
+    write(folder, "vip/hello.en.j2", "Hello VIP")
+    assert t.render("vip/hello.j2", "en", {}, transactional=True) == "Hello VIP"
     with pytest.raises(TemplateNotFound):
         t.render("missing.j2", "fa", {}, transactional=True)
 
@@ -51,6 +54,9 @@ def test_marketing_messages_get_the_locale_footer(folder: Path) -> None:
         "Sale today!\nReply STOP to opt out"
     )
     assert t.render("promo.j2", "en", {}, transactional=True) == "Sale today!"
+    write(folder, "persian_only.fa.j2", "حراج امروز")
+    # Text and footer in the same language, even for a customer without a variant of their own.
+    assert t.render("persian_only.j2", "de", {}, transactional=False) == "حراج امروز\nلغو۱۱"
     custom = templates(folder, messages={"optout_footer": {"fa": "لغو ۱۱"}})
     assert custom.render("promo.j2", "en", {}, transactional=False) == "Sale today!\nلغو ۱۱"
 
