@@ -25,6 +25,8 @@ from campaigner.customers.phones import InvalidPhone, normalize_phone, to_ascii_
 from campaigner.db.models import Customer, Order
 from campaigner.db.upsert import upsert
 from campaigner.errors import CampaignerError
+from campaigner.messages.coupons import redeem_coupons
+from campaigner.messages.referrals import attribute_referrals
 
 BATCH_SIZE = 1000
 
@@ -473,6 +475,17 @@ def _write_orders(
     _count(report, len(good), len(rows), new, changed)
     if changed:
         refresh_customer_stats(session, {row["customer_id"] for row in rows})
+        _apply_codes(session, rows)
+
+
+def _apply_codes(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Coupon codes on orders redeem coupons; a first order's referral code names a referrer."""
+    with_codes = [r["external_id"] for r in rows if r["coupon_code"] or r["referral_code"]]
+    if not with_codes:
+        return
+    ids = list(session.scalars(select(Order.id).where(Order.external_id.in_(with_codes))))
+    redeem_coupons(session, ids)
+    attribute_referrals(session, ids)
 
 
 def _count(report: ImportReport, given: int, distinct: int, new: int, changed: int) -> None:

@@ -219,7 +219,12 @@ class Coupon(Base):
     redeemed_order_id: Mapped[int | None] = mapped_column(Integer)
     redeemed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    __table_args__ = (Index(None, "customer_id"), Index(None, "created_at"))
+    # One coupon per message, even when a retry renders the message twice.
+    __table_args__ = (
+        UniqueConstraint("message_id"),
+        Index(None, "customer_id"),
+        Index(None, "created_at"),
+    )
 
 
 class InboundMessage(Base):

@@ -210,6 +210,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_coupons")),
         sa.UniqueConstraint("code", name=op.f("uq_coupons_code")),
+        sa.UniqueConstraint("message_id", name=op.f("uq_coupons_message_id")),
     )
     with op.batch_alter_table("coupons", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_coupons_created_at"), ["created_at"], unique=False)

@@ -1,0 +1,1 @@
+"""Messages: sandboxed templates, personalisation, Persian and Jalali, SMS size, coupons."""

@@ -1,0 +1,210 @@
+"""What a template can see: plain, read-only data about the customer, order, shop and rule.
+
+Templates never get ORM objects (a template must not be able to lazy-load or change the
+database); they get frozen views, with every time already in the customer's own time zone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.orm import Session
+
+from campaigner.config import Settings
+from campaigner.db.models import Coupon, Customer, Order
+from campaigner.messages.names import clean_first_name, first_name_or_fallback
+from campaigner.messages.referrals import referral_code_for, referral_url
+
+COMMON_VARIABLES = frozenset(
+    {
+        "customer",
+        "first_name",
+        "shop",
+        "rule",
+        "coupon",
+        "referral_code",
+        "referral_url",
+        "today",
+        "now",
+    }
+)
+# Triggers about one order (post_purchase, referral_request, nps_survey) also get `order`.
+TRIGGER_VARIABLES: dict[str, frozenset[str]] = {
+    "post_purchase": COMMON_VARIABLES | {"order"},
+    "birthday": COMMON_VARIABLES,
+    "win_back": COMMON_VARIABLES,
+    "referral_request": COMMON_VARIABLES | {"order"},
+    "nps_survey": COMMON_VARIABLES | {"order"},
+}
+
+Number = int | Decimal
+
+
+@dataclass(frozen=True)
+class CustomerView:
+    first_name: str
+    last_name: str
+    full_name: str
+    locale: str
+    tags: tuple[str, ...]
+    orders_count: int
+    total_spent: Number
+    first_order_at: datetime | None
+    last_order_at: datetime | None
+
+
+@dataclass(frozen=True)
+class OrderView:
+    id: str
+    total: Number
+    currency: str
+    paid_at: datetime | None
+    items_count: int | None
+
+
+@dataclass(frozen=True)
+class ShopView:
+    name: str
+    url: str
+    phone: str
+
+
+@dataclass(frozen=True)
+class RuleView:
+    name: str
+
+
+@dataclass(frozen=True)
+class CouponView:
+    code: str
+    percent: Number | None
+    amount: Number | None
+    expires_at: datetime
+
+
+def build_context(
+    session: Session,
+    *,
+    customer: Customer,
+    trigger: str,
+    rule_name: str,
+    order: Order | None,
+    coupon: Coupon | None,
+    settings: Settings,
+    now: datetime,
+) -> dict[str, Any]:
+    """The template variables for one message; a referral code is created on first use."""
+    zone = _zone(customer.timezone, settings)
+    locale = customer.locale or settings.customers.locale
+    code = referral_code_for(session, customer)
+    context: dict[str, Any] = {
+        "customer": CustomerView(
+            first_name=clean_first_name(customer.first_name),
+            last_name=" ".join((customer.last_name or "").split()),
+            full_name=" ".join(
+                part
+                for part in (clean_first_name(customer.first_name), customer.last_name.strip())
+                if part
+            ),
+            locale=locale,
+            tags=tuple(customer.tag_list),
+            orders_count=customer.orders_count or 0,
+            total_spent=plain_number(customer.total_spent or Decimal(0)),
+            first_order_at=_local(customer.first_order_at, zone),
+            last_order_at=_local(customer.last_order_at, zone),
+        ),
+        "first_name": first_name_or_fallback(
+            customer.first_name, locale, settings.messages.fallback_name
+        ),
+        "shop": _shop(settings),
+        "rule": RuleView(name=rule_name),
+        "referral_code": code,
+        "referral_url": referral_url(code, settings),
+        "today": now.astimezone(zone).date(),
+        "now": now.astimezone(zone),
+    }
+    if order is not None and "order" in TRIGGER_VARIABLES.get(trigger, frozenset()):
+        context["order"] = OrderView(
+            id=order.external_id,
+            total=plain_number(order.total),
+            currency=order.currency or settings.customers.currency,
+            paid_at=_local(order.paid_at, zone),
+            items_count=order.items_count,
+        )
+    if coupon is not None:
+        context["coupon"] = CouponView(
+            code=coupon.code,
+            percent=None if coupon.percent is None else plain_number(coupon.percent),
+            amount=None if coupon.amount is None else plain_number(coupon.amount),
+            expires_at=coupon.expires_at.astimezone(zone),
+        )
+    return context
+
+
+def sample_context(
+    trigger: str, locale: str, settings: Settings, *, with_coupon: bool = True
+) -> dict[str, Any]:
+    """Representative values for checking a template without a database."""
+    zone = ZoneInfo(settings.customers.timezone)
+    now = datetime(2026, 11, 23, 10, 30, tzinfo=UTC).astimezone(zone)
+    persian = locale.startswith("fa")
+    first = "محمد علی" if persian else "Mary Ann"
+    last = "رضایی" if persian else "Smith"
+    currency = "IRT" if persian else "CAD"
+    total = 1_250_000 if persian else Decimal("49.90")
+    context: dict[str, Any] = {
+        "customer": CustomerView(
+            first_name=first,
+            last_name=last,
+            full_name=f"{first} {last}",
+            locale=locale,
+            tags=("vip",),
+            orders_count=3,
+            total_spent=total * 3,
+            first_order_at=now - timedelta(days=400),
+            last_order_at=now - timedelta(days=2),
+        ),
+        "first_name": first,
+        "shop": _shop(settings),
+        "rule": RuleView(name=f"sample_{trigger}"),
+        "referral_code": "K7M3Q9PX",
+        "referral_url": referral_url("K7M3Q9PX", settings),
+        "today": now.date(),
+        "now": now,
+    }
+    if "order" in TRIGGER_VARIABLES.get(trigger, frozenset()):
+        context["order"] = OrderView(
+            id="1042", total=total, currency=currency, paid_at=now, items_count=2
+        )
+    if with_coupon:
+        context["coupon"] = CouponView(
+            code="THX-7K3M-9QPX", percent=10, amount=None, expires_at=now + timedelta(days=14)
+        )
+    return context
+
+
+def plain_number(value: Decimal) -> Number:
+    """15.00 → 15 and 49.90 → 49.9, so `{{ coupon.percent }}%` reads "15%"."""
+    if value == value.to_integral_value():
+        return int(value)
+    return value.normalize()
+
+
+def _shop(settings: Settings) -> ShopView:
+    shop = settings.shop
+    return ShopView(name=shop.name, url=shop.url, phone=shop.phone)
+
+
+def _zone(name: str | None, settings: Settings) -> ZoneInfo:
+    try:
+        return ZoneInfo(name or settings.customers.timezone)
+    except (KeyError, ValueError):
+        return ZoneInfo(settings.customers.timezone)
+
+
+def _local(value: datetime | None, zone: ZoneInfo) -> datetime | None:
+    return None if value is None else value.astimezone(zone)

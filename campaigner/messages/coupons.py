@@ -1,0 +1,157 @@
+"""Coupon codes: one per message, stored before the message is sent, redeemed by an order.
+
+A dispatcher may render the same message twice (a retry after a timeout), so issuing is
+idempotent per message: the second call returns the first coupon, never a second code.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, aliased
+
+from campaigner.db.models import Coupon, Customer, Order
+from campaigner.messages.codes import random_code
+
+MAX_TRIES = 10
+EXPORT_FIELDS = (
+    "code",
+    "customer_id",
+    "phone",
+    "rule",
+    "percent",
+    "amount",
+    "expires_at",
+    "created_at",
+    "redeemed_order_id",
+    "redeemed_at",
+)
+
+
+def new_coupon_code(prefix: str = "") -> str:
+    """E.g. THX-7K3M-9QPX: 8 random characters (about 40 bits), grouped for reading aloud."""
+    body = random_code(8)
+    code = f"{body[:4]}-{body[4:]}"
+    prefix = "".join(char for char in prefix.upper() if char.isalnum())
+    return f"{prefix}-{code}" if prefix else code
+
+
+def issue_coupon(
+    session: Session,
+    *,
+    customer_id: int,
+    rule: str,
+    message_id: int | None,
+    percent: float | Decimal | None,
+    amount: float | Decimal | None,
+    valid_days: int,
+    prefix: str,
+    now: datetime,
+    generate: Callable[[str], str] = new_coupon_code,
+) -> Coupon:
+    """The coupon for this message: the stored one if it exists, else a new unique code."""
+    if message_id is not None:
+        existing = _for_message(session, message_id)
+        if existing is not None:
+            return existing
+    for _ in range(MAX_TRIES):
+        coupon = Coupon(
+            code=generate(prefix),
+            customer_id=customer_id,
+            rule=rule,
+            message_id=message_id,
+            percent=None if percent is None else Decimal(str(percent)),
+            amount=None if amount is None else Decimal(str(amount)),
+            expires_at=now + timedelta(days=valid_days),
+            created_at=now,
+        )
+        try:
+            with session.begin_nested():
+                session.add(coupon)
+                session.flush()
+        except IntegrityError:
+            # Either the code was taken (try another) or a concurrent render just issued
+            # this message's coupon (use it).
+            if message_id is not None:
+                existing = _for_message(session, message_id)
+                if existing is not None:
+                    return existing
+            continue
+        return coupon
+    raise RuntimeError(f"could not find a free coupon code in {MAX_TRIES} tries")
+
+
+def redeem_coupons(session: Session, order_ids: Iterable[int]) -> int:
+    """Mark coupons used by these paid orders as redeemed; the first redeeming order counts."""
+    ids = list(order_ids)
+    if not ids:
+        return 0
+    orders = session.execute(
+        select(Order.id, Order.coupon_code, Order.paid_at).where(
+            Order.id.in_(ids),
+            Order.coupon_code.is_not(None),
+            Order.status == "paid",
+            Order.paid_at.is_not(None),
+        )
+    ).all()
+    redeemed = 0
+    for order_id, code, paid_at in orders:
+        result = session.execute(
+            update(Coupon)
+            .where(Coupon.code == code, Coupon.redeemed_order_id.is_(None))
+            .values(redeemed_order_id=order_id, redeemed_at=paid_at)
+            .execution_options(synchronize_session=False)
+        )
+        redeemed += cast(CursorResult[Any], result).rowcount
+    return redeemed
+
+
+def export_coupons(session: Session, since: datetime | None, path: Path) -> int:
+    """Write coupons created since `since` (all when None) as CSV for the shop; returns count."""
+    redeemed_order = aliased(Order)
+    query = (
+        select(Coupon, Customer.external_id, Customer.phone, redeemed_order.external_id)
+        .join(Customer, Customer.id == Coupon.customer_id)
+        .outerjoin(redeemed_order, redeemed_order.id == Coupon.redeemed_order_id)
+        .order_by(Coupon.created_at, Coupon.id)
+    )
+    if since is not None:
+        query = query.where(Coupon.created_at >= since)
+    count = 0
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(EXPORT_FIELDS)
+        for coupon, customer, phone, order in session.execute(query):
+            writer.writerow(
+                [
+                    coupon.code,
+                    customer,
+                    phone or "",
+                    coupon.rule,
+                    _text(coupon.percent),
+                    _text(coupon.amount),
+                    coupon.expires_at.isoformat(timespec="seconds"),
+                    coupon.created_at.isoformat(timespec="seconds"),
+                    order or "",
+                    coupon.redeemed_at.isoformat(timespec="seconds") if coupon.redeemed_at else "",
+                ]
+            )
+            count += 1
+    return count
+
+
+def _for_message(session: Session, message_id: int) -> Coupon | None:
+    return session.scalars(select(Coupon).where(Coupon.message_id == message_id)).first()
+
+
+def _text(value: Decimal | None) -> str:
+    if value is None:
+        return ""
+    return str(value.normalize()) if value != value.to_integral_value() else str(int(value))

@@ -1,0 +1,106 @@
+"""One ledger row to one SMS text: context, coupon, template, footer, and a length check.
+
+A text longer than the rule allows is an error for that message, never silently cut.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Protocol
+
+from jinja2 import TemplateError
+from sqlalchemy.orm import Session
+
+from campaigner.config import Settings
+from campaigner.db.models import Customer, Message, Order
+from campaigner.messages.context import build_context
+from campaigner.messages.coupons import issue_coupon
+from campaigner.messages.sms import measure
+from campaigner.messages.templates import MessageTemplates
+
+
+class CouponSpec(Protocol):
+    percent: float | Decimal | None
+    amount: float | Decimal | None
+    valid_days: int
+    prefix: str
+
+
+class RuleLike(Protocol):
+    """What rendering needs from a rule (the rule models live in `campaigner.rules`)."""
+
+    name: str
+    trigger: str
+    template: str
+    transactional: bool
+    max_segments: int | None
+
+    @property
+    def coupon(self) -> CouponSpec | None: ...
+
+
+@dataclass(frozen=True)
+class Rendered:
+    text: str
+    encoding: str
+    segments: int
+
+
+class RenderError(Exception):
+    """This message cannot be rendered (too long, missing data, broken template)."""
+
+
+class MessageRenderer:
+    def __init__(self, settings: Settings, templates: MessageTemplates) -> None:
+        self.settings = settings
+        self.templates = templates
+
+    def render(self, session: Session, message: Message, rule: RuleLike, now: datetime) -> Rendered:
+        """The text for this ledger row; issues the rule's coupon first (once per message)."""
+        customer = session.get(Customer, message.customer_id)
+        if customer is None:
+            raise RenderError(f"customer {message.customer_id} no longer exists")
+        order = session.get(Order, message.order_id) if message.order_id is not None else None
+        if message.order_id is not None and order is None:
+            raise RenderError(f"order {message.order_id} no longer exists")
+        coupon = None
+        if rule.coupon is not None:
+            spec = rule.coupon
+            coupon = issue_coupon(
+                session,
+                customer_id=customer.id,
+                rule=rule.name,
+                message_id=message.id,
+                percent=spec.percent,
+                amount=spec.amount,
+                valid_days=spec.valid_days,
+                prefix=spec.prefix,
+                now=now,
+            )
+        context = build_context(
+            session,
+            customer=customer,
+            trigger=rule.trigger,
+            rule_name=rule.name,
+            order=order,
+            coupon=coupon,
+            settings=self.settings,
+            now=now,
+        )
+        locale = customer.locale or self.settings.customers.locale
+        try:
+            text = self.templates.render(
+                rule.template, locale, context, transactional=rule.transactional
+            )
+        except TemplateError as exc:
+            raise RenderError(f"template {rule.template}: {exc}") from exc
+        except (TypeError, ValueError, ArithmeticError) as exc:
+            raise RenderError(f"template {rule.template}: {type(exc).__name__}: {exc}") from exc
+        size = measure(text)
+        if rule.max_segments is not None and size.segments > rule.max_segments:
+            raise RenderError(
+                f"too long: {size.segments} segments > max_segments {rule.max_segments}"
+            )
+        return Rendered(text=text, encoding=size.encoding, segments=size.segments)

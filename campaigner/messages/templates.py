@@ -1,0 +1,261 @@
+"""Message templates: Jinja2 in a sandbox, one file per message, optional per-locale variants.
+
+`birthday.j2` is what a rule names; `birthday.fa.j2` and `birthday.en.j2`, when present, are
+picked by the customer's locale, then the plain `birthday.j2`, then the shop's default locale.
+SMS is plain text, so nothing is HTML-escaped; block tags do not leave blank lines, but the
+line breaks a marketer typed are kept.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from jinja2 import (
+    FileSystemLoader,
+    StrictUndefined,
+    TemplateError,
+    TemplateNotFound,
+    TemplateSyntaxError,
+    meta,
+    nodes,
+    pass_context,
+)
+from jinja2.runtime import Context
+from jinja2.sandbox import SandboxedEnvironment
+
+from campaigner.config import Settings
+from campaigner.messages import filters
+from campaigner.messages.context import TRIGGER_VARIABLES, sample_context
+from campaigner.messages.names import fallback_for
+from campaigner.messages.sms import measure
+
+SUFFIX = ".j2"
+_LOCALE = re.compile(r"^[A-Za-z]{2,3}([_-][A-Za-z0-9]+)*$")
+
+
+@dataclass(frozen=True)
+class TemplateProblem:
+    path: Path
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else f"{self.path}"
+        return f"{where}: {self.message}"
+
+
+class MessageTemplates:
+    """The template directory, with checks for `rules check` and rendering for the dispatcher."""
+
+    def __init__(self, directory: Path, settings: Settings) -> None:
+        self.directory = Path(directory)
+        self.settings = settings
+        self.env = SandboxedEnvironment(
+            loader=FileSystemLoader(str(self.directory), encoding="utf-8"),
+            undefined=StrictUndefined,
+            autoescape=False,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=False,
+            auto_reload=True,
+        )
+        self.env.filters.update(filters.FILTERS)
+        self.env.filters["money"] = _money(settings.customers.currency, settings.customers.locale)
+
+    def variants(self, name: str) -> dict[str | None, Path]:
+        """The files behind `name`: None for the plain file, else keyed by locale."""
+        stem = _stem(name)
+        found: dict[str | None, Path] = {}
+        plain = self.directory / f"{stem}{SUFFIX}"
+        if plain.is_file():
+            found[None] = plain
+        base = Path(stem).name
+        for path in sorted(self.directory.glob(f"{stem}.*{SUFFIX}")):
+            locale = path.name[len(base) + 1 : -len(SUFFIX)]
+            if _LOCALE.match(locale) and path.is_file():
+                found[locale] = path
+        return found
+
+    def exists(self, name: str) -> bool:
+        return bool(self.variants(name))
+
+    def resolve(self, name: str, locale: str) -> Path | None:
+        """The file for this locale: "fa_IR" tries fa_IR, fa, the plain file, the shop's locale."""
+        return self._pick(name, locale)[1]
+
+    def _pick(self, name: str, locale: str) -> tuple[str | None, Path | None]:
+        variants = self.variants(name)
+        locale = (locale or "").replace("-", "_")
+        default = self.settings.customers.locale
+        for key in (locale, locale.split("_")[0].lower(), None, default):
+            if key in variants:
+                return key, variants[key]
+        return None, None
+
+    def render(
+        self, name: str, locale: str, context: dict[str, Any], *, transactional: bool
+    ) -> str:
+        """The message text; marketing messages end with the opt-out footer in its language."""
+        variant, path = self._pick(name, locale)
+        if path is None:
+            raise TemplateNotFound(f"{self.directory / name}: no such template")
+        # A customer whose language has no variant gets text and footer in the same language.
+        return self._render_file(path, variant or locale, context, transactional=transactional)
+
+    def _render_file(
+        self, path: Path, locale: str, context: dict[str, Any], *, transactional: bool
+    ) -> str:
+        template = self.env.get_template(path.relative_to(self.directory).as_posix())
+        text = template.render(context).strip()
+        if not transactional:
+            footer = self.footer(locale)
+            if footer:
+                text = f"{text}\n{footer}" if text else footer
+        return text
+
+    def footer(self, locale: str) -> str:
+        table = self.settings.messages.optout_footer
+        return fallback_for(locale, table) or fallback_for(self.settings.customers.locale, table)
+
+    def check(
+        self,
+        name: str,
+        *,
+        trigger: str,
+        max_segments: int | None,
+        transactional: bool,
+        has_coupon: bool = True,
+    ) -> list[TemplateProblem]:
+        """Everything wrong with the template behind `name` for a rule with this trigger.
+
+        Each variant is parsed (syntax errors with their line), its variables are compared with
+        what the trigger provides, and it is rendered with a sample context to catch forbidden
+        sandbox access and texts already longer than `max_segments`.
+        """
+        variants = self.variants(name)
+        if not variants:
+            return [TemplateProblem(self.directory / name, None, "template not found")]
+        if trigger not in TRIGGER_VARIABLES:
+            known = ", ".join(sorted(TRIGGER_VARIABLES))
+            return [
+                TemplateProblem(
+                    self.directory / name, None, f"unknown trigger {trigger!r} ({known})"
+                )
+            ]
+        allowed = TRIGGER_VARIABLES[trigger] | set(self.env.globals)
+        if not has_coupon:
+            allowed = allowed - {"coupon"}
+        problems: list[TemplateProblem] = []
+        for locale, path in variants.items():
+            problems += self._check_file(
+                path,
+                locale or self.settings.customers.locale,
+                trigger=trigger,
+                allowed=allowed,
+                max_segments=max_segments,
+                transactional=transactional,
+                has_coupon=has_coupon,
+            )
+        return problems
+
+    def _check_file(
+        self,
+        path: Path,
+        locale: str,
+        *,
+        trigger: str,
+        allowed: frozenset[str] | set[str],
+        max_segments: int | None,
+        transactional: bool,
+        has_coupon: bool,
+    ) -> list[TemplateProblem]:
+        source = path.read_text(encoding="utf-8")
+        try:
+            tree = self.env.parse(source, path.name, str(path))
+        except TemplateSyntaxError as exc:
+            return [TemplateProblem(path, exc.lineno, f"syntax error: {exc.message}")]
+        problems = []
+        for variable in sorted(meta.find_undeclared_variables(tree) - allowed):
+            hint = ""
+            if variable == "coupon":
+                hint = " (the rule has no coupon)"
+            elif variable in _ALL_VARIABLES:
+                hint = f" (not available for {trigger})"
+            problems.append(
+                TemplateProblem(
+                    path, _first_use(tree, variable), f"undefined variable {variable!r}{hint}"
+                )
+            )
+        for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+            attribute = _attribute_name(node)
+            if isinstance(attribute, str) and attribute.startswith("_"):
+                problems.append(
+                    TemplateProblem(path, node.lineno, f"forbidden access to {attribute!r}")
+                )
+        if problems:
+            return problems
+        context = sample_context(trigger, locale, self.settings, with_coupon=has_coupon)
+        try:
+            text = self._render_file(path, locale, context, transactional=transactional)
+        except TemplateError as exc:
+            return [TemplateProblem(path, _template_line(exc.__traceback__, path), str(exc))]
+        except (TypeError, ValueError, ArithmeticError) as exc:
+            line = _template_line(exc.__traceback__, path)
+            return [TemplateProblem(path, line, f"{type(exc).__name__}: {exc}")]
+        size = measure(text)
+        if max_segments is not None and size.segments > max_segments:
+            return [
+                TemplateProblem(
+                    path,
+                    None,
+                    f"too long: a sample message takes {size.segments} segments "
+                    f"({size.units} {size.encoding} units) > max_segments {max_segments}",
+                )
+            ]
+        return []
+
+
+_ALL_VARIABLES = frozenset().union(*TRIGGER_VARIABLES.values())
+
+
+def _money(default_currency: str, default_locale: str) -> Any:
+    """`money` in templates: currency from the argument or config, language from the customer."""
+
+    @pass_context
+    def money(context: Context, value: object, currency: str | None = None) -> str:
+        customer = context.get("customer")
+        locale = getattr(customer, "locale", "") or default_locale
+        return filters.money(value, currency or default_currency, locale)
+
+    return money
+
+
+def _stem(name: str) -> str:
+    return name[: -len(SUFFIX)] if name.endswith(SUFFIX) else name
+
+
+def _first_use(tree: nodes.Template, variable: str) -> int | None:
+    lines = [node.lineno for node in tree.find_all(nodes.Name) if node.name == variable]
+    return min(lines) if lines else None
+
+
+def _attribute_name(node: nodes.Node) -> object:
+    if isinstance(node, nodes.Getattr):
+        return node.attr
+    if isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
+        return node.arg.value
+    return None
+
+
+def _template_line(tb: TracebackType | None, path: Path) -> int | None:
+    """Jinja rewrites tracebacks so that template frames carry the template's file and line."""
+    line = None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == str(path):
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line

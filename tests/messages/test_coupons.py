@@ -1,0 +1,176 @@
+import csv
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+from click.testing import CliRunner
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from campaigner.cli import cli
+from campaigner.config import CustomerDefaults
+from campaigner.customers.importer import import_csv
+from campaigner.db.models import Coupon, Customer, Message, Order
+from campaigner.messages.codes import ALPHABET
+from campaigner.messages.coupons import export_coupons, issue_coupon, new_coupon_code
+
+NOW = datetime(2026, 3, 20, 3, 0, tzinfo=UTC)
+
+
+def add_customer(session: Session, external_id: str = "c1") -> Customer:
+    customer = Customer(external_id=external_id, first_name="Sara", phone="+989121234567")
+    session.add(customer)
+    session.flush()
+    return customer
+
+
+def add_message(session: Session, customer: Customer, key: str = "2026") -> Message:
+    message = Message(
+        rule="birthday",
+        customer_id=customer.id,
+        occurrence_key=key,
+        due_at=NOW,
+        scheduled_for=NOW,
+    )
+    session.add(message)
+    session.flush()
+    return message
+
+
+def test_codes_are_unique_typable_and_prefixed() -> None:
+    codes = [new_coupon_code("THX") for _ in range(100_000)]
+    assert len(set(codes)) == len(codes)
+    for code in codes[:1000]:
+        prefix, first, second = code.split("-")
+        assert prefix == "THX"
+        assert len(first) == len(second) == 4
+        assert set(first + second) <= set(ALPHABET)
+    assert not set(ALPHABET) & set("0O1IL")
+    assert new_coupon_code("")[4] == "-" and len(new_coupon_code("")) == 9
+    assert new_coupon_code("b day!").startswith("BDAY-")
+
+
+def test_issue_is_idempotent_per_message(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as session:
+        customer = add_customer(session)
+        message = add_message(session, customer)
+        options = {
+            "customer_id": customer.id,
+            "rule": "birthday",
+            "message_id": message.id,
+            "percent": 15,
+            "amount": None,
+            "valid_days": 14,
+            "prefix": "BDAY",
+            "now": NOW,
+        }
+        first = issue_coupon(session, **options)  # type: ignore[arg-type]
+        code = first.code
+    with sessions.begin() as session:
+        again = issue_coupon(session, **{**options, "now": NOW + timedelta(hours=1)})  # type: ignore[arg-type]
+        assert again.code == code
+        assert session.scalars(select(Coupon)).all() == [again]
+        assert again.percent == Decimal(15)
+        assert again.amount is None
+        assert again.expires_at == NOW + timedelta(days=14)
+        assert again.rule == "birthday"
+        other = issue_coupon(
+            session,
+            **{**options, "message_id": add_message(session, customer, "2027").id},  # type: ignore[arg-type]
+        )
+        assert other.code != code
+
+
+def test_a_taken_code_is_replaced(sessions: sessionmaker[Session]) -> None:
+    proposals = iter(["THX-AAAA-AAAA", "THX-AAAA-AAAA", "THX-BBBB-BBBB"])
+    with sessions.begin() as session:
+        customer = add_customer(session)
+        options = {
+            "customer_id": customer.id,
+            "rule": "thanks",
+            "percent": None,
+            "amount": 50000,
+            "valid_days": 7,
+            "prefix": "THX",
+            "now": NOW,
+            "generate": lambda prefix: next(proposals),
+        }
+        first = issue_coupon(session, message_id=add_message(session, customer, "a").id, **options)  # type: ignore[arg-type]
+        second = issue_coupon(session, message_id=add_message(session, customer, "b").id, **options)  # type: ignore[arg-type]
+        assert (first.code, second.code) == ("THX-AAAA-AAAA", "THX-BBBB-BBBB")
+        assert second.amount == Decimal(50000)
+    with sessions() as session:
+        assert len(session.scalars(select(Coupon)).all()) == 2
+
+
+def test_order_with_coupon_code_redeems_it(sessions: sessionmaker[Session], tmp_path: Path) -> None:
+    with sessions.begin() as session:
+        customer = add_customer(session)
+        message = add_message(session, customer)
+        code = issue_coupon(
+            session,
+            customer_id=customer.id,
+            rule="birthday",
+            message_id=message.id,
+            percent=10,
+            amount=None,
+            valid_days=14,
+            prefix="BDAY",
+            now=NOW,
+        ).code
+    orders = tmp_path / "orders.csv"
+    orders.write_text(
+        "id,customer_id,total,status,paid_at,coupon_code\n"
+        f"o1,c1,100,pending,,{code.lower()}\n"
+        f"o2,c1,100,paid,2026-03-22 10:00,{code.lower()}\n"
+        f"o3,c1,100,paid,2026-03-23 10:00,{code}\n"
+        "o4,c1,100,paid,2026-03-23 11:00,NOPE-1234\n",
+        encoding="utf-8",
+    )
+    import_csv(sessions, "orders", orders, CustomerDefaults())
+    with sessions() as session:
+        coupon = session.scalars(select(Coupon)).one()
+        o2 = session.scalars(select(Order).where(Order.external_id == "o2")).one()
+        assert coupon.redeemed_order_id == o2.id  # the first paid order, not the pending one
+        assert coupon.redeemed_at == datetime(2026, 3, 22, 6, 30, tzinfo=UTC)
+
+
+def test_export_and_cli(sessions: sessionmaker[Session], tmp_path: Path, db_url: str) -> None:
+    with sessions.begin() as session:
+        customer = add_customer(session)
+        for day, key in ((1, "old"), (10, "new")):
+            issue_coupon(
+                session,
+                customer_id=customer.id,
+                rule="win_back",
+                message_id=add_message(session, customer, key).id,
+                percent=Decimal("12.5"),
+                amount=None,
+                valid_days=10,
+                prefix="BACK",
+                now=datetime(2026, 3, day, 12, 0, tzinfo=UTC),
+            )
+    path = tmp_path / "all.csv"
+    with sessions() as session:
+        assert export_coupons(session, None, path) == 2
+    rows = list(csv.DictReader(path.open(encoding="utf-8")))
+    assert [row["customer_id"] for row in rows] == ["c1", "c1"]
+    assert rows[0]["percent"] == "12.5"
+    assert rows[0]["phone"] == "+989121234567"
+    assert rows[0]["expires_at"] == "2026-03-11T12:00:00+00:00"
+    assert rows[0]["redeemed_order_id"] == ""
+
+    config = tmp_path / "config.toml"
+    config.write_text(f'[database]\nurl = "{db_url}"\n', encoding="utf-8")
+    out = tmp_path / "since.csv"
+    result = CliRunner().invoke(
+        cli, ["--config", str(config), "coupons", "export", "--since", "1404/12/15", str(out)]
+    )  # 1404/12/15 = 2026-03-06
+    assert result.exit_code == 0, result.output
+    assert "1 coupons" in result.output
+    assert len(list(csv.DictReader(out.open(encoding="utf-8")))) == 1
+    bad = CliRunner().invoke(
+        cli, ["--config", str(config), "coupons", "export", "--since", "soon", str(out)]
+    )
+    assert bad.exit_code == 1
+    assert "--since" in bad.output
