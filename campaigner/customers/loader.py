@@ -75,6 +75,7 @@ def load_orders(
     defaults: CustomerDefaults,
     *,
     now: datetime,
+    local_zone: str | None = None,
 ) -> LoadResult:
     """Upsert order records by external id and refresh their customers' statistics.
 
@@ -84,7 +85,7 @@ def load_orders(
     valid: list[tuple[int, dict[str, Any]]] = []
     for index, raw in enumerate(rows):
         try:
-            valid.append((index, order_row(raw, defaults)))
+            valid.append((index, order_row(raw, defaults, local_zone=local_zone)))
         except RowError as exc:
             result.errors.append(RecordError(index, str(exc), exc.field))
     wanted = {values["customer_id"] for _, values in valid}

@@ -234,8 +234,13 @@ def customer_row(
     return values
 
 
-def order_row(raw: Mapping[str, Any], defaults: CustomerDefaults) -> dict[str, Any]:
-    """Validate one order record; `customer_id` is still the customer's external id."""
+def order_row(
+    raw: Mapping[str, Any], defaults: CustomerDefaults, *, local_zone: str | None = None
+) -> dict[str, Any]:
+    """Validate one order record; `customer_id` is still the customer's external id.
+
+    A paid_at without an offset is read in `local_zone` (default: the shop's time zone).
+    """
     raw = text_record(raw)
     external_id = raw.get("external_id", "").strip()
     if not external_id:
@@ -245,7 +250,8 @@ def order_row(raw: Mapping[str, Any], defaults: CustomerDefaults) -> dict[str, A
         raise RowError("missing customer id", "customer_id")
     status = normalize_status(raw.get("status", ""))
     paid_text = raw.get("paid_at", "").strip()
-    paid_at = parse_datetime(paid_text, ZoneInfo(defaults.timezone)) if paid_text else None
+    zone = ZoneInfo(local_zone or defaults.timezone)
+    paid_at = parse_datetime(paid_text, zone) if paid_text else None
     if status == "paid" and paid_at is None:
         raise RowError("paid order without paid_at", "paid_at")
     items = raw.get("items_count", "").strip()

@@ -271,7 +271,7 @@ class _Pass:
                 now=clock.now(),
                 birthday_format=self.spec.birthday_format,
             )
-        return load_orders(session, records, defaults, now=clock.now())
+        return load_orders(session, records, defaults, now=clock.now(), local_zone=self.zone.key)
 
     def _count_result(self, result: LoadResult, row_ids: list[str]) -> None:
         self.stats.read += len(row_ids)
