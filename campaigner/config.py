@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -161,6 +169,77 @@ class ServerSettings(Section):
     max_body_bytes: int = Field(1_000_000, ge=1024)
 
 
+class SourceTable(Section):
+    """Where one kind of record (customers or orders) is read in a shop's database."""
+
+    table: str = Field("", description="A table or view, e.g. wp_wc_orders")
+    query: str = Field("", description="Or a SELECT written by the DBA")
+    columns: dict[str, str] = Field(
+        default_factory=dict, description="Campaigner field -> source column"
+    )
+    cursor: str = Field(
+        "", description="A column that grows whenever a row changes; default: the id column"
+    )
+    status_values: dict[str, str] = Field(
+        default_factory=dict, description='Source status -> Campaigner status ("paid", ...)'
+    )
+    consent_values: dict[str, bool] = Field(
+        default_factory=dict, description="Source consent value -> yes (true) or no (false)"
+    )
+    birthday_format: Literal["auto", "gregorian", "jalali"] = "auto"
+
+    @model_validator(mode="after")
+    def _table_or_query(self) -> SourceTable:
+        if bool(self.table.strip()) == bool(self.query.strip()):
+            raise ValueError("give either `table` or `query`")
+        return self
+
+    def field_columns(self, fields: tuple[str, ...]) -> dict[str, str]:
+        """The column mapping keyed by canonical Campaigner field names."""
+        from campaigner.customers.records import canonical_field
+
+        mapping = {canonical_field(name): column for name, column in self.columns.items()}
+        unknown = sorted(set(mapping) - set(fields))
+        if unknown:
+            raise ValueError(
+                f"columns: unknown field(s) {', '.join(unknown)}; known: {', '.join(fields)}"
+            )
+        return mapping
+
+
+class SourceSettings(Section):
+    """A shop database that Campaigner reads (never writes) customers and orders from."""
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")
+    url: SecretStr = Field(description="SQLAlchemy URL; its password is a secret")
+    interval: float = Field(60.0, gt=0, description="Seconds between syncs in the daemon")
+    timezone: str = Field("", description="Zone of date/times without an offset; default: shop's")
+    batch_size: int = Field(1000, ge=1, le=10_000)
+    customers: SourceTable | None = None
+    orders: SourceTable | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        return check_timezone(value) if value else value
+
+    @model_validator(mode="after")
+    def _mappings(self) -> SourceSettings:
+        from campaigner.customers.records import CUSTOMER_FIELDS, ORDER_FIELDS
+
+        if self.customers is None and self.orders is None:
+            raise ValueError("a source needs [sources.customers] or [sources.orders]")
+        if self.customers is not None:
+            self.customers.field_columns(CUSTOMER_FIELDS)
+        if self.orders is not None:
+            self.orders.field_columns(ORDER_FIELDS)
+        return self
+
+    @property
+    def safe_url(self) -> str:
+        return mask_url(self.url.get_secret_value())
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -179,6 +258,16 @@ class Settings(BaseSettings):
     gateways: dict[str, GatewaySettings] = Field(default_factory=dict)
     messages: MessageSettings = MessageSettings()
     server: ServerSettings = ServerSettings()
+    sources: list[SourceSettings] = Field(default_factory=list)
+
+    @field_validator("sources")
+    @classmethod
+    def _unique_names(cls, sources: list[SourceSettings]) -> list[SourceSettings]:
+        names = [source.name for source in sources]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"source name(s) used twice: {', '.join(repeated)}")
+        return sources
 
     @classmethod
     def settings_customise_sources(
@@ -203,19 +292,29 @@ class Settings(BaseSettings):
                 "templates": base / self.paths.templates,
             }
         )
-        db = self.database
-        prefix = "sqlite:///"
-        if db.url.startswith(prefix) and not db.url.startswith(prefix + "/"):
-            rest = db.url[len(prefix) :]
-            if rest and rest != ":memory:":
-                db = db.model_copy(update={"url": prefix + str((base / rest).resolve())})
-        return self.model_copy(update={"paths": paths, "database": db})
+        db = self.database.model_copy(update={"url": _resolve_sqlite(self.database.url, base)})
+        sources = [
+            source.model_copy(
+                update={"url": SecretStr(_resolve_sqlite(source.url.get_secret_value(), base))}
+            )
+            for source in self.sources
+        ]
+        return self.model_copy(update={"paths": paths, "database": db, "sources": sources})
+
+
+def _resolve_sqlite(url: str, base: Path) -> str:
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/"):
+        rest = url[len(prefix) :]
+        if rest and rest != ":memory:":
+            return prefix + str((base / rest).resolve())
+    return url
 
 
 def check_timezone(value: str) -> str:
     try:
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise ValueError(f"unknown time zone {value!r}") from None
     return value
 
@@ -284,6 +383,8 @@ def masked(settings: Settings) -> dict[str, Any]:
 
     result: dict[str, Any] = walk(settings)
     result["database"]["url"] = mask_url(settings.database.url)
+    for shown, source in zip(result["sources"], settings.sources, strict=True):
+        shown["url"] = source.safe_url
     return result
 
 

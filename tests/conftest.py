@@ -29,6 +29,10 @@ PG_ADMIN_URL = os.environ.get(
     "CAMPAIGNER_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
 REQUIRE_PG = os.environ.get("CAMPAIGNER_REQUIRE_POSTGRES") == "1"
+MARIADB_ADMIN_URL = os.environ.get(
+    "CAMPAIGNER_TEST_MARIADB", "mysql+pymysql://root@127.0.0.1:3306/test"
+)
+REQUIRE_MARIADB = os.environ.get("CAMPAIGNER_REQUIRE_MARIADB") == "1"
 
 
 def _pg_reason() -> str | None:
@@ -68,6 +72,46 @@ def require_postgres() -> None:
         if REQUIRE_PG:
             pytest.fail(PG_UNAVAILABLE + " (CAMPAIGNER_REQUIRE_POSTGRES=1)")
         pytest.skip(PG_UNAVAILABLE)
+
+
+def _mariadb_reason() -> str | None:
+    try:
+        engine = create_engine(MARIADB_ADMIN_URL, connect_args={"connect_timeout": 3})
+        with engine.connect() as connection:
+            connection.execute(text("select 1"))
+        engine.dispose()
+    except Exception as exc:
+        return f"MariaDB not reachable at {MARIADB_ADMIN_URL}: {type(exc).__name__}"
+    return None
+
+
+MARIADB_UNAVAILABLE = _mariadb_reason()
+
+
+def require_mariadb() -> None:
+    """Skip (with the reason shown) without a MariaDB, unless CI says it must be there."""
+    if MARIADB_UNAVAILABLE:
+        if REQUIRE_MARIADB:
+            pytest.fail(MARIADB_UNAVAILABLE + " (CAMPAIGNER_REQUIRE_MARIADB=1)")
+        pytest.skip(MARIADB_UNAVAILABLE)
+
+
+def create_mariadb_database() -> str:
+    """A new, empty MariaDB database (utf8mb4); returns its URL."""
+    name = f"campaigner_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(MARIADB_ADMIN_URL)
+    with admin.begin() as connection:
+        connection.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+    admin.dispose()
+    return MARIADB_ADMIN_URL.rsplit("/", 1)[0] + "/" + name + "?charset=utf8mb4"
+
+
+def drop_mariadb_database(url: str) -> None:
+    name = url.rsplit("/", 1)[1].split("?")[0]
+    admin = create_engine(MARIADB_ADMIN_URL)
+    with admin.begin() as connection:
+        connection.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+    admin.dispose()
 
 
 @pytest.fixture(scope="session")

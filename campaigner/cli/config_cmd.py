@@ -31,16 +31,20 @@ def show(app: AppContext, as_json: bool) -> None:
         return
     for section, values in data.items():
         if isinstance(values, dict) and section != "gateways":
-            click.echo(f"[{section}]")
-            for key, value in values.items():
-                click.echo(f"{key} = {json.dumps(value, ensure_ascii=False, default=str)}")
-            click.echo()
+            _table(f"[{section}]", values)
         elif section == "gateways":
             for name, table in values.items():
-                click.echo(f"[gateways.{name}]")
-                for key, value in table.items():
-                    click.echo(f"{key} = {json.dumps(value, ensure_ascii=False, default=str)}")
-                click.echo()
+                _table(f"[gateways.{name}]", table)
+        elif isinstance(values, list):
+            for table in values:
+                _table(f"[[{section}]]", table)
+
+
+def _table(title: str, values: dict[str, object]) -> None:
+    click.echo(title)
+    for key, value in values.items():
+        click.echo(f"{key} = {json.dumps(value, ensure_ascii=False, default=str)}")
+    click.echo()
 
 
 COMMANDS = [config_group]

@@ -1,0 +1,190 @@
+"""Writing customer and order records: the one path for CSV import, source sync and the API.
+
+Each call takes a batch of raw records, normalises them (`records`), upserts the good ones
+by external id inside the caller's transaction and returns one error per bad record, so a bad
+record never stops the others. Writing the same records twice changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, and_, func, select, update
+from sqlalchemy.orm import Session
+
+from campaigner.config import CustomerDefaults
+from campaigner.customers.records import BirthdayFormat, RowError, customer_row, order_row
+from campaigner.db.models import Customer, Order
+from campaigner.db.upsert import upsert
+from campaigner.messages.coupons import redeem_coupons
+from campaigner.messages.referrals import attribute_referrals
+
+
+@dataclass(frozen=True)
+class RecordError:
+    """Why the record at `index` (its position in the batch given) was not loaded."""
+
+    index: int
+    reason: str
+    field: str | None = None
+
+
+@dataclass
+class LoadResult:
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    errors: list[RecordError] = field(default_factory=list)
+
+    @property
+    def accepted(self) -> int:
+        return self.inserted + self.updated + self.unchanged
+
+    def add(self, other: LoadResult, offset: int = 0) -> None:
+        self.inserted += other.inserted
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        self.errors += [RecordError(e.index + offset, e.reason, e.field) for e in other.errors]
+
+
+def load_customers(
+    session: Session,
+    rows: Sequence[Mapping[str, Any]],
+    defaults: CustomerDefaults,
+    *,
+    now: datetime,
+    birthday_format: BirthdayFormat = "auto",
+) -> LoadResult:
+    """Upsert customer records (keys are Campaigner field names) by external id."""
+    result = LoadResult()
+    good: list[dict[str, Any]] = []
+    for index, raw in enumerate(rows):
+        try:
+            good.append(customer_row(raw, defaults, birthday_format=birthday_format))
+        except RowError as exc:
+            result.errors.append(RecordError(index, str(exc), exc.field))
+    if good:
+        _write(session, cast(Table, Customer.__table__), good, now, result)
+    return result
+
+
+def load_orders(
+    session: Session,
+    rows: Sequence[Mapping[str, Any]],
+    defaults: CustomerDefaults,
+    *,
+    now: datetime,
+    local_zone: str | None = None,
+) -> LoadResult:
+    """Upsert order records by external id and refresh their customers' statistics.
+
+    `customer_id` is the customer's external id; an order for an unknown customer is an error.
+    """
+    result = LoadResult()
+    valid: list[tuple[int, dict[str, Any]]] = []
+    for index, raw in enumerate(rows):
+        try:
+            valid.append((index, order_row(raw, defaults, local_zone=local_zone)))
+        except RowError as exc:
+            result.errors.append(RecordError(index, str(exc), exc.field))
+    wanted = {values["customer_id"] for _, values in valid}
+    known: dict[str, int] = {
+        external_id: customer_id
+        for external_id, customer_id in session.execute(
+            select(Customer.external_id, Customer.id).where(Customer.external_id.in_(wanted))
+        )
+    }
+    good = []
+    for index, values in valid:
+        if values["customer_id"] not in known:
+            reason = f"unknown customer {values['customer_id']!r}"
+            result.errors.append(RecordError(index, reason, "customer_id"))
+            continue
+        good.append({**values, "customer_id": known[values["customer_id"]]})
+    result.errors.sort(key=lambda error: error.index)
+    if good and _write(session, cast(Table, Order.__table__), good, now, result):
+        refresh_customer_stats(session, {row["customer_id"] for row in good})
+        _apply_codes(session, good)
+    return result
+
+
+def _apply_codes(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Coupon codes on orders redeem coupons; a first order's referral code names a referrer."""
+    with_codes = [r["external_id"] for r in rows if r["coupon_code"] or r["referral_code"]]
+    if not with_codes:
+        return
+    ids = list(session.scalars(select(Order.id).where(Order.external_id.in_(with_codes))))
+    redeem_coupons(session, ids)
+    attribute_referrals(session, ids)
+
+
+def _write(
+    session: Session, table: Table, rows: list[dict[str, Any]], now: datetime, result: LoadResult
+) -> int:
+    """Upsert `rows`, count them into `result`; returns how many were inserted or changed."""
+    latest = {row["external_id"]: row for row in rows}  # the last record wins within a batch
+    distinct = list(latest.values())
+    existing = set(
+        session.scalars(select(table.c.external_id).where(table.c.external_id.in_(list(latest))))
+    )
+    for row in distinct:
+        row["created_at"] = now
+        row["updated_at"] = now
+    fixed = ("external_id", "created_at", "updated_at")
+    columns = [name for name in distinct[0] if name not in fixed]
+    changed = upsert(session, table, distinct, "external_id", columns, also_set=["updated_at"])
+    new = len(distinct) - len(existing)
+    updated = max(changed - new, 0)
+    result.inserted += new
+    result.updated += updated
+    result.unchanged += len(rows) - new - updated
+    return changed
+
+
+def refresh_customer_stats(session: Session, customer_ids: Iterable[int]) -> None:
+    """Recompute order statistics and order sequence numbers for these customers."""
+    ids = sorted(set(customer_ids))
+    if not ids:
+        return
+    orders = cast(Table, Order.__table__)
+    o2 = orders.alias("o2")
+    paid = and_(o2.c.customer_id == Customer.id, o2.c.status == "paid", o2.c.paid_at.is_not(None))
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        session.execute(
+            update(Customer)
+            .where(Customer.id.in_(chunk))
+            .values(
+                orders_count=select(func.count()).where(paid).scalar_subquery(),
+                total_spent=select(func.coalesce(func.sum(o2.c.total), 0))
+                .where(paid)
+                .scalar_subquery(),
+                first_order_at=select(func.min(o2.c.paid_at)).where(paid).scalar_subquery(),
+                last_order_at=select(func.max(o2.c.paid_at)).where(paid).scalar_subquery(),
+                last_order_id=select(o2.c.id)
+                .where(paid)
+                .order_by(o2.c.paid_at.desc(), o2.c.id.desc())
+                .limit(1)
+                .scalar_subquery(),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        earlier = and_(
+            o2.c.customer_id == orders.c.customer_id,
+            o2.c.status == "paid",
+            o2.c.paid_at.is_not(None),
+            (o2.c.paid_at < orders.c.paid_at)
+            | and_(o2.c.paid_at == orders.c.paid_at, o2.c.id <= orders.c.id),
+        )
+        is_paid = and_(orders.c.status == "paid", orders.c.paid_at.is_not(None))
+        session.execute(
+            update(orders)
+            .where(orders.c.customer_id.in_(chunk), is_paid)
+            .values(sequence=select(func.count()).where(earlier).scalar_subquery())
+        )
+        session.execute(
+            update(orders).where(orders.c.customer_id.in_(chunk), ~is_paid).values(sequence=None)
+        )

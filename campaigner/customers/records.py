@@ -1,0 +1,276 @@
+"""One customer or order record, validated and normalised into column values.
+
+CSV import, source sync and the ingest API all hand their records to these functions, so a
+phone number, a Jalali birthday or a WooCommerce status means the same thing whichever way it
+arrived. Values may be strings (CSV) or typed (a database row, a JSON body).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from campaigner.calendars import CALENDARS, jalali_month_day, month_day, parse_date
+from campaigner.config import CustomerDefaults, check_timezone
+from campaigner.customers.phones import InvalidPhone, normalize_phone, to_ascii_digits
+
+CUSTOMER_FIELDS = (
+    "external_id",
+    "first_name",
+    "last_name",
+    "phone",
+    "birthday",
+    "calendar",
+    "timezone",
+    "locale",
+    "tags",
+    "marketing_consent",
+    "city",
+)
+ORDER_FIELDS = (
+    "external_id",
+    "customer_id",
+    "total",
+    "currency",
+    "status",
+    "paid_at",
+    "coupon_code",
+    "referral_code",
+    "items_count",
+)
+# Other spellings accepted for field names (CSV headers, source column mappings).
+ALIASES = {
+    "id": "external_id",
+    "customer": "customer_id",
+    "customer_external_id": "customer_id",
+    "mobile": "phone",
+    "consent": "marketing_consent",
+    "amount": "total",
+    "coupon": "coupon_code",
+}
+TRUE = {"1", "true", "yes", "y", "t", "on", "بله", "آری", "x"}
+FALSE = {"0", "false", "no", "n", "f", "off", "خیر", "نه", ""}
+PAID = {"paid", "completed", "complete", "wc-completed", "processing", "wc-processing", "success"}
+STATUSES = {"paid", "pending", "cancelled", "refunded", "failed"}
+# Column sizes in the schema: longer values are rejected here rather than failing a batch.
+MAX_LENGTH = {
+    "external_id": 128,
+    "customer_id": 128,
+    "first_name": 128,
+    "last_name": 128,
+    "city": 128,
+    "locale": 10,
+    "timezone": 64,
+    "currency": 8,
+    "coupon_code": 64,
+    "referral_code": 32,
+}
+MAX_AMOUNT = Decimal("1e12")
+MAX_ITEMS = 2**31 - 1
+
+BirthdayFormat = Literal["auto", "gregorian", "jalali"]
+
+
+class RowError(ValueError):
+    """A record that cannot be loaded; the message is the reason shown to the user."""
+
+    def __init__(self, reason: str, field: str | None = None) -> None:
+        super().__init__(reason)
+        self.field = field
+
+
+def canonical_field(name: str) -> str:
+    text = name.strip().lower()
+    return ALIASES.get(text, text)
+
+
+def as_text(value: Any) -> str:
+    """A field value as the text the parsers read; None is empty."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="replace")
+    return str(value)
+
+
+def text_record(raw: Mapping[str, Any]) -> dict[str, str]:
+    """Every value as text; a NUL character (never valid in a name or id) rejects the record."""
+    record = {}
+    for name, value in raw.items():
+        text = as_text(value)
+        if "\x00" in text:
+            raise RowError(f"{name}: contains a NUL character", name)
+        record[name] = text
+    return record
+
+
+def parse_bool(value: str) -> bool:
+    text = value.strip().lower()
+    if text in TRUE:
+        return True
+    if text in FALSE:
+        return False
+    raise RowError(f"not a yes/no value: {value!r}", "marketing_consent")
+
+
+def parse_tags(value: str) -> str:
+    parts = [p.strip().lower() for p in value.replace(";", ",").replace("|", ",").split(",")]
+    tags = sorted({p for p in parts if p})
+    return "," + ",".join(tags) + "," if tags else ""
+
+
+def parse_amount(value: str) -> Decimal:
+    text = to_ascii_digits(value).replace(",", "").replace("٬", "").strip() or "0"
+    try:
+        amount = Decimal(text)
+    except InvalidOperation:
+        raise RowError(f"bad amount {value!r}", "total") from None
+    if not amount.is_finite() or amount < 0 or amount >= MAX_AMOUNT:
+        raise RowError(f"bad amount {value!r}", "total")
+    return amount
+
+
+def parse_datetime(value: str, zone: ZoneInfo) -> datetime:
+    """ISO 8601; a time without an offset is local time in the shop's time zone."""
+    text = to_ascii_digits(value).strip().replace("/", "-")
+    try:
+        instant = datetime.fromisoformat(text)
+        if instant.tzinfo is None:
+            instant = instant.replace(tzinfo=zone)
+        return instant.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise RowError(
+            f"bad date/time {value!r}: expected ISO 8601, e.g. 2026-05-01 14:30", "paid_at"
+        ) from None
+
+
+def normalize_status(value: str) -> str:
+    text = value.strip().lower() or "paid"
+    if text in PAID:
+        return "paid"
+    if text.startswith("wc-"):
+        text = text[3:]
+    if text == "canceled":
+        text = "cancelled"
+    if text not in STATUSES:
+        raise RowError(f"unknown order status {value!r}", "status")
+    return text
+
+
+def _check_lengths(values: Mapping[str, Any]) -> None:
+    for name, limit in MAX_LENGTH.items():
+        value = values.get(name)
+        if isinstance(value, str) and len(value) > limit:
+            raise RowError(f"{name} longer than {limit} characters", name)
+
+
+def _birthday(text: str, birthday_format: BirthdayFormat) -> tuple[date, bool]:
+    """The Gregorian date and whether the text was a Jalali date."""
+    try:
+        birthday = parse_date(text)
+        jalali = int(to_ascii_digits(text).strip()[:4]) < 1700
+        if birthday_format == "jalali" and not jalali:
+            raise ValueError(f"bad date {text!r}: expected a Jalali date such as 1370/01/01")
+        if birthday_format == "gregorian" and jalali:
+            raise ValueError(f"bad date {text!r}: expected a Gregorian date such as 1990-03-21")
+        jalali_month_day(birthday)  # out-of-range years fail here, not at write time
+    except ValueError as exc:
+        raise RowError(str(exc), "birthday") from None
+    return birthday, jalali
+
+
+def customer_row(
+    raw: Mapping[str, Any],
+    defaults: CustomerDefaults,
+    *,
+    birthday_format: BirthdayFormat = "auto",
+) -> dict[str, Any]:
+    """Validate and normalise one customer record into column values."""
+    raw = text_record(raw)
+    external_id = raw.get("external_id", "").strip()
+    if not external_id:
+        raise RowError("missing customer id", "external_id")
+    phone_text = raw.get("phone", "")
+    try:
+        phone = normalize_phone(phone_text, defaults.region) if phone_text.strip() else None
+    except InvalidPhone as exc:
+        raise RowError(str(exc), "phone") from None
+    birthday, jalali_birthday = None, False
+    if raw.get("birthday", "").strip():
+        birthday, jalali_birthday = _birthday(raw["birthday"], birthday_format)
+    calendar = raw.get("calendar", "").strip().lower()
+    if not calendar:
+        calendar = "jalali" if jalali_birthday or defaults.locale == "fa" else "gregorian"
+    if calendar not in CALENDARS:
+        raise RowError(f"unknown calendar {calendar!r} (gregorian or jalali)", "calendar")
+    timezone = raw.get("timezone", "").strip() or defaults.timezone
+    try:
+        check_timezone(timezone)
+    except ValueError as exc:
+        raise RowError(str(exc), "timezone") from None
+    values = {
+        "external_id": external_id,
+        "first_name": " ".join(raw.get("first_name", "").split()),
+        "last_name": " ".join(raw.get("last_name", "").split()),
+        "phone": phone,
+        "birthday": birthday,
+        "birth_md": month_day(birthday) if birthday else None,
+        "birth_jalali_md": jalali_month_day(birthday) if birthday else None,
+        "calendar": calendar,
+        "timezone": timezone,
+        "locale": raw.get("locale", "").strip().lower() or defaults.locale,
+        "tags": parse_tags(raw.get("tags", "")),
+        "marketing_consent": parse_bool(raw.get("marketing_consent", "")),
+        "city": raw.get("city", "").strip(),
+    }
+    _check_lengths(values)
+    return values
+
+
+def order_row(
+    raw: Mapping[str, Any], defaults: CustomerDefaults, *, local_zone: str | None = None
+) -> dict[str, Any]:
+    """Validate one order record; `customer_id` is still the customer's external id.
+
+    A paid_at without an offset is read in `local_zone` (default: the shop's time zone).
+    """
+    raw = text_record(raw)
+    external_id = raw.get("external_id", "").strip()
+    if not external_id:
+        raise RowError("missing order id", "external_id")
+    customer = raw.get("customer_id", "").strip()
+    if not customer:
+        raise RowError("missing customer id", "customer_id")
+    status = normalize_status(raw.get("status", ""))
+    paid_text = raw.get("paid_at", "").strip()
+    zone = ZoneInfo(local_zone or defaults.timezone)
+    paid_at = parse_datetime(paid_text, zone) if paid_text else None
+    if status == "paid" and paid_at is None:
+        raise RowError("paid order without paid_at", "paid_at")
+    items = raw.get("items_count", "").strip()
+    try:
+        items_count = int(to_ascii_digits(items)) if items else None
+    except ValueError:
+        raise RowError(f"bad items_count {items!r}", "items_count") from None
+    if items_count is not None and not 0 <= items_count <= MAX_ITEMS:
+        raise RowError(f"bad items_count {items!r}", "items_count")
+    values = {
+        "external_id": external_id,
+        "customer_id": customer,
+        "total": parse_amount(raw.get("total") or "0"),
+        "currency": raw.get("currency", "").strip().upper() or defaults.currency,
+        "status": status,
+        "paid_at": paid_at,
+        "coupon_code": raw.get("coupon_code", "").strip().upper() or None,
+        "referral_code": raw.get("referral_code", "").strip().upper() or None,
+        "items_count": items_count,
+    }
+    _check_lengths(values)
+    return values

@@ -1,0 +1,395 @@
+"""The ingest API: the shop pushes customers, orders and "order paid" events over HTTP.
+
+Every request needs a bearer token from `server.api_tokens`. Items are validated one by one:
+a bad item is reported (index, field, reason) while the good ones in the same request are
+stored, through the same loader as CSV import and source sync. Upserts by external id make
+every call safe to retry.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.json_schema import models_json_schema
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from campaigner.clock import Clock
+from campaigner.config import Settings
+from campaigner.customers.loader import LoadResult, RecordError, load_customers, load_orders
+
+MAX_ITEMS = 1000
+PREFIX = "/api/v1"
+# Loader field names as the API spells them.
+API_FIELDS = {"external_id": "id", "marketing_consent": "consent"}
+
+
+class _Item(BaseModel):
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+
+
+class CustomerIn(_Item):
+    """A customer, identified by the shop's own id."""
+
+    id: str = Field(min_length=1, max_length=128, description="The shop's customer id")
+    first_name: str = Field("", max_length=128)
+    last_name: str = Field("", max_length=128)
+    phone: str | None = Field(None, max_length=32, description="Any common form; stored E.164")
+    birthday: str | None = Field(
+        None, max_length=32, description="YYYY-MM-DD, or Jalali YYYY/MM/DD such as 1370/01/01"
+    )
+    calendar: Literal["gregorian", "jalali"] | None = None
+    timezone: str | None = Field(None, max_length=64, description="e.g. Asia/Tehran")
+    locale: str | None = Field(None, max_length=10, description="e.g. fa or en")
+    tags: list[str] = Field(default_factory=list, max_length=100)
+    consent: bool = Field(False, description="Agreed to marketing messages")
+    city: str = Field("", max_length=128)
+
+
+class _OrderFields(_Item):
+    id: str = Field(min_length=1, max_length=128, description="The shop's order id")
+    total: Decimal = Field(Decimal(0), ge=0, lt=Decimal("1e12"))
+    currency: str | None = Field(None, max_length=8, description="Default: customers.currency")
+    paid_at: datetime | None = Field(
+        None, description="ISO 8601; without an offset it is the shop's local time"
+    )
+    coupon_code: str | None = Field(None, max_length=64)
+    referral_code: str | None = Field(None, max_length=32)
+    items_count: int | None = Field(None, ge=0, le=2**31 - 1)
+
+
+class OrderIn(_OrderFields):
+    """An order of a customer already known to Campaigner."""
+
+    customer_id: str = Field(min_length=1, max_length=128, description="The customer's shop id")
+    status: str = Field("paid", max_length=32, description="paid, pending, cancelled, refunded")
+
+
+class OrderPaidEvent(_OrderFields):
+    """The shop's "order paid" webhook: the order with its customer inline."""
+
+    customer: CustomerIn
+
+
+class ItemError(BaseModel):
+    index: int | None = Field(description="Position of the item in the request (0 for one)")
+    field: str | None
+    reason: str
+
+
+class IngestResult(BaseModel):
+    accepted: int = Field(description="Items stored (new, updated or unchanged)")
+    rejected: int
+    inserted: int
+    updated: int
+    unchanged: int
+    detail: str
+    errors: list[ItemError]
+
+
+class Problem(BaseModel):
+    detail: str
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+def ingest_routes(
+    *, settings: Settings, sessions: sessionmaker[Session], clock: Clock
+) -> list[BaseRoute]:
+    """The ingest API's routes, to mount in the daemon's Starlette app."""
+    api = _IngestApi(settings, sessions, clock)
+    document = openapi_document()
+    return [
+        Route(f"{PREFIX}/customers", api.guarded(api.customers), methods=["POST"]),
+        Route(f"{PREFIX}/orders", api.guarded(api.orders), methods=["POST"]),
+        Route(f"{PREFIX}/events/order-paid", api.guarded(api.order_paid), methods=["POST"]),
+        Route(
+            f"{PREFIX}/openapi.json",
+            lambda _request: JSONResponse(document),
+            methods=["GET"],
+        ),
+    ]
+
+
+class _IngestApi:
+    def __init__(self, settings: Settings, sessions: sessionmaker[Session], clock: Clock) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.clock = clock
+        self.tokens = [token.get_secret_value().encode() for token in settings.server.api_tokens]
+
+    def guarded(
+        self, handler: Callable[[Any], Awaitable[Response]]
+    ) -> Callable[[Request], Awaitable[Response]]:
+        """Token first (nothing is read without one), then the body within its size limit."""
+
+        async def endpoint(request: Request) -> Response:
+            if not self._authorised(request):
+                return _problem(
+                    401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"}
+                )
+            try:
+                body = await self._body(request)
+                try:
+                    data = json.loads(body)
+                except (ValueError, RecursionError):
+                    raise _Refused(400, "the body is not valid JSON") from None
+                return await handler(data)
+            except _Refused as refused:
+                return _problem(refused.status, refused.detail)
+
+        return endpoint
+
+    def _authorised(self, request: Request) -> bool:
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not given.strip():
+            return False
+        offered = given.strip().encode()
+        matched = False
+        for token in self.tokens:  # every token is compared: no early exit to time
+            matched |= hmac.compare_digest(offered, token)
+        return matched
+
+    async def _body(self, request: Request) -> bytes:
+        limit = self.settings.server.max_body_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                raise _Refused(400, "bad Content-Length")
+            if int(declared) > limit:
+                raise _Refused(413, f"the body is larger than {limit} bytes")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise _Refused(413, f"the body is larger than {limit} bytes")
+        return bytes(body)
+
+    async def customers(self, data: Any) -> Response:
+        items = _items(data)
+        records, positions, errors = _validate(items, CustomerIn, _customer_record)
+        result = await run_in_threadpool(self._store, "customers", records)
+        return _answer(result, positions, errors)
+
+    async def orders(self, data: Any) -> Response:
+        items = _items(data)
+        records, positions, errors = _validate(items, OrderIn, _order_record)
+        result = await run_in_threadpool(self._store, "orders", records)
+        return _answer(result, positions, errors)
+
+    async def order_paid(self, data: Any) -> Response:
+        try:
+            event = OrderPaidEvent.model_validate(data)
+        except ValidationError as exc:
+            return _answer(LoadResult(), [], _errors(0, exc))
+        result = await run_in_threadpool(self._store_event, event)
+        return _answer(result, [0], [])
+
+    def _store(self, kind: str, records: list[dict[str, Any]]) -> LoadResult:
+        if not records:
+            return LoadResult()
+        defaults = self.settings.customers
+        with self.sessions.begin() as session:
+            if kind == "customers":
+                return load_customers(session, records, defaults, now=self.clock.now())
+            return load_orders(session, records, defaults, now=self.clock.now())
+
+    def _store_event(self, event: OrderPaidEvent) -> LoadResult:
+        """Customer and order together, or neither."""
+        defaults = self.settings.customers
+        now = self.clock.now()
+        order = _order_record(event)
+        order.update(customer_id=event.customer.id, status="paid", paid_at=event.paid_at or now)
+        with self.sessions() as session:
+            customer = load_customers(
+                session, [_customer_record(event.customer)], defaults, now=now
+            )
+            if customer.errors:
+                session.rollback()
+                return LoadResult(
+                    errors=[
+                        RecordError(
+                            0, e.reason, f"customer.{API_FIELDS.get(e.field or '', e.field)}"
+                        )
+                        for e in customer.errors
+                    ]
+                )
+            result = load_orders(session, [order], defaults, now=now)
+            if result.errors:
+                session.rollback()
+            else:
+                session.commit()
+            return result
+
+
+def _items(data: Any) -> list[Any]:
+    items = data if isinstance(data, list) else [data]
+    if len(items) > MAX_ITEMS:
+        raise _Refused(413, f"at most {MAX_ITEMS} items per request, got {len(items)}")
+    return items
+
+
+def _validate(
+    items: Sequence[Any],
+    model: type[CustomerIn] | type[OrderIn],
+    to_record: Callable[[Any], dict[str, Any]],
+) -> tuple[list[dict[str, Any]], list[int], list[ItemError]]:
+    records, positions, errors = [], [], []
+    for index, item in enumerate(items):
+        try:
+            valid = model.model_validate(item)
+        except ValidationError as exc:
+            errors += _errors(index, exc)
+            continue
+        records.append(to_record(valid))
+        positions.append(index)
+    return records, positions, errors
+
+
+def _errors(index: int, exc: ValidationError) -> list[ItemError]:
+    return [
+        ItemError(
+            index=index,
+            field=".".join(str(part) for part in error["loc"]) or None,
+            reason=error["msg"],
+        )
+        for error in exc.errors(include_url=False)
+    ]
+
+
+def _customer_record(customer: CustomerIn) -> dict[str, Any]:
+    return {
+        "external_id": customer.id,
+        "first_name": customer.first_name,
+        "last_name": customer.last_name,
+        "phone": customer.phone,
+        "birthday": customer.birthday,
+        "calendar": customer.calendar,
+        "timezone": customer.timezone,
+        "locale": customer.locale,
+        "tags": ",".join(customer.tags),
+        "marketing_consent": customer.consent,
+        "city": customer.city,
+    }
+
+
+def _order_record(order: _OrderFields) -> dict[str, Any]:
+    record = {
+        "external_id": order.id,
+        "total": order.total,
+        "currency": order.currency,
+        "paid_at": order.paid_at,
+        "coupon_code": order.coupon_code,
+        "referral_code": order.referral_code,
+        "items_count": order.items_count,
+    }
+    if isinstance(order, OrderIn):
+        record.update(customer_id=order.customer_id, status=order.status)
+    return record
+
+
+def _answer(result: LoadResult, positions: list[int], errors: list[ItemError]) -> Response:
+    errors = errors + [
+        ItemError(
+            index=positions[e.index] if e.index < len(positions) else e.index,
+            field=API_FIELDS.get(e.field or "", e.field),
+            reason=e.reason,
+        )
+        for e in result.errors
+    ]
+    errors.sort(key=lambda error: error.index or 0)
+    rejected = len({error.index for error in errors})
+    if errors:
+        detail = f"{result.accepted} item(s) accepted and stored, {rejected} rejected (see errors)"
+    else:
+        detail = f"{result.accepted} item(s) accepted and stored"
+    body = IngestResult(
+        accepted=result.accepted,
+        rejected=rejected,
+        inserted=result.inserted,
+        updated=result.updated,
+        unchanged=result.unchanged,
+        detail=detail,
+        errors=errors,
+    )
+    return JSONResponse(body.model_dump(), status_code=422 if errors else 200)
+
+
+def _problem(status: int, detail: str, headers: dict[str, str] | None = None) -> Response:
+    return JSONResponse(Problem(detail=detail).model_dump(), status_code=status, headers=headers)
+
+
+def openapi_document() -> dict[str, Any]:
+    """OpenAPI 3.1 for the ingest API, with schemas generated from the pydantic models."""
+    _, schemas = models_json_schema(
+        [
+            (CustomerIn, "validation"),
+            (OrderIn, "validation"),
+            (OrderPaidEvent, "validation"),
+            (IngestResult, "serialization"),
+            (Problem, "serialization"),
+        ],
+        ref_template="#/components/schemas/{model}",
+    )
+
+    def ref(name: str) -> dict[str, str]:
+        return {"$ref": f"#/components/schemas/{name}"}
+
+    def json_body(schema: dict[str, Any]) -> dict[str, Any]:
+        return {"content": {"application/json": {"schema": schema}}}
+
+    answers = {
+        "200": {"description": "Every item stored", **json_body(ref("IngestResult"))},
+        "422": {
+            "description": "Some items rejected; the valid ones were stored",
+            **json_body(ref("IngestResult")),
+        },
+        "400": {"description": "Not JSON", **json_body(ref("Problem"))},
+        "401": {"description": "Missing or wrong bearer token", **json_body(ref("Problem"))},
+        "413": {"description": "Body or item count too large", **json_body(ref("Problem"))},
+    }
+
+    def one_or_many(name: str, summary: str) -> dict[str, Any]:
+        many = {"type": "array", "items": ref(name), "maxItems": MAX_ITEMS}
+        return {
+            "post": {
+                "summary": summary,
+                "requestBody": {"required": True, **json_body({"oneOf": [ref(name), many]})},
+                "responses": answers,
+            }
+        }
+
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Campaigner ingest API", "version": "1"},
+        "security": [{"bearer": []}],
+        "paths": {
+            f"{PREFIX}/customers": one_or_many("CustomerIn", "Upsert customers by id"),
+            f"{PREFIX}/orders": one_or_many("OrderIn", "Upsert orders by id"),
+            f"{PREFIX}/events/order-paid": {
+                "post": {
+                    "summary": "An order was paid (customer inline)",
+                    "requestBody": {"required": True, **json_body(ref("OrderPaidEvent"))},
+                    "responses": answers,
+                }
+            },
+        },
+        "components": {
+            "schemas": schemas["$defs"],
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }

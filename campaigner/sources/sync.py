@@ -1,0 +1,394 @@
+"""Sync one source: read new and changed rows from a shop database, load them in batches.
+
+A source is read, never written: every connection is put in read-only mode. Rows are read in
+keyset order of the cursor column (then the id), so each pass continues where the last one
+stopped. Each batch is one transaction in Campaigner's database that loads the rows and
+advances the cursor together: a batch lands whole or not at all, and a crash mid-sync only
+means the next pass reads that batch again (loading is idempotent).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
+
+from campaigner.clock import Clock, SystemClock
+from campaigner.config import Settings, SourceSettings, SourceTable
+from campaigner.customers.loader import LoadResult, load_customers, load_orders
+from campaigner.customers.records import CUSTOMER_FIELDS, ORDER_FIELDS, as_text
+from campaigner.db.models import SyncState
+from campaigner.errors import CampaignerError
+
+log = logging.getLogger(__name__)
+
+KINDS = ("customers", "orders")  # customers first, so that new orders find their customer
+MAX_KEPT_ERRORS = 1000
+CONNECT_TIMEOUT_SECONDS = 10
+
+Progress = Callable[[str, int, int | None], None]
+"""Called with (kind, rows read so far, rows expected or None) after each batch."""
+
+
+@dataclass(frozen=True)
+class SourceRowError:
+    kind: str
+    row_id: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.row_id}: {self.reason}"
+
+
+@dataclass
+class KindReport:
+    read: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+
+
+@dataclass
+class SyncReport:
+    source: str
+    kinds: dict[str, KindReport] = field(default_factory=dict)
+    errors: list[SourceRowError] = field(default_factory=list)
+
+    def summary(self) -> str:
+        parts = [
+            f"{kind} {k.read} read: {k.inserted} new, {k.updated} updated, "
+            f"{k.unchanged} unchanged, {k.rejected} rejected"
+            for kind, k in self.kinds.items()
+        ]
+        return f"{self.source}: " + "; ".join(parts or ["nothing to sync"])
+
+
+class SyncFailed(CampaignerError):
+    """A sync stopped part-way; batches before the failure are loaded and remembered."""
+
+    def __init__(self, message: str, report: SyncReport) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+def source_named(settings: Settings, name: str) -> SourceSettings:
+    for source in settings.sources:
+        if source.name == name:
+            return source
+    known = ", ".join(source.name for source in settings.sources) or "none configured"
+    raise CampaignerError(f"no source named {name!r} (sources: {known})")
+
+
+def interval(source: SourceSettings) -> timedelta:
+    """How often the daemon syncs this source."""
+    return timedelta(seconds=source.interval)
+
+
+def sync_source(
+    sessions: sessionmaker[Session],
+    source: SourceSettings,
+    settings: Settings,
+    *,
+    full: bool = False,
+    progress: Progress | None = None,
+    clock: Clock | None = None,
+) -> SyncReport:
+    """Load what changed in `source` since the last pass (everything with `full`).
+
+    Raises CampaignerError when the source cannot be reached or read (the host is named, the
+    password never), and SyncFailed when a batch could not be written.
+    """
+    report = SyncReport(source.name)
+    engine = _source_engine(source)
+    try:
+        connection = _connect(engine, source)
+        with connection:
+            for kind in KINDS:
+                spec: SourceTable | None = getattr(source, kind)
+                if spec is not None:
+                    _Pass(connection, sessions, source, settings, kind, spec, report).run(
+                        full=full, progress=progress, clock=clock or SystemClock()
+                    )
+    finally:
+        engine.dispose()
+    log.info("sync %s", report.summary())
+    return report
+
+
+def _where(source: SourceSettings) -> str:
+    url = make_url(source.url.get_secret_value())
+    if url.get_backend_name() == "sqlite":
+        return url.database or "(memory)"
+    return f"{url.host or 'localhost'}{f':{url.port}' if url.port else ''}"
+
+
+def _without_secret(text: str, source: SourceSettings) -> str:
+    password = make_url(source.url.get_secret_value()).password
+    return text.replace(str(password), "********") if password else text
+
+
+def _source_engine(source: SourceSettings) -> Engine:
+    url = make_url(source.url.get_secret_value())
+    backend = url.get_backend_name()
+    connect_args: dict[str, Any] = {}
+    if backend == "sqlite":
+        if not url.database or not Path(url.database).is_file():
+            raise CampaignerError(f"source {source.name!r}: no SQLite file at {_where(source)}")
+    elif backend in ("mysql", "mariadb", "postgresql"):
+        connect_args["connect_timeout"] = CONNECT_TIMEOUT_SECONDS
+    engine = create_engine(url, poolclass=NullPool, connect_args=connect_args)
+
+    @event.listens_for(engine, "connect")
+    def _read_only(dbapi_connection: Any, _record: Any) -> None:
+        statement = {
+            "sqlite": "PRAGMA query_only = ON",
+            "mysql": "SET SESSION TRANSACTION READ ONLY",
+            "mariadb": "SET SESSION TRANSACTION READ ONLY",
+            "postgresql": "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY",
+        }.get(engine.dialect.name)
+        if statement:
+            cursor = dbapi_connection.cursor()
+            cursor.execute(statement)
+            cursor.close()
+            dbapi_connection.commit()
+
+    return engine
+
+
+def _connect(engine: Engine, source: SourceSettings) -> Connection:
+    try:
+        return engine.connect()
+    except DBAPIError as exc:
+        reason = _without_secret(str(exc.orig).strip().splitlines()[0], source)
+        raise CampaignerError(
+            f"source {source.name!r}: cannot connect to {_where(source)}: {reason}"
+        ) from None
+
+
+def _dump(value: Any) -> dict[str, Any]:
+    """A cursor value as JSON, keeping its type so it binds back as the same type."""
+    if isinstance(value, datetime):
+        return {"datetime": value.isoformat()}
+    if isinstance(value, date):
+        return {"date": value.isoformat()}
+    if isinstance(value, Decimal):
+        return {"decimal": str(value)}
+    if isinstance(value, bool | int | float | str):
+        return {"value": value}
+    return {"value": as_text(value)}
+
+
+def _load(stored: Mapping[str, Any]) -> Any:
+    if "datetime" in stored:
+        return datetime.fromisoformat(stored["datetime"])
+    if "date" in stored:
+        return date.fromisoformat(stored["date"])
+    if "decimal" in stored:
+        return Decimal(stored["decimal"])
+    return stored["value"]
+
+
+class _Pass:
+    """One kind (customers or orders) of one source, read batch after batch."""
+
+    def __init__(
+        self,
+        connection: Connection,
+        sessions: sessionmaker[Session],
+        source: SourceSettings,
+        settings: Settings,
+        kind: str,
+        spec: SourceTable,
+        report: SyncReport,
+    ) -> None:
+        self.connection = connection
+        self.sessions = sessions
+        self.source = source
+        self.settings = settings
+        self.kind = kind
+        self.spec = spec
+        self.report = report
+        self.fields = CUSTOMER_FIELDS if kind == "customers" else ORDER_FIELDS
+        self.columns = spec.field_columns(self.fields)
+        self.id_column = self.columns.get("external_id", "external_id")
+        self.cursor_column = spec.cursor or self.id_column
+        self.zone = ZoneInfo(source.timezone or settings.customers.timezone)
+        self.state_name = f"source:{source.name}:{kind}"
+        self.stats = report.kinds.setdefault(kind, KindReport())
+
+    def run(self, *, full: bool, progress: Progress | None, clock: Clock) -> None:
+        position = None if full else self._stored_position()
+        total = self._count(position) if progress else None
+        if progress:
+            progress(self.kind, 0, total)
+        while True:
+            rows = self._read(position)
+            if not rows:
+                break
+            records, row_ids = self._records(rows)
+            last = rows[-1]
+            position = (
+                last[self._key(last, self.cursor_column)],
+                last[self._key(last, self.id_column)],
+            )
+            try:
+                with self.sessions.begin() as session:
+                    result = self._load(session, records, clock)
+                    self._save_position(session, position, clock)
+            except SQLAlchemyError as exc:
+                reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+                raise SyncFailed(
+                    f"source {self.source.name!r} {self.kind}: a batch of {len(rows)} rows "
+                    f"starting at id {row_ids[0]} could not be written, nothing of it was "
+                    f"loaded: {reason}",
+                    self.report,
+                ) from exc
+            self._count_result(result, row_ids)
+            if progress:
+                progress(self.kind, self.stats.read, total)
+            if len(rows) < self.source.batch_size:
+                break
+
+    def _load(self, session: Session, records: list[dict[str, Any]], clock: Clock) -> LoadResult:
+        defaults = self.settings.customers
+        if self.kind == "customers":
+            return load_customers(
+                session,
+                records,
+                defaults,
+                now=clock.now(),
+                birthday_format=self.spec.birthday_format,
+            )
+        return load_orders(session, records, defaults, now=clock.now(), local_zone=self.zone.key)
+
+    def _count_result(self, result: LoadResult, row_ids: list[str]) -> None:
+        self.stats.read += len(row_ids)
+        self.stats.inserted += result.inserted
+        self.stats.updated += result.updated
+        self.stats.unchanged += result.unchanged
+        self.stats.rejected += len(result.errors)
+        for error in result.errors:
+            problem = SourceRowError(self.kind, row_ids[error.index], error.reason)
+            log.warning("source %s: rejected %s", self.source.name, problem)
+            if len(self.report.errors) < MAX_KEPT_ERRORS:
+                self.report.errors.append(problem)
+
+    # Reading the source
+
+    def _relation(self) -> str:
+        quote = self.connection.dialect.identifier_preparer.quote
+        if self.spec.query.strip():
+            return f"({self.spec.query.strip().rstrip(';')}) AS campaigner_source"
+        return ".".join(quote(part) for part in self.spec.table.strip().split("."))
+
+    def _condition(self, position: tuple[Any, Any] | None) -> tuple[str, dict[str, Any]]:
+        quote = self.connection.dialect.identifier_preparer.quote
+        cursor, row_id = quote(self.cursor_column), quote(self.id_column)
+        where = f"{cursor} IS NOT NULL"
+        if position is None:
+            return where, {}
+        if self.cursor_column == self.id_column:
+            return f"{where} AND {cursor} > :after", {"after": position[0]}
+        return (
+            f"{where} AND ({cursor} > :after OR ({cursor} = :after AND {row_id} > :after_id))",
+            {"after": position[0], "after_id": position[1]},
+        )
+
+    def _read(self, position: tuple[Any, Any] | None) -> list[Mapping[str, Any]]:
+        quote = self.connection.dialect.identifier_preparer.quote
+        where, params = self._condition(position)
+        order = quote(self.cursor_column)
+        if self.cursor_column != self.id_column:
+            order += ", " + quote(self.id_column)
+        sql = f"SELECT * FROM {self._relation()} WHERE {where} ORDER BY {order} LIMIT :limit"
+        rows = self._query(sql, {**params, "limit": self.source.batch_size})
+        if rows:
+            for column in (self.id_column, self.cursor_column):
+                self._key(rows[0], column)
+        return rows
+
+    def _count(self, position: tuple[Any, Any] | None) -> int:
+        where, params = self._condition(position)
+        rows = self._query(f"SELECT COUNT(*) AS n FROM {self._relation()} WHERE {where}", params)
+        return int(next(iter(rows[0].values())))
+
+    def _query(self, sql: str, params: dict[str, Any]) -> list[Mapping[str, Any]]:
+        try:
+            rows: list[Mapping[str, Any]] = [
+                dict(row) for row in self.connection.execute(text(sql), params).mappings()
+            ]
+        except DBAPIError as exc:
+            self.connection.rollback()
+            reason = _without_secret(str(exc.orig).strip().splitlines()[0], self.source)
+            raise CampaignerError(
+                f"source {self.source.name!r} {self.kind}: reading failed: {reason}"
+            ) from None
+        self.connection.rollback()  # end the read-only transaction; hold no snapshot
+        return rows
+
+    def _key(self, row: Mapping[str, Any], column: str) -> str:
+        """The result key for `column`; databases differ in the case they return."""
+        if column in row:
+            return column
+        for key in row:
+            if key.lower() == column.lower():
+                return str(key)
+        raise CampaignerError(
+            f"source {self.source.name!r} {self.kind}: no column {column!r} in the result "
+            f"(columns: {', '.join(map(str, row))})"
+        )
+
+    def _records(self, rows: list[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+        keys = {str(key).lower(): key for key in rows[0]}
+        wanted = {
+            name: keys[column.lower()]
+            for name in self.fields
+            if (column := self.columns.get(name, name)).lower() in keys
+        }
+        records = []
+        for row in rows:
+            record = {name: self._value(name, row[key]) for name, key in wanted.items()}
+            records.append(record)
+        id_key = keys[self.id_column.lower()]
+        return records, [as_text(row[id_key]) for row in rows]
+
+    def _value(self, name: str, value: Any) -> Any:
+        if isinstance(value, datetime) and value.tzinfo is None:
+            value = value.replace(tzinfo=self.zone)
+        if name == "birthday" and isinstance(value, datetime):
+            return value.date()
+        if name == "status" and self.spec.status_values:
+            return self.spec.status_values.get(as_text(value).strip(), value)
+        if name == "marketing_consent" and self.spec.consent_values:
+            return self.spec.consent_values.get(as_text(value).strip(), value)
+        return value
+
+    # The cursor, kept in Campaigner's database
+
+    def _stored_position(self) -> tuple[Any, Any] | None:
+        with self.sessions() as session:
+            state = session.get(SyncState, self.state_name)
+        if state is None or not state.cursor:
+            return None
+        return _load(state.cursor["cursor"]), _load(state.cursor["id"])
+
+    def _save_position(self, session: Session, position: tuple[Any, Any], clock: Clock) -> None:
+        cursor = {"cursor": _dump(position[0]), "id": _dump(position[1])}
+        state = session.get(SyncState, self.state_name)
+        if state is None:
+            session.add(SyncState(name=self.state_name, cursor=cursor, updated_at=clock.now()))
+        else:
+            state.cursor = cursor
+            state.updated_at = clock.now()

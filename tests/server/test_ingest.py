@@ -1,0 +1,184 @@
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from pydantic import SecretStr
+from schemathesis.checks import not_a_server_error
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
+
+from campaigner.clock import FixedClock
+from campaigner.config import Settings
+from campaigner.db.models import Customer, Order
+from campaigner.server.ingest import ingest_routes
+
+TOKEN = "t0ken-for-tests"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def make_app(settings: Settings, sessions: sessionmaker[Session], clock: FixedClock) -> Starlette:
+    configured = settings.model_copy(
+        update={
+            "server": settings.server.model_copy(
+                update={
+                    "api_tokens": [SecretStr(TOKEN), SecretStr("second-token")],
+                    "max_body_bytes": 200_000,
+                }
+            )
+        }
+    )
+    return Starlette(routes=ingest_routes(settings=configured, sessions=sessions, clock=clock))
+
+
+@pytest.fixture
+def client(settings: Settings, sessions: sessionmaker[Session], clock: FixedClock) -> TestClient:
+    return TestClient(make_app(settings, sessions, clock))
+
+
+def count(sessions: sessionmaker[Session], model: Any) -> int:
+    with sessions() as session:
+        return int(session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+ALI = {"id": "c1", "first_name": "علی", "phone": "09121234567", "consent": True}
+
+
+@pytest.mark.parametrize(
+    "headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}]
+)
+def test_missing_or_wrong_token_is_401_and_stores_nothing(
+    client: TestClient, sessions: sessionmaker[Session], headers: dict[str, str]
+) -> None:
+    response = client.post("/api/v1/customers", json=ALI, headers=headers)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert count(sessions, Customer) == 0
+
+
+def test_any_configured_token_is_accepted(client: TestClient) -> None:
+    response = client.post(
+        "/api/v1/customers", json=ALI, headers={"Authorization": "Bearer second-token"}
+    )
+    assert response.status_code == 200, response.text
+
+
+def test_too_large_body_is_413(client: TestClient, sessions: sessionmaker[Session]) -> None:
+    big = [{**ALI, "id": f"c{i}", "city": "x" * 100} for i in range(1500)]
+    response = client.post("/api/v1/customers", json=big, headers=AUTH)
+    assert response.status_code == 413
+
+    def chunks() -> Any:  # no Content-Length: the streamed size is what counts
+        yield b"["
+        for i in range(2000):
+            yield (b"," if i else b"") + b'{"id": "c%d", "city": "%s"}' % (i, b"y" * 100)
+        yield b"]"
+
+    streamed = client.post("/api/v1/customers", content=chunks(), headers=AUTH)
+    assert streamed.status_code == 413
+    assert count(sessions, Customer) == 0
+
+
+def test_more_than_1000_items_is_refused(client: TestClient) -> None:
+    response = client.post("/api/v1/customers", json=[{"id": "x"}] * 1001, headers=AUTH)
+    assert response.status_code == 413
+    assert "at most 1000" in response.json()["detail"]
+
+
+def test_invalid_items_are_listed_and_valid_ones_still_stored(
+    client: TestClient, sessions: sessionmaker[Session]
+) -> None:
+    items = [
+        ALI,
+        {"id": "c2", "phone": "12"},
+        {"first_name": "no id"},
+        {"id": "c3", "birthday": "1990-13-01"},
+        "not an object",
+        {"id": "c4", "first_name": "Olivia", "phone": "+14162345678", "locale": "en"},
+    ]
+    response = client.post("/api/v1/customers", json=items, headers=AUTH)
+    assert response.status_code == 422
+    body = response.json()
+    assert (body["accepted"], body["rejected"], body["inserted"]) == (2, 4, 2)
+    assert "accepted and stored" in body["detail"]
+    where = {(e["index"], e["field"]) for e in body["errors"]}
+    assert {(1, "phone"), (2, "id"), (3, "birthday"), (4, None)} <= where
+    with sessions() as session:
+        stored = {c.external_id: c for c in session.scalars(select(Customer))}
+    assert set(stored) == {"c1", "c4"}
+    assert stored["c1"].phone == "+989121234567" and stored["c1"].first_name == "علی"
+
+
+def test_upserts_are_idempotent(client: TestClient, sessions: sessionmaker[Session]) -> None:
+    client.post("/api/v1/customers", json=ALI, headers=AUTH)
+    order = {"id": "o1", "customer_id": "c1", "total": 250000, "paid_at": "2026-03-01T10:00:00Z"}
+    first = client.post("/api/v1/orders", json=[order], headers=AUTH).json()
+    again = client.post("/api/v1/orders", json=[order], headers=AUTH).json()
+    assert (first["inserted"], again["inserted"], again["unchanged"]) == (1, 0, 1)
+    changed = client.post("/api/v1/orders", json={**order, "total": "300000"}, headers=AUTH)
+    assert changed.json()["updated"] == 1
+    assert count(sessions, Order) == 1
+    unknown = client.post("/api/v1/orders", json={**order, "customer_id": "zz"}, headers=AUTH)
+    assert unknown.status_code == 422
+    assert unknown.json()["errors"][0]["field"] == "customer_id"
+
+
+def test_order_paid_event_creates_customer_and_order_and_statistics(
+    client: TestClient, sessions: sessionmaker[Session], clock: FixedClock
+) -> None:
+    event = {"id": "o9", "total": "1250000", "customer": {**ALI, "id": "c9"}}
+    response = client.post("/api/v1/events/order-paid", json=event, headers=AUTH)
+    assert response.status_code == 200, response.text
+    assert response.json()["inserted"] == 1
+    with sessions() as session:
+        customer = session.scalars(select(Customer).where(Customer.external_id == "c9")).one()
+        order = session.scalars(select(Order)).one()
+    assert (order.status, order.paid_at, order.sequence) == ("paid", clock.now(), 1)
+    assert (customer.orders_count, customer.total_spent) == (1, Decimal("1250000"))
+    assert customer.last_order_at == clock.now()
+
+    bad = {**event, "id": "o10", "customer": {"id": "c10", "phone": "12"}}
+    refused = client.post("/api/v1/events/order-paid", json=bad, headers=AUTH)
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["field"] == "customer.phone"
+    assert count(sessions, Order) == 1 and count(sessions, Customer) == 1
+
+
+def test_openapi_document(client: TestClient) -> None:
+    document = client.get("/api/v1/openapi.json").json()
+    assert document["openapi"].startswith("3.")
+    assert {"/api/v1/customers", "/api/v1/orders", "/api/v1/events/order-paid"} <= set(
+        document["paths"]
+    )
+    assert "CustomerIn" in document["components"]["schemas"]
+
+
+def test_no_server_error_for_any_generated_request(
+    settings: Settings, sessions: sessionmaker[Session], clock: FixedClock
+) -> None:
+    """Schemathesis, in-process against the ASGI app, bounded to 30 examples per operation."""
+    schema = schemathesis.openapi.from_asgi(
+        "/api/v1/openapi.json", make_app(settings, sessions, clock)
+    )
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) == 3
+    for operation in operations:
+
+        @given(case=operation.as_strategy())
+        @hypothesis_settings(
+            max_examples=30,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
+        def no_server_error(case: schemathesis.Case) -> None:
+            response = case.call(headers=AUTH)
+            case.validate_response(response, checks=[not_a_server_error])
+
+        no_server_error()
