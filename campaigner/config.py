@@ -161,6 +161,21 @@ class ServerSettings(Section):
     max_body_bytes: int = Field(1_000_000, ge=1024)
 
 
+class PricingSettings(Section):
+    """What one SMS segment costs, to estimate a rule's spend in reports."""
+
+    gsm7: float = Field(0.0075, ge=0)
+    ucs2: float = Field(0.0075, ge=0)
+    currency: str = "USD"
+
+
+class ReportSettings(Section):
+    min_group_size: int = Field(
+        30, ge=1, description="Below this many people in a group, uplift says 'not enough data'"
+    )
+    churn_days: int = Field(90, ge=1, description="Days without a purchase that count as churned")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -179,6 +194,8 @@ class Settings(BaseSettings):
     gateways: dict[str, GatewaySettings] = Field(default_factory=dict)
     messages: MessageSettings = MessageSettings()
     server: ServerSettings = ServerSettings()
+    pricing: PricingSettings = PricingSettings()
+    reports: ReportSettings = ReportSettings()
 
     @classmethod
     def settings_customise_sources(
