@@ -100,16 +100,10 @@ def line_chart(title: str, days: Sequence[date], lines: dict[str, Sequence[int]]
             f'<line x1="{left}" x2="{WIDTH - right}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'
         )
         body.append(_text(left - 6, y + 4, f"{peak * fraction:.0f}", anchor="end", css="axis"))
-    for index in sorted({0, len(days) - 1, len(days) // 2}):
-        body.append(
-            _text(
-                left + index * step,
-                height - 14,
-                days[index].isoformat(),
-                anchor="middle",
-                css="axis",
-            )
-        )
+    ticks = {0: "start", len(days) // 2: "middle", len(days) - 1: "end"}
+    for index, anchor in sorted(ticks.items()):
+        x = left + index * step
+        body.append(_text(x, height - 14, days[index].isoformat(), anchor=anchor, css="axis"))
     for number, values in enumerate(lines.values()):
         color = PALETTE[number % len(PALETTE)]
         points = [
