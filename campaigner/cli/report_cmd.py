@@ -80,7 +80,8 @@ def report_cmd(
     elif output_format == "csv":
         click.echo(report_to_csv(report), nl=False)
     else:
-        print_report(report, Console(soft_wrap=False))
+        console = Console()
+        print_report(report, console if console.is_terminal else Console(width=120))
     if html_path is not None:
         html_path.write_text(render_html(report, shop_name=settings.shop.name), encoding="utf-8")
         click.echo(f"wrote {html_path}", err=output_format != "table")

@@ -10,7 +10,7 @@ from markupsafe import Markup
 
 from campaigner.reports import charts
 from campaigner.reports.model import Report
-from campaigner.reports.terminal import money, percent, reasons, uplift_text
+from campaigner.reports.terminal import cost, money, percent, reasons, uplift_text
 
 _ENV = Environment(
     loader=PackageLoader("campaigner.reports", "templates"),
@@ -18,7 +18,7 @@ _ENV = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-_ENV.filters.update(percent=percent, money=money, reasons=reasons, uplift=uplift_text)
+_ENV.filters.update(percent=percent, money=money, cost=cost, reasons=reasons, uplift=uplift_text)
 
 
 def render_html(

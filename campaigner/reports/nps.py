@@ -17,7 +17,7 @@ from campaigner.db.models import Message, MessageStatus, NpsResponse
 
 # Persian (۰-۹) and Arabic-Indic (٠-٩) digits read as their Latin counterparts.
 _DIGITS = str.maketrans("۰۱۲۳۴۵۶۷۸۹٠١٢٣٤٥٦٧٨٩", "01234567890123456789")
-_SCORE = re.compile(r"^[\W_]*(\d{1,2})[\W_]*$")
+_SCORE = re.compile(r"^[^\w+\-]*(\d{1,2})[\W_]*$")  # a sign is not punctuation: "-3" is no score
 SURVEY_STATUSES = (MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.UNDELIVERED)
 
 

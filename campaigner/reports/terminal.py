@@ -21,6 +21,11 @@ def money(value: Decimal | None, currency: str = "") -> str:
     return f"{text} {currency}".strip()
 
 
+def cost(value: Decimal, currency: str = "") -> str:
+    """SMS prices are fractions of a cent: four decimals keep a small campaign's cost visible."""
+    return f"{value:,.4f} {currency}".strip()
+
+
 def reasons(counts: dict[str, int]) -> str:
     return ", ".join(f"{name} {count}" for name, count in counts.items())
 
@@ -46,7 +51,13 @@ def print_report(report: Report, console: Console) -> None:
         console.print("No messages in this period.")
     else:
         console.print(_delivery_table(report.rules, report.currency))
-        console.print(_results_table(report.rules, report.currency))
+        not_sent = _not_sent_table(report.rules)
+        if not_sent.row_count:
+            console.print(not_sent)
+        console.print(_results_table(report.rules))
+        uplift = _uplift_table(report.rules)
+        if uplift.row_count:
+            console.print(uplift)
     console.print(_kpi_table(report))
     if report.kpis.referrals:
         referrals = Table(title="Referrals by referrer")
@@ -58,13 +69,31 @@ def print_report(report: Report, console: Console) -> None:
     console.print(_nps_table(report))
 
 
+def _table(title: str, *columns: str, text_columns: int = 1) -> Table:
+    """The first columns are words (a rule never wraps); the others are right-aligned numbers."""
+    table = Table(title=title)
+    for index, name in enumerate(columns):
+        if index < text_columns:
+            table.add_column(name, no_wrap=index == 0)
+        else:
+            table.add_column(name, justify="right")
+    return table
+
+
 def _delivery_table(rules: list[RuleReport], currency: str) -> Table:
-    table = Table(title="Delivery per rule")
-    for name in ("Rule", "Planned", "Held out", "Sent", "Delivered", "Failed", "Skipped"):
-        table.add_column(name, justify="left" if name == "Rule" else "right")
-    table.add_column("Expired", justify="right")
-    table.add_column("Segments", justify="right")
-    table.add_column("Est. cost", justify="right")
+    table = _table(
+        "Delivery per rule",
+        "Rule",
+        "Planned",
+        "Held out",
+        "Sent",
+        "Delivered",
+        "Failed",
+        "Skipped",
+        "Expired",
+        "Segments",
+        f"Cost ({currency})",
+    )
     for stats in rules:
         table.add_row(
             stats.rule,
@@ -72,42 +101,70 @@ def _delivery_table(rules: list[RuleReport], currency: str) -> Table:
             str(stats.held_out),
             str(stats.sent),
             f"{stats.delivered} ({percent(stats.delivery_rate)})",
-            _with_reasons(stats.failed + stats.undelivered, stats.failed_by_reason, stats),
-            f"{stats.skipped}"
-            + (f" ({reasons(stats.skipped_by_reason)})" if stats.skipped else ""),
+            str(stats.failed + stats.undelivered),
+            str(stats.skipped),
             str(stats.expired),
             str(stats.segments),
-            money(stats.cost, currency),
+            cost(stats.cost),
         )
     return table
 
 
-def _with_reasons(total: int, by_reason: dict[str, int], stats: RuleReport) -> str:
-    parts = dict(by_reason)
-    if stats.undelivered:
-        parts["undelivered"] = stats.undelivered
-    return f"{total}" + (f" ({reasons(parts)})" if total else "")
-
-
-def _results_table(rules: list[RuleReport], currency: str) -> Table:
-    table = Table(title="Results per rule")
-    table.add_column("Rule")
-    for name in ("Conversions", "Conv. rate", "Revenue", "Coupons used", "Messaged", "Held out"):
-        table.add_column(name, justify="right")
-    table.add_column("Uplift vs holdout")
+def _not_sent_table(rules: list[RuleReport]) -> Table:
+    table = _table(
+        "Not sent or not delivered, by reason", "Rule", "Status", "Reason", "Count", text_columns=3
+    )
     for stats in rules:
-        uplift = stats.uplift
+        groups = [
+            ("failed", stats.failed_by_reason),
+            ("undelivered", {"delivery report": stats.undelivered} if stats.undelivered else {}),
+            ("skipped", stats.skipped_by_reason),
+            ("expired", {"max_lateness": stats.expired} if stats.expired else {}),
+        ]
+        for status, counts in groups:
+            for reason, count in counts.items():
+                table.add_row(stats.rule, status, reason, str(count))
+    return table
+
+
+def _results_table(rules: list[RuleReport]) -> Table:
+    table = _table("Results per rule", "Rule", "Conversions", "Conv. rate", "Revenue", "Coupons")
+    for stats in rules:
         table.add_row(
             stats.rule,
             str(stats.conversions),
             percent(stats.conversion_rate),
-            money(stats.revenue, currency),
+            money(stats.revenue),
             str(stats.coupons_redeemed),
-            f"{uplift.messaged_conversions}/{uplift.messaged}" if uplift else "–",
-            f"{uplift.held_out_conversions}/{uplift.held_out}" if uplift else "–",
-            uplift_text(uplift),
         )
     return table
+
+
+def _uplift_table(rules: list[RuleReport]) -> Table:
+    table = _table(
+        "Conversion against the holdout group", "Rule", "Messaged", "Held out", "Uplift (95% CI)"
+    )
+    table.add_column("Verdict")
+    for stats in rules:
+        uplift = stats.uplift
+        if uplift is None:
+            continue
+        table.add_row(
+            stats.rule,
+            f"{uplift.messaged_conversions}/{uplift.messaged} ({percent(uplift.messaged_rate)})",
+            f"{uplift.held_out_conversions}/{uplift.held_out} ({percent(uplift.held_out_rate)})",
+            _interval(uplift),
+            uplift.verdict,
+        )
+    return table
+
+
+def _interval(uplift: Uplift) -> str:
+    interval = uplift.confidence_interval
+    if uplift.difference is None or interval is None:
+        return "–"
+    low, high = interval
+    return f"{100 * uplift.difference:+.1f} pts [{100 * low:+.1f}, {100 * high:+.1f}]"
 
 
 def _kpi_table(report: Report) -> Table:
