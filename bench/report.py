@@ -15,6 +15,7 @@ import argparse
 import bisect
 import io
 import random
+import resource
 import sys
 import tempfile
 import time
@@ -291,6 +292,11 @@ def naive_report(engine: Engine) -> dict[str, dict[str, Any]]:
     return dict(stats)
 
 
+def peak_mb() -> float:
+    """The process's peak resident memory so far (Linux reports kilobytes)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=1_000_000)
@@ -298,6 +304,7 @@ def main() -> None:
     parser.add_argument("--db", type=Path, help="SQLite file (reused if it exists)")
     parser.add_argument("--html", type=Path, help="also write the HTML report here")
     parser.add_argument("--no-baseline", action="store_true", help="skip the naive loop")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each; best and worst shown")
     args = parser.parse_args()
     path = (
         args.db or Path(tempfile.gettempdir()) / f"campaigner-bench-{args.messages}-{args.seed}.db"
@@ -316,16 +323,26 @@ def main() -> None:
     print(f"ledger: {counted:,} messages, {orders:,} orders")
 
     settings = Settings.model_validate({"shop": {"name": "فروشگاه نمونه"}})
-    began = time.perf_counter()
-    report, tables = sql_report(engine, settings)
-    sql_seconds = time.perf_counter() - began
-    print(f"report (SQL aggregation + terminal tables): {sql_seconds:.2f} s")
+    timings = []
+    for _ in range(args.repeat):
+        began = time.perf_counter()
+        report, tables = sql_report(engine, settings)
+        timings.append(time.perf_counter() - began)
+    print(
+        f"report (SQL aggregation + terminal tables): best {min(timings):.2f} s, "
+        f"worst {max(timings):.2f} s of {args.repeat}; peak memory {peak_mb():.0f} MB"
+    )
 
     if not args.no_baseline:
-        began = time.perf_counter()
-        naive = naive_report(engine)
-        naive_seconds = time.perf_counter() - began
-        print(f"naive baseline (Python loop over rows):   {naive_seconds:.2f} s")
+        timings = []
+        for _ in range(args.repeat):
+            began = time.perf_counter()
+            naive = naive_report(engine)
+            timings.append(time.perf_counter() - began)
+        print(
+            f"naive baseline (Python loop over rows):   best {min(timings):.2f} s, "
+            f"worst {max(timings):.2f} s of {args.repeat}; peak memory {peak_mb():.0f} MB"
+        )
         for stats in report.rules:
             expected = naive[stats.rule]
             got = {

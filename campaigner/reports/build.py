@@ -27,7 +27,7 @@ from campaigner.reports.model import (
     RuleReport,
     Uplift,
 )
-from campaigner.reports.sql import day_of, days_between, week_of
+from campaigner.reports.sql import day_of, days_between, unindexed, week_of
 
 DEFAULT_ATTRIBUTION_DAYS = 7
 # Accepted by the gateway: the customer was (or may have been) messaged.
@@ -101,17 +101,20 @@ def _ledger_period(
 def _status_counts(
     session: Session, in_period: list[ColumnElement[bool]], settings: Settings
 ) -> dict[str, RuleReport]:
+    keys = (
+        unindexed(messages.c.rule).label("rule"),
+        messages.c.status,
+        messages.c.reason,
+        messages.c.encoding,
+    )
     query = (
         select(
-            messages.c.rule,
-            messages.c.status,
-            messages.c.reason,
-            messages.c.encoding,
+            *keys,
             func.count().label("rows"),
             func.sum(func.coalesce(messages.c.segments, 1)).label("segments"),
         )
         .where(*in_period)
-        .group_by(messages.c.rule, messages.c.status, messages.c.reason, messages.c.encoding)
+        .group_by(*keys)
     )
     prices = {
         "gsm7": Decimal(str(settings.pricing.gsm7)),
@@ -198,7 +201,10 @@ def _add_conversions(
         .select_from(messages.outerjoin(orders, attributed))
         .where(
             *in_period,
-            or_(held, and_(messages.c.status.in_(ACCEPTED), messages.c.sent_at.is_not(None))),
+            or_(
+                held,
+                and_(unindexed(messages.c.status).in_(ACCEPTED), messages.c.sent_at.is_not(None)),
+            ),
         )
         .group_by(messages.c.id, messages.c.rule, messages.c.status)
         .subquery()
@@ -249,7 +255,9 @@ def _daily_sends(session: Session, in_period: list[ColumnElement[bool]]) -> list
     day = day_of(messages.c.sent_at)
     query = (
         select(day.label("day"), messages.c.rule, func.count().label("sent"))
-        .where(*in_period, messages.c.status.in_(ACCEPTED), messages.c.sent_at.is_not(None))
+        .where(
+            *in_period, unindexed(messages.c.status).in_(ACCEPTED), messages.c.sent_at.is_not(None)
+        )
         .group_by(day, messages.c.rule)
         .order_by(day, messages.c.rule)
     )

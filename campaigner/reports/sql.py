@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Date, Float
+from sqlalchemy import ColumnElement, Date, Float
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
@@ -81,3 +81,24 @@ def _week_postgresql(element: week_of, compiler: SQLCompiler, **kw: Any) -> str:
 def _week_mysql(element: week_of, compiler: SQLCompiler, **kw: Any) -> str:
     value = _args(element, compiler, **kw)[0]
     return f"DATE({value} - INTERVAL WEEKDAY({value}) DAY)"
+
+
+class unindexed(FunctionElement[Any]):
+    """The column itself; on SQLite, written `+column` so the planner scans the table instead
+    of walking an index (the ledger's status or rule index) and fetching every row from it."""
+
+    inherit_cache = True
+
+    def __init__(self, column: ColumnElement[Any]) -> None:
+        super().__init__(column)
+        self.type = column.type
+
+
+@compiles(unindexed)
+def _unindexed_default(element: unindexed, compiler: SQLCompiler, **kw: Any) -> str:
+    return _args(element, compiler, **kw)[0]
+
+
+@compiles(unindexed, "sqlite")
+def _unindexed_sqlite(element: unindexed, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"+{_args(element, compiler, **kw)[0]}"
