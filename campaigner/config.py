@@ -240,6 +240,21 @@ class SourceSettings(Section):
         return mask_url(self.url.get_secret_value())
 
 
+class PricingSettings(Section):
+    """What one SMS segment costs, to estimate a rule's spend in reports."""
+
+    gsm7: float = Field(0.0075, ge=0)
+    ucs2: float = Field(0.0075, ge=0)
+    currency: str = "USD"
+
+
+class ReportSettings(Section):
+    min_group_size: int = Field(
+        30, ge=1, description="Below this many people in a group, uplift says 'not enough data'"
+    )
+    churn_days: int = Field(90, ge=1, description="Days without a purchase that count as churned")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -268,6 +283,9 @@ class Settings(BaseSettings):
         if repeated:
             raise ValueError(f"source name(s) used twice: {', '.join(repeated)}")
         return sources
+
+    pricing: PricingSettings = PricingSettings()
+    reports: ReportSettings = ReportSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -244,6 +244,24 @@ class InboundMessage(Base):
     __table_args__ = (UniqueConstraint("gateway", "provider_id"),)
 
 
+class NpsResponse(Base):
+    """A 0-10 answer to an NPS survey message: one per survey, the latest reply wins."""
+
+    __tablename__ = "nps_responses"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    phone: Mapped[str] = mapped_column(String(20))
+    rule: Mapped[str] = mapped_column(String(128))
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), unique=True
+    )
+    score: Mapped[int] = mapped_column(Integer)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index(None, "received_at"),)
+
+
 class SyncState(Base):
     """Where each source sync or poller stopped, so the next pass continues from there."""
 

@@ -16,6 +16,7 @@ TABLES = {
     "coupons",
     "inbound_messages",
     "sync_state",
+    "nps_responses",
 }
 
 

@@ -216,8 +216,41 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_coupons_created_at"), ["created_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_coupons_customer_id"), ["customer_id"], unique=False)
 
+    op.create_table(
+        "nps_responses",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("customer_id", sa.Integer(), nullable=False),
+        sa.Column("phone", sa.String(length=20), nullable=False),
+        sa.Column("rule", sa.String(length=128), nullable=False),
+        sa.Column("message_id", sa.Integer(), nullable=False),
+        sa.Column("score", sa.Integer(), nullable=False),
+        sa.Column("received_at", sa.DateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["customer_id"],
+            ["customers.id"],
+            name=op.f("fk_nps_responses_customer_id_customers"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["message_id"],
+            ["messages.id"],
+            name=op.f("fk_nps_responses_message_id_messages"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_nps_responses")),
+        sa.UniqueConstraint("message_id", name=op.f("uq_nps_responses_message_id")),
+    )
+    with op.batch_alter_table("nps_responses", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_nps_responses_received_at"), ["received_at"], unique=False
+        )
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("nps_responses", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_nps_responses_received_at"))
+
+    op.drop_table("nps_responses")
 
     with op.batch_alter_table("coupons", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_coupons_customer_id"))

@@ -1,0 +1,399 @@
+"""Build a report from the ledger, orders, coupons and NPS replies, counting in SQL.
+
+A ledger row belongs to the period of its due time (held-out rows have nothing else), and
+dates are UTC days. Every number is a GROUP BY: the ledger may hold millions of rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, case, exists, func, literal, or_, select
+from sqlalchemy.orm import Session, aliased
+
+from campaigner.clock import Clock
+from campaigner.config import Settings
+from campaigner.db.models import Coupon, Customer, Message, MessageStatus, NpsResponse, Order
+from campaigner.reports.model import (
+    BusinessKpis,
+    DailySends,
+    NpsSummary,
+    NpsWeek,
+    Referrals,
+    Report,
+    RuleReport,
+    Uplift,
+)
+from campaigner.reports.sql import day_of, days_between, unindexed, week_of
+
+DEFAULT_ATTRIBUTION_DAYS = 7
+# Accepted by the gateway: the customer was (or may have been) messaged.
+ACCEPTED = (MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.UNDELIVERED)
+CENT = Decimal("0.01")
+
+messages = Message.__table__
+orders = Order.__table__
+coupons = Coupon.__table__
+customers = Customer.__table__
+nps = NpsResponse.__table__
+
+PAID = and_(orders.c.status == "paid", orders.c.paid_at.is_not(None))
+
+
+def build_report(
+    session: Session,
+    *,
+    since: date | None,
+    until: date | None,
+    rule: str | None,
+    attribution_days: Mapping[str, int],
+    settings: Settings,
+    clock: Clock,
+    churn_days: int | None = None,
+    win_back_rules: Collection[str] = ("win_back",),
+) -> Report:
+    """Everything `campaigner report` shows, for ledger rows due in [since, until].
+
+    `attribution_days` gives each rule's window (rules missing from it get 7 days);
+    `win_back_rules` names the rules whose recipients count for the win-back recovery rate.
+    """
+    start = _midnight(since) if since else None
+    end = _midnight(until + timedelta(days=1)) if until else clock.now()
+    churn = churn_days if churn_days is not None else settings.reports.churn_days
+    in_period = _ledger_period(start, end, rule)
+
+    report = Report(
+        generated_at=clock.now(),
+        since=since,
+        until=until,
+        rule=rule,
+        currency=settings.pricing.currency,
+        churn_days=churn,
+    )
+    by_rule = _status_counts(session, in_period, settings)
+    _add_conversions(session, by_rule, in_period, attribution_days, settings.reports.min_group_size)
+    _add_coupons(session, by_rule, in_period)
+    report.rules = [by_rule[name] for name in sorted(by_rule)]
+    report.daily_sends = _daily_sends(session, in_period)
+    report.kpis = _kpis(session, start, end, churn, win_back_rules)
+    report.nps, report.nps_weeks = _nps(session, start, end, rule)
+    return report
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=UTC)
+
+
+def _ledger_period(
+    start: datetime | None, end: datetime, rule: str | None
+) -> list[ColumnElement[bool]]:
+    conditions = [messages.c.due_at < end]
+    if start is not None:
+        conditions.append(messages.c.due_at >= start)
+    if rule is not None:
+        conditions.append(messages.c.rule == rule)
+    return conditions
+
+
+def _status_counts(
+    session: Session, in_period: list[ColumnElement[bool]], settings: Settings
+) -> dict[str, RuleReport]:
+    keys = (
+        unindexed(messages.c.rule).label("rule"),
+        messages.c.status,
+        messages.c.reason,
+        messages.c.encoding,
+    )
+    query = (
+        select(
+            *keys,
+            func.count().label("rows"),
+            func.sum(func.coalesce(messages.c.segments, 1)).label("segments"),
+        )
+        .where(*in_period)
+        .group_by(*keys)
+    )
+    prices = {
+        "gsm7": Decimal(str(settings.pricing.gsm7)),
+        "ucs2": Decimal(str(settings.pricing.ucs2)),
+    }
+    by_rule: dict[str, RuleReport] = {}
+    for row in session.execute(query):
+        stats = by_rule.setdefault(row.rule, RuleReport(rule=row.rule))
+        count = int(row.rows)
+        stats.planned += count
+        status = row.status
+        if status in ACCEPTED:
+            stats.sent += count
+            segments = int(row.segments)
+            stats.segments += segments
+            price = prices.get((row.encoding or "").lower(), prices["ucs2"])
+            stats.cost += price * segments
+        if status == MessageStatus.DELIVERED:
+            stats.delivered += count
+        elif status == MessageStatus.UNDELIVERED:
+            stats.undelivered += count
+        elif status == MessageStatus.FAILED:
+            stats.failed += count
+            _add(stats.failed_by_reason, row.reason, count)
+        elif status == MessageStatus.SKIPPED:
+            stats.skipped += count
+            _add(stats.skipped_by_reason, row.reason, count)
+        elif status in _SIMPLE:
+            setattr(stats, _SIMPLE[status], getattr(stats, _SIMPLE[status]) + count)
+    for stats in by_rule.values():
+        stats.failed_by_reason = dict(sorted(stats.failed_by_reason.items()))
+        stats.skipped_by_reason = dict(sorted(stats.skipped_by_reason.items()))
+    return by_rule
+
+
+_SIMPLE = {
+    MessageStatus.QUEUED: "queued",
+    MessageStatus.HELD_OUT: "held_out",
+    MessageStatus.SENDING: "sending",
+    MessageStatus.EXPIRED: "expired",
+    MessageStatus.UNKNOWN: "unknown",
+}
+
+
+def _add(counts: dict[str, int], reason: str | None, count: int) -> None:
+    key = reason or "unspecified"
+    counts[key] = counts.get(key, 0) + count
+
+
+def _add_conversions(
+    session: Session,
+    by_rule: dict[str, RuleReport],
+    in_period: list[ColumnElement[bool]],
+    attribution_days: Mapping[str, int],
+    min_group_size: int,
+) -> None:
+    """Orders by the same customer within the rule's window after the message (or, for the
+    held-out group, after the moment it would have been sent)."""
+    held = messages.c.status == MessageStatus.HELD_OUT
+    reference = case((held, messages.c.due_at), else_=messages.c.sent_at)
+    window: ColumnElement[Any] = (
+        case(
+            {name: days for name, days in attribution_days.items()},
+            value=messages.c.rule,
+            else_=DEFAULT_ATTRIBUTION_DAYS,
+        )
+        if attribution_days
+        else literal(DEFAULT_ATTRIBUTION_DAYS)
+    )
+    attributed = and_(
+        orders.c.customer_id == messages.c.customer_id,
+        PAID,
+        orders.c.paid_at > reference,
+        days_between(orders.c.paid_at, reference) <= window,
+    )
+    group = case((held, 1), else_=0).label("held")
+    per_message = (
+        select(
+            messages.c.rule,
+            group,
+            func.count(orders.c.id).label("orders"),
+            func.coalesce(func.sum(orders.c.total), 0).label("revenue"),
+        )
+        .select_from(messages.outerjoin(orders, attributed))
+        .where(
+            *in_period,
+            or_(
+                held,
+                and_(unindexed(messages.c.status).in_(ACCEPTED), messages.c.sent_at.is_not(None)),
+            ),
+        )
+        .group_by(messages.c.id, messages.c.rule, messages.c.status)
+        .subquery()
+    )
+    query = select(
+        per_message.c.rule,
+        per_message.c.held,
+        func.count().label("people"),
+        func.sum(case((per_message.c.orders > 0, 1), else_=0)).label("converted"),
+        func.sum(per_message.c.revenue).label("revenue"),
+    ).group_by(per_message.c.rule, per_message.c.held)
+    groups: dict[tuple[str, bool], tuple[int, int]] = {}
+    for row in session.execute(query):
+        is_held = bool(row.held)
+        groups[(row.rule, is_held)] = (int(row.people), int(row.converted))
+        if not is_held:
+            stats = by_rule[row.rule]
+            stats.conversions = int(row.converted)
+            stats.revenue = Decimal(str(row.revenue or 0)).quantize(CENT)
+    for name, stats in by_rule.items():
+        if (name, True) not in groups:
+            continue
+        messaged, messaged_converted = groups.get((name, False), (0, 0))
+        held_out, held_converted = groups[(name, True)]
+        stats.uplift = Uplift(
+            messaged=messaged,
+            messaged_conversions=messaged_converted,
+            held_out=held_out,
+            held_out_conversions=held_converted,
+            min_group_size=min_group_size,
+        )
+
+
+def _add_coupons(
+    session: Session, by_rule: dict[str, RuleReport], in_period: list[ColumnElement[bool]]
+) -> None:
+    query = (
+        select(messages.c.rule, func.count(coupons.c.id))
+        .select_from(coupons.join(messages, coupons.c.message_id == messages.c.id))
+        .where(*in_period, coupons.c.redeemed_order_id.is_not(None))
+        .group_by(messages.c.rule)
+    )
+    for name, count in session.execute(query):
+        by_rule[name].coupons_redeemed = int(count)
+
+
+def _daily_sends(session: Session, in_period: list[ColumnElement[bool]]) -> list[DailySends]:
+    day = day_of(messages.c.sent_at)
+    query = (
+        select(day.label("day"), messages.c.rule, func.count().label("sent"))
+        .where(
+            *in_period, unindexed(messages.c.status).in_(ACCEPTED), messages.c.sent_at.is_not(None)
+        )
+        .group_by(day, messages.c.rule)
+        .order_by(day, messages.c.rule)
+    )
+    return [
+        DailySends(day=_as_date(row.day), rule=row.rule, sent=int(row.sent))
+        for row in session.execute(query)
+    ]
+
+
+def _as_date(value: Any) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])
+
+
+def _kpis(
+    session: Session,
+    start: datetime | None,
+    end: datetime,
+    churn_days: int,
+    win_back_rules: Collection[str],
+) -> BusinessKpis:
+    kpis = BusinessKpis()
+    cutoff = end - timedelta(days=churn_days)
+    per_customer = (
+        select(
+            orders.c.customer_id,
+            func.max(orders.c.paid_at).label("last_paid"),
+            func.count().label("orders"),
+            func.sum(orders.c.total).label("spent"),
+        )
+        .where(PAID, orders.c.paid_at < end)
+        .group_by(orders.c.customer_id)
+        .subquery()
+    )
+    row = session.execute(
+        select(
+            func.count(),
+            func.sum(case((per_customer.c.last_paid >= cutoff, 1), else_=0)),
+            func.sum(case((per_customer.c.orders >= 2, 1), else_=0)),
+            func.sum(per_customer.c.spent),
+        )
+    ).one()
+    kpis.buyers = int(row[0])
+    kpis.active_customers = int(row[1] or 0)
+    kpis.churned_customers = kpis.buyers - kpis.active_customers
+    kpis.repeat_buyers = int(row[2] or 0)
+    kpis.lifetime_revenue = Decimal(str(row[3] or 0)).quantize(CENT)
+
+    recipients = (
+        select(messages.c.customer_id, func.min(messages.c.sent_at).label("first_sent"))
+        .where(
+            *_ledger_period(start, end, None),
+            messages.c.rule.in_(list(win_back_rules)),
+            messages.c.status.in_(ACCEPTED),
+            messages.c.sent_at.is_not(None),
+        )
+        .group_by(messages.c.customer_id)
+        .subquery()
+    )
+    bought_again = exists().where(
+        orders.c.customer_id == recipients.c.customer_id,
+        PAID,
+        orders.c.paid_at > recipients.c.first_sent,
+        orders.c.paid_at < end,
+    )
+    recovered = func.sum(case((bought_again, 1), else_=0))
+    row = session.execute(select(func.count(), recovered).select_from(recipients)).one()
+    kpis.win_back_recipients = int(row[0])
+    kpis.win_back_recovered = int(row[1] or 0)
+    kpis.referrals = _referrals(session, start, end)
+    return kpis
+
+
+def _referrals(session: Session, start: datetime | None, end: datetime) -> list[Referrals]:
+    """Referred customers whose first paid order falls in the period, by who referred them."""
+    first = (
+        select(orders.c.customer_id, func.min(orders.c.paid_at).label("first_paid"))
+        .where(PAID)
+        .group_by(orders.c.customer_id)
+        .subquery()
+    )
+    referrer = aliased(customers)
+    conditions = [first.c.first_paid < end]
+    if start is not None:
+        conditions.append(first.c.first_paid >= start)
+    referred = func.count().label("referred")
+    query = (
+        select(referrer.c.id, referrer.c.first_name, referrer.c.last_name, referred)
+        .select_from(
+            customers.join(first, first.c.customer_id == customers.c.id).join(
+                referrer, referrer.c.id == customers.c.referred_by_id
+            )
+        )
+        .where(*conditions)
+        .group_by(referrer.c.id, referrer.c.first_name, referrer.c.last_name)
+        .order_by(referred.desc(), referrer.c.id)
+    )
+    return [
+        Referrals(
+            referrer_id=row.id,
+            referrer_name=" ".join(p for p in (row.first_name, row.last_name) if p),
+            referred=int(row.referred),
+        )
+        for row in session.execute(query)
+    ]
+
+
+def _nps(
+    session: Session, start: datetime | None, end: datetime, rule: str | None
+) -> tuple[NpsSummary, list[NpsWeek]]:
+    conditions = [nps.c.received_at < end]
+    if start is not None:
+        conditions.append(nps.c.received_at >= start)
+    if rule is not None:
+        conditions.append(nps.c.rule == rule)
+    buckets = (
+        func.count().label("responses"),
+        func.sum(case((nps.c.score >= 9, 1), else_=0)).label("promoters"),
+        func.sum(case((nps.c.score.between(7, 8), 1), else_=0)).label("passives"),
+        func.sum(case((nps.c.score <= 6, 1), else_=0)).label("detractors"),
+    )
+    total = _summary(session.execute(select(*buckets).where(*conditions)).one())
+    week = week_of(nps.c.received_at)
+    weekly = session.execute(
+        select(week.label("week"), *buckets).where(*conditions).group_by(week).order_by(week)
+    )
+    return total, [NpsWeek(week=_as_date(row.week), summary=_summary(row)) for row in weekly]
+
+
+def _summary(row: Any) -> NpsSummary:
+    return NpsSummary(
+        responses=int(row.responses),
+        promoters=int(row.promoters or 0),
+        passives=int(row.passives or 0),
+        detractors=int(row.detractors or 0),
+    )

@@ -1,0 +1,205 @@
+"""A report as rich tables in the terminal."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from rich.console import Console
+from rich.table import Table
+
+from campaigner.reports.model import Report, RuleReport, Uplift
+
+
+def percent(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f}%"
+
+
+def money(value: Decimal | None, currency: str = "") -> str:
+    if value is None:
+        return "–"
+    text = f"{value:,.2f}"
+    return f"{text} {currency}".strip()
+
+
+def cost(value: Decimal, currency: str = "") -> str:
+    """SMS prices are fractions of a cent: four decimals keep a small campaign's cost visible."""
+    return f"{value:,.4f} {currency}".strip()
+
+
+def reasons(counts: dict[str, int]) -> str:
+    return ", ".join(f"{name} {count}" for name, count in counts.items())
+
+
+def uplift_text(uplift: Uplift | None) -> str:
+    if uplift is None:
+        return "no holdout"
+    interval = uplift.confidence_interval
+    if uplift.difference is None or interval is None:
+        return uplift.verdict
+    low, high = interval
+    return (
+        f"{100 * uplift.difference:+.1f} pts (95% CI {100 * low:+.1f} to {100 * high:+.1f}); "
+        f"{uplift.verdict}"
+    )
+
+
+def print_report(report: Report, console: Console) -> None:
+    period = f"{report.since or 'beginning'} to {report.until or 'now'}"
+    title = f"Campaign report, {period}" + (f", rule {report.rule}" if report.rule else "")
+    console.print(f"[bold]{title}[/bold]")
+    if not report.rules:
+        console.print("No messages in this period.")
+    else:
+        console.print(_delivery_table(report.rules, report.currency))
+        not_sent = _not_sent_table(report.rules)
+        if not_sent.row_count:
+            console.print(not_sent)
+        console.print(_results_table(report.rules))
+        uplift = _uplift_table(report.rules)
+        if uplift.row_count:
+            console.print(uplift)
+    console.print(_kpi_table(report))
+    if report.kpis.referrals:
+        referrals = Table(title="Referrals by referrer")
+        referrals.add_column("Referrer")
+        referrals.add_column("New customers", justify="right")
+        for item in report.kpis.referrals:
+            referrals.add_row(item.referrer_name or f"#{item.referrer_id}", str(item.referred))
+        console.print(referrals)
+    console.print(_nps_table(report))
+
+
+def _table(title: str, *columns: str, text_columns: int = 1) -> Table:
+    """The first columns are words (a rule never wraps); the others are right-aligned numbers."""
+    table = Table(title=title)
+    for index, name in enumerate(columns):
+        if index < text_columns:
+            table.add_column(name, no_wrap=index == 0)
+        else:
+            table.add_column(name, justify="right")
+    return table
+
+
+def _delivery_table(rules: list[RuleReport], currency: str) -> Table:
+    table = _table(
+        "Delivery per rule",
+        "Rule",
+        "Planned",
+        "Held out",
+        "Sent",
+        "Delivered",
+        "Failed",
+        "Skipped",
+        "Expired",
+        "Segments",
+        f"Cost ({currency})",
+    )
+    for stats in rules:
+        table.add_row(
+            stats.rule,
+            str(stats.planned),
+            str(stats.held_out),
+            str(stats.sent),
+            f"{stats.delivered} ({percent(stats.delivery_rate)})",
+            str(stats.failed + stats.undelivered),
+            str(stats.skipped),
+            str(stats.expired),
+            str(stats.segments),
+            cost(stats.cost),
+        )
+    return table
+
+
+def _not_sent_table(rules: list[RuleReport]) -> Table:
+    table = _table(
+        "Not sent or not delivered, by reason", "Rule", "Status", "Reason", "Count", text_columns=3
+    )
+    for stats in rules:
+        groups = [
+            ("failed", stats.failed_by_reason),
+            ("undelivered", {"delivery report": stats.undelivered} if stats.undelivered else {}),
+            ("skipped", stats.skipped_by_reason),
+            ("expired", {"max_lateness": stats.expired} if stats.expired else {}),
+        ]
+        for status, counts in groups:
+            for reason, count in counts.items():
+                table.add_row(stats.rule, status, reason, str(count))
+    return table
+
+
+def _results_table(rules: list[RuleReport]) -> Table:
+    table = _table("Results per rule", "Rule", "Conversions", "Conv. rate", "Revenue", "Coupons")
+    for stats in rules:
+        table.add_row(
+            stats.rule,
+            str(stats.conversions),
+            percent(stats.conversion_rate),
+            money(stats.revenue),
+            str(stats.coupons_redeemed),
+        )
+    return table
+
+
+def _uplift_table(rules: list[RuleReport]) -> Table:
+    table = _table(
+        "Conversion against the holdout group", "Rule", "Messaged", "Held out", "Uplift (95% CI)"
+    )
+    table.add_column("Verdict")
+    for stats in rules:
+        uplift = stats.uplift
+        if uplift is None:
+            continue
+        table.add_row(
+            stats.rule,
+            f"{uplift.messaged_conversions}/{uplift.messaged} ({percent(uplift.messaged_rate)})",
+            f"{uplift.held_out_conversions}/{uplift.held_out} ({percent(uplift.held_out_rate)})",
+            _interval(uplift),
+            uplift.verdict,
+        )
+    return table
+
+
+def _interval(uplift: Uplift) -> str:
+    interval = uplift.confidence_interval
+    if uplift.difference is None or interval is None:
+        return "–"
+    low, high = interval
+    return f"{100 * uplift.difference:+.1f} pts [{100 * low:+.1f}, {100 * high:+.1f}]"
+
+
+def _kpi_table(report: Report) -> Table:
+    kpis = report.kpis
+    table = Table(title="Business")
+    table.add_column("Measure")
+    table.add_column("Value", justify="right")
+    table.add_row("Customers who ever bought", str(kpis.buyers))
+    table.add_row(
+        f"Active (bought in the last {report.churn_days} days)", str(kpis.active_customers)
+    )
+    table.add_row("Churn rate", f"{percent(kpis.churn_rate)} ({kpis.churned_customers})")
+    table.add_row("Repeat purchase rate", f"{percent(kpis.repeat_purchase_rate)}")
+    table.add_row("Average lifetime value", money(kpis.average_clv))
+    table.add_row(
+        "Win-back recovery",
+        f"{percent(kpis.win_back_recovery_rate)} "
+        f"({kpis.win_back_recovered} of {kpis.win_back_recipients})",
+    )
+    return table
+
+
+def _nps_table(report: Report) -> Table:
+    nps = report.nps
+    table = Table(title="NPS")
+    for name in ("Week", "Responses", "Promoters", "Passives", "Detractors", "NPS"):
+        table.add_column(name, justify="left" if name == "Week" else "right")
+    rows = [(f"{week.week}", week.summary) for week in report.nps_weeks]
+    for label, summary in [*rows, ("All", nps)]:
+        table.add_row(
+            label,
+            str(summary.responses),
+            str(summary.promoters),
+            str(summary.passives),
+            str(summary.detractors),
+            "–" if summary.score is None else f"{summary.score:+.0f}",
+        )
+    return table

@@ -1,0 +1,86 @@
+import csv
+import io
+import json
+
+from report_scenario import ATTRIBUTION, NOW, SINCE, UNTIL, fill, reply_all, scenario_settings
+from sqlalchemy.orm import Session, sessionmaker
+
+from campaigner.clock import FixedClock
+from campaigner.config import Settings
+from campaigner.reports import Report, build_report, report_to_csv, report_to_json
+
+
+def month(sessions: sessionmaker[Session], settings: Settings) -> Report:
+    with sessions.begin() as session:
+        fill(session)
+        reply_all(session)
+    with sessions() as session:
+        return build_report(
+            session,
+            since=SINCE,
+            until=UNTIL,
+            rule=None,
+            attribution_days=ATTRIBUTION,
+            settings=scenario_settings(settings),
+            clock=FixedClock(NOW),
+        )
+
+
+def test_json_carries_every_section(sessions: sessionmaker[Session], settings: Settings) -> None:
+    data = json.loads(report_to_json(month(sessions, settings)))
+    assert (data["since"], data["until"], data["currency"]) == ("2026-03-01", "2026-03-31", "USD")
+    thank_you = data["rules"][1]
+    assert thank_you["rule"] == "thank_you"
+    assert (thank_you["sent"], thank_you["conversions"], thank_you["revenue"]) == (4, 2, "150.00")
+    assert thank_you["skipped_by_reason"] == {"cap": 1, "opted_out": 1}
+    assert thank_you["cost"] == "0.08"
+    uplift = thank_you["uplift"]
+    assert (uplift["messaged"], uplift["held_out"], uplift["enough_data"]) == (4, 3, True)
+    assert round(uplift["difference"], 6) == round(1 / 6, 6)
+    assert uplift["ci95_low"] < 0 < uplift["ci95_high"]
+    assert data["rules"][2]["uplift"]["difference"] is None
+    assert data["kpis"]["average_clv"] == "83.50" and data["kpis"]["churn_rate"] == 0.2
+    assert data["kpis"]["referrals"][0] == {"referrer_id": 1, "referrer": "سارا", "referred": 2}
+    assert data["nps"] == {
+        "responses": 4,
+        "promoters": 1,
+        "passives": 1,
+        "detractors": 2,
+        "score": -25.0,
+    }
+    assert [week["week"] for week in data["nps_weeks"]] == ["2026-03-16", "2026-03-23"]
+    assert len(data["daily_sends"]) == 11
+
+
+def test_csv_is_one_number_per_line(sessions: sessionmaker[Session], settings: Settings) -> None:
+    rows = list(csv.reader(io.StringIO(report_to_csv(month(sessions, settings)))))
+    assert rows[0] == ["section", "rule", "metric", "value"]
+    values = {(section, rule, metric): value for section, rule, metric, value in rows[1:]}
+    assert values["rule", "thank_you", "planned"] == "12"
+    assert values["rule", "thank_you", "revenue"] == "150.00"
+    assert values["rule", "thank_you", "skipped_by_reason.opted_out"] == "1"
+    assert values["rule", "thank_you", "uplift.held_out_conversions"] == "1"
+    assert values["rule", "win_back", "uplift.difference"] == ""
+    assert values["rule", "nps", "uplift"] == ""
+    assert values["daily_sends", "nps", "2026-03-15"] == "2"
+    assert values["kpis", "", "repeat_purchase_rate"] == "0.5"
+    assert values["referrals", "", "سارا"] == "2"
+    assert values["nps", "", "score"] == "-25"
+    assert values["nps_week", "", "2026-03-23.detractors"] == "1"
+
+
+def test_empty_report_formats(sessions: sessionmaker[Session], settings: Settings) -> None:
+    with sessions() as session:
+        report = build_report(
+            session,
+            since=None,
+            until=None,
+            rule=None,
+            attribution_days={},
+            settings=settings,
+            clock=FixedClock(NOW),
+        )
+    data = json.loads(report_to_json(report))
+    assert data["rules"] == [] and data["nps"]["score"] is None
+    rows = list(csv.reader(io.StringIO(report_to_csv(report))))
+    assert ["kpis", "", "buyers", "0"] in rows and ["nps", "", "score", ""] in rows
