@@ -136,7 +136,10 @@ def _message(error: ErrorDetails) -> str:
     }
     if kind in bounds:
         op, key = bounds[kind]
-        return f"must be {op} {ctx.get(key)}"
+        bound = ctx.get(key)
+        if isinstance(bound, float) and bound.is_integer():
+            bound = int(bound)
+        return f"must be {op} {bound}"
     message = error["msg"]
     return message.removeprefix("Value error, ")
 

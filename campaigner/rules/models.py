@@ -170,6 +170,9 @@ class PostPurchaseRule(RuleBase):
     def delay_td(self) -> timedelta:
         return parse_duration(self.delay)
 
+    def when(self) -> str:
+        return f"{self.delay} after a paid order"
+
 
 class BirthdayRule(RuleBase):
     """On the birthday (or `days_before` it) at `send_at`, in the customer's own time zone."""
@@ -180,6 +183,10 @@ class BirthdayRule(RuleBase):
     days_before: int = Field(0, ge=0, le=30)
     calendar: Literal["gregorian", "jalali", "customer"] = "customer"
 
+    def when(self) -> str:
+        day = f"{self.days_before} days before the birthday" if self.days_before else "birthday"
+        return f"{day} at {self.send_at} ({self.calendar} calendar)"
+
 
 class WinBackRule(RuleBase):
     """`inactive_days` after the last paid order, at `send_at`; a new order starts over."""
@@ -189,6 +196,9 @@ class WinBackRule(RuleBase):
     trigger: Literal["win_back"]
     inactive_days: int = Field(ge=1)
     min_orders: int = Field(1, ge=1)
+
+    def when(self) -> str:
+        return f"{self.inactive_days} days after the last order, at {self.send_at}"
 
 
 class ReferralRequestRule(RuleBase):
@@ -205,6 +215,9 @@ class ReferralRequestRule(RuleBase):
     def delay_td(self) -> timedelta:
         return parse_duration(self.delay)
 
+    def when(self) -> str:
+        return f"{self.delay} after paid order number {self.after_orders}"
+
 
 class NpsSurveyRule(PostPurchaseRule):
     """Asks for a 0-10 score `delay` after a paid order; replies count within `response_window`."""
@@ -215,6 +228,9 @@ class NpsSurveyRule(PostPurchaseRule):
     @property
     def response_window_td(self) -> timedelta:
         return parse_duration(self.response_window)
+
+    def when(self) -> str:
+        return f"{self.delay} after a paid order, replies counted for {self.response_window}"
 
 
 Rule = Annotated[
