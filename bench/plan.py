@@ -1,0 +1,251 @@
+"""Benchmark: one planning pass of the four sample rules over a large shop, against a naive
+baseline that loads customers and orders into Python and evaluates each rule per customer.
+
+    .venv/bin/python bench/plan.py                    # 1,000,000 customers, 3,000,000 orders
+    .venv/bin/python bench/plan.py --customers 100000 # a quicker run
+
+The database is built in a child process, so the peak memory reported is the planner's own.
+Both approaches must find the same due occurrences; the script checks that they do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import random
+import resource
+import sqlite3
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+
+from campaigner.calendars import birthday_in_year, jalali_month_day, month_day, year_of
+from campaigner.clock import FixedClock
+from campaigner.config import Settings
+from campaigner.db import create_engine_for, session_factory, upgrade
+from campaigner.db.models import Customer, OptOut, Order
+from campaigner.planner import plan
+from campaigner.project import SAMPLES
+from campaigner.rules.loader import load_rules
+from campaigner.rules.models import (
+    BirthdayRule,
+    PostPurchaseRule,
+    ReferralRequestRule,
+    Rule,
+    WinBackRule,
+)
+
+NOW = datetime(2026, 3, 20, 8, 0, tzinfo=UTC)  # 11:30 in Tehran
+ZONES = ["Asia/Tehran"] * 16 + ["Europe/Berlin", "America/New_York", "Asia/Dubai", "Europe/London"]
+CHUNK = 100_000
+
+
+def stamp(moment: datetime) -> str:
+    """How SQLAlchemy stores a UTC datetime in SQLite."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def build(path: Path, customers: int, orders_per_customer: int, seed: int) -> None:
+    engine = create_engine_for(f"sqlite:///{path}")
+    upgrade(engine)
+    engine.dispose()
+    rng = random.Random(seed)
+    first_day = date(1950, 1, 1)
+    days = [first_day + timedelta(days=n) for n in range(365 * 55)]
+    birth = [(d.isoformat(), month_day(d), jalali_month_day(d)) for d in days]
+    created = stamp(NOW)
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA journal_mode=OFF")  # a throw-away database: no journal while loading
+    db.execute("PRAGMA synchronous=OFF")
+    db.execute("PRAGMA cache_size=-400000")
+
+    def customer_rows(start: int, stop: int) -> Iterator[tuple[object, ...]]:
+        for n in range(start, stop):
+            born = birth[rng.randrange(len(birth))] if rng.random() < 0.8 else (None, None, None)
+            tags = rng.choice(["", "", ",vip,", ",newsletter,", ",newsletter,vip,"])
+            yield (
+                n, f"c{n}", f"Name{n}", "", f"+98912{n:07d}", born[0],
+                "jalali" if rng.random() < 0.4 else "gregorian", rng.choice(ZONES),
+                "fa", tags, rng.random() < 0.9, "", born[1], born[2], 0, 0, created, created,
+            )  # fmt: skip
+
+    for start in range(1, customers + 1, CHUNK):
+        with db:
+            db.executemany(
+                "INSERT INTO customers (id, external_id, first_name, last_name, phone, birthday,"
+                " calendar, timezone, locale, tags, marketing_consent, city, birth_md,"
+                " birth_jalali_md, orders_count, total_spent, created_at, updated_at)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                customer_rows(start, min(start + CHUNK, customers + 1)),
+            )
+    span = int(timedelta(days=730).total_seconds())
+    total_orders = customers * orders_per_customer
+
+    def order_rows(start: int, stop: int) -> Iterator[tuple[object, ...]]:
+        for n in range(start, stop):
+            paid = NOW - timedelta(seconds=rng.randrange(span))
+            status = "paid" if rng.random() < 0.95 else "refunded"
+            yield (
+                n, f"o{n}", rng.randrange(1, customers + 1), rng.randrange(10, 5000),
+                "IRT", status, stamp(paid), created, created,
+            )  # fmt: skip
+
+    for start in range(1, total_orders + 1, CHUNK):
+        with db:
+            db.executemany(
+                "INSERT INTO orders (id, external_id, customer_id, total, currency, status,"
+                " paid_at, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                order_rows(start, min(start + CHUNK, total_orders + 1)),
+            )
+    with db:
+        db.execute(
+            "INSERT INTO opt_outs (phone, source, reason, created_at)"
+            " SELECT phone, 'bench', '', ? FROM customers WHERE id % 97 = 0",
+            (created,),
+        )
+        # The derived columns, in SQL: order sequence numbers, then per-customer statistics.
+        db.execute("CREATE TEMP TABLE seq (id INTEGER PRIMARY KEY, n INTEGER)")
+        db.execute(
+            "INSERT INTO seq SELECT id, row_number() OVER (PARTITION BY customer_id"
+            " ORDER BY paid_at, id) FROM orders WHERE status = 'paid'"
+        )
+        db.execute("UPDATE orders SET sequence = seq.n FROM seq WHERE orders.id = seq.id")
+        db.execute(
+            "CREATE TEMP TABLE stats (customer_id INTEGER PRIMARY KEY, c INTEGER, s NUMERIC,"
+            " f TEXT, m INTEGER)"
+        )
+        db.execute(
+            "INSERT INTO stats SELECT customer_id, count(*), sum(total), min(paid_at),"
+            " max(sequence) FROM orders WHERE status = 'paid' GROUP BY customer_id"
+        )
+        db.execute(
+            "UPDATE customers SET orders_count = stats.c, total_spent = stats.s,"
+            " first_order_at = stats.f FROM stats WHERE customers.id = stats.customer_id"
+        )
+        db.execute(
+            "UPDATE customers SET last_order_id = o.id, last_order_at = o.paid_at"
+            " FROM stats JOIN orders AS o ON o.customer_id = stats.customer_id"
+            " AND o.sequence = stats.m WHERE customers.id = stats.customer_id"
+        )
+    db.execute("ANALYZE")
+    db.close()
+
+
+def naive(url: str, rules: list[Rule]) -> Counter[str]:
+    """The obvious way: every customer and order in Python, every rule checked per customer."""
+    engine = create_engine_for(url)
+    with session_factory(engine)() as session:
+        opted_out = set(session.scalars(select(OptOut.phone)))
+        people = session.execute(
+            select(
+                Customer.id,
+                Customer.phone,
+                Customer.marketing_consent,
+                Customer.phone_invalid_at,
+                Customer.timezone,
+                Customer.calendar,
+                Customer.birthday,
+            )
+        ).all()
+        history: dict[int, list[datetime]] = {}
+        paid = select(Order.customer_id, Order.paid_at).where(Order.status == "paid")
+        for customer_id, paid_at in session.execute(paid.order_by(Order.paid_at, Order.id)):
+            history.setdefault(customer_id, []).append(paid_at)
+    engine.dispose()
+    due: Counter[str] = Counter()
+    for cid, phone, consent, invalid, zone_name, calendar, birthday in people:
+        if not phone or not consent or invalid or phone in opted_out:
+            continue
+        zone = ZoneInfo(zone_name)
+        paid_orders = history.get(cid, [])
+        for rule in rules:
+            start = NOW - rule.lateness
+            if isinstance(rule, PostPurchaseRule):
+                due[rule.name] += sum(start <= p + rule.delay_td <= NOW for p in paid_orders)
+            elif isinstance(rule, ReferralRequestRule):
+                if len(paid_orders) >= rule.after_orders:
+                    moment = paid_orders[rule.after_orders - 1] + rule.delay_td
+                    due[rule.name] += start <= moment <= NOW
+            elif isinstance(rule, WinBackRule):
+                if len(paid_orders) >= rule.min_orders:
+                    ready = (paid_orders[-1] + timedelta(days=rule.inactive_days)).astimezone(zone)
+                    send = datetime.combine(ready.date(), rule.send_time, tzinfo=zone)
+                    if send < ready:
+                        send = datetime.combine(
+                            ready.date() + timedelta(days=1), rule.send_time, tzinfo=zone
+                        )
+                    due[rule.name] += start <= send <= NOW
+            elif isinstance(rule, BirthdayRule) and birthday is not None:
+                used = calendar if rule.calendar == "customer" else rule.calendar
+                used = "jalali" if used == "jalali" else "gregorian"
+                today = NOW.astimezone(zone).date()
+                for day in (today - timedelta(days=1), today):
+                    send = datetime.combine(day, rule.send_time, tzinfo=zone)
+                    party = day + timedelta(days=rule.days_before)
+                    if start <= send <= NOW and (
+                        birthday_in_year(birthday, year_of(party, used), used) == party
+                    ):
+                        due[rule.name] += 1
+    return due
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--orders-per-customer", type=int, default=3)
+    parser.add_argument("--db", type=Path, help="reuse (or keep) the database at this path")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    workdir = tempfile.TemporaryDirectory()
+    path = args.db or Path(workdir.name) / "bench.db"
+    if not path.exists():
+        began = time.perf_counter()
+        child = multiprocessing.get_context("spawn").Process(
+            target=build, args=(path, args.customers, args.orders_per_customer, args.seed)
+        )
+        child.start()
+        child.join()
+        if child.exitcode:
+            sys.exit(f"building the database failed ({child.exitcode})")
+        print(f"built {path} in {time.perf_counter() - began:.1f} s")
+    url = f"sqlite:///{path}"
+    loaded = load_rules(SAMPLES / "rules")
+    rules = list(loaded.rules.values())
+    settings = Settings.model_validate({"database": {"url": url}})
+    engine = create_engine_for(url)
+    rss_before = peak_rss_mb()
+    began = time.perf_counter()
+    with session_factory(engine).begin() as session:
+        report = plan(session, rules, FixedClock(NOW), settings)
+    planner_seconds = time.perf_counter() - began
+    planner_rss = peak_rss_mb()
+    engine.dispose()
+    began = time.perf_counter()
+    baseline = naive(url, rules)
+    naive_seconds = time.perf_counter() - began
+    print(f"customers: {args.customers:,}  orders: {args.customers * args.orders_per_customer:,}")
+    for name, result in report.rules.items():
+        found = result.planned + result.held_out
+        agree = "ok" if found == baseline[name] else f"MISMATCH (naive {baseline[name]})"
+        print(f"  {name:<18} planned {result.planned:>6}  held out {result.held_out:>5}  {agree}")
+    print(f"planning pass: {planner_seconds:.3f} s")
+    print(f"naive baseline: {naive_seconds:.1f} s")
+    print(f"ratio: {naive_seconds / planner_seconds:.0f}x faster")
+    print(f"peak RSS: {planner_rss:.0f} MB after planning (before: {rss_before:.0f} MB)")
+    print(f"peak RSS incl. naive baseline: {peak_rss_mb():.0f} MB")
+    workdir.cleanup()
+
+
+if __name__ == "__main__":
+    main()

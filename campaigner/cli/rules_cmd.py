@@ -1,0 +1,83 @@
+"""`campaigner rules check` and `campaigner rules list`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from campaigner.cli.context import AppContext, pass_app
+from campaigner.clock import SystemClock
+from campaigner.planner import count_due, day_bounds
+from campaigner.rules.loader import RuleSet, load_rules
+
+
+def _load(app: AppContext, path: Path | None) -> RuleSet:
+    settings = app.settings
+    return load_rules(path or settings.paths.rules, templates=settings.paths.templates)
+
+
+@click.group("rules")
+def rules_group() -> None:
+    """Marketing rules: one TOML file per rule in the rules directory.
+
+    \b
+    Example:
+      campaigner rules check
+    """
+
+
+@rules_group.command("check")
+@click.argument("path", required=False, type=click.Path(path_type=Path, file_okay=False))
+@pass_app
+def check_command(app: AppContext, path: Path | None) -> None:
+    """Validate every rule and its template; list every problem, or one line per rule.
+
+    PATH defaults to `paths.rules` from the configuration. Exits 1 when anything is wrong.
+
+    \b
+    Example:
+      campaigner rules check rules/
+    """
+    loaded = _load(app, path)
+    if loaded.problems:
+        for problem in loaded.problems:
+            click.echo(str(problem))
+        click.echo(f"{len(loaded.problems)} problem(s) found", err=True)
+        raise click.exceptions.Exit(1)
+    for name, rule in loaded.rules.items():
+        state = "" if rule.enabled else " [disabled]"
+        click.echo(f"ok  {name}: {rule.trigger}, {rule.when()}, template {rule.template}{state}")
+    click.echo(f"{len(loaded.rules)} rule(s) OK", err=True)
+
+
+@rules_group.command("list")
+@pass_app
+def list_command(app: AppContext) -> None:
+    """Show each rule with how many messages it would still plan today.
+
+    "Today" is the shop's day (`customers.timezone`); rules with problems are left out and
+    named on stderr (see `campaigner rules check`).
+
+    \b
+    Example:
+      campaigner rules list
+    """
+    settings = app.settings
+    loaded = _load(app, None)
+    for problem in loaded.problems:
+        click.echo(f"skipped: {problem}", err=True)
+    start, end = day_bounds(SystemClock(), settings.customers.timezone)
+    rows = [("RULE", "TRIGGER", "ENABLED", "TEMPLATE", "TODAY")]
+    with app.sessions()() as session:
+        for name, rule in loaded.rules.items():
+            today = count_due(session, rule, start, end, settings) if rule.enabled else 0
+            enabled = "yes" if rule.enabled else "no"
+            rows.append((name, rule.trigger, enabled, rule.template, str(today)))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        click.echo("  ".join(cells).rstrip())
+
+
+COMMANDS = [rules_group]

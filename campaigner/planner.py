@@ -1,0 +1,204 @@
+"""Rules in, ledger rows out: every due occurrence becomes one `messages` row, exactly once.
+
+Each rule's due occurrences are found by one SELECT (see `campaigner.rules.triggers`) and
+written by one INSERT … SELECT … ON CONFLICT DO NOTHING on the ledger's unique key, so
+re-runs, overlapping ticks and racing planners can never create a second row. Nothing here
+loops over customers in Python.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
+from typing import Any, cast
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Table,
+    case,
+    exists,
+    func,
+    literal,
+    select,
+    text,
+)
+from sqlalchemy import cast as sa_cast
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from campaigner.clock import Clock
+from campaigner.config import Settings
+from campaigner.db.models import Customer, Message, MessageStatus
+from campaigner.rules.models import Rule
+from campaigner.rules.triggers import DueContext, compile_due
+from campaigner.rules.triggers.common import instant
+
+messages = cast(Table, Message.__table__)
+_HASH_PRIME = 2_147_483_647  # 2**31 - 1: customer id × multiplier stays inside 64 bits
+_HOLDOUT_BUCKETS = 10_000  # holdout_percent has a resolution of 0.01 %
+
+
+@dataclass
+class RulePlan:
+    planned: int = 0
+    held_out: int = 0
+    locked: bool = False  # another planner was planning this rule; it was skipped
+
+
+@dataclass
+class PlanReport:
+    rules: dict[str, RulePlan] = field(default_factory=dict)
+
+    @property
+    def planned(self) -> int:
+        return sum(plan.planned for plan in self.rules.values())
+
+    @property
+    def held_out(self) -> int:
+        return sum(plan.held_out for plan in self.rules.values())
+
+
+def plan(session: Session, rules: Iterable[Rule], clock: Clock, settings: Settings) -> PlanReport:
+    """Insert every occurrence due in [now - max_lateness, now] for each enabled rule.
+
+    The caller commits. On PostgreSQL each rule is guarded by a transaction-level advisory
+    lock: a rule another planner is busy with is skipped (and reported as `locked`).
+    """
+    now = clock.now()
+    dialect = session.get_bind().dialect.name
+    zones = customer_zones(session, settings)
+    report = PlanReport()
+    for rule in rules:
+        if not rule.enabled:
+            continue
+        result = report.rules[rule.name] = RulePlan()
+        if dialect == "postgresql" and not _try_lock(session, rule.name):
+            result.locked = True
+            continue
+        ctx = DueContext(start=now - rule.lateness, end=now, zones=zones, dialect=dialect)
+        for (status,) in session.execute(_insert(rule, ctx, now, dialect)):
+            if status == MessageStatus.HELD_OUT:
+                result.held_out += 1
+            else:
+                result.planned += 1
+    return report
+
+
+def count_due(
+    session: Session, rule: Rule, start: datetime, end: datetime, settings: Settings
+) -> int:
+    """How many occurrences of `rule` fall due in [start, end] and are not in the ledger yet."""
+    dialect = session.get_bind().dialect.name
+    ctx = DueContext(start, end, customer_zones(session, settings), dialect)
+    due = compile_due(rule, ctx).subquery("due")
+    planned = exists().where(
+        messages.c.rule == rule.name,
+        messages.c.customer_id == due.c.customer_id,
+        messages.c.occurrence_key == due.c.occurrence_key,
+    )
+    return int(session.scalar(select(func.count()).select_from(due).where(~planned)) or 0)
+
+
+def day_bounds(clock: Clock, zone: str) -> tuple[datetime, datetime]:
+    """Today in `zone`, from local midnight to just before the next one, in UTC."""
+    tz = ZoneInfo(zone)
+    today = clock.now().astimezone(tz).date()
+    start = datetime.combine(today, time.min, tzinfo=tz)
+    end = datetime.combine(today + timedelta(days=1), time.min, tzinfo=tz)
+    return start.astimezone(UTC), (end - timedelta(microseconds=1)).astimezone(UTC)
+
+
+def customer_zones(session: Session, settings: Settings) -> dict[str, ZoneInfo]:
+    """The distinct time zones of customers; a name that is not a zone counts as the shop's."""
+    fallback = ZoneInfo(settings.customers.timezone)
+    zones: dict[str, ZoneInfo] = {}
+    for name in session.scalars(select(Customer.timezone).distinct()):
+        try:
+            zones[name] = ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            zones[name] = fallback
+    return zones
+
+
+def holdout_bucket(rule_name: str, customer_id: Any) -> Any:
+    """A stable pseudo-random bucket in [0, 10000) per (rule, customer).
+
+    A universal hash ((a·id + b) mod p) with a and b derived from the rule's name, so each rule
+    holds out its own group, and the same customer always lands in the same bucket. Plain
+    integer arithmetic: identical on SQLite and PostgreSQL (and in Python, for tests).
+    """
+    a, b = _hash_params(rule_name)
+    if isinstance(customer_id, int):
+        return ((a * customer_id + b) % _HASH_PRIME) % _HOLDOUT_BUCKETS
+    scaled = sa_cast(customer_id, BigInteger) * literal(a, BigInteger) + literal(b, BigInteger)
+    return (scaled % _HASH_PRIME) % _HOLDOUT_BUCKETS
+
+
+def is_held_out(rule: Rule, customer_id: int) -> bool:
+    return bool(holdout_bucket(rule.name, customer_id) < _holdout_threshold(rule))
+
+
+def _holdout_threshold(rule: Rule) -> int:
+    return round(rule.holdout_percent * _HOLDOUT_BUCKETS / 100)
+
+
+def _hash_params(rule_name: str) -> tuple[int, int]:
+    a = 1 + zlib.crc32(f"holdout-a:{rule_name}".encode()) % (_HASH_PRIME - 1)
+    b = zlib.crc32(f"holdout-b:{rule_name}".encode()) % _HASH_PRIME
+    return a, b
+
+
+def _try_lock(session: Session, rule_name: str) -> bool:
+    key = zlib.crc32(f"campaigner.plan:{rule_name}".encode())
+    return bool(session.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key}))
+
+
+def _insert(rule: Rule, ctx: DueContext, now: datetime, dialect: str) -> Any:
+    due = compile_due(rule, ctx).subquery("due")
+    status: ColumnElement[str] = literal(MessageStatus.QUEUED.value)
+    if rule.holdout_percent > 0:
+        status = case(
+            (
+                holdout_bucket(rule.name, due.c.customer_id) < _holdout_threshold(rule),
+                literal(MessageStatus.HELD_OUT.value),
+            ),
+            else_=literal(MessageStatus.QUEUED.value),
+        )
+    rows = select(
+        literal(rule.name),
+        due.c.customer_id,
+        due.c.occurrence_key,
+        status,
+        literal(rule.priority),
+        due.c.phone,
+        due.c.order_id,
+        due.c.due_at,
+        due.c.due_at,
+        due.c.expires_at,
+        instant(now),
+        instant(now),
+    ).where(due.c.customer_id.is_not(None))  # SQLite needs a WHERE before ON CONFLICT
+    columns = [
+        "rule",
+        "customer_id",
+        "occurrence_key",
+        "status",
+        "priority",
+        "phone",
+        "order_id",
+        "due_at",
+        "scheduled_for",
+        "expires_at",
+        "created_at",
+        "updated_at",
+    ]
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(messages)
+    return (
+        insert.from_select(columns, rows)
+        .on_conflict_do_nothing(index_elements=["rule", "customer_id", "occurrence_key"])
+        .returning(messages.c.status)
+    )

@@ -1,0 +1,1 @@
+"""Rules: marketer-written TOML files, validated, and compiled to SQL by trigger."""

@@ -1,0 +1,165 @@
+"""Load every rule file in a directory and report every problem, each naming file, rule, field.
+
+A marketer should see all mistakes in one `rules check`, not one per run, so nothing here
+stops at the first problem.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+from pydantic_core import ErrorDetails
+
+from campaigner.errors import CampaignerError
+from campaigner.rules.models import TRIGGERS, Rule
+
+TemplateChecker = Callable[[Rule], list[str]]
+_RULE: TypeAdapter[Rule] = TypeAdapter(Rule)
+
+
+@dataclass(frozen=True)
+class RuleProblem:
+    file: Path
+    rule: str | None
+    field: str | None
+    message: str
+
+    def __str__(self) -> str:
+        parts = [str(self.file)]
+        if self.rule:
+            parts.append(f"rule {self.rule!r}")
+        if self.field:
+            parts.append(self.field)
+        parts.append(self.message)
+        return ": ".join(parts)
+
+
+@dataclass
+class RuleSet:
+    rules: dict[str, Rule] = field(default_factory=dict)
+    problems: list[RuleProblem] = field(default_factory=list)
+    files: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def load_rules(
+    directory: Path,
+    *,
+    templates: Path | None = None,
+    template_checker: TemplateChecker | None = None,
+) -> RuleSet:
+    """Every `*.toml` in `directory`, validated.
+
+    With `templates` (the message templates directory) each rule's template must exist there;
+    `template_checker` may add deeper template problems (undefined variables, ...), reported on
+    the rule's `template` field.
+    """
+    if not directory.is_dir():
+        raise CampaignerError(f"{directory}: rules directory not found")
+    result = RuleSet()
+    for path in sorted(directory.glob("*.toml")):
+        rule = _load_file(path, result.problems)
+        if rule is None:
+            continue
+        if rule.name in result.files:
+            first = result.files[rule.name]
+            result.problems.append(
+                RuleProblem(path, rule.name, "name", f"duplicate rule name (also in {first})")
+            )
+            continue
+        result.files[rule.name] = path
+        problems = _template_problems(rule, templates, template_checker)
+        result.problems.extend(RuleProblem(path, rule.name, "template", p) for p in problems)
+        if not problems:
+            result.rules[rule.name] = rule
+    return result
+
+
+def _load_file(path: Path, problems: list[RuleProblem]) -> Rule | None:
+    try:
+        data: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        problems.append(RuleProblem(path, None, None, f"TOML syntax error: {exc}"))
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.append(RuleProblem(path, None, None, f"cannot read: {exc}"))
+        return None
+    data.setdefault("name", path.stem)
+    name = str(data["name"])
+    trigger = data.get("trigger")
+    if trigger not in TRIGGERS:
+        message = (
+            "required"
+            if trigger is None
+            else f"unknown trigger {trigger!r} (expected one of: {', '.join(TRIGGERS)})"
+        )
+        problems.append(RuleProblem(path, name, "trigger", message))
+        return None
+    try:
+        return _RULE.validate_python(data)
+    except ValidationError as exc:
+        for error in exc.errors():
+            problems.append(RuleProblem(path, name, _field(error, trigger), _message(error)))
+        return None
+
+
+def _field(error: ErrorDetails, trigger: str) -> str:
+    loc = list(error["loc"])
+    if loc and loc[0] == trigger:
+        loc = loc[1:]
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(rule)"
+
+
+def _message(error: ErrorDetails) -> str:
+    ctx = error.get("ctx", {})
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required"
+    bounds = {
+        "less_than_equal": ("<=", "le"),
+        "less_than": ("<", "lt"),
+        "greater_than_equal": (">=", "ge"),
+        "greater_than": (">", "gt"),
+    }
+    if kind in bounds:
+        op, key = bounds[kind]
+        bound = ctx.get(key)
+        if isinstance(bound, float) and bound.is_integer():
+            bound = int(bound)
+        return f"must be {op} {bound}"
+    message = error["msg"]
+    return message.removeprefix("Value error, ")
+
+
+def _template_problems(
+    rule: Rule, templates: Path | None, checker: TemplateChecker | None
+) -> list[str]:
+    problems: list[str] = []
+    if templates is not None and not template_exists(templates, rule.template_stem):
+        problems.append(
+            f"template {rule.template!r} not found: expected {templates}/{rule.template_stem}.j2 "
+            f"or {templates}/{rule.template_stem}.<locale>.j2"
+        )
+    elif checker is not None:
+        problems.extend(checker(rule))
+    return problems
+
+
+def template_exists(templates: Path, stem: str) -> bool:
+    """A template exists as `<stem>.j2` or in at least one locale, `<stem>.<locale>.j2`."""
+    if (templates / f"{stem}.j2").is_file():
+        return True
+    return any(path.is_file() for path in templates.glob(f"{stem}.*.j2"))

@@ -1,0 +1,240 @@
+"""Rule files as pydantic models, one per trigger, told apart by the `trigger` key.
+
+Every model forbids unknown keys, so a typo in a rule file is an error at load time
+instead of a rule that silently does nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import time, timedelta
+from decimal import Decimal
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from campaigner.config import SendWindow
+from campaigner.rules.durations import parse_duration
+
+_TIME = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*$")
+
+
+def _check_duration(value: str) -> str:
+    parse_duration(value)
+    return value
+
+
+Duration = Annotated[str, AfterValidator(_check_duration)]
+Scalar = str | int | float
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Condition(Strict):
+    """One `{field, op, value}` test on a whitelisted customer column; never raw SQL."""
+
+    field: Literal[
+        "city",
+        "locale",
+        "calendar",
+        "timezone",
+        "orders_count",
+        "total_spent",
+        "external_id",
+        "first_name",
+        "last_name",
+    ]
+    op: Literal["=", "!=", "<", "<=", ">", ">=", "in", "not_in"]
+    value: Scalar | list[Scalar]
+
+    @model_validator(mode="after")
+    def _value_fits_op(self) -> Condition:
+        is_list = isinstance(self.value, list)
+        if self.op in ("in", "not_in") and not is_list:
+            raise ValueError(f'op {self.op!r} needs a list value, e.g. ["a", "b"]')
+        if self.op not in ("in", "not_in") and is_list:
+            raise ValueError(f"op {self.op!r} needs a single value, not a list")
+        return self
+
+
+class Audience(Strict):
+    """Who may receive the rule's message, on top of consent and a valid phone."""
+
+    tags_any: list[str] = []
+    tags_all: list[str] = []
+    tags_none: list[str] = []
+    min_orders: int | None = Field(None, ge=0)
+    max_orders: int | None = Field(None, ge=0)
+    min_total_spent: Decimal | None = Field(None, ge=0)
+    locale: str | list[str] | None = None
+    where: list[Condition] = []
+
+    @field_validator("tags_any", "tags_all", "tags_none")
+    @classmethod
+    def _clean_tags(cls, tags: list[str]) -> list[str]:
+        cleaned = [tag.strip().lower() for tag in tags]
+        if any(not tag or "," in tag for tag in cleaned):
+            raise ValueError("tags must be non-empty and contain no comma")
+        return cleaned
+
+    @property
+    def locales(self) -> list[str]:
+        if self.locale is None:
+            return []
+        return [self.locale] if isinstance(self.locale, str) else list(self.locale)
+
+
+class CouponSpec(Strict):
+    """A unique code per message: either a percentage or a fixed amount off."""
+
+    percent: float | None = Field(None, gt=0, le=100)
+    amount: float | None = Field(None, gt=0)
+    valid_days: int = Field(14, ge=1)
+    prefix: str = Field("", max_length=12, pattern=r"^[A-Za-z0-9]*$")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> CouponSpec:
+        if (self.percent is None) == (self.amount is None):
+            raise ValueError("give exactly one of percent or amount")
+        return self
+
+
+class RuleBase(Strict):
+    """Fields every rule has, whatever its trigger."""
+
+    default_lateness: ClassVar[str] = "1d"
+
+    name: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    template: str = Field(min_length=1)
+    enabled: bool = True
+    priority: int = 0
+    send_at: str = "10:00"
+    max_lateness: Duration | None = None
+    holdout_percent: float = Field(0, ge=0, le=50)
+    audience: Audience = Audience()
+    coupon: CouponSpec | None = None
+    transactional: bool = False
+    max_segments: int | None = Field(None, ge=1)
+    window: str | None = None
+    max_per_day: int | None = Field(None, ge=0)
+    max_per_week: int | None = Field(None, ge=0)
+    attribution_days: int = Field(7, ge=0)
+
+    @field_validator("send_at")
+    @classmethod
+    def _time_of_day(cls, value: str) -> str:
+        match = _TIME.match(value)
+        if not match or int(match.group(1)) > 23 or int(match.group(2)) > 59:
+            raise ValueError(f"send_at must be a time of day like 10:00, got {value!r}")
+        return value
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, value: str | None) -> str | None:
+        if value is not None:
+            SendWindow.parse(value)
+        return value
+
+    @property
+    def send_time(self) -> time:
+        hours, minutes = self.send_at.strip().split(":")
+        return time(int(hours), int(minutes))
+
+    @property
+    def lateness(self) -> timedelta:
+        """How long after its due time an occurrence may still be planned and sent."""
+        return parse_duration(self.max_lateness or self.default_lateness)
+
+    @property
+    def template_stem(self) -> str:
+        """The template's name without `.j2` or a locale: "birthday" for "birthday.j2"."""
+        return self.template.removesuffix(".j2")
+
+    @property
+    def send_window(self) -> SendWindow | None:
+        return SendWindow.parse(self.window) if self.window else None
+
+
+class PostPurchaseRule(RuleBase):
+    """`delay` after an order is paid (a thank-you, care instructions, ...)."""
+
+    trigger: Literal["post_purchase"]
+    delay: Duration
+    min_order_total: Decimal | None = Field(None, ge=0)
+    first_order_only: bool = False
+
+    @property
+    def delay_td(self) -> timedelta:
+        return parse_duration(self.delay)
+
+    def when(self) -> str:
+        return f"{self.delay} after a paid order"
+
+
+class BirthdayRule(RuleBase):
+    """On the birthday (or `days_before` it) at `send_at`, in the customer's own time zone."""
+
+    default_lateness: ClassVar[str] = "12h"
+
+    trigger: Literal["birthday"]
+    days_before: int = Field(0, ge=0, le=30)
+    calendar: Literal["gregorian", "jalali", "customer"] = "customer"
+
+    def when(self) -> str:
+        day = f"{self.days_before} days before the birthday" if self.days_before else "birthday"
+        return f"{day} at {self.send_at} ({self.calendar} calendar)"
+
+
+class WinBackRule(RuleBase):
+    """`inactive_days` after the last paid order, at `send_at`; a new order starts over."""
+
+    default_lateness: ClassVar[str] = "2d"
+
+    trigger: Literal["win_back"]
+    inactive_days: int = Field(ge=1)
+    min_orders: int = Field(1, ge=1)
+
+    def when(self) -> str:
+        return f"{self.inactive_days} days after the last order, at {self.send_at}"
+
+
+class ReferralRequestRule(RuleBase):
+    """`delay` after a customer's `after_orders`-th paid order: a happy, returning customer."""
+
+    default_lateness: ClassVar[str] = "2d"
+
+    trigger: Literal["referral_request"]
+    after_orders: int = Field(ge=1)
+    delay: Duration
+    min_total_spent: Decimal | None = Field(None, ge=0)
+
+    @property
+    def delay_td(self) -> timedelta:
+        return parse_duration(self.delay)
+
+    def when(self) -> str:
+        return f"{self.delay} after paid order number {self.after_orders}"
+
+
+class NpsSurveyRule(PostPurchaseRule):
+    """Asks for a 0-10 score `delay` after a paid order; replies count within `response_window`."""
+
+    trigger: Literal["nps_survey"]  # type: ignore[assignment]
+    response_window: Duration = "3d"
+
+    @property
+    def response_window_td(self) -> timedelta:
+        return parse_duration(self.response_window)
+
+    def when(self) -> str:
+        return f"{self.delay} after a paid order, replies counted for {self.response_window}"
+
+
+Rule = Annotated[
+    PostPurchaseRule | BirthdayRule | WinBackRule | ReferralRequestRule | NpsSurveyRule,
+    Field(discriminator="trigger"),
+]
+TRIGGERS = ("post_purchase", "birthday", "win_back", "referral_request", "nps_survey")

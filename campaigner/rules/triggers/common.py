@@ -1,0 +1,196 @@
+"""What every trigger's query shares: the due window, who may be messaged, date arithmetic.
+
+Each trigger compiles a rule to ONE SELECT with the columns of `DUE_COLUMNS`, so the planner
+can insert its rows into the ledger with a single INSERT … SELECT.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, cast
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    String,
+    Table,
+    exists,
+    false,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    type_coerce,
+)
+from sqlalchemy import Integer as SAInteger
+from sqlalchemy import (
+    cast as sa_cast,
+)
+from sqlalchemy.types import Interval
+
+from campaigner.db.models import Customer, OptOut, Order, UTCDateTime
+from campaigner.rules.models import Audience, Condition, RuleBase
+
+customers = cast(Table, Customer.__table__)
+orders = cast(Table, Order.__table__)
+opt_outs = cast(Table, OptOut.__table__)
+
+DUE_COLUMNS = ("customer_id", "occurrence_key", "due_at", "expires_at", "order_id", "phone")
+
+
+@dataclass(frozen=True)
+class DueContext:
+    """Where and when to look: occurrences due in [start, end], and the customers' time zones.
+
+    `zones` maps each time zone name found on customers to the zone to compute in (an unknown
+    name falls back to the shop's zone).
+    """
+
+    start: datetime
+    end: datetime
+    zones: dict[str, ZoneInfo]
+    dialect: str
+
+
+def eligible(rule: RuleBase) -> list[ColumnElement[bool]]:
+    """A phone that works and has not opted out, consent for marketing, and the audience."""
+    conditions: list[ColumnElement[bool]] = [
+        customers.c.phone.is_not(None),
+        customers.c.phone_invalid_at.is_(None),
+        ~exists().where(opt_outs.c.phone == customers.c.phone),
+    ]
+    if not rule.transactional:
+        conditions.append(customers.c.marketing_consent.is_(True))
+    return conditions + audience_filter(rule.audience)
+
+
+def audience_filter(audience: Audience) -> list[ColumnElement[bool]]:
+    tags = customers.c.tags
+    conditions: list[ColumnElement[bool]] = []
+    if audience.tags_any:
+        conditions.append(or_(*(_has_tag(tags, tag) for tag in audience.tags_any)))
+    conditions.extend(_has_tag(tags, tag) for tag in audience.tags_all)
+    conditions.extend(~_has_tag(tags, tag) for tag in audience.tags_none)
+    if audience.min_orders is not None:
+        conditions.append(customers.c.orders_count >= audience.min_orders)
+    if audience.max_orders is not None:
+        conditions.append(customers.c.orders_count <= audience.max_orders)
+    if audience.min_total_spent is not None:
+        conditions.append(customers.c.total_spent >= audience.min_total_spent)
+    if audience.locales:
+        conditions.append(customers.c.locale.in_(audience.locales))
+    conditions.extend(_condition(condition) for condition in audience.where)
+    return conditions
+
+
+def _has_tag(tags: Any, tag: str) -> ColumnElement[bool]:
+    return cast(ColumnElement[bool], tags.contains(f",{tag},", autoescape=True))
+
+
+_OPS: dict[str, Callable[[Any, Any], Any]] = {
+    "=": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "in": lambda column, value: column.in_(value),
+    "not_in": lambda column, value: column.not_in(value),
+}
+
+
+def _condition(condition: Condition) -> ColumnElement[bool]:
+    column = customers.c[condition.field]
+    return cast(ColumnElement[bool], _OPS[condition.op](column, condition.value))
+
+
+def shift(column: Any, delta: timedelta, dialect: str) -> ColumnElement[datetime]:
+    """`column + delta` for a stored UTC datetime, in SQL, on SQLite and PostgreSQL.
+
+    SQLite keeps datetimes as 'YYYY-MM-DD HH:MM:SS.ffffff' text; the result keeps that exact
+    format (whole seconds are shifted, the fraction is carried over) so comparisons stay right.
+    """
+    if dialect == "sqlite":
+        seconds = int(delta.total_seconds())
+        shifted = func.strftime(
+            "%Y-%m-%d %H:%M:%S", column, f"{'+' if seconds >= 0 else '-'}{abs(seconds)} seconds"
+        ).concat(func.substr(column, 20))
+        return type_coerce(shifted, UTCDateTime())
+    return type_coerce(column + literal(delta, Interval()), UTCDateTime())
+
+
+def instant(value: datetime) -> ColumnElement[datetime]:
+    return literal(value, UTCDateTime())
+
+
+def due_columns(
+    customer_id: Any,
+    occurrence_key: Any,
+    due_at: Any,
+    expires_at: Any,
+    order_id: Any,
+) -> list[ColumnElement[Any]]:
+    return [
+        customer_id.label("customer_id"),
+        type_coerce(occurrence_key, String()).label("occurrence_key"),
+        due_at.label("due_at"),
+        expires_at.label("expires_at"),
+        order_id.label("order_id"),
+        customers.c.phone.label("phone"),
+    ]
+
+
+def no_order() -> ColumnElement[int]:
+    """A typed NULL order id for occurrences of no order (PostgreSQL needs the type)."""
+    return sa_cast(null(), SAInteger())
+
+
+def nothing_due() -> Select[Any]:
+    """A query with the due columns and no rows (no time zone or date falls in the window)."""
+    return select(
+        *due_columns(
+            customers.c.id,
+            literal(""),
+            instant(datetime(2000, 1, 1, tzinfo=UTC)),
+            instant(datetime(2000, 1, 1, tzinfo=UTC)),
+            no_order(),
+        )
+    ).where(false())
+
+
+def key_text(column: Any) -> ColumnElement[str]:
+    """An id as the ledger's text occurrence key."""
+    return sa_cast(column, String(128))
+
+
+def local_sends(
+    zone: ZoneInfo, start: datetime, end: datetime, at: time
+) -> Iterator[tuple[date, datetime]]:
+    """Each local date whose `at` o'clock in `zone` falls in [start, end], with that instant."""
+    first = start.astimezone(zone).date() - timedelta(days=1)
+    last = end.astimezone(zone).date() + timedelta(days=1)
+    day = first
+    while day <= last:
+        moment = send_instant(day, at, zone)
+        if start <= moment <= end:
+            yield day, moment
+        day += timedelta(days=1)
+
+
+def send_instant(day: date, at: time, zone: ZoneInfo) -> datetime:
+    """`at` o'clock local time on `day`, in UTC."""
+    return datetime.combine(day, at, tzinfo=zone).astimezone(UTC)
+
+
+def union_or_nothing(branches: Sequence[Select[Any]]) -> Select[Any] | Any:
+    if not branches:
+        return nothing_due()
+    if len(branches) == 1:
+        return branches[0]
+    first, *rest = branches
+    return first.union_all(*rest)

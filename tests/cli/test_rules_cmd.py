@@ -1,0 +1,49 @@
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from campaigner.cli import cli
+from campaigner.project import SAMPLES
+
+
+def test_rules_check_samples_one_line_per_rule(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    templates = SAMPLES / "templates" / "messages"
+    config.write_text(f'[paths]\ntemplates = "{templates}"\n', encoding="utf-8")
+    result = CliRunner().invoke(
+        cli, ["--config", str(config), "rules", "check", str(SAMPLES / "rules")]
+    )
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stdout.splitlines() if line.startswith("ok")]
+    assert len(lines) == 4
+    assert any("thank_you: post_purchase, 2h after a paid order" in line for line in lines)
+
+
+def test_rules_check_lists_every_problem_and_fails(tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "a.toml").write_text('trigger = "birthday"\ntemplate = "nope"\n', encoding="utf-8")
+    (rules / "b.toml").write_text('trigger = "post_purchase"\ntemplate = "x"\n', encoding="utf-8")
+    config = tmp_path / "config.toml"
+    config.write_text("", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["--config", str(config), "rules", "check", str(rules)])
+    assert result.exit_code == 1
+    assert f"{rules}/a.toml: rule 'a': template: template 'nope' not found" in result.stdout
+    assert f"{rules}/b.toml: rule 'b': delay: required" in result.stdout
+    assert "2 problem(s) found" in result.stderr
+
+
+def test_rules_list_shows_todays_counts(tmp_path: Path) -> None:
+    runner = CliRunner()
+    project = tmp_path / "shop"
+    assert runner.invoke(cli, ["init", str(project), "--demo"]).exit_code == 0
+    result = runner.invoke(cli, ["--config", str(project / "config.toml"), "rules", "list"])
+    assert result.exit_code == 0, result.output
+    header, *rows = result.stdout.splitlines()
+    assert header.split() == ["RULE", "TRIGGER", "ENABLED", "TEMPLATE", "TODAY"]
+    by_name = {row.split()[0]: row.split() for row in rows}
+    assert set(by_name) == {"birthday", "referral_request", "thank_you", "win_back"}
+    assert by_name["thank_you"][1:3] == ["post_purchase", "yes"]
+    assert all(cells[4].isdigit() for cells in by_name.values())
+    # The demo shop is laid out so that every sample rule has someone due today.
+    assert int(by_name["birthday"][4]) > 0

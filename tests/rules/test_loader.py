@@ -1,0 +1,194 @@
+from datetime import time, timedelta
+from pathlib import Path
+
+import pytest
+
+from campaigner.errors import CampaignerError
+from campaigner.project import SAMPLES
+from campaigner.rules.loader import RuleProblem, load_rules
+from campaigner.rules.models import (
+    BirthdayRule,
+    NpsSurveyRule,
+    PostPurchaseRule,
+    ReferralRequestRule,
+    Rule,
+    WinBackRule,
+)
+
+
+@pytest.fixture
+def templates(tmp_path: Path) -> Path:
+    directory = tmp_path / "templates"
+    directory.mkdir()
+    for name in ("thanks.j2", "birthday.fa.j2", "birthday.en.j2"):
+        (directory / name).write_text("Hi {{ first_name }}", encoding="utf-8")
+    return directory
+
+
+def write(directory: Path, name: str, text: str) -> Path:
+    directory.mkdir(exist_ok=True)
+    path = directory / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_sample_rules_load_with_their_templates() -> None:
+    rules = load_rules(SAMPLES / "rules", templates=SAMPLES / "templates" / "messages")
+    assert [str(p) for p in rules.problems] == []
+    assert sorted(rules.rules) == ["birthday", "referral_request", "thank_you", "win_back"]
+    birthday = rules.rules["birthday"]
+    assert isinstance(birthday, BirthdayRule)
+    assert birthday.send_time == time(10, 0) and birthday.lateness == timedelta(hours=12)
+    assert birthday.coupon is not None and birthday.coupon.percent == 15
+    thanks = rules.rules["thank_you"]
+    assert isinstance(thanks, PostPurchaseRule) and thanks.delay_td == timedelta(hours=2)
+    assert isinstance(rules.rules["win_back"], WinBackRule)
+    assert isinstance(rules.rules["referral_request"], ReferralRequestRule)
+
+
+def test_a_good_rule_per_trigger_with_defaults(tmp_path: Path, templates: Path) -> None:
+    rules_dir = tmp_path / "rules"
+    write(rules_dir, "a.toml", 'trigger = "post_purchase"\ntemplate = "thanks"\ndelay = "1h"\n')
+    write(rules_dir, "b.toml", 'trigger = "birthday"\ntemplate = "birthday.j2"\n')
+    write(rules_dir, "c.toml", 'trigger = "win_back"\ntemplate = "thanks"\ninactive_days = 60\n')
+    write(
+        rules_dir,
+        "d.toml",
+        'trigger = "referral_request"\ntemplate = "thanks"\nafter_orders = 2\ndelay = "1d"\n',
+    )
+    write(rules_dir, "e.toml", 'trigger = "nps_survey"\ntemplate = "thanks"\ndelay = "3d"\n')
+    loaded = load_rules(rules_dir, templates=templates)
+    assert loaded.problems == []
+    assert {name: rule.lateness for name, rule in loaded.rules.items()} == {
+        "a": timedelta(days=1),
+        "b": timedelta(hours=12),
+        "c": timedelta(days=2),
+        "d": timedelta(days=2),
+        "e": timedelta(days=1),
+    }
+    nps = loaded.rules["e"]
+    assert isinstance(nps, NpsSurveyRule) and nps.response_window_td == timedelta(days=3)
+    assert loaded.rules["a"].attribution_days == 7 and not loaded.rules["a"].transactional
+
+
+def test_every_problem_names_file_rule_and_field(tmp_path: Path, templates: Path) -> None:
+    rules_dir = tmp_path / "rules"
+    write(
+        rules_dir,
+        "birthday.toml",
+        'trigger = "birthday"\ntemplate = "birthday"\ndays_before = 40\n',
+    )
+    write(
+        rules_dir,
+        "typo.toml",
+        'trigger = "post_purchase"\ntemplate = "thanks"\ndelay = "1h"\ndelya = 1\n',
+    )
+    write(
+        rules_dir,
+        "type.toml",
+        'trigger = "win_back"\ntemplate = "thanks"\ninactive_days = "many"\n',
+    )
+    write(rules_dir, "unknown.toml", 'trigger = "anniversary"\ntemplate = "thanks"\n')
+    write(rules_dir, "missing.toml", 'trigger = "post_purchase"\ntemplate = "nope"\ndelay = "1h"\n')
+    write(
+        rules_dir,
+        "duration.toml",
+        'trigger = "post_purchase"\ntemplate = "thanks"\ndelay = "2 hours"\n',
+    )
+    write(rules_dir, "syntax.toml", 'trigger = "post_purchase"\ntemplate = \n')
+    write(
+        rules_dir,
+        "where.toml",
+        'trigger = "post_purchase"\ntemplate = "thanks"\ndelay = "1h"\n'
+        '[audience]\nwhere = [{ field = "password", op = "=", value = "x" }]\n',
+    )
+    loaded = load_rules(rules_dir, templates=templates)
+    problems = [str(p) for p in loaded.problems]
+    expected = [
+        f"{rules_dir}/birthday.toml: rule 'birthday': days_before: must be <= 30",
+        f"{rules_dir}/typo.toml: rule 'typo': delya: unknown key",
+        f"{rules_dir}/type.toml: rule 'type': inactive_days: Input should be a valid integer",
+        f"{rules_dir}/unknown.toml: rule 'unknown': trigger: unknown trigger 'anniversary'",
+        f"{rules_dir}/missing.toml: rule 'missing': template: template 'nope' not found",
+        f"{rules_dir}/duration.toml: rule 'duration': delay: bad duration '2 hours'",
+        f"{rules_dir}/syntax.toml: TOML syntax error: Invalid value (at line 2, column 12)",
+        f"{rules_dir}/where.toml: rule 'where': audience.where[0].field: Input should be",
+    ]
+    for start in expected:
+        assert any(p.startswith(start) for p in problems), (start, problems)
+    assert len(problems) == len(expected)
+    assert loaded.rules == {}
+
+
+def test_duplicate_names_are_reported(tmp_path: Path, templates: Path) -> None:
+    rules_dir = tmp_path / "rules"
+    write(
+        rules_dir,
+        "a.toml",
+        'name = "thanks"\ntrigger = "post_purchase"\ntemplate = "thanks"\ndelay = "1h"\n',
+    )
+    write(
+        rules_dir,
+        "b.toml",
+        'name = "thanks"\ntrigger = "post_purchase"\ntemplate = "thanks"\ndelay = "2h"\n',
+    )
+    loaded = load_rules(rules_dir, templates=templates)
+    assert list(loaded.rules) == ["thanks"]
+    assert [str(p) for p in loaded.problems] == [
+        f"{rules_dir}/b.toml: rule 'thanks': name: duplicate rule name (also in {rules_dir}/a.toml)"
+    ]
+
+
+def test_model_level_checks(tmp_path: Path, templates: Path) -> None:
+    rules_dir = tmp_path / "rules"
+    write(
+        rules_dir,
+        "x.toml",
+        'trigger = "birthday"\ntemplate = "birthday"\nsend_at = "25:00"\nwindow = "9-20"\n'
+        'holdout_percent = 60\ncalendar = "lunar"\n'
+        "coupon = { percent = 10, amount = 5 }\n"
+        'audience = { where = [{ field = "city", op = "in", value = "Tehran" }] }\n',
+    )
+    loaded = load_rules(rules_dir, templates=templates)
+    fields = {p.field: p.message for p in loaded.problems}
+    assert set(fields) == {
+        "send_at",
+        "window",
+        "holdout_percent",
+        "calendar",
+        "coupon",
+        "audience.where[0]",
+    }
+    assert fields["holdout_percent"] == "must be <= 50"
+    assert "exactly one of percent or amount" in fields["coupon"]
+    assert "needs a list" in fields["audience.where[0]"]
+
+
+def test_template_checker_problems_are_on_the_template_field(
+    tmp_path: Path, templates: Path
+) -> None:
+    rules_dir = tmp_path / "rules"
+    write(
+        rules_dir, "thanks.toml", 'trigger = "post_purchase"\ntemplate = "thanks"\ndelay = "1h"\n'
+    )
+    seen: list[str] = []
+
+    def checker(rule: Rule) -> list[str]:
+        seen.append(rule.name)
+        return ["undefined variable 'frist_name' (line 1)"]
+
+    loaded = load_rules(rules_dir, templates=templates, template_checker=checker)
+    assert seen == ["thanks"] and loaded.rules == {}
+    assert loaded.problems == [
+        RuleProblem(
+            rules_dir / "thanks.toml",
+            "thanks",
+            "template",
+            "undefined variable 'frist_name' (line 1)",
+        )
+    ]
+
+
+def test_missing_directory_is_a_user_error(tmp_path: Path) -> None:
+    with pytest.raises(CampaignerError, match="rules directory not found"):
+        load_rules(tmp_path / "nowhere")
