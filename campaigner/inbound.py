@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import datetime
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Table, delete, select
+from sqlalchemy import Table, delete, select, update
 from sqlalchemy.orm import Session
 
 from campaigner.config import Settings
@@ -19,6 +20,7 @@ from campaigner.customers.phones import InvalidPhone, normalize_phone, to_ascii_
 from campaigner.db.models import Customer, InboundMessage, Message, MessageStatus, OptOut
 from campaigner.db.upsert import insert_ignore
 from campaigner.gateways.base import DeliveryReport, InboundSms
+from campaigner.reports.nps import record_nps_reply
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +30,7 @@ OPT_OUTS = cast(Table, OptOut.__table__)
 OPTED_OUT = "opted_out"
 OPTED_IN = "opted_in"
 STORED = "stored"
+NPS_SCORE = "nps_score"
 DUPLICATE = "duplicate"
 INVALID_PHONE = "invalid_phone"
 
@@ -52,9 +55,19 @@ def is_keyword_reply(text: str, keywords: list[str]) -> bool:
 
 
 def handle_inbound(
-    session: Session, sms: InboundSms, *, gateway: str, settings: Settings, now: datetime
+    session: Session,
+    sms: InboundSms,
+    *,
+    gateway: str,
+    settings: Settings,
+    now: datetime,
+    nps_windows: Mapping[str, timedelta] | None = None,
 ) -> str:
-    """Record a reply and act on it at once; returns the action taken."""
+    """Record a reply and act on it at once; returns the action taken.
+
+    `nps_windows` (nps_survey rule -> response window) lets a 0-10 reply to a recent survey
+    count as that customer's score.
+    """
     try:
         phone = normalize_phone(sms.phone, settings.customers.region)
     except InvalidPhone:
@@ -86,6 +99,24 @@ def handle_inbound(
         add_opt_out(session, phone, source="sms", reason=f"reply via {gateway}", now=now)
     elif action == OPTED_IN:
         session.execute(delete(OptOut).where(OptOut.phone == phone))
+    elif nps_windows and record_nps_reply(
+        session,
+        phone=phone,
+        text=sms.text,
+        received_at=sms.received_at or now,
+        response_windows=nps_windows,
+    ):
+        action = NPS_SCORE
+        session.flush()
+        session.execute(
+            update(InboundMessage)
+            .where(
+                InboundMessage.phone == phone,
+                InboundMessage.gateway == gateway,
+                InboundMessage.received_at == (sms.received_at or now),
+            )
+            .values(action=NPS_SCORE)
+        )
     session.flush()
     log.info("inbound reply via %s: %s", gateway, action)
     return action

@@ -13,6 +13,8 @@ from campaigner.clock import SystemClock
 from campaigner.errors import CampaignerError
 from campaigner.reports import build_report, render_html, report_to_csv, report_to_json
 from campaigner.reports.terminal import print_report
+from campaigner.rulebook import check_rules
+from campaigner.rules.models import WinBackRule
 
 
 def _date(value: str | None, option: str) -> date | None:
@@ -53,7 +55,8 @@ def report_cmd(
     """Show what the messages did: delivery, conversions, revenue, uplift, churn, CLV, NPS.
 
     A message's period is the day it was due. A conversion is a paid order by the same
-    customer within the rule's attribution window (7 days) after the message.
+    customer within the rule's attribution window (`attribution_days`, default 7) after the
+    message. Churn counts customers past the win_back rule's `inactive_days`.
 
     \b
     Example:
@@ -65,15 +68,19 @@ def report_cmd(
     if first and last and first > last:
         raise CampaignerError("--since is after --until")
     settings = app.settings
+    rules = check_rules(settings).rules if settings.paths.rules.is_dir() else {}
+    win_back = [r for r in rules.values() if isinstance(r, WinBackRule)]
     with app.sessions()() as session:
         report = build_report(
             session,
             since=first,
             until=last,
             rule=rule,
-            attribution_days={},  # every rule gets the default window until rules carry theirs
+            attribution_days={name: r.attribution_days for name, r in rules.items()},
             settings=settings,
             clock=SystemClock(),
+            churn_days=min((r.inactive_days for r in win_back), default=None),
+            win_back_rules=tuple(r.name for r in win_back) or ("win_back",),
         )
     if output_format == "json":
         click.echo(report_to_json(report))
@@ -83,7 +90,9 @@ def report_cmd(
         console = Console()
         print_report(report, console if console.is_terminal else Console(width=120))
     if html_path is not None:
-        html_path.write_text(render_html(report, shop_name=settings.shop.name), encoding="utf-8")
+        descriptions = {name: r.description for name, r in rules.items() if r.description}
+        page = render_html(report, shop_name=settings.shop.name, descriptions=descriptions)
+        html_path.write_text(page, encoding="utf-8")
         click.echo(f"wrote {html_path}", err=output_format != "table")
 
 

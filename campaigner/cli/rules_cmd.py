@@ -9,12 +9,12 @@ import click
 from campaigner.cli.context import AppContext, pass_app
 from campaigner.clock import SystemClock
 from campaigner.planner import count_due, day_bounds
-from campaigner.rules.loader import RuleSet, load_rules
+from campaigner.rulebook import check_rules
+from campaigner.rules.loader import RuleSet
 
 
 def _load(app: AppContext, path: Path | None) -> RuleSet:
-    settings = app.settings
-    return load_rules(path or settings.paths.rules, templates=settings.paths.templates)
+    return check_rules(app.settings, path)
 
 
 @click.group("rules")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.applications import Starlette
@@ -21,9 +22,16 @@ def create_app(
     clock: Clock,
     gateways: Mapping[str, Gateway],
     extra_routes: Sequence[BaseRoute] = (),
+    nps_windows: Callable[[], Mapping[str, timedelta]] = dict,
 ) -> Starlette:
     """`gateways` maps the name used in webhook URLs (/webhooks/NAME/...) to its client."""
-    context = WebhookContext(settings=settings, sessions=sessions, clock=clock, gateways=gateways)
+    context = WebhookContext(
+        settings=settings,
+        sessions=sessions,
+        clock=clock,
+        gateways=gateways,
+        nps_windows=nps_windows,
+    )
     app = Starlette(routes=[*webhook_routes(context), *extra_routes])
     app.state.settings = settings
     app.state.sessions = sessions

@@ -11,6 +11,7 @@ import hmac
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from urllib.parse import parse_qsl
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -35,6 +36,8 @@ class WebhookContext:
     sessions: sessionmaker[Session]
     clock: Clock
     gateways: Mapping[str, Gateway]
+    # Current nps_survey rules and their response windows (rules may be reloaded).
+    nps_windows: Callable[[], Mapping[str, timedelta]] = dict
 
 
 class _Rejected(Exception):
@@ -126,7 +129,12 @@ def webhook_routes(context: WebhookContext) -> list[BaseRoute]:
         with context.sessions.begin() as session:
             actions = [
                 handle_inbound(
-                    session, sms, gateway=name, settings=context.settings, now=context.clock.now()
+                    session,
+                    sms,
+                    gateway=name,
+                    settings=context.settings,
+                    now=context.clock.now(),
+                    nps_windows=context.nps_windows(),
                 )
                 for sms in messages
             ]

@@ -1,5 +1,5 @@
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -8,7 +8,14 @@ from starlette.testclient import TestClient
 
 from campaigner.clock import FixedClock
 from campaigner.config import GatewaySettings, Settings
-from campaigner.db.models import Customer, InboundMessage, Message, MessageStatus, OptOut
+from campaigner.db.models import (
+    Customer,
+    InboundMessage,
+    Message,
+    MessageStatus,
+    NpsResponse,
+    OptOut,
+)
 from campaigner.gateways.base import Gateway
 from campaigner.gateways.kannel import KannelGateway
 from campaigner.gateways.twilio import TwilioGateway, twilio_signature
@@ -171,3 +178,45 @@ def test_twilio_callbacks_are_verified_by_signature(
     assert response.status_code == 200
     with sessions() as session:
         assert session.get(OptOut, PHONE) is not None
+
+
+def test_a_score_reply_to_a_survey_is_recorded_as_nps(
+    settings: Settings, sessions: sessionmaker[Session], clock: FixedClock
+) -> None:
+    settings = Settings.model_validate(
+        {"database": {"url": settings.database.url}, "server": {"webhook_token": TOKEN}}
+    )
+    sent = clock.now()
+    with sessions.begin() as session:
+        customer = Customer(external_id="c9", first_name="Olivia", phone=PHONE)
+        session.add(customer)
+        session.flush()
+        session.add(
+            Message(
+                rule="nps",
+                customer_id=customer.id,
+                occurrence_key="o1",
+                status=MessageStatus.SENT,
+                phone=PHONE,
+                due_at=sent,
+                scheduled_for=sent,
+                sent_at=sent,
+            )
+        )
+    app = create_app(
+        settings=settings,
+        sessions=sessions,
+        clock=clock,
+        gateways={"kannel": KannelGateway(GatewaySettings(name="kannel"))},
+        nps_windows=lambda: {"nps": timedelta(days=3)},
+    )
+    with TestClient(app) as client:
+        params = {"from": PHONE, "text": "۹", "id": "mo-9", "token": TOKEN}
+        assert client.get("/webhooks/kannel/inbound", params=params).text == "ok nps_score"
+        other = {"from": PHONE, "text": "thanks!", "id": "mo-10", "token": TOKEN}
+        assert client.get("/webhooks/kannel/inbound", params=other).text == "ok stored"
+    with sessions() as session:
+        (score,) = session.scalars(select(NpsResponse)).all()
+        assert (score.rule, score.score) == ("nps", 9)
+        actions = session.scalars(select(InboundMessage.action).order_by(InboundMessage.id)).all()
+        assert actions == ["nps_score", "stored"]
