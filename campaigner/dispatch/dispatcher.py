@@ -249,13 +249,12 @@ class Dispatcher:
         rows: list[dict[str, Any]] = []
         jobs: list[_Job] = []
         with self.sessions.begin() as session:
-            pairs = list(
-                session.execute(
-                    select(Message, Customer)
-                    .join(Customer, Customer.id == Message.customer_id)
-                    .where(Message.id.in_(ids))
-                ).tuples()
+            query = (
+                select(Message, Customer)
+                .join(Customer, Customer.id == Message.customer_id)
+                .where(Message.id.in_(ids))
             )
+            pairs = [(message, customer) for message, customer in session.execute(query)]
             pairs.sort(key=lambda pair: _precedence(pair[0]))
             phones = {phone for m, c in pairs if (phone := m.phone or c.phone)}
             opted_out = self._opted_out(session, phones)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Table, bindparam, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from campaigner.db.models import Message, MessageStatus
@@ -79,7 +79,10 @@ def write_rows(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     for columns, params in groups.items():
         statement = (
             update(table)
-            .where(table.c.id == bindparam("row_id"), table.c.status.in_(IN_FLIGHT))
+            .where(
+                table.c.id == bindparam("row_id"),
+                or_(*(table.c.status == status for status in IN_FLIGHT)),
+            )
             .values({name: bindparam(name, type_=table.c[name].type) for name in columns})
         )
         session.execute(statement, params)
