@@ -143,11 +143,20 @@ class SendingPolicy:
     def next_day_within_caps(
         self, now: datetime, zone: ZoneInfo, rule: RulePolicy, sent: Sequence[datetime]
     ) -> datetime:
-        """The first opening on a later local day where the caps leave room."""
+        """The first moment on a later local day where the caps leave room: the day's
+        opening, or later that day when an old message leaves the 7-day count."""
         day = now.astimezone(zone).date()
+        week_exits = sorted(s + timedelta(days=7, seconds=1) for s in sent)
         for offset in range(1, _LOOKAHEAD_DAYS):
             start_of_day = datetime.combine(day + timedelta(days=offset), time.min, tzinfo=zone)
-            candidate = self.next_opening(start_of_day, zone, rule)
-            if self.within_caps(candidate, zone, rule, sent):
-                return candidate
+            opening = self.next_opening(start_of_day, zone, rule)
+            same_day = [t for t in week_exits if t > opening and _same_day(t, opening, zone)]
+            for candidate in (opening, *same_day):
+                fits = self.within_caps(candidate, zone, rule, sent)
+                if fits and self.next_opening(candidate, zone, rule) == candidate:
+                    return candidate
         raise ValueError("caps leave no room in the coming year: check sending.max_per_*")
+
+
+def _same_day(a: datetime, b: datetime, zone: ZoneInfo) -> bool:
+    return a.astimezone(zone).date() == b.astimezone(zone).date()

@@ -177,8 +177,8 @@ def test_weekly_cap_defers_until_the_oldest_send_leaves_the_week(
             at_morning.advance(timedelta(days=1))
         third = queue(sessions, customer, at_morning.now(), lateness=timedelta(days=30))
         assert dispatcher.dispatch_once().deferred == 1
-    # Sent on the 22nd and 23rd at 10:00; the 22nd leaves the 7-day window after 29th 10:00.
-    assert row(sessions, third).scheduled_for == datetime(2026, 3, 30, 5, 30, tzinfo=UTC)
+    # Sent on the 22nd and 23rd at 10:00; the 22nd leaves the 7-day count after 29th 10:00.
+    assert row(sessions, third).scheduled_for == datetime(2026, 3, 29, 6, 30, 1, tzinfo=UTC)
 
 
 def test_opt_out_after_queueing_and_missing_consent_send_nothing(
