@@ -11,15 +11,15 @@ import sys
 import time
 from collections import Counter, deque
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from dispatch_helpers import plan
 from local_gateway import LocalSmsServer
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from campaigner.db.models import Customer, Message
+from campaigner.db.models import Message
 
 WORKER = Path(__file__).with_name("crash_worker.py")
 TRIALS = 20
@@ -32,31 +32,6 @@ def server() -> Iterator[LocalSmsServer]:
     server = LocalSmsServer().start()
     yield server
     server.stop()
-
-
-def plan(sessions: sessionmaker[Session], count: int, *, rules: int = 3) -> None:
-    """`count` ledger rows spread over several rules, due an hour ago (planner-shaped)."""
-    due = datetime(2026, 3, 22, 7, 30, tzinfo=UTC)
-    customers = [
-        {"id": n, "external_id": f"c{n}", "phone": f"+98912{n:07d}", "marketing_consent": True}
-        for n in range(1, count // rules + 2)
-    ]
-    messages = [
-        {
-            "rule": f"rule{n % rules}",
-            "customer_id": n // rules + 1,
-            "occurrence_key": f"order-{n}",
-            "status": "queued",
-            "phone": f"+98912{n // rules + 1:07d}",
-            "due_at": due,
-            "scheduled_for": due,
-            "expires_at": due + timedelta(days=2),
-        }
-        for n in range(count)
-    ]
-    with sessions.begin() as session:
-        session.execute(insert(Customer), customers)
-        session.execute(insert(Message), messages)
 
 
 def spawn_worker(db_url: str, port: int, offset: float) -> subprocess.Popen[str]:
