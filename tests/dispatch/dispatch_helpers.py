@@ -150,9 +150,18 @@ def make_dispatcher(
     return Dispatcher(sessions, gateway, clock, settings, **options)
 
 
-def plan(sessions: sessionmaker[Session], count: int, *, rules: int = 3) -> None:
-    """`count` ledger rows spread over several rules, due an hour ago (planner-shaped)."""
+def plan(
+    sessions: sessionmaker[Session],
+    count: int,
+    *,
+    rules: int = 3,
+    due_offset: timedelta | None = None,
+) -> None:
+    """`count` ledger rows spread over several rules, planner-shaped; due at 11:00 in
+    Tehran on 22 March 2026, or `due_offset` from the real time (for the benchmark)."""
     due = datetime(2026, 3, 22, 7, 30, tzinfo=UTC)
+    if due_offset is not None:
+        due = datetime.now(UTC) + due_offset
     customers = [
         {"id": n, "external_id": f"c{n}", "phone": f"+98912{n:07d}", "marketing_consent": True}
         for n in range(1, count // rules + 2)

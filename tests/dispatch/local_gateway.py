@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import sys
 import threading
 from collections.abc import Sequence
@@ -56,6 +57,7 @@ class LocalSmsServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out as separate writes
     server: LocalSmsServer
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -106,6 +108,8 @@ class LocalHttpGateway(Gateway):
         connection = getattr(self._local, "connection", None)
         if connection is None:
             connection = http.client.HTTPConnection(*self._address, timeout=10)
+            connection.connect()
+            connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._local.connection = connection
         body = json.dumps(payload).encode()
         headers = {"Content-Type": "application/json"}
