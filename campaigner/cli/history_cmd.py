@@ -14,7 +14,9 @@ from campaigner.errors import CampaignerError
 
 @click.command("history")
 @click.option("--phone", help="A phone number, in any common form.")
-@click.option("--customer", "customer_ref", help="A customer's id from your shop (external id).")
+@click.option(
+    "--customer", "customer_ref", help="A customer's id from your shop, or Campaigner's own id."
+)
 @pass_app
 def history_cmd(app: AppContext, phone: str | None, customer_ref: str | None) -> None:
     """Every message planned for a phone number or customer, with its status and reason.
@@ -34,9 +36,14 @@ def history_cmd(app: AppContext, phone: str | None, customer_ref: str | None) ->
                 raise CampaignerError(str(exc)) from None
             messages = message_history(session, phone=number)
         else:
+            reference = customer_ref or ""
             customer_id = session.scalar(
-                select(Customer.id).where(Customer.external_id == customer_ref)
+                select(Customer.id).where(Customer.external_id == reference)
             )
+            if customer_id is None and reference.isdigit():
+                customer_id = session.scalar(
+                    select(Customer.id).where(Customer.id == int(reference))
+                )
             if customer_id is None:
                 raise CampaignerError(f"no customer with id {customer_ref!r}")
             messages = message_history(session, customer_id=customer_id)

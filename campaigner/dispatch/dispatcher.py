@@ -55,9 +55,9 @@ class DispatchReport:
     gateway: str | None = None
 
     def add(self, other: DispatchReport) -> None:
-        for name in ("claimed", "sent", "failed", "deferred", "expired", "retried", "requeued"):
+        counts = ("claimed", "sent", "failed", "deferred", "expired", "retried", "requeued")
+        for name in (*counts, "unknown"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
-        self.unknown += other.unknown
         self.skipped.update(other.skipped)
         self.paused = other.paused
         self.gateway = other.gateway or self.gateway
@@ -195,7 +195,13 @@ class Dispatcher:
         ids = claim_due(self.sessions, now, size, gateway=route.label, lease_until=lease_until)
         report.claimed = len(ids)
         if ids:
-            jobs = self._prepare(ids, now, route, report)
+            try:
+                jobs = self._prepare(ids, now, route, report)
+            except Exception:
+                # Nothing reached a gateway yet: hand the batch back rather than strand it.
+                with self.sessions.begin() as session:
+                    write_rows(session, [_requeue(row_id, now) for row_id in ids])
+                raise
             if jobs:
                 self._send(route, jobs, report)
         return report
@@ -273,6 +279,12 @@ class Dispatcher:
                     rendered = self.renderer.render(session, message)
                 except RenderError as exc:
                     rows.append(_failed(message.id, exc.reason, str(exc), now))
+                    report.failed += 1
+                    continue
+                except Exception as exc:
+                    # One broken row must not stop the rest of the batch (or the daemon).
+                    logger.exception("message %s (%s): rendering failed", message.id, message.rule)
+                    rows.append(_failed(message.id, "render_error", repr(exc), now))
                     report.failed += 1
                     continue
                 rows.append(
@@ -539,7 +551,7 @@ class Dispatcher:
 
     # -- crash recovery ---------------------------------------------------------------------
 
-    def reconcile(self) -> ReconcileReport:
+    def reconcile(self, limit: int = 1000) -> ReconcileReport:
         """Settle `unknown` rows by asking their gateway what happened to them.
 
         A gateway answers per message: "sent", "delivered", "undelivered", "failed", or
@@ -562,6 +574,7 @@ class Dispatcher:
                 )
                 .where(Message.status == MessageStatus.UNKNOWN)
                 .order_by(Message.id)
+                .limit(limit)
             ).all()
         report.checked = len(unknown)
         groups: defaultdict[str, list[Any]] = defaultdict(list)

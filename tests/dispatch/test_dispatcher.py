@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from dispatch_helpers import (
+    FakeRenderer,
     ScriptedGateway,
     add_customer,
     make_dispatcher,
@@ -19,9 +20,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from campaigner.clock import FixedClock
 from campaigner.config import GatewaySettings, Settings
 from campaigner.db.models import Customer, Message, OptOut
-from campaigner.dispatch import CircuitState
+from campaigner.dispatch import CircuitState, Rendered
 from campaigner.gateways.base import GatewayError, OutgoingMessage, SendResult
 from campaigner.optouts import add_opt_outs
+from campaigner.policy import RulePolicy
 
 # Sunday 22 March 2026, 10:00 in Tehran (UTC+03:30).
 MORNING = datetime(2026, 3, 22, 6, 30, tzinfo=UTC)
@@ -507,3 +509,45 @@ def test_rate_limit_spaces_requests_on_the_injected_clock(
         assert dispatcher.dispatch_once().sent == 30
     # A burst of 10, then 20 more at 10 per second.
     assert sum(slept) == pytest.approx(2.0)
+
+
+def test_a_renderer_bug_fails_that_row_and_the_batch_goes_on(
+    sessions: sessionmaker[Session], at_morning: FixedClock, settings: Settings
+) -> None:
+    class BrokenForOne(FakeRenderer):
+        def render(self, session: Session, message: Message) -> Rendered:
+            if message.rule == "broken":
+                raise KeyError("first_name")
+            return super().render(session, message)
+
+    broken = queue(sessions, add_customer(sessions), MORNING, rule="broken")
+    fine = queue(sessions, add_customer(sessions), MORNING)
+    gateway = ScriptedGateway()
+    with make_dispatcher(
+        sessions, gateway, at_morning, settings, renderer=BrokenForOne()
+    ) as dispatcher:
+        report = dispatcher.dispatch_once()
+    assert (report.sent, report.failed) == (1, 1)
+    assert (row(sessions, broken).status, row(sessions, broken).reason) == (
+        "failed",
+        "render_error",
+    )
+    assert [m.id for m in gateway.sent] == [fine]
+
+
+def test_a_policy_lookup_error_hands_the_batch_back_untouched(
+    sessions: sessionmaker[Session], at_morning: FixedClock, settings: Settings
+) -> None:
+    def no_such_rule(rule: str) -> RulePolicy:
+        raise LookupError(rule)
+
+    message_id = queue(sessions, add_customer(sessions), MORNING)
+    with (
+        make_dispatcher(
+            sessions, ScriptedGateway(), at_morning, settings, policies=no_such_rule
+        ) as dispatcher,
+        pytest.raises(LookupError),
+    ):
+        dispatcher.dispatch_once()
+    stored = row(sessions, message_id)
+    assert (stored.status, stored.attempts, stored.lease_until) == ("queued", 0, None)
