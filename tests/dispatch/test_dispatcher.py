@@ -551,3 +551,25 @@ def test_a_policy_lookup_error_hands_the_batch_back_untouched(
         dispatcher.dispatch_once()
     stored = row(sessions, message_id)
     assert (stored.status, stored.attempts, stored.lease_until) == ("queued", 0, None)
+
+
+def test_caps_respect_what_another_dispatcher_is_sending_right_now(
+    sessions: sessionmaker[Session], at_morning: FixedClock, settings: Settings
+) -> None:
+    customer = add_customer(sessions)
+    rival_high = queue(sessions, customer, MORNING, rule="birthday", priority=9)
+    mine = queue(sessions, customer, MORNING, rule="thank_you", priority=1)
+    neighbour = add_customer(sessions)
+    rival_low = queue(sessions, neighbour, MORNING, rule="win_back", priority=0)
+    other_phone = queue(sessions, neighbour, MORNING, rule="thank_you", priority=5)
+    with sessions.begin() as session:
+        for rival in (rival_high, rival_low):
+            message = session.get_one(Message, rival)
+            message.status, message.lease_until = "sending", MORNING + timedelta(minutes=2)
+    gateway = ScriptedGateway()
+    with make_dispatcher(sessions, gateway, at_morning, settings) as dispatcher:
+        report = dispatcher.dispatch_once()
+    # The higher-priority rival holds today's slot for this phone; a lower one does not.
+    assert (report.sent, report.deferred) == (1, 1)
+    assert row(sessions, mine).reason == "cap"
+    assert [m.id for m in gateway.sent] == [other_phone]
