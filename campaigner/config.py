@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import time
+from datetime import date, time
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -34,6 +34,7 @@ from campaigner.errors import ConfigError
 DEFAULT_CONFIG_PATH = Path("config.toml")
 ENV_PREFIX = "CAMPAIGNER_"
 
+_JALALI_MONTH_DAY = re.compile(r"^jalali:(\d{1,2})-(\d{1,2})$")
 _WINDOW = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 
 
@@ -111,6 +112,22 @@ class SendingSettings(Section):
     def _window(cls, value: str) -> str:
         SendWindow.parse(value)
         return value
+
+    @field_validator("quiet_dates")
+    @classmethod
+    def _quiet_dates(cls, values: list[str]) -> list[str]:
+        for value in values:
+            jalali = _JALALI_MONTH_DAY.match(value)
+            if jalali:
+                month, day = int(jalali[1]), int(jalali[2])
+                if not (1 <= month <= 12 and 1 <= day <= (31 if month <= 6 else 30)):
+                    raise ValueError(f"{value!r}: no such Jalali month and day")
+                continue
+            try:
+                date.fromisoformat(value)
+            except ValueError:
+                raise ValueError(f"{value!r}: expected YYYY-MM-DD or jalali:MM-DD") from None
+        return values
 
     @property
     def send_window(self) -> SendWindow:

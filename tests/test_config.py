@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from campaigner.config import load_settings, mask_url, masked
+from campaigner.config import SendingSettings, load_settings, mask_url, masked
 from campaigner.errors import ConfigError
 
 
@@ -105,3 +105,11 @@ def test_masked_hides_every_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 def test_mask_url() -> None:
     assert mask_url("postgresql://u:pw@h/db") == "postgresql://u:********@h/db"
     assert mask_url("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def test_quiet_dates_are_checked_at_load() -> None:
+    ok = SendingSettings(quiet_dates=["2026-04-01", "jalali:01-13", "jalali:12-30"])
+    assert ok.quiet_dates[1] == "jalali:01-13"
+    for bad in ("jalali:13-01", "jalali:07-31", "April 1st"):
+        with pytest.raises(ValueError, match="quiet_dates"):
+            SendingSettings(quiet_dates=[bad])

@@ -1,0 +1,183 @@
+"""End-to-end dispatch throughput: ledger -> policy -> render -> HTTP gateway -> ledger.
+
+The gateway is the loopback HTTP server from the test suite, in its own process; rate
+limiting is off. Each mode runs in a fresh process on a fresh database, so its peak RSS
+is its own. The baseline is the naive design: one row per transaction, sent one by one.
+
+    .venv/bin/python bench/dispatch.py                       # SQLite in a temp dir
+    .venv/bin/python bench/dispatch.py --messages 50000 --db-url postgresql+psycopg://...
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import create_engine, select, text, update
+from sqlalchemy.orm import Session, sessionmaker
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests" / "dispatch"))
+
+from dispatch_helpers import plan  # noqa: E402
+from local_gateway import gateway_for  # noqa: E402
+
+from campaigner.clock import SystemClock  # noqa: E402
+from campaigner.config import Settings  # noqa: E402
+from campaigner.db import create_engine_for, session_factory, upgrade  # noqa: E402
+from campaigner.db.models import Base, Message  # noqa: E402
+from campaigner.dispatch import Dispatcher, Rendered  # noqa: E402
+from campaigner.gateways.base import OutgoingMessage  # noqa: E402
+from campaigner.policy import RulePolicy  # noqa: E402
+
+MODES = {
+    # name: (max_batch, max_in_flight)
+    "baseline": (1, 1),
+    "single": (1, 8),
+    "batched": (100, 4),
+}
+
+
+class PlainRenderer:
+    def render(self, session: Session, message: Message) -> Rendered:
+        return Rendered(f"Hello from {message.rule} ({message.occurrence_key})", "gsm7", 1)
+
+
+def fresh_database(db_url: str | None, workdir: Path) -> str:
+    if db_url is None:
+        url = f"sqlite:///{workdir / 'bench.db'}"
+    else:
+        url = db_url
+        engine = create_engine(url)
+        with engine.begin() as connection:
+            tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+            connection.execute(text(f"DROP TABLE IF EXISTS {tables}, alembic_version CASCADE"))
+        engine.dispose()
+    engine = create_engine_for(url)
+    upgrade(engine)
+    engine.dispose()
+    return url
+
+
+def naive_loop(sessions: sessionmaker[Session], port: int) -> int:
+    """One row per transaction, one request per message, nothing in parallel."""
+    gateway = gateway_for(port, max_batch=1)
+    clock = SystemClock()
+    renderer = PlainRenderer()
+    sent = 0
+    while True:
+        with sessions.begin() as session:
+            message = session.scalars(
+                select(Message).where(Message.status == "queued").order_by(Message.id).limit(1)
+            ).first()
+            if message is None:
+                return sent
+            message.status = "sending"
+            message.lease_until = clock.now() + timedelta(minutes=2)
+            rendered = renderer.render(session, message)
+            outgoing = OutgoingMessage(message.id, message.phone or "", rendered.text)
+        [result] = gateway.send([outgoing])
+        with sessions.begin() as session:
+            session.execute(
+                update(Message)
+                .where(Message.id == outgoing.id)
+                .values(status="sent", provider_id=result.provider_id, sent_at=clock.now())
+            )
+        sent += 1
+
+
+def run_mode(
+    mode: str, port: int, messages: int, db_url: str | None, batch_size: int
+) -> dict[str, object]:
+    max_batch, in_flight = MODES[mode]
+    with tempfile.TemporaryDirectory() as workdir:
+        url = fresh_database(db_url, Path(workdir))
+        engine = create_engine_for(url)
+        sessions = session_factory(engine)
+        plan(sessions, messages, due_offset=timedelta(minutes=-1))
+        settings = Settings.model_validate(
+            {
+                "database": {"url": url},
+                "sending": {
+                    "window": "00:00-24:00",
+                    "max_per_day": 0,
+                    "max_per_week": 0,
+                    "batch_size": batch_size,
+                },
+            }
+        )
+        started = time.perf_counter()
+        if mode == "baseline":
+            sent = naive_loop(sessions, port)
+        else:
+            gateway = gateway_for(port, max_batch=max_batch, max_in_flight=in_flight)
+            with Dispatcher(
+                sessions,
+                gateway,
+                SystemClock(),
+                settings.model_copy(update={"gateway": gateway.settings}),
+                renderer=PlainRenderer(),
+                policies=lambda rule: RulePolicy(),
+            ) as dispatcher:
+                sent = dispatcher.drain().sent
+        elapsed = time.perf_counter() - started
+        engine.dispose()
+    assert sent == messages, f"{mode}: sent {sent} of {messages}"
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"mode": mode, "messages": sent, "seconds": elapsed, "peak_rss_mb": peak_mb}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument("--baseline-messages", type=int, default=2_000)
+    parser.add_argument("--batch-size", type=int, default=500, help="sending.batch_size")
+    parser.add_argument("--db-url", help="a scratch database (its tables are dropped!)")
+    parser.add_argument("--mode", choices=MODES, help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.mode:
+        print(
+            json.dumps(run_mode(args.mode, args.port, args.messages, args.db_url, args.batch_size))
+        )
+        return
+
+    server = subprocess.Popen(
+        [sys.executable, str(HERE.parent / "tests" / "dispatch" / "local_gateway.py")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        port = int(server.stdout.readline())
+        header = ("mode", "batch", "in flight", "messages", "msgs/s", "peak RSS")
+        print("{:<10} {:>5} {:>9} {:>9} {:>9} {:>9}".format(*header))
+        for mode, (max_batch, in_flight) in MODES.items():
+            count = args.baseline_messages if mode == "baseline" else args.messages
+            command = [sys.executable, __file__, "--mode", mode, "--port", str(port)]
+            command += ["--messages", str(count), "--batch-size", str(args.batch_size)]
+            if args.db_url:
+                command += ["--db-url", args.db_url]
+            result = json.loads(
+                subprocess.run(command, check=True, capture_output=True, text=True).stdout
+            )
+            rate = result["messages"] / result["seconds"]
+            print(
+                f"{mode:<10} {max_batch:>5} {in_flight:>9} {result['messages']:>9} "
+                f"{rate:>9,.0f} {result['peak_rss_mb']:>6.0f} MB",
+                flush=True,
+            )
+    finally:
+        server.terminate()
+        server.wait()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from campaigner.cli import cli
+from campaigner.db.models import Customer, Message, OptOut
+
+WHEN = datetime(2026, 3, 22, 6, 30, tzinfo=UTC)
+
+
+@pytest.fixture
+def config(tmp_path: Path, db_url: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(f'[database]\nurl = "{db_url}"\n', encoding="utf-8")
+    return path
+
+
+def run(config: Path, *args: str) -> str:
+    result = CliRunner().invoke(cli, ["--config", str(config), *args])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.fixture
+def ledger(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as session:
+        customer = Customer(external_id="C-1", first_name="Sara", phone="+989121234567")
+        session.add(customer)
+        session.flush()
+        for key, status, reason in (
+            ("1", "sent", None),
+            ("2", "skipped", "cap"),
+            ("3", "unknown", None),
+        ):
+            session.add(
+                Message(
+                    rule="thank_you",
+                    customer_id=customer.id,
+                    occurrence_key=key,
+                    status=status,
+                    reason=reason,
+                    phone=customer.phone,
+                    due_at=WHEN,
+                    scheduled_for=WHEN,
+                    gateway="kavenegar",
+                    text="سلام سارا" if key == "1" else None,
+                )
+            )
+
+
+@pytest.mark.usefixtures("ledger")
+def test_status_shows_depth_by_status_and_rule_and_unknown_rows(config: Path) -> None:
+    output = run(config, "status")
+    assert "skipped" in output and "thank_you" in output
+    assert "Nothing queued." in output
+    assert "Unknown" in output and "+989121234567 via kavenegar" in output
+
+
+@pytest.mark.usefixtures("ledger")
+def test_history_by_phone_and_customer(config: Path) -> None:
+    by_phone = run(config, "history", "--phone", "۰۹۱۲۱۲۳۴۵۶۷")
+    assert by_phone.count("thank_you") == 3
+    assert "skipped (cap)" in by_phone and "سلام سارا" in by_phone
+    assert run(config, "history", "--customer", "C-1") == by_phone
+    missing = CliRunner().invoke(cli, ["--config", str(config), "history", "--customer", "nope"])
+    assert missing.exit_code == 1 and "no customer" in missing.output
+
+
+def test_optout_add_list_remove_import(
+    config: Path, tmp_path: Path, sessions: sessionmaker[Session]
+) -> None:
+    assert "1 added" in run(config, "optout", "add", "09121234567", "--reason", "phoned")
+    assert "0 added, 1 already" in run(config, "optout", "add", "+989121234567")
+    listing = run(config, "optout", "list")
+    assert "+989121234567" in listing and "manual phoned" in listing
+    assert "removed" in run(config, "optout", "remove", "0912 123 4567")
+    csv = tmp_path / "stop.csv"
+    csv.write_text("phone,name\n09121111111,a\n+989122222222,b\nnot-a-number 12,c\n", "utf-8")
+    result = CliRunner().invoke(cli, ["--config", str(config), "optout", "import", str(csv)])
+    assert result.exit_code == 0
+    assert "2 added" in result.output and "skipped invalid number: not-a-number 12" in result.output
+    with sessions() as session:
+        phones = set(session.scalars(select(OptOut.phone)))
+    assert phones == {"+989121111111", "+989122222222"}

@@ -1,0 +1,151 @@
+"""A tiny SMS gateway over loopback HTTP, and the `Gateway` that talks to it.
+
+The server keeps its own log of every message it received (ledger id, phone, text): the
+crash and concurrency tests judge the dispatcher by that log, not by the dispatcher's
+own bookkeeping. Run as a script it serves in its own process (for the benchmark) and
+prints its port.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import sys
+import threading
+from collections.abc import Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar
+
+from campaigner.config import GatewaySettings
+from campaigner.gateways.base import (
+    DeliveryReport,
+    Gateway,
+    GatewayError,
+    OutgoingMessage,
+    SendResult,
+)
+
+
+class LocalSmsServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, keep_log: bool = True) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.keep_log = keep_log
+        self.log: list[tuple[int, str, str]] = []
+        self.received_ids: set[int] = set()
+        self.count = 0
+        self.lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self.server_address[1])
+
+    def start(self) -> LocalSmsServer:
+        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+        if self._thread is not None:
+            self._thread.join()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out as separate writes
+    server: LocalSmsServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: the log that matters is the server's message log."""
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        server = self.server
+        if self.path == "/send":
+            messages = body["messages"]
+            with server.lock:
+                server.count += len(messages)
+                if server.keep_log:
+                    for m in messages:
+                        server.log.append((m["id"], m["phone"], m["text"]))
+                        server.received_ids.add(m["id"])
+            reply: dict[str, Any] = {
+                "results": [{"id": m["id"], "provider_id": f"srv-{m['id']}"} for m in messages]
+            }
+        elif self.path == "/status":
+            with server.lock:
+                reply = {"found": [i for i in body["ids"] if i in server.received_ids]}
+        else:
+            self.send_error(404)
+            return
+        data = json.dumps(reply).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+class LocalHttpGateway(Gateway):
+    """Sends to a LocalSmsServer; `options.max_batch` sets the batch size (default 100)."""
+
+    name: ClassVar[str] = "local_http"
+    supports_status: ClassVar[bool] = True
+
+    def __init__(self, settings: GatewaySettings, *, webhook_url: str = "") -> None:
+        super().__init__(settings, webhook_url=webhook_url)
+        self.max_batch = int(settings.options.get("max_batch", 100))
+        host, _, port = settings.url.removeprefix("http://").partition(":")
+        self._address = (host, int(port))
+        self._local = threading.local()
+
+    def _post(self, path: str, payload: dict[str, Any]) -> Any:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = http.client.HTTPConnection(*self._address, timeout=10)
+            connection.connect()
+            connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._local.connection = connection
+        body = json.dumps(payload).encode()
+        headers = {"Content-Type": "application/json"}
+        try:
+            connection.request("POST", path, body, headers)
+        except ConnectionRefusedError as exc:
+            self._local.connection = None
+            raise GatewayError(f"gateway unreachable: {exc}") from None
+        response = connection.getresponse()
+        data = response.read()
+        if response.status != 200:
+            raise GatewayError(f"HTTP {response.status}", code=str(response.status))
+        return json.loads(data)
+
+    def send(self, batch: Sequence[OutgoingMessage]) -> list[SendResult]:
+        payload = {"messages": [{"id": m.id, "phone": m.phone, "text": m.text} for m in batch]}
+        reply = self._post("/send", payload)
+        return [SendResult.accepted(r["id"], r["provider_id"]) for r in reply["results"]]
+
+    def status(self, messages: Sequence[OutgoingMessage]) -> list[DeliveryReport]:
+        found = set(self._post("/status", {"ids": [m.id for m in messages]})["found"])
+        return [
+            DeliveryReport(status="sent" if m.id in found else "not_found", message_id=m.id)
+            for m in messages
+        ]
+
+
+def gateway_for(port: int, max_batch: int = 100, **settings: Any) -> LocalHttpGateway:
+    options = {"max_batch": max_batch}
+    config = GatewaySettings(
+        name="local_http", url=f"http://127.0.0.1:{port}", options=options, **settings
+    )
+    return LocalHttpGateway(config)
+
+
+if __name__ == "__main__":
+    server = LocalSmsServer(keep_log="--log" in sys.argv)
+    print(server.port, flush=True)
+    server.serve_forever()
