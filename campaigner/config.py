@@ -181,6 +181,9 @@ class MessageSettings(Section):
 class ServerSettings(Section):
     host: str = "127.0.0.1"
     port: int = Field(8025, ge=0, le=65535)
+    public_url: str = Field(
+        "", description="How gateways reach this server, e.g. https://sms.shop.example"
+    )
     webhook_token: SecretStr | None = None
     api_tokens: list[SecretStr] = Field(default_factory=list)
     max_body_bytes: int = Field(1_000_000, ge=1024)

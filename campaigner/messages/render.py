@@ -22,21 +22,29 @@ from campaigner.messages.templates import MessageTemplates
 
 
 class CouponSpec(Protocol):
-    percent: float | Decimal | None
-    amount: float | Decimal | None
-    valid_days: int
-    prefix: str
+    @property
+    def percent(self) -> float | Decimal | None: ...
+    @property
+    def amount(self) -> float | Decimal | None: ...
+    @property
+    def valid_days(self) -> int: ...
+    @property
+    def prefix(self) -> str: ...
 
 
 class RuleLike(Protocol):
     """What rendering needs from a rule (the rule models live in `campaigner.rules`)."""
 
-    name: str
-    trigger: str
-    template: str
-    transactional: bool
-    max_segments: int | None
-
+    @property
+    def name(self) -> str: ...
+    @property
+    def trigger(self) -> str: ...
+    @property
+    def template(self) -> str: ...
+    @property
+    def transactional(self) -> bool: ...
+    @property
+    def max_segments(self) -> int | None: ...
     @property
     def coupon(self) -> CouponSpec | None: ...
 

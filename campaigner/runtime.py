@@ -1,0 +1,178 @@
+"""The engine assembled from settings: rules, renderer, gateways, planner and dispatcher.
+
+`campaigner run`, `run --once`, `simulate` and `preview` all build it here, so a rehearsal
+runs exactly the code the daemon runs, only with another clock, database and gateway.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from campaigner.clock import Clock
+from campaigner.config import Settings
+from campaigner.db.models import Message
+from campaigner.dispatch import Dispatcher, DispatchReport, Rendered, RenderError
+from campaigner.gateways import Gateway, create_gateway
+from campaigner.messages.render import MessageRenderer
+from campaigner.messages.render import RenderError as TemplateRenderError
+from campaigner.messages.templates import MessageTemplates
+from campaigner.planner import PlanReport, plan
+from campaigner.policy import RulePolicy
+from campaigner.rulebook import Rulebook
+from campaigner.rules.models import Rule
+
+log = logging.getLogger("campaigner")
+
+
+def rule_policy(rule: Rule | None) -> RulePolicy:
+    """A rule's own sending terms; a rule that disappeared sends under the global ones."""
+    if rule is None:
+        return RulePolicy()
+    return RulePolicy(
+        priority=rule.priority,
+        window=rule.send_window,
+        max_per_day=rule.max_per_day,
+        max_per_week=rule.max_per_week,
+        transactional=rule.transactional,
+    )
+
+
+class RuleRenderer:
+    """The dispatcher's renderer: finds the row's rule and renders its template."""
+
+    def __init__(self, rulebook: Rulebook, renderer: MessageRenderer, clock: Clock) -> None:
+        self.rulebook = rulebook
+        self.renderer = renderer
+        self.clock = clock
+
+    def render(self, session: Session, message: Message) -> Rendered:
+        rule = self.rulebook.get(message.rule)
+        if rule is None:
+            raise RenderError("rule removed")
+        try:
+            rendered = self.renderer.render(session, message, rule, self.clock.now())
+        except TemplateRenderError as exc:
+            raise RenderError(str(exc)) from None
+        return Rendered(rendered.text, rendered.encoding, rendered.segments)
+
+
+def webhook_base(settings: Settings) -> str:
+    """Where providers reach the daemon's webhooks (server.public_url, or host:port)."""
+    if settings.server.public_url:
+        return settings.server.public_url.rstrip("/")
+    return f"http://{settings.server.host}:{settings.server.port}"
+
+
+def build_gateway(settings: Settings, name: str | None = None, **extra: Any) -> Gateway:
+    """The primary gateway, or the `[gateways.NAME]` table called `name`."""
+    gateway_settings = settings.gateway if name is None else settings.gateways[name]
+    token = settings.server.webhook_token
+    return create_gateway(
+        gateway_settings,
+        webhook_url=f"{webhook_base(settings)}/webhooks/{gateway_settings.name}",
+        webhook_token=token.get_secret_value() if token else "",
+        **extra,
+    )
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    clock: Clock
+    sessions: sessionmaker[Session]
+    rulebook: Rulebook
+    gateway: Gateway
+    fallback: Gateway | None
+    dispatcher: Dispatcher
+    last_plan: PlanReport = field(default_factory=PlanReport)
+
+    @classmethod
+    def build(
+        cls,
+        settings: Settings,
+        *,
+        clock: Clock,
+        sessions: sessionmaker[Session],
+        gateway: Gateway | None = None,
+        rulebook: Rulebook | None = None,
+    ) -> Runtime:
+        """Everything wired from settings; `gateway` replaces the configured one (simulate)."""
+        rulebook = rulebook or Rulebook(settings)
+        renderer = MessageRenderer(settings, MessageTemplates(settings.paths.templates, settings))
+        fallback = None
+        if gateway is None:
+            gateway = build_gateway(settings)
+            if settings.gateway.fallback:
+                fallback = build_gateway(settings, settings.gateway.fallback)
+        dispatcher = Dispatcher(
+            sessions,
+            gateway,
+            clock,
+            settings,
+            renderer=RuleRenderer(rulebook, renderer, clock),
+            policies=lambda name: rule_policy(rulebook.get(name)),
+            fallback_gateway=fallback,
+        )
+        return cls(settings, clock, sessions, rulebook, gateway, fallback, dispatcher)
+
+    def plan(self) -> PlanReport:
+        """One planning pass over every enabled rule; logs a line per rule that did something."""
+        with self.sessions.begin() as session:
+            report = plan(session, self.rulebook.enabled(), self.clock, self.settings)
+        for name, result in report.rules.items():
+            if result.planned or result.held_out or result.locked:
+                state = " (another instance is planning it)" if result.locked else ""
+                log.info(
+                    "plan %s: planned %d, held out %d%s",
+                    name,
+                    result.planned,
+                    result.held_out,
+                    state,
+                )
+        self.last_plan = report
+        return report
+
+    def dispatch(self) -> DispatchReport:
+        """One dispatch batch; logs what happened to it."""
+        report = self.dispatcher.dispatch_once()
+        log_dispatch(report)
+        return report
+
+    def drain(self) -> DispatchReport:
+        """Dispatch until nothing is due (or the circuit pauses sending)."""
+        total = DispatchReport()
+        while True:
+            report = self.dispatch()
+            total.add(report)
+            if report.paused or report.claimed == 0:
+                return total
+
+    def close(self) -> None:
+        self.dispatcher.close()
+        self.gateway.close()
+        if self.fallback is not None:
+            self.fallback.close()
+
+
+def log_dispatch(report: DispatchReport) -> None:
+    if not (report.claimed or report.unknown or report.paused):
+        return
+    skipped = ", ".join(f"{reason}={count}" for reason, count in sorted(report.skipped.items()))
+    log.info(
+        "dispatch via %s: claimed %d, sent %d, failed %d, deferred %d, retried %d, expired %d, "
+        "unknown %d%s%s",
+        report.gateway or "-",
+        report.claimed,
+        report.sent,
+        report.failed,
+        report.deferred,
+        report.retried,
+        report.expired,
+        report.unknown,
+        f", skipped {skipped}" if skipped else "",
+        " (paused: circuit open)" if report.paused else "",
+    )
