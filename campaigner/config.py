@@ -178,6 +178,23 @@ class MessageSettings(Section):
     optin_keywords: list[str] = Field(default_factory=lambda: ["START", "UNSTOP", "YES", "12"])
 
 
+TriggerName = Literal["post_purchase", "birthday", "win_back", "referral_request", "nps_survey"]
+
+
+def _slow_triggers() -> dict[TriggerName, float]:
+    return {"birthday": 900.0, "win_back": 900.0}
+
+
+class DaemonSettings(Section):
+    plan_interval: float = Field(60.0, gt=0, description="Seconds between planning passes")
+    plan_intervals: dict[TriggerName, float] = Field(default_factory=_slow_triggers)
+    dispatch_interval: float = Field(5.0, gt=0)
+    reconcile_interval: float = Field(60.0, gt=0)
+    inbound_poll_interval: float = Field(60.0, gt=0)
+    watch_interval: float = Field(5.0, gt=0, description="How often rule files are checked")
+    stop_timeout: float = Field(30.0, gt=0, description="Grace for the batch in flight on stop")
+
+
 class ServerSettings(Section):
     host: str = "127.0.0.1"
     port: int = Field(8025, ge=0, le=65535)
@@ -293,6 +310,7 @@ class Settings(BaseSettings):
     gateways: dict[str, GatewaySettings] = Field(default_factory=dict)
     messages: MessageSettings = MessageSettings()
     server: ServerSettings = ServerSettings()
+    daemon: DaemonSettings = DaemonSettings()
     sources: list[SourceSettings] = Field(default_factory=list)
 
     @field_validator("sources")

@@ -7,6 +7,7 @@ runs exactly the code the daemon runs, only with another clock, database and gat
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,10 +120,11 @@ class Runtime:
         )
         return cls(settings, clock, sessions, rulebook, gateway, fallback, dispatcher)
 
-    def plan(self) -> PlanReport:
-        """One planning pass over every enabled rule; logs a line per rule that did something."""
+    def plan(self, triggers: Collection[str] | None = None) -> PlanReport:
+        """One planning pass over the enabled rules (of these triggers); logs what it did."""
+        rules = [r for r in self.rulebook.enabled() if triggers is None or r.trigger in triggers]
         with self.sessions.begin() as session:
-            report = plan(session, self.rulebook.enabled(), self.clock, self.settings)
+            report = plan(session, rules, self.clock, self.settings)
         for name, result in report.rules.items():
             if result.planned or result.held_out or result.locked:
                 state = " (another instance is planning it)" if result.locked else ""

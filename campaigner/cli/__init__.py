@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import importlib
-import logging
 import pkgutil
-import sys
 from typing import Any
 
 import click
@@ -14,6 +12,7 @@ from pydantic import ValidationError
 from campaigner import __version__
 from campaigner.cli.context import AppContext
 from campaigner.errors import CampaignerError
+from campaigner.logs import configure_logging
 
 
 class CampaignerGroup(click.Group):
@@ -48,12 +47,7 @@ def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
     Example:
       campaigner init myshop --demo && cd myshop && campaigner run
     """
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("alembic").setLevel(logging.DEBUG if verbose else logging.WARNING)
+    configure_logging(verbose=verbose)
     ctx.obj = AppContext(config_path=config_path, verbose=verbose)
     ctx.call_on_close(ctx.obj.close)
 

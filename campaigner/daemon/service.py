@@ -153,13 +153,11 @@ class Daemon:
         }
         try:
             self.start()
-            while not self.stopping.is_set():
+            while not self._stop_requested:
                 if self._reload_requested.wait(0.2):
                     self._reload_requested.clear()
-                    if not self.stopping.is_set():
+                    if not self._stop_requested:
                         self.reload()
-                if self._stop_requested:
-                    break
         finally:
             self.stop()
             for sig, handler in previous.items():

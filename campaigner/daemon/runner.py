@@ -1,0 +1,282 @@
+"""`campaigner run`: the runtime's passes as timed tasks, the HTTP server, signals, heartbeat."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, select, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from campaigner.clock import Clock
+from campaigner.config import Settings
+from campaigner.daemon.health import Health
+from campaigner.daemon.http import health_routes
+from campaigner.daemon.lock import InstanceLock
+from campaigner.daemon.metrics import Metrics
+from campaigner.daemon.service import Daemon, Task, run_once
+from campaigner.db.models import SyncState
+from campaigner.dispatch import DispatchReport
+from campaigner.inbound import handle_inbound
+from campaigner.rules.models import TRIGGERS
+from campaigner.runtime import Runtime
+from campaigner.server.app import create_app
+from campaigner.server.ingest import ingest_routes
+from campaigner.server.serve import BackgroundServer
+from campaigner.sources.sync import sync_source
+
+log = logging.getLogger("campaigner.daemon")
+
+HEARTBEAT_PREFIX = "daemon:"
+HEARTBEAT_INTERVAL = 15.0
+
+
+@dataclass
+class OnceResult:
+    errors: dict[str, Any]
+    dispatch: DispatchReport
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and not self.dispatch.paused and not self.dispatch.failed
+
+
+class Service:
+    """Everything `campaigner run` runs, built once; `tasks()` is what the timer wakes."""
+
+    def __init__(
+        self, settings: Settings, *, engine: Engine, sessions: sessionmaker[Session], clock: Clock
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.sessions = sessions
+        self.clock = clock
+        self.runtime = Runtime.build(settings, clock=clock, sessions=sessions)
+        self.health = Health(clock=clock, check_database=self._ping)
+        self.health.rule_errors = [str(problem) for problem in self.runtime.rulebook.problems]
+        self.metrics = Metrics(sessions, clock)
+        self.name = f"{HEARTBEAT_PREFIX}{socket.gethostname()}:{os.getpid()}"
+        self.started_at = clock.now()
+        self.stopping: Callable[[], bool] = lambda: False
+
+    def _ping(self) -> None:
+        with self.engine.connect() as connection:
+            connection.execute(text("select 1"))
+
+    # -- the passes ------------------------------------------------------------------------
+
+    def plan(self, triggers: tuple[str, ...] | None = None) -> bool:
+        started = time.perf_counter()
+        report = self.runtime.plan(triggers)
+        self.metrics.planning_seconds.observe(time.perf_counter() - started)
+        for name, result in report.rules.items():
+            self.metrics.planned.labels(name, "queued").inc(result.planned)
+            self.metrics.planned.labels(name, "held_out").inc(result.held_out)
+        return report.planned > 0
+
+    def dispatch(self) -> bool:
+        """Dispatch batches until nothing is due; a stop request ends it after the batch."""
+        started = time.perf_counter()
+        total = DispatchReport()
+        while not self.stopping():
+            report = self.runtime.dispatch()
+            total.add(report)
+            if report.paused or report.claimed == 0:
+                break
+        self.metrics.dispatch_seconds.observe(time.perf_counter() - started)
+        self._count(total)
+        return False
+
+    def _count(self, report: DispatchReport) -> None:
+        for outcome in ("sent", "failed", "deferred", "expired", "retried", "unknown"):
+            self.metrics.dispatched.labels(outcome).inc(getattr(report, outcome))
+        for reason, count in report.skipped.items():
+            self.metrics.dispatched.labels(f"skipped:{reason}").inc(count)
+        gateway = report.gateway or self.runtime.gateway.name
+        if report.retried:
+            self.metrics.gateway_errors.labels(gateway, "temporary").inc(report.retried)
+        if report.failed:
+            self.metrics.gateway_errors.labels(gateway, "permanent").inc(report.failed)
+        for label, state in self.runtime.dispatcher.circuit.items():
+            self.metrics.circuit_open.labels(label).set(0 if state == "closed" else 1)
+            self.health.circuit[label] = str(state)
+
+    def reconcile(self) -> bool:
+        report = self.runtime.dispatcher.reconcile()
+        if report.checked:
+            log.info(
+                "reconcile: %d unknown checked, %s, %d still unknown",
+                report.checked,
+                dict(report.updated),
+                report.still_unknown,
+            )
+        return False
+
+    def sync(self, source_name: str) -> bool:
+        source = next(s for s in self.settings.sources if s.name == source_name)
+        report = sync_source(self.sessions, source, self.settings, clock=self.clock)
+        log.info("sync %s: %s", source_name, report)
+        return False
+
+    def poll_inbound(self) -> bool:
+        gateway = self.runtime.gateway
+        key = f"inbound:{gateway.name}"
+        with self.sessions() as session:
+            state = session.get(SyncState, key)
+            cursor: dict[str, object] = dict(state.cursor) if state else {}
+        messages, cursor = gateway.poll_inbound(cursor)
+        with self.sessions.begin() as session:
+            for sms in messages:
+                handle_inbound(
+                    session,
+                    sms,
+                    gateway=gateway.name,
+                    settings=self.settings,
+                    now=self.clock.now(),
+                    nps_windows=self.runtime.rulebook.nps_windows(),
+                )
+            _save_state(session, key, cursor, self.clock.now())
+        return False
+
+    def watch_rules(self) -> bool:
+        if self.runtime.rulebook.changed_on_disk():
+            log.info("rule or template files changed: reloading")
+            self.reload()
+        return False
+
+    def reload(self) -> None:
+        problems = self.runtime.rulebook.reload()
+        self.health.rule_errors = [str(problem) for problem in problems]
+
+    def heartbeat(self) -> bool:
+        now = self.clock.now()
+        _, body = self.health.report()
+        state = {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "started_at": self.started_at.isoformat(),
+            "last_tick": now.isoformat(),
+            "circuit": body["circuit"],
+            "rule_errors": body["rule_errors"],
+        }
+        with self.sessions.begin() as session:
+            _save_state(session, self.name, state, now)
+        return False
+
+    # -- assembly --------------------------------------------------------------------------
+
+    def tasks(self) -> list[Task]:
+        daemon = self.settings.daemon
+        tasks = [
+            Task(f"sync:{source.name}", source.interval, _bind(self.sync, source.name))
+            for source in self.settings.sources
+        ]
+        by_interval: dict[float, list[str]] = {}
+        for trigger in TRIGGERS:
+            seconds = daemon.plan_intervals.get(trigger, daemon.plan_interval)  # type: ignore[call-overload]
+            by_interval.setdefault(seconds, []).append(trigger)
+        for seconds, triggers in sorted(by_interval.items()):
+            name = "plan" if len(by_interval) == 1 else f"plan:{'+'.join(triggers)}"
+            tasks.append(Task(name, seconds, _bind(self.plan, tuple(triggers)), wakes="dispatch"))
+        tasks += [
+            Task("dispatch", daemon.dispatch_interval, self.dispatch),
+            Task("reconcile", daemon.reconcile_interval, self.reconcile),
+            Task("watch", daemon.watch_interval, self.watch_rules),
+            Task("heartbeat", HEARTBEAT_INTERVAL, self.heartbeat),
+        ]
+        if self.runtime.gateway.polls_inbound:
+            tasks.append(Task("inbound", daemon.inbound_poll_interval, self.poll_inbound))
+        return tasks
+
+    def http_app(self) -> Any:
+        gateways = {self.runtime.gateway.name: self.runtime.gateway}
+        if self.runtime.fallback is not None:
+            gateways[self.runtime.fallback.name] = self.runtime.fallback
+        return create_app(
+            settings=self.settings,
+            sessions=self.sessions,
+            clock=self.clock,
+            gateways=gateways,
+            extra_routes=[
+                *health_routes(self.health, self.metrics),
+                *ingest_routes(settings=self.settings, sessions=self.sessions, clock=self.clock),
+            ],
+            nps_windows=self.runtime.rulebook.nps_windows,
+        )
+
+    def run_once(self) -> OnceResult:
+        """Sync, plan, dispatch everything due, reconcile: for cron and tests."""
+        dispatched = DispatchReport()
+
+        def dispatch_all() -> bool:
+            dispatched.add(self.runtime.drain())
+            return False
+
+        once = [
+            *(t for t in self.tasks() if t.name.startswith("sync:")),
+            Task("plan", 0, lambda: self.plan(None)),
+            Task("dispatch", 0, dispatch_all),
+            Task("reconcile", 0, self.reconcile),
+        ]
+        errors = run_once(once, self.health)
+        return OnceResult(errors, dispatched)
+
+    def run_forever(self) -> None:
+        daemon = Daemon(
+            self.tasks(),
+            health=self.health,
+            on_reload=self.reload,
+            on_stop=self._stopped,
+            stop_timeout=self.settings.daemon.stop_timeout,
+        )
+        self.stopping = daemon.stopping.is_set
+        server = BackgroundServer(
+            self.http_app(), host=self.settings.server.host, port=self.settings.server.port
+        )
+        server.start()
+        log.info(
+            "listening on http://%s:%d (healthz, metrics, webhooks, api)", server.host, server.port
+        )
+        try:
+            daemon.run_forever()
+        finally:
+            server.stop()
+
+    def _stopped(self) -> None:
+        with self.sessions.begin() as session:
+            row = session.get(SyncState, self.name)
+            if row is not None:
+                session.delete(row)
+        self.runtime.close()
+
+
+def _bind(function: Callable[..., bool], *args: Any) -> Callable[[], bool]:
+    return lambda: function(*args)
+
+
+def _save_state(session: Session, name: str, cursor: dict[str, Any], now: datetime) -> None:
+    state = session.get(SyncState, name)
+    if state is None:
+        session.add(SyncState(name=name, cursor=cursor, updated_at=now))
+    else:
+        state.cursor, state.updated_at = cursor, now
+
+
+def daemon_heartbeats(session: Session) -> list[dict[str, Any]]:
+    """What each running daemon said last (for `campaigner status`)."""
+    rows = session.scalars(
+        select(SyncState)
+        .where(SyncState.name.like(f"{HEARTBEAT_PREFIX}%"))
+        .order_by(SyncState.name)
+    )
+    return [dict(row.cursor) for row in rows]
+
+
+def lock_for(settings: Settings) -> InstanceLock | None:
+    return InstanceLock.for_database(settings.database.url)
