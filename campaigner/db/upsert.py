@@ -10,13 +10,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
+from campaigner.errors import CampaignerError
+
 
 def _insert_for(dialect: str, table: Table) -> Any:
     if dialect == "postgresql":
         return postgresql.insert(table)
     if dialect == "sqlite":
         return sqlite.insert(table)
-    raise NotImplementedError(f"upsert is not supported on {dialect}")
+    raise CampaignerError(f"the ledger database must be SQLite or PostgreSQL, not {dialect}")
 
 
 def upsert(
