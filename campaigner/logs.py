@@ -16,6 +16,8 @@ from sqlalchemy.engine import make_url
 from campaigner.config import Settings
 from campaigner.gateways.http import RedactSecrets, register_secret
 
+NOISY_LOGGERS = ("alembic", "httpx", "httpcore", "uvicorn.access", "apscheduler")
+
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
@@ -42,10 +44,10 @@ def configure_logging(*, verbose: bool = False, log_format: str = "text") -> Non
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
-    for noisy in ("alembic", "httpx", "httpcore", "uvicorn.access"):
-        logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.WARNING)
-    # APScheduler warns whenever a wake-up finds the task already running: expected here.
-    logging.getLogger("apscheduler").setLevel(logging.DEBUG if verbose else logging.ERROR)
+    for noisy in NOISY_LOGGERS:
+        # APScheduler warns whenever a wake-up finds the task already running: expected here.
+        quiet = logging.ERROR if noisy == "apscheduler" else logging.WARNING
+        logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else quiet)
 
 
 def register_settings_secrets(settings: Settings) -> None:

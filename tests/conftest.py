@@ -7,6 +7,7 @@ with CAMPAIGNER_REQUIRE_POSTGRES=1 (set by CI) an unreachable server is a failur
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import uuid
@@ -24,6 +25,7 @@ from campaigner.config import GatewaySettings, Settings
 from campaigner.db import create_engine_for, session_factory, upgrade
 from campaigner.db.models import Base
 from campaigner.gateways.base import Gateway, OutgoingMessage, SendResult
+from campaigner.logs import NOISY_LOGGERS
 
 PG_ADMIN_URL = os.environ.get(
     "CAMPAIGNER_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -197,3 +199,16 @@ class CaptureGateway(Gateway):
 @pytest.fixture
 def capture_gateway() -> CaptureGateway:
     return CaptureGateway()
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """CLI tests configure logging for the whole process; undo it after each test."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    named = {name: logging.getLogger(name).level for name in NOISY_LOGGERS}
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for name, saved in named.items():
+        logging.getLogger(name).setLevel(saved)
