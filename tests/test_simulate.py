@@ -1,0 +1,258 @@
+"""simulate: exact messages and times on a small shop, the real database untouched, and the
+same messages as the daemon's own plan-and-drain loop over the same period."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import ClassVar
+from zoneinfo import ZoneInfo
+
+import pytest
+from conftest import CaptureGateway
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from campaigner.calendars import jalali_month_day, month_day
+from campaigner.clock import FixedClock
+from campaigner.config import GatewaySettings, Settings
+from campaigner.customers.importer import refresh_customer_stats
+from campaigner.db.models import Base, Customer, Message, OptOut, Order
+from campaigner.errors import CampaignerError
+from campaigner.gateways.base import OutgoingMessage, SendResult
+from campaigner.runtime import Runtime
+from campaigner.simulate import TICK, parse_start, simulate
+
+TEHRAN = ZoneInfo("Asia/Tehran")
+START = datetime(2026, 3, 20, tzinfo=TEHRAN)  # midnight in the shop's zone
+FOOTER = "\nReply STOP to opt out"
+
+
+def local(day: int, hour: int, minute: int = 0) -> datetime:
+    return datetime(2026, 3, day, hour, minute, tzinfo=TEHRAN)
+
+
+def write_project(settings: Settings) -> None:
+    rules, templates = settings.paths.rules, settings.paths.templates
+    rules.mkdir(parents=True, exist_ok=True)
+    templates.mkdir(parents=True, exist_ok=True)
+    (rules / "thank_you.toml").write_text(
+        'trigger = "post_purchase"\ntemplate = "thank_you.j2"\npriority = 50\n'
+        'delay = "2h"\nmax_lateness = "1d"\n',
+        encoding="utf-8",
+    )
+    (rules / "birthday.toml").write_text(
+        'trigger = "birthday"\ntemplate = "birthday.j2"\npriority = 80\n'
+        'calendar = "customer"\nsend_at = "10:00"\n',
+        encoding="utf-8",
+    )
+    (templates / "thank_you.j2").write_text(
+        "Hi {{ first_name }}, thanks for order {{ order.id }}!", encoding="utf-8"
+    )
+    (templates / "birthday.j2").write_text("Happy birthday {{ first_name }}!", encoding="utf-8")
+
+
+def add_customer(
+    session: Session,
+    external_id: str,
+    phone: str,
+    *,
+    birthday: date | None = None,
+    consent: bool = True,
+) -> Customer:
+    customer = Customer(
+        external_id=external_id,
+        first_name=external_id.capitalize(),
+        phone=phone,
+        birthday=birthday,
+        birth_md=month_day(birthday) if birthday else None,
+        birth_jalali_md=jalali_month_day(birthday) if birthday else None,
+        timezone="Asia/Tehran",
+        locale="en",
+        marketing_consent=consent,
+    )
+    session.add(customer)
+    session.flush()
+    return customer
+
+
+def add_order(session: Session, customer: Customer, external_id: str, paid_at: datetime) -> None:
+    session.add(
+        Order(
+            external_id=external_id,
+            customer_id=customer.id,
+            total=Decimal(100),
+            status="paid",
+            paid_at=paid_at.astimezone(UTC),
+        )
+    )
+    session.flush()
+    refresh_customer_stats(session, [customer.id])
+
+
+def small_shop(sessions: sessionmaker[Session]) -> None:
+    """Five customers; three messages are due in the two days from START."""
+    with sessions.begin() as session:
+        night = add_customer(session, "night", "+989120000001")
+        add_order(session, night, "O1", local(20, 1))  # thank-you due 03:00: waits for 09:00
+        noon = add_customer(session, "noon", "+989120000002")
+        add_order(session, noon, "O2", local(20, 10, 10))  # due 12:10, next tick 12:15
+        add_customer(session, "bday", "+989120000003", birthday=date(1990, 3, 21))
+        quiet = add_customer(session, "quiet", "+989120000004", consent=False)
+        add_order(session, quiet, "O3", local(20, 11))
+        stopped = add_customer(session, "stopped", "+989120000005")
+        add_order(session, stopped, "O4", local(20, 11))
+        session.add(OptOut(phone="+989120000005"))
+        old = add_customer(session, "old", "+989120000006")
+        add_order(session, old, "O5", local(10, 11))  # long before: too late, never sent
+
+
+def row_counts(engine: Engine) -> dict[str, int]:
+    with engine.connect() as connection:
+        return {
+            table.name: connection.scalar(select(func.count()).select_from(table)) or 0
+            for table in Base.metadata.sorted_tables
+        }
+
+
+def test_simulate_prints_exactly_the_due_messages_at_their_times(
+    settings: Settings, sessions: sessionmaker[Session], engine: Engine
+) -> None:
+    write_project(settings)
+    small_shop(sessions)
+    result = simulate(settings, engine, START, 2)
+    lines = [json.dumps(m.as_json(TEHRAN), ensure_ascii=False) for m in result.messages]
+    assert [json.loads(line) for line in lines] == [
+        {
+            "at": "2026-03-20T09:00:00+03:30",
+            "rule": "thank_you",
+            "customer_id": "night",
+            "phone": "+989120000001",
+            "text": "Hi Night, thanks for order O1!" + FOOTER,
+            "segments": 1,
+            "encoding": "gsm7",
+        },
+        {
+            "at": "2026-03-20T12:15:00+03:30",
+            "rule": "thank_you",
+            "customer_id": "noon",
+            "phone": "+989120000002",
+            "text": "Hi Noon, thanks for order O2!" + FOOTER,
+            "segments": 1,
+            "encoding": "gsm7",
+        },
+        {
+            "at": "2026-03-21T10:00:00+03:30",
+            "rule": "birthday",
+            "customer_id": "bday",
+            "phone": "+989120000003",
+            "text": "Happy birthday Bday!" + FOOTER,
+            "segments": 1,
+            "encoding": "gsm7",
+        },
+    ]
+    summary = result.per_rule_per_day()
+    assert summary == {
+        date(2026, 3, 20): {"thank_you": 2},
+        date(2026, 3, 21): {"birthday": 1},
+    }
+
+
+def test_simulate_never_touches_the_real_database_or_gateway(
+    settings: Settings, sessions: sessionmaker[Session], engine: Engine, tmp_path: Path
+) -> None:
+    write_project(settings)
+    small_shop(sessions)
+    outbox = tmp_path / "outbox.jsonl"
+    configured = settings.model_copy(
+        update={"gateway": GatewaySettings(name="file", path=outbox, rate_per_second=5)}
+    )
+    before = row_counts(engine)
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if database:
+        engine.dispose()
+        stat, content = Path(database).stat(), Path(database).read_bytes()
+    result = simulate(configured, engine, START, 2)
+    assert len(result.messages) == 3
+    assert not outbox.exists()  # the configured file gateway was never built nor called
+    assert row_counts(engine) == before
+    assert before["messages"] == 0
+    if database:
+        engine.dispose()
+        assert Path(database).read_bytes() == content
+        assert Path(database).stat().st_mtime_ns == stat.st_mtime_ns
+
+
+class TimedCapture(CaptureGateway):
+    """The daemon side of the comparison: records the clock's time of each send."""
+
+    name: ClassVar[str] = "timed-capture"
+
+    def __init__(self, clock: FixedClock) -> None:
+        super().__init__()
+        self.clock = clock
+        self.times: list[datetime] = []
+
+    def send(self, batch: Sequence[OutgoingMessage]) -> list[SendResult]:
+        self.times.extend(self.clock.now() for _ in batch)
+        return super().send(batch)
+
+
+def busy_shop(sessions: sessionmaker[Session]) -> None:
+    """Competing rules for one phone (caps), a night order, birthdays in two calendars."""
+    small_shop(sessions)
+    with sessions.begin() as session:
+        both = add_customer(session, "both", "+989120000007", birthday=date(1985, 3, 20))
+        add_order(session, both, "O6", local(20, 2))  # thank-you 09:00, birthday 10:00: capped
+        jalali = add_customer(session, "nowruz", "+989120000008", birthday=date(1990, 3, 21))
+        jalali.calendar = "jalali"
+        for n, hour in enumerate((8, 13, 19, 23)):
+            shopper = add_customer(session, f"shopper{n}", f"+98912000001{n}")
+            add_order(session, shopper, f"O1{n}", local(21, hour, 7 * n))
+
+
+def test_simulate_sends_what_the_daemon_loop_sends(
+    settings: Settings, sessions: sessionmaker[Session], engine: Engine
+) -> None:
+    write_project(settings)
+    busy_shop(sessions)
+    simulated = simulate(settings, engine, START, 3)
+
+    clock = FixedClock(START)
+    gateway = TimedCapture(clock)
+    runtime = Runtime.build(settings, clock=clock, sessions=sessions, gateway=gateway)
+    try:
+        while clock.now() < START + timedelta(days=3):
+            runtime.plan()
+            runtime.drain()
+            clock.advance(TICK)
+    finally:
+        runtime.close()
+    with sessions() as session:
+        rows = {
+            message.id: (message.rule, external_id)
+            for message, external_id in session.execute(
+                select(Message, Customer.external_id).join(Customer)
+            )
+        }
+    daemon = [
+        (at, *rows[m.id], m.phone, m.text)
+        for at, m in zip(gateway.times, gateway.sent, strict=True)
+    ]
+    rehearsal = [(m.at, m.rule, m.customer_id, m.phone, m.text) for m in simulated.messages]
+    assert len(daemon) >= 8
+    assert sorted(rehearsal) == sorted(daemon)
+    # The cap held the birthday back behind the earlier thank-you, in both runs.
+    assert ("thank_you", "both") in {(r[1], r[2]) for r in rehearsal}
+    assert ("birthday", "both") not in {(r[1], r[2]) for r in rehearsal}
+
+
+def test_start_accepts_a_date_or_a_datetime() -> None:
+    assert parse_start("2026-03-20", TEHRAN) == START
+    assert parse_start("2026-03-20T09:30", TEHRAN) == local(20, 9, 30)
+    assert parse_start("2026-03-20T06:00+00:00", TEHRAN) == local(20, 9, 30)
+    with pytest.raises(CampaignerError, match="--start"):
+        parse_start("next tuesday", TEHRAN)
