@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
 
@@ -130,6 +130,43 @@ class HttpGateway(Gateway):
     def error(self, message: str, **kwargs: Any) -> GatewayError:
         """A GatewayError whose text is prefixed with the gateway name and scrubbed."""
         return GatewayError(redact(f"{self.name}: {message}"), **kwargs)
+
+    def check_overload(self, response: httpx.Response) -> None:
+        """Raise for 429 and 5xx, which are temporary whatever the body says."""
+        if response.status_code == 429:
+            raise self.error("rate limited", code="429", retry_after=retry_after(response))
+        if response.status_code >= 500:
+            raise self.error(
+                f"server error HTTP {response.status_code}", code=str(response.status_code)
+            )
+
+    def unexpected_reply(self, response: httpx.Response) -> GatewayError:
+        """A reply that is not the provider's envelope: maybe sent if the HTTP status was 2xx."""
+        return self.error(
+            f"HTTP {response.status_code} with an unexpected reply",
+            code="malformed",
+            maybe_sent=response.is_success,
+        )
+
+    def code_error(
+        self,
+        code: int,
+        text: str,
+        response: httpx.Response,
+        *,
+        auth_codes: Collection[int],
+        retry_codes: Collection[int],
+        credit_code: int,
+    ) -> GatewayError:
+        """The error for a provider's own failure code (the Iranian APIs number them alike):
+        bad credentials stop the gateway, rate codes honour Retry-After, no credit says so."""
+        if code in auth_codes:
+            return self.error(text, auth=True, code=str(code))
+        if code in retry_codes:
+            return self.error(text, code=str(code), retry_after=retry_after(response))
+        if code == credit_code:
+            return self.error(f"insufficient credit ({text})", code=str(code))
+        return self.error(text, code=str(code))
 
     def json(self, response: httpx.Response) -> Any:
         try:

@@ -23,7 +23,7 @@ from campaigner.gateways.base import (
     OutgoingMessage,
     SendResult,
 )
-from campaigner.gateways.http import HttpGateway, retry_after
+from campaigner.gateways.http import HttpGateway
 
 log = logging.getLogger(__name__)
 
@@ -104,17 +104,8 @@ class KavenegarGateway(HttpGateway):
         except ValueError:
             data = None
         if not isinstance(data, dict) or not isinstance(data.get("return"), dict):
-            if response.status_code == 429:
-                raise self.error("rate limited", code="429", retry_after=retry_after(response))
-            if response.status_code >= 500:
-                raise self.error(
-                    f"server error HTTP {response.status_code}", code=str(response.status_code)
-                )
-            raise self.error(
-                f"HTTP {response.status_code} with an unexpected reply",
-                code="malformed",
-                maybe_sent=response.is_success,
-            )
+            self.check_overload(response)
+            raise self.unexpected_reply(response)
         ret = data["return"]
         try:
             status = int(ret.get("status"))
@@ -128,13 +119,14 @@ class KavenegarGateway(HttpGateway):
         return status, f"{status}: {ret.get('message') or ''}".strip(), entries
 
     def _return_error(self, status: int, text: str, response: httpx.Response) -> GatewayError:
-        if status in AUTH_CODES:
-            return self.error(text, auth=True, code=str(status))
-        if status in RETRY_CODES:
-            return self.error(text, code=str(status), retry_after=retry_after(response))
-        if status == CREDIT_CODE:
-            return self.error(f"insufficient credit ({text})", code=str(status))
-        return self.error(text, code=str(status))
+        return self.code_error(
+            status,
+            text,
+            response,
+            auth_codes=AUTH_CODES,
+            retry_codes=RETRY_CODES,
+            credit_code=CREDIT_CODE,
+        )
 
     def status(self, messages: Sequence[OutgoingMessage]) -> list[DeliveryReport]:
         reports: list[DeliveryReport] = []
