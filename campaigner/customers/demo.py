@@ -21,6 +21,7 @@ from campaigner.config import CustomerDefaults
 from campaigner.customers.importer import CUSTOMER_FIELDS, ORDER_FIELDS, import_csv
 from campaigner.customers.phones import normalize_phone
 from campaigner.db.models import Customer
+from campaigner.messages.filters import fa_digits
 from campaigner.optouts import add_opt_outs
 
 PERSIAN_FIRST = [
@@ -107,10 +108,6 @@ TAGS = ["vip", "newsletter", "wholesale", "instagram", "app"]
 ORDER_STATUSES = ["paid"] * 17 + ["cancelled", "refunded", "pending"]
 
 
-def _persian(n: int) -> str:
-    return str(n).translate(str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹"))
-
-
 def _write(path: Path, fields: tuple[str, ...], rows: list[dict[str, str]]) -> None:
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(fields))
@@ -141,7 +138,7 @@ def demo_rows(
                 "0" + national,
                 "+98" + national,
                 "0098" + national,
-                _persian(0) + _persian(int(national)),
+                fa_digits(0) + fa_digits(int(national)),
             ][style]
             city, zone, locale = rng.choice(IR_CITIES), "Asia/Tehran", "fa"
         else:
