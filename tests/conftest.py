@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
+import respx
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -197,3 +198,9 @@ class CaptureGateway(Gateway):
 @pytest.fixture
 def capture_gateway() -> CaptureGateway:
     return CaptureGateway()
+
+
+@pytest.fixture
+def router() -> respx.MockRouter:
+    """A fake HTTP provider: give gateways `httpx.MockTransport(router.handler)`."""
+    return respx.MockRouter(assert_all_called=False)
