@@ -85,6 +85,10 @@ class HttpGateway(Gateway):
     """A gateway that talks HTTP. Subclasses set `default_url` and use `request`."""
 
     default_url: ClassVar[str] = ""
+    # The provider's own failure codes that `code_error` maps (the Iranian APIs number them).
+    auth_codes: ClassVar[Collection[int]] = frozenset()
+    retry_codes: ClassVar[Collection[int]] = frozenset()
+    credit_code: ClassVar[int | None] = None
 
     def __init__(
         self,
@@ -148,23 +152,14 @@ class HttpGateway(Gateway):
             maybe_sent=response.is_success,
         )
 
-    def code_error(
-        self,
-        code: int,
-        text: str,
-        response: httpx.Response,
-        *,
-        auth_codes: Collection[int],
-        retry_codes: Collection[int],
-        credit_code: int,
-    ) -> GatewayError:
-        """The error for a provider's own failure code (the Iranian APIs number them alike):
-        bad credentials stop the gateway, rate codes honour Retry-After, no credit says so."""
-        if code in auth_codes:
+    def code_error(self, code: int, text: str, response: httpx.Response) -> GatewayError:
+        """The error for a provider's own failure code: bad credentials stop the gateway,
+        rate codes honour Retry-After, no credit says so."""
+        if code in self.auth_codes:
             return self.error(text, auth=True, code=str(code))
-        if code in retry_codes:
+        if code in self.retry_codes:
             return self.error(text, code=str(code), retry_after=retry_after(response))
-        if code == credit_code:
+        if code == self.credit_code:
             return self.error(f"insufficient credit ({text})", code=str(code))
         return self.error(text, code=str(code))
 
