@@ -11,7 +11,6 @@ import re
 from datetime import date, time
 from pathlib import Path
 from typing import Any, ClassVar, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -30,6 +29,7 @@ from pydantic_settings import (
 )
 
 from campaigner.errors import ConfigError
+from campaigner.timezones import check_timezone as check_timezone  # re-exported
 
 DEFAULT_CONFIG_PATH = Path("config.toml")
 ENV_PREFIX = "CAMPAIGNER_"
@@ -365,14 +365,6 @@ def _resolve_sqlite(url: str, base: Path) -> str:
         if rest and rest != ":memory:":
             return prefix + str((base / rest).resolve())
     return url
-
-
-def check_timezone(value: str) -> str:
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        raise ValueError(f"unknown time zone {value!r}") from None
-    return value
 
 
 def config_path_from(explicit: str | os.PathLike[str] | None) -> Path:

@@ -12,20 +12,20 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Table, delete, select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.orm import Session
 
 from campaigner.config import Settings
 from campaigner.customers.phones import InvalidPhone, normalize_phone, to_ascii_digits
-from campaigner.db.models import Customer, InboundMessage, Message, MessageStatus, OptOut
+from campaigner.db.models import Customer, InboundMessage, Message, MessageStatus
 from campaigner.db.upsert import insert_ignore
 from campaigner.gateways.base import DeliveryReport, InboundSms
+from campaigner.optouts import add_opt_outs, remove_opt_out
 from campaigner.reports.nps import record_nps_reply
 
 log = logging.getLogger(__name__)
 
 INBOUND = cast(Table, InboundMessage.__table__)
-OPT_OUTS = cast(Table, OptOut.__table__)
 
 OPTED_OUT = "opted_out"
 OPTED_IN = "opted_in"
@@ -96,9 +96,9 @@ def handle_inbound(
     if not sms.provider_id:
         session.add(InboundMessage(**row))
     if action == OPTED_OUT:
-        add_opt_out(session, phone, source="sms", reason=f"reply via {gateway}", now=now)
+        add_opt_outs(session, [phone], now, source="sms", reason=f"reply via {gateway}")
     elif action == OPTED_IN:
-        session.execute(delete(OptOut).where(OptOut.phone == phone))
+        remove_opt_out(session, phone)
     elif nps_windows and record_nps_reply(
         session,
         phone=phone,
@@ -120,15 +120,6 @@ def handle_inbound(
     session.flush()
     log.info("inbound reply via %s: %s", gateway, action)
     return action
-
-
-def add_opt_out(session: Session, phone: str, *, source: str, reason: str, now: datetime) -> None:
-    """Add `phone` to the opt-out list; an existing entry keeps its original source and date."""
-    insert_ignore(
-        session,
-        OPT_OUTS,
-        [{"phone": phone, "source": source, "reason": reason[:255], "created_at": now}],
-    )
 
 
 # Rows a report may move: those that were (or may have been) handed to the gateway.
@@ -184,8 +175,6 @@ def apply_delivery_report(
     if message.sent_at is None and message.status != MessageStatus.SENDING:
         message.sent_at = now
     if report.opted_out and message.phone:
-        add_opt_out(
-            session, message.phone, source="gateway", reason=f"{gateway} blacklist", now=now
-        )
+        add_opt_outs(session, [message.phone], now, source="gateway", reason=f"{gateway} blacklist")
     session.flush()
     return True

@@ -31,13 +31,15 @@ def add_opt_outs(
     source: str = "manual",
     reason: str = "",
 ) -> int:
-    """Add E.164 phones to the list (existing entries kept as they are); returns how many new."""
+    """Add E.164 phones to the list (existing entries keep their original source and date);
+    returns how many are new. Every opt-out — CLI, import, SMS reply, gateway — is written here.
+    """
     wanted = sorted(set(phones))
     if not wanted:
         return 0
     known = set(session.scalars(select(OptOut.phone).where(OptOut.phone.in_(wanted))))
     rows = [
-        {"phone": phone, "source": source, "reason": reason, "created_at": now}
+        {"phone": phone, "source": source, "reason": reason[:255], "created_at": now}
         for phone in wanted
         if phone not in known
     ]
@@ -46,6 +48,7 @@ def add_opt_outs(
 
 
 def remove_opt_out(session: Session, phone: str) -> bool:
+    """Take `phone` off the list (an opt-in); False when it was not on it."""
     result = session.execute(delete(OptOut).where(OptOut.phone == phone))
     return bool(getattr(result, "rowcount", 0))
 

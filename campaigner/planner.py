@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any, cast
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     BigInteger,
@@ -36,6 +36,7 @@ from campaigner.db.models import Customer, Message, MessageStatus
 from campaigner.rules.models import Rule
 from campaigner.rules.triggers import DueContext, compile_due
 from campaigner.rules.triggers.common import instant
+from campaigner.timezones import zone_or
 
 messages = cast(Table, Message.__table__)
 _HASH_PRIME = 2_147_483_647  # 2**31 - 1: customer id × multiplier stays inside 64 bits
@@ -114,14 +115,10 @@ def day_bounds(clock: Clock, zone: str) -> tuple[datetime, datetime]:
 
 def customer_zones(session: Session, settings: Settings) -> dict[str, ZoneInfo]:
     """The distinct time zones of customers; a name that is not a zone counts as the shop's."""
-    fallback = ZoneInfo(settings.customers.timezone)
-    zones: dict[str, ZoneInfo] = {}
-    for name in session.scalars(select(Customer.timezone).distinct()):
-        try:
-            zones[name] = ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
-            zones[name] = fallback
-    return zones
+    return {
+        name: zone_or(name, settings.customers.timezone)
+        for name in session.scalars(select(Customer.timezone).distinct())
+    }
 
 
 def holdout_bucket(rule_name: str, customer_id: Any) -> Any:

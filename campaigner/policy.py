@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import jdatetime
 
 from campaigner.config import SendingSettings, SendWindow
+from campaigner.timezones import zone_or
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _END_OF_DAY = time(23, 59)
@@ -97,10 +98,7 @@ class SendingPolicy:
         self.default_timezone = default_timezone
 
     def zone(self, name: str | None) -> ZoneInfo:
-        try:
-            return ZoneInfo(name or self.default_timezone)
-        except (ValueError, KeyError):
-            return ZoneInfo(self.default_timezone)
+        return zone_or(name, self.default_timezone)
 
     def caps(self, rule: RulePolicy) -> tuple[int, int]:
         """(per day, per 7 days); 0 means no cap."""

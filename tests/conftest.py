@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
+import respx
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -212,3 +213,9 @@ def _restore_logging() -> Iterator[None]:
     root.setLevel(level)
     for name, saved in named.items():
         logging.getLogger(name).setLevel(saved)
+
+
+@pytest.fixture
+def router() -> respx.MockRouter:
+    """A fake HTTP provider: give gateways `httpx.MockTransport(router.handler)`."""
+    return respx.MockRouter(assert_all_called=False)

@@ -6,11 +6,12 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
+from campaigner.clock import FixedClock
 from campaigner.config import Settings
 from campaigner.db.models import Coupon, Customer, Message, Order
-from campaigner.reports import record_nps_reply
+from campaigner.reports import Report, build_report, record_nps_reply
 
 SINCE = date(2026, 3, 1)
 UNTIL = date(2026, 3, 31)
@@ -168,3 +169,38 @@ def reply_all(session: Session) -> list[bool]:
         )
         for customer, text, received, _ in REPLIES
     ]
+
+
+def scenario_report(
+    sessions: sessionmaker[Session], settings: Settings, **overrides: object
+) -> Report:
+    """The scenario's March report (fill, NPS replies, scenario settings); `overrides` replace
+    build_report arguments."""
+    with sessions.begin() as session:
+        fill(session)
+        assert reply_all(session) == [recorded for *_, recorded in REPLIES]
+    arguments: dict[str, object] = {
+        "since": SINCE,
+        "until": UNTIL,
+        "rule": None,
+        "attribution_days": ATTRIBUTION,
+        "settings": scenario_settings(settings),
+        "clock": FixedClock(NOW),
+    }
+    arguments.update(overrides)
+    with sessions() as session:
+        return build_report(session, **arguments)  # type: ignore[arg-type]
+
+
+def empty_report(sessions: sessionmaker[Session], settings: Settings) -> Report:
+    """A report over the whole history of whatever the database holds (nothing, usually)."""
+    with sessions() as session:
+        return build_report(
+            session,
+            since=None,
+            until=None,
+            rule=None,
+            attribution_days={},
+            settings=settings,
+            clock=FixedClock(NOW),
+        )

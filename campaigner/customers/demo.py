@@ -13,14 +13,16 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import jdatetime
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from campaigner.clock import Clock
 from campaigner.config import CustomerDefaults
 from campaigner.customers.importer import CUSTOMER_FIELDS, ORDER_FIELDS, import_csv
 from campaigner.customers.phones import normalize_phone
-from campaigner.db.models import Customer, OptOut
+from campaigner.db.models import Customer
+from campaigner.messages.filters import fa_digits
+from campaigner.optouts import add_opt_outs
 
 PERSIAN_FIRST = [
     "علی",
@@ -106,10 +108,6 @@ TAGS = ["vip", "newsletter", "wholesale", "instagram", "app"]
 ORDER_STATUSES = ["paid"] * 17 + ["cancelled", "refunded", "pending"]
 
 
-def _persian(n: int) -> str:
-    return str(n).translate(str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹"))
-
-
 def _write(path: Path, fields: tuple[str, ...], rows: list[dict[str, str]]) -> None:
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(fields))
@@ -140,7 +138,7 @@ def demo_rows(
                 "0" + national,
                 "+98" + national,
                 "0098" + national,
-                _persian(0) + _persian(int(national)),
+                fa_digits(0) + fa_digits(int(national)),
             ][style]
             city, zone, locale = rng.choice(IR_CITIES), "Asia/Tehran", "fa"
         else:
@@ -231,26 +229,14 @@ def generate_demo(
         orders = import_csv(sessions, "orders", folder / "orders.csv", defaults)
     with sessions.begin() as session:
         phones = set(session.scalars(select(Customer.phone).where(Customer.phone.is_not(None))))
-        known = set(session.scalars(select(OptOut.phone)))
-        rows = []
-        for raw in opted_out:
-            phone = normalize_phone(raw, defaults.region)
-            if phone in phones and phone not in known:
-                known.add(phone)
-                rows.append(
-                    {
-                        "phone": phone,
-                        "source": "demo",
-                        "reason": "replied STOP",
-                        "created_at": clock.now(),
-                    }
-                )
-        if rows:
-            session.execute(insert(OptOut), rows)
+        wanted = [
+            phone for raw in opted_out if (phone := normalize_phone(raw, defaults.region)) in phones
+        ]
+        added = add_opt_outs(session, wanted, clock.now(), source="demo", reason="replied STOP")
         total = session.scalar(select(func.count()).select_from(Customer))
     return (
         f"demo shop: {total} customers ({imported.inserted} new), "
-        f"{orders.inserted} orders, {len(rows)} opted out"
+        f"{orders.inserted} orders, {added} opted out"
         + (
             f", {imported.rejected + orders.rejected} rows rejected"
             if imported.rejected + orders.rejected

@@ -14,8 +14,9 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from campaigner.calendars import CALENDARS, jalali_month_day, month_day, parse_date
-from campaigner.config import CustomerDefaults, check_timezone
+from campaigner.config import CustomerDefaults
 from campaigner.customers.phones import InvalidPhone, normalize_phone, to_ascii_digits
+from campaigner.timezones import check_timezone
 
 CUSTOMER_FIELDS = (
     "external_id",

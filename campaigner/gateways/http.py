@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
 
@@ -85,6 +85,10 @@ class HttpGateway(Gateway):
     """A gateway that talks HTTP. Subclasses set `default_url` and use `request`."""
 
     default_url: ClassVar[str] = ""
+    # The provider's own failure codes that `code_error` maps (the Iranian APIs number them).
+    auth_codes: ClassVar[Collection[int]] = frozenset()
+    retry_codes: ClassVar[Collection[int]] = frozenset()
+    credit_code: ClassVar[int | None] = None
 
     def __init__(
         self,
@@ -130,6 +134,34 @@ class HttpGateway(Gateway):
     def error(self, message: str, **kwargs: Any) -> GatewayError:
         """A GatewayError whose text is prefixed with the gateway name and scrubbed."""
         return GatewayError(redact(f"{self.name}: {message}"), **kwargs)
+
+    def check_overload(self, response: httpx.Response) -> None:
+        """Raise for 429 and 5xx, which are temporary whatever the body says."""
+        if response.status_code == 429:
+            raise self.error("rate limited", code="429", retry_after=retry_after(response))
+        if response.status_code >= 500:
+            raise self.error(
+                f"server error HTTP {response.status_code}", code=str(response.status_code)
+            )
+
+    def unexpected_reply(self, response: httpx.Response) -> GatewayError:
+        """A reply that is not the provider's envelope: maybe sent if the HTTP status was 2xx."""
+        return self.error(
+            f"HTTP {response.status_code} with an unexpected reply",
+            code="malformed",
+            maybe_sent=response.is_success,
+        )
+
+    def code_error(self, code: int, text: str, response: httpx.Response) -> GatewayError:
+        """The error for a provider's own failure code: bad credentials stop the gateway,
+        rate codes honour Retry-After, no credit says so."""
+        if code in self.auth_codes:
+            return self.error(text, auth=True, code=str(code))
+        if code in self.retry_codes:
+            return self.error(text, code=str(code), retry_after=retry_after(response))
+        if code == self.credit_code:
+            return self.error(f"insufficient credit ({text})", code=str(code))
+        return self.error(text, code=str(code))
 
     def json(self, response: httpx.Response) -> Any:
         try:

@@ -18,12 +18,11 @@ import httpx
 from campaigner.customers.phones import national_format
 from campaigner.gateways.base import (
     DeliveryReport,
-    GatewayError,
     InboundSms,
     OutgoingMessage,
     SendResult,
 )
-from campaigner.gateways.http import HttpGateway, retry_after
+from campaigner.gateways.http import HttpGateway
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +55,9 @@ class KavenegarGateway(HttpGateway):
     default_url: ClassVar[str] = "https://api.kavenegar.com/v1/"
     supports_status: ClassVar[bool] = True
     polls_inbound: ClassVar[bool] = True
+    auth_codes = AUTH_CODES
+    retry_codes = RETRY_CODES
+    credit_code = CREDIT_CODE
 
     def _path(self, method: str) -> str:
         key = self.settings.api_key.get_secret_value() if self.settings.api_key else ""
@@ -86,7 +88,7 @@ class KavenegarGateway(HttpGateway):
             return [SendResult.permanent(m.id, text, code, invalid_number=True) for m in part]
         if status in PER_ELEMENT_CODES or status in {400, 405, 414, 417, 419}:
             return [SendResult.permanent(m.id, text, code) for m in part]
-        raise self._return_error(status, text, response)
+        raise self.code_error(status, text, response)
 
     def _result(self, message: OutgoingMessage, entry: dict[str, Any]) -> SendResult:
         status = entry.get("status")
@@ -104,17 +106,8 @@ class KavenegarGateway(HttpGateway):
         except ValueError:
             data = None
         if not isinstance(data, dict) or not isinstance(data.get("return"), dict):
-            if response.status_code == 429:
-                raise self.error("rate limited", code="429", retry_after=retry_after(response))
-            if response.status_code >= 500:
-                raise self.error(
-                    f"server error HTTP {response.status_code}", code=str(response.status_code)
-                )
-            raise self.error(
-                f"HTTP {response.status_code} with an unexpected reply",
-                code="malformed",
-                maybe_sent=response.is_success,
-            )
+            self.check_overload(response)
+            raise self.unexpected_reply(response)
         ret = data["return"]
         try:
             status = int(ret.get("status"))
@@ -127,15 +120,6 @@ class KavenegarGateway(HttpGateway):
             entries = [entries]
         return status, f"{status}: {ret.get('message') or ''}".strip(), entries
 
-    def _return_error(self, status: int, text: str, response: httpx.Response) -> GatewayError:
-        if status in AUTH_CODES:
-            return self.error(text, auth=True, code=str(status))
-        if status in RETRY_CODES:
-            return self.error(text, code=str(status), retry_after=retry_after(response))
-        if status == CREDIT_CODE:
-            return self.error(f"insufficient credit ({text})", code=str(status))
-        return self.error(text, code=str(status))
-
     def status(self, messages: Sequence[OutgoingMessage]) -> list[DeliveryReport]:
         reports: list[DeliveryReport] = []
         for start in range(0, len(messages), 500):
@@ -147,7 +131,7 @@ class KavenegarGateway(HttpGateway):
             )
             status, text, entries = self._reply(response)
             if status != OK:
-                raise self._return_error(status, text, response)
+                raise self.code_error(status, text, response)
             for entry in entries:
                 mapped = _STATUS.get(entry.get("status"))
                 if mapped is None or not str(entry.get("localid", "")).isdigit():
@@ -172,7 +156,7 @@ class KavenegarGateway(HttpGateway):
         )
         status, text, entries = self._reply(response)
         if status != OK:
-            raise self._return_error(status, text, response)
+            raise self.code_error(status, text, response)
         messages = []
         for entry in entries:
             when = entry.get("date")

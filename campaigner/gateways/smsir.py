@@ -18,12 +18,11 @@ import httpx
 from campaigner.customers.phones import national_format
 from campaigner.gateways.base import (
     DeliveryReport,
-    GatewayError,
     InboundSms,
     OutgoingMessage,
     SendResult,
 )
-from campaigner.gateways.http import HttpGateway, retry_after
+from campaigner.gateways.http import HttpGateway
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +54,9 @@ class SmsIrGateway(HttpGateway):
     default_url: ClassVar[str] = "https://api.sms.ir/v1/"
     supports_status: ClassVar[bool] = True
     polls_inbound: ClassVar[bool] = True
+    auth_codes = AUTH_CODES
+    retry_codes = RATE_CODES
+    credit_code = CREDIT_CODE
 
     def _headers(self) -> dict[str, str]:
         key = self.settings.api_key.get_secret_value() if self.settings.api_key else ""
@@ -94,34 +96,16 @@ class SmsIrGateway(HttpGateway):
             return [SendResult.permanent(m.id, text, code, opted_out=True) for m in part]
         if status in PERMANENT_CODES:
             return [SendResult.permanent(m.id, text, code) for m in part]
-        raise self._envelope_error(status, text, response)
+        raise self.code_error(status, text, response)
 
     def _envelope(self, response: httpx.Response) -> dict[str, Any]:
         if response.status_code == 401:
             raise self.error("authentication failed (check gateway.api_key)", auth=True, code="401")
-        if response.status_code == 429:
-            raise self.error("rate limited", code="429", retry_after=retry_after(response))
-        if response.status_code >= 500:
-            raise self.error(
-                f"server error HTTP {response.status_code}", code=str(response.status_code)
-            )
+        self.check_overload(response)
         data = self.json(response)
         if not isinstance(data, dict) or not isinstance(data.get("status"), int):
-            raise self.error(
-                f"HTTP {response.status_code} with an unexpected reply",
-                code="malformed",
-                maybe_sent=response.is_success,
-            )
+            raise self.unexpected_reply(response)
         return data
-
-    def _envelope_error(self, status: int, text: str, response: httpx.Response) -> GatewayError:
-        if status in AUTH_CODES:
-            return self.error(text, auth=True, code=str(status))
-        if status in RATE_CODES:
-            return self.error(text, code=str(status), retry_after=retry_after(response))
-        if status == CREDIT_CODE:
-            return self.error(f"insufficient credit ({text})", code=str(status))
-        return self.error(text, code=str(status))
 
     def status(self, messages: Sequence[OutgoingMessage]) -> list[DeliveryReport]:
         reports = []
@@ -132,9 +116,7 @@ class SmsIrGateway(HttpGateway):
             envelope = self._envelope(response)
             if envelope["status"] != 1:
                 if envelope["status"] in AUTH_CODES | RATE_CODES:
-                    raise self._envelope_error(
-                        envelope["status"], str(envelope["status"]), response
-                    )
+                    raise self.code_error(envelope["status"], str(envelope["status"]), response)
                 continue
             state = (envelope.get("data") or {}).get("deliveryState")
             status, opted_out = _DELIVERY.get(state, ("sent", False))
@@ -157,7 +139,7 @@ class SmsIrGateway(HttpGateway):
         )
         envelope = self._envelope(response)
         if envelope["status"] != 1:
-            raise self._envelope_error(envelope["status"], str(envelope["status"]), response)
+            raise self.code_error(envelope["status"], str(envelope["status"]), response)
         last = cursor.get("last_received")
         since = int(last) if isinstance(last, int | str) and str(last).isdigit() else 0
         messages, newest = [], since

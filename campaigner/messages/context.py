@@ -18,6 +18,7 @@ from campaigner.config import Settings
 from campaigner.db.models import Coupon, Customer, Order
 from campaigner.messages.names import clean_first_name, first_name_or_fallback
 from campaigner.messages.referrals import referral_code_for, referral_url
+from campaigner.timezones import zone_or
 
 COMMON_VARIABLES = frozenset(
     {
@@ -98,7 +99,7 @@ def build_context(
     now: datetime,
 ) -> dict[str, Any]:
     """The template variables for one message; a referral code is created on first use."""
-    zone = _zone(customer.timezone, settings)
+    zone = zone_or(customer.timezone, settings.customers.timezone)
     locale = customer.locale or settings.customers.locale
     code = referral_code_for(session, customer)
     context: dict[str, Any] = {
@@ -197,13 +198,6 @@ def plain_number(value: Decimal) -> Number:
 def _shop(settings: Settings) -> ShopView:
     shop = settings.shop
     return ShopView(name=shop.name, url=shop.url, phone=shop.phone)
-
-
-def _zone(name: str | None, settings: Settings) -> ZoneInfo:
-    try:
-        return ZoneInfo(name or settings.customers.timezone)
-    except (KeyError, ValueError):
-        return ZoneInfo(settings.customers.timezone)
 
 
 def _local(value: datetime | None, zone: ZoneInfo) -> datetime | None:

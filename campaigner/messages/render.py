@@ -52,12 +52,19 @@ class RuleLike(Protocol):
 @dataclass(frozen=True)
 class Rendered:
     text: str
-    encoding: str
+    encoding: str  # "gsm7" or "ucs2"
     segments: int
 
 
 class RenderError(Exception):
-    """This message cannot be rendered (too long, missing data, broken template)."""
+    """This message cannot be rendered (too long, missing data, broken template).
+
+    The dispatcher fails the ledger row with `reason`.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class MessageRenderer:

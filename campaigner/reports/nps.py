@@ -13,17 +13,16 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from campaigner.customers.phones import to_ascii_digits
 from campaigner.db.models import Message, MessageStatus, NpsResponse
 
-# Persian (۰-۹) and Arabic-Indic (٠-٩) digits read as their Latin counterparts.
-_DIGITS = str.maketrans("۰۱۲۳۴۵۶۷۸۹٠١٢٣٤٥٦٧٨٩", "01234567890123456789")
 _SCORE = re.compile(r"^[^\w+\-]*(\d{1,2})[\W_]*$")  # a sign is not punctuation: "-3" is no score
 SURVEY_STATUSES = (MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.UNDELIVERED)
 
 
 def parse_score(text: str) -> int | None:
     """The 0-10 score in a reply such as ' ۹ ', '10!' or '(7)'; None for anything else."""
-    match = _SCORE.match(text.translate(_DIGITS).strip())
+    match = _SCORE.match(to_ascii_digits(text).strip())
     if not match:
         return None
     score = int(match.group(1))

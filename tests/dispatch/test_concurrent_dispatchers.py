@@ -7,7 +7,7 @@ from collections import Counter
 from datetime import UTC, datetime
 
 import pytest
-from dispatch_helpers import plan
+from dispatch_helpers import plan, with_sending
 from local_gateway import LocalSmsServer, gateway_for
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -33,11 +33,7 @@ def test_two_dispatchers_deliver_each_message_exactly_once(
     db_url: str, sessions: sessionmaker[Session], settings: Settings
 ) -> None:
     plan(sessions, MESSAGES)
-    settings = settings.model_copy(
-        update={
-            "sending": settings.sending.model_copy(update={"max_per_day": 0, "max_per_week": 0})
-        }
-    )
+    settings = with_sending(settings, max_per_day=0, max_per_week=0)
     clock = FixedClock(datetime(2026, 3, 22, 8, 30, tzinfo=UTC))  # noon in Tehran
     server = LocalSmsServer().start()
     start = threading.Barrier(2)

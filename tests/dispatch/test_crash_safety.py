@@ -51,6 +51,19 @@ def go(worker: subprocess.Popen[str]) -> None:
     worker.stdin.flush()
 
 
+def in_flight(sessions: sessionmaker[Session]) -> bool:
+    """True once a batch is claimed, or when nothing is left to claim."""
+    with sessions() as session:
+        counts = dict(
+            session.execute(
+                select(Message.status, func.count())
+                .where(Message.status.in_(("queued", "sending")))
+                .group_by(Message.status)
+            ).all()
+        )
+    return bool(counts.get("sending")) or not counts
+
+
 @pytest.mark.slow
 def test_sigkill_at_random_points_never_sends_twice_or_loses_a_message(
     db_url: str, sessions: sessionmaker[Session], server: LocalSmsServer
@@ -66,7 +79,12 @@ def test_sigkill_at_random_points_never_sends_twice_or_loses_a_message(
         if trial + 2 < len(offsets):
             ahead.append(spawn_worker(db_url, server.port, offsets[trial + 2]))
         go(worker)
-        time.sleep(rng.uniform(0.02, 0.3))
+        # Kill at a random moment once this worker holds a batch (on a loaded machine start-up
+        # alone can outlast a fixed delay); once nothing is left there is nothing to wait for.
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not in_flight(sessions):
+            time.sleep(0.005)
+        time.sleep(rng.uniform(0.0, 0.1))
         worker.kill()
         worker.wait()
         with sessions() as session:

@@ -14,11 +14,6 @@ SEND = "http://127.0.0.1:13013/cgi-bin/sendsms"
 
 
 @pytest.fixture
-def router() -> respx.MockRouter:
-    return respx.MockRouter(assert_all_called=False)
-
-
-@pytest.fixture
 def gateway(router: respx.MockRouter) -> KannelGateway:
     settings = GatewaySettings(name="kannel", username="tester", password=PASSWORD, sender="98100")
     return KannelGateway(

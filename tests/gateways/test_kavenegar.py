@@ -5,9 +5,10 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 import respx
+from gateway_helpers import gateway_errors, messages
 
 from campaigner.config import GatewaySettings
-from campaigner.gateways.base import GatewayError, Outcome, OutgoingMessage
+from campaigner.gateways.base import GatewayError, Outcome
 from campaigner.gateways.kavenegar import KavenegarGateway
 
 KEY = "6A6B6C-KAVE-SECRET-7A7B7C"
@@ -15,18 +16,9 @@ SEND = f"https://api.kavenegar.com/v1/{KEY}/sms/sendarray.json"
 
 
 @pytest.fixture
-def router() -> respx.MockRouter:
-    return respx.MockRouter(assert_all_called=False)
-
-
-@pytest.fixture
 def gateway(router: respx.MockRouter) -> KavenegarGateway:
     settings = GatewaySettings(name="kavenegar", api_key=KEY, sender="10004346")
     return KavenegarGateway(settings, transport=httpx.MockTransport(router.handler))
-
-
-def messages(n: int, text: str = "Hi") -> list[OutgoingMessage]:
-    return [OutgoingMessage(i + 1, f"+98912{i:07d}", text) for i in range(n)]
 
 
 def form(request: httpx.Request) -> dict[str, list[str]]:
@@ -183,24 +175,18 @@ def test_the_api_key_in_the_url_never_appears_in_logs_or_errors(
     router: respx.MockRouter, gateway: KavenegarGateway, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    errors: list[str] = []
-    for outcome in (
-        reply(403),
-        reply(418),
-        httpx.Response(500),
-        httpx.Response(200, text="garbage"),
-        httpx.ConnectError(f"cannot reach {SEND}"),
-        httpx.ReadTimeout(f"read timeout on {SEND}"),
-    ):
-        route = router.post(SEND)
-        if isinstance(outcome, Exception):
-            route.mock(side_effect=outcome)
-        else:
-            route.mock(return_value=outcome)
-        with pytest.raises(GatewayError) as error:
-            gateway.send(messages(1))
-        errors.append(str(error.value))
-        errors.append(repr(error.value))
+    errors = gateway_errors(
+        lambda: router.post(SEND),
+        gateway,
+        [
+            reply(403),
+            reply(418),
+            httpx.Response(500),
+            httpx.Response(200, text="garbage"),
+            httpx.ConnectError(f"cannot reach {SEND}"),
+            httpx.ReadTimeout(f"read timeout on {SEND}"),
+        ],
+    )
     router.post(SEND).mock(side_effect=accepted)
     gateway.send(messages(1))
     assert any("HTTP Request" in r.getMessage() for r in caplog.records)

@@ -4,6 +4,7 @@ import logging
 import httpx
 import pytest
 import respx
+from gateway_helpers import gateway_errors, messages
 
 from campaigner.config import GatewaySettings
 from campaigner.gateways.base import GatewayError, Outcome, OutgoingMessage
@@ -14,18 +15,9 @@ BASE = "https://api.sms.ir/v1"
 
 
 @pytest.fixture
-def router() -> respx.MockRouter:
-    return respx.MockRouter(assert_all_called=False)
-
-
-@pytest.fixture
 def gateway(router: respx.MockRouter) -> SmsIrGateway:
     settings = GatewaySettings(name="smsir", api_key=KEY, sender="30001234")
     return SmsIrGateway(settings, transport=httpx.MockTransport(router.handler))
-
-
-def messages(n: int, text: str = "Hi") -> list[OutgoingMessage]:
-    return [OutgoingMessage(i + 1, f"+98912{i:07d}", text) for i in range(n)]
 
 
 def ok(n: int, first: int = 1000) -> httpx.Response:
@@ -197,22 +189,17 @@ def test_the_api_key_never_appears_in_logs_or_errors(
     router: respx.MockRouter, gateway: SmsIrGateway, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    errors: list[str] = []
-    for response in (
-        httpx.Response(401, text=f"key {KEY} rejected"),
-        envelope(102),
-        httpx.Response(500),
-        httpx.Response(200, text="not json"),
-        httpx.ReadTimeout(f"timeout talking about {KEY}"),
-    ):
-        route = router.post(f"{BASE}/send/likeToLike")
-        if isinstance(response, Exception):
-            route.mock(side_effect=response)
-        else:
-            route.mock(return_value=response)
-        with pytest.raises(GatewayError) as error:
-            gateway.send(messages(1))
-        errors.append(str(error.value))
+    errors = gateway_errors(
+        lambda: router.post(f"{BASE}/send/likeToLike"),
+        gateway,
+        [
+            httpx.Response(401, text=f"key {KEY} rejected"),
+            envelope(102),
+            httpx.Response(500),
+            httpx.Response(200, text="not json"),
+            httpx.ReadTimeout(f"timeout talking about {KEY}"),
+        ],
+    )
     router.post(f"{BASE}/send/likeToLike").mock(return_value=ok(1))
     gateway.send(messages(1))
     assert caplog.records, "httpx should have logged the requests"

@@ -4,6 +4,7 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 import respx
+from gateway_helpers import gateway_errors
 
 from campaigner.config import GatewaySettings
 from campaigner.gateways.base import GatewayError, Outcome, OutgoingMessage, WebhookRequest
@@ -12,11 +13,6 @@ from campaigner.gateways.twilio import TwilioGateway, twilio_signature
 SID = "AC0123456789abcdef0123456789abcdef"
 TOKEN = "twilio-auth-SECRET-token"
 SEND = f"https://api.twilio.com/2010-04-01/Accounts/{SID}/Messages.json"
-
-
-@pytest.fixture
-def router() -> respx.MockRouter:
-    return respx.MockRouter(assert_all_called=False)
 
 
 @pytest.fixture
@@ -165,16 +161,17 @@ def test_the_auth_token_never_appears_in_logs_or_errors(
     router: respx.MockRouter, gateway: TwilioGateway, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    errors = []
-    for response in (error(401, 20003), httpx.Response(500, text=TOKEN), error(429, 20429)):
-        router.post(SEND).mock(return_value=response)
-        with pytest.raises(GatewayError) as raised:
-            gateway.send(messages(1))
-        errors.append(str(raised.value))
-    router.post(SEND).mock(side_effect=httpx.ConnectTimeout(f"token {TOKEN}"))
-    with pytest.raises(GatewayError) as raised:
-        gateway.send(messages(1))
-    errors.append(str(raised.value))
+    errors = gateway_errors(
+        lambda: router.post(SEND),
+        gateway,
+        [
+            error(401, 20003),
+            httpx.Response(500, text=TOKEN),
+            error(429, 20429),
+            httpx.ConnectTimeout(f"token {TOKEN}"),
+        ],
+        batch=messages(1),
+    )
     assert caplog.records
     assert TOKEN not in caplog.text
     assert not [e for e in errors if TOKEN in e]

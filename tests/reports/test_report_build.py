@@ -3,33 +3,14 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
-from report_scenario import ATTRIBUTION, NOW, REPLIES, SINCE, UNTIL, fill, reply_all
+from report_scenario import NOW, empty_report, scenario_report
 from report_scenario import scenario_settings as adjust
 from sqlalchemy.orm import Session, sessionmaker
 
 from campaigner.clock import FixedClock
 from campaigner.config import Settings
-from campaigner.reports import Report, build_report
+from campaigner.reports import build_report
 from campaigner.reports.model import DailySends, NpsSummary, NpsWeek, Referrals, Uplift
-
-
-def scenario_report(
-    sessions: sessionmaker[Session], settings: Settings, **overrides: object
-) -> Report:
-    with sessions.begin() as session:
-        fill(session)
-        assert reply_all(session) == [recorded for *_, recorded in REPLIES]
-    arguments: dict[str, object] = {
-        "since": SINCE,
-        "until": UNTIL,
-        "rule": None,
-        "attribution_days": ATTRIBUTION,
-        "settings": adjust(settings),
-        "clock": FixedClock(NOW),
-    }
-    arguments.update(overrides)
-    with sessions() as session:
-        return build_report(session, **arguments)  # type: ignore[arg-type]
 
 
 def test_every_number_of_the_month(sessions: sessionmaker[Session], settings: Settings) -> None:
@@ -161,16 +142,7 @@ def test_big_enough_groups_get_a_verdict() -> None:
 def test_empty_database_gives_an_empty_report(
     sessions: sessionmaker[Session], settings: Settings
 ) -> None:
-    with sessions() as session:
-        report = build_report(
-            session,
-            since=None,
-            until=None,
-            rule=None,
-            attribution_days={},
-            settings=settings,
-            clock=FixedClock(NOW),
-        )
+    report = empty_report(sessions, settings)
     assert report.is_empty
     assert report.rules == [] and report.daily_sends == [] and report.nps_weeks == []
     assert report.kpis.buyers == 0 and report.kpis.churn_rate is None

@@ -2,32 +2,15 @@ import csv
 import io
 import json
 
-from report_scenario import ATTRIBUTION, NOW, SINCE, UNTIL, fill, reply_all, scenario_settings
+from report_scenario import empty_report, scenario_report
 from sqlalchemy.orm import Session, sessionmaker
 
-from campaigner.clock import FixedClock
 from campaigner.config import Settings
-from campaigner.reports import Report, build_report, report_to_csv, report_to_json
-
-
-def month(sessions: sessionmaker[Session], settings: Settings) -> Report:
-    with sessions.begin() as session:
-        fill(session)
-        reply_all(session)
-    with sessions() as session:
-        return build_report(
-            session,
-            since=SINCE,
-            until=UNTIL,
-            rule=None,
-            attribution_days=ATTRIBUTION,
-            settings=scenario_settings(settings),
-            clock=FixedClock(NOW),
-        )
+from campaigner.reports import report_to_csv, report_to_json
 
 
 def test_json_carries_every_section(sessions: sessionmaker[Session], settings: Settings) -> None:
-    data = json.loads(report_to_json(month(sessions, settings)))
+    data = json.loads(report_to_json(scenario_report(sessions, settings)))
     assert (data["since"], data["until"], data["currency"]) == ("2026-03-01", "2026-03-31", "USD")
     thank_you = data["rules"][1]
     assert thank_you["rule"] == "thank_you"
@@ -53,7 +36,7 @@ def test_json_carries_every_section(sessions: sessionmaker[Session], settings: S
 
 
 def test_csv_is_one_number_per_line(sessions: sessionmaker[Session], settings: Settings) -> None:
-    rows = list(csv.reader(io.StringIO(report_to_csv(month(sessions, settings)))))
+    rows = list(csv.reader(io.StringIO(report_to_csv(scenario_report(sessions, settings)))))
     assert rows[0] == ["section", "rule", "metric", "value"]
     values = {(section, rule, metric): value for section, rule, metric, value in rows[1:]}
     assert values["rule", "thank_you", "planned"] == "12"
@@ -70,16 +53,7 @@ def test_csv_is_one_number_per_line(sessions: sessionmaker[Session], settings: S
 
 
 def test_empty_report_formats(sessions: sessionmaker[Session], settings: Settings) -> None:
-    with sessions() as session:
-        report = build_report(
-            session,
-            since=None,
-            until=None,
-            rule=None,
-            attribution_days={},
-            settings=settings,
-            clock=FixedClock(NOW),
-        )
+    report = empty_report(sessions, settings)
     data = json.loads(report_to_json(report))
     assert data["rules"] == [] and data["nps"]["score"] is None
     rows = list(csv.reader(io.StringIO(report_to_csv(report))))

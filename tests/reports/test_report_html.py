@@ -5,12 +5,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from report_scenario import ATTRIBUTION, NOW, SINCE, UNTIL, fill, reply_all, scenario_settings
+from report_scenario import empty_report, scenario_report, scenario_settings
 from sqlalchemy.orm import Session, sessionmaker
 
-from campaigner.clock import FixedClock
 from campaigner.config import Settings
-from campaigner.reports import build_report, render_html
+from campaigner.reports import render_html
 
 DESCRIPTIONS = {"win_back": "دلمان برایت تنگ شده: ۹۰ روز بدون خرید"}
 CHART_TITLES = (
@@ -23,21 +22,9 @@ CHART_TITLES = (
 
 
 def scenario_html(sessions: sessionmaker[Session], settings: Settings) -> str:
-    with sessions.begin() as session:
-        fill(session)
-        reply_all(session)
-    adjusted = scenario_settings(settings)
-    with sessions() as session:
-        report = build_report(
-            session,
-            since=SINCE,
-            until=UNTIL,
-            rule=None,
-            attribution_days=ATTRIBUTION,
-            settings=adjusted,
-            clock=FixedClock(NOW),
-        )
-    return render_html(report, shop_name=adjusted.shop.name, descriptions=DESCRIPTIONS)
+    report = scenario_report(sessions, settings)
+    shop_name = scenario_settings(settings).shop.name
+    return render_html(report, shop_name=shop_name, descriptions=DESCRIPTIONS)
 
 
 def test_html_is_self_contained_with_every_chart(
@@ -56,16 +43,7 @@ def test_html_is_self_contained_with_every_chart(
 
 
 def test_html_escapes_what_it_shows(sessions: sessionmaker[Session], settings: Settings) -> None:
-    with sessions() as session:
-        report = build_report(
-            session,
-            since=None,
-            until=None,
-            rule=None,
-            attribution_days={},
-            settings=settings,
-            clock=FixedClock(NOW),
-        )
+    report = empty_report(sessions, settings)
     page = render_html(report, shop_name="<b>Shop</b>")
     assert "<b>Shop</b>" not in page and "&lt;b&gt;Shop&lt;/b&gt;" in page
     assert page.count("No data in this period") == 5

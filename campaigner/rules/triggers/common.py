@@ -145,6 +145,33 @@ def due_columns(
     ]
 
 
+def after_paid_order(
+    rule: RuleBase, ctx: DueContext, delay: timedelta, *conditions: ColumnElement[bool]
+) -> Select[Any]:
+    """Occurrences due `delay` after a paid order (of those matching `conditions`) was paid;
+    the order id is the occurrence key, so each order is asked about once."""
+    paid_at = orders.c.paid_at
+    return (
+        select(
+            *due_columns(
+                customers.c.id,
+                key_text(orders.c.id),
+                shift(paid_at, delay, ctx.dialect),
+                shift(paid_at, delay + rule.lateness, ctx.dialect),
+                orders.c.id,
+            )
+        )
+        .select_from(orders.join(customers, customers.c.id == orders.c.customer_id))
+        .where(
+            *conditions,
+            orders.c.status == "paid",
+            paid_at >= ctx.start - delay,
+            paid_at <= ctx.end - delay,
+            *eligible(rule),
+        )
+    )
+
+
 def no_order() -> ColumnElement[int]:
     """A typed NULL order id for occurrences of no order (PostgreSQL needs the type)."""
     return sa_cast(null(), SAInteger())
