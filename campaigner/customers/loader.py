@@ -12,7 +12,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, func, select, update
+from sqlalchemy import (
+    ColumnElement,
+    FromClause,
+    Table,
+    Update,
+    and_,
+    case,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from campaigner.config import CustomerDefaults
@@ -144,47 +155,91 @@ def _write(
     return changed
 
 
+# Customers refreshed per pair of statements (each id is a bound parameter, twice).
+STATS_CHUNK = 1000
+STAT_COLUMNS = ("orders_count", "total_spent", "first_order_at", "last_order_at", "last_order_id")
+
+
 def refresh_customer_stats(session: Session, customer_ids: Iterable[int]) -> None:
-    """Recompute order statistics and order sequence numbers for these customers."""
+    """Recompute order statistics and order sequence numbers for these customers.
+
+    Statistics cover paid orders with a payment time; `sequence` numbers them 1, 2, … per
+    customer by (paid_at, id) and is NULL on every other order. Each chunk is two statements
+    whatever the number of orders (window functions, UPDATE … FROM), and only rows whose
+    values change are written, so their `updated_at` says when the figures last moved.
+    """
     ids = sorted(set(customer_ids))
-    if not ids:
-        return
+    for start in range(0, len(ids), STATS_CHUNK):
+        chunk = ids[start : start + STATS_CHUNK]
+        session.execute(_sequence_update(chunk))
+        session.execute(_statistics_update(chunk))
+
+
+def _paid(orders: FromClause) -> ColumnElement[bool]:
+    return and_(orders.c.status == "paid", orders.c.paid_at.is_not(None))
+
+
+def _sequence_update(chunk: list[int]) -> Update:
     orders = cast(Table, Order.__table__)
-    o2 = orders.alias("o2")
-    paid = and_(o2.c.customer_id == Customer.id, o2.c.status == "paid", o2.c.paid_at.is_not(None))
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        session.execute(
-            update(Customer)
-            .where(Customer.id.in_(chunk))
-            .values(
-                orders_count=select(func.count()).where(paid).scalar_subquery(),
-                total_spent=select(func.coalesce(func.sum(o2.c.total), 0))
-                .where(paid)
-                .scalar_subquery(),
-                first_order_at=select(func.min(o2.c.paid_at)).where(paid).scalar_subquery(),
-                last_order_at=select(func.max(o2.c.paid_at)).where(paid).scalar_subquery(),
-                last_order_id=select(o2.c.id)
-                .where(paid)
-                .order_by(o2.c.paid_at.desc(), o2.c.id.desc())
-                .limit(1)
-                .scalar_subquery(),
-            )
-            .execution_options(synchronize_session=False)
+    o = orders.alias("o")
+    paid = _paid(o)
+    position = func.row_number().over(
+        partition_by=(o.c.customer_id, paid), order_by=(o.c.paid_at, o.c.id)
+    )
+    numbered = (
+        select(o.c.id, case((paid, position)).label("sequence"))
+        .where(o.c.customer_id.in_(chunk))
+        .subquery("numbered")
+    )
+    return (
+        update(orders)
+        .where(
+            orders.c.id == numbered.c.id,
+            orders.c.sequence.is_distinct_from(numbered.c.sequence),
         )
-        earlier = and_(
-            o2.c.customer_id == orders.c.customer_id,
-            o2.c.status == "paid",
-            o2.c.paid_at.is_not(None),
-            (o2.c.paid_at < orders.c.paid_at)
-            | and_(o2.c.paid_at == orders.c.paid_at, o2.c.id <= orders.c.id),
+        .values(sequence=numbered.c.sequence)
+    )
+
+
+def _statistics_update(chunk: list[int]) -> Update:
+    customers = cast(Table, Customer.__table__)
+    o = cast(Table, Order.__table__).alias("o")
+    customer = o.c.customer_id
+    paid = (
+        select(
+            o.c.customer_id,
+            o.c.id.label("last_order_id"),
+            func.row_number()
+            .over(partition_by=customer, order_by=(o.c.paid_at.desc(), o.c.id.desc()))
+            .label("recency"),
+            func.count().over(partition_by=customer).label("orders_count"),
+            func.sum(o.c.total).over(partition_by=customer).label("total_spent"),
+            func.min(o.c.paid_at).over(partition_by=customer).label("first_order_at"),
+            func.max(o.c.paid_at).over(partition_by=customer).label("last_order_at"),
         )
-        is_paid = and_(orders.c.status == "paid", orders.c.paid_at.is_not(None))
-        session.execute(
-            update(orders)
-            .where(orders.c.customer_id.in_(chunk), is_paid)
-            .values(sequence=select(func.count()).where(earlier).scalar_subquery())
+        .where(o.c.customer_id.in_(chunk), _paid(o))
+        .subquery("paid")
+    )
+    c = customers.alias("c")
+    latest = and_(paid.c.customer_id == c.c.id, paid.c.recency == 1)
+    stats = (
+        select(
+            c.c.id,
+            func.coalesce(paid.c.orders_count, 0).label("orders_count"),
+            func.coalesce(paid.c.total_spent, 0).label("total_spent"),
+            paid.c.first_order_at,
+            paid.c.last_order_at,
+            paid.c.last_order_id,
         )
-        session.execute(
-            update(orders).where(orders.c.customer_id.in_(chunk), ~is_paid).values(sequence=None)
+        .select_from(c.outerjoin(paid, latest))
+        .where(c.c.id.in_(chunk))
+        .subquery("stats")
+    )
+    return (
+        update(customers)
+        .where(
+            customers.c.id == stats.c.id,
+            or_(*(customers.c[name].is_distinct_from(stats.c[name]) for name in STAT_COLUMNS)),
         )
+        .values({name: stats.c[name] for name in STAT_COLUMNS})
+    )

@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, or_, select, update
+from sqlalchemy import Table, Update, bindparam, func, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, sessionmaker
 
 from campaigner.db.models import Message, MessageStatus
@@ -30,27 +31,28 @@ def claim_due(
     lease_until: datetime,
 ) -> list[int]:
     """Mark up to `limit` due queued rows `sending` for this dispatcher; returns their ids."""
+    table: Table = Message.__table__  # type: ignore[assignment]
+    due = (
+        select(table.c.id)
+        .where(table.c.status == MessageStatus.QUEUED, table.c.scheduled_for <= now)
+        .order_by(table.c.priority.desc(), table.c.due_at, table.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
     with sessions.begin() as session:
         ids = list(
             session.scalars(
-                select(Message.id)
-                .where(Message.status == MessageStatus.QUEUED, Message.scheduled_for <= now)
-                .order_by(Message.priority.desc(), Message.due_at, Message.id)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            )
-        )
-        if ids:
-            session.execute(
-                update(Message)
-                .where(Message.id.in_(ids))
+                update(table)
+                .where(table.c.id.in_(due.scalar_subquery()))
                 .values(
                     status=MessageStatus.SENDING,
                     lease_until=lease_until,
                     gateway=gateway,
                     updated_at=now,
                 )
+                .returning(table.c.id)
             )
+        )
     return ids
 
 
@@ -75,14 +77,40 @@ def write_rows(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         columns = tuple(sorted(key for key in row if key != "id"))
-        groups[columns].append({"row_id": row["id"], **{k: row[k] for k in columns}})
-    for columns, params in groups.items():
+        groups[columns].append(row)
+    in_flight = or_(*(table.c.status == status for status in IN_FLIGHT))
+    by_arrays = session.get_bind().dialect.name == "postgresql"
+    for columns, group in groups.items():
+        if by_arrays:
+            session.execute(_update_from_arrays(table, columns, group).where(in_flight))
+            continue
         statement = (
             update(table)
-            .where(
-                table.c.id == bindparam("row_id"),
-                or_(*(table.c.status == status for status in IN_FLIGHT)),
-            )
+            .where(table.c.id == bindparam("row_id"), in_flight)
             .values({name: bindparam(name, type_=table.c[name].type) for name in columns})
         )
-        session.execute(statement, params)
+        session.execute(
+            statement, [{"row_id": row["id"], **{k: row[k] for k in columns}} for row in group]
+        )
+
+
+def _update_from_arrays(
+    table: Table, columns: tuple[str, ...], rows: list[dict[str, Any]]
+) -> Update:
+    """One UPDATE … FROM unnest(one array per column) for a whole group of rows.
+
+    PostgreSQL runs a single statement of fixed size whatever the number of rows, where an
+    executemany runs one UPDATE per row and a VALUES list makes a statement as long as the
+    batch for the driver and the server to parse.
+    """
+    names = ("id", *columns)
+    arrays = [
+        bindparam(f"given_{name}", [row[name] for row in rows], type_=ARRAY(table.c[name].type))
+        for name in names
+    ]
+    given = func.unnest(*arrays).table_valued(*names).render_derived(name="given")
+    return (
+        update(table)
+        .where(table.c.id == given.c.id)
+        .values({name: given.c[name] for name in columns})
+    )
