@@ -140,6 +140,7 @@ def test_password_and_webhook_token_stay_out_of_logs(
     router: respx.MockRouter, gateway: KannelGateway, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="httpx")  # a CLI test may have quietened it
     router.get(SEND).mock(return_value=httpx.Response(202, text="0: Accepted"))
     gateway.send([OutgoingMessage(1, "+14155550100", "Hi")])
     router.get(SEND).mock(return_value=httpx.Response(403, text="Authorization failed for sendsms"))

@@ -183,6 +183,7 @@ def test_the_api_key_in_the_url_never_appears_in_logs_or_errors(
     router: respx.MockRouter, gateway: KavenegarGateway, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="httpx")  # a CLI test may have quietened it
     errors: list[str] = []
     for outcome in (
         reply(403),

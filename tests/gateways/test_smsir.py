@@ -197,6 +197,7 @@ def test_the_api_key_never_appears_in_logs_or_errors(
     router: respx.MockRouter, gateway: SmsIrGateway, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="httpx")  # a CLI test may have quietened it
     errors: list[str] = []
     for response in (
         httpx.Response(401, text=f"key {KEY} rejected"),

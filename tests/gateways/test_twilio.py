@@ -165,6 +165,7 @@ def test_the_auth_token_never_appears_in_logs_or_errors(
     router: respx.MockRouter, gateway: TwilioGateway, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="httpx")  # a CLI test may have quietened it
     errors = []
     for response in (error(401, 20003), httpx.Response(500, text=TOKEN), error(429, 20429)):
         router.post(SEND).mock(return_value=response)
