@@ -49,12 +49,15 @@ def run_cmd(app: AppContext, once: bool, log_format: str) -> None:
             click.echo(
                 f"planned {service.runtime.last_plan.planned}, sent {report.sent}, "
                 f"failed {report.failed}, deferred {report.deferred}, "
+                f"retried {report.retried}, unknown {report.unknown}, "
                 f"skipped {sum(report.skipped.values())}"
                 + (", paused: gateway circuit open" if report.paused else ""),
                 err=True,
             )
             for task, error in result.errors.items():
                 click.echo(f"{task} failed: {error}", err=True)
+            for gateway, error in result.gateway_errors.items():
+                click.echo(f"gateway {gateway} failed: {error} (messages stay queued)", err=True)
             if not result.ok:
                 raise click.exceptions.Exit(1)
             return
