@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import os
+
 import click
 
 from campaigner.cli.context import AppContext, pass_app
@@ -61,7 +64,13 @@ def run_cmd(app: AppContext, once: bool, log_format: str) -> None:
             if not result.ok:
                 raise click.exceptions.Exit(1)
             return
-        service.run_forever()
+        if not service.run_forever():
+            # A send outlasted the stop timeout: exit now, as promised, instead of waiting
+            # for its threads. Its rows are settled by their lease and reconciliation.
+            if lock is not None:
+                lock.release()
+            logging.shutdown()
+            os._exit(0)
     finally:
         if lock is not None:
             lock.release()

@@ -75,6 +75,7 @@ class Service:
         self.name = f"{HEARTBEAT_PREFIX}{socket.gethostname()}:{os.getpid()}"
         self.started_at = clock.now()
         self.stopping: Callable[[], bool] = lambda: False
+        self._daemon: Daemon | None = None
 
     def _ping(self) -> None:
         with self.engine.connect() as connection:
@@ -248,7 +249,9 @@ class Service:
         }
         return OnceResult(errors, dispatched, gateway_errors)
 
-    def run_forever(self) -> None:
+    def run_forever(self) -> bool:
+        """Run until stopped; False when work in flight outlasted the stop timeout (the
+        caller must then exit without waiting for it: its rows are left to their lease)."""
         daemon = Daemon(
             self.tasks(),
             health=self.health,
@@ -257,6 +260,7 @@ class Service:
             stop_timeout=self.settings.daemon.stop_timeout,
         )
         self.stopping = daemon.stopping.is_set
+        self._daemon = daemon
         server = BackgroundServer(
             self.http_app(), host=self.settings.server.host, port=self.settings.server.port
         )
@@ -268,13 +272,17 @@ class Service:
             daemon.run_forever()
         finally:
             server.stop()
+        return not daemon.abandoned
 
     def _stopped(self) -> None:
         with self.sessions.begin() as session:
             row = session.get(SyncState, self.name)
             if row is not None:
                 session.delete(row)
-        self.runtime.close()
+        if (
+            self._daemon is None or not self._daemon.abandoned
+        ):  # closing would wait for the sends still running
+            self.runtime.close()
 
 
 def _bind(function: Callable[..., bool], *args: Any) -> Callable[[], bool]:

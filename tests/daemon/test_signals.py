@@ -60,6 +60,42 @@ def test_sigterm_mid_batch_finishes_it_and_exits_cleanly(
     assert 0 < len(received) < 60, "the stop did not land mid-run: the test proves nothing"
 
 
+@pytest.mark.slow
+def test_a_batch_that_outlasts_the_stop_timeout_is_left_to_its_lease(tmp_path: Path) -> None:
+    """The process still exits on time; rows in flight stay `sending` (then `unknown`), and
+    nothing is sent twice."""
+    server = KannelStandIn(delay=0.5).start()
+    try:
+        shop = Shop(
+            tmp_path,
+            f"sqlite:///{tmp_path / 'campaigner.db'}",
+            {"name": "kannel", "url": server.url, "max_in_flight": 1},
+            daemon={"stop_timeout": 1},
+        ).write()
+        sending = shop.config.read_text().replace("[sending]", "[sending]\nbatch_size = 20")
+        shop.config.write_text(sending)
+        shop.add_paid_orders(30)
+        with daemons(shop, tmp_path) as start:
+            daemon = start()
+            wait_for(lambda: server.received, "the first message to reach the gateway")
+            daemon.signal(signal.SIGTERM)
+            stopped_at = time.monotonic()
+            assert daemon.process.wait(10) == 0, daemon.log()
+            assert time.monotonic() - stopped_at < 5, "the stop timeout was not kept"
+        assert "leaving it to its lease" in daemon.log()
+        received = Counter(phone for phone, _text in server.received)
+    finally:
+        server.stop()
+    with shop.sessions() as sessions, sessions() as session:
+        rows = session.scalars(select(Message)).all()
+    assert max(received.values()) == 1
+    for message in rows:
+        if message.phone in received:
+            assert message.status in ("sent", "sending"), (message.id, message.status)
+        else:
+            assert message.status in ("queued", "sending"), (message.id, message.status)
+
+
 BROKEN = 'delay = "soon"'
 
 
