@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import os
+
 import click
 
 from campaigner.cli.context import AppContext, pass_app
@@ -49,16 +52,25 @@ def run_cmd(app: AppContext, once: bool, log_format: str) -> None:
             click.echo(
                 f"planned {service.runtime.last_plan.planned}, sent {report.sent}, "
                 f"failed {report.failed}, deferred {report.deferred}, "
+                f"retried {report.retried}, unknown {report.unknown}, "
                 f"skipped {sum(report.skipped.values())}"
                 + (", paused: gateway circuit open" if report.paused else ""),
                 err=True,
             )
             for task, error in result.errors.items():
                 click.echo(f"{task} failed: {error}", err=True)
+            for gateway, error in result.gateway_errors.items():
+                click.echo(f"gateway {gateway} failed: {error} (messages stay queued)", err=True)
             if not result.ok:
                 raise click.exceptions.Exit(1)
             return
-        service.run_forever()
+        if not service.run_forever():
+            # A send outlasted the stop timeout: exit now, as promised, instead of waiting
+            # for its threads. Its rows are settled by their lease and reconciliation.
+            if lock is not None:
+                lock.release()
+            logging.shutdown()
+            os._exit(0)
     finally:
         if lock is not None:
             lock.release()

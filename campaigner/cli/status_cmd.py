@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 import click
 
 from campaigner.cli.context import AppContext, pass_app
 from campaigner.clock import SystemClock
+from campaigner.daemon.runner import HEARTBEAT_INTERVAL, daemon_heartbeats
 from campaigner.dispatch.overview import queue_overview
+
+# A daemon not heard from for this many heartbeats has probably died without saying goodbye.
+STALE_AFTER_HEARTBEATS = 4
 
 
 @click.command("status")
 @pass_app
 def status_cmd(app: AppContext) -> None:
-    """Show the queue: messages by status and rule, the next due time, and unknown rows.
+    """Show the running daemons and the queue: messages by status and rule, the next due
+    time, and unknown rows.
+
+    Each daemon reports itself every few seconds: its host and pid, when it last did so,
+    its gateways' circuit state and the rule files it could not load (it keeps running the
+    last good version of those rules).
 
     Unknown rows are messages whose send was interrupted (a crash mid-send) and that the
     gateway could not confirm: they are never re-sent automatically.
@@ -24,6 +36,8 @@ def status_cmd(app: AppContext) -> None:
     now = SystemClock().now()
     with app.sessions()() as session:
         overview = queue_overview(session, now)
+        heartbeats = daemon_heartbeats(session)
+    show_daemons(heartbeats, now)
     if not overview.by_status:
         click.echo("The ledger is empty: nothing planned yet.")
         return
@@ -46,6 +60,25 @@ def status_cmd(app: AppContext) -> None:
                 f"  #{message.id} {message.rule} to {message.phone} via {message.gateway or '?'}"
                 f" since {message.updated_at:%Y-%m-%d %H:%M} UTC"
             )
+
+
+def show_daemons(heartbeats: list[dict[str, Any]], now: datetime) -> None:
+    if not heartbeats:
+        click.echo("No daemon running (start one with `campaigner run`).")
+        return
+    click.echo("Daemons:")
+    for beat in heartbeats:
+        last_tick = datetime.fromisoformat(beat["last_tick"])
+        age = (now - last_tick).total_seconds()
+        stale = age > STALE_AFTER_HEARTBEATS * HEARTBEAT_INTERVAL
+        circuit = ", ".join(f"{name} {state}" for name, state in sorted(beat["circuit"].items()))
+        click.echo(
+            f"  {beat['host']} pid {beat['pid']}: last tick {last_tick:%Y-%m-%d %H:%M:%S} UTC "
+            f"({age:.0f}s ago{'; not responding' if stale else ''}), "
+            f"circuit: {circuit or 'not used yet'}"
+        )
+        for error in beat["rule_errors"]:
+            click.echo(f"    rule error (last good version still running): {error}")
 
 
 COMMANDS = [status_cmd]

@@ -7,11 +7,12 @@ import os
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from campaigner.clock import Clock
@@ -42,9 +43,15 @@ class OnceResult:
     errors: dict[str, Any]
     dispatch: DispatchReport
 
+    gateway_errors: dict[str, str] = field(default_factory=dict)
+
     @property
     def ok(self) -> bool:
-        return not self.errors and not self.dispatch.paused and not self.dispatch.failed
+        """False when anything failed, including a gateway that was down (messages retried)."""
+        report = self.dispatch
+        return not (
+            self.errors or report.paused or report.failed or report.retried or report.unknown
+        )
 
 
 class Service:
@@ -61,9 +68,14 @@ class Service:
         self.health = Health(clock=clock, check_database=self._ping)
         self.health.rule_errors = [str(problem) for problem in self.runtime.rulebook.problems]
         self.metrics = Metrics(sessions, clock)
+        for label in self.runtime.dispatcher.circuit:
+            for kind in ("temporary", "permanent"):
+                self.metrics.gateway_errors.labels(label, kind)  # scraped as 0, not missing
+        self._count(DispatchReport())
         self.name = f"{HEARTBEAT_PREFIX}{socket.gethostname()}:{os.getpid()}"
         self.started_at = clock.now()
         self.stopping: Callable[[], bool] = lambda: False
+        self._daemon: Daemon | None = None
 
     def _ping(self) -> None:
         with self.engine.connect() as connection:
@@ -151,8 +163,13 @@ class Service:
         return False
 
     def reload(self) -> None:
+        """New rules and templates; the errors reach /healthz and `status` right away."""
         problems = self.runtime.rulebook.reload()
         self.health.rule_errors = [str(problem) for problem in problems]
+        try:
+            self.heartbeat()
+        except DBAPIError as exc:
+            log.warning("reload: could not report to the database (%s)", type(exc).__name__)
 
     def heartbeat(self) -> bool:
         now = self.clock.now()
@@ -225,9 +242,16 @@ class Service:
             Task("reconcile", 0, self.reconcile),
         ]
         errors = run_once(once, self.health)
-        return OnceResult(errors, dispatched)
+        gateway_errors = {
+            route.label: route.breaker.last_error
+            for route in self.runtime.dispatcher.routes
+            if route.breaker.last_error
+        }
+        return OnceResult(errors, dispatched, gateway_errors)
 
-    def run_forever(self) -> None:
+    def run_forever(self) -> bool:
+        """Run until stopped; False when work in flight outlasted the stop timeout (the
+        caller must then exit without waiting for it: its rows are left to their lease)."""
         daemon = Daemon(
             self.tasks(),
             health=self.health,
@@ -236,6 +260,7 @@ class Service:
             stop_timeout=self.settings.daemon.stop_timeout,
         )
         self.stopping = daemon.stopping.is_set
+        self._daemon = daemon
         server = BackgroundServer(
             self.http_app(), host=self.settings.server.host, port=self.settings.server.port
         )
@@ -247,13 +272,17 @@ class Service:
             daemon.run_forever()
         finally:
             server.stop()
+        return not daemon.abandoned
 
     def _stopped(self) -> None:
         with self.sessions.begin() as session:
             row = session.get(SyncState, self.name)
             if row is not None:
                 session.delete(row)
-        self.runtime.close()
+        if (
+            self._daemon is None or not self._daemon.abandoned
+        ):  # closing would wait for the sends still running
+            self.runtime.close()
 
 
 def _bind(function: Callable[..., bool], *args: Any) -> Callable[[], bool]:

@@ -55,6 +55,7 @@ class Daemon:
         self.on_stop = on_stop
         self.stop_timeout = stop_timeout
         self.stopping = threading.Event()
+        self.abandoned = False  # work was still running when stop_timeout ran out
         self._reload_requested = threading.Event()
         self._stop_requested = False
         self._scheduler = BackgroundScheduler(
@@ -137,6 +138,7 @@ class Daemon:
         finisher.start()
         finisher.join(self.stop_timeout)
         if finisher.is_alive():
+            self.abandoned = True
             log.warning(
                 "work still running after %.0fs; leaving it to its lease", self.stop_timeout
             )

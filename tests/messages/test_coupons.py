@@ -39,7 +39,10 @@ def add_message(session: Session, customer: Customer, key: str = "2026") -> Mess
 
 def test_codes_are_unique_typable_and_prefixed() -> None:
     codes = [new_coupon_code("THX") for _ in range(100_000)]
-    assert len(set(codes)) == len(codes)
+    # 31**8 codes: 100,000 draws collide once with p ~ 0.6 %, twice with p ~ 2e-5. A collision
+    # is harmless (issue_coupon retries on the unique constraint, tested below); a generator
+    # with far fewer codes than it should have would collide many times.
+    assert len(codes) - len(set(codes)) <= 1
     for code in codes[:1000]:
         prefix, first, second = code.split("-")
         assert prefix == "THX"

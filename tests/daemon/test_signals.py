@@ -1,0 +1,179 @@
+"""`campaigner run` and its signals: SIGTERM mid-batch, SIGHUP and rule-file reloads."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from daemon_helpers import DaemonProcess, KannelStandIn, Shop, daemons, wait_for
+from sqlalchemy import select
+
+from campaigner.db.models import Message
+
+STOP_TIMEOUT = 10
+
+
+@pytest.fixture
+def slow_kannel() -> Iterator[KannelStandIn]:
+    server = KannelStandIn(delay=0.1).start()
+    yield server
+    server.stop()
+
+
+@pytest.mark.slow
+def test_sigterm_mid_batch_finishes_it_and_exits_cleanly(
+    tmp_path: Path, slow_kannel: KannelStandIn
+) -> None:
+    shop = Shop(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'campaigner.db'}",
+        {"name": "kannel", "url": slow_kannel.url, "max_in_flight": 2},
+        daemon={"stop_timeout": STOP_TIMEOUT},
+    ).write()
+    shop.config.write_text(
+        shop.config.read_text().replace("[sending]", "[sending]\nbatch_size = 20")
+    )
+    shop.add_paid_orders(60)
+    with daemons(shop, tmp_path) as start:
+        daemon: DaemonProcess = start()
+        wait_for(lambda: slow_kannel.received, "the first message to reach the gateway")
+        daemon.signal(signal.SIGTERM)
+        stopped_at = time.monotonic()
+        assert daemon.process.wait(STOP_TIMEOUT + 5) == 0, daemon.log()
+        assert time.monotonic() - stopped_at < STOP_TIMEOUT + 5
+    log = daemon.log()
+    assert "SIGTERM received" in log and "stopped" in log
+
+    with shop.sessions() as sessions, sessions() as session:
+        rows = session.scalars(select(Message)).all()
+    received = Counter(phone for phone, _text in slow_kannel.received)
+    assert len(rows) == 60
+    assert {m.status for m in rows} <= {"sent", "queued"}, Counter(m.status for m in rows)
+    for message in rows:
+        expected = 1 if message.status == "sent" else 0
+        assert received[message.phone] == expected, (message.id, message.status)
+    assert 0 < len(received) < 60, "the stop did not land mid-run: the test proves nothing"
+
+
+@pytest.mark.slow
+def test_a_batch_that_outlasts_the_stop_timeout_is_left_to_its_lease(tmp_path: Path) -> None:
+    """The process still exits on time; rows in flight stay `sending` (then `unknown`), and
+    nothing is sent twice."""
+    server = KannelStandIn(delay=0.5).start()
+    try:
+        shop = Shop(
+            tmp_path,
+            f"sqlite:///{tmp_path / 'campaigner.db'}",
+            {"name": "kannel", "url": server.url, "max_in_flight": 1},
+            daemon={"stop_timeout": 1},
+        ).write()
+        sending = shop.config.read_text().replace("[sending]", "[sending]\nbatch_size = 20")
+        shop.config.write_text(sending)
+        shop.add_paid_orders(30)
+        with daemons(shop, tmp_path) as start:
+            daemon = start()
+            wait_for(lambda: server.received, "the first message to reach the gateway")
+            daemon.signal(signal.SIGTERM)
+            stopped_at = time.monotonic()
+            assert daemon.process.wait(10) == 0, daemon.log()
+            assert time.monotonic() - stopped_at < 5, "the stop timeout was not kept"
+        assert "leaving it to its lease" in daemon.log()
+        received = Counter(phone for phone, _text in server.received)
+    finally:
+        server.stop()
+    with shop.sessions() as sessions, sessions() as session:
+        rows = session.scalars(select(Message)).all()
+    assert max(received.values()) == 1
+    for message in rows:
+        if message.phone in received:
+            assert message.status in ("sent", "sending"), (message.id, message.status)
+        else:
+            assert message.status in ("queued", "sending"), (message.id, message.status)
+
+
+BROKEN = 'delay = "soon"'
+
+
+def file_shop(tmp_path: Path, **daemon: float) -> tuple[Shop, Path]:
+    sent = tmp_path / "sent.jsonl"
+    shop = Shop(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'campaigner.db'}",
+        {"name": "file", "path": str(sent)},
+        daemon=daemon,
+    ).write()
+    return shop, sent
+
+
+def sent_texts(sent: Path) -> list[str]:
+    if not sent.exists():
+        return []
+    return [json.loads(line)["text"] for line in sent.read_text().splitlines()]
+
+
+def break_rule(shop: Shop) -> Path:
+    path = shop.rules / "thank_you.toml"
+    path.write_text(path.read_text().replace('delay = "2h"', BROKEN))
+    return path
+
+
+def assert_rule_error_reported(shop: Shop, daemon: DaemonProcess, path: Path) -> None:
+    """The error names the file and the field: in /healthz, the log and `status`."""
+
+    def reported() -> list[str]:
+        return daemon.healthz()[1]["rule_errors"]
+
+    errors = wait_for(reported, "/healthz to report the broken rule")
+    assert len(errors) == 1 and str(path) in errors[0] and "delay" in errors[0], errors
+    log = daemon.log()
+    assert str(path) in log and "delay" in log and "keeping its last good version" in log
+    status = shop.run("status")
+    assert status.returncode == 0, status.stderr
+    assert f"pid {daemon.pid}" in status.stdout, status.stdout
+    assert "rule error" in status.stdout and str(path) in status.stdout, status.stdout
+
+
+@pytest.mark.slow
+def test_a_broken_rule_file_keeps_its_last_good_version_running(tmp_path: Path) -> None:
+    shop, sent = file_shop(tmp_path, watch_interval=0.2)
+    shop.add_paid_orders(2)
+    with daemons(shop, tmp_path) as start:
+        daemon = start()
+        wait_for(lambda: len(sent_texts(sent)) == 2, "the first two thank-yous")
+
+        path = break_rule(shop)
+        assert_rule_error_reported(shop, daemon, path)
+        shop.add_paid_orders(1)  # newly due for the rule whose file is now broken
+        wait_for(lambda: len(sent_texts(sent)) == 3, "the old version to plan the new order")
+        assert sent_texts(sent)[-1] == "Thanks Sara3 for order o3"
+
+        path.write_text(path.read_text().replace(BROKEN, 'delay = "2h"'))
+        wait_for(lambda: not daemon.healthz()[1]["rule_errors"], "the fixed rule to load")
+        assert daemon.stop() == 0
+    status = shop.run("status")
+    assert "No daemon running" in status.stdout, status.stdout
+
+
+@pytest.mark.slow
+def test_sighup_reloads_rules_and_templates(tmp_path: Path) -> None:
+    shop, sent = file_shop(tmp_path, watch_interval=3600)  # only SIGHUP reloads here
+    template = tmp_path / "templates" / "messages" / "thank_you.j2"
+    shop.add_paid_orders(1)
+    with daemons(shop, tmp_path) as start:
+        daemon = start()
+        wait_for(lambda: sent_texts(sent) == ["Thanks Sara1 for order o1"], "the first message")
+
+        path = break_rule(shop)
+        template.write_text("Merci {{ first_name }}")
+        daemon.signal(signal.SIGHUP)
+        assert_rule_error_reported(shop, daemon, path)
+        shop.add_paid_orders(1)
+        wait_for(lambda: len(sent_texts(sent)) == 2, "the old rule to plan the new order")
+        assert sent_texts(sent)[-1] == "Merci Sara2", "the template was not reloaded"
+        assert daemon.process.poll() is None
+        assert daemon.stop() == 0
