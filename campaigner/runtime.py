@@ -126,15 +126,10 @@ class Runtime:
         with self.sessions.begin() as session:
             report = plan(session, rules, self.clock, self.settings)
         for name, result in report.rules.items():
-            if result.planned or result.held_out or result.locked:
-                state = " (another instance is planning it)" if result.locked else ""
-                log.info(
-                    "plan %s: planned %d, held out %d%s",
-                    name,
-                    result.planned,
-                    result.held_out,
-                    state,
-                )
+            if result.locked:
+                log.debug("plan %s: skipped, another instance is planning it", name)
+            elif result.planned or result.held_out:
+                log.info("plan %s: planned %d, held out %d", name, result.planned, result.held_out)
         self.last_plan = report
         return report
 
