@@ -8,7 +8,6 @@ every call safe to retry.
 
 from __future__ import annotations
 
-import hmac
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
@@ -26,6 +25,7 @@ from starlette.routing import BaseRoute, Route
 from campaigner.clock import Clock
 from campaigner.config import Settings
 from campaigner.customers.loader import LoadResult, RecordError, load_customers, load_orders
+from campaigner.server.guard import Refused, matches_any, read_body
 
 MAX_ITEMS = 1000
 PREFIX = "/api/v1"
@@ -100,13 +100,6 @@ class Problem(BaseModel):
     detail: str
 
 
-class _Refused(Exception):
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
-
-
 def ingest_routes(
     *, settings: Settings, sessions: sessionmaker[Session], clock: Clock
 ) -> list[BaseRoute]:
@@ -130,7 +123,7 @@ class _IngestApi:
         self.settings = settings
         self.sessions = sessions
         self.clock = clock
-        self.tokens = [token.get_secret_value().encode() for token in settings.server.api_tokens]
+        self.tokens = [token.get_secret_value() for token in settings.server.api_tokens]
 
     def guarded(
         self, handler: Callable[[Any], Awaitable[Response]]
@@ -143,41 +136,20 @@ class _IngestApi:
                     401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"}
                 )
             try:
-                body = await self._body(request)
+                body = await read_body(request, self.settings.server.max_body_bytes)
                 try:
                     data = json.loads(body)
                 except (ValueError, RecursionError):
-                    raise _Refused(400, "the body is not valid JSON") from None
+                    raise Refused(400, "the body is not valid JSON") from None
                 return await handler(data)
-            except _Refused as refused:
+            except Refused as refused:
                 return _problem(refused.status, refused.detail)
 
         return endpoint
 
     def _authorised(self, request: Request) -> bool:
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not given.strip():
-            return False
-        offered = given.strip().encode()
-        matched = False
-        for token in self.tokens:  # every token is compared: no early exit to time
-            matched |= hmac.compare_digest(offered, token)
-        return matched
-
-    async def _body(self, request: Request) -> bytes:
-        limit = self.settings.server.max_body_bytes
-        declared = request.headers.get("content-length")
-        if declared is not None:
-            if not declared.isdigit():
-                raise _Refused(400, "bad Content-Length")
-            if int(declared) > limit:
-                raise _Refused(413, f"the body is larger than {limit} bytes")
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > limit:
-                raise _Refused(413, f"the body is larger than {limit} bytes")
-        return bytes(body)
+        return scheme.lower() == "bearer" and matches_any(given.strip(), self.tokens)
 
     async def customers(self, data: Any) -> Response:
         items = _items(data)
@@ -239,7 +211,7 @@ class _IngestApi:
 def _items(data: Any) -> list[Any]:
     items = data if isinstance(data, list) else [data]
     if len(items) > MAX_ITEMS:
-        raise _Refused(413, f"at most {MAX_ITEMS} items per request, got {len(items)}")
+        raise Refused(413, f"at most {MAX_ITEMS} items per request, got {len(items)}")
     return items
 
 

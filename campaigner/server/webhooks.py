@@ -7,7 +7,6 @@ answered 200 all the same, since providers retry anything else for days.
 
 from __future__ import annotations
 
-import hmac
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from campaigner.clock import Clock
 from campaigner.config import Settings
 from campaigner.gateways.base import Gateway, WebhookRequest
 from campaigner.inbound import apply_delivery_report, handle_inbound
+from campaigner.server.guard import Refused, matches_any, read_body
 
 log = logging.getLogger(__name__)
 
@@ -40,27 +40,16 @@ class WebhookContext:
     nps_windows: Callable[[], Mapping[str, timedelta]] = dict
 
 
-class _Rejected(Exception):
-    def __init__(self, status: int, text: str) -> None:
-        super().__init__(text)
-        self.status = status
-        self.text = text
-
-
 def token_matches(settings: Settings, request: WebhookRequest) -> bool:
     expected = settings.server.webhook_token
-    if expected is None or not expected.get_secret_value():
+    if expected is None:
         return False  # no secret configured: refuse rather than accept anyone
     given = request.headers.get(TOKEN_HEADER) or request.query.get("token") or ""
-    return hmac.compare_digest(given.encode(), expected.get_secret_value().encode())
+    return matches_any(given, [expected.get_secret_value()])
 
 
 async def _read(request: Request, public_base: str, kind: str, limit: int) -> WebhookRequest:
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise _Rejected(413, "request body too large")
+    body = await read_body(request, limit)
     content_type = request.headers.get("content-type", "")
     form: dict[str, str] = {}
     if content_type.startswith("application/x-www-form-urlencoded"):
@@ -94,8 +83,8 @@ def _endpoint(
         base = gateway.webhook_url if gateway else ""
         try:
             hook = await _read(request, base, kind, context.settings.server.max_body_bytes)
-        except _Rejected as exc:
-            return PlainTextResponse(exc.text, status_code=exc.status)
+        except Refused as exc:
+            return PlainTextResponse(exc.detail, status_code=exc.status)
         if gateway is None:
             if token_matches(context.settings, hook):
                 return PlainTextResponse("unknown gateway", status_code=404)
