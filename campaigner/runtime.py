@@ -7,7 +7,7 @@ runs exactly the code the daemon runs, only with another clock, database and gat
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -139,14 +139,16 @@ class Runtime:
         log_dispatch(report)
         return report
 
-    def drain(self) -> DispatchReport:
-        """Dispatch until nothing is due (or the circuit pauses sending)."""
+    def drain(self, stop: Callable[[], bool] = lambda: False) -> DispatchReport:
+        """Dispatch until nothing is due, the circuit pauses sending, or `stop()` says so
+        (checked between batches, so a batch in flight always finishes)."""
         total = DispatchReport()
-        while True:
+        while not stop():
             report = self.dispatch()
             total.add(report)
             if report.paused or report.claimed == 0:
-                return total
+                break
+        return total
 
     def close(self) -> None:
         self.dispatcher.close()

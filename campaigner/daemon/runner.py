@@ -95,12 +95,7 @@ class Service:
     def dispatch(self) -> bool:
         """Dispatch batches until nothing is due; a stop request ends it after the batch."""
         started = time.perf_counter()
-        total = DispatchReport()
-        while not self.stopping():
-            report = self.runtime.dispatch()
-            total.add(report)
-            if report.paused or report.claimed == 0:
-                break
+        total = self.runtime.drain(self.stopping)
         self.metrics.dispatch_seconds.observe(time.perf_counter() - started)
         self._count(total)
         return False
