@@ -153,7 +153,9 @@ def demo_rows(
             locale = "en"
         # A few birthdays fall today so that the birthday rule has work in the demo.
         if index % 97 == 0:
-            born = date(rng.randrange(1965, 2005), today.month, min(today.day, 28))
+            # Yesterday, today or tomorrow in UTC, so "today" has birthdays in every time zone.
+            near = today + timedelta(days=(index // 97) % 3 - 1)
+            born = date(rng.randrange(1965, 2005), near.month, min(near.day, 28))
         else:
             born = date(rng.randrange(1965, 2005), 1, 1) + timedelta(days=rng.randrange(365))
         calendar = "jalali" if persian and rng.random() < 0.8 else "gregorian"

@@ -15,8 +15,9 @@ def test_rules_check_samples_one_line_per_rule(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     lines = [line for line in result.stdout.splitlines() if line.startswith("ok")]
-    assert len(lines) == 4
+    assert len(lines) == 5
     assert any("thank_you: post_purchase, 2h after a paid order" in line for line in lines)
+    assert any(line.startswith("ok  nps_survey") and "[disabled]" in line for line in lines)
 
 
 def test_rules_check_lists_every_problem_and_fails(tmp_path: Path) -> None:
@@ -42,7 +43,8 @@ def test_rules_list_shows_todays_counts(tmp_path: Path) -> None:
     header, *rows = result.stdout.splitlines()
     assert header.split() == ["RULE", "TRIGGER", "ENABLED", "TEMPLATE", "TODAY"]
     by_name = {row.split()[0]: row.split() for row in rows}
-    assert set(by_name) == {"birthday", "referral_request", "thank_you", "win_back"}
+    assert set(by_name) == {"birthday", "nps_survey", "referral_request", "thank_you", "win_back"}
+    assert by_name["nps_survey"][2] == "no"
     assert by_name["thank_you"][1:3] == ["post_purchase", "yes"]
     assert all(cells[4].isdigit() for cells in by_name.values())
     # The demo shop is laid out so that every sample rule has someone due today.

@@ -89,6 +89,7 @@ def test_every_sample_template_renders_for_every_demo_customer(
         "birthday",
         "win_back",
         "referral_request",
+        "nps_survey",
     }
     render = renderer(settings)
     now = clock.now()

@@ -35,7 +35,16 @@ def write(directory: Path, name: str, text: str) -> Path:
 def test_sample_rules_load_with_their_templates() -> None:
     rules = load_rules(SAMPLES / "rules", templates=SAMPLES / "templates" / "messages")
     assert [str(p) for p in rules.problems] == []
-    assert sorted(rules.rules) == ["birthday", "referral_request", "thank_you", "win_back"]
+    assert sorted(rules.rules) == [
+        "birthday",
+        "nps_survey",
+        "referral_request",
+        "thank_you",
+        "win_back",
+    ]
+    nps = rules.rules["nps_survey"]
+    assert isinstance(nps, NpsSurveyRule) and not nps.enabled
+    assert nps.response_window_td == timedelta(days=3)
     birthday = rules.rules["birthday"]
     assert isinstance(birthday, BirthdayRule)
     assert birthday.send_time == time(10, 0) and birthday.lateness == timedelta(hours=12)
