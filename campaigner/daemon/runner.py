@@ -189,9 +189,10 @@ class Service:
             Task(f"sync:{source.name}", source.interval, _bind(self.sync, source.name))
             for source in self.settings.sources
         ]
+        overrides: dict[str, float] = dict(daemon.plan_intervals)
         by_interval: dict[float, list[str]] = {}
         for trigger in TRIGGERS:
-            seconds = daemon.plan_intervals.get(trigger, daemon.plan_interval)  # type: ignore[call-overload]
+            seconds = overrides.get(trigger, daemon.plan_interval)
             by_interval.setdefault(seconds, []).append(trigger)
         for seconds, triggers in sorted(by_interval.items()):
             name = "plan" if len(by_interval) == 1 else f"plan:{'+'.join(triggers)}"
