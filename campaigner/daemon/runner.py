@@ -189,7 +189,7 @@ class Service:
             Task(f"sync:{source.name}", source.interval, _bind(self.sync, source.name))
             for source in self.settings.sources
         ]
-        overrides: dict[str, float] = dict(daemon.plan_intervals)
+        overrides = {str(trigger): seconds for trigger, seconds in daemon.plan_intervals.items()}
         by_interval: dict[float, list[str]] = {}
         for trigger in TRIGGERS:
             seconds = overrides.get(trigger, daemon.plan_interval)
