@@ -360,7 +360,8 @@ class Dispatcher:
             skip_reason = "invalid_number"
         elif phone in opted_out:
             skip_reason = "opted_out"
-        elif not customer.marketing_consent:
+        elif not customer.marketing_consent and not rule.transactional:
+            # Consent is to marketing; an order confirmation needs none (an opt-out still wins).
             skip_reason = "no_consent"
         if skip_reason is not None:
             report.skipped[skip_reason] += 1

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from dispatch_helpers import (
+    TRANSACTIONAL,
     FakeRenderer,
     ScriptedGateway,
     add_customer,
@@ -200,6 +201,26 @@ def test_opt_out_after_queueing_and_missing_consent_send_nothing(
     assert (row(sessions, no_consent).status, row(sessions, no_consent).reason) == (
         "skipped",
         "no_consent",
+    )
+
+
+def test_transactional_messages_need_no_marketing_consent_but_respect_opt_out(
+    sessions: sessionmaker[Session], at_morning: FixedClock, settings: Settings
+) -> None:
+    rule = next(iter(TRANSACTIONAL))
+    confirmed = queue(sessions, add_customer(sessions, consent=False), MORNING, rule=rule)
+    opted = add_customer(sessions, phone="+989121110001", consent=False)
+    refused = queue(sessions, opted, MORNING, rule=rule)
+    with sessions.begin() as session:
+        add_opt_outs(session, ["+989121110001"], MORNING)
+    gateway = ScriptedGateway()
+    with make_dispatcher(sessions, gateway, at_morning, settings) as dispatcher:
+        report = dispatcher.dispatch_once()
+    assert report.sent == 1 and report.skipped == {"opted_out": 1}
+    assert [m.id for m in gateway.sent] == [confirmed]
+    assert (row(sessions, refused).status, row(sessions, refused).reason) == (
+        "skipped",
+        "opted_out",
     )
 
 
