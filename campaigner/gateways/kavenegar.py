@@ -3,6 +3,10 @@
 The ledger id goes out as `localmessageids`, so Kavenegar refuses a duplicate and
 `statuslocalmessageid` can tell what happened to a message whose reply we lost. The API key
 is part of the URL path: URLs are never logged or put in error texts.
+
+Delivery reports arrive two ways: `status()` polls by ledger id, and the callback URL set in
+Kavenegar's panel receives `messageid` and `status` (Kavenegar's own id, which the dispatcher
+stores as the row's provider id).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from campaigner.gateways.base import (
     InboundSms,
     OutgoingMessage,
     SendResult,
+    WebhookRequest,
 )
 from campaigner.gateways.http import HttpGateway
 
@@ -146,6 +151,24 @@ class KavenegarGateway(HttpGateway):
                     )
                 )
         return reports
+
+    def parse_delivery_report(self, request: WebhookRequest) -> list[DeliveryReport]:
+        params = request.params
+        provider_id = params.get("messageid", "").strip()
+        try:
+            value = int(params["status"])
+        except (KeyError, ValueError):
+            value = None
+        if not provider_id.isdigit() or value is None:
+            raise ValueError("a Kavenegar report needs numeric messageid and status parameters")
+        mapped = _STATUS.get(value)
+        if mapped is None:
+            log.warning("kavenegar: ignoring delivery report with unknown status %s", value)
+            return []
+        status, opted_out = mapped
+        return [
+            DeliveryReport(status, provider_id=provider_id, code=str(value), opted_out=opted_out)
+        ]
 
     def poll_inbound(self, cursor: dict[str, object]) -> tuple[list[InboundSms], dict[str, object]]:
         """Unread replies to our line; Kavenegar marks them read, so no cursor is needed."""

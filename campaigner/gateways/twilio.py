@@ -11,12 +11,15 @@ import hashlib
 import hmac
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, ClassVar
+from urllib.parse import quote
 
 import httpx
 
 from campaigner.gateways.base import (
     DeliveryReport,
+    GatewayError,
     InboundSms,
     OutgoingMessage,
     SendResult,
@@ -30,6 +33,7 @@ OPTED_OUT = 21610  # the recipient replied STOP to this sender
 INVALID_NUMBER_CODES = {21211, 21614, 21217, 21401, 21421}
 AUTH_CODES = {20003, 20005, 21606, 21212, 21659}  # credentials, inactive account, bad sender
 RATE_CODES = {20429, 14107, 30022}
+NOT_FOUND = 20404  # "The requested resource ... was not found"
 _STATUS = {
     "delivered": "delivered",
     "read": "delivered",
@@ -112,26 +116,65 @@ class TwilioGateway(HttpGateway):
         return data
 
     def status(self, messages: Sequence[OutgoingMessage]) -> list[DeliveryReport]:
-        reports = []
+        """Look each message up by its SID. Messages without a SID are left out: Twilio
+        knows them by nothing else. A lookup that fails after others succeeded returns what
+        was learned; the rest stay `unknown` for the next reconciliation."""
+        reports: list[DeliveryReport] = []
         for message in messages:
             if not message.provider_id:
                 continue
-            response = self.request(
-                "GET",
-                f"Accounts/{self.settings.account_sid}/Messages/{message.provider_id}.json",
-                auth=self._auth(),
-            )
-            if response.status_code == 404:
-                continue
-            data = self._body(response)
-            if response.status_code == 401:
-                raise self.error("authentication failed", auth=True, code="401")
-            status = _STATUS.get(str(data.get("status")))
-            if status:
-                reports.append(
-                    self._report(status, message.id, data.get("sid"), data.get("error_code"))
-                )
+            try:
+                report = self._look_up(message)
+            except GatewayError as exc:
+                if not reports or exc.auth:
+                    raise
+                log.warning("twilio: status lookup stopped early: %s", exc)
+                break
+            if report is not None:
+                reports.append(report)
         return reports
+
+    def _look_up(self, message: OutgoingMessage) -> DeliveryReport | None:
+        sid = quote(message.provider_id or "", safe="")
+        response = self.request(
+            "GET",
+            f"Accounts/{self.settings.account_sid}/Messages/{sid}.json",
+            auth=self._auth(),
+        )
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            data = {}
+        code = data.get("code")
+        if response.status_code == 404 and code == NOT_FOUND:
+            return DeliveryReport(
+                "not_found", message_id=message.id, provider_id=message.provider_id, code=str(code)
+            )
+        if response.status_code in (401, 403) or code in AUTH_CODES:
+            raise self.error("authentication or account problem", auth=True, code=str(code or 401))
+        if response.status_code == 429 or code in RATE_CODES:
+            raise self.error(
+                "rate limited", code=str(code or 429), retry_after=retry_after(response)
+            )
+        if response.status_code >= 500:
+            raise self.error(
+                f"server error HTTP {response.status_code}", code=str(response.status_code)
+            )
+        status = _STATUS.get(str(data.get("status"))) if response.status_code == 200 else None
+        if status is None:
+            # A bare 404 (no Twilio error body) means a wrong URL, not an unknown message;
+            # like any other odd reply, the row stays `unknown`.
+            log.warning(
+                "twilio: no usable status for message %s (HTTP %s)",
+                message.id,
+                response.status_code,
+            )
+            return None
+        report = self._report(status, message.id, data.get("sid"), data.get("error_code"))
+        error = data.get("error_message")
+        return replace(report, error=str(error)) if error else report
 
     @staticmethod
     def _report(status: str, message_id: int | None, sid: Any, code: Any) -> DeliveryReport:

@@ -8,7 +8,7 @@ import respx
 from gateway_helpers import gateway_errors, messages
 
 from campaigner.config import GatewaySettings
-from campaigner.gateways.base import GatewayError, Outcome
+from campaigner.gateways.base import GatewayError, Outcome, WebhookRequest
 from campaigner.gateways.kavenegar import KavenegarGateway
 
 KEY = "6A6B6C-KAVE-SECRET-7A7B7C"
@@ -192,3 +192,58 @@ def test_the_api_key_in_the_url_never_appears_in_logs_or_errors(
     assert any("HTTP Request" in r.getMessage() for r in caplog.records)
     assert KEY not in caplog.text
     assert not [e for e in errors if KEY in e]
+
+
+def callback(
+    query: dict[str, str] | None = None, form: dict[str, str] | None = None
+) -> WebhookRequest:
+    return WebhookRequest(
+        "POST", "https://hooks.example/webhooks/kavenegar/dlr", query=query or {}, form=form or {}
+    )
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "opted_out"),
+    [
+        ("10", "delivered", False),
+        ("11", "undelivered", False),
+        ("6", "undelivered", False),
+        ("14", "undelivered", True),
+        ("4", "sent", False),
+        ("5", "sent", False),
+    ],
+)
+def test_delivery_callback_is_matched_by_kavenegar_id(
+    gateway: KavenegarGateway, code: str, status: str, opted_out: bool
+) -> None:
+    (report,) = gateway.parse_delivery_report(callback(form={"messageid": "5001", "status": code}))
+    assert (report.provider_id, report.message_id, report.status) == ("5001", None, status)
+    assert (report.code, report.opted_out) == (code, opted_out)
+
+
+def test_delivery_callback_in_the_query_string(gateway: KavenegarGateway) -> None:
+    (report,) = gateway.parse_delivery_report(
+        callback(query={"messageid": "77", "status": "10", "token": "t"})
+    )
+    assert (report.provider_id, report.status) == ("77", "delivered")
+
+
+def test_delivery_callback_with_an_unknown_status_is_ignored(gateway: KavenegarGateway) -> None:
+    assert gateway.parse_delivery_report(callback(form={"messageid": "5", "status": "100"})) == []
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"status": "10"},
+        {"messageid": "5"},
+        {"messageid": "", "status": "10"},
+        {"messageid": "5", "status": "delivered"},
+        {"messageid": "5;drop", "status": "10"},
+    ],
+)
+def test_delivery_callback_without_numeric_fields_is_refused(
+    gateway: KavenegarGateway, params: dict[str, str]
+) -> None:
+    with pytest.raises(ValueError, match="messageid and status"):
+        gateway.parse_delivery_report(callback(form=params))

@@ -175,3 +175,109 @@ def test_the_auth_token_never_appears_in_logs_or_errors(
     assert caplog.records
     assert TOKEN not in caplog.text
     assert not [e for e in errors if TOKEN in e]
+
+
+def lookup_url(sid: str) -> str:
+    return f"https://api.twilio.com/2010-04-01/Accounts/{SID}/Messages/{sid}.json"
+
+
+def sent_rows(*sids: str | None) -> list[OutgoingMessage]:
+    return [
+        OutgoingMessage(i + 1, f"+1415555{i:04d}", "Hi", provider_id=sid)
+        for i, sid in enumerate(sids)
+    ]
+
+
+def found(
+    sid: str, status: str, code: int | None = None, text: str | None = None
+) -> httpx.Response:
+    body = {"sid": sid, "status": status, "error_code": code, "error_message": text}
+    return httpx.Response(200, json=body)
+
+
+NOT_FOUND = httpx.Response(
+    404, json={"code": 20404, "message": "The requested resource was not found", "status": 404}
+)
+
+
+@pytest.mark.parametrize(
+    ("reply", "status", "code", "opted_out"),
+    [
+        (found("SM1", "delivered"), "delivered", None, False),
+        (found("SM1", "undelivered", 30005, "Unknown destination"), "undelivered", "30005", False),
+        (found("SM1", "undelivered", 21610, "Blocked by STOP"), "undelivered", "21610", True),
+        (found("SM1", "failed", 30007), "undelivered", "30007", False),
+        (found("SM1", "sending"), "sent", None, False),
+        (found("SM1", "queued"), "sent", None, False),
+        (NOT_FOUND, "not_found", "20404", False),
+    ],
+)
+def test_status_looks_each_message_up_by_sid(
+    router: respx.MockRouter,
+    gateway: TwilioGateway,
+    reply: httpx.Response,
+    status: str,
+    code: str | None,
+    opted_out: bool,
+) -> None:
+    route = router.get(lookup_url("SM1")).mock(return_value=reply)
+    (report,) = gateway.status(sent_rows("SM1"))
+    assert (report.message_id, report.provider_id, report.status) == (1, "SM1", status)
+    assert (report.code, report.opted_out) == (code, opted_out)
+    assert route.calls.last.request.headers["authorization"].startswith("Basic ")
+
+
+def test_status_carries_the_error_text(router: respx.MockRouter, gateway: TwilioGateway) -> None:
+    router.get(lookup_url("SM1")).mock(return_value=found("SM1", "undelivered", 30003, "Off"))
+    (report,) = gateway.status(sent_rows("SM1"))
+    assert report.error == "Off"
+
+
+def test_status_skips_rows_without_a_sid_and_odd_replies(
+    router: respx.MockRouter, gateway: TwilioGateway
+) -> None:
+    router.get(lookup_url("SM1")).mock(return_value=httpx.Response(404, text="<html>nginx"))
+    router.get(lookup_url("SM2")).mock(return_value=found("SM2", "receiving"))
+    router.get(lookup_url("SM3")).mock(return_value=found("SM3", "delivered"))
+    reports = gateway.status(sent_rows(None, "SM1", "SM2", "SM3"))
+    assert [(r.message_id, r.status) for r in reports] == [(4, "delivered")]
+    assert len(router.calls) == 3
+
+
+def test_status_network_error_raises_when_nothing_was_learned(
+    router: respx.MockRouter, gateway: TwilioGateway
+) -> None:
+    router.get(lookup_url("SM1")).mock(side_effect=httpx.ConnectError("refused"))
+    with pytest.raises(GatewayError) as raised:
+        gateway.status(sent_rows("SM1", "SM2"))
+    assert raised.value.code == "network" and raised.value.temporary
+
+
+def test_status_network_error_midway_keeps_the_answers_so_far(
+    router: respx.MockRouter, gateway: TwilioGateway
+) -> None:
+    router.get(lookup_url("SM1")).mock(return_value=found("SM1", "delivered"))
+    router.get(lookup_url("SM2")).mock(side_effect=httpx.ReadTimeout("timed out"))
+    third = router.get(lookup_url("SM3")).mock(return_value=found("SM3", "delivered"))
+    reports = gateway.status(sent_rows("SM1", "SM2", "SM3"))
+    assert [(r.message_id, r.status) for r in reports] == [(1, "delivered")]
+    assert not third.called
+
+
+@pytest.mark.parametrize(
+    ("reply", "auth"),
+    [
+        (error(401, 20003), True),
+        (error(429, 20429, **{"Retry-After": "3"}), False),
+        (httpx.Response(503, text="unavailable"), False),
+    ],
+)
+def test_status_request_level_errors_raise(
+    router: respx.MockRouter, gateway: TwilioGateway, reply: httpx.Response, auth: bool
+) -> None:
+    router.get(lookup_url("SM1")).mock(return_value=found("SM1", "delivered"))
+    router.get(lookup_url("SM2")).mock(return_value=reply)
+    rows = sent_rows("SM2") if not auth else sent_rows("SM1", "SM2")
+    with pytest.raises(GatewayError) as raised:
+        gateway.status(rows)
+    assert raised.value.auth == auth

@@ -18,6 +18,7 @@ from campaigner.db.models import (
 )
 from campaigner.gateways.base import Gateway
 from campaigner.gateways.kannel import KannelGateway
+from campaigner.gateways.kavenegar import KavenegarGateway
 from campaigner.gateways.twilio import TwilioGateway, twilio_signature
 from campaigner.server.app import create_app
 
@@ -35,6 +36,7 @@ def client(
     )
     gateways: dict[str, Gateway] = {
         "kannel": KannelGateway(GatewaySettings(name="kannel")),
+        "kavenegar": KavenegarGateway(GatewaySettings(name="kavenegar", api_key="kave-key")),
         "twilio": TwilioGateway(
             GatewaySettings(name="twilio", account_sid="AC1", auth_token=TWILIO_TOKEN),
             webhook_url="http://testserver/webhooks/twilio",
@@ -178,6 +180,51 @@ def test_twilio_callbacks_are_verified_by_signature(
     assert response.status_code == 200
     with sessions() as session:
         assert session.get(OptOut, PHONE) is not None
+
+
+def test_kavenegar_callbacks_find_the_row_by_kavenegar_id(
+    client: TestClient, sessions: sessionmaker[Session], message_id: int, clock: FixedClock
+) -> None:
+    with sessions.begin() as session:
+        row = session.get(Message, message_id)
+        assert row is not None
+        row.gateway, row.provider_id = "kavenegar", "8512345"
+    url = "/webhooks/kavenegar/dlr"
+    refused = client.post(url, data={"messageid": "8512345", "status": "10"})
+    assert refused.status_code == 401 and status_of(sessions, message_id) == "sent"
+    params = {"token": TOKEN}
+    telecom = client.post(url, params=params, data={"messageid": "8512345", "status": "4"})
+    assert telecom.text == "ok 1/1" and status_of(sessions, message_id) == "sent"
+    delivered = client.get(url, params={**params, "messageid": "8512345", "status": "10"})
+    assert delivered.text == "ok 1/1"
+    late = client.post(url, params=params, data={"messageid": "8512345", "status": "11"})
+    assert late.status_code == 200
+    with sessions() as session:
+        row = session.get(Message, message_id)
+        assert row is not None
+        assert (row.status, row.delivered_at) == ("delivered", clock.now())
+    unknown = client.post(url, params=params, data={"messageid": "999", "status": "10"})
+    assert unknown.status_code == 200 and unknown.text == "ok 0/1"
+    assert client.post(url, params=params, data={"status": "10"}).status_code == 400
+
+
+def test_kavenegar_blacklisted_report_opts_the_number_out(
+    client: TestClient, sessions: sessionmaker[Session], message_id: int
+) -> None:
+    with sessions.begin() as session:
+        row = session.get(Message, message_id)
+        assert row is not None
+        row.gateway, row.provider_id = "kavenegar", "8512345"
+    response = client.post(
+        "/webhooks/kavenegar/dlr",
+        headers={"X-Campaigner-Token": TOKEN},
+        data={"messageid": "8512345", "status": "14"},
+    )
+    assert response.text == "ok 1/1"
+    assert status_of(sessions, message_id) == "undelivered"
+    with sessions() as session:
+        opt_out = session.get(OptOut, PHONE)
+        assert opt_out is not None and opt_out.source == "gateway"
 
 
 def test_a_score_reply_to_a_survey_is_recorded_as_nps(
