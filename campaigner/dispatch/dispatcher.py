@@ -597,7 +597,13 @@ class Dispatcher:
         self, route: _Route, rows: Sequence[Any], now: datetime, report: ReconcileReport
     ) -> list[dict[str, Any]]:
         outgoing = [
-            OutgoingMessage(row.id, row.phone or "", row.text or "", row.encoding or "gsm7")
+            OutgoingMessage(
+                row.id,
+                row.phone or "",
+                row.text or "",
+                row.encoding or "gsm7",
+                provider_id=row.provider_id,
+            )
             for row in rows
         ]
         try:

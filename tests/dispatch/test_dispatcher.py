@@ -22,7 +22,7 @@ from campaigner.clock import FixedClock
 from campaigner.config import GatewaySettings, Settings
 from campaigner.db.models import Customer, Message, OptOut
 from campaigner.dispatch import CircuitState, Rendered
-from campaigner.gateways.base import GatewayError, OutgoingMessage, SendResult
+from campaigner.gateways.base import DeliveryReport, GatewayError, OutgoingMessage, SendResult
 from campaigner.optouts import add_opt_outs
 from campaigner.policy import RulePolicy
 
@@ -496,6 +496,28 @@ def test_expired_leases_become_unknown_and_are_reconciled(
         assert row(sessions, lost).status == "queued"
         assert dispatcher.dispatch_once().sent == 1
     assert [m.id for m in gateway.sent] == [lost]
+
+
+def test_reconciliation_hands_the_gateway_its_own_message_ids(
+    sessions: sessionmaker[Session], at_morning: FixedClock, settings: Settings
+) -> None:
+    """Gateways such as Twilio can only look a message up by the id they gave it."""
+    message_id = queue(sessions, add_customer(sessions), MORNING)
+    with sessions.begin() as session:
+        message = session.get_one(Message, message_id)
+        message.status, message.gateway, message.provider_id = "unknown", "scripted", "SM42"
+
+    class ByProviderId(ScriptedGateway):
+        def status(self, messages: Sequence[OutgoingMessage]) -> list[DeliveryReport]:
+            return [
+                DeliveryReport(status="delivered", provider_id=m.provider_id)
+                for m in messages
+                if m.provider_id == "SM42"
+            ]
+
+    with make_dispatcher(sessions, ByProviderId(), at_morning, settings) as dispatcher:
+        assert dispatcher.reconcile().updated == {"delivered": 1}
+    assert row(sessions, message_id).status == "delivered"
 
 
 def test_without_status_lookup_unknown_rows_stay_unknown(
