@@ -5,6 +5,8 @@ A text longer than the rule allows is an error for that message, never silently 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -15,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from campaigner.config import Settings
 from campaigner.db.models import Customer, Message, Order
-from campaigner.messages.context import build_context
+from campaigner.messages.context import REFERRAL_VARIABLES, build_context
 from campaigner.messages.coupons import issue_coupon
 from campaigner.messages.sms import measure
 from campaigner.messages.templates import MessageTemplates
@@ -94,6 +96,9 @@ class MessageRenderer:
                 prefix=spec.prefix,
                 now=now,
             )
+        locale = customer.locale or self.settings.customers.locale
+        with _template_errors(rule.template):
+            chosen = self.templates.choose(rule.template, locale)
         context = build_context(
             session,
             customer=customer,
@@ -103,19 +108,24 @@ class MessageRenderer:
             coupon=coupon,
             settings=self.settings,
             now=now,
+            referral=not REFERRAL_VARIABLES.isdisjoint(chosen.variables),
         )
-        locale = customer.locale or self.settings.customers.locale
-        try:
-            text = self.templates.render(
-                rule.template, locale, context, transactional=rule.transactional
-            )
-        except TemplateError as exc:
-            raise RenderError(f"template {rule.template}: {exc}") from exc
-        except (TypeError, ValueError, ArithmeticError) as exc:
-            raise RenderError(f"template {rule.template}: {type(exc).__name__}: {exc}") from exc
+        with _template_errors(rule.template):
+            text = self.templates.render_chosen(chosen, context, transactional=rule.transactional)
         size = measure(text)
         if rule.max_segments is not None and size.segments > rule.max_segments:
             raise RenderError(
                 f"too long: {size.segments} segments > max_segments {rule.max_segments}"
             )
         return Rendered(text=text, encoding=size.encoding, segments=size.segments)
+
+
+@contextmanager
+def _template_errors(template: str) -> Iterator[None]:
+    """A broken template, or a filter given the wrong data, fails this message only."""
+    try:
+        yield
+    except TemplateError as exc:
+        raise RenderError(f"template {template}: {exc}") from exc
+    except (TypeError, ValueError, ArithmeticError) as exc:
+        raise RenderError(f"template {template}: {type(exc).__name__}: {exc}") from exc
