@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Protocol
 
 from jinja2 import TemplateError
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from campaigner.config import Settings
@@ -21,6 +22,9 @@ from campaigner.messages.context import REFERRAL_VARIABLES, build_context
 from campaigner.messages.coupons import issue_coupon
 from campaigner.messages.sms import measure
 from campaigner.messages.templates import MessageTemplates
+
+ORDERS_LOADED = "campaigner.render.orders_loaded"
+ORDER_CHUNK = 500
 
 
 class CouponSpec(Protocol):
@@ -79,7 +83,7 @@ class MessageRenderer:
         customer = session.get(Customer, message.customer_id)
         if customer is None:
             raise RenderError(f"customer {message.customer_id} no longer exists")
-        order = session.get(Order, message.order_id) if message.order_id is not None else None
+        order = _order(session, message.order_id) if message.order_id is not None else None
         if message.order_id is not None and order is None:
             raise RenderError(f"order {message.order_id} no longer exists")
         coupon = None
@@ -118,6 +122,31 @@ class MessageRenderer:
                 f"too long: {size.segments} segments > max_segments {rule.max_segments}"
             )
         return Rendered(text=text, encoding=size.encoding, segments=size.segments)
+
+
+def _order(session: Session, order_id: int) -> Order | None:
+    """The message's order; the first miss loads the orders of every message in the session.
+
+    The dispatcher renders a claimed batch in one session, its messages already loaded: one
+    query for the batch's orders instead of one per message. The session's identity map holds
+    its objects weakly, so the loaded orders are kept in `session.info` for its lifetime.
+    """
+    loaded: dict[int, Order | None] = session.info.setdefault(ORDERS_LOADED, {})
+    if order_id not in loaded:
+        wanted = {order_id} | {
+            other
+            for state in session.identity_map.all_states()
+            if state.class_ is Message
+            and (other := state.dict.get("order_id")) is not None
+            and other not in loaded
+        }
+        loaded.update(dict.fromkeys(wanted))
+        ids = sorted(wanted)
+        for start in range(0, len(ids), ORDER_CHUNK):
+            chunk = ids[start : start + ORDER_CHUNK]
+            for order in session.scalars(select(Order).where(Order.id.in_(chunk))):
+                loaded[order.id] = order
+    return session.get(Order, order_id)
 
 
 @contextmanager
