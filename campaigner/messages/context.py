@@ -33,6 +33,8 @@ COMMON_VARIABLES = frozenset(
         "now",
     }
 )
+# A customer's referral code is created the first time a text shows one of these.
+REFERRAL_VARIABLES = frozenset({"referral_code", "referral_url"})
 # Triggers about one order (post_purchase, referral_request, nps_survey) also get `order`.
 TRIGGER_VARIABLES: dict[str, frozenset[str]] = {
     "post_purchase": COMMON_VARIABLES | {"order"},
@@ -97,11 +99,15 @@ def build_context(
     coupon: Coupon | None,
     settings: Settings,
     now: datetime,
+    referral: bool = True,
 ) -> dict[str, Any]:
-    """The template variables for one message; a referral code is created on first use."""
+    """The template variables for one message; a referral code is created on first use.
+
+    Without `referral` (the template shows no referral code) the context has none, so a
+    customer gets a code only once a message actually offers it.
+    """
     zone = zone_or(customer.timezone, settings.customers.timezone)
     locale = customer.locale or settings.customers.locale
-    code = referral_code_for(session, customer)
     context: dict[str, Any] = {
         "customer": CustomerView(
             first_name=clean_first_name(customer.first_name),
@@ -123,11 +129,13 @@ def build_context(
         ),
         "shop": _shop(settings),
         "rule": RuleView(name=rule_name),
-        "referral_code": code,
-        "referral_url": referral_url(code, settings),
         "today": now.astimezone(zone).date(),
         "now": now.astimezone(zone),
     }
+    if referral:
+        code = referral_code_for(session, customer)
+        context["referral_code"] = code
+        context["referral_url"] = referral_url(code, settings)
     if order is not None and "order" in TRIGGER_VARIABLES.get(trigger, frozenset()):
         context["order"] = OrderView(
             id=order.external_id,

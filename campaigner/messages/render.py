@@ -5,20 +5,26 @@ A text longer than the rule allows is an error for that message, never silently 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
 
 from jinja2 import TemplateError
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from campaigner.config import Settings
 from campaigner.db.models import Customer, Message, Order
-from campaigner.messages.context import build_context
+from campaigner.messages.context import REFERRAL_VARIABLES, build_context
 from campaigner.messages.coupons import issue_coupon
 from campaigner.messages.sms import measure
 from campaigner.messages.templates import MessageTemplates
+
+ORDERS_LOADED = "campaigner.render.orders_loaded"
+ORDER_CHUNK = 500
 
 
 class CouponSpec(Protocol):
@@ -77,7 +83,7 @@ class MessageRenderer:
         customer = session.get(Customer, message.customer_id)
         if customer is None:
             raise RenderError(f"customer {message.customer_id} no longer exists")
-        order = session.get(Order, message.order_id) if message.order_id is not None else None
+        order = _order(session, message.order_id) if message.order_id is not None else None
         if message.order_id is not None and order is None:
             raise RenderError(f"order {message.order_id} no longer exists")
         coupon = None
@@ -94,6 +100,9 @@ class MessageRenderer:
                 prefix=spec.prefix,
                 now=now,
             )
+        locale = customer.locale or self.settings.customers.locale
+        with _template_errors(rule.template):
+            chosen = self.templates.choose(rule.template, locale)
         context = build_context(
             session,
             customer=customer,
@@ -103,19 +112,49 @@ class MessageRenderer:
             coupon=coupon,
             settings=self.settings,
             now=now,
+            referral=not REFERRAL_VARIABLES.isdisjoint(chosen.variables),
         )
-        locale = customer.locale or self.settings.customers.locale
-        try:
-            text = self.templates.render(
-                rule.template, locale, context, transactional=rule.transactional
-            )
-        except TemplateError as exc:
-            raise RenderError(f"template {rule.template}: {exc}") from exc
-        except (TypeError, ValueError, ArithmeticError) as exc:
-            raise RenderError(f"template {rule.template}: {type(exc).__name__}: {exc}") from exc
+        with _template_errors(rule.template):
+            text = self.templates.render_chosen(chosen, context, transactional=rule.transactional)
         size = measure(text)
         if rule.max_segments is not None and size.segments > rule.max_segments:
             raise RenderError(
                 f"too long: {size.segments} segments > max_segments {rule.max_segments}"
             )
         return Rendered(text=text, encoding=size.encoding, segments=size.segments)
+
+
+def _order(session: Session, order_id: int) -> Order | None:
+    """The message's order; the first miss loads the orders of every message in the session.
+
+    The dispatcher renders a claimed batch in one session, its messages already loaded: one
+    query for the batch's orders instead of one per message. The session's identity map holds
+    its objects weakly, so the loaded orders are kept in `session.info` for its lifetime.
+    """
+    loaded: dict[int, Order | None] = session.info.setdefault(ORDERS_LOADED, {})
+    if order_id not in loaded:
+        wanted = {order_id} | {
+            other
+            for state in session.identity_map.all_states()
+            if state.class_ is Message
+            and (other := state.dict.get("order_id")) is not None
+            and other not in loaded
+        }
+        loaded.update(dict.fromkeys(wanted))
+        ids = sorted(wanted)
+        for start in range(0, len(ids), ORDER_CHUNK):
+            chunk = ids[start : start + ORDER_CHUNK]
+            for order in session.scalars(select(Order).where(Order.id.in_(chunk))):
+                loaded[order.id] = order
+    return session.get(Order, order_id)
+
+
+@contextmanager
+def _template_errors(template: str) -> Iterator[None]:
+    """A broken template, or a filter given the wrong data, fails this message only."""
+    try:
+        yield
+    except TemplateError as exc:
+        raise RenderError(f"template {template}: {exc}") from exc
+    except (TypeError, ValueError, ArithmeticError) as exc:
+        raise RenderError(f"template {template}: {type(exc).__name__}: {exc}") from exc

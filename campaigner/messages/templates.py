@@ -17,6 +17,7 @@ from typing import Any
 from jinja2 import (
     FileSystemLoader,
     StrictUndefined,
+    Template,
     TemplateError,
     TemplateNotFound,
     TemplateSyntaxError,
@@ -35,6 +36,15 @@ from campaigner.messages.sms import measure
 
 SUFFIX = ".j2"
 _LOCALE = re.compile(r"^[A-Za-z]{2,3}([_-][A-Za-z0-9]+)*$")
+
+
+@dataclass(frozen=True)
+class ChosenTemplate:
+    """The compiled template for one customer's language, and the variables it reads."""
+
+    template: Template
+    locale: str  # the language of the text and of its opt-out footer
+    variables: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -65,6 +75,8 @@ class MessageTemplates:
         )
         self.env.filters.update(filters.FILTERS)
         self.env.filters["money"] = _money(settings.customers.currency, settings.customers.locale)
+        # Parsed again only when Jinja reloads the template because its file changed.
+        self._variables: dict[str, tuple[Template, frozenset[str]]] = {}
 
     def variants(self, name: str) -> dict[str | None, Path]:
         """The files behind `name`: None for the plain file, else keyed by locale."""
@@ -100,16 +112,49 @@ class MessageTemplates:
         self, name: str, locale: str, context: dict[str, Any], *, transactional: bool
     ) -> str:
         """The message text; marketing messages end with the opt-out footer in its language."""
+        return self.render_chosen(self.choose(name, locale), context, transactional=transactional)
+
+    def choose(self, name: str, locale: str) -> ChosenTemplate:
+        """The template for this customer's locale, so a message builds only what it shows."""
         variant, path = self._pick(name, locale)
         if path is None:
             raise TemplateNotFound(f"{self.directory / name}: no such template")
+        key = path.relative_to(self.directory).as_posix()
+        template = self.env.get_template(key)
         # A customer whose language has no variant gets text and footer in the same language.
-        return self._render_file(path, variant or locale, context, transactional=transactional)
+        return ChosenTemplate(template, variant or locale, self._variables_of(key, template))
+
+    def render_chosen(
+        self, chosen: ChosenTemplate, context: dict[str, Any], *, transactional: bool
+    ) -> str:
+        return self._render_template(
+            chosen.template, chosen.locale, context, transactional=transactional
+        )
+
+    def _variables_of(self, key: str, template: Template) -> frozenset[str]:
+        """What the template reads; everything when it includes, imports or extends another."""
+        cached = self._variables.get(key)
+        if cached is not None and cached[0] is template:
+            return cached[1]
+        assert self.env.loader is not None
+        source = self.env.loader.get_source(self.env, key)[0]
+        tree = self.env.parse(source)
+        if any(True for _ in tree.find_all(_OTHER_TEMPLATES)):
+            variables = _ALL_VARIABLES
+        else:
+            variables = frozenset(meta.find_undeclared_variables(tree))
+        self._variables[key] = (template, variables)
+        return variables
 
     def _render_file(
         self, path: Path, locale: str, context: dict[str, Any], *, transactional: bool
     ) -> str:
         template = self.env.get_template(path.relative_to(self.directory).as_posix())
+        return self._render_template(template, locale, context, transactional=transactional)
+
+    def _render_template(
+        self, template: Template, locale: str, context: dict[str, Any], *, transactional: bool
+    ) -> str:
         text = template.render(context).strip()
         if not transactional:
             footer = self.footer(locale)
@@ -220,6 +265,13 @@ class MessageTemplates:
 
 
 _ALL_VARIABLES = frozenset().union(*TRIGGER_VARIABLES.values())
+# A template that uses another one may read anything through it.
+_OTHER_TEMPLATES: tuple[type[nodes.Node], ...] = (
+    nodes.Include,
+    nodes.Import,
+    nodes.FromImport,
+    nodes.Extends,
+)
 
 
 def _money(default_currency: str, default_locale: str) -> Any:

@@ -1,4 +1,5 @@
 import dataclasses
+import os
 import tomllib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -6,7 +7,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Engine, event, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from campaigner.clock import FixedClock
@@ -268,3 +269,102 @@ def test_render_errors_are_render_errors(
         missing = dataclasses.replace(rule, template="missing.j2")
         with pytest.raises(RenderError, match=r"missing\.j2"):
             renderer(settings, folder).render(session, message, missing, NOW)
+
+
+def test_referral_code_is_created_only_by_a_text_that_shows_it(
+    sessions: sessionmaker[Session], settings: Settings, shop: tuple[int, int], tmp_path: Path
+) -> None:
+    folder = tmp_path / "t"
+    folder.mkdir()
+    (folder / "hello.j2").write_text("Hi {{ first_name }}", encoding="utf-8")
+    (folder / "link.j2").write_text("{{ referral_url }}", encoding="utf-8")
+    (folder / "share.j2").write_text('Share: {% include "link.j2" %}', encoding="utf-8")
+    render = renderer(settings, folder)
+    hello = Rule(name="hello", trigger="birthday", template="hello.j2", transactional=True)
+    share = dataclasses.replace(hello, name="share", template="share.j2")
+    with sessions.begin() as session:
+        customer = session.get_one(Customer, shop[0])
+        message = add_message(session, hello, customer, NOW)
+        assert render.render(session, message, hello, NOW).text == "Hi Mary Ann"
+        assert customer.referral_code is None
+        # Through an included template too.
+        text = render.render(session, message, share, NOW).text
+        assert customer.referral_code is not None
+        assert text == f"Share: https://shop.example/r/{customer.referral_code}"
+        code = customer.referral_code
+    # An edited template is read again: now the greeting shows the (same) link.
+    path = folder / "hello.j2"
+    path.write_text("Hi {{ first_name }}: {{ referral_code }}", encoding="utf-8")
+    later = path.stat().st_mtime + 5
+    os.utime(path, (later, later))
+    with sessions.begin() as session:
+        message = session.get_one(Message, message.id)
+        assert render.render(session, message, hello, NOW).text == f"Hi Mary Ann: {code}"
+
+
+def test_a_batch_loads_its_orders_in_one_query(
+    sessions: sessionmaker[Session],
+    engine: Engine,
+    settings: Settings,
+    shop: tuple[int, int],
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "t"
+    folder.mkdir()
+    (folder / "thanks.j2").write_text("Thanks for {{ order.id }}", encoding="utf-8")
+    rule = Rule(name="thanks", trigger="post_purchase", template="thanks.j2", transactional=True)
+    with sessions.begin() as session:
+        customer = session.get_one(Customer, shop[0])
+        for n in range(5):
+            order = Order(
+                external_id=f"W-{n}",
+                customer_id=customer.id,
+                total=Decimal(10),
+                paid_at=NOW - timedelta(hours=n),
+            )
+            session.add(order)
+            session.flush()
+            session.add(
+                Message(
+                    rule=rule.name,
+                    customer_id=customer.id,
+                    occurrence_key=str(order.id),
+                    order_id=order.id,
+                    due_at=NOW,
+                    scheduled_for=NOW,
+                )
+            )
+        gone = session.get_one(Order, shop[1])
+        session.add(
+            Message(
+                rule=rule.name,
+                customer_id=customer.id,
+                occurrence_key="gone",
+                order_id=gone.id,
+                due_at=NOW,
+                scheduled_for=NOW,
+            )
+        )
+        session.flush()
+        customer.last_order_id = None
+        session.delete(gone)
+    render = renderer(settings, folder)
+    statements: list[str] = []
+
+    def record(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    with sessions.begin() as session:
+        messages = session.scalars(select(Message).order_by(Message.id)).all()
+        session.scalars(select(Customer)).all()
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            texts = []
+            for message in messages[:-1]:
+                texts.append(render.render(session, message, rule, NOW).text)
+            with pytest.raises(RenderError, match=f"order {shop[1]} no longer exists"):
+                render.render(session, messages[-1], rule, NOW)
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+    assert texts == [f"Thanks for W-{n}" for n in range(5)]
+    assert len([s for s in statements if "FROM orders" in s]) == 2  # the batch, then the gone one
