@@ -38,18 +38,27 @@ MARIADB_ADMIN_URL = os.environ.get(
 REQUIRE_MARIADB = os.environ.get("CAMPAIGNER_REQUIRE_MARIADB") == "1"
 
 
-def _pg_reason() -> str | None:
+def _unreachable(url: str, server: str) -> str | None:
+    """Why `server` at `url` cannot be used, or None when it answers."""
     try:
-        engine = create_engine(PG_ADMIN_URL, connect_args={"connect_timeout": 3})
+        engine = create_engine(url, connect_args={"connect_timeout": 3})
         with engine.connect() as connection:
             connection.execute(text("select 1"))
         engine.dispose()
     except Exception as exc:
-        return f"PostgreSQL not reachable at {PG_ADMIN_URL}: {type(exc).__name__}"
+        return f"{server} not reachable at {url}: {type(exc).__name__}"
     return None
 
 
-PG_UNAVAILABLE = _pg_reason()
+def _require(unavailable: str | None, strict: bool, variable: str) -> None:
+    """Skip (with the reason shown) without the server, unless CI says it must be there."""
+    if unavailable:
+        if strict:
+            pytest.fail(f"{unavailable} ({variable}=1)")
+        pytest.skip(unavailable)
+
+
+PG_UNAVAILABLE = _unreachable(PG_ADMIN_URL, "PostgreSQL")
 
 
 def create_pg_database() -> str:
@@ -71,32 +80,14 @@ def drop_pg_database(url: str) -> None:
 
 
 def require_postgres() -> None:
-    if PG_UNAVAILABLE:
-        if REQUIRE_PG:
-            pytest.fail(PG_UNAVAILABLE + " (CAMPAIGNER_REQUIRE_POSTGRES=1)")
-        pytest.skip(PG_UNAVAILABLE)
+    _require(PG_UNAVAILABLE, REQUIRE_PG, "CAMPAIGNER_REQUIRE_POSTGRES")
 
 
-def _mariadb_reason() -> str | None:
-    try:
-        engine = create_engine(MARIADB_ADMIN_URL, connect_args={"connect_timeout": 3})
-        with engine.connect() as connection:
-            connection.execute(text("select 1"))
-        engine.dispose()
-    except Exception as exc:
-        return f"MariaDB not reachable at {MARIADB_ADMIN_URL}: {type(exc).__name__}"
-    return None
-
-
-MARIADB_UNAVAILABLE = _mariadb_reason()
+MARIADB_UNAVAILABLE = _unreachable(MARIADB_ADMIN_URL, "MariaDB")
 
 
 def require_mariadb() -> None:
-    """Skip (with the reason shown) without a MariaDB, unless CI says it must be there."""
-    if MARIADB_UNAVAILABLE:
-        if REQUIRE_MARIADB:
-            pytest.fail(MARIADB_UNAVAILABLE + " (CAMPAIGNER_REQUIRE_MARIADB=1)")
-        pytest.skip(MARIADB_UNAVAILABLE)
+    _require(MARIADB_UNAVAILABLE, REQUIRE_MARIADB, "CAMPAIGNER_REQUIRE_MARIADB")
 
 
 def create_mariadb_database() -> str:

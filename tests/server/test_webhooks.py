@@ -49,21 +49,25 @@ def client(
 
 @pytest.fixture
 def message_id(sessions: sessionmaker[Session]) -> int:
-    now = datetime(2026, 3, 20, tzinfo=UTC)
+    return sent_message(sessions, rule="thank_you", sent=datetime(2026, 3, 20, tzinfo=UTC))
+
+
+def sent_message(sessions: sessionmaker[Session], *, rule: str, sent: datetime) -> int:
+    """A customer at PHONE and one message of `rule` sent to them through kannel."""
     with sessions.begin() as session:
         customer = Customer(external_id="c1", first_name="سارا", phone=PHONE)
         session.add(customer)
         session.flush()
         row = Message(
-            rule="thank_you",
+            rule=rule,
             customer_id=customer.id,
             occurrence_key="1",
             status=MessageStatus.SENT,
             phone=PHONE,
-            due_at=now,
-            scheduled_for=now,
+            due_at=sent,
+            scheduled_for=sent,
             gateway="kannel",
-            sent_at=now,
+            sent_at=sent,
         )
         session.add(row)
         session.flush()
@@ -233,23 +237,7 @@ def test_a_score_reply_to_a_survey_is_recorded_as_nps(
     settings = Settings.model_validate(
         {"database": {"url": settings.database.url}, "server": {"webhook_token": TOKEN}}
     )
-    sent = clock.now()
-    with sessions.begin() as session:
-        customer = Customer(external_id="c9", first_name="Olivia", phone=PHONE)
-        session.add(customer)
-        session.flush()
-        session.add(
-            Message(
-                rule="nps",
-                customer_id=customer.id,
-                occurrence_key="o1",
-                status=MessageStatus.SENT,
-                phone=PHONE,
-                due_at=sent,
-                scheduled_for=sent,
-                sent_at=sent,
-            )
-        )
+    sent_message(sessions, rule="nps", sent=clock.now())
     app = create_app(
         settings=settings,
         sessions=sessions,
