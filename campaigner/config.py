@@ -28,6 +28,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from campaigner.customers.fields import CUSTOMER_FIELDS, ORDER_FIELDS, canonical_field
 from campaigner.errors import ConfigError
 from campaigner.timezones import check_timezone as check_timezone  # re-exported
 
@@ -233,8 +234,6 @@ class SourceTable(Section):
 
     def field_columns(self, fields: tuple[str, ...]) -> dict[str, str]:
         """The column mapping keyed by canonical Campaigner field names."""
-        from campaigner.customers.records import canonical_field
-
         mapping = {canonical_field(name): column for name, column in self.columns.items()}
         unknown = sorted(set(mapping) - set(fields))
         if unknown:
@@ -262,8 +261,6 @@ class SourceSettings(Section):
 
     @model_validator(mode="after")
     def _mappings(self) -> SourceSettings:
-        from campaigner.customers.records import CUSTOMER_FIELDS, ORDER_FIELDS
-
         if self.customers is None and self.orders is None:
             raise ValueError("a source needs [sources.customers] or [sources.orders]")
         if self.customers is not None:

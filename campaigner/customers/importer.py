@@ -17,15 +17,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from campaigner.clock import Clock, SystemClock
 from campaigner.config import CustomerDefaults
+from campaigner.customers.fields import CUSTOMER_FIELDS, ORDER_FIELDS, canonical_field
 from campaigner.customers.loader import load_customers, load_orders, refresh_customer_stats
-from campaigner.customers.records import (
-    CUSTOMER_FIELDS,
-    ORDER_FIELDS,
-    RowError,
-    canonical_field,
-    customer_row,
-    order_row,
-)
+from campaigner.customers.records import RowError, customer_row, order_row
 from campaigner.errors import CampaignerError
 
 BATCH_SIZE = 1000

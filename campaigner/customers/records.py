@@ -18,40 +18,6 @@ from campaigner.config import CustomerDefaults
 from campaigner.customers.phones import InvalidPhone, normalize_phone, to_ascii_digits
 from campaigner.timezones import check_timezone
 
-CUSTOMER_FIELDS = (
-    "external_id",
-    "first_name",
-    "last_name",
-    "phone",
-    "birthday",
-    "calendar",
-    "timezone",
-    "locale",
-    "tags",
-    "marketing_consent",
-    "city",
-)
-ORDER_FIELDS = (
-    "external_id",
-    "customer_id",
-    "total",
-    "currency",
-    "status",
-    "paid_at",
-    "coupon_code",
-    "referral_code",
-    "items_count",
-)
-# Other spellings accepted for field names (CSV headers, source column mappings).
-ALIASES = {
-    "id": "external_id",
-    "customer": "customer_id",
-    "customer_external_id": "customer_id",
-    "mobile": "phone",
-    "consent": "marketing_consent",
-    "amount": "total",
-    "coupon": "coupon_code",
-}
 TRUE = {"1", "true", "yes", "y", "t", "on", "بله", "آری", "x"}
 FALSE = {"0", "false", "no", "n", "f", "off", "خیر", "نه", ""}
 PAID = {"paid", "completed", "complete", "wc-completed", "processing", "wc-processing", "success"}
@@ -81,11 +47,6 @@ class RowError(ValueError):
     def __init__(self, reason: str, field: str | None = None) -> None:
         super().__init__(reason)
         self.field = field
-
-
-def canonical_field(name: str) -> str:
-    text = name.strip().lower()
-    return ALIASES.get(text, text)
 
 
 def as_text(value: Any) -> str:

@@ -26,8 +26,9 @@ from sqlalchemy.pool import NullPool
 
 from campaigner.clock import Clock, SystemClock
 from campaigner.config import Settings, SourceSettings, SourceTable
+from campaigner.customers.fields import CUSTOMER_FIELDS, ORDER_FIELDS
 from campaigner.customers.loader import LoadResult, load_customers, load_orders
-from campaigner.customers.records import CUSTOMER_FIELDS, ORDER_FIELDS, as_text
+from campaigner.customers.records import as_text
 from campaigner.db.models import SyncState
 from campaigner.errors import CampaignerError
 
