@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from datetime import date, time
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -32,7 +33,6 @@ from campaigner.customers.fields import CUSTOMER_FIELDS, ORDER_FIELDS, canonical
 from campaigner.errors import ConfigError
 from campaigner.timezones import check_timezone as check_timezone  # re-exported
 
-DEFAULT_CONFIG_PATH = Path("config.toml")
 ENV_PREFIX = "CAMPAIGNER_"
 
 _JALALI_MONTH_DAY = re.compile(r"^jalali:(\d{1,2})-(\d{1,2})$")
@@ -52,6 +52,9 @@ class ShopSettings(Section):
 class DatabaseSettings(Section):
     url: str = "sqlite:///campaigner.db"
     echo: bool = False
+    lock_timeout: float = Field(
+        30.0, gt=0, description="SQLite: seconds to wait for another writer before failing"
+    )
 
 
 class PathSettings(Section):
@@ -346,13 +349,29 @@ class Settings(BaseSettings):
             }
         )
         db = self.database.model_copy(update={"url": _resolve_sqlite(self.database.url, base)})
+        gateway = _resolve_gateway_path(self.gateway, base)
+        gateways = {name: _resolve_gateway_path(t, base) for name, t in self.gateways.items()}
         sources = [
             source.model_copy(
                 update={"url": SecretStr(_resolve_sqlite(source.url.get_secret_value(), base))}
             )
             for source in self.sources
         ]
-        return self.model_copy(update={"paths": paths, "database": db, "sources": sources})
+        return self.model_copy(
+            update={
+                "paths": paths,
+                "database": db,
+                "gateway": gateway,
+                "gateways": gateways,
+                "sources": sources,
+            }
+        )
+
+
+def _resolve_gateway_path(gateway: GatewaySettings, base: Path) -> GatewaySettings:
+    if gateway.path is None:
+        return gateway
+    return gateway.model_copy(update={"path": base / gateway.path})
 
 
 def _resolve_sqlite(url: str, base: Path) -> str:
@@ -364,49 +383,49 @@ def _resolve_sqlite(url: str, base: Path) -> str:
     return url
 
 
-def config_path_from(explicit: str | os.PathLike[str] | None) -> Path:
-    if explicit:
-        return Path(explicit)
-    env = os.environ.get(ENV_PREFIX + "CONFIG")
-    return Path(env) if env else DEFAULT_CONFIG_PATH
+def load_settings(path: str | os.PathLike[str]) -> Settings:
+    """Settings from the config file at `path` with the environment on top.
 
-
-def load_settings(
-    path: str | os.PathLike[str] | None = None, *, required: bool = False
-) -> Settings:
-    """Load settings from `path` (or $CAMPAIGNER_CONFIG, or ./config.toml) and the environment.
-
-    A missing default file is fine (defaults plus environment); a missing file that was asked
-    for by name is an error, as is any unknown key or bad value.
+    A missing file is an error, as is any unknown key or bad value; each problem names where
+    the value came from (the file, or the environment variable that set it).
     """
-    config_path = config_path_from(path)
-    explicit = path is not None or ENV_PREFIX + "CONFIG" in os.environ
-    if not config_path.exists():
-        if explicit or required:
-            raise ConfigError(f"{config_path}: configuration file not found")
-        toml_file = None
-    else:
-        toml_file = config_path
-    cls = type("FileSettings", (Settings,), {"config_file": toml_file})
+    config_path = Path(path)
+    if not config_path.is_file():
+        raise ConfigError(f"{config_path}: configuration file not found")
+    cls = type("FileSettings", (Settings,), {"config_file": config_path})
     try:
         settings = cls()
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, config_path if toml_file else None)) from None
+        raise ConfigError(_describe(exc, config_path)) from None
     except ValueError as exc:  # TOML syntax errors surface as ValueError subclasses
         raise ConfigError(f"{config_path}: {exc}") from None
-    base = config_path.parent if toml_file else Path(".")
-    return settings.resolve_paths(base)
+    return settings.resolve_paths(config_path.parent)
+
+
+def origin(loc: Sequence[str | int], config_file: Path | None) -> str:
+    """Where the value at `loc` (e.g. ("gateway", "name")) came from: the environment variable
+    that set it or a section holding it, else the config file."""
+    names = {name.upper() for name in os.environ if name.upper().startswith(ENV_PREFIX)}
+    parts = [str(part).upper() for part in loc]
+    for end in range(len(parts), 0, -1):
+        variable = ENV_PREFIX + "__".join(parts[:end])
+        if variable in names:
+            return f"environment variable {variable}"
+    return str(config_file) if config_file is not None else "settings"
+
+
+def origin_of(settings: Settings, *loc: str | int) -> str:
+    return origin(loc, settings.config_file)
 
 
 def _describe(exc: ValidationError, path: Path | None) -> str:
-    where = f"{path}: " if path else ""
     problems = []
     for error in exc.errors():
         key = ".".join(str(part) for part in error["loc"]) or "(top level)"
         message = error["msg"]
         if error["type"] == "extra_forbidden":
             message = "unknown key"
-        problems.append(f"{where}{key}: {message}")
+        problems.append(f"{origin(error['loc'], path)}: {key}: {message}")
     return "; ".join(problems)
 
 

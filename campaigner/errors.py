@@ -11,3 +11,11 @@ class ConfigError(CampaignerError):
 
 class SchemaOutdated(CampaignerError):
     """The database schema is older than this version of Campaigner."""
+
+
+class SchemaNewer(CampaignerError):
+    """The database was migrated by a newer Campaigner than this one."""
+
+
+class DatabaseError(CampaignerError):
+    """The database could not be reached or refused the work; the message names it."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import socket
 import uuid
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
@@ -204,6 +205,15 @@ def _restore_logging() -> Iterator[None]:
     root.setLevel(level)
     for name, saved in named.items():
         logging.getLogger(name).setLevel(saved)
+
+
+@pytest.fixture
+def refused_port() -> Iterator[int]:
+    """A local port where connections are refused: bound (so nothing else takes it) but not
+    listening. A database or source "that cannot be reached", without waiting for a timeout."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield int(sock.getsockname()[1])
 
 
 @pytest.fixture

@@ -30,12 +30,6 @@ def test_environment_overrides_file(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert settings.shop.name == "B"
 
 
-def test_config_path_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = write(tmp_path, '[shop]\nname = "Env Path"\n')
-    monkeypatch.setenv("CAMPAIGNER_CONFIG", str(path))
-    assert load_settings().shop.name == "Env Path"
-
-
 def test_unknown_key_is_named(tmp_path: Path) -> None:
     path = write(tmp_path, '[gateway]\napi_kye = "x"\n')
     with pytest.raises(ConfigError) as info:
@@ -66,8 +60,30 @@ def test_bad_values_are_named(tmp_path: Path, text: str, key: str) -> None:
 
 def test_bad_environment_value_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CAMPAIGNER_SENDING__MAX_ATTEMPTS", "many")
-    with pytest.raises(ConfigError, match=r"sending\.max_attempts"):
+    with pytest.raises(ConfigError, match=r"sending\.max_attempts") as info:
         load_settings(write(tmp_path, ""))
+    assert str(info.value).startswith("environment variable CAMPAIGNER_SENDING__MAX_ATTEMPTS: ")
+    assert "config.toml" not in str(info.value)
+
+
+def test_a_bad_value_is_blamed_on_where_it_came_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file's value when the environment leaves it alone, the variable's when it sets it,
+    including a variable that sets a whole section."""
+    path = write(tmp_path, "[sending]\nmax_attempts = 0\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    assert str(info.value).startswith(f"{path}: sending.max_attempts: ")
+    monkeypatch.setenv("CAMPAIGNER_SENDING__MAX_ATTEMPTS", "-1")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    assert str(info.value).startswith("environment variable CAMPAIGNER_SENDING__MAX_ATTEMPTS: ")
+    monkeypatch.delenv("CAMPAIGNER_SENDING__MAX_ATTEMPTS")
+    monkeypatch.setenv("campaigner_server", '{"port": "http"}')
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, ""))
+    assert str(info.value).startswith("environment variable CAMPAIGNER_SERVER: server.port: ")
 
 
 def test_toml_syntax_error_names_file(tmp_path: Path) -> None:
@@ -82,9 +98,17 @@ def test_missing_explicit_file_is_an_error(tmp_path: Path) -> None:
 
 
 def test_relative_paths_follow_the_config_file(tmp_path: Path) -> None:
-    settings = load_settings(write(tmp_path, ""))
+    settings = load_settings(
+        write(
+            tmp_path,
+            '[gateway]\nname = "file"\npath = "out/sent.jsonl"\n'
+            '[gateways.backup]\nname = "file"\npath = "/var/sms/backup.jsonl"\n',
+        )
+    )
     assert settings.paths.rules == tmp_path / "rules"
     assert settings.database.url == f"sqlite:///{tmp_path.resolve()}/campaigner.db"
+    assert settings.gateway.path == tmp_path / "out" / "sent.jsonl"
+    assert settings.gateways["backup"].path == Path("/var/sms/backup.jsonl")
 
 
 def test_masked_hides_every_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,9 +8,11 @@ from typing import Any
 
 import click
 from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError
 
 from campaigner import __version__
 from campaigner.cli.context import AppContext
+from campaigner.db.errors import describe_database_error
 from campaigner.errors import CampaignerError
 from campaigner.logs import configure_logging
 
@@ -21,11 +23,15 @@ class CampaignerGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (CampaignerError, ValidationError, OSError) as exc:
+        except (CampaignerError, ValidationError, OSError, DBAPIError) as exc:
             app = ctx.find_object(AppContext)
             if app is not None and app.verbose:
                 raise
-            click.echo(f"Error: {exc}", err=True)
+            if isinstance(exc, DBAPIError):
+                message = describe_database_error(exc, app.database_url if app else None)
+            else:
+                message = str(exc)
+            click.echo(f"Error: {message}", err=True)
             ctx.exit(1)
 
 
@@ -35,7 +41,10 @@ class CampaignerGroup(click.Group):
     "config_path",
     type=click.Path(dir_okay=False),
     default=None,
-    help="Configuration file (default: $CAMPAIGNER_CONFIG or ./config.toml).",
+    help=(
+        "The project's configuration file (default: $CAMPAIGNER_CONFIG, else config.toml "
+        "in this directory or the nearest parent that has one)."
+    ),
 )
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging, and tracebacks on errors.")
 @click.version_option(__version__, prog_name="campaigner")

@@ -10,6 +10,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from campaigner.config import Settings, load_settings
 from campaigner.db import create_engine_for, ensure_current, session_factory
+from campaigner.gateways.registry import check_gateways
+from campaigner.project import find_config
 
 
 @dataclass
@@ -21,15 +23,24 @@ class AppContext:
 
     @property
     def settings(self) -> Settings:
+        """The project's settings, checked whole at start-up (the gateways named exist)."""
         if self._settings is None:
-            self._settings = load_settings(self.config_path)
+            settings = load_settings(find_config(self.config_path))
+            check_gateways(settings)
+            self._settings = settings
         return self._settings
+
+    @property
+    def database_url(self) -> str | None:
+        """The database a failing command was using, to name it in the error."""
+        return self._settings.database.url if self._settings is not None else None
 
     @property
     def engine(self) -> Engine:
         if self._engine is None:
+            database = self.settings.database
             self._engine = create_engine_for(
-                self.settings.database.url, echo=self.settings.database.echo
+                database.url, echo=database.echo, lock_timeout=database.lock_timeout
             )
         return self._engine
 

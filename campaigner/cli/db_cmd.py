@@ -6,7 +6,13 @@ import click
 
 from campaigner.cli.context import AppContext, pass_app
 from campaigner.config import mask_url
-from campaigner.db.schema import current_revision, head_revision, upgrade
+from campaigner.db.schema import (
+    current_revision,
+    head_revision,
+    missing_database,
+    refuse_newer,
+    upgrade,
+)
 
 
 @click.group("db")
@@ -42,7 +48,12 @@ def status_cmd(app: AppContext) -> None:
     Example:
       campaigner db status
     """
+    missing = missing_database(app.engine)
+    if missing:
+        click.echo(missing)
+        return
     current = current_revision(app.engine)
+    refuse_newer(current)
     head = head_revision()
     state = "up to date" if current == head else "outdated: run `campaigner db upgrade`"
     click.echo(f"database revision {current or 'empty'}, expected {head}: {state}")

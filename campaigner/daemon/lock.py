@@ -11,8 +11,7 @@ import os
 from pathlib import Path
 from types import TracebackType
 
-from sqlalchemy.engine import make_url
-
+from campaigner.db.engine import sqlite_file
 from campaigner.errors import CampaignerError
 
 
@@ -23,10 +22,8 @@ class InstanceLock:
 
     @classmethod
     def for_database(cls, url: str) -> InstanceLock | None:
-        parsed = make_url(url)
-        if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
-            return None
-        return cls(Path(f"{parsed.database}.lock"))
+        path = sqlite_file(url)
+        return None if path is None else cls(Path(f"{path}.lock"))
 
     def acquire(self) -> None:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)

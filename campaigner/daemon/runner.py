@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import socket
@@ -24,6 +25,7 @@ from campaigner.daemon.metrics import Metrics
 from campaigner.daemon.service import Daemon, Task, run_once
 from campaigner.db.models import SyncState
 from campaigner.dispatch import DispatchReport
+from campaigner.errors import CampaignerError
 from campaigner.inbound import handle_inbound
 from campaigner.rules.models import TRIGGERS
 from campaigner.runtime import Runtime
@@ -257,10 +259,7 @@ class Service:
         )
         self.stopping = daemon.stopping.is_set
         self._daemon = daemon
-        server = BackgroundServer(
-            self.http_app(), host=self.settings.server.host, port=self.settings.server.port
-        )
-        server.start()
+        server = self._listen()
         log.info(
             "listening on http://%s:%d (healthz, metrics, webhooks, api)", server.host, server.port
         )
@@ -269,6 +268,19 @@ class Service:
         finally:
             server.stop()
         return not daemon.abandoned
+
+    def _listen(self) -> BackgroundServer:
+        host, port = self.settings.server.host, self.settings.server.port
+        try:
+            return BackgroundServer(self.http_app(), host=host, port=port).start()
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            raise CampaignerError(
+                f"cannot listen on {host}:{port}: the port is in use (another `campaigner run`?); "
+                f"choose another with server.port in {self.settings.config_file or 'config.toml'} "
+                f"or the environment variable CAMPAIGNER_SERVER__PORT"
+            ) from None
 
     def _stopped(self) -> None:
         with self.sessions.begin() as session:

@@ -10,7 +10,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
-from campaigner.errors import SchemaOutdated
+from campaigner.db.engine import sqlite_file
+from campaigner.errors import SchemaNewer, SchemaOutdated
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -22,11 +23,18 @@ def alembic_config(engine: Engine) -> Config:
     return config
 
 
+def _script() -> ScriptDirectory:
+    return ScriptDirectory(str(MIGRATIONS))
+
+
 def head_revision() -> str:
-    script = ScriptDirectory(str(MIGRATIONS))
-    head = script.get_current_head()
+    head = _script().get_current_head()
     assert head is not None
     return head
+
+
+def known_revisions() -> set[str]:
+    return {script.revision for script in _script().walk_revisions()}
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -35,12 +43,36 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
+    refuse_newer(current_revision(engine))
     command.upgrade(alembic_config(engine), revision)
+
+
+def refuse_newer(current: str | None) -> None:
+    """A revision this code does not know comes from a newer Campaigner: migrating it (or
+    working on it) could only do harm."""
+    if current is not None and current not in known_revisions():
+        raise SchemaNewer(
+            f"this database was migrated by a newer Campaigner (revision {current}); "
+            f"upgrade Campaigner"
+        )
+
+
+def missing_database(engine: Engine) -> str | None:
+    """Why the database does not exist yet (a SQLite file not created), else None. Checked
+    before connecting, since connecting would create an empty file."""
+    path = sqlite_file(str(engine.url))
+    if path is not None and not path.exists():
+        return f"no database at {path} yet: run `campaigner db upgrade` to create it"
+    return None
 
 
 def ensure_current(engine: Engine) -> None:
     """Refuse to work on a schema older (or newer) than this code expects."""
+    missing = missing_database(engine)
+    if missing:
+        raise SchemaOutdated(missing)
     current = current_revision(engine)
+    refuse_newer(current)
     head = head_revision()
     if current != head:
         state = "is empty" if current is None else f"is at revision {current}, expected {head}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
-from campaigner.config import GatewaySettings
+from campaigner.config import GatewaySettings, Settings, origin_of
 from campaigner.errors import ConfigError
 from campaigner.gateways.base import Gateway
 
@@ -21,15 +21,39 @@ def available_gateways() -> dict[str, str]:
     return {name: ep.value for name, ep in sorted(_entry_points().items())}
 
 
+def _unknown(name: str, key: str, points: dict[str, EntryPoint]) -> str:
+    known = ", ".join(sorted(points)) or "none"
+    return f"{key}: unknown gateway {name!r} (installed: {known})"
+
+
 def gateway_class(name: str) -> type[Gateway]:
     points = _entry_points()
     if name not in points:
-        known = ", ".join(sorted(points)) or "none"
-        raise ConfigError(f"gateway.name: unknown gateway {name!r} (installed: {known})")
+        raise ConfigError(_unknown(name, "gateway.name", points))
     cls = points[name].load()
     if not (isinstance(cls, type) and issubclass(cls, Gateway)):
         raise ConfigError(f"gateway {name!r} ({points[name].value}) is not a Gateway subclass")
     return cls
+
+
+def check_gateways(settings: Settings) -> None:
+    """Every gateway the settings name is installed, and the fallback table exists: checked
+    when a command loads its settings, so a typo stops every command, not only `run`."""
+    points = _entry_points()
+    tables: dict[tuple[str, ...], GatewaySettings] = {("gateway",): settings.gateway}
+    tables |= {("gateways", name): table for name, table in settings.gateways.items()}
+    for loc, table in tables.items():
+        if table.name not in points:
+            key = ".".join((*loc, "name"))
+            where = origin_of(settings, *loc, "name")
+            raise ConfigError(f"{where}: {_unknown(table.name, key, points)}")
+    fallback = settings.gateway.fallback
+    if fallback and fallback not in settings.gateways:
+        known = ", ".join(sorted(settings.gateways)) or "none"
+        raise ConfigError(
+            f"{origin_of(settings, 'gateway', 'fallback')}: gateway.fallback: no "
+            f"[gateways.{fallback}] table (tables: {known})"
+        )
 
 
 def create_gateway(
