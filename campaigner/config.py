@@ -197,6 +197,15 @@ class DaemonSettings(Section):
     inbound_poll_interval: float = Field(60.0, gt=0)
     watch_interval: float = Field(5.0, gt=0, description="How often rule files are checked")
     stop_timeout: float = Field(30.0, gt=0, description="Grace for the batch in flight on stop")
+    unhealthy_after_failures: int = Field(
+        3, ge=1, description="/healthz is 503 once a task has failed this many times in a row"
+    )
+    unhealthy_after_intervals: float = Field(
+        5.0, ge=1, description="... or has gone this many of its intervals without a success"
+    )
+    gone_after: float = Field(
+        300.0, gt=0, description="`status` hides a daemon not heard from for this many seconds"
+    )
 
 
 class ServerSettings(Section):

@@ -139,12 +139,17 @@ class Runtime:
         log_dispatch(report)
         return report
 
-    def drain(self, stop: Callable[[], bool] = lambda: False) -> DispatchReport:
+    def drain(
+        self,
+        stop: Callable[[], bool] = lambda: False,
+        after_batch: Callable[[DispatchReport], None] = lambda _report: None,
+    ) -> DispatchReport:
         """Dispatch until nothing is due, the circuit pauses sending, or `stop()` says so
         (checked between batches, so a batch in flight always finishes)."""
         total = DispatchReport()
         while not stop():
             report = self.dispatch()
+            after_batch(report)
             total.add(report)
             if report.paused or report.claimed == 0:
                 break

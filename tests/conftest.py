@@ -62,9 +62,10 @@ def _require(unavailable: str | None, strict: bool, variable: str) -> None:
 PG_UNAVAILABLE = _unreachable(PG_ADMIN_URL, "PostgreSQL")
 
 
-def create_pg_database() -> str:
-    """A new, empty PostgreSQL database; returns its URL. Parallel runs never collide."""
-    name = f"campaigner_test_{uuid.uuid4().hex[:12]}"
+def create_pg_database(name: str | None = None) -> str:
+    """A new, empty PostgreSQL database; returns its URL. Parallel runs never collide.
+    `name` recreates one a test dropped."""
+    name = name or f"campaigner_test_{uuid.uuid4().hex[:12]}"
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
@@ -91,9 +92,10 @@ def require_mariadb() -> None:
     _require(MARIADB_UNAVAILABLE, REQUIRE_MARIADB, "CAMPAIGNER_REQUIRE_MARIADB")
 
 
-def create_mariadb_database() -> str:
-    """A new, empty MariaDB database (utf8mb4); returns its URL."""
-    name = f"campaigner_test_{uuid.uuid4().hex[:12]}"
+def create_mariadb_database(name: str | None = None) -> str:
+    """A new, empty MariaDB database (utf8mb4); returns its URL. `name` recreates one a test
+    dropped."""
+    name = name or f"campaigner_test_{uuid.uuid4().hex[:12]}"
     admin = create_engine(MARIADB_ADMIN_URL)
     with admin.begin() as connection:
         connection.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))

@@ -24,7 +24,9 @@ def status_cmd(app: AppContext) -> None:
 
     Each daemon reports itself every few seconds: its host and pid, when it last did so,
     its gateways' circuit state and the rule files it could not load (it keeps running the
-    last good version of those rules).
+    last good version of those rules). One silent for a minute is "not responding"; one
+    silent for longer than [daemon] gone_after (5 minutes) is gone (killed, or its machine
+    is down): it is not listed, only counted.
 
     Unknown rows are messages whose send was interrupted (a crash mid-send) and that the
     gateway could not confirm: they are never re-sent automatically.
@@ -37,7 +39,7 @@ def status_cmd(app: AppContext) -> None:
     with app.sessions()() as session:
         overview = queue_overview(session, now)
         heartbeats = daemon_heartbeats(session)
-    show_daemons(heartbeats, now)
+    show_daemons(heartbeats, now, gone_after=app.settings.daemon.gone_after)
     if not overview.by_status:
         click.echo("The ledger is empty: nothing planned yet.")
         return
@@ -62,13 +64,12 @@ def status_cmd(app: AppContext) -> None:
             )
 
 
-def show_daemons(heartbeats: list[dict[str, Any]], now: datetime) -> None:
-    if not heartbeats:
-        click.echo("No daemon running (start one with `campaigner run`).")
-        return
-    click.echo("Daemons:")
-    for beat in heartbeats:
-        last_tick = datetime.fromisoformat(beat["last_tick"])
+def show_daemons(heartbeats: list[dict[str, Any]], now: datetime, *, gone_after: float) -> None:
+    """Live daemons in full; gone ones (silent for more than `gone_after`) only counted."""
+    ticks = [(beat, datetime.fromisoformat(beat["last_tick"])) for beat in heartbeats]
+    live = [(beat, tick) for beat, tick in ticks if (now - tick).total_seconds() <= gone_after]
+    click.echo("Daemons:" if live else "No daemon running (start one with `campaigner run`).")
+    for beat, last_tick in live:
         age = (now - last_tick).total_seconds()
         stale = age > STALE_AFTER_HEARTBEATS * HEARTBEAT_INTERVAL
         circuit = ", ".join(f"{name} {state}" for name, state in sorted(beat["circuit"].items()))
@@ -79,6 +80,12 @@ def show_daemons(heartbeats: list[dict[str, Any]], now: datetime) -> None:
         )
         for error in beat["rule_errors"]:
             click.echo(f"    rule error (last good version still running): {error}")
+    gone = len(ticks) - len(live)
+    if gone:
+        click.echo(
+            f"({gone} daemon{'s' if gone > 1 else ''} not heard from for more than "
+            f"{gone_after:.0f}s not shown: gone without a clean stop, e.g. killed)"
+        )
 
 
 COMMANDS = [status_cmd]

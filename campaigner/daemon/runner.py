@@ -9,10 +9,10 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, delete, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -23,9 +23,11 @@ from campaigner.daemon.http import health_routes
 from campaigner.daemon.lock import InstanceLock
 from campaigner.daemon.metrics import Metrics
 from campaigner.daemon.service import Daemon, Task, run_once
+from campaigner.db.engine import ping
 from campaigner.db.models import SyncState
 from campaigner.dispatch import DispatchReport
 from campaigner.errors import CampaignerError
+from campaigner.gateways import Gateway
 from campaigner.inbound import handle_inbound
 from campaigner.rules.models import TRIGGERS
 from campaigner.runtime import Runtime
@@ -60,14 +62,25 @@ class Service:
     """Everything `campaigner run` runs, built once; `tasks()` is what the timer wakes."""
 
     def __init__(
-        self, settings: Settings, *, engine: Engine, sessions: sessionmaker[Session], clock: Clock
+        self,
+        settings: Settings,
+        *,
+        engine: Engine,
+        sessions: sessionmaker[Session],
+        clock: Clock,
+        gateway: Gateway | None = None,
     ) -> None:
+        """`gateway` replaces the configured one (tests)."""
         self.settings = settings
         self.engine = engine
         self.sessions = sessions
         self.clock = clock
-        self.runtime = Runtime.build(settings, clock=clock, sessions=sessions)
-        self.health = Health(clock=clock, check_database=self._ping)
+        self.runtime = Runtime.build(settings, clock=clock, sessions=sessions, gateway=gateway)
+        self.health = Health(
+            clock=clock,
+            check_database=lambda: ping(engine),
+            max_failures=settings.daemon.unhealthy_after_failures,
+        )
         self.health.rule_errors = [str(problem) for problem in self.runtime.rulebook.problems]
         self.metrics = Metrics(sessions, clock)
         for label in self.runtime.dispatcher.circuit:
@@ -78,10 +91,6 @@ class Service:
         self.started_at = clock.now()
         self.stopping: Callable[[], bool] = lambda: False
         self._daemon: Daemon | None = None
-
-    def _ping(self) -> None:
-        with self.engine.connect() as connection:
-            connection.execute(text("select 1"))
 
     # -- the passes ------------------------------------------------------------------------
 
@@ -97,7 +106,8 @@ class Service:
     def dispatch(self) -> bool:
         """Dispatch batches until nothing is due; a stop request ends it after the batch."""
         started = time.perf_counter()
-        total = self.runtime.drain(self.stopping)
+        # Each batch that went through is progress: a long drain is not a stuck one.
+        total = self.runtime.drain(self.stopping, lambda _batch: self.health.succeeded("dispatch"))
         self.metrics.dispatch_seconds.observe(time.perf_counter() - started)
         self._count(total)
         return False
@@ -179,14 +189,23 @@ class Service:
             "circuit": body["circuit"],
             "rule_errors": body["rule_errors"],
         }
+        gone = now - timedelta(seconds=self.settings.daemon.gone_after)
         with self.sessions.begin() as session:
             _save_state(session, self.name, state, now)
+            session.execute(
+                delete(SyncState).where(
+                    SyncState.name.like(f"{HEARTBEAT_PREFIX}%"), SyncState.updated_at < gone
+                )
+            )
         return False
 
     # -- assembly --------------------------------------------------------------------------
 
     def tasks(self) -> list[Task]:
+        """The timed tasks, each with the time within which it must succeed (K intervals;
+        for dispatch at least a lease, the longest one batch may rightly take)."""
         daemon = self.settings.daemon
+        intervals = daemon.unhealthy_after_intervals
         tasks = [
             Task(f"sync:{source.name}", source.interval, _bind(self.sync, source.name))
             for source in self.settings.sources
@@ -207,6 +226,11 @@ class Service:
         ]
         if self.runtime.gateway.polls_inbound:
             tasks.append(Task("inbound", daemon.inbound_poll_interval, self.poll_inbound))
+        for task in tasks:
+            task.must_succeed_within = intervals * task.interval
+            if task.name == "dispatch":
+                lease = float(self.settings.sending.lease_seconds)
+                task.must_succeed_within = max(task.must_succeed_within, lease)
         return tasks
 
     def http_app(self) -> Any:
@@ -219,7 +243,7 @@ class Service:
             clock=self.clock,
             gateways=gateways,
             extra_routes=[
-                *health_routes(self.health, self.metrics),
+                *health_routes(self.health, self.metrics, self.settings.server),
                 *ingest_routes(settings=self.settings, sessions=self.sessions, clock=self.clock),
             ],
             nps_windows=self.runtime.rulebook.nps_windows,

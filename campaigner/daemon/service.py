@@ -20,9 +20,10 @@ from typing import Any
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 
 from campaigner.daemon.health import Health
+from campaigner.errors import CampaignerError, one_line
 
 log = logging.getLogger("campaigner.daemon")
 
@@ -31,12 +32,19 @@ MAX_BACKOFF_SECONDS = 60.0
 
 @dataclass
 class Task:
-    """A periodic piece of work. When `run` returns True, the task named `wakes` runs now."""
+    """A periodic piece of work. When `run` returns True, the task named `wakes` runs now.
+    /healthz turns 503 when it has not succeeded for `must_succeed_within` seconds."""
 
     name: str
     interval: float
     run: Callable[[], bool]
     wakes: str | None = None
+    must_succeed_within: float | None = None
+
+
+def backoff(failures: int) -> float:
+    """Seconds before retrying a task that failed `failures` times in a row: 2, 4, 8 … 60."""
+    return min(MAX_BACKOFF_SECONDS, 2.0 ** min(failures, 6))
 
 
 class Daemon:
@@ -76,6 +84,9 @@ class Daemon:
                 id=task.name,
                 next_run_time=now,
             )
+        for task in self.tasks.values():
+            if task.must_succeed_within is not None:
+                self.health.expect(task.name, task.must_succeed_within)
         self._scheduler.start()
         self.health.scheduler_running = True
         log.info(
@@ -95,17 +106,19 @@ class Daemon:
         self.health.started(name)
         try:
             more = task.run()
-        except (OperationalError, DBAPIError) as exc:
-            failures = self.health.failed(name, f"database error: {type(exc.orig).__name__}")
-            delay = min(MAX_BACKOFF_SECONDS, 2.0 ** min(failures, 6))
-            log.error(
-                "%s: database unavailable (%s); retrying in %.0fs", name, _one_line(exc), delay
-            )
+        except DBAPIError as exc:
+            error = f"database error: {type(exc.orig).__name__}: {one_line(exc.orig or exc)}"
+            delay = backoff(self.health.failed(name, error))
+            log.error("%s: %s; retrying in %.0fs", name, error, delay)
+            self._retry_in(name, delay)
+            return
+        except CampaignerError as exc:
+            delay = backoff(self.health.failed(name, one_line(exc)))
+            log.error("%s failed: %s; retrying in %.0fs", name, one_line(exc), delay)
             self._retry_in(name, delay)
             return
         except Exception as exc:
-            failures = self.health.failed(name, f"{type(exc).__name__}: {exc}")
-            delay = min(MAX_BACKOFF_SECONDS, 2.0 ** min(failures, 6))
+            delay = backoff(self.health.failed(name, f"{type(exc).__name__}: {one_line(exc)}"))
             log.exception("%s failed; retrying in %.0fs", name, delay)
             self._retry_in(name, delay)
             return
@@ -115,7 +128,7 @@ class Daemon:
 
     def _retry_in(self, name: str, seconds: float) -> None:
         if not self.stopping.is_set():
-            when = datetime.now(UTC) + timedelta(seconds=min(seconds, self.tasks[name].interval))
+            when = datetime.now(UTC) + timedelta(seconds=seconds)
             self._scheduler.modify_job(name, next_run_time=when)
 
     def request_reload(self) -> None:
@@ -173,10 +186,6 @@ class Daemon:
             log.info("%s received", signal.Signals(signum).name)
             self._stop_requested = True
             self._reload_requested.set()  # wake the main loop
-
-
-def _one_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
 
 
 def run_once(tasks: Sequence[Task], health: Health) -> dict[str, Any]:

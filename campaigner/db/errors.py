@@ -6,12 +6,13 @@ from __future__ import annotations
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from campaigner.config import mask_url
+from campaigner.errors import one_line
 
 LOCKED = "database is locked"
 
 
 def describe_database_error(exc: DBAPIError, url: str | None) -> str:
-    reason = _first_line(exc.orig) if exc.orig is not None else _first_line(exc)
+    reason = one_line(exc.orig if exc.orig is not None else exc)
     where = f"database {mask_url(url)}" if url else "the database"
     if LOCKED in reason:
         return (
@@ -21,8 +22,3 @@ def describe_database_error(exc: DBAPIError, url: str | None) -> str:
     if isinstance(exc, OperationalError):
         return f"cannot use {where}: {reason}"
     return f"{where}: {reason}"
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0][:300] if text else type(error).__name__

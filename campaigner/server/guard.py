@@ -7,6 +7,10 @@ from collections.abc import Iterable
 
 from starlette.requests import Request
 
+from campaigner.config import ServerSettings
+
+TOKEN_HEADER = "x-campaigner-token"
+
 
 class Refused(Exception):
     """The request is answered with `status` and `detail` and changes nothing."""
@@ -25,6 +29,19 @@ def matches_any(given: str, secrets: Iterable[str]) -> bool:
         if secret:
             matched |= hmac.compare_digest(offered, secret.encode())
     return matched and bool(given)
+
+
+def carries_admin_token(request: Request, server: ServerSettings) -> bool:
+    """The webhook token or an API token, in X-Campaigner-Token or as a bearer token; never
+    in the query string, which proxies and access logs keep."""
+    secrets = [token.get_secret_value() for token in server.api_tokens]
+    if server.webhook_token is not None:
+        secrets.append(server.webhook_token.get_secret_value())
+    scheme, _, bearer = request.headers.get("authorization", "").partition(" ")
+    given = request.headers.get(TOKEN_HEADER) or (
+        bearer.strip() if scheme.lower() == "bearer" else ""
+    )
+    return matches_any(given, secrets)
 
 
 async def read_body(request: Request, limit: int) -> bytes:

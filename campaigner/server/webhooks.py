@@ -23,11 +23,9 @@ from campaigner.clock import Clock
 from campaigner.config import Settings
 from campaigner.gateways.base import Gateway, WebhookRequest
 from campaigner.inbound import apply_delivery_report, handle_inbound
-from campaigner.server.guard import Refused, matches_any, read_body
+from campaigner.server.guard import TOKEN_HEADER, Refused, matches_any, read_body
 
 log = logging.getLogger(__name__)
-
-TOKEN_HEADER = "x-campaigner-token"
 
 
 @dataclass(frozen=True)

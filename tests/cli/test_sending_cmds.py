@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from campaigner.cli import cli
-from campaigner.db.models import Customer, Message, OptOut
+from campaigner.db.models import Customer, Message, OptOut, SyncState
 
 WHEN = datetime(2026, 3, 22, 6, 30, tzinfo=UTC)
 
@@ -60,6 +60,30 @@ def test_status_shows_depth_by_status_and_rule_and_unknown_rows(config: Path) ->
     assert "skipped" in output and "thank_you" in output
     assert "Nothing queued." in output
     assert "Unknown" in output and "+989121234567 via kavenegar" in output
+
+
+def test_status_hides_daemons_gone_longer_than_gone_after(
+    config: Path, sessions: sessionmaker[Session]
+) -> None:
+    """Seen: killed daemons stayed in `status` as "not responding" forever."""
+    now = datetime.now(UTC)  # `status` reads the system clock
+    with sessions.begin() as session:
+        for pid, age in ((101, 5), (102, 120), (103, 301), (104, 86_400)):
+            tick = now - timedelta(seconds=age)
+            beat = {"host": "web1", "pid": pid, "last_tick": tick.isoformat(), "circuit": {}}
+            session.add(
+                SyncState(
+                    name=f"daemon:web1:{pid}",
+                    cursor=beat | {"started_at": tick.isoformat(), "rule_errors": []},
+                    updated_at=tick,
+                )
+            )
+    config.write_text(config.read_text() + "[daemon]\ngone_after = 300\n", encoding="utf-8")
+    output = run(config, "status")
+    assert "pid 101" in output and "pid 102" in output
+    assert "pid 102: " in output and output.count("not responding") == 1
+    assert "pid 103" not in output and "pid 104" not in output
+    assert "(2 daemons not heard from for more than 300s not shown" in output
 
 
 @pytest.mark.usefixtures("ledger")

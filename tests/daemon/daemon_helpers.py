@@ -33,6 +33,7 @@ from campaigner.db import create_engine_for, session_factory, upgrade
 from campaigner.db.models import Customer, Order
 
 DEADLINE = 30.0  # seconds: a generous upper bound for anything a test waits for
+ADMIN_TOKEN = "admin-token-for-tests"  # server.webhook_token: /healthz details need it
 
 T = TypeVar("T")
 
@@ -107,6 +108,8 @@ class Shop:
             "[daemon]",
             *(f"{key} = {json.dumps(value)}" for key, value in daemon.items()),
             "plan_intervals = {}",
+            "[server]",
+            f"webhook_token = {json.dumps(ADMIN_TOKEN)}",
         ]
         self.config.write_text("\n".join(lines) + "\n")
         engine = create_engine_for(self.db_url)
@@ -166,9 +169,10 @@ class Shop:
     def command(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "campaigner", "--config", str(self.config), *args]
 
-    def run(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    def run(self, *args: str, timeout: float = 60, **env: str) -> subprocess.CompletedProcess[str]:
+        """A command in its own process; `env` adds CAMPAIGNER_* variables."""
         return subprocess.run(
-            self.command(*args), capture_output=True, text=True, timeout=timeout, env=_env()
+            self.command(*args), capture_output=True, text=True, timeout=timeout, env=_env(**env)
         )
 
 
@@ -199,16 +203,20 @@ class DaemonProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def get(self, path: str) -> tuple[int, bytes]:
-        url = f"http://127.0.0.1:{self.port}{path}"
+    def get(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}{path}", headers=headers or {}
+        )
         try:
-            with urllib.request.urlopen(url, timeout=5) as response:
+            with urllib.request.urlopen(request, timeout=5) as response:
                 return response.status, response.read()
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read()
 
-    def healthz(self) -> tuple[int, dict[str, Any]]:
-        status, body = self.get("/healthz")
+    def healthz(self, *, details: bool = True) -> tuple[int, dict[str, Any]]:
+        """Status and body; with `details`, as the operator sees it (with the token)."""
+        headers = {"X-Campaigner-Token": ADMIN_TOKEN} if details else {}
+        status, body = self.get("/healthz", headers)
         return status, json.loads(body)
 
     def wait_healthy(self) -> dict[str, Any]:

@@ -1,16 +1,15 @@
+import logging
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy.exc import OperationalError
-from starlette.applications import Starlette
-from starlette.testclient import TestClient
 
 from campaigner.clock import FixedClock
 from campaigner.daemon.health import Health
 from campaigner.daemon.lock import InstanceLock
-from campaigner.daemon.service import Daemon, Task, run_once
+from campaigner.daemon.service import Daemon, Task, backoff, run_once
 from campaigner.errors import CampaignerError
 
 WAIT = 10  # seconds; generous upper bounds for thread hand-offs, never a timing assertion
@@ -45,6 +44,33 @@ def test_database_error_is_survived_and_reported() -> None:
     state = health.tasks["plan"]
     assert state.consecutive_failures == 0 and state.last_error is None
     assert len(calls) >= 2
+
+
+def test_the_delay_a_backoff_line_states_is_the_delay_applied(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Seen: "retrying in 60s" in the log, and a retry every second (the task's interval)."""
+
+    def broken() -> bool:
+        raise OperationalError("UPDATE messages", {}, PermissionError("read-only"))
+
+    daemon = Daemon([Task("dispatch", 1, broken)], health=make_health(), stop_timeout=5)
+    caplog.set_level(logging.ERROR, logger="campaigner.daemon")
+    daemon.start()
+    try:
+        deadline = datetime.now(UTC) + timedelta(seconds=WAIT)
+        while not caplog.records and datetime.now(UTC) < deadline:
+            threading.Event().wait(0.01)
+        job = daemon._scheduler.get_job("dispatch")
+        assert job is not None
+        next_run = job.next_run_time
+    finally:
+        daemon.stop()
+    record = caplog.records[0]
+    assert record.getMessage().endswith("; retrying in 2s"), record.getMessage()
+    logged_at = datetime.fromtimestamp(record.created, UTC)
+    assert abs((next_run - logged_at).total_seconds() - backoff(1)) < 0.5
+    assert backoff(1) == 2 and backoff(6) == backoff(60) == 60
 
 
 def test_planning_that_queued_work_wakes_the_dispatcher() -> None:
@@ -112,23 +138,6 @@ def test_run_once_collects_errors() -> None:
     errors = run_once([Task("plan", 1, lambda: True), Task("dispatch", 1, boom)], health)
     assert errors == {"dispatch": "RuntimeError: gateway exploded"}
     assert health.tasks["plan"].last_succeeded is not None
-
-
-def test_healthz_reports_database_outage() -> None:
-    from campaigner.daemon.http import health_routes
-    from campaigner.daemon.metrics import Metrics
-
-    class NoMetrics(Metrics):
-        def __init__(self) -> None:
-            pass
-
-    health = make_health(database_ok=False)
-    health.scheduler_running = True
-    client = TestClient(Starlette(routes=health_routes(health, NoMetrics())))
-    response = client.get("/healthz")
-    assert response.status_code == 503
-    assert response.json()["reasons"] == ["database unavailable"]
-    assert response.json()["database"].startswith("unavailable")
 
 
 def test_second_instance_on_the_same_sqlite_database_is_refused(tmp_path: Path) -> None:

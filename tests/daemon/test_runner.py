@@ -1,0 +1,134 @@
+"""The daemon's service in-process: each task's health bound, dispatch progress, heartbeats."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+
+from conftest import CaptureGateway
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from campaigner.clock import FixedClock
+from campaigner.config import Settings
+from campaigner.daemon.runner import HEARTBEAT_PREFIX, Service
+from campaigner.db.models import Customer, Message, SyncState
+from campaigner.gateways.base import OutgoingMessage, SendResult
+
+
+def configure(settings: Settings, **daemon: float) -> Settings:
+    rules = settings.paths.rules
+    rules.mkdir(parents=True, exist_ok=True)
+    (rules / "thank_you.toml").write_text(
+        'trigger = "post_purchase"\ntemplate = "thank_you.j2"\ndelay = "2h"\n'
+        "transactional = true\n",
+        encoding="utf-8",
+    )
+    settings.paths.templates.mkdir(parents=True, exist_ok=True)
+    (settings.paths.templates / "thank_you.j2").write_text("Hi {{ first_name }}", "utf-8")
+    return settings.model_copy(
+        update={"daemon": settings.daemon.model_copy(update=daemon)}, deep=True
+    )
+
+
+def service(
+    settings: Settings,
+    engine: Engine,
+    sessions: sessionmaker[Session],
+    clock: FixedClock,
+    gateway: CaptureGateway | None = None,
+) -> Service:
+    return Service(
+        settings, engine=engine, sessions=sessions, clock=clock, gateway=gateway or CaptureGateway()
+    )
+
+
+def test_each_task_must_succeed_within_k_intervals_and_dispatch_within_a_lease(
+    settings: Settings, engine: Engine, sessions: sessionmaker[Session], clock: FixedClock
+) -> None:
+    settings = configure(settings, unhealthy_after_intervals=4, dispatch_interval=5)
+    bounds = {
+        task.name: task.must_succeed_within
+        for task in service(settings, engine, sessions, clock).tasks()
+    }
+    assert bounds["plan:post_purchase+referral_request+nps_survey"] == 4 * 60
+    assert bounds["plan:birthday+win_back"] == 4 * 900
+    assert bounds["reconcile"] == 4 * 60
+    assert bounds["watch"] == 4 * 5
+    # One batch may rightly take up to its lease (120 s), more than 4 × 5 s.
+    assert bounds["dispatch"] == settings.sending.lease_seconds == 120
+
+
+class SlowGateway(CaptureGateway):
+    """Each request takes 100 s of the test's clock; it asks /healthz mid-drain."""
+
+    def __init__(self, clock: FixedClock) -> None:
+        super().__init__()
+        self.clock = clock
+        self.seen: list[tuple[bool, list[str]]] = []
+        self.service: Service | None = None
+
+    def send(self, batch: Sequence[OutgoingMessage]) -> list[SendResult]:
+        assert self.service is not None
+        self.clock.advance(timedelta(seconds=100))
+        ok, body = self.service.health.report()
+        self.seen.append((ok, body["reasons"]))
+        return super().send(batch)
+
+
+def test_a_long_drain_that_makes_progress_is_healthy(
+    settings: Settings, engine: Engine, sessions: sessionmaker[Session], clock: FixedClock
+) -> None:
+    """Five batches of 100 s each: far beyond the bound as a whole, within it per batch."""
+    settings = configure(settings)
+    settings.sending.batch_size = 1
+    settings.sending.window = "00:00-23:59"
+    with sessions.begin() as session:
+        for n in range(5):
+            customer = Customer(
+                external_id=f"c{n}", first_name=f"Sara{n}", phone=f"+98912000000{n}"
+            )
+            session.add(customer)
+            session.flush()
+            session.add(
+                Message(
+                    rule="thank_you",
+                    customer_id=customer.id,
+                    occurrence_key=f"o{n}",
+                    status="queued",
+                    phone=customer.phone,
+                    due_at=clock.now(),
+                    scheduled_for=clock.now(),
+                    expires_at=clock.now() + timedelta(days=1),
+                )
+            )
+    gateway = SlowGateway(clock)
+    daemon = service(settings, engine, sessions, clock, gateway)
+    gateway.service = daemon
+    daemon.health.scheduler_running = True
+    daemon.health.expect("dispatch", 150)
+    daemon.dispatch()
+    assert len(gateway.sent) == 5
+    assert gateway.seen == [(True, [])] * 5
+    with sessions() as session:
+        assert set(session.scalars(select(Message.status))) == {"sent"}
+
+
+def test_a_heartbeat_forgets_daemons_gone_longer_than_gone_after(
+    settings: Settings, engine: Engine, sessions: sessionmaker[Session], clock: FixedClock
+) -> None:
+    settings = configure(settings, gone_after=300)
+    with sessions.begin() as session:
+        for name, age in (("killed", 301), ("quiet", 299)):
+            session.add(
+                SyncState(
+                    name=f"{HEARTBEAT_PREFIX}host:{name}",
+                    cursor={"last_tick": (clock.now() - timedelta(seconds=age)).isoformat()},
+                    updated_at=clock.now() - timedelta(seconds=age),
+                )
+            )
+    daemon = service(settings, engine, sessions, clock)
+    daemon.heartbeat()
+    with sessions() as session:
+        names = set(session.scalars(select(SyncState.name)))
+    assert names == {f"{HEARTBEAT_PREFIX}host:quiet", daemon.name}
