@@ -81,6 +81,23 @@ def drop_pg_database(url: str) -> None:
     admin.dispose()
 
 
+def alter_pg_database(url: str, clause: str) -> None:
+    """`ALTER DATABASE <its name> <clause>`, then end every other session on it so that the
+    change reaches the clients at once (they reconnect): a PostgreSQL fault, as a daemon sees it."""
+    name = url.rsplit("/", 1)[1]
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'ALTER DATABASE "{name}" {clause}'))
+        connection.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = :name AND pid <> pg_backend_pid()"
+            ),
+            {"name": name},
+        )
+    admin.dispose()
+
+
 def require_postgres() -> None:
     _require(PG_UNAVAILABLE, REQUIRE_PG, "CAMPAIGNER_REQUIRE_POSTGRES")
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from conftest import (
-    PG_ADMIN_URL,
+    alter_pg_database,
     create_mariadb_database,
     create_pg_database,
     drop_mariadb_database,
@@ -88,21 +88,9 @@ def pg_ledger() -> Iterator[str]:
 
 
 def set_read_only(url: str, read_only: bool) -> None:
-    """What a PostgreSQL replica promoted the wrong way round, or a full disk, looks like to
-    the daemon: every write refused. Existing sessions are ended so the setting reaches them."""
-    name = url.rsplit("/", 1)[1]
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        setting = "SET default_transaction_read_only = on" if read_only else "RESET ALL"
-        connection.execute(text(f'ALTER DATABASE "{name}" {setting}'))
-        connection.execute(
-            text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = :name AND pid <> pg_backend_pid()"
-            ),
-            {"name": name},
-        )
-    admin.dispose()
+    """What a replica taken for the primary, or a revoked grant, looks like to the daemon:
+    `select 1` answers, every write is refused."""
+    alter_pg_database(url, "SET default_transaction_read_only = on" if read_only else "RESET ALL")
 
 
 def retry_lines(log: str, task: str) -> list[tuple[datetime, float]]:

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PG_ADMIN_URL, create_pg_database, drop_pg_database, require_postgres
+from conftest import alter_pg_database, create_pg_database, drop_pg_database, require_postgres
 from daemon_helpers import Shop, daemons, wait_for
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select
 
 from campaigner.db.models import Message
 
@@ -27,21 +27,9 @@ def pg_database() -> Iterator[str]:
 
 
 def set_connections(url: str, *, allowed: bool) -> None:
-    """Open or close the database to new connections, and end every existing one when
-    closing it: what the daemon sees while PostgreSQL restarts."""
-    name = url.rsplit("/", 1)[1]
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {allowed}'))
-        if not allowed:
-            connection.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = :name AND pid <> pg_backend_pid()"
-                ),
-                {"name": name},
-            )
-    admin.dispose()
+    """Open or close the database to new connections, ending every existing one: what the
+    daemon sees while PostgreSQL restarts."""
+    alter_pg_database(url, f"ALLOW_CONNECTIONS {allowed}")
 
 
 def read_sent(path: Path) -> list[dict[str, object]]:
@@ -68,7 +56,7 @@ def test_a_database_outage_is_survived(tmp_path: Path, pg_database: str) -> None
 
         body = wait_for(unhealthy, "/healthz to answer 503")
         assert body["database"].startswith("unavailable") and body["status"] == "unhealthy"
-        wait_for(lambda: "database unavailable" in daemon.log(), "the outage to be logged")
+        wait_for(lambda: "database error: OperationalError" in daemon.log(), "the outage logged")
         assert daemon.process.poll() is None, "the daemon died with the database"
 
         set_connections(pg_database, allowed=True)
