@@ -224,6 +224,7 @@ class SourceTable(Section):
         default_factory=dict, description="Source consent value -> yes (true) or no (false)"
     )
     birthday_format: Literal["auto", "gregorian", "jalali"] = "auto"
+    strict: bool = Field(False, description="A column that matches no field stops the sync")
 
     @model_validator(mode="after")
     def _table_or_query(self) -> SourceTable:

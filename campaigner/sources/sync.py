@@ -26,6 +26,7 @@ from sqlalchemy.pool import NullPool
 
 from campaigner.clock import Clock, SystemClock
 from campaigner.config import Settings, SourceSettings, SourceTable
+from campaigner.customers.headers import field_for
 from campaigner.customers.loader import LoadResult, load_customers, load_orders
 from campaigner.customers.records import CUSTOMER_FIELDS, ORDER_FIELDS, as_text
 from campaigner.db.models import SyncState
@@ -65,12 +66,17 @@ class SyncReport:
     source: str
     kinds: dict[str, KindReport] = field(default_factory=dict)
     errors: list[SourceRowError] = field(default_factory=list)
+    unmapped: dict[str, list[str]] = field(default_factory=dict)  # kind -> columns not read
 
     def summary(self) -> str:
         parts = [
             f"{kind} {k.read} read: {k.inserted} new, {k.updated} updated, "
             f"{k.unchanged} unchanged, {k.rejected} rejected"
             for kind, k in self.kinds.items()
+        ]
+        parts += [
+            f"{kind} column(s) not read: {', '.join(map(repr, columns))}"
+            for kind, columns in self.unmapped.items()
         ]
         return f"{self.source}: " + "; ".join(parts or ["nothing to sync"])
 
@@ -350,13 +356,38 @@ class _Pass:
             f"(columns: {', '.join(map(str, row))})"
         )
 
-    def _records(self, rows: list[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
-        keys = {str(key).lower(): key for key in rows[0]}
+    def _matched(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        """Field -> result key: the mapping first, then the column's own name, forgivingly."""
+        keys = {str(key).lower(): key for key in row}
         wanted = {
             name: keys[column.lower()]
-            for name in self.fields
-            if (column := self.columns.get(name, name)).lower() in keys
+            for name, column in self.columns.items()
+            if column.lower() in keys
         }
+        for key in row:
+            name = field_for(str(key), self.kind)
+            if name and name not in wanted and name not in self.columns:
+                wanted[name] = key
+        unread = [
+            str(key)
+            for key in row
+            if key not in wanted.values()
+            and str(key).lower() not in (self.id_column.lower(), self.cursor_column.lower())
+        ]
+        if unread and self.kind not in self.report.unmapped:
+            self.report.unmapped[self.kind] = unread
+            if self.spec.strict:
+                raise CampaignerError(
+                    f"source {self.source.name!r} {self.kind}: column(s) "
+                    f"{', '.join(map(repr, unread))} match no field; map them in "
+                    f"[sources.{self.kind}.columns] or leave them out of the query"
+                )
+            log.warning("source %s %s: column(s) not read: %s", self.source.name, self.kind, unread)
+        return wanted
+
+    def _records(self, rows: list[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+        keys = {str(key).lower(): key for key in rows[0]}
+        wanted = self._matched(rows[0])
         records = []
         for row in rows:
             record = {name: self._value(name, row[key]) for name, key in wanted.items()}
