@@ -384,7 +384,7 @@ def test_columns_are_matched_forgivingly_and_unread_ones_named(
         )
         connection.execute(text("INSERT INTO people VALUES ('p1', 'Sara', 'yes', 'met at fair')"))
     engine.dispose()
-    spec: dict[str, Any] = {"table": "people"}
+    spec: dict[str, Any] = {"table": "people", "columns": {"id": "id"}}
     source = SourceSettings.model_validate({"name": "crm", "url": url, "customers": spec})
     report = run(sessions, source, settings)
     assert report.unmapped == {"customers": ["notes"]}
