@@ -228,9 +228,14 @@ class SourceTable(Section):
 
     @model_validator(mode="after")
     def _table_or_query(self) -> SourceTable:
-        if bool(self.table.strip()) == bool(self.query.strip()):
+        if self.table.strip() and self.query.strip():
             raise ValueError("give either `table` or `query`")
         return self
+
+    @property
+    def reads_own_rows(self) -> bool:
+        """A table or query of its own, rather than a preset's."""
+        return bool(self.table.strip() or self.query.strip())
 
     def field_columns(self, fields: tuple[str, ...]) -> dict[str, str]:
         """The column mapping keyed by canonical Campaigner field names."""
@@ -253,6 +258,10 @@ class SourceSettings(Section):
     interval: float = Field(60.0, gt=0, description="Seconds between syncs in the daemon")
     timezone: str = Field("", description="Zone of date/times without an offset; default: shop's")
     batch_size: int = Field(1000, ge=1, le=10_000)
+    preset: Literal["woocommerce"] | None = Field(
+        None, description="Read a known shop's own schema: no SQL to write"
+    )
+    table_prefix: str = Field("wp_", pattern=r"^[A-Za-z0-9_]*$", max_length=32)
     customers: SourceTable | None = None
     orders: SourceTable | None = None
 
@@ -265,8 +274,14 @@ class SourceSettings(Section):
     def _mappings(self) -> SourceSettings:
         from campaigner.customers.records import CUSTOMER_FIELDS, ORDER_FIELDS
 
-        if self.customers is None and self.orders is None:
-            raise ValueError("a source needs [sources.customers] or [sources.orders]")
+        if self.preset is None:
+            if self.customers is None and self.orders is None:
+                raise ValueError(
+                    'a source needs [sources.customers] or [sources.orders] (or preset = "...")'
+                )
+            for kind, spec in (("customers", self.customers), ("orders", self.orders)):
+                if spec is not None and not spec.reads_own_rows:
+                    raise ValueError(f"[sources.{kind}]: give either `table` or `query`")
         if self.customers is not None:
             self.customers.field_columns(CUSTOMER_FIELDS)
         if self.orders is not None:
