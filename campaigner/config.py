@@ -203,6 +203,12 @@ class ServerSettings(Section):
     )
     webhook_token: SecretStr | None = None
     api_tokens: list[SecretStr] = Field(default_factory=list)
+    woocommerce_webhook_secret: SecretStr | None = Field(
+        None, description="The Secret of the shop's WooCommerce webhooks"
+    )
+    shopify_webhook_secret: SecretStr | None = Field(
+        None, description="The Shopify app's client secret that signs its webhooks"
+    )
     max_body_bytes: int = Field(1_000_000, ge=1024)
 
 
