@@ -304,9 +304,10 @@ class OrderPass(_WooPass):
         self.meta_keys = {n: k for n, k in self.columns.items() if n != "external_id"}
 
     def relation(self) -> str:
+        """(id, change time, type, parent) of orders and refunds; the time is indexed in HPOS."""
         if self.hpos:
             return (
-                "(SELECT id, COALESCE(date_updated_gmt, date_created_gmt) AS changed_at, "
+                "(SELECT id, date_updated_gmt AS changed_at, "
                 f"type, parent_order_id AS parent FROM {self.shop.table('wc_orders')} "
                 "WHERE type IN ('shop_order', 'shop_order_refund')) AS campaigner_source"
             )
