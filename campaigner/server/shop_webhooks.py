@@ -127,9 +127,7 @@ def shop_webhook_routes(
                 body, request, settings.server.woocommerce_webhook_secret, "x-wc-webhook-signature"
             )
         except Refused as refused:
-            if refused.status == 401:
-                log.warning("woocommerce webhook: missing or wrong signature")
-            return PlainTextResponse(refused.detail, status_code=refused.status)
+            return _refused("woocommerce", refused)
         topic = request.headers.get("x-wc-webhook-topic", "")
         if topic not in WOOCOMMERCE_TOPICS or not isinstance(payload, Mapping):
             return PlainTextResponse(f"ignored topic {topic!r}")
@@ -152,9 +150,7 @@ def shop_webhook_routes(
                 body, request, settings.server.shopify_webhook_secret, "x-shopify-hmac-sha256"
             )
         except Refused as refused:
-            if refused.status == 401:
-                log.warning("shopify webhook: missing or wrong signature")
-            return PlainTextResponse(refused.detail, status_code=refused.status)
+            return _refused("shopify", refused)
         topic = request.headers.get("x-shopify-topic", "")
         key = request.headers.get("x-shopify-webhook-id", "")
         if topic not in SHOPIFY_TOPICS or not isinstance(payload, Mapping):
@@ -185,6 +181,12 @@ def shop_webhook_routes(
         Route("/webhooks/shop/woocommerce", woocommerce_hook, methods=["POST"]),
         Route("/webhooks/shop/shopify", shopify_hook, methods=["POST"]),
     ]
+
+
+def _refused(shop: str, refused: Refused) -> Response:
+    if refused.status == 401:
+        log.warning("%s webhook: missing or wrong signature", shop)
+    return PlainTextResponse(refused.detail, status_code=refused.status)
 
 
 def _isoformat(moment: datetime) -> str:

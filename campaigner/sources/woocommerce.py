@@ -85,25 +85,20 @@ def woocommerce_passes(
             f"(WordPress's databases), not {connection.dialect.name}"
         )
     shop = Shop.detect(connection, source)
+    common = (connection, sessions, source, settings)
     customers = source.customers or SourceTable()
     orders = source.orders or SourceTable()
     passes: list[SourcePass] = []
     if customers.reads_own_rows:
-        passes.append(
-            SourcePass(connection, sessions, source, settings, "customers", customers, report)
-        )
+        passes.append(SourcePass(*common, "customers", customers, report))
     else:
-        passes.append(UserPass(connection, sessions, source, settings, customers, report, shop))
+        passes.append(UserPass(*common, "customers", customers, report, shop=shop))
     if orders.reads_own_rows:
-        passes.append(SourcePass(connection, sessions, source, settings, "orders", orders, report))
+        passes.append(SourcePass(*common, "orders", orders, report))
         return passes
-    passes.append(
-        OrderPass(connection, sessions, source, settings, orders, report, shop, shop.hpos)
-    )
+    passes.append(OrderPass(*common, "orders", orders, report, shop=shop, hpos=shop.hpos))
     if shop.synced:
-        passes.append(
-            OrderPass(connection, sessions, source, settings, orders, report, shop, not shop.hpos)
-        )
+        passes.append(OrderPass(*common, "orders", orders, report, shop=shop, hpos=not shop.hpos))
     return passes
 
 
@@ -187,19 +182,8 @@ class _WooPass(SourcePass):
 class UserPass(_WooPass):
     """Registered customers: `users` and `usermeta`, the phone falling back to their orders."""
 
-    def __init__(
-        self,
-        connection: Connection,
-        sessions: sessionmaker[Session],
-        source: SourceSettings,
-        settings: Settings,
-        spec: SourceTable,
-        report: SyncReport,
-        shop: Shop,
-    ) -> None:
-        super().__init__(
-            connection, sessions, source, settings, "customers", spec, report, shop=shop
-        )
+    def __init__(self, *args: Any, shop: Shop) -> None:
+        super().__init__(*args, shop=shop)
         self.meta_keys = {**USER_META, **self.columns}
         self.meta_keys.pop("external_id", None)
 
@@ -282,25 +266,12 @@ class UserPass(_WooPass):
 class OrderPass(_WooPass):
     """Orders of one store; refunds count against their parent order."""
 
-    def __init__(
-        self,
-        connection: Connection,
-        sessions: sessionmaker[Session],
-        source: SourceSettings,
-        settings: Settings,
-        spec: SourceTable,
-        report: SyncReport,
-        shop: Shop,
-        hpos: bool,
-    ) -> None:
+    def __init__(self, *args: Any, shop: Shop, hpos: bool) -> None:
         backup = hpos != shop.hpos
-        stream = ("hpos" if hpos else "posts") if backup else ""
-        super().__init__(
-            connection, sessions, source, settings, "orders", spec, report, shop=shop, stream=stream
-        )
+        super().__init__(*args, shop=shop, stream=("hpos" if hpos else "posts") if backup else "")
         self.hpos = hpos
         self.backup = backup
-        self.statuses = {**STATUSES, **spec.status_values}
+        self.statuses = {**STATUSES, **self.spec.status_values}
         self.meta_keys = {n: k for n, k in self.columns.items() if n != "external_id"}
 
     def relation(self) -> str:
@@ -511,16 +482,20 @@ class OrderPass(_WooPass):
                 lines.append(row)
         if not lines:
             return {}, coupons
-        meta = _meta(
-            (int(r["order_item_id"]), r["meta_key"], r["meta_value"])
-            for r in self.rows(
-                "SELECT order_item_id, meta_key, meta_value FROM "
-                f"{self.shop.table('woocommerce_order_itemmeta')} "
-                "WHERE order_item_id IN :items AND meta_key IN :keys ORDER BY meta_id",
-                items=[int(r["order_item_id"]) for r in lines],
-                keys=list(ITEM_META),
-            )
+        # One row per item (MAX … GROUP BY), by item id only: a meta_key condition lets
+        # MariaDB pick the meta_key index and scan every item's meta.
+        pivot = ", ".join(
+            f"MAX(CASE WHEN meta_key = '{key}' THEN meta_value END) AS `{key}`" for key in ITEM_META
         )
+        meta = {
+            int(r["order_item_id"]): {key: as_text(r[key]) for key in ITEM_META}
+            for r in self.rows(
+                f"SELECT order_item_id, {pivot} FROM "
+                f"{self.shop.table('woocommerce_order_itemmeta')} "
+                "WHERE order_item_id IN :items GROUP BY order_item_id",
+                items=[int(r["order_item_id"]) for r in lines],
+            )
+        }
         products = {int(m.get("_product_id") or 0) for m in meta.values()} | {
             int(m.get("_variation_id") or 0) for m in meta.values()
         }
