@@ -29,7 +29,12 @@ ORDER_FIELDS = (
     "coupon_code",
     "referral_code",
     "items_count",
+    "refunded",
 )
+# Order fields that describe the buyer: an order without a customer id (a guest checkout)
+# makes its buyer a customer identified by phone, `guest:+98912…`.
+BUYER_FIELDS = ("first_name", "last_name", "phone", "city", "marketing_consent", "locale")
+ITEM_FIELDS = ("product_id", "sku", "name", "categories", "quantity", "unit_price", "line_total")
 # Other spellings accepted for field names (CSV headers, source column mappings).
 ALIASES = {
     "id": "external_id",
