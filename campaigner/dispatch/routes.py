@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from campaigner.clock import Clock
-from campaigner.config import GatewaySettings
+from campaigner.config import GatewaySettings, Settings
 from campaigner.dispatch.breaker import CircuitBreaker, CircuitState
 from campaigner.dispatch.ratelimit import TokenBucket
 from campaigner.gateways.base import Gateway
@@ -28,6 +28,16 @@ def fallback_label(primary: str, table: str) -> str:
     """The fallback's label: its `[gateways.NAME]` table name, unless the primary has it."""
     name = table or "fallback"
     return name if name != primary else f"{name}-fallback"
+
+
+def route_providers(settings: Settings) -> dict[str, str]:
+    """Each configured route's label -> the provider (gateway name) behind it."""
+    primary = settings.gateway
+    providers = {primary.name: primary.name}
+    if primary.fallback and primary.fallback in settings.gateways:
+        label = fallback_label(primary.name, primary.fallback)
+        providers[label] = settings.gateways[primary.fallback].name
+    return providers
 
 
 @dataclass
