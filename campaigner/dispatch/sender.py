@@ -56,16 +56,23 @@ class Sender:
         running: dict[Future[Answer], Chunk] = {}
         answered: list[tuple[Chunk, Answer]] = []
         started: set[int] = set()
-        while True:
-            starting = self._next_group(route, waiting, len(running), stop)
-            for chunk in self._record_and_start(route, claim, answered, starting, report):
-                running[route.pool.submit(_request, route, chunk)] = chunk
-                started.update(job.outgoing.id for job in chunk)
-            answered = []
-            if not running:
-                return started
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
-            answered = [(running.pop(future), future.result()) for future in finished]
+        # One connection for the whole batch: a transaction per group of requests, without
+        # a pool check-out (and PostgreSQL's pre-ping) each time.
+        with (
+            self.sessions.kw["bind"].connect() as connection,
+            self.sessions(bind=connection) as session,
+        ):
+            while True:
+                starting = self._next_group(route, waiting, len(running), stop)
+                ready = self._record_and_start(session, route, claim, answered, starting, report)
+                for chunk in ready:
+                    running[route.pool.submit(_request, route, chunk)] = chunk
+                    started.update(job.outgoing.id for job in chunk)
+                answered = []
+                if not running:
+                    return started
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                answered = [(running.pop(future), future.result()) for future in finished]
 
     def _next_group(
         self, route: Route, waiting: deque[Chunk], in_flight: int, stop: Callable[[], bool]
@@ -82,6 +89,7 @@ class Sender:
 
     def _record_and_start(
         self,
+        session: Session,
         route: Route,
         claim: str,
         answered: list[tuple[Chunk, Answer]],
@@ -97,7 +105,7 @@ class Sender:
         for chunk, answer in answered:
             self.recorder.record(route.label, chunk, answer, now, report, recorded)
         ids = {job.outgoing.id for chunk in starting for job in chunk}
-        with self.sessions.begin() as session:
+        with session.begin():
             recorded.write(session, claim, route.label, now)
             ours = start_sending(
                 session,
