@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from campaigner.cli.context import AppContext, pass_app
+from campaigner.cli.unknown_cmd import describe
 from campaigner.clock import SystemClock
 from campaigner.daemon.runner import HEARTBEAT_INTERVAL, daemon_heartbeats
 from campaigner.dispatch.overview import queue_overview
@@ -60,10 +61,7 @@ def status_cmd(app: AppContext) -> None:
             "`campaigner unknown resolve`):"
         )
         for message in overview.unknown:
-            click.echo(
-                f"  #{message.id} {message.rule} to {message.phone} via {message.gateway or '?'}"
-                f" since {message.updated_at:%Y-%m-%d %H:%M} UTC"
-            )
+            click.echo(f"  {describe(message)}")
 
 
 def show_daemons(heartbeats: list[dict[str, Any]], now: datetime) -> None:

@@ -10,6 +10,7 @@ import click
 
 from campaigner.cli.context import AppContext, pass_app
 from campaigner.clock import SystemClock
+from campaigner.db.models import Message
 from campaigner.dispatch.routes import route_providers
 from campaigner.dispatch.unknown import Resolution, Selection, resolve_unknown, unknown_messages
 from campaigner.errors import CampaignerError, ConfigError
@@ -40,6 +41,14 @@ class Duration(click.ParamType):
             return parse_duration(str(value))
         except (ValueError, OverflowError) as exc:
             self.fail(str(exc), param, ctx)
+
+
+def describe(message: Message) -> str:
+    """One unknown message on one line, as `unknown list` and `status` show it."""
+    return (
+        f"#{message.id} {message.rule} to {message.phone} via {message.gateway or '?'} "
+        f"since {message.updated_at:%Y-%m-%d %H:%M} UTC"
+    )
 
 
 def _operator() -> str:
@@ -100,11 +109,7 @@ def list_cmd(app: AppContext, rule: str | None, older_than: timedelta | None, li
             return
         notes = _lookup_notes(app)
         for m in messages:
-            why = f" ({m.reason})" if m.reason else ""
-            click.echo(
-                f"#{m.id} {m.rule} to {m.phone} via {m.gateway or '?'} "
-                f"since {m.updated_at:%Y-%m-%d %H:%M} UTC{why}"
-            )
+            click.echo(f"{describe(m)} ({m.reason or 'no reason'})")
             if m.last_error:
                 click.echo(f"    error: {m.last_error}")
     for label in sorted({m.gateway or "?" for m in messages}):

@@ -10,7 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from daemon_helpers import DaemonProcess, KannelStandIn, Shop, daemons, wait_for
+from daemon_helpers import DaemonProcess, Shop, daemons, wait_for
+from kannel_stand_in import KannelStandIn
 from sqlalchemy import select
 
 from campaigner.db.models import Message
