@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from campaigner.clock import FixedClock
 from campaigner.config import GatewaySettings, Settings
 from campaigner.db.models import Message, MessageStatus
+from campaigner.dispatch import DispatchReport
 from campaigner.dispatch.ledger import claim_due, start_sending
 from campaigner.gateways.base import GatewayError, OutgoingMessage, SendResult
 
@@ -127,3 +128,31 @@ def test_a_timeout_after_the_request_left_is_unknown_not_retried(
     message = row(sessions, message_id)
     assert (message.status, message.reason) == ("unknown", "send_error")
     assert message.last_error is not None and "ReadTimeout" in message.last_error
+
+
+def test_a_dispatcher_that_outlives_its_lease_never_sends_what_another_took_over(
+    sessions: sessionmaker[Session], clock: FixedClock, settings: Settings
+) -> None:
+    """Dispatcher A stalls in its first request past its lease; B (its clock already past
+    that lease) takes over the rest of A's batch. Each message still goes out exactly once,
+    and A's late answer still settles the row B had to declare `unknown`."""
+    clock.set(MORNING)
+    ids = [queue(sessions, add_customer(sessions), MORNING) for _ in range(5)]
+    later = FixedClock(MORNING + timedelta(seconds=settings.sending.lease_seconds + 1))
+    taken_over: list[DispatchReport] = []
+    b_gateway = ScriptedGateway(supports_status=False)
+
+    def stall_while_b_takes_over(batch: Sequence[OutgoingMessage]) -> list[SendResult]:
+        with make_dispatcher(sessions, b_gateway, later, one_at_a_time(settings)) as b:
+            taken_over.append(b.dispatch_once())
+        return accept(batch)
+
+    a_gateway = ScriptedGateway(stall_while_b_takes_over, max_batch=1)
+    with make_dispatcher(sessions, a_gateway, clock, one_at_a_time(settings)) as a:
+        report = a.dispatch_once()
+    [b_report] = taken_over
+    assert (b_report.unknown, b_report.claimed, b_report.sent) == (1, 4, 4)
+    assert (report.claimed, report.sent) == (5, 1)  # it could start nothing more
+    sent = [m.id for m in a_gateway.sent] + [m.id for m in b_gateway.sent]
+    assert sorted(sent) == ids
+    assert {row(sessions, i).status for i in ids} == {MessageStatus.SENT}
