@@ -27,6 +27,7 @@ from campaigner.customers.records import (
     order_row,
 )
 from campaigner.errors import CampaignerError
+from campaigner.spreadsheets import SpreadsheetWriter
 
 BATCH_SIZE = 1000
 
@@ -69,12 +70,12 @@ class _Rejects:
         self.path = path
         self.header = header
         self._file: io.TextIOWrapper | None = None
-        self._writer: Any = None
+        self._writer: SpreadsheetWriter | None = None
 
     def add(self, line: int, reason: str, raw: Mapping[str, Any]) -> None:
         if self._writer is None:
             self._file = self.path.open("w", newline="", encoding="utf-8")
-            self._writer = csv.writer(self._file)
+            self._writer = SpreadsheetWriter(self._file)
             self._writer.writerow(["line", "reason", *self.header])
         self._writer.writerow([line, reason, *(raw.get(name, "") for name in self.header)])
 

@@ -6,7 +6,6 @@ idempotent per message: the second call returns the first coupon, never a second
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -19,6 +18,7 @@ from sqlalchemy.orm import Session, aliased
 
 from campaigner.db.models import Coupon, Customer, Order
 from campaigner.messages.codes import random_code
+from campaigner.spreadsheets import SpreadsheetWriter
 
 MAX_TRIES = 10
 EXPORT_FIELDS = (
@@ -126,21 +126,23 @@ def export_coupons(session: Session, since: datetime | None, path: Path) -> int:
         query = query.where(Coupon.created_at >= since)
     count = 0
     with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
+        writer = SpreadsheetWriter(handle)
         writer.writerow(EXPORT_FIELDS)
         for coupon, customer, phone, order in session.execute(query):
             writer.writerow(
                 [
                     coupon.code,
                     customer,
-                    phone or "",
+                    phone,
                     coupon.rule,
                     _text(coupon.percent),
                     _text(coupon.amount),
                     coupon.expires_at.isoformat(timespec="seconds"),
                     coupon.created_at.isoformat(timespec="seconds"),
-                    order or "",
-                    coupon.redeemed_at.isoformat(timespec="seconds") if coupon.redeemed_at else "",
+                    order,
+                    coupon.redeemed_at.isoformat(timespec="seconds")
+                    if coupon.redeemed_at
+                    else None,
                 ]
             )
             count += 1

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from typing import Any
 
 from campaigner.reports.model import BusinessKpis, NpsSummary, Report, RuleReport, Uplift
+from campaigner.spreadsheets import SpreadsheetWriter
 
 
 def report_to_dict(report: Report) -> dict[str, Any]:
@@ -114,7 +114,7 @@ def report_to_csv(report: Report) -> str:
     """Long format, one number per line (section, rule, metric, value): every part of the
     report fits one sheet and filters well."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = SpreadsheetWriter(out, lineterminator="\n")
     writer.writerow(["section", "rule", "metric", "value"])
     data = report_to_dict(report)
     for stats in data["rules"]:
@@ -131,7 +131,9 @@ def report_to_csv(report: Report) -> str:
     return out.getvalue()
 
 
-def _flatten(writer: Any, section: str, rule: str, prefix: str, values: dict[str, Any]) -> None:
+def _flatten(
+    writer: SpreadsheetWriter, section: str, rule: str, prefix: str, values: dict[str, Any]
+) -> None:
     for key, value in values.items():
         if isinstance(value, dict):
             _flatten(writer, section, rule, f"{prefix}{key}.", value)
