@@ -6,10 +6,11 @@ import sys
 from pathlib import Path
 
 import click
-from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from campaigner.cli.context import AppContext, pass_app
 from campaigner.customers.importer import CUSTOMER_FIELDS, ORDER_FIELDS, ImportReport, import_csv
+from campaigner.display import shown
 from campaigner.errors import CampaignerError
 
 
@@ -28,7 +29,7 @@ def run_import(
 ) -> ImportReport:
     sessions = app.sessions()
     with Progress(
-        "[progress.description]{task.description}",
+        TextColumn("{task.description}", style="progress.description", markup=False),
         BarColumn(),
         DownloadColumn(),
         TimeRemainingColumn(),
@@ -47,9 +48,9 @@ def run_import(
             reject_path=rejects,
             progress=lambda done: progress.update(task, completed=done),
         )
-    click.echo(f"{file}: {report.summary()}")
+    click.echo(shown(f"{file}: {report.summary()}"))
     for reason, count in sorted(report.reasons.items(), key=lambda item: -item[1]):
-        click.echo(f"  {count:>7} × {reason}")
+        click.echo(f"  {count:>7} × {shown(reason)}")
     return report
 
 

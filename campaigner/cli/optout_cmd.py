@@ -9,6 +9,7 @@ import click
 from campaigner.cli.context import AppContext, pass_app
 from campaigner.clock import SystemClock
 from campaigner.customers.phones import InvalidPhone, normalize_phone
+from campaigner.display import shown
 from campaigner.errors import CampaignerError
 from campaigner.optouts import add_opt_outs, import_opt_outs, list_opt_outs, remove_opt_out
 
@@ -71,7 +72,7 @@ def list_cmd(app: AppContext) -> None:
         entries = list_opt_outs(session)
     for entry in entries:
         reason = f" {entry.reason}" if entry.reason else ""
-        click.echo(f"{entry.phone} {entry.created_at:%Y-%m-%d %H:%M} {entry.source}{reason}")
+        click.echo(shown(f"{entry.phone} {entry.created_at:%Y-%m-%d %H:%M} {entry.source}{reason}"))
     click.echo(f"{len(entries)} opted out")
 
 
@@ -90,7 +91,7 @@ def import_cmd(app: AppContext, path: Path) -> None:
         result = import_opt_outs(session, path, region, SystemClock().now())
     click.echo(f"{result.added} added, {result.already} already on the list")
     for raw in result.invalid:
-        click.echo(f"skipped invalid number: {raw}", err=True)
+        click.echo(f"skipped invalid number: {shown(raw)}", err=True)
 
 
 COMMANDS = [optout_group]

@@ -1,4 +1,8 @@
-"""A report as rich tables in the terminal."""
+"""A report as rich tables in the terminal.
+
+Rule names, reasons and referrers' names come from files, gateways and customers: every cell
+goes through `rich_text`, so none of it is ever read as markup.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from decimal import Decimal
 from rich.console import Console
 from rich.table import Table
 
+from campaigner.display import rich_text
 from campaigner.reports.model import Report, RuleReport, Uplift
 
 
@@ -46,7 +51,7 @@ def uplift_text(uplift: Uplift | None) -> str:
 def print_report(report: Report, console: Console) -> None:
     period = f"{report.since or 'beginning'} to {report.until or 'now'}"
     title = f"Campaign report, {period}" + (f", rule {report.rule}" if report.rule else "")
-    console.print(f"[bold]{title}[/bold]")
+    console.print(rich_text(title), style="bold")
     if not report.rules:
         console.print("No messages in this period.")
     else:
@@ -60,13 +65,15 @@ def print_report(report: Report, console: Console) -> None:
             console.print(uplift)
     console.print(_kpi_table(report))
     if report.kpis.referrals:
-        referrals = Table(title="Referrals by referrer")
-        referrals.add_column("Referrer")
-        referrals.add_column("New customers", justify="right")
+        referrals = _table("Referrals by referrer", "Referrer", "New customers")
         for item in report.kpis.referrals:
-            referrals.add_row(item.referrer_name or f"#{item.referrer_id}", str(item.referred))
+            _row(referrals, item.referrer_name or f"#{item.referrer_id}", str(item.referred))
         console.print(referrals)
     console.print(_nps_table(report))
+
+
+def _row(table: Table, *cells: str) -> None:
+    table.add_row(*(rich_text(cell) for cell in cells))
 
 
 def _table(title: str, *columns: str, text_columns: int = 1) -> Table:
@@ -95,7 +102,8 @@ def _delivery_table(rules: list[RuleReport], currency: str) -> Table:
         f"Cost ({currency})",
     )
     for stats in rules:
-        table.add_row(
+        _row(
+            table,
             stats.rule,
             str(stats.planned),
             str(stats.held_out),
@@ -123,14 +131,15 @@ def _not_sent_table(rules: list[RuleReport]) -> Table:
         ]
         for status, counts in groups:
             for reason, count in counts.items():
-                table.add_row(stats.rule, status, reason, str(count))
+                _row(table, stats.rule, status, reason, str(count))
     return table
 
 
 def _results_table(rules: list[RuleReport]) -> Table:
     table = _table("Results per rule", "Rule", "Conversions", "Conv. rate", "Revenue", "Coupons")
     for stats in rules:
-        table.add_row(
+        _row(
+            table,
             stats.rule,
             str(stats.conversions),
             percent(stats.conversion_rate),
@@ -149,7 +158,8 @@ def _uplift_table(rules: list[RuleReport]) -> Table:
         uplift = stats.uplift
         if uplift is None:
             continue
-        table.add_row(
+        _row(
+            table,
             stats.rule,
             f"{uplift.messaged_conversions}/{uplift.messaged} ({percent(uplift.messaged_rate)})",
             f"{uplift.held_out_conversions}/{uplift.held_out} ({percent(uplift.held_out_rate)})",
@@ -172,14 +182,13 @@ def _kpi_table(report: Report) -> Table:
     table = Table(title="Business")
     table.add_column("Measure")
     table.add_column("Value", justify="right")
-    table.add_row("Customers who ever bought", str(kpis.buyers))
-    table.add_row(
-        f"Active (bought in the last {report.churn_days} days)", str(kpis.active_customers)
-    )
-    table.add_row("Churn rate", f"{percent(kpis.churn_rate)} ({kpis.churned_customers})")
-    table.add_row("Repeat purchase rate", f"{percent(kpis.repeat_purchase_rate)}")
-    table.add_row("Average lifetime value", money(kpis.average_clv))
-    table.add_row(
+    _row(table, "Customers who ever bought", str(kpis.buyers))
+    _row(table, f"Active (bought in the last {report.churn_days} days)", str(kpis.active_customers))
+    _row(table, "Churn rate", f"{percent(kpis.churn_rate)} ({kpis.churned_customers})")
+    _row(table, "Repeat purchase rate", f"{percent(kpis.repeat_purchase_rate)}")
+    _row(table, "Average lifetime value", money(kpis.average_clv))
+    _row(
+        table,
         "Win-back recovery",
         f"{percent(kpis.win_back_recovery_rate)} "
         f"({kpis.win_back_recovered} of {kpis.win_back_recipients})",
@@ -194,7 +203,8 @@ def _nps_table(report: Report) -> Table:
         table.add_column(name, justify="left" if name == "Week" else "right")
     rows = [(f"{week.week}", week.summary) for week in report.nps_weeks]
     for label, summary in [*rows, ("All", nps)]:
-        table.add_row(
+        _row(
+            table,
             label,
             str(summary.responses),
             str(summary.promoters),
