@@ -7,8 +7,9 @@ arrived. Values may be strings (CSV) or typed (a database row, a JSON body).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -71,6 +72,14 @@ MAX_LENGTH = {
 }
 MAX_AMOUNT = Decimal("1e12")
 MAX_ITEMS = 2**31 - 1
+# A number for a time is Unix time in seconds or in milliseconds, told apart by range: both
+# must fall in [2000-01-01, 2100-01-01). The ranges cannot overlap (the last second is 4.1e9,
+# the first millisecond 9.5e11), so a plausible seconds value is never read as milliseconds;
+# a number outside both (99999999999: the year 5138, or 1973) is refused, not guessed.
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+UNIX_SECONDS = (Decimal(946_684_800), Decimal(4_102_444_800))
+UNIX_TIME_RULE = "a number is Unix time in seconds or milliseconds between 2000 and 2099"
+_NUMBER = re.compile(r"\d+(\.\d+)?")
 
 BirthdayFormat = Literal["auto", "gregorian", "jalali"]
 
@@ -138,8 +147,33 @@ def parse_amount(value: str) -> Decimal:
     return amount
 
 
+def is_unix_time(value: object) -> bool:
+    """A number (or digits) that `parse_unix_time` should read."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int | float | Decimal):
+        return True
+    return isinstance(value, str) and bool(_NUMBER.fullmatch(to_ascii_digits(value).strip()))
+
+
+def parse_unix_time(value: object, field: str = "paid_at") -> datetime:
+    """Unix time in seconds or milliseconds, by the rule above `UNIX_SECONDS`."""
+    try:
+        number = Decimal(to_ascii_digits(str(value)).strip())
+    except InvalidOperation:
+        number = Decimal("NaN")
+    for scale in (1, 1000):
+        low, high = UNIX_SECONDS[0] * scale, UNIX_SECONDS[1] * scale
+        if number.is_finite() and low <= number < high:
+            return EPOCH + timedelta(microseconds=int(number * 1_000_000 / scale))
+    raise RowError(f"bad date/time {value!r}: {UNIX_TIME_RULE}", field)
+
+
 def parse_datetime(value: str, zone: ZoneInfo) -> datetime:
-    """ISO 8601; a time without an offset is local time in the shop's time zone."""
+    """ISO 8601, a time without an offset being local time in the shop's time zone; or Unix
+    time (`parse_unix_time`)."""
+    if is_unix_time(value):
+        return parse_unix_time(value)
     text = to_ascii_digits(value).strip().replace("/", "-")
     try:
         instant = datetime.fromisoformat(text)
@@ -148,7 +182,8 @@ def parse_datetime(value: str, zone: ZoneInfo) -> datetime:
         return instant.astimezone(UTC)
     except (ValueError, OverflowError):
         raise RowError(
-            f"bad date/time {value!r}: expected ISO 8601, e.g. 2026-05-01 14:30", "paid_at"
+            f"bad date/time {value!r}: expected ISO 8601 (2026-05-01 14:30) or Unix time",
+            "paid_at",
         ) from None
 
 
