@@ -78,8 +78,13 @@ def list_cmd(app: AppContext) -> None:
 
 @optout_group.command("import")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--encoding",
+    metavar="NAME",
+    help="The file's encoding, e.g. utf-8, cp1256 (default: detected, as for customers).",
+)
 @pass_app
-def import_cmd(app: AppContext, path: Path) -> None:
+def import_cmd(app: AppContext, path: Path, encoding: str | None) -> None:
     """Import numbers from a CSV or text file: the first column of each line.
 
     \b
@@ -88,7 +93,7 @@ def import_cmd(app: AppContext, path: Path) -> None:
     """
     region = app.settings.customers.region
     with app.sessions().begin() as session:
-        result = import_opt_outs(session, path, region, SystemClock().now())
+        result = import_opt_outs(session, path, region, SystemClock().now(), encoding=encoding)
     click.echo(f"{result.added} added, {result.already} already on the list")
     for raw in result.invalid:
         click.echo(f"skipped invalid number: {shown(raw)}", err=True)

@@ -6,7 +6,6 @@ and every good row still loads. Re-running the same file writes nothing.
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from campaigner.clock import Clock, SystemClock
 from campaigner.config import CustomerDefaults
+from campaigner.customers.csvfile import CsvFile, open_csv
 from campaigner.customers.loader import load_customers, load_orders, refresh_customer_stats
 from campaigner.customers.records import (
     CUSTOMER_FIELDS,
@@ -52,6 +52,8 @@ class ImportReport:
     rejected: int = 0
     reject_file: Path | None = None
     reasons: dict[str, int] = field(default_factory=dict)
+    encoding: str = "utf-8-sig"
+    stopped: str | None = None  # why the file was imported only in part
 
     def summary(self) -> str:
         text = (
@@ -60,6 +62,8 @@ class ImportReport:
         )
         if self.rejected and self.reject_file:
             text += f" (see {self.reject_file})"
+        if self.stopped:
+            text += f"; {self.stopped}"
         return text
 
 
@@ -85,24 +89,21 @@ class _Rejects:
 
 
 def _read(
-    path: Path, mapping: Mapping[str, str]
-) -> tuple[list[str], Iterator[tuple[int, dict[str, str]]]]:
-    handle = path.open(newline="", encoding="utf-8-sig")
-    reader = csv.DictReader(handle)
-    header = list(reader.fieldnames or [])
+    source: CsvFile, mapping: Mapping[str, str]
+) -> tuple[list[str], Iterator[tuple[int, dict[str, str], str | None]]]:
+    """The header and, per record, its line, its fields and why it cannot be read (or None)."""
+    records = source.rows()
+    _, names, _ = next(records, (0, None, None))
+    header = list(names or [])
     rename = _renames(header, mapping)
 
-    def rows() -> Iterator[tuple[int, dict[str, str]]]:
-        with handle:
-            for record in reader:
-                yield (
-                    reader.line_num,
-                    {
-                        rename[k]: (v or "")
-                        for k, v in record.items()
-                        if k is not None and k in rename
-                    },
-                )
+    def rows() -> Iterator[tuple[int, dict[str, str], str | None]]:
+        for line, cells, problem in records:
+            if cells is None:
+                yield line, {}, problem
+            elif cells:
+                fields = dict(zip(header, cells, strict=False))
+                yield line, {rename[k]: v for k, v in fields.items() if k in rename}, None
 
     return header, rows()
 
@@ -117,18 +118,26 @@ def import_csv(
     reject_path: Path | None = None,
     progress: Callable[[int], None] | None = None,
     clock: Clock | None = None,
+    encoding: str | None = None,
+    keep_partial: bool = False,
 ) -> ImportReport:
     """Import `kind` ('customers' or 'orders') from a CSV file; see the module docstring.
 
     `mapping` maps the file's header names to Campaigner field names. `progress` is called
-    with the number of bytes read so far, for a progress bar.
+    with the number of bytes read so far, for a progress bar. `encoding` None detects it
+    (`csvfile.open_csv`). A file with a line that does not decode imports nothing, unless
+    `keep_partial`: then the lines before it are imported and the report says where it stopped.
     """
     if kind not in ("customers", "orders"):
         raise ValueError(kind)
-    if not path.exists():
-        raise CampaignerError(f"{path}: file not found")
+    source = open_csv(path, encoding)
+    if source.failure is not None and not keep_partial:
+        raise CampaignerError(
+            f"{path}: {source.failure}; nothing was imported. Give the right --encoding, or "
+            "--keep-partial to import the lines before it"
+        )
     fields = CUSTOMER_FIELDS if kind == "customers" else ORDER_FIELDS
-    header, records = _read(path, mapping or {})
+    header, records = _read(source, mapping or {})
     renames = _renames(header, mapping)
     if "external_id" not in renames.values():
         raise CampaignerError(
@@ -138,7 +147,9 @@ def import_csv(
     if unknown_targets:
         raise CampaignerError(f"--map names unknown field(s): {', '.join(unknown_targets)}")
     reject_file = reject_path or path.with_suffix(".rejects.csv")
-    report = ImportReport(reject_file=reject_file)
+    report = ImportReport(reject_file=reject_file, encoding=source.encoding)
+    if source.failure is not None:
+        report.stopped = f"stopped at {source.failure}: the lines before it were imported"
     rejects = _Rejects(reject_file, header)
     size_hint = path.stat().st_size
     bytes_seen = 0
@@ -167,8 +178,11 @@ def import_csv(
         batch.clear()
 
     try:
-        for line, raw in records:
+        for line, raw, problem in records:
             report.rows += 1
+            if problem is not None:
+                reject(line, problem, raw)
+                continue
             bytes_seen += sum(len(v) + 1 for v in raw.values())
             batch.append((line, raw))
             if len(batch) >= BATCH_SIZE:

@@ -127,5 +127,5 @@ def test_report_csv_cells_are_never_formulas(shop: Path) -> None:
     rename_through_ingest(shop, "+cmd|' /C calc'!A0", "")
     rows = list(csv.reader(io.StringIO(run(shop, *PERIOD, "--format", "csv"))))
     referrals = [row for row in rows if row[0] == "referrals"]
-    assert ["'+cmd|' /C calc'!A0", "2"] == [referrals[0][2], referrals[0][3]]
+    assert [referrals[0][2], referrals[0][3]] == ["'+cmd|' /C calc'!A0", "2"]
     assert not [cell for row in rows for cell in row if cell[:1] in ("=", "+", "@")]
