@@ -6,46 +6,12 @@ goes through `rich_text`, so none of it is ever read as markup.
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from rich.console import Console
 from rich.table import Table
 
 from campaigner.display import rich_text
 from campaigner.reports.model import Report, RuleReport, Uplift
-
-
-def percent(value: float | None) -> str:
-    return "–" if value is None else f"{100 * value:.1f}%"
-
-
-def money(value: Decimal | None, currency: str = "") -> str:
-    if value is None:
-        return "–"
-    text = f"{value:,.2f}"
-    return f"{text} {currency}".strip()
-
-
-def cost(value: Decimal, currency: str = "") -> str:
-    """SMS prices are fractions of a cent: four decimals keep a small campaign's cost visible."""
-    return f"{value:,.4f} {currency}".strip()
-
-
-def reasons(counts: dict[str, int]) -> str:
-    return ", ".join(f"{name} {count}" for name, count in counts.items())
-
-
-def uplift_text(uplift: Uplift | None) -> str:
-    if uplift is None:
-        return "no holdout"
-    interval = uplift.confidence_interval
-    if uplift.difference is None or interval is None:
-        return uplift.verdict
-    low, high = interval
-    return (
-        f"{100 * uplift.difference:+.1f} pts (95% CI {100 * low:+.1f} to {100 * high:+.1f}); "
-        f"{uplift.verdict}"
-    )
+from campaigner.reports.text import NONE, cost, percent, revenue_lines
 
 
 def print_report(report: Report, console: Console) -> None:
@@ -55,7 +21,7 @@ def print_report(report: Report, console: Console) -> None:
     if not report.rules:
         console.print("No messages in this period.")
     else:
-        console.print(_delivery_table(report.rules, report.currency))
+        console.print(_delivery_table(report.rules))
         not_sent = _not_sent_table(report.rules)
         if not_sent.row_count:
             console.print(not_sent)
@@ -64,6 +30,7 @@ def print_report(report: Report, console: Console) -> None:
         if uplift.row_count:
             console.print(uplift)
     console.print(_kpi_table(report))
+    console.print(_revenue_table(report))
     if report.kpis.referrals:
         referrals = _table("Referrals by referrer", "Referrer", "New customers")
         for item in report.kpis.referrals:
@@ -87,7 +54,7 @@ def _table(title: str, *columns: str, text_columns: int = 1) -> Table:
     return table
 
 
-def _delivery_table(rules: list[RuleReport], currency: str) -> Table:
+def _delivery_table(rules: list[RuleReport]) -> Table:
     table = _table(
         "Delivery per rule",
         "Rule",
@@ -99,7 +66,7 @@ def _delivery_table(rules: list[RuleReport], currency: str) -> Table:
         "Skipped",
         "Expired",
         "Segments",
-        f"Cost ({currency})",
+        "Est. cost",
     )
     for stats in rules:
         _row(
@@ -136,16 +103,36 @@ def _not_sent_table(rules: list[RuleReport]) -> Table:
 
 
 def _results_table(rules: list[RuleReport]) -> Table:
-    table = _table("Results per rule", "Rule", "Conversions", "Conv. rate", "Revenue", "Coupons")
+    """A row per currency of a rule's attributed revenue: amounts are never added up."""
+    table = _table(
+        "Results per rule",
+        "Rule",
+        "Conversions",
+        "Conv. rate",
+        "Currency",
+        "Revenue",
+        "Orders",
+        "Avg order",
+        "Coupons",
+    )
     for stats in rules:
-        _row(
-            table,
-            stats.rule,
-            str(stats.conversions),
-            percent(stats.conversion_rate),
-            money(stats.revenue),
-            str(stats.coupons_redeemed),
-        )
+        lines = revenue_lines(stats.revenue, stats.converted_revenue)
+        cells = [
+            (line.label, line.revenue, line.orders, line.average_order_value) for line in lines
+        ]
+        for index, (currency, revenue, orders, average) in enumerate(cells or [(NONE,) * 4]):
+            first = index == 0
+            _row(
+                table,
+                stats.rule if first else "",
+                str(stats.conversions) if first else "",
+                percent(stats.conversion_rate) if first else "",
+                currency,
+                revenue,
+                orders,
+                average,
+                str(stats.coupons_redeemed) if first else "",
+            )
     return table
 
 
@@ -186,13 +173,36 @@ def _kpi_table(report: Report) -> Table:
     _row(table, f"Active (bought in the last {report.churn_days} days)", str(kpis.active_customers))
     _row(table, "Churn rate", f"{percent(kpis.churn_rate)} ({kpis.churned_customers})")
     _row(table, "Repeat purchase rate", f"{percent(kpis.repeat_purchase_rate)}")
-    _row(table, "Average lifetime value", money(kpis.average_clv))
     _row(
         table,
         "Win-back recovery",
         f"{percent(kpis.win_back_recovery_rate)} "
         f"({kpis.win_back_recovered} of {kpis.win_back_recipients})",
     )
+    return table
+
+
+def _revenue_table(report: Report) -> Table:
+    table = _table(
+        "Revenue by currency (paid orders up to the end of the period)",
+        "Currency",
+        "Buyers",
+        "Orders",
+        "Revenue",
+        "Avg order value",
+        "Avg lifetime value",
+    )
+    kpis = report.kpis
+    for line in revenue_lines(kpis.revenue, kpis.converted_revenue):
+        _row(
+            table,
+            line.label,
+            line.buyers,
+            line.orders,
+            line.revenue,
+            line.average_order_value,
+            line.average_clv,
+        )
     return table
 
 

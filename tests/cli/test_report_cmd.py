@@ -61,7 +61,7 @@ def test_report_csv_and_html(shop: Path, tmp_path: Path) -> None:
     page = tmp_path / "out" / "report.html"
     page.parent.mkdir()
     output = run(shop, *PERIOD, "--format", "csv", "--html", str(page))
-    assert output.startswith('"section","rule","metric","value"\n')
+    assert output.startswith('"section","rule","metric","value","currency"\n')
     html = page.read_text(encoding="utf-8")
     assert "فروشگاه نمونه" in html and html.count("<svg ") == 5
 
