@@ -28,6 +28,7 @@ EXPORT_FIELDS = (
     "rule",
     "percent",
     "amount",
+    "currency",
     "expires_at",
     "created_at",
     "redeemed_order_id",
@@ -113,8 +114,13 @@ def redeem_coupons(session: Session, order_ids: Iterable[int]) -> int:
     return redeemed
 
 
-def export_coupons(session: Session, since: datetime | None, path: Path) -> int:
-    """Write coupons created since `since` (all when None) as CSV for the shop; returns count."""
+def export_coupons(
+    session: Session, since: datetime | None, path: Path, currency: str = "IRT"
+) -> int:
+    """Write coupons created since `since` (all when None) as CSV for the shop; returns count.
+
+    A fixed-amount coupon is in the shop's currency (`customers.currency`), written beside it.
+    """
     redeemed_order = aliased(Order)
     query = (
         select(Coupon, Customer.external_id, Customer.phone, redeemed_order.external_id)
@@ -137,6 +143,7 @@ def export_coupons(session: Session, since: datetime | None, path: Path) -> int:
                     coupon.rule,
                     _text(coupon.percent),
                     _text(coupon.amount),
+                    currency if coupon.amount is not None else None,
                     coupon.expires_at.isoformat(timespec="seconds"),
                     coupon.created_at.isoformat(timespec="seconds"),
                     order,

@@ -162,6 +162,7 @@ def test_export_and_cli(sessions: sessionmaker[Session], tmp_path: Path, db_url:
     assert rows[0]["phone"] == "+989121234567"
     assert rows[0]["expires_at"] == "2026-03-11T12:00:00+00:00"
     assert rows[0]["redeemed_order_id"] == ""
+    assert rows[0]["currency"] == ""  # a percentage has none
 
     config = tmp_path / "config.toml"
     config.write_text(f'[database]\nurl = "{db_url}"\n', encoding="utf-8")
@@ -189,8 +190,8 @@ def test_export_cells_from_shop_data_are_never_formulas(
             customer_id=customer.id,
             rule="win_back",
             message_id=add_message(session, customer).id,
-            percent=Decimal(10),
-            amount=None,
+            percent=None,
+            amount=Decimal(50000),
             valid_days=10,
             prefix="BACK",
             now=NOW,
@@ -206,3 +207,4 @@ def test_export_cells_from_shop_data_are_never_formulas(
     assert row["customer_id"] == '\'=HYPERLINK("https://evil.example","x")'
     assert row["redeemed_order_id"] == "'@SUM(1)"
     assert row["phone"] == "+989121234567"  # a number, not a formula: left alone
+    assert (row["amount"], row["currency"]) == ("50000", "IRT")
