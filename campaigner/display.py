@@ -10,6 +10,9 @@ tables). Persian text, its zero-width non-joiners and direction marks are kept a
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from rich.text import Text
 
 LINE_BREAK = " ⏎ "
@@ -23,10 +26,12 @@ def _visible(code: int) -> str:
     return f"\\x{code:02x}"  # C1 controls (0x9b is an 8-bit escape sequence introducer)
 
 
-_VISIBLE = {
-    code: _visible(code) for code in (*range(0x20), *range(0x7F, 0xA0)) if code != ord("\n")
+_DRAWN = {
+    code: _visible(code)
+    for code in (*range(0x20), *range(0x7F, 0xA0))
+    if code not in (ord("\n"), ord("\t"))
 }
-_VISIBLE[ord("\n")] = LINE_BREAK
+_VISIBLE = {**_DRAWN, ord("\t"): _visible(ord("\t")), ord("\n"): LINE_BREAK}
 
 
 def shown(value: object) -> str:
@@ -35,6 +40,22 @@ def shown(value: object) -> str:
     return text.replace("\r\n", "\n").translate(_VISIBLE)
 
 
+def drawn(text: str) -> str:
+    """`text` with its control characters drawn, except line breaks and tabs: for data files
+    (a CSV cell may hold several lines) that may still end up printed in a terminal."""
+    return text.translate(_DRAWN)
+
+
 def rich_text(value: object) -> Text:
     """`value` for a rich table or print: never parsed as markup, never highlighted."""
     return Text(shown(value))
+
+
+# JSON escapes C0 controls itself; DEL and the C1 range stay raw unless asked.
+_JSON_ESCAPES = {code: f"\\u{code:04x}" for code in range(0x7F, 0xA0)}
+
+
+def json_text(data: Any, *, indent: int | None = None) -> str:
+    """JSON that keeps Persian readable (no \\u escapes for letters) yet carries no raw
+    control character: each one is escaped, which means the same to a JSON reader."""
+    return json.dumps(data, ensure_ascii=False, indent=indent).translate(_JSON_ESCAPES)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -10,7 +9,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from campaigner.cli.context import AppContext, pass_app
-from campaigner.display import shown
+from campaigner.display import json_text, shown
 from campaigner.simulate import Simulation, parse_start, simulate
 
 
@@ -48,7 +47,7 @@ def simulate_cmd(
     result = simulate(settings, app.engine, parse_start(start, zone), days, rules_dir=rules_dir)
     for message in result.messages:
         if as_json:
-            click.echo(json.dumps(message.as_json(zone), ensure_ascii=False))
+            click.echo(json_text(message.as_json(zone)))
         else:
             when = message.at.astimezone(zone).isoformat(sep=" ", timespec="minutes")
             click.echo(

@@ -7,10 +7,10 @@ for revenue. In the CSV the currency is a column of its own.
 from __future__ import annotations
 
 import io
-import json
 from decimal import Decimal
 from typing import Any
 
+from campaigner.display import json_text
 from campaigner.reports.model import (
     BusinessKpis,
     Converted,
@@ -148,7 +148,7 @@ def _nps(summary: NpsSummary) -> dict[str, Any]:
 
 
 def report_to_json(report: Report) -> str:
-    return json.dumps(report_to_dict(report), indent=2, ensure_ascii=False)
+    return json_text(report_to_dict(report), indent=2)
 
 
 def report_to_csv(report: Report) -> str:
