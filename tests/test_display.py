@@ -1,4 +1,5 @@
 import io
+import json
 import unicodedata
 
 from hypothesis import given
@@ -6,7 +7,7 @@ from hypothesis import strategies as st
 from rich.console import Console
 from rich.table import Table
 
-from campaigner.display import rich_text, shown
+from campaigner.display import json_text, rich_text, shown
 
 MARKUP = st.text(alphabet="[]/\\=@ablinkd:#", max_size=40)
 
@@ -45,3 +46,14 @@ def test_rich_shows_the_text_itself_never_markup(text: str) -> None:
     printed = out.getvalue()
     assert printed.startswith(shown(text).rstrip())
     assert "\x1b]8;" not in printed  # no hyperlink
+
+
+@given(st.dictionaries(st.text(), st.text()))
+def test_json_text_means_the_same_and_carries_no_control_character(data: dict[str, str]) -> None:
+    text = json_text(data)
+    assert json.loads(text) == data
+    assert not [char for char in text if unicodedata.category(char) == "Cc" and char != "\n"]
+
+
+def test_json_text_keeps_persian_readable() -> None:
+    assert json_text({"name": "سارا\x9b"}) == '{"name": "سارا\\u009b"}'

@@ -4,6 +4,7 @@ import io
 from hypothesis import given
 from hypothesis import strategies as st
 
+from campaigner.display import drawn
 from campaigner.spreadsheets import FORMULA_START, SpreadsheetWriter, cell
 
 # Payloads from OWASP's CSV Injection page and CWE-1236.
@@ -20,7 +21,13 @@ ATTACKS = [
 
 def test_formulas_become_text() -> None:
     for attack in ATTACKS:
-        assert cell(attack) == "'" + attack
+        assert cell(attack) == "'" + drawn(attack)
+    assert cell("\t=1+1") == "'\t=1+1" and cell("\r=1+1") == "'␍=1+1"
+
+
+def test_control_characters_are_drawn_but_lines_kept() -> None:
+    assert cell("\x1b[2JSara\x07") == "␛[2JSara␇"
+    assert cell("two\nlines") == "two\nlines"
 
 
 def test_numbers_and_ordinary_text_are_left_alone() -> None:
@@ -39,7 +46,7 @@ def test_no_written_cell_starts_a_formula_and_nothing_is_lost(row: list[str]) ->
         return
     assert len(read) == len(row)
     for original, written in zip(row, read, strict=True):
-        assert written in (original, "'" + original)
+        assert written in (drawn(original), "'" + drawn(original))
         if written.startswith(FORMULA_START):
             float(written)  # only a plain number may start with a sign
 
