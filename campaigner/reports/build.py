@@ -14,15 +14,16 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
-    Subquery,
     and_,
     case,
     distinct,
     exists,
     func,
     literal,
+    null,
     or_,
     select,
+    union_all,
 )
 from sqlalchemy.orm import Session, aliased
 
@@ -85,8 +86,7 @@ def build_report(
     target = settings.reports.convert_to or settings.pricing.currency
     by_rule = _status_counts(session, in_period, settings)
     window = _attribution_window(attribution_days)
-    _add_conversions(session, by_rule, in_period, window, settings.reports.min_group_size)
-    _add_revenue(session, by_rule, in_period, window, currency)
+    _add_results(session, by_rule, in_period, window, settings.reports.min_group_size, currency)
     _add_coupons(session, by_rule, in_period)
     for stats in by_rule.values():
         stats.converted_revenue = _converted(stats.revenue, settings.reports, target)
@@ -208,44 +208,74 @@ def _attributed(window: ColumnElement[Any]) -> ColumnElement[bool]:
     )
 
 
-def _sent(in_period: list[ColumnElement[bool]]) -> list[ColumnElement[bool]]:
-    return [
-        *in_period,
-        unindexed(messages.c.status).in_(ACCEPTED),
-        messages.c.sent_at.is_not(None),
-    ]
-
-
-def _add_conversions(
+def _add_results(
     session: Session,
     by_rule: dict[str, RuleReport],
     in_period: list[ColumnElement[bool]],
     window: ColumnElement[Any],
     min_group_size: int,
+    default_currency: str,
 ) -> None:
-    """Messages followed by at least one attributed order, messaged and held-out groups."""
+    """Conversions of the messaged and held-out groups, and the attributed revenue per
+    currency, from one pass over the ledger joined to the orders (the costly part)."""
     held = messages.c.status == MessageStatus.HELD_OUT
-    group = case((held, 1), else_=0).label("held")
+    sent = and_(unindexed(messages.c.status).in_(ACCEPTED), messages.c.sent_at.is_not(None))
     per_message = (
-        select(messages.c.rule, group, func.count(orders.c.id).label("orders"))
+        select(
+            messages.c.id,
+            unindexed(messages.c.rule).label("rule"),
+            case((held, 1), else_=0).label("held"),
+            orders.c.currency,
+            func.count(orders.c.id).label("orders"),
+            func.sum(orders.c.total).label("amount"),
+        )
         .select_from(messages.outerjoin(orders, _attributed(window)))
-        .where(*in_period, or_(held, and_(*_sent([]))))
-        .group_by(messages.c.id, messages.c.rule, messages.c.status)
-        .subquery()
+        .where(*in_period, or_(held, sent))
+        .group_by(messages.c.id, messages.c.rule, messages.c.status, orders.c.currency)
+        .cte("per_message")
     )
-    query = select(
+    people = select(
         per_message.c.rule,
         per_message.c.held,
-        func.count().label("people"),
-        func.sum(case((per_message.c.orders > 0, 1), else_=0)).label("converted"),
+        null().label("currency"),
+        func.count(distinct(per_message.c.id)).label("people"),
+        func.count(distinct(case((per_message.c.orders > 0, per_message.c.id)))).label("converted"),
+        null().label("orders"),
+        null().label("amount"),
     ).group_by(per_message.c.rule, per_message.c.held)
+    money = (
+        select(
+            per_message.c.rule,
+            per_message.c.held,
+            per_message.c.currency,
+            null(),
+            null(),
+            func.sum(per_message.c.orders),
+            func.sum(per_message.c.amount),
+        )
+        .where(per_message.c.held == 0, per_message.c.orders > 0)
+        .group_by(per_message.c.rule, per_message.c.held, per_message.c.currency)
+    )
     groups: dict[tuple[str, bool], tuple[int, int]] = {}
-    for row in session.execute(query):
-        is_held = bool(row.held)
-        groups[(row.rule, is_held)] = (int(row.people), int(row.converted))
-        if not is_held:
-            by_rule[row.rule].conversions = int(row.converted)
+    revenue: dict[str, dict[str, tuple[int, Decimal]]] = {}
+    for row in session.execute(union_all(people, money)):
+        if row.people is None:
+            currency = row.currency or default_currency  # an order without one
+            orders_before, amount_before = revenue.setdefault(row.rule, {}).get(
+                currency, (0, Decimal(0))
+            )
+            revenue[row.rule][currency] = (
+                orders_before + int(row.orders),
+                amount_before + Decimal(str(row.amount)),
+            )
+        else:
+            groups[(row.rule, bool(row.held))] = (int(row.people), int(row.converted))
     for name, stats in by_rule.items():
+        stats.conversions = groups.get((name, False), (0, 0))[1]
+        stats.revenue = [
+            Revenue(currency, orders, amount.quantize(CENT))
+            for currency, (orders, amount) in sorted(revenue.get(name, {}).items())
+        ]
         if (name, True) not in groups:
             continue
         messaged, messaged_converted = groups.get((name, False), (0, 0))
@@ -259,52 +289,8 @@ def _add_conversions(
         )
 
 
-def _add_revenue(
-    session: Session,
-    by_rule: dict[str, RuleReport],
-    in_period: list[ColumnElement[bool]],
-    window: ColumnElement[Any],
-    default_currency: str,
-) -> None:
-    """The attributed orders of sent messages, per rule and currency."""
-    pairs = (
-        select(
-            messages.c.rule,
-            _currency(default_currency).label("currency"),
-            orders.c.total,
-        )
-        .select_from(messages.join(orders, _attributed(window)))
-        .where(*_sent(in_period))
-        .subquery()
-    )
-    for row in session.execute(_by_currency(pairs, pairs.c.rule)):
-        by_rule[row.rule].revenue.append(_revenue(row))
-
-
 def _currency(default: str) -> ColumnElement[str]:
     return case((orders.c.currency == "", literal(default)), else_=orders.c.currency)
-
-
-def _by_currency(rows: Subquery, *keys: ColumnElement[Any]) -> Any:
-    return (
-        select(
-            *keys,
-            rows.c.currency,
-            func.count().label("orders"),
-            func.sum(rows.c.total).label("amount"),
-        )
-        .group_by(*keys, rows.c.currency)
-        .order_by(*keys, rows.c.currency)
-    )
-
-
-def _revenue(row: Any, buyers: int = 0) -> Revenue:
-    return Revenue(
-        currency=row.currency,
-        orders=int(row.orders),
-        amount=Decimal(str(row.amount or 0)).quantize(CENT),
-        buyers=buyers,
-    )
 
 
 def _converted(
@@ -399,10 +385,24 @@ def _kpis(
         .where(PAID, orders.c.paid_at < end)
         .subquery()
     )
-    buyers = func.count(distinct(paid.c.customer_id)).label("buyers")
+    by_currency = (
+        select(
+            paid.c.currency,
+            func.count(distinct(paid.c.customer_id)).label("buyers"),
+            func.count().label("orders"),
+            func.sum(paid.c.total).label("amount"),
+        )
+        .group_by(paid.c.currency)
+        .order_by(paid.c.currency)
+    )
     kpis.revenue = [
-        _revenue(row, int(row.buyers))
-        for row in session.execute(_by_currency(paid).add_columns(buyers))
+        Revenue(
+            currency=row.currency,
+            orders=int(row.orders),
+            amount=Decimal(str(row.amount)).quantize(CENT),
+            buyers=int(row.buyers),
+        )
+        for row in session.execute(by_currency)
     ]
 
     recipients = (
