@@ -30,6 +30,8 @@ def run_import(
     file: Path,
     maps: tuple[str, ...],
     rejects: Path | None,
+    *,
+    strict: bool = False,
     encoding: str | None = None,
     keep_partial: bool = False,
 ) -> ImportReport:
@@ -51,6 +53,7 @@ def run_import(
             file,
             app.settings.customers,
             mapping=_parse_map(maps),
+            strict=strict,
             reject_path=rejects,
             progress=lambda done: progress.update(task, completed=done),
             encoding=encoding,
@@ -69,8 +72,10 @@ def _import_command(kind: str, fields: tuple[str, ...], example: str) -> click.C
         "import",
         help=f"""Import {kind} from a CSV file (upsert by external id).
 
-    Columns: {", ".join(fields)}. Headers that differ can be mapped with
-    --map HEADER=FIELD. Bad rows go to FILE.rejects.csv with their line number and
+    Columns: {", ".join(fields)}. Common spellings are recognised (First Name,
+    Mobile, Phone Number, SMS Consent, Language, DOB, «موبایل», …); others can be mapped with
+    --map HEADER=FIELD. A column that matches no field is named in the summary (an error
+    with --strict). Bad rows go to FILE.rejects.csv with their line number and
     reason; good rows still load. Importing the same file twice changes nothing.
 
     The file is read as UTF-8 (Excel's "CSV UTF-8"), or as Windows-1256 when it is
@@ -94,6 +99,9 @@ def _import_command(kind: str, fields: tuple[str, ...], example: str) -> click.C
         help="Where to write rejected rows.",
     )
     @click.option(
+        "--strict", is_flag=True, help="Refuse a file with a column that matches no field."
+    )
+    @click.option(
         "--encoding",
         metavar="NAME",
         help="The file's encoding, e.g. utf-8, cp1256, cp1252 (default: detected).",
@@ -109,10 +117,20 @@ def _import_command(kind: str, fields: tuple[str, ...], example: str) -> click.C
         file: Path,
         maps: tuple[str, ...],
         rejects: Path | None,
+        strict: bool,
         encoding: str | None,
         keep_partial: bool,
     ) -> None:
-        report = run_import(app, kind, file, maps, rejects, encoding, keep_partial)
+        report = run_import(
+            app,
+            kind,
+            file,
+            maps,
+            rejects,
+            strict=strict,
+            encoding=encoding,
+            keep_partial=keep_partial,
+        )
         if report.stopped or (report.rows and report.rejected == report.rows):
             raise click.exceptions.Exit(1)
 

@@ -17,12 +17,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from campaigner.clock import Clock, SystemClock
 from campaigner.config import CustomerDefaults
 from campaigner.customers.csvfile import CsvFile, open_csv
+from campaigner.customers.headers import field_for
 from campaigner.customers.loader import load_customers, load_orders, refresh_customer_stats
 from campaigner.customers.records import (
     CUSTOMER_FIELDS,
     ORDER_FIELDS,
     RowError,
-    canonical_field,
     customer_row,
     order_row,
 )
@@ -52,6 +52,8 @@ class ImportReport:
     rejected: int = 0
     reject_file: Path | None = None
     reasons: dict[str, int] = field(default_factory=dict)
+    columns: dict[str, str] = field(default_factory=dict)  # header -> field it was read as
+    unmapped: list[str] = field(default_factory=list)  # headers not read at all
     encoding: str = "utf-8-sig"
     stopped: str | None = None  # why the file was imported only in part
 
@@ -62,6 +64,8 @@ class ImportReport:
         )
         if self.rejected and self.reject_file:
             text += f" (see {self.reject_file})"
+        if self.unmapped:
+            text += f"; column(s) not imported: {', '.join(map(repr, self.unmapped))}"
         if self.stopped:
             text += f"; {self.stopped}"
         return text
@@ -89,23 +93,26 @@ class _Rejects:
 
 
 def _read(
-    source: CsvFile, mapping: Mapping[str, str]
-) -> tuple[list[str], Iterator[tuple[int, dict[str, str], str | None]]]:
-    """The header and, per record, its line, its fields and why it cannot be read (or None)."""
+    source: CsvFile,
+) -> tuple[list[str], Iterator[tuple[int, list[str] | None, str | None]]]:
+    """The header, and per record its line and cells, or why csv cannot read it."""
     records = source.rows()
     _, names, _ = next(records, (0, None, None))
-    header = list(names or [])
-    rename = _renames(header, mapping)
+    return list(names or []), records
 
-    def rows() -> Iterator[tuple[int, dict[str, str], str | None]]:
-        for line, cells, problem in records:
-            if cells is None:
-                yield line, {}, problem
-            elif cells:
-                fields = dict(zip(header, cells, strict=False))
-                yield line, {rename[k]: v for k, v in fields.items() if k in rename}, None
 
-    return header, rows()
+def _fields(
+    records: Iterator[tuple[int, list[str] | None, str | None]],
+    header: list[str],
+    rename: Mapping[str, str],
+) -> Iterator[tuple[int, dict[str, str], str | None]]:
+    """Per record: its line, its values by field name, and why it cannot be read (or None)."""
+    for line, cells, problem in records:
+        if cells is None:
+            yield line, {}, problem
+        elif cells:
+            values = dict(zip(header, cells, strict=False))
+            yield line, {rename[k]: v for k, v in values.items() if k in rename}, None
 
 
 def import_csv(
@@ -115,6 +122,7 @@ def import_csv(
     defaults: CustomerDefaults,
     *,
     mapping: Mapping[str, str] | None = None,
+    strict: bool = False,
     reject_path: Path | None = None,
     progress: Callable[[int], None] | None = None,
     clock: Clock | None = None,
@@ -123,9 +131,11 @@ def import_csv(
 ) -> ImportReport:
     """Import `kind` ('customers' or 'orders') from a CSV file; see the module docstring.
 
-    `mapping` maps the file's header names to Campaigner field names. `progress` is called
-    with the number of bytes read so far, for a progress bar. `encoding` None detects it
-    (`csvfile.open_csv`). A file with a line that does not decode imports nothing, unless
+    `mapping` maps the file's header names to Campaigner field names; other headers are
+    matched forgivingly (`headers.field_for`). A header that matches no field is named in the
+    report, or with `strict` stops the import before anything is written. `progress` is
+    called with the number of bytes read so far, for a progress bar. `encoding` None detects
+    it (`csvfile.open_csv`). A file with a line that does not decode imports nothing, unless
     `keep_partial`: then the lines before it are imported and the report says where it stopped.
     """
     if kind not in ("customers", "orders"):
@@ -137,17 +147,24 @@ def import_csv(
             "--keep-partial to import the lines before it"
         )
     fields = CUSTOMER_FIELDS if kind == "customers" else ORDER_FIELDS
-    header, records = _read(source, mapping or {})
-    renames = _renames(header, mapping)
+    unknown_targets = sorted(set((mapping or {}).values()) - set(fields))
+    if unknown_targets:
+        raise CampaignerError(f"--map names unknown field(s): {', '.join(unknown_targets)}")
+    header, records = _read(source)
+    renames, unmapped = match_headers(header, kind, mapping or {})
     if "external_id" not in renames.values():
         raise CampaignerError(
             f"{path}: no id column (expected 'external_id' or 'id', or map one with --map)"
         )
-    unknown_targets = sorted(set((mapping or {}).values()) - set(fields))
-    if unknown_targets:
-        raise CampaignerError(f"--map names unknown field(s): {', '.join(unknown_targets)}")
+    if unmapped and strict:
+        raise CampaignerError(
+            f"{path}: column(s) {', '.join(map(repr, unmapped))} match no {kind} field "
+            f"(fields: {', '.join(fields)}); map them with --map HEADER=FIELD"
+        )
     reject_file = reject_path or path.with_suffix(".rejects.csv")
-    report = ImportReport(reject_file=reject_file, encoding=source.encoding)
+    report = ImportReport(
+        reject_file=reject_file, columns=renames, unmapped=unmapped, encoding=source.encoding
+    )
     if source.failure is not None:
         report.stopped = f"stopped at {source.failure}: the lines before it were imported"
     rejects = _Rejects(reject_file, header)
@@ -178,7 +195,7 @@ def import_csv(
         batch.clear()
 
     try:
-        for line, raw, problem in records:
+        for line, raw, problem in _fields(records, header, renames):
             report.rows += 1
             if problem is not None:
                 reject(line, problem, raw)
@@ -199,5 +216,19 @@ def import_csv(
     return report
 
 
-def _renames(header: list[str], mapping: Mapping[str, str] | None) -> dict[str, str]:
-    return {column: (mapping or {}).get(column) or canonical_field(column) for column in header}
+def match_headers(
+    header: list[str], kind: str, mapping: Mapping[str, str]
+) -> tuple[dict[str, str], list[str]]:
+    """Header -> field for the columns read, and the headers that match no field.
+
+    `mapping` (from --map) wins; a field named by two headers is read from the first.
+    """
+    renames: dict[str, str] = {}
+    unmapped: list[str] = []
+    for column in header:
+        target = mapping.get(column) or field_for(column, kind)
+        if target is None or target in renames.values():
+            unmapped.append(column)
+        else:
+            renames[column] = target
+    return renames, unmapped

@@ -2,7 +2,8 @@
 
 A ledger row belongs to the period of its due time (held-out rows have nothing else), and
 dates are UTC days. Every number is a GROUP BY: the ledger may hold millions of rows. Money is
-grouped by currency too (an order without one is in `customers.currency`), never added across.
+net of refunds and grouped by currency (an order without one is in `customers.currency`),
+never added across currencies.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ customers = Customer.__table__
 nps = NpsResponse.__table__
 
 PAID = and_(orders.c.status == "paid", orders.c.paid_at.is_not(None))
+NET_TOTAL = orders.c.total - orders.c.refunded  # revenue: what the shop kept
 
 
 def build_report(
@@ -227,7 +229,7 @@ def _add_results(
             case((held, 1), else_=0).label("held"),
             orders.c.currency,
             func.count(orders.c.id).label("orders"),
-            func.sum(orders.c.total).label("amount"),
+            func.sum(NET_TOTAL).label("amount"),
         )
         .select_from(messages.outerjoin(orders, _attributed(window)))
         .where(*in_period, or_(held, sent))
@@ -380,7 +382,7 @@ def _kpis(
         select(
             orders.c.customer_id,
             _currency(default_currency).label("currency"),
-            orders.c.total,
+            NET_TOTAL.label("total"),
         )
         .where(PAID, orders.c.paid_at < end)
         .subquery()

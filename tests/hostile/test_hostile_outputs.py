@@ -239,7 +239,8 @@ def test_every_command_shows_hostile_input_as_inert_text(shop: Shop) -> None:
     numbers.write_text("\n".join([*PHONES["valid"], *PHONES["invalid"]]), encoding="utf-8")
     imported = shop.ok("optout", "import", str(numbers))
     assert imported.startswith(f"{len(PHONES['valid'])} added")
-    assert imported.count("skipped invalid number: ") == len(PHONES["invalid"])
+    with_digits = [phone for phone in PHONES["invalid"] if any(c.isdigit() for c in phone)]
+    assert imported.count("skipped invalid number: ") == len(with_digits)  # others: headers
 
 
 @pytest.mark.parametrize(

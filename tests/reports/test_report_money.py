@@ -9,12 +9,14 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from rich.console import Console
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from campaigner.clock import FixedClock
 from campaigner.config import Settings
 from campaigner.db.models import Customer, Message, Order
 from campaigner.reports import Report, build_report, render_html, report_to_csv, report_to_json
+from campaigner.reports.model import Revenue
 from campaigner.reports.terminal import print_report
 
 NOW = datetime(2026, 4, 5, 12, 0, tzinfo=UTC)
@@ -143,3 +145,23 @@ def test_a_missing_rate_gives_no_converted_total(
     out = io.StringIO()
     print_report(report, Console(file=out, width=160))
     assert "no exchange rate for CAD, EUR, IRT" in out.getvalue()
+
+
+def test_revenue_is_net_of_refunds(sessions: sessionmaker[Session], settings: Settings) -> None:
+    with sessions.begin() as session:
+        fill(session)
+        order = session.scalars(select(Order).where(Order.external_id == "o2")).one()
+        order.refunded = Decimal("20")  # 50 AED paid, 20 given back
+    with sessions() as session:
+        report = build_report(
+            session,
+            since=date(2026, 3, 1),
+            until=date(2026, 3, 31),
+            rule=None,
+            attribution_days={},
+            settings=settings,
+            clock=FixedClock(NOW),
+        )
+    (thank_you,) = report.rules
+    assert thank_you.revenue[0] == Revenue("AED", orders=1, amount=Decimal("30.00"))
+    assert report.kpis.revenue[0] == Revenue("AED", orders=1, amount=Decimal("30.00"), buyers=1)
