@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from contextlib import suppress
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
@@ -196,17 +197,31 @@ def parse_unix_time(value: object, field: str = "paid_at") -> datetime:
     raise RowError(f"bad date/time {value!r}: {UNIX_TIME_RULE}", field)
 
 
+def parse_number_time(value: object) -> datetime:
+    """Digits as a time: Unix time (`parse_unix_time`), else an ISO 8601 basic date such as
+    20260501, which no plausible Unix time looks like (returned naive: local time)."""
+    try:
+        return parse_unix_time(value)
+    except RowError:
+        if isinstance(value, str):
+            with suppress(ValueError):
+                return datetime.fromisoformat(to_ascii_digits(value).strip())
+        raise
+
+
 def parse_datetime(value: str, zone: ZoneInfo) -> datetime:
     """ISO 8601, a time without an offset being local time in the shop's time zone; or Unix
-    time (`parse_unix_time`)."""
-    if is_unix_time(value):
-        return parse_unix_time(value)
-    text = to_ascii_digits(value).strip().replace("/", "-")
+    time (`parse_number_time`)."""
     try:
-        instant = datetime.fromisoformat(text)
+        if is_unix_time(value):
+            instant = parse_number_time(value)
+        else:
+            instant = datetime.fromisoformat(to_ascii_digits(value).strip().replace("/", "-"))
         if instant.tzinfo is None:
             instant = instant.replace(tzinfo=zone)
         return instant.astimezone(UTC)
+    except RowError:
+        raise
     except (ValueError, OverflowError):
         raise RowError(
             f"bad date/time {value!r}: expected ISO 8601 (2026-05-01 14:30) or Unix time",

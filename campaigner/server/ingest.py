@@ -25,7 +25,7 @@ from starlette.routing import BaseRoute, Route
 from campaigner.clock import Clock
 from campaigner.config import Settings
 from campaigner.customers.loader import LoadResult, RecordError, load_customers, load_orders
-from campaigner.customers.records import UNIX_TIME_RULE, is_unix_time, parse_unix_time
+from campaigner.customers.records import UNIX_TIME_RULE, is_unix_time, parse_number_time
 from campaigner.server.guard import Refused, matches_any, read_body
 
 MAX_ITEMS = 1000
@@ -37,7 +37,7 @@ API_FIELDS = {"external_id": "id", "marketing_consent": "consent"}
 def _unix_time(value: Any) -> Any:
     """Numbers by Campaigner's rule (see `parse_unix_time`), not pydantic's, which reads any
     value above 2e10 as milliseconds: a paid_at of 99999999999 became 1973."""
-    return parse_unix_time(value) if is_unix_time(value) else value
+    return parse_number_time(value) if is_unix_time(value) else value
 
 
 Timestamp = Annotated[

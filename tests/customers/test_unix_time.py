@@ -5,7 +5,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from campaigner.customers.records import RowError, parse_datetime, parse_unix_time
+from campaigner.customers.records import (
+    RowError,
+    parse_datetime,
+    parse_number_time,
+    parse_unix_time,
+)
 
 TEHRAN = ZoneInfo("Asia/Tehran")
 PLAUSIBLE = st.datetimes(
@@ -35,3 +40,11 @@ def test_fractions_and_persian_digits() -> None:
     )
     assert parse_datetime("۱۷۷۲۳۵۹۲۰۰", TEHRAN) == datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
     assert parse_datetime("2026-03-01 13:30", TEHRAN) == datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
+
+
+def test_an_iso_basic_date_is_never_taken_for_unix_time() -> None:
+    # 20260501 as seconds is August 1970: outside the range, so it is read as the date.
+    assert parse_datetime("20260501", TEHRAN) == datetime(2026, 4, 30, 20, 30, tzinfo=UTC)
+    assert parse_number_time("20260501") == datetime(2026, 5, 1)
+    with pytest.raises(RowError, match="seconds or milliseconds"):
+        parse_number_time(20260501)  # a JSON number is a number
