@@ -13,6 +13,7 @@ from sqlalchemy.exc import DBAPIError
 from campaigner import __version__
 from campaigner.cli.context import AppContext
 from campaigner.db.errors import describe_database_error
+from campaigner.display import shown
 from campaigner.errors import CampaignerError
 from campaigner.logs import configure_logging
 
@@ -31,7 +32,7 @@ class CampaignerGroup(click.Group):
                 message = describe_database_error(exc, app.database_url if app else None)
             else:
                 message = str(exc)
-            click.echo(f"Error: {message}", err=True)
+            click.echo(f"Error: {shown(message)}", err=True)
             ctx.exit(1)
 
 

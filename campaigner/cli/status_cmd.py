@@ -8,9 +8,11 @@ from typing import Any
 import click
 
 from campaigner.cli.context import AppContext, pass_app
+from campaigner.cli.unknown_cmd import describe
 from campaigner.clock import SystemClock
 from campaigner.daemon.runner import HEARTBEAT_INTERVAL, daemon_heartbeats
 from campaigner.dispatch.overview import queue_overview
+from campaigner.display import shown
 
 # A daemon not heard from for this many heartbeats has probably died without saying goodbye.
 STALE_AFTER_HEARTBEATS = 4
@@ -29,7 +31,8 @@ def status_cmd(app: AppContext) -> None:
     is down): it is not listed, only counted.
 
     Unknown rows are messages whose send was interrupted (a crash mid-send) and that the
-    gateway could not confirm: they are never re-sent automatically.
+    gateway could not confirm: they are never re-sent automatically. Settle them with
+    `campaigner unknown list` and `campaigner unknown resolve`.
 
     \b
     Example:
@@ -45,10 +48,10 @@ def status_cmd(app: AppContext) -> None:
         return
     click.echo("Messages by status:")
     for status, number in sorted(overview.by_status.items()):
-        click.echo(f"  {status:<12} {number:>8}")
+        click.echo(shown(f"  {status:<12} {number:>8}"))
     click.echo("By rule:")
     for (rule, status), number in sorted(overview.by_rule.items()):
-        click.echo(f"  {rule:<24} {status:<12} {number:>8}")
+        click.echo(shown(f"  {rule:<24} {status:<12} {number:>8}"))
     if overview.next_due is None:
         click.echo("Nothing queued.")
     else:
@@ -56,12 +59,12 @@ def status_cmd(app: AppContext) -> None:
             f"Next due: {overview.next_due:%Y-%m-%d %H:%M:%S} UTC ({overview.due_now} due now)"
         )
     if overview.unknown:
-        click.echo("Unknown (interrupted mid-send, not re-sent; check with the gateway):")
+        click.echo(
+            "Unknown (interrupted mid-send, not re-sent; check with the gateway, then "
+            "`campaigner unknown resolve`):"
+        )
         for message in overview.unknown:
-            click.echo(
-                f"  #{message.id} {message.rule} to {message.phone} via {message.gateway or '?'}"
-                f" since {message.updated_at:%Y-%m-%d %H:%M} UTC"
-            )
+            click.echo(f"  {describe(message)}")
 
 
 def show_daemons(heartbeats: list[dict[str, Any]], now: datetime, *, gone_after: float) -> None:
@@ -74,12 +77,14 @@ def show_daemons(heartbeats: list[dict[str, Any]], now: datetime, *, gone_after:
         stale = age > STALE_AFTER_HEARTBEATS * HEARTBEAT_INTERVAL
         circuit = ", ".join(f"{name} {state}" for name, state in sorted(beat["circuit"].items()))
         click.echo(
-            f"  {beat['host']} pid {beat['pid']}: last tick {last_tick:%Y-%m-%d %H:%M:%S} UTC "
-            f"({age:.0f}s ago{'; not responding' if stale else ''}), "
-            f"circuit: {circuit or 'not used yet'}"
+            shown(
+                f"  {beat['host']} pid {beat['pid']}: last tick "
+                f"{last_tick:%Y-%m-%d %H:%M:%S} UTC ({age:.0f}s ago"
+                f"{'; not responding' if stale else ''}), circuit: {circuit or 'not used yet'}"
+            )
         )
         for error in beat["rule_errors"]:
-            click.echo(f"    rule error (last good version still running): {error}")
+            click.echo(f"    rule error (last good version still running): {shown(error)}")
     gone = len(ticks) - len(live)
     if gone:
         click.echo(
