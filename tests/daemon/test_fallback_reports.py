@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 import respx
-from daemon_helpers import Shop
+from daemon_helpers import ADMIN_TOKEN, Shop
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.testclient import TestClient
@@ -28,7 +28,7 @@ from campaigner.config import load_settings
 from campaigner.daemon.runner import Service
 from campaigner.db.models import Message, OptOut
 
-TOKEN = "hook-token-fallback"
+TOKEN = ADMIN_TOKEN  # the server.webhook_token every Shop is written with
 KAVENEGAR_KEY = "6A6B6C-KAVE-FALLBACK-7A7B7C"
 KANNEL = "http://127.0.0.1:13013/cgi-bin/sendsms"
 BACKUP_KANNEL = "http://127.0.0.2:13013/cgi-bin/sendsms"
@@ -49,7 +49,7 @@ def kavenegar_accepts(request: httpx.Request) -> httpx.Response:
 
 def shop_with_fallback(tmp_path: Path, db_url: str, backup: str) -> Shop:
     shop = Shop(tmp_path, db_url, {"name": "kannel", "fallback": "backup"}).write()
-    extra = f"\n[gateways.backup]\n{backup}\n[server]\nwebhook_token = {json.dumps(TOKEN)}\n"
+    extra = f"\n[gateways.backup]\n{backup}\n"
     shop.config.write_text(shop.config.read_text() + extra)
     shop.add_paid_orders(1)
     return shop
