@@ -4,93 +4,29 @@ same messages as the daemon's own plan-and-drain loop over the same period."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from dataclasses import astuple
+from datetime import date, datetime
 from pathlib import Path
-from typing import ClassVar
-from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import CaptureGateway
+from shop_builders import (
+    TEHRAN,
+    add_customer,
+    add_order,
+    local,
+    run_daemon_loop,
+    write_project,
+)
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from campaigner.calendars import jalali_month_day, month_day
-from campaigner.clock import FixedClock
 from campaigner.config import GatewaySettings, Settings
-from campaigner.customers.importer import refresh_customer_stats
-from campaigner.db.models import Base, Customer, Message, OptOut, Order
+from campaigner.db.models import Base, OptOut
 from campaigner.errors import CampaignerError
-from campaigner.gateways.base import OutgoingMessage, SendResult
-from campaigner.runtime import Runtime
-from campaigner.simulate import TICK, parse_start, simulate
+from campaigner.simulate import parse_start, simulate
 
-TEHRAN = ZoneInfo("Asia/Tehran")
 START = datetime(2026, 3, 20, tzinfo=TEHRAN)  # midnight in the shop's zone
 FOOTER = "\nReply STOP to opt out"
-
-
-def local(day: int, hour: int, minute: int = 0) -> datetime:
-    return datetime(2026, 3, day, hour, minute, tzinfo=TEHRAN)
-
-
-def write_project(settings: Settings) -> None:
-    rules, templates = settings.paths.rules, settings.paths.templates
-    rules.mkdir(parents=True, exist_ok=True)
-    templates.mkdir(parents=True, exist_ok=True)
-    (rules / "thank_you.toml").write_text(
-        'trigger = "post_purchase"\ntemplate = "thank_you.j2"\npriority = 50\n'
-        'delay = "2h"\nmax_lateness = "1d"\n',
-        encoding="utf-8",
-    )
-    (rules / "birthday.toml").write_text(
-        'trigger = "birthday"\ntemplate = "birthday.j2"\npriority = 80\n'
-        'calendar = "customer"\nsend_at = "10:00"\n',
-        encoding="utf-8",
-    )
-    (templates / "thank_you.j2").write_text(
-        "Hi {{ first_name }}, thanks for order {{ order.id }}!", encoding="utf-8"
-    )
-    (templates / "birthday.j2").write_text("Happy birthday {{ first_name }}!", encoding="utf-8")
-
-
-def add_customer(
-    session: Session,
-    external_id: str,
-    phone: str,
-    *,
-    birthday: date | None = None,
-    consent: bool = True,
-) -> Customer:
-    customer = Customer(
-        external_id=external_id,
-        first_name=external_id.capitalize(),
-        phone=phone,
-        birthday=birthday,
-        birth_md=month_day(birthday) if birthday else None,
-        birth_jalali_md=jalali_month_day(birthday) if birthday else None,
-        timezone="Asia/Tehran",
-        locale="en",
-        marketing_consent=consent,
-    )
-    session.add(customer)
-    session.flush()
-    return customer
-
-
-def add_order(session: Session, customer: Customer, external_id: str, paid_at: datetime) -> None:
-    session.add(
-        Order(
-            external_id=external_id,
-            customer_id=customer.id,
-            total=Decimal(100),
-            status="paid",
-            paid_at=paid_at.astimezone(UTC),
-        )
-    )
-    session.flush()
-    refresh_customer_stats(session, [customer.id])
 
 
 def small_shop(sessions: sessionmaker[Session]) -> None:
@@ -186,21 +122,6 @@ def test_simulate_never_touches_the_real_database_or_gateway(
         assert Path(database).stat().st_mtime_ns == stat.st_mtime_ns
 
 
-class TimedCapture(CaptureGateway):
-    """The daemon side of the comparison: records the clock's time of each send."""
-
-    name: ClassVar[str] = "timed-capture"
-
-    def __init__(self, clock: FixedClock) -> None:
-        super().__init__()
-        self.clock = clock
-        self.times: list[datetime] = []
-
-    def send(self, batch: Sequence[OutgoingMessage]) -> list[SendResult]:
-        self.times.extend(self.clock.now() for _ in batch)
-        return super().send(batch)
-
-
 def busy_shop(sessions: sessionmaker[Session]) -> None:
     """Competing rules for one phone (caps), a night order, birthdays in two calendars."""
     small_shop(sessions)
@@ -220,28 +141,7 @@ def test_simulate_sends_what_the_daemon_loop_sends(
     write_project(settings)
     busy_shop(sessions)
     simulated = simulate(settings, engine, START, 3)
-
-    clock = FixedClock(START)
-    gateway = TimedCapture(clock)
-    runtime = Runtime.build(settings, clock=clock, sessions=sessions, gateway=gateway)
-    try:
-        while clock.now() < START + timedelta(days=3):
-            runtime.plan()
-            runtime.drain()
-            clock.advance(TICK)
-    finally:
-        runtime.close()
-    with sessions() as session:
-        rows = {
-            message.id: (message.rule, external_id)
-            for message, external_id in session.execute(
-                select(Message, Customer.external_id).join(Customer)
-            )
-        }
-    daemon = [
-        (at, *rows[m.id], m.phone, m.text)
-        for at, m in zip(gateway.times, gateway.sent, strict=True)
-    ]
+    daemon = [astuple(sent) for sent in run_daemon_loop(settings, sessions, START, 3)]
     rehearsal = [(m.at, m.rule, m.customer_id, m.phone, m.text) for m in simulated.messages]
     assert len(daemon) >= 8
     assert sorted(rehearsal) == sorted(daemon)
