@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import astuple
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -21,7 +21,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from campaigner.config import GatewaySettings, Settings
-from campaigner.db.models import Base, OptOut
+from campaigner.db.models import Base, Customer, Message, OptOut
 from campaigner.errors import CampaignerError
 from campaigner.simulate import parse_start, simulate
 
@@ -46,6 +46,22 @@ def small_shop(sessions: sessionmaker[Session]) -> None:
         add_order(session, old, "O5", local(10, 11))  # long before: too late, never sent
 
 
+def ledger_row(
+    customer: Customer, rule: str, key: str, *, due: datetime, status: str = "sent"
+) -> Message:
+    return Message(
+        rule=rule,
+        customer_id=customer.id,
+        occurrence_key=key,
+        status=status,
+        phone=customer.phone,
+        due_at=due,
+        scheduled_for=due,
+        expires_at=due + timedelta(days=1),
+        sent_at=due if status == "sent" else None,
+    )
+
+
 def row_counts(engine: Engine) -> dict[str, int]:
     with engine.connect() as connection:
         return {
@@ -59,6 +75,18 @@ def test_simulate_prints_exactly_the_due_messages_at_their_times(
 ) -> None:
     write_project(settings)
     small_shop(sessions)
+    with sessions.begin() as session:
+        # Planned before the number opted out, and still queued; and last year's history.
+        stopped, noon = (
+            session.scalars(select(Customer).where(Customer.external_id == name)).one()
+            for name in ("stopped", "noon")
+        )
+        session.add_all(
+            [
+                ledger_row(stopped, "thank_you", "O4", due=local(19, 18), status="queued"),
+                ledger_row(noon, "birthday", "2025", due=local(19, 10) - timedelta(days=365)),
+            ]
+        )
     result = simulate(settings, engine, START, 2)
     lines = [json.dumps(m.as_json(TEHRAN), ensure_ascii=False) for m in result.messages]
     assert [json.loads(line) for line in lines] == [
@@ -67,6 +95,8 @@ def test_simulate_prints_exactly_the_due_messages_at_their_times(
             "rule": "thank_you",
             "customer_id": "night",
             "phone": "+989120000001",
+            "status": "sent",
+            "reason": None,
             "text": "Hi Night, thanks for order O1!" + FOOTER,
             "segments": 1,
             "encoding": "gsm7",
@@ -76,6 +106,8 @@ def test_simulate_prints_exactly_the_due_messages_at_their_times(
             "rule": "thank_you",
             "customer_id": "noon",
             "phone": "+989120000002",
+            "status": "sent",
+            "reason": None,
             "text": "Hi Noon, thanks for order O2!" + FOOTER,
             "segments": 1,
             "encoding": "gsm7",
@@ -85,6 +117,8 @@ def test_simulate_prints_exactly_the_due_messages_at_their_times(
             "rule": "birthday",
             "customer_id": "bday",
             "phone": "+989120000003",
+            "status": "sent",
+            "reason": None,
             "text": "Happy birthday Bday!" + FOOTER,
             "segments": 1,
             "encoding": "gsm7",
@@ -94,6 +128,23 @@ def test_simulate_prints_exactly_the_due_messages_at_their_times(
     assert summary == {
         date(2026, 3, 20): {"thank_you": 2},
         date(2026, 3, 21): {"birthday": 1},
+    }
+    assert [unsent.as_json(TEHRAN) for unsent in result.unsent] == [
+        {
+            "at": "2026-03-20T00:00:00+03:30",
+            "rule": "thank_you",
+            "customer_id": "stopped",
+            "phone": "+989120000005",
+            "status": "skipped",
+            "reason": "opted_out",
+            "text": None,
+            "segments": None,
+            "encoding": None,
+        }
+    ]
+    assert {rule: dict(outcome.counts) for rule, outcome in result.per_rule().items()} == {
+        "birthday": {"sent": 1},
+        "thank_you": {"sent": 2, "skipped": 1},
     }
 
 
@@ -145,9 +196,40 @@ def test_simulate_sends_what_the_daemon_loop_sends(
     rehearsal = [(m.at, m.rule, m.customer_id, m.phone, m.text) for m in simulated.messages]
     assert len(daemon) >= 8
     assert sorted(rehearsal) == sorted(daemon)
+    # What did not go out, and why, is the same too.
+    with sessions() as session:
+        query = (
+            select(Message.rule, Customer.external_id, Message.status, Message.reason)
+            .join(Customer)
+            .where(Message.status != "sent")
+        )
+        unsent = sorted(
+            (rule, who, "deferred" if status == "queued" else status, reason)
+            for rule, who, status, reason in session.execute(query)
+        )
+    assert sorted((u.rule, u.customer_id, u.status, u.reason) for u in simulated.unsent) == unsent
     # The thank-you gave the day's one slot to the birthday wish due later, in both runs.
     assert ("birthday", "both") in {(r[1], r[2]) for r in rehearsal}
-    assert ("thank_you", "both") not in {(r[1], r[2]) for r in rehearsal}
+    assert ("thank_you", "both", "skipped", "cap_priority") in unsent
+
+
+def test_simulate_lists_the_control_group_at_its_due_time(
+    settings: Settings, sessions: sessionmaker[Session], engine: Engine
+) -> None:
+    write_project(settings)
+    birthday = settings.paths.rules / "birthday.toml"
+    birthday.write_text(birthday.read_text() + "holdout_percent = 50\n", encoding="utf-8")
+    with sessions.begin() as session:
+        for n in range(8):
+            add_customer(session, f"b{n}", f"+98912000002{n}", birthday=date(1990, 3, 20))
+    result = simulate(settings, engine, START, 1)
+    held = [(u.at, u.status, u.reason) for u in result.unsent]
+    assert held and set(held) == {(local(20, 10), "held_out", None)}
+    assert len(result.messages) + len(held) == 8
+    assert dict(result.per_rule()["birthday"].counts) == {
+        "sent": len(result.messages),
+        "held_out": len(held),
+    }
 
 
 def test_start_accepts_a_date_or_a_datetime() -> None:
