@@ -41,18 +41,20 @@ COPIED_TABLES = (Customer, Order, OptOut, Message)
 
 @dataclass(frozen=True)
 class SimulatedMessage:
-    """One message the engine would have sent, as the customer's phone would see it."""
+    """One message of the period. Sent: as the customer's phone would see it. Not sent:
+    `deferred` past the end of the period (`at` is its next try), `skipped`, `expired` or
+    `failed` (`at` is when that was decided), or `held_out` (the control group; `at` is its
+    due time), with the ledger's reason."""
 
     at: datetime
     rule: str
     customer_id: str  # the shop's own (external) id
-    phone: str
-    text: str
-    segments: int
-    encoding: str
-
-    status: ClassVar[str] = "sent"
-    reason: ClassVar[str | None] = None
+    phone: str | None
+    text: str | None = None
+    segments: int | None = None
+    encoding: str | None = None
+    status: str = "sent"
+    reason: str | None = None
 
     def as_json(self, zone: ZoneInfo) -> dict[str, Any]:
         return {
@@ -65,33 +67,6 @@ class SimulatedMessage:
             "text": self.text,
             "segments": self.segments,
             "encoding": self.encoding,
-        }
-
-
-@dataclass(frozen=True)
-class UnsentMessage:
-    """A message of the period that did not go out, and why: `deferred` past the end of the
-    period (`at` is its next try), `skipped`, `expired` or `failed` (`at` is when that was
-    decided), or `held_out` (the control group; `at` is its due time)."""
-
-    at: datetime
-    rule: str
-    customer_id: str
-    phone: str | None
-    status: str
-    reason: str | None
-
-    def as_json(self, zone: ZoneInfo) -> dict[str, Any]:
-        return {
-            "at": self.at.astimezone(zone).isoformat(),
-            "rule": self.rule,
-            "customer_id": self.customer_id,
-            "phone": self.phone,
-            "status": self.status,
-            "reason": self.reason,
-            "text": None,
-            "segments": None,
-            "encoding": None,
         }
 
 
@@ -112,10 +87,10 @@ class Simulation:
     start: datetime
     end: datetime
     zone: ZoneInfo
-    messages: list[SimulatedMessage] = field(default_factory=list)
-    unsent: list[UnsentMessage] = field(default_factory=list)
+    messages: list[SimulatedMessage] = field(default_factory=list)  # sent
+    unsent: list[SimulatedMessage] = field(default_factory=list)
 
-    def timeline(self) -> list[SimulatedMessage | UnsentMessage]:
+    def timeline(self) -> list[SimulatedMessage]:
         """Every message of the period, sent or not, in time order."""
         return sorted([*self.messages, *self.unsent], key=lambda message: message.at)
 
@@ -124,7 +99,7 @@ class Simulation:
         for message in self.timeline():
             outcome = outcomes.setdefault(message.rule, RuleOutcome())
             outcome.counts[message.status] += 1
-            if isinstance(message, UnsentMessage):
+            if message.status != "sent":
                 outcome.reasons[message.status, message.reason] += 1
         return dict(sorted(outcomes.items()))
 
@@ -315,7 +290,9 @@ _UNSENT = {
 }
 
 
-def _unsent(sessions: sessionmaker[Session], before: _Before, end: datetime) -> list[UnsentMessage]:
+def _unsent(
+    sessions: sessionmaker[Session], before: _Before, end: datetime
+) -> list[SimulatedMessage]:
     """The period's messages that did not go out: planned during the rehearsal for a due
     time inside the period (planning runs a little ahead), or queued when it began."""
     query = (
@@ -337,8 +314,13 @@ def _unsent(sessions: sessionmaker[Session], before: _Before, end: datetime) -> 
         else:
             at = message.updated_at  # when the engine decided
         unsent.append(
-            UnsentMessage(
-                at, message.rule, external_id, message.phone or phone, status, message.reason
+            SimulatedMessage(
+                at,
+                message.rule,
+                external_id,
+                message.phone or phone,
+                status=status,
+                reason=message.reason,
             )
         )
     return unsent

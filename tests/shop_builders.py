@@ -25,6 +25,7 @@ from campaigner.runtime import Runtime
 from campaigner.simulate import TICK
 
 TEHRAN = ZoneInfo("Asia/Tehran")
+FOOTER = "\nReply STOP to opt out"  # what the renderer adds to marketing messages
 
 
 def local(day: int, hour: int, minute: int = 0) -> datetime:

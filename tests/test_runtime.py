@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 
 from conftest import CaptureGateway
-from shop_builders import add_customer, add_order, local, run_daemon_loop, write_project
+from shop_builders import FOOTER, add_customer, add_order, local, run_daemon_loop, write_project
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -13,8 +15,6 @@ from campaigner.clock import FixedClock
 from campaigner.config import Settings
 from campaigner.db.models import Customer, Message
 from campaigner.runtime import Runtime
-
-FOOTER = "\nReply STOP to opt out"
 
 
 def outcomes(sessions: sessionmaker[Session]) -> dict[tuple[str, str], tuple[str, str | None]]:
@@ -58,19 +58,17 @@ def test_a_birthday_wish_is_not_lost_to_an_earlier_thank_you_under_the_daily_cap
     }
 
 
-def shared_phone_family(sessions: sessionmaker[Session]) -> None:
-    """A parent who bought at 07:00 and a child whose birthday it is, on one phone."""
+@contextmanager
+def family_at_nine(
+    settings: Settings, sessions: sessionmaker[Session], clock: FixedClock
+) -> Iterator[tuple[Runtime, CaptureGateway]]:
+    """A parent who bought at 07:00 (thank-you due 09:00) and a child whose birthday it is
+    (wish due 10:00), on one phone; the engine at 09:00, after planning and dispatching."""
+    write_project(settings)
     with sessions.begin() as session:
         parent = add_customer(session, "parent", "+989120000009")
-        add_order(session, parent, "O9", local(20, 7))  # thank-you due 09:00
+        add_order(session, parent, "O9", local(20, 7))
         add_customer(session, "child", "+989120000009", birthday=date(2010, 3, 20))
-
-
-def test_a_thank_you_goes_the_same_day_when_the_birthday_it_waited_for_is_not_planned(
-    settings: Settings, sessions: sessionmaker[Session], clock: FixedClock
-) -> None:
-    write_project(settings)
-    shared_phone_family(sessions)
     clock.set(local(20, 9))
     gateway = CaptureGateway()
     runtime = Runtime.build(settings, clock=clock, sessions=sessions, gateway=gateway)
@@ -78,14 +76,21 @@ def test_a_thank_you_goes_the_same_day_when_the_birthday_it_waited_for_is_not_pl
         runtime.plan()
         assert runtime.drain().deferred == 1
         assert outcomes(sessions) == {("thank_you", "parent"): ("queued", "cap_priority")}
+        yield runtime, gateway
+    finally:
+        runtime.close()
+
+
+def test_a_thank_you_goes_the_same_day_when_the_birthday_it_waited_for_is_not_planned(
+    settings: Settings, sessions: sessionmaker[Session], clock: FixedClock
+) -> None:
+    with family_at_nine(settings, sessions, clock) as (runtime, gateway):
         with sessions.begin() as session:  # the child's consent is withdrawn meanwhile
             child = session.scalars(select(Customer).where(Customer.external_id == "child"))
             child.one().marketing_consent = False
         clock.set(local(20, 10))
         runtime.plan()
         assert runtime.drain().sent == 1
-    finally:
-        runtime.close()
     assert outcomes(sessions) == {("thank_you", "parent"): ("sent", None)}
     assert [m.text for m in gateway.sent] == ["Hi Parent, thanks for order O9!" + FOOTER]
 
@@ -94,14 +99,7 @@ def test_a_birthday_due_but_not_planned_yet_is_waited_for_a_minute_at_a_time(
     settings: Settings, sessions: sessionmaker[Session], clock: FixedClock
 ) -> None:
     """Birthdays are planned every 15 minutes: dispatch may see one due before its row."""
-    write_project(settings)
-    shared_phone_family(sessions)
-    clock.set(local(20, 9))
-    gateway = CaptureGateway()
-    runtime = Runtime.build(settings, clock=clock, sessions=sessions, gateway=gateway)
-    try:
-        runtime.plan()
-        runtime.drain()
+    with family_at_nine(settings, sessions, clock) as (runtime, gateway):
         clock.set(local(20, 10))
         assert runtime.drain().deferred == 1  # no planning pass yet: the birthday has no row
         with sessions() as session:
@@ -110,8 +108,7 @@ def test_a_birthday_due_but_not_planned_yet_is_waited_for_a_minute_at_a_time(
         clock.set(local(20, 10, 1))
         runtime.plan()
         assert runtime.drain().sent == 1
-    finally:
-        runtime.close()
+    assert [m.text for m in gateway.sent] == ["Happy birthday Child!" + FOOTER]
     assert outcomes(sessions) == {
         ("birthday", "child"): ("sent", None),
         ("thank_you", "parent"): ("queued", "cap_priority"),

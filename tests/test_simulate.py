@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from shop_builders import (
+    FOOTER,
     TEHRAN,
     add_customer,
     add_order,
@@ -26,7 +27,6 @@ from campaigner.errors import CampaignerError
 from campaigner.simulate import parse_start, simulate
 
 START = datetime(2026, 3, 20, tzinfo=TEHRAN)  # midnight in the shop's zone
-FOOTER = "\nReply STOP to opt out"
 
 
 def small_shop(sessions: sessionmaker[Session]) -> None:

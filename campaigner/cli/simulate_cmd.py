@@ -15,7 +15,6 @@ from campaigner.simulate import (
     OUTCOMES,
     SimulatedMessage,
     Simulation,
-    UnsentMessage,
     parse_start,
     simulate,
 )
@@ -72,14 +71,13 @@ def simulate_cmd(
         click.echo(outcome_table(result))
 
 
-def message_line(message: SimulatedMessage | UnsentMessage, zone: ZoneInfo) -> str:
+def message_line(message: SimulatedMessage, zone: ZoneInfo) -> str:
     when = message.at.astimezone(zone).isoformat(sep=" ", timespec="minutes")
     who = f"{when}  {message.rule}  {message.customer_id}  {message.phone or '-'}"
-    if isinstance(message, UnsentMessage):
-        return f"{who}  {message.status.upper()}" + (
-            f": {message.reason}" if message.reason else ""
-        )
-    text = message.text.replace("\n", " ⏎ ")
+    if message.status != "sent":
+        why = f": {message.reason}" if message.reason else ""
+        return f"{who}  {message.status.upper()}{why}"
+    text = (message.text or "").replace("\n", " ⏎ ")
     return f"{who}  [{message.segments} {message.encoding}]  {text}"
 
 

@@ -35,7 +35,7 @@ from campaigner.dispatch.rendering import Renderer, RenderError
 from campaigner.dispatch.report import DispatchReport, ReconcileReport
 from campaigner.dispatch.routes import Route, Routes, fallback_label
 from campaigner.dispatch.sender import Sender
-from campaigner.dispatch.verdicts import Forecast, Verdicts, no_forecast, precedence
+from campaigner.dispatch.verdicts import Forecast, Verdicts, precedence
 from campaigner.gateways.base import Gateway, OutgoingMessage
 from campaigner.policy import RulePolicy, SendingPolicy
 
@@ -56,7 +56,7 @@ class Dispatcher:
         *,
         renderer: Renderer,
         policies: Callable[[str], RulePolicy],
-        forecast: Forecast = no_forecast,
+        forecast: Forecast | None = None,
         fallback_gateway: Gateway | None = None,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,

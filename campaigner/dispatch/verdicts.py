@@ -58,18 +58,6 @@ class Forecast(Protocol):
     ) -> Sequence[Unplanned]: ...
 
 
-def no_forecast(
-    session: Session,
-    phones: Collection[str],
-    zones: Collection[str],
-    now: datetime,
-    until: datetime,
-    min_priority: int,
-) -> Sequence[Unplanned]:
-    """Only what is in the ledger counts (a dispatcher without rules, as in tests)."""
-    return []
-
-
 @dataclass(frozen=True)
 class _Rival:
     """A message for the same phone that another dispatcher holds right now."""
@@ -102,7 +90,7 @@ class Verdicts:
         self,
         policy: SendingPolicy,
         policies: Callable[[str], RulePolicy],
-        forecast: Forecast = no_forecast,
+        forecast: Forecast | None = None,
     ) -> None:
         self.policy = policy
         self.policies = policies
@@ -134,6 +122,25 @@ class Verdicts:
         for phone, rule, sent_at in history:
             if phone and sent_at and not self.policies(rule).transactional:
                 found.sent[phone].append(sent_at)
+        self._note_others(session, found, phones, mine, now, until)
+        marketing = [m.priority for m, _ in batch if not self.policies(m.rule).transactional]
+        if marketing and self.forecast is not None:
+            for due in self.forecast(session, phones, zones, now, until, min(marketing)):
+                key = (-due.priority, due.due_at, sys.maxsize)
+                self._add_ahead(found, due.phone, key, max(now, due.due_at), due, due.timezone)
+        return found
+
+    def _note_others(
+        self,
+        session: Session,
+        found: Neighbours,
+        phones: set[str],
+        mine: set[int],
+        now: datetime,
+        until: datetime,
+    ) -> None:
+        """The phones' other rows: held by another dispatcher right now (they count as sent
+        now), or queued for a time before `until` (they count at their next chance)."""
         held = or_(
             Message.status == MessageStatus.SENDING,
             and_(Message.claim.is_not(None), Message.lease_until >= now),
@@ -158,12 +165,6 @@ class Verdicts:
             elif not transactional:
                 start = max(now, other.scheduled_for)
                 self._add_ahead(found, other.phone, precedence(other), start, other, timezone)
-        marketing = [m.priority for m, _ in batch if not self.policies(m.rule).transactional]
-        if marketing:
-            for due in self.forecast(session, phones, zones, now, until, min(marketing)):
-                key = (-due.priority, due.due_at, sys.maxsize)
-                self._add_ahead(found, due.phone, key, max(now, due.due_at), due, due.timezone)
-        return found
 
     def _add_ahead(
         self,
@@ -190,29 +191,7 @@ class Verdicts:
         around: Neighbours,
         report: DispatchReport,
     ) -> dict[str, Any] | None:
-        """The row's new state if policy stops it now; None when it may be sent.
-
-        A row that waits is noted in `around`, so that the rows after it in the batch (of
-        lower precedence) leave it its slot too.
-        """
-        change = self._judge(message, customer, phone, rule, now, around, report)
-        waits = change is not None and change["status"] == MessageStatus.QUEUED
-        if waits and phone and not rule.transactional:
-            assert change is not None
-            at = change["scheduled_for"]
-            around.ahead[phone].append(_Ahead(precedence(message), at, rule))
-        return change
-
-    def _judge(
-        self,
-        message: Message,
-        customer: Customer,
-        phone: str | None,
-        rule: RulePolicy,
-        now: datetime,
-        around: Neighbours,
-        report: DispatchReport,
-    ) -> dict[str, Any] | None:
+        """The row's new state if policy stops it now; None when it may be sent."""
         skip_reason = None
         if not phone:
             skip_reason = "no_phone"
@@ -234,7 +213,8 @@ class Verdicts:
         opening = self.policy.next_opening(now, zone, rule)
         if opening > now:
             reason = "quiet_day" if self.policy.is_quiet(now, zone, rule) else "window"
-            return _defer(message, opening, reason, MessageStatus.EXPIRED, now, report)
+            change = _defer(message, opening, reason, MessageStatus.EXPIRED, now, report)
+            return _noted(change, message, phone, rule, around)
         if rule.transactional:
             return None
         key = precedence(message)
@@ -245,7 +225,8 @@ class Verdicts:
             # A row that already gave way to a higher priority keeps saying so.
             reason = "cap_priority" if message.reason == "cap_priority" else "cap"
             later = self.policy.next_day_within_caps(now, zone, rule, taken)
-            return _defer(message, later, reason, MessageStatus.SKIPPED, now, report)
+            change = _defer(message, later, reason, MessageStatus.SKIPPED, now, report)
+            return _noted(change, message, phone, rule, around)
         today = now.astimezone(zone).date()
         ahead = [
             other
@@ -256,7 +237,8 @@ class Verdicts:
         if blocked is None:
             return None
         until = max(blocked.at, now + ASK_AGAIN)
-        return _defer(message, until, "cap_priority", MessageStatus.SKIPPED, now, report)
+        change = _defer(message, until, "cap_priority", MessageStatus.SKIPPED, now, report)
+        return _noted(change, message, phone, rule, around)
 
     def _gives_way_to(
         self,
@@ -277,6 +259,16 @@ class Verdicts:
             without.append(other.at)
             with_this.append(other.at)
         return None
+
+
+def _noted(
+    change: dict[str, Any], message: Message, phone: str, rule: RulePolicy, around: Neighbours
+) -> dict[str, Any]:
+    """A marketing row that waits keeps its slot at its new time: the rows after it in the
+    batch (of lower precedence) must leave it room too."""
+    if change["status"] == MessageStatus.QUEUED and not rule.transactional:
+        around.ahead[phone].append(_Ahead(precedence(message), change["scheduled_for"], rule))
+    return change
 
 
 def _defer(
