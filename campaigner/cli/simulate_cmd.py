@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Collection
 from pathlib import Path
@@ -11,6 +10,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from campaigner.cli.context import AppContext, pass_app
+from campaigner.display import json_text, shown
 from campaigner.simulate import (
     OUTCOMES,
     SimulatedMessage,
@@ -61,9 +61,9 @@ def simulate_cmd(
     result = simulate(settings, app.engine, parse_start(start, zone), days, rules_dir=rules_dir)
     for message in result.timeline():
         if as_json:
-            click.echo(json.dumps(message.as_json(zone), ensure_ascii=False))
+            click.echo(json_text(message.as_json(zone)))
         else:
-            click.echo(message_line(message, zone))
+            click.echo(shown(message_line(message, zone)))
     if not as_json:
         click.echo()
         click.echo(summary_table(result))
@@ -72,13 +72,13 @@ def simulate_cmd(
 
 
 def message_line(message: SimulatedMessage, zone: ZoneInfo) -> str:
+    """One message as a line; line breaks in its text are drawn when it is `shown`."""
     when = message.at.astimezone(zone).isoformat(sep=" ", timespec="minutes")
     who = f"{when}  {message.rule}  {message.customer_id}  {message.phone or '-'}"
     if message.status != "sent":
         why = f": {message.reason}" if message.reason else ""
         return f"{who}  {message.status.upper()}{why}"
-    text = (message.text or "").replace("\n", " ⏎ ")
-    return f"{who}  [{message.segments} {message.encoding}]  {text}"
+    return f"{who}  [{message.segments} {message.encoding}]  {message.text}"
 
 
 def summary_table(result: Simulation) -> str:
@@ -118,7 +118,7 @@ def _aligned(rows: list[list[str]], left: Collection[int] = (0,)) -> str:
             for i, (cell, width) in enumerate(zip(row, widths, strict=True))
         ]
         lines.append("  ".join(cells).rstrip())
-    return "\n".join(lines)
+    return "\n".join(shown(line) for line in lines)
 
 
 COMMANDS = [simulate_cmd]
