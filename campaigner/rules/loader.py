@@ -6,6 +6,8 @@ stops at the first problem.
 
 from __future__ import annotations
 
+import os
+import stat
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +21,7 @@ from campaigner.errors import CampaignerError
 from campaigner.rules.models import TRIGGERS, Rule
 
 TemplateChecker = Callable[[Rule], list[str]]
+MAX_RULE_BYTES = 64 * 1024
 _RULE: TypeAdapter[Rule] = TypeAdapter(Rule)
 
 
@@ -85,15 +88,21 @@ def load_rules(
 
 def _load_file(path: Path, problems: list[RuleProblem]) -> Rule | None:
     try:
-        data: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
+        data: dict[str, Any] = tomllib.loads(read_rule_file(path))
     except tomllib.TOMLDecodeError as exc:
         problems.append(RuleProblem(path, None, None, f"TOML syntax error: {exc}"))
+        return None
+    except RecursionError:
+        problems.append(RuleProblem(path, None, None, "TOML nested too deeply"))
         return None
     except (OSError, UnicodeDecodeError) as exc:
         problems.append(RuleProblem(path, None, None, f"cannot read: {exc}"))
         return None
+    except Unreadable as exc:
+        problems.append(RuleProblem(path, None, None, str(exc)))
+        return None
     data.setdefault("name", path.stem)
-    name = str(data["name"])
+    name = data["name"] if isinstance(data["name"], str) else path.stem
     trigger = data.get("trigger")
     if trigger not in TRIGGERS:
         message = (
@@ -101,7 +110,7 @@ def _load_file(path: Path, problems: list[RuleProblem]) -> Rule | None:
             if trigger is None
             else f"unknown trigger {trigger!r} (expected one of: {', '.join(TRIGGERS)})"
         )
-        problems.append(RuleProblem(path, name, "trigger", message))
+        problems.append(RuleProblem(path, name, "trigger", message[:300]))
         return None
     try:
         return _RULE.validate_python(data)
@@ -109,6 +118,43 @@ def _load_file(path: Path, problems: list[RuleProblem]) -> Rule | None:
         for error in exc.errors():
             problems.append(RuleProblem(path, name, _field(error, trigger), _message(error)))
         return None
+    except RecursionError:
+        problems.append(RuleProblem(path, name, None, "TOML nested too deeply"))
+        return None
+
+
+class Unreadable(Exception):
+    """Not something a rule file can be: a FIFO, a device, a directory, a huge file."""
+
+
+def read_rule_file(path: Path) -> str:
+    """The text of a regular file of at most MAX_RULE_BYTES.
+
+    Opened without blocking and checked on the open descriptor: a FIFO would block the
+    loader forever and `/dev/zero` never ends, and a name checked before opening can be
+    swapped for one of them in between.
+    """
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    mode = os.fstat(descriptor).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(descriptor)
+        raise Unreadable(f"not a regular file ({_kind(mode)}): a rule must be a plain .toml file")
+    with os.fdopen(descriptor, "rb") as file:
+        data = file.read(MAX_RULE_BYTES + 1)
+    if len(data) > MAX_RULE_BYTES:
+        size = max(len(data), path.stat().st_size)
+        raise Unreadable(f"too large ({size} bytes): a rule file is at most {MAX_RULE_BYTES} bytes")
+    return data.decode("utf-8")
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a special file"
 
 
 def _field(error: ErrorDetails, trigger: str) -> str:
