@@ -1,9 +1,13 @@
 """Rules in, ledger rows out: every due occurrence becomes one `messages` row, exactly once.
 
-Each rule's due occurrences are found by one SELECT (see `campaigner.rules.triggers`) and
-written by one INSERT … SELECT … ON CONFLICT DO NOTHING on the ledger's unique key, so
-re-runs, overlapping ticks and racing planners can never create a second row. Nothing here
-loops over customers in Python.
+Each rule's due occurrences are found by SELECTs (see `campaigner.rules.triggers`) and
+written by INSERT … SELECT … ON CONFLICT DO NOTHING on the ledger's unique key, so re-runs,
+overlapping ticks and racing planners can never create a second row. Nothing here loops over
+customers in Python.
+
+Each rule plans in its own savepoint: a rule whose query fails (a database limit, a value
+the database refuses) is reported with its error and rolled back alone; the other rules'
+rows are kept.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
+    Select,
     Table,
     case,
     exists,
@@ -28,11 +33,13 @@ from sqlalchemy import (
 )
 from sqlalchemy import cast as sa_cast
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from campaigner.clock import Clock
 from campaigner.config import Settings
 from campaigner.db.models import Customer, Message, MessageStatus
+from campaigner.errors import one_line
 from campaigner.rules.models import Rule
 from campaigner.rules.triggers import DueContext, compile_due
 from campaigner.rules.triggers.common import instant
@@ -48,6 +55,8 @@ class RulePlan:
     planned: int = 0
     held_out: int = 0
     locked: bool = False  # another planner was planning this rule; it was skipped
+    error: str | None = None  # why this rule planned nothing (one line)
+    skipped_until: datetime | None = None  # it failed before and waits for a retry
 
 
 @dataclass
@@ -62,12 +71,19 @@ class PlanReport:
     def held_out(self) -> int:
         return sum(plan.held_out for plan in self.rules.values())
 
+    @property
+    def errors(self) -> dict[str, str]:
+        """Rules that planned nothing because of an error, and the error."""
+        return {name: plan.error for name, plan in self.rules.items() if plan.error}
+
 
 def plan(session: Session, rules: Iterable[Rule], clock: Clock, settings: Settings) -> PlanReport:
     """Insert every occurrence due in [now - max_lateness, now] for each enabled rule.
 
     The caller commits. On PostgreSQL each rule is guarded by a transaction-level advisory
-    lock: a rule another planner is busy with is skipped (and reported as `locked`).
+    lock: a rule another planner is busy with is skipped (and reported as `locked`). A rule
+    that fails is rolled back alone and reported with its `error`; a database that stopped
+    answering fails the whole pass.
     """
     now = clock.now()
     dialect = session.get_bind().dialect.name
@@ -77,16 +93,64 @@ def plan(session: Session, rules: Iterable[Rule], clock: Clock, settings: Settin
         if not rule.enabled:
             continue
         result = report.rules[rule.name] = RulePlan()
-        if dialect == "postgresql" and not _try_lock(session, rule.name):
-            result.locked = True
-            continue
-        ctx = DueContext(start=now - rule.lateness, end=now, zones=zones, dialect=dialect)
-        for (status,) in session.execute(_insert(rule, ctx, now, dialect)):
-            if status == MessageStatus.HELD_OUT:
-                result.held_out += 1
-            else:
-                result.planned += 1
+        try:
+            with session.begin_nested():
+                if dialect == "postgresql" and not _try_lock(session, rule.name):
+                    result.locked = True
+                    continue
+                for statement in _inserts(rule, zones, now, dialect):
+                    for (status,) in session.execute(statement):
+                        if status == MessageStatus.HELD_OUT:
+                            result.held_out += 1
+                        else:
+                            result.planned += 1
+        except Exception as exc:
+            if not _rule_at_fault(session, exc):
+                raise
+            report.rules[rule.name] = RulePlan(error=one_line(exc))
     return report
+
+
+def check_plan(session: Session, rule: Rule, clock: Clock, settings: Settings) -> str | None:
+    """Why `rule`'s planning statements fail on this database now, or None when they run.
+
+    The planner's own INSERT … SELECT, limited to zero rows: the database compiles and checks
+    it (types, its limits, every value bound), nothing is written. The caller rolls back.
+    """
+    dialect = session.get_bind().dialect.name
+    try:
+        with session.begin_nested():
+            zones = customer_zones(session, settings)
+            for statement in _inserts(rule, zones, clock.now(), dialect, rows=0):
+                session.execute(statement).all()
+    except Exception as exc:
+        if not _rule_at_fault(session, exc):
+            raise
+        return one_line(exc)
+    return None
+
+
+# Errors that say the database itself cannot take writes now, whatever the rule.
+_DATABASE_WIDE = ("readonly", "read-only", "disk", "database is locked", "no space")
+
+
+def _rule_at_fault(session: Session, exc: Exception) -> bool:
+    """Whether a failure belongs to the rule rather than to the database or the connection.
+
+    The database must still answer in the same transaction, and the error must not be one
+    of those that fail every write (a read-only or full database): those fail the whole
+    pass, so that they are retried and reported as an outage instead of blamed on rules.
+    """
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return False
+        if any(part in str(exc.orig).lower() for part in _DATABASE_WIDE):
+            return False
+    try:
+        session.execute(select(literal(1)))
+    except DBAPIError:
+        return False
+    return True
 
 
 def count_due(
@@ -95,13 +159,16 @@ def count_due(
     """How many occurrences of `rule` fall due in [start, end] and are not in the ledger yet."""
     dialect = session.get_bind().dialect.name
     ctx = DueContext(start, end, customer_zones(session, settings), dialect)
-    due = compile_due(rule, ctx).subquery("due")
-    planned = exists().where(
-        messages.c.rule == rule.name,
-        messages.c.customer_id == due.c.customer_id,
-        messages.c.occurrence_key == due.c.occurrence_key,
-    )
-    return int(session.scalar(select(func.count()).select_from(due).where(~planned)) or 0)
+    total = 0
+    for statement in compile_due(rule, ctx):
+        due = statement.subquery("due")
+        planned = exists().where(
+            messages.c.rule == rule.name,
+            messages.c.customer_id == due.c.customer_id,
+            messages.c.occurrence_key == due.c.occurrence_key,
+        )
+        total += session.scalar(select(func.count()).select_from(due).where(~planned)) or 0
+    return total
 
 
 def day_bounds(clock: Clock, zone: str) -> tuple[datetime, datetime]:
@@ -154,8 +221,17 @@ def _try_lock(session: Session, rule_name: str) -> bool:
     return bool(session.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key}))
 
 
-def _insert(rule: Rule, ctx: DueContext, now: datetime, dialect: str) -> Any:
-    due = compile_due(rule, ctx).subquery("due")
+def _inserts(
+    rule: Rule, zones: dict[str, ZoneInfo], now: datetime, dialect: str, rows: int | None = None
+) -> list[Any]:
+    """The rule's INSERT … SELECT statements for the due window ending `now`; `rows` limits
+    each SELECT (0 for a dry run)."""
+    ctx = DueContext(start=now - rule.lateness, end=now, zones=zones, dialect=dialect)
+    return [_insert(rule, due, now, dialect, rows) for due in compile_due(rule, ctx)]
+
+
+def _insert(rule: Rule, query: Select[Any], now: datetime, dialect: str, limit: int | None) -> Any:
+    due = query.subquery("due")
     status: ColumnElement[str] = literal(MessageStatus.QUEUED.value)
     if rule.holdout_percent > 0:
         status = case(
@@ -179,6 +255,8 @@ def _insert(rule: Rule, ctx: DueContext, now: datetime, dialect: str) -> Any:
         instant(now),
         instant(now),
     ).where(due.c.customer_id.is_not(None))  # SQLite needs a WHERE before ON CONFLICT
+    if limit is not None:
+        rows = rows.limit(limit)
     columns = [
         "rule",
         "customer_id",
