@@ -87,6 +87,10 @@ class Rulebook:
         with self._lock:
             return [rule for rule in self._rules.values() if rule.enabled]
 
+    def names(self) -> list[str]:
+        with self._lock:
+            return list(self._rules)
+
     def __iter__(self) -> Iterator[Rule]:
         return iter(self.enabled())
 

@@ -21,8 +21,9 @@ from campaigner.gateways import Gateway, create_gateway
 from campaigner.messages.render import MessageRenderer
 from campaigner.messages.render import RenderError as TemplateRenderError
 from campaigner.messages.templates import MessageTemplates
-from campaigner.planner import PlanReport, plan
+from campaigner.planner import PlanReport, RulePlan, plan
 from campaigner.policy import RulePolicy
+from campaigner.quarantine import Quarantine
 from campaigner.rulebook import Rulebook
 from campaigner.rules.models import Rule
 
@@ -90,6 +91,7 @@ class Runtime:
     fallback: Gateway | None
     dispatcher: Dispatcher
     last_plan: PlanReport = field(default_factory=PlanReport)
+    quarantine: Quarantine = field(default_factory=Quarantine)
 
     @classmethod
     def build(
@@ -121,10 +123,39 @@ class Runtime:
         return cls(settings, clock, sessions, rulebook, gateway, fallback, dispatcher)
 
     def plan(self, triggers: Collection[str] | None = None) -> PlanReport:
-        """One planning pass over the enabled rules (of these triggers); logs what it did."""
+        """One planning pass over the enabled rules (of these triggers); logs what it did.
+
+        A rule that fails is set aside (see `campaigner.quarantine`) and reported with its
+        error; the others plan as usual.
+        """
+        now = self.clock.now()
         rules = [r for r in self.rulebook.enabled() if triggers is None or r.trigger in triggers]
+        held = {
+            rule.name: failure for rule in rules if (failure := self.quarantine.holds(rule, now))
+        }
+        due = [rule for rule in rules if rule.name not in held]
         with self.sessions.begin() as session:
-            report = plan(session, rules, self.clock, self.settings)
+            report = plan(session, due, self.clock, self.settings)
+        for rule in due:
+            result = report.rules.get(rule.name)
+            if result is None or result.locked:
+                continue
+            if result.error is None:
+                self.quarantine.succeeded(rule.name)
+                continue
+            failure = self.quarantine.failed(rule, result.error, now)
+            result.skipped_until = failure.retry_at
+            log.error(
+                "plan %s failed (%d in a row): %s; next try at %s or when its file changes",
+                rule.name,
+                failure.failures,
+                failure.error,
+                f"{failure.retry_at:%Y-%m-%d %H:%M:%S} UTC",
+            )
+        for name, failure in held.items():
+            report.rules[name] = RulePlan(error=failure.error, skipped_until=failure.retry_at)
+            log.debug("plan %s: skipped until %s after failing", name, failure.retry_at)
+        self.quarantine.keep_only(self.rulebook.names())
         for name, result in report.rules.items():
             if result.locked:
                 log.debug("plan %s: skipped, another instance is planning it", name)

@@ -27,6 +27,7 @@ from campaigner.db import create_engine_for, session_factory, upgrade
 from campaigner.db.models import Base
 from campaigner.gateways.base import Gateway, OutgoingMessage, SendResult
 from campaigner.logs import NOISY_LOGGERS
+from campaigner.rules.models import Rule
 
 PG_ADMIN_URL = os.environ.get(
     "CAMPAIGNER_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -186,6 +187,23 @@ class CaptureGateway(Gateway):
     def send(self, batch: Sequence[OutgoingMessage]) -> list[SendResult]:
         self.sent.extend(batch)
         return [SendResult.accepted(m.id, f"cap-{m.id}") for m in batch]
+
+
+class FixedRules:
+    """What the runtime's planning asks of a rulebook, holding rules as given: also rules
+    the rule file checks would refuse, to show what the engine does if one slips through."""
+
+    def __init__(self, *rules: Rule) -> None:
+        self.rules = {rule.name: rule for rule in rules}
+
+    def enabled(self) -> list[Rule]:
+        return [rule for rule in self.rules.values() if rule.enabled]
+
+    def names(self) -> list[str]:
+        return list(self.rules)
+
+    def get(self, name: str) -> Rule | None:
+        return self.rules.get(name)
 
 
 @pytest.fixture

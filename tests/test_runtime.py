@@ -1,0 +1,108 @@
+"""The runtime's planning pass: a failing rule is set aside and retried, the others plan."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from conftest import CaptureGateway, FixedRules
+from pydantic import TypeAdapter
+from sqlalchemy.orm import Session, sessionmaker
+
+from campaigner.clock import FixedClock
+from campaigner.config import Settings
+from campaigner.customers.loader import refresh_customer_stats
+from campaigner.db.models import Customer, Order
+from campaigner.rules.models import Rule
+from campaigner.runtime import Runtime
+
+THANKS = {"trigger": "post_purchase", "template": "x", "delay": "2h", "name": "thank_you"}
+
+
+def rule(**fields: object) -> Rule:
+    return TypeAdapter(Rule).validate_python({**THANKS, **fields})
+
+
+def paid_order(sessions: sessionmaker[Session], clock: FixedClock, n: int) -> None:
+    with sessions.begin() as session:
+        customer = Customer(external_id=f"c{n}", phone=f"+98912{n:07d}", marketing_consent=True)
+        session.add(customer)
+        session.flush()
+        paid_at = clock.now() - timedelta(hours=3)
+        session.add(
+            Order(
+                external_id=f"o{n}",
+                customer_id=customer.id,
+                total=Decimal(1),
+                paid_at=paid_at,
+                status="paid",
+            )
+        )
+        session.flush()
+        refresh_customer_stats(session, [customer.id])
+
+
+@pytest.fixture
+def runtime(settings: Settings, sessions: sessionmaker[Session], clock: FixedClock) -> Runtime:
+    return Runtime.build(
+        settings, clock=clock, sessions=sessions, gateway=CaptureGateway(), rulebook=FixedRules()
+    )  # type: ignore[arg-type]
+
+
+def test_a_failing_rule_waits_doubling_and_the_others_keep_planning(
+    runtime: Runtime,
+    sessions: sessionmaker[Session],
+    clock: FixedClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    rules = runtime.rulebook.rules  # type: ignore[attr-defined]
+    broken = rule(name="broken").model_copy(update={"priority": 2**70})
+    rules.update(broken=broken, thank_you=rule())
+    paid_order(sessions, clock, 1)
+
+    with caplog.at_level(logging.ERROR, logger="campaigner"):
+        first = runtime.plan()
+    assert first.rules["thank_you"].planned == 1
+    failure = runtime.quarantine.failures()["broken"]
+    assert (failure.failures, failure.since) == (1, clock.now())
+    assert failure.retry_at == clock.now() + timedelta(minutes=1)
+    assert first.rules["broken"].skipped_until == failure.retry_at
+    [line] = [r.getMessage() for r in caplog.records if "broken" in r.getMessage()]
+    assert line.startswith("plan broken failed (1 in a row): ") and len(line) < 450
+    assert "next try at" in line and "when its file changes" in line
+
+    # Within its wait the rule is not tried; thank-yous keep being planned.
+    paid_order(sessions, clock, 2)
+    clock.advance(timedelta(seconds=30))
+    second = runtime.plan()
+    assert second.rules["thank_you"].planned == 1
+    assert second.rules["broken"].error == failure.error
+    assert runtime.quarantine.failures()["broken"].failures == 1
+
+    # After it, tried again and failing again: twice as long.
+    clock.advance(timedelta(seconds=31))
+    runtime.plan()
+    again = runtime.quarantine.failures()["broken"]
+    assert (again.failures, again.since) == (2, failure.since)
+    assert again.retry_at == clock.now() + timedelta(minutes=2)
+
+    # The file is fixed: planned at once, and no longer reported.
+    rules["broken"] = rule(name="broken")
+    fixed = runtime.plan()
+    assert fixed.rules["broken"].planned == 2 and fixed.errors == {}
+    assert runtime.quarantine.failures() == {}
+
+
+def test_a_rule_removed_from_the_rulebook_is_forgotten(
+    runtime: Runtime, sessions: sessionmaker[Session], clock: FixedClock
+) -> None:
+    rules = runtime.rulebook.rules  # type: ignore[attr-defined]
+    rules["broken"] = rule(name="broken").model_copy(update={"priority": 2**70})
+    paid_order(sessions, clock, 1)
+    runtime.plan()
+    assert list(runtime.quarantine.failures()) == ["broken"]
+    del rules["broken"]
+    runtime.plan()
+    assert runtime.quarantine.failures() == {}
