@@ -19,8 +19,6 @@ from campaigner.db.models import Message
 from campaigner.dispatch import Dispatcher, DispatchReport, Rendered, RenderError
 from campaigner.gateways import Gateway, create_gateway
 from campaigner.messages.render import MessageRenderer
-from campaigner.messages.render import RenderError as TemplateRenderError
-from campaigner.messages.templates import MessageTemplates
 from campaigner.planner import PlanReport, RulePlan, plan
 from campaigner.policy import RulePolicy
 from campaigner.quarantine import Quarantine
@@ -44,22 +42,20 @@ def rule_policy(rule: Rule | None) -> RulePolicy:
 
 
 class RuleRenderer:
-    """The dispatcher's renderer: finds the row's rule and renders its template."""
+    """The dispatcher's renderer: finds the row's rule and renders its template, from the
+    template sources that rule was checked with."""
 
-    def __init__(self, rulebook: Rulebook, renderer: MessageRenderer, clock: Clock) -> None:
+    def __init__(self, rulebook: Rulebook, settings: Settings, clock: Clock) -> None:
         self.rulebook = rulebook
-        self.renderer = renderer
+        self.settings = settings
         self.clock = clock
 
     def render(self, session: Session, message: Message) -> Rendered:
-        rule = self.rulebook.get(message.rule)
-        if rule is None:
+        entry = self.rulebook.entry(message.rule)
+        if entry is None:
             raise RenderError("rule removed")
-        try:
-            rendered = self.renderer.render(session, message, rule, self.clock.now())
-        except TemplateRenderError as exc:
-            raise RenderError(str(exc)) from None
-        return Rendered(rendered.text, rendered.encoding, rendered.segments)
+        renderer = MessageRenderer(self.settings, entry.templates)
+        return renderer.render(session, message, entry.rule, self.clock.now())
 
 
 def webhook_base(settings: Settings) -> str:
@@ -105,7 +101,6 @@ class Runtime:
     ) -> Runtime:
         """Everything wired from settings; `gateway` replaces the configured one (simulate)."""
         rulebook = rulebook or Rulebook(settings)
-        renderer = MessageRenderer(settings, MessageTemplates(settings.paths.templates, settings))
         fallback = None
         if gateway is None:
             gateway = build_gateway(settings)
@@ -116,7 +111,7 @@ class Runtime:
             gateway,
             clock,
             settings,
-            renderer=RuleRenderer(rulebook, renderer, clock),
+            renderer=RuleRenderer(rulebook, settings, clock),
             policies=lambda name: rule_policy(rulebook.get(name)),
             fallback_gateway=fallback,
         )

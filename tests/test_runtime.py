@@ -7,14 +7,15 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from conftest import CaptureGateway, FixedRules
+from conftest import CaptureGateway, FixedRules, Project
 from pydantic import TypeAdapter
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from campaigner.clock import FixedClock
 from campaigner.config import Settings
 from campaigner.customers.loader import refresh_customer_stats
-from campaigner.db.models import Customer, Order
+from campaigner.db.models import Customer, Message, Order
 from campaigner.rules.models import Rule
 from campaigner.runtime import Runtime
 
@@ -106,3 +107,24 @@ def test_a_rule_removed_from_the_rulebook_is_forgotten(
     del rules["broken"]
     runtime.plan()
     assert runtime.quarantine.failures() == {}
+
+
+def test_a_runaway_render_fails_its_message_with_template_limit(project: Project) -> None:
+    # Fine for the sample customer of `rules check`, a runaway for one real customer.
+    project.write_template(
+        "thank_you.j2",
+        "Thanks {{ first_name }}{% if first_name == 'Evil' %}{% for i in range(100000) %}"
+        "{% for j in range(100000) %}{% endfor %}{% endfor %}{% endif %}",
+    )
+    runtime = project.runtime()
+    try:
+        for name in ("Sara", "Evil", "Ali", "Evil"):
+            project.paid_order(name)
+        assert sorted(project.send_due(runtime)) == ["Thanks Ali", "Thanks Sara"]
+    finally:
+        runtime.close()
+    with project.sessions() as session:
+        rows = session.execute(select(Message.status, Message.reason, Message.last_error)).all()
+    failed = [row for row in rows if row.status == "failed"]
+    assert [row.reason for row in failed] == ["template_limit", "template_limit"]
+    assert all("loop iterations" in row.last_error for row in failed)

@@ -6,8 +6,6 @@ stops at the first problem.
 
 from __future__ import annotations
 
-import os
-import stat
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,10 +16,10 @@ from pydantic import TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
 from campaigner.errors import CampaignerError
+from campaigner.files import Unreadable, read_text_file
 from campaigner.rules.models import TRIGGERS, Rule
 
 TemplateChecker = Callable[[Rule], list[str]]
-MAX_RULE_BYTES = 64 * 1024
 _RULE: TypeAdapter[Rule] = TypeAdapter(Rule)
 
 
@@ -88,7 +86,7 @@ def load_rules(
 
 def _load_file(path: Path, problems: list[RuleProblem]) -> Rule | None:
     try:
-        data: dict[str, Any] = tomllib.loads(read_rule_file(path))
+        data: dict[str, Any] = tomllib.loads(read_text_file(path, "a rule"))
     except tomllib.TOMLDecodeError as exc:
         problems.append(RuleProblem(path, None, None, f"TOML syntax error: {exc}"))
         return None
@@ -121,40 +119,6 @@ def _load_file(path: Path, problems: list[RuleProblem]) -> Rule | None:
     except RecursionError:
         problems.append(RuleProblem(path, name, None, "TOML nested too deeply"))
         return None
-
-
-class Unreadable(Exception):
-    """Not something a rule file can be: a FIFO, a device, a directory, a huge file."""
-
-
-def read_rule_file(path: Path) -> str:
-    """The text of a regular file of at most MAX_RULE_BYTES.
-
-    Opened without blocking and checked on the open descriptor: a FIFO would block the
-    loader forever and `/dev/zero` never ends, and a name checked before opening can be
-    swapped for one of them in between.
-    """
-    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    mode = os.fstat(descriptor).st_mode
-    if not stat.S_ISREG(mode):
-        os.close(descriptor)
-        raise Unreadable(f"not a regular file ({_kind(mode)}): a rule must be a plain .toml file")
-    with os.fdopen(descriptor, "rb") as file:
-        data = file.read(MAX_RULE_BYTES + 1)
-    if len(data) > MAX_RULE_BYTES:
-        size = max(len(data), path.stat().st_size)
-        raise Unreadable(f"too large ({size} bytes): a rule file is at most {MAX_RULE_BYTES} bytes")
-    return data.decode("utf-8")
-
-
-def _kind(mode: int) -> str:
-    if stat.S_ISDIR(mode):
-        return "a directory"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    return "a special file"
 
 
 def _field(error: ErrorDetails, trigger: str) -> str:

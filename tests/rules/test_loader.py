@@ -228,9 +228,9 @@ def test_a_fifo_or_a_device_is_refused_not_read(tmp_path: Path, templates: Path)
     loaded = loads_within(10, rules_dir, templates)
     assert list(loaded.rules) == ["thanks"]
     assert {(p.file.name, p.message) for p in loaded.problems} == {
-        ("folder.toml", "not a regular file (a directory): a rule must be a plain .toml file"),
-        ("pipe.toml", "not a regular file (a FIFO): a rule must be a plain .toml file"),
-        ("zero.toml", "not a regular file (a device): a rule must be a plain .toml file"),
+        ("folder.toml", "not a regular file (a directory): a rule must be a plain file"),
+        ("pipe.toml", "not a regular file (a FIFO): a rule must be a plain file"),
+        ("zero.toml", "not a regular file (a device): a rule must be a plain file"),
     }
 
 
