@@ -48,6 +48,7 @@ from campaigner.timezones import zone_or
 messages = cast(Table, Message.__table__)
 _HASH_PRIME = 2_147_483_647  # 2**31 - 1: customer id × multiplier stays inside 64 bits
 _HOLDOUT_BUCKETS = 10_000  # holdout_percent has a resolution of 0.01 %
+CHECK_WINDOW = timedelta(days=2)
 
 
 @dataclass
@@ -98,7 +99,8 @@ def plan(session: Session, rules: Iterable[Rule], clock: Clock, settings: Settin
                 if dialect == "postgresql" and not _try_lock(session, rule.name):
                     result.locked = True
                     continue
-                for statement in _inserts(rule, zones, now, dialect):
+                ctx = DueContext(now - rule.lateness, now, zones, dialect)
+                for statement in _inserts(rule, ctx, now):
                     for (status,) in session.execute(statement):
                         if status == MessageStatus.HELD_OUT:
                             result.held_out += 1
@@ -115,13 +117,19 @@ def check_plan(session: Session, rule: Rule, clock: Clock, settings: Settings) -
     """Why `rule`'s planning statements fail on this database now, or None when they run.
 
     The planner's own INSERT … SELECT, limited to zero rows: the database compiles and checks
-    it (types, its limits, every value bound), nothing is written. The caller rolls back.
+    it (types, its limits, every value bound), nothing is written. So that date-based rules
+    build their statements even in an empty shop or at an hour with nothing due, the check
+    looks at least two days back and in the shop's time zone too. The caller rolls back.
     """
     dialect = session.get_bind().dialect.name
+    now = clock.now()
     try:
         with session.begin_nested():
             zones = customer_zones(session, settings)
-            for statement in _inserts(rule, zones, clock.now(), dialect, rows=0):
+            zones.setdefault(settings.customers.timezone, ZoneInfo(settings.customers.timezone))
+            start = now - max(rule.lateness, CHECK_WINDOW)
+            ctx = DueContext(start=start, end=now, zones=zones, dialect=dialect)
+            for statement in _inserts(rule, ctx, now, rows=0):
                 session.execute(statement).all()
     except Exception as exc:
         if not _rule_at_fault(session, exc):
@@ -221,13 +229,10 @@ def _try_lock(session: Session, rule_name: str) -> bool:
     return bool(session.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key}))
 
 
-def _inserts(
-    rule: Rule, zones: dict[str, ZoneInfo], now: datetime, dialect: str, rows: int | None = None
-) -> list[Any]:
-    """The rule's INSERT … SELECT statements for the due window ending `now`; `rows` limits
-    each SELECT (0 for a dry run)."""
-    ctx = DueContext(start=now - rule.lateness, end=now, zones=zones, dialect=dialect)
-    return [_insert(rule, due, now, dialect, rows) for due in compile_due(rule, ctx)]
+def _inserts(rule: Rule, ctx: DueContext, now: datetime, rows: int | None = None) -> list[Any]:
+    """The rule's INSERT … SELECT statements for the due window; `rows` limits each SELECT
+    (0 for a dry run)."""
+    return [_insert(rule, due, now, ctx.dialect, rows) for due in compile_due(rule, ctx)]
 
 
 def _insert(rule: Rule, query: Select[Any], now: datetime, dialect: str, limit: int | None) -> Any:

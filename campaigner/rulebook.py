@@ -14,8 +14,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from sqlalchemy.orm import Session, sessionmaker
+
+from campaigner.clock import Clock
 from campaigner.config import Settings
 from campaigner.messages.templates import MessageTemplates
+from campaigner.planner import check_plan
 from campaigner.rules.loader import RuleProblem, RuleSet, load_rules
 from campaigner.rules.models import NpsSurveyRule, Rule
 
@@ -44,6 +48,25 @@ def check_rules(
         templates=settings.paths.templates,
         template_checker=check_template,
     )
+
+
+def check_planning(
+    sessions: sessionmaker[Session], loaded: RuleSet, clock: Clock, settings: Settings
+) -> list[RuleProblem]:
+    """Each loaded rule's planning statements, run against the database with zero rows: the
+    problems only the database finds (its limits, the values it refuses), before the daemon
+    meets them. Nothing is written."""
+    problems = []
+    with sessions() as session:
+        try:
+            for name, rule in loaded.rules.items():
+                error = check_plan(session, rule, clock, settings)
+                if error:
+                    message = f"its planning query fails on the database: {error}"
+                    problems.append(RuleProblem(loaded.files[name], name, None, message))
+        finally:
+            session.rollback()
+    return problems
 
 
 @dataclass(frozen=True)
