@@ -31,23 +31,24 @@ def check_rules(
 ) -> RuleSet:
     """Load every rule and check its template against what the engine provides (`templates`:
     one version of the template directory, read now when not given)."""
-    templates = templates or MessageTemplates(settings.paths.templates, settings)
-
-    def check_template(rule: Rule) -> list[str]:
-        problems = templates.check(
-            rule.template,
-            trigger=rule.trigger,
-            max_segments=rule.max_segments,
-            transactional=rule.transactional,
-            has_coupon=rule.coupon is not None,
-        )
-        return [str(problem) for problem in problems]
-
+    checked = templates or MessageTemplates(settings.paths.templates, settings)
     return load_rules(
         directory or settings.paths.rules,
         templates=settings.paths.templates,
-        template_checker=check_template,
+        template_checker=lambda rule: template_problems(checked, rule),
     )
+
+
+def template_problems(templates: MessageTemplates, rule: Rule) -> list[str]:
+    """What is wrong with `rule`'s template in this version of the template directory."""
+    problems = templates.check(
+        rule.template,
+        trigger=rule.trigger,
+        max_segments=rule.max_segments,
+        transactional=rule.transactional,
+        has_coupon=rule.coupon is not None,
+    )
+    return [str(problem) for problem in problems]
 
 
 def check_planning(
@@ -98,18 +99,24 @@ class Rulebook:
         entries = {
             name: Entry(rule, loaded.files[name], templates) for name, rule in loaded.rules.items()
         }
+        broken_files = {problem.file for problem in loaded.problems}
+        broken_names = {problem.rule for problem in loaded.problems if problem.rule}
+        reported = {problem.rule for problem in loaded.problems if problem.field == "template"}
+        for name, entry in self.entries().items():
+            if name in entries or not (name in broken_names or entry.file in broken_files):
+                continue
+            # The last good rule, with the new templates if they are good for it; if not,
+            # with its own, and the template's problems are reported too.
+            problems = template_problems(templates, entry.rule)
+            if not problems:
+                entry = Entry(entry.rule, entry.file, templates)
+            elif name not in reported:
+                loaded.problems.extend(
+                    RuleProblem(entry.file, name, "template", p) for p in problems
+                )
+            entries[name] = entry
+            log.error("rule %r is broken on disk; keeping its last good version", name)
         with self._lock:
-            broken_files = {problem.file for problem in loaded.problems}
-            broken_names = {problem.rule for problem in loaded.problems if problem.rule}
-            for name, entry in self._entries.items():
-                if name in entries:
-                    continue
-                if name in broken_names or entry.file in broken_files:
-                    entries[name] = entry
-                    log.error(
-                        "rule %r or its template is broken on disk; keeping its last good version",
-                        name,
-                    )
             self._entries = entries
             self.problems = list(loaded.problems)
             self._fingerprint = fingerprint
@@ -128,6 +135,10 @@ class Rulebook:
     def entry(self, name: str) -> Entry | None:
         with self._lock:
             return self._entries.get(name)
+
+    def entries(self) -> dict[str, Entry]:
+        with self._lock:
+            return dict(self._entries)
 
     def enabled(self) -> list[Rule]:
         with self._lock:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import sys
 import uuid
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -31,6 +32,10 @@ from campaigner.gateways.base import Gateway, OutgoingMessage, SendResult
 from campaigner.logs import NOISY_LOGGERS
 from campaigner.rules.models import Rule
 from campaigner.runtime import Runtime
+
+# The daemon tests' helpers (a shop on disk, `campaigner run` in its own process) also serve
+# the chaos suite in tests/chaos.
+sys.path.insert(0, str(Path(__file__).parent / "daemon"))
 
 PG_ADMIN_URL = os.environ.get(
     "CAMPAIGNER_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

@@ -48,13 +48,20 @@ def test_a_broken_template_keeps_the_last_good_one_in_use(
         assert set(session.scalars(select(Message.status))) == {"sent"}
 
 
-def test_a_broken_rule_keeps_its_template_too(project: Project) -> None:
+def test_a_broken_rule_keeps_running_with_the_templates_that_are_good_for_it(
+    project: Project,
+) -> None:
     runtime = project.runtime()
     try:
         project.write_rule(THANK_YOU_RULE + "delya = 1\n")
-        project.write_template("thank_you.j2", "Hello {{ first_name }}")
-        assert [p.field for p in runtime.rulebook.reload()] == ["delya"]
+        project.write_template("thank_you.j2", "Hello {{ first_name }")
+        assert [p.field for p in runtime.rulebook.reload()] == ["delya", "template"]
         project.paid_order("Sara")
         assert project.send_due(runtime) == ["Thanks Sara"]
+
+        project.write_template("thank_you.j2", "Hello {{ first_name }}")
+        assert [p.field for p in runtime.rulebook.reload()] == ["delya"]
+        project.paid_order("Ali")
+        assert project.send_due(runtime) == ["Hello Ali"]
     finally:
         runtime.close()

@@ -123,6 +123,12 @@ class Daemon:
         self._reload_requested.set()
 
     def reload(self) -> None:
+        """Reload in a worker: checking templates renders each one (within its render
+        budget), and the main thread must stay free to act on SIGTERM meanwhile."""
+        if self.on_reload is not None and not self.stopping.is_set():
+            self._scheduler.add_job(self._reload, id="reload", replace_existing=True)
+
+    def _reload(self) -> None:
         if self.on_reload is not None:
             try:
                 self.on_reload()
