@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from campaigner import __version__
 from campaigner.cli.context import AppContext
+from campaigner.display import shown
 from campaigner.errors import CampaignerError
 from campaigner.logs import configure_logging
 
@@ -25,7 +26,7 @@ class CampaignerGroup(click.Group):
             app = ctx.find_object(AppContext)
             if app is not None and app.verbose:
                 raise
-            click.echo(f"Error: {exc}", err=True)
+            click.echo(f"Error: {shown(exc)}", err=True)
             ctx.exit(1)
 
 

@@ -10,6 +10,7 @@ from sqlalchemy.exc import DBAPIError
 
 from campaigner.cli.context import AppContext, pass_app
 from campaigner.clock import SystemClock
+from campaigner.display import shown
 from campaigner.errors import CampaignerError, one_line
 from campaigner.planner import count_due, day_bounds
 from campaigner.rulebook import check_planning, check_rules
@@ -49,12 +50,14 @@ def check_command(app: AppContext, path: Path | None) -> None:
     problems = [*loaded.problems, *_planning_problems(app, loaded)]
     if problems:
         for problem in problems:
-            click.echo(str(problem))
+            click.echo(shown(problem))
         click.echo(f"{len(problems)} problem(s) found", err=True)
         raise click.exceptions.Exit(1)
     for name, rule in loaded.rules.items():
         state = "" if rule.enabled else " [disabled]"
-        click.echo(f"ok  {name}: {rule.trigger}, {rule.when()}, template {rule.template}{state}")
+        click.echo(
+            shown(f"ok  {name}: {rule.trigger}, {rule.when()}, template {rule.template}{state}")
+        )
     click.echo(f"{len(loaded.rules)} rule(s) OK", err=True)
 
 
@@ -70,12 +73,14 @@ def _planning_problems(app: AppContext, loaded: RuleSet) -> list[RuleProblem]:
         and database != ":memory:"
         and not Path(database).is_file()
     ):
-        click.echo(f"note: planning queries not checked: no database at {database}", err=True)
+        click.echo(
+            shown(f"note: planning queries not checked: no database at {database}"), err=True
+        )
         return []
     try:
         return check_planning(app.sessions(), loaded, SystemClock(), app.settings)
     except (CampaignerError, DBAPIError) as exc:
-        click.echo(f"note: planning queries not checked: {one_line(exc)}", err=True)
+        click.echo(shown(f"note: planning queries not checked: {one_line(exc)}"), err=True)
         return []
 
 
@@ -94,7 +99,7 @@ def list_command(app: AppContext) -> None:
     settings = app.settings
     loaded = _load(app, None)
     for problem in loaded.problems:
-        click.echo(f"skipped: {problem}", err=True)
+        click.echo(f"skipped: {shown(problem)}", err=True)
     start, end = day_bounds(SystemClock(), settings.customers.timezone)
     rows = [("RULE", "TRIGGER", "ENABLED", "TEMPLATE", "TODAY")]
     with app.sessions()() as session:
@@ -105,7 +110,7 @@ def list_command(app: AppContext) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
-        click.echo("  ".join(cells).rstrip())
+        click.echo(shown("  ".join(cells).rstrip()))
 
 
 COMMANDS = [rules_group]

@@ -8,9 +8,11 @@ from typing import Any
 import click
 
 from campaigner.cli.context import AppContext, pass_app
+from campaigner.cli.unknown_cmd import describe
 from campaigner.clock import SystemClock
 from campaigner.daemon.runner import HEARTBEAT_INTERVAL, daemon_heartbeats
 from campaigner.dispatch.overview import queue_overview
+from campaigner.display import shown
 
 # A daemon not heard from for this many heartbeats has probably died without saying goodbye.
 STALE_AFTER_HEARTBEATS = 4
@@ -28,7 +30,8 @@ def status_cmd(app: AppContext) -> None:
     as usual; a failing rule is tried again after a while, or as soon as its file changes).
 
     Unknown rows are messages whose send was interrupted (a crash mid-send) and that the
-    gateway could not confirm: they are never re-sent automatically.
+    gateway could not confirm: they are never re-sent automatically. Settle them with
+    `campaigner unknown list` and `campaigner unknown resolve`.
 
     \b
     Example:
@@ -44,10 +47,10 @@ def status_cmd(app: AppContext) -> None:
         return
     click.echo("Messages by status:")
     for status, number in sorted(overview.by_status.items()):
-        click.echo(f"  {status:<12} {number:>8}")
+        click.echo(shown(f"  {status:<12} {number:>8}"))
     click.echo("By rule:")
     for (rule, status), number in sorted(overview.by_rule.items()):
-        click.echo(f"  {rule:<24} {status:<12} {number:>8}")
+        click.echo(shown(f"  {rule:<24} {status:<12} {number:>8}"))
     if overview.next_due is None:
         click.echo("Nothing queued.")
     else:
@@ -55,12 +58,12 @@ def status_cmd(app: AppContext) -> None:
             f"Next due: {overview.next_due:%Y-%m-%d %H:%M:%S} UTC ({overview.due_now} due now)"
         )
     if overview.unknown:
-        click.echo("Unknown (interrupted mid-send, not re-sent; check with the gateway):")
+        click.echo(
+            "Unknown (interrupted mid-send, not re-sent; check with the gateway, then "
+            "`campaigner unknown resolve`):"
+        )
         for message in overview.unknown:
-            click.echo(
-                f"  #{message.id} {message.rule} to {message.phone} via {message.gateway or '?'}"
-                f" since {message.updated_at:%Y-%m-%d %H:%M} UTC"
-            )
+            click.echo(f"  {describe(message)}")
 
 
 def show_daemons(heartbeats: list[dict[str, Any]], now: datetime) -> None:
@@ -74,20 +77,24 @@ def show_daemons(heartbeats: list[dict[str, Any]], now: datetime) -> None:
         stale = age > STALE_AFTER_HEARTBEATS * HEARTBEAT_INTERVAL
         circuit = ", ".join(f"{name} {state}" for name, state in sorted(beat["circuit"].items()))
         click.echo(
-            f"  {beat['host']} pid {beat['pid']}: last tick {last_tick:%Y-%m-%d %H:%M:%S} UTC "
-            f"({age:.0f}s ago{'; not responding' if stale else ''}), "
-            f"circuit: {circuit or 'not used yet'}"
+            shown(
+                f"  {beat['host']} pid {beat['pid']}: last tick "
+                f"{last_tick:%Y-%m-%d %H:%M:%S} UTC ({age:.0f}s ago"
+                f"{'; not responding' if stale else ''}), circuit: {circuit or 'not used yet'}"
+            )
         )
         for error in beat["rule_errors"]:
-            click.echo(f"    rule error (last good version still running): {error}")
+            click.echo(f"    rule error (last good version still running): {shown(error)}")
         for rule, failure in beat.get("plan_failures", {}).items():
             since = datetime.fromisoformat(failure["since"])
             retry = datetime.fromisoformat(failure["retry_at"])
             times = failure["failures"]
             click.echo(
-                f"    rule {rule} failed to plan {times} time{'s' if times != 1 else ''} since "
-                f"{since:%Y-%m-%d %H:%M} UTC: {failure['error']}; next try {retry:%H:%M} UTC "
-                "or when its file changes"
+                shown(
+                    f"    rule {rule} failed to plan {times} time{'s' if times != 1 else ''} "
+                    f"since {since:%Y-%m-%d %H:%M} UTC: {failure['error']}; next try "
+                    f"{retry:%H:%M} UTC or when its file changes"
+                )
             )
 
 

@@ -7,8 +7,10 @@ arrived. Values may be strings (CSV) or typed (a database row, a JSON body).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import UTC, date, datetime
+import re
+from collections.abc import Mapping, Sequence
+from contextlib import suppress
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -41,7 +43,13 @@ ORDER_FIELDS = (
     "coupon_code",
     "referral_code",
     "items_count",
+    "refunded",
 )
+# Order fields that describe the buyer: an order without a customer id (a guest checkout)
+# makes its buyer a customer identified by phone, `guest:+98912…`.
+BUYER_FIELDS = ("first_name", "last_name", "phone", "city", "marketing_consent", "locale")
+ITEM_FIELDS = ("product_id", "sku", "name", "categories", "quantity", "unit_price", "line_total")
+GUEST_PREFIX = "guest:"
 # Other spellings accepted for field names (CSV headers, source column mappings).
 ALIASES = {
     "id": "external_id",
@@ -54,6 +62,27 @@ ALIASES = {
 }
 TRUE = {"1", "true", "yes", "y", "t", "on", "بله", "آری", "x"}
 FALSE = {"0", "false", "no", "n", "f", "off", "خیر", "نه", ""}
+# ISO 639-1 codes: a locale is one of these, optionally with a region (fa-IR, en_US).
+_ISO_639_1 = """
+    aa ab ae af ak am an ar as av ay az ba be bg bh bi bm bn bo br bs ca ce ch co cr cs cu
+    cv cy da de dv dz ee el en eo es et eu fa ff fi fj fo fr fy ga gd gl gn gu gv ha he hi
+    ho hr ht hu hy hz ia id ie ig ii ik io is it iu ja jv ka kg ki kj kk kl km kn ko kr ks
+    ku kv kw ky la lb lg li ln lo lt lu lv mg mh mi mk ml mn mr ms mt my na nb nd ne ng nl
+    nn no nr nv ny oc oj om or os pa pi pl ps pt qu rm rn ro ru rw sa sc sd se sg si sk sl
+    sm sn so sq sr ss st su sv sw ta te tg th ti tk tl tn to tr ts tt tw ty ug uk ur uz ve
+    vi vo wa wo xh yi yo za zh zu
+"""
+LANGUAGES = frozenset(_ISO_639_1.split())
+LANGUAGE_NAMES = {
+    "persian": "fa",
+    "farsi": "fa",
+    "فارسی": "fa",
+    "english": "en",
+    "انگلیسی": "en",
+    "arabic": "ar",
+    "عربی": "ar",
+    "turkish": "tr",
+}
 PAID = {"paid", "completed", "complete", "wc-completed", "processing", "wc-processing", "success"}
 STATUSES = {"paid", "pending", "cancelled", "refunded", "failed"}
 # Column sizes in the schema: longer values are rejected here rather than failing a batch.
@@ -71,6 +100,14 @@ MAX_LENGTH = {
 }
 MAX_AMOUNT = Decimal("1e12")
 MAX_ITEMS = 2**31 - 1
+# A number for a time is Unix time in seconds or in milliseconds, told apart by range: both
+# must fall in [2000-01-01, 2100-01-01). The ranges cannot overlap (the last second is 4.1e9,
+# the first millisecond 9.5e11), so a plausible seconds value is never read as milliseconds;
+# a number outside both (99999999999: the year 5138, or 1973) is refused, not guessed.
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+UNIX_SECONDS = (Decimal(946_684_800), Decimal(4_102_444_800))
+UNIX_TIME_RULE = "a number is Unix time in seconds or milliseconds between 2000 and 2099"
+_NUMBER = re.compile(r"\d+(\.\d+)?")
 
 BirthdayFormat = Literal["auto", "gregorian", "jalali"]
 
@@ -127,28 +164,68 @@ def parse_tags(value: str) -> str:
     return "," + ",".join(tags) + "," if tags else ""
 
 
-def parse_amount(value: str) -> Decimal:
+def parse_amount(value: str, field: str = "total") -> Decimal:
     text = to_ascii_digits(value).replace(",", "").replace("٬", "").strip() or "0"
     try:
         amount = Decimal(text)
     except InvalidOperation:
-        raise RowError(f"bad amount {value!r}", "total") from None
+        raise RowError(f"bad amount {value!r}", field) from None
     if not amount.is_finite() or amount < 0 or amount >= MAX_AMOUNT:
-        raise RowError(f"bad amount {value!r}", "total")
+        raise RowError(f"bad amount {value!r}", field)
     return amount
 
 
-def parse_datetime(value: str, zone: ZoneInfo) -> datetime:
-    """ISO 8601; a time without an offset is local time in the shop's time zone."""
-    text = to_ascii_digits(value).strip().replace("/", "-")
+def is_unix_time(value: object) -> bool:
+    """A number (or digits) that `parse_unix_time` should read."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int | float | Decimal):
+        return True
+    return isinstance(value, str) and bool(_NUMBER.fullmatch(to_ascii_digits(value).strip()))
+
+
+def parse_unix_time(value: object, field: str = "paid_at") -> datetime:
+    """Unix time in seconds or milliseconds, by the rule above `UNIX_SECONDS`."""
     try:
-        instant = datetime.fromisoformat(text)
+        number = Decimal(to_ascii_digits(str(value)).strip())
+    except InvalidOperation:
+        number = Decimal("NaN")
+    for scale in (1, 1000):
+        low, high = UNIX_SECONDS[0] * scale, UNIX_SECONDS[1] * scale
+        if number.is_finite() and low <= number < high:
+            return EPOCH + timedelta(microseconds=int(number * 1_000_000 / scale))
+    raise RowError(f"bad date/time {value!r}: {UNIX_TIME_RULE}", field)
+
+
+def parse_number_time(value: object) -> datetime:
+    """Digits as a time: Unix time (`parse_unix_time`), else an ISO 8601 basic date such as
+    20260501, which no plausible Unix time looks like (returned naive: local time)."""
+    try:
+        return parse_unix_time(value)
+    except RowError:
+        if isinstance(value, str):
+            with suppress(ValueError):
+                return datetime.fromisoformat(to_ascii_digits(value).strip())
+        raise
+
+
+def parse_datetime(value: str, zone: ZoneInfo) -> datetime:
+    """ISO 8601, a time without an offset being local time in the shop's time zone; or Unix
+    time (`parse_number_time`)."""
+    try:
+        if is_unix_time(value):
+            instant = parse_number_time(value)
+        else:
+            instant = datetime.fromisoformat(to_ascii_digits(value).strip().replace("/", "-"))
         if instant.tzinfo is None:
             instant = instant.replace(tzinfo=zone)
         return instant.astimezone(UTC)
+    except RowError:
+        raise
     except (ValueError, OverflowError):
         raise RowError(
-            f"bad date/time {value!r}: expected ISO 8601, e.g. 2026-05-01 14:30", "paid_at"
+            f"bad date/time {value!r}: expected ISO 8601 (2026-05-01 14:30) or Unix time",
+            "paid_at",
         ) from None
 
 
@@ -163,6 +240,24 @@ def normalize_status(value: str) -> str:
     if text not in STATUSES:
         raise RowError(f"unknown order status {value!r}", "status")
     return text
+
+
+def parse_locale(value: str, default: str) -> str:
+    """`fa`, `fa-IR`, `fa_IR`, `Persian` or «فارسی» → `fa`; anything else is an error."""
+    text = value.strip().lower()
+    if not text:
+        return default
+    text = LANGUAGE_NAMES.get(text, text).replace("_", "-")
+    if text.split("-")[0] not in LANGUAGES or len(text) > MAX_LENGTH["locale"]:
+        raise RowError(
+            f"unknown locale {value!r}: expected a language code such as fa or en", "locale"
+        )
+    return text.split("-")[0]
+
+
+def guest_id(phone: str) -> str:
+    """The customer id of a buyer known only by a normalised phone number."""
+    return GUEST_PREFIX + phone
 
 
 def _check_lengths(values: Mapping[str, Any]) -> None:
@@ -226,7 +321,7 @@ def customer_row(
         "birth_jalali_md": jalali_month_day(birthday) if birthday else None,
         "calendar": calendar,
         "timezone": timezone,
-        "locale": raw.get("locale", "").strip().lower() or defaults.locale,
+        "locale": parse_locale(raw.get("locale", ""), defaults.locale),
         "tags": parse_tags(raw.get("tags", "")),
         "marketing_consent": parse_bool(raw.get("marketing_consent", "")),
         "city": raw.get("city", "").strip(),
@@ -248,7 +343,7 @@ def order_row(
         raise RowError("missing order id", "external_id")
     customer = raw.get("customer_id", "").strip()
     if not customer:
-        raise RowError("missing customer id", "customer_id")
+        raise RowError("missing customer id (or the buyer's phone for a guest)", "customer_id")
     status = normalize_status(raw.get("status", ""))
     paid_text = raw.get("paid_at", "").strip()
     zone = ZoneInfo(local_zone or defaults.timezone)
@@ -262,16 +357,55 @@ def order_row(
         raise RowError(f"bad items_count {items!r}", "items_count") from None
     if items_count is not None and not 0 <= items_count <= MAX_ITEMS:
         raise RowError(f"bad items_count {items!r}", "items_count")
+    total = parse_amount(raw.get("total") or "0")
+    refunded = parse_amount(raw.get("refunded") or "0", "refunded")
+    if refunded > total:
+        raise RowError(f"refunded {refunded} is more than the order total {total}", "refunded")
     values = {
         "external_id": external_id,
         "customer_id": customer,
-        "total": parse_amount(raw.get("total") or "0"),
+        "total": total,
         "currency": raw.get("currency", "").strip().upper() or defaults.currency,
         "status": status,
         "paid_at": paid_at,
         "coupon_code": raw.get("coupon_code", "").strip().upper() or None,
         "referral_code": raw.get("referral_code", "").strip().upper() or None,
         "items_count": items_count,
+        "refunded": refunded,
     }
     _check_lengths(values)
     return values
+
+
+def item_rows(items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Validate an order's line items; they are numbered 1, 2, … in the order given."""
+    rows = []
+    for line_no, raw_item in enumerate(items, start=1):
+        categories = raw_item.get("categories")
+        if isinstance(categories, list | tuple):
+            raw_item = {**raw_item, "categories": ",".join(map(as_text, categories))}
+        item = text_record(raw_item)
+        name = " ".join(item.get("name", "").split())
+        quantity_text = to_ascii_digits(item.get("quantity", "").strip() or "1")
+        try:
+            quantity = int(Decimal(quantity_text))
+        except (InvalidOperation, ValueError):
+            raise RowError(f"item {line_no}: bad quantity {quantity_text!r}", "items") from None
+        if not 0 <= quantity <= MAX_ITEMS:
+            raise RowError(f"item {line_no}: bad quantity {quantity_text!r}", "items")
+        unit_price = item.get("unit_price", "").strip()
+        row = {
+            "line_no": line_no,
+            "product_id": item.get("product_id", "").strip() or None,
+            "sku": item.get("sku", "").strip() or None,
+            "name": name[:255],
+            "categories": parse_tags(item.get("categories", "")),
+            "quantity": quantity,
+            "unit_price": parse_amount(unit_price, "items") if unit_price else None,
+            "line_total": parse_amount(item.get("line_total") or "0", "items"),
+        }
+        for key in ("product_id", "sku"):
+            if len(item.get(key, "").strip()) > 128:
+                raise RowError(f"item {line_no}: {key} longer than 128 characters", "items")
+        rows.append(row)
+    return rows

@@ -69,16 +69,16 @@ class Base(DeclarativeBase):
 
 
 class MessageStatus(StrEnum):
-    QUEUED = "queued"  # planned, waiting for its time
+    QUEUED = "queued"  # planned, waiting for its time (maybe claimed: see Message.claim)
     HELD_OUT = "held_out"  # control group: never sent, kept for uplift reports
-    SENDING = "sending"  # claimed by a dispatcher under a lease
+    SENDING = "sending"  # its own request to the gateway has started
     SENT = "sent"  # accepted by the gateway
     DELIVERED = "delivered"
     UNDELIVERED = "undelivered"
     FAILED = "failed"  # permanent error or out of attempts
     SKIPPED = "skipped"  # policy said no (opted out, no consent, cap, invalid number)
     EXPIRED = "expired"  # could not be sent before max_lateness
-    UNKNOWN = "unknown"  # the dispatcher died mid-send; never re-sent blindly
+    UNKNOWN = "unknown"  # its request was in flight when the answer was lost; never re-sent blindly
 
 
 class Customer(Base):
@@ -142,18 +142,60 @@ class Order(Base):
     coupon_code: Mapped[str | None] = mapped_column(String(64))
     referral_code: Mapped[str | None] = mapped_column(String(32))
     items_count: Mapped[int | None] = mapped_column(Integer)
+    # Money given back by refunds recorded against this order; revenue is total - refunded.
+    refunded: Mapped[Decimal] = mapped_column(
+        Numeric(14, 2), default=Decimal(0), server_default="0"
+    )
     # 1 for the customer's first paid order, 2 for the second...; set when statistics refresh.
     sequence: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     customer: Mapped[Customer] = relationship(back_populates="orders")
+    items: Mapped[list[OrderItem]] = relationship(
+        back_populates="order", order_by="OrderItem.line_no", passive_deletes=True
+    )
 
     __table_args__ = (
         Index(None, "paid_at"),
         Index(None, "customer_id", "paid_at"),
         Index(None, "sequence", "paid_at"),
     )
+
+
+class OrderItem(Base):
+    """One line of an order: what was bought, so rules and templates can speak of it."""
+
+    __tablename__ = "order_items"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    line_no: Mapped[int] = mapped_column(Integer)
+    product_id: Mapped[str | None] = mapped_column(String(128))
+    sku: Mapped[str | None] = mapped_column(String(128))
+    name: Mapped[str] = mapped_column(String(255), default="")
+    # Stored as ",shoes,summer," like customer tags: a category test is a parameterised LIKE.
+    categories: Mapped[str] = mapped_column(Text, default="")
+    quantity: Mapped[int] = mapped_column(Integer, default=1)
+    unit_price: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    line_total: Mapped[Decimal] = mapped_column(Numeric(14, 2), default=Decimal(0))
+
+    order: Mapped[Order] = relationship(back_populates="items")
+
+    __table_args__ = (UniqueConstraint("order_id", "line_no"),)
+
+
+class ShopEvent(Base):
+    """A shop webhook delivery already applied, so a redelivery changes nothing."""
+
+    __tablename__ = "shop_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    shop: Mapped[str] = mapped_column(String(32))
+    key: Mapped[str] = mapped_column(String(255))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (UniqueConstraint("shop", "key"), Index(None, "received_at"))
 
 
 class Message(Base):
@@ -174,6 +216,8 @@ class Message(Base):
     scheduled_for: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The dispatch pass holding the lease: only it may start or record this row.
+    claim: Mapped[str | None] = mapped_column(String(32))
     text: Mapped[str | None] = mapped_column(Text)
     segments: Mapped[int | None] = mapped_column(Integer)
     encoding: Mapped[str | None] = mapped_column(String(8))
@@ -185,6 +229,9 @@ class Message(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Who settled an `unknown` row by hand (`campaigner unknown resolve`), and when.
+    resolved_by: Mapped[str | None] = mapped_column(String(128))
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
         UniqueConstraint("rule", "customer_id", "occurrence_key"),

@@ -6,7 +6,6 @@ idempotent per message: the second call returns the first coupon, never a second
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -19,6 +18,7 @@ from sqlalchemy.orm import Session, aliased
 
 from campaigner.db.models import Coupon, Customer, Order
 from campaigner.messages.codes import random_code
+from campaigner.spreadsheets import SpreadsheetWriter
 
 MAX_TRIES = 10
 EXPORT_FIELDS = (
@@ -28,6 +28,7 @@ EXPORT_FIELDS = (
     "rule",
     "percent",
     "amount",
+    "currency",
     "expires_at",
     "created_at",
     "redeemed_order_id",
@@ -89,32 +90,55 @@ def issue_coupon(
 
 
 def redeem_coupons(session: Session, order_ids: Iterable[int]) -> int:
-    """Mark coupons used by these paid orders as redeemed; the first redeeming order counts."""
+    """Mark coupons used by these paid orders as redeemed; the first redeeming order counts.
+
+    An order may carry several codes (`A,B`); most are the shop's own, not Campaigner's, so
+    the codes are looked up once and only those that are open coupons are updated.
+    """
     ids = list(order_ids)
     if not ids:
         return 0
     orders = session.execute(
-        select(Order.id, Order.coupon_code, Order.paid_at).where(
+        select(Order.id, Order.coupon_code, Order.paid_at)
+        .where(
             Order.id.in_(ids),
             Order.coupon_code.is_not(None),
             Order.status == "paid",
             Order.paid_at.is_not(None),
         )
+        .order_by(Order.paid_at, Order.id)
     ).all()
-    redeemed = 0
-    for order_id, code, paid_at in orders:
-        result = session.execute(
-            update(Coupon)
-            .where(Coupon.code == code, Coupon.redeemed_order_id.is_(None))
-            .values(redeemed_order_id=order_id, redeemed_at=paid_at)
-            .execution_options(synchronize_session=False)
+    codes = {code for _, text, _ in orders for code in (text or "").split(",") if code}
+    if not codes:
+        return 0
+    open_codes = set(
+        session.scalars(
+            select(Coupon.code).where(Coupon.code.in_(codes), Coupon.redeemed_order_id.is_(None))
         )
-        redeemed += cast(CursorResult[Any], result).rowcount
+    )
+    redeemed = 0
+    for order_id, text, paid_at in orders:
+        for code in (text or "").split(","):
+            if code not in open_codes:
+                continue
+            result = session.execute(
+                update(Coupon)
+                .where(Coupon.code == code, Coupon.redeemed_order_id.is_(None))
+                .values(redeemed_order_id=order_id, redeemed_at=paid_at)
+                .execution_options(synchronize_session=False)
+            )
+            redeemed += cast(CursorResult[Any], result).rowcount
+            open_codes.discard(code)
     return redeemed
 
 
-def export_coupons(session: Session, since: datetime | None, path: Path) -> int:
-    """Write coupons created since `since` (all when None) as CSV for the shop; returns count."""
+def export_coupons(
+    session: Session, since: datetime | None, path: Path, currency: str = "IRT"
+) -> int:
+    """Write coupons created since `since` (all when None) as CSV for the shop; returns count.
+
+    A fixed-amount coupon is in the shop's currency (`customers.currency`), written beside it.
+    """
     redeemed_order = aliased(Order)
     query = (
         select(Coupon, Customer.external_id, Customer.phone, redeemed_order.external_id)
@@ -126,21 +150,24 @@ def export_coupons(session: Session, since: datetime | None, path: Path) -> int:
         query = query.where(Coupon.created_at >= since)
     count = 0
     with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
+        writer = SpreadsheetWriter(handle)
         writer.writerow(EXPORT_FIELDS)
         for coupon, customer, phone, order in session.execute(query):
             writer.writerow(
                 [
                     coupon.code,
                     customer,
-                    phone or "",
+                    phone,
                     coupon.rule,
                     _text(coupon.percent),
                     _text(coupon.amount),
+                    currency if coupon.amount is not None else None,
                     coupon.expires_at.isoformat(timespec="seconds"),
                     coupon.created_at.isoformat(timespec="seconds"),
-                    order or "",
-                    coupon.redeemed_at.isoformat(timespec="seconds") if coupon.redeemed_at else "",
+                    order,
+                    coupon.redeemed_at.isoformat(timespec="seconds")
+                    if coupon.redeemed_at
+                    else None,
                 ]
             )
             count += 1

@@ -12,6 +12,7 @@ from starlette.routing import BaseRoute
 from campaigner.clock import Clock
 from campaigner.config import Settings
 from campaigner.gateways.base import Gateway
+from campaigner.server.shop_webhooks import shop_webhook_routes
 from campaigner.server.webhooks import WebhookContext, webhook_routes
 
 
@@ -32,7 +33,8 @@ def create_app(
         gateways=gateways,
         nps_windows=nps_windows,
     )
-    app = Starlette(routes=[*webhook_routes(context), *extra_routes])
+    shop_routes = shop_webhook_routes(settings=settings, sessions=sessions, clock=clock)
+    app = Starlette(routes=[*shop_routes, *webhook_routes(context), *extra_routes])
     app.state.settings = settings
     app.state.sessions = sessions
     app.state.clock = clock

@@ -1,5 +1,10 @@
 """Webhooks providers call: delivery reports and inbound replies, for each configured gateway.
 
+`/webhooks/NAME/...` names a route label (`kannel`, or `backup` for the fallback table) or a
+provider: callback URLs set once in a provider's panel name the provider, whichever route
+sent the message. A report is matched to rows sent through any route it may concern, and
+parsed and verified by that route's own gateway.
+
 Nothing is read or changed before the caller proves who it is: the provider's signature
 where it has one (Twilio), else the shared `server.webhook_token`. Unknown ledger ids are
 answered 200 all the same, since providers retry anything else for days.
@@ -8,7 +13,7 @@ answered 200 all the same, since providers retry anything else for days.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import parse_qsl
@@ -35,7 +40,7 @@ class WebhookContext:
     settings: Settings
     sessions: sessionmaker[Session]
     clock: Clock
-    gateways: Mapping[str, Gateway]
+    gateways: Mapping[str, Gateway]  # route label -> gateway
     # Current nps_survey rules and their response windows (rules may be reloaded).
     nps_windows: Callable[[], Mapping[str, timedelta]] = dict
 
@@ -48,8 +53,7 @@ def token_matches(settings: Settings, request: WebhookRequest) -> bool:
     return matches_any(given, [expected.get_secret_value()])
 
 
-async def _read(request: Request, public_base: str, kind: str, limit: int) -> WebhookRequest:
-    body = await read_body(request, limit)
+def _hook(request: Request, body: bytes, public_base: str, kind: str) -> WebhookRequest:
     content_type = request.headers.get("content-type", "")
     form: dict[str, str] = {}
     if content_type.startswith("application/x-www-form-urlencoded"):
@@ -69,31 +73,53 @@ async def _read(request: Request, public_base: str, kind: str, limit: int) -> We
     )
 
 
+def routes_for(gateways: Mapping[str, Gateway], name: str) -> dict[str, Gateway]:
+    """The routes a webhook path may concern: the one labelled `name` first, then every
+    route whose gateway is the provider `name`."""
+    exact = {label: gateway for label, gateway in gateways.items() if label == name}
+    by_provider = {label: gateway for label, gateway in gateways.items() if gateway.name == name}
+    return {**exact, **by_provider}
+
+
+def _public_base(gateway: Gateway, name: str) -> str:
+    """The URL the provider was given for path `name` (and signs), even behind a proxy."""
+    if not gateway.webhook_url:
+        return ""
+    return f"{gateway.webhook_url.rsplit('/', 1)[0]}/{name}"
+
+
 def _authorised(context: WebhookContext, gateway: Gateway, hook: WebhookRequest) -> bool:
     verdict = gateway.verify_webhook(hook)
     return verdict if verdict is not None else token_matches(context.settings, hook)
 
 
-def _endpoint(
-    context: WebhookContext, kind: str, apply: Callable[[Gateway, str, WebhookRequest], str]
-) -> Callable[[Request], object]:
+Apply = Callable[[Gateway, Collection[str], str, WebhookRequest], str]
+
+
+def _endpoint(context: WebhookContext, kind: str, apply: Apply) -> Callable[[Request], object]:
     async def endpoint(request: Request) -> Response:
         name = request.path_params["gateway"]
-        gateway = context.gateways.get(name)
-        base = gateway.webhook_url if gateway else ""
+        routes = routes_for(context.gateways, name)
+        limit = context.settings.server.max_body_bytes
         try:
-            hook = await _read(request, base, kind, context.settings.server.max_body_bytes)
+            body = await read_body(request, limit)
         except Refused as exc:
             return PlainTextResponse(exc.detail, status_code=exc.status)
-        if gateway is None:
+        if not routes:
+            hook = _hook(request, body, "", kind)
             if token_matches(context.settings, hook):
                 return PlainTextResponse("unknown gateway", status_code=404)
             return PlainTextResponse("unauthorised", status_code=401)
-        if not _authorised(context, gateway, hook):
+        # The first route whose gateway accepts the caller's proof parses the request.
+        for gateway in routes.values():
+            hook = _hook(request, body, _public_base(gateway, name), kind)
+            if _authorised(context, gateway, hook):
+                break
+        else:
             log.warning("webhook %s/%s: missing or wrong secret", name, kind)
             return PlainTextResponse("unauthorised", status_code=401)
         try:
-            text = await run_in_threadpool(apply, gateway, name, hook)
+            text = await run_in_threadpool(apply, gateway, list(routes), name, hook)
         except ValueError as exc:
             return PlainTextResponse(str(exc), status_code=400)
         return PlainTextResponse(text)
@@ -104,16 +130,16 @@ def _endpoint(
 def webhook_routes(context: WebhookContext) -> list[BaseRoute]:
     """`/webhooks/{gateway}/dlr` and `/webhooks/{gateway}/inbound`, GET and POST."""
 
-    def delivery(gateway: Gateway, name: str, hook: WebhookRequest) -> str:
+    def delivery(gateway: Gateway, labels: Collection[str], name: str, hook: WebhookRequest) -> str:
         reports = gateway.parse_delivery_report(hook)
         with context.sessions.begin() as session:
             known = [
-                apply_delivery_report(session, report, gateway=name, now=context.clock.now())
+                apply_delivery_report(session, report, routes=labels, now=context.clock.now())
                 for report in reports
             ]
         return f"ok {sum(known)}/{len(known)}"
 
-    def inbound(gateway: Gateway, name: str, hook: WebhookRequest) -> str:
+    def inbound(gateway: Gateway, labels: Collection[str], name: str, hook: WebhookRequest) -> str:
         messages = gateway.parse_inbound(hook)
         with context.sessions.begin() as session:
             actions = [

@@ -252,3 +252,14 @@ def test_a_template_file_that_is_not_a_regular_file_is_named(folder: Path) -> No
     assert [p.message for p in check(t, "big.j2")] == [
         "cannot read: too large (70000 bytes): a template file is at most 65536 bytes"
     ]
+
+
+def test_max_segments_counts_the_part_an_escape_pair_moves_to(folder: Path) -> None:
+    # "Hi Mary Ann " is 12 septets: 140 more fill a part to 152, and "€" (ESC + e) moves whole
+    # to the second part, which then runs over into a third.
+    write(folder, "euro.en.j2", "Hi {{ first_name }} " + "a" * 140 + "€" + "a" * 152)
+    t = templates(folder, customers={"locale": "en"})
+    problems = check(t, "euro.j2", max_segments=2, transactional=True)
+    assert [p.message.split(" (")[0] for p in problems] == [
+        "too long: a sample message takes 3 segments"
+    ]
