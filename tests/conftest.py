@@ -224,6 +224,28 @@ THANK_YOU_RULE = (
 )
 
 
+def add_paid_order(
+    sessions: sessionmaker[Session], clock: FixedClock, n: int, *, first_name: str = ""
+) -> None:
+    """Customer `c<n>` (consenting, locale fa) with order `o<n>`, paid three hours ago."""
+    with sessions.begin() as session:
+        customer = Customer(
+            external_id=f"c{n}",
+            first_name=first_name,
+            phone=f"+98912{n:07d}",
+            locale="fa",
+            marketing_consent=True,
+        )
+        session.add(customer)
+        session.flush()
+        paid_at = clock.now() - timedelta(hours=3)
+        session.add(
+            Order(external_id=f"o{n}", customer_id=customer.id, total=Decimal(1), paid_at=paid_at)
+        )
+        session.flush()
+        refresh_customer_stats(session, [customer.id])
+
+
 class Project:
     """rules/, templates/ and a shop in the test database, run by a real Runtime (real
     rulebook, capturing gateway) at the fixed clock moved into the send window."""
@@ -251,26 +273,7 @@ class Project:
 
     def paid_order(self, first_name: str) -> None:
         self.orders += 1
-        with self.sessions.begin() as session:
-            customer = Customer(
-                external_id=f"c{self.orders}",
-                first_name=first_name,
-                phone=f"+98912{self.orders:07d}",
-                locale="fa",
-            )
-            session.add(customer)
-            session.flush()
-            paid_at = self.clock.now() - timedelta(hours=3)
-            session.add(
-                Order(
-                    external_id=f"o{self.orders}",
-                    customer_id=customer.id,
-                    total=Decimal(1),
-                    paid_at=paid_at,
-                )
-            )
-            session.flush()
-            refresh_customer_stats(session, [customer.id])
+        add_paid_order(self.sessions, self.clock, self.orders, first_name=first_name)
 
     def send_due(self, runtime: Runtime) -> list[str]:
         before = len(self.gateway.sent)

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from decimal import Decimal
 
 import pytest
-from conftest import CaptureGateway, FixedRules, Project
+from conftest import CaptureGateway, FixedRules, Project, add_paid_order
 from pydantic import TypeAdapter
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from campaigner.clock import FixedClock
 from campaigner.config import Settings
-from campaigner.customers.loader import refresh_customer_stats
-from campaigner.db.models import Customer, Message, Order
+from campaigner.db.models import Message
 from campaigner.rules.models import Rule
 from campaigner.runtime import Runtime
 
@@ -24,25 +22,6 @@ THANKS = {"trigger": "post_purchase", "template": "x", "delay": "2h", "name": "t
 
 def rule(**fields: object) -> Rule:
     return TypeAdapter(Rule).validate_python({**THANKS, **fields})
-
-
-def paid_order(sessions: sessionmaker[Session], clock: FixedClock, n: int) -> None:
-    with sessions.begin() as session:
-        customer = Customer(external_id=f"c{n}", phone=f"+98912{n:07d}", marketing_consent=True)
-        session.add(customer)
-        session.flush()
-        paid_at = clock.now() - timedelta(hours=3)
-        session.add(
-            Order(
-                external_id=f"o{n}",
-                customer_id=customer.id,
-                total=Decimal(1),
-                paid_at=paid_at,
-                status="paid",
-            )
-        )
-        session.flush()
-        refresh_customer_stats(session, [customer.id])
 
 
 @pytest.fixture
@@ -61,7 +40,7 @@ def test_a_failing_rule_waits_doubling_and_the_others_keep_planning(
     rules = runtime.rulebook.rules  # type: ignore[attr-defined]
     broken = rule(name="broken").model_copy(update={"priority": 2**70})
     rules.update(broken=broken, thank_you=rule())
-    paid_order(sessions, clock, 1)
+    add_paid_order(sessions, clock, 1)
 
     with caplog.at_level(logging.ERROR, logger="campaigner"):
         first = runtime.plan()
@@ -75,7 +54,7 @@ def test_a_failing_rule_waits_doubling_and_the_others_keep_planning(
     assert "next try at" in line and "when its file changes" in line
 
     # Within its wait the rule is not tried; thank-yous keep being planned.
-    paid_order(sessions, clock, 2)
+    add_paid_order(sessions, clock, 2)
     clock.advance(timedelta(seconds=30))
     second = runtime.plan()
     assert second.rules["thank_you"].planned == 1
@@ -101,7 +80,7 @@ def test_a_rule_removed_from_the_rulebook_is_forgotten(
 ) -> None:
     rules = runtime.rulebook.rules  # type: ignore[attr-defined]
     rules["broken"] = rule(name="broken").model_copy(update={"priority": 2**70})
-    paid_order(sessions, clock, 1)
+    add_paid_order(sessions, clock, 1)
     runtime.plan()
     assert list(runtime.quarantine.failures()) == ["broken"]
     del rules["broken"]

@@ -1,18 +1,23 @@
 from pathlib import Path
 
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from campaigner.cli import cli
 from campaigner.project import SAMPLES
 
 
-def test_rules_check_samples_one_line_per_rule(tmp_path: Path) -> None:
+def check_samples(tmp_path: Path) -> Result:
+    """`rules check` of the sample rules and templates, in a project with no database."""
     config = tmp_path / "config.toml"
     templates = SAMPLES / "templates" / "messages"
     config.write_text(f'[paths]\ntemplates = "{templates}"\n', encoding="utf-8")
-    result = CliRunner().invoke(
+    return CliRunner().invoke(
         cli, ["--config", str(config), "rules", "check", str(SAMPLES / "rules")]
     )
+
+
+def test_rules_check_samples_one_line_per_rule(tmp_path: Path) -> None:
+    result = check_samples(tmp_path)
     assert result.exit_code == 0, result.output
     lines = [line for line in result.stdout.splitlines() if line.startswith("ok")]
     assert len(lines) == 5
@@ -87,12 +92,7 @@ def test_rules_check_runs_each_planning_query_against_the_database(
 
 
 def test_rules_check_without_a_database_checks_the_files_and_says_so(tmp_path: Path) -> None:
-    config = tmp_path / "config.toml"
-    templates = SAMPLES / "templates" / "messages"
-    config.write_text(f'[paths]\ntemplates = "{templates}"\n', encoding="utf-8")
-    result = CliRunner().invoke(
-        cli, ["--config", str(config), "rules", "check", str(SAMPLES / "rules")]
-    )
+    result = check_samples(tmp_path)
     assert result.exit_code == 0, result.output
     assert f"note: planning queries not checked: no database at {tmp_path}/campaigner.db" in (
         result.stderr

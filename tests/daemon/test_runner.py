@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from decimal import Decimal
 from pathlib import Path
 
 from click.testing import CliRunner
-from conftest import FixedRules
+from conftest import FixedRules, add_paid_order
 from pydantic import TypeAdapter
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -15,9 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from campaigner.cli import cli
 from campaigner.clock import FixedClock
 from campaigner.config import Settings
-from campaigner.customers.loader import refresh_customer_stats
 from campaigner.daemon.runner import Service
-from campaigner.db.models import Customer, Order
 from campaigner.rules.models import Rule
 
 
@@ -37,16 +34,7 @@ def test_a_rule_failing_to_plan_shows_on_healthz_and_in_status(
 ) -> None:
     settings.paths.rules.mkdir()
     settings.paths.templates.mkdir()
-    with sessions.begin() as session:
-        customer = Customer(external_id="c1", phone="+989121234567", marketing_consent=True)
-        session.add(customer)
-        session.flush()
-        paid_at = clock.now() - timedelta(hours=3)
-        session.add(
-            Order(external_id="o1", customer_id=customer.id, total=Decimal(1), paid_at=paid_at)
-        )
-        session.flush()
-        refresh_customer_stats(session, [customer.id])
+    add_paid_order(sessions, clock, 1)
     service = Service(settings, engine=engine, sessions=sessions, clock=clock)
     broken = thanks("broken").model_copy(update={"priority": 2**70})
     service.runtime.rulebook = FixedRules(broken, thanks("thank_you"))  # type: ignore[assignment]

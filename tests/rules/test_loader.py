@@ -254,6 +254,14 @@ def test_deeply_nested_toml_is_a_named_problem(tmp_path: Path, templates: Path) 
     ]
 
 
+def problems_of(tmp_path: Path, templates: Path, text: str, message: str) -> list[tuple[str, str]]:
+    """The problems of one rule file: field, and the start of the message (as long as
+    `message`)."""
+    write(tmp_path / "rules", "r.toml", text)
+    loaded = load_rules(tmp_path / "rules", templates=templates)
+    return [(str(p.field), p.message[: len(message)]) for p in loaded.problems]
+
+
 @pytest.mark.parametrize(
     ("line", "field", "message"),
     [
@@ -287,10 +295,8 @@ def test_deeply_nested_toml_is_a_named_problem(tmp_path: Path, templates: Path) 
 def test_every_number_is_range_checked(
     tmp_path: Path, templates: Path, line: str, field: str, message: str
 ) -> None:
-    rules_dir = tmp_path / "rules"
-    write(rules_dir, "r.toml", f'trigger = "post_purchase"\ntemplate = "thanks"\n{line}\n')
-    loaded = load_rules(rules_dir, templates=templates)
-    assert [(p.field, p.message[: len(message)]) for p in loaded.problems] == [(field, message)]
+    text = f'trigger = "post_purchase"\ntemplate = "thanks"\n{line}\n'
+    assert problems_of(tmp_path, templates, text, message) == [(field, message)]
 
 
 @pytest.mark.parametrize(
@@ -318,10 +324,8 @@ def test_every_number_is_range_checked(
 def test_trigger_numbers_are_range_checked(
     tmp_path: Path, templates: Path, rule: str, field: str, message: str
 ) -> None:
-    rules_dir = tmp_path / "rules"
-    write(rules_dir, "r.toml", f'template = "thanks"\n{rule}\n')
-    loaded = load_rules(rules_dir, templates=templates)
-    assert [(p.field, p.message[: len(message)]) for p in loaded.problems] == [(field, message)]
+    text = f'template = "thanks"\n{rule}\n'
+    assert problems_of(tmp_path, templates, text, message) == [(field, message)]
 
 
 @pytest.mark.parametrize(
@@ -340,14 +344,8 @@ def test_trigger_numbers_are_range_checked(
 def test_audience_conditions_match_their_column(
     tmp_path: Path, templates: Path, condition: str, message: str
 ) -> None:
-    rules_dir = tmp_path / "rules"
-    write(
-        rules_dir,
-        "r.toml",
+    text = (
         f'trigger = "post_purchase"\ntemplate = "thanks"\ndelay = "1h"\n'
-        f"[audience]\nwhere = [{condition}]\n",
+        f"[audience]\nwhere = [{condition}]\n"
     )
-    loaded = load_rules(rules_dir, templates=templates)
-    assert [(p.field, p.message[: len(message)]) for p in loaded.problems] == [
-        ("audience.where[0]", message)
-    ]
+    assert problems_of(tmp_path, templates, text, message) == [("audience.where[0]", message)]
