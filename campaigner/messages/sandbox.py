@@ -38,6 +38,7 @@ from campaigner.messages.budget import (
 _PRINTF = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?[hlL]?[a-zA-Z%]")
 _DIGITS = re.compile(r"\d+")
 _PADDING = frozenset({"center", "ljust", "rjust", "zfill"})
+_GROWING = frozenset({"append", "extend", "insert", "update", "setdefault", "add"})
 
 
 class BoundedCodeGenerator(CodeGenerator):
@@ -139,7 +140,7 @@ class BoundedEnvironment(SandboxedEnvironment):
             budget.allow(size_of(owner) + size_of(extra), "a list")
             args = (extra,)
         result = super().call(context, obj, *args, **kwargs)
-        if isinstance(owner, list | dict | set):
+        if isinstance(owner, list | dict | set) and name in _GROWING:
             budget.built_value(owner, "a collection")
         return budget.built_value(result)
 

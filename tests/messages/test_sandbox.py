@@ -154,3 +154,14 @@ def test_honest_templates_still_do_what_jinja_does(tmp_path: Path) -> None:
     assert t.render("t.j2", "en", {}, transactional=True) == (
         "1:SARA 2:ALI 003.1     ab xxx-1024 a,b,c,a,b,c tab here long\ntext\nhere 02 [('k', 'v')] 1"
     )
+
+
+def test_loops_keep_what_jinja_loops_offer(tmp_path: Path) -> None:
+    source = (
+        "{% for x in ['a', 'b', 'c'] %}{{ x }}{{ loop.length }}{% if loop.last %}.{% endif %}"
+        "{% endfor %} {% for k, v in {'x': 1}.items() %}{{ k }}={{ v }}{% endfor %} "
+        "{% for n in [[1, [2]], [3]] recursive %}{% if n is iterable %}{{ loop(n) }}"
+        "{% else %}{{ n }}{% endif %}{% endfor %} {% for x in [] %}x{% else %}empty{% endfor %}"
+    )
+    t = templates(tmp_path, source)
+    assert t.render("t.j2", "en", {}, transactional=True) == "a3b3c3. x=1 123 empty"
