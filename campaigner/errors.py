@@ -1,13 +1,5 @@
 """Errors a user can act on: the CLI prints them as one line, without a traceback."""
 
-ONE_LINE_LIMIT = 300
-
-
-def one_line(error: BaseException) -> str:
-    """The first line of an error's text (drivers add hints and URLs below it), bounded."""
-    text = str(error).strip()
-    return text.splitlines()[0][:ONE_LINE_LIMIT] if text else type(error).__name__
-
 
 class CampaignerError(Exception):
     """Base for errors caused by input, configuration or environment, not by a bug."""
@@ -27,3 +19,15 @@ class SchemaNewer(CampaignerError):
 
 class DatabaseError(CampaignerError):
     """The database could not be reached or refused the work; the message names it."""
+
+
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """An error as one short line, for logs, health and status.
+
+    A database error's own message, without the statement and parameters SQLAlchemy appends:
+    a rule's planning query can be hundreds of kilobytes long.
+    """
+    cause = getattr(exc, "orig", None) or exc
+    lines = str(cause).strip().splitlines()
+    text = f"{type(cause).__name__}: {lines[0].strip()}" if lines else type(cause).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -39,6 +39,8 @@ class Health:
     started_at: datetime | None = None
     tasks: dict[str, TaskState] = field(default_factory=dict)
     rule_errors: list[str] = field(default_factory=list)
+    # Rules that fail at plan time, by name: error, since, failures, retry_at.
+    plan_failures: dict[str, dict[str, Any]] = field(default_factory=dict)
     circuit: dict[str, str] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -69,13 +71,14 @@ class Health:
 
     def report(self, *, details: bool = True) -> tuple[bool, dict[str, Any]]:
         """(healthy, body). Without `details` the body says only the status and which task
-        is in trouble: raw errors name hosts and users, and /healthz is on the public port."""
+        is in trouble: raw errors name hosts and users, rule errors quote the rules, and
+        /healthz is on the public port."""
         reasons = []
         database = "ok"
         try:
             self.check_database()
         except Exception as exc:
-            database = f"unavailable: {type(exc).__name__}: {one_line(exc)}"
+            database = f"unavailable: {one_line(exc)}"
             reasons.append("database unavailable")
         if not self.scheduler_running:
             reasons.append("scheduler not running")
@@ -96,6 +99,7 @@ class Health:
                     "database": database,
                     "tasks": {name: _task_details(state) for name, state in self.tasks.items()},
                     "rule_errors": list(self.rule_errors),
+                    "plan_failures": dict(self.plan_failures),
                     "circuit": dict(self.circuit),
                 }
         return not reasons, body

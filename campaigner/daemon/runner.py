@@ -95,12 +95,23 @@ class Service:
     # -- the passes ------------------------------------------------------------------------
 
     def plan(self, triggers: tuple[str, ...] | None = None) -> bool:
+        """One planning pass. A rule that fails is set aside while the others plan; a pass in
+        which every rule failed planned nothing at all, and fails as a task (for /healthz)."""
         started = time.perf_counter()
         report = self.runtime.plan(triggers)
         self.metrics.planning_seconds.observe(time.perf_counter() - started)
+        self.health.plan_failures = {
+            name: failure.as_dict() for name, failure in self.runtime.quarantine.failures().items()
+        }
         for name, result in report.rules.items():
             self.metrics.planned.labels(name, "queued").inc(result.planned)
             self.metrics.planned.labels(name, "held_out").inc(result.held_out)
+        failing = {name: result.error for name, result in report.rules.items() if result.error}
+        if failing and len(failing) == len(report.rules):
+            raise CampaignerError(
+                "every rule failed to plan: "
+                + "; ".join(f"{name}: {error}" for name, error in sorted(failing.items()))
+            )
         return report.planned > 0
 
     def dispatch(self) -> bool:
@@ -189,6 +200,7 @@ class Service:
             "last_tick": now.isoformat(),
             "circuit": body["circuit"],
             "rule_errors": body["rule_errors"],
+            "plan_failures": body["plan_failures"],
         }
         gone = now - timedelta(seconds=self.settings.daemon.gone_after)
         with self.sessions.begin() as session:

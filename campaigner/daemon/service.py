@@ -107,7 +107,7 @@ class Daemon:
         try:
             more = task.run()
         except DBAPIError as exc:
-            error = f"database error: {type(exc.orig).__name__}: {one_line(exc.orig or exc)}"
+            error = f"database error: {one_line(exc)}"
             delay = backoff(self.health.failed(name, error))
             log.error("%s: %s; retrying in %.0fs", name, error, delay)
             self._retry_in(name, delay)
@@ -118,7 +118,7 @@ class Daemon:
             self._retry_in(name, delay)
             return
         except Exception as exc:
-            delay = backoff(self.health.failed(name, f"{type(exc).__name__}: {one_line(exc)}"))
+            delay = backoff(self.health.failed(name, one_line(exc)))
             log.exception("%s failed; retrying in %.0fs", name, delay)
             self._retry_in(name, delay)
             return
@@ -135,6 +135,12 @@ class Daemon:
         self._reload_requested.set()
 
     def reload(self) -> None:
+        """Reload in a worker: checking templates renders each one (within its render
+        budget), and the main thread must stay free to act on SIGTERM meanwhile."""
+        if self.on_reload is not None and not self.stopping.is_set():
+            self._scheduler.add_job(self._reload, id="reload", replace_existing=True)
+
+    def _reload(self) -> None:
         if self.on_reload is not None:
             try:
                 self.on_reload()

@@ -12,7 +12,7 @@ LOCKED = "database is locked"
 
 
 def describe_database_error(exc: DBAPIError, url: str | None) -> str:
-    reason = one_line(exc.orig if exc.orig is not None else exc)
+    reason = one_line(exc)
     where = f"database {mask_url(url)}" if url else "the database"
     if LOCKED in reason:
         return (

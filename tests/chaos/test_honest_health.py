@@ -149,7 +149,10 @@ REFUSE_PLANS = (
 
 @pytest.mark.slow
 def test_every_planning_pass_failing_turns_healthz_503_naming_plan(tmp_path: Path) -> None:
-    """Seen: 200 while every planning pass failed (dispatch, with nothing to send, was fine)."""
+    """Seen: 200 while every planning pass failed (dispatch, with nothing to send, was fine).
+
+    The database refuses the only rule's rows: the rule is set aside (`plan_failures`), and
+    a pass in which every rule failed planned nothing, so the planning task fails."""
     sent = tmp_path / "sent.jsonl"
     database = tmp_path / "campaigner.db"
     shop = Shop(
@@ -162,13 +165,16 @@ def test_every_planning_pass_failing_turns_healthz_503_naming_plan(tmp_path: Pat
             session.execute(text(REFUSE_PLANS))
         shop.add_paid_orders(2)  # due now: every pass tries to plan them, and fails
         body = wait_unhealthy(daemon, "plan", since=time.monotonic())
-        assert_bare(body, str(tmp_path), "chaos", "IntegrityError", "messages")
-        assert "chaos: no new ledger rows" in daemon.healthz()[1]["tasks"]["plan"]["last_error"]
+        assert_bare(body, str(tmp_path), "chaos", "IntegrityError", "messages", "thank_you")
+        details = daemon.healthz()[1]
+        assert "every rule failed to plan" in details["tasks"]["plan"]["last_error"]
+        assert "chaos: no new ledger rows" in details["plan_failures"]["thank_you"]["error"]
         assert sent_lines(sent) == 0
 
         with shop.sessions() as sessions, sessions.begin() as session:
             session.execute(text("DROP TRIGGER chaos_refuse_plans"))
-        daemon.wait_healthy()
+        # The rule itself waits out its first set-aside minute before it is tried again.
+        wait_for(lambda: daemon.healthz()[0] == 200, "/healthz to recover", deadline=120)
         wait_for(lambda: sent_lines(sent) == 2, "the two thank-yous planned after the fix")
         assert daemon.stop() == 0
 

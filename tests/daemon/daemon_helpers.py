@@ -73,6 +73,7 @@ class Shop:
     db_url: str
     gateway: dict[str, Any]
     daemon: dict[str, Any] = field(default_factory=dict)
+    messages: dict[str, Any] = field(default_factory=dict)
 
     @property
     def config(self) -> Path:
@@ -105,6 +106,8 @@ class Shop:
             "[daemon]",
             *(f"{key} = {json.dumps(value)}" for key, value in daemon.items()),
             "plan_intervals = {}",
+            "[messages]",
+            *(f"{key} = {json.dumps(value)}" for key, value in self.messages.items()),
             "[server]",
             f"webhook_token = {json.dumps(ADMIN_TOKEN)}",
         ]

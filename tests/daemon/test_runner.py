@@ -1,19 +1,27 @@
-"""The daemon's service in-process: each task's health bound, dispatch progress, heartbeats."""
+"""The daemon's Service in-process: each task's health bound, dispatch progress, heartbeats,
+and what a failing rule looks like on /healthz and in status."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
+from pathlib import Path
 
-from conftest import CaptureGateway
+import pytest
+from click.testing import CliRunner
+from conftest import CaptureGateway, FixedRules, add_paid_order
+from pydantic import TypeAdapter
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from campaigner.cli import cli
 from campaigner.clock import FixedClock
 from campaigner.config import Settings
 from campaigner.daemon.runner import HEARTBEAT_PREFIX, Service
 from campaigner.db.models import Customer, Message, SyncState
+from campaigner.errors import CampaignerError
 from campaigner.gateways.base import OutgoingMessage, SendResult
+from campaigner.rules.models import Rule
 
 
 def configure(settings: Settings, **daemon: float) -> Settings:
@@ -132,3 +140,71 @@ def test_a_heartbeat_forgets_daemons_gone_longer_than_gone_after(
     with sessions() as session:
         names = set(session.scalars(select(SyncState.name)))
     assert names == {f"{HEARTBEAT_PREFIX}host:quiet", daemon.name}
+
+
+def thanks(name: str) -> Rule:
+    return TypeAdapter(Rule).validate_python(
+        {"name": name, "trigger": "post_purchase", "template": "x", "delay": "2h"}
+    )
+
+
+def test_a_rule_failing_to_plan_shows_on_healthz_and_in_status(
+    settings: Settings,
+    engine: Engine,
+    sessions: sessionmaker[Session],
+    clock: FixedClock,
+    tmp_path: Path,
+    db_url: str,
+) -> None:
+    settings.paths.rules.mkdir()
+    settings.paths.templates.mkdir()
+    add_paid_order(sessions, clock, 1)
+    service = Service(settings, engine=engine, sessions=sessions, clock=clock)
+    broken = thanks("broken").model_copy(update={"priority": 2**70})
+    service.runtime.rulebook = FixedRules(broken, thanks("thank_you"))  # type: ignore[assignment]
+    try:
+        assert service.plan() is True  # the thank-you was planned
+        _, body = service.health.report()
+        failure = body["plan_failures"]["broken"]
+        assert failure["failures"] == 1 and failure["since"] == clock.now().isoformat()
+        assert failure["retry_at"] == (clock.now() + timedelta(minutes=1)).isoformat()
+        assert "\n" not in failure["error"] and len(failure["error"]) <= 300
+        service.heartbeat()
+    finally:
+        service.runtime.close()
+    config = tmp_path / "config.toml"
+    # The heartbeat carries the fixed clock's day, months before `status`'s own clock.
+    config.write_text(
+        f'[database]\nurl = "{db_url}"\n[daemon]\ngone_after = 1e12\n', encoding="utf-8"
+    )
+    result = CliRunner().invoke(cli, ["--config", str(config), "status"])
+    assert result.exit_code == 0, result.output
+    [line] = [line for line in result.output.splitlines() if "rule broken" in line]
+    assert line.strip().startswith(
+        f"rule broken failed to plan 1 time since {clock.now():%Y-%m-%d %H:%M} UTC: "
+    )
+    assert line.endswith(
+        f"next try {clock.now() + timedelta(minutes=1):%H:%M} UTC or when its file changes"
+    )
+
+
+def test_a_pass_in_which_every_rule_fails_fails_the_planning_task(
+    settings: Settings, engine: Engine, sessions: sessionmaker[Session], clock: FixedClock
+) -> None:
+    """One failing rule beside a good one is that rule's problem; when every rule fails,
+    nothing is planned at all, and /healthz must hear of it."""
+    settings.paths.rules.mkdir()
+    settings.paths.templates.mkdir()
+    add_paid_order(sessions, clock, 1)
+    service = Service(settings, engine=engine, sessions=sessions, clock=clock)
+    broken = [thanks(name).model_copy(update={"priority": 2**70}) for name in ("a", "b")]
+    service.runtime.rulebook = FixedRules(*broken)  # type: ignore[assignment]
+    try:
+        with pytest.raises(CampaignerError, match=r"every rule failed to plan: a: .*; b: "):
+            service.plan()
+        assert set(service.health.plan_failures) == {"a", "b"}
+        clock.advance(timedelta(seconds=1))  # both set aside now: still nothing planned
+        with pytest.raises(CampaignerError, match="every rule failed to plan"):
+            service.plan()
+    finally:
+        service.runtime.close()
