@@ -27,6 +27,7 @@ from campaigner.db import create_engine_for, session_factory, upgrade
 from campaigner.db.models import Base
 from campaigner.gateways.base import Gateway, OutgoingMessage, SendResult
 from campaigner.logs import NOISY_LOGGERS
+from campaigner.masking import registry
 
 PG_ADMIN_URL = os.environ.get(
     "CAMPAIGNER_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -204,6 +205,14 @@ def _restore_logging() -> Iterator[None]:
     root.setLevel(level)
     for name, saved in named.items():
         logging.getLogger(name).setLevel(saved)
+
+
+@pytest.fixture(autouse=True)
+def _restore_secrets() -> Iterator[None]:
+    """Secrets registered by a test (gateways, CLI settings) are forgotten after it."""
+    saved = registry.snapshot()
+    yield
+    registry.restore(saved)
 
 
 @pytest.fixture

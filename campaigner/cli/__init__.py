@@ -13,6 +13,7 @@ from campaigner import __version__
 from campaigner.cli.context import AppContext
 from campaigner.errors import CampaignerError
 from campaigner.logs import configure_logging
+from campaigner.masking import mask
 
 
 class CampaignerGroup(click.Group):
@@ -25,7 +26,7 @@ class CampaignerGroup(click.Group):
             app = ctx.find_object(AppContext)
             if app is not None and app.verbose:
                 raise
-            click.echo(f"Error: {exc}", err=True)
+            click.echo(mask(f"Error: {exc}"), err=True)
             ctx.exit(1)
 
 

@@ -1,4 +1,8 @@
-"""What every command may need, created on first use: settings, engine, sessions."""
+"""What every command may need, created on first use: settings, engine, sessions.
+
+Loading the settings registers their secrets, so that whatever a command prints or logs
+afterwards is masked.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from campaigner.config import Settings, load_settings
 from campaigner.db import create_engine_for, ensure_current, session_factory
+from campaigner.logs import register_settings_secrets
 
 
 @dataclass
@@ -23,6 +28,7 @@ class AppContext:
     def settings(self) -> Settings:
         if self._settings is None:
             self._settings = load_settings(self.config_path)
+            register_settings_secrets(self._settings)
         return self._settings
 
     @property

@@ -10,6 +10,7 @@ from campaigner.customers.phones import InvalidPhone, normalize_phone
 from campaigner.db.models import Customer
 from campaigner.dispatch.overview import message_history
 from campaigner.errors import CampaignerError
+from campaigner.masking import mask
 
 
 @click.command("history")
@@ -60,7 +61,7 @@ def history_cmd(app: AppContext, phone: str | None, customer_ref: str | None) ->
         if m.text:
             click.echo(f"    {m.text}")
         if m.last_error:
-            click.echo(f"    error: {m.last_error}")
+            click.echo(mask(f"    error: {m.last_error}"))
 
 
 COMMANDS = [history_cmd]

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from campaigner.clock import Clock
+from campaigner.masking import mask
 
 
 @dataclass
@@ -44,7 +45,7 @@ class Health:
     def failed(self, task: str, error: str) -> int:
         with self._lock:
             state = self.tasks.setdefault(task, TaskState())
-            state.last_error = error
+            state.last_error = mask(error)
             state.consecutive_failures += 1
             return state.consecutive_failures
 

@@ -28,6 +28,7 @@ from campaigner.dispatch.ledger import claim_due, expire_leases, write_rows
 from campaigner.dispatch.ratelimit import TokenBucket
 from campaigner.dispatch.rendering import Renderer, RenderError
 from campaigner.gateways.base import Gateway, GatewayError, Outcome, OutgoingMessage, SendResult
+from campaigner.masking import excerpt
 from campaigner.optouts import add_opt_outs
 from campaigner.policy import RulePolicy, SendingPolicy
 
@@ -547,7 +548,7 @@ class Dispatcher:
             "scheduled_for": now + timedelta(seconds=delay),
             "attempts": attempts,
             "reason": "retry",
-            "last_error": error[:MAX_ERROR_CHARS],
+            "last_error": excerpt(error, MAX_ERROR_CHARS),
         }
 
     # -- crash recovery ---------------------------------------------------------------------
@@ -663,12 +664,12 @@ def _final(row_id: int, status: MessageStatus, reason: str, now: datetime) -> di
 
 def _failed(row_id: int, reason: str, error: str, now: datetime) -> dict[str, Any]:
     row = _final(row_id, MessageStatus.FAILED, reason[:64], now)
-    return {**row, "last_error": error[:MAX_ERROR_CHARS]}
+    return {**row, "last_error": excerpt(error, MAX_ERROR_CHARS)}
 
 
 def _unknown(row_id: int, reason: str, error: str, now: datetime) -> dict[str, Any]:
     row = _final(row_id, MessageStatus.UNKNOWN, reason, now)
-    return {**row, "last_error": error[:MAX_ERROR_CHARS]}
+    return {**row, "last_error": excerpt(error, MAX_ERROR_CHARS)}
 
 
 def _error_text(result: SendResult) -> str:
