@@ -152,6 +152,9 @@ class GatewaySettings(Section):
     fallback: str = Field(
         "", description="Name of a [gateways.NAME] table used when this one fails"
     )
+    webhook_token: SecretStr | None = Field(
+        None, description="This gateway's own webhook secret; default: server.webhook_token"
+    )
     options: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -204,6 +207,17 @@ class ServerSettings(Section):
     webhook_token: SecretStr | None = None
     api_tokens: list[SecretStr] = Field(default_factory=list)
     max_body_bytes: int = Field(1_000_000, ge=1024)
+    body_timeout_seconds: float = Field(
+        10.0, gt=0, description="A request body must arrive whole within this time (else 408)"
+    )
+    max_unverified_requests: int = Field(
+        16,
+        ge=1,
+        description="Requests whose signature is in their body, read at once (more get 503)",
+    )
+    max_unverified_body_bytes: int = Field(
+        65_536, ge=1024, description="Body limit before a provider signature is checked"
+    )
 
 
 class SourceTable(Section):

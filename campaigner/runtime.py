@@ -69,9 +69,10 @@ def webhook_base(settings: Settings) -> str:
 
 
 def build_gateway(settings: Settings, name: str | None = None, **extra: Any) -> Gateway:
-    """The primary gateway, or the `[gateways.NAME]` table called `name`."""
+    """The primary gateway, or the `[gateways.NAME]` table called `name`; its webhooks need
+    its own `webhook_token` if it has one, else `server.webhook_token`."""
     gateway_settings = settings.gateway if name is None else settings.gateways[name]
-    token = settings.server.webhook_token
+    token = gateway_settings.webhook_token or settings.server.webhook_token
     return create_gateway(
         gateway_settings,
         webhook_url=f"{webhook_base(settings)}/webhooks/{gateway_settings.name}",

@@ -24,10 +24,11 @@ from campaigner.daemon.metrics import Metrics
 from campaigner.daemon.service import Daemon, Task, run_once
 from campaigner.db.models import SyncState
 from campaigner.dispatch import DispatchReport
-from campaigner.inbound import handle_inbound
+from campaigner.inbound import check_inbound, handle_inbound
 from campaigner.rules.models import TRIGGERS
 from campaigner.runtime import Runtime
 from campaigner.server.app import create_app
+from campaigner.server.guard import Guard
 from campaigner.server.ingest import ingest_routes
 from campaigner.server.serve import BackgroundServer
 from campaigner.sources.sync import sync_source
@@ -140,6 +141,11 @@ class Service:
         messages, cursor = gateway.poll_inbound(cursor)
         with self.sessions.begin() as session:
             for sms in messages:
+                try:
+                    check_inbound(sms)
+                except ValueError as exc:
+                    log.warning("inbound via %s: one reply skipped: %s", gateway.name, exc)
+                    continue
                 handle_inbound(
                     session,
                     sms,
@@ -211,6 +217,7 @@ class Service:
         gateways = {self.runtime.gateway.name: self.runtime.gateway}
         if self.runtime.fallback is not None:
             gateways[self.runtime.fallback.name] = self.runtime.fallback
+        guard = Guard(self.settings.server)
         return create_app(
             settings=self.settings,
             sessions=self.sessions,
@@ -218,9 +225,12 @@ class Service:
             gateways=gateways,
             extra_routes=[
                 *health_routes(self.health, self.metrics),
-                *ingest_routes(settings=self.settings, sessions=self.sessions, clock=self.clock),
+                *ingest_routes(
+                    settings=self.settings, sessions=self.sessions, clock=self.clock, guard=guard
+                ),
             ],
             nps_windows=self.runtime.rulebook.nps_windows,
+            guard=guard,
         )
 
     def run_once(self) -> OnceResult:

@@ -26,6 +26,7 @@ from campaigner.gateways.base import (
     OutgoingMessage,
     SendResult,
     WebhookRequest,
+    status_code,
 )
 from campaigner.gateways.http import HttpGateway
 
@@ -156,11 +157,13 @@ class KavenegarGateway(HttpGateway):
         params = request.params
         provider_id = params.get("messageid", "").strip()
         try:
-            value = int(params["status"])
+            if not (provider_id.isascii() and provider_id.isdigit()) or len(provider_id) > 32:
+                raise ValueError(provider_id)
+            value = status_code(params["status"])
         except (KeyError, ValueError):
-            value = None
-        if not provider_id.isdigit() or value is None:
-            raise ValueError("a Kavenegar report needs numeric messageid and status parameters")
+            raise ValueError(
+                "a Kavenegar report needs numeric messageid and status parameters"
+            ) from None
         mapped = _STATUS.get(value)
         if mapped is None:
             log.warning("kavenegar: ignoring delivery report with unknown status %s", value)

@@ -1,14 +1,17 @@
 """Webhooks providers call: delivery reports and inbound replies, for each configured gateway.
 
-Nothing is read or changed before the caller proves who it is: the provider's signature
-where it has one (Twilio), else the shared `server.webhook_token`. Unknown ledger ids are
-answered 200 all the same, since providers retry anything else for days.
+Nothing is read or changed before the caller proves who it is, and each gateway has its
+own proof: the provider's signature where it signs its webhooks (Twilio), else the
+gateway's own `webhook_token` (or the shared `server.webhook_token`), given in a header or
+the query string and checked before the body is read. So a token for one gateway cannot
+post a forged STOP through another. Unknown ledger ids are answered 200 all the same,
+since providers retry anything else for days; values no provider sends are answered 400.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import parse_qsl
@@ -23,7 +26,7 @@ from campaigner.clock import Clock
 from campaigner.config import Settings
 from campaigner.gateways.base import Gateway, WebhookRequest
 from campaigner.inbound import apply_delivery_report, handle_inbound
-from campaigner.server.guard import Refused, matches_any, read_body
+from campaigner.server.guard import Guard, Refused, matches_any
 
 log = logging.getLogger(__name__)
 
@@ -36,65 +39,97 @@ class WebhookContext:
     sessions: sessionmaker[Session]
     clock: Clock
     gateways: Mapping[str, Gateway]
+    guard: Guard
     # Current nps_survey rules and their response windows (rules may be reloaded).
     nps_windows: Callable[[], Mapping[str, timedelta]] = dict
 
 
-def token_matches(settings: Settings, request: WebhookRequest) -> bool:
-    expected = settings.server.webhook_token
-    if expected is None:
-        return False  # no secret configured: refuse rather than accept anyone
-    given = request.headers.get(TOKEN_HEADER) or request.query.get("token") or ""
-    return matches_any(given, [expected.get_secret_value()])
+def webhook_secret(settings: Settings, gateway: Gateway) -> str:
+    """The token a gateway's webhooks must carry: its own, else the shared one ('' = none,
+    and every call is refused rather than anyone accepted)."""
+    if gateway.webhook_token:
+        return gateway.webhook_token
+    shared = settings.server.webhook_token
+    return shared.get_secret_value() if shared else ""
 
 
-async def _read(request: Request, public_base: str, kind: str, limit: int) -> WebhookRequest:
-    body = await read_body(request, limit)
+def _given_token(request: Request) -> str:
+    return request.headers.get(TOKEN_HEADER) or request.query_params.get("token") or ""
+
+
+def _strict_pairs(text: str) -> dict[str, str]:
+    """Form or query parameters; UnicodeDecodeError where a percent-escape is not UTF-8
+    (Starlette would quietly put U+FFFD in its place)."""
+    return dict(parse_qsl(text, keep_blank_values=True, errors="strict"))
+
+
+async def _read(
+    request: Request, public_base: str, kind: str, body: Callable[[Request], Awaitable[bytes]]
+) -> WebhookRequest:
+    data = await body(request)
     content_type = request.headers.get("content-type", "")
-    form: dict[str, str] = {}
-    if content_type.startswith("application/x-www-form-urlencoded"):
-        form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+    try:
+        query = _strict_pairs(request.scope["query_string"].decode("latin-1"))
+        form: dict[str, str] = {}
+        if content_type.startswith("application/x-www-form-urlencoded"):
+            form = _strict_pairs(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        log.warning("webhook %s: parameters that are not UTF-8", request.url.path)
+        raise Refused(400, "parameters that are not UTF-8") from None
     url = str(request.url)
     if public_base:
         # The URL the provider was given (and signs), even behind a proxy.
-        query = request.url.query
-        url = f"{public_base}/{kind}" + (f"?{query}" if query else "")
+        raw = request.url.query
+        url = f"{public_base}/{kind}" + (f"?{raw}" if raw else "")
     return WebhookRequest(
         method=request.method,
         url=url,
         headers={key.lower(): value for key, value in request.headers.items()},
-        query=dict(request.query_params),
+        query=query,
         form=form,
-        body=body,
+        body=data,
     )
 
 
-def _authorised(context: WebhookContext, gateway: Gateway, hook: WebhookRequest) -> bool:
-    verdict = gateway.verify_webhook(hook)
-    return verdict if verdict is not None else token_matches(context.settings, hook)
+async def _authenticated(
+    context: WebhookContext, name: str, kind: str, request: Request
+) -> tuple[Gateway, WebhookRequest]:
+    """The gateway and its request once the caller proved who it is; Refused otherwise."""
+    gateway = context.gateways.get(name)
+    if gateway is None:
+        known = [webhook_secret(context.settings, g) for g in context.gateways.values()]
+        if matches_any(_given_token(request), known):
+            raise Refused(404, "unknown gateway")
+        raise Refused(401, "unauthorised")
+    header = gateway.webhook_signature_header()
+    if header is not None:
+        if header not in request.headers:
+            log.warning("webhook %s/%s: no %s header", name, kind, header)
+            raise Refused(401, "unauthorised")
+        hook = await _read(request, gateway.webhook_url, kind, context.guard.unverified_body)
+        if not gateway.verify_webhook(hook):
+            log.warning("webhook %s/%s: wrong signature", name, kind)
+            raise Refused(401, "unauthorised")
+        return gateway, hook
+    if not matches_any(_given_token(request), [webhook_secret(context.settings, gateway)]):
+        log.warning("webhook %s/%s: missing or wrong token", name, kind)
+        raise Refused(401, "unauthorised")
+    return gateway, await _read(request, gateway.webhook_url, kind, context.guard.body)
 
 
 def _endpoint(
     context: WebhookContext, kind: str, apply: Callable[[Gateway, str, WebhookRequest], str]
-) -> Callable[[Request], object]:
+) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         name = request.path_params["gateway"]
-        gateway = context.gateways.get(name)
-        base = gateway.webhook_url if gateway else ""
         try:
-            hook = await _read(request, base, kind, context.settings.server.max_body_bytes)
+            gateway, hook = await _authenticated(context, name, kind, request)
         except Refused as exc:
-            return PlainTextResponse(exc.detail, status_code=exc.status)
-        if gateway is None:
-            if token_matches(context.settings, hook):
-                return PlainTextResponse("unknown gateway", status_code=404)
-            return PlainTextResponse("unauthorised", status_code=401)
-        if not _authorised(context, gateway, hook):
-            log.warning("webhook %s/%s: missing or wrong secret", name, kind)
-            return PlainTextResponse("unauthorised", status_code=401)
+            return PlainTextResponse(exc.detail, status_code=exc.status, headers=exc.headers)
         try:
             text = await run_in_threadpool(apply, gateway, name, hook)
         except ValueError as exc:
+            log.warning("webhook %s/%s refused: %s", name, kind, exc)
             return PlainTextResponse(str(exc), status_code=400)
         return PlainTextResponse(text)
 
