@@ -94,13 +94,11 @@ def log_handler(log_format: str = "text", stream: TextIO | None = None) -> loggi
     return handler
 
 
-def configure_logging(
-    *, verbose: bool = False, log_format: str = "text", stream: TextIO | None = None
-) -> None:
+def configure_logging(*, verbose: bool = False, log_format: str = "text") -> None:
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
-    root.addHandler(log_handler(log_format, stream))
+    root.addHandler(log_handler(log_format))
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     for noisy in NOISY_LOGGERS:
         # APScheduler warns whenever a wake-up finds the task already running: expected here.

@@ -16,7 +16,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -166,9 +166,9 @@ class Shop:
     def command(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "campaigner", "--config", str(self.config), *args]
 
-    def run(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    def run(self, *args: str, timeout: float = 60, **env: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            self.command(*args), capture_output=True, text=True, timeout=timeout, env=_env()
+            self.command(*args), capture_output=True, text=True, timeout=timeout, env=_env(**env)
         )
 
 
@@ -258,13 +258,17 @@ def daemons(shop: Shop, directory: Path) -> Iterator[Callable[..., DaemonProcess
 
 class KannelStandIn(ThreadingHTTPServer):
     """Answers Kannel's sendsms like smsbox does, `delay` seconds per message, and keeps its
-    own log of what it received: the tests judge the daemon by this log, not by the ledger."""
+    own log of what it received: the tests judge the daemon by this log, not by the ledger.
+
+    The first requests may instead get the statuses in `echoes`, with the request echoed
+    back in the body, as a misconfigured gateway or proxy does."""
 
     daemon_threads = True
 
-    def __init__(self, delay: float = 0.0) -> None:
+    def __init__(self, delay: float = 0.0, echoes: Sequence[int] = ()) -> None:
         super().__init__(("127.0.0.1", 0), _KannelHandler)
         self.delay = delay
+        self.echoes = list(echoes)
         self.received: list[tuple[str, str]] = []
         self.lock = threading.Lock()
         self._thread = threading.Thread(target=self.serve_forever, daemon=True)
@@ -297,8 +301,11 @@ class _KannelHandler(BaseHTTPRequestHandler):
         time.sleep(self.server.delay)
         with self.server.lock:
             self.server.received.append(("+" + query["to"][0], query["text"][0]))
+            status = self.server.echoes.pop(0) if self.server.echoes else 202
         body = b"0: Accepted for delivery"
-        self.send_response(202)
+        if status != 202:
+            body = f"Cannot serve GET {self.path} HTTP/1.1".encode()
+        self.send_response(status)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import socket
 import time
 from collections.abc import Iterator
@@ -27,7 +28,6 @@ from campaigner.gateways.kannel import KannelGateway
 from campaigner.gateways.twilio import TwilioGateway
 from campaigner.logs import configure_logging, register_settings_secrets
 from campaigner.server.app import create_app
-from campaigner.server.guard import Guard
 from campaigner.server.ingest import ingest_routes
 from campaigner.server.serve import BackgroundServer
 
@@ -167,7 +167,9 @@ def server(
         }
     )
     stream = io.StringIO()
-    configure_logging(log_format="json", stream=stream)
+    configure_logging(log_format="json")
+    (handler,) = logging.getLogger().handlers
+    handler.setStream(stream)  # type: ignore[attr-defined]
     register_settings_secrets(settings)
     gateways: dict[str, Gateway] = {
         "kannel": KannelGateway(settings.gateway),
@@ -176,14 +178,12 @@ def server(
             webhook_url="https://hooks.example/webhooks/twilio",
         ),
     }
-    guard = Guard(settings.server)
     app = create_app(
         settings=settings,
         sessions=sessions,
         clock=clock,
         gateways=gateways,
-        extra_routes=ingest_routes(settings=settings, sessions=sessions, clock=clock, guard=guard),
-        guard=guard,
+        extra_routes=ingest_routes(settings=settings, sessions=sessions, clock=clock),
     )
     with BackgroundServer(app) as running:
         yield Server(running, sessions, stream)
