@@ -169,7 +169,8 @@ def server(
     stream = io.StringIO()
     configure_logging(log_format="json")
     (handler,) = logging.getLogger().handlers
-    handler.setStream(stream)  # type: ignore[attr-defined]
+    assert isinstance(handler, logging.StreamHandler)
+    handler.setStream(stream)
     register_settings_secrets(settings)
     gateways: dict[str, Gateway] = {
         "kannel": KannelGateway(settings.gateway),
