@@ -5,11 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from dispatch_helpers import add_customer, queue, row
-from sqlalchemy import update
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from secret_forms import USERNAME, echo_of, encodings, storable_secrets
+from sqlalchemy import text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from campaigner.db.models import Message, MessageStatus
 from campaigner.dispatch.ledger import claim_due, write_rows
+from campaigner.masking import register_secret, registry
 
 NOW = datetime(2026, 3, 20, 8, 0, tzinfo=UTC)
 LEASE = NOW + timedelta(minutes=2)
@@ -71,3 +75,29 @@ def test_write_rows_sets_each_rows_own_values_only_while_in_flight(
 def test_write_rows_with_nothing_to_write(sessions: sessionmaker[Session]) -> None:
     with sessions.begin() as session:
         write_rows(session, [])
+
+
+@given(secret=storable_secrets)
+@hypothesis_settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_any_secret_is_masked_before_it_reaches_last_error(
+    secret: str, sessions: sessionmaker[Session]
+) -> None:
+    """Issue 13: an echoing gateway put the encoded Kannel password into last_error."""
+    message_id = queue(sessions, add_customer(sessions), NOW)
+    claim_due(sessions, NOW, 10, gateway="kannel", lease_until=LEASE)
+    saved = registry.snapshot()
+    register_secret(secret, username=USERNAME)
+    try:
+        with sessions.begin() as session:
+            write_rows(session, [{"id": message_id, "last_error": echo_of(secret)}])
+    finally:
+        registry.restore(saved)
+    with sessions() as session:  # plain SQL: the column as the database holds it
+        stored = session.execute(
+            text("SELECT last_error FROM messages WHERE id = :id"), {"id": message_id}
+        ).scalar_one()
+    assert stored.startswith("GET /cgi-bin/sendsms?password=")
+    for name, form in encodings(secret).items():
+        assert form not in stored, name
