@@ -196,10 +196,11 @@ def capture_gateway() -> CaptureGateway:
 
 @pytest.fixture(autouse=True)
 def _restore_logging() -> Iterator[None]:
-    """CLI tests configure logging for the whole process; undo it after each test."""
+    """CLI tests configure logging for the whole process (`simulate` quiets "campaigner");
+    undo it after each test."""
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
-    named = {name: logging.getLogger(name).level for name in NOISY_LOGGERS}
+    named = {name: logging.getLogger(name).level for name in (*NOISY_LOGGERS, "campaigner")}
     yield
     root.handlers[:] = handlers
     root.setLevel(level)

@@ -157,13 +157,12 @@ class KavenegarGateway(HttpGateway):
         params = request.params
         provider_id = params.get("messageid", "").strip()
         try:
-            if not (provider_id.isascii() and provider_id.isdigit()) or len(provider_id) > 32:
-                raise ValueError(provider_id)
-            value = status_code(params["status"])
+            value: int | None = status_code(params["status"])
         except (KeyError, ValueError):
-            raise ValueError(
-                "a Kavenegar report needs numeric messageid and status parameters"
-            ) from None
+            value = None
+        numeric_id = provider_id.isascii() and provider_id.isdigit() and len(provider_id) <= 32
+        if not numeric_id or value is None:
+            raise ValueError("a Kavenegar report needs numeric messageid and status parameters")
         mapped = _STATUS.get(value)
         if mapped is None:
             log.warning("kavenegar: ignoring delivery report with unknown status %s", value)

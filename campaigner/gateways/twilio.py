@@ -35,8 +35,8 @@ OPTED_OUT = 21610  # the recipient replied STOP to this sender
 INVALID_NUMBER_CODES = {21211, 21614, 21217, 21401, 21421}
 AUTH_CODES = {20003, 20005, 21606, 21212, 21659}  # credentials, inactive account, bad sender
 RATE_CODES = {20429, 14107, 30022}
-NOT_FOUND = 20404
-SIGNATURE_HEADER = "x-twilio-signature"  # "The requested resource ... was not found"
+NOT_FOUND = 20404  # "The requested resource ... was not found"
+SIGNATURE_HEADER = "x-twilio-signature"
 _STATUS = {
     "delivered": "delivered",
     "read": "delivered",

@@ -107,7 +107,9 @@ def test_secrets_stay_out_of_logs_ledger_history_and_output_even_when_echoed(
         result.stderr
     )
     with shop.sessions() as sessions, sessions() as session:
-        errors = [e for e in session.scalars(select(Message.last_error)) if e]
+        rows = session.scalars(select(Message)).all()
+    assert [m.status for m in rows] == ["queued", "queued"], "a failed send lost a message"
+    errors = [m.last_error for m in rows if m.last_error]
     assert any("HTTP 502: 'Cannot serve GET /cgi-bin/sendsms?" in e for e in errors), errors
     assert "HTTP 502: 'Cannot serve GET" in history.stdout + history_2.stdout
     everything = "\n".join(
