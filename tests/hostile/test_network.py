@@ -247,6 +247,15 @@ def test_a_client_that_goes_away_mid_body_is_one_short_log_line(server: Server) 
     ] * 3
 
 
+def test_uvicorn_access_lines_are_json_with_the_token_masked(server: Server) -> None:
+    logging.getLogger("uvicorn.access").setLevel(logging.INFO)  # what -v does
+    answer = server.exchange(get_head(f"/webhooks/kannel/dlr?id=1&token={QUOTED_TOKEN}".encode()))
+    assert answer.status == 400  # no status: a bad report, but a proved caller
+    access = [e for e in server.log() if e["logger"] == "uvicorn.access"]
+    assert len(access) == 1
+    assert "GET /webhooks/kannel/dlr?id=1&token=******** HTTP/1.1" in access[0]["message"]
+
+
 def test_unverified_reads_are_capped_and_the_rest_refused_at_once(server: Server) -> None:
     """Twilio's proof is a signature over the body: only a few such bodies are read at once."""
     head = post_head("/webhooks/twilio/inbound", 500, "X-Twilio-Signature: forged")
