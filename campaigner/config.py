@@ -206,6 +206,12 @@ class ServerSettings(Section):
     )
     webhook_token: SecretStr | None = None
     api_tokens: list[SecretStr] = Field(default_factory=list)
+    woocommerce_webhook_secret: SecretStr | None = Field(
+        None, description="The Secret of the shop's WooCommerce webhooks"
+    )
+    shopify_webhook_secret: SecretStr | None = Field(
+        None, description="The Shopify app's client secret that signs its webhooks"
+    )
     max_body_bytes: int = Field(1_000_000, ge=1024)
     body_timeout_seconds: float = Field(
         10.0, gt=0, description="A request body must arrive whole within this time (else 408)"
@@ -213,10 +219,7 @@ class ServerSettings(Section):
     max_unverified_requests: int = Field(
         16,
         ge=1,
-        description="Requests whose signature is in their body, read at once (more get 503)",
-    )
-    max_unverified_body_bytes: int = Field(
-        65_536, ge=1024, description="Body limit before a provider signature is checked"
+        description="Bodies read at once before their signature is checked (more get 503)",
     )
 
 
@@ -238,12 +241,18 @@ class SourceTable(Section):
         default_factory=dict, description="Source consent value -> yes (true) or no (false)"
     )
     birthday_format: Literal["auto", "gregorian", "jalali"] = "auto"
+    strict: bool = Field(False, description="A column that matches no field stops the sync")
 
     @model_validator(mode="after")
     def _table_or_query(self) -> SourceTable:
-        if bool(self.table.strip()) == bool(self.query.strip()):
+        if self.table.strip() and self.query.strip():
             raise ValueError("give either `table` or `query`")
         return self
+
+    @property
+    def reads_own_rows(self) -> bool:
+        """A table or query of its own, rather than a preset's."""
+        return bool(self.table.strip() or self.query.strip())
 
     def field_columns(self, fields: tuple[str, ...]) -> dict[str, str]:
         """The column mapping keyed by canonical Campaigner field names."""
@@ -266,6 +275,10 @@ class SourceSettings(Section):
     interval: float = Field(60.0, gt=0, description="Seconds between syncs in the daemon")
     timezone: str = Field("", description="Zone of date/times without an offset; default: shop's")
     batch_size: int = Field(1000, ge=1, le=10_000)
+    preset: Literal["woocommerce"] | None = Field(
+        None, description="Read a known shop's own schema: no SQL to write"
+    )
+    table_prefix: str = Field("wp_", pattern=r"^[A-Za-z0-9_]*$", max_length=32)
     customers: SourceTable | None = None
     orders: SourceTable | None = None
 
@@ -278,8 +291,14 @@ class SourceSettings(Section):
     def _mappings(self) -> SourceSettings:
         from campaigner.customers.records import CUSTOMER_FIELDS, ORDER_FIELDS
 
-        if self.customers is None and self.orders is None:
-            raise ValueError("a source needs [sources.customers] or [sources.orders]")
+        if self.preset is None:
+            if self.customers is None and self.orders is None:
+                raise ValueError(
+                    'a source needs [sources.customers] or [sources.orders] (or preset = "...")'
+                )
+            for kind, spec in (("customers", self.customers), ("orders", self.orders)):
+                if spec is not None and not spec.reads_own_rows:
+                    raise ValueError(f"[sources.{kind}]: give either `table` or `query`")
         if self.customers is not None:
             self.customers.field_columns(CUSTOMER_FIELDS)
         if self.orders is not None:

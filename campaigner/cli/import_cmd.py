@@ -24,7 +24,12 @@ def _parse_map(pairs: tuple[str, ...]) -> dict[str, str]:
 
 
 def run_import(
-    app: AppContext, kind: str, file: Path, maps: tuple[str, ...], rejects: Path | None
+    app: AppContext,
+    kind: str,
+    file: Path,
+    maps: tuple[str, ...],
+    rejects: Path | None,
+    strict: bool = False,
 ) -> ImportReport:
     sessions = app.sessions()
     with Progress(
@@ -44,6 +49,7 @@ def run_import(
             file,
             app.settings.customers,
             mapping=_parse_map(maps),
+            strict=strict,
             reject_path=rejects,
             progress=lambda done: progress.update(task, completed=done),
         )
@@ -58,8 +64,10 @@ def _import_command(kind: str, fields: tuple[str, ...], example: str) -> click.C
         "import",
         help=f"""Import {kind} from a CSV file (upsert by external id).
 
-    Columns: {", ".join(fields)}. Headers that differ can be mapped with
-    --map HEADER=FIELD. Bad rows go to FILE.rejects.csv with their line number and
+    Columns: {", ".join(fields)}. Common spellings are recognised (First Name,
+    Mobile, Phone Number, SMS Consent, Language, DOB, «موبایل», …); others can be mapped with
+    --map HEADER=FIELD. A column that matches no field is named in the summary (an error
+    with --strict). Bad rows go to FILE.rejects.csv with their line number and
     reason; good rows still load. Importing the same file twice changes nothing.
 
     \b
@@ -76,9 +84,14 @@ def _import_command(kind: str, fields: tuple[str, ...], example: str) -> click.C
         type=click.Path(path_type=Path, dir_okay=False),
         help="Where to write rejected rows.",
     )
+    @click.option(
+        "--strict", is_flag=True, help="Refuse a file with a column that matches no field."
+    )
     @pass_app
-    def command(app: AppContext, file: Path, maps: tuple[str, ...], rejects: Path | None) -> None:
-        report = run_import(app, kind, file, maps, rejects)
+    def command(
+        app: AppContext, file: Path, maps: tuple[str, ...], rejects: Path | None, strict: bool
+    ) -> None:
+        report = run_import(app, kind, file, maps, rejects, strict)
         if report.rows and report.rejected == report.rows:
             raise click.exceptions.Exit(1)
 

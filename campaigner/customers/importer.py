@@ -17,12 +17,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from campaigner.clock import Clock, SystemClock
 from campaigner.config import CustomerDefaults
+from campaigner.customers.headers import field_for
 from campaigner.customers.loader import load_customers, load_orders, refresh_customer_stats
 from campaigner.customers.records import (
     CUSTOMER_FIELDS,
     ORDER_FIELDS,
     RowError,
-    canonical_field,
     customer_row,
     order_row,
 )
@@ -51,6 +51,8 @@ class ImportReport:
     rejected: int = 0
     reject_file: Path | None = None
     reasons: dict[str, int] = field(default_factory=dict)
+    columns: dict[str, str] = field(default_factory=dict)  # header -> field it was read as
+    unmapped: list[str] = field(default_factory=list)  # headers not read at all
 
     def summary(self) -> str:
         text = (
@@ -59,6 +61,8 @@ class ImportReport:
         )
         if self.rejected and self.reject_file:
             text += f" (see {self.reject_file})"
+        if self.unmapped:
+            text += f"; column(s) not imported: {', '.join(map(repr, self.unmapped))}"
         return text
 
 
@@ -84,12 +88,11 @@ class _Rejects:
 
 
 def _read(
-    path: Path, mapping: Mapping[str, str]
+    path: Path, rename: Mapping[str, str]
 ) -> tuple[list[str], Iterator[tuple[int, dict[str, str]]]]:
     handle = path.open(newline="", encoding="utf-8-sig")
     reader = csv.DictReader(handle)
     header = list(reader.fieldnames or [])
-    rename = _renames(header, mapping)
 
     def rows() -> Iterator[tuple[int, dict[str, str]]]:
         with handle:
@@ -113,31 +116,40 @@ def import_csv(
     defaults: CustomerDefaults,
     *,
     mapping: Mapping[str, str] | None = None,
+    strict: bool = False,
     reject_path: Path | None = None,
     progress: Callable[[int], None] | None = None,
     clock: Clock | None = None,
 ) -> ImportReport:
     """Import `kind` ('customers' or 'orders') from a CSV file; see the module docstring.
 
-    `mapping` maps the file's header names to Campaigner field names. `progress` is called
-    with the number of bytes read so far, for a progress bar.
+    `mapping` maps the file's header names to Campaigner field names; other headers are
+    matched forgivingly (`headers.field_for`). A header that matches no field is named in the
+    report, or with `strict` stops the import before anything is written. `progress` is
+    called with the number of bytes read so far, for a progress bar.
     """
     if kind not in ("customers", "orders"):
         raise ValueError(kind)
     if not path.exists():
         raise CampaignerError(f"{path}: file not found")
     fields = CUSTOMER_FIELDS if kind == "customers" else ORDER_FIELDS
-    header, records = _read(path, mapping or {})
-    renames = _renames(header, mapping)
+    unknown_targets = sorted(set((mapping or {}).values()) - set(fields))
+    if unknown_targets:
+        raise CampaignerError(f"--map names unknown field(s): {', '.join(unknown_targets)}")
+    header = _header(path)
+    renames, unmapped = match_headers(header, kind, mapping or {})
     if "external_id" not in renames.values():
         raise CampaignerError(
             f"{path}: no id column (expected 'external_id' or 'id', or map one with --map)"
         )
-    unknown_targets = sorted(set((mapping or {}).values()) - set(fields))
-    if unknown_targets:
-        raise CampaignerError(f"--map names unknown field(s): {', '.join(unknown_targets)}")
+    if unmapped and strict:
+        raise CampaignerError(
+            f"{path}: column(s) {', '.join(map(repr, unmapped))} match no {kind} field "
+            f"(fields: {', '.join(fields)}); map them with --map HEADER=FIELD"
+        )
+    _, records = _read(path, renames)
     reject_file = reject_path or path.with_suffix(".rejects.csv")
-    report = ImportReport(reject_file=reject_file)
+    report = ImportReport(reject_file=reject_file, columns=renames, unmapped=unmapped)
     rejects = _Rejects(reject_file, header)
     size_hint = path.stat().st_size
     bytes_seen = 0
@@ -184,5 +196,24 @@ def import_csv(
     return report
 
 
-def _renames(header: list[str], mapping: Mapping[str, str] | None) -> dict[str, str]:
-    return {column: (mapping or {}).get(column) or canonical_field(column) for column in header}
+def _header(path: Path) -> list[str]:
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        return next(csv.reader(handle), [])
+
+
+def match_headers(
+    header: list[str], kind: str, mapping: Mapping[str, str]
+) -> tuple[dict[str, str], list[str]]:
+    """Header -> field for the columns read, and the headers that match no field.
+
+    `mapping` (from --map) wins; a field named by two headers is read from the first.
+    """
+    renames: dict[str, str] = {}
+    unmapped: list[str] = []
+    for column in header:
+        target = mapping.get(column) or field_for(column, kind)
+        if target is None or target in renames.values():
+            unmapped.append(column)
+        else:
+            renames[column] = target
+    return renames, unmapped

@@ -19,7 +19,9 @@ from sqlalchemy import (
     Update,
     and_,
     case,
+    delete,
     func,
+    insert,
     or_,
     select,
     update,
@@ -27,8 +29,18 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from campaigner.config import CustomerDefaults
-from campaigner.customers.records import BirthdayFormat, RowError, customer_row, order_row
-from campaigner.db.models import Customer, Order
+from campaigner.customers.guests import is_guest, merge_guests, registered_owners
+from campaigner.customers.phones import InvalidPhone, normalize_phone
+from campaigner.customers.records import (
+    BirthdayFormat,
+    RowError,
+    as_text,
+    customer_row,
+    guest_id,
+    item_rows,
+    order_row,
+)
+from campaigner.db.models import Customer, Order, OrderItem
 from campaigner.db.upsert import upsert
 from campaigner.messages.coupons import redeem_coupons
 from campaigner.messages.referrals import attribute_referrals
@@ -79,6 +91,7 @@ def load_customers(
             result.errors.append(RecordError(index, str(exc), exc.field))
     if good:
         _write(session, cast(Table, Customer.__table__), good, now, result)
+        merge_guests(session, good)
     return result
 
 
@@ -93,15 +106,27 @@ def load_orders(
     """Upsert order records by external id and refresh their customers' statistics.
 
     `customer_id` is the customer's external id; an order for an unknown customer is an error.
+    A record may carry its buyer inline as `customer` (customer fields): that customer is
+    upserted first; a buyer without an id (a guest checkout) is known by phone, and belongs
+    to the registered customer with that phone when there is one. A record with `items`
+    replaces the order's line items.
     """
     result = LoadResult()
-    valid: list[tuple[int, dict[str, Any]]] = []
+    buyers = _load_buyers(session, rows, defaults, now=now, result=result)
+    valid: list[tuple[int, dict[str, Any], list[dict[str, Any]] | None]] = []
     for index, raw in enumerate(rows):
+        if index in buyers.failed:
+            continue
+        record = {k: v for k, v in raw.items() if k not in ("customer", "items")}
+        if index in buyers.ids:
+            record["customer_id"] = buyers.ids[index]
         try:
-            valid.append((index, order_row(raw, defaults, local_zone=local_zone)))
+            values = order_row(record, defaults, local_zone=local_zone)
+            items = raw.get("items")
+            valid.append((index, values, None if items is None else item_rows(items)))
         except RowError as exc:
             result.errors.append(RecordError(index, str(exc), exc.field))
-    wanted = {values["customer_id"] for _, values in valid}
+    wanted = {values["customer_id"] for _, values, _ in valid}
     known: dict[str, int] = {
         external_id: customer_id
         for external_id, customer_id in session.execute(
@@ -109,17 +134,100 @@ def load_orders(
         )
     }
     good = []
-    for index, values in valid:
+    items_by_order: dict[str, list[dict[str, Any]]] = {}
+    for index, values, items in valid:
         if values["customer_id"] not in known:
             reason = f"unknown customer {values['customer_id']!r}"
             result.errors.append(RecordError(index, reason, "customer_id"))
             continue
         good.append({**values, "customer_id": known[values["customer_id"]]})
+        if items is not None:
+            items_by_order[values["external_id"]] = items
     result.errors.sort(key=lambda error: error.index)
     if good and _write(session, cast(Table, Order.__table__), good, now, result):
         refresh_customer_stats(session, {row["customer_id"] for row in good})
         _apply_codes(session, good)
+    if items_by_order:
+        _replace_items(session, items_by_order)
     return result
+
+
+@dataclass
+class _Buyers:
+    ids: dict[int, str] = field(default_factory=dict)  # record index -> customer external id
+    failed: set[int] = field(default_factory=set)
+
+
+def _load_buyers(
+    session: Session,
+    rows: Sequence[Mapping[str, Any]],
+    defaults: CustomerDefaults,
+    *,
+    now: datetime,
+    result: LoadResult,
+) -> _Buyers:
+    """Upsert the customers given inline on orders; guests are known by their phone."""
+    buyers = _Buyers()
+    records: list[dict[str, Any]] = []
+    positions: list[int] = []
+    for index, raw in enumerate(rows):
+        inline = raw.get("customer")
+        if not isinstance(inline, Mapping):
+            continue
+        record = dict(inline)
+        if not as_text(record.get("external_id")).strip():
+            phone = as_text(record.get("phone")).strip()
+            try:
+                normalised = normalize_phone(phone, defaults.region) if phone else ""
+            except InvalidPhone as exc:
+                result.errors.append(RecordError(index, f"guest buyer: {exc}", "customer.phone"))
+                buyers.failed.add(index)
+                continue
+            if not normalised:
+                reason = "guest order without the buyer's phone"
+                result.errors.append(RecordError(index, reason, "customer.phone"))
+                buyers.failed.add(index)
+                continue
+            record["external_id"] = guest_id(normalised)
+        records.append(record)
+        positions.append(index)
+    if not records:
+        return buyers
+    registered = registered_owners(
+        session, [r["external_id"] for r in records if is_guest(r["external_id"])]
+    )
+    to_write, write_positions = [], []
+    for index, record in zip(positions, records, strict=True):
+        owner = registered.get(record["external_id"])
+        buyers.ids[index] = owner or record["external_id"]
+        if owner is None:
+            to_write.append(record)
+            write_positions.append(index)
+    loaded = load_customers(session, to_write, defaults, now=now)
+    for error in loaded.errors:
+        index = write_positions[error.index]
+        result.errors.append(RecordError(index, error.reason, f"customer.{error.field}"))
+        buyers.failed.add(index)
+        buyers.ids.pop(index, None)
+    return buyers
+
+
+def _replace_items(session: Session, items_by_order: dict[str, list[dict[str, Any]]]) -> None:
+    """Each order's items given take the place of the ones it had."""
+    ids: dict[str, int] = {
+        key: value
+        for key, value in session.execute(
+            select(Order.external_id, Order.id).where(Order.external_id.in_(list(items_by_order)))
+        )
+    }
+    session.execute(delete(OrderItem).where(OrderItem.order_id.in_(list(ids.values()))))
+    rows = [
+        {**item, "order_id": ids[external_id]}
+        for external_id, items in items_by_order.items()
+        for item in items
+    ]
+    if rows:
+        session.execute(insert(OrderItem), rows)
 
 
 def _apply_codes(session: Session, rows: list[dict[str, Any]]) -> None:
@@ -163,10 +271,11 @@ STAT_COLUMNS = ("orders_count", "total_spent", "first_order_at", "last_order_at"
 def refresh_customer_stats(session: Session, customer_ids: Iterable[int]) -> None:
     """Recompute order statistics and order sequence numbers for these customers.
 
-    Statistics cover paid orders with a payment time; `sequence` numbers them 1, 2, … per
-    customer by (paid_at, id) and is NULL on every other order. Each chunk is two statements
-    whatever the number of orders (window functions, UPDATE … FROM), and only rows whose
-    values change are written, so their `updated_at` says when the figures last moved.
+    Statistics cover paid orders with a payment time (revenue net of refunds); `sequence`
+    numbers them 1, 2, … per customer by (paid_at, id) and is NULL on every other order. Each
+    chunk is two statements whatever the number of orders (window functions, UPDATE … FROM),
+    and only rows whose values change are written, so their `updated_at` says when the
+    figures last moved.
     """
     ids = sorted(set(customer_ids))
     for start in range(0, len(ids), STATS_CHUNK):
@@ -213,7 +322,7 @@ def _statistics_update(chunk: list[int]) -> Update:
             .over(partition_by=customer, order_by=(o.c.paid_at.desc(), o.c.id.desc()))
             .label("recency"),
             func.count().over(partition_by=customer).label("orders_count"),
-            func.sum(o.c.total).over(partition_by=customer).label("total_spent"),
+            func.sum(o.c.total - o.c.refunded).over(partition_by=customer).label("total_spent"),
             func.min(o.c.paid_at).over(partition_by=customer).label("first_order_at"),
             func.max(o.c.paid_at).over(partition_by=customer).label("last_order_at"),
         )

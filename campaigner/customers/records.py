@@ -7,7 +7,7 @@ arrived. Values may be strings (CSV) or typed (a database row, a JSON body).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
@@ -41,7 +41,13 @@ ORDER_FIELDS = (
     "coupon_code",
     "referral_code",
     "items_count",
+    "refunded",
 )
+# Order fields that describe the buyer: an order without a customer id (a guest checkout)
+# makes its buyer a customer identified by phone, `guest:+98912…`.
+BUYER_FIELDS = ("first_name", "last_name", "phone", "city", "marketing_consent", "locale")
+ITEM_FIELDS = ("product_id", "sku", "name", "categories", "quantity", "unit_price", "line_total")
+GUEST_PREFIX = "guest:"
 # Other spellings accepted for field names (CSV headers, source column mappings).
 ALIASES = {
     "id": "external_id",
@@ -54,6 +60,27 @@ ALIASES = {
 }
 TRUE = {"1", "true", "yes", "y", "t", "on", "بله", "آری", "x"}
 FALSE = {"0", "false", "no", "n", "f", "off", "خیر", "نه", ""}
+# ISO 639-1 codes: a locale is one of these, optionally with a region (fa-IR, en_US).
+_ISO_639_1 = """
+    aa ab ae af ak am an ar as av ay az ba be bg bh bi bm bn bo br bs ca ce ch co cr cs cu
+    cv cy da de dv dz ee el en eo es et eu fa ff fi fj fo fr fy ga gd gl gn gu gv ha he hi
+    ho hr ht hu hy hz ia id ie ig ii ik io is it iu ja jv ka kg ki kj kk kl km kn ko kr ks
+    ku kv kw ky la lb lg li ln lo lt lu lv mg mh mi mk ml mn mr ms mt my na nb nd ne ng nl
+    nn no nr nv ny oc oj om or os pa pi pl ps pt qu rm rn ro ru rw sa sc sd se sg si sk sl
+    sm sn so sq sr ss st su sv sw ta te tg th ti tk tl tn to tr ts tt tw ty ug uk ur uz ve
+    vi vo wa wo xh yi yo za zh zu
+"""
+LANGUAGES = frozenset(_ISO_639_1.split())
+LANGUAGE_NAMES = {
+    "persian": "fa",
+    "farsi": "fa",
+    "فارسی": "fa",
+    "english": "en",
+    "انگلیسی": "en",
+    "arabic": "ar",
+    "عربی": "ar",
+    "turkish": "tr",
+}
 PAID = {"paid", "completed", "complete", "wc-completed", "processing", "wc-processing", "success"}
 STATUSES = {"paid", "pending", "cancelled", "refunded", "failed"}
 # Column sizes in the schema: longer values are rejected here rather than failing a batch.
@@ -127,14 +154,14 @@ def parse_tags(value: str) -> str:
     return "," + ",".join(tags) + "," if tags else ""
 
 
-def parse_amount(value: str) -> Decimal:
+def parse_amount(value: str, field: str = "total") -> Decimal:
     text = to_ascii_digits(value).replace(",", "").replace("٬", "").strip() or "0"
     try:
         amount = Decimal(text)
     except InvalidOperation:
-        raise RowError(f"bad amount {value!r}", "total") from None
+        raise RowError(f"bad amount {value!r}", field) from None
     if not amount.is_finite() or amount < 0 or amount >= MAX_AMOUNT:
-        raise RowError(f"bad amount {value!r}", "total")
+        raise RowError(f"bad amount {value!r}", field)
     return amount
 
 
@@ -163,6 +190,24 @@ def normalize_status(value: str) -> str:
     if text not in STATUSES:
         raise RowError(f"unknown order status {value!r}", "status")
     return text
+
+
+def parse_locale(value: str, default: str) -> str:
+    """`fa`, `fa-IR`, `fa_IR`, `Persian` or «فارسی» → `fa`; anything else is an error."""
+    text = value.strip().lower()
+    if not text:
+        return default
+    text = LANGUAGE_NAMES.get(text, text).replace("_", "-")
+    if text.split("-")[0] not in LANGUAGES or len(text) > MAX_LENGTH["locale"]:
+        raise RowError(
+            f"unknown locale {value!r}: expected a language code such as fa or en", "locale"
+        )
+    return text.split("-")[0]
+
+
+def guest_id(phone: str) -> str:
+    """The customer id of a buyer known only by a normalised phone number."""
+    return GUEST_PREFIX + phone
 
 
 def _check_lengths(values: Mapping[str, Any]) -> None:
@@ -226,7 +271,7 @@ def customer_row(
         "birth_jalali_md": jalali_month_day(birthday) if birthday else None,
         "calendar": calendar,
         "timezone": timezone,
-        "locale": raw.get("locale", "").strip().lower() or defaults.locale,
+        "locale": parse_locale(raw.get("locale", ""), defaults.locale),
         "tags": parse_tags(raw.get("tags", "")),
         "marketing_consent": parse_bool(raw.get("marketing_consent", "")),
         "city": raw.get("city", "").strip(),
@@ -248,7 +293,7 @@ def order_row(
         raise RowError("missing order id", "external_id")
     customer = raw.get("customer_id", "").strip()
     if not customer:
-        raise RowError("missing customer id", "customer_id")
+        raise RowError("missing customer id (or the buyer's phone for a guest)", "customer_id")
     status = normalize_status(raw.get("status", ""))
     paid_text = raw.get("paid_at", "").strip()
     zone = ZoneInfo(local_zone or defaults.timezone)
@@ -262,16 +307,55 @@ def order_row(
         raise RowError(f"bad items_count {items!r}", "items_count") from None
     if items_count is not None and not 0 <= items_count <= MAX_ITEMS:
         raise RowError(f"bad items_count {items!r}", "items_count")
+    total = parse_amount(raw.get("total") or "0")
+    refunded = parse_amount(raw.get("refunded") or "0", "refunded")
+    if refunded > total:
+        raise RowError(f"refunded {refunded} is more than the order total {total}", "refunded")
     values = {
         "external_id": external_id,
         "customer_id": customer,
-        "total": parse_amount(raw.get("total") or "0"),
+        "total": total,
         "currency": raw.get("currency", "").strip().upper() or defaults.currency,
         "status": status,
         "paid_at": paid_at,
         "coupon_code": raw.get("coupon_code", "").strip().upper() or None,
         "referral_code": raw.get("referral_code", "").strip().upper() or None,
         "items_count": items_count,
+        "refunded": refunded,
     }
     _check_lengths(values)
     return values
+
+
+def item_rows(items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Validate an order's line items; they are numbered 1, 2, … in the order given."""
+    rows = []
+    for line_no, raw_item in enumerate(items, start=1):
+        categories = raw_item.get("categories")
+        if isinstance(categories, list | tuple):
+            raw_item = {**raw_item, "categories": ",".join(map(as_text, categories))}
+        item = text_record(raw_item)
+        name = " ".join(item.get("name", "").split())
+        quantity_text = to_ascii_digits(item.get("quantity", "").strip() or "1")
+        try:
+            quantity = int(Decimal(quantity_text))
+        except (InvalidOperation, ValueError):
+            raise RowError(f"item {line_no}: bad quantity {quantity_text!r}", "items") from None
+        if not 0 <= quantity <= MAX_ITEMS:
+            raise RowError(f"item {line_no}: bad quantity {quantity_text!r}", "items")
+        unit_price = item.get("unit_price", "").strip()
+        row = {
+            "line_no": line_no,
+            "product_id": item.get("product_id", "").strip() or None,
+            "sku": item.get("sku", "").strip() or None,
+            "name": name[:255],
+            "categories": parse_tags(item.get("categories", "")),
+            "quantity": quantity,
+            "unit_price": parse_amount(unit_price, "items") if unit_price else None,
+            "line_total": parse_amount(item.get("line_total") or "0", "items"),
+        }
+        for key in ("product_id", "sku"):
+            if len(item.get(key, "").strip()) > 128:
+                raise RowError(f"item {line_no}: {key} longer than 128 characters", "items")
+        rows.append(row)
+    return rows

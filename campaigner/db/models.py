@@ -155,18 +155,60 @@ class Order(Base):
     coupon_code: Mapped[str | None] = mapped_column(String(64))
     referral_code: Mapped[str | None] = mapped_column(String(32))
     items_count: Mapped[int | None] = mapped_column(Integer)
+    # Money given back by refunds recorded against this order; revenue is total - refunded.
+    refunded: Mapped[Decimal] = mapped_column(
+        Numeric(14, 2), default=Decimal(0), server_default="0"
+    )
     # 1 for the customer's first paid order, 2 for the second...; set when statistics refresh.
     sequence: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     customer: Mapped[Customer] = relationship(back_populates="orders")
+    items: Mapped[list[OrderItem]] = relationship(
+        back_populates="order", order_by="OrderItem.line_no", passive_deletes=True
+    )
 
     __table_args__ = (
         Index(None, "paid_at"),
         Index(None, "customer_id", "paid_at"),
         Index(None, "sequence", "paid_at"),
     )
+
+
+class OrderItem(Base):
+    """One line of an order: what was bought, so rules and templates can speak of it."""
+
+    __tablename__ = "order_items"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    line_no: Mapped[int] = mapped_column(Integer)
+    product_id: Mapped[str | None] = mapped_column(String(128))
+    sku: Mapped[str | None] = mapped_column(String(128))
+    name: Mapped[str] = mapped_column(String(255), default="")
+    # Stored as ",shoes,summer," like customer tags: a category test is a parameterised LIKE.
+    categories: Mapped[str] = mapped_column(Text, default="")
+    quantity: Mapped[int] = mapped_column(Integer, default=1)
+    unit_price: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    line_total: Mapped[Decimal] = mapped_column(Numeric(14, 2), default=Decimal(0))
+
+    order: Mapped[Order] = relationship(back_populates="items")
+
+    __table_args__ = (UniqueConstraint("order_id", "line_no"),)
+
+
+class ShopEvent(Base):
+    """A shop webhook delivery already applied, so a redelivery changes nothing."""
+
+    __tablename__ = "shop_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    shop: Mapped[str] = mapped_column(String(32))
+    key: Mapped[str] = mapped_column(String(255))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (UniqueConstraint("shop", "key"), Index(None, "received_at"))
 
 
 class Message(Base):

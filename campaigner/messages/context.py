@@ -61,12 +61,23 @@ class CustomerView:
 
 
 @dataclass(frozen=True)
+class ItemView:
+    name: str
+    quantity: int
+    categories: tuple[str, ...]
+    sku: str | None
+    product_id: str | None
+    line_total: Number
+
+
+@dataclass(frozen=True)
 class OrderView:
     id: str
     total: Number
     currency: str
     paid_at: datetime | None
     items_count: int | None
+    items: tuple[ItemView, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -143,6 +154,17 @@ def build_context(
             currency=order.currency or settings.customers.currency,
             paid_at=_local(order.paid_at, zone),
             items_count=order.items_count,
+            items=tuple(
+                ItemView(
+                    name=item.name,
+                    quantity=item.quantity,
+                    categories=tuple(c for c in item.categories.split(",") if c),
+                    sku=item.sku,
+                    product_id=item.product_id,
+                    line_total=plain_number(item.line_total),
+                )
+                for item in order.items
+            ),
         )
     if coupon is not None:
         context["coupon"] = CouponView(
@@ -186,8 +208,16 @@ def sample_context(
         "now": now,
     }
     if "order" in TRIGGER_VARIABLES.get(trigger, frozenset()):
+        item = ItemView(
+            name="چای ماسالا" if persian else "Masala chai",
+            quantity=2,
+            categories=("tea",),
+            sku="TEA-01",
+            product_id="57",
+            line_total=total,
+        )
         context["order"] = OrderView(
-            id="1042", total=total, currency=currency, paid_at=now, items_count=2
+            id="1042", total=total, currency=currency, paid_at=now, items_count=2, items=(item,)
         )
     if with_coupon:
         context["coupon"] = CouponView(

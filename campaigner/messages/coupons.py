@@ -89,27 +89,45 @@ def issue_coupon(
 
 
 def redeem_coupons(session: Session, order_ids: Iterable[int]) -> int:
-    """Mark coupons used by these paid orders as redeemed; the first redeeming order counts."""
+    """Mark coupons used by these paid orders as redeemed; the first redeeming order counts.
+
+    An order may carry several codes (`A,B`); most are the shop's own, not Campaigner's, so
+    the codes are looked up once and only those that are open coupons are updated.
+    """
     ids = list(order_ids)
     if not ids:
         return 0
     orders = session.execute(
-        select(Order.id, Order.coupon_code, Order.paid_at).where(
+        select(Order.id, Order.coupon_code, Order.paid_at)
+        .where(
             Order.id.in_(ids),
             Order.coupon_code.is_not(None),
             Order.status == "paid",
             Order.paid_at.is_not(None),
         )
+        .order_by(Order.paid_at, Order.id)
     ).all()
-    redeemed = 0
-    for order_id, code, paid_at in orders:
-        result = session.execute(
-            update(Coupon)
-            .where(Coupon.code == code, Coupon.redeemed_order_id.is_(None))
-            .values(redeemed_order_id=order_id, redeemed_at=paid_at)
-            .execution_options(synchronize_session=False)
+    codes = {code for _, text, _ in orders for code in (text or "").split(",") if code}
+    if not codes:
+        return 0
+    open_codes = set(
+        session.scalars(
+            select(Coupon.code).where(Coupon.code.in_(codes), Coupon.redeemed_order_id.is_(None))
         )
-        redeemed += cast(CursorResult[Any], result).rowcount
+    )
+    redeemed = 0
+    for order_id, text, paid_at in orders:
+        for code in (text or "").split(","):
+            if code not in open_codes:
+                continue
+            result = session.execute(
+                update(Coupon)
+                .where(Coupon.code == code, Coupon.redeemed_order_id.is_(None))
+                .values(redeemed_order_id=order_id, redeemed_at=paid_at)
+                .execution_options(synchronize_session=False)
+            )
+            redeemed += cast(CursorResult[Any], result).rowcount
+            open_codes.discard(code)
     return redeemed
 
 

@@ -14,7 +14,7 @@ from typing import Protocol
 
 from jinja2 import TemplateError
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from campaigner.config import Settings
 from campaigner.db.models import Customer, Message, Order
@@ -144,7 +144,9 @@ def _order(session: Session, order_id: int) -> Order | None:
         ids = sorted(wanted)
         for start in range(0, len(ids), ORDER_CHUNK):
             chunk = ids[start : start + ORDER_CHUNK]
-            for order in session.scalars(select(Order).where(Order.id.in_(chunk))):
+            for order in session.scalars(
+                select(Order).where(Order.id.in_(chunk)).options(selectinload(Order.items))
+            ):
                 loaded[order.id] = order
     return session.get(Order, order_id)
 

@@ -14,6 +14,7 @@ from campaigner.clock import Clock
 from campaigner.config import Settings
 from campaigner.gateways.base import Gateway
 from campaigner.server.guard import CloseUnread, Guard
+from campaigner.server.shop_webhooks import shop_webhook_routes
 from campaigner.server.webhooks import WebhookContext, webhook_routes
 
 
@@ -38,8 +39,12 @@ def create_app(
         guard=guard,
         nps_windows=nps_windows,
     )
+    shop_routes = shop_webhook_routes(
+        settings=settings, sessions=sessions, clock=clock, guard=guard
+    )
     app = Starlette(
-        routes=[*webhook_routes(context), *extra_routes], middleware=[Middleware(CloseUnread)]
+        routes=[*shop_routes, *webhook_routes(context), *extra_routes],
+        middleware=[Middleware(CloseUnread)],
     )
     app.state.settings = settings
     app.state.sessions = sessions

@@ -3,8 +3,8 @@
 A stranger must not be able to make the daemon hold memory or connections. So a caller
 proves who it is in its headers or query string before one byte of its body is read, and
 `Guard.body` serves only such callers. A provider whose proof is a signature over the body
-(Twilio, shop webhooks) gets `Guard.unverified_body`: a small size cap and one of a few
-slots, beyond which it is answered 503 at once. Every read has a deadline, so a slow client
+(Twilio, shop webhooks) gets `Guard.unverified_body`: one of a few slots, beyond which it
+is answered 503 at once. Every read has a deadline, so a slow client
 cannot hold a request open, and a client that goes away mid-body is one log line.
 `CloseUnread` closes the connection of any answer that left a body unread, so a refused
 client cannot go on trickling it in.
@@ -84,7 +84,6 @@ class Guard:
         self.max_body_bytes = server.max_body_bytes
         self.timeout = server.body_timeout_seconds
         self.max_unverified = server.max_unverified_requests
-        self.max_unverified_bytes = min(server.max_unverified_body_bytes, server.max_body_bytes)
         self.unverified = 0
 
     async def body(self, request: Request) -> bytes:
@@ -93,12 +92,14 @@ class Guard:
 
     async def unverified_body(self, request: Request) -> bytes:
         """The body of a request whose proof is a signature over that very body: check the
-        signature header is there first, then read with this, then verify."""
+        signature header is there first, then read with this, then verify. At most
+        `max_unverified` such bodies are held at once, so strangers can make the server
+        hold no more than that many times the body limit."""
         if self.unverified >= self.max_unverified:
             raise Refused(503, "too many unverified requests at once", {"Retry-After": "1"})
         self.unverified += 1
         try:
-            return await read_body(request, self.max_unverified_bytes, self.timeout)
+            return await read_body(request, self.max_body_bytes, self.timeout)
         finally:
             self.unverified -= 1
 

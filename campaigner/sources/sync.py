@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, TextClause, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -26,6 +26,7 @@ from sqlalchemy.pool import NullPool
 
 from campaigner.clock import Clock, SystemClock
 from campaigner.config import Settings, SourceSettings, SourceTable
+from campaigner.customers.headers import field_for
 from campaigner.customers.loader import LoadResult, load_customers, load_orders
 from campaigner.customers.records import CUSTOMER_FIELDS, ORDER_FIELDS, as_text
 from campaigner.db.models import SyncState
@@ -65,12 +66,17 @@ class SyncReport:
     source: str
     kinds: dict[str, KindReport] = field(default_factory=dict)
     errors: list[SourceRowError] = field(default_factory=list)
+    unmapped: dict[str, list[str]] = field(default_factory=dict)  # kind -> columns not read
 
     def summary(self) -> str:
         parts = [
             f"{kind} {k.read} read: {k.inserted} new, {k.updated} updated, "
             f"{k.unchanged} unchanged, {k.rejected} rejected"
             for kind, k in self.kinds.items()
+        ]
+        parts += [
+            f"{kind} column(s) not read: {', '.join(map(repr, columns))}"
+            for kind, columns in self.unmapped.items()
         ]
         return f"{self.source}: " + "; ".join(parts or ["nothing to sync"])
 
@@ -115,16 +121,32 @@ def sync_source(
     try:
         connection = _connect(engine, source)
         with connection:
-            for kind in KINDS:
-                spec: SourceTable | None = getattr(source, kind)
-                if spec is not None:
-                    _Pass(connection, sessions, source, settings, kind, spec, report).run(
-                        full=full, progress=progress, clock=clock or SystemClock()
-                    )
+            for sync_pass in _passes(connection, sessions, source, settings, report):
+                sync_pass.run(full=full, progress=progress, clock=clock or SystemClock())
     finally:
         engine.dispose()
     log.info("sync %s", report.summary())
     return report
+
+
+def _passes(
+    connection: Connection,
+    sessions: sessionmaker[Session],
+    source: SourceSettings,
+    settings: Settings,
+    report: SyncReport,
+) -> list[SourcePass]:
+    """What to read, customers first: the preset's passes, or one per configured kind."""
+    if source.preset == "woocommerce":
+        from campaigner.sources.woocommerce import woocommerce_passes
+
+        return woocommerce_passes(connection, sessions, source, settings, report)
+    passes = []
+    for kind in KINDS:
+        spec: SourceTable | None = getattr(source, kind)
+        if spec is not None:
+            passes.append(SourcePass(connection, sessions, source, settings, kind, spec, report))
+    return passes
 
 
 def _where(source: SourceSettings) -> str:
@@ -200,8 +222,12 @@ def _load(stored: Mapping[str, Any]) -> Any:
     return stored["value"]
 
 
-class _Pass:
-    """One kind (customers or orders) of one source, read batch after batch."""
+class SourcePass:
+    """One kind (customers or orders) of one source, read batch after batch.
+
+    Subclasses (a shop preset) change what is read (`relation`) and how a batch of rows
+    becomes records (`records`); batching, the cursor and loading stay the same.
+    """
 
     def __init__(
         self,
@@ -212,6 +238,8 @@ class _Pass:
         kind: str,
         spec: SourceTable,
         report: SyncReport,
+        *,
+        stream: str = "",
     ) -> None:
         self.connection = connection
         self.sessions = sessions
@@ -225,7 +253,7 @@ class _Pass:
         self.id_column = self.columns.get("external_id", "external_id")
         self.cursor_column = spec.cursor or self.id_column
         self.zone = ZoneInfo(source.timezone or settings.customers.timezone)
-        self.state_name = f"source:{source.name}:{kind}"
+        self.state_name = f"source:{source.name}:{kind}" + (f":{stream}" if stream else "")
         self.stats = report.kinds.setdefault(kind, KindReport())
 
     def run(self, *, full: bool, progress: Progress | None, clock: Clock) -> None:
@@ -237,7 +265,7 @@ class _Pass:
             rows = self._read(position)
             if not rows:
                 break
-            records, row_ids = self._records(rows)
+            records, row_ids = self.records(rows)
             last = rows[-1]
             position = (
                 last[self._key(last, self.cursor_column)],
@@ -287,7 +315,7 @@ class _Pass:
 
     # Reading the source
 
-    def _relation(self) -> str:
+    def relation(self) -> str:
         quote = self.connection.dialect.identifier_preparer.quote
         if self.spec.query.strip():
             return f"({self.spec.query.strip().rstrip(';')}) AS campaigner_source"
@@ -312,8 +340,8 @@ class _Pass:
         order = quote(self.cursor_column)
         if self.cursor_column != self.id_column:
             order += ", " + quote(self.id_column)
-        sql = f"SELECT * FROM {self._relation()} WHERE {where} ORDER BY {order} LIMIT :limit"
-        rows = self._query(sql, {**params, "limit": self.source.batch_size})
+        sql = f"SELECT * FROM {self.relation()} WHERE {where} ORDER BY {order} LIMIT :limit"
+        rows = self.query(sql, {**params, "limit": self.source.batch_size})
         if rows:
             for column in (self.id_column, self.cursor_column):
                 self._key(rows[0], column)
@@ -321,13 +349,14 @@ class _Pass:
 
     def _count(self, position: tuple[Any, Any] | None) -> int:
         where, params = self._condition(position)
-        rows = self._query(f"SELECT COUNT(*) AS n FROM {self._relation()} WHERE {where}", params)
+        rows = self.query(f"SELECT COUNT(*) AS n FROM {self.relation()} WHERE {where}", params)
         return int(next(iter(rows[0].values())))
 
-    def _query(self, sql: str, params: dict[str, Any]) -> list[Mapping[str, Any]]:
+    def query(self, sql: str | TextClause, params: dict[str, Any]) -> list[Mapping[str, Any]]:
+        statement = text(sql) if isinstance(sql, str) else sql
         try:
             rows: list[Mapping[str, Any]] = [
-                dict(row) for row in self.connection.execute(text(sql), params).mappings()
+                dict(row) for row in self.connection.execute(statement, params).mappings()
             ]
         except DBAPIError as exc:
             self.connection.rollback()
@@ -350,13 +379,39 @@ class _Pass:
             f"(columns: {', '.join(map(str, row))})"
         )
 
-    def _records(self, rows: list[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
-        keys = {str(key).lower(): key for key in rows[0]}
+    def _matched(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        """Field -> result key: the mapping first, then the column's own name, forgivingly."""
+        keys = {str(key).lower(): key for key in row}
         wanted = {
             name: keys[column.lower()]
-            for name in self.fields
-            if (column := self.columns.get(name, name)).lower() in keys
+            for name, column in self.columns.items()
+            if column.lower() in keys
         }
+        for key in row:
+            name = field_for(str(key), self.kind)
+            if name and name not in wanted and name not in self.columns:
+                wanted[name] = key
+        unread = [
+            str(key)
+            for key in row
+            if key not in wanted.values()
+            and str(key).lower() not in (self.id_column.lower(), self.cursor_column.lower())
+        ]
+        if unread and self.kind not in self.report.unmapped:
+            self.report.unmapped[self.kind] = unread
+            if self.spec.strict:
+                raise CampaignerError(
+                    f"source {self.source.name!r} {self.kind}: column(s) "
+                    f"{', '.join(map(repr, unread))} match no field; map them in "
+                    f"[sources.{self.kind}.columns] or leave them out of the query"
+                )
+            log.warning("source %s %s: column(s) not read: %s", self.source.name, self.kind, unread)
+        return wanted
+
+    def records(self, rows: list[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+        """The records to load for a batch of rows, and the source id of each record."""
+        keys = {str(key).lower(): key for key in rows[0]}
+        wanted = self._matched(rows[0])
         records = []
         for row in rows:
             record = {name: self._value(name, row[key]) for name, key in wanted.items()}

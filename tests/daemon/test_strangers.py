@@ -24,6 +24,8 @@ TARGETS = [
     ("/webhooks/kannel/dlr?token=guess", ""),
     ("/api/v1/customers", "Authorization: Bearer guess\r\n"),
     ("/webhooks/twilio/inbound", "X-Twilio-Signature: forged\r\n"),
+    ("/webhooks/shop/woocommerce", "X-WC-Webhook-Signature: forged\r\n"),
+    ("/webhooks/shop/shopify", ""),
 ]
 
 

@@ -1,10 +1,13 @@
 from pathlib import Path
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
 from conftest import create_pg_database, drop_pg_database, require_postgres
-from sqlalchemy import inspect, text
+from sqlalchemy import Engine, inspect, text
 
 from campaigner.db import create_engine_for, ensure_current, upgrade
+from campaigner.db.models import Base
 from campaigner.db.schema import current_revision, head_revision
 from campaigner.errors import SchemaOutdated
 
@@ -17,6 +20,8 @@ TABLES = {
     "inbound_messages",
     "sync_state",
     "nps_responses",
+    "order_items",
+    "shop_events",
 }
 
 
@@ -57,3 +62,8 @@ def test_sqlite_pragmas(tmp_path: Path) -> None:
         assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
     engine.dispose()
+
+
+def test_migrations_build_exactly_the_models(engine: Engine) -> None:
+    with engine.connect() as connection:
+        assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []

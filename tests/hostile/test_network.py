@@ -198,6 +198,7 @@ def server(
         ("/webhooks/kannel/inbound", ""),
         ("/webhooks/kannel/inbound?token=wrong", ""),
         ("/webhooks/nosuch/dlr", ""),
+        ("/webhooks/shop/shopify", ""),
         ("/api/v1/customers", "Authorization: Bearer wrong"),
     ],
 )

@@ -371,3 +371,30 @@ def test_source_settings_are_checked() -> None:
         woo_source("sqlite:///x.db", orders={"table": "a", "query": "SELECT 1"})
     with pytest.raises(ValueError, match="unknown field"):
         woo_source("sqlite:///x.db", orders={"table": "a", "columns": {"colour": "c"}})
+
+
+def test_columns_are_matched_forgivingly_and_unread_ones_named(
+    tmp_path: Path, sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    url = f"sqlite:///{tmp_path / 'crm.db'}"
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(
+            text('CREATE TABLE people (id TEXT, "First Name" TEXT, "SMS Consent" TEXT, notes TEXT)')
+        )
+        connection.execute(text("INSERT INTO people VALUES ('p1', 'Sara', 'yes', 'met at fair')"))
+    engine.dispose()
+    spec: dict[str, Any] = {"table": "people", "columns": {"id": "id"}}
+    source = SourceSettings.model_validate({"name": "crm", "url": url, "customers": spec})
+    report = run(sessions, source, settings)
+    assert report.unmapped == {"customers": ["notes"]}
+    assert "customers column(s) not read: 'notes'" in report.summary()
+    with sessions() as session:
+        sara = session.scalars(select(Customer)).one()
+    assert (sara.first_name, sara.marketing_consent) == ("Sara", True)
+
+    strict = SourceSettings.model_validate(
+        {"name": "crm", "url": url, "customers": {**spec, "strict": True}}
+    )
+    with pytest.raises(CampaignerError, match="column\\(s\\) 'notes' match no field"):
+        run(sessions, strict, settings, full=True)

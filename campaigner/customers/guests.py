@@ -1,0 +1,104 @@
+"""Guest buyers: customers known only by the phone they gave at checkout.
+
+Many shops sell mostly to guests. A guest becomes a customer `guest:+98912…`; when someone
+registers with that phone, or already has, the guest and the registered customer are one
+person, so the guest's orders and history move to the registered customer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from sqlalchemy import and_, delete, exists, select, update
+from sqlalchemy.orm import Session, aliased
+
+from campaigner.customers.records import GUEST_PREFIX, guest_id
+from campaigner.db.models import Coupon, Customer, InboundMessage, Message, NpsResponse, Order
+
+
+def is_guest(external_id: str) -> bool:
+    return external_id.startswith(GUEST_PREFIX)
+
+
+def registered_owners(session: Session, guest_ids: Iterable[str]) -> dict[str, str]:
+    """For each guest id, the external id of a registered customer with the same phone."""
+    phones = {gid[len(GUEST_PREFIX) :]: gid for gid in guest_ids}
+    if not phones:
+        return {}
+    owners: dict[str, str] = {}
+    rows = session.execute(
+        select(Customer.phone, Customer.external_id)
+        .where(Customer.phone.in_(list(phones)), Customer.external_id.not_like(GUEST_PREFIX + "%"))
+        .order_by(Customer.id)
+    )
+    for phone, external_id in rows:
+        if phone is not None:
+            owners.setdefault(phones[phone], external_id)
+    return owners
+
+
+def merge_guests(session: Session, customers: Iterable[Mapping[str, Any]]) -> int:
+    """Fold guests into the registered customers just written with the same phone.
+
+    Orders, coupons, replies, NPS answers and ledger rows move to the registered customer.
+    A ledger row for an occurrence the registered customer already has stays with the guest
+    and goes with it: that occurrence was sent to this person once already.
+    """
+    from campaigner.customers.loader import refresh_customer_stats
+
+    wanted = {
+        guest_id(row["phone"]): row["external_id"]
+        for row in customers
+        if row.get("phone") and not is_guest(row["external_id"])
+    }
+    if not wanted:
+        return 0
+    ids: dict[str, int] = {
+        key: value
+        for key, value in session.execute(
+            select(Customer.external_id, Customer.id).where(
+                Customer.external_id.in_([*wanted, *wanted.values()])
+            )
+        )
+    }
+    merged = 0
+    for guest, owner in wanted.items():
+        if guest in ids and owner in ids:
+            _move(session, ids[guest], ids[owner])
+            merged += 1
+            refresh_customer_stats(session, [ids[owner]])
+    return merged
+
+
+def _move(session: Session, guest: int, owner: int) -> None:
+    for model in (Order, Coupon, InboundMessage, NpsResponse):
+        session.execute(
+            update(model)
+            .where(model.customer_id == guest)
+            .values(customer_id=owner)
+            .execution_options(synchronize_session=False)
+        )
+    other = aliased(Message)
+    already = exists().where(
+        and_(
+            other.customer_id == owner,
+            other.rule == Message.rule,
+            other.occurrence_key == Message.occurrence_key,
+        )
+    )
+    session.execute(
+        update(Message)
+        .where(Message.customer_id == guest, ~already)
+        .values(customer_id=owner)
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(
+        update(Customer)
+        .where(Customer.referred_by_id == guest)
+        .values(referred_by_id=owner)
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(
+        delete(Customer).where(Customer.id == guest).execution_options(synchronize_session=False)
+    )

@@ -1,0 +1,101 @@
+"""Which Campaigner field a column header means, the way people actually write headers.
+
+Exports from shops, CRMs and Excel say `First Name`, `Mobile`, `SMS Consent`, `DOB` or
+«موبایل» rather than `first_name`, `phone`, `marketing_consent`, `birthday`. Headers are
+compared after folding case, spaces, `-` and `_`; a header that still means nothing is
+reported by name, never dropped silently.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# Spellings per field, written folded (see `fold`). Both kinds of file share most of them.
+_COMMON = {
+    "external_id": ("external_id", "id"),
+    "phone": (
+        "phone",
+        "mobile",
+        "phone_number",
+        "mobile_number",
+        "mobile_phone",
+        "cell",
+        "cell_phone",
+        "cellphone",
+        "telephone",
+        "tel",
+        "billing_phone",
+        "موبایل",
+        "شماره_موبایل",
+        "تلفن_همراه",
+        "شماره_همراه",
+        "تلفن",
+        "شماره_تلفن",
+    ),
+    "first_name": ("first_name", "firstname", "first", "given_name", "billing_first_name", "نام"),
+    "last_name": (
+        "last_name",
+        "lastname",
+        "last",
+        "surname",
+        "family_name",
+        "billing_last_name",
+        "نام_خانوادگی",
+    ),
+    "city": ("city", "town", "billing_city", "شهر"),
+    "locale": ("locale", "language", "lang", "زبان"),
+    "marketing_consent": (
+        "marketing_consent",
+        "consent",
+        "sms_consent",
+        "opt_in",
+        "optin",
+        "sms_opt_in",
+        "accepts_marketing",
+        "accepts_sms_marketing",
+        "subscribed",
+        "رضایت",
+    ),
+}
+_CUSTOMERS = {
+    **_COMMON,
+    "external_id": ("external_id", "id", "customer_id", "customer_number", "user_id"),
+    "birthday": ("birthday", "dob", "date_of_birth", "birth_date", "birthdate", "تاریخ_تولد"),
+    "calendar": ("calendar", "تقویم"),
+    "timezone": ("timezone", "time_zone", "tz"),
+    "tags": ("tags", "tag", "labels", "برچسب", "برچسب_ها"),
+}
+_ORDERS = {
+    **_COMMON,
+    "external_id": ("external_id", "id", "order_id", "order_number", "order_no"),
+    "customer_id": ("customer_id", "customer", "customer_external_id", "customer_number"),
+    "total": ("total", "amount", "order_total", "grand_total", "total_amount", "مبلغ", "جمع_کل"),
+    "currency": ("currency", "order_currency", "واحد_پول"),
+    "status": ("status", "order_status", "وضعیت"),
+    "paid_at": ("paid_at", "paid_date", "date_paid", "payment_date", "paid_on", "تاریخ_پرداخت"),
+    "coupon_code": ("coupon_code", "coupon", "discount_code", "کد_تخفیف"),
+    "referral_code": ("referral_code", "referral"),
+    "items_count": ("items_count", "item_count", "items", "quantity"),
+    "refunded": ("refunded", "refund", "refunded_amount", "refund_amount"),
+}
+_BY_KIND = {"customers": _CUSTOMERS, "orders": _ORDERS}
+
+
+def fold(header: str) -> str:
+    """`First-Name ` → `first_name`; Arabic ي/ك become Persian ی/ک; the BOM and ZWNJ go."""
+    text = unicodedata.normalize("NFKC", header).replace("\ufeff", "").replace("\u200c", "_")
+    text = text.replace("ي", "ی").replace("ك", "ک").strip().lower()
+    return re.sub(r"[\s\-_./]+", "_", text).strip("_")
+
+
+def _spellings(kind: str) -> dict[str, str]:
+    return {spelling: name for name, spellings in _BY_KIND[kind].items() for spelling in spellings}
+
+
+SPELLINGS = {kind: _spellings(kind) for kind in _BY_KIND}
+
+
+def field_for(header: str, kind: str) -> str | None:
+    """The field of `kind` ('customers' or 'orders') that `header` names, or None."""
+    return SPELLINGS[kind].get(fold(header))

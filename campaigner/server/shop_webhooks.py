@@ -1,0 +1,199 @@
+"""Signed shop webhooks: WooCommerce and Shopify push orders and customers as they change.
+
+`POST /webhooks/shop/woocommerce` and `POST /webhooks/shop/shopify`. The signature covers the
+body, so the body is read before it can be checked, by `Guard.unverified_body` (a few at a
+time, within the size limit and the body timeout); then its HMAC is checked against the
+shop's secret before anything else (`signatures`): a missing or wrong signature is 401 and
+stores nothing. Shopify always signs, so a request without its header is refused unread.
+Payloads go through the same loader as CSV import, sync and the ingest API. Each delivery is
+applied once: Shopify's `X-Shopify-Webhook-Id`, or WooCommerce's resource id and
+modification time, is recorded in `shop_events` in the same transaction as the data it
+brought.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from pydantic import SecretStr
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from campaigner.clock import Clock
+from campaigner.config import Settings
+from campaigner.customers.loader import (
+    LoadResult,
+    load_customers,
+    load_orders,
+    refresh_customer_stats,
+)
+from campaigner.customers.records import RowError
+from campaigner.db.models import Order, ShopEvent
+from campaigner.server.guard import Guard, Refused
+from campaigner.server.signatures import signature_matches
+from campaigner.shops import shopify, woocommerce
+
+log = logging.getLogger(__name__)
+
+WOOCOMMERCE_TOPICS = {"order.created", "order.updated", "customer.created", "customer.updated"}
+SHOPIFY_TOPICS = {
+    "orders/paid",
+    "orders/updated",
+    "refunds/create",
+    "customers/create",
+    "customers/update",
+}
+
+
+class _Shop:
+    def __init__(self, settings: Settings, sessions: sessionmaker[Session], clock: Clock) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.clock = clock
+
+    def apply(self, shop: str, key: str, load: Callable[[Session], LoadResult]) -> Response:
+        """Load once per delivery key: the data and the key land together or not at all."""
+        with self.sessions() as session:
+            if session.scalar(
+                select(ShopEvent.id).where(ShopEvent.shop == shop, ShopEvent.key == key)
+            ):
+                return PlainTextResponse("already applied")
+            try:
+                result = load(session)
+            except RowError as exc:
+                session.rollback()
+                return PlainTextResponse(f"rejected: {exc}", status_code=422)
+            if result.errors:
+                session.rollback()
+                reasons = "; ".join(f"{e.field or 'record'}: {e.reason}" for e in result.errors)
+                log.warning("%s webhook %s rejected: %s", shop, key, reasons)
+                return PlainTextResponse(f"rejected: {reasons}", status_code=422)
+            session.add(ShopEvent(shop=shop, key=key[:255], received_at=self.clock.now()))
+            try:
+                session.commit()
+            except IntegrityError:  # the same delivery, applied concurrently
+                session.rollback()
+                return PlainTextResponse("already applied")
+        return PlainTextResponse(f"ok {result.accepted}")
+
+    def customers(self, session: Session, record: dict[str, Any]) -> LoadResult:
+        return load_customers(session, [record], self.settings.customers, now=self.clock.now())
+
+    def orders(self, session: Session, record: dict[str, Any]) -> LoadResult:
+        return load_orders(session, [record], self.settings.customers, now=self.clock.now())
+
+    def refund(self, session: Session, order_id: str, amount: Decimal) -> LoadResult:
+        order = session.scalars(select(Order).where(Order.external_id == order_id)).one_or_none()
+        if order is None:
+            raise RowError(f"refund of unknown order {order_id!r}", "order_id")
+        session.execute(
+            update(Order)
+            .where(Order.id == order.id)
+            .values(refunded=min(order.refunded + amount, order.total))
+        )
+        refresh_customer_stats(session, [order.customer_id])
+        return LoadResult(updated=1)
+
+
+def _signed_json(body: bytes, request: Request, secret: SecretStr | None, header: str) -> Any:
+    key = secret.get_secret_value() if secret else None
+    if not signature_matches(body, key, request.headers.get(header)):
+        raise Refused(401, "missing or wrong signature")
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        raise Refused(400, "the body is not valid JSON") from None
+
+
+def shop_webhook_routes(
+    *, settings: Settings, sessions: sessionmaker[Session], clock: Clock, guard: Guard | None = None
+) -> list[BaseRoute]:
+    shop = _Shop(settings, sessions, clock)
+    guard = guard or Guard(settings.server)
+
+    async def woocommerce_hook(request: Request) -> Response:
+        try:
+            # Read even unsigned: WooCommerce's ping on creation carries no signature.
+            body = await guard.unverified_body(request)
+            if "x-wc-webhook-signature" not in request.headers and body.startswith(b"webhook_id="):
+                return PlainTextResponse("pong")  # WooCommerce's ping on creation: unsigned
+            payload = _signed_json(
+                body, request, settings.server.woocommerce_webhook_secret, "x-wc-webhook-signature"
+            )
+        except Refused as refused:
+            return _refused("woocommerce", refused)
+        topic = request.headers.get("x-wc-webhook-topic", "")
+        if topic not in WOOCOMMERCE_TOPICS or not isinstance(payload, Mapping):
+            return PlainTextResponse(f"ignored topic {topic!r}")
+        resource = topic.split(".")[0]
+        key = f"{resource}:{payload.get('id')}:{woocommerce.modified(payload)}"
+        if resource == "order":
+            record = woocommerce.order_record(payload)
+            return await run_in_threadpool(
+                shop.apply, "woocommerce", key, lambda s: shop.orders(s, record)
+            )
+        record = woocommerce.customer_record(payload)
+        return await run_in_threadpool(
+            shop.apply, "woocommerce", key, lambda s: shop.customers(s, record)
+        )
+
+    async def shopify_hook(request: Request) -> Response:
+        try:
+            if "x-shopify-hmac-sha256" not in request.headers:
+                raise Refused(401, "missing or wrong signature")
+            body = await guard.unverified_body(request)
+            payload = _signed_json(
+                body, request, settings.server.shopify_webhook_secret, "x-shopify-hmac-sha256"
+            )
+        except Refused as refused:
+            return _refused("shopify", refused)
+        topic = request.headers.get("x-shopify-topic", "")
+        key = request.headers.get("x-shopify-webhook-id", "")
+        if topic not in SHOPIFY_TOPICS or not isinstance(payload, Mapping):
+            return PlainTextResponse(f"ignored topic {topic!r}")
+        if not key:
+            return PlainTextResponse("missing X-Shopify-Webhook-Id", status_code=400)
+        load: Callable[[Session], LoadResult]
+        try:
+            if topic.startswith("customers/"):
+                customer = shopify.customer_record(payload)
+                load = lambda s: shop.customers(s, customer)  # noqa: E731
+            elif topic == "refunds/create":
+                order_id, amount = str(payload.get("order_id")), shopify.refunded(payload)
+                load = lambda s: shop.refund(s, order_id, amount)  # noqa: E731
+            else:
+                paid_at = (
+                    request.headers.get("x-shopify-triggered-at", "")
+                    if topic == "orders/paid"
+                    else ""
+                )
+                order = shopify.order_record(payload, paid_at or _isoformat(clock.now()))
+                load = lambda s: shop.orders(s, order)  # noqa: E731
+        except RowError as exc:
+            return PlainTextResponse(f"rejected: {exc}", status_code=422)
+        return await run_in_threadpool(shop.apply, "shopify", key, load)
+
+    return [
+        Route("/webhooks/shop/woocommerce", woocommerce_hook, methods=["POST"]),
+        Route("/webhooks/shop/shopify", shopify_hook, methods=["POST"]),
+    ]
+
+
+def _refused(shop: str, refused: Refused) -> Response:
+    if refused.status == 401:
+        log.warning("%s webhook: missing or wrong signature", shop)
+    return PlainTextResponse(refused.detail, status_code=refused.status, headers=refused.headers)
+
+
+def _isoformat(moment: datetime) -> str:
+    return moment.isoformat()

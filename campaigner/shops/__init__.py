@@ -1,0 +1,1 @@
+"""Shop platforms' own payloads (WooCommerce, Shopify) as Campaigner customer and order records."""

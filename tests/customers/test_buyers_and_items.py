@@ -1,0 +1,138 @@
+"""Orders with their buyer inline (guests), line items and refunds, through the one loader."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from campaigner.config import CustomerDefaults
+from campaigner.customers.loader import load_customers, load_orders
+from campaigner.db.models import Customer, Message, Order, OrderItem
+
+NOW = datetime(2026, 3, 1, tzinfo=UTC)
+DEFAULTS = CustomerDefaults()
+
+
+def guest_order(order_id: str, phone: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "external_id": order_id,
+        "total": "1500000",
+        "status": "paid",
+        "paid_at": "2026-02-20T10:00:00+00:00",
+        "customer": {"first_name": "مریم", "last_name": "کاظمی", "phone": phone},
+        **extra,
+    }
+
+
+def test_a_guest_becomes_a_customer_known_by_phone(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as session:
+        result = load_orders(session, [guest_order("7001", "۰۹۱۲۱۱۱۲۲۳۳")], DEFAULTS, now=NOW)
+        assert result.errors == [] and result.inserted == 1
+        second = load_orders(session, [guest_order("7002", "+989121112233")], DEFAULTS, now=NOW)
+        assert second.errors == []
+    with sessions() as session:
+        guest = session.scalars(select(Customer)).one()
+    assert guest.external_id == "guest:+989121112233"
+    assert (guest.first_name, guest.orders_count) == ("مریم", 2)
+
+
+def test_a_guest_who_registers_is_one_customer(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as session:
+        load_orders(session, [guest_order("7001", "09121112233")], DEFAULTS, now=NOW)
+        guest = session.scalars(select(Customer)).one()
+        session.add(
+            Message(
+                rule="thanks",
+                customer_id=guest.id,
+                occurrence_key="1",
+                due_at=NOW,
+                scheduled_for=NOW,
+            )
+        )
+    with sessions.begin() as session:
+        registered = {"external_id": "42", "first_name": "Maryam", "phone": "09121112233"}
+        assert load_customers(session, [registered], DEFAULTS, now=NOW).errors == []
+        # A later guest checkout with the same phone is the registered customer's order.
+        load_orders(session, [guest_order("7003", "09121112233")], DEFAULTS, now=NOW)
+    with sessions() as session:
+        customers = session.scalars(select(Customer)).all()
+        assert [c.external_id for c in customers] == ["42"]
+        assert customers[0].orders_count == 2
+        assert session.scalars(select(Message.customer_id)).one() == customers[0].id
+
+
+def test_a_guest_order_without_a_usable_phone_is_rejected(
+    sessions: sessionmaker[Session],
+) -> None:
+    with sessions.begin() as session:
+        result = load_orders(
+            session,
+            [guest_order("1", ""), guest_order("2", "12"), guest_order("3", "09121112233")],
+            DEFAULTS,
+            now=NOW,
+        )
+    assert [(e.index, e.field) for e in result.errors] == [
+        (0, "customer.phone"),
+        (1, "customer.phone"),
+    ]
+    assert result.inserted == 1
+
+
+def test_items_replace_the_old_ones_and_refunds_reduce_revenue(
+    sessions: sessionmaker[Session],
+) -> None:
+    items = [
+        {
+            "name": "چای  ماسالا",
+            "quantity": 2,
+            "line_total": "400000",
+            "categories": ["چای", "Tea"],
+        },
+        {"product_id": 57, "sku": "MUG-1", "name": "Mug", "quantity": "1", "line_total": 100000},
+    ]
+    with sessions.begin() as session:
+        result = load_orders(
+            session, [guest_order("7001", "09121112233", items=items)], DEFAULTS, now=NOW
+        )
+        assert result.errors == []
+    with sessions.begin() as session:
+        later = guest_order("7001", "09121112233", items=items[1:], refunded="400000")
+        assert load_orders(session, [later], DEFAULTS, now=NOW).errors == []
+        # Loaded without items: the order keeps the ones it has.
+        assert load_orders(session, [{**later, "items": None}], DEFAULTS, now=NOW).errors == []
+    with sessions() as session:
+        rows = session.scalars(select(OrderItem)).all()
+        order = session.scalars(select(Order)).one()
+        customer = session.scalars(select(Customer)).one()
+    assert [(i.line_no, i.name, i.sku, i.product_id) for i in rows] == [(1, "Mug", "MUG-1", "57")]
+    assert order.refunded == Decimal(400000)
+    assert customer.total_spent == Decimal(1100000)
+
+
+def test_items_keep_persian_names_and_categories(sessions: sessionmaker[Session]) -> None:
+    items = [
+        {"name": "چای  ماسالا", "quantity": 2, "line_total": "400000", "categories": ["چای", "Tea"]}
+    ]
+    with sessions.begin() as session:
+        load_orders(session, [guest_order("7001", "09121112233", items=items)], DEFAULTS, now=NOW)
+    with sessions() as session:
+        item = session.scalars(select(OrderItem)).one()
+    assert (item.name, item.categories, item.quantity) == ("چای ماسالا", ",tea,چای,", 2)
+
+
+def test_bad_items_and_refunds_reject_the_order(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as session:
+        result = load_orders(
+            session,
+            [
+                guest_order("1", "09121112233", items=[{"name": "x", "quantity": "lots"}]),
+                guest_order("2", "09121112233", refunded="9999999"),
+            ],
+            DEFAULTS,
+            now=NOW,
+        )
+    assert [(e.index, e.field) for e in result.errors] == [(0, "items"), (1, "refunded")]

@@ -1,0 +1,297 @@
+"""The WooCommerce preset against WooCommerce's real tables on MariaDB, in both order stores."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from conftest import create_mariadb_database, drop_mariadb_database, require_mariadb
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.orm import Session, sessionmaker
+from woocommerce_shop import (
+    Line,
+    Product,
+    Storage,
+    User,
+    WooOrder,
+    add_orders,
+    add_products,
+    add_users,
+    create_tables,
+    refund,
+    set_storage,
+)
+
+from campaigner.clock import FixedClock
+from campaigner.config import Settings, SourceSettings
+from campaigner.db.models import Customer, Order, OrderItem
+from campaigner.errors import CampaignerError
+from campaigner.sources import sync_source
+
+T = datetime(2026, 2, 1, 9, 0)
+CLOCK = FixedClock(datetime(2026, 3, 1, tzinfo=UTC))
+
+PRODUCTS = [
+    Product(57, "چای ماسالا", sku="TEA-57", categories=["چای", "نوشیدنی"]),
+    Product(58, "ماگ", categories=["ظروف"]),
+    Product(59, "ماگ آبی", sku="MUG-BLUE", parent=58),
+]
+USERS = [
+    User(
+        1,
+        "ali",
+        datetime(2025, 5, 1),
+        {
+            "first_name": "علی",
+            "last_name": "رضایی",
+            "billing_phone": "09121234567",
+            "sms_optin": "yes",
+            "birthday": "1370/01/01",
+            "last_update": "1767225600",
+        },
+    ),
+    # No name or phone in usermeta: both come from her latest order's billing address.
+    User(2, "sara", datetime(2025, 6, 1), {"sms_optin": "no"}),
+]
+MARYAM = {"first_name": "مریم", "last_name": "کاظمی", "phone": "۰۹۱۲۳۳۳۴۴۴۴", "city": "شیراز"}
+SARA = {"first_name": "Sara", "last_name": "Ahmadi", "phone": "+98 935 123 4567", "city": "Tehran"}
+
+
+def order(order_id: int, status: str, total: str, customer: int, **kw: Any) -> WooOrder:
+    billing = kw.pop("billing", MARYAM if customer == 0 else SARA)
+    return WooOrder(order_id, status, total, customer, T, T, billing, **kw)
+
+
+ORDERS = [
+    order(
+        101,
+        "wc-completed",
+        "1250000",
+        1,
+        billing={"first_name": "علی", "phone": "09121234567"},
+        paid=datetime(2026, 1, 10, 8, 30),
+        lines=[Line("چای ماسالا", 57, 2, "400000"), Line("ماگ آبی", 58, 1, "850000", variation=59)],
+        coupons=["nowruz1405"],
+    ),
+    # A guest; the Persian gateway left no payment date: the creation time stands in.
+    order(102, "wc-processing", "480000", 0, meta={"sms_optin": "yes"}),
+    order(103, "wc-completed", "900000", 1, paid=datetime(2026, 1, 20)),
+    order(104, "wc-refunded", "500000", 2, paid=datetime(2026, 1, 21)),
+    order(105, "wc-checkout-draft", "100000", 0),
+    order(106, "wc-cancelled", "100000", 0),
+    order(107, "wc-pending", "700000", 0),
+    order(108, "wc-on-hold", "300000", 2),
+    order(109, "wc-failed", "300000", 0),
+    refund(201, 103, "300000", datetime(2026, 1, 25)),  # partial: the order stays completed
+    refund(202, 104, "500000", datetime(2026, 1, 26)),  # full: the order became wc-refunded
+]
+
+
+def build_shop(url: str, storage: Storage, orders: list[WooOrder] = ORDERS) -> None:
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        create_tables(connection)
+        set_storage(connection, storage)
+        add_products(connection, PRODUCTS)
+        add_users(connection, USERS)
+        add_orders(connection, orders, storage)
+    engine.dispose()
+
+
+@pytest.fixture
+def shop_db() -> Iterator[str]:
+    require_mariadb()
+    url = create_mariadb_database()
+    try:
+        yield url
+    finally:
+        drop_mariadb_database(url)
+
+
+def preset(url: str, **extra: Any) -> SourceSettings:
+    # The README's four lines, plus the shop's consent and birthday meta keys.
+    return SourceSettings.model_validate(
+        {
+            "name": "shop",
+            "preset": "woocommerce",
+            "url": url,
+            "timezone": "Asia/Tehran",
+            "customers": {"columns": {"consent": "sms_optin", "birthday": "birthday"}},
+            **extra,
+        }
+    )
+
+
+def run(sessions: sessionmaker[Session], source: SourceSettings, settings: Settings) -> Any:
+    return sync_source(sessions, source, settings, clock=CLOCK)
+
+
+def loaded(sessions: sessionmaker[Session]) -> tuple[dict[str, Customer], dict[str, Order]]:
+    with sessions() as session:
+        customers = {c.external_id: c for c in session.scalars(select(Customer))}
+        orders = {o.external_id: o for o in session.scalars(select(Order))}
+        session.expunge_all()
+    return customers, orders
+
+
+@pytest.mark.parametrize("storage", ["hpos", "posts", "both"])
+def test_a_real_shop_syncs_in_either_store(
+    storage: Storage, shop_db: str, sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    build_shop(shop_db, storage)
+    report = run(sessions, preset(shop_db), settings)
+    assert report.errors == []
+    assert report.kinds["orders"].read == 9  # refunds are no orders of their own
+    customers, orders = loaded(sessions)
+
+    assert set(customers) == {"1", "2", "guest:+989123334444"}
+    ali, sara, maryam = customers["1"], customers["2"], customers["guest:+989123334444"]
+    assert (ali.first_name, ali.phone, ali.marketing_consent) == ("علی", "+989121234567", True)
+    assert ali.birth_jalali_md == 101
+    assert (sara.first_name, sara.phone, sara.marketing_consent) == ("Sara", "+989351234567", False)
+    assert (maryam.first_name, maryam.last_name, maryam.city) == ("مریم", "کاظمی", "شیراز")
+
+    statuses = {key: o.status for key, o in orders.items()}
+    assert statuses == {
+        "101": "paid",
+        "102": "paid",
+        "103": "paid",
+        "104": "refunded",
+        "105": "pending",
+        "106": "cancelled",
+        "107": "pending",
+        "108": "pending",
+        "109": "failed",
+    }
+    assert orders["101"].paid_at == datetime(2026, 1, 10, 8, 30, tzinfo=UTC)
+    assert orders["102"].paid_at == T.replace(tzinfo=UTC)  # no paid date: created time
+    assert (orders["103"].total, orders["103"].refunded) == (Decimal(900000), Decimal(300000))
+    assert orders["104"].refunded == Decimal(500000)
+    assert orders["101"].coupon_code == "NOWRUZ1405"
+    assert orders["101"].currency == "IRR"
+    assert (ali.orders_count, ali.total_spent) == (2, Decimal(1850000))  # net of the refund
+    assert maryam.orders_count == 1 and maryam.marketing_consent is False
+
+    with sessions() as session:
+        items = session.scalars(
+            select(OrderItem)
+            .join(Order)
+            .where(Order.external_id == "101")
+            .order_by(OrderItem.line_no)
+        ).all()
+        lines = [
+            (i.name, i.product_id, i.sku, i.categories, i.quantity, i.line_total) for i in items
+        ]
+    assert lines == [
+        ("چای ماسالا", "57", "TEA-57", ",نوشیدنی,چای,", 2, Decimal(400000)),
+        ("ماگ آبی", "58", "MUG-BLUE", ",ظروف,", 1, Decimal(850000)),
+    ]
+
+
+def test_incremental_sync_sees_pending_become_processing_in_one_pass(
+    shop_db: str, sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    build_shop(shop_db, "hpos")
+    source = preset(shop_db)
+    run(sessions, source, settings)
+    assert run(sessions, source, settings).kinds["orders"].read == 0
+
+    engine = create_engine(shop_db)
+    with engine.begin() as connection:
+        # What WooCommerce does when the gateway confirms payment of order 107.
+        connection.execute(
+            text(
+                "UPDATE wp_wc_orders SET status = 'wc-processing', "
+                "date_updated_gmt = '2026-02-02 10:00:00' WHERE id = 107"
+            )
+        )
+        connection.execute(
+            text(
+                "UPDATE wp_wc_order_operational_data SET date_paid_gmt = '2026-02-02 10:00:00' "
+                "WHERE order_id = 107"
+            )
+        )
+    engine.dispose()
+    report = run(sessions, source, settings)
+    assert (report.kinds["orders"].read, report.kinds["orders"].updated) == (1, 1)
+    _, orders = loaded(sessions)
+    assert orders["107"].status == "paid"
+    assert orders["107"].paid_at == datetime(2026, 2, 2, 10, tzinfo=UTC)
+
+
+def test_a_late_refund_reaches_its_parent_order(
+    shop_db: str, sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    build_shop(shop_db, "posts")
+    source = preset(shop_db)
+    run(sessions, source, settings)
+    engine = create_engine(shop_db)
+    with engine.begin() as connection:
+        add_orders(connection, [refund(203, 101, "400000", datetime(2026, 2, 5))], "posts")
+    engine.dispose()
+    report = run(sessions, source, settings)
+    assert report.kinds["orders"].read == 1
+    customers, orders = loaded(sessions)
+    assert orders["101"].refunded == Decimal(400000)
+    assert customers["1"].total_spent == Decimal(1450000)
+
+
+def test_compatibility_mode_loads_each_order_once(
+    shop_db: str, sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    # Order 110 is in the posts store only: synchronisation has not copied it yet.
+    build_shop(shop_db, "both")
+    engine = create_engine(shop_db)
+    with engine.begin() as connection:
+        add_orders(connection, [order(110, "wc-completed", "50000", 0, paid=T)], "posts")
+    engine.dispose()
+    report = run(sessions, preset(shop_db), settings)
+    assert report.kinds["orders"].read == 10
+    customers, orders = loaded(sessions)
+    assert len(orders) == 10
+    assert customers["guest:+989123334444"].orders_count == 2  # 102 and 110, once each
+
+
+def test_a_guest_who_registers_becomes_one_customer(
+    shop_db: str, sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    build_shop(shop_db, "hpos")
+    source = preset(shop_db)
+    run(sessions, source, settings)
+    engine = create_engine(shop_db)
+    with engine.begin() as connection:
+        add_users(
+            connection,
+            [User(3, "maryam", datetime(2026, 2, 10), {"billing_phone": "09123334444"})],
+        )
+    engine.dispose()
+    run(sessions, source, settings)
+    customers, orders = loaded(sessions)
+    assert "guest:+989123334444" not in customers
+    assert customers["3"].orders_count == 1
+    assert orders["102"].customer_id == customers["3"].id
+
+
+def test_overrides_next_to_the_preset(
+    shop_db: str, sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    build_shop(shop_db, "hpos", [*ORDERS, order(111, "wc-shipped", "1000", 1, paid=T)])
+    plain = run(sessions, preset(shop_db), settings)
+    assert [(e.row_id, e.reason) for e in plain.errors] == [
+        ("111", "unknown order status 'wc-shipped'")
+    ]
+    source = preset(shop_db, orders={"status_values": {"wc-shipped": "paid"}})
+    sync_source(sessions, source, settings, clock=CLOCK, full=True)  # a new mapping: read again
+    _, orders = loaded(sessions)
+    assert orders["111"].status == "paid"
+
+
+def test_a_wrong_table_prefix_is_named(
+    shop_db: str, sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    build_shop(shop_db, "hpos")
+    with pytest.raises(CampaignerError, match="no WordPress table shop_users"):
+        run(sessions, preset(shop_db, table_prefix="shop_"), settings)
