@@ -24,9 +24,9 @@ from sqlalchemy import create_engine, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests" / "dispatch"))
+sys.path.insert(0, str(HERE.parent / "tests"))
 
-from dispatch_helpers import plan  # noqa: E402
+from bulk_ledger import plan  # noqa: E402
 from local_gateway import gateway_for  # noqa: E402
 
 from campaigner.clock import SystemClock  # noqa: E402
@@ -155,7 +155,7 @@ def main() -> None:
         return
 
     server = subprocess.Popen(
-        [sys.executable, str(HERE.parent / "tests" / "dispatch" / "local_gateway.py")],
+        [sys.executable, str(HERE.parent / "tests" / "local_gateway.py")],
         stdout=subprocess.PIPE,
         text=True,
     )

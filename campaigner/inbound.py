@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime, timedelta
 from typing import cast
 
@@ -174,28 +174,34 @@ _REPORTABLE = {
 
 
 def apply_delivery_report(
-    session: Session, report: DeliveryReport, *, gateway: str, now: datetime
+    session: Session, report: DeliveryReport, *, routes: Collection[str], now: datetime
 ) -> bool:
     """Update the ledger row a report is about. False (and a log line) when there is none.
+
+    `routes` are the labels of the routes the report may concern (a primary and a fallback
+    of the same provider share its callback): only rows they sent are matched, since a
+    provider's message id means nothing to another provider.
 
     A final state is never downgraded to `sent`, and `delivered` is never turned into
     `undelivered`: reports arrive twice and out of order. ValueError for a report the
     ledger cannot hold (`check_report`).
     """
     check_report(report)
+    labels = list(routes)
+    via = "/".join(labels)
     query = select(Message).with_for_update()
     if report.message_id is not None:
         query = query.where(Message.id == report.message_id)
     elif report.provider_id:
-        query = query.where(Message.provider_id == report.provider_id, Message.gateway == gateway)
+        query = query.where(Message.provider_id == report.provider_id, Message.gateway.in_(labels))
     else:
-        log.warning("delivery report via %s names no message; ignored", gateway)
+        log.warning("delivery report via %s names no message; ignored", via)
         return False
     message = session.scalars(query).first()
-    if message is None or (message.gateway and message.gateway != gateway):
+    if message is None or (message.gateway and message.gateway not in labels):
         log.warning(
             "delivery report via %s for unknown message id=%s provider_id=%s",
-            gateway,
+            via,
             report.message_id,
             report.provider_id,
         )
@@ -218,6 +224,7 @@ def apply_delivery_report(
     if message.sent_at is None and message.status != MessageStatus.SENDING:
         message.sent_at = now
     if report.opted_out and message.phone:
-        add_opt_outs(session, [message.phone], now, source="gateway", reason=f"{gateway} blacklist")
+        reason = f"{message.gateway or via} blacklist"
+        add_opt_outs(session, [message.phone], now, source="gateway", reason=reason)
     session.flush()
     return True

@@ -17,6 +17,7 @@ from campaigner.clock import Clock
 from campaigner.config import Settings
 from campaigner.db.models import Message
 from campaigner.dispatch import Dispatcher, DispatchReport, Rendered, RenderError
+from campaigner.dispatch.routes import fallback_label
 from campaigner.gateways import Gateway, create_gateway
 from campaigner.messages.render import MessageRenderer
 from campaigner.messages.render import RenderError as TemplateRenderError
@@ -69,13 +70,21 @@ def webhook_base(settings: Settings) -> str:
 
 
 def build_gateway(settings: Settings, name: str | None = None, **extra: Any) -> Gateway:
-    """The primary gateway, or the `[gateways.NAME]` table called `name`; its webhooks need
-    its own `webhook_token` if it has one, else `server.webhook_token`."""
-    gateway_settings = settings.gateway if name is None else settings.gateways[name]
+    """The primary gateway, or the `[gateways.NAME]` table called `name` (the fallback).
+
+    Callbacks the gateway hands out per message (Kannel's dlr-url, Twilio's StatusCallback)
+    point at its route label, `/webhooks/LABEL/...`, so they reach this very instance. Its
+    webhooks need its own `webhook_token` if it has one, else `server.webhook_token`.
+    """
+    if name is None:
+        gateway_settings, label = settings.gateway, settings.gateway.name
+    else:
+        gateway_settings = settings.gateways[name]
+        label = fallback_label(settings.gateway.name, name)
     token = gateway_settings.webhook_token or settings.server.webhook_token
     return create_gateway(
         gateway_settings,
-        webhook_url=f"{webhook_base(settings)}/webhooks/{gateway_settings.name}",
+        webhook_url=f"{webhook_base(settings)}/webhooks/{label}",
         webhook_token=token.get_secret_value() if token else "",
         **extra,
     )
@@ -121,6 +130,11 @@ class Runtime:
         )
         return cls(settings, clock, sessions, rulebook, gateway, fallback, dispatcher)
 
+    @property
+    def gateways(self) -> dict[str, Gateway]:
+        """Each route's label (the `gateway` stored on the rows it sent) -> its gateway."""
+        return {route.label: route.gateway for route in self.dispatcher.routes.all}
+
     def plan(self, triggers: Collection[str] | None = None) -> PlanReport:
         """One planning pass over the enabled rules (of these triggers); logs what it did."""
         rules = [r for r in self.rulebook.enabled() if triggers is None or r.trigger in triggers]
@@ -134,18 +148,19 @@ class Runtime:
         self.last_plan = report
         return report
 
-    def dispatch(self) -> DispatchReport:
+    def dispatch(self, stop: Callable[[], bool] = lambda: False) -> DispatchReport:
         """One dispatch batch; logs what happened to it."""
-        report = self.dispatcher.dispatch_once()
+        report = self.dispatcher.dispatch_once(stop)
         log_dispatch(report)
         return report
 
     def drain(self, stop: Callable[[], bool] = lambda: False) -> DispatchReport:
         """Dispatch until nothing is due, the circuit pauses sending, or `stop()` says so
-        (checked between batches, so a batch in flight always finishes)."""
+        (checked before each request: the requests in flight finish, the rest of the batch
+        goes back to the queue)."""
         total = DispatchReport()
         while not stop():
-            report = self.dispatch()
+            report = self.dispatch(stop)
             total.add(report)
             if report.paused or report.claimed == 0:
                 break

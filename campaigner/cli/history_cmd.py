@@ -20,7 +20,8 @@ from campaigner.masking import mask
 )
 @pass_app
 def history_cmd(app: AppContext, phone: str | None, customer_ref: str | None) -> None:
-    """Every message planned for a phone number or customer, with its status and reason.
+    """Every message planned for a phone number or customer, with its status and reason
+    (and who settled it by hand, for a message whose send was interrupted).
 
     \b
     Example:
@@ -62,6 +63,10 @@ def history_cmd(app: AppContext, phone: str | None, customer_ref: str | None) ->
             click.echo(f"    {m.text}")
         if m.last_error:
             click.echo(mask(f"    error: {m.last_error}"))
+        if m.resolved_by and m.resolved_at:
+            click.echo(
+                f"    settled by hand by {m.resolved_by} at {m.resolved_at:%Y-%m-%d %H:%M} UTC"
+            )
 
 
 COMMANDS = [history_cmd]

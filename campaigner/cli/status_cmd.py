@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from campaigner.cli.context import AppContext, pass_app
+from campaigner.cli.unknown_cmd import describe
 from campaigner.clock import SystemClock
 from campaigner.daemon.runner import HEARTBEAT_INTERVAL, daemon_heartbeats
 from campaigner.dispatch.overview import queue_overview
@@ -27,7 +28,8 @@ def status_cmd(app: AppContext) -> None:
     last good version of those rules).
 
     Unknown rows are messages whose send was interrupted (a crash mid-send) and that the
-    gateway could not confirm: they are never re-sent automatically.
+    gateway could not confirm: they are never re-sent automatically. Settle them with
+    `campaigner unknown list` and `campaigner unknown resolve`.
 
     \b
     Example:
@@ -54,12 +56,12 @@ def status_cmd(app: AppContext) -> None:
             f"Next due: {overview.next_due:%Y-%m-%d %H:%M:%S} UTC ({overview.due_now} due now)"
         )
     if overview.unknown:
-        click.echo("Unknown (interrupted mid-send, not re-sent; check with the gateway):")
+        click.echo(
+            "Unknown (interrupted mid-send, not re-sent; check with the gateway, then "
+            "`campaigner unknown resolve`):"
+        )
         for message in overview.unknown:
-            click.echo(
-                f"  #{message.id} {message.rule} to {message.phone} via {message.gateway or '?'}"
-                f" since {message.updated_at:%Y-%m-%d %H:%M} UTC"
-            )
+            click.echo(f"  {describe(message)}")
 
 
 def show_daemons(heartbeats: list[dict[str, Any]], now: datetime) -> None:

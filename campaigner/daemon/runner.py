@@ -94,7 +94,8 @@ class Service:
         return report.planned > 0
 
     def dispatch(self) -> bool:
-        """Dispatch batches until nothing is due; a stop request ends it after the batch."""
+        """Dispatch batches until nothing is due; a stop request lets the requests in flight
+        finish and hands the rest of the batch back to the queue."""
         started = time.perf_counter()
         total = self.runtime.drain(self.stopping)
         self.metrics.dispatch_seconds.observe(time.perf_counter() - started)
@@ -214,15 +215,12 @@ class Service:
         return tasks
 
     def http_app(self) -> Any:
-        gateways = {self.runtime.gateway.name: self.runtime.gateway}
-        if self.runtime.fallback is not None:
-            gateways[self.runtime.fallback.name] = self.runtime.fallback
         guard = Guard(self.settings.server)
         return create_app(
             settings=self.settings,
             sessions=self.sessions,
             clock=self.clock,
-            gateways=gateways,
+            gateways=self.runtime.gateways,
             extra_routes=[
                 *health_routes(self.health, self.metrics),
                 *ingest_routes(
@@ -250,7 +248,7 @@ class Service:
         errors = run_once(once, self.health)
         gateway_errors = {
             route.label: route.breaker.last_error
-            for route in self.runtime.dispatcher.routes
+            for route in self.runtime.dispatcher.routes.all
             if route.breaker.last_error
         }
         return OnceResult(errors, dispatched, gateway_errors)

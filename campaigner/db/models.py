@@ -82,16 +82,16 @@ class Base(DeclarativeBase):
 
 
 class MessageStatus(StrEnum):
-    QUEUED = "queued"  # planned, waiting for its time
+    QUEUED = "queued"  # planned, waiting for its time (maybe claimed: see Message.claim)
     HELD_OUT = "held_out"  # control group: never sent, kept for uplift reports
-    SENDING = "sending"  # claimed by a dispatcher under a lease
+    SENDING = "sending"  # its own request to the gateway has started
     SENT = "sent"  # accepted by the gateway
     DELIVERED = "delivered"
     UNDELIVERED = "undelivered"
     FAILED = "failed"  # permanent error or out of attempts
     SKIPPED = "skipped"  # policy said no (opted out, no consent, cap, invalid number)
     EXPIRED = "expired"  # could not be sent before max_lateness
-    UNKNOWN = "unknown"  # the dispatcher died mid-send; never re-sent blindly
+    UNKNOWN = "unknown"  # its request was in flight when the answer was lost; never re-sent blindly
 
 
 class Customer(Base):
@@ -229,6 +229,8 @@ class Message(Base):
     scheduled_for: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The dispatch pass holding the lease: only it may start or record this row.
+    claim: Mapped[str | None] = mapped_column(String(32))
     text: Mapped[str | None] = mapped_column(Text)
     segments: Mapped[int | None] = mapped_column(Integer)
     encoding: Mapped[str | None] = mapped_column(String(8))
@@ -240,6 +242,9 @@ class Message(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Who settled an `unknown` row by hand (`campaigner unknown resolve`), and when.
+    resolved_by: Mapped[str | None] = mapped_column(String(128))
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
         UniqueConstraint("rule", "customer_id", "occurrence_key"),

@@ -1,25 +1,37 @@
-"""The dispatcher's writes to the ledger: claim under a lease, expire leases, record outcomes.
+"""The dispatcher's writes to the ledger: claim, start, record, release, expire.
 
-Claiming is one short transaction: PostgreSQL skips rows another dispatcher holds
-(`FOR UPDATE SKIP LOCKED`), SQLite serialises writers (the engine begins IMMEDIATE).
-A claimed row is `sending` with `lease_until`; if its dispatcher dies, the lease runs out
-and the row becomes `unknown`, never `queued`: it may already have reached the gateway.
+A row moves in two steps, so that a crash strands only what was really in flight:
+
+- **claimed**: still `queued`, with this pass's `claim` token and `lease_until`. Nothing has
+  gone out; if the dispatcher dies, the lease lapses and any dispatcher may claim it again,
+  untouched (no attempt counted).
+- **sending**: its own request is about to start. Only the claim holder can move a row
+  there, in one statement for the requests that start together; if the dispatcher dies now,
+  the lease lapses and the row becomes `unknown`, never `queued`: it may have reached the
+  gateway.
+
+Every write names the claim it acts for, so a dispatcher that was too slow (its lease lapsed
+and another claimed the row) changes nothing. PostgreSQL claims with `FOR UPDATE SKIP
+LOCKED`; SQLite serialises writers (the engine begins IMMEDIATE).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, Update, bindparam, func, or_, select, update
+from sqlalchemy import ColumnElement, Table, Update, and_, bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, sessionmaker
 
 from campaigner.db.models import Message, MessageStatus
+from campaigner.masking import excerpt
 
-IN_FLIGHT = (MessageStatus.SENDING, MessageStatus.UNKNOWN)
+MAX_ERROR_CHARS = 500
+TABLE: Table = Message.__table__  # type: ignore[assignment]
+_c = TABLE.c
 
 
 def claim_due(
@@ -27,76 +39,183 @@ def claim_due(
     now: datetime,
     limit: int,
     *,
-    gateway: str,
+    claim: str,
     lease_until: datetime,
 ) -> list[int]:
-    """Mark up to `limit` due queued rows `sending` for this dispatcher; returns their ids."""
-    table: Table = Message.__table__  # type: ignore[assignment]
+    """Hold up to `limit` due queued rows for this pass (they stay `queued`); their ids."""
+    free = or_(_c.lease_until.is_(None), _c.lease_until < now)
     due = (
-        select(table.c.id)
-        .where(table.c.status == MessageStatus.QUEUED, table.c.scheduled_for <= now)
-        .order_by(table.c.priority.desc(), table.c.due_at, table.c.id)
+        select(_c.id)
+        .where(_c.status == MessageStatus.QUEUED, _c.scheduled_for <= now, free)
+        .order_by(_c.priority.desc(), _c.due_at, _c.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
     with sessions.begin() as session:
-        ids = list(
+        return list(
             session.scalars(
-                update(table)
-                .where(table.c.id.in_(due.scalar_subquery()))
-                .values(
-                    status=MessageStatus.SENDING,
-                    lease_until=lease_until,
-                    gateway=gateway,
-                    updated_at=now,
-                )
-                .returning(table.c.id)
+                update(TABLE)
+                .where(_c.id.in_(due.scalar_subquery()))
+                .values(claim=claim, lease_until=lease_until, updated_at=now)
+                .returning(_c.id)
             )
         )
-    return ids
+
+
+def start_sending(
+    session: Session,
+    ids: Collection[int],
+    now: datetime,
+    *,
+    claim: str,
+    gateway: str,
+    lease_until: datetime,
+) -> set[int]:
+    """Mark the rows whose requests start now `sending`; returns those still ours to send.
+
+    A row is ours while it is queued under our claim and the lease has not lapsed: past
+    that, another dispatcher may claim it at any moment, so we must not send it.
+    """
+    if not ids:
+        return set()
+    return set(
+        session.scalars(
+            update(TABLE)
+            .where(
+                _c.id.in_(list(ids)),
+                _held(claim),
+                _c.lease_until >= now,
+            )
+            .values(
+                status=MessageStatus.SENDING,
+                gateway=gateway,
+                lease_until=lease_until,
+                updated_at=now,
+            )
+            .returning(_c.id)
+        )
+    )
+
+
+def write_claimed(session: Session, claim: str, rows: Sequence[dict[str, Any]]) -> None:
+    """Policy verdicts and rendered texts for rows claimed but not started."""
+    _write(session, rows, _held(claim))
+
+
+def write_results(session: Session, claim: str, rows: Sequence[dict[str, Any]]) -> None:
+    """What became of rows whose requests this claim started.
+
+    A late answer still lands on a row that turned `unknown` meanwhile (it is the truth),
+    but never on one that has since been settled, re-queued or claimed again.
+    """
+    in_flight = or_(_c.status == MessageStatus.SENDING, _c.status == MessageStatus.UNKNOWN)
+    _write(session, rows, and_(_c.claim == claim, in_flight))
+
+
+def write_unknown(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Settle `unknown` rows (reconciliation, or by hand) unless something settled them first."""
+    _write(session, rows, _c.status == MessageStatus.UNKNOWN)
+
+
+def release(
+    sessions: sessionmaker[Session], claim: str, ids: Collection[int], now: datetime
+) -> int:
+    """Hand claimed rows that never started back to the queue at once; returns how many."""
+    if not ids:
+        return 0
+    with sessions.begin() as session:
+        result = session.execute(
+            update(TABLE)
+            .where(_c.id.in_(list(ids)), _held(claim))
+            .values(claim=None, lease_until=None, updated_at=now)
+        )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def expire_leases(sessions: sessionmaker[Session], now: datetime) -> int:
-    """Rows whose dispatcher vanished mid-send become `unknown`; returns how many."""
+    """Rows whose request started under a lease that lapsed become `unknown`; how many.
+
+    Claimed rows that never started need nothing: they are `queued`, and a lapsed lease
+    makes them claimable again.
+    """
     with sessions.begin() as session:
         result = session.execute(
-            update(Message)
-            .where(Message.status == MessageStatus.SENDING, Message.lease_until < now)
+            update(TABLE)
+            .where(_c.status == MessageStatus.SENDING, _c.lease_until < now)
             .values(status=MessageStatus.UNKNOWN, reason="lease_expired", updated_at=now)
         )
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def write_rows(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    """Update ledger rows by id, each dict holding `id` and the columns to set.
+# -- the row changes the dispatcher writes -------------------------------------------------
 
-    Only rows still `sending` or `unknown` change, so a late answer never overwrites a row
-    that another dispatcher has since re-queued and claimed.
-    """
-    table: Table = Message.__table__  # type: ignore[assignment]
+
+def released(row_id: int, now: datetime) -> dict[str, Any]:
+    """Back in the queue as if never claimed (a claimed row, or a request refused whole)."""
+    return {
+        "id": row_id,
+        "status": MessageStatus.QUEUED,
+        "claim": None,
+        "lease_until": None,
+        "gateway": None,
+        "updated_at": now,
+    }
+
+
+def final(row_id: int, status: MessageStatus, reason: str | None, now: datetime) -> dict[str, Any]:
+    return {
+        "id": row_id,
+        "status": status,
+        "reason": reason,
+        "claim": None,
+        "lease_until": None,
+        "updated_at": now,
+    }
+
+
+def failed(row_id: int, reason: str, error: str, now: datetime) -> dict[str, Any]:
+    row = final(row_id, MessageStatus.FAILED, reason[:64], now)
+    return {**row, "last_error": excerpt(error, MAX_ERROR_CHARS)}
+
+
+def unknown(row_id: int, reason: str, error: str, now: datetime) -> dict[str, Any]:
+    row = final(row_id, MessageStatus.UNKNOWN, reason, now)
+    return {**row, "last_error": excerpt(error, MAX_ERROR_CHARS)}
+
+
+# -- writing ------------------------------------------------------------------------------
+
+
+def _held(claim: str) -> ColumnElement[bool]:
+    """Claimed by `claim` and not started."""
+    return and_(_c.claim == claim, _c.status == MessageStatus.QUEUED)
+
+
+def _write(
+    session: Session, rows: Sequence[dict[str, Any]], condition: ColumnElement[bool]
+) -> None:
+    """Update ledger rows by id, each dict holding `id` and the columns to set, where
+    `condition` still holds."""
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         columns = tuple(sorted(key for key in row if key != "id"))
         groups[columns].append(row)
-    in_flight = or_(*(table.c.status == status for status in IN_FLIGHT))
     by_arrays = session.get_bind().dialect.name == "postgresql"
     for columns, group in groups.items():
         if by_arrays:
-            session.execute(_update_from_arrays(table, columns, group).where(in_flight))
+            session.execute(_update_from_arrays(columns, group).where(condition))
             continue
         statement = (
-            update(table)
-            .where(table.c.id == bindparam("row_id"), in_flight)
-            .values({name: bindparam(name, type_=table.c[name].type) for name in columns})
+            update(TABLE)
+            .where(_c.id == bindparam("row_id"), condition)
+            .values({name: bindparam(name, type_=_c[name].type) for name in columns})
         )
         session.execute(
             statement, [{"row_id": row["id"], **{k: row[k] for k in columns}} for row in group]
         )
 
 
-def _update_from_arrays(
-    table: Table, columns: tuple[str, ...], rows: list[dict[str, Any]]
-) -> Update:
+def _update_from_arrays(columns: tuple[str, ...], rows: list[dict[str, Any]]) -> Update:
     """One UPDATE … FROM unnest(one array per column) for a whole group of rows.
 
     PostgreSQL runs a single statement of fixed size whatever the number of rows, where an
@@ -105,12 +224,10 @@ def _update_from_arrays(
     """
     names = ("id", *columns)
     arrays = [
-        bindparam(f"given_{name}", [row[name] for row in rows], type_=ARRAY(table.c[name].type))
+        bindparam(f"given_{name}", [row[name] for row in rows], type_=ARRAY(_c[name].type))
         for name in names
     ]
     given = func.unnest(*arrays).table_valued(*names).render_derived(name="given")
     return (
-        update(table)
-        .where(table.c.id == given.c.id)
-        .values({name: given.c[name] for name in columns})
+        update(TABLE).where(_c.id == given.c.id).values({name: given.c[name] for name in columns})
     )

@@ -1,5 +1,8 @@
 """Kannel's smsbox `sendsms` interface: one HTTP request per message, reports by callback.
 
+`max_batch = 1` tells the dispatcher so: it keeps `max_in_flight` requests going at once on
+this gateway's one pooled, keep-alive client (Kannel's listener backlog is small).
+
 Kannel's reply carries no message id, so each request carries a `dlr-url` back to the
 daemon with the ledger id in it. Persian text needs both `charset=UTF-8` and `coding=2`:
 with either missing Kannel still answers 202 and the phone shows question marks.
@@ -39,7 +42,7 @@ def needs_ucs2(message: OutgoingMessage) -> bool:
 
 class KannelGateway(HttpGateway):
     name: ClassVar[str] = "kannel"
-    max_batch: ClassVar[int] = 50
+    max_batch: ClassVar[int] = 1  # one message per request: the dispatcher runs them concurrently
     default_url: ClassVar[str] = "http://127.0.0.1:13013"
 
     def send(self, batch: Sequence[OutgoingMessage]) -> list[SendResult]:

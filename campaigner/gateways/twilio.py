@@ -58,7 +58,7 @@ def twilio_signature(auth_token: str, url: str, params: dict[str, str]) -> str:
 
 class TwilioGateway(HttpGateway):
     name: ClassVar[str] = "twilio"
-    max_batch: ClassVar[int] = 20
+    max_batch: ClassVar[int] = 1  # one message per request, sent concurrently
     default_url: ClassVar[str] = "https://api.twilio.com/2010-04-01/"
     supports_status: ClassVar[bool] = True
 

@@ -1,17 +1,22 @@
 """Webhooks providers call: delivery reports and inbound replies, for each configured gateway.
 
-Nothing is read or changed before the caller proves who it is, and each gateway has its
-own proof: the provider's signature where it signs its webhooks (Twilio), else the
-gateway's own `webhook_token` (or the shared `server.webhook_token`), given in a header or
-the query string and checked before the body is read. So a token for one gateway cannot
-post a forged STOP through another. Unknown ledger ids are answered 200 all the same,
-since providers retry anything else for days; values no provider sends are answered 400.
+`/webhooks/NAME/...` names a route label (`kannel`, or `backup` for the fallback table) or a
+provider: callback URLs set once in a provider's panel name the provider, whichever route
+sent the message. A report is matched to rows sent through any route it may concern, and
+parsed and verified by that route's own gateway.
+
+Nothing is read or changed before the caller proves who it is, and each route has its own
+proof: the provider's signature where it signs its webhooks (Twilio), else the gateway's
+own `webhook_token` (or the shared `server.webhook_token`), given in a header or the query
+string and checked before the body is read. So a token for one gateway cannot post a forged
+STOP through another. Unknown ledger ids are answered 200 all the same, since providers
+retry anything else for days; values no provider sends are answered 400.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import parse_qsl
@@ -38,7 +43,7 @@ class WebhookContext:
     settings: Settings
     sessions: sessionmaker[Session]
     clock: Clock
-    gateways: Mapping[str, Gateway]
+    gateways: Mapping[str, Gateway]  # route label -> gateway
     guard: Guard
     # Current nps_survey rules and their response windows (rules may be reloaded).
     nps_windows: Callable[[], Mapping[str, timedelta]] = dict
@@ -63,16 +68,13 @@ def _strict_pairs(text: str) -> dict[str, str]:
     return dict(parse_qsl(text, keep_blank_values=True, errors="strict"))
 
 
-async def _read(
-    request: Request, public_base: str, kind: str, body: Callable[[Request], Awaitable[bytes]]
-) -> WebhookRequest:
-    data = await body(request)
+def _hook(request: Request, body: bytes, public_base: str, kind: str) -> WebhookRequest:
     content_type = request.headers.get("content-type", "")
     try:
         query = _strict_pairs(request.scope["query_string"].decode("latin-1"))
         form: dict[str, str] = {}
         if content_type.startswith("application/x-www-form-urlencoded"):
-            form = _strict_pairs(data.decode("utf-8"))
+            form = _strict_pairs(body.decode("utf-8"))
     except UnicodeDecodeError:
         log.warning("webhook %s: parameters that are not UTF-8", request.url.path)
         raise Refused(400, "parameters that are not UTF-8") from None
@@ -87,47 +89,77 @@ async def _read(
         headers={key.lower(): value for key, value in request.headers.items()},
         query=query,
         form=form,
-        body=data,
+        body=body,
     )
 
 
+def routes_for(gateways: Mapping[str, Gateway], name: str) -> dict[str, Gateway]:
+    """The routes a webhook path may concern: the one labelled `name` first, then every
+    route whose gateway is the provider `name`."""
+    exact = {label: gateway for label, gateway in gateways.items() if label == name}
+    by_provider = {label: gateway for label, gateway in gateways.items() if gateway.name == name}
+    return {**exact, **by_provider}
+
+
+def _public_base(gateway: Gateway, name: str) -> str:
+    """The URL the provider was given for path `name` (and signs), even behind a proxy."""
+    if not gateway.webhook_url:
+        return ""
+    return f"{gateway.webhook_url.rsplit('/', 1)[0]}/{name}"
+
+
 async def _authenticated(
-    context: WebhookContext, name: str, kind: str, request: Request
+    context: WebhookContext, routes: Mapping[str, Gateway], name: str, kind: str, request: Request
 ) -> tuple[Gateway, WebhookRequest]:
-    """The gateway and its request once the caller proved who it is; Refused otherwise."""
-    gateway = context.gateways.get(name)
-    if gateway is None:
+    """The route's gateway that accepts the caller's proof, and the request; Refused else.
+
+    Tokens come first: they are checked on the headers and query alone, so a caller without
+    one never gets its body read. Only a signature header lets a body be read, unverified.
+    """
+    given = _given_token(request)
+    if not routes:
         known = [webhook_secret(context.settings, g) for g in context.gateways.values()]
-        if matches_any(_given_token(request), known):
+        if matches_any(given, known):
             raise Refused(404, "unknown gateway")
         raise Refused(401, "unauthorised")
-    header = gateway.webhook_signature_header()
-    if header is not None:
-        if header not in request.headers:
-            log.warning("webhook %s/%s: no %s header", name, kind, header)
-            raise Refused(401, "unauthorised")
-        hook = await _read(request, gateway.webhook_url, kind, context.guard.unverified_body)
-        if not gateway.verify_webhook(hook):
-            log.warning("webhook %s/%s: wrong signature", name, kind)
-            raise Refused(401, "unauthorised")
-        return gateway, hook
-    if not matches_any(_given_token(request), [webhook_secret(context.settings, gateway)]):
-        log.warning("webhook %s/%s: missing or wrong token", name, kind)
+    for gateway in routes.values():
+        if gateway.webhook_signature_header() is None and matches_any(
+            given, [webhook_secret(context.settings, gateway)]
+        ):
+            body = await context.guard.body(request)
+            return gateway, _hook(request, body, _public_base(gateway, name), kind)
+    signed = [
+        gateway
+        for gateway in routes.values()
+        if (header := gateway.webhook_signature_header()) and header in request.headers
+    ]
+    if not signed:
+        log.warning("webhook %s/%s: missing or wrong token, or no signature", name, kind)
         raise Refused(401, "unauthorised")
-    return gateway, await _read(request, gateway.webhook_url, kind, context.guard.body)
+    body = await context.guard.unverified_body(request)
+    for gateway in signed:
+        hook = _hook(request, body, _public_base(gateway, name), kind)
+        if gateway.verify_webhook(hook):
+            return gateway, hook
+    log.warning("webhook %s/%s: wrong signature", name, kind)
+    raise Refused(401, "unauthorised")
+
+
+Apply = Callable[[Gateway, Collection[str], str, WebhookRequest], str]
 
 
 def _endpoint(
-    context: WebhookContext, kind: str, apply: Callable[[Gateway, str, WebhookRequest], str]
+    context: WebhookContext, kind: str, apply: Apply
 ) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         name = request.path_params["gateway"]
+        routes = routes_for(context.gateways, name)
         try:
-            gateway, hook = await _authenticated(context, name, kind, request)
+            gateway, hook = await _authenticated(context, routes, name, kind, request)
         except Refused as exc:
             return PlainTextResponse(exc.detail, status_code=exc.status, headers=exc.headers)
         try:
-            text = await run_in_threadpool(apply, gateway, name, hook)
+            text = await run_in_threadpool(apply, gateway, list(routes), name, hook)
         except ValueError as exc:
             log.warning("webhook %s/%s refused: %s", name, kind, exc)
             return PlainTextResponse(str(exc), status_code=400)
@@ -139,16 +171,16 @@ def _endpoint(
 def webhook_routes(context: WebhookContext) -> list[BaseRoute]:
     """`/webhooks/{gateway}/dlr` and `/webhooks/{gateway}/inbound`, GET and POST."""
 
-    def delivery(gateway: Gateway, name: str, hook: WebhookRequest) -> str:
+    def delivery(gateway: Gateway, labels: Collection[str], name: str, hook: WebhookRequest) -> str:
         reports = gateway.parse_delivery_report(hook)
         with context.sessions.begin() as session:
             known = [
-                apply_delivery_report(session, report, gateway=name, now=context.clock.now())
+                apply_delivery_report(session, report, routes=labels, now=context.clock.now())
                 for report in reports
             ]
         return f"ok {sum(known)}/{len(known)}"
 
-    def inbound(gateway: Gateway, name: str, hook: WebhookRequest) -> str:
+    def inbound(gateway: Gateway, labels: Collection[str], name: str, hook: WebhookRequest) -> str:
         messages = gateway.parse_inbound(hook)
         with context.sessions.begin() as session:
             actions = [

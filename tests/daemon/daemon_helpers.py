@@ -12,18 +12,15 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import parse_qs, urlparse
 
 from sqlalchemy import insert
 from sqlalchemy.orm import Session, sessionmaker
@@ -254,58 +251,3 @@ def daemons(shop: Shop, directory: Path) -> Iterator[Callable[..., DaemonProcess
     finally:
         for process in started:
             process.kill()
-
-
-class KannelStandIn(ThreadingHTTPServer):
-    """Answers Kannel's sendsms like smsbox does, `delay` seconds per message, and keeps its
-    own log of what it received: the tests judge the daemon by this log, not by the ledger.
-
-    The first requests may instead get the statuses in `echoes`, with the request echoed
-    back in the body, as a misconfigured gateway or proxy does."""
-
-    daemon_threads = True
-
-    def __init__(self, delay: float = 0.0, echoes: Sequence[int] = ()) -> None:
-        super().__init__(("127.0.0.1", 0), _KannelHandler)
-        self.delay = delay
-        self.echoes = list(echoes)
-        self.received: list[tuple[str, str]] = []
-        self.lock = threading.Lock()
-        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Quiet: a daemon that exits mid-request is what some tests are about."""
-
-    def start(self) -> KannelStandIn:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.shutdown()
-        self.server_close()
-        self._thread.join()
-
-
-class _KannelHandler(BaseHTTPRequestHandler):
-    server: KannelStandIn
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: the log that matters is the server's `received`."""
-
-    def do_GET(self) -> None:
-        query = parse_qs(urlparse(self.path).query)
-        time.sleep(self.server.delay)
-        with self.server.lock:
-            self.server.received.append(("+" + query["to"][0], query["text"][0]))
-            status = self.server.echoes.pop(0) if self.server.echoes else 202
-        body = b"0: Accepted for delivery"
-        if status != 202:
-            body = f"Cannot serve GET {self.path} HTTP/1.1".encode()
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)

@@ -7,7 +7,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from daemon_helpers import KannelStandIn, Shop, daemons, free_port
+from daemon_helpers import Shop, daemons, free_port
+from kannel_stand_in import KannelStandIn
 from sqlalchemy import select
 
 from campaigner.db.models import Message

@@ -10,7 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from daemon_helpers import DaemonProcess, KannelStandIn, Shop, daemons, wait_for
+from daemon_helpers import DaemonProcess, Shop, daemons, wait_for
+from kannel_stand_in import KannelStandIn
 from sqlalchemy import select
 
 from campaigner.db.models import Message
@@ -61,10 +62,10 @@ def test_sigterm_mid_batch_finishes_it_and_exits_cleanly(
 
 
 @pytest.mark.slow
-def test_a_batch_that_outlasts_the_stop_timeout_is_left_to_its_lease(tmp_path: Path) -> None:
-    """The process still exits on time; rows in flight stay `sending` (then `unknown`), and
-    nothing is sent twice."""
-    server = KannelStandIn(delay=0.5).start()
+def test_a_request_that_outlasts_the_stop_timeout_is_left_to_its_lease(tmp_path: Path) -> None:
+    """The process still exits on time; the row in flight stays `sending` (then `unknown`),
+    the rest of the batch is back in the queue, and nothing is sent twice."""
+    server = KannelStandIn(delay=3).start()
     try:
         shop = Shop(
             tmp_path,
@@ -89,6 +90,7 @@ def test_a_batch_that_outlasts_the_stop_timeout_is_left_to_its_lease(tmp_path: P
     with shop.sessions() as sessions, sessions() as session:
         rows = session.scalars(select(Message)).all()
     assert max(received.values()) == 1
+    assert [m.status for m in rows].count("sending") == 1  # the one request in flight
     for message in rows:
         if message.phone in received:
             assert message.status in ("sent", "sending"), (message.id, message.status)

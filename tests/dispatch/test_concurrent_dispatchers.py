@@ -7,7 +7,8 @@ from collections import Counter
 from datetime import UTC, datetime
 
 import pytest
-from dispatch_helpers import plan, with_sending
+from bulk_ledger import plan
+from dispatch_helpers import with_sending
 from local_gateway import LocalSmsServer, gateway_for
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker

@@ -391,6 +391,8 @@ def test_auth_failure_opens_the_circuit_and_messages_stay_queued(
         raise GatewayError("HTTP 401 invalid API key", auth=True)
 
     ids = [queue(sessions, add_customer(sessions), MORNING) for _ in range(3)]
+    # One request at a time, so the first refusal stops the others from starting.
+    settings = settings.model_copy(update={"gateway": GatewaySettings(max_in_flight=1)})
     gateway = ScriptedGateway(unauthorised, max_batch=1)
     caplog.set_level(logging.ERROR)
     with make_dispatcher(

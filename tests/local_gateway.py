@@ -13,6 +13,7 @@ import json
 import socket
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
@@ -30,9 +31,10 @@ from campaigner.gateways.base import (
 class LocalSmsServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, keep_log: bool = True) -> None:
+    def __init__(self, keep_log: bool = True, delay: float = 0.0) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.keep_log = keep_log
+        self.delay = delay  # seconds each send takes, so that requests are in flight a while
         self.log: list[tuple[int, str, str]] = []
         self.received_ids: set[int] = set()
         self.count = 0
@@ -68,6 +70,7 @@ class _Handler(BaseHTTPRequestHandler):
         server = self.server
         if self.path == "/send":
             messages = body["messages"]
+            time.sleep(server.delay)
             with server.lock:
                 server.count += len(messages)
                 if server.keep_log:
@@ -92,7 +95,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class LocalHttpGateway(Gateway):
-    """Sends to a LocalSmsServer; `options.max_batch` sets the batch size (default 100)."""
+    """Sends to a LocalSmsServer; `options.max_batch` sets the batch size (default 100), and
+    `options.status_lookup = false` makes it like Kannel, which cannot look messages up."""
 
     name: ClassVar[str] = "local_http"
     supports_status: ClassVar[bool] = True
@@ -100,6 +104,7 @@ class LocalHttpGateway(Gateway):
     def __init__(self, settings: GatewaySettings, *, webhook_url: str = "") -> None:
         super().__init__(settings, webhook_url=webhook_url)
         self.max_batch = int(settings.options.get("max_batch", 100))
+        self.supports_status = bool(settings.options.get("status_lookup", True))
         host, _, port = settings.url.removeprefix("http://").partition(":")
         self._address = (host, int(port))
         self._local = threading.local()
@@ -137,8 +142,10 @@ class LocalHttpGateway(Gateway):
         ]
 
 
-def gateway_for(port: int, max_batch: int = 100, **settings: Any) -> LocalHttpGateway:
-    options = {"max_batch": max_batch}
+def gateway_for(
+    port: int, max_batch: int = 100, status_lookup: bool = True, **settings: Any
+) -> LocalHttpGateway:
+    options = {"max_batch": max_batch, "status_lookup": status_lookup}
     config = GatewaySettings(
         name="local_http", url=f"http://127.0.0.1:{port}", options=options, **settings
     )

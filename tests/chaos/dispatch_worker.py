@@ -1,11 +1,13 @@
-"""The real dispatcher in its own process, for the crash test to SIGKILL at random moments.
+"""The real dispatcher in its own process, for the chaos test to SIGKILL at random moments.
 
-Usage: crash_worker.py DB_URL PORT CLOCK_OFFSET_SECONDS
+Usage: dispatch_worker.py DB_URL PORT CLOCK_OFFSET_SECONDS   (PYTHONPATH must hold tests/)
 
 It imports everything and connects, says "ready", and waits for "go" on stdin, so the test
 can start the next worker while the current one runs. Its clock runs from a fixed noon in
 Tehran plus real elapsed time plus the offset, so each restart starts later than every
-lease the killed run left behind.
+lease the killed run left behind. The gateway is like Kannel: one message per request,
+`MAX_IN_FLIGHT` requests at a time, and no status lookup, so nothing settles `unknown` rows
+but a person.
 """
 
 from __future__ import annotations
@@ -24,8 +26,16 @@ from campaigner.dispatch import Dispatcher, Rendered
 from campaigner.policy import RulePolicy
 
 NOON_IN_TEHRAN = datetime(2026, 3, 22, 8, 30, tzinfo=UTC)
+LEASE_SECONDS = 30
+BATCH_SIZE = 50
+MAX_IN_FLIGHT = 4  # requests, of one message each
 SETTINGS = {
-    "sending": {"max_per_day": 0, "max_per_week": 0, "lease_seconds": 30, "batch_size": 25},
+    "sending": {
+        "max_per_day": 0,
+        "max_per_week": 0,
+        "lease_seconds": LEASE_SECONDS,
+        "batch_size": BATCH_SIZE,
+    },
 }
 
 
@@ -52,19 +62,19 @@ def main(db_url: str, port: int, offset: float) -> None:
     print("ready", flush=True)
     if sys.stdin.readline().strip() != "go":
         return
-    gateway = gateway_for(port, max_batch=5, rate_per_second=150, max_in_flight=2)
+    gateway = gateway_for(
+        port, max_batch=1, status_lookup=False, rate_per_second=150, max_in_flight=MAX_IN_FLIGHT
+    )
     dispatcher = Dispatcher(
         session_factory(engine),
         gateway,
         RunningClock(offset),
-        settings,
+        settings.model_copy(update={"gateway": gateway.settings}),
         renderer=PlainRenderer(),
         policies=lambda rule: RulePolicy(),
     )
     with dispatcher:
-        dispatcher.reconcile()
         dispatcher.drain()
-        dispatcher.reconcile()
     engine.dispose()
     print("done", flush=True)
 
