@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 from datetime import date, time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -323,6 +324,26 @@ class ReportSettings(Section):
         30, ge=1, description="Below this many people in a group, uplift says 'not enough data'"
     )
     churn_days: int = Field(90, ge=1, description="Days without a purchase that count as churned")
+    convert_to: str | None = Field(
+        None, description="Currency of the converted totals (default: pricing.currency)"
+    )
+    exchange_rates: dict[str, Decimal] = Field(
+        default_factory=dict,
+        description="Value of one unit of each currency in convert_to, e.g. { AED = 0.27 }",
+    )
+
+    @field_validator("exchange_rates")
+    @classmethod
+    def _positive_rates(cls, rates: dict[str, Decimal]) -> dict[str, Decimal]:
+        bad = sorted(code for code, rate in rates.items() if not rate.is_finite() or rate <= 0)
+        if bad:
+            raise ValueError(f"exchange rate must be a positive number: {', '.join(bad)}")
+        return {code.strip().upper(): rate for code, rate in rates.items()}
+
+    @field_validator("convert_to")
+    @classmethod
+    def _upper(cls, code: str | None) -> str | None:
+        return code.strip().upper() if code else None
 
 
 class Settings(BaseSettings):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -11,9 +10,11 @@ from pathlib import Path
 from sqlalchemy import Table, delete, select
 from sqlalchemy.orm import Session
 
+from campaigner.customers.csvfile import open_csv
 from campaigner.customers.phones import InvalidPhone, normalize_phone
 from campaigner.db.models import OptOut
 from campaigner.db.upsert import insert_ignore
+from campaigner.errors import CampaignerError
 
 
 @dataclass
@@ -57,28 +58,39 @@ def list_opt_outs(session: Session) -> Sequence[OptOut]:
     return session.scalars(select(OptOut).order_by(OptOut.created_at, OptOut.phone)).all()
 
 
-def read_phones(path: Path, region: str) -> tuple[list[str], list[str]]:
+def read_phones(
+    path: Path, region: str, encoding: str | None = None
+) -> tuple[list[str], list[str]]:
     """Phones from a CSV or plain text file: the first cell of each line; (valid, invalid).
 
-    A header line (no digits in its first cell) is skipped rather than reported.
+    A header line (no digits in its first cell) is skipped rather than reported. The encoding
+    is detected as for customer files (`open_csv`); a file that does not decode is refused.
     """
     valid: list[str] = []
     invalid: list[str] = []
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        for row in csv.reader(handle):
-            cell = row[0].strip() if row else ""
-            if not cell or not any(ch.isdigit() for ch in cell):
-                continue
-            try:
-                valid.append(normalize_phone(cell, region))
-            except InvalidPhone:
-                invalid.append(cell)
+    source = open_csv(path, encoding)
+    if source.failure is not None:
+        raise CampaignerError(f"{path}: {source.failure}; nothing was imported")
+    for _, row, _ in source.rows():
+        cell = row[0].strip() if row else ""
+        if not cell or not any(ch.isdigit() for ch in cell):
+            continue
+        try:
+            valid.append(normalize_phone(cell, region))
+        except InvalidPhone:
+            invalid.append(cell)
     return valid, invalid
 
 
 def import_opt_outs(
-    session: Session, path: Path, region: str, now: datetime, *, source: str = "import"
+    session: Session,
+    path: Path,
+    region: str,
+    now: datetime,
+    *,
+    source: str = "import",
+    encoding: str | None = None,
 ) -> OptOutImport:
-    valid, invalid = read_phones(path, region)
+    valid, invalid = read_phones(path, region, encoding)
     added = add_opt_outs(session, valid, now, source=source)
     return OptOutImport(added=added, already=len(set(valid)) - added, invalid=invalid)

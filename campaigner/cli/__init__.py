@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from campaigner import __version__
 from campaigner.cli.context import AppContext
+from campaigner.display import shown
 from campaigner.errors import CampaignerError
 from campaigner.logs import configure_logging
 from campaigner.masking import mask
@@ -26,7 +27,7 @@ class CampaignerGroup(click.Group):
             app = ctx.find_object(AppContext)
             if app is not None and app.verbose:
                 raise
-            click.echo(mask(f"Error: {exc}"), err=True)
+            click.echo(f"Error: {shown(mask(str(exc)))}", err=True)
             ctx.exit(1)
 
 

@@ -31,6 +31,8 @@ def coupons_group() -> None:
 def export_cmd(app: AppContext, since: str | None, file: Path) -> None:
     """Write issued coupons (code, customer, value, expiry, redemption) to a CSV file.
 
+    The file opens safely in Excel: a value that would start a formula gets a leading '.
+
     \b
     Example:
       campaigner coupons export --since 2026-03-01 coupons.csv
@@ -43,7 +45,7 @@ def export_cmd(app: AppContext, since: str | None, file: Path) -> None:
             raise CampaignerError(f"--since: {exc}") from None
         start = datetime.combine(day, time(0), ZoneInfo(app.settings.customers.timezone))
     with app.sessions()() as session:
-        count = export_coupons(session, start, file)
+        count = export_coupons(session, start, file, app.settings.customers.currency)
     click.echo(f"{file}: {count} coupons")
 
 

@@ -9,6 +9,7 @@ from campaigner.cli.context import AppContext, pass_app
 from campaigner.customers.phones import InvalidPhone, normalize_phone
 from campaigner.db.models import Customer
 from campaigner.dispatch.overview import message_history
+from campaigner.display import shown
 from campaigner.errors import CampaignerError
 from campaigner.masking import mask
 
@@ -56,16 +57,20 @@ def history_cmd(app: AppContext, phone: str | None, customer_ref: str | None) ->
         when = m.sent_at or m.scheduled_for
         reason = f" ({m.reason})" if m.reason else ""
         click.echo(
-            f"#{m.id} {when:%Y-%m-%d %H:%M} UTC {m.rule} [{m.occurrence_key}] "
-            f"{m.status}{reason} to {m.phone}"
+            shown(
+                f"#{m.id} {when:%Y-%m-%d %H:%M} UTC {m.rule} [{m.occurrence_key}] "
+                f"{m.status}{reason} to {m.phone}"
+            )
         )
         if m.text:
-            click.echo(f"    {m.text}")
+            click.echo(f"    {shown(m.text)}")
         if m.last_error:
-            click.echo(mask(f"    error: {m.last_error}"))
+            click.echo(f"    error: {shown(mask(m.last_error))}")
         if m.resolved_by and m.resolved_at:
             click.echo(
-                f"    settled by hand by {m.resolved_by} at {m.resolved_at:%Y-%m-%d %H:%M} UTC"
+                shown(
+                    f"    settled by hand by {m.resolved_by} at {m.resolved_at:%Y-%m-%d %H:%M} UTC"
+                )
             )
 
 

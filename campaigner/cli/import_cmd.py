@@ -6,10 +6,11 @@ import sys
 from pathlib import Path
 
 import click
-from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from campaigner.cli.context import AppContext, pass_app
 from campaigner.customers.importer import CUSTOMER_FIELDS, ORDER_FIELDS, ImportReport, import_csv
+from campaigner.display import shown
 from campaigner.errors import CampaignerError
 
 
@@ -29,11 +30,14 @@ def run_import(
     file: Path,
     maps: tuple[str, ...],
     rejects: Path | None,
+    *,
     strict: bool = False,
+    encoding: str | None = None,
+    keep_partial: bool = False,
 ) -> ImportReport:
     sessions = app.sessions()
     with Progress(
-        "[progress.description]{task.description}",
+        TextColumn("{task.description}", style="progress.description", markup=False),
         BarColumn(),
         DownloadColumn(),
         TimeRemainingColumn(),
@@ -52,10 +56,14 @@ def run_import(
             strict=strict,
             reject_path=rejects,
             progress=lambda done: progress.update(task, completed=done),
+            encoding=encoding,
+            keep_partial=keep_partial,
         )
-    click.echo(f"{file}: {report.summary()}")
+    if encoding is None and report.encoding != "utf-8-sig":
+        click.echo(f"{file}: read as {report.encoding} (detected; --encoding to choose)")
+    click.echo(shown(f"{file}: {report.summary()}"))
     for reason, count in sorted(report.reasons.items(), key=lambda item: -item[1]):
-        click.echo(f"  {count:>7} × {reason}")
+        click.echo(f"  {count:>7} × {shown(reason)}")
     return report
 
 
@@ -70,9 +78,15 @@ def _import_command(kind: str, fields: tuple[str, ...], example: str) -> click.C
     with --strict). Bad rows go to FILE.rejects.csv with their line number and
     reason; good rows still load. Importing the same file twice changes nothing.
 
+    The file is read as UTF-8 (Excel's "CSV UTF-8"), or as Windows-1256 when it is
+    recognisably Persian (Excel's plain "CSV" on Persian Windows); any other encoding is
+    given with --encoding. The separator (comma, semicolon or tab) is found from the header.
+    A file with a line that does not decode imports nothing, unless --keep-partial.
+
     \b
     Example:
       {example}
+      {example.split(" --")[0]} --encoding cp1252
     """,
     )
     @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
@@ -87,12 +101,37 @@ def _import_command(kind: str, fields: tuple[str, ...], example: str) -> click.C
     @click.option(
         "--strict", is_flag=True, help="Refuse a file with a column that matches no field."
     )
+    @click.option(
+        "--encoding",
+        metavar="NAME",
+        help="The file's encoding, e.g. utf-8, cp1256, cp1252 (default: detected).",
+    )
+    @click.option(
+        "--keep-partial",
+        is_flag=True,
+        help="Import the lines before one that does not decode (default: import nothing).",
+    )
     @pass_app
     def command(
-        app: AppContext, file: Path, maps: tuple[str, ...], rejects: Path | None, strict: bool
+        app: AppContext,
+        file: Path,
+        maps: tuple[str, ...],
+        rejects: Path | None,
+        strict: bool,
+        encoding: str | None,
+        keep_partial: bool,
     ) -> None:
-        report = run_import(app, kind, file, maps, rejects, strict)
-        if report.rows and report.rejected == report.rows:
+        report = run_import(
+            app,
+            kind,
+            file,
+            maps,
+            rejects,
+            strict=strict,
+            encoding=encoding,
+            keep_partial=keep_partial,
+        )
+        if report.stopped or (report.rows and report.rejected == report.rows):
             raise click.exceptions.Exit(1)
 
     return command

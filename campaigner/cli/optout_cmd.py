@@ -9,6 +9,7 @@ import click
 from campaigner.cli.context import AppContext, pass_app
 from campaigner.clock import SystemClock
 from campaigner.customers.phones import InvalidPhone, normalize_phone
+from campaigner.display import shown
 from campaigner.errors import CampaignerError
 from campaigner.optouts import add_opt_outs, import_opt_outs, list_opt_outs, remove_opt_out
 
@@ -71,14 +72,19 @@ def list_cmd(app: AppContext) -> None:
         entries = list_opt_outs(session)
     for entry in entries:
         reason = f" {entry.reason}" if entry.reason else ""
-        click.echo(f"{entry.phone} {entry.created_at:%Y-%m-%d %H:%M} {entry.source}{reason}")
+        click.echo(shown(f"{entry.phone} {entry.created_at:%Y-%m-%d %H:%M} {entry.source}{reason}"))
     click.echo(f"{len(entries)} opted out")
 
 
 @optout_group.command("import")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--encoding",
+    metavar="NAME",
+    help="The file's encoding, e.g. utf-8, cp1256 (default: detected, as for customers).",
+)
 @pass_app
-def import_cmd(app: AppContext, path: Path) -> None:
+def import_cmd(app: AppContext, path: Path, encoding: str | None) -> None:
     """Import numbers from a CSV or text file: the first column of each line.
 
     \b
@@ -87,10 +93,10 @@ def import_cmd(app: AppContext, path: Path) -> None:
     """
     region = app.settings.customers.region
     with app.sessions().begin() as session:
-        result = import_opt_outs(session, path, region, SystemClock().now())
+        result = import_opt_outs(session, path, region, SystemClock().now(), encoding=encoding)
     click.echo(f"{result.added} added, {result.already} already on the list")
     for raw in result.invalid:
-        click.echo(f"skipped invalid number: {raw}", err=True)
+        click.echo(f"skipped invalid number: {shown(raw)}", err=True)
 
 
 COMMANDS = [optout_group]

@@ -9,6 +9,7 @@ import click
 
 from campaigner.cli.context import AppContext, pass_app
 from campaigner.clock import SystemClock
+from campaigner.display import shown
 from campaigner.preview import load_rule, preview
 from campaigner.simulate import parse_start
 
@@ -34,22 +35,23 @@ def preview_cmd(app: AppContext, rule: str, customer_id: str | None, at: str | N
     moment = parse_start(at, zone) if at else SystemClock().now()
     result = preview(settings, app.sessions(), load_rule(settings, rule), moment, customer_id)
     who = f"customer {result.customer_id}" if result.customer_id else "no customer"
-    click.echo(f"{rule} for {who} at {_shown(moment, zone)}")
+    click.echo(shown(f"{rule} for {who} at {_local(moment, zone)}"))
     for reason in result.reasons:
-        click.echo(f"  not due: {reason}")
+        click.echo(f"  not due: {shown(reason)}")
     if result.text is None:
         raise click.exceptions.Exit(1)
     if result.due and result.sends_at is not None:
-        click.echo(f"  due: would go at {_shown(result.sends_at, zone)}")
+        click.echo(f"  due: would go at {_local(result.sends_at, zone)}")
     click.echo(f"  {result.segments} segment(s), {result.encoding}")
     click.echo("")
-    click.echo(result.text)
+    for line in result.text.split("\n"):
+        click.echo(shown(line))
     if result.sample_codes:
         click.echo("")
         click.echo("(coupon and referral codes above are samples: real ones are issued on send)")
 
 
-def _shown(moment: datetime, zone: ZoneInfo) -> str:
+def _local(moment: datetime, zone: ZoneInfo) -> str:
     return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M %z")
 
 

@@ -8,6 +8,7 @@ import click
 
 from campaigner.cli.context import AppContext, pass_app
 from campaigner.clock import SystemClock
+from campaigner.display import shown
 from campaigner.planner import count_due, day_bounds
 from campaigner.rulebook import check_rules
 from campaigner.rules.loader import RuleSet
@@ -42,12 +43,14 @@ def check_command(app: AppContext, path: Path | None) -> None:
     loaded = _load(app, path)
     if loaded.problems:
         for problem in loaded.problems:
-            click.echo(str(problem))
+            click.echo(shown(problem))
         click.echo(f"{len(loaded.problems)} problem(s) found", err=True)
         raise click.exceptions.Exit(1)
     for name, rule in loaded.rules.items():
         state = "" if rule.enabled else " [disabled]"
-        click.echo(f"ok  {name}: {rule.trigger}, {rule.when()}, template {rule.template}{state}")
+        click.echo(
+            shown(f"ok  {name}: {rule.trigger}, {rule.when()}, template {rule.template}{state}")
+        )
     click.echo(f"{len(loaded.rules)} rule(s) OK", err=True)
 
 
@@ -66,7 +69,7 @@ def list_command(app: AppContext) -> None:
     settings = app.settings
     loaded = _load(app, None)
     for problem in loaded.problems:
-        click.echo(f"skipped: {problem}", err=True)
+        click.echo(f"skipped: {shown(problem)}", err=True)
     start, end = day_bounds(SystemClock(), settings.customers.timezone)
     rows = [("RULE", "TRIGGER", "ENABLED", "TEMPLATE", "TODAY")]
     with app.sessions()() as session:
@@ -77,7 +80,7 @@ def list_command(app: AppContext) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
-        click.echo("  ".join(cells).rstrip())
+        click.echo(shown("  ".join(cells).rstrip()))
 
 
 COMMANDS = [rules_group]

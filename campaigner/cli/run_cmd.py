@@ -10,6 +10,7 @@ import click
 from campaigner.cli.context import AppContext, pass_app
 from campaigner.clock import SystemClock
 from campaigner.daemon.runner import Service, lock_for
+from campaigner.display import shown
 from campaigner.logs import configure_logging
 from campaigner.masking import mask
 
@@ -58,10 +59,11 @@ def run_cmd(app: AppContext, once: bool, log_format: str) -> None:
                 err=True,
             )
             for task, error in result.errors.items():
-                click.echo(mask(f"{task} failed: {error}"), err=True)
+                click.echo(f"{task} failed: {shown(mask(error))}", err=True)
             for gateway, error in result.gateway_errors.items():
                 click.echo(
-                    mask(f"gateway {gateway} failed: {error} (messages stay queued)"), err=True
+                    f"gateway {gateway} failed: {shown(mask(error))} (messages stay queued)",
+                    err=True,
                 )
             if not result.ok:
                 raise click.exceptions.Exit(1)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -10,6 +9,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from campaigner.cli.context import AppContext, pass_app
+from campaigner.display import json_text, shown
 from campaigner.simulate import Simulation, parse_start, simulate
 
 
@@ -47,13 +47,14 @@ def simulate_cmd(
     result = simulate(settings, app.engine, parse_start(start, zone), days, rules_dir=rules_dir)
     for message in result.messages:
         if as_json:
-            click.echo(json.dumps(message.as_json(zone), ensure_ascii=False))
+            click.echo(json_text(message.as_json(zone)))
         else:
             when = message.at.astimezone(zone).isoformat(sep=" ", timespec="minutes")
-            text = message.text.replace("\n", " ⏎ ")
             click.echo(
-                f"{when}  {message.rule}  {message.customer_id}  {message.phone}  "
-                f"[{message.segments} {message.encoding}]  {text}"
+                shown(
+                    f"{when}  {message.rule}  {message.customer_id}  {message.phone}  "
+                    f"[{message.segments} {message.encoding}]  {message.text}"
+                )
             )
     if not as_json:
         click.echo()
@@ -76,7 +77,7 @@ def summary_table(result: Simulation) -> str:
         cells = [row[0].ljust(widths[0])]
         cells += [cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True)]
         lines.append("  ".join(cells))
-    return "\n".join(lines)
+    return "\n".join(shown(line) for line in lines)
 
 
 COMMANDS = [simulate_cmd]

@@ -12,6 +12,7 @@ from campaigner.cli.unknown_cmd import describe
 from campaigner.clock import SystemClock
 from campaigner.daemon.runner import HEARTBEAT_INTERVAL, daemon_heartbeats
 from campaigner.dispatch.overview import queue_overview
+from campaigner.display import shown
 
 # A daemon not heard from for this many heartbeats has probably died without saying goodbye.
 STALE_AFTER_HEARTBEATS = 4
@@ -45,10 +46,10 @@ def status_cmd(app: AppContext) -> None:
         return
     click.echo("Messages by status:")
     for status, number in sorted(overview.by_status.items()):
-        click.echo(f"  {status:<12} {number:>8}")
+        click.echo(shown(f"  {status:<12} {number:>8}"))
     click.echo("By rule:")
     for (rule, status), number in sorted(overview.by_rule.items()):
-        click.echo(f"  {rule:<24} {status:<12} {number:>8}")
+        click.echo(shown(f"  {rule:<24} {status:<12} {number:>8}"))
     if overview.next_due is None:
         click.echo("Nothing queued.")
     else:
@@ -75,12 +76,14 @@ def show_daemons(heartbeats: list[dict[str, Any]], now: datetime) -> None:
         stale = age > STALE_AFTER_HEARTBEATS * HEARTBEAT_INTERVAL
         circuit = ", ".join(f"{name} {state}" for name, state in sorted(beat["circuit"].items()))
         click.echo(
-            f"  {beat['host']} pid {beat['pid']}: last tick {last_tick:%Y-%m-%d %H:%M:%S} UTC "
-            f"({age:.0f}s ago{'; not responding' if stale else ''}), "
-            f"circuit: {circuit or 'not used yet'}"
+            shown(
+                f"  {beat['host']} pid {beat['pid']}: last tick "
+                f"{last_tick:%Y-%m-%d %H:%M:%S} UTC ({age:.0f}s ago"
+                f"{'; not responding' if stale else ''}), circuit: {circuit or 'not used yet'}"
+            )
         )
         for error in beat["rule_errors"]:
-            click.echo(f"    rule error (last good version still running): {error}")
+            click.echo(f"    rule error (last good version still running): {shown(error)}")
 
 
 COMMANDS = [status_cmd]

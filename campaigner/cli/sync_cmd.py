@@ -5,11 +5,19 @@ from __future__ import annotations
 import sys
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
 from campaigner.cli.context import AppContext, pass_app
 from campaigner.config import SourceSettings
+from campaigner.display import shown
 from campaigner.errors import CampaignerError
 from campaigner.sources import SyncFailed, SyncReport, source_named, sync_source
 
@@ -49,7 +57,7 @@ def sync_cmd(app: AppContext, name: str | None, full: bool) -> None:
             continue
         _print(report)
     for failure in failures:
-        click.echo(f"Error: {failure}", err=True)
+        click.echo(f"Error: {shown(failure)}", err=True)
     if failures:
         raise click.exceptions.Exit(1)
 
@@ -58,7 +66,7 @@ def _sync_with_progress(
     app: AppContext, sessions: sessionmaker[Session], source: SourceSettings, full: bool
 ) -> SyncReport:
     with Progress(
-        "[progress.description]{task.description}",
+        TextColumn("{task.description}", style="progress.description", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
@@ -78,7 +86,7 @@ def _sync_with_progress(
 def _print(report: SyncReport) -> None:
     click.echo(report.summary())
     for error in report.errors[:SHOWN_ERRORS]:
-        click.echo(f"  rejected {error}")
+        click.echo(f"  rejected {shown(error)}")
     hidden = sum(k.rejected for k in report.kinds.values()) - min(len(report.errors), SHOWN_ERRORS)
     if hidden > 0:
         click.echo(f"  … and {hidden} more rejected rows (see the log)")

@@ -13,6 +13,7 @@ from campaigner.clock import SystemClock
 from campaigner.db.models import Message
 from campaigner.dispatch.routes import route_providers
 from campaigner.dispatch.unknown import Resolution, Selection, resolve_unknown, unknown_messages
+from campaigner.display import shown
 from campaigner.errors import CampaignerError, ConfigError
 from campaigner.gateways.registry import gateway_class
 from campaigner.rules.durations import parse_duration
@@ -45,7 +46,7 @@ class Duration(click.ParamType):
 
 def describe(message: Message) -> str:
     """One unknown message on one line, as `unknown list` and `status` show it."""
-    return (
+    return shown(
         f"#{message.id} {message.rule} to {message.phone} via {message.gateway or '?'} "
         f"since {message.updated_at:%Y-%m-%d %H:%M} UTC"
     )

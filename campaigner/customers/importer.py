@@ -6,7 +6,6 @@ and every good row still loads. Re-running the same file writes nothing.
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from campaigner.clock import Clock, SystemClock
 from campaigner.config import CustomerDefaults
+from campaigner.customers.csvfile import CsvFile, open_csv
 from campaigner.customers.headers import field_for
 from campaigner.customers.loader import load_customers, load_orders, refresh_customer_stats
 from campaigner.customers.records import (
@@ -27,6 +27,7 @@ from campaigner.customers.records import (
     order_row,
 )
 from campaigner.errors import CampaignerError
+from campaigner.spreadsheets import SpreadsheetWriter
 
 BATCH_SIZE = 1000
 
@@ -53,6 +54,8 @@ class ImportReport:
     reasons: dict[str, int] = field(default_factory=dict)
     columns: dict[str, str] = field(default_factory=dict)  # header -> field it was read as
     unmapped: list[str] = field(default_factory=list)  # headers not read at all
+    encoding: str = "utf-8-sig"
+    stopped: str | None = None  # why the file was imported only in part
 
     def summary(self) -> str:
         text = (
@@ -63,6 +66,8 @@ class ImportReport:
             text += f" (see {self.reject_file})"
         if self.unmapped:
             text += f"; column(s) not imported: {', '.join(map(repr, self.unmapped))}"
+        if self.stopped:
+            text += f"; {self.stopped}"
         return text
 
 
@@ -73,12 +78,12 @@ class _Rejects:
         self.path = path
         self.header = header
         self._file: io.TextIOWrapper | None = None
-        self._writer: Any = None
+        self._writer: SpreadsheetWriter | None = None
 
     def add(self, line: int, reason: str, raw: Mapping[str, Any]) -> None:
         if self._writer is None:
             self._file = self.path.open("w", newline="", encoding="utf-8")
-            self._writer = csv.writer(self._file)
+            self._writer = SpreadsheetWriter(self._file)
             self._writer.writerow(["line", "reason", *self.header])
         self._writer.writerow([line, reason, *(raw.get(name, "") for name in self.header)])
 
@@ -88,25 +93,26 @@ class _Rejects:
 
 
 def _read(
-    path: Path, rename: Mapping[str, str]
-) -> tuple[list[str], Iterator[tuple[int, dict[str, str]]]]:
-    handle = path.open(newline="", encoding="utf-8-sig")
-    reader = csv.DictReader(handle)
-    header = list(reader.fieldnames or [])
+    source: CsvFile,
+) -> tuple[list[str], Iterator[tuple[int, list[str] | None, str | None]]]:
+    """The header, and per record its line and cells, or why csv cannot read it."""
+    records = source.rows()
+    _, names, _ = next(records, (0, None, None))
+    return list(names or []), records
 
-    def rows() -> Iterator[tuple[int, dict[str, str]]]:
-        with handle:
-            for record in reader:
-                yield (
-                    reader.line_num,
-                    {
-                        rename[k]: (v or "")
-                        for k, v in record.items()
-                        if k is not None and k in rename
-                    },
-                )
 
-    return header, rows()
+def _fields(
+    records: Iterator[tuple[int, list[str] | None, str | None]],
+    header: list[str],
+    rename: Mapping[str, str],
+) -> Iterator[tuple[int, dict[str, str], str | None]]:
+    """Per record: its line, its values by field name, and why it cannot be read (or None)."""
+    for line, cells, problem in records:
+        if cells is None:
+            yield line, {}, problem
+        elif cells:
+            values = dict(zip(header, cells, strict=False))
+            yield line, {rename[k]: v for k, v in values.items() if k in rename}, None
 
 
 def import_csv(
@@ -120,23 +126,31 @@ def import_csv(
     reject_path: Path | None = None,
     progress: Callable[[int], None] | None = None,
     clock: Clock | None = None,
+    encoding: str | None = None,
+    keep_partial: bool = False,
 ) -> ImportReport:
     """Import `kind` ('customers' or 'orders') from a CSV file; see the module docstring.
 
     `mapping` maps the file's header names to Campaigner field names; other headers are
     matched forgivingly (`headers.field_for`). A header that matches no field is named in the
     report, or with `strict` stops the import before anything is written. `progress` is
-    called with the number of bytes read so far, for a progress bar.
+    called with the number of bytes read so far, for a progress bar. `encoding` None detects
+    it (`csvfile.open_csv`). A file with a line that does not decode imports nothing, unless
+    `keep_partial`: then the lines before it are imported and the report says where it stopped.
     """
     if kind not in ("customers", "orders"):
         raise ValueError(kind)
-    if not path.exists():
-        raise CampaignerError(f"{path}: file not found")
+    source = open_csv(path, encoding)
+    if source.failure is not None and not keep_partial:
+        raise CampaignerError(
+            f"{path}: {source.failure}; nothing was imported. Give the right --encoding, or "
+            "--keep-partial to import the lines before it"
+        )
     fields = CUSTOMER_FIELDS if kind == "customers" else ORDER_FIELDS
     unknown_targets = sorted(set((mapping or {}).values()) - set(fields))
     if unknown_targets:
         raise CampaignerError(f"--map names unknown field(s): {', '.join(unknown_targets)}")
-    header = _header(path)
+    header, records = _read(source)
     renames, unmapped = match_headers(header, kind, mapping or {})
     if "external_id" not in renames.values():
         raise CampaignerError(
@@ -147,9 +161,12 @@ def import_csv(
             f"{path}: column(s) {', '.join(map(repr, unmapped))} match no {kind} field "
             f"(fields: {', '.join(fields)}); map them with --map HEADER=FIELD"
         )
-    _, records = _read(path, renames)
     reject_file = reject_path or path.with_suffix(".rejects.csv")
-    report = ImportReport(reject_file=reject_file, columns=renames, unmapped=unmapped)
+    report = ImportReport(
+        reject_file=reject_file, columns=renames, unmapped=unmapped, encoding=source.encoding
+    )
+    if source.failure is not None:
+        report.stopped = f"stopped at {source.failure}: the lines before it were imported"
     rejects = _Rejects(reject_file, header)
     size_hint = path.stat().st_size
     bytes_seen = 0
@@ -178,8 +195,11 @@ def import_csv(
         batch.clear()
 
     try:
-        for line, raw in records:
+        for line, raw, problem in _fields(records, header, renames):
             report.rows += 1
+            if problem is not None:
+                reject(line, problem, raw)
+                continue
             bytes_seen += sum(len(v) + 1 for v in raw.values())
             batch.append((line, raw))
             if len(batch) >= BATCH_SIZE:
@@ -194,11 +214,6 @@ def import_csv(
     if not report.rejected:
         report.reject_file = None
     return report
-
-
-def _header(path: Path) -> list[str]:
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        return next(csv.reader(handle), [])
 
 
 def match_headers(

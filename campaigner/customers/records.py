@@ -7,8 +7,10 @@ arrived. Values may be strings (CSV) or typed (a database row, a JSON body).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
-from datetime import UTC, date, datetime
+from contextlib import suppress
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -98,6 +100,14 @@ MAX_LENGTH = {
 }
 MAX_AMOUNT = Decimal("1e12")
 MAX_ITEMS = 2**31 - 1
+# A number for a time is Unix time in seconds or in milliseconds, told apart by range: both
+# must fall in [2000-01-01, 2100-01-01). The ranges cannot overlap (the last second is 4.1e9,
+# the first millisecond 9.5e11), so a plausible seconds value is never read as milliseconds;
+# a number outside both (99999999999: the year 5138, or 1973) is refused, not guessed.
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+UNIX_SECONDS = (Decimal(946_684_800), Decimal(4_102_444_800))
+UNIX_TIME_RULE = "a number is Unix time in seconds or milliseconds between 2000 and 2099"
+_NUMBER = re.compile(r"\d+(\.\d+)?")
 
 BirthdayFormat = Literal["auto", "gregorian", "jalali"]
 
@@ -165,17 +175,57 @@ def parse_amount(value: str, field: str = "total") -> Decimal:
     return amount
 
 
-def parse_datetime(value: str, zone: ZoneInfo) -> datetime:
-    """ISO 8601; a time without an offset is local time in the shop's time zone."""
-    text = to_ascii_digits(value).strip().replace("/", "-")
+def is_unix_time(value: object) -> bool:
+    """A number (or digits) that `parse_unix_time` should read."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int | float | Decimal):
+        return True
+    return isinstance(value, str) and bool(_NUMBER.fullmatch(to_ascii_digits(value).strip()))
+
+
+def parse_unix_time(value: object, field: str = "paid_at") -> datetime:
+    """Unix time in seconds or milliseconds, by the rule above `UNIX_SECONDS`."""
     try:
-        instant = datetime.fromisoformat(text)
+        number = Decimal(to_ascii_digits(str(value)).strip())
+    except InvalidOperation:
+        number = Decimal("NaN")
+    for scale in (1, 1000):
+        low, high = UNIX_SECONDS[0] * scale, UNIX_SECONDS[1] * scale
+        if number.is_finite() and low <= number < high:
+            return EPOCH + timedelta(microseconds=int(number * 1_000_000 / scale))
+    raise RowError(f"bad date/time {value!r}: {UNIX_TIME_RULE}", field)
+
+
+def parse_number_time(value: object) -> datetime:
+    """Digits as a time: Unix time (`parse_unix_time`), else an ISO 8601 basic date such as
+    20260501, which no plausible Unix time looks like (returned naive: local time)."""
+    try:
+        return parse_unix_time(value)
+    except RowError:
+        if isinstance(value, str):
+            with suppress(ValueError):
+                return datetime.fromisoformat(to_ascii_digits(value).strip())
+        raise
+
+
+def parse_datetime(value: str, zone: ZoneInfo) -> datetime:
+    """ISO 8601, a time without an offset being local time in the shop's time zone; or Unix
+    time (`parse_number_time`)."""
+    try:
+        if is_unix_time(value):
+            instant = parse_number_time(value)
+        else:
+            instant = datetime.fromisoformat(to_ascii_digits(value).strip().replace("/", "-"))
         if instant.tzinfo is None:
             instant = instant.replace(tzinfo=zone)
         return instant.astimezone(UTC)
+    except RowError:
+        raise
     except (ValueError, OverflowError):
         raise RowError(
-            f"bad date/time {value!r}: expected ISO 8601, e.g. 2026-05-01 14:30", "paid_at"
+            f"bad date/time {value!r}: expected ISO 8601 (2026-05-01 14:30) or Unix time",
+            "paid_at",
         ) from None
 
 

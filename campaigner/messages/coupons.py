@@ -6,7 +6,6 @@ idempotent per message: the second call returns the first coupon, never a second
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -19,6 +18,7 @@ from sqlalchemy.orm import Session, aliased
 
 from campaigner.db.models import Coupon, Customer, Order
 from campaigner.messages.codes import random_code
+from campaigner.spreadsheets import SpreadsheetWriter
 
 MAX_TRIES = 10
 EXPORT_FIELDS = (
@@ -28,6 +28,7 @@ EXPORT_FIELDS = (
     "rule",
     "percent",
     "amount",
+    "currency",
     "expires_at",
     "created_at",
     "redeemed_order_id",
@@ -131,8 +132,13 @@ def redeem_coupons(session: Session, order_ids: Iterable[int]) -> int:
     return redeemed
 
 
-def export_coupons(session: Session, since: datetime | None, path: Path) -> int:
-    """Write coupons created since `since` (all when None) as CSV for the shop; returns count."""
+def export_coupons(
+    session: Session, since: datetime | None, path: Path, currency: str = "IRT"
+) -> int:
+    """Write coupons created since `since` (all when None) as CSV for the shop; returns count.
+
+    A fixed-amount coupon is in the shop's currency (`customers.currency`), written beside it.
+    """
     redeemed_order = aliased(Order)
     query = (
         select(Coupon, Customer.external_id, Customer.phone, redeemed_order.external_id)
@@ -144,21 +150,24 @@ def export_coupons(session: Session, since: datetime | None, path: Path) -> int:
         query = query.where(Coupon.created_at >= since)
     count = 0
     with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
+        writer = SpreadsheetWriter(handle)
         writer.writerow(EXPORT_FIELDS)
         for coupon, customer, phone, order in session.execute(query):
             writer.writerow(
                 [
                     coupon.code,
                     customer,
-                    phone or "",
+                    phone,
                     coupon.rule,
                     _text(coupon.percent),
                     _text(coupon.amount),
+                    currency if coupon.amount is not None else None,
                     coupon.expires_at.isoformat(timespec="seconds"),
                     coupon.created_at.isoformat(timespec="seconds"),
-                    order or "",
-                    coupon.redeemed_at.isoformat(timespec="seconds") if coupon.redeemed_at else "",
+                    order,
+                    coupon.redeemed_at.isoformat(timespec="seconds")
+                    if coupon.redeemed_at
+                    else None,
                 ]
             )
             count += 1

@@ -2,6 +2,10 @@
 
 A single Persian letter, emoji or curly quote turns the whole message into UCS-2, which more
 than halves the room per part; marketers see the count before a gateway bills it.
+
+A long text is cut into parts as carriers cut it: a GSM-7 escape pair (ESC + "€") or a UTF-16
+surrogate pair (an emoji) never straddles two parts, it moves whole to the next one. So a part
+may hold one unit less than its room, and "units / room per part" undercounts exactly there.
 """
 
 from __future__ import annotations
@@ -34,13 +38,21 @@ def is_gsm7(text: str) -> bool:
 def measure(text: str) -> SmsMeasure:
     """Encoding, length in units and number of parts; an empty text still takes one part."""
     if is_gsm7(text):
-        units = sum(2 if char in GSM7_EXTENSION else 1 for char in text)
-        return SmsMeasure("gsm7", units, _segments(units, GSM7_SINGLE, GSM7_PART))
-    units = len(text.encode("utf-16-le")) // 2
-    return SmsMeasure("ucs2", units, _segments(units, UCS2_SINGLE, UCS2_PART))
+        sizes = [2 if char in GSM7_EXTENSION else 1 for char in text]
+        return SmsMeasure("gsm7", sum(sizes), _segments(sizes, GSM7_SINGLE, GSM7_PART))
+    sizes = [2 if ord(char) > 0xFFFF else 1 for char in text]
+    return SmsMeasure("ucs2", sum(sizes), _segments(sizes, UCS2_SINGLE, UCS2_PART))
 
 
-def _segments(units: int, single: int, part: int) -> int:
-    if units <= single:
+def _segments(sizes: list[int], single: int, part: int) -> int:
+    """Parts for characters of these sizes in units; a character is never split."""
+    if sum(sizes) <= single:
         return 1
-    return -(-units // part)
+    if 2 not in sizes:
+        return -(-len(sizes) // part)
+    parts, used = 1, 0
+    for size in sizes:
+        if used + size > part:
+            parts, used = parts + 1, 0
+        used += size
+    return parts

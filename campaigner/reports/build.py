@@ -1,7 +1,9 @@
 """Build a report from the ledger, orders, coupons and NPS replies, counting in SQL.
 
 A ledger row belongs to the period of its due time (held-out rows have nothing else), and
-dates are UTC days. Every number is a GROUP BY: the ledger may hold millions of rows.
+dates are UTC days. Every number is a GROUP BY: the ledger may hold millions of rows. Money is
+net of refunds and grouped by currency (an order without one is in `customers.currency`),
+never added across currencies.
 """
 
 from __future__ import annotations
@@ -11,19 +13,35 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, exists, func, literal, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    case,
+    distinct,
+    exists,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.orm import Session, aliased
 
 from campaigner.clock import Clock
-from campaigner.config import Settings
+from campaigner.config import ReportSettings, Settings
 from campaigner.db.models import Coupon, Customer, Message, MessageStatus, NpsResponse, Order
 from campaigner.reports.model import (
+    CENT,
     BusinessKpis,
+    Converted,
     DailySends,
+    Money,
     NpsSummary,
     NpsWeek,
     Referrals,
     Report,
+    Revenue,
     RuleReport,
     Uplift,
 )
@@ -32,7 +50,6 @@ from campaigner.reports.sql import day_of, days_between, unindexed, week_of
 DEFAULT_ATTRIBUTION_DAYS = 7
 # Accepted by the gateway: the customer was (or may have been) messaged.
 ACCEPTED = (MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.UNDELIVERED)
-CENT = Decimal("0.01")
 
 messages = Message.__table__
 orders = Order.__table__
@@ -41,6 +58,7 @@ customers = Customer.__table__
 nps = NpsResponse.__table__
 
 PAID = and_(orders.c.status == "paid", orders.c.paid_at.is_not(None))
+NET_TOTAL = orders.c.total - orders.c.refunded  # revenue: what the shop kept
 
 
 def build_report(
@@ -65,20 +83,21 @@ def build_report(
     churn = churn_days if churn_days is not None else settings.reports.churn_days
     in_period = _ledger_period(start, end, rule)
 
-    report = Report(
-        generated_at=clock.now(),
-        since=since,
-        until=until,
-        rule=rule,
-        currency=settings.pricing.currency,
-        churn_days=churn,
-    )
+    report = Report(generated_at=clock.now(), since=since, until=until, rule=rule, churn_days=churn)
+    currency = settings.customers.currency
+    target = settings.reports.convert_to or settings.pricing.currency
     by_rule = _status_counts(session, in_period, settings)
-    _add_conversions(session, by_rule, in_period, attribution_days, settings.reports.min_group_size)
+    window = _attribution_window(attribution_days)
+    _add_results(session, by_rule, in_period, window, settings.reports.min_group_size, currency)
     _add_coupons(session, by_rule, in_period)
+    for stats in by_rule.values():
+        stats.converted_revenue = _converted(stats.revenue, settings.reports, target)
     report.rules = [by_rule[name] for name in sorted(by_rule)]
     report.daily_sends = _daily_sends(session, in_period)
-    report.kpis = _kpis(session, start, end, churn, win_back_rules)
+    report.kpis = _kpis(session, start, end, churn, win_back_rules, currency)
+    report.kpis.converted_revenue = _converted(
+        report.kpis.revenue, settings.reports, target, report.kpis.buyers
+    )
     report.nps, report.nps_weeks = _nps(session, start, end, rule)
     return report
 
@@ -120,9 +139,12 @@ def _status_counts(
         "gsm7": Decimal(str(settings.pricing.gsm7)),
         "ucs2": Decimal(str(settings.pricing.ucs2)),
     }
+    currency = settings.pricing.currency
     by_rule: dict[str, RuleReport] = {}
     for row in session.execute(query):
-        stats = by_rule.setdefault(row.rule, RuleReport(rule=row.rule))
+        stats = by_rule.setdefault(
+            row.rule, RuleReport(rule=row.rule, cost=Money(Decimal(0), currency))
+        )
         count = int(row.rows)
         stats.planned += count
         status = row.status
@@ -131,7 +153,7 @@ def _status_counts(
             segments = int(row.segments)
             stats.segments += segments
             price = prices.get((row.encoding or "").lower(), prices["ucs2"])
-            stats.cost += price * segments
+            stats.cost = Money(stats.cost.amount + price * segments, currency)
         if status == MessageStatus.DELIVERED:
             stats.delivered += count
         elif status == MessageStatus.UNDELIVERED:
@@ -164,67 +186,98 @@ def _add(counts: dict[str, int], reason: str | None, count: int) -> None:
     counts[key] = counts.get(key, 0) + count
 
 
-def _add_conversions(
-    session: Session,
-    by_rule: dict[str, RuleReport],
-    in_period: list[ColumnElement[bool]],
-    attribution_days: Mapping[str, int],
-    min_group_size: int,
-) -> None:
-    """Orders by the same customer within the rule's window after the message (or, for the
-    held-out group, after the moment it would have been sent)."""
+def _attribution_window(attribution_days: Mapping[str, int]) -> ColumnElement[Any]:
+    """Each rule's attribution window in days, as an SQL expression over the message's rule."""
+    if not attribution_days:
+        return literal(DEFAULT_ATTRIBUTION_DAYS)
+    return case(
+        {name: days for name, days in attribution_days.items()},
+        value=messages.c.rule,
+        else_=DEFAULT_ATTRIBUTION_DAYS,
+    )
+
+
+def _attributed(window: ColumnElement[Any]) -> ColumnElement[bool]:
+    """A paid order of the message's customer within the window after the message (or, for
+    the held-out group, after the moment it would have been sent)."""
     held = messages.c.status == MessageStatus.HELD_OUT
     reference = case((held, messages.c.due_at), else_=messages.c.sent_at)
-    window: ColumnElement[Any] = (
-        case(
-            {name: days for name, days in attribution_days.items()},
-            value=messages.c.rule,
-            else_=DEFAULT_ATTRIBUTION_DAYS,
-        )
-        if attribution_days
-        else literal(DEFAULT_ATTRIBUTION_DAYS)
-    )
-    attributed = and_(
+    return and_(
         orders.c.customer_id == messages.c.customer_id,
         PAID,
         orders.c.paid_at > reference,
         days_between(orders.c.paid_at, reference) <= window,
     )
-    group = case((held, 1), else_=0).label("held")
+
+
+def _add_results(
+    session: Session,
+    by_rule: dict[str, RuleReport],
+    in_period: list[ColumnElement[bool]],
+    window: ColumnElement[Any],
+    min_group_size: int,
+    default_currency: str,
+) -> None:
+    """Conversions of the messaged and held-out groups, and the attributed revenue per
+    currency, from one pass over the ledger joined to the orders (the costly part)."""
+    held = messages.c.status == MessageStatus.HELD_OUT
+    sent = and_(unindexed(messages.c.status).in_(ACCEPTED), messages.c.sent_at.is_not(None))
     per_message = (
         select(
-            messages.c.rule,
-            group,
+            messages.c.id,
+            unindexed(messages.c.rule).label("rule"),
+            case((held, 1), else_=0).label("held"),
+            orders.c.currency,
             func.count(orders.c.id).label("orders"),
-            func.coalesce(func.sum(orders.c.total), 0).label("revenue"),
+            func.sum(NET_TOTAL).label("amount"),
         )
-        .select_from(messages.outerjoin(orders, attributed))
-        .where(
-            *in_period,
-            or_(
-                held,
-                and_(unindexed(messages.c.status).in_(ACCEPTED), messages.c.sent_at.is_not(None)),
-            ),
-        )
-        .group_by(messages.c.id, messages.c.rule, messages.c.status)
-        .subquery()
+        .select_from(messages.outerjoin(orders, _attributed(window)))
+        .where(*in_period, or_(held, sent))
+        .group_by(messages.c.id, messages.c.rule, messages.c.status, orders.c.currency)
+        .cte("per_message")
     )
-    query = select(
+    people = select(
         per_message.c.rule,
         per_message.c.held,
-        func.count().label("people"),
-        func.sum(case((per_message.c.orders > 0, 1), else_=0)).label("converted"),
-        func.sum(per_message.c.revenue).label("revenue"),
+        null().label("currency"),
+        func.count(distinct(per_message.c.id)).label("people"),
+        func.count(distinct(case((per_message.c.orders > 0, per_message.c.id)))).label("converted"),
+        null().label("orders"),
+        null().label("amount"),
     ).group_by(per_message.c.rule, per_message.c.held)
+    money = (
+        select(
+            per_message.c.rule,
+            per_message.c.held,
+            per_message.c.currency,
+            null(),
+            null(),
+            func.sum(per_message.c.orders),
+            func.sum(per_message.c.amount),
+        )
+        .where(per_message.c.held == 0, per_message.c.orders > 0)
+        .group_by(per_message.c.rule, per_message.c.held, per_message.c.currency)
+    )
     groups: dict[tuple[str, bool], tuple[int, int]] = {}
-    for row in session.execute(query):
-        is_held = bool(row.held)
-        groups[(row.rule, is_held)] = (int(row.people), int(row.converted))
-        if not is_held:
-            stats = by_rule[row.rule]
-            stats.conversions = int(row.converted)
-            stats.revenue = Decimal(str(row.revenue or 0)).quantize(CENT)
+    revenue: dict[str, dict[str, tuple[int, Decimal]]] = {}
+    for row in session.execute(union_all(people, money)):
+        if row.people is None:
+            currency = row.currency or default_currency  # an order without one
+            orders_before, amount_before = revenue.setdefault(row.rule, {}).get(
+                currency, (0, Decimal(0))
+            )
+            revenue[row.rule][currency] = (
+                orders_before + int(row.orders),
+                amount_before + Decimal(str(row.amount)),
+            )
+        else:
+            groups[(row.rule, bool(row.held))] = (int(row.people), int(row.converted))
     for name, stats in by_rule.items():
+        stats.conversions = groups.get((name, False), (0, 0))[1]
+        stats.revenue = [
+            Revenue(currency, orders, amount.quantize(CENT))
+            for currency, (orders, amount) in sorted(revenue.get(name, {}).items())
+        ]
         if (name, True) not in groups:
             continue
         messaged, messaged_converted = groups.get((name, False), (0, 0))
@@ -236,6 +289,25 @@ def _add_conversions(
             held_out_conversions=held_converted,
             min_group_size=min_group_size,
         )
+
+
+def _currency(default: str) -> ColumnElement[str]:
+    return case((orders.c.currency == "", literal(default)), else_=orders.c.currency)
+
+
+def _converted(
+    revenue: list[Revenue], settings: ReportSettings, target: str, buyers: int = 0
+) -> Converted | None:
+    """The total in `target` at the configured rates; None without rates or revenue."""
+    if not settings.exchange_rates or not revenue:
+        return None
+    rates = {**settings.exchange_rates, target: Decimal(1)}
+    missing = tuple(item.currency for item in revenue if item.currency not in rates)
+    if missing:
+        return Converted(target, None, missing)
+    amount = sum((item.amount * rates[item.currency] for item in revenue), Decimal(0))
+    orders = sum(item.orders for item in revenue)
+    return Converted(target, Revenue(target, orders, amount.quantize(CENT), buyers))
 
 
 def _add_coupons(
@@ -281,6 +353,7 @@ def _kpis(
     end: datetime,
     churn_days: int,
     win_back_rules: Collection[str],
+    default_currency: str,
 ) -> BusinessKpis:
     kpis = BusinessKpis()
     cutoff = end - timedelta(days=churn_days)
@@ -289,7 +362,6 @@ def _kpis(
             orders.c.customer_id,
             func.max(orders.c.paid_at).label("last_paid"),
             func.count().label("orders"),
-            func.sum(orders.c.total).label("spent"),
         )
         .where(PAID, orders.c.paid_at < end)
         .group_by(orders.c.customer_id)
@@ -300,14 +372,40 @@ def _kpis(
             func.count(),
             func.sum(case((per_customer.c.last_paid >= cutoff, 1), else_=0)),
             func.sum(case((per_customer.c.orders >= 2, 1), else_=0)),
-            func.sum(per_customer.c.spent),
         )
     ).one()
     kpis.buyers = int(row[0])
     kpis.active_customers = int(row[1] or 0)
     kpis.churned_customers = kpis.buyers - kpis.active_customers
     kpis.repeat_buyers = int(row[2] or 0)
-    kpis.lifetime_revenue = Decimal(str(row[3] or 0)).quantize(CENT)
+    paid = (
+        select(
+            orders.c.customer_id,
+            _currency(default_currency).label("currency"),
+            NET_TOTAL.label("total"),
+        )
+        .where(PAID, orders.c.paid_at < end)
+        .subquery()
+    )
+    by_currency = (
+        select(
+            paid.c.currency,
+            func.count(distinct(paid.c.customer_id)).label("buyers"),
+            func.count().label("orders"),
+            func.sum(paid.c.total).label("amount"),
+        )
+        .group_by(paid.c.currency)
+        .order_by(paid.c.currency)
+    )
+    kpis.revenue = [
+        Revenue(
+            currency=row.currency,
+            orders=int(row.orders),
+            amount=Decimal(str(row.amount)).quantize(CENT),
+            buyers=int(row.buyers),
+        )
+        for row in session.execute(by_currency)
+    ]
 
     recipients = (
         select(messages.c.customer_id, func.min(messages.c.sent_at).label("first_sent"))

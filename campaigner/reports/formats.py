@@ -1,13 +1,27 @@
-"""A report as plain data: JSON for programs, CSV for spreadsheets."""
+"""A report as plain data: JSON for programs, CSV for spreadsheets.
+
+Every amount carries its currency: `{"amount", "currency"}` for a cost, one entry per currency
+for revenue. In the CSV the currency is a column of its own.
+"""
 
 from __future__ import annotations
 
-import csv
 import io
-import json
+from decimal import Decimal
 from typing import Any
 
-from campaigner.reports.model import BusinessKpis, NpsSummary, Report, RuleReport, Uplift
+from campaigner.display import json_text
+from campaigner.reports.model import (
+    BusinessKpis,
+    Converted,
+    Money,
+    NpsSummary,
+    Report,
+    Revenue,
+    RuleReport,
+    Uplift,
+)
+from campaigner.spreadsheets import SpreadsheetWriter
 
 
 def report_to_dict(report: Report) -> dict[str, Any]:
@@ -16,7 +30,6 @@ def report_to_dict(report: Report) -> dict[str, Any]:
         "since": report.since.isoformat() if report.since else None,
         "until": report.until.isoformat() if report.until else None,
         "rule": report.rule,
-        "currency": report.currency,
         "rules": [_rule(stats) for stats in report.rules],
         "daily_sends": [
             {"day": item.day.isoformat(), "rule": item.rule, "sent": item.sent}
@@ -48,10 +61,11 @@ def _rule(stats: RuleReport) -> dict[str, Any]:
         "expired": stats.expired,
         "unknown": stats.unknown,
         "segments": stats.segments,
-        "cost": str(stats.cost),
+        "cost": _money(stats.cost),
         "conversions": stats.conversions,
         "conversion_rate": stats.conversion_rate,
-        "revenue": str(stats.revenue),
+        "revenue": [_revenue(item) for item in stats.revenue],
+        "revenue_converted": _converted(stats.converted_revenue),
         "coupons_redeemed": stats.coupons_redeemed,
         "uplift": _uplift(stats.uplift) if stats.uplift else None,
     }
@@ -74,8 +88,35 @@ def _uplift(uplift: Uplift) -> dict[str, Any]:
     }
 
 
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def _money(money: Money) -> dict[str, Any]:
+    return {"amount": str(money.amount), "currency": money.currency}
+
+
+def _revenue(revenue: Revenue, shop_wide: bool = False) -> dict[str, Any]:
+    data = {
+        "currency": revenue.currency,
+        "orders": revenue.orders,
+        "revenue": str(revenue.amount),
+        "average_order_value": _text(revenue.average_order_value),
+    }
+    if shop_wide:
+        data.update(buyers=revenue.buyers, average_clv=_text(revenue.average_clv))
+    return data
+
+
+def _converted(converted: Converted | None, shop_wide: bool = False) -> dict[str, Any] | None:
+    if converted is None:
+        return None
+    if converted.total is None:
+        return {"currency": converted.currency, "missing_rates": list(converted.missing_rates)}
+    return {**_revenue(converted.total, shop_wide), "missing_rates": []}
+
+
 def _kpis(kpis: BusinessKpis, churn_days: int) -> dict[str, Any]:
-    clv = kpis.average_clv
     return {
         "buyers": kpis.buyers,
         "active_customers": kpis.active_customers,
@@ -84,8 +125,8 @@ def _kpis(kpis: BusinessKpis, churn_days: int) -> dict[str, Any]:
         "churn_rate": kpis.churn_rate,
         "repeat_buyers": kpis.repeat_buyers,
         "repeat_purchase_rate": kpis.repeat_purchase_rate,
-        "lifetime_revenue": str(kpis.lifetime_revenue),
-        "average_clv": str(clv) if clv is not None else None,
+        "revenue": [_revenue(item, shop_wide=True) for item in kpis.revenue],
+        "revenue_converted": _converted(kpis.converted_revenue, shop_wide=True),
         "win_back_recipients": kpis.win_back_recipients,
         "win_back_recovered": kpis.win_back_recovered,
         "win_back_recovery_rate": kpis.win_back_recovery_rate,
@@ -107,23 +148,23 @@ def _nps(summary: NpsSummary) -> dict[str, Any]:
 
 
 def report_to_json(report: Report) -> str:
-    return json.dumps(report_to_dict(report), indent=2, ensure_ascii=False)
+    return json_text(report_to_dict(report), indent=2)
 
 
 def report_to_csv(report: Report) -> str:
-    """Long format, one number per line (section, rule, metric, value): every part of the
-    report fits one sheet and filters well."""
+    """Long format, one number per line (section, rule, metric, value, currency): every part
+    of the report fits one sheet and filters well; a money figure has its currency."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["section", "rule", "metric", "value"])
+    writer = SpreadsheetWriter(out, lineterminator="\n")
+    writer.writerow(["section", "rule", "metric", "value", "currency"])
     data = report_to_dict(report)
     for stats in data["rules"]:
         _flatten(writer, "rule", stats["rule"], "", {k: v for k, v in stats.items() if k != "rule"})
     for item in data["daily_sends"]:
-        writer.writerow(["daily_sends", item["rule"], item["day"], item["sent"]])
+        writer.writerow(["daily_sends", item["rule"], item["day"], item["sent"], ""])
     _flatten(writer, "kpis", "", "", {k: v for k, v in data["kpis"].items() if k != "referrals"})
     for referral in data["kpis"]["referrals"]:
-        writer.writerow(["referrals", "", referral["referrer"], referral["referred"]])
+        writer.writerow(["referrals", "", referral["referrer"], referral["referred"], ""])
     _flatten(writer, "nps", data["rule"] or "", "", data["nps"])
     for week in data["nps_weeks"]:
         counts = {k: v for k, v in week.items() if k != "week"}
@@ -131,12 +172,29 @@ def report_to_csv(report: Report) -> str:
     return out.getvalue()
 
 
-def _flatten(writer: Any, section: str, rule: str, prefix: str, values: dict[str, Any]) -> None:
+def _flatten(
+    writer: SpreadsheetWriter,
+    section: str,
+    rule: str,
+    prefix: str,
+    values: dict[str, Any],
+    currency: str = "",
+) -> None:
+    """Nested keys become dotted metric names; the numbers of an object with a currency (a
+    cost, one currency's revenue) are in that currency."""
     for key, value in values.items():
-        if isinstance(value, dict):
-            _flatten(writer, section, rule, f"{prefix}{key}.", value)
+        if key == "currency":
+            continue
+        if isinstance(value, list) and value and isinstance(value[0], dict):
+            for item in value:  # one entry per currency
+                _flatten(writer, section, rule, prefix, item, item["currency"])
+        elif isinstance(value, dict) and "amount" in value:
+            writer.writerow([section, rule, prefix + key, value["amount"], value["currency"]])
+        elif isinstance(value, dict):
+            unit = value.get("currency", currency)
+            _flatten(writer, section, rule, f"{prefix}{key}.", value, unit)
         else:
-            writer.writerow([section, rule, prefix + key, _cell(value)])
+            writer.writerow([section, rule, prefix + key, _cell(value), currency])
 
 
 def _cell(value: Any) -> str:
@@ -144,4 +202,6 @@ def _cell(value: Any) -> str:
         return ""
     if isinstance(value, float):
         return f"{value:.6g}"
+    if isinstance(value, list):
+        return " ".join(str(item) for item in value)
     return str(value)

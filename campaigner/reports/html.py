@@ -10,7 +10,7 @@ from markupsafe import Markup
 
 from campaigner.reports import charts
 from campaigner.reports.model import Report
-from campaigner.reports.terminal import cost, money, percent, reasons, uplift_text
+from campaigner.reports.text import cost, percent, reasons, revenue_lines, uplift_text
 
 _ENV = Environment(
     loader=PackageLoader("campaigner.reports", "templates"),
@@ -18,7 +18,8 @@ _ENV = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-_ENV.filters.update(percent=percent, money=money, cost=cost, reasons=reasons, uplift=uplift_text)
+_ENV.filters.update(percent=percent, cost=cost, reasons=reasons, uplift=uplift_text)
+_ENV.globals.update(revenue_lines=revenue_lines)
 
 
 def render_html(
@@ -33,7 +34,7 @@ def render_html(
     )
 
 
-def _charts(report: Report) -> dict[str, Markup]:
+def _charts(report: Report) -> dict[str, Markup | list[Markup]]:
     rules = report.rules
     return {
         "daily": _daily(report),
@@ -53,23 +54,7 @@ def _charts(report: Report) -> dict[str, Markup]:
             ],
             ["planned", "sent", "delivered", "converted"],
         ),
-        "revenue": charts.bar_chart(
-            "Revenue attributed per rule",
-            [
-                charts.BarGroup(
-                    stats.rule,
-                    [
-                        charts.Bar(
-                            "revenue",
-                            float(stats.revenue),
-                            money(stats.revenue),
-                        )
-                    ],
-                )
-                for stats in rules
-            ],
-            ["revenue"],
-        ),
+        "revenue": _revenue(report),
         "holdout": charts.bar_chart(
             "Conversion rate: messaged versus held out",
             [
@@ -99,6 +84,32 @@ def _charts(report: Report) -> dict[str, Markup]:
             [week.summary.score for week in report.nps_weeks],
         ),
     }
+
+
+def _revenue(report: Report) -> list[Markup]:
+    """One chart per currency: bars in toman and in dirham share no scale."""
+    title = "Revenue attributed per rule"
+    currencies = sorted({item.currency for stats in report.rules for item in stats.revenue})
+    if not currencies:
+        return [charts.no_data(title)]
+    return [
+        charts.bar_chart(
+            f"{title} ({currency})",
+            [
+                charts.BarGroup(
+                    stats.rule,
+                    [charts.Bar("revenue", float(item.amount), line.revenue)],
+                )
+                for stats in report.rules
+                for item, line in zip(
+                    stats.revenue, revenue_lines(stats.revenue, None), strict=True
+                )
+                if item.currency == currency
+            ],
+            ["revenue"],
+        )
+        for currency in currencies
+    ]
 
 
 def _daily(report: Report) -> Markup:

@@ -8,6 +8,44 @@ from datetime import date, datetime
 from decimal import Decimal
 
 Z_95 = 1.96
+CENT = Decimal("0.01")
+
+
+@dataclass(frozen=True)
+class Money:
+    """An amount with its currency. Amounts in different currencies are never added up."""
+
+    amount: Decimal
+    currency: str
+
+
+@dataclass(frozen=True)
+class Revenue:
+    """Paid orders in one currency."""
+
+    currency: str
+    orders: int
+    amount: Decimal
+    buyers: int = 0  # distinct customers (shop-wide figures only)
+
+    @property
+    def average_order_value(self) -> Decimal | None:
+        return (self.amount / self.orders).quantize(CENT) if self.orders else None
+
+    @property
+    def average_clv(self) -> Decimal | None:
+        """Lifetime value per customer who bought in this currency."""
+        return (self.amount / self.buyers).quantize(CENT) if self.buyers else None
+
+
+@dataclass(frozen=True)
+class Converted:
+    """Revenue in several currencies added up at `[reports] exchange_rates`: an estimate,
+    always shown labelled as converted. No total when a currency has no rate."""
+
+    currency: str
+    total: Revenue | None
+    missing_rates: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -80,9 +118,10 @@ class RuleReport:
     expired: int = 0
     unknown: int = 0
     segments: int = 0
-    cost: Decimal = Decimal(0)
+    cost: Money = Money(Decimal(0), "")  # estimated, in the SMS pricing currency
     conversions: int = 0
-    revenue: Decimal = Decimal(0)
+    revenue: list[Revenue] = field(default_factory=list)  # attributed, one per currency
+    converted_revenue: Converted | None = None
     coupons_redeemed: int = 0
     uplift: Uplift | None = None
 
@@ -117,7 +156,8 @@ class BusinessKpis:
     active_customers: int = 0
     churned_customers: int = 0
     repeat_buyers: int = 0
-    lifetime_revenue: Decimal = Decimal(0)
+    revenue: list[Revenue] = field(default_factory=list)  # paid up to the end, per currency
+    converted_revenue: Converted | None = None
     win_back_recipients: int = 0
     win_back_recovered: int = 0
     referrals: list[Referrals] = field(default_factory=list)
@@ -129,12 +169,6 @@ class BusinessKpis:
     @property
     def repeat_purchase_rate(self) -> float | None:
         return self.repeat_buyers / self.buyers if self.buyers else None
-
-    @property
-    def average_clv(self) -> Decimal | None:
-        if not self.buyers:
-            return None
-        return (self.lifetime_revenue / self.buyers).quantize(Decimal("0.01"))
 
     @property
     def win_back_recovery_rate(self) -> float | None:
@@ -170,7 +204,6 @@ class Report:
     since: date | None
     until: date | None
     rule: str | None
-    currency: str
     churn_days: int
     rules: list[RuleReport] = field(default_factory=list)
     daily_sends: list[DailySends] = field(default_factory=list)

@@ -1,56 +1,27 @@
-"""A report as rich tables in the terminal."""
+"""A report as rich tables in the terminal.
+
+Rule names, reasons and referrers' names come from files, gateways and customers: every cell
+goes through `rich_text`, so none of it is ever read as markup.
+"""
 
 from __future__ import annotations
-
-from decimal import Decimal
 
 from rich.console import Console
 from rich.table import Table
 
+from campaigner.display import rich_text
 from campaigner.reports.model import Report, RuleReport, Uplift
-
-
-def percent(value: float | None) -> str:
-    return "–" if value is None else f"{100 * value:.1f}%"
-
-
-def money(value: Decimal | None, currency: str = "") -> str:
-    if value is None:
-        return "–"
-    text = f"{value:,.2f}"
-    return f"{text} {currency}".strip()
-
-
-def cost(value: Decimal, currency: str = "") -> str:
-    """SMS prices are fractions of a cent: four decimals keep a small campaign's cost visible."""
-    return f"{value:,.4f} {currency}".strip()
-
-
-def reasons(counts: dict[str, int]) -> str:
-    return ", ".join(f"{name} {count}" for name, count in counts.items())
-
-
-def uplift_text(uplift: Uplift | None) -> str:
-    if uplift is None:
-        return "no holdout"
-    interval = uplift.confidence_interval
-    if uplift.difference is None or interval is None:
-        return uplift.verdict
-    low, high = interval
-    return (
-        f"{100 * uplift.difference:+.1f} pts (95% CI {100 * low:+.1f} to {100 * high:+.1f}); "
-        f"{uplift.verdict}"
-    )
+from campaigner.reports.text import NONE, cost, percent, revenue_lines
 
 
 def print_report(report: Report, console: Console) -> None:
     period = f"{report.since or 'beginning'} to {report.until or 'now'}"
     title = f"Campaign report, {period}" + (f", rule {report.rule}" if report.rule else "")
-    console.print(f"[bold]{title}[/bold]")
+    console.print(rich_text(title), style="bold")
     if not report.rules:
         console.print("No messages in this period.")
     else:
-        console.print(_delivery_table(report.rules, report.currency))
+        console.print(_delivery_table(report.rules))
         not_sent = _not_sent_table(report.rules)
         if not_sent.row_count:
             console.print(not_sent)
@@ -59,14 +30,17 @@ def print_report(report: Report, console: Console) -> None:
         if uplift.row_count:
             console.print(uplift)
     console.print(_kpi_table(report))
+    console.print(_revenue_table(report))
     if report.kpis.referrals:
-        referrals = Table(title="Referrals by referrer")
-        referrals.add_column("Referrer")
-        referrals.add_column("New customers", justify="right")
+        referrals = _table("Referrals by referrer", "Referrer", "New customers")
         for item in report.kpis.referrals:
-            referrals.add_row(item.referrer_name or f"#{item.referrer_id}", str(item.referred))
+            _row(referrals, item.referrer_name or f"#{item.referrer_id}", str(item.referred))
         console.print(referrals)
     console.print(_nps_table(report))
+
+
+def _row(table: Table, *cells: str) -> None:
+    table.add_row(*(rich_text(cell) for cell in cells))
 
 
 def _table(title: str, *columns: str, text_columns: int = 1) -> Table:
@@ -80,7 +54,7 @@ def _table(title: str, *columns: str, text_columns: int = 1) -> Table:
     return table
 
 
-def _delivery_table(rules: list[RuleReport], currency: str) -> Table:
+def _delivery_table(rules: list[RuleReport]) -> Table:
     table = _table(
         "Delivery per rule",
         "Rule",
@@ -92,10 +66,11 @@ def _delivery_table(rules: list[RuleReport], currency: str) -> Table:
         "Skipped",
         "Expired",
         "Segments",
-        f"Cost ({currency})",
+        "Est. cost",
     )
     for stats in rules:
-        table.add_row(
+        _row(
+            table,
             stats.rule,
             str(stats.planned),
             str(stats.held_out),
@@ -123,20 +98,41 @@ def _not_sent_table(rules: list[RuleReport]) -> Table:
         ]
         for status, counts in groups:
             for reason, count in counts.items():
-                table.add_row(stats.rule, status, reason, str(count))
+                _row(table, stats.rule, status, reason, str(count))
     return table
 
 
 def _results_table(rules: list[RuleReport]) -> Table:
-    table = _table("Results per rule", "Rule", "Conversions", "Conv. rate", "Revenue", "Coupons")
+    """A row per currency of a rule's attributed revenue: amounts are never added up."""
+    table = _table(
+        "Results per rule",
+        "Rule",
+        "Conversions",
+        "Conv. rate",
+        "Currency",
+        "Revenue",
+        "Orders",
+        "Avg order",
+        "Coupons",
+    )
     for stats in rules:
-        table.add_row(
-            stats.rule,
-            str(stats.conversions),
-            percent(stats.conversion_rate),
-            money(stats.revenue),
-            str(stats.coupons_redeemed),
-        )
+        lines = revenue_lines(stats.revenue, stats.converted_revenue)
+        cells = [
+            (line.label, line.revenue, line.orders, line.average_order_value) for line in lines
+        ]
+        for index, (currency, revenue, orders, average) in enumerate(cells or [(NONE,) * 4]):
+            first = index == 0
+            _row(
+                table,
+                stats.rule if first else "",
+                str(stats.conversions) if first else "",
+                percent(stats.conversion_rate) if first else "",
+                currency,
+                revenue,
+                orders,
+                average,
+                str(stats.coupons_redeemed) if first else "",
+            )
     return table
 
 
@@ -149,7 +145,8 @@ def _uplift_table(rules: list[RuleReport]) -> Table:
         uplift = stats.uplift
         if uplift is None:
             continue
-        table.add_row(
+        _row(
+            table,
             stats.rule,
             f"{uplift.messaged_conversions}/{uplift.messaged} ({percent(uplift.messaged_rate)})",
             f"{uplift.held_out_conversions}/{uplift.held_out} ({percent(uplift.held_out_rate)})",
@@ -172,18 +169,40 @@ def _kpi_table(report: Report) -> Table:
     table = Table(title="Business")
     table.add_column("Measure")
     table.add_column("Value", justify="right")
-    table.add_row("Customers who ever bought", str(kpis.buyers))
-    table.add_row(
-        f"Active (bought in the last {report.churn_days} days)", str(kpis.active_customers)
-    )
-    table.add_row("Churn rate", f"{percent(kpis.churn_rate)} ({kpis.churned_customers})")
-    table.add_row("Repeat purchase rate", f"{percent(kpis.repeat_purchase_rate)}")
-    table.add_row("Average lifetime value", money(kpis.average_clv))
-    table.add_row(
+    _row(table, "Customers who ever bought", str(kpis.buyers))
+    _row(table, f"Active (bought in the last {report.churn_days} days)", str(kpis.active_customers))
+    _row(table, "Churn rate", f"{percent(kpis.churn_rate)} ({kpis.churned_customers})")
+    _row(table, "Repeat purchase rate", f"{percent(kpis.repeat_purchase_rate)}")
+    _row(
+        table,
         "Win-back recovery",
         f"{percent(kpis.win_back_recovery_rate)} "
         f"({kpis.win_back_recovered} of {kpis.win_back_recipients})",
     )
+    return table
+
+
+def _revenue_table(report: Report) -> Table:
+    table = _table(
+        "Revenue by currency (paid orders up to the end of the period)",
+        "Currency",
+        "Buyers",
+        "Orders",
+        "Revenue",
+        "Avg order value",
+        "Avg lifetime value",
+    )
+    kpis = report.kpis
+    for line in revenue_lines(kpis.revenue, kpis.converted_revenue):
+        _row(
+            table,
+            line.label,
+            line.buyers,
+            line.orders,
+            line.revenue,
+            line.average_order_value,
+            line.average_clv,
+        )
     return table
 
 
@@ -194,7 +213,8 @@ def _nps_table(report: Report) -> Table:
         table.add_column(name, justify="left" if name == "Week" else "right")
     rows = [(f"{week.week}", week.summary) for week in report.nps_weeks]
     for label, summary in [*rows, ("All", nps)]:
-        table.add_row(
+        _row(
+            table,
             label,
             str(summary.responses),
             str(summary.promoters),

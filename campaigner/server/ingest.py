@@ -12,9 +12,9 @@ import json
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema
 from pydantic.json_schema import models_json_schema
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
@@ -25,12 +25,26 @@ from starlette.routing import BaseRoute, Route
 from campaigner.clock import Clock
 from campaigner.config import Settings
 from campaigner.customers.loader import LoadResult, RecordError, load_customers, load_orders
+from campaigner.customers.records import UNIX_TIME_RULE, is_unix_time, parse_number_time
 from campaigner.server.guard import Guard, Refused, matches_any
 
 MAX_ITEMS = 1000
 PREFIX = "/api/v1"
 # Loader field names as the API spells them.
 API_FIELDS = {"external_id": "id", "marketing_consent": "consent"}
+
+
+def _unix_time(value: Any) -> Any:
+    """Numbers by Campaigner's rule (see `parse_unix_time`), not pydantic's, which reads any
+    value above 2e10 as milliseconds: a paid_at of 99999999999 became 1973."""
+    return parse_number_time(value) if is_unix_time(value) else value
+
+
+Timestamp = Annotated[
+    datetime,
+    BeforeValidator(_unix_time),
+    WithJsonSchema({"anyOf": [{"type": "string", "format": "date-time"}, {"type": "number"}]}),
+]
 
 
 class _Item(BaseModel):
@@ -59,8 +73,9 @@ class _OrderFields(_Item):
     id: str = Field(min_length=1, max_length=128, description="The shop's order id")
     total: Decimal = Field(Decimal(0), ge=0, lt=Decimal("1e12"))
     currency: str | None = Field(None, max_length=8, description="Default: customers.currency")
-    paid_at: datetime | None = Field(
-        None, description="ISO 8601; without an offset it is the shop's local time"
+    paid_at: Timestamp | None = Field(
+        None,
+        description=f"ISO 8601 (without an offset: the shop's local time), or {UNIX_TIME_RULE}",
     )
     coupon_code: str | None = Field(None, max_length=64)
     referral_code: str | None = Field(None, max_length=32)

@@ -162,6 +162,7 @@ def test_export_and_cli(sessions: sessionmaker[Session], tmp_path: Path, db_url:
     assert rows[0]["phone"] == "+989121234567"
     assert rows[0]["expires_at"] == "2026-03-11T12:00:00+00:00"
     assert rows[0]["redeemed_order_id"] == ""
+    assert rows[0]["currency"] == ""  # a percentage has none
 
     config = tmp_path / "config.toml"
     config.write_text(f'[database]\nurl = "{db_url}"\n', encoding="utf-8")
@@ -177,3 +178,33 @@ def test_export_and_cli(sessions: sessionmaker[Session], tmp_path: Path, db_url:
     )
     assert bad.exit_code == 1
     assert "--since" in bad.output
+
+
+def test_export_cells_from_shop_data_are_never_formulas(
+    sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    with sessions.begin() as session:
+        customer = add_customer(session, external_id='=HYPERLINK("https://evil.example","x")')
+        coupon = issue_coupon(
+            session,
+            customer_id=customer.id,
+            rule="win_back",
+            message_id=add_message(session, customer).id,
+            percent=None,
+            amount=Decimal(50000),
+            valid_days=10,
+            prefix="BACK",
+            now=NOW,
+        )
+        order = Order(external_id="@SUM(1)", customer_id=customer.id, total=Decimal(5))
+        session.add(order)
+        session.flush()
+        coupon.redeemed_order_id = order.id
+    path = tmp_path / "coupons.csv"
+    with sessions() as session:
+        export_coupons(session, None, path)
+    (row,) = csv.DictReader(path.open(encoding="utf-8"))
+    assert row["customer_id"] == '\'=HYPERLINK("https://evil.example","x")'
+    assert row["redeemed_order_id"] == "'@SUM(1)"
+    assert row["phone"] == "+989121234567"  # a number, not a formula: left alone
+    assert (row["amount"], row["currency"]) == ("50000", "IRT")

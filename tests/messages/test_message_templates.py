@@ -182,3 +182,14 @@ def test_check_reports_a_missing_template_and_bad_filter_call(folder: Path) -> N
     problem = check(t, "bad_filter.j2")[0]
     assert problem.line == 1
     assert "%Q" in problem.message
+
+
+def test_max_segments_counts_the_part_an_escape_pair_moves_to(folder: Path) -> None:
+    # "Hi Mary Ann " is 12 septets: 140 more fill a part to 152, and "€" (ESC + e) moves whole
+    # to the second part, which then runs over into a third.
+    write(folder, "euro.en.j2", "Hi {{ first_name }} " + "a" * 140 + "€" + "a" * 152)
+    t = templates(folder, customers={"locale": "en"})
+    problems = check(t, "euro.j2", max_segments=2, transactional=True)
+    assert [p.message.split(" (")[0] for p in problems] == [
+        "too long: a sample message takes 3 segments"
+    ]

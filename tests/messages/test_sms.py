@@ -21,30 +21,43 @@ PERSIAN = "ابپتثجچحخدذرزژسشصضطظعغفقکگلمنوهیآ ۰
 EMOJI = "😀🎂🎁👍❤️🇮🇷"
 
 
-def reference(text: str) -> tuple[str, int, int]:
-    """Encoding, units, segments: the textbook rules, computed a second way."""
-    if set(text) <= BASIC | EXTENDED:
-        septets = 0
-        for char in text:
-            septets += 2 if char in EXTENDED else 1
-        single, part, units, encoding = 160, 153, septets, "gsm7"
+def reference_parts(text: str) -> tuple[str, list[str]]:
+    """The encoding and the parts, cut character by character as a carrier cuts them: a
+    character that does not fit whole in the current part starts the next one (an escape pair
+    or a surrogate pair is never split).
+
+    Checked against Twilio's message-segment-calculator (TwilioDevEd/message-segment-calculator,
+    src/libs/SegmentedMessage.ts `_buildSegments` and src/libs/Segment.ts: 1120 bits a part,
+    of which a 6-octet header in a multi-part message; a character that does not fit moves to
+    the next segment).
+    """
+    gsm = set(text) <= BASIC | EXTENDED
+    if gsm:
+        size = {char: 2 if char in EXTENDED else 1 for char in text}
+        single, room = 160, 153
     else:
-        units = 0
-        for char in text:
-            units += 2 if ord(char) > 0xFFFF else 1
-        single, part, encoding = 70, 67, "ucs2"
-    if units <= single:
-        return encoding, units, 1
-    segments, left = 0, units
-    while left > 0:
-        segments += 1
-        left -= part
-    return encoding, units, segments
+        size = {char: len(char.encode("utf-16-le")) // 2 for char in text}
+        single, room = 70, 67
+    encoding = "gsm7" if gsm else "ucs2"
+    if sum(size[char] for char in text) <= single:
+        return encoding, [text]
+    parts = [""]
+    for char in text:
+        if sum(size[c] for c in parts[-1]) + size[char] > room:
+            parts.append("")
+        parts[-1] += char
+    return encoding, parts
 
 
 def check(text: str) -> None:
     result = measure(text)
-    assert (result.encoding, result.units, result.segments) == reference(text)
+    encoding, parts = reference_parts(text)
+    assert "".join(parts) == text
+    assert (result.encoding, result.segments) == (encoding, len(parts))
+    if encoding == "ucs2":
+        assert result.units == len(text.encode("utf-16-le")) // 2
+    else:
+        assert result.units == len(text) + sum(char in EXTENDED for char in text)
 
 
 @given(st.text(alphabet=sorted(BASIC | EXTENDED), max_size=700))
@@ -54,6 +67,27 @@ def test_gsm_texts_match_reference(text: str) -> None:
 
 @given(st.text(alphabet=PERSIAN + EMOJI + "abc {}€", max_size=400))
 def test_persian_and_emoji_texts_match_reference(text: str) -> None:
+    check(text)
+
+
+@st.composite
+def near_a_boundary(draw: st.DrawFn, pairs: str, single: str, room: int) -> str:
+    """Pair characters among single ones, padded to end within two units of a multiple of
+    the room per part: where a pair that moves to the next part changes the count."""
+    text = draw(st.text(alphabet=pairs + single, min_size=room - 10, max_size=5 * room))
+    units = sum(2 if char in pairs else 1 for char in text)
+    extra = draw(st.integers(min_value=-2, max_value=2))
+    padding = (-units) % room + extra
+    return text + single * max(padding, 0)
+
+
+@given(near_a_boundary("€{", "a", 153))
+def test_gsm_escape_pairs_at_part_boundaries_match_reference(text: str) -> None:
+    check(text)
+
+
+@given(near_a_boundary("😀🎂", "س", 67))
+def test_surrogate_pairs_at_part_boundaries_match_reference(text: str) -> None:
     check(text)
 
 
@@ -92,3 +126,10 @@ def test_emoji_is_two_units_and_forces_ucs2() -> None:
 def test_one_persian_letter_makes_the_whole_text_ucs2() -> None:
     assert measure("a" * 100).segments == 1
     assert measure("a" * 100 + "ی").segments == 2
+
+
+def test_escape_and_surrogate_pairs_never_straddle_parts() -> None:
+    # A part holds 153 septets or 67 UTF-16 units; the character that does not fit whole
+    # moves to the next part (Twilio's message-segment-calculator does the same).
+    assert measure("a" * 152 + "€" + "a" * 152).segments == 3
+    assert measure("س" * 66 + "😀" + "س" * 66).segments == 3

@@ -10,7 +10,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from campaigner.clock import FixedClock
 from campaigner.config import Settings
 from campaigner.reports import build_report
-from campaigner.reports.model import DailySends, NpsSummary, NpsWeek, Referrals, Uplift
+from campaigner.reports.model import (
+    DailySends,
+    Money,
+    NpsSummary,
+    NpsWeek,
+    Referrals,
+    Revenue,
+    Uplift,
+)
 
 
 def test_every_number_of_the_month(sessions: sessionmaker[Session], settings: Settings) -> None:
@@ -28,10 +36,12 @@ def test_every_number_of_the_month(sessions: sessionmaker[Session], settings: Se
     assert (thank_you.expired, thank_you.unknown) == (1, 0)
     # gsm7: m1 + m4 = 2 segments at 0.01; ucs2: m2 (2) + m3 (1) = 3 at 0.02.
     assert thank_you.segments == 5
-    assert thank_you.cost == Decimal("0.08")
+    assert thank_you.cost == Money(Decimal("0.08"), "USD")
     # m1 -> order 2 (100), m3 -> orders 4 and 5 (50); m2's order came 9 days later.
     assert thank_you.conversions == 2 and thank_you.conversion_rate == 0.5
-    assert thank_you.revenue == Decimal("150.00")
+    # Orders without a currency are in customers.currency (IRT).
+    assert thank_you.revenue == [Revenue("IRT", orders=3, amount=Decimal("150.00"))]
+    assert thank_you.converted_revenue is None  # no exchange rates configured
     assert thank_you.coupons_redeemed == 1  # m1's; m13's coupon is outside the period
 
     uplift = thank_you.uplift
@@ -46,16 +56,17 @@ def test_every_number_of_the_month(sessions: sessionmaker[Session], settings: Se
 
     # win_back: a 10-day window; w2's order came after 14 days.
     assert (win_back.planned, win_back.held_out, win_back.sent, win_back.delivered) == (4, 1, 3, 2)
-    assert win_back.segments == 3 and win_back.cost == Decimal("0.06")
-    assert win_back.conversions == 1 and win_back.revenue == Decimal("80.00")
+    assert win_back.segments == 3 and win_back.cost == Money(Decimal("0.06"), "USD")
+    assert win_back.conversions == 1
+    assert win_back.revenue == [Revenue("IRT", orders=1, amount=Decimal("80.00"))]
     assert win_back.conversion_rate == pytest.approx(1 / 3)
     assert win_back.uplift is not None and not win_back.uplift.enough_data
     assert win_back.uplift.difference is None and win_back.uplift.confidence_interval is None
     assert win_back.uplift.verdict == "not enough data (need 3 in each group)"
 
     assert (nps_rule.planned, nps_rule.sent, nps_rule.delivered, nps_rule.segments) == (5, 5, 5, 5)
-    assert nps_rule.cost == Decimal("0.10")
-    assert nps_rule.conversions == 0 and nps_rule.revenue == Decimal("0.00")
+    assert nps_rule.cost == Money(Decimal("0.10"), "USD")
+    assert nps_rule.conversions == 0 and nps_rule.revenue == []
     assert nps_rule.uplift is None
 
     assert report.daily_sends == [
@@ -76,7 +87,10 @@ def test_every_number_of_the_month(sessions: sessionmaker[Session], settings: Se
     assert (kpis.buyers, kpis.active_customers, kpis.churned_customers) == (10, 8, 2)
     assert kpis.churn_rate == 0.2
     assert kpis.repeat_buyers == 5 and kpis.repeat_purchase_rate == 0.5
-    assert kpis.lifetime_revenue == Decimal("835.00") and kpis.average_clv == Decimal("83.50")
+    (revenue,) = kpis.revenue
+    assert revenue == Revenue("IRT", orders=15, amount=Decimal("835.00"), buyers=10)
+    assert revenue.average_clv == Decimal("83.50")
+    assert revenue.average_order_value == Decimal("55.67")
     assert (kpis.win_back_recipients, kpis.win_back_recovered) == (3, 2)
     assert kpis.win_back_recovery_rate == pytest.approx(2 / 3)
     assert kpis.referrals == [Referrals(1, "سارا", 2), Referrals(2, "Customer2", 1)]
@@ -109,7 +123,8 @@ def test_one_rule_and_all_time(sessions: sessionmaker[Session], settings: Settin
     (thank_you,) = everything.rules
     assert thank_you.planned == 13 and thank_you.sent == 5  # m13 from February too
     assert thank_you.coupons_redeemed == 2
-    assert everything.kpis.buyers == 10 and everything.kpis.lifetime_revenue == Decimal("934.00")
+    assert everything.kpis.buyers == 10
+    assert [item.amount for item in everything.kpis.revenue] == [Decimal("934.00")]
 
 
 def test_big_enough_groups_get_a_verdict() -> None:
@@ -146,5 +161,5 @@ def test_empty_database_gives_an_empty_report(
     assert report.is_empty
     assert report.rules == [] and report.daily_sends == [] and report.nps_weeks == []
     assert report.kpis.buyers == 0 and report.kpis.churn_rate is None
-    assert report.kpis.average_clv is None and report.kpis.win_back_recovery_rate is None
+    assert report.kpis.revenue == [] and report.kpis.win_back_recovery_rate is None
     assert report.nps.score is None and report.kpis.referrals == []

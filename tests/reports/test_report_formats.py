@@ -11,18 +11,32 @@ from campaigner.reports import report_to_csv, report_to_json
 
 def test_json_carries_every_section(sessions: sessionmaker[Session], settings: Settings) -> None:
     data = json.loads(report_to_json(scenario_report(sessions, settings)))
-    assert (data["since"], data["until"], data["currency"]) == ("2026-03-01", "2026-03-31", "USD")
+    assert (data["since"], data["until"]) == ("2026-03-01", "2026-03-31")
     thank_you = data["rules"][1]
     assert thank_you["rule"] == "thank_you"
-    assert (thank_you["sent"], thank_you["conversions"], thank_you["revenue"]) == (4, 2, "150.00")
+    assert (thank_you["sent"], thank_you["conversions"]) == (4, 2)
+    assert thank_you["revenue"] == [
+        {"currency": "IRT", "orders": 3, "revenue": "150.00", "average_order_value": "50.00"}
+    ]
+    assert thank_you["revenue_converted"] is None
     assert thank_you["skipped_by_reason"] == {"cap": 1, "opted_out": 1}
-    assert thank_you["cost"] == "0.08"
+    assert thank_you["cost"] == {"amount": "0.08", "currency": "USD"}
     uplift = thank_you["uplift"]
     assert (uplift["messaged"], uplift["held_out"], uplift["enough_data"]) == (4, 3, True)
     assert round(uplift["difference"], 6) == round(1 / 6, 6)
     assert uplift["ci95_low"] < 0 < uplift["ci95_high"]
     assert data["rules"][2]["uplift"]["difference"] is None
-    assert data["kpis"]["average_clv"] == "83.50" and data["kpis"]["churn_rate"] == 0.2
+    assert data["kpis"]["revenue"] == [
+        {
+            "currency": "IRT",
+            "orders": 15,
+            "revenue": "835.00",
+            "average_order_value": "55.67",
+            "buyers": 10,
+            "average_clv": "83.50",
+        }
+    ]
+    assert data["kpis"]["churn_rate"] == 0.2
     assert data["kpis"]["referrals"][0] == {"referrer_id": 1, "referrer": "سارا", "referred": 2}
     assert data["nps"] == {
         "responses": 4,
@@ -37,10 +51,20 @@ def test_json_carries_every_section(sessions: sessionmaker[Session], settings: S
 
 def test_csv_is_one_number_per_line(sessions: sessionmaker[Session], settings: Settings) -> None:
     rows = list(csv.reader(io.StringIO(report_to_csv(scenario_report(sessions, settings)))))
-    assert rows[0] == ["section", "rule", "metric", "value"]
-    values = {(section, rule, metric): value for section, rule, metric, value in rows[1:]}
+    assert rows[0] == ["section", "rule", "metric", "value", "currency"]
+    values = {(section, rule, metric): value for section, rule, metric, value, _ in rows[1:]}
+    units = {(section, rule, metric): unit for section, rule, metric, _, unit in rows[1:]}
     assert values["rule", "thank_you", "planned"] == "12"
+    assert units["rule", "thank_you", "planned"] == ""
     assert values["rule", "thank_you", "revenue"] == "150.00"
+    assert units["rule", "thank_you", "revenue"] == "IRT"
+    assert (values["rule", "thank_you", "cost"], units["rule", "thank_you", "cost"]) == (
+        "0.08",
+        "USD",
+    )
+    assert (
+        values["kpis", "", "average_clv"] == "83.50" and units["kpis", "", "average_clv"] == "IRT"
+    )
     assert values["rule", "thank_you", "skipped_by_reason.opted_out"] == "1"
     assert values["rule", "thank_you", "uplift.held_out_conversions"] == "1"
     assert values["rule", "win_back", "uplift.difference"] == ""
@@ -57,4 +81,4 @@ def test_empty_report_formats(sessions: sessionmaker[Session], settings: Setting
     data = json.loads(report_to_json(report))
     assert data["rules"] == [] and data["nps"]["score"] is None
     rows = list(csv.reader(io.StringIO(report_to_csv(report))))
-    assert ["kpis", "", "buyers", "0"] in rows and ["nps", "", "score", ""] in rows
+    assert ["kpis", "", "buyers", "0", ""] in rows and ["nps", "", "score", "", ""] in rows

@@ -15,7 +15,7 @@ DESCRIPTIONS = {"win_back": "دلمان برایت تنگ شده: ۹۰ روز ب
 CHART_TITLES = (
     "Messages sent per day, by rule",
     "Delivery and conversion funnel per rule",
-    "Revenue attributed per rule",
+    "Revenue attributed per rule (IRT)",
     "Conversion rate: messaged versus held out",
     "NPS per week",
 )

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -182,3 +183,23 @@ def test_no_server_error_for_any_generated_request(
             case.validate_response(response, checks=[not_a_server_error])
 
         no_server_error()
+
+
+def test_numeric_paid_at_is_never_a_plausible_seconds_value_read_as_milliseconds(
+    client: TestClient, sessions: sessionmaker[Session]
+) -> None:
+    client.post("/api/v1/customers", json=ALI, headers=AUTH)
+    orders = [
+        {"id": "o1", "customer_id": "c1", "paid_at": 99999999999},  # year 5138 or 1973: refused
+        {"id": "o2", "customer_id": "c1", "paid_at": 1772359200},  # seconds
+        {"id": "o3", "customer_id": "c1", "paid_at": 1772359200000},  # milliseconds
+        {"id": "o4", "customer_id": "c1", "paid_at": "1772359200"},
+    ]
+    response = client.post("/api/v1/orders", json=orders, headers=AUTH)
+    (error,) = response.json()["errors"]
+    assert (error["index"], error["field"]) == (0, "paid_at")
+    assert "seconds" in error["reason"] and "milliseconds" in error["reason"]
+    with sessions() as session:
+        stored = {o.external_id: o.paid_at for o in session.scalars(select(Order))}
+    expected = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
+    assert stored == {"o2": expected, "o3": expected, "o4": expected}

@@ -1,0 +1,61 @@
+"""Text that customers, shops or providers wrote, shown in a terminal: seen, never obeyed.
+
+A customer's name arrives from a CSV file, the ingest API or the shop's database, and a
+gateway's error from a stranger's server. In a terminal such text must read as it is: not as
+rich markup (a name `[/bold]` used to crash `campaigner report`, `[link=…]` drew a hyperlink)
+and not as control characters (an escape sequence can recolour, retitle or rewrite the
+screen). Every command passes such text through `shown` (plain output) or `rich_text` (rich
+tables). Persian text, its zero-width non-joiners and direction marks are kept as they are.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.text import Text
+
+LINE_BREAK = " ⏎ "
+
+
+def _visible(code: int) -> str:
+    if code < 0x20:
+        return chr(0x2400 + code)  # the Unicode "control picture": ␛ for ESC, ␍ for CR
+    if code == 0x7F:
+        return "␡"
+    return f"\\x{code:02x}"  # C1 controls (0x9b is an 8-bit escape sequence introducer)
+
+
+_DRAWN = {
+    code: _visible(code)
+    for code in (*range(0x20), *range(0x7F, 0xA0))
+    if code not in (ord("\n"), ord("\t"))
+}
+_VISIBLE = {**_DRAWN, ord("\t"): _visible(ord("\t")), ord("\n"): LINE_BREAK}
+
+
+def shown(value: object) -> str:
+    """`value` as one line of inert text: control characters drawn, line breaks as ⏎."""
+    text = "" if value is None else str(value)
+    return text.replace("\r\n", "\n").translate(_VISIBLE)
+
+
+def drawn(text: str) -> str:
+    """`text` with its control characters drawn, except line breaks and tabs: for data files
+    (a CSV cell may hold several lines) that may still end up printed in a terminal."""
+    return text.translate(_DRAWN)
+
+
+def rich_text(value: object) -> Text:
+    """`value` for a rich table or print: never parsed as markup, never highlighted."""
+    return Text(shown(value))
+
+
+# JSON escapes C0 controls itself; DEL and the C1 range stay raw unless asked.
+_JSON_ESCAPES = {code: f"\\u{code:04x}" for code in range(0x7F, 0xA0)}
+
+
+def json_text(data: Any, *, indent: int | None = None) -> str:
+    """JSON that keeps Persian readable (no \\u escapes for letters) yet carries no raw
+    control character: each one is escaped, which means the same to a JSON reader."""
+    return json.dumps(data, ensure_ascii=False, indent=indent).translate(_JSON_ESCAPES)
