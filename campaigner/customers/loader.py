@@ -81,17 +81,29 @@ def load_customers(
     now: datetime,
     birthday_format: BirthdayFormat = "auto",
 ) -> LoadResult:
-    """Upsert customer records (keys are Campaigner field names) by external id."""
+    """Upsert customer records (keys are Campaigner field names) by external id.
+
+    A record without a `marketing_consent` key says nothing about consent: a known customer
+    keeps theirs, a new one starts without. (A shop's order webhook naming its buyer must not
+    take back the consent the customer gave elsewhere.)
+    """
     result = LoadResult()
-    good: list[dict[str, Any]] = []
+    said: list[dict[str, Any]] = []
+    unsaid: list[dict[str, Any]] = []
     for index, raw in enumerate(rows):
         try:
-            good.append(customer_row(raw, defaults, birthday_format=birthday_format))
+            row = customer_row(raw, defaults, birthday_format=birthday_format)
         except RowError as exc:
             result.errors.append(RecordError(index, str(exc), exc.field))
-    if good:
-        _write(session, cast(Table, Customer.__table__), good, now, result)
-        merge_guests(session, good)
+            continue
+        (said if "marketing_consent" in raw else unsaid).append(row)
+    table = cast(Table, Customer.__table__)
+    if said:
+        _write(session, table, said, now, result)
+    if unsaid:
+        _write(session, table, unsaid, now, result, keep=("marketing_consent",))
+    if said or unsaid:
+        merge_guests(session, said + unsaid)
     return result
 
 
@@ -241,9 +253,18 @@ def _apply_codes(session: Session, rows: list[dict[str, Any]]) -> None:
 
 
 def _write(
-    session: Session, table: Table, rows: list[dict[str, Any]], now: datetime, result: LoadResult
+    session: Session,
+    table: Table,
+    rows: list[dict[str, Any]],
+    now: datetime,
+    result: LoadResult,
+    *,
+    keep: Sequence[str] = (),
 ) -> int:
-    """Upsert `rows`, count them into `result`; returns how many were inserted or changed."""
+    """Upsert `rows`, count them into `result`; returns how many were inserted or changed.
+
+    Columns in `keep` are written when a row is inserted, never over an existing value.
+    """
     latest = {row["external_id"]: row for row in rows}  # the last record wins within a batch
     distinct = list(latest.values())
     existing = set(
@@ -252,7 +273,7 @@ def _write(
     for row in distinct:
         row["created_at"] = now
         row["updated_at"] = now
-    fixed = ("external_id", "created_at", "updated_at")
+    fixed = ("external_id", "created_at", "updated_at", *keep)
     columns = [name for name in distinct[0] if name not in fixed]
     changed = upsert(session, table, distinct, "external_id", columns, also_set=["updated_at"])
     new = len(distinct) - len(existing)

@@ -5,10 +5,16 @@ body, so the body is read before it can be checked, by `Guard.unverified_body` (
 time, within the size limit and the body timeout); then its HMAC is checked against the
 shop's secret before anything else (`signatures`): a missing or wrong signature is 401 and
 stores nothing. Shopify always signs, so a request without its header is refused unread.
-Payloads go through the same loader as CSV import, sync and the ingest API. Each delivery is
-applied once: Shopify's `X-Shopify-Webhook-Id`, or WooCommerce's resource id and
-modification time, is recorded in `shop_events` in the same transaction as the data it
-brought.
+Payloads go through
+the same loader as CSV import, sync and the ingest API. Each delivery is applied once:
+Shopify's `X-Shopify-Webhook-Id`, or WooCommerce's resource id and modification time, is
+recorded in `shop_events` in the same transaction as the data it brought; so is each Shopify
+refund id, which arrives twice (refunds/create, and in the order of orders/updated).
+
+A record that cannot be loaded (a phone that is no phone) is answered 200 with the reason,
+logged, and stores nothing: resending the same payload cannot fix it, and both shops give up
+on a URL that keeps failing (WooCommerce disables the webhook after more than 5 failures in
+a row, Shopify retries 8 times and may delete the subscription).
 """
 
 from __future__ import annotations
@@ -16,7 +22,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping
-from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -37,8 +42,8 @@ from campaigner.customers.loader import (
     load_orders,
     refresh_customer_stats,
 )
-from campaigner.customers.records import RowError
-from campaigner.db.models import Order, ShopEvent
+from campaigner.customers.records import RowError, as_text
+from campaigner.db.models import Customer, Order, ShopEvent
 from campaigner.server.guard import Guard, Refused
 from campaigner.server.signatures import signature_matches
 from campaigner.shops import shopify, woocommerce
@@ -52,6 +57,7 @@ SHOPIFY_TOPICS = {
     "refunds/create",
     "customers/create",
     "customers/update",
+    "customers_marketing_consent/update",
 }
 
 
@@ -64,27 +70,32 @@ class _Shop:
     def apply(self, shop: str, key: str, load: Callable[[Session], LoadResult]) -> Response:
         """Load once per delivery key: the data and the key land together or not at all."""
         with self.sessions() as session:
-            if session.scalar(
-                select(ShopEvent.id).where(ShopEvent.shop == shop, ShopEvent.key == key)
-            ):
+            if self._applied(session, shop, key):
                 return PlainTextResponse("already applied")
             try:
                 result = load(session)
+                if result.errors:
+                    session.rollback()
+                    reasons = "; ".join(f"{e.field or 'record'}: {e.reason}" for e in result.errors)
+                    return _rejected(shop, key, reasons)
+                session.add(ShopEvent(shop=shop, key=key[:255], received_at=self.clock.now()))
+                session.commit()
             except RowError as exc:
                 session.rollback()
-                return PlainTextResponse(f"rejected: {exc}", status_code=422)
-            if result.errors:
+                return _rejected(shop, key, f"{exc.field or 'record'}: {exc}")
+            except IntegrityError:  # a concurrent delivery recorded the same key or refund
                 session.rollback()
-                reasons = "; ".join(f"{e.field or 'record'}: {e.reason}" for e in result.errors)
-                log.warning("%s webhook %s rejected: %s", shop, key, reasons)
-                return PlainTextResponse(f"rejected: {reasons}", status_code=422)
-            session.add(ShopEvent(shop=shop, key=key[:255], received_at=self.clock.now()))
-            try:
-                session.commit()
-            except IntegrityError:  # the same delivery, applied concurrently
-                session.rollback()
-                return PlainTextResponse("already applied")
+                if self._applied(session, shop, key):
+                    return PlainTextResponse("already applied")
+                return PlainTextResponse("busy with the same data, send again", status_code=503)
         return PlainTextResponse(f"ok {result.accepted}")
+
+    @staticmethod
+    def _applied(session: Session, shop: str, key: str) -> bool:
+        found = session.scalar(
+            select(ShopEvent.id).where(ShopEvent.shop == shop, ShopEvent.key == key[:255])
+        )
+        return found is not None
 
     def customers(self, session: Session, record: dict[str, Any]) -> LoadResult:
         return load_customers(session, [record], self.settings.customers, now=self.clock.now())
@@ -92,16 +103,77 @@ class _Shop:
     def orders(self, session: Session, record: dict[str, Any]) -> LoadResult:
         return load_orders(session, [record], self.settings.customers, now=self.clock.now())
 
-    def refund(self, session: Session, order_id: str, amount: Decimal) -> LoadResult:
+    def shopify_order(
+        self,
+        session: Session,
+        record: dict[str, Any],
+        refunds: Mapping[str, Decimal],
+        *,
+        keep_paid_at: bool,
+    ) -> LoadResult:
+        """An order from orders/*: its refunds not yet counted are added to what is stored.
+
+        With `keep_paid_at` (orders/updated: any change to the order), a paid order keeps the
+        payment time already recorded.
+        """
+        stored = session.execute(
+            select(Order.refunded, Order.paid_at).where(Order.external_id == record["external_id"])
+        ).one_or_none()
+        new = self._unseen_refunds(session, refunds)
+        record["refunded"] = min((stored.refunded if stored else Decimal(0)) + new, record["total"])
+        if keep_paid_at and stored and stored.paid_at and record["status"] == "paid":
+            record["paid_at"] = stored.paid_at.isoformat()
+        return self.orders(session, record)
+
+    def refund(
+        self, session: Session, order_id: str, refund_id: str, amount: Decimal
+    ) -> LoadResult:
         order = session.scalars(select(Order).where(Order.external_id == order_id)).one_or_none()
         if order is None:
             raise RowError(f"refund of unknown order {order_id!r}", "order_id")
+        if not self._unseen_refunds(session, {refund_id: amount}):
+            return LoadResult(unchanged=1)
         session.execute(
             update(Order)
             .where(Order.id == order.id)
             .values(refunded=min(order.refunded + amount, order.total))
         )
         refresh_customer_stats(session, [order.customer_id])
+        return LoadResult(updated=1)
+
+    def _unseen_refunds(self, session: Session, refunds: Mapping[str, Decimal]) -> Decimal:
+        """The sum of the refunds not counted before; from now on they are."""
+        keys = {f"refund:{refund_id}": amount for refund_id, amount in refunds.items()}
+        seen = set(
+            session.scalars(
+                select(ShopEvent.key).where(ShopEvent.shop == "shopify", ShopEvent.key.in_(keys))
+            )
+        )
+        unseen = {key: amount for key, amount in keys.items() if key not in seen}
+        session.add_all(
+            ShopEvent(shop="shopify", key=key, received_at=self.clock.now()) for key in unseen
+        )
+        return sum(unseen.values(), Decimal(0))
+
+    def consent(self, session: Session, record: dict[str, Any]) -> LoadResult:
+        """customers_marketing_consent/update: the consent of a known customer changes and
+        nothing else; an unknown one is created with it (customers/create may come later)."""
+        if "marketing_consent" not in record:
+            return LoadResult(unchanged=1)
+        known = session.execute(
+            select(Customer.id, Customer.marketing_consent).where(
+                Customer.external_id == record["external_id"]
+            )
+        ).one_or_none()
+        if known is None:
+            return self.customers(session, record)
+        if known.marketing_consent == record["marketing_consent"]:
+            return LoadResult(unchanged=1)
+        session.execute(
+            update(Customer)
+            .where(Customer.id == known.id)
+            .values(marketing_consent=record["marketing_consent"], updated_at=self.clock.now())
+        )
         return LoadResult(updated=1)
 
 
@@ -165,22 +237,29 @@ def shop_webhook_routes(
             return PlainTextResponse("missing X-Shopify-Webhook-Id", status_code=400)
         load: Callable[[Session], LoadResult]
         try:
-            if topic.startswith("customers/"):
+            if topic == "customers_marketing_consent/update":
+                record = shopify.with_consent(
+                    {"external_id": as_text(payload.get("id")), "phone": payload.get("phone")},
+                    payload,
+                )
+                load = lambda s: shop.consent(s, record)  # noqa: E731
+            elif topic.startswith("customers/"):
                 customer = shopify.customer_record(payload)
                 load = lambda s: shop.customers(s, customer)  # noqa: E731
             elif topic == "refunds/create":
-                order_id, amount = str(payload.get("order_id")), shopify.refunded(payload)
-                load = lambda s: shop.refund(s, order_id, amount)  # noqa: E731
+                order_id, refund_id = as_text(payload.get("order_id")), as_text(payload.get("id"))
+                amount = shopify.refunded(payload)
+                load = lambda s: shop.refund(s, order_id, refund_id, amount)  # noqa: E731
             else:
-                paid_at = (
-                    request.headers.get("x-shopify-triggered-at", "")
-                    if topic == "orders/paid"
-                    else ""
+                paid = topic == "orders/paid"
+                paid_at = request.headers.get("x-shopify-triggered-at", "") if paid else ""
+                order = shopify.order_record(payload, paid_at)
+                refunds = shopify.refunds(payload)
+                load = lambda s: shop.shopify_order(  # noqa: E731
+                    s, order, refunds, keep_paid_at=not paid
                 )
-                order = shopify.order_record(payload, paid_at or _isoformat(clock.now()))
-                load = lambda s: shop.orders(s, order)  # noqa: E731
         except RowError as exc:
-            return PlainTextResponse(f"rejected: {exc}", status_code=422)
+            return _rejected("shopify", key, f"{exc.field or 'record'}: {exc}")
         return await run_in_threadpool(shop.apply, "shopify", key, load)
 
     return [
@@ -195,5 +274,7 @@ def _refused(shop: str, refused: Refused) -> Response:
     return PlainTextResponse(refused.detail, status_code=refused.status, headers=refused.headers)
 
 
-def _isoformat(moment: datetime) -> str:
-    return moment.isoformat()
+def _rejected(shop: str, key: str, reasons: str) -> Response:
+    """A delivery whose record cannot be loaded: nothing stored, the reason logged and told."""
+    log.warning("%s webhook %s rejected: %s", shop, key, reasons)
+    return PlainTextResponse(f"rejected: {reasons}")

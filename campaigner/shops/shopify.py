@@ -1,8 +1,10 @@
 """Shopify REST resources (what its webhooks deliver) as customer and order records.
 
-Shapes from Shopify's Admin REST API (Order, Customer, Refund resources and their webhook
-examples): ids are integers, money is a string, `financial_status` says whether an order is
-paid, and a customer's `sms_marketing_consent.state` says whether texts may be sent.
+Shapes from Shopify's webhook reference and Admin REST API (Order, Customer, Refund): ids are
+integers, money is a string, `financial_status` says whether an order is paid, and
+`sms_marketing_consent.state` says whether texts may be sent. A payload that says nothing
+about consent (no `sms_marketing_consent`, or null, as in API 2026-07's customers/* and
+orders/*) leaves the record without `marketing_consent`, so what is known is kept.
 """
 
 from __future__ import annotations
@@ -38,25 +40,33 @@ def _money(value: Any) -> Decimal:
         raise RowError(f"bad amount {value!r}", "total") from None
 
 
-def consent(customer: Mapping[str, Any]) -> bool:
-    state = as_text((customer.get("sms_marketing_consent") or {}).get("state")).lower()
+def consent(resource: Mapping[str, Any]) -> bool | None:
+    """The SMS consent a customer (or consent update) states; None when it states none."""
+    state = as_text((resource.get("sms_marketing_consent") or {}).get("state")).lower()
     if not state:
-        return False
+        return None
     if state not in CONSENT:
         raise RowError(f"unknown sms_marketing_consent state {state!r}", "marketing_consent")
     return CONSENT[state]
 
 
+def with_consent(record: dict[str, Any], resource: Mapping[str, Any]) -> dict[str, Any]:
+    given = consent(resource)
+    if given is not None:
+        record["marketing_consent"] = given
+    return record
+
+
 def customer_record(customer: Mapping[str, Any]) -> dict[str, Any]:
     address = customer.get("default_address") or {}
-    return {
+    record = {
         "external_id": as_text(customer.get("id")),
         "first_name": customer.get("first_name"),
         "last_name": customer.get("last_name"),
         "phone": customer.get("phone") or address.get("phone"),
         "city": address.get("city"),
-        "marketing_consent": consent(customer),
     }
+    return with_consent(record, customer)
 
 
 def refunded(refund: Mapping[str, Any]) -> Decimal:
@@ -71,19 +81,27 @@ def refunded(refund: Mapping[str, Any]) -> Decimal:
     )
 
 
+def refunds(order: Mapping[str, Any]) -> dict[str, Decimal]:
+    """The order's refunds by id: refunds/create delivers each of them again on its own."""
+    return {as_text(r.get("id")): refunded(r) for r in order.get("refunds") or []}
+
+
 def order_record(order: Mapping[str, Any], paid_at: str) -> dict[str, Any]:
-    """An order resource; `paid_at` is when the shop said it was paid (the delivery time)."""
+    """An order resource, without `refunded` (see `refunds`).
+
+    `paid_at` is when the shop said the order was paid (orders/paid's delivery time), else
+    `processed_at`, the order's own date. The buyer's phone is the customer's, else the
+    order's (Shopify: "the customer's phone number for receiving SMS notifications"), else
+    an address's.
+    """
     financial = as_text(order.get("financial_status"))
     status = FINANCIAL_STATUSES.get(financial, financial)
     if order.get("cancelled_at"):
         status = "cancelled"
-    total = _money(order.get("total_price"))
-    given_back = sum((refunded(r) for r in order.get("refunds") or []), Decimal(0))
     record: dict[str, Any] = {
         "external_id": as_text(order.get("id")),
         "status": status,
-        "total": total,
-        "refunded": min(given_back, total),
+        "total": _money(order.get("total_price")),
         "currency": order.get("currency"),
         "paid_at": (paid_at or as_text(order.get("processed_at"))) if status == "paid" else "",
         "coupon_code": ",".join(as_text(d.get("code")) for d in order.get("discount_codes") or [])[
@@ -103,10 +121,13 @@ def order_record(order: Mapping[str, Any], paid_at: str) -> dict[str, Any]:
     }
     customer = order.get("customer") or {}
     billing = order.get("billing_address") or {}
+    address = customer.get("default_address") or {}
     if customer.get("id"):
         buyer = customer_record(customer)
-        buyer["phone"] = buyer["phone"] or billing.get("phone")
     else:
-        buyer = {name: billing.get(name) for name in ("first_name", "last_name", "phone", "city")}
+        buyer = {name: billing.get(name) for name in ("first_name", "last_name", "city")}
+    buyer["phone"] = (
+        customer.get("phone") or order.get("phone") or address.get("phone") or billing.get("phone")
+    )
     record["customer"] = buyer
     return record

@@ -2,11 +2,13 @@
 
 Shapes from WooCommerce's REST API v3 documentation (orders, customers): statuses without
 the `wc-` prefix, `*_gmt` times without an offset, money as strings, `customer_id` 0 for a
-guest, whose name and phone are only in `billing`.
+guest, whose name and phone are only in `billing`; item names as stored, HTML entities and
+all ("Ship Your Idea &ndash; Color: Black"), which a text message must not show.
 """
 
 from __future__ import annotations
 
+import html
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -50,7 +52,7 @@ def order_record(order: Mapping[str, Any]) -> dict[str, Any]:
             {
                 "product_id": item.get("product_id") or None,
                 "sku": item.get("sku") or None,
-                "name": item.get("name"),
+                "name": html.unescape(as_text(item.get("name"))),
                 "quantity": item.get("quantity"),
                 "unit_price": item.get("price"),
                 "line_total": item.get("total"),

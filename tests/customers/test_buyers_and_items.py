@@ -136,3 +136,30 @@ def test_bad_items_and_refunds_reject_the_order(sessions: sessionmaker[Session])
             now=NOW,
         )
     assert [(e.index, e.field) for e in result.errors] == [(0, "items"), (1, "refunded")]
+
+
+def test_a_record_that_says_nothing_about_consent_keeps_it(
+    sessions: sessionmaker[Session],
+) -> None:
+    # A shop's order names its buyer without a word on consent: that must not take back the
+    # consent given elsewhere, nor give any to a new customer.
+    def consents() -> dict[str, bool]:
+        with sessions() as session:
+            rows = session.execute(select(Customer.external_id, Customer.marketing_consent))
+            return {external_id: consent for external_id, consent in rows}
+
+    with sessions.begin() as session:
+        given = {"external_id": "42", "phone": "09121112233", "marketing_consent": "yes"}
+        assert load_customers(session, [given], DEFAULTS, now=NOW).errors == []
+        unsaid = {"external_id": "42", "first_name": "علی", "phone": "09121112233"}
+        stranger = {"external_id": "43", "phone": "09121112244"}
+        result = load_customers(session, [unsaid, stranger], DEFAULTS, now=NOW)
+        assert (result.errors, result.inserted, result.updated) == ([], 1, 1)
+        buyer = {"external_id": "42", "first_name": "علی", "phone": "09121112233"}
+        order = guest_order("7100", "", customer=buyer)
+        assert load_orders(session, [order], DEFAULTS, now=NOW).errors == []
+    assert consents() == {"42": True, "43": False}
+    with sessions.begin() as session:
+        said = {"external_id": "42", "phone": "09121112233", "marketing_consent": "no"}
+        assert load_customers(session, [said], DEFAULTS, now=NOW).updated == 1
+    assert consents() == {"42": False, "43": False}
