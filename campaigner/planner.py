@@ -9,7 +9,7 @@ loops over customers in Python.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any, cast
@@ -39,6 +39,7 @@ from campaigner.rules.triggers.common import instant
 from campaigner.timezones import zone_or
 
 messages = cast(Table, Message.__table__)
+customers = cast(Table, Customer.__table__)
 _HASH_PRIME = 2_147_483_647  # 2**31 - 1: customer id × multiplier stays inside 64 bits
 _HOLDOUT_BUCKETS = 10_000  # holdout_percent has a resolution of 0.01 %
 
@@ -96,12 +97,64 @@ def count_due(
     dialect = session.get_bind().dialect.name
     ctx = DueContext(start, end, customer_zones(session, settings), dialect)
     due = compile_due(rule, ctx).subquery("due")
-    planned = exists().where(
-        messages.c.rule == rule.name,
-        messages.c.customer_id == due.c.customer_id,
-        messages.c.occurrence_key == due.c.occurrence_key,
+    return int(
+        session.scalar(select(func.count()).select_from(due).where(_not_planned(rule, due))) or 0
     )
-    return int(session.scalar(select(func.count()).select_from(due).where(~planned)) or 0)
+
+
+@dataclass(frozen=True)
+class Unplanned:
+    """An occurrence that planning will queue but that is not in the ledger yet."""
+
+    rule: str
+    priority: int
+    phone: str
+    timezone: str
+    due_at: datetime
+    expires_at: datetime
+
+
+def unplanned(
+    session: Session,
+    rules: Iterable[Rule],
+    phones: Collection[str],
+    zones: dict[str, ZoneInfo],
+    now: datetime,
+    until: datetime,
+) -> list[Unplanned]:
+    """What planning will queue for `phones` by `until` and has not yet, in one query.
+
+    The window of each rule starts where the planner's does (`now - max_lateness`): an
+    occurrence already due may simply wait for the next planning pass. Held-out customers
+    are left out, as planning would hold them out. `zones` are the customers' zone names
+    to look in (see `customer_zones`).
+    """
+    dialect = session.get_bind().dialect.name
+    branches = []
+    for n, rule in enumerate(rules):
+        ctx = DueContext(start=now - rule.lateness, end=until, zones=zones, dialect=dialect)
+        due = compile_due(rule, ctx).subquery(f"due{n}")
+        conditions = [due.c.phone.in_(list(phones)), _not_planned(rule, due)]
+        if rule.holdout_percent > 0:
+            bucket = holdout_bucket(rule.name, due.c.customer_id)
+            conditions.append(bucket >= _holdout_threshold(rule))
+        customer = customers.alias(f"customer{n}")
+        branches.append(
+            select(
+                literal(rule.name).label("rule"),
+                literal(rule.priority).label("priority"),
+                due.c.phone,
+                customer.c.timezone,
+                due.c.due_at,
+                due.c.expires_at,
+            )
+            .join_from(due, customer, customer.c.id == due.c.customer_id)
+            .where(*conditions)
+        )
+    if not phones or not branches:
+        return []
+    query = branches[0].union_all(*branches[1:]) if len(branches) > 1 else branches[0]
+    return [Unplanned(*row) for row in session.execute(query)]
 
 
 def day_bounds(clock: Clock, zone: str) -> tuple[datetime, datetime]:
@@ -147,6 +200,15 @@ def _hash_params(rule_name: str) -> tuple[int, int]:
     a = 1 + zlib.crc32(f"holdout-a:{rule_name}".encode()) % (_HASH_PRIME - 1)
     b = zlib.crc32(f"holdout-b:{rule_name}".encode()) % _HASH_PRIME
     return a, b
+
+
+def _not_planned(rule: Rule, due: Any) -> ColumnElement[bool]:
+    """The due occurrence has no ledger row yet (whatever its status)."""
+    return ~exists().where(
+        messages.c.rule == rule.name,
+        messages.c.customer_id == due.c.customer_id,
+        messages.c.occurrence_key == due.c.occurrence_key,
+    )
 
 
 def _try_lock(session: Session, rule_name: str) -> bool:

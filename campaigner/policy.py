@@ -156,5 +156,11 @@ class SendingPolicy:
         raise ValueError("caps leave no room in the coming year: check sending.max_per_*")
 
 
+def end_of_day(at: datetime, zone: ZoneInfo) -> datetime:
+    """The next local midnight after `at` in `zone`, in UTC: where that recipient's day ends."""
+    tomorrow = at.astimezone(zone).date() + timedelta(days=1)
+    return datetime.combine(tomorrow, time.min, tzinfo=zone).astimezone(UTC)
+
+
 def _same_day(a: datetime, b: datetime, zone: ZoneInfo) -> bool:
     return a.astimezone(zone).date() == b.astimezone(zone).date()

@@ -7,8 +7,9 @@ runs exactly the code the daemon runs, only with another clock, database and gat
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -22,10 +23,11 @@ from campaigner.gateways import Gateway, create_gateway
 from campaigner.messages.render import MessageRenderer
 from campaigner.messages.render import RenderError as TemplateRenderError
 from campaigner.messages.templates import MessageTemplates
-from campaigner.planner import PlanReport, plan
+from campaigner.planner import PlanReport, Unplanned, plan, unplanned
 from campaigner.policy import RulePolicy
 from campaigner.rulebook import Rulebook
 from campaigner.rules.models import Rule
+from campaigner.timezones import zone_or
 
 log = logging.getLogger("campaigner")
 
@@ -41,6 +43,31 @@ def rule_policy(rule: Rule | None) -> RulePolicy:
         max_per_week=rule.max_per_week,
         transactional=rule.transactional,
     )
+
+
+class RuleForecast:
+    """The dispatcher's look ahead: what the enabled marketing rules will plan, and when."""
+
+    def __init__(self, rulebook: Rulebook, settings: Settings) -> None:
+        self.rulebook = rulebook
+        self.default_zone = settings.customers.timezone
+
+    def __call__(
+        self,
+        session: Session,
+        phones: Collection[str],
+        zones: Collection[str],
+        now: datetime,
+        until: datetime,
+        min_priority: int,
+    ) -> Sequence[Unplanned]:
+        rules = [
+            rule
+            for rule in self.rulebook.enabled()
+            if not rule.transactional and rule.priority >= min_priority
+        ]
+        named = {name: zone_or(name, self.default_zone) for name in zones}
+        return unplanned(session, rules, phones, named, now, until)
 
 
 class RuleRenderer:
@@ -126,6 +153,7 @@ class Runtime:
             settings,
             renderer=RuleRenderer(rulebook, renderer, clock),
             policies=lambda name: rule_policy(rulebook.get(name)),
+            forecast=RuleForecast(rulebook, settings),
             fallback_gateway=fallback,
         )
         return cls(settings, clock, sessions, rulebook, gateway, fallback, dispatcher)

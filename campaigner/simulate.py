@@ -41,15 +41,20 @@ COPIED_TABLES = (Customer, Order, OptOut, Message)
 
 @dataclass(frozen=True)
 class SimulatedMessage:
-    """One message the engine would have sent, as the customer's phone would see it."""
+    """One message of the period. Sent: as the customer's phone would see it. Not sent:
+    `deferred` past the end of the period (`at` is its next try), `skipped`, `expired` or
+    `failed` (`at` is when that was decided), or `held_out` (the control group; `at` is its
+    due time), with the ledger's reason."""
 
     at: datetime
     rule: str
     customer_id: str  # the shop's own (external) id
-    phone: str
-    text: str
-    segments: int
-    encoding: str
+    phone: str | None
+    text: str | None = None
+    segments: int | None = None
+    encoding: str | None = None
+    status: str = "sent"
+    reason: str | None = None
 
     def as_json(self, zone: ZoneInfo) -> dict[str, Any]:
         return {
@@ -57,10 +62,24 @@ class SimulatedMessage:
             "rule": self.rule,
             "customer_id": self.customer_id,
             "phone": self.phone,
+            "status": self.status,
+            "reason": self.reason,
             "text": self.text,
             "segments": self.segments,
             "encoding": self.encoding,
         }
+
+
+OUTCOMES = ("sent", "deferred", "skipped", "expired", "failed", "held_out")
+
+
+@dataclass
+class RuleOutcome:
+    """What became of one rule's messages over the period: how many ended in each of
+    `OUTCOMES`, and the unsent ones by (status, reason)."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    reasons: Counter[tuple[str, str | None]] = field(default_factory=Counter)
 
 
 @dataclass
@@ -68,7 +87,21 @@ class Simulation:
     start: datetime
     end: datetime
     zone: ZoneInfo
-    messages: list[SimulatedMessage] = field(default_factory=list)
+    messages: list[SimulatedMessage] = field(default_factory=list)  # sent
+    unsent: list[SimulatedMessage] = field(default_factory=list)
+
+    def timeline(self) -> list[SimulatedMessage]:
+        """Every message of the period, sent or not, in time order."""
+        return sorted([*self.messages, *self.unsent], key=lambda message: message.at)
+
+    def per_rule(self) -> dict[str, RuleOutcome]:
+        outcomes: dict[str, RuleOutcome] = {}
+        for message in self.timeline():
+            outcome = outcomes.setdefault(message.rule, RuleOutcome())
+            outcome.counts[message.status] += 1
+            if message.status != "sent":
+                outcome.reasons[message.status, message.reason] += 1
+        return dict(sorted(outcomes.items()))
 
     def per_rule_per_day(self) -> dict[date, Counter[str]]:
         """Messages per rule on each local day (the shop's zone) of the period."""
@@ -147,11 +180,13 @@ def simulate(
         runtime = Runtime.build(
             sim_settings, clock=clock, sessions=sessions, gateway=gateway, rulebook=rulebook
         )
+        before = _Before.take(sessions)
         try:
             _run(runtime, clock, end, planning_step(rulebook))
         finally:
             runtime.close()
         result.messages = _describe(sessions, gateway.received)
+        result.unsent = _unsent(sessions, before, end)
     return result
 
 
@@ -205,11 +240,11 @@ def _describe(
     rows: dict[int, tuple[str, str, int | None]] = {}
     ids = [message.id for _, message in received]
     with sessions() as session:
-        for first in range(0, len(ids), 500):
+        for chunk in _chunks(ids):
             query = (
                 select(Message.id, Message.rule, Customer.external_id, Message.segments)
                 .join(Customer, Customer.id == Message.customer_id)
-                .where(Message.id.in_(ids[first : first + 500]))
+                .where(Message.id.in_(chunk))
             )
             for row_id, rule, external_id, segments in session.execute(query):
                 rows[row_id] = (rule, external_id, segments)
@@ -228,6 +263,73 @@ def _describe(
             )
         )
     return described
+
+
+@dataclass(frozen=True)
+class _Before:
+    """The ledger as the rehearsal found it: its last row, and the rows waiting to go."""
+
+    last_id: int
+    queued: list[int]
+
+    @classmethod
+    def take(cls, sessions: sessionmaker[Session]) -> _Before:
+        with sessions() as session:
+            last = session.scalar(select(func.max(Message.id))) or 0
+            queued = select(Message.id).where(Message.status == MessageStatus.QUEUED)
+            return cls(last, list(session.scalars(queued)))
+
+
+# The ledger states a message can end a rehearsal in without having gone out.
+_UNSENT = {
+    MessageStatus.QUEUED: "deferred",
+    MessageStatus.SKIPPED: "skipped",
+    MessageStatus.EXPIRED: "expired",
+    MessageStatus.FAILED: "failed",
+    MessageStatus.HELD_OUT: "held_out",
+}
+
+
+def _unsent(
+    sessions: sessionmaker[Session], before: _Before, end: datetime
+) -> list[SimulatedMessage]:
+    """The period's messages that did not go out: planned during the rehearsal for a due
+    time inside the period (planning runs a little ahead), or queued when it began."""
+    query = (
+        select(Message, Customer.external_id, Customer.phone)
+        .join(Customer, Customer.id == Message.customer_id)
+        .where(Message.status.in_(list(_UNSENT)))
+    )
+    with sessions() as session:
+        rows = list(session.execute(query.where(Message.id > before.last_id, Message.due_at < end)))
+        for chunk in _chunks(before.queued):
+            rows.extend(session.execute(query.where(Message.id.in_(chunk))))
+    unsent = []
+    for message, external_id, phone in rows:
+        status = _UNSENT[MessageStatus(message.status)]
+        if status == "deferred":
+            at = message.scheduled_for  # its next try, past the period
+        elif status == "held_out":
+            at = message.due_at
+        else:
+            at = message.updated_at  # when the engine decided
+        unsent.append(
+            SimulatedMessage(
+                at,
+                message.rule,
+                external_id,
+                message.phone or phone,
+                status=status,
+                reason=message.reason,
+            )
+        )
+    return unsent
+
+
+def _chunks(ids: Sequence[int], size: int = 500) -> Iterator[Sequence[int]]:
+    """Ids in groups small enough for one `IN (…)` each."""
+    for first in range(0, len(ids), size):
+        yield ids[first : first + size]
 
 
 @contextmanager

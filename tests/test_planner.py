@@ -20,7 +20,14 @@ from campaigner.clock import FixedClock
 from campaigner.config import Settings
 from campaigner.customers.importer import refresh_customer_stats
 from campaigner.db.models import Customer, Message, OptOut, Order
-from campaigner.planner import PlanReport, count_due, day_bounds, is_held_out, plan
+from campaigner.planner import (
+    PlanReport,
+    count_due,
+    day_bounds,
+    is_held_out,
+    plan,
+    unplanned,
+)
 from campaigner.rules.models import Rule
 
 TEHRAN = ZoneInfo("Asia/Tehran")
@@ -569,6 +576,35 @@ def test_count_due_today_excludes_planned(shop: Shop, clock: FixedClock) -> None
     shop.plan([rule], clock)
     with shop.sessions() as session:
         assert count_due(session, rule, start, end, shop.settings) == 1
+
+
+def test_unplanned_is_what_planning_will_queue_for_those_phones(shop: Shop) -> None:
+    """The dispatcher's look ahead: due later (or due and not planned yet), not held out."""
+    now = at(2026, 3, 20, 9, 0, TEHRAN)
+    until = at(2026, 3, 21, 0, 0, TEHRAN)
+    thanks = make_rule(**THANKS, holdout_percent=50)
+    birthday = make_rule(**BIRTHDAY, calendar="gregorian", priority=80)
+    customers = [shop.customer(birthday="1990-03-20") for _ in range(12)]
+    for customer in customers:
+        shop.order(customer, at(2026, 3, 20, 6, 30, TEHRAN))  # thank-you due 08:30
+    shop.plan_at([birthday], at(2026, 3, 20, 10, 0, TEHRAN))
+    planned = customers[0]
+    with shop.sessions.begin() as session:
+        session.query(Message).filter(Message.customer_id != planned).delete()
+        phones = {c.id: c.phone for c in session.scalars(select(Customer))}
+    asked = {phones[c] for c in customers[:10]}  # two customers are not in the batch
+    zones = {"Asia/Tehran": TEHRAN}
+    with shop.sessions() as session:
+        found = unplanned(session, [thanks, birthday], asked, zones, now, until)
+    birthdays = {(u.phone, u.due_at, u.expires_at) for u in found if u.rule == "birthday"}
+    ten = at(2026, 3, 20, 10, 0, TEHRAN)
+    assert birthdays == {(phones[c], ten, ten + timedelta(hours=12)) for c in customers[1:10]}
+    thanked = {u.phone for u in found if u.rule == "post_purchase"}
+    assert thanked == {phones[c] for c in customers[:10] if not is_held_out(thanks, c)}
+    assert 0 < len(thanked) < 10
+    assert {(u.priority, u.timezone) for u in found} == {(50, "Asia/Tehran"), (80, "Asia/Tehran")}
+    with shop.sessions() as session:
+        assert unplanned(session, [thanks, birthday], set(), zones, now, until) == []
 
 
 def test_racing_planners_create_each_row_once(shop: Shop) -> None:

@@ -4,93 +4,29 @@ same messages as the daemon's own plan-and-drain loop over the same period."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from dataclasses import astuple
+from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import ClassVar
-from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import CaptureGateway
+from shop_builders import (
+    FOOTER,
+    TEHRAN,
+    add_customer,
+    add_order,
+    local,
+    run_daemon_loop,
+    write_project,
+)
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from campaigner.calendars import jalali_month_day, month_day
-from campaigner.clock import FixedClock
 from campaigner.config import GatewaySettings, Settings
-from campaigner.customers.importer import refresh_customer_stats
-from campaigner.db.models import Base, Customer, Message, OptOut, Order
+from campaigner.db.models import Base, Customer, Message, OptOut
 from campaigner.errors import CampaignerError
-from campaigner.gateways.base import OutgoingMessage, SendResult
-from campaigner.runtime import Runtime
-from campaigner.simulate import TICK, parse_start, simulate
+from campaigner.simulate import parse_start, simulate
 
-TEHRAN = ZoneInfo("Asia/Tehran")
 START = datetime(2026, 3, 20, tzinfo=TEHRAN)  # midnight in the shop's zone
-FOOTER = "\nReply STOP to opt out"
-
-
-def local(day: int, hour: int, minute: int = 0) -> datetime:
-    return datetime(2026, 3, day, hour, minute, tzinfo=TEHRAN)
-
-
-def write_project(settings: Settings) -> None:
-    rules, templates = settings.paths.rules, settings.paths.templates
-    rules.mkdir(parents=True, exist_ok=True)
-    templates.mkdir(parents=True, exist_ok=True)
-    (rules / "thank_you.toml").write_text(
-        'trigger = "post_purchase"\ntemplate = "thank_you.j2"\npriority = 50\n'
-        'delay = "2h"\nmax_lateness = "1d"\n',
-        encoding="utf-8",
-    )
-    (rules / "birthday.toml").write_text(
-        'trigger = "birthday"\ntemplate = "birthday.j2"\npriority = 80\n'
-        'calendar = "customer"\nsend_at = "10:00"\n',
-        encoding="utf-8",
-    )
-    (templates / "thank_you.j2").write_text(
-        "Hi {{ first_name }}, thanks for order {{ order.id }}!", encoding="utf-8"
-    )
-    (templates / "birthday.j2").write_text("Happy birthday {{ first_name }}!", encoding="utf-8")
-
-
-def add_customer(
-    session: Session,
-    external_id: str,
-    phone: str,
-    *,
-    birthday: date | None = None,
-    consent: bool = True,
-) -> Customer:
-    customer = Customer(
-        external_id=external_id,
-        first_name=external_id.capitalize(),
-        phone=phone,
-        birthday=birthday,
-        birth_md=month_day(birthday) if birthday else None,
-        birth_jalali_md=jalali_month_day(birthday) if birthday else None,
-        timezone="Asia/Tehran",
-        locale="en",
-        marketing_consent=consent,
-    )
-    session.add(customer)
-    session.flush()
-    return customer
-
-
-def add_order(session: Session, customer: Customer, external_id: str, paid_at: datetime) -> None:
-    session.add(
-        Order(
-            external_id=external_id,
-            customer_id=customer.id,
-            total=Decimal(100),
-            status="paid",
-            paid_at=paid_at.astimezone(UTC),
-        )
-    )
-    session.flush()
-    refresh_customer_stats(session, [customer.id])
 
 
 def small_shop(sessions: sessionmaker[Session]) -> None:
@@ -110,6 +46,22 @@ def small_shop(sessions: sessionmaker[Session]) -> None:
         add_order(session, old, "O5", local(10, 11))  # long before: too late, never sent
 
 
+def ledger_row(
+    customer: Customer, rule: str, key: str, *, due: datetime, status: str = "sent"
+) -> Message:
+    return Message(
+        rule=rule,
+        customer_id=customer.id,
+        occurrence_key=key,
+        status=status,
+        phone=customer.phone,
+        due_at=due,
+        scheduled_for=due,
+        expires_at=due + timedelta(days=1),
+        sent_at=due if status == "sent" else None,
+    )
+
+
 def row_counts(engine: Engine) -> dict[str, int]:
     with engine.connect() as connection:
         return {
@@ -123,6 +75,18 @@ def test_simulate_prints_exactly_the_due_messages_at_their_times(
 ) -> None:
     write_project(settings)
     small_shop(sessions)
+    with sessions.begin() as session:
+        # Planned before the number opted out, and still queued; and last year's history.
+        stopped, noon = (
+            session.scalars(select(Customer).where(Customer.external_id == name)).one()
+            for name in ("stopped", "noon")
+        )
+        session.add_all(
+            [
+                ledger_row(stopped, "thank_you", "O4", due=local(19, 18), status="queued"),
+                ledger_row(noon, "birthday", "2025", due=local(19, 10) - timedelta(days=365)),
+            ]
+        )
     result = simulate(settings, engine, START, 2)
     lines = [json.dumps(m.as_json(TEHRAN), ensure_ascii=False) for m in result.messages]
     assert [json.loads(line) for line in lines] == [
@@ -131,6 +95,8 @@ def test_simulate_prints_exactly_the_due_messages_at_their_times(
             "rule": "thank_you",
             "customer_id": "night",
             "phone": "+989120000001",
+            "status": "sent",
+            "reason": None,
             "text": "Hi Night, thanks for order O1!" + FOOTER,
             "segments": 1,
             "encoding": "gsm7",
@@ -140,6 +106,8 @@ def test_simulate_prints_exactly_the_due_messages_at_their_times(
             "rule": "thank_you",
             "customer_id": "noon",
             "phone": "+989120000002",
+            "status": "sent",
+            "reason": None,
             "text": "Hi Noon, thanks for order O2!" + FOOTER,
             "segments": 1,
             "encoding": "gsm7",
@@ -149,6 +117,8 @@ def test_simulate_prints_exactly_the_due_messages_at_their_times(
             "rule": "birthday",
             "customer_id": "bday",
             "phone": "+989120000003",
+            "status": "sent",
+            "reason": None,
             "text": "Happy birthday Bday!" + FOOTER,
             "segments": 1,
             "encoding": "gsm7",
@@ -158,6 +128,23 @@ def test_simulate_prints_exactly_the_due_messages_at_their_times(
     assert summary == {
         date(2026, 3, 20): {"thank_you": 2},
         date(2026, 3, 21): {"birthday": 1},
+    }
+    assert [unsent.as_json(TEHRAN) for unsent in result.unsent] == [
+        {
+            "at": "2026-03-20T00:00:00+03:30",
+            "rule": "thank_you",
+            "customer_id": "stopped",
+            "phone": "+989120000005",
+            "status": "skipped",
+            "reason": "opted_out",
+            "text": None,
+            "segments": None,
+            "encoding": None,
+        }
+    ]
+    assert {rule: dict(outcome.counts) for rule, outcome in result.per_rule().items()} == {
+        "birthday": {"sent": 1},
+        "thank_you": {"sent": 2, "skipped": 1},
     }
 
 
@@ -186,21 +173,6 @@ def test_simulate_never_touches_the_real_database_or_gateway(
         assert Path(database).stat().st_mtime_ns == stat.st_mtime_ns
 
 
-class TimedCapture(CaptureGateway):
-    """The daemon side of the comparison: records the clock's time of each send."""
-
-    name: ClassVar[str] = "timed-capture"
-
-    def __init__(self, clock: FixedClock) -> None:
-        super().__init__()
-        self.clock = clock
-        self.times: list[datetime] = []
-
-    def send(self, batch: Sequence[OutgoingMessage]) -> list[SendResult]:
-        self.times.extend(self.clock.now() for _ in batch)
-        return super().send(batch)
-
-
 def busy_shop(sessions: sessionmaker[Session]) -> None:
     """Competing rules for one phone (caps), a night order, birthdays in two calendars."""
     small_shop(sessions)
@@ -220,34 +192,44 @@ def test_simulate_sends_what_the_daemon_loop_sends(
     write_project(settings)
     busy_shop(sessions)
     simulated = simulate(settings, engine, START, 3)
-
-    clock = FixedClock(START)
-    gateway = TimedCapture(clock)
-    runtime = Runtime.build(settings, clock=clock, sessions=sessions, gateway=gateway)
-    try:
-        while clock.now() < START + timedelta(days=3):
-            runtime.plan()
-            runtime.drain()
-            clock.advance(TICK)
-    finally:
-        runtime.close()
-    with sessions() as session:
-        rows = {
-            message.id: (message.rule, external_id)
-            for message, external_id in session.execute(
-                select(Message, Customer.external_id).join(Customer)
-            )
-        }
-    daemon = [
-        (at, *rows[m.id], m.phone, m.text)
-        for at, m in zip(gateway.times, gateway.sent, strict=True)
-    ]
+    daemon = [astuple(sent) for sent in run_daemon_loop(settings, sessions, START, 3)]
     rehearsal = [(m.at, m.rule, m.customer_id, m.phone, m.text) for m in simulated.messages]
     assert len(daemon) >= 8
     assert sorted(rehearsal) == sorted(daemon)
-    # The cap held the birthday back behind the earlier thank-you, in both runs.
-    assert ("thank_you", "both") in {(r[1], r[2]) for r in rehearsal}
-    assert ("birthday", "both") not in {(r[1], r[2]) for r in rehearsal}
+    # What did not go out, and why, is the same too.
+    with sessions() as session:
+        query = (
+            select(Message.rule, Customer.external_id, Message.status, Message.reason)
+            .join(Customer)
+            .where(Message.status != "sent")
+        )
+        unsent = sorted(
+            (rule, who, "deferred" if status == "queued" else status, reason)
+            for rule, who, status, reason in session.execute(query)
+        )
+    assert sorted((u.rule, u.customer_id, u.status, u.reason) for u in simulated.unsent) == unsent
+    # The thank-you gave the day's one slot to the birthday wish due later, in both runs.
+    assert ("birthday", "both") in {(r[1], r[2]) for r in rehearsal}
+    assert ("thank_you", "both", "skipped", "cap_priority") in unsent
+
+
+def test_simulate_lists_the_control_group_at_its_due_time(
+    settings: Settings, sessions: sessionmaker[Session], engine: Engine
+) -> None:
+    write_project(settings)
+    birthday = settings.paths.rules / "birthday.toml"
+    birthday.write_text(birthday.read_text() + "holdout_percent = 50\n", encoding="utf-8")
+    with sessions.begin() as session:
+        for n in range(8):
+            add_customer(session, f"b{n}", f"+98912000002{n}", birthday=date(1990, 3, 20))
+    result = simulate(settings, engine, START, 1)
+    held = [(u.at, u.status, u.reason) for u in result.unsent]
+    assert held and set(held) == {(local(20, 10), "held_out", None)}
+    assert len(result.messages) + len(held) == 8
+    assert dict(result.per_rule()["birthday"].counts) == {
+        "sent": len(result.messages),
+        "held_out": len(held),
+    }
 
 
 def test_start_accepts_a_date_or_a_datetime() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -10,7 +11,13 @@ import click
 
 from campaigner.cli.context import AppContext, pass_app
 from campaigner.display import json_text, shown
-from campaigner.simulate import Simulation, parse_start, simulate
+from campaigner.simulate import (
+    OUTCOMES,
+    SimulatedMessage,
+    Simulation,
+    parse_start,
+    simulate,
+)
 
 
 @click.command("simulate")
@@ -23,15 +30,22 @@ from campaigner.simulate import Simulation, parse_start, simulate
     default=None,
     help="Rules directory to try (default: paths.rules).",
 )
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per message, no summary.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="One JSON object per message (sent or not, with status and reason), no tables.",
+)
 @pass_app
 def simulate_cmd(
     app: AppContext, start: str, days: int, rules_dir: Path | None, as_json: bool
 ) -> None:
     """Run the real planner and dispatcher over a virtual clock on a copy of the data.
 
-    Prints every message that would go out, at the time it would go out, then a table of
-    messages per rule per day. The database is only read and no gateway is called.
+    Prints every message of the period: those that would go out, at the time they would go
+    out, and those that would not, with why (deferred past the period, skipped, expired,
+    failed, held out). Then a table of messages sent per rule per day, and one of what
+    became of each rule's messages. The database is only read and no gateway is called.
 
     \b
     Example:
@@ -45,24 +59,30 @@ def simulate_cmd(
         # A line per tick would bury the messages; problems (warnings) still show.
         logging.getLogger("campaigner").setLevel(logging.WARNING)
     result = simulate(settings, app.engine, parse_start(start, zone), days, rules_dir=rules_dir)
-    for message in result.messages:
+    for message in result.timeline():
         if as_json:
             click.echo(json_text(message.as_json(zone)))
         else:
-            when = message.at.astimezone(zone).isoformat(sep=" ", timespec="minutes")
-            click.echo(
-                shown(
-                    f"{when}  {message.rule}  {message.customer_id}  {message.phone}  "
-                    f"[{message.segments} {message.encoding}]  {message.text}"
-                )
-            )
+            click.echo(shown(message_line(message, zone)))
     if not as_json:
         click.echo()
         click.echo(summary_table(result))
+        click.echo()
+        click.echo(outcome_table(result))
+
+
+def message_line(message: SimulatedMessage, zone: ZoneInfo) -> str:
+    """One message as a line; line breaks in its text are drawn when it is `shown`."""
+    when = message.at.astimezone(zone).isoformat(sep=" ", timespec="minutes")
+    who = f"{when}  {message.rule}  {message.customer_id}  {message.phone or '-'}"
+    if message.status != "sent":
+        why = f": {message.reason}" if message.reason else ""
+        return f"{who}  {message.status.upper()}{why}"
+    return f"{who}  [{message.segments} {message.encoding}]  {message.text}"
 
 
 def summary_table(result: Simulation) -> str:
-    """Messages per rule (columns) per local day (rows), with totals."""
+    """Messages sent per rule (columns) per local day (rows), with totals."""
     days = result.per_rule_per_day()
     rules = sorted({rule for counts in days.values() for rule in counts})
     header = ["DAY", *rules, "TOTAL"]
@@ -71,12 +91,33 @@ def summary_table(result: Simulation) -> str:
         rows.append([day.isoformat(), *(str(counts[r]) for r in rules), str(sum(counts.values()))])
     totals = [sum(counts[r] for counts in days.values()) for r in rules]
     rows.append(["TOTAL", *(str(t) for t in totals), str(sum(totals))])
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    return _aligned(rows)
+
+
+def outcome_table(result: Simulation) -> str:
+    """Per rule: how many messages were sent, deferred past the period, skipped, expired,
+    failed or held out, and why the unsent ones were not sent."""
+    header = ["RULE", *(outcome.upper() for outcome in OUTCOMES), "WHY"]
+    rows = [header]
+    for rule, outcome in result.per_rule().items():
+        why = ", ".join(
+            f"{count} {status}" + (f" ({reason})" if reason else "")
+            for (status, reason), count in outcome.reasons.items()
+        )
+        rows.append([rule, *(str(outcome.counts[name]) for name in OUTCOMES), why])
+    return _aligned(rows, left=(0, len(header) - 1))
+
+
+def _aligned(rows: list[list[str]], left: Collection[int] = (0,)) -> str:
+    """A plain-text table: the columns in `left` aligned to the left, counts to the right."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = []
     for row in rows:
-        cells = [row[0].ljust(widths[0])]
-        cells += [cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True)]
-        lines.append("  ".join(cells))
+        cells = [
+            cell.ljust(width) if i in left else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ]
+        lines.append("  ".join(cells).rstrip())
     return "\n".join(shown(line) for line in lines)
 
 

@@ -35,7 +35,7 @@ from campaigner.dispatch.rendering import Renderer, RenderError
 from campaigner.dispatch.report import DispatchReport, ReconcileReport
 from campaigner.dispatch.routes import Route, Routes, fallback_label
 from campaigner.dispatch.sender import Sender
-from campaigner.dispatch.verdicts import Verdicts, precedence
+from campaigner.dispatch.verdicts import Forecast, Verdicts, precedence
 from campaigner.gateways.base import Gateway, OutgoingMessage
 from campaigner.policy import RulePolicy, SendingPolicy
 
@@ -56,6 +56,7 @@ class Dispatcher:
         *,
         renderer: Renderer,
         policies: Callable[[str], RulePolicy],
+        forecast: Forecast | None = None,
         fallback_gateway: Gateway | None = None,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
@@ -68,7 +69,7 @@ class Dispatcher:
         self.renderer = renderer
         self.policies = policies
         self.verdicts = Verdicts(
-            SendingPolicy(settings.sending, settings.customers.timezone), policies
+            SendingPolicy(settings.sending, settings.customers.timezone), policies, forecast
         )
         lease = timedelta(seconds=settings.sending.lease_seconds)
         recorder = Recorder(settings.sending, rng or random.Random())
@@ -173,8 +174,7 @@ class Dispatcher:
             )
             pairs = [(message, customer) for message, customer in session.execute(query)]
             pairs.sort(key=lambda pair: precedence(pair[0]))
-            phones = {phone for m, c in pairs if (phone := m.phone or c.phone)}
-            around = self.verdicts.neighbours(session, phones, set(ids), now)
+            around = self.verdicts.neighbours(session, pairs, now)
             for message, customer in pairs:
                 rule = self.policies(message.rule)
                 phone = message.phone or customer.phone

@@ -4,15 +4,23 @@ Consent, opt-out, expiry, window, quiet days and caps are checked here rather th
 planning time, because the answers change. Caps count what was sent in the last week and
 what other dispatchers hold right now (claimed or sending) with higher precedence, so two
 dispatchers never both take a phone's last slot.
+
+Caps also look ahead within the recipient's day: a message does not take the last slot
+that a higher-precedence message for the same phone will want later that day, whether it
+is queued for later (due later, or deferred into the day) or not planned yet (a rule's
+`Forecast`). It waits for that message's turn instead (reason `cap_priority`), and goes
+the same day if the slot is still free then.
 """
 
 from __future__ import annotations
 
+import sys
 from collections import defaultdict
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
@@ -20,9 +28,12 @@ from sqlalchemy.orm import Session
 from campaigner.db.models import Customer, Message, MessageStatus, OptOut
 from campaigner.dispatch.ledger import final, released
 from campaigner.dispatch.report import DispatchReport
-from campaigner.policy import RulePolicy, SendingPolicy
+from campaigner.planner import Unplanned
+from campaigner.policy import RulePolicy, SendingPolicy, end_of_day
 
 SENT_STATUSES = (MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.UNDELIVERED)
+# A rival already due but not planned (or not claimed) yet: ask again this soon.
+ASK_AGAIN = timedelta(minutes=1)
 
 Precedence = tuple[int, datetime, int]
 
@@ -30,6 +41,21 @@ Precedence = tuple[int, datetime, int]
 def precedence(message: Message) -> Precedence:
     """Higher priority first, then the older due time (then the older row)."""
     return (-message.priority, message.due_at, message.id)
+
+
+class Forecast(Protocol):
+    """What planning will queue for `phones` by `until` and has not yet: the enabled
+    marketing rules of at least `min_priority`, in the customer zones named."""
+
+    def __call__(
+        self,
+        session: Session,
+        phones: Collection[str],
+        zones: Collection[str],
+        now: datetime,
+        until: datetime,
+        min_priority: int,
+    ) -> Sequence[Unplanned]: ...
 
 
 @dataclass(frozen=True)
@@ -40,6 +66,15 @@ class _Rival:
     transactional: bool
 
 
+@dataclass(frozen=True)
+class _Ahead:
+    """A marketing message for the same phone that will want a slot at `at`."""
+
+    key: Precedence
+    at: datetime
+    rule: RulePolicy
+
+
 @dataclass
 class Neighbours:
     """What else concerns the phones of a batch: opt-outs, recent sends, rival messages."""
@@ -47,19 +82,35 @@ class Neighbours:
     opted_out: set[str] = field(default_factory=set)
     sent: defaultdict[str, list[datetime]] = field(default_factory=lambda: defaultdict(list))
     rivals: defaultdict[str, list[_Rival]] = field(default_factory=lambda: defaultdict(list))
+    ahead: defaultdict[str, list[_Ahead]] = field(default_factory=lambda: defaultdict(list))
 
 
 class Verdicts:
-    def __init__(self, policy: SendingPolicy, policies: Callable[[str], RulePolicy]) -> None:
+    def __init__(
+        self,
+        policy: SendingPolicy,
+        policies: Callable[[str], RulePolicy],
+        forecast: Forecast | None = None,
+    ) -> None:
         self.policy = policy
         self.policies = policies
+        self.forecast = forecast
 
     def neighbours(
-        self, session: Session, phones: set[str], mine: Collection[int], now: datetime
+        self,
+        session: Session,
+        batch: Sequence[tuple[Message, Customer]],
+        now: datetime,
     ) -> Neighbours:
+        """One query each for opt-outs, recent sends, other ledger rows and the forecast of
+        the batch's phones."""
         found = Neighbours()
+        phones = {phone for m, c in batch if (phone := m.phone or c.phone)}
         if not phones:
             return found
+        mine = {message.id for message, _ in batch}
+        zones = {customer.timezone for _, customer in batch}
+        until = max(end_of_day(now, self.policy.zone(name)) for name in zones)
         found.opted_out = set(session.scalars(select(OptOut.phone).where(OptOut.phone.in_(phones))))
         history = session.execute(
             select(Message.phone, Message.rule, Message.sent_at).where(
@@ -71,24 +122,64 @@ class Verdicts:
         for phone, rule, sent_at in history:
             if phone and sent_at and not self.policies(rule).transactional:
                 found.sent[phone].append(sent_at)
+        self._note_others(session, found, phones, mine, now, until)
+        marketing = [m.priority for m, _ in batch if not self.policies(m.rule).transactional]
+        if marketing and self.forecast is not None:
+            for due in self.forecast(session, phones, zones, now, until, min(marketing)):
+                key = (-due.priority, due.due_at, sys.maxsize)
+                self._add_ahead(found, due.phone, key, max(now, due.due_at), due, due.timezone)
+        return found
+
+    def _note_others(
+        self,
+        session: Session,
+        found: Neighbours,
+        phones: set[str],
+        mine: set[int],
+        now: datetime,
+        until: datetime,
+    ) -> None:
+        """The phones' other rows: held by another dispatcher right now (they count as sent
+        now), or queued for a time before `until` (they count at their next chance)."""
         held = or_(
             Message.status == MessageStatus.SENDING,
-            and_(
-                Message.status == MessageStatus.QUEUED,
-                Message.claim.is_not(None),
-                Message.lease_until >= now,
-            ),
+            and_(Message.claim.is_not(None), Message.lease_until >= now),
         )
         others = session.execute(
-            select(Message.id, Message.phone, Message.rule, Message.priority, Message.due_at).where(
-                Message.phone.in_(phones), held
+            select(Message, Customer.timezone)
+            .join(Customer, Customer.id == Message.customer_id)
+            .where(
+                Message.phone.in_(phones),
+                Message.status.in_((MessageStatus.QUEUED, MessageStatus.SENDING)),
+                or_(held, Message.scheduled_for <= until),
             )
         )
-        for row_id, phone, rule, priority, due_at in others:
-            if phone and row_id not in mine:
-                rival = _Rival((-priority, due_at, row_id), self.policies(rule).transactional)
-                found.rivals[phone].append(rival)
-        return found
+        for other, timezone in others:
+            transactional = self.policies(other.rule).transactional
+            if not other.phone or other.id in mine:
+                continue
+            if other.status == MessageStatus.SENDING or (
+                other.claim is not None and other.lease_until and other.lease_until >= now
+            ):
+                found.rivals[other.phone].append(_Rival(precedence(other), transactional))
+            elif not transactional:
+                start = max(now, other.scheduled_for)
+                self._add_ahead(found, other.phone, precedence(other), start, other, timezone)
+
+    def _add_ahead(
+        self,
+        found: Neighbours,
+        phone: str,
+        key: Precedence,
+        start: datetime,
+        row: Message | Unplanned,
+        timezone: str,
+    ) -> None:
+        """Note the message's next chance to go, if it has one before it expires."""
+        rule = self.policies(row.rule)
+        at = self.policy.next_opening(start, self.policy.zone(timezone), rule)
+        if row.expires_at is None or at <= row.expires_at:
+            found.ahead[phone].append(_Ahead(key, at, rule))
 
     def verdict(
         self,
@@ -122,17 +213,62 @@ class Verdicts:
         opening = self.policy.next_opening(now, zone, rule)
         if opening > now:
             reason = "quiet_day" if self.policy.is_quiet(now, zone, rule) else "window"
-            return _defer(message, opening, reason, MessageStatus.EXPIRED, now, report)
+            change = _defer(message, opening, reason, MessageStatus.EXPIRED, now, report)
+            return _noted(change, message, phone, rule, around)
         if rule.transactional:
             return None
         key = precedence(message)
         taken = around.sent[phone] + [
             now for rival in around.rivals[phone] if rival.key < key and not rival.transactional
         ]
-        if self.policy.within_caps(now, zone, rule, taken):
+        if not self.policy.within_caps(now, zone, rule, taken):
+            # A row that already gave way to a higher priority keeps saying so.
+            reason = "cap_priority" if message.reason == "cap_priority" else "cap"
+            later = self.policy.next_day_within_caps(now, zone, rule, taken)
+            change = _defer(message, later, reason, MessageStatus.SKIPPED, now, report)
+            return _noted(change, message, phone, rule, around)
+        today = now.astimezone(zone).date()
+        ahead = [
+            other
+            for other in around.ahead[phone]
+            if other.key < key and other.at.astimezone(zone).date() == today
+        ]
+        blocked = self._gives_way_to(now, zone, rule, taken, ahead)
+        if blocked is None:
             return None
-        later = self.policy.next_day_within_caps(now, zone, rule, taken)
-        return _defer(message, later, "cap", MessageStatus.SKIPPED, now, report)
+        until = max(blocked.at, now + ASK_AGAIN)
+        change = _defer(message, until, "cap_priority", MessageStatus.SKIPPED, now, report)
+        return _noted(change, message, phone, rule, around)
+
+    def _gives_way_to(
+        self,
+        now: datetime,
+        zone: ZoneInfo,
+        rule: RulePolicy,
+        taken: list[datetime],
+        ahead: list[_Ahead],
+    ) -> _Ahead | None:
+        """The first message ahead that would find the caps full because of one more send
+        now, though it fits without it; None when sending now costs none of them its slot."""
+        without, with_this = list(taken), [*taken, now]
+        for other in sorted(ahead, key=lambda other: (other.at, other.key)):
+            if not self.policy.within_caps(other.at, zone, other.rule, without):
+                continue  # it finds no room either way
+            if not self.policy.within_caps(other.at, zone, other.rule, with_this):
+                return other
+            without.append(other.at)
+            with_this.append(other.at)
+        return None
+
+
+def _noted(
+    change: dict[str, Any], message: Message, phone: str, rule: RulePolicy, around: Neighbours
+) -> dict[str, Any]:
+    """A marketing row that waits keeps its slot at its new time: the rows after it in the
+    batch (of lower precedence) must leave it room too."""
+    if change["status"] == MessageStatus.QUEUED and not rule.transactional:
+        around.ahead[phone].append(_Ahead(precedence(message), change["scheduled_for"], rule))
+    return change
 
 
 def _defer(

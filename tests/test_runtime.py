@@ -1,0 +1,115 @@
+"""The engine as `campaigner run` drives it: plan, then dispatch, on an injected clock."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+
+from conftest import CaptureGateway
+from shop_builders import FOOTER, add_customer, add_order, local, run_daemon_loop, write_project
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from campaigner.clock import FixedClock
+from campaigner.config import Settings
+from campaigner.db.models import Customer, Message
+from campaigner.runtime import Runtime
+
+
+def outcomes(sessions: sessionmaker[Session]) -> dict[tuple[str, str], tuple[str, str | None]]:
+    """(rule, customer) -> (status, reason) of every ledger row."""
+    with sessions() as session:
+        query = select(Message.rule, Customer.external_id, Message.status, Message.reason).join(
+            Customer
+        )
+        return {
+            (rule, who): (status, reason) for rule, who, status, reason in session.execute(query)
+        }
+
+
+def test_a_birthday_wish_is_not_lost_to_an_earlier_thank_you_under_the_daily_cap(
+    settings: Settings, sessions: sessionmaker[Session]
+) -> None:
+    """Seen: with max_per_day = 1 the thank-you (priority 50) sent at 09:00 used the day, and
+    the birthday wish (priority 80) due at 10:00 was skipped when its 12 hours ran out."""
+    assert settings.sending.max_per_day == 1
+    write_project(settings)
+    with sessions.begin() as session:
+        early = add_customer(session, "early", "+989120000001", birthday=date(1990, 3, 20))
+        add_order(session, early, "O1", local(20, 2))  # thank-you due 04:00, waits for 09:00
+        late = add_customer(session, "late", "+989120000002", birthday=date(1991, 3, 20))
+        add_order(session, late, "O2", local(20, 7, 30))  # thank-you due 09:30
+
+    sent = run_daemon_loop(settings, sessions, local(20, 0), 2)
+
+    assert [(s.at, s.rule, s.customer_id) for s in sent] == [
+        (local(20, 10), "birthday", "early"),
+        (local(20, 10), "birthday", "late"),
+        # Due 09:30 and good for a day: the next morning is still in time.
+        (local(21, 9), "thank_you", "late"),
+    ]
+    assert outcomes(sessions) == {
+        ("birthday", "early"): ("sent", None),
+        ("birthday", "late"): ("sent", None),
+        # Due 04:00, expired at 04:00 the next day, before the window opened again.
+        ("thank_you", "early"): ("skipped", "cap_priority"),
+        ("thank_you", "late"): ("sent", None),
+    }
+
+
+@contextmanager
+def family_at_nine(
+    settings: Settings, sessions: sessionmaker[Session], clock: FixedClock
+) -> Iterator[tuple[Runtime, CaptureGateway]]:
+    """A parent who bought at 07:00 (thank-you due 09:00) and a child whose birthday it is
+    (wish due 10:00), on one phone; the engine at 09:00, after planning and dispatching."""
+    write_project(settings)
+    with sessions.begin() as session:
+        parent = add_customer(session, "parent", "+989120000009")
+        add_order(session, parent, "O9", local(20, 7))
+        add_customer(session, "child", "+989120000009", birthday=date(2010, 3, 20))
+    clock.set(local(20, 9))
+    gateway = CaptureGateway()
+    runtime = Runtime.build(settings, clock=clock, sessions=sessions, gateway=gateway)
+    try:
+        runtime.plan()
+        assert runtime.drain().deferred == 1
+        assert outcomes(sessions) == {("thank_you", "parent"): ("queued", "cap_priority")}
+        yield runtime, gateway
+    finally:
+        runtime.close()
+
+
+def test_a_thank_you_goes_the_same_day_when_the_birthday_it_waited_for_is_not_planned(
+    settings: Settings, sessions: sessionmaker[Session], clock: FixedClock
+) -> None:
+    with family_at_nine(settings, sessions, clock) as (runtime, gateway):
+        with sessions.begin() as session:  # the child's consent is withdrawn meanwhile
+            child = session.scalars(select(Customer).where(Customer.external_id == "child"))
+            child.one().marketing_consent = False
+        clock.set(local(20, 10))
+        runtime.plan()
+        assert runtime.drain().sent == 1
+    assert outcomes(sessions) == {("thank_you", "parent"): ("sent", None)}
+    assert [m.text for m in gateway.sent] == ["Hi Parent, thanks for order O9!" + FOOTER]
+
+
+def test_a_birthday_due_but_not_planned_yet_is_waited_for_a_minute_at_a_time(
+    settings: Settings, sessions: sessionmaker[Session], clock: FixedClock
+) -> None:
+    """Birthdays are planned every 15 minutes: dispatch may see one due before its row."""
+    with family_at_nine(settings, sessions, clock) as (runtime, gateway):
+        clock.set(local(20, 10))
+        assert runtime.drain().deferred == 1  # no planning pass yet: the birthday has no row
+        with sessions() as session:
+            waiting = session.scalars(select(Message)).one()
+            assert (waiting.reason, waiting.scheduled_for) == ("cap_priority", local(20, 10, 1))
+        clock.set(local(20, 10, 1))
+        runtime.plan()
+        assert runtime.drain().sent == 1
+    assert [m.text for m in gateway.sent] == ["Happy birthday Child!" + FOOTER]
+    assert outcomes(sessions) == {
+        ("birthday", "child"): ("sent", None),
+        ("thank_you", "parent"): ("queued", "cap_priority"),
+    }
