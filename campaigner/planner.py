@@ -1,9 +1,13 @@
 """Rules in, ledger rows out: every due occurrence becomes one `messages` row, exactly once.
 
-Each rule's due occurrences are found by one SELECT (see `campaigner.rules.triggers`) and
-written by one INSERT … SELECT … ON CONFLICT DO NOTHING on the ledger's unique key, so
-re-runs, overlapping ticks and racing planners can never create a second row. Nothing here
-loops over customers in Python.
+Each rule's due occurrences are found by SELECTs (see `campaigner.rules.triggers`) and
+written by INSERT … SELECT … ON CONFLICT DO NOTHING on the ledger's unique key, so re-runs,
+overlapping ticks and racing planners can never create a second row. Nothing here loops over
+customers in Python.
+
+Each rule plans in its own savepoint: a rule whose query fails (a database limit, a value
+the database refuses) is reported with its error and rolled back alone; the other rules'
+rows are kept.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
+    Select,
     Table,
     case,
     exists,
@@ -28,11 +33,13 @@ from sqlalchemy import (
 )
 from sqlalchemy import cast as sa_cast
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from campaigner.clock import Clock
 from campaigner.config import Settings
 from campaigner.db.models import Customer, Message, MessageStatus
+from campaigner.errors import one_line
 from campaigner.rules.models import Rule
 from campaigner.rules.triggers import DueContext, compile_due
 from campaigner.rules.triggers.common import instant
@@ -42,6 +49,7 @@ messages = cast(Table, Message.__table__)
 customers = cast(Table, Customer.__table__)
 _HASH_PRIME = 2_147_483_647  # 2**31 - 1: customer id × multiplier stays inside 64 bits
 _HOLDOUT_BUCKETS = 10_000  # holdout_percent has a resolution of 0.01 %
+CHECK_WINDOW = timedelta(days=2)
 
 
 @dataclass
@@ -49,6 +57,8 @@ class RulePlan:
     planned: int = 0
     held_out: int = 0
     locked: bool = False  # another planner was planning this rule; it was skipped
+    error: str | None = None  # why this rule planned nothing (one line)
+    skipped_until: datetime | None = None  # it failed before and waits for a retry
 
 
 @dataclass
@@ -63,12 +73,19 @@ class PlanReport:
     def held_out(self) -> int:
         return sum(plan.held_out for plan in self.rules.values())
 
+    @property
+    def errors(self) -> dict[str, str]:
+        """Rules that planned nothing because of an error, and the error."""
+        return {name: plan.error for name, plan in self.rules.items() if plan.error}
+
 
 def plan(session: Session, rules: Iterable[Rule], clock: Clock, settings: Settings) -> PlanReport:
     """Insert every occurrence due in [now - max_lateness, now] for each enabled rule.
 
     The caller commits. On PostgreSQL each rule is guarded by a transaction-level advisory
-    lock: a rule another planner is busy with is skipped (and reported as `locked`).
+    lock: a rule another planner is busy with is skipped (and reported as `locked`). A rule
+    that fails is rolled back alone and reported with its `error`; a database that stopped
+    answering fails the whole pass.
     """
     now = clock.now()
     dialect = session.get_bind().dialect.name
@@ -78,16 +95,71 @@ def plan(session: Session, rules: Iterable[Rule], clock: Clock, settings: Settin
         if not rule.enabled:
             continue
         result = report.rules[rule.name] = RulePlan()
-        if dialect == "postgresql" and not _try_lock(session, rule.name):
-            result.locked = True
-            continue
-        ctx = DueContext(start=now - rule.lateness, end=now, zones=zones, dialect=dialect)
-        for (status,) in session.execute(_insert(rule, ctx, now, dialect)):
-            if status == MessageStatus.HELD_OUT:
-                result.held_out += 1
-            else:
-                result.planned += 1
+        try:
+            with session.begin_nested():
+                if dialect == "postgresql" and not _try_lock(session, rule.name):
+                    result.locked = True
+                    continue
+                ctx = DueContext(now - rule.lateness, now, zones, dialect)
+                for statement in _inserts(rule, ctx, now):
+                    for (status,) in session.execute(statement):
+                        if status == MessageStatus.HELD_OUT:
+                            result.held_out += 1
+                        else:
+                            result.planned += 1
+        except Exception as exc:
+            if not _rule_at_fault(session, exc):
+                raise
+            report.rules[rule.name] = RulePlan(error=one_line(exc))
     return report
+
+
+def check_plan(session: Session, rule: Rule, clock: Clock, settings: Settings) -> str | None:
+    """Why `rule`'s planning statements fail on this database now, or None when they run.
+
+    The planner's own INSERT … SELECT, limited to zero rows: the database compiles and checks
+    it (types, its limits, every value bound), nothing is written. So that date-based rules
+    build their statements even in an empty shop or at an hour with nothing due, the check
+    looks at least two days back and in the shop's time zone too. The caller rolls back.
+    """
+    dialect = session.get_bind().dialect.name
+    now = clock.now()
+    try:
+        with session.begin_nested():
+            zones = customer_zones(session, settings)
+            zones.setdefault(settings.customers.timezone, ZoneInfo(settings.customers.timezone))
+            start = now - max(rule.lateness, CHECK_WINDOW)
+            ctx = DueContext(start=start, end=now, zones=zones, dialect=dialect)
+            for statement in _inserts(rule, ctx, now, rows=0):
+                session.execute(statement).all()
+    except Exception as exc:
+        if not _rule_at_fault(session, exc):
+            raise
+        return one_line(exc)
+    return None
+
+
+# Errors that say the database itself cannot take writes now, whatever the rule.
+_DATABASE_WIDE = ("readonly", "read-only", "disk", "database is locked", "no space")
+
+
+def _rule_at_fault(session: Session, exc: Exception) -> bool:
+    """Whether a failure belongs to the rule rather than to the database or the connection.
+
+    The database must still answer in the same transaction, and the error must not be one
+    of those that fail every write (a read-only or full database): those fail the whole
+    pass, so that they are retried and reported as an outage instead of blamed on rules.
+    """
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return False
+        if any(part in str(exc.orig).lower() for part in _DATABASE_WIDE):
+            return False
+    try:
+        session.execute(select(literal(1)))
+    except DBAPIError:
+        return False
+    return True
 
 
 def count_due(
@@ -96,10 +168,12 @@ def count_due(
     """How many occurrences of `rule` fall due in [start, end] and are not in the ledger yet."""
     dialect = session.get_bind().dialect.name
     ctx = DueContext(start, end, customer_zones(session, settings), dialect)
-    due = compile_due(rule, ctx).subquery("due")
-    return int(
-        session.scalar(select(func.count()).select_from(due).where(_not_planned(rule, due))) or 0
-    )
+    total = 0
+    for statement in compile_due(rule, ctx):
+        due = statement.subquery("due")
+        query = select(func.count()).select_from(due).where(_not_planned(rule, due))
+        total += session.scalar(query) or 0
+    return total
 
 
 @dataclass(frozen=True)
@@ -122,38 +196,44 @@ def unplanned(
     now: datetime,
     until: datetime,
 ) -> list[Unplanned]:
-    """What planning will queue for `phones` by `until` and has not yet, in one query.
+    """What planning will queue for `phones` by `until` and has not yet.
 
     The window of each rule starts where the planner's does (`now - max_lateness`): an
     occurrence already due may simply wait for the next planning pass. Held-out customers
     are left out, as planning would hold them out. `zones` are the customers' zone names
     to look in (see `customer_zones`).
     """
-    dialect = session.get_bind().dialect.name
-    branches = []
-    for n, rule in enumerate(rules):
-        ctx = DueContext(start=now - rule.lateness, end=until, zones=zones, dialect=dialect)
-        due = compile_due(rule, ctx).subquery(f"due{n}")
-        conditions = [due.c.phone.in_(list(phones)), _not_planned(rule, due)]
-        if rule.holdout_percent > 0:
-            bucket = holdout_bucket(rule.name, due.c.customer_id)
-            conditions.append(bucket >= _holdout_threshold(rule))
-        customer = customers.alias(f"customer{n}")
-        branches.append(
-            select(
-                literal(rule.name).label("rule"),
-                literal(rule.priority).label("priority"),
-                due.c.phone,
-                customer.c.timezone,
-                due.c.due_at,
-                due.c.expires_at,
-            )
-            .join_from(due, customer, customer.c.id == due.c.customer_id)
-            .where(*conditions)
-        )
-    if not phones or not branches:
+    if not phones:
         return []
-    query = branches[0].union_all(*branches[1:]) if len(branches) > 1 else branches[0]
+    dialect = session.get_bind().dialect.name
+    found: list[Unplanned] = []
+    for rule in rules:
+        ctx = DueContext(start=now - rule.lateness, end=until, zones=zones, dialect=dialect)
+        for statement in compile_due(rule, ctx):
+            found.extend(_unplanned(session, rule, statement, phones))
+    return found
+
+
+def _unplanned(
+    session: Session, rule: Rule, statement: Any, phones: Collection[str]
+) -> list[Unplanned]:
+    due = statement.subquery("due")
+    conditions = [due.c.phone.in_(list(phones)), _not_planned(rule, due)]
+    if rule.holdout_percent > 0:
+        bucket = holdout_bucket(rule.name, due.c.customer_id)
+        conditions.append(bucket >= _holdout_threshold(rule))
+    query = (
+        select(
+            literal(rule.name).label("rule"),
+            literal(rule.priority).label("priority"),
+            due.c.phone,
+            customers.c.timezone,
+            due.c.due_at,
+            due.c.expires_at,
+        )
+        .join_from(due, customers, customers.c.id == due.c.customer_id)
+        .where(*conditions)
+    )
     return [Unplanned(*row) for row in session.execute(query)]
 
 
@@ -216,8 +296,14 @@ def _try_lock(session: Session, rule_name: str) -> bool:
     return bool(session.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key}))
 
 
-def _insert(rule: Rule, ctx: DueContext, now: datetime, dialect: str) -> Any:
-    due = compile_due(rule, ctx).subquery("due")
+def _inserts(rule: Rule, ctx: DueContext, now: datetime, rows: int | None = None) -> list[Any]:
+    """The rule's INSERT … SELECT statements for the due window; `rows` limits each SELECT
+    (0 for a dry run)."""
+    return [_insert(rule, due, now, ctx.dialect, rows) for due in compile_due(rule, ctx)]
+
+
+def _insert(rule: Rule, query: Select[Any], now: datetime, dialect: str, limit: int | None) -> Any:
+    due = query.subquery("due")
     status: ColumnElement[str] = literal(MessageStatus.QUEUED.value)
     if rule.holdout_percent > 0:
         status = case(
@@ -241,6 +327,8 @@ def _insert(rule: Rule, ctx: DueContext, now: datetime, dialect: str) -> Any:
         instant(now),
         instant(now),
     ).where(due.c.customer_id.is_not(None))  # SQLite needs a WHERE before ON CONFLICT
+    if limit is not None:
+        rows = rows.limit(limit)
     columns = [
         "rule",
         "customer_id",

@@ -104,22 +104,26 @@ def preview(
 
 
 def _first_due(session: Session, rule: Rule, ctx: DueContext) -> Customer | None:
-    due = compile_due(rule, ctx).subquery("due")
-    planned = (
-        select(messages.c.id)
-        .where(
-            messages.c.rule == rule.name,
-            messages.c.customer_id == due.c.customer_id,
-            messages.c.occurrence_key == due.c.occurrence_key,
+    found: list[int] = []
+    for statement in compile_due(rule, ctx):
+        due = statement.subquery("due")
+        planned = (
+            select(messages.c.id)
+            .where(
+                messages.c.rule == rule.name,
+                messages.c.customer_id == due.c.customer_id,
+                messages.c.occurrence_key == due.c.occurrence_key,
+            )
+            .exists()
         )
-        .exists()
-    )
-    query = select(due.c.customer_id).where(~planned).order_by(due.c.customer_id)
-    if rule.holdout_percent > 0:
-        threshold = round(rule.holdout_percent * 100)
-        query = query.where(holdout_bucket(rule.name, due.c.customer_id) >= threshold)
-    found = session.scalars(query.limit(1)).first()
-    return session.get(Customer, found) if found is not None else None
+        query = select(due.c.customer_id).where(~planned).order_by(due.c.customer_id)
+        if rule.holdout_percent > 0:
+            threshold = round(rule.holdout_percent * 100)
+            query = query.where(holdout_bucket(rule.name, due.c.customer_id) >= threshold)
+        first = session.scalars(query.limit(1)).first()
+        if first is not None:
+            found.append(first)
+    return session.get(Customer, min(found)) if found else None
 
 
 def _explain(
@@ -131,12 +135,17 @@ def _explain(
     result: Preview,
 ) -> None:
     result.reasons.extend(_ineligible(session, rule, customer))
-    due = compile_due(rule, ctx).subquery("due")
-    occurrence = session.execute(
-        select(due.c.occurrence_key, due.c.due_at, due.c.expires_at, due.c.order_id)
-        .where(due.c.customer_id == customer.id)
-        .order_by(due.c.due_at)
-    ).first()
+    occurrences = []
+    for statement in compile_due(rule, ctx):
+        due = statement.subquery("due")
+        first = session.execute(
+            select(due.c.occurrence_key, due.c.due_at, due.c.expires_at, due.c.order_id)
+            .where(due.c.customer_id == customer.id)
+            .order_by(due.c.due_at)
+        ).first()
+        if first is not None:
+            occurrences.append(first)
+    occurrence = min(occurrences, key=lambda row: row.due_at, default=None)
     if occurrence is None:
         if not result.reasons:
             result.reasons.append(_not_due(session, rule, customer, result.at))

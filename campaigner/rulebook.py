@@ -1,7 +1,8 @@
 """The rules a running engine uses: loaded with their templates checked, and reloaded safely.
 
-A reload never makes things worse: when a rule file turns out broken, the last good version
-of that rule keeps running and the problem is reported, until the file is fixed.
+A reload never makes things worse: when a rule file or its template turns out broken, the
+last good version of that rule keeps running, with the template sources it was checked with,
+and the problem is reported, until the file is fixed.
 """
 
 from __future__ import annotations
@@ -9,36 +10,74 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from sqlalchemy.orm import Session, sessionmaker
+
+from campaigner.clock import Clock
 from campaigner.config import Settings
 from campaigner.messages.templates import MessageTemplates
+from campaigner.planner import check_plan
 from campaigner.rules.loader import RuleProblem, RuleSet, load_rules
 from campaigner.rules.models import NpsSurveyRule, Rule
 
 log = logging.getLogger("campaigner.rules")
 
 
-def check_rules(settings: Settings, directory: Path | None = None) -> RuleSet:
-    """Load every rule and check its template against what the engine provides."""
-    templates = MessageTemplates(settings.paths.templates, settings)
-
-    def check_template(rule: Rule) -> list[str]:
-        problems = templates.check(
-            rule.template,
-            trigger=rule.trigger,
-            max_segments=rule.max_segments,
-            transactional=rule.transactional,
-            has_coupon=rule.coupon is not None,
-        )
-        return [str(problem) for problem in problems]
-
+def check_rules(
+    settings: Settings, directory: Path | None = None, templates: MessageTemplates | None = None
+) -> RuleSet:
+    """Load every rule and check its template against what the engine provides (`templates`:
+    one version of the template directory, read now when not given)."""
+    checked = templates or MessageTemplates(settings.paths.templates, settings)
     return load_rules(
         directory or settings.paths.rules,
         templates=settings.paths.templates,
-        template_checker=check_template,
+        template_checker=lambda rule: template_problems(checked, rule),
     )
+
+
+def template_problems(templates: MessageTemplates, rule: Rule) -> list[str]:
+    """What is wrong with `rule`'s template in this version of the template directory."""
+    problems = templates.check(
+        rule.template,
+        trigger=rule.trigger,
+        max_segments=rule.max_segments,
+        transactional=rule.transactional,
+        has_coupon=rule.coupon is not None,
+    )
+    return [str(problem) for problem in problems]
+
+
+def check_planning(
+    sessions: sessionmaker[Session], loaded: RuleSet, clock: Clock, settings: Settings
+) -> list[RuleProblem]:
+    """Each loaded rule's planning statements, run against the database with zero rows: the
+    problems only the database finds (its limits, the values it refuses), before the daemon
+    meets them. Nothing is written."""
+    problems = []
+    with sessions() as session:
+        try:
+            for name, rule in loaded.rules.items():
+                error = check_plan(session, rule, clock, settings)
+                if error:
+                    message = f"its planning query fails on the database: {error}"
+                    problems.append(RuleProblem(loaded.files[name], name, None, message))
+        finally:
+            session.rollback()
+    return problems
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A rule as it runs: the version that passed its checks, with the template sources it
+    passed them with, and the file it came from."""
+
+    rule: Rule
+    file: Path
+    templates: MessageTemplates
 
 
 class Rulebook:
@@ -48,44 +87,66 @@ class Rulebook:
         self.settings = settings
         self.directory = directory or settings.paths.rules
         self._lock = threading.Lock()
-        self._rules: dict[str, Rule] = {}
-        self._files: dict[str, Path] = {}
+        self._entries: dict[str, Entry] = {}
         self.problems: list[RuleProblem] = []
         self._fingerprint = self._disk_state()
         self.reload()
 
     def reload(self) -> list[RuleProblem]:
-        loaded = check_rules(self.settings, self.directory)
         fingerprint = self._disk_state()
-        rules, files = dict(loaded.rules), dict(loaded.files)
+        templates = MessageTemplates(self.settings.paths.templates, self.settings)
+        loaded = check_rules(self.settings, self.directory, templates)
+        entries = {
+            name: Entry(rule, loaded.files[name], templates) for name, rule in loaded.rules.items()
+        }
+        broken_files = {problem.file for problem in loaded.problems}
+        broken_names = {problem.rule for problem in loaded.problems if problem.rule}
+        reported = {problem.rule for problem in loaded.problems if problem.field == "template"}
+        for name, entry in self.entries().items():
+            if name in entries or not (name in broken_names or entry.file in broken_files):
+                continue
+            # The last good rule, with the new templates if they are good for it; if not,
+            # with its own, and the template's problems are reported too.
+            problems = template_problems(templates, entry.rule)
+            if not problems:
+                entry = Entry(entry.rule, entry.file, templates)
+            elif name not in reported:
+                loaded.problems.extend(
+                    RuleProblem(entry.file, name, "template", p) for p in problems
+                )
+            entries[name] = entry
+            log.error("rule %r is broken on disk; keeping its last good version", name)
         with self._lock:
-            broken_files = {problem.file for problem in loaded.problems}
-            broken_names = {problem.rule for problem in loaded.problems if problem.rule}
-            for name, rule in self._rules.items():
-                if name in rules:
-                    continue
-                if name in broken_names or self._files.get(name) in broken_files:
-                    rules[name] = rule
-                    files[name] = self._files[name]
-                    log.error("rule %r is broken on disk; keeping its last good version", name)
-            self._rules, self._files = rules, files
+            self._entries = entries
             self.problems = list(loaded.problems)
             self._fingerprint = fingerprint
         for problem in loaded.problems:
             log.error("rule problem: %s", problem)
-        log.info("rules loaded: %s", ", ".join(sorted(rules)) or "none")
+        log.info("rules loaded: %s", ", ".join(sorted(entries)) or "none")
         return self.problems
 
     def changed_on_disk(self) -> bool:
         return self._disk_state() != self._fingerprint
 
     def get(self, name: str) -> Rule | None:
+        entry = self.entry(name)
+        return entry.rule if entry else None
+
+    def entry(self, name: str) -> Entry | None:
         with self._lock:
-            return self._rules.get(name)
+            return self._entries.get(name)
+
+    def entries(self) -> dict[str, Entry]:
+        with self._lock:
+            return dict(self._entries)
 
     def enabled(self) -> list[Rule]:
         with self._lock:
-            return [rule for rule in self._rules.values() if rule.enabled]
+            return [entry.rule for entry in self._entries.values() if entry.rule.enabled]
+
+    def names(self) -> list[str]:
+        with self._lock:
+            return list(self._entries)
 
     def __iter__(self) -> Iterator[Rule]:
         return iter(self.enabled())
@@ -94,14 +155,14 @@ class Rulebook:
         """nps_survey rules and how long their replies count, for inbound handling."""
         with self._lock:
             return {
-                name: rule.response_window_td
-                for name, rule in self._rules.items()
-                if isinstance(rule, NpsSurveyRule)
+                name: entry.rule.response_window_td
+                for name, entry in self._entries.items()
+                if isinstance(entry.rule, NpsSurveyRule)
             }
 
     def attribution_days(self) -> dict[str, int]:
         with self._lock:
-            return {name: rule.attribution_days for name, rule in self._rules.items()}
+            return {name: entry.rule.attribution_days for name, entry in self._entries.items()}
 
     def _disk_state(self) -> tuple[tuple[str, int, int], ...]:
         paths = [*self.directory.glob("*.toml"), *self.settings.paths.templates.rglob("*.j2")]

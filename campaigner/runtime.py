@@ -21,10 +21,9 @@ from campaigner.dispatch import Dispatcher, DispatchReport, Rendered, RenderErro
 from campaigner.dispatch.routes import fallback_label
 from campaigner.gateways import Gateway, create_gateway
 from campaigner.messages.render import MessageRenderer
-from campaigner.messages.render import RenderError as TemplateRenderError
-from campaigner.messages.templates import MessageTemplates
-from campaigner.planner import PlanReport, Unplanned, plan, unplanned
+from campaigner.planner import PlanReport, RulePlan, Unplanned, plan, unplanned
 from campaigner.policy import RulePolicy
+from campaigner.quarantine import Quarantine
 from campaigner.rulebook import Rulebook
 from campaigner.rules.models import Rule
 from campaigner.timezones import zone_or
@@ -71,22 +70,20 @@ class RuleForecast:
 
 
 class RuleRenderer:
-    """The dispatcher's renderer: finds the row's rule and renders its template."""
+    """The dispatcher's renderer: finds the row's rule and renders its template, from the
+    template sources that rule was checked with."""
 
-    def __init__(self, rulebook: Rulebook, renderer: MessageRenderer, clock: Clock) -> None:
+    def __init__(self, rulebook: Rulebook, settings: Settings, clock: Clock) -> None:
         self.rulebook = rulebook
-        self.renderer = renderer
+        self.settings = settings
         self.clock = clock
 
     def render(self, session: Session, message: Message) -> Rendered:
-        rule = self.rulebook.get(message.rule)
-        if rule is None:
+        entry = self.rulebook.entry(message.rule)
+        if entry is None:
             raise RenderError("rule removed")
-        try:
-            rendered = self.renderer.render(session, message, rule, self.clock.now())
-        except TemplateRenderError as exc:
-            raise RenderError(str(exc)) from None
-        return Rendered(rendered.text, rendered.encoding, rendered.segments)
+        renderer = MessageRenderer(self.settings, entry.templates)
+        return renderer.render(session, message, entry.rule, self.clock.now())
 
 
 def webhook_base(settings: Settings) -> str:
@@ -127,6 +124,7 @@ class Runtime:
     fallback: Gateway | None
     dispatcher: Dispatcher
     last_plan: PlanReport = field(default_factory=PlanReport)
+    quarantine: Quarantine = field(default_factory=Quarantine)
 
     @classmethod
     def build(
@@ -140,7 +138,6 @@ class Runtime:
     ) -> Runtime:
         """Everything wired from settings; `gateway` replaces the configured one (simulate)."""
         rulebook = rulebook or Rulebook(settings)
-        renderer = MessageRenderer(settings, MessageTemplates(settings.paths.templates, settings))
         fallback = None
         if gateway is None:
             gateway = build_gateway(settings)
@@ -151,7 +148,7 @@ class Runtime:
             gateway,
             clock,
             settings,
-            renderer=RuleRenderer(rulebook, renderer, clock),
+            renderer=RuleRenderer(rulebook, settings, clock),
             policies=lambda name: rule_policy(rulebook.get(name)),
             forecast=RuleForecast(rulebook, settings),
             fallback_gateway=fallback,
@@ -164,10 +161,39 @@ class Runtime:
         return {route.label: route.gateway for route in self.dispatcher.routes.all}
 
     def plan(self, triggers: Collection[str] | None = None) -> PlanReport:
-        """One planning pass over the enabled rules (of these triggers); logs what it did."""
+        """One planning pass over the enabled rules (of these triggers); logs what it did.
+
+        A rule that fails is set aside (see `campaigner.quarantine`) and reported with its
+        error; the others plan as usual.
+        """
+        now = self.clock.now()
         rules = [r for r in self.rulebook.enabled() if triggers is None or r.trigger in triggers]
+        held = {
+            rule.name: failure for rule in rules if (failure := self.quarantine.holds(rule, now))
+        }
+        due = [rule for rule in rules if rule.name not in held]
         with self.sessions.begin() as session:
-            report = plan(session, rules, self.clock, self.settings)
+            report = plan(session, due, self.clock, self.settings)
+        for rule in due:
+            result = report.rules.get(rule.name)
+            if result is None or result.locked:
+                continue
+            if result.error is None:
+                self.quarantine.succeeded(rule.name)
+                continue
+            failure = self.quarantine.failed(rule, result.error, now)
+            result.skipped_until = failure.retry_at
+            log.error(
+                "plan %s failed (%d in a row): %s; next try at %s or when its file changes",
+                rule.name,
+                failure.failures,
+                failure.error,
+                f"{failure.retry_at:%Y-%m-%d %H:%M:%S} UTC",
+            )
+        for name, failure in held.items():
+            report.rules[name] = RulePlan(error=failure.error, skipped_until=failure.retry_at)
+            log.debug("plan %s: skipped until %s after failing", name, failure.retry_at)
+        self.quarantine.keep_only(self.rulebook.names())
         for name, result in report.rules.items():
             if result.locked:
                 log.debug("plan %s: skipped, another instance is planning it", name)

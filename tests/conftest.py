@@ -10,9 +10,11 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import sys
 import uuid
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import ClassVar
 
@@ -23,11 +25,18 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from campaigner.clock import FixedClock
 from campaigner.config import GatewaySettings, Settings
+from campaigner.customers.loader import refresh_customer_stats
 from campaigner.db import create_engine_for, session_factory, upgrade
-from campaigner.db.models import Base
+from campaigner.db.models import Base, Customer, Order
 from campaigner.gateways.base import Gateway, OutgoingMessage, SendResult
 from campaigner.logs import NOISY_LOGGERS
 from campaigner.masking import registry
+from campaigner.rules.models import Rule
+from campaigner.runtime import Runtime
+
+# The daemon tests' helpers (a shop on disk, `campaigner run` in its own process) also serve
+# the chaos suite in tests/chaos.
+sys.path.insert(0, str(Path(__file__).parent / "daemon"))
 
 PG_ADMIN_URL = os.environ.get(
     "CAMPAIGNER_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -189,9 +198,94 @@ class CaptureGateway(Gateway):
         return [SendResult.accepted(m.id, f"cap-{m.id}") for m in batch]
 
 
+class FixedRules:
+    """What the runtime's planning asks of a rulebook, holding rules as given: also rules
+    the rule file checks would refuse, to show what the engine does if one slips through."""
+
+    def __init__(self, *rules: Rule) -> None:
+        self.rules = {rule.name: rule for rule in rules}
+
+    def enabled(self) -> list[Rule]:
+        return [rule for rule in self.rules.values() if rule.enabled]
+
+    def names(self) -> list[str]:
+        return list(self.rules)
+
+    def get(self, name: str) -> Rule | None:
+        return self.rules.get(name)
+
+
 @pytest.fixture
 def capture_gateway() -> CaptureGateway:
     return CaptureGateway()
+
+
+THANK_YOU_RULE = (
+    'trigger = "post_purchase"\ntemplate = "thank_you.j2"\ndelay = "2h"\ntransactional = true\n'
+)
+
+
+def add_paid_order(
+    sessions: sessionmaker[Session], clock: FixedClock, n: int, *, first_name: str = ""
+) -> None:
+    """Customer `c<n>` (consenting, locale fa) with order `o<n>`, paid three hours ago."""
+    with sessions.begin() as session:
+        customer = Customer(
+            external_id=f"c{n}",
+            first_name=first_name,
+            phone=f"+98912{n:07d}",
+            locale="fa",
+            marketing_consent=True,
+        )
+        session.add(customer)
+        session.flush()
+        paid_at = clock.now() - timedelta(hours=3)
+        session.add(
+            Order(external_id=f"o{n}", customer_id=customer.id, total=Decimal(1), paid_at=paid_at)
+        )
+        session.flush()
+        refresh_customer_stats(session, [customer.id])
+
+
+class Project:
+    """rules/, templates/ and a shop in the test database, run by a real Runtime (real
+    rulebook, capturing gateway) at the fixed clock moved into the send window."""
+
+    def __init__(self, settings: Settings, sessions: sessionmaker[Session], clock: FixedClock):
+        self.settings, self.sessions, self.clock = settings, sessions, clock
+        clock.advance(timedelta(hours=5))  # 11:30 in Tehran: inside the send window
+        settings.paths.rules.mkdir()
+        settings.paths.templates.mkdir()
+        self.write_rule(THANK_YOU_RULE)
+        self.write_template("thank_you.j2", "Thanks {{ first_name }}")
+        self.gateway = CaptureGateway()
+        self.orders = 0
+
+    def write_rule(self, text: str) -> None:
+        (self.settings.paths.rules / "thank_you.toml").write_text(text, encoding="utf-8")
+
+    def write_template(self, name: str, text: str) -> None:
+        (self.settings.paths.templates / name).write_text(text, encoding="utf-8")
+
+    def runtime(self) -> Runtime:
+        return Runtime.build(
+            self.settings, clock=self.clock, sessions=self.sessions, gateway=self.gateway
+        )
+
+    def paid_order(self, first_name: str) -> None:
+        self.orders += 1
+        add_paid_order(self.sessions, self.clock, self.orders, first_name=first_name)
+
+    def send_due(self, runtime: Runtime) -> list[str]:
+        before = len(self.gateway.sent)
+        runtime.plan()
+        runtime.drain()
+        return [message.text for message in self.gateway.sent[before:]]
+
+
+@pytest.fixture
+def project(settings: Settings, sessions: sessionmaker[Session], clock: FixedClock) -> Project:
+    return Project(settings, sessions, clock)
 
 
 @pytest.fixture(autouse=True)

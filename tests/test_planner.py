@@ -12,13 +12,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from pydantic import TypeAdapter
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from campaigner.calendars import jalali_month_day, month_day, parse_date
 from campaigner.clock import FixedClock
 from campaigner.config import Settings
 from campaigner.customers.importer import refresh_customer_stats
+from campaigner.db import create_engine_for
 from campaigner.db.models import Customer, Message, OptOut, Order
 from campaigner.planner import (
     PlanReport,
@@ -28,7 +30,7 @@ from campaigner.planner import (
     plan,
     unplanned,
 )
-from campaigner.rules.models import Rule
+from campaigner.rules.models import Audience, Condition, Rule
 
 TEHRAN = ZoneInfo("Asia/Tehran")
 NEW_YORK = ZoneInfo("America/New_York")
@@ -637,3 +639,120 @@ def test_racing_planners_create_each_row_once(shop: Shop) -> None:
     keys = [(r.rule, r.customer_id, r.key) for r in rows]
     assert len(keys) == len(set(keys)) == 60
     assert sum(r.planned + r.held_out for report in reports for r in report.rules.values()) == 60
+
+
+# --- one rule's failure stays its own ---------------------------------------------------------
+
+
+def unchecked(rule: Rule, **fields: Any) -> Rule:
+    """`rule` with values the rule file checks would refuse: what the planner must survive
+    if anything slips through (a check forgotten, a database that refuses more)."""
+    return rule.model_copy(update=fields)
+
+
+def hostile_rules(dialect: str) -> dict[str, tuple[Rule, bool]]:
+    """The rules that failed every pass in issue 12, and whether this database fails them."""
+    where = Audience.model_construct(
+        where=[Condition.model_construct(field="orders_count", op=">", value="abc")]
+    )
+    return {
+        "priority beyond 64 bits": (unchecked(make_rule(**THANKS, name="p"), priority=2**70), True),
+        "inactive_days 999999999999": (
+            unchecked(make_rule(**WIN_BACK, name="w"), inactive_days=999_999_999_999),
+            True,
+        ),
+        "delay 999999999d": (
+            unchecked(make_rule(**THANKS, name="d"), delay="999999999d"),
+            True,
+        ),
+        # SQLite compares a number with text; PostgreSQL has no `integer > text`.
+        "orders_count > 'abc'": (
+            unchecked(make_rule(**THANKS, name="o"), audience=where),
+            dialect == "postgresql",
+        ),
+    }
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "priority beyond 64 bits",
+        "inactive_days 999999999999",
+        "delay 999999999d",
+        "orders_count > 'abc'",
+    ],
+)
+def test_a_rule_failing_at_plan_time_leaves_the_others_planned(
+    shop: Shop, clock: FixedClock, db_url: str, case: str
+) -> None:
+    customer = shop.customer()
+    shop.order(customer, clock.now() - timedelta(hours=3))
+    bad, fails = hostile_rules(db_url.split(":")[0].split("+")[0])[case]
+    thanks = make_rule(**THANKS)
+    report = shop.plan([bad, thanks, make_rule(**THANKS, name="after")], clock)
+    assert report.rules["post_purchase"].planned == report.rules["after"].planned == 1
+    planned = {r.rule for r in shop.ledger()}
+    assert {"post_purchase", "after"} <= planned
+    if fails:
+        error = report.rules[bad.name].error
+        assert error and "\n" not in error and len(error) <= 300
+        assert report.errors == {bad.name: error}
+        assert report.rules[bad.name].planned == 0 and bad.name not in planned
+    else:
+        assert report.errors == {}
+
+
+def test_a_failing_rule_is_one_short_line_not_its_statement(shop: Shop, clock: FixedClock) -> None:
+    many = Audience.model_construct(
+        where=[
+            Condition.model_construct(
+                field="external_id", op="in", value=[f"x{n}" for n in range(5000)]
+            )
+        ]
+    )
+    bad = unchecked(make_rule(**THANKS, name="bad"), priority=2**70, audience=many)
+    shop.order(shop.customer(), clock.now() - timedelta(hours=3))
+    error = shop.plan([bad], clock).errors["bad"]
+    assert len(error) <= 300 and "\n" not in error
+    assert "x4999" not in error and "INSERT" not in error.upper()
+
+
+def test_a_database_that_refuses_writes_fails_the_pass_not_the_rules(
+    shop: Shop, clock: FixedClock, db_url: str
+) -> None:
+    shop.order(shop.customer(), clock.now() - timedelta(hours=3))
+    read_only = (
+        "PRAGMA query_only = ON" if db_url.startswith("sqlite") else "SET TRANSACTION READ ONLY"
+    )
+    engine = create_engine_for(db_url)  # its own connections: read-only ones are not reused
+    try:
+        with Session(engine) as session:
+            session.execute(text(read_only))
+            with pytest.raises(DBAPIError):
+                plan(session, [make_rule(**THANKS)], clock, shop.settings)
+    finally:
+        engine.dispose()
+    assert shop.ledger() == []
+
+
+def test_a_year_of_lateness_over_many_zones_plans_in_several_statements(shop: Shop) -> None:
+    zones = ["Asia/Tehran", "America/New_York", "Europe/Berlin", "Asia/Tokyo"]
+    when = at(2026, 3, 20, 10, 30, TEHRAN)
+    born, lapsed = [], []
+    for n, zone in enumerate(zones):
+        for calendar, shift in (("gregorian", 0), ("jalali", 7)):
+            birthday = date(1990, 1, 1) + timedelta(days=40 * n + shift)
+            born.append(
+                shop.customer(birthday=birthday.isoformat(), timezone=zone, calendar=calendar)
+            )
+        lapsed.append(born[-1])
+        shop.order(born[-1], when - timedelta(days=200 + n))
+    birthdays = make_rule(**{**BIRTHDAY, "max_lateness": "366d"}, calendar="customer")
+    win_back = make_rule(**{**WIN_BACK, "max_lateness": "366d", "inactive_days": 30})
+    report = shop.plan_at([birthdays, win_back], when)
+    assert report.errors == {}
+    rows = shop.ledger()
+    # Every birthday of the past year is planned once, under the year it fell in.
+    assert sorted(r.customer_id for r in rows if r.rule == "birthday") == sorted(born)
+    assert all(when - timedelta(days=366) <= r.due_at <= when for r in rows)
+    assert sorted(r.customer_id for r in rows if r.rule == "win_back") == lapsed

@@ -5,13 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from campaigner.cli.context import AppContext, pass_app
 from campaigner.clock import SystemClock
 from campaigner.display import shown
+from campaigner.errors import CampaignerError, one_line
 from campaigner.planner import count_due, day_bounds
-from campaigner.rulebook import check_rules
-from campaigner.rules.loader import RuleSet
+from campaigner.rulebook import check_planning, check_rules
+from campaigner.rules.loader import RuleProblem, RuleSet
 
 
 def _load(app: AppContext, path: Path | None) -> RuleSet:
@@ -34,17 +37,21 @@ def rules_group() -> None:
 def check_command(app: AppContext, path: Path | None) -> None:
     """Validate every rule and its template; list every problem, or one line per rule.
 
-    PATH defaults to `paths.rules` from the configuration. Exits 1 when anything is wrong.
+    Each template is rendered with sample data within the render budget, and each rule's
+    planning query is run against the database (nothing is written), so a rule that would
+    fail in the daemon fails here. PATH defaults to `paths.rules` from the configuration.
+    Exits 1 when anything is wrong.
 
     \b
     Example:
       campaigner rules check rules/
     """
     loaded = _load(app, path)
-    if loaded.problems:
-        for problem in loaded.problems:
+    problems = [*loaded.problems, *_planning_problems(app, loaded)]
+    if problems:
+        for problem in problems:
             click.echo(shown(problem))
-        click.echo(f"{len(loaded.problems)} problem(s) found", err=True)
+        click.echo(f"{len(problems)} problem(s) found", err=True)
         raise click.exceptions.Exit(1)
     for name, rule in loaded.rules.items():
         state = "" if rule.enabled else " [disabled]"
@@ -52,6 +59,29 @@ def check_command(app: AppContext, path: Path | None) -> None:
             shown(f"ok  {name}: {rule.trigger}, {rule.when()}, template {rule.template}{state}")
         )
     click.echo(f"{len(loaded.rules)} rule(s) OK", err=True)
+
+
+def _planning_problems(app: AppContext, loaded: RuleSet) -> list[RuleProblem]:
+    """The database's verdict on each rule's planning query; a note instead when there is
+    no usable database (a check of rule files before deploying)."""
+    if not loaded.rules:
+        return []
+    url = make_url(app.settings.database.url)
+    database = url.database or ""
+    if (
+        url.get_backend_name() == "sqlite"
+        and database != ":memory:"
+        and not Path(database).is_file()
+    ):
+        click.echo(
+            shown(f"note: planning queries not checked: no database at {database}"), err=True
+        )
+        return []
+    try:
+        return check_planning(app.sessions(), loaded, SystemClock(), app.settings)
+    except (CampaignerError, DBAPIError) as exc:
+        click.echo(shown(f"note: planning queries not checked: {one_line(exc)}"), err=True)
+        return []
 
 
 @rules_group.command("list")

@@ -25,8 +25,9 @@ def status_cmd(app: AppContext) -> None:
     time, and unknown rows.
 
     Each daemon reports itself every few seconds: its host and pid, when it last did so,
-    its gateways' circuit state and the rule files it could not load (it keeps running the
-    last good version of those rules).
+    its gateways' circuit state, the rule files it could not load (it keeps running the
+    last good version of those rules) and the rules whose planning fails (the others plan
+    as usual; a failing rule is tried again after a while, or as soon as its file changes).
 
     Unknown rows are messages whose send was interrupted (a crash mid-send) and that the
     gateway could not confirm: they are never re-sent automatically. Settle them with
@@ -84,6 +85,17 @@ def show_daemons(heartbeats: list[dict[str, Any]], now: datetime) -> None:
         )
         for error in beat["rule_errors"]:
             click.echo(f"    rule error (last good version still running): {shown(error)}")
+        for rule, failure in beat.get("plan_failures", {}).items():
+            since = datetime.fromisoformat(failure["since"])
+            retry = datetime.fromisoformat(failure["retry_at"])
+            times = failure["failures"]
+            click.echo(
+                shown(
+                    f"    rule {rule} failed to plan {times} time{'s' if times != 1 else ''} "
+                    f"since {since:%Y-%m-%d %H:%M} UTC: {failure['error']}; next try "
+                    f"{retry:%H:%M} UTC or when its file changes"
+                )
+            )
 
 
 COMMANDS = [status_cmd]

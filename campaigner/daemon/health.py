@@ -28,6 +28,8 @@ class Health:
     scheduler_running: bool = False
     tasks: dict[str, TaskState] = field(default_factory=dict)
     rule_errors: list[str] = field(default_factory=list)
+    # Rules that fail at plan time, by name: error, since, failures, retry_at.
+    plan_failures: dict[str, dict[str, Any]] = field(default_factory=dict)
     circuit: dict[str, str] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -77,6 +79,7 @@ class Health:
                 "database": database,
                 "tasks": tasks,
                 "rule_errors": list(self.rule_errors),
+                "plan_failures": dict(self.plan_failures),
                 "circuit": dict(self.circuit),
             }
         return not reasons, body

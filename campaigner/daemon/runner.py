@@ -88,6 +88,9 @@ class Service:
         started = time.perf_counter()
         report = self.runtime.plan(triggers)
         self.metrics.planning_seconds.observe(time.perf_counter() - started)
+        self.health.plan_failures = {
+            name: failure.as_dict() for name, failure in self.runtime.quarantine.failures().items()
+        }
         for name, result in report.rules.items():
             self.metrics.planned.labels(name, "queued").inc(result.planned)
             self.metrics.planned.labels(name, "held_out").inc(result.held_out)
@@ -183,6 +186,7 @@ class Service:
             "last_tick": now.isoformat(),
             "circuit": body["circuit"],
             "rule_errors": body["rule_errors"],
+            "plan_failures": body["plan_failures"],
         }
         with self.sessions.begin() as session:
             _save_state(session, self.name, state, now)

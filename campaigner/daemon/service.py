@@ -23,6 +23,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from campaigner.daemon.health import Health
+from campaigner.errors import one_line
 
 log = logging.getLogger("campaigner.daemon")
 
@@ -99,7 +100,7 @@ class Daemon:
             failures = self.health.failed(name, f"database error: {type(exc.orig).__name__}")
             delay = min(MAX_BACKOFF_SECONDS, 2.0 ** min(failures, 6))
             log.error(
-                "%s: database unavailable (%s); retrying in %.0fs", name, _one_line(exc), delay
+                "%s: database unavailable (%s); retrying in %.0fs", name, one_line(exc), delay
             )
             self._retry_in(name, delay)
             return
@@ -122,6 +123,12 @@ class Daemon:
         self._reload_requested.set()
 
     def reload(self) -> None:
+        """Reload in a worker: checking templates renders each one (within its render
+        budget), and the main thread must stay free to act on SIGTERM meanwhile."""
+        if self.on_reload is not None and not self.stopping.is_set():
+            self._scheduler.add_job(self._reload, id="reload", replace_existing=True)
+
+    def _reload(self) -> None:
         if self.on_reload is not None:
             try:
                 self.on_reload()
@@ -173,10 +180,6 @@ class Daemon:
             log.info("%s received", signal.Signals(signum).name)
             self._stop_requested = True
             self._reload_requested.set()  # wake the main loop
-
-
-def _one_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
 
 
 def run_once(tasks: Sequence[Task], health: Health) -> dict[str, Any]:

@@ -18,6 +18,8 @@ from sqlalchemy.orm import Session, selectinload
 
 from campaigner.config import Settings
 from campaigner.db.models import Customer, Message, Order
+from campaigner.errors import one_line
+from campaigner.messages.budget import TemplateLimit
 from campaigner.messages.context import REFERRAL_VARIABLES, build_context
 from campaigner.messages.coupons import issue_coupon
 from campaigner.messages.sms import measure
@@ -65,12 +67,13 @@ class Rendered:
 class RenderError(Exception):
     """This message cannot be rendered (too long, missing data, broken template).
 
-    The dispatcher fails the ledger row with `reason`.
+    The dispatcher fails the ledger row with `reason`: the message itself unless a short
+    code is given (`template_limit` for a template over its render budget).
     """
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason or message
 
 
 class MessageRenderer:
@@ -117,9 +120,14 @@ class MessageRenderer:
         with _template_errors(rule.template):
             text = self.templates.render_chosen(chosen, context, transactional=rule.transactional)
         size = measure(text)
-        if rule.max_segments is not None and size.segments > rule.max_segments:
+        ceiling = self.settings.messages.max_segments
+        if rule.max_segments is not None and size.segments > min(rule.max_segments, ceiling):
             raise RenderError(
                 f"too long: {size.segments} segments > max_segments {rule.max_segments}"
+            )
+        if size.segments > ceiling:
+            raise RenderError(
+                f"too long: {size.segments} segments > {ceiling} (messages.max_segments)"
             )
         return Rendered(text=text, encoding=size.encoding, segments=size.segments)
 
@@ -153,10 +161,15 @@ def _order(session: Session, order_id: int) -> Order | None:
 
 @contextmanager
 def _template_errors(template: str) -> Iterator[None]:
-    """A broken template, or a filter given the wrong data, fails this message only."""
+    """A broken template, or a filter given the wrong data, fails this message only:
+    whatever a template raises (IndexError, RecursionError, ...) or a runaway one."""
     try:
         yield
+    except TemplateLimit as exc:
+        raise RenderError(f"template {template}: {exc}", reason="template_limit") from exc
     except TemplateError as exc:
         raise RenderError(f"template {template}: {exc}") from exc
-    except (TypeError, ValueError, ArithmeticError) as exc:
-        raise RenderError(f"template {template}: {type(exc).__name__}: {exc}") from exc
+    except RecursionError as exc:
+        raise RenderError(f"template {template}: includes or calls itself without end") from exc
+    except Exception as exc:
+        raise RenderError(f"template {template}: {one_line(exc)}") from exc

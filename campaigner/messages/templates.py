@@ -4,18 +4,26 @@
 picked by the customer's locale, then the plain `birthday.j2`, then the shop's default locale.
 SMS is plain text, so nothing is HTML-escaped; block tags do not leave blank lines, but the
 line breaks a marketer typed are kept.
+
+A `MessageTemplates` is one version of the template directory: every `*.j2` file is read
+when it is made, and later edits on disk do not change it. The rulebook keeps the version
+each rule was checked with, so a template broken on disk never reaches a customer. Every
+render runs within a budget of time and size (`campaigner.messages.budget`).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from jinja2 import (
-    FileSystemLoader,
+    BaseLoader,
+    Environment,
     StrictUndefined,
     Template,
     TemplateError,
@@ -26,15 +34,19 @@ from jinja2 import (
     pass_context,
 )
 from jinja2.runtime import Context
-from jinja2.sandbox import SandboxedEnvironment
 
 from campaigner.config import Settings
+from campaigner.errors import one_line
+from campaigner.files import Unreadable, read_text_file
 from campaigner.messages import filters
+from campaigner.messages.budget import RenderLimits, TemplateLimit, render_budget
 from campaigner.messages.context import TRIGGER_VARIABLES, sample_context
 from campaigner.messages.names import fallback_for
+from campaigner.messages.sandbox import BoundedEnvironment
 from campaigner.messages.sms import measure
 
 SUFFIX = ".j2"
+RUNAWAY_SLOWDOWN = 10
 _LOCALE = re.compile(r"^[A-Za-z]{2,3}([_-][A-Za-z0-9]+)*$")
 
 
@@ -64,32 +76,40 @@ class MessageTemplates:
     def __init__(self, directory: Path, settings: Settings) -> None:
         self.directory = Path(directory)
         self.settings = settings
-        self.env = SandboxedEnvironment(
-            loader=FileSystemLoader(str(self.directory), encoding="utf-8"),
+        self.sources, self.unreadable = read_templates(self.directory)
+        messages = settings.messages
+        self.limits = RenderLimits(messages.render_timeout_seconds, messages.render_max_chars)
+        self.env = BoundedEnvironment(
+            limits=self.limits,
+            filters={
+                **filters.FILTERS,
+                "money": _money(settings.customers.currency, settings.customers.locale),
+            },
+            loader=_Snapshot(self.directory, self.sources),
             undefined=StrictUndefined,
             autoescape=False,
             trim_blocks=True,
             lstrip_blocks=True,
             keep_trailing_newline=False,
-            auto_reload=True,
         )
-        self.env.filters.update(filters.FILTERS)
-        self.env.filters["money"] = _money(settings.customers.currency, settings.customers.locale)
-        # Parsed again only when Jinja reloads the template because its file changed.
-        self._variables: dict[str, tuple[Template, frozenset[str]]] = {}
+        self._variables: dict[str, frozenset[str]] = {}
+        # Templates that went over their budget once get a tenth of the time from then on:
+        # enough for any honest message, and a batch (which holds the database's write
+        # lock) full of runaways still ends soon.
+        self.runaway: dict[str, str] = {}
 
     def variants(self, name: str) -> dict[str | None, Path]:
         """The files behind `name`: None for the plain file, else keyed by locale."""
         stem = _stem(name)
         found: dict[str | None, Path] = {}
-        plain = self.directory / f"{stem}{SUFFIX}"
-        if plain.is_file():
-            found[None] = plain
-        base = Path(stem).name
-        for path in sorted(self.directory.glob(f"{stem}.*{SUFFIX}")):
-            locale = path.name[len(base) + 1 : -len(SUFFIX)]
-            if _LOCALE.match(locale) and path.is_file():
-                found[locale] = path
+        if f"{stem}{SUFFIX}" in self.sources:
+            found[None] = self.directory / f"{stem}{SUFFIX}"
+        for key in sorted(self.sources):
+            if not key.startswith(f"{stem}.") or not key.endswith(SUFFIX):
+                continue
+            locale = key[len(stem) + 1 : -len(SUFFIX)]
+            if _LOCALE.match(locale):
+                found[locale] = self.directory / key
         return found
 
     def exists(self, name: str) -> bool:
@@ -119,8 +139,9 @@ class MessageTemplates:
         variant, path = self._pick(name, locale)
         if path is None:
             raise TemplateNotFound(f"{self.directory / name}: no such template")
-        key = path.relative_to(self.directory).as_posix()
-        template = self.env.get_template(key)
+        key = self._key(path)
+        with render_budget(self.limits):  # compiling folds constants: bounded too
+            template = self.env.get_template(key)
         # A customer whose language has no variant gets text and footer in the same language.
         return ChosenTemplate(template, variant or locale, self._variables_of(key, template))
 
@@ -134,33 +155,48 @@ class MessageTemplates:
     def _variables_of(self, key: str, template: Template) -> frozenset[str]:
         """What the template reads; everything when it includes, imports or extends another."""
         cached = self._variables.get(key)
-        if cached is not None and cached[0] is template:
-            return cached[1]
-        assert self.env.loader is not None
-        source = self.env.loader.get_source(self.env, key)[0]
-        tree = self.env.parse(source)
+        if cached is not None:
+            return cached
+        tree = self.env.parse(self.sources[key])
         if any(True for _ in tree.find_all(_OTHER_TEMPLATES)):
             variables = _ALL_VARIABLES
         else:
             variables = frozenset(meta.find_undeclared_variables(tree))
-        self._variables[key] = (template, variables)
+        self._variables[key] = variables
         return variables
+
+    def _key(self, path: Path) -> str:
+        return path.relative_to(self.directory).as_posix()
 
     def _render_file(
         self, path: Path, locale: str, context: dict[str, Any], *, transactional: bool
     ) -> str:
-        template = self.env.get_template(path.relative_to(self.directory).as_posix())
+        with render_budget(self.limits):
+            template = self.env.get_template(self._key(path))
         return self._render_template(template, locale, context, transactional=transactional)
 
     def _render_template(
         self, template: Template, locale: str, context: dict[str, Any], *, transactional: bool
     ) -> str:
-        text = template.render(context).strip()
+        key = template.name or ""
+        limits = self.limits
+        if key in self.runaway:
+            limits = replace(limits, seconds=limits.seconds / RUNAWAY_SLOWDOWN)
+        with self._remember_runaway(key), render_budget(limits):
+            text = template.render(context).strip()
         if not transactional:
             footer = self.footer(locale)
             if footer:
                 text = f"{text}\n{footer}" if text else footer
         return text
+
+    @contextmanager
+    def _remember_runaway(self, key: str) -> Iterator[None]:
+        try:
+            yield
+        except TemplateLimit as exc:
+            self.runaway[key] = str(exc)
+            raise
 
     def footer(self, locale: str) -> str:
         table = self.settings.messages.optout_footer
@@ -182,8 +218,15 @@ class MessageTemplates:
         sandbox access and texts already longer than `max_segments`.
         """
         variants = self.variants(name)
+        unreadable = [
+            TemplateProblem(self.directory / key, None, f"cannot read: {problem}")
+            for key, problem in self.unreadable.items()
+            if key.startswith(f"{_stem(name)}.")
+        ]
         if not variants:
-            return [TemplateProblem(self.directory / name, None, "template not found")]
+            return unreadable or [
+                TemplateProblem(self.directory / name, None, "template not found")
+            ]
         if trigger not in TRIGGER_VARIABLES:
             known = ", ".join(sorted(TRIGGER_VARIABLES))
             return [
@@ -194,7 +237,7 @@ class MessageTemplates:
         allowed = TRIGGER_VARIABLES[trigger] | set(self.env.globals)
         if not has_coupon:
             allowed = allowed - {"coupon"}
-        problems: list[TemplateProblem] = []
+        problems: list[TemplateProblem] = list(unreadable)
         for locale, path in variants.items():
             problems += self._check_file(
                 path,
@@ -218,11 +261,13 @@ class MessageTemplates:
         transactional: bool,
         has_coupon: bool,
     ) -> list[TemplateProblem]:
-        source = path.read_text(encoding="utf-8")
+        source = self.sources[self._key(path)]
         try:
             tree = self.env.parse(source, path.name, str(path))
         except TemplateSyntaxError as exc:
             return [TemplateProblem(path, exc.lineno, f"syntax error: {exc.message}")]
+        except RecursionError:
+            return [TemplateProblem(path, None, "nested too deeply")]
         problems = []
         for variable in sorted(meta.find_undeclared_variables(tree) - allowed):
             hint = ""
@@ -246,22 +291,65 @@ class MessageTemplates:
         context = sample_context(trigger, locale, self.settings, with_coupon=has_coupon)
         try:
             text = self._render_file(path, locale, context, transactional=transactional)
+        except TemplateLimit as exc:
+            line = _template_line(exc.__traceback__, path)
+            return [TemplateProblem(path, line, f"template_limit: {exc}")]
         except TemplateError as exc:
             return [TemplateProblem(path, _template_line(exc.__traceback__, path), str(exc))]
-        except (TypeError, ValueError, ArithmeticError) as exc:
-            line = _template_line(exc.__traceback__, path)
-            return [TemplateProblem(path, line, f"{type(exc).__name__}: {exc}")]
+        except RecursionError:
+            return [TemplateProblem(path, None, "includes or calls itself without end")]
+        except Exception as exc:
+            # Anything a template can raise (IndexError from '{0}'.format(), KeyError, ...)
+            # is a problem with this file, never a traceback.
+            return [TemplateProblem(path, _template_line(exc.__traceback__, path), one_line(exc))]
         size = measure(text)
-        if max_segments is not None and size.segments > max_segments:
+        ceiling = self.settings.messages.max_segments
+        limit = min(max_segments or ceiling, ceiling)
+        if size.segments > limit:
+            which = (
+                f"max_segments {max_segments}"
+                if max_segments is not None and max_segments <= ceiling
+                else f"the ceiling of {ceiling} (messages.max_segments)"
+            )
             return [
                 TemplateProblem(
                     path,
                     None,
                     f"too long: a sample message takes {size.segments} segments "
-                    f"({size.units} {size.encoding} units) > max_segments {max_segments}",
+                    f"({size.units} {size.encoding} units) > {which}",
                 )
             ]
         return []
+
+
+class _Snapshot(BaseLoader):
+    """Templates from the sources read at start, under their real file names (so that
+    errors and tracebacks point at the file and line)."""
+
+    def __init__(self, directory: Path, sources: dict[str, str]) -> None:
+        self.directory = directory
+        self.sources = sources
+
+    def get_source(self, environment: Environment, template: str) -> tuple[str, str, Any]:
+        if template not in self.sources:
+            raise TemplateNotFound(template)
+        return self.sources[template], str(self.directory / template), lambda: True
+
+
+def read_templates(directory: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """Every `*.j2` under `directory` by its posix path, and those that cannot be read
+    (not a regular file, too large, not UTF-8) with the reason."""
+    sources: dict[str, str] = {}
+    unreadable: dict[str, str] = {}
+    if not directory.is_dir():
+        return sources, unreadable
+    for path in sorted(directory.rglob(f"*{SUFFIX}")):
+        key = path.relative_to(directory).as_posix()
+        try:
+            sources[key] = read_text_file(path, "a template")
+        except (OSError, UnicodeDecodeError, Unreadable) as exc:
+            unreadable[key] = str(exc)
+    return sources, unreadable
 
 
 _ALL_VARIABLES = frozenset().union(*TRIGGER_VARIABLES.values())

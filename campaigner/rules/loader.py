@@ -16,6 +16,7 @@ from pydantic import TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
 from campaigner.errors import CampaignerError
+from campaigner.files import Unreadable, read_text_file
 from campaigner.rules.models import TRIGGERS, Rule
 
 TemplateChecker = Callable[[Rule], list[str]]
@@ -85,15 +86,21 @@ def load_rules(
 
 def _load_file(path: Path, problems: list[RuleProblem]) -> Rule | None:
     try:
-        data: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
+        data: dict[str, Any] = tomllib.loads(read_text_file(path, "a rule"))
     except tomllib.TOMLDecodeError as exc:
         problems.append(RuleProblem(path, None, None, f"TOML syntax error: {exc}"))
+        return None
+    except RecursionError:
+        problems.append(RuleProblem(path, None, None, "TOML nested too deeply"))
         return None
     except (OSError, UnicodeDecodeError) as exc:
         problems.append(RuleProblem(path, None, None, f"cannot read: {exc}"))
         return None
+    except Unreadable as exc:
+        problems.append(RuleProblem(path, None, None, str(exc)))
+        return None
     data.setdefault("name", path.stem)
-    name = str(data["name"])
+    name = data["name"] if isinstance(data["name"], str) else path.stem
     trigger = data.get("trigger")
     if trigger not in TRIGGERS:
         message = (
@@ -101,13 +108,16 @@ def _load_file(path: Path, problems: list[RuleProblem]) -> Rule | None:
             if trigger is None
             else f"unknown trigger {trigger!r} (expected one of: {', '.join(TRIGGERS)})"
         )
-        problems.append(RuleProblem(path, name, "trigger", message))
+        problems.append(RuleProblem(path, name, "trigger", message[:300]))
         return None
     try:
         return _RULE.validate_python(data)
     except ValidationError as exc:
         for error in exc.errors():
             problems.append(RuleProblem(path, name, _field(error, trigger), _message(error)))
+        return None
+    except RecursionError:
+        problems.append(RuleProblem(path, name, None, "TOML nested too deeply"))
         return None
 
 

@@ -11,12 +11,31 @@ from datetime import time, timedelta
 from decimal import Decimal
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    field_validator,
+    model_validator,
+)
 
 from campaigner.config import SendWindow
-from campaigner.rules.durations import parse_duration
+from campaigner.rules.durations import MAX_DAYS, parse_duration
 
 _TIME = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*$")
+
+# Upper bounds for every number a rule file holds: far beyond any real rule, and small
+# enough for the database's integer columns and Python's date arithmetic.
+MAX_COUNT = 1_000_000_000
+MAX_PRIORITY = 1_000_000
+MAX_MONEY = Decimal(10**15)
+MAX_LATENESS_DAYS = 366
+MAX_SEGMENTS = 100
 
 
 def _check_duration(value: str) -> str:
@@ -24,12 +43,23 @@ def _check_duration(value: str) -> str:
     return value
 
 
+def _check_lateness(value: str | None) -> str | None:
+    if value is not None and parse_duration(value) > timedelta(days=MAX_LATENESS_DAYS):
+        raise ValueError(f"must be at most {MAX_LATENESS_DAYS}d, got {value.strip()!r}")
+    return value
+
+
 Duration = Annotated[str, AfterValidator(_check_duration)]
-Scalar = str | int | float
+Lateness = Annotated[Duration | None, AfterValidator(_check_lateness)]
+Days = Annotated[int, Field(ge=1, le=MAX_DAYS)]
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+Money = Annotated[Decimal, Field(ge=0, le=MAX_MONEY)]
+# Strict: TOML already gives real types, and `true` must not become the number 1.
+Scalar = StrictStr | StrictBool | StrictInt | StrictFloat
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class Condition(Strict):
@@ -47,7 +77,7 @@ class Condition(Strict):
         "last_name",
     ]
     op: Literal["=", "!=", "<", "<=", ">", ">=", "in", "not_in"]
-    value: Scalar | list[Scalar]
+    value: Scalar | list[Scalar] = Field(union_mode="left_to_right")
 
     @model_validator(mode="after")
     def _value_fits_op(self) -> Condition:
@@ -56,20 +86,41 @@ class Condition(Strict):
             raise ValueError(f'op {self.op!r} needs a list value, e.g. ["a", "b"]')
         if self.op not in ("in", "not_in") and is_list:
             raise ValueError(f"op {self.op!r} needs a single value, not a list")
+        values = self.value if isinstance(self.value, list) else [self.value]
+        if len(values) > MAX_LIST:
+            raise ValueError(f"at most {MAX_LIST} values")
+        for value in values:
+            _check_value(self.field, value)
         return self
+
+
+MAX_LIST = 1000
+NUMERIC_FIELDS = frozenset({"orders_count", "total_spent"})
+
+
+def _check_value(field: str, value: Scalar) -> None:
+    """A number for a numeric column, text for a text one: the database compares like with
+    like (PostgreSQL has no `integer > text`), and the number fits its column."""
+    if field in NUMERIC_FIELDS:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"{field} takes a number, got {value!r}")
+        if not -MAX_MONEY <= value <= MAX_MONEY:
+            raise ValueError(f"{field} takes a number between -{MAX_MONEY} and {MAX_MONEY}")
+    elif not isinstance(value, str):
+        raise ValueError(f"{field} takes text, got {value!r}")
 
 
 class Audience(Strict):
     """Who may receive the rule's message, on top of consent and a valid phone."""
 
-    tags_any: list[str] = []
-    tags_all: list[str] = []
-    tags_none: list[str] = []
-    min_orders: int | None = Field(None, ge=0)
-    max_orders: int | None = Field(None, ge=0)
-    min_total_spent: Decimal | None = Field(None, ge=0)
+    tags_any: list[str] = Field([], max_length=MAX_LIST)
+    tags_all: list[str] = Field([], max_length=MAX_LIST)
+    tags_none: list[str] = Field([], max_length=MAX_LIST)
+    min_orders: Count | None = None
+    max_orders: Count | None = None
+    min_total_spent: Money | None = None
     locale: str | list[str] | None = None
-    where: list[Condition] = []
+    where: list[Condition] = Field([], max_length=100)
 
     @field_validator("tags_any", "tags_all", "tags_none")
     @classmethod
@@ -90,8 +141,8 @@ class CouponSpec(Strict):
     """A unique code per message: either a percentage or a fixed amount off."""
 
     percent: float | None = Field(None, gt=0, le=100)
-    amount: float | None = Field(None, gt=0)
-    valid_days: int = Field(14, ge=1)
+    amount: float | None = Field(None, gt=0, le=float(MAX_MONEY))
+    valid_days: Days = 14
     prefix: str = Field("", max_length=12, pattern=r"^[A-Za-z0-9]*$")
 
     @model_validator(mode="after")
@@ -107,21 +158,21 @@ class RuleBase(Strict):
     default_lateness: ClassVar[str] = "1d"
 
     name: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.-]+$")
-    description: str = ""
-    template: str = Field(min_length=1)
+    description: str = Field("", max_length=10_000)
+    template: str = Field(min_length=1, max_length=200)
     enabled: bool = True
-    priority: int = 0
+    priority: int = Field(0, ge=-MAX_PRIORITY, le=MAX_PRIORITY)
     send_at: str = "10:00"
-    max_lateness: Duration | None = None
+    max_lateness: Lateness = None
     holdout_percent: float = Field(0, ge=0, le=50)
     audience: Audience = Audience()
     coupon: CouponSpec | None = None
     transactional: bool = False
-    max_segments: int | None = Field(None, ge=1)
+    max_segments: int | None = Field(None, ge=1, le=MAX_SEGMENTS)
     window: str | None = None
-    max_per_day: int | None = Field(None, ge=0)
-    max_per_week: int | None = Field(None, ge=0)
-    attribution_days: int = Field(7, ge=0)
+    max_per_day: Count | None = None
+    max_per_week: Count | None = None
+    attribution_days: int = Field(7, ge=0, le=MAX_DAYS)
 
     @field_validator("send_at")
     @classmethod
@@ -163,7 +214,7 @@ class PostPurchaseRule(RuleBase):
 
     trigger: Literal["post_purchase"]
     delay: Duration
-    min_order_total: Decimal | None = Field(None, ge=0)
+    min_order_total: Money | None = None
     first_order_only: bool = False
 
     @property
@@ -194,8 +245,8 @@ class WinBackRule(RuleBase):
     default_lateness: ClassVar[str] = "2d"
 
     trigger: Literal["win_back"]
-    inactive_days: int = Field(ge=1)
-    min_orders: int = Field(1, ge=1)
+    inactive_days: Days
+    min_orders: int = Field(1, ge=1, le=MAX_COUNT)
 
     def when(self) -> str:
         return f"{self.inactive_days} days after the last order, at {self.send_at}"
@@ -207,9 +258,9 @@ class ReferralRequestRule(RuleBase):
     default_lateness: ClassVar[str] = "2d"
 
     trigger: Literal["referral_request"]
-    after_orders: int = Field(ge=1)
+    after_orders: int = Field(ge=1, le=MAX_COUNT)
     delay: Duration
-    min_total_spent: Decimal | None = Field(None, ge=0)
+    min_total_spent: Money | None = None
 
     @property
     def delay_td(self) -> timedelta:

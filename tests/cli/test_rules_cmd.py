@@ -1,18 +1,23 @@
 from pathlib import Path
 
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from campaigner.cli import cli
 from campaigner.project import SAMPLES
 
 
-def test_rules_check_samples_one_line_per_rule(tmp_path: Path) -> None:
+def check_samples(tmp_path: Path) -> Result:
+    """`rules check` of the sample rules and templates, in a project with no database."""
     config = tmp_path / "config.toml"
     templates = SAMPLES / "templates" / "messages"
     config.write_text(f'[paths]\ntemplates = "{templates}"\n', encoding="utf-8")
-    result = CliRunner().invoke(
+    return CliRunner().invoke(
         cli, ["--config", str(config), "rules", "check", str(SAMPLES / "rules")]
     )
+
+
+def test_rules_check_samples_one_line_per_rule(tmp_path: Path) -> None:
+    result = check_samples(tmp_path)
     assert result.exit_code == 0, result.output
     lines = [line for line in result.stdout.splitlines() if line.startswith("ok")]
     assert len(lines) == 5
@@ -49,3 +54,47 @@ def test_rules_list_shows_todays_counts(tmp_path: Path) -> None:
     assert all(cells[4].isdigit() for cells in by_name.values())
     # The demo shop is laid out so that every sample rule has someone due today.
     assert int(by_name["birthday"][4]) > 0
+
+
+def test_rules_check_runs_each_planning_query_against_the_database(
+    tmp_path: Path, db_url: str
+) -> None:
+    """A rule the files allow but a database refuses: SQLite parses 2,000 tag tests into an
+    expression over 1,000 deep, PostgreSQL takes no text with a NUL character."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "thank_you.toml").write_text(
+        'trigger = "post_purchase"\ntemplate = "thank_you.j2"\ndelay = "2h"\n', encoding="utf-8"
+    )
+    (rules / "odd.toml").write_text(
+        'trigger = "birthday"\ntemplate = "thank_you.j2"\n'
+        f"[audience]\ntags_all = {[f't{n}' for n in range(1000)]}\n"
+        f"tags_none = {[f'n{n}' for n in range(1000)]}\n"
+        'where = [{ field = "city", op = "!=", value = "a\\u0000b" }]\n',
+        encoding="utf-8",
+    )
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "thank_you.j2").write_text("Hi {{ first_name }}", encoding="utf-8")
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[database]\nurl = "{db_url}"\n[paths]\nrules = "{rules}"\ntemplates = "{templates}"\n',
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(cli, ["--config", str(config), "rules", "check"])
+    assert result.exit_code == 1, result.output
+    [line] = result.stdout.splitlines()
+    assert line.startswith(
+        f"{rules}/odd.toml: rule 'odd': its planning query fails on the database: "
+    )
+    assert len(line) < 500
+    assert "1 problem(s) found" in result.stderr
+
+
+def test_rules_check_without_a_database_checks_the_files_and_says_so(tmp_path: Path) -> None:
+    result = check_samples(tmp_path)
+    assert result.exit_code == 0, result.output
+    assert f"note: planning queries not checked: no database at {tmp_path}/campaigner.db" in (
+        result.stderr
+    )
+    assert not (tmp_path / "campaigner.db").exists()

@@ -72,6 +72,7 @@ class Shop:
     db_url: str
     gateway: dict[str, Any]
     daemon: dict[str, Any] = field(default_factory=dict)
+    messages: dict[str, Any] = field(default_factory=dict)
 
     @property
     def config(self) -> Path:
@@ -104,6 +105,8 @@ class Shop:
             "[daemon]",
             *(f"{key} = {json.dumps(value)}" for key, value in daemon.items()),
             "plan_intervals = {}",
+            "[messages]",
+            *(f"{key} = {json.dumps(value)}" for key, value in self.messages.items()),
         ]
         self.config.write_text("\n".join(lines) + "\n")
         engine = create_engine_for(self.db_url)

@@ -1,5 +1,4 @@
 import dataclasses
-import os
 import tomllib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -249,6 +248,7 @@ def test_render_with_coupon_is_idempotent_and_length_checked(
     )
     too_long = dataclasses.replace(rule, max_segments=1, template="long.j2")
     (folder / "long.j2").write_text("{{ first_name }} " + "x" * 300, encoding="utf-8")
+    render = renderer(settings, folder)  # a renderer reads the templates once, when it is made
     with sessions.begin() as session, pytest.raises(RenderError, match="too long: 3 segments"):
         render.render(session, session.get(Message, message.id), too_long, NOW)  # type: ignore[arg-type]
 
@@ -292,11 +292,9 @@ def test_referral_code_is_created_only_by_a_text_that_shows_it(
         assert customer.referral_code is not None
         assert text == f"Share: https://shop.example/r/{customer.referral_code}"
         code = customer.referral_code
-    # An edited template is read again: now the greeting shows the (same) link.
-    path = folder / "hello.j2"
-    path.write_text("Hi {{ first_name }}: {{ referral_code }}", encoding="utf-8")
-    later = path.stat().st_mtime + 5
-    os.utime(path, (later, later))
+    # The edited template, read again (as the rulebook does on reload), shows the same link.
+    (folder / "hello.j2").write_text("Hi {{ first_name }}: {{ referral_code }}", encoding="utf-8")
+    render = renderer(settings, folder)
     with sessions.begin() as session:
         message = session.get_one(Message, message.id)
         assert render.render(session, message, hello, NOW).text == f"Hi Mary Ann: {code}"
@@ -368,3 +366,23 @@ def test_a_batch_loads_its_orders_in_one_query(
             event.remove(engine, "before_cursor_execute", record)
     assert texts == [f"Thanks for W-{n}" for n in range(5)]
     assert len([s for s in statements if "FROM orders" in s]) == 2  # the batch, then the gone one
+
+
+def test_no_message_goes_out_over_the_segment_ceiling_or_the_render_budget(
+    sessions: sessionmaker[Session], settings: Settings, shop: tuple[int, int], tmp_path: Path
+) -> None:
+    folder = tmp_path / "t"
+    folder.mkdir()
+    (folder / "long.j2").write_text("{{ first_name }} " + "x" * 2000, encoding="utf-8")
+    (folder / "huge.j2").write_text("{{ 'a' * 200000 }}", encoding="utf-8")
+    long = Rule(name="long", trigger="birthday", template="long.j2", transactional=True)
+    huge = dataclasses.replace(long, name="huge", template="huge.j2")
+    with sessions.begin() as session:
+        message = add_message(session, long, session.get_one(Customer, shop[0]), NOW)
+        with pytest.raises(RenderError) as too_long:
+            renderer(settings, folder).render(session, message, long, NOW)
+        assert str(too_long.value) == "too long: 14 segments > 10 (messages.max_segments)"
+        with pytest.raises(RenderError) as over_budget:
+            renderer(settings, folder).render(session, message, huge, NOW)
+        assert over_budget.value.reason == "template_limit"
+        assert "200,000 characters" in str(over_budget.value)

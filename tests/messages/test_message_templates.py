@@ -1,3 +1,5 @@
+import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -41,6 +43,8 @@ def test_locale_variant_is_picked_then_plain_then_shop_locale(folder: Path) -> N
     assert not t.exists("missing.j2")
     (folder / "vip").mkdir()
     write(folder, "vip/hello.en.j2", "Hello VIP")
+    assert not t.exists("vip/hello.j2"), "a MessageTemplates is the directory as it was read"
+    t = templates(folder)
     assert t.render("vip/hello.j2", "en", {}, transactional=True) == "Hello VIP"
     with pytest.raises(TemplateNotFound):
         t.render("missing.j2", "fa", {}, transactional=True)
@@ -55,6 +59,7 @@ def test_marketing_messages_get_the_locale_footer(folder: Path) -> None:
     )
     assert t.render("promo.j2", "en", {}, transactional=True) == "Sale today!"
     write(folder, "persian_only.fa.j2", "حراج امروز")
+    t = templates(folder)
     # Text and footer in the same language, even for a customer without a variant of their own.
     assert t.render("persian_only.j2", "de", {}, transactional=False) == "حراج امروز\nلغو۱۱"
     custom = templates(folder, messages={"optout_footer": {"fa": "لغو ۱۱"}})
@@ -182,6 +187,71 @@ def test_check_reports_a_missing_template_and_bad_filter_call(folder: Path) -> N
     problem = check(t, "bad_filter.j2")[0]
     assert problem.line == 1
     assert "%Q" in problem.message
+
+
+def checks_within(seconds: float, t: MessageTemplates, name: str) -> list[TemplateProblem]:
+    """`check` in a thread: a check that never ends fails the test instead of hanging it."""
+    result: list[list[TemplateProblem]] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            result.append(check(t, name, trigger="post_purchase"))
+        except BaseException as exc:
+            errors.append(exc)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(seconds)
+    assert not errors, f"check raised instead of naming a problem: {errors[0]!r}"
+    assert result, f"check did not finish within {seconds}s"
+    return result[0]
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        (
+            "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+            "template_limit: more than 100,000 loop iterations",
+        ),
+        ("{{ 'a' * 10**10 }}", "template_limit: a repetition of 10,000,000,000 characters"),
+        ("{{ 'a' * 200000 }}", "template_limit: a repetition of 200,000 characters"),
+        ("Hi {{ first_name }}\n{{ '{0}'.format() }}", "IndexError: "),
+        ("{{ {}.pop('missing') }}", "KeyError: 'missing'"),
+        ('{% include "hostile.j2" %}', "includes or calls itself without end"),
+        ("{{ " + "(" * 5000 + "1" + ")" * 5000 + " }}", "nested too deeply"),
+    ],
+)
+def test_check_names_every_hostile_template_within_seconds(
+    folder: Path, source: str, message: str
+) -> None:
+    write(folder, "hostile.j2", source)
+    problems = checks_within(20, templates(folder), "hostile.j2")
+    assert [p.message[: len(message)] for p in problems] == [message]
+
+
+def test_check_applies_the_segment_ceiling_without_max_segments(folder: Path) -> None:
+    write(folder, "long.j2", "{{ 'a' * 2000 }}")
+    problems = check(templates(folder), "long.j2", max_segments=None, transactional=True)
+    assert [p.message for p in problems] == [
+        "too long: a sample message takes 14 segments (2000 gsm7 units) > the ceiling of 10 "
+        "(messages.max_segments)"
+    ]
+    raised = templates(folder, messages={"max_segments": 20})
+    assert check(raised, "long.j2", max_segments=None, transactional=True) == []
+
+
+def test_a_template_file_that_is_not_a_regular_file_is_named(folder: Path) -> None:
+    os.mkfifo(folder / "pipe.j2")
+    write(folder, "big.j2", "x" * 70_000)
+    t = templates(folder)
+    assert [p.message for p in check(t, "pipe.j2")] == [
+        "cannot read: not a regular file (a FIFO): a template must be a plain file"
+    ]
+    assert [p.message for p in check(t, "big.j2")] == [
+        "cannot read: too large (70000 bytes): a template file is at most 65536 bytes"
+    ]
 
 
 def test_max_segments_counts_the_part_an_escape_pair_moves_to(folder: Path) -> None:

@@ -1,3 +1,5 @@
+import os
+import threading
 from datetime import time, timedelta
 from pathlib import Path
 
@@ -5,7 +7,7 @@ import pytest
 
 from campaigner.errors import CampaignerError
 from campaigner.project import SAMPLES
-from campaigner.rules.loader import RuleProblem, load_rules
+from campaigner.rules.loader import RuleProblem, RuleSet, load_rules
 from campaigner.rules.models import (
     BirthdayRule,
     NpsSurveyRule,
@@ -201,3 +203,149 @@ def test_template_checker_problems_are_on_the_template_field(
 def test_missing_directory_is_a_user_error(tmp_path: Path) -> None:
     with pytest.raises(CampaignerError, match="rules directory not found"):
         load_rules(tmp_path / "nowhere")
+
+
+def loads_within(seconds: float, directory: Path, templates: Path) -> RuleSet:
+    """load_rules in a thread: a loader that blocks fails the test instead of hanging it."""
+    result: list[RuleSet] = []
+    worker = threading.Thread(
+        target=lambda: result.append(load_rules(directory, templates=templates)), daemon=True
+    )
+    worker.start()
+    worker.join(seconds)
+    assert result, f"load_rules did not finish within {seconds}s"
+    return result[0]
+
+
+def test_a_fifo_or_a_device_is_refused_not_read(tmp_path: Path, templates: Path) -> None:
+    rules_dir = tmp_path / "rules"
+    write(
+        rules_dir, "thanks.toml", 'trigger = "post_purchase"\ntemplate = "thanks"\ndelay = "1h"\n'
+    )
+    os.mkfifo(rules_dir / "pipe.toml")
+    (rules_dir / "zero.toml").symlink_to("/dev/zero")
+    (rules_dir / "folder.toml").mkdir()
+    loaded = loads_within(10, rules_dir, templates)
+    assert list(loaded.rules) == ["thanks"]
+    assert {(p.file.name, p.message) for p in loaded.problems} == {
+        ("folder.toml", "not a regular file (a directory): a rule must be a plain file"),
+        ("pipe.toml", "not a regular file (a FIFO): a rule must be a plain file"),
+        ("zero.toml", "not a regular file (a device): a rule must be a plain file"),
+    }
+
+
+def test_an_oversized_rule_file_is_refused(tmp_path: Path, templates: Path) -> None:
+    rules_dir = tmp_path / "rules"
+    write(rules_dir, "big.toml", "# padding\n" * 10_000)
+    loaded = load_rules(rules_dir, templates=templates)
+    assert [p.message for p in loaded.problems] == [
+        "too large (100000 bytes): a rule file is at most 65536 bytes"
+    ]
+
+
+def test_deeply_nested_toml_is_a_named_problem(tmp_path: Path, templates: Path) -> None:
+    rules_dir = tmp_path / "rules"
+    write(rules_dir, "deep.toml", "a = " + "[" * 20_000 + "]" * 20_000 + "\n")
+    write(rules_dir, "deep_table.toml", "a = " + "{b = " * 5_000 + "1" + "}" * 5_000 + "\n")
+    loaded = load_rules(rules_dir, templates=templates)
+    assert [str(p) for p in loaded.problems] == [
+        f"{rules_dir}/deep.toml: TOML nested too deeply",
+        f"{rules_dir}/deep_table.toml: TOML nested too deeply",
+    ]
+
+
+def problems_of(tmp_path: Path, templates: Path, text: str, message: str) -> list[tuple[str, str]]:
+    """The problems of one rule file: field, and the start of the message (as long as
+    `message`)."""
+    write(tmp_path / "rules", "r.toml", text)
+    loaded = load_rules(tmp_path / "rules", templates=templates)
+    return [(str(p.field), p.message[: len(message)]) for p in loaded.problems]
+
+
+@pytest.mark.parametrize(
+    ("line", "field", "message"),
+    [
+        ('delay = "9999999999d"', "delay", "too long: at most 3650d"),
+        ('delay = "999999999d"', "delay", "too long: at most 3650d"),
+        ('delay = "1' + "0" * 5000 + 'w"', "delay", "too long: at most 3650d"),
+        ('delay = "1h"\nmax_lateness = "400d"', "max_lateness", "must be at most 366d"),
+        ('delay = "1h"\npriority = 99999999999999999999999', "priority", "must be <= 1000000"),
+        ('delay = "1h"\npriority = -2000000', "priority", "must be >= -1000000"),
+        ('delay = "1h"\nattribution_days = 99999999', "attribution_days", "must be <= 3650"),
+        ('delay = "1h"\nmax_per_day = 9999999999999', "max_per_day", "must be <= 1000000000"),
+        ('delay = "1h"\nmin_order_total = 1e300', "min_order_total", "must be <= 1000000000000000"),
+        ('delay = "1h"\nmax_segments = 1000', "max_segments", "must be <= 100"),
+        (
+            'delay = "1h"\ncoupon = { percent = 5, valid_days = 99999999 }',
+            "coupon.valid_days",
+            "must be <= 3650",
+        ),
+        (
+            'delay = "1h"\ncoupon = { amount = inf }',
+            "coupon.amount",
+            "Input should be a finite number",
+        ),
+        (
+            'delay = "1h"\nholdout_percent = nan',
+            "holdout_percent",
+            "Input should be a finite number",
+        ),
+    ],
+)
+def test_every_number_is_range_checked(
+    tmp_path: Path, templates: Path, line: str, field: str, message: str
+) -> None:
+    text = f'trigger = "post_purchase"\ntemplate = "thanks"\n{line}\n'
+    assert problems_of(tmp_path, templates, text, message) == [(field, message)]
+
+
+@pytest.mark.parametrize(
+    ("rule", "field", "message"),
+    [
+        ('trigger = "win_back"\ninactive_days = 999999999999', "inactive_days", "must be <= 3650"),
+        (
+            'trigger = "win_back"\ninactive_days = 30\nmin_orders = 9999999999999',
+            "min_orders",
+            "must be <= 1000000000",
+        ),
+        ('trigger = "birthday"\nmax_lateness = "400d"', "max_lateness", "must be at most 366d"),
+        (
+            'trigger = "referral_request"\ndelay = "1d"\nafter_orders = 99999999999',
+            "after_orders",
+            "must be <= 1000000000",
+        ),
+        (
+            'trigger = "nps_survey"\ndelay = "1d"\nresponse_window = "99999w"',
+            "response_window",
+            "too long: at most 3650d",
+        ),
+    ],
+)
+def test_trigger_numbers_are_range_checked(
+    tmp_path: Path, templates: Path, rule: str, field: str, message: str
+) -> None:
+    text = f'template = "thanks"\n{rule}\n'
+    assert problems_of(tmp_path, templates, text, message) == [(field, message)]
+
+
+@pytest.mark.parametrize(
+    ("condition", "message"),
+    [
+        ('{ field = "orders_count", op = ">", value = "abc" }', "orders_count takes a number"),
+        ('{ field = "total_spent", op = "in", value = [1, "x"] }', "total_spent takes a number"),
+        (
+            '{ field = "orders_count", op = ">", value = 99999999999999999999 }',
+            "orders_count takes a number between",
+        ),
+        ('{ field = "city", op = "=", value = 5 }', "city takes text"),
+        ('{ field = "orders_count", op = ">", value = true }', "orders_count takes a number"),
+    ],
+)
+def test_audience_conditions_match_their_column(
+    tmp_path: Path, templates: Path, condition: str, message: str
+) -> None:
+    text = (
+        f'trigger = "post_purchase"\ntemplate = "thanks"\ndelay = "1h"\n'
+        f"[audience]\nwhere = [{condition}]\n"
+    )
+    assert problems_of(tmp_path, templates, text, message) == [("audience.where[0]", message)]

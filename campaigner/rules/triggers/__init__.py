@@ -1,9 +1,11 @@
-"""One compiler per trigger: a rule and a due window in, one SELECT of due occurrences out."""
+"""One compiler per trigger: a rule and a due window in, the SELECTs of due occurrences out."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+
+from sqlalchemy import Select
 
 from campaigner.rules.triggers import (
     birthday,
@@ -14,7 +16,7 @@ from campaigner.rules.triggers import (
 )
 from campaigner.rules.triggers.common import DUE_COLUMNS, DueContext
 
-COMPILERS: dict[str, Callable[[Any, DueContext], Any]] = {
+COMPILERS: dict[str, Callable[[Any, DueContext], Select[Any] | list[Select[Any]]]] = {
     "post_purchase": post_purchase.due,
     "nps_survey": nps_survey.due,
     "birthday": birthday.due,
@@ -23,9 +25,14 @@ COMPILERS: dict[str, Callable[[Any, DueContext], Any]] = {
 }
 
 
-def compile_due(rule: Any, ctx: DueContext) -> Any:
-    """The SELECT of `rule`'s occurrences due in the context's window (columns: DUE_COLUMNS)."""
-    return COMPILERS[rule.trigger](rule, ctx)
+def compile_due(rule: Any, ctx: DueContext) -> list[Select[Any]]:
+    """The SELECTs of `rule`'s occurrences due in the context's window (columns: DUE_COLUMNS).
+
+    Order-based triggers need one; birthday and win_back one per hundred zone-days, so no
+    statement outgrows the database's limits. No occurrence is in two of them.
+    """
+    compiled = COMPILERS[rule.trigger](rule, ctx)
+    return compiled if isinstance(compiled, list) else [compiled]
 
 
 __all__ = ["COMPILERS", "DUE_COLUMNS", "DueContext", "compile_due"]

@@ -12,7 +12,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import jdatetime
-from sqlalchemy import ColumnElement, Select, literal, select
+from sqlalchemy import ColumnElement, Select, Subquery, literal, select
 
 from campaigner.calendars import month_day, to_jalali
 from campaigner.rules.models import BirthdayRule
@@ -21,10 +21,10 @@ from campaigner.rules.triggers.common import (
     customers,
     due_columns,
     eligible,
+    grouped,
     instant,
     local_sends,
     no_order,
-    union_or_nothing,
 )
 
 FEB_29 = 229
@@ -48,7 +48,7 @@ def month_days(day: date, calendar: str) -> tuple[list[int], int]:
     return days, day.year
 
 
-def due(rule: BirthdayRule, ctx: DueContext) -> Select[Any] | Any:
+def due(rule: BirthdayRule, ctx: DueContext) -> list[Select[Any]]:
     calendars = ("gregorian", "jalali") if rule.calendar == "customer" else (rule.calendar,)
     branches = []
     for name, zone in sorted(ctx.zones.items()):
@@ -68,13 +68,22 @@ def due(rule: BirthdayRule, ctx: DueContext) -> Select[Any] | Any:
                     conditions.append(uses_jalali if calendar == "jalali" else ~uses_jalali)
                 branches.append(
                     select(
-                        *due_columns(
-                            customers.c.id,
-                            literal(str(year)),
-                            instant(send),
-                            instant(send + rule.lateness),
-                            no_order(),
-                        )
-                    ).where(*conditions, *eligible(rule))
+                        customers.c.id.label("id"),
+                        literal(str(year)).label("key"),
+                        instant(send).label("due_at"),
+                        instant(send + rule.lateness).label("expires_at"),
+                    ).where(*conditions)
                 )
-    return union_or_nothing(branches)
+
+    def eligible_due(found: Subquery) -> Select[Any]:
+        return (
+            select(
+                *due_columns(
+                    customers.c.id, found.c.key, found.c.due_at, found.c.expires_at, no_order()
+                )
+            )
+            .select_from(found.join(customers, customers.c.id == found.c.id))
+            .where(*eligible(rule))
+        )
+
+    return grouped(branches, eligible_due)

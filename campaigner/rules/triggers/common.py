@@ -1,7 +1,7 @@
 """What every trigger's query shares: the due window, who may be messaged, date arithmetic.
 
-Each trigger compiles a rule to ONE SELECT with the columns of `DUE_COLUMNS`, so the planner
-can insert its rows into the ledger with a single INSERT … SELECT.
+Each trigger compiles a rule to SELECTs with the columns of `DUE_COLUMNS` (one, or one per
+hundred zone-days), so the planner inserts its rows into the ledger by INSERT … SELECT.
 """
 
 from __future__ import annotations
@@ -17,15 +17,16 @@ from sqlalchemy import (
     ColumnElement,
     Select,
     String,
+    Subquery,
     Table,
     exists,
-    false,
     func,
     literal,
     null,
     or_,
     select,
     type_coerce,
+    union_all,
 )
 from sqlalchemy import Integer as SAInteger
 from sqlalchemy import (
@@ -41,6 +42,8 @@ orders = cast(Table, Order.__table__)
 opt_outs = cast(Table, OptOut.__table__)
 
 DUE_COLUMNS = ("customer_id", "occurrence_key", "due_at", "expires_at", "order_id", "phone")
+# SQLite refuses a compound SELECT of more than 500 terms.
+MAX_BRANCHES = 100
 
 
 @dataclass(frozen=True)
@@ -177,19 +180,6 @@ def no_order() -> ColumnElement[int]:
     return sa_cast(null(), SAInteger())
 
 
-def nothing_due() -> Select[Any]:
-    """A query with the due columns and no rows (no time zone or date falls in the window)."""
-    return select(
-        *due_columns(
-            customers.c.id,
-            literal(""),
-            instant(datetime(2000, 1, 1, tzinfo=UTC)),
-            instant(datetime(2000, 1, 1, tzinfo=UTC)),
-            no_order(),
-        )
-    ).where(false())
-
-
 def key_text(column: Any) -> ColumnElement[str]:
     """An id as the ledger's text occurrence key."""
     return sa_cast(column, String(128))
@@ -214,10 +204,15 @@ def send_instant(day: date, at: time, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, at, tzinfo=zone).astimezone(UTC)
 
 
-def union_or_nothing(branches: Sequence[Select[Any]]) -> Select[Any] | Any:
-    if not branches:
-        return nothing_due()
-    if len(branches) == 1:
-        return branches[0]
-    first, *rest = branches
-    return first.union_all(*rest)
+def grouped(
+    branches: Sequence[Select[Any]], due: Callable[[Subquery], Select[Any]]
+) -> list[Select[Any]]:
+    """The branches (one per zone and day) as UNION ALLs of at most MAX_BRANCHES each, every
+    one wrapped by `due` into the due columns: a long `max_lateness` or many time zones make
+    more statements, never one that outgrows the database's limits."""
+    statements = []
+    for start in range(0, len(branches), MAX_BRANCHES):
+        group = branches[start : start + MAX_BRANCHES]
+        found = group[0] if len(group) == 1 else union_all(*group)
+        statements.append(due(found.subquery("found")))
+    return statements

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, Subquery, select
 
 from campaigner.rules.models import WinBackRule
 from campaigner.rules.triggers.common import (
@@ -19,15 +19,15 @@ from campaigner.rules.triggers.common import (
     customers,
     due_columns,
     eligible,
+    grouped,
     instant,
     key_text,
     local_sends,
     send_instant,
-    union_or_nothing,
 )
 
 
-def due(rule: WinBackRule, ctx: DueContext) -> Select[Any] | Any:
+def due(rule: WinBackRule, ctx: DueContext) -> list[Select[Any]]:
     inactive = timedelta(days=rule.inactive_days)
     branches = []
     for name, zone in sorted(ctx.zones.items()):
@@ -35,20 +35,33 @@ def due(rule: WinBackRule, ctx: DueContext) -> Select[Any] | Any:
             previous = send_instant(day - timedelta(days=1), rule.send_time, zone)
             branches.append(
                 select(
-                    *due_columns(
-                        customers.c.id,
-                        key_text(customers.c.last_order_id),
-                        instant(send),
-                        instant(send + rule.lateness),
-                        customers.c.last_order_id,
-                    )
+                    customers.c.id.label("id"),
+                    instant(send).label("due_at"),
+                    instant(send + rule.lateness).label("expires_at"),
                 ).where(
                     customers.c.timezone == name,
                     customers.c.last_order_at > previous - inactive,
                     customers.c.last_order_at <= send - inactive,
-                    customers.c.last_order_id.is_not(None),
-                    customers.c.orders_count >= rule.min_orders,
-                    *eligible(rule),
                 )
             )
-    return union_or_nothing(branches)
+
+    def eligible_due(found: Subquery) -> Select[Any]:
+        return (
+            select(
+                *due_columns(
+                    customers.c.id,
+                    key_text(customers.c.last_order_id),
+                    found.c.due_at,
+                    found.c.expires_at,
+                    customers.c.last_order_id,
+                )
+            )
+            .select_from(found.join(customers, customers.c.id == found.c.id))
+            .where(
+                customers.c.last_order_id.is_not(None),
+                customers.c.orders_count >= rule.min_orders,
+                *eligible(rule),
+            )
+        )
+
+    return grouped(branches, eligible_due)
