@@ -157,6 +157,9 @@ class GatewaySettings(Section):
     fallback: str = Field(
         "", description="Name of a [gateways.NAME] table used when this one fails"
     )
+    webhook_token: SecretStr | None = Field(
+        None, description="This gateway's own webhook secret; default: server.webhook_token"
+    )
     options: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -233,6 +236,14 @@ class ServerSettings(Section):
         None, description="The Shopify app's client secret that signs its webhooks"
     )
     max_body_bytes: int = Field(1_000_000, ge=1024)
+    body_timeout_seconds: float = Field(
+        10.0, gt=0, description="A request body must arrive whole within this time (else 408)"
+    )
+    max_unverified_requests: int = Field(
+        16,
+        ge=1,
+        description="Bodies read at once before their signature is checked (more get 503)",
+    )
 
 
 class SourceTable(Section):

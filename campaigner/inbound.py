@@ -19,7 +19,7 @@ from campaigner.config import Settings
 from campaigner.customers.phones import InvalidPhone, normalize_phone, to_ascii_digits
 from campaigner.db.models import Customer, InboundMessage, Message, MessageStatus
 from campaigner.db.upsert import insert_ignore
-from campaigner.gateways.base import DeliveryReport, InboundSms
+from campaigner.gateways.base import EARLIEST, LATEST, MAX_LEDGER_ID, DeliveryReport, InboundSms
 from campaigner.optouts import add_opt_outs, remove_opt_out
 from campaigner.reports.nps import record_nps_reply
 
@@ -37,6 +37,45 @@ INVALID_PHONE = "invalid_phone"
 _TOKENS = re.compile(r"\d+|[^\d\s]+")
 _INVISIBLE = str.maketrans({"\u200c": " ", "\u200f": None, "\u200e": None, "\u200d": None})
 _PUNCTUATION = ".,!?;:؛،؟«»\"'()"
+
+
+PROVIDER_ID_CHARS = 128  # messages.provider_id and inbound_messages.provider_id
+
+
+def _check_text(what: str, value: str | None) -> None:
+    if value is None:
+        return
+    if "\x00" in value:
+        raise ValueError(f"{what} contains a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{what} is not valid Unicode") from None
+
+
+def _check_provider_id(value: str | None) -> None:
+    _check_text("provider id", value)
+    if value is not None and len(value) > PROVIDER_ID_CHARS:
+        raise ValueError(f"provider id longer than {PROVIDER_ID_CHARS} characters")
+
+
+def check_inbound(sms: InboundSms) -> None:
+    """ValueError for what the database could not store (a NUL, a lone surrogate, an id
+    too long) or what no provider sends (a time outside this century)."""
+    _check_text("phone", sms.phone)
+    _check_text("text", sms.text)
+    _check_provider_id(sms.provider_id)
+    if sms.received_at is not None and not EARLIEST <= sms.received_at < LATEST:
+        raise ValueError("received time outside 2000-2099")
+
+
+def check_report(report: DeliveryReport) -> None:
+    """ValueError for a report the ledger cannot hold: see `check_inbound`."""
+    if report.message_id is not None and not 0 < report.message_id <= MAX_LEDGER_ID:
+        raise ValueError("message id out of range")
+    _check_provider_id(report.provider_id)
+    _check_text("code", report.code)
+    _check_text("error", report.error)
 
 
 def _tokens(text: str) -> list[str]:
@@ -66,8 +105,10 @@ def handle_inbound(
     """Record a reply and act on it at once; returns the action taken.
 
     `nps_windows` (nps_survey rule -> response window) lets a 0-10 reply to a recent survey
-    count as that customer's score.
+    count as that customer's score. ValueError (nothing stored) for a value no provider
+    sends, see `check_inbound`.
     """
+    check_inbound(sms)
     try:
         phone = normalize_phone(sms.phone, settings.customers.region)
     except InvalidPhone:
@@ -142,8 +183,10 @@ def apply_delivery_report(
     provider's message id means nothing to another provider.
 
     A final state is never downgraded to `sent`, and `delivered` is never turned into
-    `undelivered`: reports arrive twice and out of order.
+    `undelivered`: reports arrive twice and out of order. ValueError for a report the
+    ledger cannot hold (`check_report`).
     """
+    check_report(report)
     labels = list(routes)
     via = "/".join(labels)
     query = select(Message).with_for_update()

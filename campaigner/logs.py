@@ -1,6 +1,9 @@
 """Logging for humans (text) or machines (JSON lines), with every known secret masked.
 
-The mask sits on the handler, so it covers every logger, ours and the libraries'.
+The mask sits in the formatters, after the message, the traceback and the stack are put
+together, so it covers every logger (ours, httpx's, uvicorn's) and every part of a record.
+Filters on the chattiest loggers also rewrite records at their source, for handlers that
+are not ours (pytest's caplog, an operator's own logging set-up).
 """
 
 from __future__ import annotations
@@ -9,54 +12,115 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
+from typing import Any, TextIO
 
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr
 from sqlalchemy.engine import make_url
 
-from campaigner.config import Settings
-from campaigner.gateways.http import RedactSecrets, register_secret
+from campaigner.config import GatewaySettings, Settings
+from campaigner.masking import mask, register_secret
 
-NOISY_LOGGERS = ("alembic", "httpx", "httpcore", "uvicorn.access", "apscheduler")
+NOISY_LOGGERS = (
+    "alembic",
+    "httpx",
+    "httpcore",
+    "uvicorn.access",
+    "uvicorn.error",
+    "apscheduler",
+)
+# Filters on a logger only see records created on that logger, so each one is listed.
+MASKED_LOGGERS = (
+    "httpx",
+    "httpcore",
+    "httpcore.http11",
+    "httpcore.connection",
+    "uvicorn.error",
+    "uvicorn.access",
+    "campaigner",
+)
+
+
+class MaskSecrets(logging.Filter):
+    """Rewrites a record's message with every registered secret masked."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = mask(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
+_FILTER = MaskSecrets()
+
+
+def install_masking(*logger_names: str) -> None:
+    for name in (*MASKED_LOGGERS, *logger_names):
+        logger = logging.getLogger(name)
+        if _FILTER not in logger.filters:
+            logger.addFilter(_FILTER)
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        return mask(super().format(record))
 
 
 class JsonFormatter(logging.Formatter):
+    """One JSON object per line; fields are masked before encoding, whose escapes
+    (a quote, a backslash) would otherwise change how a secret looks."""
+
     def format(self, record: logging.LogRecord) -> str:
-        entry = {
+        entry: dict[str, Any] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": mask(record.getMessage()),
         }
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+            entry["exception"] = mask(self.formatException(record.exc_info))
+        if record.stack_info:
+            entry["stack"] = mask(self.formatStack(record.stack_info))
         return json.dumps(entry, ensure_ascii=False)
 
 
+def log_handler(log_format: str = "text", stream: TextIO | None = None) -> logging.Handler:
+    """Campaigner's handler: masked text or JSON lines on `stream` (stderr by default)."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
+    return handler
+
+
 def configure_logging(*, verbose: bool = False, log_format: str = "text") -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    if log_format == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(RedactSecrets())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
-    root.addHandler(handler)
+    root.addHandler(log_handler(log_format))
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     for noisy in NOISY_LOGGERS:
         # APScheduler warns whenever a wake-up finds the task already running: expected here.
         quiet = logging.ERROR if noisy == "apscheduler" else logging.WARNING
         logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else quiet)
+    install_masking()
 
 
 def register_settings_secrets(settings: Settings) -> None:
-    """Every secret in the configuration, and the database password, is masked from now on."""
+    """Every secret in the configuration, and the database passwords, are masked from now on.
 
-    def walk(value: object) -> None:
+    A gateway's secret is also masked as base64 of `username:secret` (HTTP Basic).
+    """
+
+    def walk(value: object, username: str | None = None) -> None:
         if isinstance(value, SecretStr):
-            register_secret(value.get_secret_value())
-        elif hasattr(value, "model_fields"):
+            register_secret(value.get_secret_value(), username=username)
+        elif isinstance(value, GatewaySettings):
+            user = value.username or value.account_sid or None
+            for name in type(value).model_fields:
+                walk(getattr(value, name), user)
+        elif isinstance(value, BaseModel):
             for name in type(value).model_fields:
                 walk(getattr(value, name))
         elif isinstance(value, dict):
@@ -67,8 +131,8 @@ def register_settings_secrets(settings: Settings) -> None:
                 walk(item)
 
     walk(settings)
-    password = make_url(settings.database.url).password
-    register_secret(str(password) if password else None)
-    for source in settings.sources:
-        source_password = make_url(source.url.get_secret_value()).password
-        register_secret(str(source_password) if source_password else None)
+    urls = [settings.database.url, *(source.url.get_secret_value() for source in settings.sources)]
+    for url in urls:
+        parsed = make_url(url)
+        if parsed.password:
+            register_secret(str(parsed.password), username=parsed.username)

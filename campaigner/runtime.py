@@ -97,14 +97,15 @@ def build_gateway(settings: Settings, name: str | None = None, **extra: Any) -> 
     """The primary gateway, or the `[gateways.NAME]` table called `name` (the fallback).
 
     Callbacks the gateway hands out per message (Kannel's dlr-url, Twilio's StatusCallback)
-    point at its route label, `/webhooks/LABEL/...`, so they reach this very instance.
+    point at its route label, `/webhooks/LABEL/...`, so they reach this very instance. Its
+    webhooks need its own `webhook_token` if it has one, else `server.webhook_token`.
     """
     if name is None:
         gateway_settings, label = settings.gateway, settings.gateway.name
     else:
         gateway_settings = settings.gateways[name]
         label = fallback_label(settings.gateway.name, name)
-    token = settings.server.webhook_token
+    token = gateway_settings.webhook_token or settings.server.webhook_token
     return create_gateway(
         gateway_settings,
         webhook_url=f"{webhook_base(settings)}/webhooks/{label}",

@@ -31,6 +31,7 @@ from campaigner.db import create_engine_for, session_factory, upgrade
 from campaigner.db.models import Base, Customer, Order
 from campaigner.gateways.base import Gateway, OutgoingMessage, SendResult
 from campaigner.logs import NOISY_LOGGERS
+from campaigner.masking import registry
 from campaigner.rules.models import Rule
 from campaigner.runtime import Runtime
 
@@ -309,15 +310,24 @@ def project(settings: Settings, sessions: sessionmaker[Session], clock: FixedClo
 
 @pytest.fixture(autouse=True)
 def _restore_logging() -> Iterator[None]:
-    """CLI tests configure logging for the whole process; undo it after each test."""
+    """CLI tests configure logging for the whole process (`simulate` quiets "campaigner");
+    undo it after each test."""
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
-    named = {name: logging.getLogger(name).level for name in NOISY_LOGGERS}
+    named = {name: logging.getLogger(name).level for name in (*NOISY_LOGGERS, "campaigner")}
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
     for name, saved in named.items():
         logging.getLogger(name).setLevel(saved)
+
+
+@pytest.fixture(autouse=True)
+def _restore_secrets() -> Iterator[None]:
+    """Secrets registered by a test (gateways, CLI settings) are forgotten after it."""
+    saved = registry.snapshot()
+    yield
+    registry.restore(saved)
 
 
 @pytest.fixture

@@ -6,13 +6,16 @@ records: what it received, how many requests it held open at once (`peak`) and o
 connections they came. The tests judge the daemon by these records, not by the ledger.
 
 `hold_until=n` holds the first requests until `n` are open together (or `hold_seconds`
-pass), so that a count of concurrent requests never depends on timing.
+pass), so that a count of concurrent requests never depends on timing. The first requests
+may instead get the statuses in `echoes`, with the request echoed back in the body, as a
+misconfigured gateway or proxy answers.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -21,9 +24,16 @@ from urllib.parse import parse_qs, urlparse
 class KannelStandIn(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, delay: float = 0.0, hold_until: int = 0, hold_seconds: float = 3.0) -> None:
+    def __init__(
+        self,
+        delay: float = 0.0,
+        hold_until: int = 0,
+        hold_seconds: float = 3.0,
+        echoes: Sequence[int] = (),
+    ) -> None:
         super().__init__(("127.0.0.1", 0), _KannelHandler)
         self.delay = delay
+        self.echoes = list(echoes)
         self.hold_until = hold_until
         self.hold_seconds = hold_seconds
         self.received: list[tuple[str, str]] = []  # (phone in E.164, text)
@@ -60,10 +70,12 @@ class KannelStandIn(ThreadingHTTPServer):
                 self.lock.wait_for(lambda: self.peak >= self.hold_until, self.hold_seconds)
                 self._held = True  # only the first requests wait, even if that timed out
 
-    def leave(self, phone: str, text: str) -> None:
+    def leave(self, phone: str, text: str) -> int:
+        """Records the request; the status to answer it with."""
         with self.lock:
             self.open -= 1
             self.received.append((phone, text))
+            return self.echoes.pop(0) if self.echoes else 202
 
 
 class _KannelHandler(BaseHTTPRequestHandler):
@@ -77,9 +89,11 @@ class _KannelHandler(BaseHTTPRequestHandler):
         query = parse_qs(urlparse(self.path).query)
         self.server.arrive(self.client_address[1])
         time.sleep(self.server.delay)
-        self.server.leave("+" + query["to"][0], query["text"][0])
+        status = self.server.leave("+" + query["to"][0], query["text"][0])
         body = b"0: Accepted for delivery"
-        self.send_response(202)
+        if status != 202:
+            body = f"Cannot serve GET {self.path} HTTP/1.1".encode()
+        self.send_response(status)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)

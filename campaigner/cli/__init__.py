@@ -16,6 +16,7 @@ from campaigner.db.errors import describe_database_error
 from campaigner.display import shown
 from campaigner.errors import CampaignerError
 from campaigner.logs import configure_logging
+from campaigner.masking import mask
 
 
 class CampaignerGroup(click.Group):
@@ -32,7 +33,7 @@ class CampaignerGroup(click.Group):
                 message = describe_database_error(exc, app.database_url if app else None)
             else:
                 message = str(exc)
-            click.echo(f"Error: {shown(message)}", err=True)
+            click.echo(f"Error: {shown(mask(message))}", err=True)
             ctx.exit(1)
 
 

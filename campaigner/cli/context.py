@@ -1,4 +1,8 @@
-"""What every command may need, created on first use: settings, engine, sessions."""
+"""What every command may need, created on first use: settings, engine, sessions.
+
+Loading the settings registers their secrets, so that whatever a command prints or logs
+afterwards is masked.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from campaigner.config import Settings, load_settings
 from campaigner.db import create_engine_for, ensure_current, session_factory
 from campaigner.gateways.registry import check_gateways
+from campaigner.logs import register_settings_secrets
 from campaigner.project import find_config
 
 
@@ -26,6 +31,7 @@ class AppContext:
         """The project's settings, checked whole at start-up (the gateways named exist)."""
         if self._settings is None:
             settings = load_settings(find_config(self.config_path))
+            register_settings_secrets(settings)
             check_gateways(settings)
             self._settings = settings
         return self._settings

@@ -11,6 +11,7 @@ from campaigner.db.models import Customer
 from campaigner.dispatch.overview import message_history
 from campaigner.display import shown
 from campaigner.errors import CampaignerError
+from campaigner.masking import mask
 
 
 @click.command("history")
@@ -64,7 +65,7 @@ def history_cmd(app: AppContext, phone: str | None, customer_ref: str | None) ->
         if m.text:
             click.echo(f"    {shown(m.text)}")
         if m.last_error:
-            click.echo(f"    error: {shown(m.last_error)}")
+            click.echo(f"    error: {shown(mask(m.last_error))}")
         if m.resolved_by and m.resolved_at:
             click.echo(
                 shown(

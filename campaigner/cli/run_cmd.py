@@ -11,7 +11,8 @@ from campaigner.cli.context import AppContext, pass_app
 from campaigner.clock import SystemClock
 from campaigner.daemon.runner import Service, lock_for
 from campaigner.display import shown
-from campaigner.logs import configure_logging, register_settings_secrets
+from campaigner.logs import configure_logging
+from campaigner.masking import mask
 
 
 @click.command("run")
@@ -39,7 +40,6 @@ def run_cmd(app: AppContext, once: bool, log_format: str) -> None:
     """
     configure_logging(verbose=app.verbose, log_format=log_format)
     settings = app.settings
-    register_settings_secrets(settings)
     sessions = app.sessions()
     lock = lock_for(settings)
     if lock is not None:
@@ -59,10 +59,11 @@ def run_cmd(app: AppContext, once: bool, log_format: str) -> None:
                 err=True,
             )
             for task, error in result.errors.items():
-                click.echo(f"{task} failed: {shown(error)}", err=True)
+                click.echo(f"{task} failed: {shown(mask(error))}", err=True)
             for gateway, error in result.gateway_errors.items():
                 click.echo(
-                    f"gateway {gateway} failed: {shown(error)} (messages stay queued)", err=True
+                    f"gateway {gateway} failed: {shown(mask(error))} (messages stay queued)",
+                    err=True,
                 )
             if not result.ok:
                 raise click.exceptions.Exit(1)

@@ -17,6 +17,7 @@ from typing import Any
 
 from campaigner.clock import Clock
 from campaigner.errors import one_line
+from campaigner.masking import mask
 
 DEFAULT_MAX_FAILURES = 3
 
@@ -65,7 +66,7 @@ class Health:
     def failed(self, task: str, error: str) -> int:
         with self._lock:
             state = self.tasks.setdefault(task, TaskState())
-            state.last_error = error
+            state.last_error = mask(error)
             state.consecutive_failures += 1
             return state.consecutive_failures
 
@@ -78,7 +79,7 @@ class Health:
         try:
             self.check_database()
         except Exception as exc:
-            database = f"unavailable: {one_line(exc)}"
+            database = f"unavailable: {mask(one_line(exc))}"
             reasons.append("database unavailable")
         if not self.scheduler_running:
             reasons.append("scheduler not running")

@@ -28,10 +28,11 @@ from campaigner.db.models import SyncState
 from campaigner.dispatch import DispatchReport
 from campaigner.errors import CampaignerError
 from campaigner.gateways import Gateway
-from campaigner.inbound import handle_inbound
+from campaigner.inbound import check_inbound, handle_inbound
 from campaigner.rules.models import TRIGGERS
 from campaigner.runtime import Runtime
 from campaigner.server.app import create_app
+from campaigner.server.guard import Guard
 from campaigner.server.ingest import ingest_routes
 from campaigner.server.serve import BackgroundServer
 from campaigner.sources.sync import sync_source
@@ -164,6 +165,11 @@ class Service:
         messages, cursor = gateway.poll_inbound(cursor)
         with self.sessions.begin() as session:
             for sms in messages:
+                try:
+                    check_inbound(sms)
+                except ValueError as exc:
+                    log.warning("inbound via %s: one reply skipped: %s", gateway.name, exc)
+                    continue
                 handle_inbound(
                     session,
                     sms,
@@ -247,6 +253,7 @@ class Service:
         return tasks
 
     def http_app(self) -> Any:
+        guard = Guard(self.settings.server)
         return create_app(
             settings=self.settings,
             sessions=self.sessions,
@@ -254,9 +261,12 @@ class Service:
             gateways=self.runtime.gateways,
             extra_routes=[
                 *health_routes(self.health, self.metrics, self.settings.server),
-                *ingest_routes(settings=self.settings, sessions=self.sessions, clock=self.clock),
+                *ingest_routes(
+                    settings=self.settings, sessions=self.sessions, clock=self.clock, guard=guard
+                ),
             ],
             nps_windows=self.runtime.rulebook.nps_windows,
+            guard=guard,
         )
 
     def run_once(self) -> OnceResult:

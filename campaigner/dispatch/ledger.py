@@ -27,6 +27,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, sessionmaker
 
 from campaigner.db.models import Message, MessageStatus
+from campaigner.masking import excerpt
 
 MAX_ERROR_CHARS = 500
 TABLE: Table = Message.__table__  # type: ignore[assignment]
@@ -174,12 +175,12 @@ def final(row_id: int, status: MessageStatus, reason: str | None, now: datetime)
 
 def failed(row_id: int, reason: str, error: str, now: datetime) -> dict[str, Any]:
     row = final(row_id, MessageStatus.FAILED, reason[:64], now)
-    return {**row, "last_error": error[:MAX_ERROR_CHARS]}
+    return {**row, "last_error": excerpt(error, MAX_ERROR_CHARS)}
 
 
 def unknown(row_id: int, reason: str, error: str, now: datetime) -> dict[str, Any]:
     row = final(row_id, MessageStatus.UNKNOWN, reason, now)
-    return {**row, "last_error": error[:MAX_ERROR_CHARS]}
+    return {**row, "last_error": excerpt(error, MAX_ERROR_CHARS)}
 
 
 # -- writing ------------------------------------------------------------------------------

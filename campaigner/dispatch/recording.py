@@ -28,6 +28,7 @@ from campaigner.dispatch.ledger import (
 )
 from campaigner.dispatch.report import DispatchReport
 from campaigner.gateways.base import GatewayError, Outcome, OutgoingMessage, SendResult
+from campaigner.masking import excerpt
 from campaigner.optouts import add_opt_outs
 
 
@@ -154,7 +155,7 @@ class Recorder:
             "scheduled_for": now + timedelta(seconds=delay),
             "attempts": attempts,
             "reason": "retry",
-            "last_error": error[:MAX_ERROR_CHARS],
+            "last_error": excerpt(error, MAX_ERROR_CHARS),
         }
 
 

@@ -11,12 +11,47 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
     from campaigner.config import GatewaySettings
+
+
+MAX_LEDGER_ID = 2**31 - 1  # messages.id is a 32-bit integer on PostgreSQL
+# Unix times a provider may plausibly report; anything else is garbage or an attack.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+
+
+def _digits(text: str, most: int, what: str) -> int:
+    """ASCII digits only (no sign, no Persian or superscript digits), at most `most` of them."""
+    text = text.strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > most:
+        raise ValueError(f"not {what}")
+    return int(text)
+
+
+def ledger_id(text: str) -> int:
+    """A ledger id echoed back by a provider; ValueError unless it could be one."""
+    value = _digits(text, 10, "a message id")
+    if not 0 < value <= MAX_LEDGER_ID:
+        raise ValueError("a message id out of range")
+    return value
+
+
+def status_code(text: str) -> int:
+    """A provider's numeric status code; ValueError for anything else."""
+    return _digits(text, 6, "a status code")
+
+
+def unix_time(text: str) -> datetime:
+    """A provider's Unix timestamp in seconds; ValueError unless it lies in this century."""
+    seconds = _digits(text, 12, "a Unix time")
+    if not EARLIEST.timestamp() <= seconds < LATEST.timestamp():
+        raise ValueError("a Unix time outside 2000-2099")
+    return datetime.fromtimestamp(seconds, UTC)
 
 
 @dataclass(frozen=True)
@@ -179,9 +214,14 @@ class Gateway(ABC):
         """
         return [], cursor
 
-    def verify_webhook(self, request: WebhookRequest) -> bool | None:
-        """Check a provider signature; None means this gateway has none (use the token)."""
+    def webhook_signature_header(self) -> str | None:
+        """The header in which the provider signs its webhooks, when this gateway can check
+        it; then that signature is required and no token is accepted. None: use the token."""
         return None
+
+    def verify_webhook(self, request: WebhookRequest) -> bool:
+        """Check the provider's signature (only called when `webhook_signature_header`)."""
+        return False
 
     def close(self) -> None:  # noqa: B027 - most gateways hold nothing to release
         """Release connections."""

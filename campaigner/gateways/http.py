@@ -1,15 +1,15 @@
-"""What every HTTP gateway shares: one pooled httpx client, error mapping, secret redaction.
+"""What every HTTP gateway shares: one pooled httpx client, error mapping, secret masking.
 
 Secrets reach providers in headers, form fields and, for Kavenegar, the URL path. httpx logs
-each request URL at INFO, so a logging filter scrubs every registered secret from the httpx
-loggers and ours; exception texts are built without URLs and scrubbed as well.
+each request URL (percent-encoded) at INFO, so every secret is registered with
+`campaigner.masking` and the httpx loggers are masked at the source; exception texts are
+built without URLs, and texts a provider sends back (which may echo the request) are
+masked before they are cut to size.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
 
@@ -17,48 +17,10 @@ import httpx
 
 from campaigner.config import GatewaySettings
 from campaigner.gateways.base import Gateway, GatewayError, OutgoingMessage, SendResult
+from campaigner.logs import install_masking
+from campaigner.masking import excerpt, mask, register_secret
 
-MASK = "********"
-_secrets: set[str] = set()
-_lock = threading.Lock()
-
-
-def register_secret(secret: str | None) -> None:
-    """From now on, `secret` is masked in every log line that passes our filter."""
-    if secret and len(secret) >= 4:
-        with _lock:
-            _secrets.add(secret)
-
-
-def redact(text: str, extra: Iterable[str] = ()) -> str:
-    with _lock:
-        secrets = sorted({*_secrets, *(s for s in extra if s)}, key=len, reverse=True)
-    for secret in secrets:
-        text = text.replace(secret, MASK)
-    return text
-
-
-class RedactSecrets(logging.Filter):
-    """Rewrites a record's message with every registered secret masked."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        clean = redact(message)
-        if clean != message:
-            record.msg, record.args = clean, None
-        return True
-
-
-_FILTER = RedactSecrets()
-# Filters on a logger only see records created on that logger, so each one is listed.
-REDACTED_LOGGERS = ("httpx", "httpcore", "httpcore.http11", "httpcore.connection", "campaigner")
-
-
-def install_redaction(*logger_names: str) -> None:
-    for name in (*REDACTED_LOGGERS, *logger_names):
-        logger = logging.getLogger(name)
-        if _FILTER not in logger.filters:
-            logger.addFilter(_FILTER)
+REPLY_EXCERPT = 200  # characters of a provider's reply kept in an error
 
 
 def retry_after(response: httpx.Response) -> float | None:
@@ -99,10 +61,11 @@ class HttpGateway(Gateway):
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         super().__init__(settings, webhook_url=webhook_url, webhook_token=webhook_token)
+        username = settings.username or settings.account_sid or None
         for secret in (settings.password, settings.api_key, settings.auth_token):
-            register_secret(secret.get_secret_value() if secret else None)
+            register_secret(secret.get_secret_value() if secret else None, username=username)
         register_secret(webhook_token)
-        install_redaction(type(self).__module__)
+        install_masking(type(self).__module__)
         base_url = (settings.url or self.default_url).rstrip("/") + "/"
         self.client = httpx.Client(
             base_url=base_url,
@@ -128,12 +91,17 @@ class HttpGateway(Gateway):
             raise GatewayError(self._describe(exc), code="network", maybe_sent=True) from None
 
     def _describe(self, exc: Exception) -> str:
-        detail = redact(str(exc)) or "no detail"
+        detail = mask(str(exc)) or "no detail"
         return f"{self.name}: {type(exc).__name__}: {detail}"
 
     def error(self, message: str, **kwargs: Any) -> GatewayError:
-        """A GatewayError whose text is prefixed with the gateway name and scrubbed."""
-        return GatewayError(redact(f"{self.name}: {message}"), **kwargs)
+        """A GatewayError whose text is prefixed with the gateway name and masked."""
+        return GatewayError(mask(f"{self.name}: {message}"), **kwargs)
+
+    @staticmethod
+    def reply_excerpt(response: httpx.Response) -> str:
+        """The start of a reply for an error text, masked: providers and proxies echo requests."""
+        return excerpt(response.text.strip(), REPLY_EXCERPT)
 
     def check_overload(self, response: httpx.Response) -> None:
         """Raise for 429 and 5xx, which are temporary whatever the body says."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import ClassVar
 from urllib.parse import quote
 
@@ -22,6 +21,9 @@ from campaigner.gateways.base import (
     OutgoingMessage,
     SendResult,
     WebhookRequest,
+    ledger_id,
+    status_code,
+    unix_time,
 )
 from campaigner.gateways.http import HttpGateway, retry_after
 
@@ -65,21 +67,20 @@ class KannelGateway(HttpGateway):
         body = response.text.strip()
         if response.status_code in (200, 202) and body[:2] in ("0:", "3:"):
             return SendResult.accepted(message.id)
+        reply = self.reply_excerpt(response)
         lowered = body.lower()
         if "authorization failed" in lowered:
             raise self.error(
                 "authorization failed (check gateway.username and password)", auth=True
             )
         if "denied" in lowered and "list" in lowered:
-            return SendResult.permanent(message.id, body[:200], "denied", opted_out=True)
+            return SendResult.permanent(message.id, reply, "denied", opted_out=True)
         if "receiver" in lowered or "number" in lowered:
-            return SendResult.permanent(
-                message.id, body[:200], "invalid_number", invalid_number=True
-            )
+            return SendResult.permanent(message.id, reply, "invalid_number", invalid_number=True)
         if response.status_code == 400 or "rejected" in lowered:
-            return SendResult.permanent(message.id, body[:200], str(response.status_code))
+            return SendResult.permanent(message.id, reply, str(response.status_code))
         raise self.error(
-            f"HTTP {response.status_code}: {body[:200]!r}",
+            f"HTTP {response.status_code}: {reply!r}",
             code=str(response.status_code),
             retry_after=retry_after(response),
             maybe_sent=response.is_success,
@@ -97,8 +98,8 @@ class KannelGateway(HttpGateway):
     def parse_delivery_report(self, request: WebhookRequest) -> list[DeliveryReport]:
         params = request.params
         try:
-            message_id = int(params["id"])
-            value = int(params["status"])
+            message_id = ledger_id(params["id"])
+            value = status_code(params["status"])
         except (KeyError, ValueError):
             raise ValueError("a Kannel report needs numeric id and status parameters") from None
         status = _DLR_STATUS.get(value)
@@ -111,9 +112,7 @@ class KannelGateway(HttpGateway):
         params = request.params
         if not params.get("from"):
             raise ValueError("a Kannel inbound message needs a 'from' parameter")
-        received = None
-        if params.get("ts", "").isdigit():
-            received = datetime.fromtimestamp(int(params["ts"]), UTC)
+        received = unix_time(params["ts"]) if params.get("ts") else None
         return [
             InboundSms(
                 phone=params["from"],

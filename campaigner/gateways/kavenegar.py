@@ -26,6 +26,7 @@ from campaigner.gateways.base import (
     OutgoingMessage,
     SendResult,
     WebhookRequest,
+    status_code,
 )
 from campaigner.gateways.http import HttpGateway
 
@@ -156,10 +157,11 @@ class KavenegarGateway(HttpGateway):
         params = request.params
         provider_id = params.get("messageid", "").strip()
         try:
-            value = int(params["status"])
+            value: int | None = status_code(params["status"])
         except (KeyError, ValueError):
             value = None
-        if not provider_id.isdigit() or value is None:
+        numeric_id = provider_id.isascii() and provider_id.isdigit() and len(provider_id) <= 32
+        if not numeric_id or value is None:
             raise ValueError("a Kavenegar report needs numeric messageid and status parameters")
         mapped = _STATUS.get(value)
         if mapped is None:

@@ -1,7 +1,8 @@
 """Twilio's Messages API: one form-encoded request per message, reports by status callback.
 
 Callbacks are signed (`X-Twilio-Signature`: HMAC-SHA1 of the URL plus the sorted form
-parameters, keyed with the auth token), so they need no shared token in the URL.
+parameters, keyed with the auth token). With an auth token configured that signature is
+required and no token is accepted, so nobody holding a shared token can forge a STOP.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from campaigner.gateways.base import (
     OutgoingMessage,
     SendResult,
     WebhookRequest,
+    ledger_id,
 )
 from campaigner.gateways.http import HttpGateway, retry_after
 
@@ -34,6 +36,7 @@ INVALID_NUMBER_CODES = {21211, 21614, 21217, 21401, 21421}
 AUTH_CODES = {20003, 20005, 21606, 21212, 21659}  # credentials, inactive account, bad sender
 RATE_CODES = {20429, 14107, 30022}
 NOT_FOUND = 20404  # "The requested resource ... was not found"
+SIGNATURE_HEADER = "x-twilio-signature"
 _STATUS = {
     "delivered": "delivered",
     "read": "delivered",
@@ -187,25 +190,28 @@ class TwilioGateway(HttpGateway):
             opted_out=code_text == str(OPTED_OUT),
         )
 
-    def verify_webhook(self, request: WebhookRequest) -> bool | None:
-        signature = request.headers.get("x-twilio-signature")
+    def webhook_signature_header(self) -> str | None:
+        return SIGNATURE_HEADER if self.settings.auth_token else None
+
+    def verify_webhook(self, request: WebhookRequest) -> bool:
+        signature = request.headers.get(SIGNATURE_HEADER)
         if signature is None or not self.settings.auth_token:
-            return None
+            return False
         expected = twilio_signature(
             self.settings.auth_token.get_secret_value(), request.url, dict(request.form)
         )
-        return hmac.compare_digest(expected, signature)
+        return hmac.compare_digest(expected.encode(), signature.encode("utf-8", "surrogatepass"))
 
     def parse_delivery_report(self, request: WebhookRequest) -> list[DeliveryReport]:
         params = request.params
         status = _STATUS.get(params.get("MessageStatus", ""))
         if status is None:
             return []
-        raw_id = params.get("id", "")
+        raw_id = params.get("id")
         return [
             self._report(
                 status,
-                int(raw_id) if raw_id.isdigit() else None,
+                ledger_id(raw_id) if raw_id else None,
                 params.get("MessageSid"),
                 params.get("ErrorCode"),
             )

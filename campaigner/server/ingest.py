@@ -26,7 +26,7 @@ from campaigner.clock import Clock
 from campaigner.config import Settings
 from campaigner.customers.loader import LoadResult, RecordError, load_customers, load_orders
 from campaigner.customers.records import UNIX_TIME_RULE, is_unix_time, parse_number_time
-from campaigner.server.guard import Refused, matches_any, read_body
+from campaigner.server.guard import Guard, Refused, matches_any
 
 MAX_ITEMS = 1000
 PREFIX = "/api/v1"
@@ -116,10 +116,10 @@ class Problem(BaseModel):
 
 
 def ingest_routes(
-    *, settings: Settings, sessions: sessionmaker[Session], clock: Clock
+    *, settings: Settings, sessions: sessionmaker[Session], clock: Clock, guard: Guard | None = None
 ) -> list[BaseRoute]:
-    """The ingest API's routes, to mount in the daemon's Starlette app."""
-    api = _IngestApi(settings, sessions, clock)
+    """The ingest API's routes, to mount in the daemon's Starlette app (with its `guard`)."""
+    api = _IngestApi(settings, sessions, clock, guard or Guard(settings.server))
     document = openapi_document()
     return [
         Route(f"{PREFIX}/customers", api.guarded(api.customers), methods=["POST"]),
@@ -134,10 +134,13 @@ def ingest_routes(
 
 
 class _IngestApi:
-    def __init__(self, settings: Settings, sessions: sessionmaker[Session], clock: Clock) -> None:
+    def __init__(
+        self, settings: Settings, sessions: sessionmaker[Session], clock: Clock, guard: Guard
+    ) -> None:
         self.settings = settings
         self.sessions = sessions
         self.clock = clock
+        self.guard = guard
         self.tokens = [token.get_secret_value() for token in settings.server.api_tokens]
 
     def guarded(
@@ -151,14 +154,14 @@ class _IngestApi:
                     401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"}
                 )
             try:
-                body = await read_body(request, self.settings.server.max_body_bytes)
+                body = await self.guard.body(request)
                 try:
                     data = json.loads(body)
                 except (ValueError, RecursionError):
                     raise Refused(400, "the body is not valid JSON") from None
                 return await handler(data)
             except Refused as refused:
-                return _problem(refused.status, refused.detail)
+                return _problem(refused.status, refused.detail, refused.headers)
 
         return endpoint
 

@@ -2,7 +2,9 @@
 
 The socket is bound here, before uvicorn starts, so port 0 yields a known free port and the
 listen backlog is large: Kannel fires delivery reports in bursts and never retries a
-callback that found the queue full.
+callback that found the queue full. uvicorn installs no logging of its own: its error and
+access loggers reach Campaigner's handler (masked, JSON when asked), at the levels
+`campaigner.logs` sets. The h11 protocol is chosen explicitly for its bound on header size.
 """
 
 from __future__ import annotations
@@ -44,8 +46,9 @@ class BackgroundServer:
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(
             self.app,
-            log_level="warning",
-            access_log=False,
+            http="h11",
+            log_config=None,
+            access_log=True,
             lifespan="off",
             backlog=BACKLOG,
             timeout_graceful_shutdown=5,

@@ -1,8 +1,11 @@
 """Signed shop webhooks: WooCommerce and Shopify push orders and customers as they change.
 
-`POST /webhooks/shop/woocommerce` and `POST /webhooks/shop/shopify`. The body is read within
-its size limit, then its HMAC is checked against the shop's secret before anything else
-(`signatures`): a missing or wrong signature is 401 and stores nothing. Payloads go through
+`POST /webhooks/shop/woocommerce` and `POST /webhooks/shop/shopify`. The signature covers the
+body, so the body is read before it can be checked, by `Guard.unverified_body` (a few at a
+time, within the size limit and the body timeout); then its HMAC is checked against the
+shop's secret before anything else (`signatures`): a missing or wrong signature is 401 and
+stores nothing. Shopify always signs, so a request without its header is refused unread.
+Payloads go through
 the same loader as CSV import, sync and the ingest API. Each delivery is applied once:
 Shopify's `X-Shopify-Webhook-Id`, or WooCommerce's resource id and modification time, is
 recorded in `shop_events` in the same transaction as the data it brought; so is each Shopify
@@ -41,7 +44,7 @@ from campaigner.customers.loader import (
 )
 from campaigner.customers.records import RowError, as_text
 from campaigner.db.models import Customer, Order, ShopEvent
-from campaigner.server.guard import Refused, read_body
+from campaigner.server.guard import Guard, Refused
 from campaigner.server.signatures import signature_matches
 from campaigner.shops import shopify, woocommerce
 
@@ -185,14 +188,15 @@ def _signed_json(body: bytes, request: Request, secret: SecretStr | None, header
 
 
 def shop_webhook_routes(
-    *, settings: Settings, sessions: sessionmaker[Session], clock: Clock
+    *, settings: Settings, sessions: sessionmaker[Session], clock: Clock, guard: Guard | None = None
 ) -> list[BaseRoute]:
     shop = _Shop(settings, sessions, clock)
-    limit = settings.server.max_body_bytes
+    guard = guard or Guard(settings.server)
 
     async def woocommerce_hook(request: Request) -> Response:
         try:
-            body = await read_body(request, limit)
+            # Read even unsigned: WooCommerce's ping on creation carries no signature.
+            body = await guard.unverified_body(request)
             if "x-wc-webhook-signature" not in request.headers and body.startswith(b"webhook_id="):
                 return PlainTextResponse("pong")  # WooCommerce's ping on creation: unsigned
             payload = _signed_json(
@@ -217,7 +221,9 @@ def shop_webhook_routes(
 
     async def shopify_hook(request: Request) -> Response:
         try:
-            body = await read_body(request, limit)
+            if "x-shopify-hmac-sha256" not in request.headers:
+                raise Refused(401, "missing or wrong signature")
+            body = await guard.unverified_body(request)
             payload = _signed_json(
                 body, request, settings.server.shopify_webhook_secret, "x-shopify-hmac-sha256"
             )
@@ -265,7 +271,7 @@ def shop_webhook_routes(
 def _refused(shop: str, refused: Refused) -> Response:
     if refused.status == 401:
         log.warning("%s webhook: missing or wrong signature", shop)
-    return PlainTextResponse(refused.detail, status_code=refused.status)
+    return PlainTextResponse(refused.detail, status_code=refused.status, headers=refused.headers)
 
 
 def _rejected(shop: str, key: str, reasons: str) -> Response:

@@ -1,7 +1,7 @@
 """Shop webhook signatures: base64 HMAC-SHA256 of the raw body, as WooCommerce and Shopify sign.
 
 Kept apart from the endpoints so that how a request proves where it came from is one small,
-testable thing; the body must be read (bounded, `guard.read_body`) before it can be checked.
+testable thing; the body must be read (bounded, `Guard.unverified_body`) before it can be checked.
 """
 
 from __future__ import annotations

@@ -5,15 +5,18 @@ provider: callback URLs set once in a provider's panel name the provider, whiche
 sent the message. A report is matched to rows sent through any route it may concern, and
 parsed and verified by that route's own gateway.
 
-Nothing is read or changed before the caller proves who it is: the provider's signature
-where it has one (Twilio), else the shared `server.webhook_token`. Unknown ledger ids are
-answered 200 all the same, since providers retry anything else for days.
+Nothing is read or changed before the caller proves who it is, and each route has its own
+proof: the provider's signature where it signs its webhooks (Twilio), else the gateway's
+own `webhook_token` (or the shared `server.webhook_token`), given in a header or the query
+string and checked before the body is read. So a token for one gateway cannot post a forged
+STOP through another. Unknown ledger ids are answered 200 all the same, since providers
+retry anything else for days; values no provider sends are answered 400.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import parse_qsl
@@ -28,7 +31,7 @@ from campaigner.clock import Clock
 from campaigner.config import Settings
 from campaigner.gateways.base import Gateway, WebhookRequest
 from campaigner.inbound import apply_delivery_report, handle_inbound
-from campaigner.server.guard import TOKEN_HEADER, Refused, matches_any, read_body
+from campaigner.server.guard import TOKEN_HEADER, Guard, Refused, matches_any
 
 log = logging.getLogger(__name__)
 
@@ -39,33 +42,50 @@ class WebhookContext:
     sessions: sessionmaker[Session]
     clock: Clock
     gateways: Mapping[str, Gateway]  # route label -> gateway
+    guard: Guard
     # Current nps_survey rules and their response windows (rules may be reloaded).
     nps_windows: Callable[[], Mapping[str, timedelta]] = dict
 
 
-def token_matches(settings: Settings, request: WebhookRequest) -> bool:
-    expected = settings.server.webhook_token
-    if expected is None:
-        return False  # no secret configured: refuse rather than accept anyone
-    given = request.headers.get(TOKEN_HEADER) or request.query.get("token") or ""
-    return matches_any(given, [expected.get_secret_value()])
+def webhook_secret(settings: Settings, gateway: Gateway) -> str:
+    """The token a gateway's webhooks must carry: its own, else the shared one ('' = none,
+    and every call is refused rather than anyone accepted)."""
+    if gateway.webhook_token:
+        return gateway.webhook_token
+    shared = settings.server.webhook_token
+    return shared.get_secret_value() if shared else ""
+
+
+def _given_token(request: Request) -> str:
+    return request.headers.get(TOKEN_HEADER) or request.query_params.get("token") or ""
+
+
+def _strict_pairs(text: str) -> dict[str, str]:
+    """Form or query parameters; UnicodeDecodeError where a percent-escape is not UTF-8
+    (Starlette would quietly put U+FFFD in its place)."""
+    return dict(parse_qsl(text, keep_blank_values=True, errors="strict"))
 
 
 def _hook(request: Request, body: bytes, public_base: str, kind: str) -> WebhookRequest:
     content_type = request.headers.get("content-type", "")
-    form: dict[str, str] = {}
-    if content_type.startswith("application/x-www-form-urlencoded"):
-        form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+    try:
+        query = _strict_pairs(request.scope["query_string"].decode("latin-1"))
+        form: dict[str, str] = {}
+        if content_type.startswith("application/x-www-form-urlencoded"):
+            form = _strict_pairs(body.decode("utf-8"))
+    except UnicodeDecodeError:
+        log.warning("webhook %s: parameters that are not UTF-8", request.url.path)
+        raise Refused(400, "parameters that are not UTF-8") from None
     url = str(request.url)
     if public_base:
         # The URL the provider was given (and signs), even behind a proxy.
-        query = request.url.query
-        url = f"{public_base}/{kind}" + (f"?{query}" if query else "")
+        raw = request.url.query
+        url = f"{public_base}/{kind}" + (f"?{raw}" if raw else "")
     return WebhookRequest(
         method=request.method,
         url=url,
         headers={key.lower(): value for key, value in request.headers.items()},
-        query=dict(request.query_params),
+        query=query,
         form=form,
         body=body,
     )
@@ -86,39 +106,60 @@ def _public_base(gateway: Gateway, name: str) -> str:
     return f"{gateway.webhook_url.rsplit('/', 1)[0]}/{name}"
 
 
-def _authorised(context: WebhookContext, gateway: Gateway, hook: WebhookRequest) -> bool:
-    verdict = gateway.verify_webhook(hook)
-    return verdict if verdict is not None else token_matches(context.settings, hook)
+async def _authenticated(
+    context: WebhookContext, routes: Mapping[str, Gateway], name: str, kind: str, request: Request
+) -> tuple[Gateway, WebhookRequest]:
+    """The route's gateway that accepts the caller's proof, and the request; Refused else.
+
+    Tokens come first: they are checked on the headers and query alone, so a caller without
+    one never gets its body read. Only a signature header lets a body be read, unverified.
+    """
+    given = _given_token(request)
+    if not routes:
+        known = [webhook_secret(context.settings, g) for g in context.gateways.values()]
+        if matches_any(given, known):
+            raise Refused(404, "unknown gateway")
+        raise Refused(401, "unauthorised")
+    for gateway in routes.values():
+        if gateway.webhook_signature_header() is None and matches_any(
+            given, [webhook_secret(context.settings, gateway)]
+        ):
+            body = await context.guard.body(request)
+            return gateway, _hook(request, body, _public_base(gateway, name), kind)
+    signed = [
+        gateway
+        for gateway in routes.values()
+        if (header := gateway.webhook_signature_header()) and header in request.headers
+    ]
+    if not signed:
+        log.warning("webhook %s/%s: missing or wrong token, or no signature", name, kind)
+        raise Refused(401, "unauthorised")
+    body = await context.guard.unverified_body(request)
+    for gateway in signed:
+        hook = _hook(request, body, _public_base(gateway, name), kind)
+        if gateway.verify_webhook(hook):
+            return gateway, hook
+    log.warning("webhook %s/%s: wrong signature", name, kind)
+    raise Refused(401, "unauthorised")
 
 
 Apply = Callable[[Gateway, Collection[str], str, WebhookRequest], str]
 
 
-def _endpoint(context: WebhookContext, kind: str, apply: Apply) -> Callable[[Request], object]:
+def _endpoint(
+    context: WebhookContext, kind: str, apply: Apply
+) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         name = request.path_params["gateway"]
         routes = routes_for(context.gateways, name)
-        limit = context.settings.server.max_body_bytes
         try:
-            body = await read_body(request, limit)
+            gateway, hook = await _authenticated(context, routes, name, kind, request)
         except Refused as exc:
-            return PlainTextResponse(exc.detail, status_code=exc.status)
-        if not routes:
-            hook = _hook(request, body, "", kind)
-            if token_matches(context.settings, hook):
-                return PlainTextResponse("unknown gateway", status_code=404)
-            return PlainTextResponse("unauthorised", status_code=401)
-        # The first route whose gateway accepts the caller's proof parses the request.
-        for gateway in routes.values():
-            hook = _hook(request, body, _public_base(gateway, name), kind)
-            if _authorised(context, gateway, hook):
-                break
-        else:
-            log.warning("webhook %s/%s: missing or wrong secret", name, kind)
-            return PlainTextResponse("unauthorised", status_code=401)
+            return PlainTextResponse(exc.detail, status_code=exc.status, headers=exc.headers)
         try:
             text = await run_in_threadpool(apply, gateway, list(routes), name, hook)
         except ValueError as exc:
+            log.warning("webhook %s/%s refused: %s", name, kind, exc)
             return PlainTextResponse(str(exc), status_code=400)
         return PlainTextResponse(text)
 

@@ -5,11 +5,15 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import select
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from secret_forms import USERNAME, echo_of, encodings, storable_secrets
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from campaigner.cli import cli
 from campaigner.db.models import Customer, Message, OptOut, SyncState
+from campaigner.masking import registry
 
 WHEN = datetime(2026, 3, 22, 6, 30, tzinfo=UTC)
 
@@ -94,6 +98,32 @@ def test_history_by_phone_and_customer(config: Path) -> None:
     assert run(config, "history", "--customer", "C-1") == by_phone
     missing = CliRunner().invoke(cli, ["--config", str(config), "history", "--customer", "nope"])
     assert missing.exit_code == 1 and "no customer" in missing.output
+
+
+@pytest.mark.usefixtures("ledger")
+@given(secret=storable_secrets)
+@hypothesis_settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_history_masks_any_secret_in_every_encoding(
+    secret: str, config: Path, sessions: sessionmaker[Session]
+) -> None:
+    """Rows stored before masking existed: `history` masks what it prints."""
+    with sessions.begin() as session:  # plain SQL, as a daemon before the fix stored it
+        session.execute(text("UPDATE messages SET last_error = :error"), {"error": echo_of(secret)})
+    saved = registry.snapshot()
+    try:
+        result = CliRunner().invoke(
+            cli,
+            ["--config", str(config), "history", "--phone", "+989121234567"],
+            env={"CAMPAIGNER_GATEWAY__USERNAME": USERNAME, "CAMPAIGNER_GATEWAY__PASSWORD": secret},
+        )
+    finally:
+        registry.restore(saved)
+    assert result.exit_code == 0, result.output
+    assert result.output.count("error: GET /cgi-bin/sendsms?password=") == 3
+    for name, form in encodings(secret).items():
+        assert form not in result.output, name
 
 
 def test_optout_add_list_remove_import(

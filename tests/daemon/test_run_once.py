@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from daemon_helpers import Shop, daemons, free_port
+from kannel_stand_in import KannelStandIn
 from sqlalchemy import select
 
 from campaigner.db.models import Message
@@ -70,3 +71,51 @@ def test_a_second_daemon_on_the_same_sqlite_database_refuses_to_start(tmp_path: 
         assert "Traceback" not in second.stderr
         assert first.process.poll() is None, "the first daemon was disturbed"
         assert first.stop() == 0
+
+
+KANNEL_PASSWORD = "KnPw/SECRET&1 x"
+WEBHOOK_TOKEN = "Wh/Tok+SECRET=2"
+
+
+@pytest.mark.slow
+def test_secrets_stay_out_of_logs_ledger_history_and_output_even_when_echoed(
+    tmp_path: Path,
+) -> None:
+    """Issue 13: `-v run --once` logged these secrets percent-encoded in httpx request lines,
+    and a gateway echoing the request put them into last_error, history, the JSON log and
+    the run output."""
+    kannel = KannelStandIn(echoes=[502]).start()
+    try:
+        shop = sqlite_shop(
+            tmp_path,
+            {"name": "kannel", "url": kannel.url, "username": "campaigner", "max_in_flight": 1},
+        )
+        shop.add_paid_orders(2)
+        secrets = {
+            "CAMPAIGNER_GATEWAY__PASSWORD": KANNEL_PASSWORD,
+            "CAMPAIGNER_SERVER__WEBHOOK_TOKEN": WEBHOOK_TOKEN,
+        }
+        result = shop.run("-v", "run", "--once", "--log-format", "json", **secrets)
+        history = shop.run("history", "--phone", "+989120000001", **secrets)
+        history_2 = shop.run("history", "--phone", "+989120000002", **secrets)
+    finally:
+        kannel.stop()
+
+    assert result.returncode == 1, result.stderr
+    logged = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    assert any(entry["message"].startswith("HTTP Request: GET") for entry in logged)
+    assert "gateway kannel failed: GatewayError: kannel: HTTP 502: 'Cannot serve GET /cgi-bin/" in (
+        result.stderr
+    )
+    with shop.sessions() as sessions, sessions() as session:
+        rows = session.scalars(select(Message)).all()
+    # The refused one waits for its retry, the other went out: nothing lost.
+    assert sorted(m.status for m in rows) == ["queued", "sent"]
+    errors = [m.last_error for m in rows if m.last_error]
+    assert any("HTTP 502: 'Cannot serve GET /cgi-bin/sendsms?" in e for e in errors), errors
+    assert "HTTP 502: 'Cannot serve GET" in history.stdout + history_2.stdout
+    everything = "\n".join(
+        [result.stdout, result.stderr, history.stdout, history_2.stdout, *errors]
+    )
+    for leak in ("SECRET", "KnPw", "Wh%2FTok", "Wh/Tok"):
+        assert leak not in everything

@@ -5,19 +5,24 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from dispatch_helpers import add_customer, queue, row
-from sqlalchemy import update
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from secret_forms import USERNAME, echo_of, encodings, storable_secrets
+from sqlalchemy import text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from campaigner.db.models import Message, MessageStatus
 from campaigner.dispatch.ledger import (
     claim_due,
     expire_leases,
+    failed,
     release,
     start_sending,
     write_claimed,
     write_results,
     write_unknown,
 )
+from campaigner.masking import register_secret, registry
 
 NOW = datetime(2026, 3, 20, 8, 0, tzinfo=UTC)
 LEASE = NOW + timedelta(minutes=2)
@@ -180,3 +185,30 @@ def test_writing_nothing(sessions: sessionmaker[Session]) -> None:
             == set()
         )
     assert release(sessions, "mine", [], NOW) == 0
+
+
+@given(secret=storable_secrets)
+@hypothesis_settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_any_secret_is_masked_before_it_reaches_last_error(
+    secret: str, sessions: sessionmaker[Session]
+) -> None:
+    """Issue 13: an echoing gateway put the encoded Kannel password into last_error."""
+    message_id = queue(sessions, add_customer(sessions), NOW)
+    assert claim(sessions, "echo") == [message_id]
+    assert start(sessions, "echo", [message_id]) == {message_id}
+    saved = registry.snapshot()
+    register_secret(secret, username=USERNAME)
+    try:
+        with sessions.begin() as session:
+            write_results(session, "echo", [failed(message_id, "rejected", echo_of(secret), NOW)])
+    finally:
+        registry.restore(saved)
+    with sessions() as session:  # plain SQL: the column as the database holds it
+        stored = session.execute(
+            text("SELECT last_error FROM messages WHERE id = :id"), {"id": message_id}
+        ).scalar_one()
+    assert stored.startswith("GET /cgi-bin/sendsms?password=")
+    for name, form in encodings(secret).items():
+        assert form not in stored, name

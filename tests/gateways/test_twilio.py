@@ -145,7 +145,12 @@ def test_signature_verification(gateway: TwilioGateway) -> None:
         "POST", url, headers={"x-twilio-signature": good}, form={**form, "MessageStatus": "failed"}
     )
     assert gateway.verify_webhook(tampered) is False
-    assert gateway.verify_webhook(WebhookRequest("POST", url, form=form)) is None
+    assert gateway.verify_webhook(WebhookRequest("POST", url, form=form)) is False
+    hostile = WebhookRequest("POST", url, headers={"x-twilio-signature": "ÿ\udcff"}, form=form)
+    assert gateway.verify_webhook(hostile) is False
+    assert gateway.webhook_signature_header() == "x-twilio-signature"
+    unsigned = TwilioGateway(GatewaySettings(name="twilio", account_sid="AC1"))
+    assert unsigned.webhook_signature_header() is None
     (report,) = gateway.parse_delivery_report(
         WebhookRequest(
             "POST",

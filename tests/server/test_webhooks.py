@@ -20,6 +20,7 @@ from campaigner.gateways.base import Gateway
 from campaigner.gateways.kannel import KannelGateway
 from campaigner.gateways.kavenegar import KavenegarGateway
 from campaigner.gateways.twilio import TwilioGateway, twilio_signature
+from campaigner.runtime import build_gateway
 from campaigner.server.app import create_app
 
 TOKEN = "hook-token-123"
@@ -255,3 +256,97 @@ def test_a_score_reply_to_a_survey_is_recorded_as_nps(
         assert (score.rule, score.score) == ("nps", 9)
         actions = session.scalars(select(InboundMessage.action).order_by(InboundMessage.id)).all()
         assert actions == ["nps_score", "stored"]
+
+
+def test_each_gateway_takes_only_its_own_token(
+    settings: Settings, sessions: sessionmaker[Session], clock: FixedClock, message_id: int
+) -> None:
+    """Issue 13: one shared token let its holder post a forged STOP on any gateway's path."""
+    settings = Settings.model_validate(
+        {
+            "database": {"url": settings.database.url},
+            "server": {"webhook_token": TOKEN},
+            "gateway": {"name": "kannel", "webhook_token": "kannel-only"},
+        }
+    )
+    gateways: dict[str, Gateway] = {
+        "kannel": KannelGateway(settings.gateway, webhook_token="kannel-only"),
+        "kavenegar": KavenegarGateway(GatewaySettings(name="kavenegar", api_key="kave-key")),
+        "twilio": TwilioGateway(
+            GatewaySettings(name="twilio", account_sid="AC1", auth_token=TWILIO_TOKEN),
+            webhook_url="http://testserver/webhooks/twilio",
+        ),
+    }
+    app = create_app(settings=settings, sessions=sessions, clock=clock, gateways=gateways)
+    stop = {"from": PHONE, "text": "STOP", "id": "mo-1"}
+    twilio_stop = {"From": PHONE, "Body": "STOP", "MessageSid": "SM9"}
+    with TestClient(app) as client:
+        # The shared token no longer opens Kannel, which has its own...
+        assert (
+            client.get("/webhooks/kannel/inbound", params={**stop, "token": TOKEN}).status_code
+            == 401
+        )
+        # ...and Kannel's token opens nothing else.
+        kavenegar = {"messageid": "1", "status": "10", "token": "kannel-only"}
+        assert client.get("/webhooks/kavenegar/dlr", params=kavenegar).status_code == 401
+        # Twilio signs its webhooks: no token at all is accepted there.
+        for token in (TOKEN, "kannel-only"):
+            forged = client.post(
+                "/webhooks/twilio/inbound", params={"token": token}, data=twilio_stop
+            )
+            assert forged.status_code == 401
+        with sessions() as session:
+            assert session.scalars(select(OptOut)).all() == []
+        # Each with its own proof.
+        assert (
+            client.get("/webhooks/kavenegar/dlr", params={**kavenegar, "token": TOKEN}).status_code
+            == 200
+        )
+        own = client.get("/webhooks/kannel/inbound", params={**stop, "token": "kannel-only"})
+        assert own.text == "ok opted_out"
+
+
+def test_a_gateway_token_comes_from_its_own_table_or_the_server(settings: Settings) -> None:
+    settings = Settings.model_validate(
+        {
+            "server": {"webhook_token": "shared-token"},
+            "gateway": {"name": "kannel", "fallback": "backup"},
+            "gateways": {"backup": {"name": "kavenegar", "webhook_token": "backup-token"}},
+        }
+    )
+    assert build_gateway(settings).webhook_token == "shared-token"
+    assert build_gateway(settings, "backup").webhook_token == "backup-token"
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/webhooks/kannel/dlr", {"id": "9" * 40, "status": "1"}),
+        ("/webhooks/kannel/dlr", {"id": str(2**31), "status": "1"}),
+        ("/webhooks/kannel/dlr", {"id": "²", "status": "1"}),
+        ("/webhooks/kannel/inbound", {"from": PHONE, "text": "STOP", "ts": "9" * 40}),
+        ("/webhooks/kannel/inbound", {"from": PHONE, "text": "STOP", "ts": "99999999999999"}),
+        ("/webhooks/twilio/dlr", {"id": "9" * 40}),
+    ],
+)
+def test_huge_ids_and_timestamps_are_a_bad_request_not_a_server_error(
+    client: TestClient,
+    sessions: sessionmaker[Session],
+    message_id: int,
+    caplog: pytest.LogCaptureFixture,
+    path: str,
+    params: dict[str, str],
+) -> None:
+    """Issue 13: a huge DLR id or inbound ts answered 500 with a traceback."""
+    if path.startswith("/webhooks/twilio"):
+        url = f"http://testserver{path}?id={params['id']}"
+        form = {"MessageSid": "SM1", "MessageStatus": "delivered"}
+        signature = twilio_signature(TWILIO_TOKEN, url, form)
+        response = client.post(url, data=form, headers={"X-Twilio-Signature": signature})
+    else:
+        response = client.get(path, params={**params, "token": TOKEN})
+    assert response.status_code == 400
+    assert [r.levelname for r in caplog.records if r.name.startswith("campaigner")] == ["WARNING"]
+    assert status_of(sessions, message_id) == "sent"
+    with sessions() as session:
+        assert session.scalars(select(OptOut)).all() == []
