@@ -38,15 +38,17 @@ from campaigner.clock import Clock
 from campaigner.config import Settings
 from campaigner.customers.loader import (
     LoadResult,
+    RecordError,
     load_customers,
     load_orders,
     refresh_customer_stats,
 )
-from campaigner.customers.records import RowError, as_text
+from campaigner.customers.records import BirthdayFormat, RowError, as_text
 from campaigner.db.models import Customer, Order, ShopEvent
 from campaigner.server.guard import Guard, Refused
 from campaigner.server.signatures import signature_matches
 from campaigner.shops import shopify, woocommerce
+from campaigner.sources.woocommerce import ShopMeta
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +99,36 @@ class _Shop:
         )
         return found is not None
 
-    def customers(self, session: Session, record: dict[str, Any]) -> LoadResult:
-        return load_customers(session, [record], self.settings.customers, now=self.clock.now())
+    def customers(
+        self, session: Session, record: dict[str, Any], birthday_format: BirthdayFormat = "auto"
+    ) -> LoadResult:
+        return load_customers(
+            session,
+            [record],
+            self.settings.customers,
+            now=self.clock.now(),
+            birthday_format=birthday_format,
+        )
+
+    def woocommerce_order(
+        self, session: Session, record: dict[str, Any], buyer: dict[str, Any]
+    ) -> LoadResult:
+        """An order; a registered buyer not known yet (their customer.created has not arrived,
+        or never will) is made from the order's billing data, so the order is kept and
+        thanked. A known customer's own data is never replaced by an order's billing data."""
+        registered = record.get("customer_id")
+        if registered and not session.scalar(
+            select(Customer.id).where(Customer.external_id == registered)
+        ):
+            made = self.customers(session, {**buyer, "external_id": registered})
+            if made.errors:
+                return LoadResult(
+                    errors=[
+                        RecordError(0, e.reason, f"customer.{e.field}" if e.field else None)
+                        for e in made.errors
+                    ]
+                )
+        return self.orders(session, record)
 
     def orders(self, session: Session, record: dict[str, Any]) -> LoadResult:
         return load_orders(session, [record], self.settings.customers, now=self.clock.now())
@@ -192,6 +222,7 @@ def shop_webhook_routes(
 ) -> list[BaseRoute]:
     shop = _Shop(settings, sessions, clock)
     guard = guard or Guard(settings.server)
+    woo_meta = ShopMeta.from_settings(settings)
 
     async def woocommerce_hook(request: Request) -> Response:
         try:
@@ -209,15 +240,19 @@ def shop_webhook_routes(
             return PlainTextResponse(f"ignored topic {topic!r}")
         resource = topic.split(".")[0]
         key = f"{resource}:{payload.get('id')}:{woocommerce.modified(payload)}"
-        if resource == "order":
-            record = woocommerce.order_record(payload)
-            return await run_in_threadpool(
-                shop.apply, "woocommerce", key, lambda s: shop.orders(s, record)
-            )
-        record = woocommerce.customer_record(payload)
-        return await run_in_threadpool(
-            shop.apply, "woocommerce", key, lambda s: shop.customers(s, record)
-        )
+        load: Callable[[Session], LoadResult]
+        try:
+            if resource == "order":
+                order = woocommerce.order_record(payload, woo_meta)
+                buyer = woocommerce.buyer(payload, woo_meta)
+                load = lambda s: shop.woocommerce_order(s, order, buyer)  # noqa: E731
+            else:
+                customer = woocommerce.customer_record(payload, woo_meta)
+                birthdays = woo_meta.birthday_format
+                load = lambda s: shop.customers(s, customer, birthdays)  # noqa: E731
+        except RowError as exc:
+            return _rejected("woocommerce", key, f"{exc.field or 'record'}: {exc}")
+        return await run_in_threadpool(shop.apply, "woocommerce", key, load)
 
     async def shopify_hook(request: Request) -> Response:
         try:

@@ -10,10 +10,11 @@ orders/*) leaves the record without `marketing_consent`, so what is known is kep
 from __future__ import annotations
 
 from collections.abc import Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from campaigner.customers.records import RowError, as_text
+from campaigner.shops.payloads import money, obj, objects, scalar, whole
 
 FINANCIAL_STATUSES = {
     "paid": "paid",
@@ -24,6 +25,7 @@ FINANCIAL_STATUSES = {
     "refunded": "refunded",
     "voided": "cancelled",
 }
+BUYER_FIELDS = ("first_name", "last_name", "city")
 CONSENT = {
     "subscribed": True,
     "not_subscribed": False,
@@ -33,16 +35,18 @@ CONSENT = {
 }
 
 
-def _money(value: Any) -> Decimal:
-    try:
-        return Decimal(as_text(value) or "0")
-    except InvalidOperation:
-        raise RowError(f"bad amount {value!r}", "total") from None
+def _money(value: Any, field: str = "total") -> Decimal:
+    """Shopify's amounts are never negative (a refund is its own positive transaction)."""
+    amount = money(value, field)
+    if amount < 0:
+        raise RowError(f"bad amount {as_text(value)!r}", field)
+    return amount
 
 
 def consent(resource: Mapping[str, Any]) -> bool | None:
     """The SMS consent a customer (or consent update) states; None when it states none."""
-    state = as_text((resource.get("sms_marketing_consent") or {}).get("state")).lower()
+    given = obj(resource.get("sms_marketing_consent"), "sms_marketing_consent")
+    state = as_text(scalar(given.get("state"), "sms_marketing_consent")).lower()
     if not state:
         return None
     if state not in CONSENT:
@@ -58,13 +62,13 @@ def with_consent(record: dict[str, Any], resource: Mapping[str, Any]) -> dict[st
 
 
 def customer_record(customer: Mapping[str, Any]) -> dict[str, Any]:
-    address = customer.get("default_address") or {}
+    address = obj(customer.get("default_address"), "default_address")
     record = {
-        "external_id": as_text(customer.get("id")),
-        "first_name": customer.get("first_name"),
-        "last_name": customer.get("last_name"),
-        "phone": customer.get("phone") or address.get("phone"),
-        "city": address.get("city"),
+        "external_id": as_text(scalar(customer.get("id"), "id")),
+        "first_name": scalar(customer.get("first_name"), "first_name"),
+        "last_name": scalar(customer.get("last_name"), "last_name"),
+        "phone": scalar(customer.get("phone") or address.get("phone"), "phone"),
+        "city": scalar(address.get("city"), "default_address.city"),
     }
     return with_consent(record, customer)
 
@@ -73,8 +77,8 @@ def refunded(refund: Mapping[str, Any]) -> Decimal:
     """Money a refund gave back: its successful refund transactions."""
     return sum(
         (
-            _money(t.get("amount"))
-            for t in refund.get("transactions") or []
+            _money(t.get("amount"), "transactions")
+            for t in objects(refund.get("transactions"), "transactions")
             if t.get("kind") == "refund" and t.get("status") in (None, "success")
         ),
         Decimal(0),
@@ -83,7 +87,10 @@ def refunded(refund: Mapping[str, Any]) -> Decimal:
 
 def refunds(order: Mapping[str, Any]) -> dict[str, Decimal]:
     """The order's refunds by id: refunds/create delivers each of them again on its own."""
-    return {as_text(r.get("id")): refunded(r) for r in order.get("refunds") or []}
+    return {
+        as_text(scalar(r.get("id"), "refunds")): refunded(r)
+        for r in objects(order.get("refunds"), "refunds")
+    }
 
 
 def order_record(order: Mapping[str, Any], paid_at: str) -> dict[str, Any]:
@@ -94,40 +101,42 @@ def order_record(order: Mapping[str, Any], paid_at: str) -> dict[str, Any]:
     order's (Shopify: "the customer's phone number for receiving SMS notifications"), else
     an address's.
     """
-    financial = as_text(order.get("financial_status"))
+    financial = as_text(scalar(order.get("financial_status"), "financial_status"))
     status = FINANCIAL_STATUSES.get(financial, financial)
     if order.get("cancelled_at"):
         status = "cancelled"
+    processed_at = as_text(scalar(order.get("processed_at"), "processed_at"))
+    codes = objects(order.get("discount_codes"), "discount_codes")
     record: dict[str, Any] = {
-        "external_id": as_text(order.get("id")),
+        "external_id": as_text(scalar(order.get("id"), "id")),
         "status": status,
         "total": _money(order.get("total_price")),
-        "currency": order.get("currency"),
-        "paid_at": (paid_at or as_text(order.get("processed_at"))) if status == "paid" else "",
-        "coupon_code": ",".join(as_text(d.get("code")) for d in order.get("discount_codes") or [])[
+        "currency": scalar(order.get("currency"), "currency"),
+        "paid_at": (paid_at or processed_at) if status == "paid" else "",
+        "coupon_code": ",".join(as_text(scalar(d.get("code"), "discount_codes")) for d in codes)[
             :64
         ],
         "items": [
             {
-                "product_id": item.get("product_id"),
-                "sku": item.get("sku") or None,
-                "name": item.get("name") or item.get("title"),
-                "quantity": item.get("quantity"),
-                "unit_price": item.get("price"),
-                "line_total": _money(item.get("price")) * int(item.get("quantity") or 0),
+                "product_id": scalar(item.get("product_id"), "line_items"),
+                "sku": scalar(item.get("sku"), "line_items") or None,
+                "name": scalar(item.get("name") or item.get("title"), "line_items"),
+                "quantity": whole(item.get("quantity"), "line_items"),
+                "unit_price": scalar(item.get("price"), "line_items"),
+                "line_total": _money(item.get("price"), "line_items")
+                * whole(item.get("quantity"), "line_items"),
             }
-            for item in order.get("line_items") or []
+            for item in objects(order.get("line_items"), "line_items")
         ],
     }
-    customer = order.get("customer") or {}
-    billing = order.get("billing_address") or {}
-    address = customer.get("default_address") or {}
+    customer = obj(order.get("customer"), "customer")
+    billing = obj(order.get("billing_address"), "billing_address")
+    address = obj(customer.get("default_address"), "customer.default_address")
     if customer.get("id"):
         buyer = customer_record(customer)
     else:
-        buyer = {name: billing.get(name) for name in ("first_name", "last_name", "city")}
-    buyer["phone"] = (
-        customer.get("phone") or order.get("phone") or address.get("phone") or billing.get("phone")
-    )
+        buyer = {name: scalar(billing.get(name), "billing_address") for name in BUYER_FIELDS}
+    phone = customer.get("phone") or order.get("phone") or address.get("phone")
+    buyer["phone"] = scalar(phone or billing.get("phone"), "phone")
     record["customer"] = buyer
     return record

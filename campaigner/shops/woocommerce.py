@@ -3,83 +3,110 @@
 Shapes from WooCommerce's REST API v3 documentation (orders, customers): statuses without
 the `wc-` prefix, `*_gmt` times without an offset, money as strings, `customer_id` 0 for a
 guest, whose name and phone are only in `billing`; item names as stored, HTML entities and
-all ("Ship Your Idea &ndash; Color: Black"), which a text message must not show.
+all ("Ship Your Idea &ndash; Color: Black"), which a text message must not show. `meta_data`
+(`[{"id", "key", "value"}]`) carries what plugins add, such as a checkout's SMS opt-in: the
+keys named next to the preset (`ShopMeta`) are read from it, as sync reads them.
 """
 
 from __future__ import annotations
 
-import html
 from collections.abc import Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
-from campaigner.customers.records import RowError, as_text
-from campaigner.sources.woocommerce import STATUSES
+from campaigner.customers.records import as_text
+from campaigner.shops.payloads import money, obj, objects, scalar, whole
+from campaigner.sources.woocommerce import STATUSES, ShopMeta, shop_text
+
+BILLING_FIELDS = ("first_name", "last_name", "phone", "city")
 
 
-def _gmt(value: Any) -> str:
-    text = as_text(value).strip()
+def _gmt(value: Any, field: str) -> str:
+    text = as_text(scalar(value, field)).strip()
     return f"{text}+00:00" if text else ""
 
 
-def _money(value: Any) -> Decimal:
-    try:
-        return abs(Decimal(as_text(value) or "0"))
-    except InvalidOperation:
-        raise RowError(f"bad amount {value!r}", "total") from None
+def _money(value: Any, field: str = "total") -> Decimal:
+    """WooCommerce writes refunds negative ("-10.00"): amounts are kept without the sign."""
+    return abs(money(value, field))
 
 
-def order_record(order: Mapping[str, Any]) -> dict[str, Any]:
-    """An order resource as an order record, its buyer inline when a guest."""
-    status = STATUSES.get("wc-" + as_text(order.get("status")), as_text(order.get("status")))
-    paid_at = _gmt(order.get("date_paid_gmt"))
+def _meta(resource: Mapping[str, Any]) -> dict[str, Any]:
+    """`meta_data` as {key: value}; the first value of a key wins, as in the tables."""
+    found: dict[str, Any] = {}
+    for entry in objects(resource.get("meta_data"), "meta_data"):
+        found.setdefault(as_text(scalar(entry.get("key"), "meta_data")), entry.get("value"))
+    return found
+
+
+def customer_id(order: Mapping[str, Any]) -> str:
+    """The registered customer's id ('' for a guest checkout, whose `customer_id` is 0)."""
+    user = whole(order.get("customer_id"), "customer_id")
+    return str(user) if user else ""
+
+
+def buyer(order: Mapping[str, Any], shop: ShopMeta) -> dict[str, Any]:
+    """The buyer as the order knows them: the billing name, phone and city, and the consent
+    the order's meta holds under the shop's consent key (said only when it is there)."""
+    billing = obj(order.get("billing"), "billing")
+    record = {name: scalar(billing.get(name), f"billing.{name}") for name in BILLING_FIELDS}
+    return {**record, **shop.read(_meta(order), ["marketing_consent"])}
+
+
+def order_record(order: Mapping[str, Any], shop: ShopMeta) -> dict[str, Any]:
+    """An order resource as an order record; a guest's buyer comes inline (`customer`)."""
+    raw_status = as_text(scalar(order.get("status"), "status"))
+    status = STATUSES.get("wc-" + raw_status, raw_status)
+    paid_at = _gmt(order.get("date_paid_gmt"), "date_paid_gmt")
     if status == "paid" and not paid_at:
-        paid_at = _gmt(order.get("date_created_gmt"))
-    billing = order.get("billing") or {}
+        paid_at = _gmt(order.get("date_created_gmt"), "date_created_gmt")
     total = _money(order.get("total"))
-    refunded = sum((_money(r.get("total")) for r in order.get("refunds") or []), Decimal(0))
+    refunds = objects(order.get("refunds"), "refunds")
+    refunded = sum((_money(r.get("total"), "refunds") for r in refunds), Decimal(0))
+    coupons = objects(order.get("coupon_lines"), "coupon_lines")
     record: dict[str, Any] = {
-        "external_id": as_text(order.get("id")),
+        "external_id": as_text(scalar(order.get("id"), "id")),
         "status": status,
         "total": total,
         "refunded": min(refunded, total),
-        "currency": order.get("currency"),
+        "currency": scalar(order.get("currency"), "currency"),
         "paid_at": paid_at if status == "paid" else "",
-        "coupon_code": ",".join(as_text(c.get("code")) for c in order.get("coupon_lines") or [])[
+        "coupon_code": ",".join(as_text(scalar(c.get("code"), "coupon_lines")) for c in coupons)[
             :64
         ],
         "items": [
             {
-                "product_id": item.get("product_id") or None,
-                "sku": item.get("sku") or None,
-                "name": html.unescape(as_text(item.get("name"))),
-                "quantity": item.get("quantity"),
-                "unit_price": item.get("price"),
-                "line_total": item.get("total"),
+                "product_id": scalar(item.get("product_id"), "line_items") or None,
+                "sku": scalar(item.get("sku"), "line_items") or None,
+                "name": shop_text(scalar(item.get("name"), "line_items")),
+                "quantity": scalar(item.get("quantity"), "line_items"),
+                "unit_price": scalar(item.get("price"), "line_items"),
+                "line_total": scalar(item.get("total"), "line_items"),
             }
-            for item in order.get("line_items") or []
+            for item in objects(order.get("line_items"), "line_items")
         ],
     }
-    customer = int(order.get("customer_id") or 0)
-    if customer:
-        record["customer_id"] = str(customer)
+    registered = customer_id(order)
+    if registered:
+        record["customer_id"] = registered
     else:
-        record["customer"] = {
-            name: billing.get(name) for name in ("first_name", "last_name", "phone", "city")
-        }
+        record["customer"] = buyer(order, shop)
     return record
 
 
-def customer_record(customer: Mapping[str, Any]) -> dict[str, Any]:
-    """A customer resource: the account's name, else the billing name; the billing phone."""
-    billing = customer.get("billing") or {}
-    return {
-        "external_id": as_text(customer.get("id")),
-        "first_name": customer.get("first_name") or billing.get("first_name"),
-        "last_name": customer.get("last_name") or billing.get("last_name"),
-        "phone": billing.get("phone"),
-        "city": billing.get("city"),
+def customer_record(customer: Mapping[str, Any], shop: ShopMeta) -> dict[str, Any]:
+    """A customer resource: the account's name, else the billing name; the billing phone;
+    and whatever the shop keeps in the customer's meta under the keys named next to the
+    preset (consent, birthday)."""
+    billing = obj(customer.get("billing"), "billing")
+    record = {
+        "external_id": as_text(scalar(customer.get("id"), "id")),
+        "first_name": scalar(customer.get("first_name") or billing.get("first_name"), "first_name"),
+        "last_name": scalar(customer.get("last_name") or billing.get("last_name"), "last_name"),
+        "phone": scalar(billing.get("phone"), "billing.phone"),
+        "city": scalar(billing.get("city"), "billing.city"),
     }
+    return {**record, **shop.read(_meta(customer), shop.keys)}
 
 
 def modified(resource: Mapping[str, Any]) -> str:

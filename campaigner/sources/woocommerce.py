@@ -20,8 +20,10 @@ Table names come from the validated `table_prefix`; every value is a bound param
 
 from __future__ import annotations
 
+import html
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -30,7 +32,8 @@ from sqlalchemy import Connection, bindparam, inspect, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from campaigner.config import Settings, SourceSettings, SourceTable
-from campaigner.customers.records import as_text
+from campaigner.customers.fields import CUSTOMER_FIELDS
+from campaigner.customers.records import BirthdayFormat, as_text
 from campaigner.errors import CampaignerError
 from campaigner.sources.sync import SourcePass, SyncReport
 
@@ -69,6 +72,51 @@ LEGACY_ORDER_META = (
     "_paid_date",
 )
 ITEM_META = ("_product_id", "_variation_id", "_qty", "_line_total")
+
+
+def shop_text(value: Any) -> str:
+    """A name as WordPress stores it (`Tea &amp; Coffee`, `Idea &ndash; Black`: item, product
+    and category names keep their HTML entities, in the tables and in the REST API alike), as
+    the text a message shows."""
+    return html.unescape(as_text(value))
+
+
+@dataclass(frozen=True)
+class ShopMeta:
+    """The customer fields a shop keeps in meta under keys of its own (a plugin's SMS consent
+    or birthday), named by `[sources.customers.columns]` next to the preset, and how a
+    consent value reads (`consent_values`). The same keys are looked for in a user's meta
+    and, for the buyer, in an order's: a checkout opt-in is stored on the order."""
+
+    keys: dict[str, str] = field(default_factory=dict)  # field -> meta key
+    consent_values: dict[str, bool] = field(default_factory=dict)
+    birthday_format: BirthdayFormat = "auto"
+
+    @classmethod
+    def of(cls, source: SourceSettings | None) -> ShopMeta:
+        spec = (source.customers if source else None) or SourceTable()
+        keys = spec.field_columns(CUSTOMER_FIELDS)
+        keys.pop("external_id", None)
+        return cls(keys, dict(spec.consent_values), spec.birthday_format)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ShopMeta:
+        """The keys of the shop's WooCommerce source, if it has one (for its webhooks)."""
+        return cls.of(next((s for s in settings.sources if s.preset == "woocommerce"), None))
+
+    def read(self, meta: Mapping[str, Any], fields: Iterable[str]) -> dict[str, Any]:
+        """The values of `fields` found in `meta`; a key that is absent says nothing."""
+        found: dict[str, Any] = {}
+        for name in fields:
+            key = self.keys.get(name)
+            if key is not None and key in meta:
+                found[name] = self.value(name, meta[key])
+        return found
+
+    def value(self, name: str, value: Any) -> Any:
+        if name == "marketing_consent" and self.consent_values:
+            return self.consent_values.get(as_text(value).strip(), value)
+        return value
 
 
 def woocommerce_passes(
@@ -273,6 +321,7 @@ class OrderPass(_WooPass):
         self.backup = backup
         self.statuses = {**STATUSES, **self.spec.status_values}
         self.meta_keys = {n: k for n, k in self.columns.items() if n != "external_id"}
+        self.buyer_meta = ShopMeta.of(self.source)
 
     def relation(self) -> str:
         """(id, change time, type, parent) of orders and refunds; the time is indexed in HPOS."""
@@ -323,6 +372,11 @@ class OrderPass(_WooPass):
     def _status(self, value: Any) -> str:
         status = as_text(value).strip()
         return self.statuses.get(status, status)
+
+    def _meta_wanted(self) -> list[str]:
+        """The order meta keys read: the order mapping's and the buyer's consent key."""
+        consent = self.buyer_meta.keys.get("marketing_consent")
+        return [*self.meta_keys.values(), *([consent] if consent else [])]
 
     def _order_meta(self, ids: list[int], keys: Iterable[str]) -> dict[Any, dict[str, str]]:
         keys = list(keys)
@@ -377,10 +431,7 @@ class OrderPass(_WooPass):
                 name: as_text(billing.get(name))
                 for name in ("first_name", "last_name", "phone", "city")
             }
-            if "marketing_consent" in self.meta_keys:
-                buyer["marketing_consent"] = self._value(
-                    "marketing_consent", meta.get(self.meta_keys["marketing_consent"], "")
-                )
+            buyer.update(self.buyer_meta.read(meta, ["marketing_consent"]))
             record["customer"] = buyer
         return record
 
@@ -396,7 +447,7 @@ class OrderPass(_WooPass):
             "WHERE o.id IN :ids AND o.type = 'shop_order' ORDER BY o.id",
             ids=ids,
         )
-        meta = self._order_meta(ids, self.meta_keys.values())
+        meta = self._order_meta(ids, self._meta_wanted())
         return {
             int(r["id"]): self._record(
                 int(r["id"]),
@@ -418,7 +469,7 @@ class OrderPass(_WooPass):
             "WHERE ID IN :ids AND post_type = 'shop_order' ORDER BY ID",
             ids=ids,
         )
-        meta = self._order_meta(ids, [*LEGACY_ORDER_META, *self.meta_keys.values()])
+        meta = self._order_meta(ids, [*LEGACY_ORDER_META, *self._meta_wanted()])
         orders = {}
         for post in posts:
             order_id = int(post["id"])
@@ -510,7 +561,7 @@ class OrderPass(_WooPass):
                 {
                     "product_id": str(product) if product else None,
                     "sku": skus.get(variation) or skus.get(product),
-                    "name": as_text(row["order_item_name"]),
+                    "name": shop_text(row["order_item_name"]),
                     "categories": categories.get(product, []),
                     "quantity": values.get("_qty") or "1",
                     "line_total": values.get("_line_total") or "0",
@@ -538,5 +589,5 @@ class OrderPass(_WooPass):
             "WHERE r.object_id IN :ids ORDER BY r.object_id, t.name",
             ids=products,
         ):
-            categories[int(r["object_id"])].append(as_text(r["name"]))
+            categories[int(r["object_id"])].append(shop_text(r["name"]))
         return skus, categories

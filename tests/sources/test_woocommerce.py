@@ -173,7 +173,9 @@ def test_a_real_shop_syncs_in_either_store(
     assert orders["101"].coupon_code == "NOWRUZ1405"
     assert orders["101"].currency == "IRR"
     assert (ali.orders_count, ali.total_spent) == (2, Decimal(1850000))  # net of the refund
-    assert maryam.orders_count == 1 and maryam.marketing_consent is False
+    # A guest has no user meta: the checkout's opt-in, kept on the order under the same key,
+    # is their consent (it used to be read from the orders' mapping, which cannot name it).
+    assert maryam.orders_count == 1 and maryam.marketing_consent is True
 
     with sessions() as session:
         items = session.scalars(
@@ -295,3 +297,32 @@ def test_a_wrong_table_prefix_is_named(
     build_shop(shop_db, "hpos")
     with pytest.raises(CampaignerError, match="no WordPress table shop_users"):
         run(sessions, preset(shop_db, table_prefix="shop_"), settings)
+
+
+@pytest.mark.parametrize("storage", ["hpos", "posts"])
+def test_names_lose_their_html_entities_as_by_webhook(
+    storage: Storage, shop_db: str, sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    # WordPress keeps `&` as `&amp;` in term names (wp_terms) and WooCommerce copies a
+    # product's stored title into order_item_name: a message must show "Tea & Coffee".
+    products = [Product(60, "Tea &amp; Coffee &ndash; 250g", categories=["Tea &amp; Coffee"])]
+    sold = order(
+        112,
+        "wc-completed",
+        "90000",
+        1,
+        paid=T,
+        lines=[Line("Tea &amp; Coffee &ndash; 250g", 60, 1, "90000")],
+    )
+    engine = create_engine(shop_db)
+    with engine.begin() as connection:
+        create_tables(connection)
+        set_storage(connection, storage)
+        add_products(connection, products)
+        add_users(connection, USERS)
+        add_orders(connection, [sold], storage)
+    engine.dispose()
+    run(sessions, preset(shop_db), settings)
+    with sessions() as session:
+        item = session.scalars(select(OrderItem)).one()
+    assert (item.name, item.categories) == ("Tea & Coffee – 250g", ",tea & coffee,")

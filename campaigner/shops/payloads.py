@@ -1,0 +1,63 @@
+"""A shop's JSON payload, read with its shape checked before any value is used.
+
+A valid signature proves who sent a payload, not that it is well formed: a plugin, a proxy
+or the shop's own bug can put a string where an object belongs, `NaN` in a price or text in
+a quantity. Each reader returns the type it promises or raises RowError naming the field, so
+such a delivery is answered `rejected: …` (the shop keeps the webhook) instead of a 500.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from campaigner.customers.records import RowError, as_text
+
+
+def obj(value: Any, field: str) -> Mapping[str, Any]:
+    """A JSON object; null (or absent) is an empty one."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise RowError(f"{field}: expected an object, got {type(value).__name__}", field)
+    return value
+
+
+def objects(value: Any, field: str) -> list[Mapping[str, Any]]:
+    """A JSON array of objects; null (or absent) is an empty one."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise RowError(f"{field}: expected a list, got {type(value).__name__}", field)
+    return [obj(item, field) for item in value]
+
+
+def scalar(value: Any, field: str) -> Any:
+    """A string, number, boolean or null: never an object or a list."""
+    if isinstance(value, Mapping | list):
+        raise RowError(f"{field}: expected a value, got {type(value).__name__}", field)
+    return value
+
+
+def money(value: Any, field: str) -> Decimal:
+    """An amount as the shops write it (a string or a number): finite, signed as given."""
+    text = as_text(scalar(value, field)).strip() or "0"
+    try:
+        amount = Decimal(text)
+    except InvalidOperation:
+        raise RowError(f"bad amount {text!r}", field) from None
+    if not amount.is_finite():
+        raise RowError(f"bad amount {text!r}", field)
+    return amount
+
+
+def whole(value: Any, field: str) -> int:
+    """A whole number (an id, a quantity): an integer or its digits; null is 0."""
+    if value is None or value == "":
+        return 0
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        return int(value.strip())
+    raise RowError(f"{field}: not a whole number: {as_text(value)[:40]!r}", field)
