@@ -65,7 +65,11 @@ class CustomerIn(_Item):
     timezone: str | None = Field(None, max_length=64, description="e.g. Asia/Tehran")
     locale: str | None = Field(None, max_length=10, description="e.g. fa or en")
     tags: list[str] = Field(default_factory=list, max_length=100)
-    consent: bool = Field(False, description="Agreed to marketing messages")
+    consent: bool | None = Field(
+        None,
+        description="Agreed to marketing messages; left out, a known customer keeps theirs "
+        "and a new one has none",
+    )
     city: str = Field("", max_length=128)
 
 
@@ -262,7 +266,8 @@ def _errors(index: int, exc: ValidationError) -> list[ItemError]:
 
 
 def _customer_record(customer: CustomerIn) -> dict[str, Any]:
-    return {
+    """A customer record; without `consent` it says nothing about consent (see the loader)."""
+    record: dict[str, Any] = {
         "external_id": customer.id,
         "first_name": customer.first_name,
         "last_name": customer.last_name,
@@ -272,9 +277,11 @@ def _customer_record(customer: CustomerIn) -> dict[str, Any]:
         "timezone": customer.timezone,
         "locale": customer.locale,
         "tags": ",".join(customer.tags),
-        "marketing_consent": customer.consent,
         "city": customer.city,
     }
+    if customer.consent is not None:
+        record["marketing_consent"] = customer.consent
+    return record
 
 
 def _order_record(order: _OrderFields) -> dict[str, Any]:

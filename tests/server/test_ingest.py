@@ -203,3 +203,26 @@ def test_numeric_paid_at_is_never_a_plausible_seconds_value_read_as_milliseconds
         stored = {o.external_id: o.paid_at for o in session.scalars(select(Order))}
     expected = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
     assert stored == {"o2": expected, "o3": expected, "o4": expected}
+
+
+def test_a_customer_sent_without_consent_keeps_the_consent_they_gave(
+    client: TestClient, sessions: sessionmaker[Session]
+) -> None:
+    # The shop's order-paid webhook names the buyer without their consent: that used to
+    # take it back (consent defaulted to false), so a customer who had agreed got nothing.
+    assert client.post("/api/v1/customers", json=ALI, headers=AUTH).status_code == 200
+    without = {key: value for key, value in ALI.items() if key != "consent"}
+    event = {"id": "o1", "total": 480000, "customer": without}
+    assert client.post("/api/v1/events/order-paid", json=event, headers=AUTH).status_code == 200
+    assert client.post("/api/v1/customers", json=without, headers=AUTH).status_code == 200
+    new = {"id": "c2", "first_name": "Sara", "phone": "09351234567"}
+    assert client.post("/api/v1/customers", json=new, headers=AUTH).status_code == 200
+    with sessions() as session:
+        consent = dict(
+            session.execute(select(Customer.external_id, Customer.marketing_consent)).all()
+        )
+    assert consent == {"c1": True, "c2": False}
+    withdrawn = {**without, "consent": False}
+    assert client.post("/api/v1/customers", json=withdrawn, headers=AUTH).status_code == 200
+    with sessions() as session:
+        assert session.scalars(select(Customer.marketing_consent)).first() is False
