@@ -18,10 +18,20 @@ from campaigner.errors import CampaignerError
 
 
 @dataclass
+class PhoneLines:
+    """What a file of phone numbers holds: numbers, and lines that give none (with why)."""
+
+    valid: list[str] = field(default_factory=list)
+    invalid: list[str] = field(default_factory=list)
+    skipped: list[tuple[int, str]] = field(default_factory=list)  # (line, why)
+
+
+@dataclass
 class OptOutImport:
     added: int = 0
     already: int = 0
     invalid: list[str] = field(default_factory=list)
+    skipped: list[tuple[int, str]] = field(default_factory=list)  # (line, why)
 
 
 def add_opt_outs(
@@ -58,28 +68,32 @@ def list_opt_outs(session: Session) -> Sequence[OptOut]:
     return session.scalars(select(OptOut).order_by(OptOut.created_at, OptOut.phone)).all()
 
 
-def read_phones(
-    path: Path, region: str, encoding: str | None = None
-) -> tuple[list[str], list[str]]:
-    """Phones from a CSV or plain text file: the first cell of each line; (valid, invalid).
+def read_phones(path: Path, region: str, encoding: str | None = None) -> PhoneLines:
+    """Phones from a CSV or plain text file: the first cell of each line.
 
-    A header line (no digits in its first cell) is skipped rather than reported. The encoding
-    is detected as for customer files (`open_csv`); a file that does not decode is refused.
+    The first line is a header when its first cell has no digits; any other line without a
+    number (no digits, nothing, or a row csv cannot read) is reported with its line number,
+    never dropped silently: a list of numbers that must get nothing may not lose one unseen.
+    The encoding is detected as for customer files (`open_csv`); a file that does not
+    decode is refused.
     """
-    valid: list[str] = []
-    invalid: list[str] = []
+    found = PhoneLines()
     source = open_csv(path, encoding)
     if source.failure is not None:
         raise CampaignerError(f"{path}: {source.failure}; nothing was imported")
-    for _, row, _ in source.rows():
+    for line, row, unreadable in source.rows():
         cell = row[0].strip() if row else ""
-        if not cell or not any(ch.isdigit() for ch in cell):
-            continue
-        try:
-            valid.append(normalize_phone(cell, region))
-        except InvalidPhone:
-            invalid.append(cell)
-    return valid, invalid
+        if unreadable is not None:
+            found.skipped.append((line, unreadable))
+        elif not any(ch.isdigit() for ch in cell):
+            if line > 1 and (cell or any(c.strip() for c in row or [])):
+                found.skipped.append((line, f"no phone number: {cell[:80]!r}"))
+        else:
+            try:
+                found.valid.append(normalize_phone(cell, region))
+            except InvalidPhone:
+                found.invalid.append(cell)
+    return found
 
 
 def import_opt_outs(
@@ -91,6 +105,11 @@ def import_opt_outs(
     source: str = "import",
     encoding: str | None = None,
 ) -> OptOutImport:
-    valid, invalid = read_phones(path, region, encoding)
-    added = add_opt_outs(session, valid, now, source=source)
-    return OptOutImport(added=added, already=len(set(valid)) - added, invalid=invalid)
+    found = read_phones(path, region, encoding)
+    added = add_opt_outs(session, found.valid, now, source=source)
+    return OptOutImport(
+        added=added,
+        already=len(set(found.valid)) - added,
+        invalid=found.invalid,
+        skipped=found.skipped,
+    )

@@ -94,9 +94,12 @@ def import_cmd(app: AppContext, path: Path, encoding: str | None) -> None:
     region = app.settings.customers.region
     with app.sessions().begin() as session:
         result = import_opt_outs(session, path, region, SystemClock().now(), encoding=encoding)
-    click.echo(f"{result.added} added, {result.already} already on the list")
+    skipped = f", {len(result.skipped)} line(s) without a number" if result.skipped else ""
+    click.echo(f"{result.added} added, {result.already} already on the list{skipped}")
     for raw in result.invalid:
         click.echo(f"skipped invalid number: {shown(raw)}", err=True)
+    for line, why in result.skipped:
+        click.echo(f"skipped line {line}: {shown(why)}", err=True)
 
 
 COMMANDS = [optout_group]

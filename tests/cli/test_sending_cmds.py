@@ -142,3 +142,17 @@ def test_optout_add_list_remove_import(
     with sessions() as session:
         phones = set(session.scalars(select(OptOut.phone)))
     assert phones == {"+989121111111", "+989122222222"}
+
+
+def test_optout_import_names_the_lines_it_skips(
+    config: Path, tmp_path: Path, sessions: sessionmaker[Session]
+) -> None:
+    # A line without digits used to vanish without a word: only a first line may be a header.
+    numbers = tmp_path / "stop.txt"
+    numbers.write_text("mobile\n09121111111\n[/bold]\n\n+989122222222\nSTOP\n", "utf-8")
+    result = CliRunner().invoke(cli, ["--config", str(config), "optout", "import", str(numbers)])
+    assert result.exit_code == 0, result.output
+    assert "2 added, 0 already on the list, 2 line(s) without a number" in result.output
+    assert "skipped line 3: no phone number: '[/bold]'" in result.output
+    assert "skipped line 6: no phone number: 'STOP'" in result.output
+    assert "line 1" not in result.output and "line 4" not in result.output
