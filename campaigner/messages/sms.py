@@ -3,14 +3,19 @@
 A single Persian letter, emoji or curly quote turns the whole message into UCS-2, which more
 than halves the room per part; marketers see the count before a gateway bills it.
 
-A long text is cut into parts as carriers cut it: a GSM-7 escape pair (ESC + "€") or a UTF-16
-surrogate pair (an emoji) never straddles two parts, it moves whole to the next one. So a part
-may hold one unit less than its room, and "units / room per part" undercounts exactly there.
+A long text is cut into parts as senders cut it: a GSM-7 escape pair (ESC + "€") never
+straddles two parts, and a UCS-2 text is cut between user-perceived characters (Unicode
+grapheme clusters: a letter with its zero-width non-joiner or marks, an emoji with its skin
+tone, a flag), which move whole to the next part, as Android and Twilio cut them. So a part
+may hold a few units less than its room, and "units / room per part" undercounts exactly
+there. Why graphemes, and what other senders do: docs/templates.md, "How long a message is".
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import regex
 
 # GSM 03.38 default alphabet (without the escape character itself).
 GSM7_BASIC = frozenset(
@@ -40,15 +45,29 @@ def measure(text: str) -> SmsMeasure:
     if is_gsm7(text):
         sizes = [2 if char in GSM7_EXTENSION else 1 for char in text]
         return SmsMeasure("gsm7", sum(sizes), _segments(sizes, GSM7_SINGLE, GSM7_PART))
-    sizes = [2 if ord(char) > 0xFFFF else 1 for char in text]
+    sizes = [size for cluster in _GRAPHEME.findall(text) for size in _ucs2_sizes(cluster)]
     return SmsMeasure("ucs2", sum(sizes), _segments(sizes, UCS2_SINGLE, UCS2_PART))
+
+
+_GRAPHEME = regex.compile(r"\X")
+
+
+def _units(text: str) -> int:
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+def _ucs2_sizes(cluster: str) -> list[int]:
+    """The UTF-16 units of a grapheme cluster, kept together; one too long for any part (a
+    pile of combining marks) is cut between code points, as Android then cuts it."""
+    units = _units(cluster)
+    return [units] if units <= UCS2_PART else [_units(char) for char in cluster]
 
 
 def _segments(sizes: list[int], single: int, part: int) -> int:
     """Parts for characters of these sizes in units; a character is never split."""
     if sum(sizes) <= single:
         return 1
-    if 2 not in sizes:
+    if max(sizes) == 1:
         return -(-len(sizes) // part)
     parts, used = 1, 0
     for size in sizes:

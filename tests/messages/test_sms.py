@@ -1,3 +1,4 @@
+import regex
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -21,31 +22,43 @@ PERSIAN = "ابپتثجچحخدذرزژسشصضطظعغفقکگلمنوهیآ ۰
 EMOJI = "😀🎂🎁👍❤️🇮🇷"
 
 
+def units(text: str) -> int:
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
 def reference_parts(text: str) -> tuple[str, list[str]]:
-    """The encoding and the parts, cut character by character as a carrier cuts them: a
-    character that does not fit whole in the current part starts the next one (an escape pair
-    or a surrogate pair is never split).
+    """The encoding and the parts, cut character by character as a sender cuts them: a
+    character that does not fit whole in the current part starts the next one. A GSM-7
+    character is one code point (an escape pair is never split); a UCS-2 character is a
+    grapheme cluster (`regex`'s \\X, Unicode's extended grapheme clusters), cut between its
+    code points only when it is longer than a part.
 
     Checked against Twilio's message-segment-calculator (TwilioDevEd/message-segment-calculator,
-    src/libs/SegmentedMessage.ts `_buildSegments` and src/libs/Segment.ts: 1120 bits a part,
-    of which a 6-octet header in a multi-part message; a character that does not fit moves to
-    the next segment).
+    src/libs/SegmentedMessage.ts: the message is split into graphemes (grapheme-splitter),
+    `_buildSegments` moves a grapheme that does not fit to the next segment; src/libs/Segment.ts:
+    1120 bits a part, of which a 6-octet header in a multi-part message) and Android's
+    SmsMessageBase.findNextUnicodePosition (BreakIterator.getCharacterInstance).
     """
     gsm = set(text) <= BASIC | EXTENDED
     if gsm:
+        characters = list(text)
         size = {char: 2 if char in EXTENDED else 1 for char in text}
         single, room = 160, 153
     else:
-        size = {char: len(char.encode("utf-16-le")) // 2 for char in text}
+        characters = []
+        for cluster in regex.findall(r"\X", text):
+            characters += [cluster] if units(cluster) <= 67 else list(cluster)
+        size = {char: units(char) for char in characters}
         single, room = 70, 67
     encoding = "gsm7" if gsm else "ucs2"
-    if sum(size[char] for char in text) <= single:
+    if sum(size[char] for char in characters) <= single:
         return encoding, [text]
-    parts = [""]
-    for char in text:
-        if sum(size[c] for c in parts[-1]) + size[char] > room:
-            parts.append("")
+    parts, used = [""], 0
+    for char in characters:
+        if used + size[char] > room:
+            parts, used = [*parts, ""], 0
         parts[-1] += char
+        used += size[char]
     return encoding, parts
 
 
@@ -133,3 +146,16 @@ def test_escape_and_surrogate_pairs_never_straddle_parts() -> None:
     # moves to the next part (Twilio's message-segment-calculator does the same).
     assert measure("a" * 152 + "€" + "a" * 152).segments == 3
     assert measure("س" * 66 + "😀" + "س" * 66).segments == 3
+
+
+def test_a_grapheme_cluster_never_straddles_parts() -> None:
+    # 134 units, two parts if cut between code points; Android and Twilio keep a letter with
+    # its zero-width non-joiner (می‌خواهم), an emoji with its skin tone and a flag's two
+    # regional indicators together, so the second part overflows into a third.
+    assert measure("س" * 66 + "ی\u200c" + "س" * 66).segments == 3
+    assert measure("س" * 65 + "👍🏽" + "س" * 65).segments == 3
+    assert measure("س" * 65 + "🇮🇷" + "س" * 65).segments == 3
+    assert measure("س" * 65 + "ی\u200c" + "س" * 67).segments == 2  # the cluster fits whole
+    # A cluster longer than a part (a letter under 80 combining marks) is cut between code
+    # points, as Android cuts it when a part holds no cluster boundary.
+    assert measure("a" + "\u0301" * 80).segments == 2
