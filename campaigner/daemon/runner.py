@@ -152,8 +152,7 @@ class Service:
 
     def sync(self, source_name: str) -> bool:
         source = next(s for s in self.settings.sources if s.name == source_name)
-        report = sync_source(self.sessions, source, self.settings, clock=self.clock)
-        log.info("sync %s: %s", source_name, report)
+        sync_source(self.sessions, source, self.settings, clock=self.clock)  # logs its summary
         return False
 
     def poll_inbound(self) -> bool:

@@ -3,6 +3,7 @@ and what a failing rule looks like on /healthz and in status."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -16,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from campaigner.cli import cli
 from campaigner.clock import FixedClock
-from campaigner.config import Settings
+from campaigner.config import Settings, SourceSettings
 from campaigner.daemon.runner import HEARTBEAT_PREFIX, Service
 from campaigner.db.models import Customer, Message, SyncState
 from campaigner.errors import CampaignerError
@@ -208,3 +209,28 @@ def test_a_pass_in_which_every_rule_fails_fails_the_planning_task(
             service.plan()
     finally:
         service.runtime.close()
+
+
+def test_a_sync_pass_logs_its_summary_once_and_readably(
+    settings: Settings,
+    engine: Engine,
+    sessions: sessionmaker[Session],
+    clock: FixedClock,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Seen: every sync pass also logged "sync shop: SyncReport(source='shop', kinds={…})".
+    shop = tmp_path / "shop.db"
+    with sqlite3.connect(shop) as connection:
+        connection.execute("CREATE TABLE people (external_id TEXT, first_name TEXT, mobile TEXT)")
+        connection.execute("INSERT INTO people VALUES ('c1', 'Sara', '09121234567')")
+    source = SourceSettings.model_validate(
+        {"name": "shop", "url": f"sqlite:///{shop}", "customers": {"table": "people"}}
+    )
+    settings = configure(settings).model_copy(update={"sources": [source]})
+    caplog.set_level("INFO")
+    service(settings, engine, sessions, clock).sync("shop")
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("sync ")]
+    assert lines == ["sync shop: customers 1 read: 1 new, 0 updated, 0 unchanged, 0 rejected"], (
+        caplog.text
+    )
