@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 
 # Spellings per field, written folded (see `fold`). Both kinds of file share most of them.
 _COMMON = {
@@ -99,3 +100,11 @@ SPELLINGS = {kind: _spellings(kind) for kind in _BY_KIND}
 def field_for(header: str, kind: str) -> str | None:
     """The field of `kind` ('customers' or 'orders') that `header` names, or None."""
     return SPELLINGS[kind].get(fold(header))
+
+
+def preferred_header(headers: Iterable[str], field: str, kind: str) -> str | None:
+    """Of the headers that name `field`, the one spelled most like it: for a customer's id,
+    `external_id` before `id` before `customer_id`; None when none does."""
+    ranks = {spelling: rank for rank, spelling in enumerate(_BY_KIND[kind][field])}
+    named = [(ranks[fold(h)], n, h) for n, h in enumerate(headers) if fold(h) in ranks]
+    return min(named)[2] if named else None

@@ -27,7 +27,7 @@ from sqlalchemy.pool import NullPool
 from campaigner.clock import Clock, SystemClock
 from campaigner.config import Settings, SourceSettings, SourceTable
 from campaigner.customers.fields import CUSTOMER_FIELDS, ORDER_FIELDS
-from campaigner.customers.headers import field_for
+from campaigner.customers.headers import field_for, preferred_header
 from campaigner.customers.loader import LoadResult, load_customers, load_orders
 from campaigner.customers.records import as_text
 from campaigner.db.models import SyncState
@@ -258,6 +258,7 @@ class SourcePass:
         self.stats = report.kinds.setdefault(kind, KindReport())
 
     def run(self, *, full: bool, progress: Progress | None, clock: Clock) -> None:
+        self._find_id_column()
         position = None if full else self._stored_position()
         total = self._count(position) if progress else None
         if progress:
@@ -321,6 +322,33 @@ class SourcePass:
         if self.spec.query.strip():
             return f"({self.spec.query.strip().rstrip(';')}) AS campaigner_source"
         return ".".join(quote(part) for part in self.spec.table.strip().split("."))
+
+    def _find_id_column(self) -> None:
+        """Without `columns.id`, the id is the column named like one (`external_id`, `id`,
+        `customer_id`, …, as CSV headers are matched), and the cursor too unless one is set."""
+        if "external_id" in self.columns or self.id_column != "external_id":
+            return
+        try:
+            names = list(
+                self.connection.execute(text(f"SELECT * FROM {self.relation()} WHERE 1 = 0")).keys()
+            )
+        except DBAPIError as exc:
+            self.connection.rollback()
+            reason = _without_secret(str(exc.orig).strip().splitlines()[0], self.source)
+            raise CampaignerError(
+                f"source {self.source.name!r} {self.kind}: reading failed: {reason}"
+            ) from None
+        self.connection.rollback()
+        found = preferred_header(names, "external_id", self.kind)
+        if found is None:
+            raise CampaignerError(
+                f"source {self.source.name!r} {self.kind}: no id column among "
+                f"{', '.join(map(repr, names))}; name it in [sources.{self.kind}.columns], "
+                'e.g. id = "user_id"'
+            )
+        self.id_column = self.columns["external_id"] = found
+        if not self.spec.cursor:
+            self.cursor_column = found
 
     def _condition(self, position: tuple[Any, Any] | None) -> tuple[str, dict[str, Any]]:
         quote = self.connection.dialect.identifier_preparer.quote

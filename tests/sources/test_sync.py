@@ -398,3 +398,31 @@ def test_columns_are_matched_forgivingly_and_unread_ones_named(
     )
     with pytest.raises(CampaignerError, match="column\\(s\\) 'notes' match no field"):
         run(sessions, strict, settings, full=True)
+
+
+def test_the_id_column_is_found_by_its_name_as_the_other_columns_are(
+    tmp_path: Path, sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    # Seen: `table = "people"` with an `id` column (the commonest name) failed with
+    # "reading failed: no such column: external_id", though `id` names the id everywhere else.
+    url = f"sqlite:///{tmp_path / 'crm.db'}"
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text('CREATE TABLE people ("Customer ID" TEXT, id TEXT, Mobile TEXT)'))
+        connection.execute(text("INSERT INTO people VALUES ('x9', 'p1', '09121234567')"))
+        connection.execute(text("CREATE TABLE notes (body TEXT)"))
+    engine.dispose()
+    source = SourceSettings.model_validate(
+        {"name": "crm", "url": url, "customers": {"table": "people"}}
+    )
+    report = run(sessions, source, settings)
+    assert (report.errors, report.unmapped) == ([], {"customers": ["Customer ID"]})
+    with sessions() as session:
+        person = session.scalars(select(Customer)).one()
+    assert (person.external_id, person.phone) == ("p1", "+989121234567")  # id before customer_id
+
+    nameless = SourceSettings.model_validate(
+        {"name": "crm", "url": url, "customers": {"table": "notes"}}
+    )
+    with pytest.raises(CampaignerError, match=r"no id column among 'body'; name it in"):
+        run(sessions, nameless, settings)
