@@ -61,7 +61,17 @@ _COMMON = {
 }
 _CUSTOMERS = {
     **_COMMON,
-    "external_id": ("external_id", "id", "customer_id", "customer_number", "user_id"),
+    "external_id": (
+        "external_id",
+        "id",
+        "customer_id",
+        "customer_number",
+        "user_id",
+        "شناسه",
+        "شناسه_مشتری",
+        "کد_مشتری",
+        "شماره_مشتری",
+    ),
     "birthday": ("birthday", "dob", "date_of_birth", "birth_date", "birthdate", "تاریخ_تولد"),
     "calendar": ("calendar", "تقویم"),
     "timezone": ("timezone", "time_zone", "tz"),
@@ -69,8 +79,26 @@ _CUSTOMERS = {
 }
 _ORDERS = {
     **_COMMON,
-    "external_id": ("external_id", "id", "order_id", "order_number", "order_no"),
-    "customer_id": ("customer_id", "customer", "customer_external_id", "customer_number"),
+    "external_id": (
+        "external_id",
+        "id",
+        "order_id",
+        "order_number",
+        "order_no",
+        "شناسه",
+        "شناسه_سفارش",
+        "شماره_سفارش",
+        "کد_سفارش",
+    ),
+    "customer_id": (
+        "customer_id",
+        "customer",
+        "customer_external_id",
+        "customer_number",
+        "شناسه_مشتری",
+        "کد_مشتری",
+        "شماره_مشتری",
+    ),
     "total": ("total", "amount", "order_total", "grand_total", "total_amount", "مبلغ", "جمع_کل"),
     "currency": ("currency", "order_currency", "واحد_پول"),
     "status": ("status", "order_status", "وضعیت"),

@@ -60,6 +60,24 @@ def test_persian_headers(tmp_path: Path, sessions: sessionmaker[Session]) -> Non
     assert ali.birth_jalali_md == 101 and ali.marketing_consent is True
 
 
+def test_a_file_with_persian_headers_only(tmp_path: Path, sessions: sessionmaker[Session]) -> None:
+    # Seen: a Persian export's id column «شناسه» (or «کد مشتری») was not recognised, so the
+    # whole file stopped: "no id column (expected 'external_id' or 'id', …)".
+    customers = write(
+        tmp_path,
+        "کد مشتری,نام,موبایل\nc1,علی,09121234567\n",
+    )
+    assert import_csv(sessions, "customers", customers, DEFAULTS).inserted == 1
+    orders = write(
+        tmp_path,
+        "شماره سفارش,کد مشتری,مبلغ,تاریخ پرداخت\n1001,c1,480000,2026-03-01 10:00\n",
+        "orders.csv",
+    )
+    report = import_csv(sessions, "orders", orders, DEFAULTS)
+    assert (report.inserted, report.rejected, report.unmapped) == (1, 0, [])
+    assert field_for("شناسه", "customers") == field_for("شناسه", "orders") == "external_id"
+
+
 @pytest.mark.parametrize(
     ("header", "field"),
     [
