@@ -121,6 +121,9 @@ class _Shop:
             select(Customer.id).where(Customer.external_id == registered)
         ):
             made = self.customers(session, {**buyer, "external_id": registered})
+            if made.errors and {e.field for e in made.errors} == {"phone"}:
+                # Known by id, the buyer needs no phone: the order is kept, the phone is not.
+                made = self.customers(session, {**buyer, "external_id": registered, "phone": ""})
             if made.errors:
                 return LoadResult(
                     errors=[

@@ -619,6 +619,17 @@ def test_an_order_of_a_registered_customer_not_known_yet_is_kept_and_thanked(
     assert report.rules["thanks"].planned == 1
 
 
+def test_a_registered_buyers_order_is_kept_without_a_phone_that_is_no_phone(
+    shop_client: TestClient, sessions: sessionmaker[Session]
+) -> None:
+    # Known by their id, the buyer needs no phone: the order (revenue, history) is kept.
+    order = changed(wc_order("(555) 555-5555"), customer_id=25)
+    assert woo(shop_client, "order.created", order).text == "ok 1"
+    with sessions() as session:
+        john = session.scalars(select(Customer)).one()
+    assert (john.external_id, john.phone, john.orders_count) == ("25", None, 1)
+
+
 def test_an_order_never_replaces_a_known_customers_data_with_billing_data(
     shop_client: TestClient, sessions: sessionmaker[Session]
 ) -> None:
