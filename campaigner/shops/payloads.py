@@ -20,7 +20,7 @@ def obj(value: Any, field: str) -> Mapping[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
-        raise RowError(f"{field}: expected an object, got {type(value).__name__}", field)
+        raise RowError(f"expected an object, got {type(value).__name__}", field)
     return value
 
 
@@ -29,14 +29,14 @@ def objects(value: Any, field: str) -> list[Mapping[str, Any]]:
     if value is None:
         return []
     if not isinstance(value, list):
-        raise RowError(f"{field}: expected a list, got {type(value).__name__}", field)
+        raise RowError(f"expected a list, got {type(value).__name__}", field)
     return [obj(item, field) for item in value]
 
 
 def scalar(value: Any, field: str) -> Any:
     """A string, number, boolean or null: never an object or a list."""
     if isinstance(value, Mapping | list):
-        raise RowError(f"{field}: expected a value, got {type(value).__name__}", field)
+        raise RowError(f"expected a value, got {type(value).__name__}", field)
     return value
 
 
@@ -53,11 +53,11 @@ def money(value: Any, field: str) -> Decimal:
 
 
 def whole(value: Any, field: str) -> int:
-    """A whole number (an id, a quantity): an integer or its digits; null is 0."""
+    """A whole number (an id, a quantity): a non-negative integer or its digits; null is 0."""
     if value is None or value == "":
         return 0
-    if isinstance(value, int) and not isinstance(value, bool):
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
     if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         return int(value.strip())
-    raise RowError(f"{field}: not a whole number: {as_text(value)[:40]!r}", field)
+    raise RowError(f"not a whole number: {as_text(value)[:40]!r}", field)
