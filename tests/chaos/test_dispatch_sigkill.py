@@ -24,7 +24,12 @@ from pathlib import Path
 
 import pytest
 from bulk_ledger import plan
-from dispatch_worker import BATCH_SIZE, LEASE_SECONDS, MAX_IN_FLIGHT, NOON_IN_TEHRAN
+from dispatch_worker import (
+    BATCH_SIZE,
+    LEASE_SECONDS,
+    MAX_IN_FLIGHT,
+    NOON_IN_TEHRAN,
+)
 from local_gateway import LocalSmsServer
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -103,10 +108,16 @@ def run_to_the_end(worker: subprocess.Popen[str]) -> None:
 
 
 def held(sessions: sessionmaker[Session], since: datetime) -> tuple[int, int, int]:
-    """(rows sending, rows claimed since `since` and not started, rows queued)."""
+    """(rows this run is sending, rows it claimed and has not started, rows queued).
+
+    This run's leases all end after `since`, earlier runs' before it: rows an earlier run
+    left `sending` (and this run has not yet expired to `unknown`) are not this run's.
+    """
     with sessions() as session:
         sending = session.scalar(
-            select(func.count()).where(Message.status == MessageStatus.SENDING)
+            select(func.count()).where(
+                Message.status == MessageStatus.SENDING, Message.lease_until > since
+            )
         )
         claimed = session.scalar(
             select(func.count()).where(
@@ -117,9 +128,16 @@ def held(sessions: sessionmaker[Session], since: datetime) -> tuple[int, int, in
     return sending or 0, claimed or 0, queued or 0
 
 
-def sending_ids(sessions: sessionmaker[Session]) -> set[int]:
+def sending_ids(sessions: sessionmaker[Session], since: datetime) -> set[int]:
+    """The rows this run had started (see `held`)."""
     with sessions() as session:
-        return set(session.scalars(select(Message.id).where(Message.status == "sending")))
+        return set(
+            session.scalars(
+                select(Message.id).where(
+                    Message.status == MessageStatus.SENDING, Message.lease_until > since
+                )
+            )
+        )
 
 
 def test_sigkills_strand_only_requests_in_flight_and_never_send_twice_or_lose_a_message(
@@ -154,7 +172,7 @@ def test_sigkills_strand_only_requests_in_flight_and_never_send_twice_or_lose_a_
         time.sleep(rng.uniform(0.0, 0.2))
         worker.kill()
         worker.wait()
-        in_flight = sending_ids(sessions)
+        in_flight = sending_ids(sessions, since)
         _, claimed, _ = held(sessions, since)
         with server.lock:
             reached = len(in_flight & server.received_ids)
