@@ -10,7 +10,8 @@ means the next pass reads that batch again (loading is idempotent).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -328,17 +329,9 @@ class SourcePass:
         `customer_id`, …, as CSV headers are matched), and the cursor too unless one is set."""
         if "external_id" in self.columns or self.id_column != "external_id":
             return
-        try:
-            names = list(
-                self.connection.execute(text(f"SELECT * FROM {self.relation()} WHERE 1 = 0")).keys()
-            )
-        except DBAPIError as exc:
-            self.connection.rollback()
-            reason = _without_secret(str(exc.orig).strip().splitlines()[0], self.source)
-            raise CampaignerError(
-                f"source {self.source.name!r} {self.kind}: reading failed: {reason}"
-            ) from None
-        self.connection.rollback()
+        with self._reading():
+            result = self.connection.execute(text(f"SELECT * FROM {self.relation()} WHERE 1 = 0"))
+            names = list(result.keys())
         found = preferred_header(names, "external_id", self.kind)
         if found is None:
             raise CampaignerError(
@@ -383,18 +376,22 @@ class SourcePass:
 
     def query(self, sql: str | TextClause, params: dict[str, Any]) -> list[Mapping[str, Any]]:
         statement = text(sql) if isinstance(sql, str) else sql
+        with self._reading():
+            return [dict(row) for row in self.connection.execute(statement, params).mappings()]
+
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        """One read, in a read-only transaction that ends with it (no snapshot is held); a
+        database error becomes one line naming the source, never its password."""
         try:
-            rows: list[Mapping[str, Any]] = [
-                dict(row) for row in self.connection.execute(statement, params).mappings()
-            ]
+            yield
         except DBAPIError as exc:
             self.connection.rollback()
             reason = _without_secret(str(exc.orig).strip().splitlines()[0], self.source)
             raise CampaignerError(
                 f"source {self.source.name!r} {self.kind}: reading failed: {reason}"
             ) from None
-        self.connection.rollback()  # end the read-only transaction; hold no snapshot
-        return rows
+        self.connection.rollback()
 
     def _key(self, row: Mapping[str, Any], column: str) -> str:
         """The result key for `column`; databases differ in the case they return."""

@@ -90,12 +90,17 @@ ORDERS = [
 ]
 
 
-def build_shop(url: str, storage: Storage, orders: list[WooOrder] = ORDERS) -> None:
+def build_shop(
+    url: str,
+    storage: Storage,
+    orders: list[WooOrder] = ORDERS,
+    products: list[Product] = PRODUCTS,
+) -> None:
     engine = create_engine(url)
     with engine.begin() as connection:
         create_tables(connection)
         set_storage(connection, storage)
-        add_products(connection, PRODUCTS)
+        add_products(connection, products)
         add_users(connection, USERS)
         add_orders(connection, orders, storage)
     engine.dispose()
@@ -314,14 +319,7 @@ def test_names_lose_their_html_entities_as_by_webhook(
         paid=T,
         lines=[Line("Tea &amp; Coffee &ndash; 250g", 60, 1, "90000")],
     )
-    engine = create_engine(shop_db)
-    with engine.begin() as connection:
-        create_tables(connection)
-        set_storage(connection, storage)
-        add_products(connection, products)
-        add_users(connection, USERS)
-        add_orders(connection, [sold], storage)
-    engine.dispose()
+    build_shop(shop_db, storage, [sold], products)
     run(sessions, preset(shop_db), settings)
     with sessions() as session:
         item = session.scalars(select(OrderItem)).one()
