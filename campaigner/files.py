@@ -2,7 +2,9 @@
 
 A FIFO would block the reader forever and `/dev/zero` never ends; a name checked before
 opening can be swapped for one of them in between. So the file is opened without blocking
-and checked on the open descriptor, and read up to a size limit.
+and checked on the open descriptor, and read up to a size limit. A byte order mark, which
+Windows editors put before UTF-8 text, is dropped: it would otherwise reach a customer as an
+invisible character that turns a whole SMS into UCS-2.
 """
 
 from __future__ import annotations
@@ -18,9 +20,15 @@ class Unreadable(Exception):
     """Not something a rule or template file can be: a FIFO, a device, a huge file."""
 
 
-def read_text_file(path: Path, what: str, max_bytes: int = MAX_FILE_BYTES) -> str:
+def read_text_file(
+    path: Path, what: str, max_bytes: int = MAX_FILE_BYTES, *, inside: Path | None = None
+) -> str:
     """The UTF-8 text of a regular file of at most `max_bytes`; `what` names it in errors
-    ("a rule", "a template")."""
+    ("a rule", "a template"). With `inside`, the file must really be in that folder: a
+    symlink may point to a file next to it, not lead out of it (to /etc, to another
+    project's secrets)."""
+    if inside is not None:
+        _check_inside(path, inside, what)
     descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     mode = os.fstat(descriptor).st_mode
     if not stat.S_ISREG(mode):
@@ -31,7 +39,16 @@ def read_text_file(path: Path, what: str, max_bytes: int = MAX_FILE_BYTES) -> st
     if len(data) > max_bytes:
         size = max(len(data), path.stat().st_size)
         raise Unreadable(f"too large ({size} bytes): {what} file is at most {max_bytes} bytes")
-    return data.decode("utf-8")
+    return data.decode("utf-8-sig")
+
+
+def _check_inside(path: Path, folder: Path, what: str) -> None:
+    target = path.resolve()
+    if not target.is_relative_to(folder.resolve()):
+        raise Unreadable(
+            f"a symlink leading outside {folder} (to {target}): {what} must be a file "
+            "inside its folder"
+        )
 
 
 def _kind(mode: int) -> str:
