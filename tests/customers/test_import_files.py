@@ -100,6 +100,27 @@ def test_windows_1256_file_from_persian_excel_is_detected(
     assert (found["p1"].first_name, found["p1"].last_name, found["p1"].city) == PERSIAN_1256[1]
 
 
+def test_a_small_windows_1256_file_is_detected_too(
+    tmp_path: Path, sessions: sessionmaker[Session]
+) -> None:
+    """Regression: two short names were too little for charset-normalizer, which took them
+    for cp932 (Japanese) and refused the file."""
+    rows = ["external_id,first_name,phone", "P1,علي,09121110013", "P2,مريم,09121110014"]
+    path = excel_file(tmp_path / "customers.csv", rows, "cp1256")
+    report = import_csv(sessions, "customers", path, DEFAULTS)
+    assert (report.inserted, report.rejected) == (2, 0)
+    assert {c.first_name for c in customers(sessions).values()} == {"علي", "مريم"}
+
+
+def test_a_small_latin_file_is_not_taken_for_persian(
+    tmp_path: Path, sessions: sessionmaker[Session]
+) -> None:
+    path = excel_file(tmp_path / "kunden.csv", ["id,first_name", "L1,José"], "latin-1")
+    with pytest.raises(CampaignerError, match="--encoding"):
+        import_csv(sessions, "customers", path, DEFAULTS)
+    assert count(sessions) == 0
+
+
 # US/UK Excel: Windows-1252 and ","; German or French Excel: Windows-1252 and ";".
 @pytest.mark.parametrize("separator", [",", ";"])
 def test_latin_file_names_the_encoding_option_and_commits_nothing(
