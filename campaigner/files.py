@@ -29,17 +29,28 @@ def read_text_file(
     project's secrets)."""
     if inside is not None:
         _check_inside(path, inside, what)
-    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    mode = os.fstat(descriptor).st_mode
-    if not stat.S_ISREG(mode):
-        os.close(descriptor)
-        raise Unreadable(f"not a regular file ({_kind(mode)}): {what} must be a plain file")
+    descriptor = _open_regular(path, what)
     with os.fdopen(descriptor, "rb") as file:
         data = file.read(max_bytes + 1)
     if len(data) > max_bytes:
         size = max(len(data), path.stat().st_size)
         raise Unreadable(f"too large ({size} bytes): {what} file is at most {max_bytes} bytes")
     return data.decode("utf-8-sig")
+
+
+def check_regular_file(path: Path, what: str) -> None:
+    """Unreadable unless `path` is a regular file (not a FIFO, `/dev/zero`, a directory),
+    found without waiting on it; for files read later by other means (a CSV import)."""
+    os.close(_open_regular(path, what))
+
+
+def _open_regular(path: Path, what: str) -> int:
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    mode = os.fstat(descriptor).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(descriptor)
+        raise Unreadable(f"not a regular file ({_kind(mode)}): {what} must be a plain file")
+    return descriptor
 
 
 def _check_inside(path: Path, folder: Path, what: str) -> None:

@@ -25,6 +25,7 @@ from typing import BinaryIO
 import charset_normalizer
 
 from campaigner.errors import CampaignerError
+from campaigner.files import Unreadable, check_regular_file
 
 # The largest field read, in characters (Python's csv module stops at 128 KiB by default).
 # Excel holds at most 32,767 characters in a cell; a longer field is rejected with its row.
@@ -89,6 +90,10 @@ def open_csv(path: Path, encoding: str | None = None) -> CsvFile:
     """The file with its encoding: `encoding`, or detected (see the module docstring)."""
     if not path.exists():
         raise CampaignerError(f"{path}: file not found")
+    try:
+        check_regular_file(path, "a CSV file")  # a FIFO or /dev/zero would never end
+    except Unreadable as exc:
+        raise CampaignerError(f"{path}: {exc}") from None
     if encoding is not None:
         chosen = _known(encoding)
         return CsvFile(path, chosen, False, _scan(path, chosen)[0])
