@@ -54,8 +54,10 @@ def _open_regular(path: Path, what: str) -> int:
 
 
 def _check_inside(path: Path, folder: Path, what: str) -> None:
-    target = path.resolve()
-    if not target.is_relative_to(folder.resolve()):
+    # os.path.realpath, not Path.resolve: a symlink loop must fail at open (ELOOP, an
+    # OSError the callers name), not raise RuntimeError here.
+    target = Path(os.path.realpath(path))
+    if not target.is_relative_to(os.path.realpath(folder)):
         raise Unreadable(
             f"a symlink leading outside {folder} (to {target}): {what} must be a file "
             "inside its folder"

@@ -63,6 +63,10 @@ def _device_node(path: Path) -> None:
         pytest.skip("making a device node needs root")
 
 
+def _loop(path: Path) -> None:
+    path.symlink_to(path.name)  # Python's Path.resolve raises RuntimeError on it
+
+
 def _outside(path: Path) -> None:
     secret = path.parents[3] / "elsewhere.j2"
     secret.write_text("Hi {{ first_name }}, the root password is hunter2", encoding="utf-8")
@@ -80,8 +84,9 @@ def _outside(path: Path) -> None:
             "not a regular file (a directory): a template must be a plain file",
         ),
         (_outside, "a symlink leading outside "),
+        (_loop, "Too many levels of symbolic links"),
     ],
-    ids=["fifo", "dev-zero", "device-node", "directory", "symlink-outside"],
+    ids=["fifo", "dev-zero", "device-node", "directory", "symlink-outside", "symlink-loop"],
 )
 def test_a_template_that_is_no_plain_file_is_named(
     project: Path, make: Callable[[Path], None], problem: str
