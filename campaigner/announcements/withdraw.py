@@ -1,0 +1,60 @@
+"""Withdrawing an announcement: its rule disabled, deleted or moved to another `at` before
+everything went out cancels what is still queued.
+
+A row another dispatcher has claimed (its lease still running) or started sending is left
+alone; one the cancel reached is `cancelled` and can never be claimed, since claims and
+starts take only `queued` rows. Runs on every planning pass, so a row handed back to the
+queue after the first cancel is cancelled on the next.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import cast
+
+from sqlalchemy import Table, or_, select, update
+from sqlalchemy.orm import Session
+
+from campaigner.db.models import Announcement, Message, MessageStatus
+from campaigner.rules.models import AnnouncementRule, Rule
+
+REASON = "rule_withdrawn"
+messages = cast(Table, Message.__table__)
+
+
+def withdraw(session: Session, live: Iterable[Rule], now: datetime) -> int:
+    """Cancel the queued rows of every queued announcement not among the `live` (enabled)
+    rules as it was queued; how many were cancelled."""
+    running = {
+        (rule.name, rule.occurrence_key) for rule in live if isinstance(rule, AnnouncementRule)
+    }
+    cancelled = 0
+    for found in session.scalars(select(Announcement).where(Announcement.queued_at.is_not(None))):
+        if (found.rule, found.occurrence_key) in running:
+            continue
+        if found.withdrawn_at is None:
+            found.withdrawn_at = now
+        cancelled += cancel(session, found.rule, found.occurrence_key, now)
+    return cancelled
+
+
+def cancel(session: Session, rule: str, key: str, now: datetime) -> int:
+    c = messages.c
+    result = session.execute(
+        update(messages)
+        .where(
+            c.rule == rule,
+            c.occurrence_key == key,
+            c.status == MessageStatus.QUEUED,
+            or_(c.lease_until.is_(None), c.lease_until < now),
+        )
+        .values(
+            status=MessageStatus.CANCELLED,
+            reason=REASON,
+            claim=None,
+            lease_until=None,
+            updated_at=now,
+        )
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

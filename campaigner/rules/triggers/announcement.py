@@ -1,0 +1,168 @@
+"""announcement: one message at `at`, in each customer's zone or one instant for the shop.
+
+Each zone's `at` is one instant, computed here; with `spread`, a customer's message is due a
+stable number of seconds after it (a hash of the rule and the customer, the same on every
+database), so a large audience is spread evenly over the span. The occurrence key is `at`:
+with the rule's name in the ledger's key, one message per customer per announcement.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ColumnElement,
+    Integer,
+    Select,
+    Subquery,
+    func,
+    literal,
+    or_,
+    select,
+    type_coerce,
+)
+from sqlalchemy import cast as sa_cast
+from sqlalchemy.types import Interval
+
+from campaigner.db.models import UTCDateTime
+from campaigner.rules.models import AnnouncementAudience, AnnouncementRule
+from campaigner.rules.triggers.common import (
+    DueContext,
+    customers,
+    due_columns,
+    eligible,
+    grouped,
+    instant,
+    no_order,
+)
+
+_PRIME = 2_147_483_647  # 2**31 - 1, as for holdouts: a·id + b stays inside 64 bits
+
+
+def due(rule: AnnouncementRule, ctx: DueContext) -> list[Select[Any]]:
+    spread = int(rule.spread_td.total_seconds())
+    starts: dict[str | None, datetime]
+    if rule.timezone == "shop":
+        starts = {None: _start(rule, ctx.shop)}
+    else:
+        starts = {name: _start(rule, zone) for name, zone in sorted(ctx.zones.items())}
+    branches = []
+    for name, start in starts.items():
+        # Offsets in [0, spread] whose due time falls in the window; none, no branch.
+        low = max(0, _seconds_until(start, ctx.start))
+        high = min(spread, _seconds_until(start, ctx.end))
+        if low > high:
+            continue
+        offset = spread_offset(rule.name, customers.c.id, spread)
+        conditions: list[ColumnElement[bool]] = [offset >= low, offset <= high]
+        if name is not None:
+            conditions.append(customers.c.timezone == name)
+        branches.append(
+            select(
+                customers.c.id.label("id"),
+                literal(int(start.timestamp()), BigInteger).label("start"),
+                offset.label("offset"),
+            ).where(*conditions)
+        )
+
+    def eligible_due(found: Subquery) -> Select[Any]:
+        due_at = _after(found.c.start, found.c.offset, ctx.dialect)
+        expires_at = _after(
+            found.c.start + int(rule.lateness.total_seconds()), found.c.offset, ctx.dialect
+        )
+        return (
+            select(
+                *due_columns(
+                    customers.c.id,
+                    literal(rule.occurrence_key),
+                    due_at,
+                    expires_at,
+                    no_order(),
+                )
+            )
+            .select_from(found.join(customers, customers.c.id == found.c.id))
+            .where(*eligible(rule), *audience_extras(rule, ctx.shop, ctx.dialect))
+        )
+
+    return grouped(branches, eligible_due)
+
+
+def audience_extras(
+    rule: AnnouncementRule, shop: ZoneInfo, dialect: str
+) -> list[ColumnElement[bool]]:
+    """What an announcement's audience adds to every rule's: cities, last order dates (days
+    in the shop's zone) and the customers file."""
+    audience: AnnouncementAudience = rule.audience
+    conditions: list[ColumnElement[bool]] = []
+    if audience.cities:
+        wanted = sorted({city.strip().casefold() for city in audience.cities})
+        conditions.append(func.lower(func.trim(customers.c.city)).in_(wanted))
+    if audience.last_order_before:
+        conditions.append(customers.c.last_order_at < _day(audience.last_order_before, shop))
+    if audience.last_order_after:
+        conditions.append(customers.c.last_order_at >= _day(audience.last_order_after, shop))
+    if audience.customers_file:
+        ids, phones = rule.listed
+        conditions.append(
+            or_(
+                customers.c.external_id.in_(_json_list(sorted(ids), dialect)),
+                customers.c.phone.in_(_json_list(sorted(phones), dialect)),
+            )
+        )
+    return conditions
+
+
+def spread_offset(rule_name: str, customer_id: Any, spread: int) -> Any:
+    """Seconds after `at` that the customer's message is due: in [0, spread), stable per
+    (rule, customer), evenly spread; integer arithmetic, the same in SQL and in Python."""
+    if spread <= 0:
+        return 0 if isinstance(customer_id, int) else literal(0, Integer)
+    a = 1 + zlib.crc32(f"spread-a:{rule_name}".encode()) % (_PRIME - 1)
+    b = zlib.crc32(f"spread-b:{rule_name}".encode()) % _PRIME
+    if isinstance(customer_id, int):
+        return ((a * customer_id + b) % _PRIME) % spread
+    scaled = sa_cast(customer_id, BigInteger) * literal(a, BigInteger) + literal(b, BigInteger)
+    return (scaled % _PRIME) % spread
+
+
+def _start(rule: AnnouncementRule, zone: ZoneInfo) -> datetime:
+    return rule.local_at.replace(tzinfo=zone).astimezone(UTC)
+
+
+def _seconds_until(start: datetime, moment: datetime) -> int:
+    """Whole seconds from `start` to `moment`, rounded towards `start`'s side of the window."""
+    seconds = (moment - start) / timedelta(seconds=1)
+    return int(seconds) if seconds >= 0 else -int(-seconds)
+
+
+def _day(value: str, shop: ZoneInfo) -> ColumnElement[datetime]:
+    day = datetime.strptime(value.strip(), "%Y-%m-%d").replace(tzinfo=shop)
+    return instant(day.astimezone(UTC))
+
+
+def _after(epoch: Any, seconds: Any, dialect: str) -> ColumnElement[datetime]:
+    """The UTC instant `epoch + seconds` (Unix seconds) in the ledger's datetime format."""
+    if dialect == "sqlite":
+        text = func.datetime(epoch + seconds, "unixepoch").concat(".000000")
+        return type_coerce(text, UTCDateTime())
+    moment = func.timezone("UTC", func.to_timestamp(epoch)) + seconds * literal(
+        timedelta(seconds=1), Interval()
+    )
+    return type_coerce(moment, UTCDateTime())
+
+
+def _json_list(values: list[str], dialect: str) -> Select[Any]:
+    """The values as one bound JSON array expanded by the database: a file of any length
+    is a single parameter, never thousands."""
+    if dialect == "sqlite":
+        rows = func.json_each(literal(json.dumps(values))).table_valued("value")
+    else:
+        array = sa_cast(literal(json.dumps(values)), JSON)
+        rows = func.json_array_elements_text(array).table_valued("value")
+    return select(rows.c.value)
