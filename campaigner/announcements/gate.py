@@ -20,8 +20,8 @@ from campaigner.db.models import Announcement, Message, MessageStatus
 from campaigner.errors import CampaignerError
 from campaigner.rules.models import AnnouncementRule
 
-# How far ahead an approved announcement is queued: all of it.
-HORIZON = timedelta(days=3660)
+# How far ahead an approved announcement is queued: all of it, however far its `at`.
+HORIZON = timedelta(days=36_600)
 FILE_APPROVAL = "rule file (approved = true)"
 NOT_STARTED = (MessageStatus.QUEUED, MessageStatus.HELD_OUT, MessageStatus.CANCELLED)
 
@@ -33,9 +33,10 @@ def record(session: Session, rule: str, key: str) -> Announcement | None:
 
 
 def is_approved(session: Session, rule: AnnouncementRule) -> bool:
-    if rule.approved:
-        return True
-    found = record(session, rule.name, rule.occurrence_key)
+    return rule.approved or is_approved_record(record(session, rule.name, rule.occurrence_key))
+
+
+def is_approved_record(found: Announcement | None) -> bool:
     return found is not None and found.approved_at is not None
 
 
