@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+from conftest import CaptureGateway
 from pydantic import TypeAdapter
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from campaigner.config import Settings
 from campaigner.db.models import Customer, Message
 from campaigner.rules.models import Rule
 
@@ -53,3 +56,20 @@ def ledger(sessions: sessionmaker[Session], rule_name: str = "yalda_sale") -> li
 
 def utc(*parts: int) -> datetime:
     return datetime(*parts, tzinfo=UTC)
+
+
+SALE_TEMPLATE = "{{ first_name }} جان، حراج یلدا شروع شد"
+
+
+def write_announcement(settings: Settings, text: str, name: str = "yalda_sale") -> Path:
+    """The rule file `name`.toml and its template sale.j2, in the project's folders."""
+    settings.paths.rules.mkdir(parents=True, exist_ok=True)
+    settings.paths.templates.mkdir(parents=True, exist_ok=True)
+    (settings.paths.templates / "sale.j2").write_text(SALE_TEMPLATE, encoding="utf-8")
+    path = settings.paths.rules / f"{name}.toml"
+    path.write_text(f'trigger = "announcement"\ntemplate = "sale.j2"\n{text}', encoding="utf-8")
+    return path
+
+
+def sent_to(gateway: CaptureGateway) -> list[str]:
+    return [message.phone for message in gateway.sent]
