@@ -111,8 +111,8 @@ def audience_extras(
         ids, phones = rule.listed
         conditions.append(
             or_(
-                customers.c.external_id.in_(_json_list(sorted(ids), dialect)),
-                customers.c.phone.in_(_json_list(sorted(phones), dialect)),
+                customers.c.external_id.in_(json_values(sorted(ids), dialect)),
+                customers.c.phone.in_(json_values(sorted(phones), dialect)),
             )
         )
     return conditions
@@ -157,7 +157,7 @@ def _after(epoch: Any, seconds: Any, dialect: str) -> ColumnElement[datetime]:
     return type_coerce(moment, UTCDateTime())
 
 
-def _json_list(values: list[str], dialect: str) -> Select[Any]:
+def json_values(values: list[str], dialect: str) -> Select[Any]:
     """The values as one bound JSON array expanded by the database: a file of any length
     is a single parameter, never thousands."""
     if dialect == "sqlite":
