@@ -9,8 +9,9 @@ with the rule's name in the ledger's key, one message per customer per announcem
 from __future__ import annotations
 
 import json
+import math
 import zlib
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -20,7 +21,7 @@ from sqlalchemy import (
     ColumnElement,
     Integer,
     Select,
-    Subquery,
+    case,
     func,
     literal,
     or_,
@@ -28,7 +29,6 @@ from sqlalchemy import (
     type_coerce,
 )
 from sqlalchemy import cast as sa_cast
-from sqlalchemy.types import Interval
 
 from campaigner.db.models import UTCDateTime
 from campaigner.rules.models import AnnouncementAudience, AnnouncementRule
@@ -37,7 +37,6 @@ from campaigner.rules.triggers.common import (
     customers,
     due_columns,
     eligible,
-    grouped,
     instant,
     no_order,
 )
@@ -45,52 +44,43 @@ from campaigner.rules.triggers.common import (
 _PRIME = 2_147_483_647  # 2**31 - 1, as for holdouts: a·id + b stays inside 64 bits
 
 
-def due(rule: AnnouncementRule, ctx: DueContext) -> list[Select[Any]]:
+def due(rule: AnnouncementRule, ctx: DueContext) -> Select[Any]:
+    """One scan of the customers: each one's due time is their zone's `at` (a CASE over
+    the few zones) plus their spread offset, as Unix seconds, kept if inside the window."""
     spread = int(rule.spread_td.total_seconds())
-    starts: dict[str | None, datetime]
     if rule.timezone == "shop":
-        starts = {None: _start(rule, ctx.shop)}
+        start: Any = literal(_start(rule, ctx.shop), BigInteger)
     else:
-        starts = {name: _start(rule, zone) for name, zone in sorted(ctx.zones.items())}
-    branches = []
-    for name, start in starts.items():
-        # Offsets in [0, spread] whose due time falls in the window; none, no branch.
-        low = max(0, _seconds_until(start, ctx.start))
-        high = min(spread, _seconds_until(start, ctx.end))
-        if low > high:
-            continue
-        offset = spread_offset(rule.name, customers.c.id, spread)
-        conditions: list[ColumnElement[bool]] = [offset >= low, offset <= high]
-        if name is not None:
-            conditions.append(customers.c.timezone == name)
-        branches.append(
-            select(
-                customers.c.id.label("id"),
-                literal(int(start.timestamp()), BigInteger).label("start"),
-                offset.label("offset"),
-            ).where(*conditions)
+        starts = {
+            name: literal(_start(rule, zone), BigInteger)
+            for name, zone in sorted(ctx.zones.items())
+        }
+        start = case(
+            starts, value=customers.c.timezone, else_=literal(_start(rule, ctx.shop), BigInteger)
         )
-
-    def eligible_due(found: Subquery) -> Select[Any]:
-        due_at = _after(found.c.start, found.c.offset, ctx.dialect)
-        expires_at = _after(
-            found.c.start + int(rule.lateness.total_seconds()), found.c.offset, ctx.dialect
-        )
-        return (
-            select(
-                *due_columns(
-                    customers.c.id,
-                    literal(rule.occurrence_key),
-                    due_at,
-                    expires_at,
-                    no_order(),
-                )
+    due_epoch = start + spread_offset(rule.name, customers.c.id, spread)
+    found = (
+        select(customers.c.id.label("id"), due_epoch.label("due_epoch"))
+        .where(*eligible(rule), *audience_extras(rule, ctx.shop, ctx.dialect))
+        .subquery("found")
+    )
+    lateness = int(rule.lateness.total_seconds())
+    return (
+        select(
+            *due_columns(
+                customers.c.id,
+                literal(rule.occurrence_key),
+                _moment(found.c.due_epoch, ctx.dialect),
+                _moment(found.c.due_epoch + lateness, ctx.dialect),
+                no_order(),
             )
-            .select_from(found.join(customers, customers.c.id == found.c.id))
-            .where(*eligible(rule), *audience_extras(rule, ctx.shop, ctx.dialect))
         )
-
-    return grouped(branches, eligible_due)
+        .select_from(found.join(customers, customers.c.id == found.c.id))
+        .where(
+            found.c.due_epoch >= literal(math.ceil(ctx.start.timestamp()), BigInteger),
+            found.c.due_epoch <= literal(math.floor(ctx.end.timestamp()), BigInteger),
+        )
+    )
 
 
 def audience_extras(
@@ -131,14 +121,9 @@ def spread_offset(rule_name: str, customer_id: Any, spread: int) -> Any:
     return (scaled % _PRIME) % spread
 
 
-def _start(rule: AnnouncementRule, zone: ZoneInfo) -> datetime:
-    return rule.local_at.replace(tzinfo=zone).astimezone(UTC)
-
-
-def _seconds_until(start: datetime, moment: datetime) -> int:
-    """Whole seconds from `start` to `moment`, rounded towards `start`'s side of the window."""
-    seconds = (moment - start) / timedelta(seconds=1)
-    return int(seconds) if seconds >= 0 else -int(-seconds)
+def _start(rule: AnnouncementRule, zone: ZoneInfo) -> int:
+    """`at` in `zone`, in Unix seconds."""
+    return int(rule.local_at.replace(tzinfo=zone).timestamp())
 
 
 def _day(value: str, shop: ZoneInfo) -> ColumnElement[datetime]:
@@ -146,15 +131,12 @@ def _day(value: str, shop: ZoneInfo) -> ColumnElement[datetime]:
     return instant(day.astimezone(UTC))
 
 
-def _after(epoch: Any, seconds: Any, dialect: str) -> ColumnElement[datetime]:
-    """The UTC instant `epoch + seconds` (Unix seconds) in the ledger's datetime format."""
+def _moment(epoch: Any, dialect: str) -> ColumnElement[datetime]:
+    """The UTC instant of `epoch` (Unix seconds) in the ledger's datetime format."""
     if dialect == "sqlite":
-        text = func.datetime(epoch + seconds, "unixepoch").concat(".000000")
+        text = func.datetime(epoch, "unixepoch").concat(".000000")
         return type_coerce(text, UTCDateTime())
-    moment = func.timezone("UTC", func.to_timestamp(epoch)) + seconds * literal(
-        timedelta(seconds=1), Interval()
-    )
-    return type_coerce(moment, UTCDateTime())
+    return type_coerce(func.timezone("UTC", func.to_timestamp(epoch)), UTCDateTime())
 
 
 def json_values(values: list[str], dialect: str) -> Select[Any]:
