@@ -7,7 +7,8 @@ from collections import Counter
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from announcement_shop import ZONES, add_customers, ledger, rule, utc
+from announcement_shop import ZONES, add_customers, ledger, rule, utc, write_announcement
+from shop_builders import run_daemon_loop
 from sqlalchemy import delete
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -17,6 +18,8 @@ from campaigner.config import Settings
 from campaigner.db.models import Announcement, Message
 from campaigner.planner import plan
 from campaigner.rules.models import AnnouncementRule, Rule
+from campaigner.rules.triggers.announcement import spread_offset
+from campaigner.simulate import TICK
 
 AT = datetime(2026, 12, 20, 10, 0)
 
@@ -104,3 +107,24 @@ def test_shop_timezone_is_one_instant_everywhere(
         plan(session, [sale], clock, settings)
     tehran_ten = AT.replace(tzinfo=ZoneInfo("Asia/Tehran"))
     assert {row.due_at for row in ledger(sessions)} == {tehran_ten}
+
+
+def test_the_daemon_sends_each_zone_at_its_own_ten_spread_over_three_hours(
+    sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    ids = add_customers(sessions, 90)
+    write_announcement(settings, 'at = "2026-03-21T10:00"\nspread = "3h"\napproved = true\n')
+    sent = run_daemon_loop(settings, sessions, utc(2026, 3, 20, 20), 1)
+    assert sorted(s.customer_id for s in sent) == sorted(f"c{n}" for n in range(90))
+    for zone_index, zone_name in enumerate(ZONES):
+        zone = ZoneInfo(zone_name)
+        ten = datetime(2026, 3, 21, 10, tzinfo=zone)
+        times = []
+        for message in sent:
+            n = int(message.customer_id[1:])
+            if n % 3 != zone_index:
+                continue
+            due = ten + timedelta(seconds=spread_offset("yalda_sale", ids[n], 3 * 3600))
+            assert due <= message.at < due + TICK, (zone_name, message)
+            times.append(message.at)
+        assert max(times) - min(times) > timedelta(hours=2)
