@@ -10,7 +10,7 @@ queue after the first cancel is cancelled on the next.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import cast
 
 from sqlalchemy import Table, or_, select, update
@@ -20,6 +20,10 @@ from campaigner.db.models import Announcement, Message, MessageStatus
 from campaigner.rules.models import AnnouncementRule, Rule
 
 REASON = "rule_withdrawn"
+# How long after its withdrawal an announcement is still looked at: rows a dispatcher held
+# then are sent or handed back within their lease (minutes), and cancelled by a later pass.
+# After that, nothing of it can be queued, and its (maybe million) rows are left alone.
+SETTLE = timedelta(hours=1)
 messages = cast(Table, Message.__table__)
 
 
@@ -30,7 +34,9 @@ def withdraw(session: Session, live: Iterable[Rule], now: datetime) -> int:
         (rule.name, rule.occurrence_key) for rule in live if isinstance(rule, AnnouncementRule)
     }
     cancelled = 0
-    for found in session.scalars(select(Announcement).where(Announcement.queued_at.is_not(None))):
+    recent = or_(Announcement.withdrawn_at.is_(None), Announcement.withdrawn_at > now - SETTLE)
+    query = select(Announcement).where(Announcement.queued_at.is_not(None), recent)
+    for found in session.scalars(query):
         if (found.rule, found.occurrence_key) in running:
             continue
         if found.withdrawn_at is None:
