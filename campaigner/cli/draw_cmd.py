@@ -59,11 +59,16 @@ def draw_group() -> None:
 def run_command(
     app: AppContext, name: str, source: str, winners: int, seed: str | None, by: str | None
 ) -> None:
-    """Draw WINNERS among the eligible customers of a rule or a customers file, once.
+    """Pick the winners among the eligible customers of a rule or a customers file.
 
     Eligible: a working phone, not opted out, consent for marketing, in the audience. The
     seed and the SHA-256 of the sorted candidate ids are recorded, so the same seed and
-    candidates give the same winners anywhere; NAME is never drawn twice.
+    candidates give the same winners anywhere; NAME is never drawn twice. Also reachable
+    as `campaigner draw NAME …`.
+
+    \b
+    Example:
+      campaigner draw yalda_prize --from yalda_sale --winners 3 --seed 1404-yalda
     """
     settings = app.settings
     sessions = app.sessions()
@@ -97,7 +102,12 @@ def run_command(
 @click.argument("name")
 @pass_app
 def show_command(app: AppContext, name: str) -> None:
-    """Print a draw's proof: seed, candidate hash, winners, and how to check them."""
+    """Print a draw's proof: seed, candidate hash, winners, and how to check them.
+
+    \b
+    Example:
+      campaigner draw show yalda_prize
+    """
     with app.sessions()() as session:
         found = load_draw(session, name)
         lines = proof(found, winner_names(session, found))
