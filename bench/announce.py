@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import sys
 import tempfile
 import time
@@ -153,6 +154,7 @@ def main() -> None:
     print(f"naive baseline: {naive_seconds:.1f} s")
     print(f"ratio: {naive_seconds / planner_seconds:.1f}x faster")
     print(f"peak RSS: {planner_rss:.0f} MB after queueing; {peak_rss_mb():.0f} MB after baseline")
+    print("load average at the end: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
     workdir.cleanup()
     if agree != "ok":
         sys.exit(1)

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from announcement_shop import ZONES, add_customers, ledger, rule, utc, write_announcement
 from shop_builders import run_daemon_loop
-from sqlalchemy import delete
+from sqlalchemy import delete, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from campaigner.announcements import gate
@@ -128,3 +128,21 @@ def test_the_daemon_sends_each_zone_at_its_own_ten_spread_over_three_hours(
             assert due <= message.at < due + TICK, (zone_name, message)
             times.append(message.at)
         assert max(times) - min(times) > timedelta(hours=2)
+
+
+def test_queueing_on_sqlite_gives_the_connection_its_usual_cache_back(
+    sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    add_customers(sessions, 3)
+    with sessions.begin() as session:
+        if session.get_bind().dialect.name != "sqlite":
+            return
+        before = session.scalar(text("PRAGMA cache_size"))
+        report = plan(
+            session,
+            [rule(at="2026-12-20T10:00", approved=True)],
+            FixedClock(utc(2026, 12, 19, 8)),
+            settings,
+        )
+        assert report.rules["yalda_sale"].planned == 3
+        assert session.scalar(text("PRAGMA cache_size")) == before

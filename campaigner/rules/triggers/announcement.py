@@ -59,27 +59,20 @@ def due(rule: AnnouncementRule, ctx: DueContext) -> Select[Any]:
             starts, value=customers.c.timezone, else_=literal(_start(rule, ctx.shop), BigInteger)
         )
     due_epoch = start + spread_offset(rule.name, customers.c.id, spread)
-    found = (
-        select(customers.c.id.label("id"), due_epoch.label("due_epoch"))
-        .where(*eligible(rule), *audience_extras(rule, ctx.shop, ctx.dialect))
-        .subquery("found")
-    )
     lateness = int(rule.lateness.total_seconds())
-    return (
-        select(
-            *due_columns(
-                customers.c.id,
-                literal(rule.occurrence_key),
-                _moment(found.c.due_epoch, ctx.dialect),
-                _moment(found.c.due_epoch + lateness, ctx.dialect),
-                no_order(),
-            )
+    return select(
+        *due_columns(
+            customers.c.id,
+            literal(rule.occurrence_key),
+            _moment(due_epoch, ctx.dialect),
+            _moment(due_epoch + lateness, ctx.dialect),
+            no_order(),
         )
-        .select_from(found.join(customers, customers.c.id == found.c.id))
-        .where(
-            found.c.due_epoch >= literal(math.ceil(ctx.start.timestamp()), BigInteger),
-            found.c.due_epoch <= literal(math.floor(ctx.end.timestamp()), BigInteger),
-        )
+    ).where(
+        *eligible(rule),
+        *audience_extras(rule, ctx.shop, ctx.dialect),
+        due_epoch >= literal(math.ceil(ctx.start.timestamp()), BigInteger),
+        due_epoch <= literal(math.floor(ctx.end.timestamp()), BigInteger),
     )
 
 
