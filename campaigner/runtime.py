@@ -177,7 +177,8 @@ class Runtime:
         }
         due = [rule for rule in rules if rule.name not in held]
         with self.sessions.begin() as session:
-            cancelled = withdraw(session, self.rulebook.enabled(), now)
+            broken = {problem.rule for problem in self.rulebook.problems if problem.rule}
+            cancelled = withdraw(session, self.rulebook.enabled(), now, broken)
             report = plan(session, due, self.clock, self.settings)
             report.cancelled = cancelled
         if cancelled:

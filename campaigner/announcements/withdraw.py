@@ -9,7 +9,7 @@ queue after the first cancel is cancelled on the next.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import datetime, timedelta
 from typing import cast
 
@@ -27,9 +27,13 @@ SETTLE = timedelta(hours=1)
 messages = cast(Table, Message.__table__)
 
 
-def withdraw(session: Session, live: Iterable[Rule], now: datetime) -> int:
+def withdraw(
+    session: Session, live: Iterable[Rule], now: datetime, broken: Collection[str] = ()
+) -> int:
     """Cancel the queued rows of every queued announcement not among the `live` (enabled)
-    rules as it was queued; how many were cancelled."""
+    rules as it was queued; how many were cancelled. A rule whose file is `broken` (a typo
+    while no good version of it is loaded, as after a restart) is not withdrawn: it is
+    fixed, not deleted."""
     running = {
         (rule.name, rule.occurrence_key) for rule in live if isinstance(rule, AnnouncementRule)
     }
@@ -37,7 +41,7 @@ def withdraw(session: Session, live: Iterable[Rule], now: datetime) -> int:
     recent = or_(Announcement.withdrawn_at.is_(None), Announcement.withdrawn_at > now - SETTLE)
     query = select(Announcement).where(Announcement.queued_at.is_not(None), recent)
     for found in session.scalars(query):
-        if (found.rule, found.occurrence_key) in running:
+        if (found.rule, found.occurrence_key) in running or found.rule in broken:
             continue
         if found.withdrawn_at is None:
             found.withdrawn_at = now

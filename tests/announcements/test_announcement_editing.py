@@ -112,3 +112,26 @@ def test_moving_at_before_anything_went_out_withdraws_the_old_and_awaits_approva
         ("2026-12-20T10:00", "cancelled")
     }
     runtime.close()
+
+
+def test_a_daemon_restarted_on_a_broken_announcement_file_cancels_nothing(
+    sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    add_customers(sessions, 2, zones=("Asia/Tehran",))
+    path = write_announcement(settings, 'at = "2026-12-20T10:00"\napproved = true\n')
+    clock = FixedClock(utc(2026, 12, 19, 8))
+    first = Runtime.build(settings, clock=clock, sessions=sessions, gateway=CaptureGateway())
+    first.plan()
+    first.close()
+    path.write_text(path.read_text(encoding="utf-8") + "spred = '3h'\n", encoding="utf-8")
+    restarted = Runtime.build(settings, clock=clock, sessions=sessions, gateway=CaptureGateway())
+    assert [p.field for p in restarted.rulebook.problems] == ["spred"]
+    assert restarted.plan().cancelled == 0
+    assert {row.status for row in ledger(sessions)} == {"queued"}
+    path.write_text(path.read_text(encoding="utf-8").replace("spred = '3h'\n", ""), "utf-8")
+    restarted.rulebook.reload()
+    clock.set(TEN_IN_TEHRAN)
+    restarted.plan()
+    restarted.drain()
+    assert {row.status for row in ledger(sessions)} == {"sent"}
+    restarted.close()
