@@ -178,7 +178,8 @@ class Rulebook:
             return {name: entry.rule.attribution_days for name, entry in self._entries.items()}
 
     def _disk_state(self) -> tuple[tuple[str, int, int], ...]:
-        paths = [*self.directory.glob("*.toml"), *self.settings.paths.templates.rglob("*.j2")]
+        # Everything under the rules folder: announcements' customers files live there too.
+        paths = [*self.directory.rglob("*"), *self.settings.paths.templates.rglob("*.j2")]
         state = []
         for path in sorted(paths):
             try:

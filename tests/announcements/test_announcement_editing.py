@@ -42,6 +42,7 @@ def test_a_customers_file_edited_after_sending_started_reaches_nobody_twice(
     runtime.drain()
     assert sorted(sent_to(gateway)) == ["+989120000000", "+989120000001"]
     listed(settings, "c0", "c1", "۰۹۱۲۰۰۰۰۰۰۲")  # c2 by phone, in Persian digits
+    assert runtime.rulebook.changed_on_disk()  # the daemon reloads on its next tick
     runtime.rulebook.reload()
     clock.advance(timedelta(minutes=15))
     runtime.plan()
