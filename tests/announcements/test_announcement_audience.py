@@ -3,6 +3,7 @@ rule, and what its audience adds (cities, last order dates, total spent, a custo
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -183,3 +184,12 @@ def test_queued_in_one_statement_per_zone_group_and_later_passes_add_nothing(
     with sessions.begin() as session:
         assert plan(session, [sale], clock, settings).rules["yalda_sale"].planned == 0
     assert len(ledger(sessions)) == 9
+
+
+def test_a_customers_file_that_is_a_fifo_is_refused_not_read(tmp_path: Path) -> None:
+    fifo = tmp_path / "list.csv"
+    os.mkfifo(fifo)
+    listing = read_listing(fifo, "IR")
+    assert listing.problems == [
+        f"{fifo}: cannot read: not a regular file (a FIFO): a customers file must be a plain file"
+    ]
