@@ -42,6 +42,8 @@ TRIGGER_VARIABLES: dict[str, frozenset[str]] = {
     "win_back": COMMON_VARIABLES,
     "referral_request": COMMON_VARIABLES | {"order"},
     "nps_survey": COMMON_VARIABLES | {"order"},
+    "announcement": COMMON_VARIABLES,
+    "draw_winner": COMMON_VARIABLES,
 }
 
 Number = int | Decimal

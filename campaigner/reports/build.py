@@ -177,6 +177,7 @@ _SIMPLE = {
     MessageStatus.HELD_OUT: "held_out",
     MessageStatus.SENDING: "sending",
     MessageStatus.EXPIRED: "expired",
+    MessageStatus.CANCELLED: "cancelled",
     MessageStatus.UNKNOWN: "unknown",
 }
 

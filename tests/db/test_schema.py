@@ -22,6 +22,9 @@ TABLES = {
     "nps_responses",
     "order_items",
     "shop_events",
+    "announcements",
+    "draws",
+    "draw_winners",
 }
 
 
