@@ -4,6 +4,10 @@ A request's rows become `sending` in the same transaction that records the answe
 freed its slot, just before it starts: the requests that start together are marked in one
 statement, and a crash strands only the rows of requests actually in flight. One-message-
 per-request gateways (Kannel, Twilio) thereby send concurrently on their pooled client.
+
+Answers are recorded once half the slots are free (all of them at the end of a batch),
+not one transaction per answer: never more than `max_in_flight` requests run, and never
+more rows are `sending` than the requests started and not yet recorded.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from campaigner.gateways.base import GatewayError, Outcome
 logger = logging.getLogger(__name__)
 
 Chunk = list[Job]
+Answered = tuple[Chunk, Answer]
 
 
 class Sender:
@@ -54,7 +59,7 @@ class Sender:
         size = max(1, route.gateway.max_batch)
         waiting = deque(jobs[start : start + size] for start in range(0, len(jobs), size))
         running: dict[Future[Answer], Chunk] = {}
-        answered: list[tuple[Chunk, Answer]] = []
+        answered: list[Answered] = []
         started: set[int] = set()
         # One connection for the whole batch: a transaction per group of requests, without
         # a pool check-out (and PostgreSQL's pre-ping) each time.
@@ -71,8 +76,16 @@ class Sender:
                 answered = []
                 if not running:
                     return started
-                finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                answered = [(running.pop(future), future.result()) for future in finished]
+                answered = self._answers(running, _low_water(route, bool(waiting)))
+
+    @staticmethod
+    def _answers(running: dict[Future[Answer], Chunk], low_water: int) -> list[Answered]:
+        """Wait for answers until at most `low_water` requests are still running."""
+        answered: list[Answered] = []
+        while running and (not answered or len(running) > low_water):
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            answered += [(running.pop(future), future.result()) for future in finished]
+        return answered
 
     def _next_group(
         self, route: Route, waiting: deque[Chunk], in_flight: int, stop: Callable[[], bool]
@@ -92,7 +105,7 @@ class Sender:
         session: Session,
         route: Route,
         claim: str,
-        answered: list[tuple[Chunk, Answer]],
+        answered: list[Answered],
         starting: list[Chunk],
         report: DispatchReport,
     ) -> list[Chunk]:
@@ -117,6 +130,16 @@ class Sender:
             )
         chunks = [[job for job in chunk if job.outgoing.id in ours] for chunk in starting]
         return [chunk for chunk in chunks if chunk]
+
+
+def _low_water(route: Route, more_to_start: bool) -> int:
+    """How few requests may still run before answers are recorded and the next start.
+
+    Recording is a transaction: one per answer was the sender's largest cost. Half the
+    slots at a time keeps the gateway busy at a transaction per `max_in_flight / 2`
+    answers; once nothing is left to start, the batch's last answers are recorded together.
+    """
+    return route.max_in_flight // 2 if more_to_start else 0
 
 
 def _request(route: Route, chunk: Chunk) -> Answer:
