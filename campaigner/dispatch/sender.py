@@ -15,8 +15,8 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, wait
 from datetime import timedelta
+from queue import SimpleQueue
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -58,7 +58,10 @@ class Sender:
         (the rest stay claimed for the caller to release); returns the ids that started."""
         size = max(1, route.gateway.max_batch)
         waiting = deque(jobs[start : start + size] for start in range(0, len(jobs), size))
-        running: dict[Future[Answer], Chunk] = {}
+        # Each request puts its answer here when done: one queue read per answer, where
+        # `concurrent.futures.wait` locked every running future each time.
+        done: SimpleQueue[Answered] = SimpleQueue()
+        running = 0
         answered: list[Answered] = []
         started: set[int] = set()
         # One connection for the whole batch: a transaction per group of requests, without
@@ -68,24 +71,20 @@ class Sender:
             self.sessions(bind=connection) as session,
         ):
             while True:
-                starting = self._next_group(route, waiting, len(running), stop)
+                starting = self._next_group(route, waiting, running, stop)
                 ready = self._record_and_start(session, route, claim, answered, starting, report)
                 for chunk in ready:
-                    running[route.pool.submit(_request, route, chunk)] = chunk
+                    route.pool.submit(_request, route, chunk, done)
                     started.update(job.outgoing.id for job in chunk)
+                running += len(ready)
                 answered = []
                 if not running:
                     return started
-                answered = self._answers(running, _low_water(route, bool(waiting)))
-
-    @staticmethod
-    def _answers(running: dict[Future[Answer], Chunk], low_water: int) -> list[Answered]:
-        """Wait for answers until at most `low_water` requests are still running."""
-        answered: list[Answered] = []
-        while running and (not answered or len(running) > low_water):
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
-            answered += [(running.pop(future), future.result()) for future in finished]
-        return answered
+                # Wait until at most the low-water mark of requests is still running.
+                low_water = _low_water(route, bool(waiting))
+                while running and (not answered or running > low_water):
+                    answered.append(done.get())
+                    running -= 1
 
     def _next_group(
         self, route: Route, waiting: deque[Chunk], in_flight: int, stop: Callable[[], bool]
@@ -142,8 +141,17 @@ def _low_water(route: Route, more_to_start: bool) -> int:
     return route.max_in_flight // 2 if more_to_start else 0
 
 
-def _request(route: Route, chunk: Chunk) -> Answer:
-    """One request in a pool thread; the breaker learns from every answer."""
+def _request(route: Route, chunk: Chunk, done: SimpleQueue[Answered]) -> None:
+    """One request in a pool thread; its answer goes to `done`, whatever happens."""
+    try:
+        answer = _answer(route, chunk)
+    except BaseException as exc:
+        answer = Answer(crash=f"{type(exc).__name__}: {exc}")
+    done.put((chunk, answer))
+
+
+def _answer(route: Route, chunk: Chunk) -> Answer:
+    """The gateway's answer to one request; the breaker learns from every answer."""
     try:
         results = route.gateway.send([job.outgoing for job in chunk])
     except GatewayError as exc:
