@@ -25,15 +25,18 @@ import asyncio
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import quote, urlencode
 
 HERE = Path(__file__).resolve().parent
@@ -52,6 +55,7 @@ from campaigner.runtime import Runtime  # noqa: E402
 from campaigner.server.app import create_app  # noqa: E402
 from campaigner.server.serve import BackgroundServer  # noqa: E402
 
+T = TypeVar("T")
 SENDER = "98100"
 TOKEN = "bench-webhook-token"
 # What the birthday template renders to, give or take the name and code: two UCS-2 parts.
@@ -92,6 +96,28 @@ def run_ab(url: str, messages: int, concurrency: int) -> float:
     if match is None:
         raise SystemExit(f"ab printed no rate:\n{done}")
     return float(match[1])
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds these processes have used so far (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def kannel_alone(stack: KannelStack, run: Callable[[], T]) -> tuple[T, float]:
+    """`run()` and the CPU seconds Kannel (its three processes) and ab used meanwhile."""
+    before = cpu_seconds(stack.pids()) + children_cpu()
+    result = run()
+    return result, cpu_seconds(stack.pids()) + children_cpu() - before
 
 
 class ReportCounter:
@@ -273,6 +299,7 @@ def campaigner_run(
         print("ready", flush=True)
         sys.stdin.readline()  # the parent may attach a profiler now
         started = time.perf_counter()
+        cpu = time.process_time()
         report = runtime.drain()
         last_send = time.perf_counter()
         last_report = last_send
@@ -294,6 +321,7 @@ def campaigner_run(
         "messages": float(messages),
         "send_seconds": last_send - started,
         "report_seconds": last_report - started,
+        "cpu_seconds": time.process_time() - cpu,
     }
 
 
@@ -369,11 +397,13 @@ def main() -> None:
         counter = ReportCounter().start()
         try:
             url = f"{stack.sendsms_url}/cgi-bin/sendsms?" + sendsms_query()
-            ab_plain = run_ab(url, n, args.concurrency)
+            ab_plain, ab_plain_cpu = kannel_alone(stack, lambda: run_ab(url, n, args.concurrency))
             wait_for_delivery(stack, n)
             ours = campaigner(stack, n, args.max_in_flight, False, args.profile)
             wait_for_delivery(stack, 2 * n)
-            ab_accept, ab_dlr = kannel_with_reports(stack, counter, n, args.concurrency)
+            (ab_accept, ab_dlr), ab_dlr_cpu = kannel_alone(
+                stack, lambda: kannel_with_reports(stack, counter, n, args.concurrency)
+            )
             wait_for_delivery(stack, 3 * n)
             ours_dlr = campaigner(stack, n, args.max_in_flight, True, args.profile)
             wait_for_delivery(stack, 4 * n)
@@ -391,6 +421,12 @@ def main() -> None:
         f"   (sent at {n / ours_dlr['send_seconds']:,.0f}/s)"
     )
     print(f"last DLR applied {lag:.2f} s after the last send")
+    print("CPU per message (user + system, all threads; the wall rates above share 2 cores):")
+    print(f"  Kannel + ab, no DLR      {1000 * ab_plain_cpu / n:6.2f} ms")
+    print(f"  Campaigner, no DLR       {1000 * ours['cpu_seconds'] / n:6.2f} ms")
+    print(f"  Kannel + ab, with DLRs   {1000 * ab_dlr_cpu / n:6.2f} ms")
+    dlr_cpu = 1000 * ours_dlr["cpu_seconds"] / n
+    print(f"  Campaigner, with DLRs    {dlr_cpu:6.2f} ms (its webhooks included)")
     print(f"load after: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} (1, 5 min)")
 
 
