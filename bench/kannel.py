@@ -33,8 +33,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import quote, urlencode
@@ -42,15 +40,15 @@ from urllib.parse import quote, urlencode
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
+from bulk_ledger import plan_sample_messages, sample_project  # noqa: E402
 from kannel_stack import PASSWORD, USERNAME, KannelStack, free_port, missing_binaries  # noqa: E402
-from sqlalchemy import func, insert, select  # noqa: E402
+from sqlalchemy import func, select  # noqa: E402
 
 from campaigner.clock import SystemClock  # noqa: E402
-from campaigner.config import GatewaySettings, Settings, load_settings  # noqa: E402
+from campaigner.config import GatewaySettings, Settings  # noqa: E402
 from campaigner.db import create_engine_for, session_factory  # noqa: E402
-from campaigner.db.models import Customer, Message, MessageStatus, Order  # noqa: E402
+from campaigner.db.models import Message, MessageStatus  # noqa: E402
 from campaigner.gateways.kannel import KannelGateway  # noqa: E402
-from campaigner.project import create_project  # noqa: E402
 from campaigner.runtime import Runtime  # noqa: E402
 from campaigner.server.app import create_app  # noqa: E402
 from campaigner.server.serve import BackgroundServer  # noqa: E402
@@ -60,7 +58,6 @@ SENDER = "98100"
 TOKEN = "bench-webhook-token"
 # What the birthday template renders to, give or take the name and code: two UCS-2 parts.
 AB_TEXT = "سلام سارا، تولدتان مبارک! 🎂\nهدیه فروشگاه: ۱۵٪ تخفیف با کد BDAY-7K2M9Q تا ۱۵ آذر"
-NAMES = ["سارا", "علی", "مریم", "رضا", "زهرا", "Sam", "Lena", "حسین"]
 
 
 # -- Kannel alone -------------------------------------------------------------------------
@@ -199,69 +196,7 @@ def wait_for_delivery(stack: KannelStack, total: int) -> None:
 # -- Campaigner (in its own process) ------------------------------------------------------
 
 
-def fill_ledger(settings: Settings, messages: int) -> None:
-    """A planner-shaped ledger: two thirds birthday wishes (coupon), a third thank-yous."""
-    engine = create_engine_for(settings.database.url)
-    sessions = session_factory(engine)
-    now = datetime.now(UTC)
-    due = now - timedelta(minutes=1)
-    today = date.today()
-    customers, orders, rows = [], [], []
-    for n in range(1, messages + 1):
-        phone = f"+98912{n:07d}"
-        customers.append(
-            {
-                "id": n,
-                "external_id": f"c{n}",
-                "first_name": NAMES[n % len(NAMES)],
-                "phone": phone,
-                "birthday": date(1990, today.month, min(today.day, 28)),
-                "locale": "en" if NAMES[n % len(NAMES)].isascii() else "fa",
-                "marketing_consent": True,
-                "orders_count": 1,
-            }
-        )
-        row = {
-            "customer_id": n,
-            "status": MessageStatus.QUEUED,
-            "phone": phone,
-            "due_at": due,
-            "scheduled_for": due,
-            "expires_at": now + timedelta(hours=12),
-        }
-        if n % 3:
-            rows.append({**row, "rule": "birthday", "occurrence_key": "2026", "priority": 80})
-        else:
-            orders.append(
-                {
-                    "id": n,
-                    "external_id": f"o{n}",
-                    "customer_id": n,
-                    "total": Decimal(1_250_000 + n),
-                    "currency": "IRR",
-                    "paid_at": now - timedelta(hours=2),
-                }
-            )
-            rows.append(
-                {
-                    **row,
-                    "rule": "thank_you",
-                    "occurrence_key": str(n),
-                    "order_id": n,
-                    "priority": 50,
-                }
-            )
-    with sessions.begin() as session:
-        session.execute(insert(Customer), customers)
-        if orders:
-            session.execute(insert(Order), orders)
-        session.execute(insert(Message), rows)
-    engine.dispose()
-
-
 def campaigner_settings(workdir: Path, sendsms_url: str, in_flight: int, port: int) -> Settings:
-    create_project(workdir)
-    settings = load_settings(workdir / "config.toml")
     gateway = GatewaySettings(
         name="kannel",
         url=sendsms_url,
@@ -270,11 +205,9 @@ def campaigner_settings(workdir: Path, sendsms_url: str, in_flight: int, port: i
         sender=SENDER,
         max_in_flight=in_flight,
     )
-    sending = settings.sending.model_copy(
-        update={"window": "00:00-24:00", "max_per_day": 0, "max_per_week": 0}
-    )
+    settings = sample_project(workdir, gateway)
     server = Settings.model_validate({"server": {"port": port, "webhook_token": TOKEN}}).server
-    return settings.model_copy(update={"gateway": gateway, "sending": sending, "server": server})
+    return settings.model_copy(update={"server": server})
 
 
 def campaigner_run(
@@ -283,7 +216,9 @@ def campaigner_run(
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()
         settings = campaigner_settings(Path(tmp), sendsms_url, in_flight, port)
-        fill_ledger(settings, messages)
+        engine = create_engine_for(settings.database.url)
+        plan_sample_messages(session_factory(engine), messages)
+        engine.dispose()
         engine = create_engine_for(settings.database.url)
         sessions = session_factory(engine)
         clock = SystemClock()
