@@ -84,7 +84,7 @@ bearerbox-port = {box}
 sendsms-port = {sendsms}
 sendsms-interface = 127.0.0.1
 mo-recode = true
-log-file = "{workdir}/smsbox.log"
+{smsbox_options}log-file = "{workdir}/smsbox.log"
 log-level = 1
 
 group = sendsms-user
@@ -109,8 +109,9 @@ class KannelStack:
     The ports are chosen at construction, so a client can be configured before the start.
     """
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, smsbox_options: str = "") -> None:
         self.workdir = workdir
+        self.smsbox_options = smsbox_options  # extra lines for the smsbox group
         self.admin_port, self.box_port, self.smsc_port, self.sendsms_port = (
             free_port() for _ in range(4)
         )
@@ -140,6 +141,10 @@ class KannelStack:
             found.append((sender, receiver, text))
         return found
 
+    def smsbox_log(self) -> str:
+        path = self.workdir / "smsbox.log"
+        return path.read_text("utf-8", "replace") if path.exists() else ""
+
     def received_count(self) -> int:
         return self.output.read_bytes().count(b"Got message ")
 
@@ -161,6 +166,7 @@ class KannelStack:
                 username=USERNAME,
                 password=PASSWORD,
                 get_url=get_url,
+                smsbox_options=self.smsbox_options,
             ),
             encoding="utf-8",
         )

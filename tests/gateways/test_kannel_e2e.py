@@ -13,7 +13,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from kannel_stack import PASSWORD, USERNAME, KannelStack, missing_binaries, wait_until
+from kannel_stack import (
+    PASSWORD,
+    USERNAME,
+    KannelStack,
+    free_port,
+    missing_binaries,
+    wait_until,
+)
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -146,3 +153,69 @@ def test_messages_reports_and_opt_out_through_a_real_kannel(
 
     opt_out = wait_until(opted_out, "the opt-out from the inbound reply")
     assert isinstance(opt_out, OptOut) and opt_out.source == "sms"
+
+
+def test_a_report_sent_while_the_daemon_was_down_arrives_once_it_is_back(
+    tmp_path: Path, webhook_db: sessionmaker[Session]
+) -> None:
+    """docs/dispatch.md: with `http-request-retry`, Kannel sends again a delivery report
+    whose callback found the daemon down (a restart), and it lands when the daemon is back.
+    Without it (the first test's configuration), such a report is lost."""
+    _require_kannel()
+    port = free_port()
+    settings = Settings.model_validate({"server": {"webhook_token": TOKEN}})
+    gateways: dict[str, Gateway] = {}
+    app = create_app(settings=settings, sessions=webhook_db, clock=SystemClock(), gateways=gateways)
+    stack = KannelStack(tmp_path, smsbox_options="http-request-retry = 10\nhttp-queue-delay = 1\n")
+    gateway = KannelGateway(
+        GatewaySettings(
+            name="kannel",
+            url=stack.sendsms_url,
+            username=USERNAME,
+            password=PASSWORD,
+            sender=SENDER,
+        ),
+        webhook_url=f"http://127.0.0.1:{port}/webhooks/kannel",
+        webhook_token=TOKEN,
+    )
+    gateways["kannel"] = gateway
+    now = datetime.now(UTC)
+    with webhook_db.begin() as session:
+        customer = Customer(external_id="c1", first_name="سارا", phone="+989121234567")
+        session.add(customer)
+        session.flush()
+        row = Message(
+            rule="thank_you",
+            customer_id=customer.id,
+            occurrence_key="1",
+            status=MessageStatus.SENT,
+            phone=customer.phone,
+            due_at=now,
+            scheduled_for=now,
+            gateway="kannel",
+            sent_at=now,
+        )
+        session.add(row)
+        session.flush()
+        message_id = row.id
+
+    def status() -> str:
+        with webhook_db() as session:
+            found = session.get(Message, message_id)
+            return found.status if found is not None else ""
+
+    server = BackgroundServer(app, port=port)
+    try:
+        stack.start(gateway.inbound_get_url())
+        [result] = gateway.send([OutgoingMessage(message_id, "+989121234567", "سلام سارا")])
+        assert result.outcome == "accepted"
+        wait_until(lambda: stack.received_count() == 1, "fakesmsc to receive the message")
+        # The SMSC reports within milliseconds; the daemon is still down: refused.
+        wait_until(lambda: "Couldn't fetch" in stack.smsbox_log(), "a refused callback")
+        assert status() == MessageStatus.SENT
+        server.start()
+        wait_until(lambda: status() == MessageStatus.DELIVERED, "the report, sent again", 30)
+    finally:
+        server.stop()
+        stack.stop()
+        gateway.close()
