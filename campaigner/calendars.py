@@ -61,10 +61,18 @@ def parse_date(text: str) -> date:
     year, month, day = (int(part) for part in match.groups())
     try:
         if year < 1700:
-            return jdatetime.date(year, month, day).togregorian()
+            return _from_jalali(year, month, day)
         return date(year, month, day)
     except ValueError as exc:
         raise ValueError(f"bad date {text!r}: {exc}") from None
+
+
+@lru_cache(maxsize=65536)
+def _from_jalali(year: int, month: int, day: int) -> date:
+    """Cached: jdatetime reads the process locale on every date it makes, and a customer
+    list repeats the same few tens of thousands of birthdays."""
+    gregorian: date = jdatetime.date(year, month, day).togregorian()
+    return gregorian
 
 
 def birthday_in_year(birthday: date, year: int, calendar: str) -> date:
