@@ -307,8 +307,19 @@ def customer_zones(session: Session, settings: Settings) -> dict[str, ZoneInfo]:
     """The distinct time zones of customers; a name that is not a zone counts as the shop's."""
     return {
         name: zone_or(name, settings.customers.timezone)
-        for name in session.scalars(select(Customer.timezone).distinct())
+        for name in session.scalars(_distinct_zones())
     }
+
+
+def _distinct_zones() -> Select[Any]:
+    """The customers' zone names, one index step each (a skip scan over the index on
+    customers.timezone): a shop has a handful of zones and up to millions of customers, and
+    every planning tick asks, so a SELECT DISTINCT over the table was most of a pass."""
+    timezone = customers.c.timezone
+    zones = select(func.min(timezone).label("name")).cte("zones", recursive=True)
+    following = select(func.min(timezone)).where(timezone > zones.c.name).scalar_subquery()
+    zones = zones.union_all(select(following).where(zones.c.name.is_not(None)))
+    return select(zones.c.name).where(zones.c.name.is_not(None))
 
 
 def holdout_bucket(rule_name: str, customer_id: Any) -> Any:

@@ -103,6 +103,8 @@ class RowError(ValueError):
 
 def as_text(value: Any) -> str:
     """A field value as the text the parsers read; None is empty."""
+    if type(value) is str:  # what a CSV file gives: the common case first
+        return value
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -116,6 +118,8 @@ def as_text(value: Any) -> str:
 
 def text_record(raw: Mapping[str, Any]) -> dict[str, str]:
     """Every value as text; a NUL character (never valid in a name or id) rejects the record."""
+    if all(type(value) is str for value in raw.values()) and "\x00" not in "".join(raw.values()):
+        return dict(raw)  # a CSV row: text already, and clean
     record = {}
     for name, value in raw.items():
         text = as_text(value)

@@ -132,6 +132,7 @@ class Customer(Base):
         Index(None, "birth_md"),
         Index(None, "birth_jalali_md"),
         Index(None, "last_order_at"),
+        Index(None, "timezone"),  # the planner's list of zones, one index step per zone
     )
 
     @property
