@@ -211,6 +211,18 @@ def parse_locale(value: str, default: str) -> str:
     return text.split("-")[0]
 
 
+def parse_shop_modified(raw: Mapping[str, str]) -> datetime | None:
+    """When the shop last changed the record (`shop_modified_at`, given by shop webhooks and
+    sync, never by a file); a time without an offset is UTC, as the shops' *_gmt fields."""
+    text = raw.get("shop_modified_at", "").strip()
+    if not text:
+        return None
+    try:
+        return parse_datetime(text, ZoneInfo("UTC"))
+    except RowError as exc:
+        raise RowError(str(exc), "shop_modified_at") from None
+
+
 def guest_id(phone: str) -> str:
     """The customer id of a buyer known only by a normalised phone number."""
     return GUEST_PREFIX + phone
@@ -281,6 +293,7 @@ def customer_row(
         "tags": parse_tags(raw.get("tags", "")),
         "marketing_consent": parse_bool(raw.get("marketing_consent", "")),
         "city": raw.get("city", "").strip(),
+        "shop_modified_at": parse_shop_modified(raw),
     }
     _check_lengths(values)
     return values
@@ -328,6 +341,7 @@ def order_row(
         "referral_code": raw.get("referral_code", "").strip().upper() or None,
         "items_count": items_count,
         "refunded": refunded,
+        "shop_modified_at": parse_shop_modified(raw),
     }
     _check_lengths(values)
     return values

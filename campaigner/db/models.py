@@ -122,6 +122,9 @@ class Customer(Base):
     referral_code: Mapped[str | None] = mapped_column(String(32), unique=True)
     referred_by_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
     phone_invalid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the shop last changed this customer (WooCommerce date_modified_gmt, Shopify
+    # updated_at): a delivery older than this is stale and changes nothing.
+    shop_modified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -161,6 +164,8 @@ class Order(Base):
     )
     # 1 for the customer's first paid order, 2 for the second...; set when statistics refresh.
     sequence: Mapped[int | None] = mapped_column(Integer)
+    # When the shop last changed this order: an older delivery or sync row is stale.
+    shop_modified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

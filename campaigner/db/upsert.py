@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Table, literal_column, or_
+from sqlalchemy import Table, and_, func, literal_column, or_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
@@ -29,10 +29,14 @@ def upsert(
     update: Sequence[str],
     *,
     also_set: Sequence[str] = (),
+    newer: str | None = None,
 ) -> int:
     """Insert rows, or update `update` columns where `key` exists and something differs.
 
     `also_set` columns (such as updated_at) are written only along with a real change.
+    `newer` names a column holding when the source last changed the row: a row older than
+    the stored one changes nothing (the test runs on the locked row, so a concurrent newer
+    write always wins), and a row without one writes its data but keeps the stored time.
     Returns how many rows were inserted or actually changed, so a re-run of the same data
     reports (and writes) nothing.
     """
@@ -40,12 +44,18 @@ def upsert(
         return 0
     dialect = bind.get_bind().dialect.name if isinstance(bind, Session) else bind.dialect.name
     stmt = _insert_for(dialect, table)
+    values = {name: stmt.excluded[name] for name in (*update, *also_set)}
     changed = [table.c[name].is_distinct_from(stmt.excluded[name]) for name in update]
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[table.c[key]],
-        set_={name: stmt.excluded[name] for name in (*update, *also_set)},
-        where=or_(*changed),
-    )
+    where = or_(*changed)
+    if newer is not None:
+        stored, given = table.c[newer], stmt.excluded[newer]
+        values[newer] = func.coalesce(given, stored)
+        changed = [
+            and_(given.is_not(None), stored.is_distinct_from(given)) if name == newer else test
+            for name, test in zip(update, changed, strict=True)
+        ]
+        where = and_(or_(*changed), or_(given.is_(None), stored.is_(None), stored <= given))
+    stmt = stmt.on_conflict_do_update(index_elements=[table.c[key]], set_=values, where=where)
     return _execute_values(bind, stmt, rows)
 
 

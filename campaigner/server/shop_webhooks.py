@@ -80,6 +80,10 @@ class _Shop:
                     session.rollback()
                     reasons = "; ".join(f"{e.field or 'record'}: {e.reason}" for e in result.errors)
                     return _rejected(shop, key, reasons)
+                if result.stale:
+                    # Delivered after a newer one: nothing of it is kept, the key is.
+                    session.rollback()
+                    log.info("%s webhook %s is stale: newer data is stored", shop, key)
                 session.add(ShopEvent(shop=shop, key=key[:255], received_at=self.clock.now()))
                 session.commit()
             except RowError as exc:
@@ -90,6 +94,8 @@ class _Shop:
                 if self._applied(session, shop, key):
                     return PlainTextResponse("already applied")
                 return PlainTextResponse("busy with the same data, send again", status_code=503)
+        if result.stale:
+            return PlainTextResponse("stale: the shop sent newer data before, kept")
         return PlainTextResponse(f"ok {result.accepted}")
 
     @staticmethod

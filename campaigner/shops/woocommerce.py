@@ -66,6 +66,7 @@ def order_record(order: Mapping[str, Any], shop: ShopMeta) -> dict[str, Any]:
     coupons = objects(order.get("coupon_lines"), "coupon_lines")
     record: dict[str, Any] = {
         "external_id": as_text(scalar(order.get("id"), "id")),
+        "shop_modified_at": modified(order),
         "status": status,
         "total": total,
         "refunded": min(refunded, total),
@@ -101,6 +102,7 @@ def customer_record(customer: Mapping[str, Any], shop: ShopMeta) -> dict[str, An
     billing = obj(customer.get("billing"), "billing")
     record = {
         "external_id": as_text(scalar(customer.get("id"), "id")),
+        "shop_modified_at": modified(customer),
         "first_name": scalar(customer.get("first_name") or billing.get("first_name"), "first_name"),
         "last_name": scalar(customer.get("last_name") or billing.get("last_name"), "last_name"),
         "phone": scalar(billing.get("phone"), "billing.phone"),
@@ -110,5 +112,5 @@ def customer_record(customer: Mapping[str, Any], shop: ShopMeta) -> dict[str, An
 
 
 def modified(resource: Mapping[str, Any]) -> str:
-    """When the resource last changed: with its id, what makes a redelivery a duplicate."""
-    return as_text(resource.get("date_modified_gmt") or resource.get("date_modified"))
+    """When the resource last changed (UTC): an older delivery is stale."""
+    return _gmt(resource.get("date_modified_gmt"), "date_modified_gmt")

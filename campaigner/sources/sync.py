@@ -60,6 +60,7 @@ class KindReport:
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
+    stale: int = 0  # older than what a shop webhook brought meanwhile: not written
     rejected: int = 0
 
 
@@ -73,7 +74,9 @@ class SyncReport:
     def summary(self) -> str:
         parts = [
             f"{kind} {k.read} read: {k.inserted} new, {k.updated} updated, "
-            f"{k.unchanged} unchanged, {k.rejected} rejected"
+            f"{k.unchanged} unchanged, "
+            + (f"{k.stale} stale, " if k.stale else "")
+            + f"{k.rejected} rejected"
             for kind, k in self.kinds.items()
         ]
         parts += [
@@ -309,6 +312,7 @@ class SourcePass:
         self.stats.inserted += result.inserted
         self.stats.updated += result.updated
         self.stats.unchanged += result.unchanged
+        self.stats.stale += result.stale
         self.stats.rejected += len(result.errors)
         for error in result.errors:
             problem = SourceRowError(self.kind, row_ids[error.index], error.reason)
@@ -438,9 +442,13 @@ class SourcePass:
         """The records to load for a batch of rows, and the source id of each record."""
         keys = {str(key).lower(): key for key in rows[0]}
         wanted = self._matched(rows[0])
+        cursor_key = keys[self.cursor_column.lower()]
         records = []
         for row in rows:
             record = {name: self._value(name, row[key]) for name, key in wanted.items()}
+            if self.spec.cursor and isinstance(row[cursor_key], datetime):
+                # A time cursor is when the row last changed: older data never overwrites it.
+                record["shop_modified_at"] = self._value("", row[cursor_key])
             records.append(record)
         id_key = keys[self.id_column.lower()]
         return records, [as_text(row[id_key]) for row in rows]

@@ -59,6 +59,9 @@ USER_META = {
     "phone": "billing_phone",
     "city": "billing_city",
 }
+# Set by WooCommerce whenever a customer's data changes (Unix time): the REST API's and so
+# the webhooks' `date_modified`.
+LAST_UPDATE = "last_update"
 BILLING_FALLBACK = {"first_name": "billing_first_name", "last_name": "billing_last_name"}
 LEGACY_ORDER_META = (
     "_customer_user",
@@ -208,6 +211,10 @@ def _utc(value: Any) -> datetime | None:
     return None
 
 
+def _unix(value: str) -> datetime | None:
+    return datetime.fromtimestamp(int(value), UTC) if value.strip().isdigit() else None
+
+
 class _WooPass(SourcePass):
     id_key = "id"
     cursor_key = "changed_at"
@@ -242,12 +249,12 @@ class UserPass(_WooPass):
             f"(SELECT u.ID AS id, GREATEST(UNIX_TIMESTAMP(u.user_registered), "
             f"COALESCE(CAST(m.meta_value AS UNSIGNED), 0)) AS changed_at "
             f"FROM {users} u LEFT JOIN {usermeta} m "
-            f"ON m.user_id = u.ID AND m.meta_key = 'last_update') AS campaigner_source"
+            f"ON m.user_id = u.ID AND m.meta_key = '{LAST_UPDATE}') AS campaigner_source"
         )
 
     def records(self, rows: list[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
         ids = [int(row[self._key(row, "id")]) for row in rows]
-        keys = [*self.meta_keys.values(), *BILLING_FALLBACK.values()]
+        keys = [*self.meta_keys.values(), *BILLING_FALLBACK.values(), LAST_UPDATE]
         meta = _meta(
             (r["user_id"], r["meta_key"], r["meta_value"])
             for r in self.rows(
@@ -261,7 +268,10 @@ class UserPass(_WooPass):
         records = []
         for user_id in ids:
             values = meta[user_id]
-            record: dict[str, Any] = {"external_id": str(user_id)}
+            record: dict[str, Any] = {
+                "external_id": str(user_id),
+                "shop_modified_at": _unix(values.get(LAST_UPDATE, "")),
+            }
             for name, key in self.meta_keys.items():
                 record[name] = self._value(name, values.get(key, ""))
             for name, key in BILLING_FALLBACK.items():
@@ -405,6 +415,7 @@ class OrderPass(_WooPass):
         currency: Any,
         customer: Any,
         created: datetime | None,
+        modified: datetime | None,
         paid: Any,
         billing: Mapping[str, Any],
         meta: Mapping[str, str],
@@ -414,6 +425,7 @@ class OrderPass(_WooPass):
             paid = created  # WooCommerce records no payment date for some gateways
         record: dict[str, Any] = {
             "external_id": str(order_id),
+            "shop_modified_at": modified,
             "status": mapped,
             "total": Decimal(as_text(total) or "0"),
             "currency": currency,
@@ -439,7 +451,8 @@ class OrderPass(_WooPass):
         table = self.shop.table
         rows = self.rows(
             "SELECT o.id, o.status, o.currency, o.total_amount, o.customer_id, "
-            "o.date_created_gmt, op.date_paid_gmt, a.first_name, a.last_name, a.phone, a.city "
+            "o.date_created_gmt, o.date_updated_gmt, op.date_paid_gmt, "
+            "a.first_name, a.last_name, a.phone, a.city "
             f"FROM {table('wc_orders')} o "
             f"LEFT JOIN {table('wc_order_operational_data')} op ON op.order_id = o.id "
             f"LEFT JOIN {table('wc_order_addresses')} a "
@@ -456,6 +469,7 @@ class OrderPass(_WooPass):
                 currency=r["currency"],
                 customer=r["customer_id"],
                 created=_utc(r["date_created_gmt"]),
+                modified=_utc(r["date_updated_gmt"]),
                 paid=_utc(r["date_paid_gmt"]),
                 billing=r,
                 meta=meta.get(int(r["id"]), {}),
@@ -465,7 +479,8 @@ class OrderPass(_WooPass):
 
     def _orders_posts(self, ids: list[int]) -> dict[int, dict[str, Any]]:
         posts = self.rows(
-            f"SELECT ID AS id, post_status, post_date_gmt FROM {self.shop.table('posts')} "
+            "SELECT ID AS id, post_status, post_date_gmt, post_modified_gmt "
+            f"FROM {self.shop.table('posts')} "
             "WHERE ID IN :ids AND post_type = 'shop_order' ORDER BY ID",
             ids=ids,
         )
@@ -486,6 +501,7 @@ class OrderPass(_WooPass):
                 currency=values.get("_order_currency", ""),
                 customer=values.get("_customer_user", ""),
                 created=_utc(post["post_date_gmt"]),
+                modified=_utc(post["post_modified_gmt"]),
                 paid=paid,
                 billing={
                     name: values.get(f"_billing_{name}", "")

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import pytest
+import woocommerce_payloads as woo_docs
 from conftest import create_mariadb_database, drop_mariadb_database, require_mariadb
+from pydantic import SecretStr
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.testclient import TestClient
 from woocommerce_shop import (
     Line,
     Product,
@@ -29,6 +33,8 @@ from campaigner.clock import FixedClock
 from campaigner.config import Settings, SourceSettings
 from campaigner.db.models import Customer, Order, OrderItem
 from campaigner.errors import CampaignerError
+from campaigner.server.app import create_app
+from campaigner.server.signatures import sign
 from campaigner.sources import sync_source
 
 T = datetime(2026, 2, 1, 9, 0)
@@ -324,3 +330,46 @@ def test_names_lose_their_html_entities_as_by_webhook(
     with sessions() as session:
         item = session.scalars(select(OrderItem)).one()
     assert (item.name, item.categories) == ("Tea & Coffee – 250g", ",tea & coffee,")
+
+
+def test_a_sync_reading_older_rows_keeps_what_a_webhook_brought_since(
+    shop_db: str, sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    # The daemon syncs every few minutes and takes webhooks meanwhile: a pass that read order
+    # 107 as pending (changed at T) must not undo the order.updated that paid it since.
+    build_shop(shop_db, "hpos")
+    source = preset(shop_db)
+    run(sessions, source, settings)
+    secret = "wc-webhook-secret"
+    server = settings.server.model_copy(update={"woocommerce_webhook_secret": SecretStr(secret)})
+    app = create_app(
+        settings=settings.model_copy(update={"server": server, "sources": [source]}),
+        sessions=sessions,
+        clock=CLOCK,
+        gateways={},
+    )
+    paid = {
+        **woo_docs.ORDER,  # the documented order, as WooCommerce would now send order 107
+        "id": 107,
+        "status": "processing",
+        "customer_id": 0,
+        "currency": "IRR",
+        "total": "700000",
+        "date_modified_gmt": "2026-02-01T09:30:00",
+        "date_paid_gmt": "2026-02-01T09:30:00",
+        "billing": {**woo_docs.ORDER["billing"], "phone": MARYAM["phone"]},
+    }
+    body = json.dumps(paid).encode()
+    headers = {
+        **woo_docs.HEADERS,
+        "X-WC-Webhook-Topic": "order.updated",
+        "X-WC-Webhook-Signature": sign(body, secret),
+    }
+    answer = TestClient(app).post("/webhooks/shop/woocommerce", content=body, headers=headers)
+    assert answer.text == "ok 1"
+    report = sync_source(sessions, source, settings, clock=CLOCK, full=True)
+    assert report.kinds["orders"].stale == 1
+    assert "1 stale" in report.summary()
+    _, orders = loaded(sessions)
+    assert orders["107"].status == "paid"
+    assert orders["107"].paid_at == datetime(2026, 2, 1, 9, 30, tzinfo=UTC)
