@@ -231,7 +231,21 @@ def _load_buyers(
 
 
 def _replace_items(session: Session, items_by_order: dict[str, list[dict[str, Any]]]) -> None:
-    """Each order's items given take the place of the ones it had."""
+    """Each order's items given take the place of the ones it had. An item that names no
+    categories (a webhook's) keeps those last stored for its product (by sync)."""
+    known = _known_categories(
+        session,
+        {
+            item["product_id"]
+            for items in items_by_order.values()
+            for item in items
+            if item["categories"] is None and item["product_id"]
+        },
+    )
+    for items in items_by_order.values():
+        for item in items:
+            if item["categories"] is None:
+                item["categories"] = known.get(item["product_id"], "")
     ids: dict[str, int] = {
         key: value
         for key, value in session.execute(
@@ -246,6 +260,17 @@ def _replace_items(session: Session, items_by_order: dict[str, list[dict[str, An
     ]
     if rows:
         session.execute(insert(OrderItem), rows)
+
+
+def _known_categories(session: Session, products: set[str]) -> dict[str, str]:
+    if not products:
+        return {}
+    found = session.execute(
+        select(OrderItem.product_id, OrderItem.categories)
+        .where(OrderItem.product_id.in_(products), OrderItem.categories != "")
+        .order_by(OrderItem.id)
+    )
+    return {product or "": categories for product, categories in found}  # the latest wins
 
 
 def _apply_codes(session: Session, rows: list[dict[str, Any]]) -> None:

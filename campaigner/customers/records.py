@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from campaigner.calendars import CALENDARS, jalali_month_day, month_day, parse_date
 from campaigner.config import CustomerDefaults
+from campaigner.customers.categories import split_text, store
 from campaigner.customers.phones import InvalidPhone, normalize_phone, to_ascii_digits
 from campaigner.timezones import check_timezone
 
@@ -348,13 +349,19 @@ def order_row(
 
 
 def item_rows(items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Validate an order's line items; they are numbered 1, 2, … in the order given."""
+    """Validate an order's line items; they are numbered 1, 2, … in the order given.
+
+    An item whose record names no categories (a shop webhook: the REST APIs send none) has
+    `categories` None, for the loader to keep what is known of its product.
+    """
     rows = []
     for line_no, raw_item in enumerate(items, start=1):
-        categories = raw_item.get("categories")
-        if isinstance(categories, list | tuple):
-            raw_item = {**raw_item, "categories": ",".join(map(as_text, categories))}
-        item = text_record(raw_item)
+        given = raw_item.get("categories")
+        if isinstance(given, list | tuple):  # a shop's term names: each one whole
+            categories: str | None = store(map(as_text, given))
+        else:
+            categories = None if given is None else store(split_text(as_text(given)))
+        item = text_record({k: v for k, v in raw_item.items() if k != "categories"})
         name = " ".join(item.get("name", "").split())
         quantity_text = to_ascii_digits(item.get("quantity", "").strip() or "1")
         try:
@@ -369,7 +376,7 @@ def item_rows(items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             "product_id": item.get("product_id", "").strip() or None,
             "sku": item.get("sku", "").strip() or None,
             "name": name[:255],
-            "categories": parse_tags(item.get("categories", "")),
+            "categories": categories,
             "quantity": quantity,
             "unit_price": parse_amount(unit_price, "items") if unit_price else None,
             "line_total": parse_amount(item.get("line_total") or "0", "items"),

@@ -193,6 +193,7 @@ class OrderItem(Base):
     sku: Mapped[str | None] = mapped_column(String(128))
     name: Mapped[str] = mapped_column(String(255), default="")
     # Stored as ",shoes,summer," like customer tags: a category test is a parameterised LIKE.
+    # A comma inside a name is written %2C (campaigner.customers.categories).
     categories: Mapped[str] = mapped_column(Text, default="")
     quantity: Mapped[int] = mapped_column(Integer, default=1)
     unit_price: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))

@@ -33,6 +33,7 @@ from campaigner.clock import FixedClock
 from campaigner.config import Settings, SourceSettings
 from campaigner.db.models import Customer, Order, OrderItem
 from campaigner.errors import CampaignerError
+from campaigner.messages.context import build_context
 from campaigner.server.app import create_app
 from campaigner.server.signatures import sign
 from campaigner.sources import sync_source
@@ -332,14 +333,13 @@ def test_names_lose_their_html_entities_as_by_webhook(
     assert (item.name, item.categories) == ("Tea & Coffee – 250g", ",tea & coffee,")
 
 
-def test_a_sync_reading_older_rows_keeps_what_a_webhook_brought_since(
-    shop_db: str, sessions: sessionmaker[Session], settings: Settings
-) -> None:
-    # The daemon syncs every few minutes and takes webhooks meanwhile: a pass that read order
-    # 107 as pending (changed at T) must not undo the order.updated that paid it since.
-    build_shop(shop_db, "hpos")
-    source = preset(shop_db)
-    run(sessions, source, settings)
+def order_updated(
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    source: SourceSettings,
+    order: dict[str, Any],
+) -> str:
+    """An order.updated delivery, signed, to the daemon's webhook; its answer."""
     secret = "wc-webhook-secret"
     server = settings.server.model_copy(update={"woocommerce_webhook_secret": SecretStr(secret)})
     app = create_app(
@@ -348,6 +348,24 @@ def test_a_sync_reading_older_rows_keeps_what_a_webhook_brought_since(
         clock=CLOCK,
         gateways={},
     )
+    body = json.dumps(order).encode()
+    headers = {
+        **woo_docs.HEADERS,
+        "X-WC-Webhook-Topic": "order.updated",
+        "X-WC-Webhook-Signature": sign(body, secret),
+    }
+    answer = TestClient(app).post("/webhooks/shop/woocommerce", content=body, headers=headers)
+    return answer.text
+
+
+def test_a_sync_reading_older_rows_keeps_what_a_webhook_brought_since(
+    shop_db: str, sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    # The daemon syncs every few minutes and takes webhooks meanwhile: a pass that read order
+    # 107 as pending (changed at T) must not undo the order.updated that paid it since.
+    build_shop(shop_db, "hpos")
+    source = preset(shop_db)
+    run(sessions, source, settings)
     paid = {
         **woo_docs.ORDER,  # the documented order, as WooCommerce would now send order 107
         "id": 107,
@@ -359,17 +377,57 @@ def test_a_sync_reading_older_rows_keeps_what_a_webhook_brought_since(
         "date_paid_gmt": "2026-02-01T09:30:00",
         "billing": {**woo_docs.ORDER["billing"], "phone": MARYAM["phone"]},
     }
-    body = json.dumps(paid).encode()
-    headers = {
-        **woo_docs.HEADERS,
-        "X-WC-Webhook-Topic": "order.updated",
-        "X-WC-Webhook-Signature": sign(body, secret),
-    }
-    answer = TestClient(app).post("/webhooks/shop/woocommerce", content=body, headers=headers)
-    assert answer.text == "ok 1"
+    assert order_updated(sessions, settings, source, paid) == "ok 1"
     report = sync_source(sessions, source, settings, clock=CLOCK, full=True)
     assert report.kinds["orders"].stale == 1
     assert "1 stale" in report.summary()
     _, orders = loaded(sessions)
     assert orders["107"].status == "paid"
     assert orders["107"].paid_at == datetime(2026, 2, 1, 9, 30, tzinfo=UTC)
+
+
+# Term names as a shop's admin types them; WordPress stores `&` as `&amp;` (sanitize_term).
+SEPARATED = ["Tea, Coffee &amp; Co", "Gifts | Sale", "Nuts; Dried Fruit", "50% off", "چای، دمنوش"]
+WHOLE = ("50% off", "gifts | sale", "nuts; dried fruit", "tea, coffee & co", "چای، دمنوش")
+
+
+def item_categories(sessions: sessionmaker[Session]) -> tuple[str, ...]:
+    with sessions() as session:
+        stored = session.scalars(select(Order)).one()
+        customer = stored.customer
+        context = build_context(
+            session,
+            customer=customer,
+            trigger="post_purchase",
+            rule_name="thanks",
+            order=stored,
+            coupon=None,
+            settings=Settings(),
+            now=CLOCK.now(),
+        )
+    categories: tuple[str, ...] = context["order"].items[0].categories
+    return categories
+
+
+@pytest.mark.parametrize("storage", ["hpos", "posts"])
+def test_category_names_with_separators_stay_whole(
+    storage: Storage, shop_db: str, sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    products = [Product(61, "Gift box", categories=SEPARATED)]
+    sold = order(113, "wc-completed", "90000", 1, paid=T, lines=[Line("Gift box", 61, 1, "90000")])
+    build_shop(shop_db, storage, [sold], products)
+    run(sessions, preset(shop_db), settings)
+    assert item_categories(sessions) == WHOLE
+
+    # The REST API's line items name no categories: an order.updated keeps those sync stored.
+    line = {**woo_docs.ORDER["line_items"][0], "product_id": 61, "name": "Gift box"}
+    note = {
+        **woo_docs.ORDER,
+        "id": 113,
+        "status": "completed",
+        "customer_id": 1,
+        "date_modified_gmt": "2026-02-03T10:00:00",
+        "line_items": [line],
+    }
+    assert order_updated(sessions, settings, preset(shop_db), note) == "ok 1"
+    assert item_categories(sessions) == WHOLE
