@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import phonenumbers
 
 # Persian (U+06F0..) and Arabic-Indic (U+0660..) digits to ASCII.
@@ -18,6 +20,14 @@ def to_ascii_digits(text: str) -> str:
 
 def normalize_phone(raw: str, region: str = "IR") -> str:
     """Return `raw` as E.164 (+989121234567) or raise InvalidPhone saying why."""
+    return _normalized(raw, region)
+
+
+@lru_cache(maxsize=65_536)
+def _normalized(raw: str, region: str) -> str:
+    """Cached: a guest's phone is read twice per order (to know them, then to store them),
+    a returning buyer's on each order, and phonenumbers' parsing is most of a sync's cost
+    per guest."""
     text = to_ascii_digits(raw).strip()
     if not text:
         raise InvalidPhone("empty phone number")
