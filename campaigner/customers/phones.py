@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from functools import lru_cache
 
 import phonenumbers
@@ -28,7 +29,10 @@ def _normalized(raw: str, region: str) -> str:
     """Cached: a guest's phone is read twice per order (to know them, then to store them),
     a returning buyer's on each order, and phonenumbers' parsing is most of a sync's cost
     per guest."""
-    text = to_ascii_digits(raw).strip()
+    # Format characters (ZWNJ, direction marks, a BOM) are invisible: a Persian keyboard's
+    # half-space between digit groups is no reason to refuse the number.
+    visible = "".join(c for c in raw if unicodedata.category(c) != "Cf")
+    text = to_ascii_digits(visible).strip()
     if not text:
         raise InvalidPhone("empty phone number")
     if text.startswith("00"):
