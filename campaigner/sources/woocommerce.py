@@ -49,7 +49,11 @@ STATUSES = {
     "wc-cancelled": "cancelled",
     "wc-failed": "failed",
     "wc-refunded": "refunded",
+    # An order moved to the bin (wp_trash_post, or HPOS's own trash): no longer a sale.
+    "trash": "cancelled",
 }
+# WordPress's drafts: an order an admin began with "Add order" and never saved. No order yet.
+NO_ORDER_YET = ("auto-draft", "draft")
 # Customer field -> usermeta key; `columns` next to the preset adds or replaces keys, e.g.
 # consent = "sms_optin" or birthday = "billing_birthdate". Without a consent key nobody has
 # consent: WooCommerce itself keeps none.
@@ -74,6 +78,7 @@ LEGACY_ORDER_META = (
     "_date_paid",
     "_paid_date",
 )
+PERSON_TEXT = ("first_name", "last_name", "city")
 ITEM_META = ("_product_id", "_variation_id", "_qty", "_line_total")
 
 
@@ -82,6 +87,16 @@ def shop_text(value: Any) -> str:
     and category names keep their HTML entities, in the tables and in the REST API alike), as
     the text a message shows."""
     return html.unescape(as_text(value))
+
+
+def shop_names(record: dict[str, Any]) -> dict[str, Any]:
+    """A person's name and city as a text shows them: WordPress stores a profile's `&` as
+    `&amp;` (kses on `pre_user_first_name`), and names typed where the page was not UTF-8
+    arrive as numeric entities («&#1593;&#1604;&#1740;» for «علی»)."""
+    for name in PERSON_TEXT:
+        if record.get(name) is not None:
+            record[name] = shop_text(record[name])
+    return record
 
 
 @dataclass(frozen=True)
@@ -279,7 +294,7 @@ class UserPass(_WooPass):
             billing = latest.get(user_id, {})
             for name in ("phone", "first_name", "last_name"):
                 record[name] = record[name] or billing.get(name, "")
-            records.append(record)
+            records.append(shop_names(record))
         return records, [str(i) for i in ids]
 
     def _latest_billing(self, user_ids: list[int]) -> dict[int, dict[str, str]]:
@@ -444,7 +459,7 @@ class OrderPass(_WooPass):
                 for name in ("first_name", "last_name", "phone", "city")
             }
             buyer.update(self.buyer_meta.read(meta, ["marketing_consent"]))
-            record["customer"] = buyer
+            record["customer"] = shop_names(buyer)
         return record
 
     def _orders_hpos(self, ids: list[int]) -> dict[int, dict[str, Any]]:
@@ -457,8 +472,10 @@ class OrderPass(_WooPass):
             f"LEFT JOIN {table('wc_order_operational_data')} op ON op.order_id = o.id "
             f"LEFT JOIN {table('wc_order_addresses')} a "
             "ON a.order_id = o.id AND a.address_type = 'billing' "
-            "WHERE o.id IN :ids AND o.type = 'shop_order' ORDER BY o.id",
+            "WHERE o.id IN :ids AND o.type = 'shop_order' AND o.status NOT IN :drafts "
+            "ORDER BY o.id",
             ids=ids,
+            drafts=NO_ORDER_YET,
         )
         meta = self._order_meta(ids, self._meta_wanted())
         return {
@@ -481,8 +498,10 @@ class OrderPass(_WooPass):
         posts = self.rows(
             "SELECT ID AS id, post_status, post_date_gmt, post_modified_gmt "
             f"FROM {self.shop.table('posts')} "
-            "WHERE ID IN :ids AND post_type = 'shop_order' ORDER BY ID",
+            "WHERE ID IN :ids AND post_type = 'shop_order' AND post_status NOT IN :drafts "
+            "ORDER BY ID",
             ids=ids,
+            drafts=NO_ORDER_YET,
         )
         meta = self._order_meta(ids, [*LEGACY_ORDER_META, *self._meta_wanted()])
         orders = {}

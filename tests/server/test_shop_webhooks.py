@@ -755,3 +755,35 @@ def test_a_stale_shopify_customer_update_changes_nothing(
     assert shopify(client, "customers/update", renamed, "c2").text == "ok 1"
     assert shopify(client, "customers/update", customer, "c1").text.startswith("stale")
     assert first_name(sessions) == "Robert"
+
+
+def test_woocommerce_names_with_html_entities_read_as_text(
+    client: TestClient, sessions: sessionmaker[Session]
+) -> None:
+    # The REST API returns a profile's name as stored: `&` as `&amp;` (WordPress's kses),
+    # or numeric entities for a name typed where the page was not UTF-8.
+    customer = copy.deepcopy(woo_docs.CUSTOMER)
+    customer.update(first_name="&#1593;&#1604;&#1740;", last_name="Smith &amp; Sons")
+    customer["billing"].update(phone="09121234567", city="R&amp;D")
+    assert woo(client, "customer.created", customer).text == "ok 1"
+    guest = wc_order()
+    guest["billing"]["first_name"] = "&#1605;&#1585;&#1740;&#1605;"
+    assert woo(client, "order.created", guest).text == "ok 1"
+    with sessions() as session:
+        names = session.execute(
+            select(Customer.first_name, Customer.last_name, Customer.city).order_by(Customer.id)
+        ).all()
+    assert [tuple(n) for n in names] == [
+        ("علی", "Smith & Sons", "R&D"),
+        ("مریم", "Doe", "San Francisco"),
+    ]
+
+
+def test_a_trashed_woocommerce_order_is_cancelled(
+    client: TestClient, sessions: sessionmaker[Session]
+) -> None:
+    assert woo(client, "order.created", wc_order()).text == "ok 1"
+    trashed = wc_order()
+    trashed.update(status="trash", date_modified_gmt="2017-03-23T08:00:00")
+    assert woo(client, "order.updated", trashed).text == "ok 1"
+    assert stored_order(sessions)[0] == "cancelled"

@@ -431,3 +431,68 @@ def test_category_names_with_separators_stay_whole(
     }
     assert order_updated(sessions, settings, preset(shop_db), note) == "ok 1"
     assert item_categories(sessions) == WHOLE
+
+
+@pytest.mark.parametrize("storage", ["hpos", "posts"])
+def test_names_with_html_entities_read_as_text(
+    storage: Storage, shop_db: str, sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    # WordPress runs wp_filter_kses on pre_user_first_name, which stores `&` as `&amp;`; a
+    # name typed where the page was not UTF-8 arrives as numeric entities. Both used to
+    # reach the text message as written.
+    guest = {
+        "first_name": "&#1605;&#1585;&#1740;&#1605;",
+        "phone": "09123334444",
+        "city": "R&amp;D",
+    }
+    build_shop(shop_db, storage, [order(114, "wc-completed", "1000", 0, paid=T, billing=guest)])
+    engine = create_engine(shop_db)
+    with engine.begin() as connection:
+        meta = {"first_name": "Tom &amp; Jerry", "last_name": "&#1585;&#1590;&#1575;&#1740;&#1740;"}
+        add_users(connection, [User(5, "tom", datetime(2026, 1, 5), meta)])
+    engine.dispose()
+    run(sessions, preset(shop_db), settings)
+    customers, _ = loaded(sessions)
+    assert (customers["5"].first_name, customers["5"].last_name) == ("Tom & Jerry", "رضایی")
+    maryam = customers["guest:+989123334444"]
+    assert (maryam.first_name, maryam.city) == ("مریم", "R&D")
+
+
+@pytest.mark.parametrize("storage", ["hpos", "posts"])
+def test_a_trashed_order_is_cancelled_and_an_admins_draft_is_no_order(
+    storage: Storage, shop_db: str, sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    # "Move to Trash" sets the status `trash` in either store; "Add order" in the admin
+    # writes an `auto-draft` without a buyer until it is saved. Both used to be rejected on
+    # every pass ("unknown order status 'trash'", "guest order without the buyer's phone").
+    orders = [
+        order(115, "wc-completed", "5000", 1, paid=T),
+        order(116, "auto-draft", "0", 0, billing={}),
+    ]
+    build_shop(shop_db, storage, orders)
+    source = preset(shop_db)
+    assert run(sessions, source, settings).errors == []
+    customers, _ = loaded(sessions)
+    assert customers["1"].orders_count == 1
+    engine = create_engine(shop_db)
+    with engine.begin() as connection:
+        if storage == "hpos":
+            connection.execute(
+                text(
+                    "UPDATE wp_wc_orders SET status = 'trash', "
+                    "date_updated_gmt = '2026-02-03 10:00:00' WHERE id = 115"
+                )
+            )
+        else:
+            connection.execute(
+                text(
+                    "UPDATE wp_posts SET post_status = 'trash', "
+                    "post_modified_gmt = '2026-02-03 10:00:00' WHERE ID = 115"
+                )
+            )
+    engine.dispose()
+    report = run(sessions, source, settings)
+    assert report.errors == []
+    customers, orders = loaded(sessions)
+    assert set(orders) == {"115"}
+    assert orders["115"].status == "cancelled" and customers["1"].orders_count == 0
