@@ -7,9 +7,11 @@ shop's secret before anything else (`signatures`): a missing or wrong signature 
 stores nothing. Shopify always signs, so a request without its header is refused unread.
 Payloads go through
 the same loader as CSV import, sync and the ingest API. Each delivery is applied once:
-Shopify's `X-Shopify-Webhook-Id`, or WooCommerce's resource id and modification time, is
-recorded in `shop_events` in the same transaction as the data it brought; so is each Shopify
-refund id, which arrives twice (refunds/create, and in the order of orders/updated).
+Shopify's `X-Shopify-Webhook-Id`, or WooCommerce's resource id, modification time and body
+digest, is recorded in `shop_events` in the same transaction as the data it brought; so is
+each Shopify refund id, which arrives twice (refunds/create, and in the order of
+orders/updated). A delivery older than the data stored (`shop_modified_at`) changes nothing.
+The topic header is not signed, so a body must be the resource its topic names.
 
 A record that cannot be loaded (a phone that is no phone) is answered 200 with the reason,
 logged, and stores nothing: resending the same payload cannot fix it, and both shops give up
@@ -19,6 +21,7 @@ a row, Shopify retries 8 times and may delete the subscription).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Callable, Mapping
@@ -221,9 +224,38 @@ def _signed_json(body: bytes, request: Request, secret: SecretStr | None, header
     if not signature_matches(body, key, request.headers.get(header)):
         raise Refused(401, "missing or wrong signature")
     try:
-        return json.loads(body)
-    except (ValueError, RecursionError):
+        payload = json.loads(body)
+        # JSON may escape a lone surrogate ("\ud800"), which no database can store.
+        json.dumps(payload, ensure_ascii=False).encode()
+    except (ValueError, RecursionError):  # UnicodeError is a ValueError
         raise Refused(400, "the body is not valid JSON") from None
+    return payload
+
+
+def _delivery_key(resource: str, payload: Mapping[str, Any], body: bytes) -> str:
+    """A WooCommerce delivery's key: the resource, its id and modification time, and a digest
+    of the body, so two deliveries of one second that differ (order.created while pending,
+    order.updated once paid, in the same second) are both applied, and a retry is not."""
+    digest = hashlib.sha256(body).hexdigest()[:16]
+    modified = as_text(payload.get("date_modified_gmt"))[:32]
+    return f"{resource}:{as_text(payload.get('id'))[:64]}:{modified}:{digest}"
+
+
+def _not_the_topics(topic: str, payload: Mapping[str, Any]) -> str | None:
+    """Why the body is not the resource its topic names, if it is not. The signature covers
+    the body, not the headers: a captured order delivery resent as customer.updated would
+    otherwise make a customer of the order's buyer under the order's id."""
+    has_items = "line_items" in payload
+    if topic.startswith(("order.", "orders/")) and not has_items:
+        return f"a {topic} delivery without line_items is no order"
+    if topic == "refunds/create":
+        if "refund_line_items" not in payload:
+            return "a refunds/create delivery without refund_line_items is no refund"
+    elif topic.startswith(("customer.", "customers")) and (
+        has_items or "refund_line_items" in payload
+    ):
+        return f"a {topic} delivery with line items is no customer"
+    return None
 
 
 def shop_webhook_routes(
@@ -248,7 +280,9 @@ def shop_webhook_routes(
         if topic not in WOOCOMMERCE_TOPICS or not isinstance(payload, Mapping):
             return PlainTextResponse(f"ignored topic {topic!r}")
         resource = topic.split(".")[0]
-        key = f"{resource}:{payload.get('id')}:{woocommerce.modified(payload)}"
+        key = _delivery_key(resource, payload, body)
+        if mismatch := _not_the_topics(topic, payload):
+            return _rejected("woocommerce", key, mismatch)
         load: Callable[[Session], LoadResult]
         try:
             if resource == "order":
@@ -279,6 +313,8 @@ def shop_webhook_routes(
             return PlainTextResponse(f"ignored topic {topic!r}")
         if not key:
             return PlainTextResponse("missing X-Shopify-Webhook-Id", status_code=400)
+        if mismatch := _not_the_topics(topic, payload):
+            return _rejected("shopify", key, mismatch)
         load: Callable[[Session], LoadResult]
         try:
             if topic == "customers_marketing_consent/update":

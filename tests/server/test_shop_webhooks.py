@@ -787,3 +787,49 @@ def test_a_trashed_woocommerce_order_is_cancelled(
     trashed.update(status="trash", date_modified_gmt="2017-03-23T08:00:00")
     assert woo(client, "order.updated", trashed).text == "ok 1"
     assert stored_order(sessions)[0] == "cancelled"
+
+
+# --- Hostile deliveries ------------------------------------------------------------------
+
+
+def test_a_lone_surrogate_is_refused_not_a_server_error(
+    client: TestClient, sessions: sessionmaker[Session]
+) -> None:
+    # JSON may escape half of a UTF-16 pair; Python reads it, no database can store it.
+    body = json.dumps(wc_order()).replace('"John"', '"\\ud800"', 1)
+    assert woo(client, "order.created", json.loads(body)).status_code == 400
+    order = paid_order()
+    order["customer"]["first_name"] = "\ud800"
+    assert shopify(client, "orders/paid", order, "s1").status_code == 400
+    assert count(sessions, Customer) == 0
+
+
+def test_a_signed_body_resent_under_another_topic_stores_nothing(
+    client: TestClient, sessions: sessionmaker[Session]
+) -> None:
+    # The signature covers the body, not the topic header: an order delivery captured once
+    # and resent as customer.updated made customer "727" (the order's id, which may be a
+    # real customer's) with the order's billing name and phone.
+    answer = woo(client, "customer.updated", wc_order())
+    assert answer.status_code == 200 and answer.text.startswith("rejected:")
+    customer = copy.deepcopy(woo_docs.CUSTOMER)
+    customer["billing"]["phone"] = "09121234567"
+    assert woo(client, "order.updated", customer).text.startswith("rejected:")
+    assert shopify(client, "customers/update", paid_order(), "x1").text.startswith("rejected:")
+    assert shopify(client, "refunds/create", paid_order(), "x2").text.startswith("rejected:")
+    shopify_customer = changed(shopify_docs.CUSTOMER, phone="+989121234567")
+    assert shopify(client, "orders/paid", shopify_customer, "x3").text.startswith("rejected:")
+    assert count(sessions, Customer) == 0 and count(sessions, Order) == 0
+
+
+def test_two_woocommerce_deliveries_of_one_second_are_both_applied(
+    client: TestClient, sessions: sessionmaker[Session]
+) -> None:
+    # A gateway that confirms at once: order.created (pending) and order.updated (paid)
+    # carry the same date_modified_gmt. The second was taken for a redelivery of the first.
+    pending = wc_order()
+    pending.update(status="pending", date_paid_gmt=None)
+    assert woo(client, "order.created", pending).text == "ok 1"
+    assert woo(client, "order.updated", wc_order()).text == "ok 1"
+    assert stored_order(sessions)[0] == "paid"
+    assert woo(client, "order.updated", wc_order()).text == "already applied"
