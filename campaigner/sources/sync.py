@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Engine, TextClause, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
@@ -166,8 +166,19 @@ def _without_secret(text: str, source: SourceSettings) -> str:
     return text.replace(str(password), "********") if password else text
 
 
+# The drivers Campaigner installs, for a URL that names none: SQLAlchemy's own defaults
+# (MySQLdb, psycopg2) are not installed, and `mysql://user@host/wordpress` is how a shop
+# owner writes it.
+DRIVERS = {
+    "mysql": "mysql+pymysql",
+    "mariadb": "mariadb+pymysql",
+    "postgresql": "postgresql+psycopg",
+}
+
+
 def _source_engine(source: SourceSettings) -> Engine:
     url = make_url(source.url.get_secret_value())
+    url = url.set(drivername=DRIVERS.get(url.drivername, url.drivername))
     backend = url.get_backend_name()
     connect_args: dict[str, Any] = {}
     if backend == "sqlite":
@@ -175,7 +186,13 @@ def _source_engine(source: SourceSettings) -> Engine:
             raise CampaignerError(f"source {source.name!r}: no SQLite file at {_where(source)}")
     elif backend in ("mysql", "mariadb", "postgresql"):
         connect_args["connect_timeout"] = CONNECT_TIMEOUT_SECONDS
-    engine = create_engine(url, poolclass=NullPool, connect_args=connect_args)
+    try:
+        engine = create_engine(url, poolclass=NullPool, connect_args=connect_args)
+    except (ImportError, NoSuchModuleError) as exc:
+        raise CampaignerError(
+            f"source {source.name!r}: no database driver for {url.drivername!r} ({exc}); "
+            "use mysql+pymysql://, postgresql+psycopg:// or sqlite:///"
+        ) from None
 
     @event.listens_for(engine, "connect")
     def _read_only(dbapi_connection: Any, _record: Any) -> None:

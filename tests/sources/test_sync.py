@@ -426,3 +426,28 @@ def test_the_id_column_is_found_by_its_name_as_the_other_columns_are(
     )
     with pytest.raises(CampaignerError, match=r"no id column among 'body'; name it in"):
         run(sessions, nameless, settings)
+
+
+@pytest.mark.parametrize(
+    ("url", "driver"),
+    [
+        ("mysql://shop:s3cret-pw@127.0.0.1:1/wordpress", "pymysql"),
+        ("postgresql://shop:s3cret-pw@127.0.0.1:1/shop", "psycopg"),
+    ],
+)
+def test_a_url_without_a_driver_uses_the_installed_one(
+    sessions: sessionmaker[Session], settings: Settings, url: str, driver: str
+) -> None:
+    # `mysql://` is how a shop owner writes it; SQLAlchemy's default driver for it (MySQLdb)
+    # is not installed, and the sync ended in a ModuleNotFoundError traceback.
+    with pytest.raises(CampaignerError, match=r"cannot connect to 127\.0\.0\.1:1") as failed:
+        run(sessions, woo_source(url), settings)
+    assert "s3cret" not in str(failed.value)
+
+
+def test_a_driver_that_is_not_installed_is_one_line(
+    sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    source = woo_source("mysql+mysqldb://shop:s3cret-pw@127.0.0.1:1/wordpress")
+    with pytest.raises(CampaignerError, match="no database driver for 'mysql\\+mysqldb'"):
+        run(sessions, source, settings)
