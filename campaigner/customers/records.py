@@ -106,6 +106,16 @@ def text_record(raw: Mapping[str, Any]) -> dict[str, str]:
     return record
 
 
+# Bidirectional embeddings, overrides and isolates (LRE…RLO, LRI…PDI): one left open in a
+# name turns the rest of the text message around it. ZWNJ, which Persian names need, stays.
+_BIDI_CONTROLS = dict.fromkeys([*range(0x202A, 0x202F), *range(0x2066, 0x206A)])
+
+
+def plain_name(value: str) -> str:
+    """A name or city as one line of text: spaces collapsed, no direction controls."""
+    return " ".join(value.translate(_BIDI_CONTROLS).split())
+
+
 def parse_bool(value: str) -> bool:
     text = value.strip().lower()
     if text in TRUE:
@@ -282,8 +292,8 @@ def customer_row(
         raise RowError(str(exc), "timezone") from None
     values = {
         "external_id": external_id,
-        "first_name": " ".join(raw.get("first_name", "").split()),
-        "last_name": " ".join(raw.get("last_name", "").split()),
+        "first_name": plain_name(raw.get("first_name", "")),
+        "last_name": plain_name(raw.get("last_name", "")),
         "phone": phone,
         "birthday": birthday,
         "birth_md": month_day(birthday) if birthday else None,
@@ -293,7 +303,7 @@ def customer_row(
         "locale": parse_locale(raw.get("locale", ""), defaults.locale),
         "tags": parse_tags(raw.get("tags", "")),
         "marketing_consent": parse_bool(raw.get("marketing_consent", "")),
-        "city": raw.get("city", "").strip(),
+        "city": plain_name(raw.get("city", "")),
         "shop_modified_at": parse_shop_modified(raw),
     }
     _check_lengths(values)

@@ -833,3 +833,20 @@ def test_two_woocommerce_deliveries_of_one_second_are_both_applied(
     assert woo(client, "order.updated", wc_order()).text == "ok 1"
     assert stored_order(sessions)[0] == "paid"
     assert woo(client, "order.updated", wc_order()).text == "already applied"
+
+
+def test_direction_controls_in_a_name_do_not_reach_the_message(
+    client: TestClient, sessions: sessionmaker[Session]
+) -> None:
+    # An unclosed RIGHT-TO-LEFT OVERRIDE (U+202E) in a name turns every word after it in the
+    # text message around; an isolate (U+2067) left open does the same. A Persian name's
+    # ZWNJ (U+200C) is part of it and stays.
+    customer = copy.deepcopy(woo_docs.CUSTOMER)
+    customer.update(first_name="\u202eمحمد\u200cعلی", last_name="\u2067Doe")
+    customer["billing"].update(phone="09121234567", city="Tehran\u202d")
+    assert woo(client, "customer.created", customer).text == "ok 1"
+    with sessions() as session:
+        stored = session.execute(
+            select(Customer.first_name, Customer.last_name, Customer.city)
+        ).one()
+    assert tuple(stored) == ("محمد\u200cعلی", "Doe", "Tehran")
