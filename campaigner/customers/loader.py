@@ -319,7 +319,8 @@ def _write(
         newer="shop_modified_at",
     )
     stale = _stale(session, table, distinct)
-    new = len(distinct) - len(existing)
+    # A row another transaction inserted meanwhile is neither new nor, once stale, loaded.
+    new = len(distinct) - len(existing | stale)
     updated = max(changed - new, 0)
     result.inserted += new
     result.updated += updated
