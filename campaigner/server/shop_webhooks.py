@@ -156,13 +156,17 @@ class _Shop:
         """An order from orders/*: its refunds not yet counted are added to what is stored.
 
         With `keep_paid_at` (orders/updated: any change to the order), a paid order keeps the
-        payment time already recorded.
+        payment time already recorded. orders/paid sets it once per order: its time comes
+        from X-Shopify-Triggered-At, a header the signature does not cover, so a captured
+        delivery resent under a new webhook id cannot move the payment to now.
         """
         stored = session.execute(
             select(Order.refunded, Order.paid_at).where(Order.external_id == record["external_id"])
         ).one_or_none()
         new = self._unseen_refunds(session, refunds)
         record["refunded"] = min((stored.refunded if stored else Decimal(0)) + new, record["total"])
+        if not keep_paid_at:
+            keep_paid_at = not self._first(session, f"paid:{record['external_id']}")
         if keep_paid_at and stored and stored.paid_at and record["status"] == "paid":
             record["paid_at"] = stored.paid_at.isoformat()
         return self.orders(session, record)
@@ -182,6 +186,13 @@ class _Shop:
         )
         refresh_customer_stats(session, [order.customer_id])
         return LoadResult(updated=1)
+
+    def _first(self, session: Session, key: str) -> bool:
+        """Whether Shopify's `key` is seen for the first time; from now on it is seen."""
+        if self._applied(session, "shopify", key):
+            return False
+        session.add(ShopEvent(shop="shopify", key=key, received_at=self.clock.now()))
+        return True
 
     def _unseen_refunds(self, session: Session, refunds: Mapping[str, Decimal]) -> Decimal:
         """The sum of the refunds not counted before; from now on they are."""

@@ -470,7 +470,8 @@ def test_a_refund_recorded_concurrently_is_not_counted_twice_nor_lost(
 
     assert shop.apply("shopify", "r1", racing).status_code == 503
     with sessions() as session:
-        assert set(session.scalars(select(ShopEvent.key))) == {"o1", refund_key}
+        paid_key = f"paid:{shopify_docs.ORDER['id']}"  # orders/paid sets the time once
+        assert set(session.scalars(select(ShopEvent.key))) == {"o1", paid_key, refund_key}
     # Sent again, the delivery finds the refund counted: applied, and nothing added twice.
     assert shopify(client, "refunds/create", shopify_docs.REFUND, "r1").text == "ok 1"
     with sessions() as session:
@@ -850,3 +851,18 @@ def test_direction_controls_in_a_name_do_not_reach_the_message(
             select(Customer.first_name, Customer.last_name, Customer.city)
         ).one()
     assert tuple(stored) == ("محمد\u200cعلی", "Doe", "Tehran")
+
+
+def test_a_resent_orders_paid_cannot_move_the_payment_time(
+    client: TestClient, sessions: sessionmaker[Session]
+) -> None:
+    # X-Shopify-Webhook-Id and X-Shopify-Triggered-At are headers, outside the signature: a
+    # captured orders/paid resent with a new id and today's time moved paid_at to today, so
+    # an old order became due for its thank-you.
+    assert shopify(client, "orders/paid", paid_order(), "o1").text == "ok 1"
+    resent = shopify(
+        client, "orders/paid", paid_order(), "forged", **{"X-Shopify-Triggered-At": NOW.isoformat()}
+    )
+    assert resent.status_code == 200
+    with sessions() as session:
+        assert session.scalars(select(Order.paid_at)).one() == TRIGGERED_AT
