@@ -496,3 +496,26 @@ def test_a_trashed_order_is_cancelled_and_an_admins_draft_is_no_order(
     customers, orders = loaded(sessions)
     assert set(orders) == {"115"}
     assert orders["115"].status == "cancelled" and customers["1"].orders_count == 0
+
+
+def test_one_guest_whatever_way_the_phone_was_typed(
+    shop_db: str, sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    # Five checkouts by one guest; the half-spaces (ZWNJ) of a Persian keyboard in the last
+    # one used to make it "invalid phone number" and the order was lost.
+    typed = [
+        "0912 333 4444",
+        "+98 912 333 4444",
+        "0098-912-333-4444",
+        "٠٩١٢٣٣٣٤٤٤٤",
+        "۰۹۱۲\u200c۳۳۳\u200c۴۴۴۴",
+    ]
+    orders = [
+        order(120 + n, "wc-completed", "1000", 0, paid=T, billing={**MARYAM, "phone": phone})
+        for n, phone in enumerate(typed)
+    ]
+    build_shop(shop_db, "hpos", orders)
+    assert run(sessions, preset(shop_db), settings).errors == []
+    customers, _ = loaded(sessions)
+    assert customers["guest:+989123334444"].orders_count == 5
+    assert len([c for c in customers if c.startswith("guest:")]) == 1
