@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from campaigner.config import Settings
+from campaigner.customers.categories import names as category_names
 from campaigner.db.models import Coupon, Customer, Order
 from campaigner.messages.names import clean_first_name, first_name_or_fallback, plain_words
 from campaigner.messages.referrals import referral_code_for, referral_url
@@ -158,7 +159,7 @@ def build_context(
                 ItemView(
                     name=" ".join(plain_words(item.name)),
                     quantity=item.quantity,
-                    categories=tuple(c for c in item.categories.split(",") if c),
+                    categories=category_names(item.categories),
                     sku=item.sku,
                     product_id=item.product_id,
                     line_total=plain_number(item.line_total),

@@ -469,3 +469,28 @@ def test_a_multi_line_database_error_is_one_line_without_the_password(
             assert "pw-1234" not in message
     finally:
         drop_pg_database(url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "mysql://shop:s3cret-pw@127.0.0.1:1/wordpress",
+        "postgresql://shop:s3cret-pw@127.0.0.1:1/shop",
+    ],
+)
+def test_a_url_without_a_driver_uses_the_installed_one(
+    sessions: sessionmaker[Session], settings: Settings, url: str
+) -> None:
+    # `mysql://` is how a shop owner writes it; SQLAlchemy's default driver for it (MySQLdb)
+    # is not installed, and the sync ended in a ModuleNotFoundError traceback.
+    with pytest.raises(CampaignerError, match=r"cannot connect to 127\.0\.0\.1:1") as failed:
+        run(sessions, woo_source(url), settings)
+    assert "s3cret" not in str(failed.value)
+
+
+def test_a_driver_that_is_not_installed_is_one_line(
+    sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    source = woo_source("mysql+mysqldb://shop:s3cret-pw@127.0.0.1:1/wordpress")
+    with pytest.raises(CampaignerError, match="no database driver for 'mysql\\+mysqldb'"):
+        run(sessions, source, settings)
