@@ -71,7 +71,6 @@ class Call:
     request: Request
     visitor: sessions.Visitor
     form: dict[str, str]
-    session: Session
 
     @property
     def language(self) -> str:
@@ -201,8 +200,7 @@ class Console:
                 visitor, "message.html", 403, text=i18n.word("forbidden", visitor.language)
             )
         try:
-            with self.sessions.begin() as session:
-                return handler(Call(request, visitor, form, session))
+            return handler(Call(request, visitor, form))
         except CampaignerError as exc:
             return self._page(visitor, "message.html", 400, text=str(exc))
 
@@ -316,25 +314,29 @@ class Console:
     # -- pages -------------------------------------------------------------------------
 
     def logout(self, call: Call) -> Response:
-        sessions.end(call.session, call.visitor.session_id)
-        audit.record(call.session, self.clock.now(), call.visitor.name, "sign_out", "")
+        with self.sessions.begin() as session:
+            sessions.end(session, call.visitor.session_id)
+            audit.record(session, self.clock.now(), call.visitor.name, "sign_out", "")
         response = RedirectResponse(PREFIX + "/login", 303)
         response.delete_cookie(sessions.COOKIE, path=PREFIX)
         return response
 
     def language(self, call: Call) -> Response:
-        user = call.session.get(ConsoleUser, call.visitor.user_id)
-        assert user is not None
-        user.language = "en" if user.language == "fa" else "fa"
+        with self.sessions.begin() as session:
+            user = session.get(ConsoleUser, call.visitor.user_id)
+            assert user is not None
+            user.language = "en" if user.language == "fa" else "fa"
         return RedirectResponse(_safe_next(call.field("next")) or PREFIX + "/", 303)
 
     def dashboard(self, call: Call) -> Response:
-        board = dashboard(call.session, self.settings, self.clock.now())
-        return self._page(call.visitor, "dashboard.html", board=board)
+        with self.sessions() as session:
+            board = dashboard(session, self.settings, self.clock.now())
+            return self._page(call.visitor, "dashboard.html", board=board)
 
     def rules(self, call: Call) -> Response:
         loaded = check_rules(self.settings)
-        counts = rule_counts(call.session, self.settings, self.clock.now())
+        with self.sessions() as session:
+            counts = rule_counts(session, self.settings, self.clock.now())
         rows = []
         for path in sorted(self.settings.paths.rules.glob("*.toml")):
             problems = [str(p) for p in loaded.problems if p.file == path]
@@ -374,9 +376,13 @@ class Console:
 
     def preview(self, call: Call) -> Response:
         draft = self._draft(call)
-        found = customers.search(
-            call.session, call.field("customer"), self.settings.customers.region
-        )
+        with self.sessions() as session:
+            found = [
+                customer.external_id
+                for customer in customers.search(
+                    session, call.field("customer"), self.settings.customers.region
+                )
+            ]
         with editor.scratch_settings(self.settings, draft) as scratch:
             loaded = check_rules(scratch)
             rule = loaded.rules.get(draft.name) or next(
@@ -390,7 +396,7 @@ class Console:
                 self.sessions,
                 rule,
                 self.clock.now(),
-                found[0].external_id if found else None,
+                found[0] if found else None,
             )
         cost = None
         if result.segments is not None:
@@ -431,15 +437,16 @@ class Console:
         changed = editor.save_draft(
             self.settings, draft, user=call.visitor.name, message=message, now=now
         )
-        for path, (before, after) in changed.items():
-            audit.record(
-                call.session,
-                now,
-                call.visitor.name,
-                "edit_file",
-                Path(path).name,
-                audit.file_diff(Path(path).name, before, after),
-            )
+        with self.sessions.begin() as session:
+            for path, (before, after) in changed.items():
+                audit.record(
+                    session,
+                    now,
+                    call.visitor.name,
+                    "edit_file",
+                    Path(path).name,
+                    audit.file_diff(Path(path).name, before, after),
+                )
         return changed
 
     def _draft(self, call: Call) -> editor.Draft:
@@ -456,47 +463,53 @@ class Console:
 
     def customers(self, call: Call) -> Response:
         query = call.request.query_params.get("q", "")
-        found = customers.search(call.session, query, self.settings.customers.region)
-        return self._page(call.visitor, "customers.html", query=query, found=found)
+        with self.sessions() as session:
+            found = customers.search(session, query, self.settings.customers.region)
+            return self._page(call.visitor, "customers.html", query=query, found=found)
 
     def customer(self, call: Call) -> Response:
-        shown = customers.profile(call.session, call.request.path_params["id"])
-        return self._page(call.visitor, "customer.html", profile=shown)
+        with self.sessions() as session:
+            shown = customers.profile(session, call.request.path_params["id"])
+            return self._page(call.visitor, "customer.html", profile=shown)
 
     def opt_out(self, call: Call) -> Response:
         customer_id = call.request.path_params["id"]
-        customers.set_opt_out(
-            call.session,
-            customer_id,
-            call.field("action") == "out",
-            user=call.visitor.name,
-            reason=call.field("reason")[:255],
-            now=self.clock.now(),
-        )
+        with self.sessions.begin() as session:
+            customers.set_opt_out(
+                session,
+                customer_id,
+                call.field("action") == "out",
+                user=call.visitor.name,
+                reason=call.field("reason")[:255],
+                now=self.clock.now(),
+            )
         return RedirectResponse(f"{PREFIX}/customers/{customer_id}", 303)
 
     def consent(self, call: Call) -> Response:
         customer_id = call.request.path_params["id"]
-        customers.set_consent(
-            call.session,
-            customer_id,
-            call.field("consent") == "yes",
-            user=call.visitor.name,
-            reason=call.field("reason")[:255],
-            now=self.clock.now(),
-        )
+        with self.sessions.begin() as session:
+            customers.set_consent(
+                session,
+                customer_id,
+                call.field("consent") == "yes",
+                user=call.visitor.name,
+                reason=call.field("reason")[:255],
+                now=self.clock.now(),
+            )
         return RedirectResponse(f"{PREFIX}/customers/{customer_id}", 303)
 
     def reports(self, call: Call) -> Response:
         since, until = self._period(call.request.query_params)
-        built = shop_report(call.session, self.settings, self.clock, since=since, until=until)
+        with self.sessions() as session:
+            built = shop_report(session, self.settings, self.clock, since=since, until=until)
         return self._page(
             call.visitor, "reports.html", report=built.report, since=since, until=until
         )
 
     def download(self, call: Call) -> Response:
         since, until = self._period(call.request.query_params)
-        built = shop_report(call.session, self.settings, self.clock, since=since, until=until)
+        with self.sessions() as session:
+            built = shop_report(session, self.settings, self.clock, since=since, until=until)
         if call.request.query_params.get("format") == "csv":
             return Response(
                 report_to_csv(built.report),
@@ -521,7 +534,8 @@ class Console:
         return since, until
 
     def audit_log(self, call: Call) -> Response:
-        return self._page(call.visitor, "audit.html", entries=audit.entries(call.session))
+        with self.sessions() as session:
+            return self._page(call.visitor, "audit.html", entries=audit.entries(session))
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]
