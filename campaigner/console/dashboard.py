@@ -24,6 +24,7 @@ CHART_DAYS = 14
 
 @dataclass
 class Dashboard:
+    day: date
     today: dict[str, dict[str, int]] = field(default_factory=dict)  # rule -> figure -> count
     week: dict[str, dict[str, int]] = field(default_factory=dict)
     queue: QueueOverview = field(default_factory=QueueOverview)
@@ -37,6 +38,7 @@ def dashboard(session: Session, settings: Settings, now: datetime) -> Dashboard:
     today = now.astimezone(zone).date()
     start_of = _start_of_day(zone)
     board = Dashboard(
+        day=today,
         today=_figures(session, start_of(today)),
         week=_figures(session, start_of(today - timedelta(days=6))),
         queue=queue_overview(session, now, unknown_limit=20),
