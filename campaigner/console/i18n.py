@@ -108,6 +108,8 @@ _WORDS: dict[str, tuple[str, str]] = {
     "not_found": ("پیدا نشد.", "Not found."),
     "expired": ("نشست شما تمام شده است؛ دوباره وارد شوید.", "Your session ended; sign in again."),
     "customer": ("مشتری", "Customer"),
+    "conversions": ("خرید پس از پیام", "Conversions"),
+    "revenue": ("درآمد", "Revenue"),
 }
 
 

@@ -24,6 +24,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -41,7 +42,7 @@ from campaigner.reports import render_html, report_to_csv
 from campaigner.reports.shop import shop_report
 from campaigner.rulebook import check_rules
 from campaigner.rules.models import TRIGGERS
-from campaigner.server.guard import Refused, read_body
+from campaigner.server.guard import CloseUnread, Refused, read_body
 from campaigner.simulate import simulate
 
 PREFIX = "/console"
@@ -157,12 +158,26 @@ class Console:
 
     def app(self) -> Starlette:
         """The console alone (for `campaigner console`); the daemon adds `routes()` to its own."""
-        return Starlette(routes=self.routes())
+        return Starlette(routes=self.routes(), middleware=[Middleware(CloseUnread)])
 
     # -- the one gate --------------------------------------------------------------------
 
     def _guarded(self, role: Role, handler: Handler) -> Endpoint:
+        """Who is asking and may they, before one byte of a body is read; then the body,
+        bounded, and its CSRF token."""
+
         async def endpoint(request: Request) -> Response:
+            visitor = await run_in_threadpool(self._visitor, request)
+            if visitor is None:
+                if request.method == "GET":
+                    query = f"?{request.url.query}" if request.url.query else ""
+                    return RedirectResponse(
+                        f"{PREFIX}/login?next={quote(request.url.path + query)}", 303
+                    )
+                return self._page(None, "message.html", 401, text=i18n.word("expired", "fa"))
+            if Role.named(visitor.role) < role:
+                forbidden = i18n.word("forbidden", visitor.language)
+                return self._page(visitor, "message.html", 403, text=forbidden)
             form: dict[str, str] = {}
             if request.method == "POST":
                 try:
@@ -173,36 +188,25 @@ class Console:
                     )
                 except Refused as refused:
                     return Response(refused.detail, status_code=refused.status)
-            return await run_in_threadpool(self._serve, request, role, handler, form)
+                offered = request.headers.get(CSRF_HEADER) or form.get("csrf", "")
+                if not hmac.compare_digest(offered.encode(), visitor.csrf_token.encode()):
+                    return self._page(visitor, "message.html", 403, text="CSRF token wrong")
+            return await run_in_threadpool(self._serve, Call(request, visitor, form), handler)
 
         return endpoint
 
-    def _serve(
-        self, request: Request, role: Role, handler: Handler, form: dict[str, str]
-    ) -> Response:
-        now = self.clock.now()
+    def _visitor(self, request: Request) -> sessions.Visitor | None:
+        cookie = request.cookies.get(sessions.COOKIE, "")
+        if not cookie:
+            return None
         with self.sessions.begin() as session:
-            cookie = request.cookies.get(sessions.COOKIE, "")
-            visitor = (
-                sessions.resume(session, self.settings.console, cookie, now) if cookie else None
-            )
-        if visitor is None:
-            if request.method == "GET":
-                target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-                return RedirectResponse(f"{PREFIX}/login?next={quote(target)}", 303)
-            return self._page(None, "message.html", 401, text=i18n.word("expired", "fa"))
-        if request.method == "POST":
-            offered = request.headers.get(CSRF_HEADER) or form.get("csrf", "")
-            if not hmac.compare_digest(offered.encode(), visitor.csrf_token.encode()):
-                return self._page(visitor, "message.html", 403, text="CSRF token missing or wrong")
-        if Role.named(visitor.role) < role:
-            return self._page(
-                visitor, "message.html", 403, text=i18n.word("forbidden", visitor.language)
-            )
+            return sessions.resume(session, self.settings.console, cookie, self.clock.now())
+
+    def _serve(self, call: Call, handler: Handler) -> Response:
         try:
-            return handler(Call(request, visitor, form))
+            return handler(call)
         except CampaignerError as exc:
-            return self._page(visitor, "message.html", 400, text=str(exc))
+            return self._page(call.visitor, "message.html", 400, text=str(exc))
 
     def _page(
         self, visitor: sessions.Visitor | None, template: str, status: int = 200, **values: Any

@@ -3,6 +3,7 @@ wrong CSRF token: the server enforces the role and the token, whatever the page 
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from starlette.testclient import TestClient
 from campaigner.console.roles import Role
 from campaigner.console.web import CONTENT_SECURITY_POLICY
 from campaigner.db.models import Customer
+from campaigner.server.serve import BackgroundServer
 
 # The least role of each route, written out here (not read from the code under test).
 NEEDS: dict[tuple[str, str], Role] = {
@@ -143,3 +145,17 @@ def test_assets_are_served_by_content_hash_and_cached_for_good(site: ConsoleSite
         assert answer.status_code == 200
         assert "immutable" in answer.headers["cache-control"]
     assert client.get("/console/static/htmx.min.js").status_code == 404
+
+
+def test_a_stranger_is_answered_before_the_body_is_read(site: ConsoleSite) -> None:
+    """No session, no body read: a stranger cannot make the console hold 300 KB."""
+    with (
+        BackgroundServer(site.console.app()) as server,
+        socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock,
+    ):
+        sock.sendall(
+            b"POST /console/rules/thank_you/save HTTP/1.1\r\nHost: console\r\n"
+            b"Content-Type: application/x-www-form-urlencoded\r\n"
+            b"Content-Length: 299000\r\n\r\n" + b"a" * 1000
+        )
+        assert sock.recv(4096).startswith(b"HTTP/1.1 401")
