@@ -123,6 +123,9 @@ def test_a_marketers_day_in_the_browser(site: ConsoleSite, browser: object) -> N
         # 20 March 2026 + 5 h in Tehran is 29 Esfand 1404, in Persian digits.
         assert person.text_of("today") == "۱۴۰۴/۱۲/۲۹"
         person.shot("dashboard-fa")
+        person.open("/console/rules")
+        assert "thank_you" in person.text_of("rules")
+        person.shot("rules-fa")
 
         person.open("/console/rules/thank_you")
         person.type_into("rule-text", FIXED_RULE.replace('"2h"', '"two hours"'))
@@ -169,6 +172,9 @@ def test_a_marketers_day_in_the_browser(site: ConsoleSite, browser: object) -> N
             assert (mina.status, mina.reason) == (MessageStatus.SKIPPED, "opted_out")
 
         person.sign_in("admin")
+        person.open("/console/reports")
+        assert "thank_you" in person.text_of("report")
+        person.shot("reports-fa")
         person.open("/console/audit")
         audit = person.text_of("audit")
         assert "edit_file" in audit and "opt_out" in audit and "marketer" in audit
