@@ -21,6 +21,7 @@ setup: $(STAMP)
 
 demo: $(STAMP)
 	@test -f $(DEMO_DIR)/config.toml || $(BIN)/campaigner init $(DEMO_DIR) --demo
+	@echo "web console: http://127.0.0.1:8025/console/ - demo login: demo / demo-console"
 	cd $(DEMO_DIR) && ../$(BIN)/campaigner run
 
 lint: $(STAMP)

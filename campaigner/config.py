@@ -290,6 +290,28 @@ class ServerSettings(Section):
     )
 
 
+class ConsoleSettings(Section):
+    """The marketer's web console under /console (see README "The console")."""
+
+    enabled: bool = True
+    host: str = Field(
+        "", description="Serve the console on its own address; empty: under [server] at /console"
+    )
+    port: int = Field(0, ge=0, le=65535, description="Its own port, with host; 0: [server]'s")
+    session_idle_minutes: float = Field(30.0, gt=0, description="Signed out after this idle")
+    session_max_hours: float = Field(12.0, gt=0, description="... and this long after sign-in")
+    max_failed_logins: int = Field(5, ge=1, description="Failures in a row that lock a user")
+    lockout_minutes: float = Field(15.0, gt=0)
+    max_failed_logins_per_ip: int = Field(
+        20, ge=1, description="Failures from one address within lockout_minutes, any user"
+    )
+    git_commit: bool = Field(True, description="Commit each saved rule when rules/ is in git")
+
+    @property
+    def separate(self) -> bool:
+        return bool(self.host) or self.port != 0
+
+
 class SourceTable(Section):
     """Where one kind of record (customers or orders) is read in a shop's database."""
 
@@ -426,6 +448,7 @@ class Settings(BaseSettings):
     gateways: dict[str, GatewaySettings] = Field(default_factory=dict)
     messages: MessageSettings = MessageSettings()
     server: ServerSettings = ServerSettings()
+    console: ConsoleSettings = ConsoleSettings()
     daemon: DaemonSettings = DaemonSettings()
     sources: list[SourceSettings] = Field(default_factory=list)
 

@@ -21,6 +21,7 @@ from typing import ClassVar
 
 import pytest
 import respx
+from console_site import ConsoleSite
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -310,6 +311,12 @@ class Project:
 @pytest.fixture
 def project(settings: Settings, sessions: sessionmaker[Session], clock: FixedClock) -> Project:
     return Project(settings, sessions, clock)
+
+
+@pytest.fixture
+def site(project: Project) -> ConsoleSite:
+    """The web console over `project`, with a user of every role (named after the role)."""
+    return ConsoleSite(project)
 
 
 @pytest.fixture(autouse=True)

@@ -11,10 +11,9 @@ from rich.console import Console
 from campaigner.cli.context import AppContext, pass_app
 from campaigner.clock import SystemClock
 from campaigner.errors import CampaignerError
-from campaigner.reports import build_report, render_html, report_to_csv, report_to_json
+from campaigner.reports import render_html, report_to_csv, report_to_json
+from campaigner.reports.shop import shop_report
 from campaigner.reports.terminal import print_report
-from campaigner.rulebook import check_rules
-from campaigner.rules.models import WinBackRule
 
 
 def _date(value: str | None, option: str) -> date | None:
@@ -68,20 +67,9 @@ def report_cmd(
     if first and last and first > last:
         raise CampaignerError("--since is after --until")
     settings = app.settings
-    rules = check_rules(settings).rules if settings.paths.rules.is_dir() else {}
-    win_back = [r for r in rules.values() if isinstance(r, WinBackRule)]
     with app.reading() as session:
-        report = build_report(
-            session,
-            since=first,
-            until=last,
-            rule=rule,
-            attribution_days={name: r.attribution_days for name, r in rules.items()},
-            settings=settings,
-            clock=SystemClock(),
-            churn_days=min((r.inactive_days for r in win_back), default=None),
-            win_back_rules=tuple(r.name for r in win_back) or ("win_back",),
-        )
+        built = shop_report(session, settings, SystemClock(), since=first, until=last, rule=rule)
+    report = built.report
     if output_format == "json":
         click.echo(report_to_json(report))
     elif output_format == "csv":
@@ -90,8 +78,7 @@ def report_cmd(
         console = Console()
         print_report(report, console if console.is_terminal else Console(width=120))
     if html_path is not None:
-        descriptions = {name: r.description for name, r in rules.items() if r.description}
-        page = render_html(report, shop_name=settings.shop.name, descriptions=descriptions)
+        page = render_html(report, shop_name=settings.shop.name, descriptions=built.descriptions)
         html_path.write_text(page, encoding="utf-8")
         click.echo(f"wrote {html_path}", err=output_format != "table")
 

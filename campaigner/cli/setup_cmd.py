@@ -8,6 +8,7 @@ import click
 
 from campaigner.cli.context import AppContext, pass_app
 from campaigner.clock import SystemClock
+from campaigner.console.users import add_user
 from campaigner.customers.demo import generate_demo
 from campaigner.project import create_project
 
@@ -33,8 +34,14 @@ def init_cmd(directory: Path, demo: bool, force: bool) -> None:
         app = AppContext(config_path=str(directory / "config.toml"))
         try:
             _fill_demo(app)
+            with app.sessions().begin() as session:
+                add_user(session, DEMO_USER, DEMO_PASSWORD, "admin", "fa")
         finally:
             app.close()
+        click.echo(
+            f"web console (once running): http://127.0.0.1:8025/console/ "
+            f"- demo login {DEMO_USER} / {DEMO_PASSWORD}"
+        )
     click.echo(f"ready: cd {directory} && campaigner run")
 
 
@@ -50,6 +57,10 @@ def demo_data_cmd(app: AppContext, customers: int, seed: int) -> None:
       campaigner demo-data --customers 5000
     """
     _fill_demo(app, customers=customers, seed=seed)
+
+
+# Only for the demo shop, whose data is made up: a real shop adds its own users.
+DEMO_USER, DEMO_PASSWORD = "demo", "demo-console"
 
 
 def _fill_demo(app: AppContext, customers: int = 3000, seed: int = 7) -> None:

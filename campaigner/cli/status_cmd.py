@@ -10,7 +10,7 @@ import click
 from campaigner.cli.context import AppContext, pass_app
 from campaigner.cli.unknown_cmd import describe
 from campaigner.clock import SystemClock
-from campaigner.daemon.runner import HEARTBEAT_INTERVAL, daemon_heartbeats
+from campaigner.daemon.heartbeats import HEARTBEAT_INTERVAL, daemon_heartbeats
 from campaigner.dispatch.overview import queue_overview
 from campaigner.display import shown
 

@@ -12,13 +12,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Engine, delete
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from campaigner.clock import Clock
 from campaigner.config import Settings
+from campaigner.console.web import Console
 from campaigner.daemon.health import Health
+from campaigner.daemon.heartbeats import HEARTBEAT_INTERVAL, HEARTBEAT_PREFIX
 from campaigner.daemon.http import health_routes
 from campaigner.daemon.lock import InstanceLock
 from campaigner.daemon.metrics import Metrics
@@ -38,9 +40,6 @@ from campaigner.server.serve import BackgroundServer
 from campaigner.sources.sync import sync_source
 
 log = logging.getLogger("campaigner.daemon")
-
-HEARTBEAT_PREFIX = "daemon:"
-HEARTBEAT_INTERVAL = 15.0
 
 
 @dataclass
@@ -253,6 +252,12 @@ class Service:
 
     def http_app(self) -> Any:
         guard = Guard(self.settings.server)
+        console = self.settings.console
+        console_routes = (
+            Console(self.settings, self.sessions, self.clock).routes()
+            if console.enabled and not console.separate
+            else []
+        )
         return create_app(
             settings=self.settings,
             sessions=self.sessions,
@@ -263,6 +268,7 @@ class Service:
                 *ingest_routes(
                     settings=self.settings, sessions=self.sessions, clock=self.clock, guard=guard
                 ),
+                *console_routes,
             ],
             nps_windows=self.runtime.rulebook.nps_windows,
             guard=guard,
@@ -306,9 +312,12 @@ class Service:
         log.info(
             "listening on http://%s:%d (healthz, metrics, webhooks, api)", server.host, server.port
         )
+        console = self._console(server)
         try:
             daemon.run_forever()
         finally:
+            if console is not server:
+                console.stop()
             server.stop()
         return not daemon.abandoned
 
@@ -324,6 +333,18 @@ class Service:
                 f"choose another with server.port in {self.settings.config_file or 'config.toml'} "
                 f"or the environment variable CAMPAIGNER_SERVER__PORT"
             ) from None
+
+    def _console(self, server: BackgroundServer) -> BackgroundServer:
+        """The server the console answers on: its own when [console] names an address."""
+        console = self.settings.console
+        if not console.enabled:
+            return server
+        if console.separate:
+            host = console.host or self.settings.server.host
+            app = Console(self.settings, self.sessions, self.clock).app()
+            server = BackgroundServer(app, host=host, port=console.port).start()
+        log.info("console on %s/console/", server.url)
+        return server
 
     def _stopped(self) -> None:
         with self.sessions.begin() as session:
@@ -346,16 +367,6 @@ def _save_state(session: Session, name: str, cursor: dict[str, Any], now: dateti
         session.add(SyncState(name=name, cursor=cursor, updated_at=now))
     else:
         state.cursor, state.updated_at = cursor, now
-
-
-def daemon_heartbeats(session: Session) -> list[dict[str, Any]]:
-    """What each running daemon said last (for `campaigner status`)."""
-    rows = session.scalars(
-        select(SyncState)
-        .where(SyncState.name.like(f"{HEARTBEAT_PREFIX}%"))
-        .order_by(SyncState.name)
-    )
-    return [dict(row.cursor) for row in rows]
 
 
 def lock_for(settings: Settings) -> InstanceLock | None:

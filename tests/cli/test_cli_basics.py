@@ -101,8 +101,11 @@ def test_init_demo_creates_a_working_project(runner: CliRunner, tmp_path: Path) 
     ):
         assert (project / name).exists(), name
     assert "00:00-23:59" in (project / "config.toml").read_text(encoding="utf-8")
+    assert "http://127.0.0.1:8025/console/ - demo login demo / demo-console" in result.output
     engine = create_engine(f"sqlite:///{project / 'campaigner.db'}")
     with engine.connect() as connection:
+        demo_user = connection.execute(text("select name, role from console_users")).one()
+        assert tuple(demo_user) == ("demo", "admin")
         customers = connection.execute(text("select count(*) from customers")).scalar()
         persian = connection.execute(
             text("select count(*) from customers where locale = 'fa'")

@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from campaigner.cli import cli
 from campaigner.clock import FixedClock
 from campaigner.config import Settings, SourceSettings
-from campaigner.daemon.runner import HEARTBEAT_PREFIX, Service
+from campaigner.daemon.heartbeats import HEARTBEAT_PREFIX
+from campaigner.daemon.runner import Service
 from campaigner.db.models import Customer, Message, SyncState
 from campaigner.errors import CampaignerError
 from campaigner.gateways.base import OutgoingMessage, SendResult

@@ -1,0 +1,281 @@
+"""Rule files as the console edits them: the same files the daemon runs.
+
+A draft (the rule's TOML and its templates) is checked by the very `rules check` code in a
+scratch copy of the two folders, so nothing on disk changes until it is saved. Saving
+writes each file atomically (temp file + rename, so the daemon never reads half a file),
+keeps the previous version under `.console-history/` beside the rules folder, and commits
+when the rules folder is a git work tree.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from campaigner.config import Settings
+from campaigner.errors import CampaignerError
+from campaigner.files import read_text_file
+from campaigner.messages.templates import MessageTemplates
+from campaigner.rulebook import check_rules
+from campaigner.rules.loader import RuleSet
+from campaigner.rules.models import TRIGGERS
+
+_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_LOCALE = re.compile(r"^[a-z]{2,3}(_[A-Z]{2})?$")
+_TOML_LINE = re.compile(r"at line (\d+)")
+MAX_DRAFT_CHARS = 64_000
+HISTORY = ".console-history"
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    line: int | None
+    field: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file + (f":{self.line}" if self.line else "")
+        return f"{where}: {self.field + ': ' if self.field else ''}{self.message}"
+
+
+@dataclass
+class Draft:
+    """A rule file's text and its templates' texts, keyed by locale ("" for the plain one)."""
+
+    name: str
+    rule_text: str
+    templates: dict[str, str] = field(default_factory=dict)
+    template_stem: str = ""
+
+
+def rule_path(settings: Settings, name: str) -> Path:
+    if not _NAME.match(name):
+        raise CampaignerError(f"{name!r} is not a rule file name (letters, digits, '_' and '-')")
+    return settings.paths.rules / f"{name}.toml"
+
+
+def load_draft(settings: Settings, name: str) -> Draft:
+    """The rule `name` as it is on disk, with every template file it may render."""
+    path = rule_path(settings, name)
+    if not path.is_file():
+        raise CampaignerError(f"no rule file {path.name} in {settings.paths.rules}")
+    text = read_text_file(path, "a rule")
+    stem = template_stem(text) or name
+    templates = MessageTemplates(settings.paths.templates, settings)
+    texts = {
+        (locale or ""): templates.sources[file.name]
+        for locale, file in templates.variants(stem).items()
+        if file.name in templates.sources
+    }
+    return Draft(name, text, texts, stem)
+
+
+def template_stem(rule_text: str) -> str:
+    found = re.search(r'^\s*template\s*=\s*"([^"]+)"', rule_text, re.MULTILINE)
+    if not found:
+        return ""
+    return found.group(1).removesuffix(".j2").split("/")[-1]
+
+
+def template_file(stem: str, locale: str) -> str:
+    if locale and not _LOCALE.match(locale):
+        raise CampaignerError(f"{locale!r} is not a locale such as fa or en_CA")
+    if not _NAME.match(stem):
+        raise CampaignerError(f"{stem!r} is not a template name")
+    return f"{stem}.{locale}.j2" if locale else f"{stem}.j2"
+
+
+def check_draft(settings: Settings, draft: Draft) -> list[Problem]:
+    """What `rules check` would say of the rule folder with this draft saved."""
+    with _scratch(settings, draft) as (scratch_settings, _):
+        loaded = check_rules(scratch_settings)
+    return _problems(loaded, draft, scratch_settings)
+
+
+@contextmanager
+def scratch_settings(settings: Settings, draft: Draft) -> Iterator[Settings]:
+    """Settings whose rule and template folders hold the draft: for preview and simulate."""
+    with _scratch(settings, draft) as (scratch, _):
+        yield scratch
+
+
+def save_draft(
+    settings: Settings, draft: Draft, *, user: str, message: str, now: datetime
+) -> dict[str, tuple[str, str]]:
+    """Write the draft's files if they pass the checks; returns {file: (before, after)} for
+    the files that changed. Refuses (CampaignerError) a draft with problems."""
+    problems = check_draft(settings, draft)
+    if problems:
+        raise CampaignerError("; ".join(str(problem) for problem in problems))
+    changes: dict[str, tuple[str, str]] = {}
+    targets = {rule_path(settings, draft.name): draft.rule_text}
+    for locale, text in draft.templates.items():
+        targets[settings.paths.templates / template_file(draft.template_stem, locale)] = text
+    for path, text in targets.items():
+        before = read_text_file(path, "a file") if path.is_file() else ""
+        if before == text:
+            continue
+        _keep_previous(settings, path, before, now)
+        write_atomically(path, text)
+        changes[str(path)] = (before, text)
+    if changes and settings.console.git_commit:
+        commit(settings.paths.rules, [Path(p) for p in changes], user=user, message=message)
+    return changes
+
+
+def set_enabled(rule_text: str, enabled: bool) -> str:
+    """The rule's text with `enabled` set, comments and layout kept."""
+    value = "true" if enabled else "false"
+    top, rest = _split_top(rule_text)
+    line = re.compile(r"^(\s*enabled\s*=\s*)(true|false)(.*)$", re.MULTILINE)
+    if line.search(top):
+        top = line.sub(lambda m: f"{m.group(1)}{value}{m.group(3)}", top, count=1)
+    else:
+        top = top.rstrip("\n") + f"\nenabled = {value}\n" + ("\n" if rest else "")
+    return top + rest
+
+
+def new_rule_text(trigger: str, name: str) -> str:
+    """A starting point for a new rule of this trigger kind."""
+    if trigger not in TRIGGERS:
+        raise CampaignerError(
+            f"unknown trigger {trigger!r} (expected one of: {', '.join(TRIGGERS)})"
+        )
+    return (
+        f'trigger = "{trigger}"\ntemplate = "{name}.j2"\nenabled = false\n'
+        '# See README "Writing rules" for this trigger\'s settings.\n'
+    )
+
+
+def write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def commit(folder: Path, files: list[Path], *, user: str, message: str) -> bool:
+    """Commit `files` when `folder` is inside a git work tree; False when it is not."""
+    inside = subprocess.run(
+        ["git", "-C", str(folder), "rev-parse", "--show-toplevel"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if inside.returncode != 0:
+        return False
+    top = Path(inside.stdout.strip())
+    tracked = [str(f.resolve()) for f in files if f.resolve().is_relative_to(top.resolve())]
+    if not tracked:
+        return False
+    author = f"{user} <{user}@campaigner-console>"
+    env = {
+        **os.environ,
+        "GIT_COMMITTER_NAME": user,
+        "GIT_COMMITTER_EMAIL": f"{user}@campaigner-console",
+    }
+    subprocess.run(["git", "-C", str(top), "add", "--", *tracked], check=True, env=env)
+    subprocess.run(
+        [
+            "git",
+            "-C",
+            str(top),
+            "commit",
+            "--quiet",
+            "--author",
+            author,
+            "-m",
+            message,
+            "--",
+            *tracked,
+        ],
+        check=True,
+        env=env,
+        capture_output=True,
+    )
+    return True
+
+
+@contextmanager
+def _scratch(settings: Settings, draft: Draft) -> Iterator[tuple[Settings, Path]]:
+    if len(draft.rule_text) > MAX_DRAFT_CHARS or any(
+        len(text) > MAX_DRAFT_CHARS for text in draft.templates.values()
+    ):
+        raise CampaignerError(f"a file of the draft is longer than {MAX_DRAFT_CHARS} characters")
+    with tempfile.TemporaryDirectory(prefix="campaigner-draft-") as folder:
+        base = Path(folder)
+        rules, templates = base / "rules", base / "templates"
+        rules.mkdir()
+        for path in settings.paths.rules.glob("*.toml"):
+            if path.name != f"{draft.name}.toml" and path.is_file():
+                shutil.copyfile(path, rules / path.name)
+        (rules / f"{draft.name}.toml").write_text(draft.rule_text, encoding="utf-8")
+        if settings.paths.templates.is_dir():
+            shutil.copytree(settings.paths.templates, templates, symlinks=False)
+        else:
+            templates.mkdir()
+        for locale, text in draft.templates.items():
+            (templates / template_file(draft.template_stem, locale)).write_text(
+                text, encoding="utf-8"
+            )
+        paths = settings.paths.model_copy(update={"rules": rules, "templates": templates})
+        yield settings.model_copy(update={"paths": paths}), base
+
+
+def _problems(loaded: RuleSet, draft: Draft, scratch: Settings) -> list[Problem]:
+    """The draft's own problems, named by the real file names and, where known, the line."""
+    own = scratch.paths.rules / f"{draft.name}.toml"
+    result = []
+    for problem in loaded.problems:
+        if problem.file != own:
+            continue
+        message = problem.message.replace(str(scratch.paths.templates) + os.sep, "")
+        line = _line_of(draft.rule_text, problem.field, message)
+        result.append(Problem(f"{draft.name}.toml", line, problem.field, message))
+    return result
+
+
+def _line_of(text: str, field_name: str | None, message: str) -> int | None:
+    found = _TOML_LINE.search(message)
+    if found:
+        return int(found.group(1))
+    if not field_name:
+        return None
+    key = re.split(r"[.\[]", field_name)[0]
+    for number, line in enumerate(text.splitlines(), start=1):
+        if re.match(rf"^\s*{re.escape(key)}\s*=", line):
+            return number
+    return None
+
+
+def _split_top(text: str) -> tuple[str, str]:
+    """The top-level keys, and the rest from the first `[section]` on."""
+    found = re.search(r"^\s*\[", text, re.MULTILINE)
+    if not found:
+        return text, ""
+    return text[: found.start()], text[found.start() :]
+
+
+def _keep_previous(settings: Settings, path: Path, before: str, now: datetime) -> None:
+    if not before:
+        return
+    kind = "rules" if path.parent == settings.paths.rules else "templates"
+    history = settings.paths.rules.parent / HISTORY / kind
+    history.mkdir(parents=True, exist_ok=True)
+    (history / f"{path.name}.{now:%Y%m%dT%H%M%S%f}").write_text(before, encoding="utf-8")

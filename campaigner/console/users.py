@@ -1,0 +1,101 @@
+"""Console users: argon2 password hashes, and sign-in with a lockout per user and a rate
+limit per address, so a password cannot be guessed by trying."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from campaigner.config import ConsoleSettings
+from campaigner.console.roles import Role
+from campaigner.db.models import ConsoleLoginFailure, ConsoleUser
+from campaigner.errors import CampaignerError
+
+_HASHER = PasswordHasher()
+# A hash to verify against when the user does not exist, so both cases take as long.
+_DUMMY_HASH = _HASHER.hash("no such user")
+_NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+MIN_PASSWORD = 10
+
+
+@dataclass(frozen=True)
+class SignIn:
+    user: ConsoleUser | None
+    problem: str = ""
+
+
+def add_user(session: Session, name: str, password: str, role: str, language: str = "fa") -> None:
+    if not _NAME.match(name):
+        raise CampaignerError(f"user name {name!r}: use 1-64 letters, digits, '_', '.', '@' or '-'")
+    if len(password) < MIN_PASSWORD:
+        raise CampaignerError(f"the password must have at least {MIN_PASSWORD} characters")
+    try:
+        Role.named(role)
+    except ValueError as exc:
+        raise CampaignerError(str(exc)) from None
+    if session.scalar(select(ConsoleUser.id).where(ConsoleUser.name == name)) is not None:
+        raise CampaignerError(f"a console user named {name!r} exists already")
+    session.add(
+        ConsoleUser(
+            name=name,
+            password_hash=_HASHER.hash(password),
+            role=role,
+            language=language,
+            failed_logins=0,
+        )
+    )
+
+
+def sign_in(
+    session: Session,
+    settings: ConsoleSettings,
+    name: str,
+    password: str,
+    address: str,
+    now: datetime,
+) -> SignIn:
+    """The user when the password is right and neither the user nor the address is locked
+    out; every failure counts towards both locks."""
+    window = timedelta(minutes=settings.lockout_minutes)
+    session.execute(delete(ConsoleLoginFailure).where(ConsoleLoginFailure.at < now - window))
+    recent = session.scalar(
+        select(func.count()).where(
+            ConsoleLoginFailure.address == address, ConsoleLoginFailure.at >= now - window
+        )
+    )
+    if (recent or 0) >= settings.max_failed_logins_per_ip:
+        return SignIn(None, "too_many_attempts")
+    user = session.scalar(select(ConsoleUser).where(ConsoleUser.name == name[:64]))
+    if user is not None and user.locked_until is not None and user.locked_until > now:
+        _fail(session, name, address, now)
+        return SignIn(None, "locked")
+    if not _verified(user.password_hash if user else _DUMMY_HASH, password) or user is None:
+        _fail(session, name, address, now)
+        if user is not None:
+            user.failed_logins += 1
+            if user.failed_logins >= settings.max_failed_logins:
+                user.locked_until = now + window
+                user.failed_logins = 0
+        return SignIn(None, "wrong_password")
+    user.failed_logins = 0
+    user.locked_until = None
+    if _HASHER.check_needs_rehash(user.password_hash):
+        user.password_hash = _HASHER.hash(password)
+    return SignIn(user)
+
+
+def _verified(password_hash: str, password: str) -> bool:
+    try:
+        return _HASHER.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def _fail(session: Session, name: str, address: str, now: datetime) -> None:
+    session.add(ConsoleLoginFailure(user_name=name[:64], address=address[:64], at=now))

@@ -1,0 +1,119 @@
+"""Editing rule files from the console: checked like `rules check`, saved atomically with
+the previous version kept, committed when the rules folder is in git."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from console_site import ConsoleSite
+
+from campaigner.console import editor
+from campaigner.errors import CampaignerError
+
+RULE = 'trigger = "post_purchase"\ntemplate = "thank_you.j2"\ndelay = "2h"\ntransactional = true\n'
+
+
+def test_a_broken_draft_is_named_by_file_line_and_field(site: ConsoleSite) -> None:
+    settings = site.project.settings
+    draft = editor.Draft("thank_you", RULE.replace('"2h"', '"soon"'), {}, "thank_you")
+    (problem,) = editor.check_draft(settings, draft)
+    assert (problem.file, problem.line, problem.field) == ("thank_you.toml", 3, "delay")
+    syntax = editor.Draft("thank_you", RULE + "priority = = 3\n", {}, "thank_you")
+    (problem,) = editor.check_draft(settings, syntax)
+    assert problem.line == 5 and "TOML" in problem.message
+    template = editor.Draft("thank_you", RULE, {"": "Hi {{ frist_name }}"}, "thank_you")
+    (problem,) = editor.check_draft(settings, template)
+    assert problem.field == "template" and "frist_name" in problem.message
+    # Nothing on disk changed.
+    assert "delay" in (settings.paths.rules / "thank_you.toml").read_text()
+    assert (settings.paths.templates / "thank_you.j2").read_text() == "Thanks {{ first_name }}"
+
+
+def test_a_template_that_never_ends_is_a_named_problem_not_a_hang(site: ConsoleSite) -> None:
+    runaway = "{% for a in range(100000) %}{% for b in range(100000) %}x{% endfor %}{% endfor %}"
+    draft = editor.Draft("thank_you", RULE, {"": runaway}, "thank_you")
+    (problem,) = editor.check_draft(site.project.settings, draft)
+    assert problem.field == "template"
+
+
+def test_saving_keeps_the_previous_version_and_refuses_a_broken_draft(
+    site: ConsoleSite,
+) -> None:
+    settings, clock = site.project.settings, site.project.clock
+    rule_file = settings.paths.rules / "thank_you.toml"
+    before = rule_file.read_text()
+    draft = editor.Draft(
+        "thank_you", before.replace('"2h"', '"3h"'), {"": "Merci {{ first_name }}"}, "thank_you"
+    )
+    changed = editor.save_draft(settings, draft, user="sara", message="later", now=clock.now())
+    assert sorted(Path(p).name for p in changed) == ["thank_you.j2", "thank_you.toml"]
+    assert '"3h"' in rule_file.read_text()
+    history = settings.paths.rules.parent / editor.HISTORY
+    kept = sorted(p.read_text() for p in history.rglob("*") if p.is_file())
+    assert before in kept and "Thanks {{ first_name }}" in kept
+    broken = editor.Draft("thank_you", "trigger = 'nope'\n", {}, "thank_you")
+    with pytest.raises(CampaignerError, match="unknown trigger"):
+        editor.save_draft(settings, broken, user="sara", message="x", now=clock.now())
+    assert '"3h"' in rule_file.read_text()
+    assert not list(settings.paths.rules.glob(".*"))  # no temp file left behind
+
+
+def test_saving_commits_when_the_rules_folder_is_a_git_work_tree(site: ConsoleSite) -> None:
+    settings, clock = site.project.settings, site.project.clock
+    top = settings.paths.rules.parent
+    for command in (
+        ["init", "-q"],
+        ["add", "."],
+        ["-c", "user.name=t", "-c", "user.email=t@x", "commit", "-qm", "start"],
+    ):
+        subprocess.run(["git", "-C", str(top), *command], check=True)
+    draft = editor.Draft("thank_you", RULE.replace('"2h"', '"4h"'), {}, "thank_you")
+    editor.save_draft(settings, draft, user="sara", message="Wait four hours", now=clock.now())
+    log = subprocess.run(
+        ["git", "-C", str(top), "log", "-1", "--format=%an|%s", "--name-only"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert log.startswith("sara|Wait four hours")
+    assert "rules/thank_you.toml" in log
+
+
+def test_enabling_and_disabling_keeps_comments_and_sections() -> None:
+    text = '# thanks\ntrigger = "post_purchase"\ntemplate = "t.j2"\n\n[audience]\nmin_orders = 2\n'
+    off = editor.set_enabled(text, False)
+    assert off.startswith(
+        '# thanks\ntrigger = "post_purchase"\ntemplate = "t.j2"\nenabled = false\n'
+    )
+    assert off.endswith("[audience]\nmin_orders = 2\n")
+    assert editor.set_enabled(off, True) == off.replace("enabled = false", "enabled = true")
+
+
+def test_rule_names_cannot_leave_the_rules_folder(site: ConsoleSite) -> None:
+    for name in ("../config", "a/b", "", "x" * 65, ".hidden"):
+        with pytest.raises(CampaignerError):
+            editor.rule_path(site.project.settings, name)
+
+
+def test_the_editor_page_checks_saves_and_audits(site: ConsoleSite) -> None:
+    client = site.signed_in("marketer")
+    csrf = site.csrf(client)
+    broken = client.post(
+        "/console/rules/thank_you/check", data={"csrf": csrf, "rule": RULE.replace('"2h"', '"x"')}
+    )
+    assert "thank_you.toml:3: delay:" in broken.text
+    saved = client.post(
+        "/console/rules/thank_you/save",
+        data={
+            "csrf": csrf,
+            "rule": RULE.replace('"2h"', '"5h"'),
+            "template:": "Hello {{ first_name }}",
+            "message": "five",
+        },
+    )
+    assert 'id="saved"' in saved.text
+    admin = site.signed_in("admin")
+    audit = admin.get("/console/audit").text
+    assert "edit_file" in audit and "+delay = &#34;5h&#34;" in audit and "marketer" in audit

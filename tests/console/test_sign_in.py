@@ -1,0 +1,113 @@
+"""Signing in and out: lockout, rate limit, session fixation, timeouts, redirects."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from console_site import PASSWORD, ConsoleSite
+
+from campaigner.console.sessions import COOKIE
+
+
+def test_signing_in_lands_on_the_page_asked_for(site: ConsoleSite) -> None:
+    client = site.client()
+    assert client.get("/console/rules").headers["location"] == "/console/login?next=/console/rules"
+    answer = site.sign_in(client, "viewer", next="/console/rules")
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/console/rules"
+    cookie = answer.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Path=/console" in cookie
+    assert client.get("/console/rules").status_code == 200
+
+
+def test_a_wrong_password_is_refused_without_saying_which_part_was_wrong(
+    site: ConsoleSite,
+) -> None:
+    client = site.client()
+    for name in ("viewer", "nobody"):
+        answer = site.sign_in(client, name, "wrong password!")
+        assert answer.status_code == 401
+        assert "نام کاربری یا گذرواژه نادرست است" in answer.text
+    assert COOKIE not in client.cookies
+
+
+def test_repeated_failures_lock_the_user_for_a_while(site: ConsoleSite) -> None:
+    client = site.client()
+    for _ in range(site.project.settings.console.max_failed_logins):
+        assert site.sign_in(client, "marketer", "guess guess guess").status_code == 401
+    locked = site.sign_in(client, "marketer")
+    assert locked.status_code == 401 and "قفل" in locked.text
+    site.project.clock.advance(timedelta(minutes=16))
+    assert site.sign_in(client, "marketer").status_code == 303
+
+
+def test_one_address_trying_many_users_is_slowed_down(site: ConsoleSite) -> None:
+    client = site.client()
+    limit = site.project.settings.console.max_failed_logins_per_ip
+    for n in range(limit):
+        site.sign_in(client, f"user{n}", "guess guess guess")
+    refused = site.sign_in(client, "admin")
+    assert refused.status_code == 401 and "تلاش‌های ناموفق زیادی" in refused.text
+
+
+def test_a_session_cookie_from_before_sign_in_is_worth_nothing_after_it(
+    site: ConsoleSite,
+) -> None:
+    """Session fixation: an attacker plants a cookie, the victim signs in; the planted
+    value must not become a signed-in session."""
+    attacker = site.signed_in("viewer")
+    planted = attacker.cookies[COOKIE]
+    victim = site.client()
+    victim.cookies.set(COOKIE, planted, domain="testserver.local", path="/console")
+    site.sign_in(victim, "admin")
+    assert [c.value for c in victim.cookies.jar if c.name == COOKIE] != [planted]
+    assert victim.get("/console/").status_code == 200
+    # The victim's sign-in ended the planted session too.
+    assert attacker.get("/console/").status_code == 303
+
+
+def test_signing_out_ends_the_session_on_the_server(site: ConsoleSite) -> None:
+    client = site.signed_in("viewer")
+    stolen = client.cookies[COOKIE]
+    csrf = site.csrf(client)
+    assert client.post("/console/logout", data={"csrf": csrf}).status_code == 303
+    replay = site.client()
+    replay.cookies.set(COOKIE, stolen, domain="testserver.local", path="/console")
+    assert replay.get("/console/").headers["location"].startswith("/console/login")
+
+
+def test_idle_and_old_sessions_end(site: ConsoleSite) -> None:
+    clock, console = site.project.clock, site.project.settings.console
+    client = site.signed_in("viewer")
+    clock.advance(timedelta(minutes=console.session_idle_minutes + 1))
+    assert client.get("/console/").status_code == 303
+    client = site.signed_in("viewer")
+    for _ in range(int(console.session_max_hours * 60 / 20) + 1):
+        clock.advance(timedelta(minutes=20))
+        client.get("/console/")
+    assert client.get("/console/").status_code == 303
+
+
+def test_a_forged_cookie_signs_no_one_in(site: ConsoleSite) -> None:
+    client = site.signed_in("admin")
+    token, _, _ = client.cookies[COOKIE].partition(".")
+    forged = site.client()
+    forged.cookies.set(COOKIE, token + "." + "0" * 64, domain="testserver.local", path="/console")
+    assert forged.get("/console/").status_code == 303
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["https://evil.example/", "//evil.example/console/", "/\\evil.example", "/elsewhere"],
+)
+def test_sign_in_never_redirects_off_the_console(site: ConsoleSite, target: str) -> None:
+    answer = site.sign_in(site.client(), "viewer", next=target)
+    assert answer.headers["location"] == "/console/"
+
+
+def test_the_sign_in_form_needs_its_own_token(site: ConsoleSite) -> None:
+    client = site.client()
+    answer = client.post("/console/login", data={"user": "admin", "password": PASSWORD})
+    assert answer.status_code == 403
+    assert COOKIE not in client.cookies
