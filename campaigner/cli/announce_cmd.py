@@ -6,14 +6,11 @@ import getpass
 
 import click
 
-from campaigner.announcements import gate
-from campaigner.announcements.estimate import estimate
+from campaigner.announcements import approval
 from campaigner.cli.context import AppContext, pass_app
 from campaigner.clock import SystemClock
 from campaigner.display import shown
 from campaigner.errors import CampaignerError
-from campaigner.preview import load_rule
-from campaigner.rules.models import AnnouncementRule
 
 
 @click.command("announce")
@@ -39,42 +36,33 @@ def announce_command(app: AppContext, rule_name: str, confirm: bool, approver: s
       campaigner announce yalda_sale             # look first
       campaigner announce yalda_sale --confirm   # then approve
     """
-    settings = app.settings
-    rule = load_rule(settings, rule_name)
-    if not isinstance(rule, AnnouncementRule):
-        raise CampaignerError(f"rule {rule_name!r} is a {rule.trigger} rule, not an announcement")
     sessions = app.sessions()
     now = SystemClock().now()
-    with sessions() as session:
-        moved = gate.moved_after_start(session, rule)
-    if moved:
-        raise CampaignerError(f"rule {rule_name!r}: at: {moved}")
-    found = estimate(settings, sessions, rule, now)
+    found = approval.review(app.settings, sessions, rule_name, now)
+    rule = found.rule
     click.echo(shown(f"{rule.name}: {rule.when()}, template {rule.template}"))
-    for line in found.lines():
+    for line in found.estimate.lines():
         click.echo(shown(f"  {line}"))
     if not rule.enabled:
         click.echo("  disabled: nothing is queued while `enabled = false`")
-    if found.record is not None and found.record.withdrawn_at is not None:
+    if found.withdrawn:
         raise CampaignerError(f"rule {rule_name!r} was withdrawn; copy it under a new name")
     if not confirm:
-        if not gate.is_approved_record(found.record) and not rule.approved:
+        if not found.approved:
             click.echo(
                 shown(
-                    f"Would queue {found.audience} message(s) on the daemon's next planning "
-                    f"pass after `campaigner announce {rule.name} --confirm`."
+                    f"Would queue {found.estimate.audience} message(s) on the daemon's next "
+                    f"planning pass after `campaigner announce {rule.name} --confirm`."
                 )
             )
         return
-    if found.total == 0:
-        raise CampaignerError(f"rule {rule_name!r}: nobody to send to; nothing approved")
-    with sessions.begin() as session:
-        record = gate.confirm(session, rule, approver or getpass.getuser(), now)
-        by, at = record.approved_by, record.approved_at
+    done = approval.approve(app.settings, sessions, rule_name, approver or getpass.getuser(), now)
+    record = done.estimate.record
+    assert record is not None and record.approved_at is not None
     click.echo(
         shown(
-            f"Approved by {by} at {at:%Y-%m-%d %H:%M} UTC: {found.audience} message(s) are "
-            "queued on the daemon's next planning pass."
+            f"Approved by {record.approved_by} at {record.approved_at:%Y-%m-%d %H:%M} UTC: "
+            f"{found.estimate.audience} message(s) are queued on the daemon's next planning pass."
         )
     )
 

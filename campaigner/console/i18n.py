@@ -108,6 +108,12 @@ _WORDS: dict[str, tuple[str, str]] = {
     "not_found": ("پیدا نشد.", "Not found."),
     "expired": ("نشست شما تمام شده است؛ دوباره وارد شوید.", "Your session ended; sign in again."),
     "customer": ("مشتری", "Customer"),
+    "announcements": ("اطلاعیه‌ها", "Announcements"),
+    "no_pending": ("اطلاعیه‌ای در انتظار تأیید نیست.", "No announcement waits for approval."),
+    "audience": ("مخاطبان", "Audience"),
+    "approve": ("تأیید و ارسال", "Approve"),
+    "waiting_approval": ("در انتظار تأیید", "Waiting for approval"),
+    "cannot_render": ("پیام ساخته نمی‌شود", "Cannot be rendered"),
     "conversions": ("خرید پس از پیام", "Conversions"),
     "revenue": ("درآمد", "Revenue"),
 }

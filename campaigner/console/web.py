@@ -29,6 +29,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from campaigner.announcements import approval
 from campaigner.calendars import parse_date
 from campaigner.clock import Clock
 from campaigner.config import Settings
@@ -139,6 +140,8 @@ class Console:
             ("POST", "/customers/{id:int}/consent", Role.marketer, self.consent),
             ("GET", "/reports", Role.viewer, self.reports),
             ("GET", "/reports/download", Role.viewer, self.download),
+            ("GET", "/announcements", Role.viewer, self.announcements),
+            ("POST", "/announcements/{name}/approve", Role.approver, self.approve),
             ("GET", "/audit", Role.admin, self.audit_log),
         ]
 
@@ -537,6 +540,21 @@ class Console:
         if since > until:
             raise CampaignerError("the period starts after it ends")
         return since, until
+
+    def announcements(self, call: Call) -> Response:
+        waiting = approval.pending(self.settings, self.sessions, self.clock.now())
+        return self._page(call.visitor, "announcements.html", waiting=waiting)
+
+    def approve(self, call: Call) -> Response:
+        name = call.request.path_params["name"]
+        now = self.clock.now()
+        done = approval.approve(self.settings, self.sessions, name, call.visitor.name, now)
+        with self.sessions.begin() as session:
+            summary = f"{done.estimate.total} customer(s), {done.estimate.cost:.2f} "
+            audit.record(
+                session, now, call.visitor.name, "approve", name, summary + done.estimate.currency
+            )
+        return RedirectResponse(f"{PREFIX}/announcements", 303)
 
     def audit_log(self, call: Call) -> Response:
         with self.sessions() as session:

@@ -36,6 +36,8 @@ NEEDS: dict[tuple[str, str], Role] = {
     ("POST", "/console/customers/{id:int}/consent"): Role.marketer,
     ("GET", "/console/reports"): Role.viewer,
     ("GET", "/console/reports/download"): Role.viewer,
+    ("GET", "/console/announcements"): Role.viewer,
+    ("POST", "/console/announcements/{name}/approve"): Role.approver,
     ("GET", "/console/audit"): Role.admin,
 }
 OPEN = {
