@@ -37,8 +37,10 @@ from campaigner.rules.models import Rule
 from campaigner.runtime import Runtime
 
 # The daemon tests' helpers (a shop on disk, `campaigner run` in its own process) also serve
-# the chaos suite in tests/chaos.
+# the chaos suite in tests/chaos; the shops' documented webhook payloads (tests/server) also
+# serve the connector's tests.
 sys.path.insert(0, str(Path(__file__).parent / "daemon"))
+sys.path.insert(0, str(Path(__file__).parent / "server"))
 
 PG_ADMIN_URL = os.environ.get(
     "CAMPAIGNER_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

@@ -14,7 +14,7 @@ from campaigner.cli.context import AppContext, pass_app
 from campaigner.clock import SystemClock
 from campaigner.display import shown
 from campaigner.errors import CampaignerError, one_line
-from campaigner.planner import count_due, day_bounds
+from campaigner.planner import count_due_each, day_bounds
 from campaigner.rulebook import check_planning, check_rules
 from campaigner.rules.loader import RuleProblem, RuleSet
 from campaigner.rules.models import AnnouncementRule
@@ -112,7 +112,8 @@ def list_command(app: AppContext) -> None:
     """Show each rule with how many messages it would still plan today.
 
     "Today" is the shop's day (`customers.timezone`); rules with problems are left out and
-    named on stderr (see `campaigner rules check`).
+    named on stderr (see `campaigner rules check`). A rule whose query the database refuses
+    is shown as `broken`, its error named on stderr.
 
     \b
     Example:
@@ -122,17 +123,23 @@ def list_command(app: AppContext) -> None:
     loaded = _load(app, None)
     for problem in loaded.problems:
         click.echo(f"skipped: {shown(problem)}", err=True)
-    start, end = day_bounds(SystemClock(), settings.customers.timezone)
-    rows = [("RULE", "TRIGGER", "ENABLED", "TEMPLATE", "TODAY")]
+    clock = SystemClock()
+    day = day_bounds(clock, settings.customers.timezone)
     with app.sessions()() as session:
-        for name, rule in loaded.rules.items():
-            today = count_due(session, rule, start, end, settings) if rule.enabled else 0
-            enabled = "yes" if rule.enabled else "no"
-            rows.append((name, rule.trigger, enabled, rule.template, str(today)))
+        counts = count_due_each(session, loaded.rules.values(), clock, settings, day)
+    rows = [("RULE", "TRIGGER", "ENABLED", "TEMPLATE", "TODAY")]
+    for name, rule in loaded.rules.items():
+        count = counts.get(name)
+        today = "0" if count is None else "broken" if count.error else str(count.count)
+        enabled = "yes" if rule.enabled else "no"
+        rows.append((name, rule.trigger, enabled, rule.template, today))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
         click.echo(shown("  ".join(cells).rstrip()))
+    for name, count in counts.items():
+        if count.error:
+            click.echo(shown(f"broken: rule {name!r}: its query fails: {count.error}"), err=True)
 
 
 COMMANDS = [rules_group]

@@ -123,6 +123,9 @@ class Customer(Base):
     referral_code: Mapped[str | None] = mapped_column(String(32), unique=True)
     referred_by_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
     phone_invalid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the shop last changed this customer (WooCommerce date_modified_gmt, Shopify
+    # updated_at): a delivery older than this is stale and changes nothing.
+    shop_modified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -132,6 +135,7 @@ class Customer(Base):
         Index(None, "birth_md"),
         Index(None, "birth_jalali_md"),
         Index(None, "last_order_at"),
+        Index(None, "timezone"),  # the planner's list of zones, one index step per zone
     )
 
     @property
@@ -162,6 +166,8 @@ class Order(Base):
     )
     # 1 for the customer's first paid order, 2 for the second...; set when statistics refresh.
     sequence: Mapped[int | None] = mapped_column(Integer)
+    # When the shop last changed this order: an older delivery or sync row is stale.
+    shop_modified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -189,6 +195,7 @@ class OrderItem(Base):
     sku: Mapped[str | None] = mapped_column(String(128))
     name: Mapped[str] = mapped_column(String(255), default="")
     # Stored as ",shoes,summer," like customer tags: a category test is a parameterised LIKE.
+    # A comma inside a name is written %2C (campaigner.customers.categories).
     categories: Mapped[str] = mapped_column(Text, default="")
     quantity: Mapped[int] = mapped_column(Integer, default=1)
     unit_price: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))

@@ -187,7 +187,15 @@ def _template_problems(
 
 
 def template_exists(templates: Path, stem: str) -> bool:
-    """A template exists as `<stem>.j2` or in at least one locale, `<stem>.<locale>.j2`."""
-    if (templates / f"{stem}.j2").is_file():
+    """A template exists as `<stem>.j2` or in at least one locale, `<stem>.<locale>.j2`.
+
+    Whatever is there counts, a FIFO or a dangling symlink too: the template checker then
+    says what is wrong with it, instead of "not found" for a file the marketer can see.
+    """
+    if _present(templates / f"{stem}.j2"):
         return True
-    return any(path.is_file() for path in templates.glob(f"{stem}.*.j2"))
+    return any(_present(path) for path in templates.glob(f"{stem}.*.j2"))
+
+
+def _present(path: Path) -> bool:
+    return path.exists() or path.is_symlink()
