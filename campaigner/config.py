@@ -239,7 +239,15 @@ class MessageSettings(Section):
     )
 
 
-TriggerName = Literal["post_purchase", "birthday", "win_back", "referral_request", "nps_survey"]
+TriggerName = Literal[
+    "post_purchase",
+    "birthday",
+    "win_back",
+    "referral_request",
+    "nps_survey",
+    "announcement",
+    "draw_winner",
+]
 
 
 def _slow_triggers() -> dict[TriggerName, float]:
