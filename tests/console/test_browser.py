@@ -21,6 +21,8 @@ FIXED_RULE = (
     'trigger = "post_purchase"\ntemplate = "thank_you.j2"\ndelay = "2h"\ntransactional = true\n'
 )
 
+SALE = 'trigger = "announcement"\ntemplate = "sale.j2"\nat = "2026-03-21T10:00"\n'
+
 pytestmark = [pytest.mark.slow, pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)]
 
 
@@ -171,6 +173,19 @@ def test_a_marketers_day_in_the_browser(site: ConsoleSite, browser: object) -> N
             mina = session.scalars(select(Message).where(Message.customer_id == 3)).one()
             assert (mina.status, mina.reason) == (MessageStatus.SKIPPED, "opted_out")
 
+        paths = project.settings.paths
+        (paths.rules / "yalda_sale.toml").write_text(SALE, encoding="utf-8")
+        (paths.templates / "sale.j2").write_text("{{ first_name }} جان، حراج یلدا")
+        person.sign_in("marketer")  # three idle hours ended the session
+        person.open("/console/announcements")
+        person.find("announcement-yalda_sale")
+        assert "approve-yalda_sale" not in person.html()  # a marketer may not approve
+        person.sign_in("approver")
+        person.open("/console/announcements")
+        person.shot("announcements-fa")
+        person.click("approve-yalda_sale")
+        person.find("no-pending")
+
         person.sign_in("admin")
         person.open("/console/reports")
         assert "thank_you" in person.text_of("report")
@@ -178,6 +193,7 @@ def test_a_marketers_day_in_the_browser(site: ConsoleSite, browser: object) -> N
         person.open("/console/audit")
         audit = person.text_of("audit")
         assert "edit_file" in audit and "opt_out" in audit and "marketer" in audit
+        assert "approve" in audit and "yalda_sale" in audit
         person.shot("audit-fa")
 
         person.click("language")
@@ -189,6 +205,7 @@ def test_a_marketers_day_in_the_browser(site: ConsoleSite, browser: object) -> N
             ("/console/rules/thank_you", "rule-en"),
             ("/console/customers/3", "customer-en"),
             ("/console/reports", "reports-en"),
+            ("/console/announcements", "announcements-en"),
             ("/console/audit", "audit-en"),
         ):
             person.open(path)
