@@ -32,6 +32,7 @@ from pydantic_settings import (
 
 from campaigner.customers.fields import CUSTOMER_FIELDS, ORDER_FIELDS, canonical_field
 from campaigner.errors import ConfigError
+from campaigner.segments.rfm_map import SegmentMap
 from campaigner.timezones import check_timezone as check_timezone  # re-exported
 
 ENV_PREFIX = "CAMPAIGNER_"
@@ -364,6 +365,29 @@ class ReportSettings(Section):
         return code.strip().upper() if code else None
 
 
+class SegmentSettings(Section):
+    """Value segments (RFM): the map from recency/frequency scores to named segments."""
+
+    map: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description='Replaces the standard map whole, e.g. { champions = ["5[4-5]"], ... }',
+    )
+    full_interval: float = Field(
+        86400.0, gt=0, description="Seconds between the daemon's full recomputations"
+    )
+
+    @field_validator("map")
+    @classmethod
+    def _valid_map(cls, patterns: dict[str, list[str]]) -> dict[str, list[str]]:
+        if patterns:
+            SegmentMap.parse(patterns)
+        return patterns
+
+    @property
+    def segment_map(self) -> SegmentMap:
+        return SegmentMap.parse(self.map) if self.map else SegmentMap.standard()
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -396,6 +420,7 @@ class Settings(BaseSettings):
 
     pricing: PricingSettings = PricingSettings()
     reports: ReportSettings = ReportSettings()
+    segments: SegmentSettings = SegmentSettings()
 
     @classmethod
     def settings_customise_sources(

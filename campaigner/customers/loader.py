@@ -44,6 +44,8 @@ from campaigner.db.models import Customer, Order, OrderItem
 from campaigner.db.upsert import upsert
 from campaigner.messages.coupons import redeem_coupons
 from campaigner.messages.referrals import attribute_referrals
+from campaigner.segments.rfm_map import SegmentMap
+from campaigner.segments.scoring import refresh_inputs, rescore
 
 
 @dataclass(frozen=True)
@@ -103,7 +105,7 @@ def load_customers(
     if unsaid:
         _write(session, table, unsaid, now, result, keep=("marketing_consent",))
     if said or unsaid:
-        merge_guests(session, said + unsaid)
+        merge_guests(session, said + unsaid, defaults.currency)
     return result
 
 
@@ -114,8 +116,13 @@ def load_orders(
     *,
     now: datetime,
     local_zone: str | None = None,
+    segment_map: SegmentMap | None = None,
 ) -> LoadResult:
     """Upsert order records by external id and refresh their customers' statistics.
+
+    With `segment_map`, value segments are rescored too (shop-wide: see
+    `campaigner.segments.scoring`); a caller loading many batches leaves it out and rescores
+    once at the end.
 
     `customer_id` is the customer's external id; an order for an unknown customer is an error.
     A record may carry its buyer inline as `customer` (customer fields): that customer is
@@ -157,8 +164,12 @@ def load_orders(
             items_by_order[values["external_id"]] = items
     result.errors.sort(key=lambda error: error.index)
     if good and _write(session, cast(Table, Order.__table__), good, now, result):
-        refresh_customer_stats(session, {row["customer_id"] for row in good})
+        refresh_customer_stats(
+            session, {row["customer_id"] for row in good}, main_currency=defaults.currency
+        )
         _apply_codes(session, good)
+        if segment_map is not None:
+            rescore(session, segment_map, now)
     if items_by_order:
         _replace_items(session, items_by_order)
     return result
@@ -289,8 +300,11 @@ STATS_CHUNK = 1000
 STAT_COLUMNS = ("orders_count", "total_spent", "first_order_at", "last_order_at", "last_order_id")
 
 
-def refresh_customer_stats(session: Session, customer_ids: Iterable[int]) -> None:
-    """Recompute order statistics and order sequence numbers for these customers.
+def refresh_customer_stats(
+    session: Session, customer_ids: Iterable[int], *, main_currency: str | None = None
+) -> None:
+    """Recompute order statistics and order sequence numbers for these customers, and with
+    `main_currency` their value segment inputs (`campaigner.segments.refresh_inputs`).
 
     Statistics cover paid orders with a payment time (revenue net of refunds); `sequence`
     numbers them 1, 2, … per customer by (paid_at, id) and is NULL on every other order. Each
@@ -303,6 +317,8 @@ def refresh_customer_stats(session: Session, customer_ids: Iterable[int]) -> Non
         chunk = ids[start : start + STATS_CHUNK]
         session.execute(_sequence_update(chunk))
         session.execute(_statistics_update(chunk))
+    if main_currency is not None:
+        refresh_inputs(session, ids, main_currency)
 
 
 def _paid(orders: FromClause) -> ColumnElement[bool]:
