@@ -234,3 +234,20 @@ def test_a_sync_pass_logs_its_summary_once_and_readably(
     assert lines == ["sync shop: customers 1 read: 1 new, 0 updated, 0 unchanged, 0 rejected"], (
         caplog.text
     )
+
+
+def test_the_daily_segments_task_recomputes_everybody_and_is_health_reported(
+    settings: Settings, engine: Engine, sessions: sessionmaker[Session], clock: FixedClock
+) -> None:
+    settings = configure(settings, unhealthy_after_intervals=2)
+    runner = service(settings, engine, sessions, clock)
+    task = next(task for task in runner.tasks() if task.name == "segments")
+    assert (task.interval, task.must_succeed_within) == (86400, 2 * 86400)
+    add_paid_order(sessions, clock, 1)  # written behind the loader's back: no segment yet
+    with sessions() as session:
+        assert session.scalar(select(Customer.segment)) == "none"
+    task.run()
+    with sessions() as session:
+        customer = session.scalars(select(Customer)).one()
+    assert (customer.segment, customer.segment_currency) == ("lost", "IRT")
+    assert customer.segment_spent is not None and customer.segment_spent == 1
