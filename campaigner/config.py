@@ -196,7 +196,9 @@ class MessageSettings(Section):
     )
 
 
-TriggerName = Literal["post_purchase", "birthday", "win_back", "referral_request", "nps_survey"]
+TriggerName = Literal[
+    "post_purchase", "birthday", "win_back", "referral_request", "nps_survey", "segment_change"
+]
 
 
 def _slow_triggers() -> dict[TriggerName, float]:
