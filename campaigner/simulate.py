@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from campaigner.clock import Clock, FixedClock
 from campaigner.config import GatewaySettings, Settings
 from campaigner.db import create_engine_for, session_factory, upgrade
-from campaigner.db.models import Customer, Message, MessageStatus, OptOut, Order
+from campaigner.db.models import Customer, Message, MessageStatus, OptOut, Order, SegmentChange
 from campaigner.errors import CampaignerError
 from campaigner.gateways.base import Gateway, OutgoingMessage, SendResult
 from campaigner.rulebook import Rulebook
@@ -36,7 +36,7 @@ TICK = timedelta(minutes=15)
 MAX_PLAN_STEP = timedelta(hours=6)
 COPY_BATCH = 2000
 # What a shop database holds that the engine reads or writes, parents before children.
-COPIED_TABLES = (Customer, Order, OptOut, Message)
+COPIED_TABLES = (Customer, Order, OptOut, Message, SegmentChange)
 
 
 @dataclass(frozen=True)
