@@ -26,20 +26,25 @@ from typing import Any, cast
 
 from sqlalchemy import (
     Column,
+    Date,
     Integer,
     MetaData,
     Select,
     String,
     Table,
+    and_,
     case,
+    exists,
     func,
     insert,
     literal,
+    null,
     or_,
     select,
     text,
     update,
 )
+from sqlalchemy import cast as sa_cast
 from sqlalchemy.orm import Session
 
 from campaigner.db.models import Customer, Order, SegmentChange, UTCDateTime
@@ -83,21 +88,24 @@ def refresh_inputs(session: Session, customer_ids: list[int] | None, main_curren
     amounts in different currencies are never added up.
     """
     if customer_ids is None:
-        session.execute(_inputs_update(None, main_currency))
+        for statement in _inputs_updates(None, main_currency):
+            session.execute(statement)
         return
     ids = sorted(set(customer_ids))
     for start in range(0, len(ids), INPUTS_CHUNK):
-        session.execute(_inputs_update(ids[start : start + INPUTS_CHUNK], main_currency))
+        for statement in _inputs_updates(ids[start : start + INPUTS_CHUNK], main_currency):
+            session.execute(statement)
 
 
-def _inputs_update(chunk: list[int] | None, main_currency: str) -> Any:
+def _inputs_updates(chunk: list[int] | None, main_currency: str) -> list[Any]:
+    """Two UPDATEs: the payers' inputs from their paid orders, and NULL for customers with
+    inputs but no paid order any more."""
     o = orders.alias("o")
     currency = func.coalesce(func.nullif(o.c.currency, ""), main_currency)
     net = o.c.total - o.c.refunded
     paid = [o.c.status == "paid", o.c.paid_at.is_not(None)]
-    if chunk is not None:
-        paid.append(o.c.customer_id.in_(chunk))
-    spend = (
+    scope = [] if chunk is None else [customers.c.id.in_(chunk)]
+    grouped = (
         select(
             o.c.customer_id,
             func.count(func.distinct(currency)).label("currencies"),
@@ -105,71 +113,89 @@ def _inputs_update(chunk: list[int] | None, main_currency: str) -> Any:
             func.sum(net).label("spent"),
             func.sum(case((currency == main_currency, net), else_=0)).label("main_spent"),
         )
-        .where(*paid)
+        .where(*paid, *([] if chunk is None else [o.c.customer_id.in_(chunk)]))
         .group_by(o.c.customer_id)
-        .subquery("spend")
+        .subquery("grouped")
     )
-    single = spend.c.currencies == 1
-    c = customers.alias("c")
-    inputs = (
-        select(
-            c.c.id,
-            case((single, spend.c.only_currency), (spend.c.currencies > 1, main_currency)).label(
-                "segment_currency"
-            ),
-            case((single, spend.c.spent), (spend.c.currencies > 1, spend.c.main_spent)).label(
-                "segment_spent"
-            ),
-        )
-        .select_from(c.outerjoin(spend, spend.c.customer_id == c.c.id))
-        .where(*([] if chunk is None else [c.c.id.in_(chunk)]))
-        .subquery("inputs")
-    )
-    return (
+    single = grouped.c.currencies == 1
+    spend = select(
+        grouped.c.customer_id,
+        case((single, grouped.c.only_currency), else_=literal(main_currency)).label("currency"),
+        case((single, grouped.c.spent), else_=grouped.c.main_spent).label("spent"),
+    ).subquery("spend")
+    payers = (
         update(customers)
         .where(
-            customers.c.id == inputs.c.id,
+            customers.c.id == spend.c.customer_id,
             or_(
-                customers.c.segment_currency.is_distinct_from(inputs.c.segment_currency),
-                customers.c.segment_spent.is_distinct_from(inputs.c.segment_spent),
+                customers.c.segment_currency.is_distinct_from(spend.c.currency),
+                customers.c.segment_spent.is_distinct_from(spend.c.spent),
             ),
         )
-        .values(segment_currency=inputs.c.segment_currency, segment_spent=inputs.c.segment_spent)
+        .values(segment_currency=spend.c.currency, segment_spent=spend.c.spent)
+    )
+    o2 = orders.alias("o2")
+    any_paid = exists().where(
+        o2.c.customer_id == customers.c.id, o2.c.status == "paid", o2.c.paid_at.is_not(None)
+    )
+    others = (
+        update(customers)
+        .where(
+            *scope,
+            or_(customers.c.segment_currency.is_not(None), customers.c.segment_spent.is_not(None)),
+            ~any_paid,
+        )
+        .values(segment_currency=None, segment_spent=None)
+    )
+    return [payers, others]
+
+
+def _quintile(position: Any, count: Any) -> Any:
+    """The NTILE(5) tile of 1-based `position` among `count` rows: the first count % 5 tiles
+    hold one row more than the others, as NTILE deals them."""
+    size = count // 5
+    extra = count % 5
+    big = extra * (size + 1)
+    return case(
+        (position <= big, (position - 1) // (size + 1) + 1),
+        else_=extra + (position - 1 - big) // func.nullif(size, 0) + 1,
     )
 
 
-def scores_query(segment_map: SegmentMap) -> Select[Any]:
-    """Every customer's new scores and segment (NULL scores and "none" without a paid order),
-    with the segment they have now; ranking is by window functions, in the database."""
+def scores_query(segment_map: SegmentMap, dialect: str) -> Select[Any]:
+    """The new scores and segment of every customer with a paid order, next to the ones
+    stored now, in one SELECT. A tie group's RANK() is the position of its first member, so
+    `_quintile(RANK(), COUNT(*))` is the lowest NTILE(5) tile of the group: each score costs
+    one sort, and no database has to look up a window's rows by id."""
     c = customers
-    day = func.date(c.c.last_order_at)
+    day = (
+        func.substr(c.c.last_order_at, 1, 10)  # SQLite keeps 'YYYY-MM-DD HH:MM:SS…' text
+        if dialect == "sqlite"
+        else sa_cast(c.c.last_order_at, Date)
+    )
     spent = func.coalesce(c.c.segment_spent, 0)
-    tiles = (
+    ranked = (
         select(
             c.c.id,
-            day.label("day"),
-            c.c.orders_count,
-            c.c.segment_currency,
-            spent.label("spent"),
-            func.ntile(5).over(order_by=(day, c.c.id)).label("r_tile"),
-            func.ntile(5).over(order_by=(c.c.orders_count, c.c.id)).label("f_tile"),
-            func.ntile(5)
-            .over(partition_by=c.c.segment_currency, order_by=(spent, c.c.id))
-            .label("m_tile"),
+            *(c.c[name].label(f"old_{name}") for name in SCORES),
+            func.rank().over(order_by=day).label("r_rank"),
+            func.rank().over(order_by=c.c.orders_count).label("f_rank"),
+            func.rank().over(partition_by=c.c.segment_currency, order_by=spent).label("m_rank"),
+            func.count().over().label("payers"),
+            func.count().over(partition_by=c.c.segment_currency).label("currency_payers"),
         )
-        .where(c.c.orders_count > 0, c.c.last_order_at.is_not(None))
-        .subquery("tiles")
+        .where(_paying(c))
+        .subquery("ranked")
     )
-    t = tiles.c
-    tied = (
-        select(
-            t.id,
-            func.min(t.r_tile).over(partition_by=t.day).label("r"),
-            func.min(t.f_tile).over(partition_by=t.orders_count).label("f"),
-            func.min(t.m_tile).over(partition_by=(t.segment_currency, t.spent)).label("m"),
-        )
-    ).subquery("tied")
-    cell = tied.c.r * 10 + tied.c.f
+    k = ranked.c
+    scored = select(
+        k.id,
+        *(k[f"old_{name}"] for name in SCORES),
+        _quintile(k.r_rank, k.payers).label("r"),
+        _quintile(k.f_rank, k.payers).label("f"),
+        _quintile(k.m_rank, k.currency_payers).label("m"),
+    ).subquery("scored")
+    cell = scored.c.r * 10 + scored.c.f
     segment = case(
         *(
             (cell.in_(segment_map.cells_of(name)), literal(name))
@@ -178,13 +204,17 @@ def scores_query(segment_map: SegmentMap) -> Select[Any]:
         else_=literal(NO_SEGMENT),
     )
     return select(
-        c.c.id.label("customer_id"),
-        tied.c.r.label("recency_score"),
-        tied.c.f.label("frequency_score"),
-        tied.c.m.label("monetary_score"),
-        func.coalesce(case((tied.c.id.is_not(None), segment)), NO_SEGMENT).label("segment"),
-        c.c.segment.label("old_segment"),
-    ).select_from(c.outerjoin(tied, tied.c.id == c.c.id))
+        scored.c.id.label("customer_id"),
+        scored.c.r.label("recency_score"),
+        scored.c.f.label("frequency_score"),
+        scored.c.m.label("monetary_score"),
+        segment.label("segment"),
+        *(scored.c[f"old_{name}"] for name in SCORES),
+    )
+
+
+def _paying(c: Any) -> Any:
+    return and_(c.c.orders_count > 0, c.c.last_order_at.is_not(None))
 
 
 def rescore(session: Session, segment_map: SegmentMap, now: datetime) -> RescoreResult:
@@ -195,20 +225,29 @@ def rescore(session: Session, segment_map: SegmentMap, now: datetime) -> Rescore
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": RESCORE_LOCK})
     session.execute(text("DROP TABLE IF EXISTS segment_rescored"))
     _rescored.create(connection)
-    new = scores_query(segment_map).subquery("new")
-    moved = or_(
-        *(
-            new.c[name].is_distinct_from(customers.c[name])
-            for name in ("recency_score", "frequency_score", "monetary_score")
-        ),
-        new.c.segment != new.c.old_segment,
-    )
+    columns = ["customer_id", *SCORES, "old_segment"]
+    new = scores_query(segment_map, dialect).subquery("new")
+    moved = or_(*(new.c[name].is_distinct_from(new.c[f"old_{name}"]) for name in SCORES))
     session.execute(
         insert(_rescored).from_select(
-            ["customer_id", *SCORES, "old_segment"],
-            select(new.c.customer_id, *(new.c[name] for name in SCORES), new.c.old_segment)
-            .select_from(new.join(customers, customers.c.id == new.c.customer_id))
-            .where(moved),
+            columns,
+            select(new.c.customer_id, *(new.c[name] for name in SCORES), new.c.old_segment).where(
+                moved
+            ),
+        )
+    )
+    # Customers without a paid order any more (a refund, a merge) go back to "none".
+    c = customers
+    session.execute(
+        insert(_rescored).from_select(
+            columns,
+            select(c.c.id, null(), null(), null(), literal(NO_SEGMENT), c.c.segment).where(
+                ~_paying(c),
+                or_(
+                    c.c.segment != NO_SEGMENT,
+                    *(c.c[name].is_not(None) for name in SCORES if name != "segment"),
+                ),
+            ),
         )
     )
     r = _rescored.c
