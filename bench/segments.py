@@ -84,7 +84,8 @@ def build_postgresql(url: str, customers: int, orders_per_customer: int) -> None
 
 
 def naive(engine: Engine, segment_map: SegmentMap) -> dict[int, tuple[int, int, int, str]]:
-    """The obvious way: every paid order in Python, ranks computed there, one UPDATE each."""
+    """The obvious way: every paid order in Python, ranks computed there, one UPDATE per
+    customer (executemany)."""
     sessions = session_factory(engine)
     with sessions() as session:
         currencies: dict[int, dict[str, Decimal]] = defaultdict(dict)
@@ -114,12 +115,14 @@ def naive(engine: Engine, segment_map: SegmentMap) -> dict[int, tuple[int, int, 
         for c in last
     }
     with sessions.begin() as session:
-        for c, (r, f, m, segment) in result.items():
-            session.execute(
-                update(Customer)
-                .where(Customer.id == c)
-                .values(recency_score=r, frequency_score=f, monetary_score=m, segment=segment)
-            )
+        session.execute(
+            update(Customer),
+            [
+                {"id": c, "recency_score": r, "frequency_score": f, "monetary_score": m,
+                 "segment": segment}
+                for c, (r, f, m, segment) in result.items()
+            ],
+        )  # fmt: skip
     return result
 
 
