@@ -3,6 +3,7 @@ PostgreSQL; recomputing after a batch gives exactly what recomputing everything 
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -15,7 +16,7 @@ from campaigner.clock import FixedClock
 from campaigner.config import CustomerDefaults
 from campaigner.customers.loader import load_orders, refresh_customer_stats
 from campaigner.db.models import Customer, Order, SegmentChange
-from campaigner.segments import SegmentMap, recompute
+from campaigner.segments import SegmentMap, recompute, rescore
 
 MAIN = "IRT"
 # customer: (days since the last paid order, paid orders, currency, spend net of refunds)
@@ -232,3 +233,56 @@ def test_a_map_given_whole_replaces_the_standard_one() -> None:
     custom = SegmentMap.parse({"champions": ["[4-5][1-5]"], "hibernating": ["[1-3][1-5]"]})
     assert custom.segment(4, 1) == "champions"
     assert custom.segment(3, 5) == "hibernating"
+
+
+def test_a_customer_whose_only_order_is_refunded_goes_back_to_none(
+    sessions: sessionmaker[Session], clock: FixedClock
+) -> None:
+    with sessions.begin() as session:
+        build_shop(session, clock)
+        recompute(session, SegmentMap.standard(), clock.now(), MAIN)
+    with sessions.begin() as session:
+        c17 = session.scalars(select(Customer).where(Customer.external_id == "c17")).one()
+        session.execute(update(Order).where(Order.customer_id == c17.id).values(status="refunded"))
+        refresh_customer_stats(session, [c17.id], main_currency=MAIN)
+        result = rescore(session, SegmentMap.standard(), clock.now())
+    with sessions() as session:
+        after = session.get_one(Customer, c17.id)
+        moves = session.execute(
+            select(SegmentChange.old, SegmentChange.new).where(
+                SegmentChange.customer_id == c17.id, SegmentChange.old != "none"
+            )
+        ).all()
+    assert (after.segment, after.recency_score, after.segment_currency) == ("none", None, None)
+    assert [tuple(move) for move in moves] == [("new", "none")]
+    assert result.changed >= 1
+
+
+def test_two_rescoring_passes_at_once_record_each_move_once(
+    sessions: sessionmaker[Session], clock: FixedClock, db_url: str
+) -> None:
+    """The daemon's daily pass and an import finishing at the same moment: on PostgreSQL the
+    second waits for the first (advisory lock), then finds nothing left to write; SQLite
+    serialises writers by itself."""
+    if db_url.startswith("sqlite"):
+        pytest.skip("SQLite serialises writers (BEGIN IMMEDIATE): this race needs PostgreSQL")
+    with sessions.begin() as session:
+        build_shop(session, clock)
+    barrier = threading.Barrier(2)
+    results: list[int] = []
+
+    def rescoring() -> None:
+        with sessions.begin() as session:
+            session.execute(select(1))
+            barrier.wait(timeout=30)
+            results.append(rescore(session, SegmentMap.standard(), clock.now()).changed)
+
+    threads = [threading.Thread(target=rescoring) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    with sessions() as session:
+        history = session.scalars(select(SegmentChange.customer_id)).all()
+    assert sorted(results) == [0, 20]
+    assert len(history) == len(set(history)) == 20
