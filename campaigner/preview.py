@@ -31,6 +31,7 @@ from campaigner.rules.models import (
     PostPurchaseRule,
     ReferralRequestRule,
     Rule,
+    SegmentChangeRule,
     WinBackRule,
 )
 from campaigner.rules.triggers import DueContext, compile_due
@@ -274,6 +275,8 @@ def _not_due(session: Session, rule: Rule, customer: Customer, at: datetime) -> 
             moment = send_instant(day + timedelta(days=1), rule.send_time, zone)
         when = "next due" if moment > at else "was due"
         return f"{nothing}; {when} {_local(moment, zone)} (inactive since last order)"
+    if isinstance(rule, SegmentChangeRule):
+        return f"{nothing}; due {rule.when()} (now in {customer.segment})"
     if isinstance(rule, ReferralRequestRule):
         qualifying = session.scalars(
             select(Order.paid_at).where(
