@@ -32,6 +32,7 @@ from campaigner.db.models import Base, Customer, Order
 from campaigner.gateways.base import Gateway, OutgoingMessage, SendResult
 from campaigner.logs import NOISY_LOGGERS
 from campaigner.masking import registry
+from campaigner.rules.loader import RuleProblem
 from campaigner.rules.models import Rule
 from campaigner.runtime import Runtime
 
@@ -224,6 +225,7 @@ class FixedRules:
 
     def __init__(self, *rules: Rule) -> None:
         self.rules = {rule.name: rule for rule in rules}
+        self.problems: list[RuleProblem] = []
 
     def enabled(self) -> list[Rule]:
         return [rule for rule in self.rules.values() if rule.enabled]

@@ -56,14 +56,11 @@ def merge_guests(
     }
     if not wanted:
         return 0
-    ids: dict[str, int] = {
-        key: value
-        for key, value in session.execute(
-            select(Customer.external_id, Customer.id).where(
-                Customer.external_id.in_([*wanted, *wanted.values()])
-            )
-        )
-    }
+    # Guests are few: look them up first, and their owners only when there is one.
+    ids = _ids(session, list(wanted))
+    if not ids:
+        return 0
+    ids.update(_ids(session, [wanted[guest] for guest in ids]))
     merged = 0
     for guest, owner in wanted.items():
         if guest in ids and owner in ids:
@@ -71,6 +68,11 @@ def merge_guests(
             merged += 1
             refresh_customer_stats(session, [ids[owner]], main_currency=main_currency)
     return merged
+
+
+def _ids(session: Session, external_ids: list[str]) -> dict[str, int]:
+    query = select(Customer.external_id, Customer.id).where(Customer.external_id.in_(external_ids))
+    return {key: value for key, value in session.execute(query)}
 
 
 def _move(session: Session, guest: int, owner: int) -> None:

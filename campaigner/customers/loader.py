@@ -278,21 +278,16 @@ def _write(
     """
     latest = {row["external_id"]: row for row in rows}  # the last record wins within a batch
     distinct = list(latest.values())
-    existing = set(
-        session.scalars(select(table.c.external_id).where(table.c.external_id.in_(list(latest))))
-    )
     for row in distinct:
         row["created_at"] = now
         row["updated_at"] = now
     fixed = ("external_id", "created_at", "updated_at", *keep)
     columns = [name for name in distinct[0] if name not in fixed]
-    changed = upsert(session, table, distinct, "external_id", columns, also_set=["updated_at"])
-    new = len(distinct) - len(existing)
-    updated = max(changed - new, 0)
-    result.inserted += new
-    result.updated += updated
-    result.unchanged += len(rows) - new - updated
-    return changed
+    written = upsert(session, table, distinct, "external_id", columns, also_set=["updated_at"])
+    result.inserted += written.inserted
+    result.updated += written.updated
+    result.unchanged += len(rows) - written.inserted - written.updated
+    return written.inserted + written.updated
 
 
 # Customers refreshed per pair of statements (each id is a bound parameter, twice).

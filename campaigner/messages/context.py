@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from campaigner.config import Settings
 from campaigner.db.models import Coupon, Customer, Order
-from campaigner.messages.names import clean_first_name, first_name_or_fallback
+from campaigner.messages.names import clean_first_name, first_name_or_fallback, plain_words
 from campaigner.messages.referrals import referral_code_for, referral_url
 from campaigner.timezones import zone_or
 
@@ -43,6 +43,8 @@ TRIGGER_VARIABLES: dict[str, frozenset[str]] = {
     "referral_request": COMMON_VARIABLES | {"order"},
     "nps_survey": COMMON_VARIABLES | {"order"},
     "segment_change": COMMON_VARIABLES,
+    "announcement": COMMON_VARIABLES,
+    "draw_winner": COMMON_VARIABLES,
 }
 
 Number = int | Decimal
@@ -124,11 +126,9 @@ def build_context(
     context: dict[str, Any] = {
         "customer": CustomerView(
             first_name=clean_first_name(customer.first_name),
-            last_name=" ".join((customer.last_name or "").split()),
+            last_name=" ".join(plain_words(customer.last_name)),
             full_name=" ".join(
-                part
-                for part in (clean_first_name(customer.first_name), customer.last_name.strip())
-                if part
+                [*clean_first_name(customer.first_name).split(), *plain_words(customer.last_name)]
             ),
             locale=locale,
             tags=tuple(customer.tag_list),
@@ -159,7 +159,7 @@ def build_context(
             items_count=order.items_count,
             items=tuple(
                 ItemView(
-                    name=item.name,
+                    name=" ".join(plain_words(item.name)),
                     quantity=item.quantity,
                     categories=tuple(c for c in item.categories.split(",") if c),
                     sku=item.sku,

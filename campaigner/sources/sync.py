@@ -32,7 +32,8 @@ from campaigner.customers.headers import field_for, preferred_header
 from campaigner.customers.loader import LoadResult, load_customers, load_orders
 from campaigner.customers.records import as_text
 from campaigner.db.models import SyncState
-from campaigner.errors import CampaignerError
+from campaigner.errors import CampaignerError, one_line
+from campaigner.masking import mask
 from campaigner.segments.scoring import rescore
 
 log = logging.getLogger(__name__)
@@ -162,9 +163,12 @@ def _where(source: SourceSettings) -> str:
     return f"{url.host or 'localhost'}{f':{url.port}' if url.port else ''}"
 
 
-def _without_secret(text: str, source: SourceSettings) -> str:
+def _reason(exc: BaseException, source: SourceSettings) -> str:
+    """A database error as one line (the first of the driver's message, which goes on with
+    the statement, DETAIL and HINT lines), without the source's password."""
+    text = one_line(exc)
     password = make_url(source.url.get_secret_value()).password
-    return text.replace(str(password), "********") if password else text
+    return mask(text.replace(str(password), "********") if password else text)
 
 
 def _source_engine(source: SourceSettings) -> Engine:
@@ -199,7 +203,7 @@ def _connect(engine: Engine, source: SourceSettings) -> Connection:
     try:
         return engine.connect()
     except DBAPIError as exc:
-        reason = _without_secret(str(exc.orig).strip().splitlines()[0], source)
+        reason = _reason(exc, source)
         raise CampaignerError(
             f"source {source.name!r}: cannot connect to {_where(source)}: {reason}"
         ) from None
@@ -283,7 +287,7 @@ class SourcePass:
                     result = self._load(session, records, clock)
                     self._save_position(session, position, clock)
             except SQLAlchemyError as exc:
-                reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+                reason = _reason(exc, self.source)
                 raise SyncFailed(
                     f"source {self.source.name!r} {self.kind}: a batch of {len(rows)} rows "
                     f"starting at id {row_ids[0]} could not be written, nothing of it was "
@@ -391,7 +395,7 @@ class SourcePass:
             yield
         except DBAPIError as exc:
             self.connection.rollback()
-            reason = _without_secret(str(exc.orig).strip().splitlines()[0], self.source)
+            reason = _reason(exc, self.source)
             raise CampaignerError(
                 f"source {self.source.name!r} {self.kind}: reading failed: {reason}"
             ) from None

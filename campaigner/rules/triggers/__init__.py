@@ -8,7 +8,9 @@ from typing import Any
 from sqlalchemy import Select
 
 from campaigner.rules.triggers import (
+    announcement,
     birthday,
+    draw_winner,
     nps_survey,
     post_purchase,
     referral_request,
@@ -24,6 +26,8 @@ COMPILERS: dict[str, Callable[[Any, DueContext], Select[Any] | list[Select[Any]]
     "win_back": win_back.due,
     "referral_request": referral_request.due,
     "segment_change": segment_change.due,
+    "announcement": announcement.due,
+    "draw_winner": draw_winner.due,
 }
 
 

@@ -1,7 +1,7 @@
 """value segments: RFM scores on customers, the history of segment changes
 
 Revision ID: segments_1
-Revises: 0003
+Revises: speed_reports_1
 Create Date: 2026-11-30
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "segments_1"
-down_revision = "0003"
+down_revision = "speed_reports_1"
 branch_labels = None
 depends_on = None
 
