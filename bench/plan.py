@@ -1,5 +1,6 @@
-"""Benchmark: one planning pass of the four sample rules over a large shop, against a naive
-baseline that loads customers and orders into Python and evaluates each rule per customer.
+"""Benchmark: one planning pass of the sample rules and a segment_change rule over a large
+shop, against a naive baseline that loads customers, orders and segment moves into Python
+and evaluates each rule per customer.
 
     .venv/bin/python bench/plan.py                    # 1,000,000 customers, 3,000,000 orders
     .venv/bin/python bench/plan.py --customers 100000 # a quicker run
@@ -32,7 +33,7 @@ from campaigner.calendars import birthday_in_year, jalali_month_day, month_day, 
 from campaigner.clock import FixedClock
 from campaigner.config import Settings
 from campaigner.db import create_engine_for, session_factory, upgrade
-from campaigner.db.models import Customer, OptOut, Order
+from campaigner.db.models import Customer, OptOut, Order, SegmentChange
 from campaigner.planner import plan
 from campaigner.project import SAMPLES
 from campaigner.rules.loader import load_rules
@@ -41,6 +42,7 @@ from campaigner.rules.models import (
     PostPurchaseRule,
     ReferralRequestRule,
     Rule,
+    SegmentChangeRule,
     WinBackRule,
 )
 
@@ -136,8 +138,33 @@ def build(path: Path, customers: int, orders_per_customer: int, seed: int) -> No
             " FROM stats JOIN orders AS o ON o.customer_id = stats.customer_id"
             " AND o.sequence = stats.m WHERE customers.id = stats.customer_id"
         )
+        # Segment moves as the recomputation records them: one customer in 50 slipped from
+        # loyal or champions to at_risk in the last three days, one in 77 moved elsewhere.
+        db.execute(
+            "INSERT INTO segment_changes (customer_id, old, new, changed_at)"
+            " SELECT id, CASE WHEN id % 3 = 0 THEN 'champions' ELSE 'loyal' END, 'at_risk',"
+            " strftime('%Y-%m-%d %H:%M:%S.000000', ?, '-' || (id % 72) || ' hours')"
+            " FROM customers WHERE id % 50 = 0",
+            (stamp(NOW),),
+        )
+        db.execute(
+            "INSERT INTO segment_changes (customer_id, old, new, changed_at)"
+            " SELECT id, 'new', 'promising', ? FROM customers WHERE id % 77 = 0",
+            (stamp(NOW),),
+        )
     db.execute("ANALYZE")
     db.close()
+
+
+SLIPPING = SegmentChangeRule.model_validate(
+    {
+        "name": "slipping_away",
+        "trigger": "segment_change",
+        "template": "slipping_away.j2",
+        "from": ["loyal", "champions"],
+        "to": ["at_risk"],
+    }
+)
 
 
 def clear_ledger(path: Path) -> int:
@@ -169,6 +196,12 @@ def naive(url: str, rules: list[Rule]) -> Counter[str]:
         paid = select(Order.customer_id, Order.paid_at).where(Order.status == "paid")
         for customer_id, paid_at in session.execute(paid.order_by(Order.paid_at, Order.id)):
             history.setdefault(customer_id, []).append(paid_at)
+        moves: dict[int, list[tuple[str, str, datetime]]] = {}
+        for customer_id, old, new, changed_at in session.execute(
+            select(SegmentChange.customer_id, SegmentChange.old, SegmentChange.new,
+                   SegmentChange.changed_at)
+        ):  # fmt: skip
+            moves.setdefault(customer_id, []).append((old, new, changed_at))
     engine.dispose()
     due: Counter[str] = Counter()
     for cid, phone, consent, invalid, zone_name, calendar, birthday in people:
@@ -193,6 +226,11 @@ def naive(url: str, rules: list[Rule]) -> Counter[str]:
                             ready.date() + timedelta(days=1), rule.send_time, tzinfo=zone
                         )
                     due[rule.name] += start <= send <= NOW
+            elif isinstance(rule, SegmentChangeRule):
+                due[rule.name] += any(
+                    new in rule.to and (not rule.from_ or old in rule.from_) and start <= at <= NOW
+                    for old, new, at in moves.get(cid, [])
+                )
             elif isinstance(rule, BirthdayRule) and birthday is not None:
                 used = calendar if rule.calendar == "customer" else rule.calendar
                 used = "jalali" if used == "jalali" else "gregorian"
@@ -236,6 +274,7 @@ def main() -> None:
     url = f"sqlite:///{path}"
     loaded = load_rules(SAMPLES / "rules")
     rules = [rule for rule in loaded.rules.values() if rule.enabled]  # what the product plans
+    rules.append(SLIPPING)
     settings = Settings.model_validate({"database": {"url": url}})
     engine = create_engine_for(url)
     rss_before = peak_rss_mb()

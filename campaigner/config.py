@@ -36,6 +36,7 @@ from sqlalchemy.exc import ArgumentError
 from campaigner.customers.fields import CUSTOMER_FIELDS, ORDER_FIELDS, canonical_field
 from campaigner.errors import ConfigError
 from campaigner.masking import MIN_LENGTH as MIN_SECRET_LENGTH
+from campaigner.segments.rfm_map import SegmentMap
 from campaigner.timezones import check_timezone as check_timezone  # re-exported
 
 ENV_PREFIX = "CAMPAIGNER_"
@@ -245,6 +246,7 @@ TriggerName = Literal[
     "win_back",
     "referral_request",
     "nps_survey",
+    "segment_change",
     "announcement",
     "draw_winner",
 ]
@@ -438,6 +440,29 @@ class ReportSettings(Section):
         return code.strip().upper() if code else None
 
 
+class SegmentSettings(Section):
+    """Value segments (RFM): the map from recency/frequency scores to named segments."""
+
+    map: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description='Replaces the standard map whole, e.g. { champions = ["5[4-5]"], ... }',
+    )
+    full_interval: float = Field(
+        86400.0, gt=0, description="Seconds between the daemon's full recomputations"
+    )
+
+    @field_validator("map")
+    @classmethod
+    def _valid_map(cls, patterns: dict[str, list[str]]) -> dict[str, list[str]]:
+        if patterns:
+            SegmentMap.parse(patterns)
+        return patterns
+
+    @property
+    def segment_map(self) -> SegmentMap:
+        return SegmentMap.parse(self.map) if self.map else SegmentMap.standard()
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -471,6 +496,7 @@ class Settings(BaseSettings):
 
     pricing: PricingSettings = PricingSettings()
     reports: ReportSettings = ReportSettings()
+    segments: SegmentSettings = SegmentSettings()
 
     @classmethod
     def settings_customise_sources(

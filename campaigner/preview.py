@@ -34,6 +34,7 @@ from campaigner.rules.models import (
     PostPurchaseRule,
     ReferralRequestRule,
     Rule,
+    SegmentChangeRule,
     WinBackRule,
 )
 from campaigner.rules.triggers import DueContext, compile_due
@@ -315,6 +316,8 @@ def _not_due(
             moment = send_instant(day + timedelta(days=1), rule.send_time, zone)
         when = "next due" if moment > at else "was due"
         return f"{nothing}; {when} {_local(moment, zone)} (inactive since last order)"
+    if isinstance(rule, SegmentChangeRule):
+        return f"{nothing}; due {rule.when()} (now in {customer.segment})"
     if isinstance(rule, AnnouncementRule):
         local = ZoneInfo(settings.customers.timezone) if rule.timezone == "shop" else zone
         start = rule.local_at.replace(tzinfo=local)

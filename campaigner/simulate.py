@@ -35,6 +35,7 @@ from campaigner.db.models import (
     MessageStatus,
     OptOut,
     Order,
+    SegmentChange,
 )
 from campaigner.errors import CampaignerError
 from campaigner.gateways.base import Gateway, OutgoingMessage, SendResult
@@ -45,7 +46,7 @@ TICK = timedelta(minutes=15)
 MAX_PLAN_STEP = timedelta(hours=6)
 COPY_BATCH = 2000
 # What a shop database holds that the engine reads or writes, parents before children.
-COPIED_TABLES = (Customer, Order, OptOut, Message, Announcement, Draw, DrawWinner)
+COPIED_TABLES = (Customer, Order, OptOut, Message, Announcement, Draw, DrawWinner, SegmentChange)
 
 
 @dataclass(frozen=True)

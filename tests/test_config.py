@@ -139,6 +139,16 @@ def test_quiet_dates_are_checked_at_load() -> None:
             SendingSettings(quiet_dates=[bad])
 
 
+def test_a_segment_map_that_misses_a_cell_is_named_with_the_cell(tmp_path: Path) -> None:
+    text = '[segments.map]\nchampions = ["[1-5][1-5]"]\nloyal = ["55"]\n'
+    with pytest.raises(ConfigError, match=r"segments\.map") as info:
+        load_settings(write(tmp_path, text))
+    assert "cell 55 (R5 F5) is in both champions and loyal" in str(info.value)
+    whole = '[segments.map]\nchampions = ["[4-5][1-5]"]\nlost = ["[1-3][1-5]"]\n'
+    settings = load_settings(write(tmp_path, whole))
+    assert settings.segments.segment_map.segment(3, 5) == "lost"
+
+
 @pytest.mark.parametrize(
     ("text", "key"),
     [

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from test_simulate import add_customer, add_order, local, row_counts
 
 from campaigner.config import Settings
-from campaigner.db.models import Customer, Message, OptOut
+from campaigner.db.models import Customer, Message, OptOut, SegmentChange
 from campaigner.planner import is_held_out
 from campaigner.preview import preview
 from campaigner.rules.models import Rule
@@ -127,3 +127,27 @@ def test_birthday_next_due_and_a_sample_coupon_that_is_not_kept(
     assert row_counts(engine) == before  # no coupon kept
     with sessions() as session:
         assert session.get_one(Customer, shop["bday"]).referral_code is None
+
+
+def test_a_segment_change_message_previews_with_the_segment_and_says_when_it_is_due(
+    settings: Settings, sessions: sessionmaker[Session], shop: dict[str, int]
+) -> None:
+    (settings.paths.templates / "slipping.j2").write_text(
+        "{{ first_name }}: {{ customer.segment }}"
+    )
+    slipping = make_rule(
+        name="slipping", trigger="segment_change", template="slipping.j2", to=["at_risk"]
+    )
+    assert reasons(settings, sessions, slipping, "en", local(20, 12)) == (
+        "no occurrence due at this time (max_lateness 1d); due the day a customer moves from "
+        "any segment to at_risk (now in none)"
+    )
+    with sessions.begin() as session:
+        session.get_one(Customer, shop["en"]).segment = "at_risk"
+        session.add(
+            SegmentChange(
+                customer_id=shop["en"], old="loyal", new="at_risk", changed_at=local(20, 11)
+            )
+        )
+    due = preview(settings, sessions, slipping, local(20, 12), "en")
+    assert due.due and due.text == "En: at_risk\nReply STOP to opt out"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import astuple
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from campaigner.announcements.draws import draw, rule_candidates
 from campaigner.clock import FixedClock
 from campaigner.config import GatewaySettings, Settings
-from campaigner.db.models import Base, Customer, Message, OptOut
+from campaigner.db.models import Base, Customer, Message, OptOut, SegmentChange
 from campaigner.errors import CampaignerError
 from campaigner.planner import plan
 from campaigner.simulate import parse_start, simulate
@@ -216,6 +216,7 @@ def test_simulate_sends_what_the_daemon_loop_sends(
 ) -> None:
     write_project(settings)
     busy_shop(sessions)
+    slipping_away(settings, sessions)
     announce_and_draw(settings, sessions)
     simulated = simulate(settings, engine, START, 3)
     daemon = [astuple(sent) for sent in run_daemon_loop(settings, sessions, START, 3)]
@@ -240,8 +241,41 @@ def test_simulate_sends_what_the_daemon_loop_sends(
     # The thank-you gave the day's one slot to the birthday wish due later, in both runs.
     assert ("birthday", "both") in {(r[1], r[2]) for r in rehearsal}
     assert ("thank_you", "both", "skipped", "cap_priority") in unsent
+    # Segment moves: one the night before, one mid-period, a bounce inside the cooldown.
+    slipped = sorted((r[0], r[2]) for r in rehearsal if r[1] == "slipping")
+    assert slipped == [(local(20, 9), "slipper"), (local(21, 14), "bouncer")]
+    assert any("(at_risk)" in r[4] for r in rehearsal if r[1] == "slipping")
     withdrawn = {(u.rule, u.status, u.reason) for u in simulated.unsent}
     assert ("old_sale", "cancelled", "rule_withdrawn") in withdrawn
+
+
+def slipping_away(settings: Settings, sessions: sessionmaker[Session]) -> None:
+    """A segment_change rule and segment moves recorded by recomputations."""
+    (settings.paths.rules / "slipping.toml").write_text(
+        'trigger = "segment_change"\ntemplate = "slipping.j2"\npriority = 60\n'
+        'from = ["loyal", "champions"]\nto = ["at_risk"]\n',
+        encoding="utf-8",
+    )
+    (settings.paths.templates / "slipping.j2").write_text(
+        "We miss you {{ first_name }} ({{ customer.segment }})", encoding="utf-8"
+    )
+    with sessions.begin() as session:
+        slipper = add_customer(session, "slipper", "+989120000031")
+        bouncer = add_customer(session, "bouncer", "+989120000032")
+        slipper.segment = bouncer.segment = "at_risk"
+        moves = [
+            (slipper, "loyal", local(19, 23)),
+            (bouncer, "champions", local(21, 14)),
+            (bouncer, "at_risk", local(22, 8)),  # back to loyal: not a move into at_risk
+            (bouncer, "loyal", local(22, 12)),  # at risk again inside the 30 days
+        ]
+        for customer, old, at in moves:
+            new = "loyal" if old == "at_risk" else "at_risk"
+            session.add(
+                SegmentChange(
+                    customer_id=customer.id, old=old, new=new, changed_at=at.astimezone(UTC)
+                )
+            )
 
 
 def test_simulate_lists_the_control_group_at_its_due_time(

@@ -58,6 +58,7 @@ def run_import(
             progress=lambda done: progress.update(task, completed=done),
             encoding=encoding,
             keep_partial=keep_partial,
+            segment_map=app.settings.segments.segment_map,
         )
     if encoding is None and report.encoding != "utf-8-sig":
         click.echo(f"{file}: read as {report.encoding} (detected; --encoding to choose)")

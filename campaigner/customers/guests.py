@@ -38,7 +38,9 @@ def registered_owners(session: Session, guest_ids: Iterable[str]) -> dict[str, s
     return owners
 
 
-def merge_guests(session: Session, customers: Iterable[Mapping[str, Any]]) -> int:
+def merge_guests(
+    session: Session, customers: Iterable[Mapping[str, Any]], main_currency: str | None = None
+) -> int:
     """Fold guests into the registered customers just written with the same phone.
 
     Orders, coupons, replies, NPS answers and ledger rows move to the registered customer.
@@ -64,7 +66,7 @@ def merge_guests(session: Session, customers: Iterable[Mapping[str, Any]]) -> in
         if guest in ids and owner in ids:
             _move(session, ids[guest], ids[owner])
             merged += 1
-            refresh_customer_stats(session, [ids[owner]])
+            refresh_customer_stats(session, [ids[owner]], main_currency=main_currency)
     return merged
 
 

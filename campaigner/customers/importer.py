@@ -22,6 +22,8 @@ from campaigner.customers.headers import field_for
 from campaigner.customers.loader import load_customers, load_orders, refresh_customer_stats
 from campaigner.customers.records import RowError, customer_row, order_row
 from campaigner.errors import CampaignerError
+from campaigner.segments.rfm_map import SegmentMap
+from campaigner.segments.scoring import rescore
 from campaigner.spreadsheets import SpreadsheetWriter
 
 BATCH_SIZE = 1000
@@ -126,6 +128,7 @@ def import_csv(
     clock: Clock | None = None,
     encoding: str | None = None,
     keep_partial: bool = False,
+    segment_map: SegmentMap | None = None,
 ) -> ImportReport:
     """Import `kind` ('customers' or 'orders') from a CSV file; see the module docstring.
 
@@ -135,6 +138,7 @@ def import_csv(
     called with the number of bytes read so far, for a progress bar. `encoding` None detects
     it (`csvfile.open_csv`). A file with a line that does not decode imports nothing, unless
     `keep_partial`: then the lines before it are imported and the report says where it stopped.
+    With `segment_map`, value segments are rescored once after the last batch.
     """
     if kind not in ("customers", "orders"):
         raise ValueError(kind)
@@ -209,6 +213,9 @@ def import_csv(
             progress(size_hint)
     finally:
         rejects.close()
+    if segment_map is not None and (report.inserted or report.updated):
+        with sessions.begin() as session:
+            rescore(session, segment_map, clock.now())
     if not report.rejected:
         report.reject_file = None
     return report

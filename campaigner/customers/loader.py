@@ -44,6 +44,8 @@ from campaigner.db.models import Customer, Order, OrderItem
 from campaigner.db.upsert import upsert
 from campaigner.messages.coupons import redeem_coupons
 from campaigner.messages.referrals import attribute_referrals
+from campaigner.segments.rfm_map import SegmentMap
+from campaigner.segments.scoring import refresh_inputs, rescore
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,7 @@ def load_customers(
     if unsaid:
         _write(session, table, unsaid, now, result, keep=("marketing_consent",))
     if said or unsaid:
-        merge_guests(session, said + unsaid)
+        merge_guests(session, said + unsaid, defaults.currency)
     return result
 
 
@@ -117,8 +119,13 @@ def load_orders(
     *,
     now: datetime,
     local_zone: str | None = None,
+    segment_map: SegmentMap | None = None,
 ) -> LoadResult:
     """Upsert order records by external id and refresh their customers' statistics.
+
+    With `segment_map`, value segments are rescored too (shop-wide: see
+    `campaigner.segments.scoring`); a caller loading many batches leaves it out and rescores
+    once at the end.
 
     `customer_id` is the customer's external id; an order for an unknown customer is an error.
     A record may carry its buyer inline as `customer` (customer fields): that customer is
@@ -162,8 +169,12 @@ def load_orders(
     result.errors.sort(key=lambda error: error.index)
     changed, stale = _write(session, cast(Table, Order.__table__), good, now, result)
     if changed:
-        refresh_customer_stats(session, {row["customer_id"] for row in good})
+        refresh_customer_stats(
+            session, {row["customer_id"] for row in good}, main_currency=defaults.currency
+        )
         _apply_codes(session, [row for row in good if row["external_id"] not in stale])
+        if segment_map is not None:
+            rescore(session, segment_map, now)
     items_by_order = {key: items for key, items in items_by_order.items() if key not in stale}
     if items_by_order:
         _replace_items(session, items_by_order)
@@ -346,8 +357,11 @@ STATS_CHUNK = 1000
 STAT_COLUMNS = ("orders_count", "total_spent", "first_order_at", "last_order_at", "last_order_id")
 
 
-def refresh_customer_stats(session: Session, customer_ids: Iterable[int]) -> None:
-    """Recompute order statistics and order sequence numbers for these customers.
+def refresh_customer_stats(
+    session: Session, customer_ids: Iterable[int], *, main_currency: str | None = None
+) -> None:
+    """Recompute order statistics and order sequence numbers for these customers, and with
+    `main_currency` their value segment inputs (`campaigner.segments.refresh_inputs`).
 
     Statistics cover paid orders with a payment time (revenue net of refunds); `sequence`
     numbers them 1, 2, … per customer by (paid_at, id) and is NULL on every other order. Each
@@ -360,6 +374,8 @@ def refresh_customer_stats(session: Session, customer_ids: Iterable[int]) -> Non
         chunk = ids[start : start + STATS_CHUNK]
         session.execute(_sequence_update(chunk))
         session.execute(_statistics_update(chunk))
+    if main_currency is not None:
+        refresh_inputs(session, ids, main_currency)
 
 
 def _paid(orders: FromClause) -> ColumnElement[bool]:

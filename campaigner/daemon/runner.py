@@ -33,6 +33,7 @@ from campaigner.gateways import Gateway
 from campaigner.inbound import check_inbound, handle_inbound
 from campaigner.rules.models import TRIGGERS
 from campaigner.runtime import Runtime
+from campaigner.segments.scoring import recompute
 from campaigner.server.app import create_app
 from campaigner.server.guard import Guard
 from campaigner.server.ingest import ingest_routes
@@ -154,6 +155,21 @@ class Service:
         sync_source(self.sessions, source, self.settings, clock=self.clock)  # logs its summary
         return False
 
+    def segments(self) -> bool:
+        """The daily full recomputation: every customer's inputs from their orders, then the
+        shop-wide ranking; it also applies a map changed in config since the last one."""
+        with self.sessions.begin() as session:
+            result = recompute(
+                session,
+                self.settings.segments.segment_map,
+                self.clock.now(),
+                self.settings.customers.currency,
+            )
+        log.info(
+            "segments: %d customers rescored, %d changed segment", result.scored, result.changed
+        )
+        return False
+
     def poll_inbound(self) -> bool:
         gateway = self.runtime.gateway
         key = f"inbound:{gateway.name}"
@@ -240,6 +256,7 @@ class Service:
             Task("reconcile", daemon.reconcile_interval, self.reconcile),
             Task("watch", daemon.watch_interval, self.watch_rules),
             Task("heartbeat", HEARTBEAT_INTERVAL, self.heartbeat),
+            Task("segments", self.settings.segments.full_interval, self.segments),
         ]
         if self.runtime.gateway.polls_inbound:
             tasks.append(Task("inbound", daemon.inbound_poll_interval, self.poll_inbound))

@@ -121,6 +121,14 @@ class Customer(Base):
     last_order_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_order_id: Mapped[int | None] = mapped_column(Integer)
     referral_code: Mapped[str | None] = mapped_column(String(32), unique=True)
+    # Value segment (RFM, see campaigner/segments): "none" until a first paid order. The
+    # currency and spend are the monetary input, kept so rescoring never rereads orders.
+    segment: Mapped[str] = mapped_column(String(24), default="none", server_default="none")
+    recency_score: Mapped[int | None] = mapped_column(Integer)
+    frequency_score: Mapped[int | None] = mapped_column(Integer)
+    monetary_score: Mapped[int | None] = mapped_column(Integer)
+    segment_currency: Mapped[str | None] = mapped_column(String(8))
+    segment_spent: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
     referred_by_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
     phone_invalid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # When the shop last changed this customer (WooCommerce date_modified_gmt, Shopify
@@ -135,6 +143,7 @@ class Customer(Base):
         Index(None, "birth_md"),
         Index(None, "birth_jalali_md"),
         Index(None, "last_order_at"),
+        Index(None, "segment"),
         Index(None, "timezone"),  # the planner's list of zones, one index step per zone
     )
 
@@ -204,6 +213,21 @@ class OrderItem(Base):
     order: Mapped[Order] = relationship(back_populates="items")
 
     __table_args__ = (UniqueConstraint("order_id", "line_no"),)
+
+
+class SegmentChange(Base):
+    """A customer moving from one value segment to another: what `segment_change` rules
+    act on, and the history behind a segment's growth or shrinking."""
+
+    __tablename__ = "segment_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    old: Mapped[str] = mapped_column(String(24))
+    new: Mapped[str] = mapped_column(String(24))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index(None, "changed_at"), Index(None, "customer_id", "changed_at"))
 
 
 class ShopEvent(Base):

@@ -43,6 +43,7 @@ TRIGGER_VARIABLES: dict[str, frozenset[str]] = {
     "win_back": COMMON_VARIABLES,
     "referral_request": COMMON_VARIABLES | {"order"},
     "nps_survey": COMMON_VARIABLES | {"order"},
+    "segment_change": COMMON_VARIABLES,
     "announcement": COMMON_VARIABLES,
     "draw_winner": COMMON_VARIABLES,
 }
@@ -61,6 +62,7 @@ class CustomerView:
     total_spent: Number
     first_order_at: datetime | None
     last_order_at: datetime | None
+    segment: str = "none"  # the value segment, e.g. "loyal" (README "Segments")
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,7 @@ def build_context(
             total_spent=plain_number(customer.total_spent or Decimal(0)),
             first_order_at=_local(customer.first_order_at, zone),
             last_order_at=_local(customer.last_order_at, zone),
+            segment=customer.segment or "none",
         ),
         "first_name": first_name_or_fallback(
             customer.first_name, locale, settings.messages.fallback_name
@@ -199,6 +202,7 @@ def sample_context(
             total_spent=total * 3,
             first_order_at=now - timedelta(days=400),
             last_order_at=now - timedelta(days=2),
+            segment="loyal",
         ),
         "first_name": first,
         "shop": _shop(settings),

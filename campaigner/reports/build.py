@@ -44,9 +44,11 @@ from campaigner.reports.model import (
     Report,
     Revenue,
     RuleReport,
+    SegmentResult,
     Uplift,
 )
 from campaigner.reports.sql import day_of, days_between, unindexed, week_of
+from campaigner.segments.rfm_map import NO_SEGMENT, SEGMENTS
 
 DEFAULT_ATTRIBUTION_DAYS = 7
 # Accepted by the gateway: the customer was (or may have been) messaged.
@@ -92,6 +94,7 @@ def build_report(
     window = _attribution_window(attribution_days)
     _add_results(session, ledger, in_period, window, settings.reports.min_group_size, currency)
     _add_coupons(session, by_rule, in_period)
+    _add_segment_results(session, by_rule, in_period, window)
     for stats in by_rule.values():
         stats.converted_revenue = _converted(stats.revenue, settings.reports, target)
     report.rules = [by_rule[name] for name in sorted(by_rule)]
@@ -101,6 +104,7 @@ def build_report(
         report.kpis.revenue, settings.reports, target, report.kpis.buyers
     )
     report.nps, report.nps_weeks = _nps(session, start, end, rule)
+    report.segment_sizes = _segment_sizes(session)
     return report
 
 
@@ -314,6 +318,57 @@ def _add_results(
             held_out_conversions=conversions.get((name, True), 0),
             min_group_size=min_group_size,
         )
+
+
+def _add_segment_results(
+    session: Session,
+    by_rule: dict[str, RuleReport],
+    in_period: list[ColumnElement[bool]],
+    window: ColumnElement[Any],
+) -> None:
+    """Sent messages and conversions per rule and the customer's value segment today (the
+    segment when the message went out is not kept: segments move daily)."""
+    sent = and_(unindexed(messages.c.status).in_(ACCEPTED), messages.c.sent_at.is_not(None))
+    per_message = (
+        select(
+            unindexed(messages.c.rule).label("rule"),
+            customers.c.segment,
+            func.count(orders.c.id).label("orders"),
+        )
+        .select_from(
+            messages.join(customers, customers.c.id == messages.c.customer_id).outerjoin(
+                orders, _attributed(window)
+            )
+        )
+        .where(*in_period, sent)
+        .group_by(messages.c.id, messages.c.rule, customers.c.segment)
+        .subquery("per_message")
+    )
+    totals = select(
+        per_message.c.rule,
+        per_message.c.segment,
+        func.count(),
+        func.sum(case((per_message.c.orders > 0, 1), else_=0)),
+    ).group_by(per_message.c.rule, per_message.c.segment)
+    found: dict[str, dict[str, tuple[int, int]]] = {}
+    for rule, segment, count, converted in session.execute(totals):
+        found.setdefault(rule, {})[segment] = (int(count), int(converted or 0))
+    order = {name: index for index, name in enumerate((*SEGMENTS, NO_SEGMENT))}
+    for name, stats in by_rule.items():
+        counts = found.get(name, {})
+        stats.by_segment = [
+            SegmentResult(segment, *counts[segment])
+            for segment in sorted(counts, key=lambda s: (order.get(s, len(order)), s))
+        ]
+
+
+def _segment_sizes(session: Session) -> dict[str, int]:
+    query = select(customers.c.segment, func.count()).group_by(customers.c.segment)
+    sizes: dict[str, int] = {segment: count for segment, count in session.execute(query)}
+    known = [*SEGMENTS, NO_SEGMENT]
+    return {name: sizes.get(name, 0) for name in known} | {
+        name: count for name, count in sorted(sizes.items()) if name not in known
+    }
 
 
 def _currency(default: str) -> ColumnElement[str]:

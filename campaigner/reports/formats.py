@@ -40,6 +40,7 @@ def report_to_dict(report: Report) -> dict[str, Any]:
         "nps_weeks": [
             {"week": item.week.isoformat(), **_nps(item.summary)} for item in report.nps_weeks
         ],
+        "segment_sizes": report.segment_sizes,
     }
 
 
@@ -69,6 +70,14 @@ def _rule(stats: RuleReport) -> dict[str, Any]:
         "revenue_converted": _converted(stats.converted_revenue),
         "coupons_redeemed": stats.coupons_redeemed,
         "uplift": _uplift(stats.uplift) if stats.uplift else None,
+        "by_segment": {
+            result.segment: {
+                "sent": result.sent,
+                "conversions": result.conversions,
+                "conversion_rate": result.conversion_rate,
+            }
+            for result in stats.by_segment
+        },
     }
 
 

@@ -78,12 +78,55 @@ def _charts(report: Report) -> dict[str, Markup | list[Markup]]:
             ],
             ["messaged", "held out"],
         ),
+        "segments": _segments(report),
         "nps": charts.score_chart(
             "NPS per week",
             [week.week.strftime("%d %b") for week in report.nps_weeks],
             [week.summary.score for week in report.nps_weeks],
         ),
     }
+
+
+def _segments(report: Report) -> list[Markup]:
+    """Customers per value segment, then each rule's conversion rate per segment: two
+    charts, since a head count and a percentage share no scale."""
+    sizes = charts.bar_chart(
+        "Customers per value segment",
+        [
+            charts.BarGroup(name, [charts.Bar("customers", count, str(count))])
+            for name, count in report.segment_sizes.items()
+            if count
+        ],
+        ["customers"],
+    )
+    rules = [stats.rule for stats in report.rules if stats.by_segment]
+    results = {
+        (stats.rule, result.segment): result
+        for stats in report.rules
+        for result in stats.by_segment
+    }
+    conversions = charts.bar_chart(
+        "Conversion rate per value segment, by the segment customers are in today",
+        [
+            charts.BarGroup(
+                name,
+                [
+                    charts.Bar(
+                        rule,
+                        results[(rule, name)].conversion_rate or 0,
+                        f"{percent(results[(rule, name)].conversion_rate)} of "
+                        f"{results[(rule, name)].sent}",
+                    )
+                    for rule in rules
+                    if (rule, name) in results
+                ],
+            )
+            for name in report.segment_sizes
+            if any((rule, name) in results for rule in rules)
+        ],
+        rules,
+    )
+    return [sizes, conversions]
 
 
 def _revenue(report: Report) -> list[Markup]:

@@ -101,6 +101,19 @@ class Uplift:
         return "no clear difference"
 
 
+@dataclass(frozen=True)
+class SegmentResult:
+    """A rule's sent messages and conversions among the customers now in one value segment."""
+
+    segment: str
+    sent: int
+    conversions: int
+
+    @property
+    def conversion_rate(self) -> float | None:
+        return self.conversions / self.sent if self.sent else None
+
+
 @dataclass
 class RuleReport:
     rule: str
@@ -125,6 +138,7 @@ class RuleReport:
     converted_revenue: Converted | None = None
     coupons_redeemed: int = 0
     uplift: Uplift | None = None
+    by_segment: list[SegmentResult] = field(default_factory=list)  # in map order
 
     @property
     def delivery_rate(self) -> float | None:
@@ -211,6 +225,7 @@ class Report:
     kpis: BusinessKpis = field(default_factory=BusinessKpis)
     nps: NpsSummary = field(default_factory=NpsSummary)
     nps_weeks: list[NpsWeek] = field(default_factory=list)
+    segment_sizes: dict[str, int] = field(default_factory=dict)  # customers now, map order
 
     @property
     def is_empty(self) -> bool:

@@ -27,6 +27,7 @@ from pydantic import (
 
 from campaigner.config import SendWindow
 from campaigner.rules.durations import MAX_DAYS, parse_duration
+from campaigner.segments.rfm_map import NO_SEGMENT, SEGMENTS
 
 _TIME = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*$")
 
@@ -121,7 +122,13 @@ class Audience(Strict):
     max_orders: Count | None = None
     min_total_spent: Money | None = None
     locale: str | list[str] | None = None
+    segments: list[str] = Field([], max_length=len(SEGMENTS) + 1)
     where: list[Condition] = Field([], max_length=100)
+
+    @field_validator("segments")
+    @classmethod
+    def _known_segments(cls, segments: list[str]) -> list[str]:
+        return check_segments(segments)
 
     @field_validator("tags_any", "tags_all", "tags_none")
     @classmethod
@@ -136,6 +143,16 @@ class Audience(Strict):
         if self.locale is None:
             return []
         return [self.locale] if isinstance(self.locale, str) else list(self.locale)
+
+
+def check_segments(segments: list[str]) -> list[str]:
+    known = (*SEGMENTS, NO_SEGMENT)
+    unknown = [name for name in segments if name not in known]
+    if unknown:
+        raise ValueError(
+            f"unknown segment(s) {', '.join(map(repr, unknown))}; known: {', '.join(known)}"
+        )
+    return segments
 
 
 class CouponSpec(Strict):
@@ -285,6 +302,36 @@ class NpsSurveyRule(PostPurchaseRule):
         return f"{self.delay} after a paid order, replies counted for {self.response_window}"
 
 
+class SegmentChangeRule(RuleBase):
+    """The day a customer moves from a segment in `from` to one in `to` (e.g. loyal ->
+    at_risk), at most once per `cooldown` for a customer bouncing between segments."""
+
+    trigger: Literal["segment_change"]
+    from_: list[str] = Field([], alias="from", max_length=len(SEGMENTS) + 1)
+    to: list[str] = Field(min_length=1, max_length=len(SEGMENTS) + 1)
+    cooldown: Duration = "30d"
+
+    @field_validator("from_", "to")
+    @classmethod
+    def _known_segments(cls, segments: list[str]) -> list[str]:
+        return check_segments(segments)
+
+    @field_validator("cooldown")
+    @classmethod
+    def _at_least_a_day(cls, value: str) -> str:
+        if parse_duration(value) < timedelta(days=1):
+            raise ValueError(f"must be at least 1d, got {value.strip()!r}")
+        return value
+
+    @property
+    def cooldown_td(self) -> timedelta:
+        return parse_duration(self.cooldown)
+
+    def when(self) -> str:
+        source = ", ".join(self.from_) if self.from_ else "any segment"
+        return f"the day a customer moves from {source} to {', '.join(self.to)}"
+
+
 MAX_SPREAD = timedelta(days=7)
 _AT = re.compile(r"^\s*(\d{4}-\d{2}-\d{2})[T ](\d{1,2}):(\d{2})\s*$")
 
@@ -404,6 +451,7 @@ Rule = Annotated[
     | WinBackRule
     | ReferralRequestRule
     | NpsSurveyRule
+    | SegmentChangeRule
     | AnnouncementRule
     | DrawWinnerRule,
     Field(discriminator="trigger"),
@@ -414,6 +462,7 @@ TRIGGERS = (
     "win_back",
     "referral_request",
     "nps_survey",
+    "segment_change",
     "announcement",
     "draw_winner",
 )

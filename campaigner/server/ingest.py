@@ -200,7 +200,13 @@ class _IngestApi:
         with self.sessions.begin() as session:
             if kind == "customers":
                 return load_customers(session, records, defaults, now=self.clock.now())
-            return load_orders(session, records, defaults, now=self.clock.now())
+            return load_orders(
+                session,
+                records,
+                defaults,
+                now=self.clock.now(),
+                segment_map=self.settings.segments.segment_map,
+            )
 
     def _store_event(self, event: OrderPaidEvent) -> LoadResult:
         """Customer and order together, or neither."""
@@ -222,7 +228,9 @@ class _IngestApi:
                         for e in customer.errors
                     ]
                 )
-            result = load_orders(session, [order], defaults, now=now)
+            result = load_orders(
+                session, [order], defaults, now=now, segment_map=self.settings.segments.segment_map
+            )
             if result.errors:
                 session.rollback()
             else:

@@ -48,6 +48,7 @@ from campaigner.customers.loader import (
 )
 from campaigner.customers.records import BirthdayFormat, RowError, as_text
 from campaigner.db.models import Customer, Order, ShopEvent
+from campaigner.segments.scoring import rescore
 from campaigner.server.guard import Guard, Refused
 from campaigner.server.signatures import signature_matches
 from campaigner.shops import shopify, woocommerce
@@ -143,7 +144,13 @@ class _Shop:
         return self.orders(session, record)
 
     def orders(self, session: Session, record: dict[str, Any]) -> LoadResult:
-        return load_orders(session, [record], self.settings.customers, now=self.clock.now())
+        return load_orders(
+            session,
+            [record],
+            self.settings.customers,
+            now=self.clock.now(),
+            segment_map=self.settings.segments.segment_map,
+        )
 
     def shopify_order(
         self,
@@ -184,7 +191,10 @@ class _Shop:
             .where(Order.id == order.id)
             .values(refunded=min(order.refunded + amount, order.total))
         )
-        refresh_customer_stats(session, [order.customer_id])
+        refresh_customer_stats(
+            session, [order.customer_id], main_currency=self.settings.customers.currency
+        )
+        rescore(session, self.settings.segments.segment_map, self.clock.now())
         return LoadResult(updated=1)
 
     def _first(self, session: Session, key: str) -> bool:

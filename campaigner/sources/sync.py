@@ -34,6 +34,7 @@ from campaigner.customers.records import as_text
 from campaigner.db.models import SyncState
 from campaigner.errors import CampaignerError, one_line
 from campaigner.masking import mask
+from campaigner.segments.scoring import rescore
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +132,9 @@ def sync_source(
                 sync_pass.run(full=full, progress=progress, clock=clock or SystemClock())
     finally:
         engine.dispose()
+    if any(kind.inserted or kind.updated for kind in report.kinds.values()):
+        with sessions.begin() as session:
+            rescore(session, settings.segments.segment_map, (clock or SystemClock()).now())
     log.info("sync %s", report.summary())
     return report
 

@@ -63,7 +63,7 @@ def test_report_csv_and_html(shop: Path, tmp_path: Path) -> None:
     output = run(shop, *PERIOD, "--format", "csv", "--html", str(page))
     assert output.startswith('"section","rule","metric","value","currency"\n')
     html = page.read_text(encoding="utf-8")
-    assert "فروشگاه نمونه" in html and html.count("<svg ") == 5
+    assert "فروشگاه نمونه" in html and html.count("<svg ") == 7
 
 
 def test_report_on_an_empty_database(tmp_path: Path) -> None:

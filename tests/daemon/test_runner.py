@@ -61,9 +61,8 @@ def test_each_task_must_succeed_within_k_intervals_and_dispatch_within_a_lease(
         task.name: task.must_succeed_within
         for task in service(settings, engine, sessions, clock).tasks()
     }
-    assert bounds["plan:post_purchase+referral_request+nps_survey+announcement+draw_winner"] == (
-        4 * 60
-    )
+    fast = "plan:post_purchase+referral_request+nps_survey+segment_change+announcement+draw_winner"
+    assert bounds[fast] == 4 * 60
     assert bounds["plan:birthday+win_back"] == 4 * 900
     assert bounds["reconcile"] == 4 * 60
     assert bounds["watch"] == 4 * 5
@@ -237,3 +236,20 @@ def test_a_sync_pass_logs_its_summary_once_and_readably(
     assert lines == ["sync shop: customers 1 read: 1 new, 0 updated, 0 unchanged, 0 rejected"], (
         caplog.text
     )
+
+
+def test_the_daily_segments_task_recomputes_everybody_and_is_health_reported(
+    settings: Settings, engine: Engine, sessions: sessionmaker[Session], clock: FixedClock
+) -> None:
+    settings = configure(settings, unhealthy_after_intervals=2)
+    runner = service(settings, engine, sessions, clock)
+    task = next(task for task in runner.tasks() if task.name == "segments")
+    assert (task.interval, task.must_succeed_within) == (86400, 2 * 86400)
+    add_paid_order(sessions, clock, 1)  # written behind the loader's back: no segment yet
+    with sessions() as session:
+        assert session.scalar(select(Customer.segment)) == "none"
+    task.run()
+    with sessions() as session:
+        customer = session.scalars(select(Customer)).one()
+    assert (customer.segment, customer.segment_currency) == ("lost", "IRT")
+    assert customer.segment_spent is not None and customer.segment_spent == 1

@@ -3,12 +3,14 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
-from report_scenario import NOW, empty_report, scenario_report
+from report_scenario import ATTRIBUTION, NOW, SINCE, UNTIL, empty_report, scenario_report
 from report_scenario import scenario_settings as adjust
+from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from campaigner.clock import FixedClock
 from campaigner.config import Settings
+from campaigner.db.models import Customer
 from campaigner.reports import build_report
 from campaigner.reports.model import (
     DailySends,
@@ -17,6 +19,7 @@ from campaigner.reports.model import (
     NpsWeek,
     Referrals,
     Revenue,
+    SegmentResult,
     Uplift,
 )
 
@@ -163,3 +166,32 @@ def test_empty_database_gives_an_empty_report(
     assert report.kpis.buyers == 0 and report.kpis.churn_rate is None
     assert report.kpis.revenue == [] and report.kpis.win_back_recovery_rate is None
     assert report.nps.score is None and report.kpis.referrals == []
+
+
+def test_conversions_per_value_segment_for_each_rule(
+    sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    scenario_report(sessions, settings)  # the scenario's shop, in the database
+    with sessions.begin() as session:
+        for external_id, segment in (("c1", "champions"), ("c2", "champions"), ("c3", "at_risk")):
+            session.execute(
+                update(Customer).where(Customer.external_id == external_id).values(segment=segment)
+            )
+    with sessions() as session:
+        report = build_report(
+            session,
+            since=SINCE,
+            until=UNTIL,
+            rule=None,
+            attribution_days=ATTRIBUTION,
+            settings=adjust(settings),
+            clock=FixedClock(NOW),
+        )
+    thank_you = next(stats for stats in report.rules if stats.rule == "thank_you")
+    # Sent: m1 (c1, converts), m2 (c2, its order came too late), m3 (c3, converts), m4 (c4).
+    assert thank_you.by_segment == [
+        SegmentResult("champions", sent=2, conversions=1),
+        SegmentResult("at_risk", sent=1, conversions=1),
+        SegmentResult("none", sent=1, conversions=0),
+    ]
+    assert report.segment_sizes["champions"] == 2 and report.segment_sizes["none"] == 9

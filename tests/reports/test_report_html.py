@@ -17,6 +17,8 @@ CHART_TITLES = (
     "Delivery and conversion funnel per rule",
     "Revenue attributed per rule (IRT)",
     "Conversion rate: messaged versus held out",
+    "Customers per value segment",
+    "Conversion rate per value segment, by the segment customers are in today",
     "NPS per week",
 )
 
@@ -32,11 +34,11 @@ def test_html_is_self_contained_with_every_chart(
 ) -> None:
     page = scenario_html(sessions, settings)
     assert page.startswith("<!DOCTYPE html>") and '<html dir="auto"' in page
-    assert page.count("<svg ") == 5
+    assert page.count("<svg ") == 7
     for title in CHART_TITLES:
         assert f"<title>{title}</title>" in page
     assert "<script" not in page and "<link" not in page and "src=" not in page
-    assert re.findall(r"https?://[^\"' ]+", page) == ["http://www.w3.org/2000/svg"] * 5
+    assert re.findall(r"https?://[^\"' ]+", page) == ["http://www.w3.org/2000/svg"] * 7
     assert '<h1 dir="auto">فروشگاه نمونه</h1>' in page
     assert DESCRIPTIONS["win_back"] in page
     assert "unicode-bidi: plaintext" in page
@@ -46,7 +48,7 @@ def test_html_escapes_what_it_shows(sessions: sessionmaker[Session], settings: S
     report = empty_report(sessions, settings)
     page = render_html(report, shop_name="<b>Shop</b>")
     assert "<b>Shop</b>" not in page and "&lt;b&gt;Shop&lt;/b&gt;" in page
-    assert page.count("No data in this period") == 5
+    assert page.count("No data in this period") == 7
 
 
 def chromium() -> str:
@@ -105,7 +107,7 @@ def test_chromium_renders_the_charts_without_errors(
 
     dom = headless(binary, tmp_path / "profile-dom", "--dump-dom", page.as_uri())
     assert dom.returncode == 0, dom.stderr[-2000:]
-    assert dom.stdout.count("<svg ") == 5
+    assert dom.stdout.count("<svg ") == 7
     assert dom.stdout.count('class="bar"') >= 10 and "<polyline" in dom.stdout
     for title in CHART_TITLES:
         assert title in dom.stdout

@@ -240,3 +240,26 @@ def test_a_lone_surrogate_is_refused_not_a_server_error(
     assert response.status_code == 422 and "first_name" in response.text
     with sessions() as session:
         assert session.scalars(select(Customer)).all() == []
+
+
+def test_the_ingest_api_rescores_with_each_request(
+    settings: Settings, sessions: sessionmaker[Session], clock: FixedClock
+) -> None:
+    client = TestClient(make_app(settings, sessions, clock))
+    for customer in ("a", "b"):
+        client.post(
+            "/api/v1/customers", json={"id": customer, "phone": "09121234567"}, headers=AUTH
+        )
+    first = {"id": "o1", "customer_id": "a", "total": 100, "paid_at": "2026-03-01T10:00:00Z"}
+    assert client.post("/api/v1/orders", json=first, headers=AUTH).status_code == 200
+    assert segments_by_id(sessions)["a"] == "lost"  # alone in the shop: the lowest tiles
+    second = {"id": "o2", "customer_id": "b", "total": 100, "paid_at": "2026-02-01T10:00:00Z"}
+    assert client.post("/api/v1/orders", json=second, headers=AUTH).status_code == 200
+    # b's older purchase moves a, whom this request never named, into the second tile.
+    assert segments_by_id(sessions) == {"a": "hibernating", "b": "lost"}
+
+
+def segments_by_id(sessions: sessionmaker[Session]) -> dict[str, str]:
+    with sessions() as session:
+        rows = session.execute(select(Customer.external_id, Customer.segment))
+        return {external_id: segment for external_id, segment in rows}

@@ -14,6 +14,7 @@ from campaigner.rules.triggers import (
     nps_survey,
     post_purchase,
     referral_request,
+    segment_change,
     win_back,
 )
 from campaigner.rules.triggers.common import DUE_COLUMNS, DueContext
@@ -24,6 +25,7 @@ COMPILERS: dict[str, Callable[[Any, DueContext], Select[Any] | list[Select[Any]]
     "birthday": birthday.due,
     "win_back": win_back.due,
     "referral_request": referral_request.due,
+    "segment_change": segment_change.due,
     "announcement": announcement.due,
     "draw_winner": draw_winner.due,
 }

@@ -89,6 +89,8 @@ def audience_filter(audience: Audience) -> list[ColumnElement[bool]]:
         conditions.append(customers.c.total_spent >= audience.min_total_spent)
     if audience.locales:
         conditions.append(customers.c.locale.in_(audience.locales))
+    if audience.segments:
+        conditions.append(customers.c.segment.in_(audience.segments))
     conditions.extend(_condition(condition) for condition in audience.where)
     return conditions
 

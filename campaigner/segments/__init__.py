@@ -1,0 +1,15 @@
+"""Value segments: RFM scores per customer and the named segment they fall in."""
+
+from campaigner.segments.rfm_map import NO_SEGMENT, SEGMENTS, MapError, SegmentMap
+from campaigner.segments.scoring import RescoreResult, recompute, refresh_inputs, rescore
+
+__all__ = [
+    "NO_SEGMENT",
+    "SEGMENTS",
+    "MapError",
+    "RescoreResult",
+    "SegmentMap",
+    "recompute",
+    "refresh_inputs",
+    "rescore",
+]
