@@ -246,6 +246,7 @@ def _apply_report(
         return True
     if report.provider_id and not message.provider_id:
         message.provider_id = report.provider_id
+    in_flight = message.status in (MessageStatus.SENDING, MessageStatus.UNKNOWN)
     if report.status == "delivered":
         if message.status != MessageStatus.DELIVERED:
             message.status = MessageStatus.DELIVERED
@@ -258,7 +259,18 @@ def _apply_report(
         message.status = MessageStatus.SENT
     if message.sent_at is None and message.status != MessageStatus.SENDING:
         message.sent_at = now
+    if in_flight and message.status not in (MessageStatus.SENDING, MessageStatus.UNKNOWN):
+        _settle_in_flight(message)
     if report.opted_out and message.phone:
         reason = f"{message.gateway or via} blacklist"
         add_opt_outs(session, [message.phone], now, source="gateway", reason=reason)
     return True
+
+
+def _settle_in_flight(message: Message) -> None:
+    """A report that settles a row still in flight (it may come before the gateway's answer
+    reaches the dispatcher, whose record then no longer applies): the row is left as the
+    dispatcher would have left it, its request counted and nothing held."""
+    message.claim = None
+    message.lease_until = None
+    message.attempts += 1

@@ -347,7 +347,8 @@ class _Snapshot(BaseLoader):
 
 def read_templates(directory: Path) -> tuple[dict[str, str], dict[str, str]]:
     """Every `*.j2` under `directory` by its posix path, and those that cannot be read
-    (not a regular file, too large, not UTF-8) with the reason."""
+    (not a regular file, a symlink out of `directory`, too large, not UTF-8) with the
+    reason."""
     sources: dict[str, str] = {}
     unreadable: dict[str, str] = {}
     if not directory.is_dir():
@@ -355,7 +356,7 @@ def read_templates(directory: Path) -> tuple[dict[str, str], dict[str, str]]:
     for path in sorted(directory.rglob(f"*{SUFFIX}")):
         key = path.relative_to(directory).as_posix()
         try:
-            sources[key] = read_text_file(path, "a template")
+            sources[key] = read_text_file(path, "a template", inside=directory)
         except (OSError, UnicodeDecodeError, Unreadable) as exc:
             unreadable[key] = str(exc)
     return sources, unreadable
