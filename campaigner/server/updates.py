@@ -111,7 +111,9 @@ class UpdateQueue:
                 results = _apply_all(session, batch, self.clock.now())
             self.batches += 1
         except Exception:
-            log.warning("webhook batch of %d failed; applying each on its own", len(batch))
+            # Each update again on its own; the one at fault is logged once, by its webhook
+            # (a refused value) or below (anything else): one log line per bad request.
+            log.debug("webhook batch of %d failed; applying each on its own", len(batch))
             results = [self._apply_alone(update) for update in batch]
         for update, result in zip(batch, results, strict=True):
             update.loop.call_soon_threadsafe(_settle, update.future, result)
