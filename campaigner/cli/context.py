@@ -25,6 +25,7 @@ from campaigner.project import find_config
 class AppContext:
     config_path: str | None = None
     verbose: bool = False
+    database_unusable: bool = False  # a command found it unreachable or outdated once
     _settings: Settings | None = field(default=None, repr=False)
     _engine: Engine | None = field(default=None, repr=False)
 

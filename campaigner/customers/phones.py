@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import unicodedata
+from functools import lru_cache
 
 import phonenumbers
 
@@ -52,7 +54,10 @@ def to_ascii_digits(text: str) -> str:
 
 def normalize_phone(raw: str, region: str = "IR") -> str:
     """Return `raw` as E.164 (+989121234567) or raise InvalidPhone saying why."""
-    return iranian_mobile(raw, region) or normalize_with_phonenumbers(raw, region)
+    # Format characters (ZWNJ, direction marks, a BOM) are invisible: a Persian keyboard's
+    # half-space between digit groups is no reason to refuse the number.
+    visible = "".join(c for c in raw if unicodedata.category(c) != "Cf")
+    return iranian_mobile(visible, region) or _normalized(visible, region)
 
 
 def iranian_mobile(raw: str, region: str = "IR") -> str | None:
@@ -71,6 +76,14 @@ def iranian_mobile(raw: str, region: str = "IR") -> str | None:
     if not (_IR_GENERAL.fullmatch(national) and _IR_ANY_TYPE.fullmatch(national)):
         return None
     return "+98" + national
+
+
+@lru_cache(maxsize=65_536)
+def _normalized(raw: str, region: str) -> str:
+    """Cached: a guest's phone is read twice per order (to know them, then to store them),
+    a returning buyer's on each order, and phonenumbers' parsing is most of a sync's cost
+    per guest."""
+    return normalize_with_phonenumbers(raw, region)
 
 
 def normalize_with_phonenumbers(raw: str, region: str = "IR") -> str:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, Table, bindparam, func, literal_column, or_, select
+from sqlalchemy import Select, Table, and_, bindparam, func, literal_column, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
@@ -41,10 +41,14 @@ def upsert(
     update: Sequence[str],
     *,
     also_set: Sequence[str] = (),
+    newer: str | None = None,
 ) -> Upserted:
     """Insert rows, or update `update` columns where `key` exists and something differs.
 
     `also_set` columns (such as updated_at) are written only along with a real change.
+    `newer` names a column holding when the source last changed the row: a row older than
+    the stored one changes nothing (the test runs on the locked row, so a concurrent newer
+    write always wins), and a row without one writes its data but keeps the stored time.
     Returns how many rows were inserted and how many actually changed, so a re-run of the same
     data reports (and writes) nothing. The statement itself tells the two apart: on
     PostgreSQL a freshly inserted row version has no `xmax`; on SQLite new rows take ids
@@ -57,12 +61,18 @@ def upsert(
     unnested = dialect == "postgresql" and _same_columns(rows)
     if unnested:
         stmt = stmt.from_select(list(rows[0]), _unnest(table, rows))
+    values = {name: stmt.excluded[name] for name in (*update, *also_set)}
     changed = [table.c[name].is_distinct_from(stmt.excluded[name]) for name in update]
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[table.c[key]],
-        set_={name: stmt.excluded[name] for name in (*update, *also_set)},
-        where=or_(*changed),
-    )
+    where = or_(*changed)
+    if newer is not None:
+        stored, given = table.c[newer], stmt.excluded[newer]
+        values[newer] = func.coalesce(given, stored)
+        changed = [
+            and_(given.is_not(None), stored.is_distinct_from(given)) if name == newer else test
+            for name, test in zip(update, changed, strict=True)
+        ]
+        where = and_(or_(*changed), or_(given.is_(None), stored.is_(None), stored <= given))
+    stmt = stmt.on_conflict_do_update(index_elements=[table.c[key]], set_=values, where=where)
     if dialect == "postgresql":
         statement = stmt.returning(_PG_INSERTED)
         result = bind.execute(statement) if unnested else bind.execute(statement, list(rows))

@@ -203,6 +203,7 @@ _SIMPLE = {
     MessageStatus.HELD_OUT: "held_out",
     MessageStatus.SENDING: "sending",
     MessageStatus.EXPIRED: "expired",
+    MessageStatus.CANCELLED: "cancelled",
     MessageStatus.UNKNOWN: "unknown",
 }
 

@@ -26,6 +26,12 @@ from campaigner.customers.phones import (
         "٠٩١٢١٢٣٤٥٦٧",
         " 0912 123 4567 ",
         "0912-123-4567",
+        # Typed on a Persian keyboard or pasted from a right-to-left page: half-spaces
+        # (ZWNJ), direction marks and embeddings sit between the digits, unseen.
+        "۰۹۱۲\u200c۱۲۳\u200c۴۵۶۷",
+        "\u200f0912\u200e123\u200d4567\ufeff",
+        "\u202b۰۹۱۲ ۱۲۳ ۴۵۶۷\u202c",
+        "0912\u00a0123\u00a04567",
     ],
 )
 def test_iranian_formats_normalise(raw: str) -> None:

@@ -23,6 +23,9 @@ TABLES = {
     "nps_responses",
     "order_items",
     "shop_events",
+    "announcements",
+    "draws",
+    "draw_winners",
 }
 
 

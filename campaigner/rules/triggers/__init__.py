@@ -8,7 +8,9 @@ from typing import Any
 from sqlalchemy import Select
 
 from campaigner.rules.triggers import (
+    announcement,
     birthday,
+    draw_winner,
     nps_survey,
     post_purchase,
     referral_request,
@@ -22,6 +24,8 @@ COMPILERS: dict[str, Callable[[Any, DueContext], Select[Any] | list[Select[Any]]
     "birthday": birthday.due,
     "win_back": win_back.due,
     "referral_request": referral_request.due,
+    "announcement": announcement.due,
+    "draw_winner": draw_winner.due,
 }
 
 

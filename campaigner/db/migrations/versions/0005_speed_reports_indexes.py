@@ -1,14 +1,14 @@
 """an index on customers.timezone, for the planner's list of zones
 
 Revision ID: speed_reports_1
-Revises: 0003
+Revises: announcements_1
 Create Date: 2026-11-30
 """
 
 from alembic import op
 
 revision = "speed_reports_1"
-down_revision = "0003"
+down_revision = "announcements_1"
 branch_labels = None
 depends_on = None
 
