@@ -32,10 +32,20 @@ from campaigner.customers.phones import (
         "\u200f0912\u200e123\u200d4567\ufeff",
         "\u202b۰۹۱۲ ۱۲۳ ۴۵۶۷\u202c",
         "0912\u00a0123\u00a04567",
+        "(0912) 123-4567",
+        "+98 (912) 123 4567",
     ],
 )
 def test_iranian_formats_normalise(raw: str) -> None:
     assert normalize_phone(raw, "IR") == "+989121234567"
+
+
+@pytest.mark.parametrize("raw", ["-00989121234567", "(0098) 912 123 4567", "(00 98) 9121234567"])
+def test_the_international_prefix_behind_grouping_in_a_region_dialling_011(raw: str) -> None:
+    """Found by the agreement test: with `customers.region = "US"` phonenumbers' path read
+    only a leading 00 as '+', and refused these; the fast path read them."""
+    assert normalize_with_phonenumbers(raw, "US") == "+989121234567"
+    assert normalize_phone(raw, "US") == "+989121234567"
 
 
 def test_other_region() -> None:
