@@ -32,6 +32,7 @@ from pydantic_settings import (
 
 from campaigner.customers.fields import CUSTOMER_FIELDS, ORDER_FIELDS, canonical_field
 from campaigner.errors import ConfigError
+from campaigner.occasions import check_overrides, parse_occasion_date
 from campaigner.timezones import check_timezone as check_timezone  # re-exported
 
 ENV_PREFIX = "CAMPAIGNER_"
@@ -195,11 +196,19 @@ class MessageSettings(Section):
     )
 
 
-TriggerName = Literal["post_purchase", "birthday", "win_back", "referral_request", "nps_survey"]
+TriggerName = Literal[
+    "post_purchase",
+    "birthday",
+    "win_back",
+    "referral_request",
+    "nps_survey",
+    "occasion",
+    "personal_date",
+]
 
 
 def _slow_triggers() -> dict[TriggerName, float]:
-    return {"birthday": 900.0, "win_back": 900.0}
+    return {"birthday": 900.0, "win_back": 900.0, "occasion": 900.0, "personal_date": 900.0}
 
 
 class DaemonSettings(Section):
@@ -337,6 +346,30 @@ class PricingSettings(Section):
     currency: str = "USD"
 
 
+class OccasionSettings(Section):
+    """Corrections to computed occasion dates, for the years the official calendar differs
+    (a Hijri month that began a day later in Iran than in the Umm al-Qura tables)."""
+
+    overrides: dict[str, dict[int, date]] = Field(
+        default_factory=dict,
+        description="Occasion date -> { Gregorian year = official day }, e.g. "
+        '"hijri:10-01" = { 2027 = "2027-03-10" }',
+    )
+
+    @field_validator("overrides")
+    @classmethod
+    def _known_dates(cls, overrides: dict[str, dict[int, date]]) -> dict[str, dict[int, date]]:
+        checked: dict[str, dict[int, date]] = {}
+        for text, years in overrides.items():
+            spec = parse_occasion_date(text)
+            try:
+                check_overrides(spec, years)
+            except ValueError as exc:
+                raise ValueError(f"{text!r}: {exc}") from None
+            checked[spec.key] = years
+        return checked
+
+
 class ReportSettings(Section):
     min_group_size: int = Field(
         30, ge=1, description="Below this many people in a group, uplift says 'not enough data'"
@@ -396,6 +429,7 @@ class Settings(BaseSettings):
 
     pricing: PricingSettings = PricingSettings()
     reports: ReportSettings = ReportSettings()
+    occasions: OccasionSettings = OccasionSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -13,9 +13,9 @@ rows are kept.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
@@ -100,7 +100,9 @@ def plan(session: Session, rules: Iterable[Rule], clock: Clock, settings: Settin
                 if dialect == "postgresql" and not _try_lock(session, rule.name):
                     result.locked = True
                     continue
-                ctx = DueContext(now - rule.lateness, now, zones, dialect)
+                ctx = DueContext(
+                    now - rule.lateness, now, zones, dialect, settings.occasions.overrides
+                )
                 for statement in _inserts(rule, ctx, now):
                     for (status,) in session.execute(statement):
                         if status == MessageStatus.HELD_OUT:
@@ -129,7 +131,7 @@ def check_plan(session: Session, rule: Rule, clock: Clock, settings: Settings) -
             zones = customer_zones(session, settings)
             zones.setdefault(settings.customers.timezone, ZoneInfo(settings.customers.timezone))
             start = now - max(rule.lateness, CHECK_WINDOW)
-            ctx = DueContext(start=start, end=now, zones=zones, dialect=dialect)
+            ctx = DueContext(start, now, zones, dialect, settings.occasions.overrides)
             for statement in _inserts(rule, ctx, now, rows=0):
                 session.execute(statement).all()
     except Exception as exc:
@@ -167,7 +169,8 @@ def count_due(
 ) -> int:
     """How many occurrences of `rule` fall due in [start, end] and are not in the ledger yet."""
     dialect = session.get_bind().dialect.name
-    ctx = DueContext(start, end, customer_zones(session, settings), dialect)
+    zones = customer_zones(session, settings)
+    ctx = DueContext(start, end, zones, dialect, settings.occasions.overrides)
     total = 0
     for statement in compile_due(rule, ctx):
         due = statement.subquery("due")
@@ -195,6 +198,7 @@ def unplanned(
     zones: dict[str, ZoneInfo],
     now: datetime,
     until: datetime,
+    occasions: Mapping[str, Mapping[int, date]] | None = None,
 ) -> list[Unplanned]:
     """What planning will queue for `phones` by `until` and has not yet.
 
@@ -208,7 +212,8 @@ def unplanned(
     dialect = session.get_bind().dialect.name
     found: list[Unplanned] = []
     for rule in rules:
-        ctx = DueContext(start=now - rule.lateness, end=until, zones=zones, dialect=dialect)
+        start = now - rule.lateness
+        ctx = DueContext(start, until, zones, dialect, occasions or {})
         for statement in compile_due(rule, ctx):
             found.extend(_unplanned(session, rule, statement, phones))
     return found

@@ -84,7 +84,9 @@ def preview(
     with sessions() as session:
         try:
             zones = customer_zones(session, settings)
-            ctx = DueContext(at - rule.lateness, at, zones, session.get_bind().dialect.name)
+            dialect = session.get_bind().dialect.name
+            overrides = settings.occasions.overrides
+            ctx = DueContext(at - rule.lateness, at, zones, dialect, overrides)
             if customer_id is None:
                 customer = _first_due(session, rule, ctx)
                 if customer is None:

@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from campaigner.config import SendWindow
+from campaigner.occasions import OccasionDate, parse_occasion_date
 from campaigner.rules.durations import MAX_DAYS, parse_duration
 
 _TIME = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*$")
@@ -284,8 +285,78 @@ class NpsSurveyRule(PostPurchaseRule):
         return f"{self.delay} after a paid order, replies counted for {self.response_window}"
 
 
+class OccasionRule(RuleBase):
+    """A calendar occasion (Nowruz, Yalda, Black Friday, Eid), `days_before` it at `send_at`,
+    in each customer's own time zone; the occasion's date is the occurrence key."""
+
+    default_lateness: ClassVar[str] = "12h"
+
+    trigger: Literal["occasion"]
+    date: str = Field(max_length=40)
+    occasion: str = Field("", max_length=100, description="Its name in templates")
+    days_before: int = Field(0, ge=0, le=60)
+
+    @field_validator("date")
+    @classmethod
+    def _occasion_date(cls, value: str) -> str:
+        return parse_occasion_date(value).key
+
+    @property
+    def occasion_date(self) -> OccasionDate:
+        return parse_occasion_date(self.date)
+
+    @property
+    def occasion_name(self) -> str:
+        return self.occasion or self.name
+
+    def when(self) -> str:
+        day = f"{self.days_before} days before {self.date}" if self.days_before else self.date
+        return f"{day} at {self.send_at}"
+
+
+PERSONAL_DATE_NAME = r"^[a-z][a-z0-9_]{0,63}$"
+MAX_YEARS = 120
+
+
+class PersonalDateRule(RuleBase):
+    """A customer's own date (a child's birthday, a wedding anniversary, the first order),
+    `days_before` it at `send_at`; the year of the anniversary is the occurrence key."""
+
+    default_lateness: ClassVar[str] = "12h"
+
+    trigger: Literal["personal_date"]
+    date: str = Field(pattern=PERSONAL_DATE_NAME)
+    calendar: Literal["gregorian", "jalali", "customer"] = "customer"
+    days_before: int = Field(0, ge=0, le=60)
+    years: list[Annotated[int, Field(ge=1, le=MAX_YEARS)]] = Field([], max_length=MAX_YEARS)
+    occasion: str = Field("", max_length=100, description="Its name in templates")
+
+    @property
+    def occasion_name(self) -> str:
+        return self.occasion or self.date
+
+    def when(self) -> str:
+        day = f"{self.days_before} days before {self.date}" if self.days_before else self.date
+        years = f", years {', '.join(map(str, self.years))}" if self.years else ""
+        return f"{day} at {self.send_at} ({self.calendar} calendar{years})"
+
+
 Rule = Annotated[
-    PostPurchaseRule | BirthdayRule | WinBackRule | ReferralRequestRule | NpsSurveyRule,
+    PostPurchaseRule
+    | BirthdayRule
+    | WinBackRule
+    | ReferralRequestRule
+    | NpsSurveyRule
+    | OccasionRule
+    | PersonalDateRule,
     Field(discriminator="trigger"),
 ]
-TRIGGERS = ("post_purchase", "birthday", "win_back", "referral_request", "nps_survey")
+TRIGGERS = (
+    "post_purchase",
+    "birthday",
+    "win_back",
+    "referral_request",
+    "nps_survey",
+    "occasion",
+    "personal_date",
+)

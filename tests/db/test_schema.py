@@ -22,6 +22,7 @@ TABLES = {
     "nps_responses",
     "order_items",
     "shop_events",
+    "customer_dates",
 }
 
 

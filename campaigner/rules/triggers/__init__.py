@@ -10,6 +10,8 @@ from sqlalchemy import Select
 from campaigner.rules.triggers import (
     birthday,
     nps_survey,
+    occasion,
+    personal_date,
     post_purchase,
     referral_request,
     win_back,
@@ -22,6 +24,8 @@ COMPILERS: dict[str, Callable[[Any, DueContext], Select[Any] | list[Select[Any]]
     "birthday": birthday.due,
     "win_back": win_back.due,
     "referral_request": referral_request.due,
+    "occasion": occasion.due,
+    "personal_date": personal_date.due,
 }
 
 
