@@ -30,7 +30,12 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from campaigner.customers.fields import CUSTOMER_FIELDS, ORDER_FIELDS, canonical_field
+from campaigner.customers.fields import (
+    CUSTOMER_FIELDS,
+    ORDER_FIELDS,
+    canonical_field,
+    is_field,
+)
 from campaigner.errors import ConfigError
 from campaigner.occasions import check_overrides, parse_occasion_date
 from campaigner.timezones import check_timezone as check_timezone  # re-exported
@@ -289,7 +294,7 @@ class SourceTable(Section):
     def field_columns(self, fields: tuple[str, ...]) -> dict[str, str]:
         """The column mapping keyed by canonical Campaigner field names."""
         mapping = {canonical_field(name): column for name, column in self.columns.items()}
-        unknown = sorted(set(mapping) - set(fields))
+        unknown = sorted(name for name in mapping if not is_field(name, fields))
         if unknown:
             raise ValueError(
                 f"columns: unknown field(s) {', '.join(unknown)}; known: {', '.join(fields)}"

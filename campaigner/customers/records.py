@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from campaigner.calendars import CALENDARS, jalali_month_day, month_day, parse_date
 from campaigner.config import CustomerDefaults
+from campaigner.customers.fields import date_name
 from campaigner.customers.phones import InvalidPhone, normalize_phone, to_ascii_digits
 from campaigner.timezones import check_timezone
 
@@ -71,6 +72,8 @@ UNIX_TIME_RULE = "a number is Unix time in seconds or milliseconds between 2000 
 _NUMBER = re.compile(r"\d+(\.\d+)?")
 
 BirthdayFormat = Literal["auto", "gregorian", "jalali"]
+# The key of a customer row holding its own dates; the loader writes them to their table.
+OWN_DATES = "own_dates"
 
 
 class RowError(ValueError):
@@ -223,7 +226,9 @@ def _check_lengths(values: Mapping[str, Any]) -> None:
             raise RowError(f"{name} longer than {limit} characters", name)
 
 
-def _birthday(text: str, birthday_format: BirthdayFormat) -> tuple[date, bool]:
+def _birthday(
+    text: str, birthday_format: BirthdayFormat, field: str = "birthday"
+) -> tuple[date, bool]:
     """The Gregorian date and whether the text was a Jalali date."""
     try:
         birthday = parse_date(text)
@@ -234,8 +239,22 @@ def _birthday(text: str, birthday_format: BirthdayFormat) -> tuple[date, bool]:
             raise ValueError(f"bad date {text!r}: expected a Gregorian date such as 1990-03-21")
         jalali_month_day(birthday)  # out-of-range years fail here, not at write time
     except ValueError as exc:
-        raise RowError(str(exc), "birthday") from None
+        reason = str(exc) if field == "birthday" else f"{field}: {exc}"
+        raise RowError(reason, field) from None
     return birthday, jalali
+
+
+def _own_dates(raw: Mapping[str, str], birthday_format: BirthdayFormat) -> dict[str, Any]:
+    """The customer's own dates given (`date:<name>` fields): name -> (date, calendar it was
+    written in). An empty value says nothing, so a date once given is kept."""
+    dates: dict[str, Any] = {}
+    for field, text in raw.items():
+        name = date_name(field)
+        if name is None or not text.strip():
+            continue
+        day, jalali = _birthday(text, birthday_format, field)
+        dates[name] = (day, "jalali" if jalali else "gregorian")
+    return dates
 
 
 def customer_row(
@@ -267,7 +286,7 @@ def customer_row(
         check_timezone(timezone)
     except ValueError as exc:
         raise RowError(str(exc), "timezone") from None
-    values = {
+    values: dict[str, Any] = {
         "external_id": external_id,
         "first_name": " ".join(raw.get("first_name", "").split()),
         "last_name": " ".join(raw.get("last_name", "").split()),
@@ -283,6 +302,9 @@ def customer_row(
         "city": raw.get("city", "").strip(),
     }
     _check_lengths(values)
+    dates = _own_dates(raw, birthday_format)
+    if dates:
+        values[OWN_DATES] = dates
     return values
 
 

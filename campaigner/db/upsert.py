@@ -25,12 +25,13 @@ def upsert(
     bind: Session | Connection,
     table: Table,
     rows: Sequence[dict[str, Any]],
-    key: str,
+    key: str | Sequence[str],
     update: Sequence[str],
     *,
     also_set: Sequence[str] = (),
 ) -> int:
-    """Insert rows, or update `update` columns where `key` exists and something differs.
+    """Insert rows, or update `update` columns where `key` (a column, or the columns of a
+    unique constraint) exists and something differs.
 
     `also_set` columns (such as updated_at) are written only along with a real change.
     Returns how many rows were inserted or actually changed, so a re-run of the same data
@@ -42,7 +43,7 @@ def upsert(
     stmt = _insert_for(dialect, table)
     changed = [table.c[name].is_distinct_from(stmt.excluded[name]) for name in update]
     stmt = stmt.on_conflict_do_update(
-        index_elements=[table.c[key]],
+        index_elements=[table.c[name] for name in ([key] if isinstance(key, str) else key)],
         set_={name: stmt.excluded[name] for name in (*update, *also_set)},
         where=or_(*changed),
     )
