@@ -14,8 +14,10 @@ from shop_builders import (
     TEHRAN,
     add_customer,
     add_order,
+    add_own_date,
     local,
     run_daemon_loop,
+    write_dated_rules,
     write_project,
 )
 from sqlalchemy import Engine, func, select
@@ -190,7 +192,11 @@ def test_simulate_sends_what_the_daemon_loop_sends(
     settings: Settings, sessions: sessionmaker[Session], engine: Engine
 ) -> None:
     write_project(settings)
+    write_dated_rules(settings)
     busy_shop(sessions)
+    with sessions.begin() as session:
+        wed = add_customer(session, "wed", "+989120000020")
+        add_own_date(session, wed, "anniversary", date(2016, 3, 22))
     simulated = simulate(settings, engine, START, 3)
     daemon = [astuple(sent) for sent in run_daemon_loop(settings, sessions, START, 3)]
     rehearsal = [(m.at, m.rule, m.customer_id, m.phone, m.text) for m in simulated.messages]
@@ -211,6 +217,11 @@ def test_simulate_sends_what_the_daemon_loop_sends(
     # The thank-you gave the day's one slot to the birthday wish due later, in both runs.
     assert ("birthday", "both") in {(r[1], r[2]) for r in rehearsal}
     assert ("thank_you", "both", "skipped", "cap_priority") in unsent
+    # Nowruz and the anniversary went out as the daemon sends them, with their own words.
+    texts = {(r[1], r[2]): r[4] for r in rehearsal}
+    assert texts[("nowruz", "wed")] == "Happy Nowruz ۱۴۰۵/۰۱/۰۱, Wed!" + FOOTER
+    assert texts[("anniversary", "wed")] == "10 years together, Wed!" + FOOTER
+    assert sum(rule == "nowruz" for _, rule, *_ in rehearsal) >= 5
 
 
 def test_simulate_lists_the_control_group_at_its_due_time(
