@@ -78,6 +78,15 @@ class OccasionDate:
         return sorted(day for day in days if first <= day <= last)
 
 
+def upcoming(spec: OccasionDate, today: date, overrides: Mapping[int, date] | None = None) -> str:
+    """When the occasion comes next, for `rules check`: a one-off day long gone says so."""
+    found = spec.between(today, today + timedelta(days=800), overrides)
+    if not found:
+        return f"{spec.key} has passed"
+    jalali = jdatetime.date.fromgregorian(date=found[0])
+    return f"next {found[0].isoformat()} (Jalali {jalali.year}/{jalali.month:02d}/{jalali.day:02d})"
+
+
 def parse_occasion_date(text: str) -> OccasionDate:
     """The occasion a rule's `date` names; ValueError says which forms there are."""
     value = to_ascii_digits(text).strip().lower()

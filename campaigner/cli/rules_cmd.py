@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import click
 from sqlalchemy.engine import make_url
@@ -12,9 +13,11 @@ from campaigner.cli.context import AppContext, pass_app
 from campaigner.clock import SystemClock
 from campaigner.display import shown
 from campaigner.errors import CampaignerError, one_line
+from campaigner.occasions import upcoming
 from campaigner.planner import count_due, day_bounds
 from campaigner.rulebook import check_planning, check_rules
 from campaigner.rules.loader import RuleProblem, RuleSet
+from campaigner.rules.models import OccasionRule
 
 
 def _load(app: AppContext, path: Path | None) -> RuleSet:
@@ -53,11 +56,14 @@ def check_command(app: AppContext, path: Path | None) -> None:
             click.echo(shown(problem))
         click.echo(f"{len(problems)} problem(s) found", err=True)
         raise click.exceptions.Exit(1)
+    today = SystemClock().now().astimezone(ZoneInfo(app.settings.customers.timezone)).date()
     for name, rule in loaded.rules.items():
         state = "" if rule.enabled else " [disabled]"
-        click.echo(
-            shown(f"ok  {name}: {rule.trigger}, {rule.when()}, template {rule.template}{state}")
-        )
+        when = rule.when()
+        if isinstance(rule, OccasionRule):
+            overrides = app.settings.occasions.overrides.get(rule.occasion_date.key)
+            when += f", {upcoming(rule.occasion_date, today, overrides)}"
+        click.echo(shown(f"ok  {name}: {rule.trigger}, {when}, template {rule.template}{state}"))
     click.echo(f"{len(loaded.rules)} rule(s) OK", err=True)
 
 
