@@ -4,6 +4,7 @@ first-order anniversaries, `days_before`, once per year, and `{{ years }}` in th
 
 from __future__ import annotations
 
+import threading
 from datetime import date, timedelta
 
 import pytest
@@ -16,6 +17,7 @@ from campaigner.calendars import parse_date
 from campaigner.clock import FixedClock
 from campaigner.config import Settings
 from campaigner.db.models import Customer, CustomerDate
+from campaigner.planner import PlanReport
 
 ANNIVERSARY = {"trigger": "personal_date", "date": "anniversary", "send_at": "10:00"}
 
@@ -170,3 +172,35 @@ def test_years_and_the_date_in_the_text_once_across_restarts(
         assert project.send_due(again) == []
     finally:
         again.close()
+
+
+def test_racing_planners_create_each_greeting_once(shop: DatedShop) -> None:
+    customers = [shop.customer() for _ in range(20)]
+    for customer in customers:
+        shop.own_date(customer, "anniversary", "2016-03-21")
+    rules = [
+        make_rule(trigger="occasion", name="nowruz", date="jalali:01-01", holdout_percent=20),
+        make_rule(**ANNIVERSARY, calendar="gregorian"),
+    ]
+    when = at(2026, 3, 21, 10, 30, TEHRAN)  # Nowruz 1405, and ten years married
+    barrier = threading.Barrier(4)
+    reports: list[PlanReport] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            barrier.wait()
+            reports.append(shop.plan_at(rules, when))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    keys = [(r.rule, r.customer_id, r.key) for r in shop.ledger()]
+    assert len(keys) == len(set(keys)) == 40
+    assert {key for _, _, key in keys} == {"2026-03-21", "2026"}
+    assert sum(r.planned + r.held_out for report in reports for r in report.rules.values()) == 40
