@@ -15,7 +15,7 @@ from campaigner.display import shown
 from campaigner.errors import CampaignerError, one_line
 from campaigner.occasions import upcoming
 from campaigner.planner import count_due, day_bounds
-from campaigner.rulebook import check_planning, check_rules
+from campaigner.rulebook import check_planning, check_rules, missing_dates
 from campaigner.rules.loader import RuleProblem, RuleSet
 from campaigner.rules.models import OccasionRule
 
@@ -84,7 +84,10 @@ def _planning_problems(app: AppContext, loaded: RuleSet) -> list[RuleProblem]:
         )
         return []
     try:
-        return check_planning(app.sessions(), loaded, SystemClock(), app.settings)
+        problems = check_planning(app.sessions(), loaded, SystemClock(), app.settings)
+        for note in missing_dates(app.sessions(), loaded):
+            click.echo(shown(note), err=True)
+        return problems
     except (CampaignerError, DBAPIError) as exc:
         click.echo(shown(f"note: planning queries not checked: {one_line(exc)}"), err=True)
         return []

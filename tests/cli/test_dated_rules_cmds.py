@@ -80,6 +80,21 @@ def invoke(config: Path, *args: str) -> str:
     return result.stdout
 
 
+def test_rules_check_notes_a_personal_date_no_customer_has(shop: Path) -> None:
+    rules = shop.parent / "rules"
+    (rules / "kids.toml").write_text(
+        'trigger = "personal_date"\ntemplate = "anniversary.j2"\ndate = "child_brithday"\n',
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(cli, ["--config", str(shop), "rules", "check"])
+    assert result.exit_code == 0, result.output
+    assert (
+        "note: rule 'kids': no customer has a date named 'child_brithday' yet "
+        "(import it as the column date:child_brithday)"
+    ) in result.stderr
+    assert "'anniversary'" not in result.stderr
+
+
 def test_rules_check_and_list_with_occasions_and_personal_dates(shop: Path) -> None:
     checked = invoke(shop, "rules", "check")
     assert (
