@@ -61,7 +61,7 @@ def test_each_task_must_succeed_within_k_intervals_and_dispatch_within_a_lease(
         for task in service(settings, engine, sessions, clock).tasks()
     }
     assert bounds["plan:post_purchase+referral_request+nps_survey"] == 4 * 60
-    assert bounds["plan:birthday+win_back"] == 4 * 900
+    assert bounds["plan:birthday+win_back+occasion+personal_date"] == 4 * 900
     assert bounds["reconcile"] == 4 * 60
     assert bounds["watch"] == 4 * 5
     # One batch may rightly take up to its lease (120 s), more than 4 × 5 s.
