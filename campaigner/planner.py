@@ -131,7 +131,13 @@ def check_plan(session: Session, rule: Rule, clock: Clock, settings: Settings) -
             zones = customer_zones(session, settings)
             zones.setdefault(settings.customers.timezone, ZoneInfo(settings.customers.timezone))
             start = now - max(rule.lateness, CHECK_WINDOW)
-            ctx = DueContext(start, now, zones, dialect, settings.occasions.overrides)
+            ctx = DueContext(
+                start=start,
+                end=now,
+                zones=zones,
+                dialect=dialect,
+                occasions=settings.occasions.overrides,
+            )
             for statement in _inserts(rule, ctx, now, rows=0):
                 session.execute(statement).all()
     except Exception as exc:
@@ -170,7 +176,7 @@ def count_due(
     """How many occurrences of `rule` fall due in [start, end] and are not in the ledger yet."""
     dialect = session.get_bind().dialect.name
     zones = customer_zones(session, settings)
-    ctx = DueContext(start, end, zones, dialect, settings.occasions.overrides)
+    ctx = DueContext(start, end, zones, dialect, occasions=settings.occasions.overrides)
     total = 0
     for statement in compile_due(rule, ctx):
         due = statement.subquery("due")
@@ -212,8 +218,13 @@ def unplanned(
     dialect = session.get_bind().dialect.name
     found: list[Unplanned] = []
     for rule in rules:
-        start = now - rule.lateness
-        ctx = DueContext(start, until, zones, dialect, occasions or {})
+        ctx = DueContext(
+            start=now - rule.lateness,
+            end=until,
+            zones=zones,
+            dialect=dialect,
+            occasions=occasions or {},
+        )
         for statement in compile_due(rule, ctx):
             found.extend(_unplanned(session, rule, statement, phones))
     return found
