@@ -175,3 +175,21 @@ def test_an_opt_out_after_planning_stops_the_greeting(project: Project, clock: F
         greeting = session.scalars(select(Message).where(Message.rule == "nowruz")).one()
     assert (greeting.status, greeting.reason) == ("skipped", "opted_out")
     assert not [m for m in project.gateway.sent if "Sara" in m.text and "نوروز" in m.text]
+
+
+def test_a_greeting_due_before_the_send_window_waits_for_the_morning(
+    project: Project, clock: FixedClock
+) -> None:
+    early = NOWRUZ_FILE.replace('send_at = "10:00"', 'send_at = "07:00"')
+    (project.settings.paths.rules / "nowruz.toml").write_text(early, encoding="utf-8")
+    project.write_template("nowruz.j2", "{{ occasion.name }} مبارک")
+    clock.set(at(2026, 3, 21, 7, 5, TEHRAN))
+    with project.sessions.begin() as session:
+        session.add(Customer(external_id="c1", phone="+989120000001", marketing_consent=True))
+    runtime = project.runtime()
+    try:
+        assert project.send_due(runtime) == []  # 07:05: before the 09:00-20:00 window
+        clock.set(at(2026, 3, 21, 9, 0, TEHRAN))
+        assert project.send_due(runtime) == ["نوروز مبارک\nلغو۱۱"]
+    finally:
+        runtime.close()
