@@ -58,7 +58,8 @@ def canonical_field(name: str) -> str:
 # what a rule's `date` says. `first_order` is computed from orders, never written.
 DATE_PREFIX = "date:"
 DATE_NAME = r"^[a-z][a-z0-9_]{0,63}$"
-BUILT_IN_DATES = ("first_order",)
+FIRST_ORDER = "first_order"
+BUILT_IN_DATES = (FIRST_ORDER,)
 
 
 def date_name(field: str) -> str | None:

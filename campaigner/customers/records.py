@@ -244,10 +244,12 @@ def _birthday(
     return birthday, jalali
 
 
-def _own_dates(raw: Mapping[str, str], birthday_format: BirthdayFormat) -> dict[str, Any]:
+def _own_dates(
+    raw: Mapping[str, str], birthday_format: BirthdayFormat
+) -> dict[str, tuple[date, str]]:
     """The customer's own dates given (`date:<name>` fields): name -> (date, calendar it was
     written in). An empty value says nothing, so a date once given is kept."""
-    dates: dict[str, Any] = {}
+    dates: dict[str, tuple[date, str]] = {}
     for field, text in raw.items():
         name = date_name(field)
         if name is None or not text.strip():

@@ -15,11 +15,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from campaigner.calendars import birthday_in_year, year_of
+from campaigner.customers.fields import FIRST_ORDER
 from campaigner.db.models import Customer, CustomerDate
 from campaigner.messages.context import OccasionView
 from campaigner.timezones import zone_or
 
-FIRST_ORDER = "first_order"
 JALALI_BEFORE = 1700
 
 

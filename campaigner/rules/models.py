@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from campaigner.config import SendWindow
+from campaigner.customers.fields import DATE_NAME
 from campaigner.occasions import OccasionDate, parse_occasion_date
 from campaigner.rules.durations import MAX_DAYS, parse_duration
 
@@ -314,7 +315,6 @@ class OccasionRule(RuleBase):
         return f"{day} at {self.send_at}"
 
 
-PERSONAL_DATE_NAME = r"^[a-z][a-z0-9_]{0,63}$"
 MAX_YEARS = 120
 
 
@@ -325,7 +325,7 @@ class PersonalDateRule(RuleBase):
     default_lateness: ClassVar[str] = "12h"
 
     trigger: Literal["personal_date"]
-    date: str = Field(pattern=PERSONAL_DATE_NAME)
+    date: str = Field(pattern=DATE_NAME, description="A stored date's name, or first_order")
     calendar: Literal["gregorian", "jalali", "customer"] = "customer"
     days_before: int = Field(0, ge=0, le=60)
     years: list[Annotated[int, Field(ge=1, le=MAX_YEARS)]] = Field([], max_length=MAX_YEARS)

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, Select, Subquery, Table, and_, false, literal, or_, select
 
 from campaigner.calendars import celebrated_on
+from campaigner.customers.fields import FIRST_ORDER
 from campaigner.db.models import CustomerDate
 from campaigner.rules.models import MAX_YEARS, PersonalDateRule
 from campaigner.rules.triggers.common import (
@@ -32,8 +33,6 @@ from campaigner.rules.triggers.common import (
 )
 
 customer_dates = cast(Table, CustomerDate.__table__)
-FIRST_ORDER = "first_order"
-BUILT_IN = (FIRST_ORDER,)
 EARLIEST_FIRST_ORDER = date(1990, 1, 1)
 
 
