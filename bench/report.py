@@ -1,12 +1,17 @@
-"""Benchmark: `campaigner report` on a large ledger, against a naive Python loop.
+"""Benchmark: `campaigner report` on a large ledger, against a naive Python loop, on SQLite
+and PostgreSQL in the same run.
 
-    .venv/bin/python bench/report.py                      # 1,000,000 messages in SQLite
-    .venv/bin/python bench/report.py --messages 20000 --html report.html
+    .venv/bin/python bench/report.py                      # 1,000,000 messages, both databases
+    .venv/bin/python bench/report.py --messages 20000 --backend sqlite --html report.html
 
 Builds a synthetic shop (customers, two years of orders, a ledger over the last 60 days with
 every status, holdouts, coupons and NPS replies) once, in a SQLite file that later runs reuse,
-then times the report (SQL aggregation and the rendered terminal tables) and a baseline that
-loads the rows and counts in Python. Both must agree on every per-rule figure they share.
+and copies it into a PostgreSQL database (`bench_report_<messages>_<seed>`, also reused; see
+bench/scratch.py). Then times the report (SQL aggregation and the rendered terminal tables,
+in a read-only session as `campaigner report` reads) and a baseline that loads the rows and
+counts in Python. Each measurement runs in its own process, so its peak memory is its own
+(building the database is not in it). Both must agree on every per-rule figure they share;
+the script exits non-zero otherwise.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import argparse
 import bisect
 import io
+import multiprocessing
 import random
 import resource
 import sys
@@ -27,11 +33,12 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from sqlalchemy import Engine, select, text
+from scratch import BACKENDS, PG_ADMIN_URL
+from sqlalchemy import Engine, create_engine, select, text
 
 from campaigner.clock import FixedClock
 from campaigner.config import Settings
-from campaigner.db import create_engine_for, session_factory, upgrade
+from campaigner.db import create_engine_for, read_only_session, session_factory, upgrade
 from campaigner.db.models import Message, Order
 from campaigner.reports import Report, build_report, render_html
 from campaigner.reports.terminal import print_report
@@ -235,7 +242,7 @@ def ledger_rows(
 
 
 def sql_report(engine: Engine, settings: Settings) -> tuple[Report, str]:
-    with session_factory(engine)() as session:
+    with read_only_session(engine) as session:
         report = build_report(
             session,
             since=SINCE,
@@ -292,79 +299,193 @@ def naive_report(engine: Engine) -> dict[str, dict[str, Any]]:
     return dict(stats)
 
 
+def shared_figures(report: Report) -> dict[str, dict[str, Any]]:
+    """The per-rule figures the naive baseline also computes."""
+    return {
+        stats.rule: {
+            "planned": stats.planned,
+            "sent": stats.sent,
+            "delivered": stats.delivered,
+            "conversions": stats.conversions,
+            # every generated order is in IRT: one revenue row, or none
+            "revenue": sum((item.amount for item in stats.revenue), Decimal(0)),
+        }
+        for stats in report.rules
+    }
+
+
 def peak_mb() -> float:
     """The process's peak resident memory so far (Linux reports kilobytes)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def measure(variant: str, url: str, repeat: int, html: Path | None) -> dict[str, Any]:
+    """Run in a fresh process: `repeat` timings of one variant, its figures and peak memory."""
+    engine = create_engine_for(url)
+    settings = Settings.model_validate({"shop": {"name": "فروشگاه نمونه"}})
+    with engine.connect() as connection:  # the connection, not the work, before the baseline
+        connection.execute(text("select 1"))
+    idle = peak_mb()
+    timings = []
+    tables = ""
+    for _ in range(repeat):
+        began = time.perf_counter()
+        if variant == "report":
+            report, tables = sql_report(engine, settings)
+            figures = shared_figures(report)
+        else:
+            figures = naive_report(engine)
+        timings.append(time.perf_counter() - began)
+    if html is not None and variant == "report":
+        page = render_html(report, shop_name=settings.shop.name, descriptions=DESCRIPTIONS)
+        html.write_text(page, encoding="utf-8")
+    engine.dispose()
+    return {
+        "timings": timings,
+        "figures": figures,
+        "peak": peak_mb(),
+        "idle": idle,
+        "tables": tables,
+    }
+
+
+def in_child(variant: str, url: str, repeat: int, html: Path | None = None) -> dict[str, Any]:
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        result: dict[str, Any] = pool.apply(measure, (variant, url, repeat, html))
+    return result
+
+
+def sqlite_database(messages: int, seed: int, path: Path | None) -> Path:
+    """The benchmark's SQLite file, generated (in a child process) unless it exists."""
+    path = path or Path(tempfile.gettempdir()) / f"campaigner-bench-{messages}-{seed}.db"
+    if not path.exists() or path.stat().st_size == 0:
+        began = time.perf_counter()
+        child = multiprocessing.get_context("spawn").Process(
+            target=build_sqlite, args=(path, messages, seed)
+        )
+        child.start()
+        child.join()
+        if child.exitcode:
+            sys.exit(f"generating {path} failed ({child.exitcode})")
+        print(f"generated {messages:,} messages in {time.perf_counter() - began:.1f} s: {path}")
+    return path
+
+
+def build_sqlite(path: Path, messages: int, seed: int) -> None:
+    engine = create_engine_for(f"sqlite:///{path}")
+    upgrade(engine)
+    generate(engine, messages, seed)
+    with engine.connect() as connection:
+        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    engine.dispose()
+
+
+COPIED = ("customers", "orders", "messages", "coupons", "nps_responses")
+
+
+def postgres_database(source: Path, name: str) -> str:
+    """A PostgreSQL copy of the SQLite file, kept between runs like the file itself."""
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        exists = connection.execute(
+            text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
+        ).first()
+        if not exists:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    engine = create_engine_for(url)
+    upgrade(engine)
+    with engine.connect() as connection:
+        ready = connection.execute(text("SELECT count(*) FROM messages")).scalar_one()
+    if not ready:
+        began = time.perf_counter()
+        copy_into_postgres(source, engine)
+        print(f"copied {source} into PostgreSQL in {time.perf_counter() - began:.1f} s: {name}")
+    engine.dispose()
+    return url
+
+
+def copy_into_postgres(source: Path, engine: Engine) -> None:
+    import sqlite3
+
+    lite = sqlite3.connect(source)
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.driver_connection.cursor()  # type: ignore[union-attr]
+        cursor.execute("SET TIME ZONE 'UTC'")  # the file's times are UTC without an offset
+        for table in COPIED:
+            rows = lite.execute(f"SELECT * FROM {table}")
+            columns = ", ".join(column[0] for column in rows.description)
+            with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            cursor.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'),"
+                f" (SELECT max(id) FROM {table}))"
+            )
+        raw.commit()
+        cursor.execute("ANALYZE")  # what autovacuum would have done on a live database
+        raw.commit()
+    finally:
+        raw.close()
+        lite.close()
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--db", type=Path, help="SQLite file (reused if it exists)")
-    parser.add_argument("--html", type=Path, help="also write the HTML report here")
+    parser.add_argument("--backend", choices=BACKENDS, action="append", help="default: both")
+    parser.add_argument("--html", type=Path, help="also write the HTML report (SQLite) here")
     parser.add_argument("--no-baseline", action="store_true", help="skip the naive loop")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each; best and worst shown")
     args = parser.parse_args()
-    path = (
-        args.db or Path(tempfile.gettempdir()) / f"campaigner-bench-{args.messages}-{args.seed}.db"
-    )
-    engine = create_engine_for(f"sqlite:///{path}")
-    if not path.exists() or path.stat().st_size == 0:
-        upgrade(engine)
-        began = time.perf_counter()
-        generate(engine, args.messages, args.seed)
-        print(
-            f"generated {args.messages:,} messages in {time.perf_counter() - began:.1f} s: {path}"
-        )
-    with engine.connect() as connection:
-        counted = connection.execute(text("select count(*) from messages")).scalar_one()
-        orders = connection.execute(text("select count(*) from orders")).scalar_one()
-    print(f"ledger: {counted:,} messages, {orders:,} orders")
+    source = sqlite_database(args.messages, args.seed, args.db)
+    failed = False
+    for backend in args.backend or BACKENDS:
+        if backend == "sqlite":
+            url = f"sqlite:///{source}"
+        else:
+            url = postgres_database(source, f"bench_report_{args.messages}_{args.seed}")
+        engine = create_engine_for(url)
+        with engine.connect() as connection:
+            counted = connection.execute(text("select count(*) from messages")).scalar_one()
+            orders = connection.execute(text("select count(*) from orders")).scalar_one()
+        engine.dispose()
+        print(f"{backend}: ledger of {counted:,} messages, {orders:,} orders", flush=True)
+        html = args.html if backend == "sqlite" else None
+        ours = in_child("report", url, args.repeat, html)
+        show("report (SQL aggregation + terminal tables)", ours, args.repeat)
+        if not args.no_baseline:
+            naive = in_child("naive", url, args.repeat)
+            show("naive baseline (Python loop over rows)  ", naive, args.repeat)
+            print(f"  report vs naive: {min(naive['timings']) / min(ours['timings']):.1f}x faster")
+            for rule, expected in naive["figures"].items():
+                got = ours["figures"].get(rule)
+                if got != expected:
+                    print(f"  {rule}: SQL {got} != naive {expected}")
+                    failed = True
+            if not failed:
+                print("  both agree on planned, sent, delivered, conversions and revenue per rule")
+        if html is not None:
+            print(f"wrote {html}")
+        if counted <= 50_000 and backend == "sqlite":
+            print(ours["tables"])
+    if failed:
+        sys.exit("the report and the naive baseline disagree")
 
-    settings = Settings.model_validate({"shop": {"name": "فروشگاه نمونه"}})
-    timings = []
-    for _ in range(args.repeat):
-        began = time.perf_counter()
-        report, tables = sql_report(engine, settings)
-        timings.append(time.perf_counter() - began)
+
+def show(label: str, result: dict[str, Any], repeat: int) -> None:
+    timings = result["timings"]
     print(
-        f"report (SQL aggregation + terminal tables): best {min(timings):.2f} s, "
-        f"worst {max(timings):.2f} s of {args.repeat}; peak memory {peak_mb():.0f} MB"
+        f"  {label}: best {min(timings):.2f} s, worst {max(timings):.2f} s of {repeat}; "
+        f"peak RSS {result['peak']:.0f} MB (process at start: {result['idle']:.0f} MB)",
+        flush=True,
     )
-
-    if not args.no_baseline:
-        timings = []
-        for _ in range(args.repeat):
-            began = time.perf_counter()
-            naive = naive_report(engine)
-            timings.append(time.perf_counter() - began)
-        print(
-            f"naive baseline (Python loop over rows):   best {min(timings):.2f} s, "
-            f"worst {max(timings):.2f} s of {args.repeat}; peak memory {peak_mb():.0f} MB"
-        )
-        for stats in report.rules:
-            expected = naive[stats.rule]
-            got = {
-                "planned": stats.planned,
-                "sent": stats.sent,
-                "delivered": stats.delivered,
-                "conversions": stats.conversions,
-                # every generated order is in IRT: one revenue row, or none
-                "revenue": sum((item.amount for item in stats.revenue), Decimal(0)),
-            }
-            if got != expected:
-                sys.exit(f"{stats.rule}: SQL {got} != naive {expected}")
-        print("both agree on planned, sent, delivered, conversions and revenue for every rule")
-    if args.html:
-        args.html.write_text(
-            render_html(report, shop_name=settings.shop.name, descriptions=DESCRIPTIONS),
-            encoding="utf-8",
-        )
-        print(f"wrote {args.html}")
-    if counted <= 50_000:
-        print(tables)
-    engine.dispose()
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from datetime import date
+from functools import lru_cache
 
 import jdatetime
 
@@ -23,8 +24,29 @@ def month_day(day: date) -> int:
 
 
 def jalali_month_day(day: date) -> int:
-    j = to_jalali(day)
-    return j.month * 100 + j.day
+    """The Jalali month and day as MMDD, counted from the year's Nowruz.
+
+    jdatetime reads the process locale on every conversion, a seventh of a large CSV import;
+    only Nowruz needs it (once per year), the rest is the fixed month lengths: six of 31 days,
+    five of 30, then Esfand. Out-of-range years fail as jdatetime fails, with ValueError.
+    """
+    year = day.year - 622 if (day.month, day.day) < (3, 19) else day.year - 621
+    start = _nowruz(year)
+    if day < start:
+        year -= 1
+        start = _nowruz(year)
+    offset = (day - start).days
+    if offset < 186:
+        return (offset // 31 + 1) * 100 + offset % 31 + 1
+    offset -= 186
+    return (offset // 30 + 7) * 100 + offset % 30 + 1
+
+
+@lru_cache(maxsize=4096)
+def _nowruz(jalali_year: int) -> date:
+    """The Gregorian date of 1 Farvardin of `jalali_year`."""
+    first: date = jdatetime.date(jalali_year, 1, 1).togregorian()
+    return first
 
 
 def parse_date(text: str) -> date:
@@ -40,10 +62,18 @@ def parse_date(text: str) -> date:
     year, month, day = (int(part) for part in match.groups())
     try:
         if year < 1700:
-            return jdatetime.date(year, month, day).togregorian()
+            return _from_jalali(year, month, day)
         return date(year, month, day)
     except ValueError as exc:
         raise ValueError(f"bad date {text!r}: {exc}") from None
+
+
+@lru_cache(maxsize=65536)
+def _from_jalali(year: int, month: int, day: int) -> date:
+    """Cached: jdatetime reads the process locale on every date it makes, and a customer
+    list repeats the same few tens of thousands of birthdays."""
+    gregorian: date = jdatetime.date(year, month, day).togregorian()
+    return gregorian
 
 
 def birthday_in_year(birthday: date, year: int, calendar: str) -> date:

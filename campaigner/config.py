@@ -12,9 +12,10 @@ from collections.abc import Sequence
 from datetime import date, time
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -29,6 +30,8 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from campaigner.customers.fields import (
     CUSTOMER_FIELDS,
@@ -37,6 +40,7 @@ from campaigner.customers.fields import (
     is_field,
 )
 from campaigner.errors import ConfigError
+from campaigner.masking import MIN_LENGTH as MIN_SECRET_LENGTH
 from campaigner.occasions import check_overrides, parse_occasion_date
 from campaigner.timezones import check_timezone as check_timezone  # re-exported
 
@@ -56,8 +60,48 @@ class ShopSettings(Section):
     phone: str = ""
 
 
+def _maskable(secret: str) -> str:
+    """Logs, errors and history mask every secret, but only from MIN_SECRET_LENGTH
+    characters up: a shorter one would mask ordinary words, so it would leak instead."""
+    if 0 < len(secret) < MIN_SECRET_LENGTH:
+        count = f"{len(secret)} character{'s' if len(secret) > 1 else ''}"
+        raise ValueError(
+            f"too short to be kept out of logs ({count}): a secret needs at least "
+            f"{MIN_SECRET_LENGTH} characters"
+        )
+    return secret
+
+
+def _maskable_secret(value: SecretStr) -> SecretStr:
+    _maskable(value.get_secret_value())
+    return value
+
+
+def _maskable_url_password(url: str) -> str:
+    """A database URL's password, like any secret, must be long enough to be masked."""
+    try:
+        password = make_url(url).password
+    except ArgumentError:
+        return url  # not a URL at all: the engine says so, naming it
+    if password is not None:
+        try:
+            _maskable(str(password))
+        except ValueError as exc:
+            raise ValueError(f"its password is {exc}") from None
+    return url
+
+
+def _maskable_secret_url(value: SecretStr) -> SecretStr:
+    _maskable_url_password(value.get_secret_value())
+    return value
+
+
+Secret = Annotated[SecretStr, AfterValidator(_maskable_secret)]
+SecretUrl = Annotated[SecretStr, AfterValidator(_maskable_secret_url)]
+
+
 class DatabaseSettings(Section):
-    url: str = "sqlite:///campaigner.db"
+    url: Annotated[str, AfterValidator(_maskable_url_password)] = "sqlite:///campaigner.db"
     echo: bool = False
     lock_timeout: float = Field(
         30.0, gt=0, description="SQLite: seconds to wait for another writer before failing"
@@ -152,10 +196,10 @@ class GatewaySettings(Section):
     sender: str = ""
     url: str = ""
     username: str = ""
-    password: SecretStr | None = None
-    api_key: SecretStr | None = None
+    password: Secret | None = None
+    api_key: Secret | None = None
     account_sid: str = ""
-    auth_token: SecretStr | None = None
+    auth_token: Secret | None = None
     path: Path | None = None
     rate_per_second: float = Field(0, ge=0, description="0 means unlimited")
     max_in_flight: int = Field(4, ge=1)
@@ -163,7 +207,7 @@ class GatewaySettings(Section):
     fallback: str = Field(
         "", description="Name of a [gateways.NAME] table used when this one fails"
     )
-    webhook_token: SecretStr | None = Field(
+    webhook_token: Secret | None = Field(
         None, description="This gateway's own webhook secret; default: server.webhook_token"
     )
     options: dict[str, Any] = Field(default_factory=dict)
@@ -241,12 +285,12 @@ class ServerSettings(Section):
     public_url: str = Field(
         "", description="How gateways reach this server, e.g. https://sms.shop.example"
     )
-    webhook_token: SecretStr | None = None
-    api_tokens: list[SecretStr] = Field(default_factory=list)
-    woocommerce_webhook_secret: SecretStr | None = Field(
+    webhook_token: Secret | None = None
+    api_tokens: list[Secret] = Field(default_factory=list)
+    woocommerce_webhook_secret: Secret | None = Field(
         None, description="The Secret of the shop's WooCommerce webhooks"
     )
-    shopify_webhook_secret: SecretStr | None = Field(
+    shopify_webhook_secret: Secret | None = Field(
         None, description="The Shopify app's client secret that signs its webhooks"
     )
     max_body_bytes: int = Field(1_000_000, ge=1024)
@@ -306,7 +350,7 @@ class SourceSettings(Section):
     """A shop database that Campaigner reads (never writes) customers and orders from."""
 
     name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")
-    url: SecretStr = Field(description="SQLAlchemy URL; its password is a secret")
+    url: SecretUrl = Field(description="SQLAlchemy URL; its password is a secret")
     interval: float = Field(60.0, gt=0, description="Seconds between syncs in the daemon")
     timezone: str = Field("", description="Zone of date/times without an offset; default: shop's")
     batch_size: int = Field(1000, ge=1, le=10_000)
@@ -533,7 +577,7 @@ def _describe(exc: ValidationError, path: Path | None) -> str:
     problems = []
     for error in exc.errors():
         key = ".".join(str(part) for part in error["loc"]) or "(top level)"
-        message = error["msg"]
+        message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown key"
         problems.append(f"{origin(error['loc'], path)}: {key}: {message}")

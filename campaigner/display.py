@@ -4,8 +4,9 @@ A customer's name arrives from a CSV file, the ingest API or the shop's database
 gateway's error from a stranger's server. In a terminal such text must read as it is: not as
 rich markup (a name `[/bold]` used to crash `campaigner report`, `[link=…]` drew a hyperlink)
 and not as control characters (an escape sequence can recolour, retitle or rewrite the
-screen). Every command passes such text through `shown` (plain output) or `rich_text` (rich
-tables). Persian text, its zero-width non-joiners and direction marks are kept as they are.
+screen), nor as bidi controls that reorder what follows them. Every command passes such text
+through `shown` (plain output) or `rich_text` (rich tables). Persian text, its zero-width
+non-joiners and direction marks are kept as they are.
 """
 
 from __future__ import annotations
@@ -26,11 +27,17 @@ def _visible(code: int) -> str:
     return f"\\x{code:02x}"  # C1 controls (0x9b is an 8-bit escape sequence introducer)
 
 
+# Bidi embeddings, overrides and isolates (LRE … RLO, LRI … PDI) reorder the text after them,
+# past the end of the value when left open: a name with RLO would reverse the rest of its
+# table row (the "Trojan Source" trick). They are shown as their code, `\u202e`; the marks
+# (LRM, RLM) and ZWNJ, which Persian text needs and which reorder nothing, stay.
+BIDI_CONTROLS = (*range(0x202A, 0x202F), *range(0x2066, 0x206A))
+
 _DRAWN = {
     code: _visible(code)
     for code in (*range(0x20), *range(0x7F, 0xA0))
     if code not in (ord("\n"), ord("\t"))
-}
+} | {code: f"\\u{code:04x}" for code in BIDI_CONTROLS}
 _VISIBLE = {**_DRAWN, ord("\t"): _visible(ord("\t")), ord("\n"): LINE_BREAK}
 
 
@@ -51,8 +58,8 @@ def rich_text(value: object) -> Text:
     return Text(shown(value))
 
 
-# JSON escapes C0 controls itself; DEL and the C1 range stay raw unless asked.
-_JSON_ESCAPES = {code: f"\\u{code:04x}" for code in range(0x7F, 0xA0)}
+# JSON escapes C0 controls itself; DEL, the C1 range and bidi controls stay raw unless asked.
+_JSON_ESCAPES = {code: f"\\u{code:04x}" for code in (*range(0x7F, 0xA0), *BIDI_CONTROLS)}
 
 
 def json_text(data: Any, *, indent: int | None = None) -> str:

@@ -8,7 +8,6 @@ are not ours (pytest's caplog, an operator's own logging set-up).
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from datetime import UTC, datetime
@@ -18,6 +17,7 @@ from pydantic import BaseModel, SecretStr
 from sqlalchemy.engine import make_url
 
 from campaigner.config import GatewaySettings, Settings
+from campaigner.display import json_text, shown
 from campaigner.masking import mask, register_secret
 
 NOISY_LOGGERS = (
@@ -62,8 +62,16 @@ def install_masking(*logger_names: str) -> None:
 
 
 class TextFormatter(logging.Formatter):
+    """One line per record, then its traceback if any. The line is drawn (`shown`): a log
+    message may quote a file name, a gateway's answer or a customer's data, whose escape
+    sequences would drive the operator's terminal and whose line breaks would forge log
+    lines."""
+
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return shown(mask(super().formatMessage(record)))
 
     def format(self, record: logging.LogRecord) -> str:
         return mask(super().format(record))
@@ -84,7 +92,7 @@ class JsonFormatter(logging.Formatter):
             entry["exception"] = mask(self.formatException(record.exc_info))
         if record.stack_info:
             entry["stack"] = mask(self.formatStack(record.stack_info))
-        return json.dumps(entry, ensure_ascii=False)
+        return json_text(entry)
 
 
 def log_handler(log_format: str = "text", stream: TextIO | None = None) -> logging.Handler:

@@ -116,6 +116,38 @@ class SecretRegistry:
         regex = self._compiled()
         return regex.sub(MASK, text) if regex is not None else text
 
+    def excerpt(self, text: str, limit: int) -> str:
+        """`mask(text)[:limit]`, reading only as much of `text` as those characters can
+        come from: a gateway's error page of megabytes costs what its first lines cost."""
+        regex = self._compiled()
+        if regex is None:
+            return text[:limit]
+        # Each MASK in the output stands for at most `reach` characters of the text, and a
+        # secret found must lie whole before the end of the search.
+        reach = self._reach()
+        end = 2 * limit + (limit // len(MASK) + 2) * reach
+        parts: list[str] = []
+        length = position = 0
+        for match in regex.finditer(text, 0, end):
+            gap = text[position : match.start()]
+            parts += [gap, MASK]
+            length += len(gap) + len(MASK)
+            position = match.end()
+            if length >= limit:
+                break
+        parts.append(text[position : position + max(0, limit - length)])
+        return "".join(parts)[:limit]
+
+    def _reach(self) -> int:
+        """The longest form any registered secret can take in a line (20 characters per
+        character double percent-encoded; base64 of `username:secret`)."""
+        with self._lock:
+            longest = 0
+            for secret, username in self._entries:
+                basic = 4 * (len(f"{username or ''}:{secret}".encode()) // 3 + 1)
+                longest = max(longest, 20 * len(secret), basic)
+            return longest
+
     def snapshot(self) -> dict[tuple[str, str | None], str]:
         with self._lock:
             return dict(self._entries)
@@ -141,4 +173,4 @@ def mask(text: str) -> str:
 
 def excerpt(text: str, limit: int) -> str:
     """Masked first, then cut: cutting first could leave the start of a secret behind."""
-    return mask(text)[:limit]
+    return registry.excerpt(text, limit)

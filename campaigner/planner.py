@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, cast
 from zoneinfo import ZoneInfo
@@ -33,14 +33,16 @@ from sqlalchemy import (
 )
 from sqlalchemy import cast as sa_cast
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from campaigner.announcements import gate
 from campaigner.clock import Clock
 from campaigner.config import Settings
 from campaigner.db.models import Customer, Message, MessageStatus
 from campaigner.errors import one_line
-from campaigner.rules.models import Rule
+from campaigner.rules.models import AnnouncementRule, Rule
 from campaigner.rules.triggers import DueContext, compile_due
 from campaigner.rules.triggers.common import instant
 from campaigner.timezones import zone_or
@@ -59,11 +61,13 @@ class RulePlan:
     locked: bool = False  # another planner was planning this rule; it was skipped
     error: str | None = None  # why this rule planned nothing (one line)
     skipped_until: datetime | None = None  # it failed before and waits for a retry
+    awaiting_approval: bool = False  # an announcement nobody approved yet: nothing queued
 
 
 @dataclass
 class PlanReport:
     rules: dict[str, RulePlan] = field(default_factory=dict)
+    cancelled: int = 0  # queued rows of withdrawn announcements cancelled in this pass
 
     @property
     def planned(self) -> int:
@@ -90,6 +94,7 @@ def plan(session: Session, rules: Iterable[Rule], clock: Clock, settings: Settin
     now = clock.now()
     dialect = session.get_bind().dialect.name
     zones = customer_zones(session, settings)
+    shop = ZoneInfo(settings.customers.timezone)
     report = PlanReport()
     for rule in rules:
         if not rule.enabled:
@@ -101,14 +106,32 @@ def plan(session: Session, rules: Iterable[Rule], clock: Clock, settings: Settin
                     result.locked = True
                     continue
                 ctx = DueContext(
-                    now - rule.lateness, now, zones, dialect, settings.occasions.overrides
+                    now - rule.lateness,
+                    now,
+                    zones,
+                    dialect,
+                    shop,
+                    occasions=settings.occasions.overrides,
                 )
+                if isinstance(rule, AnnouncementRule):
+                    # All of it at once, each row waiting for its own time: see `gate`.
+                    if not gate.to_queue(session, rule):
+                        result.awaiting_approval = not gate.is_approved(session, rule)
+                        continue
+                    ctx = replace(ctx, end=now + gate.HORIZON)
                 for statement in _inserts(rule, ctx, now):
-                    for (status,) in session.execute(statement):
+                    with gate.roomy_cache(session, isinstance(rule, AnnouncementRule)):
+                        written = cast("CursorResult[Any]", session.execute(statement))
+                    if _counted(rule, dialect):
+                        result.planned += written.rowcount
+                        continue
+                    for (status,) in written:
                         if status == MessageStatus.HELD_OUT:
                             result.held_out += 1
                         else:
                             result.planned += 1
+                if isinstance(rule, AnnouncementRule):
+                    gate.queued(session, rule, now)
         except Exception as exc:
             if not _rule_at_fault(session, exc):
                 raise
@@ -131,15 +154,17 @@ def check_plan(session: Session, rule: Rule, clock: Clock, settings: Settings) -
             zones = customer_zones(session, settings)
             zones.setdefault(settings.customers.timezone, ZoneInfo(settings.customers.timezone))
             start = now - max(rule.lateness, CHECK_WINDOW)
+            shop = ZoneInfo(settings.customers.timezone)
             ctx = DueContext(
                 start=start,
                 end=now,
                 zones=zones,
                 dialect=dialect,
+                shop=shop,
                 occasions=settings.occasions.overrides,
             )
             for statement in _inserts(rule, ctx, now, rows=0):
-                session.execute(statement).all()
+                session.execute(statement)
     except Exception as exc:
         if not _rule_at_fault(session, exc):
             raise
@@ -175,14 +200,50 @@ def count_due(
 ) -> int:
     """How many occurrences of `rule` fall due in [start, end] and are not in the ledger yet."""
     dialect = session.get_bind().dialect.name
+    shop = ZoneInfo(settings.customers.timezone)
     zones = customer_zones(session, settings)
-    ctx = DueContext(start, end, zones, dialect, occasions=settings.occasions.overrides)
+    ctx = DueContext(start, end, zones, dialect, shop, occasions=settings.occasions.overrides)
     total = 0
     for statement in compile_due(rule, ctx):
         due = statement.subquery("due")
         query = select(func.count()).select_from(due).where(_not_planned(rule, due))
         total += session.scalar(query) or 0
     return total
+
+
+@dataclass(frozen=True)
+class DueCount:
+    """A rule's count of due occurrences, or why the database could not count them."""
+
+    count: int = 0
+    error: str | None = None
+
+
+def count_due_each(
+    session: Session,
+    rules: Iterable[Rule],
+    clock: Clock,
+    settings: Settings,
+    day: tuple[datetime, datetime],
+) -> dict[str, DueCount]:
+    """`count_due` in `day` for each enabled rule, and whether its planning query runs (see
+    `check_plan`): a rule that would fail in the daemon (a database limit, a value the
+    database refuses, a missing table, a locked file) is reported with its error as one line.
+    Each rule runs in its own savepoint, so the rules after a failed one are still counted
+    (on PostgreSQL a failed statement would otherwise abort the whole transaction)."""
+    start, end = day
+    counts = {}
+    for rule in rules:
+        if not rule.enabled:
+            continue
+        try:
+            with session.begin_nested():
+                count = count_due(session, rule, start, end, settings)
+            error = check_plan(session, rule, clock, settings)
+        except Exception as exc:  # whatever the cause, it is this rule's line
+            count, error = 0, one_line(exc)
+        counts[rule.name] = DueCount(count, error)
+    return counts
 
 
 @dataclass(frozen=True)
@@ -218,6 +279,8 @@ def unplanned(
     dialect = session.get_bind().dialect.name
     found: list[Unplanned] = []
     for rule in rules:
+        if isinstance(rule, AnnouncementRule):
+            continue  # queued ahead, all at once, when approved: never "not planned yet"
         ctx = DueContext(
             start=now - rule.lateness,
             end=until,
@@ -266,8 +329,19 @@ def customer_zones(session: Session, settings: Settings) -> dict[str, ZoneInfo]:
     """The distinct time zones of customers; a name that is not a zone counts as the shop's."""
     return {
         name: zone_or(name, settings.customers.timezone)
-        for name in session.scalars(select(Customer.timezone).distinct())
+        for name in session.scalars(_distinct_zones())
     }
+
+
+def _distinct_zones() -> Select[Any]:
+    """The customers' zone names, one index step each (a skip scan over the index on
+    customers.timezone): a shop has a handful of zones and up to millions of customers, and
+    every planning tick asks, so a SELECT DISTINCT over the table was most of a pass."""
+    timezone = customers.c.timezone
+    zones = select(func.min(timezone).label("name")).cte("zones", recursive=True)
+    following = select(func.min(timezone)).where(timezone > zones.c.name).scalar_subquery()
+    zones = zones.union_all(select(following).where(zones.c.name.is_not(None)))
+    return select(zones.c.name).where(zones.c.name.is_not(None))
 
 
 def holdout_bucket(rule_name: str, customer_id: Any) -> Any:
@@ -360,8 +434,14 @@ def _insert(rule: Rule, query: Select[Any], now: datetime, dialect: str, limit: 
         "updated_at",
     ]
     insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(messages)
-    return (
-        insert.from_select(columns, rows)
-        .on_conflict_do_nothing(index_elements=["rule", "customer_id", "occurrence_key"])
-        .returning(messages.c.status)
+    statement = insert.from_select(columns, rows).on_conflict_do_nothing(
+        index_elements=["rule", "customer_id", "occurrence_key"]
     )
+    return statement if _counted(rule, dialect) else statement.returning(messages.c.status)
+
+
+def _counted(rule: Rule, dialect: str) -> bool:
+    """Whether an insert's rows are counted rather than returned: on SQLite, when all are
+    `queued` (no holdout), so that a million rows need not come back to Python. (psycopg
+    gives no row count for these statements.)"""
+    return rule.holdout_percent == 0 and dialect == "sqlite"

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Table, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from campaigner.announcements import gate
 from campaigner.config import Settings
 from campaigner.db.models import Customer, Message, OptOut, Order
 from campaigner.errors import CampaignerError
@@ -26,6 +27,8 @@ from campaigner.planner import customer_zones, holdout_bucket, is_held_out
 from campaigner.policy import SendingPolicy
 from campaigner.rulebook import check_rules
 from campaigner.rules.models import (
+    AnnouncementAudience,
+    AnnouncementRule,
     Audience,
     BirthdayRule,
     PostPurchaseRule,
@@ -34,6 +37,7 @@ from campaigner.rules.models import (
     WinBackRule,
 )
 from campaigner.rules.triggers import DueContext, compile_due
+from campaigner.rules.triggers.announcement import audience_extras, spread_offset
 from campaigner.rules.triggers.birthday import month_days
 from campaigner.rules.triggers.common import audience_filter, customers, send_instant
 from campaigner.runtime import rule_policy
@@ -85,8 +89,9 @@ def preview(
         try:
             zones = customer_zones(session, settings)
             dialect = session.get_bind().dialect.name
+            shop = ZoneInfo(settings.customers.timezone)
             overrides = settings.occasions.overrides
-            ctx = DueContext(at - rule.lateness, at, zones, dialect, overrides)
+            ctx = DueContext(at - rule.lateness, at, zones, dialect, shop, occasions=overrides)
             if customer_id is None:
                 customer = _first_due(session, rule, ctx)
                 if customer is None:
@@ -100,6 +105,11 @@ def preview(
                     raise CampaignerError(f"no customer with id {customer_id!r}")
             result.customer_id = customer.external_id
             _explain(session, settings, rule, ctx, customer, result)
+            if isinstance(rule, AnnouncementRule) and not gate.is_approved(session, rule):
+                result.reasons.append(
+                    f"not approved: nothing is queued until `campaigner announce {rule.name} "
+                    "--confirm` (or approved = true in its file)"
+                )
         finally:
             session.rollback()
     return result
@@ -136,7 +146,7 @@ def _explain(
     customer: Customer,
     result: Preview,
 ) -> None:
-    result.reasons.extend(_ineligible(session, rule, customer))
+    result.reasons.extend(_ineligible(session, settings, rule, customer))
     occurrences = []
     for statement in compile_due(rule, ctx):
         due = statement.subquery("due")
@@ -150,7 +160,7 @@ def _explain(
     occurrence = min(occurrences, key=lambda row: row.due_at, default=None)
     if occurrence is None:
         if not result.reasons:
-            result.reasons.append(_not_due(session, rule, customer, result.at))
+            result.reasons.append(_not_due(session, settings, rule, customer, result.at))
         return
     key, due_at, expires_at, order_id = occurrence
     row = session.execute(
@@ -220,7 +230,7 @@ def _render(
     result.sample_codes = rule.coupon is not None or not had_code
 
 
-def _ineligible(session: Session, rule: Rule, customer: Customer) -> list[str]:
+def _ineligible(session: Session, settings: Settings, rule: Rule, customer: Customer) -> list[str]:
     """Every reason the customer may not receive this rule's messages at all."""
     reasons = []
     if not customer.phone:
@@ -233,6 +243,8 @@ def _ineligible(session: Session, rule: Rule, customer: Customer) -> list[str]:
         reasons.append("no marketing consent")
     checks: list[tuple[str, Audience]] = []
     for name, value in rule.audience.model_dump(exclude_defaults=True).items():
+        if name in ANNOUNCEMENT_EXTRAS:
+            continue
         if name == "where":
             for test in value:
                 shown = f"{test['field']} {test['op']} {test['value']}"
@@ -245,10 +257,38 @@ def _ineligible(session: Session, rule: Rule, customer: Customer) -> list[str]:
         )
         if session.scalar(inside) is None:
             reasons.append(f"not in the audience: {shown}")
+    if isinstance(rule, AnnouncementRule):
+        reasons.extend(_outside_extras(session, settings, rule, customer))
     return reasons
 
 
-def _not_due(session: Session, rule: Rule, customer: Customer, at: datetime) -> str:
+ANNOUNCEMENT_EXTRAS = frozenset(AnnouncementAudience.model_fields) - frozenset(
+    Audience.model_fields
+)
+
+
+def _outside_extras(
+    session: Session, settings: Settings, rule: AnnouncementRule, customer: Customer
+) -> list[str]:
+    """Which of an announcement's own audience keys leave the customer out."""
+    reasons = []
+    shop = ZoneInfo(settings.customers.timezone)
+    dialect = session.get_bind().dialect.name
+    for name, value in rule.audience.model_dump(exclude_defaults=True).items():
+        if name not in ANNOUNCEMENT_EXTRAS:
+            continue
+        alone = rule.model_copy(update={"audience": AnnouncementAudience(**{name: value})})
+        inside = select(customers.c.id).where(
+            customers.c.id == customer.id, *audience_extras(alone, shop, dialect)
+        )
+        if session.scalar(inside) is None:
+            reasons.append(f"not in the audience: {name} = {value}")
+    return reasons
+
+
+def _not_due(
+    session: Session, settings: Settings, rule: Rule, customer: Customer, at: datetime
+) -> str:
     """Nothing due at `at`: say when it next would be, where that is easy to tell."""
     zone = ZoneInfo(customer.timezone) if customer.timezone else ZoneInfo("UTC")
     lateness = rule.max_lateness or rule.default_lateness
@@ -276,6 +316,13 @@ def _not_due(session: Session, rule: Rule, customer: Customer, at: datetime) -> 
             moment = send_instant(day + timedelta(days=1), rule.send_time, zone)
         when = "next due" if moment > at else "was due"
         return f"{nothing}; {when} {_local(moment, zone)} (inactive since last order)"
+    if isinstance(rule, AnnouncementRule):
+        local = ZoneInfo(settings.customers.timezone) if rule.timezone == "shop" else zone
+        start = rule.local_at.replace(tzinfo=local)
+        spread = int(rule.spread_td.total_seconds())
+        moment = start + timedelta(seconds=spread_offset(rule.name, customer.id, spread))
+        when = "due" if moment > at else "was due"
+        return f"{nothing}; {when} {_local(moment, zone)}"
     if isinstance(rule, ReferralRequestRule):
         qualifying = session.scalars(
             select(Order.paid_at).where(

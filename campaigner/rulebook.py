@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -28,6 +28,10 @@ from campaigner.rules.models import NpsSurveyRule, PersonalDateRule, Rule
 
 log = logging.getLogger("campaigner.rules")
 
+# What the database says against rules that load fine (an announcement whose `at` moved
+# after sending started): a rule named here is treated as broken.
+Guard = Callable[[RuleSet], list[RuleProblem]]
+
 
 def check_rules(
     settings: Settings, directory: Path | None = None, templates: MessageTemplates | None = None
@@ -39,6 +43,7 @@ def check_rules(
         directory or settings.paths.rules,
         templates=settings.paths.templates,
         template_checker=lambda rule: template_problems(checked, rule),
+        region=settings.customers.region,
     )
 
 
@@ -103,9 +108,12 @@ class Entry:
 class Rulebook:
     """Thread-safe current rules; `reload()` swaps them in keeping last good versions."""
 
-    def __init__(self, settings: Settings, directory: Path | None = None) -> None:
+    def __init__(
+        self, settings: Settings, directory: Path | None = None, guard: Guard | None = None
+    ) -> None:
         self.settings = settings
         self.directory = directory or settings.paths.rules
+        self.guard = guard
         self._lock = threading.Lock()
         self._entries: dict[str, Entry] = {}
         self.problems: list[RuleProblem] = []
@@ -116,6 +124,11 @@ class Rulebook:
         fingerprint = self._disk_state()
         templates = MessageTemplates(self.settings.paths.templates, self.settings)
         loaded = check_rules(self.settings, self.directory, templates)
+        if self.guard is not None:
+            refused = self.guard(loaded)
+            loaded.problems.extend(refused)
+            for problem in refused:
+                loaded.rules.pop(problem.rule or "", None)
         entries = {
             name: Entry(rule, loaded.files[name], templates) for name, rule in loaded.rules.items()
         }
@@ -185,7 +198,8 @@ class Rulebook:
             return {name: entry.rule.attribution_days for name, entry in self._entries.items()}
 
     def _disk_state(self) -> tuple[tuple[str, int, int], ...]:
-        paths = [*self.directory.glob("*.toml"), *self.settings.paths.templates.rglob("*.j2")]
+        # Everything under the rules folder: announcements' customers files live there too.
+        paths = [*self.directory.rglob("*"), *self.settings.paths.templates.rglob("*.j2")]
         state = []
         for path in sorted(paths):
             try:

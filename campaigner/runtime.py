@@ -14,6 +14,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from campaigner.announcements.guard import moved_announcements
+from campaigner.announcements.withdraw import withdraw
 from campaigner.clock import Clock
 from campaigner.config import Settings
 from campaigner.db.models import Message
@@ -138,7 +140,9 @@ class Runtime:
         rulebook: Rulebook | None = None,
     ) -> Runtime:
         """Everything wired from settings; `gateway` replaces the configured one (simulate)."""
-        rulebook = rulebook or Rulebook(settings)
+        rulebook = rulebook or Rulebook(
+            settings, guard=lambda loaded: moved_announcements(sessions, loaded)
+        )
         fallback = None
         if gateway is None:
             gateway = build_gateway(settings)
@@ -174,7 +178,12 @@ class Runtime:
         }
         due = [rule for rule in rules if rule.name not in held]
         with self.sessions.begin() as session:
+            broken = {problem.rule for problem in self.rulebook.problems if problem.rule}
+            cancelled = withdraw(session, self.rulebook.enabled(), now, broken)
             report = plan(session, due, self.clock, self.settings)
+            report.cancelled = cancelled
+        if cancelled:
+            log.info("withdrawn announcements: cancelled %d queued message(s)", cancelled)
         for rule in due:
             result = report.rules.get(rule.name)
             if result is None or result.locked:

@@ -26,7 +26,17 @@ from sqlalchemy.orm import Session, sessionmaker
 from campaigner.clock import Clock, FixedClock
 from campaigner.config import GatewaySettings, Settings
 from campaigner.db import create_engine_for, session_factory, upgrade
-from campaigner.db.models import Customer, CustomerDate, Message, MessageStatus, OptOut, Order
+from campaigner.db.models import (
+    Announcement,
+    Customer,
+    CustomerDate,
+    Draw,
+    DrawWinner,
+    Message,
+    MessageStatus,
+    OptOut,
+    Order,
+)
 from campaigner.errors import CampaignerError
 from campaigner.gateways.base import Gateway, OutgoingMessage, SendResult
 from campaigner.rulebook import Rulebook
@@ -36,7 +46,7 @@ TICK = timedelta(minutes=15)
 MAX_PLAN_STEP = timedelta(hours=6)
 COPY_BATCH = 2000
 # What a shop database holds that the engine reads or writes, parents before children.
-COPIED_TABLES = (Customer, CustomerDate, Order, OptOut, Message)
+COPIED_TABLES = (Customer, CustomerDate, Order, OptOut, Message, Announcement, Draw, DrawWinner)
 
 
 @dataclass(frozen=True)
@@ -287,6 +297,7 @@ _UNSENT = {
     MessageStatus.EXPIRED: "expired",
     MessageStatus.FAILED: "failed",
     MessageStatus.HELD_OUT: "held_out",
+    MessageStatus.CANCELLED: "cancelled",
 }
 
 
@@ -337,9 +348,9 @@ def throwaway_copy(source: Engine) -> Iterator[sessionmaker[Session]]:
     """Sessions on a temporary SQLite copy of `source`, deleted afterwards.
 
     SQLite is copied with the backup API (consistent even while a daemon writes to it in WAL
-    mode); any other database has its customers (and their own dates), orders, opt-outs and
-    ledger streamed in
-    batches into a freshly migrated SQLite file.
+    mode); any other database has its customers (and their own dates), orders, opt-outs,
+    ledger, announcement approvals and prize draws streamed in batches into a freshly
+    migrated SQLite file.
     """
     with tempfile.TemporaryDirectory(prefix="campaigner-simulate-") as folder:
         path = Path(folder) / "copy.db"

@@ -32,12 +32,15 @@ from campaigner.db.models import Base, Customer, Order
 from campaigner.gateways.base import Gateway, OutgoingMessage, SendResult
 from campaigner.logs import NOISY_LOGGERS
 from campaigner.masking import registry
+from campaigner.rules.loader import RuleProblem
 from campaigner.rules.models import Rule
 from campaigner.runtime import Runtime
 
 # The daemon tests' helpers (a shop on disk, `campaigner run` in its own process) also serve
-# the chaos suite in tests/chaos.
+# the chaos suite in tests/chaos; the shops' documented webhook payloads (tests/server) also
+# serve the connector's tests.
 sys.path.insert(0, str(Path(__file__).parent / "daemon"))
+sys.path.insert(0, str(Path(__file__).parent / "server"))
 
 PG_ADMIN_URL = os.environ.get(
     "CAMPAIGNER_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -224,6 +227,7 @@ class FixedRules:
 
     def __init__(self, *rules: Rule) -> None:
         self.rules = {rule.name: rule for rule in rules}
+        self.problems: list[RuleProblem] = []
 
     def enabled(self) -> list[Rule]:
         return [rule for rule in self.rules.values() if rule.enabled]

@@ -1,4 +1,4 @@
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 
@@ -37,3 +37,24 @@ def test_nowruz_moves_between_20_and_21_march() -> None:
     born = parse_date("1370/01/01")
     assert birthday_in_year(born, 1403, "jalali") == date(2024, 3, 20)
     assert birthday_in_year(born, 1405, "jalali") == date(2026, 3, 21)
+
+
+def test_jalali_month_day_agrees_with_jdatetime_on_every_day() -> None:
+    """Every day from 1900 to 2100, leap years of both calendars included."""
+    import jdatetime
+
+    day, last = date(1900, 1, 1), date(2100, 12, 31)
+    while day <= last:
+        expected = jdatetime.date.fromgregorian(date=day)
+        assert jalali_month_day(day) == expected.month * 100 + expected.day, day
+        day += timedelta(days=1)
+
+
+@pytest.mark.parametrize("day", [date(1, 1, 1), date(621, 6, 1), date(9999, 12, 31)])
+def test_jalali_month_day_out_of_range_fails_like_jdatetime(day: date) -> None:
+    import jdatetime
+
+    with pytest.raises(ValueError):
+        jdatetime.date.fromgregorian(date=day)
+    with pytest.raises(ValueError):
+        jalali_month_day(day)

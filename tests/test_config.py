@@ -137,3 +137,59 @@ def test_quiet_dates_are_checked_at_load() -> None:
     for bad in ("jalali:13-01", "jalali:07-31", "April 1st"):
         with pytest.raises(ValueError, match="quiet_dates"):
             SendingSettings(quiet_dates=[bad])
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ('[gateway]\nname = "kannel"\npassword = "pw"\n', "gateway.password"),
+        ('[gateway]\nname = "kavenegar"\napi_key = "k1"\n', "gateway.api_key"),
+        ('[gateway]\nname = "twilio"\nauth_token = "abc"\n', "gateway.auth_token"),
+        ('[gateway]\nwebhook_token = "t"\n', "gateway.webhook_token"),
+        ('[gateways.backup]\nname = "smsir"\napi_key = "x"\n', "gateways.backup.api_key"),
+        ('[server]\nwebhook_token = "tok"\n', "server.webhook_token"),
+        ('[server]\napi_tokens = ["a-long-token", "ing"]\n', "server.api_tokens.1"),
+        ('[server]\nwoocommerce_webhook_secret = "wc"\n', "server.woocommerce_webhook_secret"),
+        ('[server]\nshopify_webhook_secret = "s"\n', "server.shopify_webhook_secret"),
+        ('[database]\nurl = "postgresql+psycopg://app:pw@db/shop"\n', "database.url"),
+        (
+            '[[sources]]\nname = "shop"\nurl = "mysql+pymysql://r:abc@db/wp"\n'
+            'customers = { table = "users" }\n',
+            "sources.0.url",
+        ),
+    ],
+)
+def test_a_secret_too_short_to_mask_is_refused(tmp_path: Path, text: str, key: str) -> None:
+    """Masking skips values under 4 characters (they would mask ordinary words), so such a
+    secret would reach the logs in clear: it is refused at load, naming the field."""
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: {key}: ")
+    assert "too short to be kept out of logs" in message and "at least 4 characters" in message
+    assert "\n" not in message
+
+
+def test_a_short_secret_from_the_environment_names_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CAMPAIGNER_SERVER__WEBHOOK_TOKEN", "abc")
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, ""))
+    assert str(info.value) == (
+        "environment variable CAMPAIGNER_SERVER__WEBHOOK_TOKEN: server.webhook_token: too "
+        "short to be kept out of logs (3 characters): a secret needs at least 4 characters"
+    )
+
+
+def test_secrets_of_four_characters_or_none_at_all_are_fine(tmp_path: Path) -> None:
+    settings = load_settings(
+        write(
+            tmp_path,
+            '[gateway]\nname = "kannel"\npassword = "abcd"\napi_key = ""\n'
+            '[database]\nurl = "sqlite:///x.db"\n[server]\nwebhook_token = "w-1234"\n',
+        )
+    )
+    assert settings.gateway.password is not None
+    assert settings.gateway.password.get_secret_value() == "abcd"

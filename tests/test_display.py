@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from rich.console import Console
 from rich.table import Table
 
-from campaigner.display import json_text, rich_text, shown
+from campaigner.display import BIDI_CONTROLS, drawn, json_text, rich_text, shown
 
 MARKUP = st.text(alphabet="[]/\\=@ablinkd:#", max_size=40)
 
@@ -21,8 +21,17 @@ def test_control_characters_are_drawn_not_obeyed() -> None:
 
 
 def test_persian_text_and_its_marks_are_kept() -> None:
-    name = "محمد\u200cعلی \u200fرضایی\u202b"  # ZWNJ, RLM, RLE
+    name = "محمد\u200cعلی \u200fرضایی\u200e"  # ZWNJ, RLM, LRM
     assert shown(name) == name
+
+
+def test_bidi_controls_that_reorder_what_follows_are_shown_as_their_code() -> None:
+    """An RLO left open in a name reversed the rest of its table row ("Trojan Source")."""
+    assert shown("\u202eevil") == "\\u202eevil"
+    assert shown("a\u202bb\u2067c\u2069") == "a\\u202bb\\u2067c\\u2069"
+    assert drawn("Sara\u202d") == "Sara\\u202d"
+    assert json.loads(json_text({"name": "\u202eevil"})) == {"name": "\u202eevil"}
+    assert "\u202e" not in json_text({"name": "\u202eevil"})
 
 
 @given(st.text())
@@ -30,7 +39,11 @@ def test_nothing_shown_is_a_control_character(text: str) -> None:
     assert not [char for char in shown(text) if unicodedata.category(char) == "Cc"]
 
 
-@given(st.text().filter(lambda t: not any(unicodedata.category(c) == "Cc" for c in t)))
+@given(
+    st.text().filter(
+        lambda t: not any(unicodedata.category(c) == "Cc" or ord(c) in BIDI_CONTROLS for c in t)
+    )
+)
 def test_text_without_control_characters_is_unchanged(text: str) -> None:
     assert shown(text) == text
 

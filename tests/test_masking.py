@@ -15,6 +15,7 @@ from urllib.parse import quote
 import httpx
 from hypothesis import given
 from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from secret_forms import USERNAME, encodings, secrets
 
 from campaigner.logs import log_handler
@@ -83,3 +84,32 @@ def test_any_secret_is_masked_in_every_encoding_in_log_lines(secret: str) -> Non
                 assert form not in logged(line, log_format), (name, log_format)
     finally:
         registry.restore(saved)
+
+
+@given(
+    secret=secrets,
+    pieces=st.lists(st.tuples(st.text(max_size=60), st.integers(min_value=0, max_value=20))),
+    limit=st.integers(min_value=0, max_value=120),
+)
+@hypothesis_settings(max_examples=150, deadline=None)
+def test_an_excerpt_is_the_masked_text_cut(
+    secret: str, pieces: list[tuple[str, int]], limit: int
+) -> None:
+    """`excerpt` reads only the start of a long text (a gateway's error page of megabytes
+    was masked whole for each failed message); what it returns is exactly `mask`, then cut,
+    wherever the secret's forms fall, at the cut included."""
+    saved = registry.snapshot()
+    register_secret(secret, username=USERNAME)
+    forms = list(encodings(secret).values())
+    text = "".join(filler + forms[choice % len(forms)] for filler, choice in pieces)
+    try:
+        assert excerpt(text, limit) == mask(text)[:limit]
+    finally:
+        registry.restore(saved)
+
+
+def test_an_excerpt_of_a_huge_text_masks_what_it_keeps() -> None:
+    register_secret(KANNEL_PASSWORD)
+    page = (quote(KANNEL_PASSWORD) + "<p>down</p>") * 200_000  # 5 MB
+    cut = excerpt(page, 500)
+    assert len(cut) == 500 and "SECRET" not in cut and cut.startswith(MASK + "<p>down</p>")

@@ -7,6 +7,7 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,12 +20,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from campaigner.calendars import jalali_month_day, month_day, parse_date
 from campaigner.clock import FixedClock
 from campaigner.config import Settings
-from campaigner.customers.importer import refresh_customer_stats
-from campaigner.db import create_engine_for
+from campaigner.customers.importer import import_csv, refresh_customer_stats
+from campaigner.customers.loader import load_customers
+from campaigner.db import create_engine_for, upgrade
 from campaigner.db.models import Customer, Message, OptOut, Order
 from campaigner.planner import (
     PlanReport,
+    _distinct_zones,
     count_due,
+    customer_zones,
     day_bounds,
     is_held_out,
     plan,
@@ -756,3 +760,67 @@ def test_a_year_of_lateness_over_many_zones_plans_in_several_statements(shop: Sh
     assert sorted(r.customer_id for r in rows if r.rule == "birthday") == sorted(born)
     assert all(when - timedelta(days=366) <= r.due_at <= when for r in rows)
     assert sorted(r.customer_id for r in rows if r.rule == "win_back") == lapsed
+
+
+# --- the customers' time zones ----------------------------------------------------------------
+
+
+def test_customer_zones_follow_imports_updates_and_merges(
+    sessions: sessionmaker[Session], settings: Settings, tmp_path: Path
+) -> None:
+    """Read through the index on every tick, never cached: whatever wrote the customers
+    (a CSV import, the loader behind sync and ingest, a guest merged away), the list is exact."""
+    source = tmp_path / "customers.csv"
+    source.write_text(
+        "id,phone,timezone\n"
+        "a,09121111111,Asia/Tehran\n"
+        "b,09122222222,Europe/Berlin\n"
+        "c,09123333333,Asia/Tehran\n",
+        encoding="utf-8",
+    )
+    import_csv(sessions, "customers", source, settings.customers)
+    with sessions() as session:
+        assert set(customer_zones(session, settings)) == {"Asia/Tehran", "Europe/Berlin"}
+    now = datetime(2026, 3, 20, tzinfo=UTC)
+    with sessions.begin() as session:  # a sync or an ingest batch moves b, adds a guest
+        load_customers(
+            session,
+            [
+                {"external_id": "b", "phone": "09122222222", "timezone": "America/New_York"},
+                {"external_id": "guest:+989124444444", "phone": "09124444444",
+                 "timezone": "Asia/Dubai"},
+            ],
+            settings.customers,
+            now=now,
+        )  # fmt: skip
+    with sessions() as session:
+        zones = customer_zones(session, settings)
+    assert set(zones) == {"America/New_York", "Asia/Dubai", "Asia/Tehran"}
+    assert zones["America/New_York"] == ZoneInfo("America/New_York")
+    with sessions.begin() as session:  # the guest registers: merged into d, a Tehran customer
+        load_customers(
+            session,
+            [{"external_id": "d", "phone": "09124444444", "timezone": "Asia/Tehran"}],
+            settings.customers,
+            now=now,
+        )
+        session.execute(
+            Customer.__table__.insert().values(
+                external_id="e", timezone="Mars/Olympus", created_at=now, updated_at=now
+            )
+        )
+    with sessions() as session:
+        zones = customer_zones(session, settings)
+        expected = set(session.scalars(select(Customer.timezone).distinct()))
+    assert set(zones) == expected == {"America/New_York", "Asia/Tehran", "Mars/Olympus"}
+    assert zones["Mars/Olympus"] == ZoneInfo(settings.customers.timezone)  # not a zone
+
+
+def test_customer_zones_come_from_the_index(tmp_path: Path) -> None:
+    engine = create_engine_for(f"sqlite:///{tmp_path / 'plan.db'}")
+    upgrade(engine)
+    with engine.connect() as connection:
+        sql = str(_distinct_zones().compile(engine))
+        plan = " ".join(row[-1] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}"))
+    engine.dispose()
+    assert plan.count("USING COVERING INDEX ix_customers_timezone") == 2  # first, and each next

@@ -3,6 +3,10 @@ disk are broken, and picks up the fixed ones."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+from pathlib import Path
+
 import pytest
 from conftest import THANK_YOU_RULE, Project
 from sqlalchemy import select
@@ -63,5 +67,52 @@ def test_a_broken_rule_keeps_running_with_the_templates_that_are_good_for_it(
         assert [p.field for p in runtime.rulebook.reload()] == ["delya"]
         project.paid_order("Ali")
         assert project.send_due(runtime) == ["Hello Ali"]
+    finally:
+        runtime.close()
+
+
+def _fifo(path: Path) -> None:
+    path.unlink()
+    os.mkfifo(path)
+
+
+def _outside(path: Path) -> None:
+    elsewhere = path.parents[2] / "elsewhere.j2"
+    elsewhere.write_text("Stolen {{ first_name }}", encoding="utf-8")
+    path.unlink()
+    path.symlink_to(elsewhere)
+
+
+@pytest.mark.parametrize(
+    ("make", "problem"),
+    [(_fifo, "(a FIFO)"), (_outside, "a symlink leading outside")],
+    ids=["fifo", "symlink-outside"],
+)
+def test_a_template_turned_into_no_plain_file_keeps_the_last_good_one(
+    project: Project, make: Callable[[Path], None], problem: str
+) -> None:
+    """The daemon's reload reads a FIFO without waiting for a writer, and never follows a
+    symlink out of the templates folder."""
+    runtime = project.runtime()
+    try:
+        project.paid_order("Sara")
+        assert project.send_due(runtime) == ["Thanks Sara"]
+        make(project.settings.paths.templates / "thank_you.j2")
+        problems = [str(p) for p in runtime.rulebook.reload()]
+        assert len(problems) == 1 and problem in problems[0], problems
+        project.paid_order("Ali")
+        assert project.send_due(runtime) == ["Thanks Ali"]
+    finally:
+        runtime.close()
+
+
+def test_a_template_with_a_byte_order_mark_is_sent_without_it(project: Project) -> None:
+    runtime = project.runtime()
+    try:
+        template = project.settings.paths.templates / "thank_you.j2"
+        template.write_bytes(b"\xef\xbb\xbfMerci {{ first_name }}")
+        assert runtime.rulebook.reload() == []
+        project.paid_order("Sara")
+        assert project.send_due(runtime) == ["Merci Sara"]
     finally:
         runtime.close()

@@ -9,6 +9,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from announcement_shop import rule
 from shop_builders import (
     FOOTER,
     TEHRAN,
@@ -23,9 +24,12 @@ from shop_builders import (
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from campaigner.announcements.draws import draw, rule_candidates
+from campaigner.clock import FixedClock
 from campaigner.config import GatewaySettings, Settings
 from campaigner.db.models import Base, Customer, Message, OptOut
 from campaigner.errors import CampaignerError
+from campaigner.planner import plan
 from campaigner.simulate import parse_start, simulate
 
 START = datetime(2026, 3, 20, tzinfo=TEHRAN)  # midnight in the shop's zone
@@ -188,6 +192,27 @@ def busy_shop(sessions: sessionmaker[Session]) -> None:
             add_order(session, shopper, f"O1{n}", local(21, hour, 7 * n))
 
 
+def announce_and_draw(settings: Settings, sessions: sessionmaker[Session]) -> None:
+    """An approved announcement spread over 2 hours on 21 March; one queued, then withdrawn
+    (its file deleted) before its time; a prize draw and a rule telling its winners."""
+    rules, templates = settings.paths.rules, settings.paths.templates
+    (templates / "sale.j2").write_text("{{ first_name }} جان، حراج بهاره!", encoding="utf-8")
+    (templates / "prize.j2").write_text("{{ first_name }}، برنده شدید!", encoding="utf-8")
+    (rules / "spring_sale.toml").write_text(
+        'trigger = "announcement"\ntemplate = "sale.j2"\nat = "2026-03-21T11:00"\n'
+        'spread = "2h"\napproved = true\n',
+        encoding="utf-8",
+    )
+    (rules / "prize.toml").write_text(
+        'trigger = "draw_winner"\ntemplate = "prize.j2"\ndraw = "spring"\n', encoding="utf-8"
+    )
+    old_sale = rule(name="old_sale", at="2026-03-22T12:00", approved=True, template="sale.j2")
+    with sessions.begin() as session:
+        plan(session, [old_sale], FixedClock(START), settings)
+        candidates = rule_candidates(session, old_sale, TEHRAN)
+        draw(session, "spring", "rule old_sale", candidates, 2, seed="s", by="t", now=START)
+
+
 def test_simulate_sends_what_the_daemon_loop_sends(
     settings: Settings, sessions: sessionmaker[Session], engine: Engine
 ) -> None:
@@ -197,11 +222,15 @@ def test_simulate_sends_what_the_daemon_loop_sends(
     with sessions.begin() as session:
         wed = add_customer(session, "wed", "+989120000020")
         add_own_date(session, wed, "anniversary", date(2016, 3, 22))
+    announce_and_draw(settings, sessions)
     simulated = simulate(settings, engine, START, 3)
     daemon = [astuple(sent) for sent in run_daemon_loop(settings, sessions, START, 3)]
     rehearsal = [(m.at, m.rule, m.customer_id, m.phone, m.text) for m in simulated.messages]
     assert len(daemon) >= 8
     assert sorted(rehearsal) == sorted(daemon)
+    # The approved announcement and the draw's winners go out in both, the withdrawn one not.
+    assert {"spring_sale", "prize"} <= {r[1] for r in rehearsal}
+    assert "old_sale" not in {r[1] for r in rehearsal}
     # What did not go out, and why, is the same too.
     with sessions() as session:
         query = (
@@ -222,6 +251,8 @@ def test_simulate_sends_what_the_daemon_loop_sends(
     assert texts[("nowruz", "wed")] == "Happy Nowruz ۱۴۰۵/۰۱/۰۱, Wed!" + FOOTER
     assert texts[("anniversary", "wed")] == "10 years together, Wed!" + FOOTER
     assert sum(rule == "nowruz" for _, rule, *_ in rehearsal) >= 5
+    withdrawn = {(u.rule, u.status, u.reason) for u in simulated.unsent}
+    assert ("old_sale", "cancelled", "rule_withdrawn") in withdrawn
 
 
 def test_simulate_lists_the_control_group_at_its_due_time(

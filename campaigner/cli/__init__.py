@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
+import sys
 from typing import Any
 
 import click
@@ -25,6 +27,9 @@ class CampaignerGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:
+            _reader_gone()
+            ctx.exit(1)
         except (CampaignerError, ValidationError, OSError, DBAPIError) as exc:
             app = ctx.find_object(AppContext)
             if app is not None and app.verbose:
@@ -35,6 +40,15 @@ class CampaignerGroup(click.Group):
                 message = str(exc)
             click.echo(f"Error: {shown(mask(message))}", err=True)
             ctx.exit(1)
+
+
+def _reader_gone() -> None:
+    """The reading end of stdout closed early (`campaigner history | head -1`): stop quietly,
+    as `head` asked. What is still buffered goes to /dev/null, so that Python's flush at exit
+    cannot print a BrokenPipeError of its own."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 @click.group(cls=CampaignerGroup, context_settings={"help_option_names": ["-h", "--help"]})

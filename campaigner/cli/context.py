@@ -6,6 +6,8 @@ afterwards is masked.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import click
@@ -13,7 +15,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from campaigner.config import Settings, load_settings
-from campaigner.db import create_engine_for, ensure_current, session_factory
+from campaigner.db import create_engine_for, ensure_current, read_only_session, session_factory
 from campaigner.gateways.registry import check_gateways
 from campaigner.logs import register_settings_secrets
 from campaigner.project import find_config
@@ -23,6 +25,7 @@ from campaigner.project import find_config
 class AppContext:
     config_path: str | None = None
     verbose: bool = False
+    database_unusable: bool = False  # a command found it unreachable or outdated once
     _settings: Settings | None = field(default=None, repr=False)
     _engine: Engine | None = field(default=None, repr=False)
 
@@ -55,6 +58,13 @@ class AppContext:
         if check_schema:
             ensure_current(self.engine)
         return session_factory(self.engine)
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A read-only session (`db.read_only_session`), on a current schema."""
+        ensure_current(self.engine)
+        with read_only_session(self.engine) as session:
+            yield session
 
     def close(self) -> None:
         if self._engine is not None:

@@ -70,7 +70,7 @@ def report_cmd(
     settings = app.settings
     rules = check_rules(settings).rules if settings.paths.rules.is_dir() else {}
     win_back = [r for r in rules.values() if isinstance(r, WinBackRule)]
-    with app.sessions()() as session:
+    with app.reading() as session:
         report = build_report(
             session,
             since=first,

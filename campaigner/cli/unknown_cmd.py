@@ -16,6 +16,7 @@ from campaigner.dispatch.unknown import Resolution, Selection, resolve_unknown, 
 from campaigner.display import shown
 from campaigner.errors import CampaignerError, ConfigError
 from campaigner.gateways.registry import gateway_class
+from campaigner.masking import mask
 from campaigner.rules.durations import parse_duration
 
 ASK = {
@@ -112,7 +113,7 @@ def list_cmd(app: AppContext, rule: str | None, older_than: timedelta | None, li
         for m in messages:
             click.echo(f"{describe(m)} ({m.reason or 'no reason'})")
             if m.last_error:
-                click.echo(f"    error: {m.last_error}")
+                click.echo(f"    error: {shown(mask(m.last_error))}")
     for label in sorted({m.gateway or "?" for m in messages}):
         click.echo(f"via {label}: {notes.get(label, 'gateway no longer configured')}")
     more = " (more not shown: --limit)" if len(messages) == limit else ""

@@ -4,8 +4,9 @@ Excel saves "CSV UTF-8" with a byte order mark, and plain "CSV" in the Windows c
 the user's locale: Windows-1256 on Persian Windows, Windows-1252 with ";" as the separator on
 German or French Windows. Without `--encoding` a file is read as UTF-8 (with or without the
 mark) when every byte of it is valid UTF-8, else as Windows-1256 when charset-normalizer
-recognises Persian or Arabic text in that code page; anything else is refused with one line
-that names `--encoding`, since a wrong guess would silently garble every name.
+recognises Persian or Arabic text in that code page (or, for a file too small for it, when
+that code page reads its non-ASCII bytes as Arabic-script letters); anything else is refused
+with one line that names `--encoding`, since a wrong guess would silently garble every name.
 
 The whole file is checked before anything is read into the database, so a file that stops
 decoding half-way imports nothing (unless the caller keeps the part before the bad line).
@@ -24,6 +25,7 @@ from typing import BinaryIO
 import charset_normalizer
 
 from campaigner.errors import CampaignerError
+from campaigner.files import Unreadable, check_regular_file
 
 # The largest field read, in characters (Python's csv module stops at 128 KiB by default).
 # Excel holds at most 32,767 characters in a cell; a longer field is rejected with its row.
@@ -88,6 +90,10 @@ def open_csv(path: Path, encoding: str | None = None) -> CsvFile:
     """The file with its encoding: `encoding`, or detected (see the module docstring)."""
     if not path.exists():
         raise CampaignerError(f"{path}: file not found")
+    try:
+        check_regular_file(path, "a CSV file")  # a FIFO or /dev/zero would never end
+    except Unreadable as exc:
+        raise CampaignerError(f"{path}: {exc}") from None
     if encoding is not None:
         chosen = _known(encoding)
         return CsvFile(path, chosen, False, _scan(path, chosen)[0])
@@ -97,13 +103,26 @@ def open_csv(path: Path, encoding: str | None = None) -> CsvFile:
     if bom or failure is None:
         return CsvFile(path, "utf-8-sig", True, failure)
     guess = charset_normalizer.from_bytes(sample).best()
-    if guess is not None and guess.encoding == PERSIAN_CODE_PAGE:
+    if (guess is not None and guess.encoding == PERSIAN_CODE_PAGE) or _persian_letters(sample):
         return CsvFile(path, PERSIAN_CODE_PAGE, True, _scan(path, PERSIAN_CODE_PAGE)[0])
     looks = f", it looks like {guess.encoding}" if guess is not None else ""
     raise CampaignerError(
         f"{path}: line {failure.line} is not UTF-8 (byte 0x{failure.byte:02X}) and the file is "
         f"not Persian Windows-1256{looks}; give its encoding with --encoding, e.g. cp1252"
     )
+
+
+def _persian_letters(sample: bytes) -> bool:
+    """Whether the non-ASCII text, read as Windows-1256, is Persian or Arabic letters.
+
+    charset-normalizer needs some text to be sure: a small shop's first export of a few
+    short names (علي, مريم) it takes for Japanese. Read in Windows-1256, such bytes are
+    Arabic-script letters; a Latin-1 or Windows-1252 file's accented letters (é, ü) are not.
+    """
+    text = sample.decode(PERSIAN_CODE_PAGE, errors="replace")
+    foreign = [char for char in text if not char.isascii() and not char.isspace()]
+    letters = [char for char in foreign if "\u0600" <= char <= "\u06ff" or char in "\u200c\u200f"]
+    return bool(foreign) and len(letters) >= 0.9 * len(foreign)
 
 
 def separator_of(header: str) -> str:

@@ -54,14 +54,11 @@ def merge_guests(session: Session, customers: Iterable[Mapping[str, Any]]) -> in
     }
     if not wanted:
         return 0
-    ids: dict[str, int] = {
-        key: value
-        for key, value in session.execute(
-            select(Customer.external_id, Customer.id).where(
-                Customer.external_id.in_([*wanted, *wanted.values()])
-            )
-        )
-    }
+    # Guests are few: look them up first, and their owners only when there is one.
+    ids = _ids(session, list(wanted))
+    if not ids:
+        return 0
+    ids.update(_ids(session, [wanted[guest] for guest in ids]))
     merged = 0
     for guest, owner in wanted.items():
         if guest in ids and owner in ids:
@@ -69,6 +66,11 @@ def merge_guests(session: Session, customers: Iterable[Mapping[str, Any]]) -> in
             merged += 1
             refresh_customer_stats(session, [ids[owner]])
     return merged
+
+
+def _ids(session: Session, external_ids: list[str]) -> dict[str, int]:
+    query = select(Customer.external_id, Customer.id).where(Customer.external_id.in_(external_ids))
+    return {key: value for key, value in session.execute(query)}
 
 
 def _move(session: Session, guest: int, owner: int) -> None:

@@ -102,12 +102,15 @@ def _fields(
     rename: Mapping[str, str],
 ) -> Iterator[tuple[int, dict[str, str], str | None]]:
     """Per record: its line, its values by field name, and why it cannot be read (or None)."""
+    # Of two headers with one name the last wins, as in a dict of the row by header.
+    positions = {name: index for index, name in enumerate(header)}
+    read = [(positions[name], field) for name, field in rename.items() if name in positions]
     for line, cells, problem in records:
         if cells is None:
             yield line, {}, problem
         elif cells:
-            values = dict(zip(header, cells, strict=False))
-            yield line, {rename[k]: v for k, v in values.items() if k in rename}, None
+            width = len(cells)
+            yield line, {field: cells[at] for at, field in read if at < width}, None
 
 
 def import_csv(
@@ -197,7 +200,7 @@ def import_csv(
             if problem is not None:
                 reject(line, problem, raw)
                 continue
-            bytes_seen += sum(len(v) + 1 for v in raw.values())
+            bytes_seen += sum(map(len, raw.values())) + len(raw)
             batch.append((line, raw))
             if len(batch) >= BATCH_SIZE:
                 flush()

@@ -26,6 +26,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from campaigner.config import CustomerDefaults
@@ -61,16 +62,19 @@ class LoadResult:
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
+    # Records older than what the shop sent before (out-of-order deliveries): not written.
+    stale: int = 0
     errors: list[RecordError] = field(default_factory=list)
 
     @property
     def accepted(self) -> int:
-        return self.inserted + self.updated + self.unchanged
+        return self.inserted + self.updated + self.unchanged + self.stale
 
     def add(self, other: LoadResult, offset: int = 0) -> None:
         self.inserted += other.inserted
         self.updated += other.updated
         self.unchanged += other.unchanged
+        self.stale += other.stale
         self.errors += [RecordError(e.index + offset, e.reason, e.field) for e in other.errors]
 
 
@@ -137,14 +141,18 @@ def _write_dates(
         for external_id, dates in own_dates.items()
         for name, (day, calendar) in sorted(dates.items())
     ]
-    upsert(
-        session,
-        cast(Table, CustomerDate.__table__),
-        rows,
-        ("customer_id", "name"),
-        ("date", "calendar"),
-        also_set=["updated_at"],
+    table = cast(Table, CustomerDate.__table__)
+    dialect = session.get_bind().dialect.name
+    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.c.customer_id, table.c.name],
+        set_={name: stmt.excluded[name] for name in ("date", "calendar", "updated_at")},
+        where=or_(
+            table.c.date.is_distinct_from(stmt.excluded.date),
+            table.c.calendar.is_distinct_from(stmt.excluded.calendar),
+        ),
     )
+    session.execute(stmt, rows)
 
 
 def load_orders(
@@ -161,7 +169,8 @@ def load_orders(
     A record may carry its buyer inline as `customer` (customer fields): that customer is
     upserted first; a buyer without an id (a guest checkout) is known by phone, and belongs
     to the registered customer with that phone when there is one. A record with `items`
-    replaces the order's line items.
+    replaces the order's line items. An order older than the stored one (its
+    `shop_modified_at`) is stale: nothing of it is written, items included.
     """
     result = LoadResult()
     buyers = _load_buyers(session, rows, defaults, now=now, result=result)
@@ -196,9 +205,11 @@ def load_orders(
         if items is not None:
             items_by_order[values["external_id"]] = items
     result.errors.sort(key=lambda error: error.index)
-    if good and _write(session, cast(Table, Order.__table__), good, now, result):
+    changed, stale = _write(session, cast(Table, Order.__table__), good, now, result)
+    if changed:
         refresh_customer_stats(session, {row["customer_id"] for row in good})
-        _apply_codes(session, good)
+        _apply_codes(session, [row for row in good if row["external_id"] not in stale])
+    items_by_order = {key: items for key, items in items_by_order.items() if key not in stale}
     if items_by_order:
         _replace_items(session, items_by_order)
     return result
@@ -265,7 +276,21 @@ def _load_buyers(
 
 
 def _replace_items(session: Session, items_by_order: dict[str, list[dict[str, Any]]]) -> None:
-    """Each order's items given take the place of the ones it had."""
+    """Each order's items given take the place of the ones it had. An item that names no
+    categories (a webhook's) keeps those last stored for its product (by sync)."""
+    known = _known_categories(
+        session,
+        {
+            item["product_id"]
+            for items in items_by_order.values()
+            for item in items
+            if item["categories"] is None and item["product_id"]
+        },
+    )
+    for items in items_by_order.values():
+        for item in items:
+            if item["categories"] is None:
+                item["categories"] = known.get(item["product_id"], "")
     ids: dict[str, int] = {
         key: value
         for key, value in session.execute(
@@ -280,6 +305,17 @@ def _replace_items(session: Session, items_by_order: dict[str, list[dict[str, An
     ]
     if rows:
         session.execute(insert(OrderItem), rows)
+
+
+def _known_categories(session: Session, products: set[str]) -> dict[str, str]:
+    if not products:
+        return {}
+    found = session.execute(
+        select(OrderItem.product_id, OrderItem.categories)
+        .where(OrderItem.product_id.in_(products), OrderItem.categories != "")
+        .order_by(OrderItem.id)
+    )
+    return {product or "": categories for product, categories in found}  # the latest wins
 
 
 def _apply_codes(session: Session, rows: list[dict[str, Any]]) -> None:
@@ -300,28 +336,54 @@ def _write(
     result: LoadResult,
     *,
     keep: Sequence[str] = (),
-) -> int:
-    """Upsert `rows`, count them into `result`; returns how many were inserted or changed.
+) -> tuple[int, set[str]]:
+    """Upsert `rows`, count them into `result`; returns how many were inserted or changed,
+    and the external ids of the stale rows (older than the stored `shop_modified_at`).
 
     Columns in `keep` are written when a row is inserted, never over an existing value.
     """
+    if not rows:
+        return 0, set()
     latest = {row["external_id"]: row for row in rows}  # the last record wins within a batch
     distinct = list(latest.values())
-    existing = set(
-        session.scalars(select(table.c.external_id).where(table.c.external_id.in_(list(latest))))
-    )
     for row in distinct:
         row["created_at"] = now
         row["updated_at"] = now
     fixed = ("external_id", "created_at", "updated_at", *keep)
     columns = [name for name in distinct[0] if name not in fixed]
-    changed = upsert(session, table, distinct, "external_id", columns, also_set=["updated_at"])
-    new = len(distinct) - len(existing)
-    updated = max(changed - new, 0)
-    result.inserted += new
-    result.updated += updated
-    result.unchanged += len(rows) - new - updated
-    return changed
+    written = upsert(
+        session,
+        table,
+        distinct,
+        "external_id",
+        columns,
+        also_set=["updated_at"],
+        newer="shop_modified_at",
+    )
+    stale = _stale(session, table, distinct)
+    result.inserted += written.inserted
+    result.updated += written.updated
+    result.stale += len(stale)
+    result.unchanged += len(rows) - written.inserted - written.updated - len(stale)
+    return written.inserted + written.updated, stale
+
+
+def _stale(session: Session, table: Table, rows: list[dict[str, Any]]) -> set[str]:
+    """The rows the upsert left alone because the stored row is newer. Read after the
+    upsert, which locked each row it met, so a concurrent writer cannot change the answer."""
+    given = {row["external_id"]: row["shop_modified_at"] for row in rows if row["shop_modified_at"]}
+    if not given:
+        return set()
+    stored = session.execute(
+        select(table.c.external_id, table.c.shop_modified_at).where(
+            table.c.external_id.in_(list(given))
+        )
+    )
+    return {
+        external_id
+        for external_id, modified in stored
+        if modified is not None and modified > given[external_id]
+    }
 
 
 # Customers refreshed per pair of statements (each id is a bound parameter, twice).

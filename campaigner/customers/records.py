@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from campaigner.calendars import CALENDARS, jalali_month_day, month_day, parse_date
 from campaigner.config import CustomerDefaults
+from campaigner.customers.categories import split_text, store
 from campaigner.customers.fields import date_name
 from campaigner.customers.phones import InvalidPhone, normalize_phone, to_ascii_digits
 from campaigner.timezones import check_timezone
@@ -76,6 +77,26 @@ BirthdayFormat = Literal["auto", "gregorian", "jalali"]
 OWN_DATES = "own_dates"
 
 
+_CURRENCY = re.compile(r"[A-Z]{3,8}")
+CURRENCY_NAMES = {"تومان": "IRT", "TOMAN": "IRT", "ریال": "IRR", "RIAL": "IRR"}
+
+
+def parse_currency(value: str, default: str) -> str:
+    """A currency code (ISO 4217 such as USD, or IRT for toman), upper-cased; the shop's
+    default when empty. Letters only: the code is shown beside every amount of a report, in
+    a terminal, a spreadsheet and a web page, so `=cmd|…` or a bidi override is refused."""
+    text = value.strip().upper()
+    if not text:
+        return default
+    text = CURRENCY_NAMES.get(text, text)
+    if not _CURRENCY.fullmatch(text):
+        raise RowError(
+            f"bad currency {value!r}: expected a code of 3 to 8 letters such as IRT, IRR, USD",
+            "currency",
+        )
+    return text
+
+
 class RowError(ValueError):
     """A record that cannot be loaded; the message is the reason shown to the user."""
 
@@ -86,6 +107,8 @@ class RowError(ValueError):
 
 def as_text(value: Any) -> str:
     """A field value as the text the parsers read; None is empty."""
+    if type(value) is str:  # what a CSV file gives: the common case first
+        return value
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -99,6 +122,8 @@ def as_text(value: Any) -> str:
 
 def text_record(raw: Mapping[str, Any]) -> dict[str, str]:
     """Every value as text; a NUL character (never valid in a name or id) rejects the record."""
+    if all(type(value) is str for value in raw.values()) and "\x00" not in "".join(raw.values()):
+        return dict(raw)  # a CSV row: text already, and clean
     record = {}
     for name, value in raw.items():
         text = as_text(value)
@@ -106,6 +131,16 @@ def text_record(raw: Mapping[str, Any]) -> dict[str, str]:
             raise RowError(f"{name}: contains a NUL character", name)
         record[name] = text
     return record
+
+
+# Bidirectional embeddings, overrides and isolates (LRE…RLO, LRI…PDI): one left open in a
+# name turns the rest of the text message around it. ZWNJ, which Persian names need, stays.
+_BIDI_CONTROLS = dict.fromkeys([*range(0x202A, 0x202F), *range(0x2066, 0x206A)])
+
+
+def plain_name(value: str) -> str:
+    """A name or city as one line of text: spaces collapsed, no direction controls."""
+    return " ".join(value.translate(_BIDI_CONTROLS).split())
 
 
 def parse_bool(value: str) -> bool:
@@ -214,6 +249,18 @@ def parse_locale(value: str, default: str) -> str:
     return text.split("-")[0]
 
 
+def parse_shop_modified(raw: Mapping[str, str]) -> datetime | None:
+    """When the shop last changed the record (`shop_modified_at`, given by shop webhooks and
+    sync, never by a file); a time without an offset is UTC, as the shops' *_gmt fields."""
+    text = raw.get("shop_modified_at", "").strip()
+    if not text:
+        return None
+    try:
+        return parse_datetime(text, ZoneInfo("UTC"))
+    except RowError as exc:
+        raise RowError(str(exc), "shop_modified_at") from None
+
+
 def guest_id(phone: str) -> str:
     """The customer id of a buyer known only by a normalised phone number."""
     return GUEST_PREFIX + phone
@@ -290,8 +337,8 @@ def customer_row(
         raise RowError(str(exc), "timezone") from None
     values: dict[str, Any] = {
         "external_id": external_id,
-        "first_name": " ".join(raw.get("first_name", "").split()),
-        "last_name": " ".join(raw.get("last_name", "").split()),
+        "first_name": plain_name(raw.get("first_name", "")),
+        "last_name": plain_name(raw.get("last_name", "")),
         "phone": phone,
         "birthday": birthday,
         "birth_md": month_day(birthday) if birthday else None,
@@ -301,7 +348,8 @@ def customer_row(
         "locale": parse_locale(raw.get("locale", ""), defaults.locale),
         "tags": parse_tags(raw.get("tags", "")),
         "marketing_consent": parse_bool(raw.get("marketing_consent", "")),
-        "city": raw.get("city", "").strip(),
+        "city": plain_name(raw.get("city", "")),
+        "shop_modified_at": parse_shop_modified(raw),
     }
     _check_lengths(values)
     dates = _own_dates(raw, birthday_format)
@@ -345,26 +393,33 @@ def order_row(
         "external_id": external_id,
         "customer_id": customer,
         "total": total,
-        "currency": raw.get("currency", "").strip().upper() or defaults.currency,
+        "currency": parse_currency(raw.get("currency", ""), defaults.currency),
         "status": status,
         "paid_at": paid_at,
         "coupon_code": raw.get("coupon_code", "").strip().upper() or None,
         "referral_code": raw.get("referral_code", "").strip().upper() or None,
         "items_count": items_count,
         "refunded": refunded,
+        "shop_modified_at": parse_shop_modified(raw),
     }
     _check_lengths(values)
     return values
 
 
 def item_rows(items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Validate an order's line items; they are numbered 1, 2, … in the order given."""
+    """Validate an order's line items; they are numbered 1, 2, … in the order given.
+
+    An item whose record names no categories (a shop webhook: the REST APIs send none) has
+    `categories` None, for the loader to keep what is known of its product.
+    """
     rows = []
     for line_no, raw_item in enumerate(items, start=1):
-        categories = raw_item.get("categories")
-        if isinstance(categories, list | tuple):
-            raw_item = {**raw_item, "categories": ",".join(map(as_text, categories))}
-        item = text_record(raw_item)
+        given = raw_item.get("categories")
+        if isinstance(given, list | tuple):  # a shop's term names: each one whole
+            categories: str | None = store(map(as_text, given))
+        else:
+            categories = None if given is None else store(split_text(as_text(given)))
+        item = text_record({k: v for k, v in raw_item.items() if k != "categories"})
         name = " ".join(item.get("name", "").split())
         quantity_text = to_ascii_digits(item.get("quantity", "").strip() or "1")
         try:
@@ -379,7 +434,7 @@ def item_rows(items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             "product_id": item.get("product_id", "").strip() or None,
             "sku": item.get("sku", "").strip() or None,
             "name": name[:255],
-            "categories": parse_tags(item.get("categories", "")),
+            "categories": categories,
             "quantity": quantity,
             "unit_price": parse_amount(unit_price, "items") if unit_price else None,
             "line_total": parse_amount(item.get("line_total") or "0", "items"),

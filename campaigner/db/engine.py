@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -43,12 +45,42 @@ def _configure_sqlite(engine: Engine, lock_timeout: float) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
+        if connection.get_execution_options().get(READ_ONLY):
+            connection.exec_driver_sql("BEGIN")  # a reader takes no lock: WAL gives a snapshot
+            return
         # IMMEDIATE takes the write lock up front, so two writers queue instead of deadlocking.
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+READ_ONLY = "campaigner_read_only"
+
+
+@contextmanager
+def read_only_session(engine: Engine) -> Iterator[Session]:
+    """A session that only reads, for reports: on SQLite it never takes the write lock, so a
+    long report does not hold up the dispatcher (and waits for no writer); on PostgreSQL the
+    transaction is READ ONLY. Either way a write in it fails instead of happening."""
+    with engine.connect() as connection:
+        connection.execution_options(**{READ_ONLY: True})
+        sqlite = engine.dialect.name == "sqlite"
+        if sqlite:
+            connection.exec_driver_sql("PRAGMA query_only = ON")
+            connection.commit()
+        try:
+            with Session(bind=connection) as session:
+                if not sqlite:
+                    session.execute(text("SET TRANSACTION READ ONLY"))
+                yield session
+                session.rollback()
+        finally:
+            if sqlite:
+                connection.rollback()
+                connection.exec_driver_sql("PRAGMA query_only = OFF")
+                connection.commit()
 
 
 def ping(engine: Engine) -> None:

@@ -92,6 +92,7 @@ class MessageStatus(StrEnum):
     SKIPPED = "skipped"  # policy said no (opted out, no consent, cap, invalid number)
     EXPIRED = "expired"  # could not be sent before max_lateness
     UNKNOWN = "unknown"  # its request was in flight when the answer was lost; never re-sent blindly
+    CANCELLED = "cancelled"  # withdrawn before it went out (an announcement disabled or deleted)
 
 
 class Customer(Base):
@@ -122,6 +123,9 @@ class Customer(Base):
     referral_code: Mapped[str | None] = mapped_column(String(32), unique=True)
     referred_by_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
     phone_invalid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the shop last changed this customer (WooCommerce date_modified_gmt, Shopify
+    # updated_at): a delivery older than this is stale and changes nothing.
+    shop_modified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -132,6 +136,7 @@ class Customer(Base):
         Index(None, "birth_jalali_md"),
         Index(None, "last_order_at"),
         Index(None, "first_order_at"),
+        Index(None, "timezone"),  # the planner's list of zones, one index step per zone
     )
 
     @property
@@ -184,6 +189,8 @@ class Order(Base):
     )
     # 1 for the customer's first paid order, 2 for the second...; set when statistics refresh.
     sequence: Mapped[int | None] = mapped_column(Integer)
+    # When the shop last changed this order: an older delivery or sync row is stale.
+    shop_modified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -211,6 +218,7 @@ class OrderItem(Base):
     sku: Mapped[str | None] = mapped_column(String(128))
     name: Mapped[str] = mapped_column(String(255), default="")
     # Stored as ",shoes,summer," like customer tags: a category test is a parameterised LIKE.
+    # A comma inside a name is written %2C (campaigner.customers.categories).
     categories: Mapped[str] = mapped_column(Text, default="")
     quantity: Mapped[int] = mapped_column(Integer, default=1)
     unit_price: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
@@ -353,3 +361,59 @@ class SyncState(Base):
     name: Mapped[str] = mapped_column(String(128), primary_key=True)
     cursor: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class Announcement(Base):
+    """One announcement occurrence (rule name and `at`): who approved it and when, and when
+    its audience was queued. The web console's `approver` role writes `approved_by` here."""
+
+    __tablename__ = "announcements"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    rule: Mapped[str] = mapped_column(String(128))
+    occurrence_key: Mapped[str] = mapped_column(String(128))
+    approved_by: Mapped[str | None] = mapped_column(String(128))
+    approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When planning queued the audience, and a fingerprint of the rule and its customers file
+    # then: the audience is queued again (never twice for anyone) only when the file changed.
+    queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    queued_fingerprint: Mapped[str | None] = mapped_column(String(64))
+    withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (UniqueConstraint("rule", "occurrence_key"),)
+
+
+class Draw(Base):
+    """A prize draw and its proof: the seed and the SHA-256 of the sorted candidate ids."""
+
+    __tablename__ = "draws"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    source: Mapped[str] = mapped_column(String(500))
+    seed: Mapped[str] = mapped_column(String(128))
+    candidates: Mapped[int] = mapped_column(Integer)
+    candidates_sha256: Mapped[str] = mapped_column(String(64))
+    drawn_by: Mapped[str] = mapped_column(String(128), default="")
+    drawn_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    winners: Mapped[list[DrawWinner]] = relationship(
+        order_by="DrawWinner.place", passive_deletes=True
+    )
+
+
+class DrawWinner(Base):
+    __tablename__ = "draw_winners"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    draw_id: Mapped[int] = mapped_column(ForeignKey("draws.id", ondelete="CASCADE"))
+    place: Mapped[int] = mapped_column(Integer)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    # The winner's external id when drawn: the proof names it even if the customer changes.
+    external_id: Mapped[str] = mapped_column(String(128))
+
+    __table_args__ = (
+        UniqueConstraint("draw_id", "place"),
+        UniqueConstraint("draw_id", "customer_id"),
+    )

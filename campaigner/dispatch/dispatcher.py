@@ -37,6 +37,7 @@ from campaigner.dispatch.routes import Route, Routes, fallback_label
 from campaigner.dispatch.sender import Sender
 from campaigner.dispatch.verdicts import Forecast, Verdicts, precedence
 from campaigner.gateways.base import Gateway, OutgoingMessage
+from campaigner.messages.coupons import CouponBatch, CouponCodeTaken
 from campaigner.policy import RulePolicy, SendingPolicy
 
 logger = logging.getLogger(__name__)
@@ -127,6 +128,10 @@ class Dispatcher:
         try:
             jobs = self._prepare(ids, claim, now, route, report)
             started = self.sender.send(route, jobs, claim, report, stop) if jobs else set()
+        except CouponCodeTaken as exc:
+            logger.warning("dispatch: %s; the batch goes again with new codes", exc)
+            report.requeued += release(self.sessions, claim, ids, self.clock.now())
+            return report
         except BaseException:
             release(self.sessions, claim, ids, self.clock.now())  # free now, not at lease end
             raise
@@ -175,6 +180,7 @@ class Dispatcher:
             pairs = [(message, customer) for message, customer in session.execute(query)]
             pairs.sort(key=lambda pair: precedence(pair[0]))
             around = self.verdicts.neighbours(session, pairs, now)
+            coupons = CouponBatch.begin(session)
             for message, customer in pairs:
                 rule = self.policies(message.rule)
                 phone = message.phone or customer.phone
@@ -210,5 +216,6 @@ class Dispatcher:
                 jobs.append(Job(outgoing, message.attempts, customer.id))
                 if not rule.transactional:
                     around.sent[phone].append(now)
+            coupons.flush(session)
             write_claimed(session, claim, rows)
         return jobs

@@ -78,23 +78,33 @@ def start_sending(
     """
     if not ids:
         return set()
-    return set(
-        session.scalars(
-            update(TABLE)
-            .where(
-                _c.id.in_(list(ids)),
-                _held(claim),
-                _c.lease_until >= now,
-            )
-            .values(
-                status=MessageStatus.SENDING,
-                gateway=gateway,
-                lease_until=lease_until,
-                updated_at=now,
-            )
-            .returning(_c.id)
-        )
+    params = {
+        "ids": list(ids),
+        "mine": claim,
+        "now": now,
+        "gateway": gateway,
+        "new_lease": lease_until,
+    }
+    return set(session.connection().scalars(_START_SENDING, params))
+
+
+# Built once: the sender runs it for every group of requests it starts.
+_START_SENDING = (
+    update(TABLE)
+    .where(
+        _c.id.in_(bindparam("ids", expanding=True)),
+        _c.claim == bindparam("mine"),
+        _c.status == MessageStatus.QUEUED,
+        _c.lease_until >= bindparam("now"),
     )
+    .values(
+        status=MessageStatus.SENDING,
+        gateway=bindparam("gateway"),
+        lease_until=bindparam("new_lease"),
+        updated_at=bindparam("now"),
+    )
+    .returning(_c.id)
+)
 
 
 def write_claimed(session: Session, claim: str, rows: Sequence[dict[str, Any]]) -> None:

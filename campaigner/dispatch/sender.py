@@ -4,6 +4,10 @@ A request's rows become `sending` in the same transaction that records the answe
 freed its slot, just before it starts: the requests that start together are marked in one
 statement, and a crash strands only the rows of requests actually in flight. One-message-
 per-request gateways (Kannel, Twilio) thereby send concurrently on their pooled client.
+
+Answers are recorded once half the slots are free (all of them at the end of a batch),
+not one transaction per answer: never more than `max_in_flight` requests run, and never
+more rows are `sending` than the requests started and not yet recorded.
 """
 
 from __future__ import annotations
@@ -11,8 +15,8 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, wait
 from datetime import timedelta
+from queue import SimpleQueue
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -26,6 +30,7 @@ from campaigner.gateways.base import GatewayError, Outcome
 logger = logging.getLogger(__name__)
 
 Chunk = list[Job]
+Answered = tuple[Chunk, Answer]
 
 
 class Sender:
@@ -53,8 +58,11 @@ class Sender:
         (the rest stay claimed for the caller to release); returns the ids that started."""
         size = max(1, route.gateway.max_batch)
         waiting = deque(jobs[start : start + size] for start in range(0, len(jobs), size))
-        running: dict[Future[Answer], Chunk] = {}
-        answered: list[tuple[Chunk, Answer]] = []
+        # Each request puts its answer here when done: one queue read per answer, where
+        # `concurrent.futures.wait` locked every running future each time.
+        done: SimpleQueue[Answered] = SimpleQueue()
+        running = 0
+        answered: list[Answered] = []
         started: set[int] = set()
         # One connection for the whole batch: a transaction per group of requests, without
         # a pool check-out (and PostgreSQL's pre-ping) each time.
@@ -63,16 +71,20 @@ class Sender:
             self.sessions(bind=connection) as session,
         ):
             while True:
-                starting = self._next_group(route, waiting, len(running), stop)
+                starting = self._next_group(route, waiting, running, stop)
                 ready = self._record_and_start(session, route, claim, answered, starting, report)
                 for chunk in ready:
-                    running[route.pool.submit(_request, route, chunk)] = chunk
+                    route.pool.submit(_request, route, chunk, done)
                     started.update(job.outgoing.id for job in chunk)
+                running += len(ready)
                 answered = []
                 if not running:
                     return started
-                finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                answered = [(running.pop(future), future.result()) for future in finished]
+                # Wait until at most the low-water mark of requests is still running.
+                low_water = _low_water(route, bool(waiting))
+                while running and (not answered or running > low_water):
+                    answered.append(done.get())
+                    running -= 1
 
     def _next_group(
         self, route: Route, waiting: deque[Chunk], in_flight: int, stop: Callable[[], bool]
@@ -92,7 +104,7 @@ class Sender:
         session: Session,
         route: Route,
         claim: str,
-        answered: list[tuple[Chunk, Answer]],
+        answered: list[Answered],
         starting: list[Chunk],
         report: DispatchReport,
     ) -> list[Chunk]:
@@ -119,8 +131,27 @@ class Sender:
         return [chunk for chunk in chunks if chunk]
 
 
-def _request(route: Route, chunk: Chunk) -> Answer:
-    """One request in a pool thread; the breaker learns from every answer."""
+def _low_water(route: Route, more_to_start: bool) -> int:
+    """How few requests may still run before answers are recorded and the next start.
+
+    Recording is a transaction: one per answer was the sender's largest cost. Half the
+    slots at a time keeps the gateway busy at a transaction per `max_in_flight / 2`
+    answers; once nothing is left to start, the batch's last answers are recorded together.
+    """
+    return route.max_in_flight // 2 if more_to_start else 0
+
+
+def _request(route: Route, chunk: Chunk, done: SimpleQueue[Answered]) -> None:
+    """One request in a pool thread; its answer goes to `done`, whatever happens."""
+    try:
+        answer = _answer(route, chunk)
+    except BaseException as exc:
+        answer = Answer(crash=f"{type(exc).__name__}: {exc}")
+    done.put((chunk, answer))
+
+
+def _answer(route: Route, chunk: Chunk) -> Answer:
+    """The gateway's answer to one request; the breaker learns from every answer."""
     try:
         results = route.gateway.send([job.outgoing for job in chunk])
     except GatewayError as exc:

@@ -8,6 +8,7 @@ from itertools import count
 from typing import ClassVar, TextIO
 
 from campaigner.config import GatewaySettings
+from campaigner.display import shown
 from campaigner.gateways.base import Gateway, OutgoingMessage, SendResult
 
 
@@ -30,7 +31,7 @@ class ConsoleGateway(Gateway):
     def send(self, batch: Sequence[OutgoingMessage]) -> list[SendResult]:
         out = self.stream or sys.stdout
         for message in batch:
-            text = message.text.replace("\n", " ⏎ ")
-            out.write(f"SMS #{message.id} to {message.phone} [{message.encoding}]: {text}\n")
+            line = f"SMS #{message.id} to {message.phone} [{message.encoding}]: {message.text}"
+            out.write(shown(line) + "\n")  # the text holds customer data: drawn, not obeyed
         out.flush()
         return [SendResult.accepted(m.id, f"console-{m.id}") for m in batch]

@@ -16,8 +16,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from campaigner.config import Settings
+from campaigner.customers.categories import names as category_names
 from campaigner.db.models import Coupon, Customer, Order
-from campaigner.messages.names import clean_first_name, first_name_or_fallback
+from campaigner.messages.names import clean_first_name, first_name_or_fallback, plain_words
 from campaigner.messages.referrals import referral_code_for, referral_url
 from campaigner.timezones import zone_or
 
@@ -45,6 +46,8 @@ TRIGGER_VARIABLES: dict[str, frozenset[str]] = {
     "nps_survey": COMMON_VARIABLES | {"order"},
     "occasion": COMMON_VARIABLES | {"occasion"},
     "personal_date": COMMON_VARIABLES | {"occasion", "years"},
+    "announcement": COMMON_VARIABLES,
+    "draw_winner": COMMON_VARIABLES,
 }
 
 Number = int | Decimal
@@ -135,11 +138,9 @@ def build_context(
     context: dict[str, Any] = {
         "customer": CustomerView(
             first_name=clean_first_name(customer.first_name),
-            last_name=" ".join((customer.last_name or "").split()),
+            last_name=" ".join(plain_words(customer.last_name)),
             full_name=" ".join(
-                part
-                for part in (clean_first_name(customer.first_name), customer.last_name.strip())
-                if part
+                [*clean_first_name(customer.first_name).split(), *plain_words(customer.last_name)]
             ),
             locale=locale,
             tags=tuple(customer.tag_list),
@@ -169,9 +170,9 @@ def build_context(
             items_count=order.items_count,
             items=tuple(
                 ItemView(
-                    name=item.name,
+                    name=" ".join(plain_words(item.name)),
                     quantity=item.quantity,
-                    categories=tuple(c for c in item.categories.split(",") if c),
+                    categories=category_names(item.categories),
                     sku=item.sku,
                     product_id=item.product_id,
                     line_total=plain_number(item.line_total),

@@ -2,6 +2,12 @@
 
 A dispatcher may render the same message twice (a retry after a timeout), so issuing is
 idempotent per message: the second call returns the first coupon, never a second code.
+
+A dispatch batch issues its coupons as a batch (`CouponBatch`): a savepoint, a flush and a
+lookup per coupon were half the cost of sending. The batch looks up the coupons its
+messages already have in one query and inserts the new ones together with the batch's
+texts; a code taken meanwhile (about 1 in 10^6 per code with a million coupons issued)
+fails the whole batch, which goes back to the queue unsent and gets fresh codes next pass.
 """
 
 from __future__ import annotations
@@ -12,15 +18,17 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import CursorResult, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
-from campaigner.db.models import Coupon, Customer, Order
+from campaigner.db.models import Coupon, Customer, Message, Order
 from campaigner.messages.codes import random_code
 from campaigner.spreadsheets import SpreadsheetWriter
 
 MAX_TRIES = 10
+BATCH = "campaigner.coupons.batch"
+LOOKUP_CHUNK = 500
 EXPORT_FIELDS = (
     "code",
     "customer_id",
@@ -58,6 +66,19 @@ def issue_coupon(
     generate: Callable[[str], str] = new_coupon_code,
 ) -> Coupon:
     """The coupon for this message: the stored one if it exists, else a new unique code."""
+    batch = session.info.get(BATCH)
+    if isinstance(batch, CouponBatch) and message_id is not None:
+        return batch.issue(
+            session,
+            customer_id=customer_id,
+            rule=rule,
+            message_id=message_id,
+            percent=percent,
+            amount=amount,
+            valid_days=valid_days,
+            prefix=prefix,
+            now=now,
+        )
     if message_id is not None:
         existing = _for_message(session, message_id)
         if existing is not None:
@@ -87,6 +108,112 @@ def issue_coupon(
             continue
         return coupon
     raise RuntimeError(f"could not find a free coupon code in {MAX_TRIES} tries")
+
+
+class CouponCodeTaken(Exception):
+    """A code of the batch was taken by another dispatcher meanwhile: send the batch again."""
+
+
+class CouponBatch:
+    """Coupons for the messages rendered in one session, stored with one INSERT at `flush`
+    (the coupons handed out are not added to the session: they serve the templates).
+
+    Start it with `CouponBatch.begin(session)` before rendering a batch and `flush` it before
+    the rendered texts are written: a text is never stored (or sent) without its coupon.
+    """
+
+    def __init__(self, generate: Callable[[str], str] = new_coupon_code) -> None:
+        self.generate = generate
+        self.existing: dict[int, Coupon] = {}
+        self.looked_up: set[int] | None = None  # messages whose stored coupon was looked for
+        self.pending: list[Coupon] = []
+        self.codes: set[str] = set()
+
+    @classmethod
+    def begin(
+        cls, session: Session, generate: Callable[[str], str] = new_coupon_code
+    ) -> CouponBatch:
+        batch = cls(generate)
+        session.info[BATCH] = batch
+        return batch
+
+    def issue(
+        self,
+        session: Session,
+        *,
+        customer_id: int,
+        rule: str,
+        message_id: int,
+        percent: float | Decimal | None,
+        amount: float | Decimal | None,
+        valid_days: int,
+        prefix: str,
+        now: datetime,
+    ) -> Coupon:
+        if self.looked_up is None:
+            self.looked_up = self._load_existing(session)
+        found = self.existing.get(message_id)
+        if found is None and message_id not in self.looked_up:
+            found = _for_message(session, message_id)
+        if found is not None:
+            return found
+        code = self.generate(prefix)
+        for _ in range(MAX_TRIES):
+            if code not in self.codes:
+                break
+            code = self.generate(prefix)
+        coupon = Coupon(
+            code=code,
+            customer_id=customer_id,
+            rule=rule,
+            message_id=message_id,
+            percent=None if percent is None else Decimal(str(percent)),
+            amount=None if amount is None else Decimal(str(amount)),
+            expires_at=now + timedelta(days=valid_days),
+            created_at=now,
+        )
+        self.codes.add(code)
+        self.pending.append(coupon)
+        self.existing[message_id] = coupon
+        return coupon
+
+    def flush(self, session: Session) -> int:
+        """Insert the new coupons; CouponCodeTaken if a code (or a message) was taken."""
+        session.info.pop(BATCH, None)
+        if not self.pending:
+            return 0
+        columns = ("code", "customer_id", "rule", "message_id", "percent", "amount")
+        rows = [
+            {
+                **{name: getattr(coupon, name) for name in columns},
+                "expires_at": coupon.expires_at,
+                "created_at": coupon.created_at,
+            }
+            for coupon in self.pending
+        ]
+        try:
+            with session.begin_nested():
+                session.execute(insert(Coupon), rows)
+        except IntegrityError:
+            raise CouponCodeTaken(
+                f"one of {len(self.pending)} new coupon codes was taken meanwhile"
+            ) from None
+        return len(self.pending)
+
+    def _load_existing(self, session: Session) -> set[int]:
+        """The coupons of every message loaded in the session (the batch), in one query per
+        LOOKUP_CHUNK messages; returns the ids looked up."""
+        ids = sorted(
+            state.dict["id"]
+            for state in session.identity_map.all_states()
+            if state.class_ is Message and "id" in state.dict
+        )
+        for start in range(0, len(ids), LOOKUP_CHUNK):
+            chunk = ids[start : start + LOOKUP_CHUNK]
+            for coupon in session.scalars(select(Coupon).where(Coupon.message_id.in_(chunk))):
+                if coupon.message_id is not None:
+                    self.existing[coupon.message_id] = coupon
+        return set(ids)
 
 
 def redeem_coupons(session: Session, order_ids: Iterable[int]) -> int:

@@ -12,12 +12,29 @@ import unicodedata
 from collections.abc import Mapping
 
 _WORD_PART = re.compile(r"([-'’])")
+_DROPPED = dict.fromkeys(
+    code
+    for code in (*range(0x20), *range(0x7F, 0xA0), *range(0x202A, 0x202F), *range(0x2066, 0x206A))
+    if chr(code) not in "\t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85"  # whitespace: splits words
+)
 
 
 def clean_first_name(raw: str | None) -> str:
     """Trimmed, spaces collapsed, Latin words in one case title-cased."""
-    words = (raw or "").split()
+    words = plain_words(raw)
     return " ".join(_title_latin(word) for word in words)
+
+
+def plain_words(raw: str | None) -> list[str]:
+    """The words of a name or label from customer data, as an SMS may carry them.
+
+    Line breaks and tabs separate words; other control characters (an escape sequence) and
+    bidi embeddings, overrides and isolates are dropped: an RLO left open in a name would
+    reverse the rest of the customer's message on their phone. ZWNJ and the direction marks
+    (LRM, RLM), which Persian text needs and which reorder nothing, stay.
+    """
+    text = (raw or "").translate(_DROPPED)
+    return text.split()
 
 
 def first_name_or_fallback(raw: str | None, locale: str, fallback: Mapping[str, str]) -> str:

@@ -93,6 +93,9 @@ class MessageTemplates:
             keep_trailing_newline=False,
         )
         self._variables: dict[str, frozenset[str]] = {}
+        # The sources are a snapshot, so a name and locale always choose the same template:
+        # looked up once, not by scanning every file name for each message.
+        self._chosen: dict[tuple[str, str], ChosenTemplate] = {}
         # Templates that went over their budget once get a tenth of the time from then on:
         # enough for any honest message, and a batch (which holds the database's write
         # lock) full of runaways still ends soon.
@@ -136,6 +139,12 @@ class MessageTemplates:
 
     def choose(self, name: str, locale: str) -> ChosenTemplate:
         """The template for this customer's locale, so a message builds only what it shows."""
+        chosen = self._chosen.get((name, locale))
+        if chosen is None:
+            chosen = self._chosen[name, locale] = self._choose(name, locale)
+        return chosen
+
+    def _choose(self, name: str, locale: str) -> ChosenTemplate:
         variant, path = self._pick(name, locale)
         if path is None:
             raise TemplateNotFound(f"{self.directory / name}: no such template")
@@ -338,7 +347,8 @@ class _Snapshot(BaseLoader):
 
 def read_templates(directory: Path) -> tuple[dict[str, str], dict[str, str]]:
     """Every `*.j2` under `directory` by its posix path, and those that cannot be read
-    (not a regular file, too large, not UTF-8) with the reason."""
+    (not a regular file, a symlink out of `directory`, too large, not UTF-8) with the
+    reason."""
     sources: dict[str, str] = {}
     unreadable: dict[str, str] = {}
     if not directory.is_dir():
@@ -346,7 +356,7 @@ def read_templates(directory: Path) -> tuple[dict[str, str], dict[str, str]]:
     for path in sorted(directory.rglob(f"*{SUFFIX}")):
         key = path.relative_to(directory).as_posix()
         try:
-            sources[key] = read_text_file(path, "a template")
+            sources[key] = read_text_file(path, "a template", inside=directory)
         except (OSError, UnicodeDecodeError, Unreadable) as exc:
             unreadable[key] = str(exc)
     return sources, unreadable

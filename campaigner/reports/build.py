@@ -9,6 +9,7 @@ never added across currencies.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -86,14 +87,15 @@ def build_report(
     report = Report(generated_at=clock.now(), since=since, until=until, rule=rule, churn_days=churn)
     currency = settings.customers.currency
     target = settings.reports.convert_to or settings.pricing.currency
-    by_rule = _status_counts(session, in_period, settings)
+    ledger = _ledger_counts(session, in_period, settings)
+    by_rule = ledger.by_rule
     window = _attribution_window(attribution_days)
-    _add_results(session, by_rule, in_period, window, settings.reports.min_group_size, currency)
+    _add_results(session, ledger, in_period, window, settings.reports.min_group_size, currency)
     _add_coupons(session, by_rule, in_period)
     for stats in by_rule.values():
         stats.converted_revenue = _converted(stats.revenue, settings.reports, target)
     report.rules = [by_rule[name] for name in sorted(by_rule)]
-    report.daily_sends = _daily_sends(session, in_period)
+    report.daily_sends = ledger.daily_sends
     report.kpis = _kpis(session, start, end, churn, win_back_rules, currency)
     report.kpis.converted_revenue = _converted(
         report.kpis.revenue, settings.reports, target, report.kpis.buyers
@@ -117,14 +119,28 @@ def _ledger_period(
     return conditions
 
 
-def _status_counts(
+@dataclass
+class _Ledger:
+    """What one pass over the period's ledger rows counts."""
+
+    by_rule: dict[str, RuleReport]
+    daily_sends: list[DailySends]
+    messaged: dict[str, int]  # accepted rows with a send time: the messaged group
+    held_out: dict[str, int]
+
+
+def _ledger_counts(
     session: Session, in_period: list[ColumnElement[bool]], settings: Settings
-) -> dict[str, RuleReport]:
+) -> _Ledger:
+    """Statuses, reasons, segments and sends per day, from one scan of the period's rows
+    grouped on a few small keys (a few thousand groups, whatever the size of the ledger)."""
+    day = day_of(messages.c.sent_at)
     keys = (
         unindexed(messages.c.rule).label("rule"),
         messages.c.status,
         messages.c.reason,
         messages.c.encoding,
+        day.label("day"),
     )
     query = (
         select(
@@ -141,6 +157,9 @@ def _status_counts(
     }
     currency = settings.pricing.currency
     by_rule: dict[str, RuleReport] = {}
+    daily: dict[tuple[date, str], int] = {}
+    messaged: dict[str, int] = {}
+    held_out: dict[str, int] = {}
     for row in session.execute(query):
         stats = by_rule.setdefault(
             row.rule, RuleReport(rule=row.rule, cost=Money(Decimal(0), currency))
@@ -154,6 +173,10 @@ def _status_counts(
             stats.segments += segments
             price = prices.get((row.encoding or "").lower(), prices["ucs2"])
             stats.cost = Money(stats.cost.amount + price * segments, currency)
+            if row.day is not None:
+                key = (_as_date(row.day), row.rule)
+                daily[key] = daily.get(key, 0) + count
+                messaged[row.rule] = messaged.get(row.rule, 0) + count
         if status == MessageStatus.DELIVERED:
             stats.delivered += count
         elif status == MessageStatus.UNDELIVERED:
@@ -166,10 +189,13 @@ def _status_counts(
             _add(stats.skipped_by_reason, row.reason, count)
         elif status in _SIMPLE:
             setattr(stats, _SIMPLE[status], getattr(stats, _SIMPLE[status]) + count)
+            if status == MessageStatus.HELD_OUT:
+                held_out[row.rule] = held_out.get(row.rule, 0) + count
     for stats in by_rule.values():
         stats.failed_by_reason = dict(sorted(stats.failed_by_reason.items()))
         stats.skipped_by_reason = dict(sorted(stats.skipped_by_reason.items()))
-    return by_rule
+    daily_sends = [DailySends(day, rule, sent) for (day, rule), sent in sorted(daily.items())]
+    return _Ledger(by_rule, daily_sends, messaged, held_out)
 
 
 _SIMPLE = {
@@ -177,6 +203,7 @@ _SIMPLE = {
     MessageStatus.HELD_OUT: "held_out",
     MessageStatus.SENDING: "sending",
     MessageStatus.EXPIRED: "expired",
+    MessageStatus.CANCELLED: "cancelled",
     MessageStatus.UNKNOWN: "unknown",
 }
 
@@ -203,7 +230,9 @@ def _attributed(window: ColumnElement[Any]) -> ColumnElement[bool]:
     held = messages.c.status == MessageStatus.HELD_OUT
     reference = case((held, messages.c.due_at), else_=messages.c.sent_at)
     return and_(
-        orders.c.customer_id == messages.c.customer_id,
+        # The ledger drives the join, probing the orders' (customer_id, paid_at) index once
+        # per message; walked the other way, every order fetched each of its customer's rows.
+        orders.c.customer_id == unindexed(messages.c.customer_id),
         PAID,
         orders.c.paid_at > reference,
         days_between(orders.c.paid_at, reference) <= window,
@@ -212,56 +241,54 @@ def _attributed(window: ColumnElement[Any]) -> ColumnElement[bool]:
 
 def _add_results(
     session: Session,
-    by_rule: dict[str, RuleReport],
+    ledger: _Ledger,
     in_period: list[ColumnElement[bool]],
     window: ColumnElement[Any],
     min_group_size: int,
     default_currency: str,
 ) -> None:
     """Conversions of the messaged and held-out groups, and the attributed revenue per
-    currency, from one pass over the ledger joined to the orders (the costly part)."""
+    currency. The ledger joined to the orders keeps only the pairs of a message and an order
+    it converted (a tenth of the rows or so), kept once as a CTE for both sums; the sizes of
+    the two groups come from the ledger pass."""
     held = messages.c.status == MessageStatus.HELD_OUT
     sent = and_(unindexed(messages.c.status).in_(ACCEPTED), messages.c.sent_at.is_not(None))
-    per_message = (
+    pairs = (
         select(
-            messages.c.id,
+            messages.c.id.label("message"),
             unindexed(messages.c.rule).label("rule"),
             case((held, 1), else_=0).label("held"),
             orders.c.currency,
-            func.count(orders.c.id).label("orders"),
-            func.sum(NET_TOTAL).label("amount"),
+            NET_TOTAL.label("amount"),
         )
-        .select_from(messages.outerjoin(orders, _attributed(window)))
+        .select_from(messages.join(orders, _attributed(window)))
         .where(*in_period, or_(held, sent))
-        .group_by(messages.c.id, messages.c.rule, messages.c.status, orders.c.currency)
-        .cte("per_message")
+        .cte("pairs")
     )
-    people = select(
-        per_message.c.rule,
-        per_message.c.held,
+    converted = select(
+        pairs.c.rule,
+        pairs.c.held,
         null().label("currency"),
-        func.count(distinct(per_message.c.id)).label("people"),
-        func.count(distinct(case((per_message.c.orders > 0, per_message.c.id)))).label("converted"),
+        func.count(distinct(pairs.c.message)).label("converted"),
         null().label("orders"),
         null().label("amount"),
-    ).group_by(per_message.c.rule, per_message.c.held)
+    ).group_by(pairs.c.rule, pairs.c.held)
     money = (
         select(
-            per_message.c.rule,
-            per_message.c.held,
-            per_message.c.currency,
+            pairs.c.rule,
+            pairs.c.held,
+            pairs.c.currency,
             null(),
-            null(),
-            func.sum(per_message.c.orders),
-            func.sum(per_message.c.amount),
+            func.count(),
+            func.sum(pairs.c.amount),
         )
-        .where(per_message.c.held == 0, per_message.c.orders > 0)
-        .group_by(per_message.c.rule, per_message.c.held, per_message.c.currency)
+        .where(pairs.c.held == 0)
+        .group_by(pairs.c.rule, pairs.c.held, pairs.c.currency)
     )
-    groups: dict[tuple[str, bool], tuple[int, int]] = {}
+    conversions: dict[tuple[str, bool], int] = {}
     revenue: dict[str, dict[str, tuple[int, Decimal]]] = {}
-    for row in session.execute(union_all(people, money)):
-        if row.people is None:
+    for row in session.execute(union_all(converted, money)):
+        if row.converted is None:
             currency = row.currency or default_currency  # an order without one
             orders_before, amount_before = revenue.setdefault(row.rule, {}).get(
                 currency, (0, Decimal(0))
@@ -271,22 +298,20 @@ def _add_results(
                 amount_before + Decimal(str(row.amount)),
             )
         else:
-            groups[(row.rule, bool(row.held))] = (int(row.people), int(row.converted))
-    for name, stats in by_rule.items():
-        stats.conversions = groups.get((name, False), (0, 0))[1]
+            conversions[(row.rule, bool(row.held))] = int(row.converted)
+    for name, stats in ledger.by_rule.items():
+        stats.conversions = conversions.get((name, False), 0)
         stats.revenue = [
             Revenue(currency, orders, amount.quantize(CENT))
             for currency, (orders, amount) in sorted(revenue.get(name, {}).items())
         ]
-        if (name, True) not in groups:
+        if name not in ledger.held_out:
             continue
-        messaged, messaged_converted = groups.get((name, False), (0, 0))
-        held_out, held_converted = groups[(name, True)]
         stats.uplift = Uplift(
-            messaged=messaged,
-            messaged_conversions=messaged_converted,
-            held_out=held_out,
-            held_out_conversions=held_converted,
+            messaged=ledger.messaged.get(name, 0),
+            messaged_conversions=stats.conversions,
+            held_out=ledger.held_out[name],
+            held_out_conversions=conversions.get((name, True), 0),
             min_group_size=min_group_size,
         )
 
@@ -313,30 +338,15 @@ def _converted(
 def _add_coupons(
     session: Session, by_rule: dict[str, RuleReport], in_period: list[ColumnElement[bool]]
 ) -> None:
+    rule = unindexed(messages.c.rule)  # from the redeemed coupons, not the ledger's rule index
     query = (
-        select(messages.c.rule, func.count(coupons.c.id))
+        select(rule, func.count(coupons.c.id))
         .select_from(coupons.join(messages, coupons.c.message_id == messages.c.id))
         .where(*in_period, coupons.c.redeemed_order_id.is_not(None))
-        .group_by(messages.c.rule)
+        .group_by(rule)
     )
     for name, count in session.execute(query):
         by_rule[name].coupons_redeemed = int(count)
-
-
-def _daily_sends(session: Session, in_period: list[ColumnElement[bool]]) -> list[DailySends]:
-    day = day_of(messages.c.sent_at)
-    query = (
-        select(day.label("day"), messages.c.rule, func.count().label("sent"))
-        .where(
-            *in_period, unindexed(messages.c.status).in_(ACCEPTED), messages.c.sent_at.is_not(None)
-        )
-        .group_by(day, messages.c.rule)
-        .order_by(day, messages.c.rule)
-    )
-    return [
-        DailySends(day=_as_date(row.day), rule=row.rule, sent=int(row.sent))
-        for row in session.execute(query)
-    ]
 
 
 def _as_date(value: Any) -> date:
@@ -357,65 +367,82 @@ def _kpis(
 ) -> BusinessKpis:
     kpis = BusinessKpis()
     cutoff = end - timedelta(days=churn_days)
-    per_customer = (
-        select(
-            orders.c.customer_id,
-            func.max(orders.c.paid_at).label("last_paid"),
-            func.count().label("orders"),
-        )
-        .where(PAID, orders.c.paid_at < end)
-        .group_by(orders.c.customer_id)
-        .subquery()
-    )
-    row = session.execute(
-        select(
-            func.count(),
-            func.sum(case((per_customer.c.last_paid >= cutoff, 1), else_=0)),
-            func.sum(case((per_customer.c.orders >= 2, 1), else_=0)),
-        )
-    ).one()
-    kpis.buyers = int(row[0])
-    kpis.active_customers = int(row[1] or 0)
-    kpis.churned_customers = kpis.buyers - kpis.active_customers
-    kpis.repeat_buyers = int(row[2] or 0)
+    # One pass over the paid orders, grouped per customer and currency (the orders'
+    # paid_at index would fetch every row from it: on SQLite it is written `+paid_at`).
     paid = (
         select(
             orders.c.customer_id,
             _currency(default_currency).label("currency"),
-            NET_TOTAL.label("total"),
+            NET_TOTAL.label("amount"),
+            orders.c.paid_at,
         )
-        .where(PAID, orders.c.paid_at < end)
-        .subquery()
+        .where(PAID, unindexed(orders.c.paid_at) < end)
+        .subquery("paid")
     )
-    by_currency = (
+    per_customer = (
         select(
+            paid.c.customer_id,
             paid.c.currency,
-            func.count(distinct(paid.c.customer_id)).label("buyers"),
             func.count().label("orders"),
-            func.sum(paid.c.total).label("amount"),
+            func.sum(paid.c.amount).label("amount"),
+            func.max(paid.c.paid_at).label("last_paid"),
         )
-        .group_by(paid.c.currency)
-        .order_by(paid.c.currency)
+        .group_by(paid.c.customer_id, paid.c.currency)
+        .cte("per_customer")
     )
-    kpis.revenue = [
-        Revenue(
-            currency=row.currency,
-            orders=int(row.orders),
-            amount=Decimal(str(row.amount)).quantize(CENT),
-            buyers=int(row.buyers),
+    by_currency = select(
+        per_customer.c.currency,
+        func.count().label("buyers"),
+        func.sum(per_customer.c.orders).label("orders"),
+        func.sum(per_customer.c.amount).label("amount"),
+        null().label("active"),
+        null().label("repeat"),
+    ).group_by(per_customer.c.currency)
+    buyers = (
+        select(
+            per_customer.c.customer_id,
+            func.sum(per_customer.c.orders).label("orders"),
+            func.max(per_customer.c.last_paid).label("last_paid"),
         )
-        for row in session.execute(by_currency)
-    ]
+        .group_by(per_customer.c.customer_id)
+        .subquery("buyers")
+    )
+    overall = select(
+        null(),
+        func.count(),
+        null(),
+        null(),
+        func.coalesce(func.sum(case((buyers.c.last_paid >= cutoff, 1), else_=0)), 0),
+        func.coalesce(func.sum(case((buyers.c.orders >= 2, 1), else_=0)), 0),
+    )
+    for row in session.execute(union_all(by_currency, overall)):
+        if row.active is None:
+            kpis.revenue.append(
+                Revenue(
+                    currency=row.currency,
+                    orders=int(row.orders),
+                    amount=Decimal(str(row.amount)).quantize(CENT),
+                    buyers=int(row.buyers),
+                )
+            )
+        else:
+            kpis.buyers = int(row.buyers)
+            kpis.active_customers = int(row.active)
+            kpis.repeat_buyers = int(row.repeat)
+    kpis.churned_customers = kpis.buyers - kpis.active_customers
+    kpis.revenue.sort(key=lambda revenue: revenue.currency)
 
+    # One scan of the ledger: walking the rule or customer index would fetch each row from it.
+    customer = unindexed(messages.c.customer_id)
     recipients = (
-        select(messages.c.customer_id, func.min(messages.c.sent_at).label("first_sent"))
+        select(customer.label("customer_id"), func.min(messages.c.sent_at).label("first_sent"))
         .where(
             *_ledger_period(start, end, None),
-            messages.c.rule.in_(list(win_back_rules)),
-            messages.c.status.in_(ACCEPTED),
+            unindexed(messages.c.rule).in_(list(win_back_rules)),
+            unindexed(messages.c.status).in_(ACCEPTED),
             messages.c.sent_at.is_not(None),
         )
-        .group_by(messages.c.customer_id)
+        .group_by(customer)
         .subquery()
     )
     bought_again = exists().where(

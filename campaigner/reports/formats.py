@@ -59,6 +59,7 @@ def _rule(stats: RuleReport) -> dict[str, Any]:
         "skipped": stats.skipped,
         "skipped_by_reason": stats.skipped_by_reason,
         "expired": stats.expired,
+        "cancelled": stats.cancelled,
         "unknown": stats.unknown,
         "segments": stats.segments,
         "cost": _money(stats.cost),

@@ -116,6 +116,7 @@ class RuleReport:
     skipped: int = 0
     skipped_by_reason: dict[str, int] = field(default_factory=dict)
     expired: int = 0
+    cancelled: int = 0  # withdrawn announcements
     unknown: int = 0
     segments: int = 0
     cost: Money = Money(Decimal(0), "")  # estimated, in the SMS pricing currency

@@ -95,6 +95,7 @@ def _not_sent_table(rules: list[RuleReport]) -> Table:
             ("undelivered", {"delivery report": stats.undelivered} if stats.undelivered else {}),
             ("skipped", stats.skipped_by_reason),
             ("expired", {"max_lateness": stats.expired} if stats.expired else {}),
+            ("cancelled", {"rule_withdrawn": stats.cancelled} if stats.cancelled else {}),
         ]
         for status, counts in groups:
             for reason, count in counts.items():

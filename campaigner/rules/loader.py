@@ -15,9 +15,10 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
+from campaigner.announcements.listing import read_listing
 from campaigner.errors import CampaignerError
 from campaigner.files import Unreadable, read_text_file
-from campaigner.rules.models import TRIGGERS, Rule
+from campaigner.rules.models import TRIGGERS, AnnouncementRule, Rule
 
 TemplateChecker = Callable[[Rule], list[str]]
 _RULE: TypeAdapter[Rule] = TypeAdapter(Rule)
@@ -56,12 +57,14 @@ def load_rules(
     *,
     templates: Path | None = None,
     template_checker: TemplateChecker | None = None,
+    region: str = "IR",
 ) -> RuleSet:
     """Every `*.toml` in `directory`, validated.
 
     With `templates` (the message templates directory) each rule's template must exist there;
     `template_checker` may add deeper template problems (undefined variables, ...), reported on
-    the rule's `template` field.
+    the rule's `template` field. An announcement's customers file is read (its phones in
+    `region`), and its bad lines are problems of `audience.customers_file`.
     """
     if not directory.is_dir():
         raise CampaignerError(f"{directory}: rules directory not found")
@@ -77,9 +80,13 @@ def load_rules(
             )
             continue
         result.files[rule.name] = path
+        listed = _listing_problems(rule, directory, region)
+        result.problems.extend(
+            RuleProblem(path, rule.name, "audience.customers_file", p) for p in listed
+        )
         problems = _template_problems(rule, templates, template_checker)
         result.problems.extend(RuleProblem(path, rule.name, "template", p) for p in problems)
-        if not problems:
+        if not problems and not listed:
             result.rules[rule.name] = rule
     return result
 
@@ -154,6 +161,17 @@ def _message(error: ErrorDetails) -> str:
     return message.removeprefix("Value error, ")
 
 
+def _listing_problems(rule: Rule, directory: Path, region: str) -> list[str]:
+    """Reads an announcement's customers file into the rule; the file's problems."""
+    if not isinstance(rule, AnnouncementRule) or rule.audience.customers_file is None:
+        return []
+    listing = read_listing(directory / rule.audience.customers_file, region)
+    if not listing.problems and not listing.ids:
+        listing.problems.append(f"{rule.audience.customers_file}: names no customer")
+    rule.set_listed(frozenset(listing.ids), frozenset(listing.phones))
+    return listing.problems
+
+
 def _template_problems(
     rule: Rule, templates: Path | None, checker: TemplateChecker | None
 ) -> list[str]:
@@ -169,7 +187,15 @@ def _template_problems(
 
 
 def template_exists(templates: Path, stem: str) -> bool:
-    """A template exists as `<stem>.j2` or in at least one locale, `<stem>.<locale>.j2`."""
-    if (templates / f"{stem}.j2").is_file():
+    """A template exists as `<stem>.j2` or in at least one locale, `<stem>.<locale>.j2`.
+
+    Whatever is there counts, a FIFO or a dangling symlink too: the template checker then
+    says what is wrong with it, instead of "not found" for a file the marketer can see.
+    """
+    if _present(templates / f"{stem}.j2"):
         return True
-    return any(path.is_file() for path in templates.glob(f"{stem}.*.j2"))
+    return any(_present(path) for path in templates.glob(f"{stem}.*.j2"))
+
+
+def _present(path: Path) -> bool:
+    return path.exists() or path.is_symlink()

@@ -7,7 +7,7 @@ instead of a rule that silently does nothing.
 from __future__ import annotations
 
 import re
-from datetime import time, timedelta
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 from typing import Annotated, ClassVar, Literal
 
@@ -16,6 +16,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     StrictBool,
     StrictFloat,
     StrictInt,
@@ -341,6 +342,119 @@ class PersonalDateRule(RuleBase):
         return f"{day} at {self.send_at} ({self.calendar} calendar{years})"
 
 
+MAX_SPREAD = timedelta(days=7)
+_AT = re.compile(r"^\s*(\d{4}-\d{2}-\d{2})[T ](\d{1,2}):(\d{2})\s*$")
+
+
+def _check_spread(value: str | None) -> str | None:
+    if value is not None and parse_duration(value) > MAX_SPREAD:
+        raise ValueError(f"must be at most 7d, got {value.strip()!r}")
+    return value
+
+
+class AnnouncementAudience(Audience):
+    """An announcement's audience: what every rule has, plus where the customers live, how
+    recently they bought, and an explicit list of customers."""
+
+    cities: list[str] = Field([], max_length=MAX_LIST)
+    last_order_before: str | None = None
+    last_order_after: str | None = None
+    customers_file: str | None = Field(None, min_length=1, max_length=500)
+
+    @field_validator("last_order_before", "last_order_after")
+    @classmethod
+    def _date(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                datetime.strptime(value.strip(), "%Y-%m-%d")
+            except ValueError:
+                raise ValueError(f"must be a date like 2026-06-01, got {value!r}") from None
+        return value
+
+    @field_validator("customers_file")
+    @classmethod
+    def _relative(cls, value: str | None) -> str | None:
+        if value is not None and (value.startswith("/") or ".." in value.split("/")):
+            raise ValueError("must be a path inside the rules folder, like customers/vip.csv")
+        return value
+
+
+class AnnouncementRule(RuleBase):
+    """One message at `at` to an audience; queued only once approved, withdrawn if the file
+    is disabled or deleted before it went out."""
+
+    default_lateness: ClassVar[str] = "12h"
+
+    trigger: Literal["announcement"]
+    at: str
+    timezone: Literal["customer", "shop"] = "customer"
+    spread: Annotated[Duration | None, AfterValidator(_check_spread)] = None
+    approved: StrictBool = False
+    audience: AnnouncementAudience = AnnouncementAudience()
+    # Customers named by `audience.customers_file`: external ids and E.164 phones, read by
+    # the loader (the file is relative to the rules folder).
+    _listed_ids: frozenset[str] = PrivateAttr(frozenset())
+    _listed_phones: frozenset[str] = PrivateAttr(frozenset())
+
+    @field_validator("at")
+    @classmethod
+    def _moment(cls, value: str) -> str:
+        match = _AT.match(value)
+        try:
+            if not match:
+                raise ValueError
+            datetime.strptime(
+                f"{match.group(1)} {match.group(2)}:{match.group(3)}", "%Y-%m-%d %H:%M"
+            )
+        except ValueError:
+            raise ValueError(
+                f"at must be a local date and time like 2026-12-20T10:00, got {value!r}"
+            ) from None
+        return value
+
+    @property
+    def local_at(self) -> datetime:
+        """`at` as a naive local date and time (read in each recipient's zone, or the shop's)."""
+        match = _AT.match(self.at)
+        assert match is not None
+        day, hours, minutes = match.groups()
+        return datetime.strptime(f"{day} {int(hours):02d}:{minutes}", "%Y-%m-%d %H:%M")
+
+    @property
+    def occurrence_key(self) -> str:
+        """The announcement's `at`, written one way: with the rule's name, the ledger's key."""
+        return self.local_at.strftime("%Y-%m-%dT%H:%M")
+
+    @property
+    def spread_td(self) -> timedelta:
+        return parse_duration(self.spread) if self.spread else timedelta(0)
+
+    @property
+    def listed(self) -> tuple[frozenset[str], frozenset[str]]:
+        """External ids and phones of `audience.customers_file` (empty without one)."""
+        return self._listed_ids, self._listed_phones
+
+    def set_listed(self, ids: frozenset[str], phones: frozenset[str]) -> None:
+        self._listed_ids, self._listed_phones = ids, phones
+
+    def when(self) -> str:
+        zone = "shop time" if self.timezone == "shop" else "each customer's time"
+        spread = f", spread over {self.spread}" if self.spread else ""
+        return f"once at {self.occurrence_key} ({zone}){spread}"
+
+
+class DrawWinnerRule(RuleBase):
+    """Messages the winners of the prize draw `draw` (see `campaigner draw`), once each."""
+
+    default_lateness: ClassVar[str] = "2d"
+
+    trigger: Literal["draw_winner"]
+    draw: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.-]+$")
+
+    def when(self) -> str:
+        return f"to the winners of draw {self.draw!r}, when it is drawn"
+
+
 Rule = Annotated[
     PostPurchaseRule
     | BirthdayRule
@@ -348,7 +462,9 @@ Rule = Annotated[
     | ReferralRequestRule
     | NpsSurveyRule
     | OccasionRule
-    | PersonalDateRule,
+    | PersonalDateRule
+    | AnnouncementRule
+    | DrawWinnerRule,
     Field(discriminator="trigger"),
 ]
 TRIGGERS = (
@@ -359,4 +475,6 @@ TRIGGERS = (
     "nps_survey",
     "occasion",
     "personal_date",
+    "announcement",
+    "draw_winner",
 )

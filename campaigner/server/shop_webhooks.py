@@ -7,9 +7,11 @@ shop's secret before anything else (`signatures`): a missing or wrong signature 
 stores nothing. Shopify always signs, so a request without its header is refused unread.
 Payloads go through
 the same loader as CSV import, sync and the ingest API. Each delivery is applied once:
-Shopify's `X-Shopify-Webhook-Id`, or WooCommerce's resource id and modification time, is
-recorded in `shop_events` in the same transaction as the data it brought; so is each Shopify
-refund id, which arrives twice (refunds/create, and in the order of orders/updated).
+Shopify's `X-Shopify-Webhook-Id`, or WooCommerce's resource id, modification time and body
+digest, is recorded in `shop_events` in the same transaction as the data it brought; so is
+each Shopify refund id, which arrives twice (refunds/create, and in the order of
+orders/updated). A delivery older than the data stored (`shop_modified_at`) changes nothing.
+The topic header is not signed, so a body must be the resource its topic names.
 
 A record that cannot be loaded (a phone that is no phone) is answered 200 with the reason,
 logged, and stores nothing: resending the same payload cannot fix it, and both shops give up
@@ -19,6 +21,7 @@ a row, Shopify retries 8 times and may delete the subscription).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Callable, Mapping
@@ -80,6 +83,10 @@ class _Shop:
                     session.rollback()
                     reasons = "; ".join(f"{e.field or 'record'}: {e.reason}" for e in result.errors)
                     return _rejected(shop, key, reasons)
+                if result.stale:
+                    # Delivered after a newer one: nothing of it is kept, the key is.
+                    session.rollback()
+                    log.info("%s webhook %s is stale: newer data is stored", shop, key)
                 session.add(ShopEvent(shop=shop, key=key[:255], received_at=self.clock.now()))
                 session.commit()
             except RowError as exc:
@@ -90,6 +97,8 @@ class _Shop:
                 if self._applied(session, shop, key):
                     return PlainTextResponse("already applied")
                 return PlainTextResponse("busy with the same data, send again", status_code=503)
+        if result.stale:
+            return PlainTextResponse("stale: the shop sent newer data before, kept")
         return PlainTextResponse(f"ok {result.accepted}")
 
     @staticmethod
@@ -147,13 +156,17 @@ class _Shop:
         """An order from orders/*: its refunds not yet counted are added to what is stored.
 
         With `keep_paid_at` (orders/updated: any change to the order), a paid order keeps the
-        payment time already recorded.
+        payment time already recorded. orders/paid sets it once per order: its time comes
+        from X-Shopify-Triggered-At, a header the signature does not cover, so a captured
+        delivery resent under a new webhook id cannot move the payment to now.
         """
         stored = session.execute(
             select(Order.refunded, Order.paid_at).where(Order.external_id == record["external_id"])
         ).one_or_none()
         new = self._unseen_refunds(session, refunds)
         record["refunded"] = min((stored.refunded if stored else Decimal(0)) + new, record["total"])
+        if not keep_paid_at:
+            keep_paid_at = not self._first(session, f"paid:{record['external_id']}")
         if keep_paid_at and stored and stored.paid_at and record["status"] == "paid":
             record["paid_at"] = stored.paid_at.isoformat()
         return self.orders(session, record)
@@ -173,6 +186,13 @@ class _Shop:
         )
         refresh_customer_stats(session, [order.customer_id])
         return LoadResult(updated=1)
+
+    def _first(self, session: Session, key: str) -> bool:
+        """Whether Shopify's `key` is seen for the first time; from now on it is seen."""
+        if self._applied(session, "shopify", key):
+            return False
+        session.add(ShopEvent(shop="shopify", key=key, received_at=self.clock.now()))
+        return True
 
     def _unseen_refunds(self, session: Session, refunds: Mapping[str, Decimal]) -> Decimal:
         """The sum of the refunds not counted before; from now on they are."""
@@ -215,9 +235,38 @@ def _signed_json(body: bytes, request: Request, secret: SecretStr | None, header
     if not signature_matches(body, key, request.headers.get(header)):
         raise Refused(401, "missing or wrong signature")
     try:
-        return json.loads(body)
-    except (ValueError, RecursionError):
+        payload = json.loads(body)
+        # JSON may escape a lone surrogate ("\ud800"), which no database can store.
+        json.dumps(payload, ensure_ascii=False).encode()
+    except (ValueError, RecursionError):  # UnicodeError is a ValueError
         raise Refused(400, "the body is not valid JSON") from None
+    return payload
+
+
+def _delivery_key(resource: str, payload: Mapping[str, Any], body: bytes) -> str:
+    """A WooCommerce delivery's key: the resource, its id and modification time, and a digest
+    of the body, so two deliveries of one second that differ (order.created while pending,
+    order.updated once paid, in the same second) are both applied, and a retry is not."""
+    digest = hashlib.sha256(body).hexdigest()[:16]
+    modified = as_text(payload.get("date_modified_gmt"))[:32]
+    return f"{resource}:{as_text(payload.get('id'))[:64]}:{modified}:{digest}"
+
+
+def _not_the_topics(topic: str, payload: Mapping[str, Any]) -> str | None:
+    """Why the body is not the resource its topic names, if it is not. The signature covers
+    the body, not the headers: a captured order delivery resent as customer.updated would
+    otherwise make a customer of the order's buyer under the order's id."""
+    has_items = "line_items" in payload
+    if topic.startswith(("order.", "orders/")) and not has_items:
+        return f"a {topic} delivery without line_items is no order"
+    if topic == "refunds/create":
+        if "refund_line_items" not in payload:
+            return "a refunds/create delivery without refund_line_items is no refund"
+    elif topic.startswith(("customer.", "customers")) and (
+        has_items or "refund_line_items" in payload
+    ):
+        return f"a {topic} delivery with line items is no customer"
+    return None
 
 
 def shop_webhook_routes(
@@ -242,7 +291,9 @@ def shop_webhook_routes(
         if topic not in WOOCOMMERCE_TOPICS or not isinstance(payload, Mapping):
             return PlainTextResponse(f"ignored topic {topic!r}")
         resource = topic.split(".")[0]
-        key = f"{resource}:{payload.get('id')}:{woocommerce.modified(payload)}"
+        key = _delivery_key(resource, payload, body)
+        if mismatch := _not_the_topics(topic, payload):
+            return _rejected("woocommerce", key, mismatch)
         load: Callable[[Session], LoadResult]
         try:
             if resource == "order":
@@ -273,6 +324,8 @@ def shop_webhook_routes(
             return PlainTextResponse(f"ignored topic {topic!r}")
         if not key:
             return PlainTextResponse("missing X-Shopify-Webhook-Id", status_code=400)
+        if mismatch := _not_the_topics(topic, payload):
+            return _rejected("shopify", key, mismatch)
         load: Callable[[Session], LoadResult]
         try:
             if topic == "customers_marketing_consent/update":

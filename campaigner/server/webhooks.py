@@ -11,6 +11,9 @@ own `webhook_token` (or the shared `server.webhook_token`), given in a header or
 string and checked before the body is read. So a token for one gateway cannot post a forged
 STOP through another. Unknown ledger ids are answered 200 all the same, since providers
 retry anything else for days; values no provider sends are answered 400.
+
+Parsed updates go through `UpdateQueue` (`campaigner.server.updates`): applied in batches,
+one transaction each, and answered only once committed.
 """
 
 from __future__ import annotations
@@ -18,11 +21,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from urllib.parse import parse_qsl
 
 from sqlalchemy.orm import Session, sessionmaker
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -30,8 +32,9 @@ from starlette.routing import BaseRoute, Route
 from campaigner.clock import Clock
 from campaigner.config import Settings
 from campaigner.gateways.base import Gateway, WebhookRequest
-from campaigner.inbound import apply_delivery_report, handle_inbound
+from campaigner.inbound import check_report, handle_inbound
 from campaigner.server.guard import TOKEN_HEADER, Guard, Refused, matches_any
+from campaigner.server.updates import UpdateQueue
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +146,7 @@ async def _authenticated(
     raise Refused(401, "unauthorised")
 
 
-Apply = Callable[[Gateway, Collection[str], str, WebhookRequest], str]
+Apply = Callable[[Gateway, Collection[str], str, WebhookRequest], Awaitable[str]]
 
 
 def _endpoint(
@@ -157,7 +160,7 @@ def _endpoint(
         except Refused as exc:
             return PlainTextResponse(exc.detail, status_code=exc.status, headers=exc.headers)
         try:
-            text = await run_in_threadpool(apply, gateway, list(routes), name, hook)
+            text = await apply(gateway, list(routes), name, hook)
         except ValueError as exc:
             log.warning("webhook %s/%s refused: %s", name, kind, exc)
             return PlainTextResponse(str(exc), status_code=400)
@@ -169,30 +172,37 @@ def _endpoint(
 def webhook_routes(context: WebhookContext) -> list[BaseRoute]:
     """`/webhooks/{gateway}/dlr` and `/webhooks/{gateway}/inbound`, GET and POST."""
 
-    def delivery(gateway: Gateway, labels: Collection[str], name: str, hook: WebhookRequest) -> str:
+    updates = UpdateQueue(context.sessions, context.clock)
+
+    async def delivery(
+        gateway: Gateway, labels: Collection[str], name: str, hook: WebhookRequest
+    ) -> str:
         reports = gateway.parse_delivery_report(hook)
-        with context.sessions.begin() as session:
-            known = [
-                apply_delivery_report(session, report, routes=labels, now=context.clock.now())
-                for report in reports
-            ]
+        for report in reports:
+            check_report(report)
+        known = await updates.reports(reports, labels)
         return f"ok {sum(known)}/{len(known)}"
 
-    def inbound(gateway: Gateway, labels: Collection[str], name: str, hook: WebhookRequest) -> str:
+    async def inbound(
+        gateway: Gateway, labels: Collection[str], name: str, hook: WebhookRequest
+    ) -> str:
         messages = gateway.parse_inbound(hook)
-        with context.sessions.begin() as session:
-            actions = [
+
+        def handle(session: Session, now: datetime) -> str:
+            return ",".join(
                 handle_inbound(
                     session,
                     sms,
                     gateway=name,
                     settings=context.settings,
-                    now=context.clock.now(),
+                    now=now,
                     nps_windows=context.nps_windows(),
                 )
                 for sms in messages
-            ]
-        return "ok " + ",".join(actions)
+            )
+
+        actions = await updates.inbound(handle) if messages else ""
+        return "ok " + actions
 
     methods = ["GET", "POST"]
     return [

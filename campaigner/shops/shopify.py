@@ -65,6 +65,7 @@ def customer_record(customer: Mapping[str, Any]) -> dict[str, Any]:
     address = obj(customer.get("default_address"), "default_address")
     record = {
         "external_id": as_text(scalar(customer.get("id"), "id")),
+        "shop_modified_at": scalar(customer.get("updated_at"), "updated_at"),
         "first_name": scalar(customer.get("first_name"), "first_name"),
         "last_name": scalar(customer.get("last_name"), "last_name"),
         "phone": scalar(customer.get("phone") or address.get("phone"), "phone"),
@@ -110,6 +111,7 @@ def order_record(order: Mapping[str, Any], paid_at: str) -> dict[str, Any]:
     codes = objects(order.get("discount_codes"), "discount_codes")
     record: dict[str, Any] = {
         "external_id": as_text(scalar(order.get("id"), "id")),
+        "shop_modified_at": scalar(order.get("updated_at"), "updated_at"),
         "status": status,
         "total": _money(order.get("total_price")),
         "currency": scalar(order.get("currency"), "currency"),

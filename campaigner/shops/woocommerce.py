@@ -16,7 +16,7 @@ from typing import Any
 
 from campaigner.customers.records import as_text
 from campaigner.shops.payloads import money, obj, objects, scalar, signup_day, whole
-from campaigner.sources.woocommerce import STATUSES, ShopMeta, shop_text
+from campaigner.sources.woocommerce import STATUSES, ShopMeta, shop_names, shop_text
 
 BILLING_FIELDS = ("first_name", "last_name", "phone", "city")
 
@@ -50,13 +50,13 @@ def buyer(order: Mapping[str, Any], shop: ShopMeta) -> dict[str, Any]:
     the order's meta holds under the shop's consent key (said only when it is there)."""
     billing = obj(order.get("billing"), "billing")
     record = {name: scalar(billing.get(name), f"billing.{name}") for name in BILLING_FIELDS}
-    return {**record, **shop.read(_meta(order), ["marketing_consent"])}
+    return shop_names({**record, **shop.read(_meta(order), ["marketing_consent"])})
 
 
 def order_record(order: Mapping[str, Any], shop: ShopMeta) -> dict[str, Any]:
     """An order resource as an order record; a guest's buyer comes inline (`customer`)."""
     raw_status = as_text(scalar(order.get("status"), "status"))
-    status = STATUSES.get("wc-" + raw_status, raw_status)
+    status = STATUSES.get("wc-" + raw_status, STATUSES.get(raw_status, raw_status))
     paid_at = _gmt(order.get("date_paid_gmt"), "date_paid_gmt")
     if status == "paid" and not paid_at:
         paid_at = _gmt(order.get("date_created_gmt"), "date_created_gmt")
@@ -66,6 +66,7 @@ def order_record(order: Mapping[str, Any], shop: ShopMeta) -> dict[str, Any]:
     coupons = objects(order.get("coupon_lines"), "coupon_lines")
     record: dict[str, Any] = {
         "external_id": as_text(scalar(order.get("id"), "id")),
+        "shop_modified_at": modified(order),
         "status": status,
         "total": total,
         "refunded": min(refunded, total),
@@ -101,15 +102,16 @@ def customer_record(customer: Mapping[str, Any], shop: ShopMeta) -> dict[str, An
     billing = obj(customer.get("billing"), "billing")
     record = {
         "external_id": as_text(scalar(customer.get("id"), "id")),
+        "shop_modified_at": modified(customer),
         "first_name": scalar(customer.get("first_name") or billing.get("first_name"), "first_name"),
         "last_name": scalar(customer.get("last_name") or billing.get("last_name"), "last_name"),
         "phone": scalar(billing.get("phone"), "billing.phone"),
         "city": scalar(billing.get("city"), "billing.city"),
     }
     signup = signup_day(customer.get("date_created"))  # the site's own time zone
-    return {**record, **signup, **shop.read(_meta(customer), shop.keys)}
+    return shop_names({**record, **signup, **shop.read(_meta(customer), shop.keys)})
 
 
 def modified(resource: Mapping[str, Any]) -> str:
-    """When the resource last changed: with its id, what makes a redelivery a duplicate."""
-    return as_text(resource.get("date_modified_gmt") or resource.get("date_modified"))
+    """When the resource last changed (UTC): an older delivery is stale."""
+    return _gmt(resource.get("date_modified_gmt"), "date_modified_gmt")

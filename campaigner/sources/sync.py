@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Engine, TextClause, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
@@ -32,7 +32,8 @@ from campaigner.customers.headers import field_for, preferred_header
 from campaigner.customers.loader import LoadResult, load_customers, load_orders
 from campaigner.customers.records import as_text
 from campaigner.db.models import SyncState
-from campaigner.errors import CampaignerError
+from campaigner.errors import CampaignerError, one_line
+from campaigner.masking import mask
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ class KindReport:
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
+    stale: int = 0  # older than what a shop webhook brought meanwhile: not written
     rejected: int = 0
 
 
@@ -73,7 +75,9 @@ class SyncReport:
     def summary(self) -> str:
         parts = [
             f"{kind} {k.read} read: {k.inserted} new, {k.updated} updated, "
-            f"{k.unchanged} unchanged, {k.rejected} rejected"
+            f"{k.unchanged} unchanged, "
+            + (f"{k.stale} stale, " if k.stale else "")
+            + f"{k.rejected} rejected"
             for kind, k in self.kinds.items()
         ]
         parts += [
@@ -158,13 +162,27 @@ def _where(source: SourceSettings) -> str:
     return f"{url.host or 'localhost'}{f':{url.port}' if url.port else ''}"
 
 
-def _without_secret(text: str, source: SourceSettings) -> str:
+def _reason(exc: BaseException, source: SourceSettings) -> str:
+    """A database error as one line (the first of the driver's message, which goes on with
+    the statement, DETAIL and HINT lines), without the source's password."""
+    text = one_line(exc)
     password = make_url(source.url.get_secret_value()).password
-    return text.replace(str(password), "********") if password else text
+    return mask(text.replace(str(password), "********") if password else text)
+
+
+# The drivers Campaigner installs, for a URL that names none: SQLAlchemy's own defaults
+# (MySQLdb, psycopg2) are not installed, and `mysql://user@host/wordpress` is how a shop
+# owner writes it.
+DRIVERS = {
+    "mysql": "mysql+pymysql",
+    "mariadb": "mariadb+pymysql",
+    "postgresql": "postgresql+psycopg",
+}
 
 
 def _source_engine(source: SourceSettings) -> Engine:
     url = make_url(source.url.get_secret_value())
+    url = url.set(drivername=DRIVERS.get(url.drivername, url.drivername))
     backend = url.get_backend_name()
     connect_args: dict[str, Any] = {}
     if backend == "sqlite":
@@ -172,7 +190,13 @@ def _source_engine(source: SourceSettings) -> Engine:
             raise CampaignerError(f"source {source.name!r}: no SQLite file at {_where(source)}")
     elif backend in ("mysql", "mariadb", "postgresql"):
         connect_args["connect_timeout"] = CONNECT_TIMEOUT_SECONDS
-    engine = create_engine(url, poolclass=NullPool, connect_args=connect_args)
+    try:
+        engine = create_engine(url, poolclass=NullPool, connect_args=connect_args)
+    except (ImportError, NoSuchModuleError) as exc:
+        raise CampaignerError(
+            f"source {source.name!r}: no database driver for {url.drivername!r} ({exc}); "
+            "use mysql+pymysql://, postgresql+psycopg:// or sqlite:///"
+        ) from None
 
     @event.listens_for(engine, "connect")
     def _read_only(dbapi_connection: Any, _record: Any) -> None:
@@ -195,7 +219,7 @@ def _connect(engine: Engine, source: SourceSettings) -> Connection:
     try:
         return engine.connect()
     except DBAPIError as exc:
-        reason = _without_secret(str(exc.orig).strip().splitlines()[0], source)
+        reason = _reason(exc, source)
         raise CampaignerError(
             f"source {source.name!r}: cannot connect to {_where(source)}: {reason}"
         ) from None
@@ -279,7 +303,7 @@ class SourcePass:
                     result = self._load(session, records, clock)
                     self._save_position(session, position, clock)
             except SQLAlchemyError as exc:
-                reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+                reason = _reason(exc, self.source)
                 raise SyncFailed(
                     f"source {self.source.name!r} {self.kind}: a batch of {len(rows)} rows "
                     f"starting at id {row_ids[0]} could not be written, nothing of it was "
@@ -309,6 +333,7 @@ class SourcePass:
         self.stats.inserted += result.inserted
         self.stats.updated += result.updated
         self.stats.unchanged += result.unchanged
+        self.stats.stale += result.stale
         self.stats.rejected += len(result.errors)
         for error in result.errors:
             problem = SourceRowError(self.kind, row_ids[error.index], error.reason)
@@ -387,7 +412,7 @@ class SourcePass:
             yield
         except DBAPIError as exc:
             self.connection.rollback()
-            reason = _without_secret(str(exc.orig).strip().splitlines()[0], self.source)
+            reason = _reason(exc, self.source)
             raise CampaignerError(
                 f"source {self.source.name!r} {self.kind}: reading failed: {reason}"
             ) from None
@@ -438,9 +463,13 @@ class SourcePass:
         """The records to load for a batch of rows, and the source id of each record."""
         keys = {str(key).lower(): key for key in rows[0]}
         wanted = self._matched(rows[0])
+        cursor_key = keys[self.cursor_column.lower()]
         records = []
         for row in rows:
             record = {name: self._value(name, row[key]) for name, key in wanted.items()}
+            if self.spec.cursor and isinstance(row[cursor_key], datetime):
+                # A time cursor is when the row last changed: older data never overwrites it.
+                record["shop_modified_at"] = self._value("", row[cursor_key])
             records.append(record)
         id_key = keys[self.id_column.lower()]
         return records, [as_text(row[id_key]) for row in rows]

@@ -49,7 +49,11 @@ STATUSES = {
     "wc-cancelled": "cancelled",
     "wc-failed": "failed",
     "wc-refunded": "refunded",
+    # An order moved to the bin (wp_trash_post, or HPOS's own trash): no longer a sale.
+    "trash": "cancelled",
 }
+# WordPress's drafts: an order an admin began with "Add order" and never saved. No order yet.
+NO_ORDER_YET = ("auto-draft", "draft")
 # Customer field -> usermeta key; `columns` next to the preset adds or replaces keys, e.g.
 # consent = "sms_optin" or birthday = "billing_birthdate". Without a consent key nobody has
 # consent: WooCommerce itself keeps none.
@@ -59,6 +63,9 @@ USER_META = {
     "phone": "billing_phone",
     "city": "billing_city",
 }
+# Set by WooCommerce whenever a customer's data changes (Unix time): the REST API's and so
+# the webhooks' `date_modified`.
+LAST_UPDATE = "last_update"
 BILLING_FALLBACK = {"first_name": "billing_first_name", "last_name": "billing_last_name"}
 LEGACY_ORDER_META = (
     "_customer_user",
@@ -71,6 +78,7 @@ LEGACY_ORDER_META = (
     "_date_paid",
     "_paid_date",
 )
+PERSON_TEXT = ("first_name", "last_name", "city")
 ITEM_META = ("_product_id", "_variation_id", "_qty", "_line_total")
 
 
@@ -79,6 +87,16 @@ def shop_text(value: Any) -> str:
     and category names keep their HTML entities, in the tables and in the REST API alike), as
     the text a message shows."""
     return html.unescape(as_text(value))
+
+
+def shop_names(record: dict[str, Any]) -> dict[str, Any]:
+    """A person's name and city as a text shows them: WordPress stores a profile's `&` as
+    `&amp;` (kses on `pre_user_first_name`), and names typed where the page was not UTF-8
+    arrive as numeric entities («&#1593;&#1604;&#1740;» for «علی»)."""
+    for name in PERSON_TEXT:
+        if record.get(name) is not None:
+            record[name] = shop_text(record[name])
+    return record
 
 
 @dataclass(frozen=True)
@@ -211,6 +229,10 @@ def _utc(value: Any) -> datetime | None:
 SIGNUP = "date:signup"
 
 
+def _unix(value: str) -> datetime | None:
+    return datetime.fromtimestamp(int(value), UTC) if value.strip().isdigit() else None
+
+
 class _WooPass(SourcePass):
     id_key = "id"
     cursor_key = "changed_at"
@@ -247,12 +269,12 @@ class UserPass(_WooPass):
             f"GREATEST(UNIX_TIMESTAMP(u.user_registered), "
             f"COALESCE(CAST(m.meta_value AS UNSIGNED), 0)) AS changed_at "
             f"FROM {users} u LEFT JOIN {usermeta} m "
-            f"ON m.user_id = u.ID AND m.meta_key = 'last_update') AS campaigner_source"
+            f"ON m.user_id = u.ID AND m.meta_key = '{LAST_UPDATE}') AS campaigner_source"
         )
 
     def records(self, rows: list[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
         ids = [int(row[self._key(row, "id")]) for row in rows]
-        keys = [*self.meta_keys.values(), *BILLING_FALLBACK.values()]
+        keys = [*self.meta_keys.values(), *BILLING_FALLBACK.values(), LAST_UPDATE]
         meta = _meta(
             (r["user_id"], r["meta_key"], r["meta_value"])
             for r in self.rows(
@@ -269,7 +291,10 @@ class UserPass(_WooPass):
         records = []
         for user_id in ids:
             values = meta[user_id]
-            record: dict[str, Any] = {"external_id": str(user_id)}
+            record: dict[str, Any] = {
+                "external_id": str(user_id),
+                "shop_modified_at": _unix(values.get(LAST_UPDATE, "")),
+            }
             for name, key in self.meta_keys.items():
                 record[name] = self._value(name, values.get(key, ""))
             for name, key in BILLING_FALLBACK.items():
@@ -280,7 +305,7 @@ class UserPass(_WooPass):
             signup = registered.get(user_id)
             if signup is not None:
                 record[SIGNUP] = signup.astimezone(self.zone).date().isoformat()
-            records.append(record)
+            records.append(shop_names(record))
         return records, [str(i) for i in ids]
 
     def _latest_billing(self, user_ids: list[int]) -> dict[int, dict[str, str]]:
@@ -416,6 +441,7 @@ class OrderPass(_WooPass):
         currency: Any,
         customer: Any,
         created: datetime | None,
+        modified: datetime | None,
         paid: Any,
         billing: Mapping[str, Any],
         meta: Mapping[str, str],
@@ -425,6 +451,7 @@ class OrderPass(_WooPass):
             paid = created  # WooCommerce records no payment date for some gateways
         record: dict[str, Any] = {
             "external_id": str(order_id),
+            "shop_modified_at": modified,
             "status": mapped,
             "total": Decimal(as_text(total) or "0"),
             "currency": currency,
@@ -443,20 +470,23 @@ class OrderPass(_WooPass):
                 for name in ("first_name", "last_name", "phone", "city")
             }
             buyer.update(self.buyer_meta.read(meta, ["marketing_consent"]))
-            record["customer"] = buyer
+            record["customer"] = shop_names(buyer)
         return record
 
     def _orders_hpos(self, ids: list[int]) -> dict[int, dict[str, Any]]:
         table = self.shop.table
         rows = self.rows(
             "SELECT o.id, o.status, o.currency, o.total_amount, o.customer_id, "
-            "o.date_created_gmt, op.date_paid_gmt, a.first_name, a.last_name, a.phone, a.city "
+            "o.date_created_gmt, o.date_updated_gmt, op.date_paid_gmt, "
+            "a.first_name, a.last_name, a.phone, a.city "
             f"FROM {table('wc_orders')} o "
             f"LEFT JOIN {table('wc_order_operational_data')} op ON op.order_id = o.id "
             f"LEFT JOIN {table('wc_order_addresses')} a "
             "ON a.order_id = o.id AND a.address_type = 'billing' "
-            "WHERE o.id IN :ids AND o.type = 'shop_order' ORDER BY o.id",
+            "WHERE o.id IN :ids AND o.type = 'shop_order' AND o.status NOT IN :drafts "
+            "ORDER BY o.id",
             ids=ids,
+            drafts=NO_ORDER_YET,
         )
         meta = self._order_meta(ids, self._meta_wanted())
         return {
@@ -467,6 +497,7 @@ class OrderPass(_WooPass):
                 currency=r["currency"],
                 customer=r["customer_id"],
                 created=_utc(r["date_created_gmt"]),
+                modified=_utc(r["date_updated_gmt"]),
                 paid=_utc(r["date_paid_gmt"]),
                 billing=r,
                 meta=meta.get(int(r["id"]), {}),
@@ -476,9 +507,12 @@ class OrderPass(_WooPass):
 
     def _orders_posts(self, ids: list[int]) -> dict[int, dict[str, Any]]:
         posts = self.rows(
-            f"SELECT ID AS id, post_status, post_date_gmt FROM {self.shop.table('posts')} "
-            "WHERE ID IN :ids AND post_type = 'shop_order' ORDER BY ID",
+            "SELECT ID AS id, post_status, post_date_gmt, post_modified_gmt "
+            f"FROM {self.shop.table('posts')} "
+            "WHERE ID IN :ids AND post_type = 'shop_order' AND post_status NOT IN :drafts "
+            "ORDER BY ID",
             ids=ids,
+            drafts=NO_ORDER_YET,
         )
         meta = self._order_meta(ids, [*LEGACY_ORDER_META, *self._meta_wanted()])
         orders = {}
@@ -497,6 +531,7 @@ class OrderPass(_WooPass):
                 currency=values.get("_order_currency", ""),
                 customer=values.get("_customer_user", ""),
                 created=_utc(post["post_date_gmt"]),
+                modified=_utc(post["post_modified_gmt"]),
                 paid=paid,
                 billing={
                     name: values.get(f"_billing_{name}", "")

@@ -86,7 +86,7 @@ def test_bad_dates_are_one_line_errors(shop: Path) -> None:
 def rename_through_ingest(config: Path, first_name: str, last_name: str) -> None:
     """Customer c1 (who referred two others) renames themself through the ingest API."""
     engine = create_engine_for(f"sqlite:///{config.parent / 'campaigner.db'}")
-    settings = Settings.model_validate({"server": {"api_tokens": [SecretStr("t")]}})
+    settings = Settings.model_validate({"server": {"api_tokens": [SecretStr("ingest-token")]}})
     app = Starlette(
         routes=ingest_routes(
             settings=settings, sessions=session_factory(engine), clock=FixedClock(NOW)
@@ -94,7 +94,7 @@ def rename_through_ingest(config: Path, first_name: str, last_name: str) -> None
     )
     body = {"id": "c1", "first_name": first_name, "last_name": last_name, "phone": "09120000001"}
     response = TestClient(app).post(
-        "/api/v1/customers", json=body, headers={"Authorization": "Bearer t"}
+        "/api/v1/customers", json=body, headers={"Authorization": "Bearer ingest-token"}
     )
     engine.dispose()
     assert response.status_code == 200, response.text

@@ -1,6 +1,7 @@
 from pathlib import Path
 
 from click.testing import CliRunner, Result
+from sqlalchemy import create_engine, text
 
 from campaigner.cli import cli
 from campaigner.project import SAMPLES
@@ -68,11 +69,10 @@ def test_rules_list_shows_todays_counts(tmp_path: Path) -> None:
     assert int(by_name["birthday"][4]) > 0
 
 
-def test_rules_check_runs_each_planning_query_against_the_database(
-    tmp_path: Path, db_url: str
-) -> None:
+def hostile_query_project(tmp_path: Path, db_url: str) -> tuple[Path, Path]:
     """A rule the files allow but a database refuses: SQLite parses 2,000 tag tests into an
-    expression over 1,000 deep, PostgreSQL takes no text with a NUL character."""
+    expression over 1,000 deep, PostgreSQL takes no text with a NUL character. Beside it, an
+    honest rule, listed after it."""
     rules = tmp_path / "rules"
     rules.mkdir()
     (rules / "thank_you.toml").write_text(
@@ -93,6 +93,13 @@ def test_rules_check_runs_each_planning_query_against_the_database(
         f'[database]\nurl = "{db_url}"\n[paths]\nrules = "{rules}"\ntemplates = "{templates}"\n',
         encoding="utf-8",
     )
+    return config, rules
+
+
+def test_rules_check_runs_each_planning_query_against_the_database(
+    tmp_path: Path, db_url: str
+) -> None:
+    config, rules = hostile_query_project(tmp_path, db_url)
     result = CliRunner().invoke(cli, ["--config", str(config), "rules", "check"])
     assert result.exit_code == 1, result.output
     [line] = result.stdout.splitlines()
@@ -101,6 +108,41 @@ def test_rules_check_runs_each_planning_query_against_the_database(
     )
     assert len(line) < 500
     assert "1 problem(s) found" in result.stderr
+
+
+def test_rules_list_shows_a_rule_whose_query_fails_as_broken(tmp_path: Path, db_url: str) -> None:
+    """The failed query of `odd` aborts a PostgreSQL transaction: `thank_you`, counted after
+    it, is still counted."""
+    config, _ = hostile_query_project(tmp_path, db_url)
+    result = CliRunner().invoke(cli, ["--config", str(config), "rules", "list"])
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    by_name = {row.split()[0]: row.split() for row in result.stdout.splitlines()[1:]}
+    assert by_name["odd"][4] == "broken", result.output
+    assert by_name["thank_you"][4] == "0"
+    [problem] = result.stderr.splitlines()
+    assert problem.startswith("broken: rule 'odd': its query fails: ")
+    assert len(problem) < 400
+
+
+def test_rules_list_names_a_missing_table_per_rule(tmp_path: Path) -> None:
+    """A damaged database (the orders table gone): the rules that read orders are broken,
+    a birthday rule, which does not, is counted."""
+    runner = CliRunner()
+    project = tmp_path / "shop"
+    assert runner.invoke(cli, ["init", str(project), "--demo"]).exit_code == 0
+    engine = create_engine(f"sqlite:///{project / 'campaigner.db'}")
+    with engine.begin() as connection:
+        connection.execute(text("ALTER TABLE orders RENAME TO orders_gone"))
+    engine.dispose()
+    result = runner.invoke(cli, ["--config", str(project / "config.toml"), "rules", "list"])
+    assert result.exit_code == 0, result.output
+    by_name = {row.split()[0]: row.split() for row in result.stdout.splitlines()[1:]}
+    assert by_name["thank_you"][4] == "broken"
+    assert int(by_name["birthday"][4]) > 0
+    assert "broken: rule 'thank_you': its query fails: OperationalError: no such table: orders" in (
+        result.stderr.splitlines()
+    )
 
 
 def test_rules_check_without_a_database_checks_the_files_and_says_so(tmp_path: Path) -> None:

@@ -129,3 +129,24 @@ def test_resolve_names_what_it_left_alone_and_refuses_unclear_requests(
     assert bad_age.exit_code == 2 and "bad duration 'soon'" in bad_age.output
     none = invoke(config, "unknown", "resolve", "--rule", "nps", "--sent")
     assert none.exit_code == 0 and "No unknown messages match." in none.output
+
+
+def test_list_shows_a_gateways_error_drawn_and_masked(
+    config: Path, ledger: dict[str, int], sessions: sessionmaker[Session]
+) -> None:
+    """Regression: the error a stranger's server answered was printed raw: its escape
+    sequences drove the terminal, and a secret it echoed (stored before masking existed, or
+    registered since) was shown."""
+    with sessions.begin() as session:
+        message = session.get_one(Message, ledger["kannel"])
+        message.last_error = (
+            "HTTP 502: \x1b]0;owned\x07 [bold]x[/] \u202eevil pass=Kn-Secret-9\nmore"
+        )
+    result = CliRunner().invoke(
+        cli,
+        ["--config", str(config), "unknown", "list"],
+        env={"CAMPAIGNER_GATEWAY__PASSWORD": "Kn-Secret-9"},
+    )
+    assert result.exit_code == 0, result.output
+    [error] = [line for line in result.output.splitlines() if "error:" in line]
+    assert error == ("    error: HTTP 502: ␛]0;owned␇ [bold]x[/] \\u202eevil pass=******** ⏎ more")

@@ -16,6 +16,9 @@ What Excel writes (sources, checked with the `search` tool):
 from __future__ import annotations
 
 import csv
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -98,6 +101,27 @@ def test_windows_1256_file_from_persian_excel_is_detected(
     assert (report.inserted, report.rejected) == (ASCII_ROWS + 3, 0)
     found = customers(sessions)
     assert (found["p1"].first_name, found["p1"].last_name, found["p1"].city) == PERSIAN_1256[1]
+
+
+def test_a_small_windows_1256_file_is_detected_too(
+    tmp_path: Path, sessions: sessionmaker[Session]
+) -> None:
+    """Regression: two short names were too little for charset-normalizer, which took them
+    for cp932 (Japanese) and refused the file."""
+    rows = ["external_id,first_name,phone", "P1,علي,09121110013", "P2,مريم,09121110014"]
+    path = excel_file(tmp_path / "customers.csv", rows, "cp1256")
+    report = import_csv(sessions, "customers", path, DEFAULTS)
+    assert (report.inserted, report.rejected) == (2, 0)
+    assert {c.first_name for c in customers(sessions).values()} == {"علي", "مريم"}
+
+
+def test_a_small_latin_file_is_not_taken_for_persian(
+    tmp_path: Path, sessions: sessionmaker[Session]
+) -> None:
+    path = excel_file(tmp_path / "kunden.csv", ["id,first_name", "L1,José"], "latin-1")
+    with pytest.raises(CampaignerError, match="--encoding"):
+        import_csv(sessions, "customers", path, DEFAULTS)
+    assert count(sessions) == 0
 
 
 # US/UK Excel: Windows-1252 and ","; German or French Excel: Windows-1252 and ";".
@@ -239,3 +263,32 @@ def test_import_command_says_what_it_read_and_where_it_stopped(tmp_path: Path, d
     broken.write_bytes(b"id,phone\nb1,09121111111\nb2,\xff09121111112\n")
     partial = run(str(broken), "--encoding", "utf-8", "--keep-partial")
     assert partial.exit_code == 1 and "stopped at line 3" in partial.output
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero"])
+@pytest.mark.parametrize(
+    "command", [["customers", "import"], ["orders", "import"], ["optout", "import"]]
+)
+def test_a_file_that_never_ends_is_refused_at_once(
+    tmp_path: Path, kind: str, command: list[str]
+) -> None:
+    """Regression: `customers import` of a FIFO waited for a writer forever, and of
+    /dev/zero read without end. Run in a process of its own, so a hang fails the test."""
+    config = tmp_path / "shop" / "config.toml"
+    assert CliRunner().invoke(cli, ["init", str(config.parent)]).exit_code == 0
+    path = tmp_path / "customers.csv"
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to("/dev/zero")
+    result = subprocess.run(
+        [sys.executable, "-m", "campaigner", "--config", str(config), *command, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    what = "a FIFO" if kind == "fifo" else "a device"
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"Error: {path}: not a regular file ({what}): a CSV file must be a plain file"
+    )

@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from conftest import create_pg_database, drop_pg_database, require_postgres
@@ -8,7 +9,7 @@ from sqlalchemy import Engine, inspect, text
 
 from campaigner.db import create_engine_for, ensure_current, upgrade
 from campaigner.db.models import Base
-from campaigner.db.schema import current_revision, head_revision
+from campaigner.db.schema import alembic_config, current_revision, head_revision
 from campaigner.errors import SchemaOutdated
 
 TABLES = {
@@ -23,6 +24,9 @@ TABLES = {
     "order_items",
     "shop_events",
     "customer_dates",
+    "announcements",
+    "draws",
+    "draw_winners",
 }
 
 
@@ -68,3 +72,33 @@ def test_sqlite_pragmas(tmp_path: Path) -> None:
 def test_migrations_build_exactly_the_models(engine: Engine) -> None:
     with engine.connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+
+
+def test_timezone_index_migrates_up_and_down_with_customers(db_url: str) -> None:
+    """On a database at 0003 with customers in it, as a shop upgrading would have."""
+    engine = create_engine_for(db_url)
+    try:
+        command.downgrade(alembic_config(engine), "0003")
+        assert "ix_customers_timezone" not in _indexes(engine, "customers")
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO customers (external_id, first_name, last_name, calendar,"
+                    " timezone, locale, tags, marketing_consent, city, orders_count,"
+                    " total_spent, created_at, updated_at) VALUES ('a', '', '', 'jalali',"
+                    " 'Asia/Tehran', 'fa', '', true, '', 0, 0, CURRENT_TIMESTAMP,"
+                    " CURRENT_TIMESTAMP)"
+                )
+            )
+        upgrade(engine)
+        assert current_revision(engine) == head_revision()
+        assert "ix_customers_timezone" in _indexes(engine, "customers")
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT count(*) FROM customers")).scalar() == 1
+    finally:
+        upgrade(engine)
+        engine.dispose()
+
+
+def _indexes(engine: Engine, table: str) -> set[str]:
+    return {str(index["name"]) for index in inspect(engine).get_indexes(table)}

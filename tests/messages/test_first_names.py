@@ -1,4 +1,9 @@
-from campaigner.messages.names import clean_first_name, fallback_for, first_name_or_fallback
+from campaigner.messages.names import (
+    clean_first_name,
+    fallback_for,
+    first_name_or_fallback,
+    plain_words,
+)
 
 FALLBACK = {"fa": "مشتری عزیز", "en": "there"}
 
@@ -32,3 +37,14 @@ def test_missing_name_falls_back_per_locale() -> None:
 def test_fallback_lookup() -> None:
     assert fallback_for("en-CA", {"en_CA": "friend", "en": "there"}) == "friend"
     assert fallback_for("de", {}) == ""
+
+
+def test_control_and_bidi_characters_never_reach_the_sms() -> None:
+    """A name `Ali<ESC>[31m` went out in the SMS with its escape sequence, and an RLO left open
+    in a name reverses the rest of the message on the customer's phone."""
+    assert clean_first_name("Ali\x1b[31mred") == "Ali[31mred"
+    assert clean_first_name("\u202eevil") == "Evil"
+    assert clean_first_name("Sara\r\nInjected") == "Sara Injected"
+    assert clean_first_name("x\u2067y\u2069\x00\x85z") == "Xy Z"
+    assert clean_first_name("محمد\u200cعلی\u200f") == "محمد\u200cعلی\u200f"  # ZWNJ, RLM kept
+    assert plain_words("Smith\u202b \x07Jr") == ["Smith", "Jr"]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -255,3 +256,16 @@ def test_own_dates_through_the_api_and_in_its_openapi_document(
         ("child_birthday", date(2019, 8, 11), "jalali"),
         ("anniversary", date(2016, 7, 5), "gregorian"),
     }
+
+
+def test_a_lone_surrogate_is_refused_not_a_server_error(
+    client: TestClient, sessions: sessionmaker[Session]
+) -> None:
+    # JSON may escape half of a UTF-16 pair; Python reads it, no database can store it. The
+    # shop webhooks answered such a body with a 500; here validation refuses the field.
+    body = json.dumps({**ALI, "first_name": "\ud800"}).encode()
+    headers = {**AUTH, "Content-Type": "application/json"}
+    response = client.post("/api/v1/customers", content=body, headers=headers)
+    assert response.status_code == 422 and "first_name" in response.text
+    with sessions() as session:
+        assert session.scalars(select(Customer)).all() == []

@@ -470,7 +470,8 @@ def test_a_refund_recorded_concurrently_is_not_counted_twice_nor_lost(
 
     assert shop.apply("shopify", "r1", racing).status_code == 503
     with sessions() as session:
-        assert set(session.scalars(select(ShopEvent.key))) == {"o1", refund_key}
+        paid_key = f"paid:{shopify_docs.ORDER['id']}"  # orders/paid sets the time once
+        assert set(session.scalars(select(ShopEvent.key))) == {"o1", paid_key, refund_key}
     # Sent again, the delivery finds the refund counted: applied, and nothing added twice.
     assert shopify(client, "refunds/create", shopify_docs.REFUND, "r1").text == "ok 1"
     with sessions() as session:
@@ -702,3 +703,193 @@ def test_the_day_an_account_was_created_is_its_signup_date(
     # WooCommerce's date_created is the site's own time; Shopify's created_at carries its
     # offset: the day as the shop saw it, not the UTC day (2022-01-01 for Bob).
     assert signups == {"25": date(2017, 3, 21), "706405506930370084": date(2021, 12, 31)}
+
+
+# --- Deliveries out of order: the newest data the shop sent stays -----------------------
+
+
+def stored_order(sessions: sessionmaker[Session]) -> tuple[str, list[str]]:
+    with sessions() as session:
+        order = session.scalars(select(Order)).one()
+        items = session.scalars(select(OrderItem.name).order_by(OrderItem.line_no)).all()
+    return order.status, list(items)
+
+
+def first_name(sessions: sessionmaker[Session]) -> str:
+    with sessions() as session:
+        return session.scalars(select(Customer.first_name)).one()
+
+
+def test_a_stale_woocommerce_order_update_changes_nothing(
+    client: TestClient, sessions: sessionmaker[Session]
+) -> None:
+    # WooCommerce delivers through Action Scheduler, and retries a failed delivery later: an
+    # order.updated of 19:28 (still pending) can arrive after the one of 19:40 (paid).
+    newer = wc_order()
+    newer["date_modified_gmt"] = "2017-03-22T19:40:00"
+    older = wc_order()
+    older.update(status="pending", date_paid_gmt=None, line_items=older["line_items"][:1])
+    assert woo(client, "order.updated", newer).text == "ok 1"
+    answer = woo(client, "order.updated", older)
+    assert answer.status_code == 200 and answer.text.startswith("stale")
+    assert stored_order(sessions) == (
+        "paid",
+        ["Woo Single #1", "Ship Your Idea – Color: Black, Size: M Test"],
+    )
+    # Its key is kept: sent again, it is a plain redelivery.
+    assert woo(client, "order.updated", older).text == "already applied"
+    # A delivery as new as the stored one, or newer, is applied.
+    newest = wc_order()
+    newest.update(status="completed", date_modified_gmt="2017-03-22T19:41:00")
+    newest["line_items"] = newest["line_items"][1:]
+    assert woo(client, "order.updated", newest).text == "ok 1"
+    assert stored_order(sessions) == ("paid", ["Ship Your Idea – Color: Black, Size: M Test"])
+
+
+def test_a_stale_woocommerce_customer_update_changes_nothing(
+    client: TestClient, sessions: sessionmaker[Session]
+) -> None:
+    customer = copy.deepcopy(woo_docs.CUSTOMER)
+    customer["billing"]["phone"] = "09121234567"
+    renamed = copy.deepcopy(customer)
+    renamed.update(first_name="Johnny", date_modified_gmt="2017-03-21T20:00:00")
+    assert woo(client, "customer.updated", renamed).text == "ok 1"
+    assert woo(client, "customer.created", customer).text.startswith("stale")
+    assert first_name(sessions) == "Johnny"
+
+
+def test_a_stale_shopify_order_update_changes_nothing(
+    client: TestClient, sessions: sessionmaker[Session]
+) -> None:
+    paid = paid_order()
+    paid["updated_at"] = "2022-01-01T10:00:00-05:00"
+    unpaid = paid_order()
+    unpaid.update(financial_status="pending", line_items=unpaid["line_items"][:1])
+    assert shopify(client, "orders/updated", paid, "u2").text == "ok 1"
+    # The earlier update (19:00 the day before) arrives last: Shopify does not promise order.
+    answer = shopify(client, "orders/updated", unpaid, "u1")
+    assert answer.status_code == 200 and answer.text.startswith("stale")
+    status, items = stored_order(sessions)
+    assert status == "paid" and len(items) == len(paid["line_items"])
+
+
+def test_a_stale_shopify_customer_update_changes_nothing(
+    client: TestClient, sessions: sessionmaker[Session]
+) -> None:
+    customer = copy.deepcopy(shopify_docs.CUSTOMER)
+    customer["phone"] = "+989121234567"
+    renamed = copy.deepcopy(customer)
+    renamed.update(first_name="Robert", updated_at="2022-01-02T08:00:00-05:00")
+    assert shopify(client, "customers/update", renamed, "c2").text == "ok 1"
+    assert shopify(client, "customers/update", customer, "c1").text.startswith("stale")
+    assert first_name(sessions) == "Robert"
+
+
+def test_woocommerce_names_with_html_entities_read_as_text(
+    client: TestClient, sessions: sessionmaker[Session]
+) -> None:
+    # The REST API returns a profile's name as stored: `&` as `&amp;` (WordPress's kses),
+    # or numeric entities for a name typed where the page was not UTF-8.
+    customer = copy.deepcopy(woo_docs.CUSTOMER)
+    customer.update(first_name="&#1593;&#1604;&#1740;", last_name="Smith &amp; Sons")
+    customer["billing"].update(phone="09121234567", city="R&amp;D")
+    assert woo(client, "customer.created", customer).text == "ok 1"
+    guest = wc_order()
+    guest["billing"]["first_name"] = "&#1605;&#1585;&#1740;&#1605;"
+    assert woo(client, "order.created", guest).text == "ok 1"
+    with sessions() as session:
+        names = session.execute(
+            select(Customer.first_name, Customer.last_name, Customer.city).order_by(Customer.id)
+        ).all()
+    assert [tuple(n) for n in names] == [
+        ("علی", "Smith & Sons", "R&D"),
+        ("مریم", "Doe", "San Francisco"),
+    ]
+
+
+def test_a_trashed_woocommerce_order_is_cancelled(
+    client: TestClient, sessions: sessionmaker[Session]
+) -> None:
+    assert woo(client, "order.created", wc_order()).text == "ok 1"
+    trashed = wc_order()
+    trashed.update(status="trash", date_modified_gmt="2017-03-23T08:00:00")
+    assert woo(client, "order.updated", trashed).text == "ok 1"
+    assert stored_order(sessions)[0] == "cancelled"
+
+
+# --- Hostile deliveries ------------------------------------------------------------------
+
+
+def test_a_lone_surrogate_is_refused_not_a_server_error(
+    client: TestClient, sessions: sessionmaker[Session]
+) -> None:
+    # JSON may escape half of a UTF-16 pair; Python reads it, no database can store it.
+    body = json.dumps(wc_order()).replace('"John"', '"\\ud800"', 1)
+    assert woo(client, "order.created", json.loads(body)).status_code == 400
+    order = paid_order()
+    order["customer"]["first_name"] = "\ud800"
+    assert shopify(client, "orders/paid", order, "s1").status_code == 400
+    assert count(sessions, Customer) == 0
+
+
+def test_a_signed_body_resent_under_another_topic_stores_nothing(
+    client: TestClient, sessions: sessionmaker[Session]
+) -> None:
+    # The signature covers the body, not the topic header: an order delivery captured once
+    # and resent as customer.updated made customer "727" (the order's id, which may be a
+    # real customer's) with the order's billing name and phone.
+    answer = woo(client, "customer.updated", wc_order())
+    assert answer.status_code == 200 and answer.text.startswith("rejected:")
+    customer = copy.deepcopy(woo_docs.CUSTOMER)
+    customer["billing"]["phone"] = "09121234567"
+    assert woo(client, "order.updated", customer).text.startswith("rejected:")
+    assert shopify(client, "customers/update", paid_order(), "x1").text.startswith("rejected:")
+    assert shopify(client, "refunds/create", paid_order(), "x2").text.startswith("rejected:")
+    shopify_customer = changed(shopify_docs.CUSTOMER, phone="+989121234567")
+    assert shopify(client, "orders/paid", shopify_customer, "x3").text.startswith("rejected:")
+    assert count(sessions, Customer) == 0 and count(sessions, Order) == 0
+
+
+def test_two_woocommerce_deliveries_of_one_second_are_both_applied(
+    client: TestClient, sessions: sessionmaker[Session]
+) -> None:
+    # A gateway that confirms at once: order.created (pending) and order.updated (paid)
+    # carry the same date_modified_gmt. The second was taken for a redelivery of the first.
+    pending = wc_order()
+    pending.update(status="pending", date_paid_gmt=None)
+    assert woo(client, "order.created", pending).text == "ok 1"
+    assert woo(client, "order.updated", wc_order()).text == "ok 1"
+    assert stored_order(sessions)[0] == "paid"
+    assert woo(client, "order.updated", wc_order()).text == "already applied"
+
+
+def test_direction_controls_in_a_name_do_not_reach_the_message(
+    client: TestClient, sessions: sessionmaker[Session]
+) -> None:
+    # An unclosed RIGHT-TO-LEFT OVERRIDE (U+202E) in a name turns every word after it in the
+    # text message around; an isolate (U+2067) left open does the same. A Persian name's
+    # ZWNJ (U+200C) is part of it and stays.
+    customer = copy.deepcopy(woo_docs.CUSTOMER)
+    customer.update(first_name="\u202eمحمد\u200cعلی", last_name="\u2067Doe")
+    customer["billing"].update(phone="09121234567", city="Tehran\u202d")
+    assert woo(client, "customer.created", customer).text == "ok 1"
+    with sessions() as session:
+        stored = session.execute(
+            select(Customer.first_name, Customer.last_name, Customer.city)
+        ).one()
+    assert tuple(stored) == ("محمد\u200cعلی", "Doe", "Tehran")
+
+
+def test_a_resent_orders_paid_cannot_move_the_payment_time(
+    client: TestClient, sessions: sessionmaker[Session]
+) -> None:
+    # X-Shopify-Webhook-Id and X-Shopify-Triggered-At are headers, outside the signature: a
+    # captured orders/paid resent with a new id and today's time moved paid_at to today, so
+    # an old order became due for its thank-you.
+    assert shopify(client, "orders/paid", paid_order(), "o1").text == "ok 1"
+    resent = shopify(
+        client, "orders/paid", paid_order(), "forged", **{"X-Shopify-Triggered-At": NOW.isoformat()}
+    )
+    assert resent.status_code == 200
+    with sessions() as session:
+        assert session.scalars(select(Order.paid_at)).one() == TRIGGERED_AT

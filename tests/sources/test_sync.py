@@ -467,3 +467,71 @@ def test_own_dates_are_mapped_from_a_source_and_bad_ones_reported(
         SourceSettings.model_validate(
             {"name": "x", "url": url, "orders": {"table": "a", "columns": {"date:x": "c"}}}
         )
+
+
+def test_a_multi_line_database_error_is_one_line_without_the_password(
+    sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    """PostgreSQL answers a bad query with the error, then `LINE 1: …` and a caret line, and a
+    raised error with DETAIL and HINT lines: the sync error keeps only the first."""
+    require_postgres()
+    url = create_pg_database()
+    try:
+        engine = create_engine(url)
+        with engine.begin() as connection:
+            connection.execute(text("CREATE TABLE people (id integer, phone text)"))
+            connection.execute(text("INSERT INTO people VALUES (1, '09121234567')"))
+            connection.execute(
+                text(
+                    "CREATE FUNCTION shop_fails() RETURNS integer AS $$ BEGIN "
+                    "RAISE EXCEPTION 'shop says no' USING DETAIL = 'a second line', "
+                    "HINT = 'a third line'; END $$ LANGUAGE plpgsql"
+                )
+            )
+        engine.dispose()
+        queries = {
+            "shop says no": "SELECT id, phone, shop_fails() AS n FROM people",
+            "does not exist": "SELECT id, no_such_column FROM people",
+        }
+        for error, query in queries.items():
+            source = SourceSettings.model_validate(
+                {
+                    "name": "shop",
+                    "url": url.replace("postgres@", "postgres:pw-1234@"),
+                    "customers": {"query": query, "columns": {"id": "id"}},
+                }
+            )
+            with pytest.raises(CampaignerError) as failed:
+                run(sessions, source, settings)
+            message = str(failed.value)
+            assert message.startswith("source 'shop' customers: reading failed: ")
+            assert error in message
+            assert "\n" not in message and "LINE 1" not in message and "DETAIL" not in message
+            assert "pw-1234" not in message
+    finally:
+        drop_pg_database(url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "mysql://shop:s3cret-pw@127.0.0.1:1/wordpress",
+        "postgresql://shop:s3cret-pw@127.0.0.1:1/shop",
+    ],
+)
+def test_a_url_without_a_driver_uses_the_installed_one(
+    sessions: sessionmaker[Session], settings: Settings, url: str
+) -> None:
+    # `mysql://` is how a shop owner writes it; SQLAlchemy's default driver for it (MySQLdb)
+    # is not installed, and the sync ended in a ModuleNotFoundError traceback.
+    with pytest.raises(CampaignerError, match=r"cannot connect to 127\.0\.0\.1:1") as failed:
+        run(sessions, woo_source(url), settings)
+    assert "s3cret" not in str(failed.value)
+
+
+def test_a_driver_that_is_not_installed_is_one_line(
+    sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    source = woo_source("mysql+mysqldb://shop:s3cret-pw@127.0.0.1:1/wordpress")
+    with pytest.raises(CampaignerError, match="no database driver for 'mysql\\+mysqldb'"):
+        run(sessions, source, settings)

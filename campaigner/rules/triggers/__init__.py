@@ -8,7 +8,9 @@ from typing import Any
 from sqlalchemy import Select
 
 from campaigner.rules.triggers import (
+    announcement,
     birthday,
+    draw_winner,
     nps_survey,
     occasion,
     personal_date,
@@ -26,6 +28,8 @@ COMPILERS: dict[str, Callable[[Any, DueContext], Select[Any] | list[Select[Any]]
     "referral_request": referral_request.due,
     "occasion": occasion.due,
     "personal_date": personal_date.due,
+    "announcement": announcement.due,
+    "draw_winner": draw_winner.due,
 }
 
 

@@ -42,6 +42,7 @@ orders = cast(Table, Order.__table__)
 opt_outs = cast(Table, OptOut.__table__)
 
 DUE_COLUMNS = ("customer_id", "occurrence_key", "due_at", "expires_at", "order_id", "phone")
+UTC_ZONE = ZoneInfo("UTC")
 # SQLite refuses a compound SELECT of more than 500 terms.
 MAX_BRANCHES = 100
 
@@ -59,6 +60,7 @@ class DueContext:
     end: datetime
     zones: dict[str, ZoneInfo]
     dialect: str
+    shop: ZoneInfo = UTC_ZONE  # the shop's zone (`customers.timezone`)
     occasions: Mapping[str, Mapping[int, date]] = field(default_factory=dict)
 
 

@@ -1,7 +1,7 @@
 """customers' own dates (child's birthday, anniversary), first orders indexed
 
 Revision ID: occasions_1
-Revises: 0003
+Revises: shops_1
 Create Date: 2026-11-30
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "occasions_1"
-down_revision = "0003"
+down_revision = "shops_1"
 branch_labels = None
 depends_on = None
 

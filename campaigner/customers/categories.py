@@ -1,0 +1,34 @@
+"""Product categories of a line item, stored in one text column as ",tea,summer shoes,".
+
+Stored like customer tags (trimmed, lower case, sorted, each once) so a category test stays a
+parameterised LIKE on any database: `categories LIKE '%,' || :name || ',%'`, with the name
+stored as `stored_name` writes it. A name may hold a comma itself (a WooCommerce term
+«Tea, Coffee & Co», `;` and `|` alike): there `,` is written `%2C` and `%` is written `%25`,
+so one category never reads back as two.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from urllib.parse import unquote
+
+
+def stored_name(name: str) -> str:
+    """One category as it is stored between the commas."""
+    return " ".join(name.split()).lower().replace("%", "%25").replace(",", "%2C")
+
+
+def store(names: Iterable[str]) -> str:
+    """Category names (each one whole, whatever it contains) as the column's text."""
+    unique = sorted({stored_name(name) for name in names} - {""})
+    return "," + ",".join(unique) + "," if unique else ""
+
+
+def split_text(value: str) -> list[str]:
+    """A list written as text (`summer, shoes`; `;` and `|` also separate): its names."""
+    return value.replace(";", ",").replace("|", ",").split(",")
+
+
+def names(stored: str) -> tuple[str, ...]:
+    """The column's text as the category names, as a template shows them."""
+    return tuple(unquote(part) for part in stored.split(",") if part)

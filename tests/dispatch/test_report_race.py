@@ -1,0 +1,120 @@
+"""A delivery report that lands while the dispatcher still waits for the gateway's answer.
+
+Kannel calls its `dlr-url` as soon as the SMSC reports, which can be before the HTTP answer
+to the send request reaches the dispatcher. The report is the truth; the row it settles must
+then look like any settled row: no claim, no lease, its attempt counted.
+"""
+
+from __future__ import annotations
+
+import queue
+import random
+import threading
+from collections.abc import Sequence
+
+import pytest
+from dispatch_helpers import ScriptedGateway, add_customer, make_dispatcher, row
+from dispatch_helpers import queue as enqueue
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+from test_in_flight import MORNING
+
+from campaigner.clock import FixedClock
+from campaigner.config import GatewaySettings, Settings
+from campaigner.db.models import Message, MessageStatus
+from campaigner.gateways.base import DeliveryReport, OutgoingMessage, SendResult
+from campaigner.inbound import apply_delivery_report
+
+ROUTES = ["scripted"]
+
+
+def report(
+    sessions: sessionmaker[Session], clock: FixedClock, message_id: int, status: str
+) -> None:
+    """What the webhook does with a report, in a session (and a thread) of its own."""
+    with sessions.begin() as session:
+        applied = apply_delivery_report(
+            session, DeliveryReport(status, message_id=message_id), routes=ROUTES, now=clock.now()
+        )
+    assert applied
+
+
+def settled_cleanly(message: Message) -> None:
+    assert message.claim is None and message.lease_until is None, (message.id, message.status)
+    assert message.attempts == 1
+    assert message.sent_at is not None
+    assert message.gateway == "scripted"
+
+
+@pytest.mark.parametrize(
+    ("status", "final"),
+    [
+        ("delivered", MessageStatus.DELIVERED),
+        ("undelivered", MessageStatus.UNDELIVERED),
+        ("sent", MessageStatus.SENT),
+    ],
+)
+def test_a_report_before_the_answer_leaves_a_settled_row(
+    sessions: sessionmaker[Session],
+    clock: FixedClock,
+    settings: Settings,
+    status: str,
+    final: MessageStatus,
+) -> None:
+    """Regression: the row stayed `delivered` with its claim and lease set and 0 attempts,
+    because the dispatcher's record (which clears them) is written only over `sending`."""
+    clock.set(MORNING)
+    message_id = enqueue(sessions, add_customer(sessions), MORNING)
+
+    def report_first(batch: Sequence[OutgoingMessage]) -> list[SendResult]:
+        assert row(sessions, message_id).status == MessageStatus.SENDING
+        report(sessions, clock, message_id, status)
+        return [SendResult.accepted(m.id, f"p-{m.id}") for m in batch]
+
+    gateway = ScriptedGateway(report_first, max_batch=1)
+    with make_dispatcher(sessions, gateway, clock, settings) as dispatcher:
+        dispatched = dispatcher.dispatch_once()
+    assert dispatched.claimed == 1
+    message = row(sessions, message_id)
+    assert message.status == final
+    settled_cleanly(message)
+
+
+def test_reports_racing_the_dispatcher_leave_every_row_settled(
+    sessions: sessionmaker[Session], clock: FixedClock, settings: Settings
+) -> None:
+    """Reports from another thread, each at a random moment around the answer of its
+    request: before the dispatcher records it, during, or after. Whatever the order, every
+    row ends delivered, counted once, with nothing held."""
+    clock.set(MORNING)
+    ids = [enqueue(sessions, add_customer(sessions), MORNING) for _ in range(40)]
+    reports: queue.Queue[int | None] = queue.Queue()
+    rng = random.Random(12)
+
+    def accept_and_report(batch: Sequence[OutgoingMessage]) -> list[SendResult]:
+        for message in batch:
+            reports.put(message.id)
+        threading.Event().wait(rng.uniform(0, 0.01))
+        return [SendResult.accepted(m.id, f"p-{m.id}") for m in batch]
+
+    def webhook() -> None:
+        while (message_id := reports.get()) is not None:
+            threading.Event().wait(rng.uniform(0, 0.01))
+            report(sessions, clock, message_id, "delivered")
+
+    listener = threading.Thread(target=webhook)
+    listener.start()
+    gateway_settings = GatewaySettings(name="scripted", max_in_flight=4)
+    racing = settings.model_copy(update={"gateway": gateway_settings})
+    gateway = ScriptedGateway(*[accept_and_report] * len(ids), max_batch=1)
+    try:
+        with make_dispatcher(sessions, gateway, clock, racing) as dispatcher:
+            assert dispatcher.dispatch_once().sent == len(ids)
+    finally:
+        reports.put(None)
+        listener.join(timeout=60)
+    with sessions() as session:
+        messages = session.scalars(select(Message).where(Message.id.in_(ids))).all()
+    assert {message.status for message in messages} == {MessageStatus.DELIVERED}
+    for message in messages:
+        settled_cleanly(message)
