@@ -60,7 +60,9 @@ def test_each_task_must_succeed_within_k_intervals_and_dispatch_within_a_lease(
         task.name: task.must_succeed_within
         for task in service(settings, engine, sessions, clock).tasks()
     }
-    assert bounds["plan:post_purchase+referral_request+nps_survey"] == 4 * 60
+    assert (
+        bounds["plan:post_purchase+referral_request+nps_survey+announcement+draw_winner"] == 4 * 60
+    )
     assert bounds["plan:birthday+win_back+occasion+personal_date"] == 4 * 900
     assert bounds["reconcile"] == 4 * 60
     assert bounds["watch"] == 4 * 5
