@@ -2,8 +2,14 @@
 shop, against a naive baseline that loads customers, orders and segment moves into Python
 and evaluates each rule per customer.
 
+Besides the sample rules, the pass plans a Nowruz greeting (`occasion`, due tomorrow), a
+wedding anniversary (`personal_date` from 300,000 stored dates) and "a year with us"
+(`personal_date` on the first order). Then, apart, one occasion due now for every
+customer: the day a greeting goes to the whole shop.
+
     .venv/bin/python bench/plan.py                    # 1,000,000 customers, 3,000,000 orders
     .venv/bin/python bench/plan.py --customers 100000 # a quicker run
+    .venv/bin/python bench/plan.py --db /tmp/plan.db --skip-naive --repeat 5
 
 The database is built in a child process, so the peak memory reported is the planner's own.
 A database reused with --db has its ledger emptied first: every run plans from a clean ledger.
@@ -27,18 +33,20 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 
 from campaigner.calendars import birthday_in_year, jalali_month_day, month_day, year_of
 from campaigner.clock import FixedClock
 from campaigner.config import Settings
 from campaigner.db import create_engine_for, session_factory, upgrade
-from campaigner.db.models import Customer, OptOut, Order, SegmentChange
-from campaigner.planner import plan
+from campaigner.db.models import Customer, CustomerDate, OptOut, Order, SegmentChange
+from campaigner.planner import PlanReport, plan
 from campaigner.project import SAMPLES
 from campaigner.rules.loader import load_rules
 from campaigner.rules.models import (
     BirthdayRule,
+    OccasionRule,
+    PersonalDateRule,
     PostPurchaseRule,
     ReferralRequestRule,
     Rule,
@@ -49,6 +57,18 @@ from campaigner.rules.models import (
 NOW = datetime(2026, 3, 20, 8, 0, tzinfo=UTC)  # 11:30 in Tehran
 ZONES = ["Asia/Tehran"] * 16 + ["Europe/Berlin", "America/New_York", "Asia/Dubai", "Europe/London"]
 CHUNK = 100_000
+DATED_SHARE = 0.3  # customers with a stored wedding anniversary
+DATED_RULES = [
+    OccasionRule(trigger="occasion", name="nowruz", template="x", date="jalali:01-01"),
+    PersonalDateRule(trigger="personal_date", name="anniversary", template="x", date="anniversary"),
+    PersonalDateRule(
+        trigger="personal_date", name="with_us", template="x", date="first_order", years=[1, 5]
+    ),
+]
+# Due now in Tehran and Dubai (10:00 there has passed today), for every customer of theirs.
+WHOLE_SHOP = OccasionRule(
+    trigger="occasion", name="spring_sale", template="x", date="gregorian:03-20"
+)
 
 
 def stamp(moment: datetime) -> str:
@@ -80,6 +100,13 @@ def build(path: Path, customers: int, orders_per_customer: int, seed: int) -> No
                 "fa", tags, rng.random() < 0.9, "", born[1], born[2], 0, 0, created, created,
             )  # fmt: skip
 
+    def date_rows(start: int, stop: int) -> Iterator[tuple[object, ...]]:
+        for n in range(start, stop):
+            if rng.random() < DATED_SHARE:
+                day = days[rng.randrange(365 * 40, len(days))]  # 1990 to 2004
+                calendar = "jalali" if rng.random() < 0.5 else "gregorian"
+                yield n, "anniversary", day.isoformat(), calendar, created
+
     for start in range(1, customers + 1, CHUNK):
         with db:
             db.executemany(
@@ -88,6 +115,13 @@ def build(path: Path, customers: int, orders_per_customer: int, seed: int) -> No
                 " birth_jalali_md, orders_count, total_spent, created_at, updated_at)"
                 " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 customer_rows(start, min(start + CHUNK, customers + 1)),
+            )
+    for start in range(1, customers + 1, CHUNK):
+        with db:
+            db.executemany(
+                "INSERT INTO customer_dates (customer_id, name, date, calendar, updated_at)"
+                " VALUES (?,?,?,?,?)",
+                date_rows(start, min(start + CHUNK, customers + 1)),
             )
     span = int(timedelta(days=730).total_seconds())
     total_orders = customers * orders_per_customer
@@ -192,6 +226,12 @@ def naive(url: str, rules: list[Rule]) -> Counter[str]:
                 Customer.birthday,
             )
         ).all()
+        own: dict[int, tuple[date, str]] = {
+            customer_id: (day, calendar)
+            for customer_id, day, calendar in session.execute(
+                select(CustomerDate.customer_id, CustomerDate.date, CustomerDate.calendar)
+            )
+        }
         history: dict[int, list[datetime]] = {}
         paid = select(Order.customer_id, Order.paid_at).where(Order.status == "paid")
         for customer_id, paid_at in session.execute(paid.order_by(Order.paid_at, Order.id)):
@@ -231,6 +271,35 @@ def naive(url: str, rules: list[Rule]) -> Counter[str]:
                     new in rule.to and (not rule.from_ or old in rule.from_) and start <= at <= NOW
                     for old, new, at in moves.get(cid, [])
                 )
+            elif isinstance(rule, OccasionRule):
+                today = NOW.astimezone(zone).date()
+                for day in (today - timedelta(days=1), today):
+                    send = datetime.combine(day, rule.send_time, tzinfo=zone)
+                    party = day + timedelta(days=rule.days_before)
+                    if start <= send <= NOW and rule.occasion_date.between(party, party):
+                        due[rule.name] += 1
+            elif isinstance(rule, PersonalDateRule):
+                if rule.date == "first_order":
+                    first = paid_orders[0].astimezone(zone).date() if paid_orders else None
+                    original = None if first is None else (first, calendar)
+                else:
+                    original = own.get(cid)
+                if original is None:
+                    continue
+                used = original[1] if rule.calendar == "customer" else rule.calendar
+                used = "jalali" if used == "jalali" else "gregorian"
+                today = NOW.astimezone(zone).date()
+                for day in (today - timedelta(days=1), today):
+                    send = datetime.combine(day, rule.send_time, tzinfo=zone)
+                    party = day + timedelta(days=rule.days_before)
+                    years = year_of(party, used) - year_of(original[0], used)
+                    if (
+                        start <= send <= NOW
+                        and years >= 1
+                        and (not rule.years or years in rule.years)
+                        and birthday_in_year(original[0], year_of(party, used), used) == party
+                    ):
+                        due[rule.name] += 1
             elif isinstance(rule, BirthdayRule) and birthday is not None:
                 used = calendar if rule.calendar == "customer" else rule.calendar
                 used = "jalali" if used == "jalali" else "gregorian"
@@ -245,6 +314,18 @@ def naive(url: str, rules: list[Rule]) -> Counter[str]:
     return due
 
 
+def timed_pass(engine: Engine, rules: list[Rule], settings: Settings) -> tuple[float, PlanReport]:
+    """One planning pass, rolled back: the database stays as built, for the next pass or run."""
+    session = session_factory(engine)()
+    try:
+        began = time.perf_counter()
+        report = plan(session, rules, FixedClock(NOW), settings)
+        return time.perf_counter() - began, report
+    finally:
+        session.rollback()
+        session.close()
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -255,6 +336,8 @@ def main() -> None:
     parser.add_argument("--orders-per-customer", type=int, default=3)
     parser.add_argument("--db", type=Path, help="reuse (or keep) the database at this path")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--repeat", type=int, default=2, help="alternating passes without/with")
+    parser.add_argument("--skip-naive", action="store_true", help="no naive baseline (slow)")
     args = parser.parse_args()
     workdir = tempfile.TemporaryDirectory()
     path = args.db or Path(workdir.name) / "bench.db"
@@ -272,35 +355,48 @@ def main() -> None:
         cleared = clear_ledger(path)
         print(f"reusing {path}: cleared {cleared:,} ledger rows of an earlier run")
     url = f"sqlite:///{path}"
-    loaded = load_rules(SAMPLES / "rules")
-    rules = [rule for rule in loaded.rules.values() if rule.enabled]  # what the product plans
-    rules.append(SLIPPING)
+    samples = [rule for rule in load_rules(SAMPLES / "rules").rules.values() if rule.enabled]
+    rules = [*samples, SLIPPING, *DATED_RULES]  # what the product plans, and the new kinds
     settings = Settings.model_validate({"database": {"url": url}})
     engine = create_engine_for(url)
     rss_before = peak_rss_mb()
-    began = time.perf_counter()
-    with session_factory(engine).begin() as session:
-        report = plan(session, rules, FixedClock(NOW), settings)
-    planner_seconds = time.perf_counter() - began
+    planner_seconds, report = timed_pass(engine, rules, settings)
     planner_rss = peak_rss_mb()
+    whole_seconds, whole = timed_pass(engine, [WHOLE_SHOP], settings)
+    # The same pass without the dated rules, alternating with it: what they add.
+    pairs = [
+        (timed_pass(engine, samples, settings)[0], timed_pass(engine, rules, settings)[0])
+        for _ in range(args.repeat)
+    ]
     engine.dispose()
-    began = time.perf_counter()
-    baseline = naive(url, rules)
-    naive_seconds = time.perf_counter() - began
     print(f"customers: {args.customers:,}  orders: {args.customers * args.orders_per_customer:,}")
+    print(f"planning pass: {planner_seconds:.3f} s")
+    print(
+        f"whole-shop occasion alone: {whole_seconds:.3f} s for {whole.planned:,} rows "
+        f"({whole.planned / whole_seconds:,.0f} rows/s)"
+    )
+    for without, with_dated in pairs:
+        print(f"  sample rules only {without:.3f} s, with the dated rules {with_dated:.3f} s")
+    print(f"peak RSS: {planner_rss:.0f} MB after planning (before: {rss_before:.0f} MB)")
+    if args.skip_naive:
+        for name, result in report.rules.items():
+            print(f"  {name:<18} planned {result.planned:>6}  held out {result.held_out:>5}")
+        workdir.cleanup()
+        return
+    began = time.perf_counter()
+    baseline = naive(url, [*rules, WHOLE_SHOP])
+    naive_seconds = time.perf_counter() - began
     mismatches = 0
-    for name, result in report.rules.items():
+    for name, result in [*report.rules.items(), (WHOLE_SHOP.name, whole.rules[WHOLE_SHOP.name])]:
         found = result.planned + result.held_out
         agree = "ok" if found == baseline[name] else f"MISMATCH (naive {baseline[name]})"
         mismatches += found != baseline[name]
         print(f"  {name:<18} planned {result.planned:>6}  held out {result.held_out:>5}  {agree}")
-    print(f"planning pass: {planner_seconds:.3f} s")
     print(f"naive baseline: {naive_seconds:.1f} s")
     print(f"ratio: {naive_seconds / planner_seconds:.0f}x faster")
-    print(f"peak RSS: {planner_rss:.0f} MB after planning (before: {rss_before:.0f} MB)")
     print(f"peak RSS incl. naive baseline: {peak_rss_mb():.0f} MB")
     workdir.cleanup()
-    if mismatches or set(baseline) - set(report.rules):
+    if mismatches or set(baseline) - set(report.rules) - {WHOLE_SHOP.name}:
         sys.exit("the planner and the naive baseline disagree")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import date
 from functools import lru_cache
 
@@ -90,6 +91,31 @@ def birthday_in_year(birthday: date, year: int, calendar: str) -> date:
     if birthday.month == 2 and day == 29 and not _gregorian_leap(year):
         day = 28
     return date(year, birthday.month, day)
+
+
+def celebrated_on(day: date, calendar: str, years: Iterable[int]) -> tuple[int, list[date]]:
+    """The year of `day` in `calendar`, and the dates `years` earlier whose anniversary
+    (`birthday_in_year`) falls on `day`: Esfand 30 and Feb 29 are celebrated on the last day
+    of the month in common years, so they are among those of Esfand 29 and Feb 28."""
+    year = year_of(day, calendar)
+    if calendar == "jalali":
+        jday = to_jalali(day)
+        month_days = [(jday.month, jday.day)] + ([(12, 30)] if jday.month == 12 else [])
+    else:
+        month_days = [(day.month, day.day)] + ([(2, 29)] if day.month == 2 else [])
+    found = []
+    for back in sorted(set(years)):
+        for month, day_of_month in month_days:
+            try:
+                if calendar == "jalali":
+                    original = jdatetime.date(year - back, month, day_of_month).togregorian()
+                else:
+                    original = date(year - back, month, day_of_month)
+            except ValueError:
+                continue
+            if birthday_in_year(original, year, calendar) == day and original not in found:
+                found.append(original)
+    return year, found
 
 
 def year_of(day: date, calendar: str) -> int:

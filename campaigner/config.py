@@ -33,9 +33,15 @@ from pydantic_settings import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from campaigner.customers.fields import CUSTOMER_FIELDS, ORDER_FIELDS, canonical_field
+from campaigner.customers.fields import (
+    CUSTOMER_FIELDS,
+    ORDER_FIELDS,
+    canonical_field,
+    is_field,
+)
 from campaigner.errors import ConfigError
 from campaigner.masking import MIN_LENGTH as MIN_SECRET_LENGTH
+from campaigner.occasions import check_overrides, parse_occasion_date
 from campaigner.segments.rfm_map import SegmentMap
 from campaigner.timezones import check_timezone as check_timezone  # re-exported
 
@@ -249,11 +255,13 @@ TriggerName = Literal[
     "segment_change",
     "announcement",
     "draw_winner",
+    "occasion",
+    "personal_date",
 ]
 
 
 def _slow_triggers() -> dict[TriggerName, float]:
-    return {"birthday": 900.0, "win_back": 900.0}
+    return {"birthday": 900.0, "win_back": 900.0, "occasion": 900.0, "personal_date": 900.0}
 
 
 class DaemonSettings(Section):
@@ -356,7 +364,7 @@ class SourceTable(Section):
     def field_columns(self, fields: tuple[str, ...]) -> dict[str, str]:
         """The column mapping keyed by canonical Campaigner field names."""
         mapping = {canonical_field(name): column for name, column in self.columns.items()}
-        unknown = sorted(set(mapping) - set(fields))
+        unknown = sorted(name for name in mapping if not is_field(name, fields))
         if unknown:
             raise ValueError(
                 f"columns: unknown field(s) {', '.join(unknown)}; known: {', '.join(fields)}"
@@ -411,6 +419,30 @@ class PricingSettings(Section):
     gsm7: float = Field(0.0075, ge=0)
     ucs2: float = Field(0.0075, ge=0)
     currency: str = "USD"
+
+
+class OccasionSettings(Section):
+    """Corrections to computed occasion dates, for the years the official calendar differs
+    (a Hijri month that began a day later in Iran than in the Umm al-Qura tables)."""
+
+    overrides: dict[str, dict[int, date]] = Field(
+        default_factory=dict,
+        description="Occasion date -> { Gregorian year = official day }, e.g. "
+        '"hijri:10-01" = { 2027 = "2027-03-10" }',
+    )
+
+    @field_validator("overrides")
+    @classmethod
+    def _known_dates(cls, overrides: dict[str, dict[int, date]]) -> dict[str, dict[int, date]]:
+        checked: dict[str, dict[int, date]] = {}
+        for text, years in overrides.items():
+            spec = parse_occasion_date(text)
+            try:
+                check_overrides(spec, years)
+            except ValueError as exc:
+                raise ValueError(f"{text!r}: {exc}") from None
+            checked[spec.key] = years
+        return checked
 
 
 class ReportSettings(Section):
@@ -497,6 +529,8 @@ class Settings(BaseSettings):
     pricing: PricingSettings = PricingSettings()
     reports: ReportSettings = ReportSettings()
     segments: SegmentSettings = SegmentSettings()
+
+    occasions: OccasionSettings = OccasionSettings()
 
     @classmethod
     def settings_customise_sources(

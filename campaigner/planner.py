@@ -13,9 +13,9 @@ rows are kept.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
@@ -105,7 +105,14 @@ def plan(session: Session, rules: Iterable[Rule], clock: Clock, settings: Settin
                 if dialect == "postgresql" and not _try_lock(session, rule.name):
                     result.locked = True
                     continue
-                ctx = DueContext(now - rule.lateness, now, zones, dialect, shop)
+                ctx = DueContext(
+                    now - rule.lateness,
+                    now,
+                    zones,
+                    dialect,
+                    shop,
+                    occasions=settings.occasions.overrides,
+                )
                 if isinstance(rule, AnnouncementRule):
                     # All of it at once, each row waiting for its own time: see `gate`.
                     if not gate.to_queue(session, rule):
@@ -148,7 +155,14 @@ def check_plan(session: Session, rule: Rule, clock: Clock, settings: Settings) -
             zones.setdefault(settings.customers.timezone, ZoneInfo(settings.customers.timezone))
             start = now - max(rule.lateness, CHECK_WINDOW)
             shop = ZoneInfo(settings.customers.timezone)
-            ctx = DueContext(start=start, end=now, zones=zones, dialect=dialect, shop=shop)
+            ctx = DueContext(
+                start=start,
+                end=now,
+                zones=zones,
+                dialect=dialect,
+                shop=shop,
+                occasions=settings.occasions.overrides,
+            )
             for statement in _inserts(rule, ctx, now, rows=0):
                 session.execute(statement)
     except Exception as exc:
@@ -187,7 +201,8 @@ def count_due(
     """How many occurrences of `rule` fall due in [start, end] and are not in the ledger yet."""
     dialect = session.get_bind().dialect.name
     shop = ZoneInfo(settings.customers.timezone)
-    ctx = DueContext(start, end, customer_zones(session, settings), dialect, shop)
+    zones = customer_zones(session, settings)
+    ctx = DueContext(start, end, zones, dialect, shop, occasions=settings.occasions.overrides)
     total = 0
     for statement in compile_due(rule, ctx):
         due = statement.subquery("due")
@@ -250,6 +265,7 @@ def unplanned(
     zones: dict[str, ZoneInfo],
     now: datetime,
     until: datetime,
+    occasions: Mapping[str, Mapping[int, date]] | None = None,
 ) -> list[Unplanned]:
     """What planning will queue for `phones` by `until` and has not yet.
 
@@ -265,7 +281,13 @@ def unplanned(
     for rule in rules:
         if isinstance(rule, AnnouncementRule):
             continue  # queued ahead, all at once, when approved: never "not planned yet"
-        ctx = DueContext(start=now - rule.lateness, end=until, zones=zones, dialect=dialect)
+        ctx = DueContext(
+            start=now - rule.lateness,
+            end=until,
+            zones=zones,
+            dialect=dialect,
+            occasions=occasions or {},
+        )
         for statement in compile_due(rule, ctx):
             found.extend(_unplanned(session, rule, statement, phones))
     return found

@@ -91,7 +91,8 @@ def preview(
             zones = customer_zones(session, settings)
             dialect = session.get_bind().dialect.name
             shop = ZoneInfo(settings.customers.timezone)
-            ctx = DueContext(at - rule.lateness, at, zones, dialect, shop)
+            overrides = settings.occasions.overrides
+            ctx = DueContext(at - rule.lateness, at, zones, dialect, shop, occasions=overrides)
             if customer_id is None:
                 customer = _first_due(session, rule, ctx)
                 if customer is None:

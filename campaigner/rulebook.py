@@ -14,14 +14,17 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from campaigner.clock import Clock
 from campaigner.config import Settings
+from campaigner.customers.fields import BUILT_IN_DATES
+from campaigner.db.models import CustomerDate
 from campaigner.messages.templates import MessageTemplates
 from campaigner.planner import check_plan
 from campaigner.rules.loader import RuleProblem, RuleSet, load_rules
-from campaigner.rules.models import NpsSurveyRule, Rule
+from campaigner.rules.models import NpsSurveyRule, PersonalDateRule, Rule
 
 log = logging.getLogger("campaigner.rules")
 
@@ -73,6 +76,23 @@ def check_planning(
         finally:
             session.rollback()
     return problems
+
+
+def missing_dates(sessions: sessionmaker[Session], loaded: RuleSet) -> list[str]:
+    """A note for each personal-date rule whose date no customer has: most likely a name
+    spelled differently in the rule and the import, a rule that would silently do nothing."""
+    notes = []
+    with sessions() as session:
+        for name, rule in loaded.rules.items():
+            if not isinstance(rule, PersonalDateRule) or rule.date in BUILT_IN_DATES:
+                continue
+            if session.scalar(select(CustomerDate.id).where(CustomerDate.name == rule.date)):
+                continue
+            notes.append(
+                f"note: rule {name!r}: no customer has a date named {rule.date!r} yet "
+                f"(import it as the column date:{rule.date})"
+            )
+    return notes
 
 
 @dataclass(frozen=True)

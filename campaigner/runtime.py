@@ -52,6 +52,7 @@ class RuleForecast:
     def __init__(self, rulebook: Rulebook, settings: Settings) -> None:
         self.rulebook = rulebook
         self.default_zone = settings.customers.timezone
+        self.occasions = settings.occasions.overrides
 
     def __call__(
         self,
@@ -68,7 +69,7 @@ class RuleForecast:
             if not rule.transactional and rule.priority >= min_priority
         ]
         named = {name: zone_or(name, self.default_zone) for name in zones}
-        return unplanned(session, rules, phones, named, now, until)
+        return unplanned(session, rules, phones, named, now, until, self.occasions)
 
 
 class RuleRenderer:

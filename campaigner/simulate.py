@@ -29,6 +29,7 @@ from campaigner.db import create_engine_for, session_factory, upgrade
 from campaigner.db.models import (
     Announcement,
     Customer,
+    CustomerDate,
     Draw,
     DrawWinner,
     Message,
@@ -46,7 +47,17 @@ TICK = timedelta(minutes=15)
 MAX_PLAN_STEP = timedelta(hours=6)
 COPY_BATCH = 2000
 # What a shop database holds that the engine reads or writes, parents before children.
-COPIED_TABLES = (Customer, Order, OptOut, Message, Announcement, Draw, DrawWinner, SegmentChange)
+COPIED_TABLES = (
+    Customer,
+    CustomerDate,
+    Order,
+    OptOut,
+    Message,
+    Announcement,
+    Draw,
+    DrawWinner,
+    SegmentChange,
+)
 
 
 @dataclass(frozen=True)
@@ -348,8 +359,9 @@ def throwaway_copy(source: Engine) -> Iterator[sessionmaker[Session]]:
     """Sessions on a temporary SQLite copy of `source`, deleted afterwards.
 
     SQLite is copied with the backup API (consistent even while a daemon writes to it in WAL
-    mode); any other database has its customers, orders, opt-outs, ledger, announcement
-    approvals and prize draws streamed in batches into a freshly migrated SQLite file.
+    mode); any other database has its customers (and their own dates), orders, opt-outs,
+    ledger, announcement approvals and prize draws streamed in batches into a freshly
+    migrated SQLite file.
     """
     with tempfile.TemporaryDirectory(prefix="campaigner-simulate-") as folder:
         path = Path(folder) / "copy.db"

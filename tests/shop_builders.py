@@ -19,7 +19,7 @@ from campaigner.calendars import jalali_month_day, month_day
 from campaigner.clock import FixedClock
 from campaigner.config import Settings
 from campaigner.customers.importer import refresh_customer_stats
-from campaigner.db.models import Customer, Message, Order
+from campaigner.db.models import Customer, CustomerDate, Message, Order
 from campaigner.gateways.base import OutgoingMessage, SendResult
 from campaigner.runtime import Runtime
 from campaigner.simulate import TICK
@@ -51,6 +51,34 @@ def write_project(settings: Settings) -> None:
         "Hi {{ first_name }}, thanks for order {{ order.id }}!", encoding="utf-8"
     )
     (templates / "birthday.j2").write_text("Happy birthday {{ first_name }}!", encoding="utf-8")
+
+
+def write_dated_rules(settings: Settings) -> None:
+    """Nowruz greetings (Farvardin 1, 1405 is 2026-03-21) and wedding anniversaries, both at
+    11:00 local time, priority 60."""
+    rules, templates = settings.paths.rules, settings.paths.templates
+    (rules / "nowruz.toml").write_text(
+        'trigger = "occasion"\ntemplate = "nowruz.j2"\ndate = "jalali:01-01"\n'
+        'occasion = "Nowruz"\nsend_at = "11:00"\npriority = 60\n',
+        encoding="utf-8",
+    )
+    (rules / "anniversary.toml").write_text(
+        'trigger = "personal_date"\ntemplate = "anniversary.j2"\ndate = "anniversary"\n'
+        'send_at = "11:00"\npriority = 60\n',
+        encoding="utf-8",
+    )
+    (templates / "nowruz.j2").write_text(
+        "Happy {{ occasion.name }} {{ occasion.date | jalali }}, {{ first_name }}!",
+        encoding="utf-8",
+    )
+    (templates / "anniversary.j2").write_text(
+        "{{ years }} years together, {{ first_name }}!", encoding="utf-8"
+    )
+
+
+def add_own_date(session: Session, customer: Customer, name: str, day: date) -> None:
+    session.add(CustomerDate(customer_id=customer.id, name=name, date=day, calendar="gregorian"))
+    session.flush()
 
 
 def add_customer(

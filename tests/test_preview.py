@@ -53,7 +53,7 @@ def shop(settings: Settings, sessions: sessionmaker[Session]) -> dict[str, int]:
 
 
 def reasons(
-    settings: Settings, sessions: sessionmaker[Session], rule: Rule, who: str, at: Any
+    settings: Settings, sessions: sessionmaker[Session], rule: Rule, who: str | None, at: Any
 ) -> str:
     return " | ".join(preview(settings, sessions, rule, at, who).reasons)
 
@@ -151,3 +151,28 @@ def test_a_segment_change_message_previews_with_the_segment_and_says_when_it_is_
         )
     due = preview(settings, sessions, slipping, local(20, 12), "en")
     assert due.due and due.text == "En: at_risk\nReply STOP to opt out"
+
+
+def test_an_occasion_and_a_first_order_anniversary_with_their_dates_and_years(
+    settings: Settings, sessions: sessionmaker[Session], shop: dict[str, int]
+) -> None:
+    templates = settings.paths.templates
+    (templates / "nowruz.j2").write_text("{{ occasion.name }} {{ occasion.date | jalali }}")
+    (templates / "with_us.j2").write_text("{{ years }} year(s) since {{ occasion.date }}")
+    nowruz = make_rule(
+        name="nowruz",
+        trigger="occasion",
+        template="nowruz.j2",
+        date="jalali:01-01",
+        occasion="Nowruz",
+    )
+    shown = preview(settings, sessions, nowruz, local(21, 10, 30).astimezone(UTC), "en")
+    assert (shown.due, shown.text) == (True, "Nowruz ۱۴۰۵/۰۱/۰۱\nReply STOP to opt out")
+    assert "nobody is due" in reasons(settings, sessions, nowruz, None, local(22, 10, 30))
+    with_us = make_rule(
+        name="with_us", trigger="personal_date", template="with_us.j2", date="first_order"
+    )
+    # Their first orders were paid on 20 March 2026: a year later, one year with the shop.
+    a_year_on = local(20, 10, 30).replace(year=2027)
+    shown = preview(settings, sessions, with_us, a_year_on.astimezone(UTC), "en")
+    assert shown.text == "1 year(s) since 2027-03-20\nReply STOP to opt out"

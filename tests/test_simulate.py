@@ -15,8 +15,10 @@ from shop_builders import (
     TEHRAN,
     add_customer,
     add_order,
+    add_own_date,
     local,
     run_daemon_loop,
+    write_dated_rules,
     write_project,
 )
 from sqlalchemy import Engine, func, select
@@ -191,13 +193,14 @@ def busy_shop(sessions: sessionmaker[Session]) -> None:
 
 
 def announce_and_draw(settings: Settings, sessions: sessionmaker[Session]) -> None:
-    """An approved announcement spread over 2 hours on 21 March; one queued, then withdrawn
+    """An approved announcement spread over 2 hours on 22 March (the day after Nowruz, whose
+    greeting takes the 21st's cap); one queued, then withdrawn
     (its file deleted) before its time; a prize draw and a rule telling its winners."""
     rules, templates = settings.paths.rules, settings.paths.templates
     (templates / "sale.j2").write_text("{{ first_name }} جان، حراج بهاره!", encoding="utf-8")
     (templates / "prize.j2").write_text("{{ first_name }}، برنده شدید!", encoding="utf-8")
     (rules / "spring_sale.toml").write_text(
-        'trigger = "announcement"\ntemplate = "sale.j2"\nat = "2026-03-21T11:00"\n'
+        'trigger = "announcement"\ntemplate = "sale.j2"\nat = "2026-03-22T11:00"\n'
         'spread = "2h"\napproved = true\n',
         encoding="utf-8",
     )
@@ -215,8 +218,13 @@ def test_simulate_sends_what_the_daemon_loop_sends(
     settings: Settings, sessions: sessionmaker[Session], engine: Engine
 ) -> None:
     write_project(settings)
+    write_dated_rules(settings)
     busy_shop(sessions)
     slipping_away(settings, sessions)
+
+    with sessions.begin() as session:
+        wed = add_customer(session, "wed", "+989120000020")
+        add_own_date(session, wed, "anniversary", date(2016, 3, 22))
     announce_and_draw(settings, sessions)
     simulated = simulate(settings, engine, START, 3)
     daemon = [astuple(sent) for sent in run_daemon_loop(settings, sessions, START, 3)]
@@ -243,8 +251,15 @@ def test_simulate_sends_what_the_daemon_loop_sends(
     assert ("thank_you", "both", "skipped", "cap_priority") in unsent
     # Segment moves: one the night before, one mid-period, a bounce inside the cooldown.
     slipped = sorted((r[0], r[2]) for r in rehearsal if r[1] == "slipping")
-    assert slipped == [(local(20, 9), "slipper"), (local(21, 14), "bouncer")]
+    # The bouncer's move on the 21st waits for the 22nd: the Nowruz greeting took the cap.
+    assert slipped == [(local(20, 9), "slipper"), (local(22, 9), "bouncer")]
     assert any("(at_risk)" in r[4] for r in rehearsal if r[1] == "slipping")
+
+    # Nowruz and the anniversary went out as the daemon sends them, with their own words.
+    texts = {(r[1], r[2]): r[4] for r in rehearsal}
+    assert texts[("nowruz", "wed")] == "Happy Nowruz ۱۴۰۵/۰۱/۰۱, Wed!" + FOOTER
+    assert texts[("anniversary", "wed")] == "10 years together, Wed!" + FOOTER
+    assert sum(rule == "nowruz" for _, rule, *_ in rehearsal) >= 5
     withdrawn = {(u.rule, u.status, u.reason) for u in simulated.unsent}
     assert ("old_sale", "cancelled", "rule_withdrawn") in withdrawn
 

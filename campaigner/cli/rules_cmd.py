@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import click
 from sqlalchemy.engine import make_url
@@ -14,10 +15,11 @@ from campaigner.cli.context import AppContext, pass_app
 from campaigner.clock import SystemClock
 from campaigner.display import shown
 from campaigner.errors import CampaignerError, one_line
+from campaigner.occasions import upcoming
 from campaigner.planner import count_due_each, day_bounds
-from campaigner.rulebook import check_planning, check_rules
+from campaigner.rulebook import check_planning, check_rules, missing_dates
 from campaigner.rules.loader import RuleProblem, RuleSet
-from campaigner.rules.models import AnnouncementRule
+from campaigner.rules.models import AnnouncementRule, OccasionRule
 
 
 def _load(app: AppContext, path: Path | None) -> RuleSet:
@@ -58,11 +60,14 @@ def check_command(app: AppContext, path: Path | None) -> None:
             click.echo(shown(problem))
         click.echo(f"{len(problems)} problem(s) found", err=True)
         raise click.exceptions.Exit(1)
+    today = SystemClock().now().astimezone(ZoneInfo(app.settings.customers.timezone)).date()
     for name, rule in loaded.rules.items():
         state = "" if rule.enabled else " [disabled]"
-        click.echo(
-            shown(f"ok  {name}: {rule.trigger}, {rule.when()}, template {rule.template}{state}")
-        )
+        when = rule.when()
+        if isinstance(rule, OccasionRule):
+            overrides = app.settings.occasions.overrides.get(rule.occasion_date.key)
+            when += f", {upcoming(rule.occasion_date, today, overrides)}"
+        click.echo(shown(f"ok  {name}: {rule.trigger}, {when}, template {rule.template}{state}"))
         if isinstance(rule, AnnouncementRule) and _has_database(app, quiet=True):
             found = estimate(app.settings, app.sessions(), rule, SystemClock().now())
             for line in found.lines():
@@ -77,10 +82,13 @@ def _planning_problems(app: AppContext, loaded: RuleSet) -> list[RuleProblem]:
         return []
     try:
         sessions = app.sessions()
-        return [
+        problems = [
             *check_planning(sessions, loaded, SystemClock(), app.settings),
             *moved_announcements(sessions, loaded),
         ]
+        for note in missing_dates(sessions, loaded):
+            click.echo(shown(note), err=True)
+        return problems
     except (CampaignerError, DBAPIError) as exc:
         click.echo(shown(f"note: planning queries not checked: {one_line(exc)}"), err=True)
         app.database_unusable = True

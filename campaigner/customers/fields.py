@@ -6,6 +6,8 @@ them; living here, apart from either, neither has to import the other.
 
 from __future__ import annotations
 
+import re
+
 CUSTOMER_FIELDS = (
     "external_id",
     "first_name",
@@ -50,3 +52,27 @@ ALIASES = {
 def canonical_field(name: str) -> str:
     text = name.strip().lower()
     return ALIASES.get(text, text)
+
+
+# A customer's own dates are fields named `date:<name>` (`date:child_birthday`); names are
+# what a rule's `date` says. `first_order` is computed from orders, never written.
+DATE_PREFIX = "date:"
+DATE_NAME = r"^[a-z][a-z0-9_]{0,63}$"
+FIRST_ORDER = "first_order"
+BUILT_IN_DATES = (FIRST_ORDER,)
+
+
+def date_name(field: str) -> str | None:
+    """`child_birthday` for the field `date:child_birthday`; None for any other field, a
+    name that is no identifier, or a built-in date."""
+    if not field.startswith(DATE_PREFIX):
+        return None
+    name = field[len(DATE_PREFIX) :]
+    if not re.match(DATE_NAME, name) or name in BUILT_IN_DATES:
+        return None
+    return name
+
+
+def is_field(name: str, fields: tuple[str, ...]) -> bool:
+    """Whether `name` is one of `fields`, or a customer's own date when those are a customer's."""
+    return name in fields or (fields == CUSTOMER_FIELDS and date_name(name) is not None)

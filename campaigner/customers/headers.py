@@ -12,6 +12,8 @@ import re
 import unicodedata
 from collections.abc import Iterable
 
+from campaigner.customers.fields import DATE_PREFIX, date_name
+
 # Spellings per field, written folded (see `fold`). Both kinds of file share most of them.
 _COMMON = {
     "external_id": ("external_id", "id"),
@@ -126,8 +128,15 @@ SPELLINGS = {kind: _spellings(kind) for kind in _BY_KIND}
 
 
 def field_for(header: str, kind: str) -> str | None:
-    """The field of `kind` ('customers' or 'orders') that `header` names, or None."""
-    return SPELLINGS[kind].get(fold(header))
+    """The field of `kind` ('customers' or 'orders') that `header` names, or None.
+
+    A customer's own date is written `date:<name>` (`Date: Child Birthday` is
+    `date:child_birthday`)."""
+    folded = fold(header)
+    if kind == "customers" and folded.startswith(DATE_PREFIX):
+        field = DATE_PREFIX + folded[len(DATE_PREFIX) :].strip("_")
+        return field if date_name(field) else None
+    return SPELLINGS[kind].get(folded)
 
 
 def preferred_header(headers: Iterable[str], field: str, kind: str) -> str | None:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from campaigner.clock import Clock, SystemClock
 from campaigner.config import CustomerDefaults
 from campaigner.customers.csvfile import CsvFile, open_csv
-from campaigner.customers.fields import CUSTOMER_FIELDS, ORDER_FIELDS
+from campaigner.customers.fields import CUSTOMER_FIELDS, ORDER_FIELDS, is_field
 from campaigner.customers.headers import field_for
 from campaigner.customers.loader import load_customers, load_orders, refresh_customer_stats
 from campaigner.customers.records import RowError, customer_row, order_row
@@ -149,7 +149,9 @@ def import_csv(
             "--keep-partial to import the lines before it"
         )
     fields = CUSTOMER_FIELDS if kind == "customers" else ORDER_FIELDS
-    unknown_targets = sorted(set((mapping or {}).values()) - set(fields))
+    unknown_targets = sorted(
+        target for target in set((mapping or {}).values()) if not is_field(target, fields)
+    )
     if unknown_targets:
         raise CampaignerError(f"--map names unknown field(s): {', '.join(unknown_targets)}")
     header, records = _read(source)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -26,12 +26,14 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from campaigner.config import CustomerDefaults
 from campaigner.customers.guests import is_guest, merge_guests, registered_owners
 from campaigner.customers.phones import InvalidPhone, normalize_phone
 from campaigner.customers.records import (
+    OWN_DATES,
     BirthdayFormat,
     RowError,
     as_text,
@@ -40,7 +42,7 @@ from campaigner.customers.records import (
     item_rows,
     order_row,
 )
-from campaigner.db.models import Customer, Order, OrderItem
+from campaigner.db.models import Customer, CustomerDate, Order, OrderItem
 from campaigner.db.upsert import upsert
 from campaigner.messages.coupons import redeem_coupons
 from campaigner.messages.referrals import attribute_referrals
@@ -95,21 +97,64 @@ def load_customers(
     result = LoadResult()
     said: list[dict[str, Any]] = []
     unsaid: list[dict[str, Any]] = []
+    own_dates: dict[str, dict[str, tuple[date, str]]] = {}
     for index, raw in enumerate(rows):
         try:
             row = customer_row(raw, defaults, birthday_format=birthday_format)
         except RowError as exc:
             result.errors.append(RecordError(index, str(exc), exc.field))
             continue
+        dates = row.pop(OWN_DATES, None)
+        if dates:
+            own_dates.setdefault(row["external_id"], {}).update(dates)
         (said if "marketing_consent" in raw else unsaid).append(row)
     table = cast(Table, Customer.__table__)
     if said:
         _write(session, table, said, now, result)
     if unsaid:
         _write(session, table, unsaid, now, result, keep=("marketing_consent",))
+    if own_dates:
+        _write_dates(session, own_dates, now)
     if said or unsaid:
         merge_guests(session, said + unsaid, defaults.currency)
     return result
+
+
+def _write_dates(
+    session: Session, own_dates: dict[str, dict[str, tuple[date, str]]], now: datetime
+) -> None:
+    """Each customer's own dates, one row per customer and name; a new date replaces the old."""
+    ids: dict[str, int] = {
+        external_id: customer_id
+        for external_id, customer_id in session.execute(
+            select(Customer.external_id, Customer.id).where(
+                Customer.external_id.in_(list(own_dates))
+            )
+        )
+    }
+    rows = [
+        {
+            "customer_id": ids[external_id],
+            "name": name,
+            "date": day,
+            "calendar": calendar,
+            "updated_at": now,
+        }
+        for external_id, dates in own_dates.items()
+        for name, (day, calendar) in sorted(dates.items())
+    ]
+    table = cast(Table, CustomerDate.__table__)
+    dialect = session.get_bind().dialect.name
+    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.c.customer_id, table.c.name],
+        set_={name: stmt.excluded[name] for name in ("date", "calendar", "updated_at")},
+        where=or_(
+            table.c.date.is_distinct_from(stmt.excluded.date),
+            table.c.calendar.is_distinct_from(stmt.excluded.calendar),
+        ),
+    )
+    session.execute(stmt, rows)
 
 
 def load_orders(

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from campaigner.calendars import CALENDARS, jalali_month_day, month_day, parse_date
 from campaigner.config import CustomerDefaults
 from campaigner.customers.categories import split_text, store
+from campaigner.customers.fields import date_name
 from campaigner.customers.phones import InvalidPhone, normalize_phone, to_ascii_digits
 from campaigner.timezones import check_timezone
 
@@ -72,6 +73,8 @@ UNIX_TIME_RULE = "a number is Unix time in seconds or milliseconds between 2000 
 _NUMBER = re.compile(r"\d+(\.\d+)?")
 
 BirthdayFormat = Literal["auto", "gregorian", "jalali"]
+# The key of a customer row holding its own dates; the loader writes them to their table.
+OWN_DATES = "own_dates"
 
 
 _CURRENCY = re.compile(r"[A-Z]{3,8}")
@@ -270,7 +273,9 @@ def _check_lengths(values: Mapping[str, Any]) -> None:
             raise RowError(f"{name} longer than {limit} characters", name)
 
 
-def _birthday(text: str, birthday_format: BirthdayFormat) -> tuple[date, bool]:
+def _birthday(
+    text: str, birthday_format: BirthdayFormat, field: str = "birthday"
+) -> tuple[date, bool]:
     """The Gregorian date and whether the text was a Jalali date."""
     try:
         birthday = parse_date(text)
@@ -281,8 +286,24 @@ def _birthday(text: str, birthday_format: BirthdayFormat) -> tuple[date, bool]:
             raise ValueError(f"bad date {text!r}: expected a Gregorian date such as 1990-03-21")
         jalali_month_day(birthday)  # out-of-range years fail here, not at write time
     except ValueError as exc:
-        raise RowError(str(exc), "birthday") from None
+        reason = str(exc) if field == "birthday" else f"{field}: {exc}"
+        raise RowError(reason, field) from None
     return birthday, jalali
+
+
+def _own_dates(
+    raw: Mapping[str, str], birthday_format: BirthdayFormat
+) -> dict[str, tuple[date, str]]:
+    """The customer's own dates given (`date:<name>` fields): name -> (date, calendar it was
+    written in). An empty value says nothing, so a date once given is kept."""
+    dates: dict[str, tuple[date, str]] = {}
+    for field, text in raw.items():
+        name = date_name(field)
+        if name is None or not text.strip():
+            continue
+        day, jalali = _birthday(text, birthday_format, field)
+        dates[name] = (day, "jalali" if jalali else "gregorian")
+    return dates
 
 
 def customer_row(
@@ -314,7 +335,7 @@ def customer_row(
         check_timezone(timezone)
     except ValueError as exc:
         raise RowError(str(exc), "timezone") from None
-    values = {
+    values: dict[str, Any] = {
         "external_id": external_id,
         "first_name": plain_name(raw.get("first_name", "")),
         "last_name": plain_name(raw.get("last_name", "")),
@@ -331,6 +352,9 @@ def customer_row(
         "shop_modified_at": parse_shop_modified(raw),
     }
     _check_lengths(values)
+    dates = _own_dates(raw, birthday_format)
+    if dates:
+        values[OWN_DATES] = dates
     return values
 
 

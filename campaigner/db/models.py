@@ -144,6 +144,7 @@ class Customer(Base):
         Index(None, "birth_jalali_md"),
         Index(None, "last_order_at"),
         Index(None, "segment"),
+        Index(None, "first_order_at"),
         Index(None, "timezone"),  # the planner's list of zones, one index step per zone
     )
 
@@ -154,6 +155,28 @@ class Customer(Base):
     @property
     def full_name(self) -> str:
         return " ".join(part for part in (self.first_name, self.last_name) if part)
+
+
+class CustomerDate(Base):
+    """A date of the customer's own (a child's birthday, a wedding anniversary), by name.
+
+    `calendar` is the one it was written in: `calendar = "customer"` rules celebrate it there.
+    Indexed by name and date, so a rule finds who celebrates on a day with one lookup.
+    """
+
+    __tablename__ = "customer_dates"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    date: Mapped[date] = mapped_column(Date)
+    calendar: Mapped[str] = mapped_column(String(10), default="gregorian")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("customer_id", "name"),
+        Index(None, "name", "date"),
+    )
 
 
 class Order(Base):

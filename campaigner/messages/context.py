@@ -6,8 +6,9 @@ database); they get frozen views, with every time already in the customer's own 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -44,6 +45,8 @@ TRIGGER_VARIABLES: dict[str, frozenset[str]] = {
     "referral_request": COMMON_VARIABLES | {"order"},
     "nps_survey": COMMON_VARIABLES | {"order"},
     "segment_change": COMMON_VARIABLES,
+    "occasion": COMMON_VARIABLES | {"occasion"},
+    "personal_date": COMMON_VARIABLES | {"occasion", "years"},
     "announcement": COMMON_VARIABLES,
     "draw_winner": COMMON_VARIABLES,
 }
@@ -98,6 +101,14 @@ class RuleView:
 
 
 @dataclass(frozen=True)
+class OccasionView:
+    """The day a message celebrates: Nowruz this year, the customer's anniversary this year."""
+
+    name: str
+    date: date
+
+
+@dataclass(frozen=True)
 class CouponView:
     code: str
     percent: Number | None
@@ -116,11 +127,13 @@ def build_context(
     settings: Settings,
     now: datetime,
     referral: bool = True,
+    dated: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The template variables for one message; a referral code is created on first use.
 
     Without `referral` (the template shows no referral code) the context has none, so a
-    customer gets a code only once a message actually offers it.
+    customer gets a code only once a message actually offers it. `dated` holds what an
+    occasion or personal date adds (`occasion`, `years`: see `messages.dated`).
     """
     zone = zone_or(customer.timezone, settings.customers.timezone)
     locale = customer.locale or settings.customers.locale
@@ -170,6 +183,7 @@ def build_context(
                 for item in order.items
             ),
         )
+    context.update(dated or {})
     if coupon is not None:
         context["coupon"] = CouponView(
             code=coupon.code,
@@ -224,6 +238,11 @@ def sample_context(
         context["order"] = OrderView(
             id="1042", total=total, currency=currency, paid_at=now, items_count=2, items=(item,)
         )
+    if trigger in ("occasion", "personal_date"):
+        name = ("نوروز" if persian else "Nowruz") if trigger == "occasion" else "anniversary"
+        context["occasion"] = OccasionView(name=name, date=date(2027, 3, 21))
+    if trigger == "personal_date":
+        context["years"] = 5
     if with_coupon:
         context["coupon"] = CouponView(
             code="THX-7K3M-9QPX", percent=10, amount=None, expires_at=now + timedelta(days=14)

@@ -22,6 +22,7 @@ from campaigner.errors import one_line
 from campaigner.messages.budget import TemplateLimit
 from campaigner.messages.context import REFERRAL_VARIABLES, build_context
 from campaigner.messages.coupons import issue_coupon
+from campaigner.messages.dated import DateGone, dated_context
 from campaigner.messages.sms import measure
 from campaigner.messages.templates import MessageTemplates
 
@@ -103,6 +104,12 @@ class MessageRenderer:
                 prefix=spec.prefix,
                 now=now,
             )
+        try:
+            dated = dated_context(
+                session, rule, customer, message.occurrence_key, self.settings.customers.timezone
+            )
+        except (DateGone, ValueError) as exc:
+            raise RenderError(one_line(exc)) from exc
         locale = customer.locale or self.settings.customers.locale
         with _template_errors(rule.template):
             chosen = self.templates.choose(rule.template, locale)
@@ -116,6 +123,7 @@ class MessageRenderer:
             settings=self.settings,
             now=now,
             referral=not REFERRAL_VARIABLES.isdisjoint(chosen.variables),
+            dated=dated,
         )
         with _template_errors(rule.template):
             text = self.templates.render_chosen(chosen, context, transactional=rule.transactional)

@@ -26,6 +26,8 @@ from pydantic import (
 )
 
 from campaigner.config import SendWindow
+from campaigner.customers.fields import DATE_NAME
+from campaigner.occasions import OccasionDate, parse_occasion_date
 from campaigner.rules.durations import MAX_DAYS, parse_duration
 from campaigner.segments.rfm_map import NO_SEGMENT, SEGMENTS
 
@@ -332,6 +334,61 @@ class SegmentChangeRule(RuleBase):
         return f"the day a customer moves from {source} to {', '.join(self.to)}"
 
 
+class OccasionRule(RuleBase):
+    """A calendar occasion (Nowruz, Yalda, Black Friday, Eid), `days_before` it at `send_at`,
+    in each customer's own time zone; the occasion's date is the occurrence key."""
+
+    default_lateness: ClassVar[str] = "12h"
+
+    trigger: Literal["occasion"]
+    date: str = Field(max_length=40)
+    occasion: str = Field("", max_length=100, description="Its name in templates")
+    days_before: int = Field(0, ge=0, le=60)
+
+    @field_validator("date")
+    @classmethod
+    def _occasion_date(cls, value: str) -> str:
+        return parse_occasion_date(value).key
+
+    @property
+    def occasion_date(self) -> OccasionDate:
+        return parse_occasion_date(self.date)
+
+    @property
+    def occasion_name(self) -> str:
+        return self.occasion or self.name
+
+    def when(self) -> str:
+        day = f"{self.days_before} days before {self.date}" if self.days_before else self.date
+        return f"{day} at {self.send_at}"
+
+
+MAX_YEARS = 120
+
+
+class PersonalDateRule(RuleBase):
+    """A customer's own date (a child's birthday, a wedding anniversary, the first order),
+    `days_before` it at `send_at`; the year of the anniversary is the occurrence key."""
+
+    default_lateness: ClassVar[str] = "12h"
+
+    trigger: Literal["personal_date"]
+    date: str = Field(pattern=DATE_NAME, description="A stored date's name, or first_order")
+    calendar: Literal["gregorian", "jalali", "customer"] = "customer"
+    days_before: int = Field(0, ge=0, le=60)
+    years: list[Annotated[int, Field(ge=1, le=MAX_YEARS)]] = Field([], max_length=MAX_YEARS)
+    occasion: str = Field("", max_length=100, description="Its name in templates")
+
+    @property
+    def occasion_name(self) -> str:
+        return self.occasion or self.date
+
+    def when(self) -> str:
+        day = f"{self.days_before} days before {self.date}" if self.days_before else self.date
+        years = f", years {', '.join(map(str, self.years))}" if self.years else ""
+        return f"{day} at {self.send_at} ({self.calendar} calendar{years})"
+
+
 MAX_SPREAD = timedelta(days=7)
 _AT = re.compile(r"^\s*(\d{4}-\d{2}-\d{2})[T ](\d{1,2}):(\d{2})\s*$")
 
@@ -452,6 +509,8 @@ Rule = Annotated[
     | ReferralRequestRule
     | NpsSurveyRule
     | SegmentChangeRule
+    | OccasionRule
+    | PersonalDateRule
     | AnnouncementRule
     | DrawWinnerRule,
     Field(discriminator="trigger"),
@@ -463,6 +522,8 @@ TRIGGERS = (
     "referral_request",
     "nps_survey",
     "segment_change",
+    "occasion",
+    "personal_date",
     "announcement",
     "draw_winner",
 )

@@ -14,7 +14,16 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+)
 from pydantic.json_schema import models_json_schema
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
@@ -24,6 +33,7 @@ from starlette.routing import BaseRoute, Route
 
 from campaigner.clock import Clock
 from campaigner.config import Settings
+from campaigner.customers.fields import BUILT_IN_DATES, DATE_NAME, DATE_PREFIX
 from campaigner.customers.loader import LoadResult, RecordError, load_customers, load_orders
 from campaigner.customers.records import UNIX_TIME_RULE, is_unix_time, parse_number_time
 from campaigner.server.guard import Guard, Refused, matches_any
@@ -32,6 +42,17 @@ MAX_ITEMS = 1000
 PREFIX = "/api/v1"
 # Loader field names as the API spells them.
 API_FIELDS = {"external_id": "id", "marketing_consent": "consent"}
+DateName = Annotated[str, StringConstraints(pattern=DATE_NAME)]
+DateText = Annotated[
+    str, Field(max_length=32, description="YYYY-MM-DD, or Jalali YYYY/MM/DD such as 1398/05/20")
+]
+
+
+def api_field(field: str | None) -> str | None:
+    """The API's name for a record field: `date:anniversary` is `dates.anniversary`."""
+    if field and field.startswith(DATE_PREFIX):
+        return "dates." + field[len(DATE_PREFIX) :]
+    return API_FIELDS.get(field or "", field)
 
 
 def _unix_time(value: Any) -> Any:
@@ -71,6 +92,21 @@ class CustomerIn(_Item):
         "and a new one has none",
     )
     city: str = Field("", max_length=128)
+    dates: dict[DateName, DateText] = Field(
+        default_factory=dict,
+        max_length=20,
+        description="The customer's own dates by name, for personal_date rules, e.g. "
+        '{"child_birthday": "1398/05/20", "anniversary": "2016-07-05"}; a name left out '
+        "keeps its date",
+    )
+
+    @field_validator("dates")
+    @classmethod
+    def _not_built_in(cls, dates: dict[str, str]) -> dict[str, str]:
+        built_in = sorted(set(dates) & set(BUILT_IN_DATES))
+        if built_in:
+            raise ValueError(f"{', '.join(built_in)} is computed from orders, not given")
+        return dates
 
 
 class _OrderFields(_Item):
@@ -222,9 +258,7 @@ class _IngestApi:
                 session.rollback()
                 return LoadResult(
                     errors=[
-                        RecordError(
-                            0, e.reason, f"customer.{API_FIELDS.get(e.field or '', e.field)}"
-                        )
+                        RecordError(0, e.reason, f"customer.{api_field(e.field)}")
                         for e in customer.errors
                     ]
                 )
@@ -287,6 +321,7 @@ def _customer_record(customer: CustomerIn) -> dict[str, Any]:
         "tags": ",".join(customer.tags),
         "city": customer.city,
     }
+    record.update({DATE_PREFIX + name: text for name, text in customer.dates.items()})
     if customer.consent is not None:
         record["marketing_consent"] = customer.consent
     return record
@@ -311,7 +346,7 @@ def _answer(result: LoadResult, positions: list[int], errors: list[ItemError]) -
     errors = errors + [
         ItemError(
             index=positions[e.index] if e.index < len(positions) else e.index,
-            field=API_FIELDS.get(e.field or "", e.field),
+            field=api_field(e.field),
             reason=e.reason,
         )
         for e in result.errors

@@ -8,6 +8,7 @@ such a delivery is answered `rejected: …` (the shop keeps the webhook) instead
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -61,3 +62,15 @@ def whole(value: Any, field: str) -> int:
     if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         return int(value.strip())
     raise RowError(f"not a whole number: {as_text(value)[:40]!r}", field)
+
+
+_DAY = re.compile(r"^(\d{4}-\d{2}-\d{2})(T|$)")
+SIGNUP = "date:signup"
+
+
+def signup_day(value: Any) -> dict[str, str]:
+    """The customer's `signup` date from a creation time written in the shop's own time
+    (`2017-03-21T16:09:28`, `2021-12-31T19:00:00-05:00`): its day as the shop saw it. A value
+    of another shape gives nothing, never a rejected customer."""
+    match = _DAY.match(value.strip()) if isinstance(value, str) else None
+    return {SIGNUP: match.group(1)} if match else {}

@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from campaigner.customers.records import RowError, as_text
-from campaigner.shops.payloads import money, obj, objects, scalar, whole
+from campaigner.shops.payloads import money, obj, objects, scalar, signup_day, whole
 
 FINANCIAL_STATUSES = {
     "paid": "paid",
@@ -70,6 +70,7 @@ def customer_record(customer: Mapping[str, Any]) -> dict[str, Any]:
         "last_name": scalar(customer.get("last_name"), "last_name"),
         "phone": scalar(customer.get("phone") or address.get("phone"), "phone"),
         "city": scalar(address.get("city"), "default_address.city"),
+        **signup_day(customer.get("created_at")),
     }
     return with_consent(record, customer)
 

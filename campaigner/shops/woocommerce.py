@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from campaigner.customers.records import as_text
-from campaigner.shops.payloads import money, obj, objects, scalar, whole
+from campaigner.shops.payloads import money, obj, objects, scalar, signup_day, whole
 from campaigner.sources.woocommerce import STATUSES, ShopMeta, shop_names, shop_text
 
 BILLING_FIELDS = ("first_name", "last_name", "phone", "city")
@@ -98,7 +98,7 @@ def order_record(order: Mapping[str, Any], shop: ShopMeta) -> dict[str, Any]:
 def customer_record(customer: Mapping[str, Any], shop: ShopMeta) -> dict[str, Any]:
     """A customer resource: the account's name, else the billing name; the billing phone;
     and whatever the shop keeps in the customer's meta under the keys named next to the
-    preset (consent, birthday)."""
+    preset (consent, birthday); the day the account was created is its `signup` date."""
     billing = obj(customer.get("billing"), "billing")
     record = {
         "external_id": as_text(scalar(customer.get("id"), "id")),
@@ -108,7 +108,8 @@ def customer_record(customer: Mapping[str, Any], shop: ShopMeta) -> dict[str, An
         "phone": scalar(billing.get("phone"), "billing.phone"),
         "city": scalar(billing.get("city"), "billing.city"),
     }
-    return shop_names({**record, **shop.read(_meta(customer), shop.keys)})
+    signup = signup_day(customer.get("date_created"))  # the site's own time zone
+    return shop_names({**record, **signup, **shop.read(_meta(customer), shop.keys)})
 
 
 def modified(resource: Mapping[str, Any]) -> str:

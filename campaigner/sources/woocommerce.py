@@ -226,6 +226,9 @@ def _utc(value: Any) -> datetime | None:
     return None
 
 
+SIGNUP = "date:signup"
+
+
 def _unix(value: str) -> datetime | None:
     return datetime.fromtimestamp(int(value), UTC) if value.strip().isdigit() else None
 
@@ -250,7 +253,8 @@ class _WooPass(SourcePass):
 
 
 class UserPass(_WooPass):
-    """Registered customers: `users` and `usermeta`, the phone falling back to their orders."""
+    """Registered customers: `users` and `usermeta`, the phone falling back to their orders;
+    the day they registered (in the shop's zone) is their `signup` date."""
 
     def __init__(self, *args: Any, shop: Shop) -> None:
         super().__init__(*args, shop=shop)
@@ -261,7 +265,8 @@ class UserPass(_WooPass):
         users, usermeta = self.shop.table("users"), self.shop.table("usermeta")
         # `last_update` is set by WooCommerce whenever a customer's data changes.
         return (
-            f"(SELECT u.ID AS id, GREATEST(UNIX_TIMESTAMP(u.user_registered), "
+            f"(SELECT u.ID AS id, u.user_registered AS registered, "
+            f"GREATEST(UNIX_TIMESTAMP(u.user_registered), "
             f"COALESCE(CAST(m.meta_value AS UNSIGNED), 0)) AS changed_at "
             f"FROM {users} u LEFT JOIN {usermeta} m "
             f"ON m.user_id = u.ID AND m.meta_key = '{LAST_UPDATE}') AS campaigner_source"
@@ -280,6 +285,9 @@ class UserPass(_WooPass):
             )
         )
         latest = self._latest_billing([i for i in ids if not meta[i].get(self.meta_keys["phone"])])
+        registered = {
+            int(row[self._key(row, "id")]): _utc(row[self._key(row, "registered")]) for row in rows
+        }
         records = []
         for user_id in ids:
             values = meta[user_id]
@@ -294,6 +302,9 @@ class UserPass(_WooPass):
             billing = latest.get(user_id, {})
             for name in ("phone", "first_name", "last_name"):
                 record[name] = record[name] or billing.get(name, "")
+            signup = registered.get(user_id)
+            if signup is not None:
+                record[SIGNUP] = signup.astimezone(self.zone).date().isoformat()
             records.append(shop_names(record))
         return records, [str(i) for i in ids]
 

@@ -21,8 +21,11 @@ def test_rules_check_samples_one_line_per_rule(tmp_path: Path) -> None:
     result = check_samples(tmp_path)
     assert result.exit_code == 0, result.output
     lines = [line for line in result.stdout.splitlines() if line.startswith("ok")]
-    assert len(lines) == 5
+    assert len(lines) == 7
     assert any("thank_you: post_purchase, 2h after a paid order" in line for line in lines)
+    [nowruz] = [line for line in lines if line.startswith("ok  nowruz")]
+    assert "occasion, jalali:01-01 at 10:00, next " in nowruz and "/01/01)" in nowruz
+    assert nowruz.endswith("[disabled]")
     assert any(line.startswith("ok  nps_survey") and "[disabled]" in line for line in lines)
 
 
@@ -49,7 +52,16 @@ def test_rules_list_shows_todays_counts(tmp_path: Path) -> None:
     header, *rows = result.stdout.splitlines()
     assert header.split() == ["RULE", "TRIGGER", "ENABLED", "TEMPLATE", "TODAY"]
     by_name = {row.split()[0]: row.split() for row in rows}
-    assert set(by_name) == {"birthday", "nps_survey", "referral_request", "thank_you", "win_back"}
+    assert set(by_name) == {
+        "birthday",
+        "nowruz",
+        "nps_survey",
+        "referral_request",
+        "thank_you",
+        "win_back",
+        "yalda",
+    }
+    assert by_name["nowruz"][1:3] == ["occasion", "no"]
     assert by_name["nps_survey"][2] == "no"
     assert by_name["thank_you"][1:3] == ["post_purchase", "yes"]
     assert all(cells[4].isdigit() for cells in by_name.values())

@@ -63,7 +63,7 @@ def test_each_task_must_succeed_within_k_intervals_and_dispatch_within_a_lease(
     }
     fast = "plan:post_purchase+referral_request+nps_survey+segment_change+announcement+draw_winner"
     assert bounds[fast] == 4 * 60
-    assert bounds["plan:birthday+win_back"] == 4 * 900
+    assert bounds["plan:birthday+win_back+occasion+personal_date"] == 4 * 900
     assert bounds["reconcile"] == 4 * 60
     assert bounds["watch"] == 4 * 5
     # One batch may rightly take up to its lease (120 s), more than 4 × 5 s.

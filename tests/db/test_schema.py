@@ -23,6 +23,7 @@ TABLES = {
     "nps_responses",
     "order_items",
     "shop_events",
+    "customer_dates",
     "announcements",
     "draws",
     "draw_winners",

@@ -38,6 +38,7 @@ class Rule:
     transactional: bool = False
     max_segments: int | None = None
     coupon: CouponSpec | None = None
+    occasion_name: str = ""
 
 
 def sample_rules() -> list[Rule]:
@@ -53,6 +54,7 @@ def sample_rules() -> list[Rule]:
                 transactional=data.get("transactional", False),
                 max_segments=data.get("max_segments"),
                 coupon=CouponSpec(**coupon) if coupon else None,
+                occasion_name=data.get("occasion", ""),
             )
         )
     return rules
@@ -60,10 +62,11 @@ def sample_rules() -> list[Rule]:
 
 def add_message(session: Session, rule: Rule, customer: Customer, now: datetime) -> Message:
     order_id = customer.last_order_id if rule.trigger in ORDER_TRIGGERS else None
+    key = now.date().isoformat() if rule.trigger == "occasion" else str(order_id or now.year)
     message = Message(
         rule=rule.name,
         customer_id=customer.id,
-        occurrence_key=str(order_id or now.year),
+        occurrence_key=key,
         order_id=order_id,
         due_at=now,
         scheduled_for=now,
@@ -90,6 +93,7 @@ def test_every_sample_template_renders_for_every_demo_customer(
         "win_back",
         "referral_request",
         "nps_survey",
+        "occasion",
     }
     render = renderer(settings)
     now = clock.now()

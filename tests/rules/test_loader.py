@@ -39,10 +39,12 @@ def test_sample_rules_load_with_their_templates() -> None:
     assert [str(p) for p in rules.problems] == []
     assert sorted(rules.rules) == [
         "birthday",
+        "nowruz",
         "nps_survey",
         "referral_request",
         "thank_you",
         "win_back",
+        "yalda",
     ]
     nps = rules.rules["nps_survey"]
     assert isinstance(nps, NpsSurveyRule) and not nps.enabled

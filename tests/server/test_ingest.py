@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -18,7 +18,7 @@ from starlette.testclient import TestClient
 
 from campaigner.clock import FixedClock
 from campaigner.config import Settings
-from campaigner.db.models import Customer, Order
+from campaigner.db.models import Customer, CustomerDate, Order
 from campaigner.server.ingest import ingest_routes
 
 TOKEN = "t0ken-for-tests"
@@ -227,6 +227,35 @@ def test_a_customer_sent_without_consent_keeps_the_consent_they_gave(
     assert client.post("/api/v1/customers", json=withdrawn, headers=AUTH).status_code == 200
     with sessions() as session:
         assert session.scalars(select(Customer.marketing_consent)).first() is False
+
+
+def test_own_dates_through_the_api_and_in_its_openapi_document(
+    client: TestClient, sessions: sessionmaker[Session]
+) -> None:
+    schema = client.get("/api/v1/openapi.json").json()["components"]["schemas"]["CustomerIn"]
+    assert "dates" in schema["properties"]
+    items = [
+        {**ALI, "dates": {"child_birthday": "۱۳۹۸/۰۵/۲۰", "anniversary": "2016-07-05"}},
+        {"id": "c2", "dates": {"anniversary": "2016-02-30"}},
+        {"id": "c3", "dates": {"first_order": "2020-01-01"}},
+        {"id": "c4", "dates": {"Bad Name": "2020-01-01"}},
+    ]
+    response = client.post("/api/v1/customers", json=items, headers=AUTH)
+    body = response.json()
+    assert (body["accepted"], body["rejected"]) == (1, 3)
+    errors = {e["index"]: e for e in body["errors"]}
+    assert errors[1]["field"] == "dates.anniversary"
+    assert "2016-02-30" in errors[1]["reason"]
+    assert errors[2]["field"] == "dates" and "computed from orders" in errors[2]["reason"]
+    assert errors[3]["field"].startswith("dates")
+    with sessions() as session:
+        stored = {
+            (row.name, row.date, row.calendar) for row in session.scalars(select(CustomerDate))
+        }
+    assert stored == {
+        ("child_birthday", date(2019, 8, 11), "jalali"),
+        ("anniversary", date(2016, 7, 5), "gregorian"),
+    }
 
 
 def test_a_lone_surrogate_is_refused_not_a_server_error(

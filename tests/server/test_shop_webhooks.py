@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -25,7 +25,7 @@ from starlette.testclient import TestClient
 from campaigner.clock import FixedClock
 from campaigner.config import Settings, SourceSettings
 from campaigner.customers.loader import LoadResult
-from campaigner.db.models import Customer, Message, Order, OrderItem, ShopEvent
+from campaigner.db.models import Customer, CustomerDate, Message, Order, OrderItem, ShopEvent
 from campaigner.planner import plan
 from campaigner.rules.models import Rule
 from campaigner.server.app import create_app
@@ -676,6 +676,33 @@ def test_the_presets_consent_key_is_read_from_the_webhooks_meta_data(
     )
     assert woo(shop_client, "customer.updated", withdrawn).text == "ok 1"
     assert consent("25") is False
+
+
+def test_the_day_an_account_was_created_is_its_signup_date(
+    client: TestClient, sessions: sessionmaker[Session]
+) -> None:
+    iranian = copy.deepcopy(woo_docs.CUSTOMER)
+    iranian["billing"]["phone"] = "09121234567"
+    assert woo(client, "customer.created", iranian).status_code == 200
+    bob = copy.deepcopy(shopify_docs.CUSTOMER)
+    bob["phone"] = "+989351234567"
+    assert shopify(client, "customers/create", bob, "c1").status_code == 200
+    odd = copy.deepcopy(woo_docs.CUSTOMER)
+    odd.update(id=26, date_created="yesterday")
+    odd["billing"]["phone"] = "09121112222"
+    assert woo(client, "customer.created", odd).status_code == 200
+    with sessions() as session:
+        signups = dict(
+            session.execute(
+                select(Customer.external_id, CustomerDate.date).join(
+                    CustomerDate, CustomerDate.customer_id == Customer.id
+                )
+            ).all()
+        )
+    assert count(sessions, Customer) == 3
+    # WooCommerce's date_created is the site's own time; Shopify's created_at carries its
+    # offset: the day as the shop saw it, not the UTC day (2022-01-01 for Bob).
+    assert signups == {"25": date(2017, 3, 21), "706405506930370084": date(2021, 12, 31)}
 
 
 # --- Deliveries out of order: the newest data the shop sent stays -----------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from campaigner.clock import FixedClock
 from campaigner.config import Settings, SourceSettings
-from campaigner.db.models import Customer, Order
+from campaigner.db.models import Customer, CustomerDate, Order
 from campaigner.errors import CampaignerError
 from campaigner.sources import SyncFailed, sync_source
 
@@ -426,6 +426,47 @@ def test_the_id_column_is_found_by_its_name_as_the_other_columns_are(
     )
     with pytest.raises(CampaignerError, match=r"no id column among 'body'; name it in"):
         run(sessions, nameless, settings)
+
+
+def test_own_dates_are_mapped_from_a_source_and_bad_ones_reported(
+    tmp_path: Path, sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    url = f"sqlite:///{tmp_path / 'kids.db'}"
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE parents (id TEXT, kid_born TEXT, wedding TEXT)"))
+        connection.execute(
+            text(
+                "INSERT INTO parents VALUES ('p1', '1398/05/20', '2016-07-05'),"
+                " ('p2', '1398/13/01', NULL)"
+            )
+        )
+    engine.dispose()
+    source = SourceSettings.model_validate(
+        {
+            "name": "kids",
+            "url": url,
+            "customers": {
+                "table": "parents",
+                "columns": {
+                    "id": "id",
+                    "date:child_birthday": "kid_born",
+                    "date:anniversary": "wedding",
+                },
+            },
+        }
+    )
+    report = run(sessions, source, settings)
+    assert report.kinds["customers"].inserted == 1
+    [problem] = report.errors
+    assert "date:child_birthday: bad date '1398/13/01'" in str(problem)
+    with sessions() as session:
+        stored = {(row.name, row.date) for row in session.scalars(select(CustomerDate))}
+    assert stored == {("child_birthday", date(2019, 8, 11)), ("anniversary", date(2016, 7, 5))}
+    with pytest.raises(ValueError, match="unknown field"):
+        SourceSettings.model_validate(
+            {"name": "x", "url": url, "orders": {"table": "a", "columns": {"date:x": "c"}}}
+        )
 
 
 def test_a_multi_line_database_error_is_one_line_without_the_password(

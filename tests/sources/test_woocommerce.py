@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -31,7 +31,7 @@ from woocommerce_shop import (
 
 from campaigner.clock import FixedClock
 from campaigner.config import Settings, SourceSettings
-from campaigner.db.models import Customer, Order, OrderItem
+from campaigner.db.models import Customer, CustomerDate, Order, OrderItem
 from campaigner.errors import CampaignerError
 from campaigner.messages.context import build_context
 from campaigner.server.app import create_app
@@ -50,7 +50,7 @@ USERS = [
     User(
         1,
         "ali",
-        datetime(2025, 5, 1),
+        datetime(2025, 4, 30, 22, 0),  # GMT, as WordPress keeps it: 1 May 01:30 in Tehran
         {
             "first_name": "علی",
             "last_name": "رضایی",
@@ -188,6 +188,16 @@ def test_a_real_shop_syncs_in_either_store(
     # A guest has no user meta: the checkout's opt-in, kept on the order under the same key,
     # is their consent (it used to be read from the orders' mapping, which cannot name it).
     assert maryam.orders_count == 1 and maryam.marketing_consent is True
+    # The day each account was registered, in the shop's zone, is its `signup` date.
+    with sessions() as session:
+        signups = dict(
+            session.execute(
+                select(Customer.external_id, CustomerDate.date)
+                .join(CustomerDate, CustomerDate.customer_id == Customer.id)
+                .where(CustomerDate.name == "signup")
+            ).all()
+        )
+    assert signups == {"1": date(2025, 5, 1), "2": date(2025, 6, 1)}
 
     with sessions() as session:
         items = session.scalars(

@@ -12,6 +12,8 @@ from campaigner.rules.triggers import (
     birthday,
     draw_winner,
     nps_survey,
+    occasion,
+    personal_date,
     post_purchase,
     referral_request,
     segment_change,
@@ -26,6 +28,8 @@ COMPILERS: dict[str, Callable[[Any, DueContext], Select[Any] | list[Select[Any]]
     "win_back": win_back.due,
     "referral_request": referral_request.due,
     "segment_change": segment_change.due,
+    "occasion": occasion.due,
+    "personal_date": personal_date.due,
     "announcement": announcement.due,
     "draw_winner": draw_winner.due,
 }

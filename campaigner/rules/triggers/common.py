@@ -7,8 +7,8 @@ hundred zone-days), so the planner inserts its rows into the ledger by INSERT â€
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, cast
 from zoneinfo import ZoneInfo
@@ -52,7 +52,8 @@ class DueContext:
     """Where and when to look: occurrences due in [start, end], and the customers' time zones.
 
     `zones` maps each time zone name found on customers to the zone to compute in (an unknown
-    name falls back to the shop's zone).
+    name falls back to the shop's zone). `occasions` are the shop's corrections to computed
+    occasion dates (`[occasions.overrides]`).
     """
 
     start: datetime
@@ -60,6 +61,7 @@ class DueContext:
     zones: dict[str, ZoneInfo]
     dialect: str
     shop: ZoneInfo = UTC_ZONE  # the shop's zone (`customers.timezone`)
+    occasions: Mapping[str, Mapping[int, date]] = field(default_factory=dict)
 
 
 def eligible(rule: RuleBase) -> list[ColumnElement[bool]]:
