@@ -218,6 +218,8 @@ class Service:
             "pid": os.getpid(),
             "started_at": self.started_at.isoformat(),
             "last_tick": now.isoformat(),
+            "health": body["status"],
+            "health_reasons": body["reasons"],
             "circuit": body["circuit"],
             "rule_errors": body["rule_errors"],
             "plan_failures": body["plan_failures"],
