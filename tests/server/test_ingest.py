@@ -292,3 +292,17 @@ def segments_by_id(sessions: sessionmaker[Session]) -> dict[str, str]:
     with sessions() as session:
         rows = session.execute(select(Customer.external_id, Customer.segment))
         return {external_id: segment for external_id, segment in rows}
+
+
+def test_an_unknown_field_is_named_not_dropped(
+    client: TestClient, sessions: sessionmaker[Session]
+) -> None:
+    """Imports never drop data silently: a field the API does not know (a typo of
+    `first_name`, a column a shop added) is refused with its name, and nothing is stored."""
+    for body in ({**ALI, "firstname": "Ali"}, {**ALI, "sms_consent": True}):
+        response = client.post("/api/v1/customers", json=body, headers=AUTH)
+        assert response.status_code == 422
+        unknown = next(key for key in body if key not in ALI)
+        assert unknown in response.text
+    with sessions() as session:
+        assert session.scalars(select(Customer)).all() == []
