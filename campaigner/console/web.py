@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -27,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Match, Route
 
 from campaigner.announcements import approval
 from campaigner.calendars import parse_date
@@ -53,6 +53,7 @@ MAX_FORM_BYTES = 300_000
 PRE_COOKIE = "campaigner_console_pre"
 CSRF_HEADER = "x-csrf-token"
 SIMULATE_DAYS = (7, 30)
+ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -158,6 +159,23 @@ class Console:
         for method, path, role, handler in self.table:
             endpoint = _secured(self._guarded(role, handler))
             routes.append(Route(PREFIX + path, endpoint, methods=[method]))
+        known = list(routes)
+
+        async def elsewhere(request: Request) -> Response:
+            """Anything else under the console: 405 or 404, with the headers all the same."""
+            allowed = sorted(
+                method
+                for route in known
+                if isinstance(route, Route) and route.matches(request.scope)[0] is Match.PARTIAL
+                for method in route.methods or ()
+            )
+            if allowed:
+                return Response(
+                    "method not allowed", status_code=405, headers={"allow": ", ".join(allowed)}
+                )
+            return Response("not found", status_code=404)
+
+        routes.append(Route(PREFIX + "/{rest:path}", _secured(elsewhere), methods=ANY_METHOD))
         return routes
 
     def app(self) -> Starlette:
@@ -594,6 +612,8 @@ def _safe_next(target: str) -> str:
         return ""
     if parts.path != PREFIX and not parts.path.startswith(PREFIX + "/"):
         return ""
+    if any(segment in {".", ".."} for segment in unquote(parts.path).split("/")):
+        return ""  # "/console/../x" is outside the console once the browser resolves it
     return target
 
 

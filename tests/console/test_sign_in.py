@@ -99,7 +99,15 @@ def test_a_forged_cookie_signs_no_one_in(site: ConsoleSite) -> None:
 
 @pytest.mark.parametrize(
     "target",
-    ["https://evil.example/", "//evil.example/console/", "/\\evil.example", "/elsewhere"],
+    [
+        "https://evil.example/",
+        "//evil.example/console/",
+        "/\\evil.example",
+        "/elsewhere",
+        "/console/../webhooks/shop",
+        "/console/%2e%2e/%2e%2e/elsewhere",
+        "/console/.%2E/elsewhere",
+    ],
 )
 def test_sign_in_never_redirects_off_the_console(site: ConsoleSite, target: str) -> None:
     answer = site.sign_in(site.client(), "viewer", next=target)
