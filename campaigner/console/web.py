@@ -53,6 +53,7 @@ MAX_FORM_BYTES = 300_000
 PRE_COOKIE = "campaigner_console_pre"
 CSRF_HEADER = "x-csrf-token"
 SIMULATE_DAYS = (7, 30)
+MAX_REPORT_DAYS = 3660  # ten years: the report walks every day of the period
 ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 CONTENT_SECURITY_POLICY = (
@@ -557,6 +558,10 @@ class Console:
         until = _date(query.get("to", "")) or today
         if since > until:
             raise CampaignerError("the period starts after it ends")
+        if until >= date.max - timedelta(days=1):
+            raise CampaignerError("the period ends too far ahead")
+        if (until - since).days >= MAX_REPORT_DAYS:
+            raise CampaignerError(f"the period is longer than {MAX_REPORT_DAYS} days")
         return since, until
 
     def announcements(self, call: Call) -> Response:
@@ -601,7 +606,10 @@ def _parse_form(body: bytes) -> dict[str, str]:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise Refused(400, "the form is not UTF-8") from None
-    parsed = parse_qs(text, keep_blank_values=True, max_num_fields=200)
+    try:
+        parsed = parse_qs(text, keep_blank_values=True, max_num_fields=200)
+    except ValueError:
+        raise Refused(400, "the form has more than 200 fields") from None
     return {key: values[-1] for key, values in parsed.items()}
 
 

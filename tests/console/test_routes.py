@@ -183,3 +183,16 @@ def test_errors_under_the_console_carry_the_security_headers(
     assert answer.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
     assert answer.headers["x-frame-options"] == "DENY"
     assert answer.headers["x-content-type-options"] == "nosniff"
+
+
+def test_a_form_with_too_many_fields_is_refused_not_a_crash(site: ConsoleSite) -> None:
+    client = site.signed_in("marketer")
+    csrf = site.csrf(client)
+    body = "&".join(f"f{number}=1" for number in range(500))
+    answer = client.post(
+        "/console/rules/thank_you/check",
+        content=f"csrf={csrf}&{body}",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert answer.status_code == 400
+    assert answer.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
