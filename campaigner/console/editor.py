@@ -9,11 +9,14 @@ when the rules folder is a git work tree.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import re
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,6 +36,8 @@ _LOCALE = re.compile(r"^[a-z]{2,3}(_[A-Z]{2})?$")
 _TOML_LINE = re.compile(r"at line (\d+)")
 MAX_DRAFT_CHARS = 64_000
 HISTORY = ".console-history"
+# One save at a time in this process: the check "unchanged since opened" and the write are one step.
+_SAVING = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,14 @@ def load_draft(settings: Settings, name: str) -> Draft:
     return Draft(name, text, texts, stem)
 
 
+def fingerprint(draft: Draft) -> str:
+    """What the editor was opened on: saving over a newer version must be a choice."""
+    digest = hashlib.sha256(draft.rule_text.encode("utf-8", "surrogatepass"))
+    for locale, text in sorted(draft.templates.items()):
+        digest.update(b"\0" + locale.encode() + b"\0" + text.encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
+
+
 def template_stem(rule_text: str) -> str:
     found = re.search(r'^\s*template\s*=\s*"([^"]+)"', rule_text, re.MULTILINE)
     if not found:
@@ -109,10 +122,31 @@ def scratch_settings(settings: Settings, draft: Draft) -> Iterator[Settings]:
 
 
 def save_draft(
-    settings: Settings, draft: Draft, *, user: str, message: str, now: datetime
+    settings: Settings,
+    draft: Draft,
+    *,
+    user: str,
+    message: str,
+    now: datetime,
+    based_on: str = "",
 ) -> dict[str, tuple[str, str]]:
     """Write the draft's files if they pass the checks; returns {file: (before, after)} for
-    the files that changed. Refuses (CampaignerError) a draft with problems."""
+    the files that changed. Refuses (CampaignerError) a draft with problems, and one whose
+    files changed on disk since the editor read them (`based_on`, a `fingerprint`)."""
+    with _SAVING:
+        if based_on and rule_path(settings, draft.name).is_file():
+            current = load_draft(settings, draft.name)
+            if not hmac.compare_digest(fingerprint(current), based_on):
+                raise CampaignerError(
+                    f"{draft.name}.toml or its templates changed since you opened it "
+                    "(someone else saved); copy your text, reload the page and apply it again"
+                )
+        return _save(settings, draft, user=user, message=message, now=now)
+
+
+def _save(
+    settings: Settings, draft: Draft, *, user: str, message: str, now: datetime
+) -> dict[str, tuple[str, str]]:
     problems = check_draft(settings, draft)
     if problems:
         raise CampaignerError("; ".join(str(problem) for problem in problems))

@@ -393,7 +393,12 @@ class Console:
         draft = editor.load_draft(self.settings, call.request.path_params["name"])
         problems = editor.check_draft(self.settings, draft)
         return self._page(
-            call.visitor, "rule.html", draft=draft, problems=problems, days=SIMULATE_DAYS
+            call.visitor,
+            "rule.html",
+            draft=draft,
+            problems=problems,
+            days=SIMULATE_DAYS,
+            based_on=editor.fingerprint(draft),
         )
 
     def check(self, call: Call) -> Response:
@@ -446,11 +451,17 @@ class Console:
         draft = self._draft(call)
         message = call.field("message").strip()[:200] or f"Edit rule {draft.name}"
         try:
-            changed = self._save(call, draft, message)
+            changed = self._save(call, draft, message, based_on=call.field("based_on"))
         except CampaignerError as exc:
             problems = editor.check_draft(self.settings, draft)
             return self._page(call.visitor, "problems.html", 422, problems=problems, error=str(exc))
-        return self._page(call.visitor, "saved.html", changed=sorted(Path(p).name for p in changed))
+        saved = editor.fingerprint(editor.load_draft(self.settings, draft.name))
+        return self._page(
+            call.visitor,
+            "saved.html",
+            changed=sorted(Path(p).name for p in changed),
+            based_on=saved,
+        )
 
     def toggle(self, call: Call) -> Response:
         draft = editor.load_draft(self.settings, call.request.path_params["name"])
@@ -459,10 +470,17 @@ class Console:
         self._save(call, draft, f"{'Enable' if enable else 'Disable'} rule {draft.name}")
         return RedirectResponse(f"{PREFIX}/rules", 303)
 
-    def _save(self, call: Call, draft: editor.Draft, message: str) -> dict[str, tuple[str, str]]:
+    def _save(
+        self, call: Call, draft: editor.Draft, message: str, based_on: str = ""
+    ) -> dict[str, tuple[str, str]]:
         now = self.clock.now()
         changed = editor.save_draft(
-            self.settings, draft, user=call.visitor.name, message=message, now=now
+            self.settings,
+            draft,
+            user=call.visitor.name,
+            message=message,
+            now=now,
+            based_on=based_on,
         )
         with self.sessions.begin() as session:
             for path, (before, after) in changed.items():
