@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import mimetypes
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
@@ -46,6 +47,8 @@ from campaigner.rulebook import check_rules
 from campaigner.rules.models import TRIGGERS
 from campaigner.server.guard import CloseUnread, Refused, read_body
 from campaigner.simulate import simulate
+
+log = logging.getLogger(__name__)
 
 PREFIX = "/console"
 HERE = Path(__file__).parent
@@ -607,7 +610,12 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 def _secured(endpoint: Endpoint) -> Endpoint:
     async def with_headers(request: Request) -> Response:
-        response = await endpoint(request)
+        try:
+            response = await endpoint(request)
+        except Exception:
+            # A bug must not answer with a bare page: same headers, nothing of the trace.
+            log.exception("console: %s %s failed", request.method, request.url.path)
+            response = Response("the console failed on this request", status_code=500)
         response.headers.update(SECURITY_HEADERS)
         return response
 
