@@ -235,9 +235,14 @@ class Console:
             return self._page(call.visitor, "message.html", 400, text=str(exc))
 
     def _page(
-        self, visitor: sessions.Visitor | None, template: str, status: int = 200, **values: Any
+        self,
+        visitor: sessions.Visitor | None,
+        template: str,
+        status: int = 200,
+        stranger_language: str = "fa",
+        **values: Any,
     ) -> HTMLResponse:
-        language = visitor.language if visitor else "fa"
+        language = visitor.language if visitor else stranger_language
         body = self.env.get_template(template).render(
             visitor=visitor,
             lang=language,
@@ -273,6 +278,7 @@ class Console:
             None,
             "login.html",
             status,
+            stranger_language=_browser_language(request),
             problem=problem,
             next=_safe_next(request.query_params.get("next", "")),
             pre=token,
@@ -299,7 +305,7 @@ class Console:
             request.cookies.get(sessions.COOKIE, ""),
         )
         if cookie is None:
-            return self._login_form(request, i18n.word(outcome, "fa"), 401)
+            return self._login_form(request, i18n.word(outcome, _browser_language(request)), 401)
         response = RedirectResponse(_safe_next(form.get("next", "")) or PREFIX + "/", 303)
         self._cookie(request, response, sessions.COOKIE, cookie)
         response.delete_cookie(PRE_COOKIE, path=PREFIX)
@@ -649,6 +655,15 @@ def _safe_next(target: str) -> str:
     if any(segment in {".", ".."} for segment in unquote(parts.path).split("/")):
         return ""  # "/console/../x" is outside the console once the browser resolves it
     return target
+
+
+def _browser_language(request: Request) -> str:
+    """Before sign-in there is no user to ask: the browser's first choice of Persian or English."""
+    for part in request.headers.get("accept-language", "").split(","):
+        primary = part.split(";")[0].strip().lower().split("-")[0]
+        if primary in {"fa", "en"}:
+            return primary
+    return "fa"
 
 
 def _date(text: str) -> date | None:
