@@ -108,10 +108,14 @@ def template_file(stem: str, locale: str) -> str:
 
 
 def check_draft(settings: Settings, draft: Draft) -> list[Problem]:
-    """What `rules check` would say of the rule folder with this draft saved."""
+    """What `rules check` would say of the rule folder with this draft saved: the draft's
+    own problems, and those it would cause in other rule files (e.g. taking another rule's
+    `name`, which makes the daemon drop that rule)."""
     with _scratch(settings, draft) as (scratch_settings, _):
         loaded = check_rules(scratch_settings)
-    return _problems(loaded, draft, scratch_settings)
+        problems = _problems(loaded, draft, scratch_settings)
+        caused = _caused(settings, loaded, draft, scratch_settings)
+    return problems + caused
 
 
 @contextmanager
@@ -282,6 +286,34 @@ def _problems(loaded: RuleSet, draft: Draft, scratch: Settings) -> list[Problem]
         message = problem.message.replace(str(scratch.paths.templates) + os.sep, "")
         line = _line_of(draft.rule_text, problem.field, message)
         result.append(Problem(f"{draft.name}.toml", line, problem.field, message))
+    return result
+
+
+def _caused(settings: Settings, loaded: RuleSet, draft: Draft, scratch: Settings) -> list[Problem]:
+    """Problems of other rule files that appear only with the draft in place."""
+    own = scratch.paths.rules / f"{draft.name}.toml"
+    others = [p for p in loaded.problems if p.file != own]
+    if not others:
+        return []
+
+    def plain(message: str, folders: Settings) -> str:
+        for folder in (folders.paths.rules, folders.paths.templates):
+            message = message.replace(str(folder) + os.sep, "")
+        return message
+
+    before = {
+        (p.file.name, p.field, plain(p.message, settings))
+        for p in check_rules(settings).problems
+        if p.file.name != f"{draft.name}.toml"
+    }
+    result = []
+    for problem in others:
+        message = plain(problem.message, scratch)
+        if (problem.file.name, problem.field, message) in before:
+            continue
+        line = _line_of(draft.rule_text, problem.field, message)
+        text = f"breaks {problem.file.name}: {message}"
+        result.append(Problem(f"{draft.name}.toml", line, problem.field, text))
     return result
 
 

@@ -154,3 +154,23 @@ def test_two_marketers_saving_the_same_rule_cannot_overwrite_each_other_unseen(
     assert again
     assert 'id="saved"' in save(first, again.group(1), '"6h"').text
     assert '"6h"' in rule_file.read_text()
+
+
+def test_a_draft_that_takes_another_rules_name_is_refused(site: ConsoleSite) -> None:
+    """`name = "..."` of another rule would make the daemon drop that other rule; the problem
+    is reported on that other file, so the editor must name it as the draft's doing."""
+    settings, clock = site.project.settings, site.project.clock
+    other = settings.paths.rules / "zz_other.toml"
+    other.write_text(RULE, encoding="utf-8")
+    (settings.paths.rules / "aa_first.toml").write_text(RULE, encoding="utf-8")
+    draft = editor.Draft("aa_first", 'name = "zz_other"\n' + RULE, {}, "thank_you")
+    problems = editor.check_draft(settings, draft)
+    assert [str(p) for p in problems] == [
+        "aa_first.toml:1: name: breaks zz_other.toml: duplicate rule name (also in aa_first.toml)"
+    ]
+    with pytest.raises(CampaignerError, match=r"breaks zz_other\.toml"):
+        editor.save_draft(settings, draft, user="sara", message="x", now=clock.now())
+    assert "zz_other" not in (settings.paths.rules / "aa_first.toml").read_text()
+    # a problem the other file had already is not the draft's doing
+    other.write_text("trigger = 'nope'\n", encoding="utf-8")
+    assert editor.check_draft(settings, editor.Draft("aa_first", RULE, {}, "thank_you")) == []
