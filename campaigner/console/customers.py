@@ -29,6 +29,9 @@ class Profile:
     opted_out: OptOut | None
 
 
+MAX_ID = 2**31 - 1  # customers.id is an INTEGER column
+
+
 def search(session: Session, query: str, region: str) -> Sequence[Customer]:
     """By phone in any written form, exact external id, or a part of the name."""
     query = query.strip()[:100]
@@ -48,9 +51,7 @@ def search(session: Session, query: str, region: str) -> Sequence[Customer]:
 
 
 def profile(session: Session, customer_id: int) -> Profile:
-    customer = session.get(Customer, customer_id)
-    if customer is None:
-        raise CampaignerError(f"no customer #{customer_id}")
+    customer = _customer(session, customer_id)
     orders = session.scalars(
         select(Order).where(Order.customer_id == customer_id).order_by(Order.id.desc()).limit(50)
     ).all()
@@ -75,18 +76,22 @@ def set_opt_out(
 def set_consent(
     session: Session, customer_id: int, consent: bool, *, user: str, reason: str, now: datetime
 ) -> None:
-    customer = session.get(Customer, customer_id)
-    if customer is None:
-        raise CampaignerError(f"no customer #{customer_id}")
+    customer = _customer(session, customer_id)
     customer.marketing_consent = consent
     action = "consent_given" if consent else "consent_withdrawn"
     record(session, now, user, action, f"customer {customer.external_id}", reason)
 
 
 def _with_phone(session: Session, customer_id: int) -> Customer:
-    customer = session.get(Customer, customer_id)
-    if customer is None:
-        raise CampaignerError(f"no customer #{customer_id}")
+    customer = _customer(session, customer_id)
     if not customer.phone:
         raise CampaignerError(f"customer {customer.external_id} has no phone number")
+    return customer
+
+
+def _customer(session: Session, customer_id: int) -> Customer:
+    """The customer, or a named refusal; ids past a 32-bit key are nobody, not a database error."""
+    customer = session.get(Customer, customer_id) if 0 < customer_id <= MAX_ID else None
+    if customer is None:
+        raise CampaignerError(f"no customer #{customer_id}")
     return customer

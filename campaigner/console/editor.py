@@ -9,11 +9,14 @@ when the rules folder is a git work tree.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import re
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,6 +36,8 @@ _LOCALE = re.compile(r"^[a-z]{2,3}(_[A-Z]{2})?$")
 _TOML_LINE = re.compile(r"at line (\d+)")
 MAX_DRAFT_CHARS = 64_000
 HISTORY = ".console-history"
+# One save at a time in this process: the check "unchanged since opened" and the write are one step.
+_SAVING = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,14 @@ def load_draft(settings: Settings, name: str) -> Draft:
     return Draft(name, text, texts, stem)
 
 
+def fingerprint(draft: Draft) -> str:
+    """What the editor was opened on: saving over a newer version must be a choice."""
+    digest = hashlib.sha256(draft.rule_text.encode("utf-8", "surrogatepass"))
+    for locale, text in sorted(draft.templates.items()):
+        digest.update(b"\0" + locale.encode() + b"\0" + text.encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
+
+
 def template_stem(rule_text: str) -> str:
     found = re.search(r'^\s*template\s*=\s*"([^"]+)"', rule_text, re.MULTILINE)
     if not found:
@@ -95,10 +108,14 @@ def template_file(stem: str, locale: str) -> str:
 
 
 def check_draft(settings: Settings, draft: Draft) -> list[Problem]:
-    """What `rules check` would say of the rule folder with this draft saved."""
+    """What `rules check` would say of the rule folder with this draft saved: the draft's
+    own problems, and those it would cause in other rule files (e.g. taking another rule's
+    `name`, which makes the daemon drop that rule)."""
     with _scratch(settings, draft) as (scratch_settings, _):
         loaded = check_rules(scratch_settings)
-    return _problems(loaded, draft, scratch_settings)
+        problems = _problems(loaded, draft, scratch_settings)
+        caused = _caused(settings, loaded, draft, scratch_settings)
+    return problems + caused
 
 
 @contextmanager
@@ -109,10 +126,31 @@ def scratch_settings(settings: Settings, draft: Draft) -> Iterator[Settings]:
 
 
 def save_draft(
-    settings: Settings, draft: Draft, *, user: str, message: str, now: datetime
+    settings: Settings,
+    draft: Draft,
+    *,
+    user: str,
+    message: str,
+    now: datetime,
+    based_on: str = "",
 ) -> dict[str, tuple[str, str]]:
     """Write the draft's files if they pass the checks; returns {file: (before, after)} for
-    the files that changed. Refuses (CampaignerError) a draft with problems."""
+    the files that changed. Refuses (CampaignerError) a draft with problems, and one whose
+    files changed on disk since the editor read them (`based_on`, a `fingerprint`)."""
+    with _SAVING:
+        if based_on and rule_path(settings, draft.name).is_file():
+            current = load_draft(settings, draft.name)
+            if not hmac.compare_digest(fingerprint(current), based_on):
+                raise CampaignerError(
+                    f"{draft.name}.toml or its templates changed since you opened it "
+                    "(someone else saved); copy your text, reload the page and apply it again"
+                )
+        return _save(settings, draft, user=user, message=message, now=now)
+
+
+def _save(
+    settings: Settings, draft: Draft, *, user: str, message: str, now: datetime
+) -> dict[str, tuple[str, str]]:
     problems = check_draft(settings, draft)
     if problems:
         raise CampaignerError("; ".join(str(problem) for problem in problems))
@@ -248,6 +286,34 @@ def _problems(loaded: RuleSet, draft: Draft, scratch: Settings) -> list[Problem]
         message = problem.message.replace(str(scratch.paths.templates) + os.sep, "")
         line = _line_of(draft.rule_text, problem.field, message)
         result.append(Problem(f"{draft.name}.toml", line, problem.field, message))
+    return result
+
+
+def _caused(settings: Settings, loaded: RuleSet, draft: Draft, scratch: Settings) -> list[Problem]:
+    """Problems of other rule files that appear only with the draft in place."""
+    own = scratch.paths.rules / f"{draft.name}.toml"
+    others = [p for p in loaded.problems if p.file != own]
+    if not others:
+        return []
+
+    def plain(message: str, folders: Settings) -> str:
+        for folder in (folders.paths.rules, folders.paths.templates):
+            message = message.replace(str(folder) + os.sep, "")
+        return message
+
+    before = {
+        (p.file.name, p.field, plain(p.message, settings))
+        for p in check_rules(settings).problems
+        if p.file.name != f"{draft.name}.toml"
+    }
+    result = []
+    for problem in others:
+        message = plain(problem.message, scratch)
+        if (problem.file.name, problem.field, message) in before:
+            continue
+        line = _line_of(draft.rule_text, problem.field, message)
+        text = f"breaks {problem.file.name}: {message}"
+        result.append(Problem(f"{draft.name}.toml", line, problem.field, text))
     return result
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import mimetypes
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -27,7 +28,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Match, Route
 
 from campaigner.announcements import approval
 from campaigner.calendars import parse_date
@@ -47,12 +48,16 @@ from campaigner.rules.models import TRIGGERS
 from campaigner.server.guard import CloseUnread, Refused, read_body
 from campaigner.simulate import simulate
 
+log = logging.getLogger(__name__)
+
 PREFIX = "/console"
 HERE = Path(__file__).parent
 MAX_FORM_BYTES = 300_000
 PRE_COOKIE = "campaigner_console_pre"
 CSRF_HEADER = "x-csrf-token"
 SIMULATE_DAYS = (7, 30)
+MAX_REPORT_DAYS = 3660  # ten years: the report walks every day of the period
+ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -158,6 +163,23 @@ class Console:
         for method, path, role, handler in self.table:
             endpoint = _secured(self._guarded(role, handler))
             routes.append(Route(PREFIX + path, endpoint, methods=[method]))
+        known = list(routes)
+
+        async def elsewhere(request: Request) -> Response:
+            """Anything else under the console: 405 or 404, with the headers all the same."""
+            allowed = sorted(
+                method
+                for route in known
+                if isinstance(route, Route) and route.matches(request.scope)[0] is Match.PARTIAL
+                for method in route.methods or ()
+            )
+            if allowed:
+                return Response(
+                    "method not allowed", status_code=405, headers={"allow": ", ".join(allowed)}
+                )
+            return Response("not found", status_code=404)
+
+        routes.append(Route(PREFIX + "/{rest:path}", _secured(elsewhere), methods=ANY_METHOD))
         return routes
 
     def app(self) -> Starlette:
@@ -213,9 +235,14 @@ class Console:
             return self._page(call.visitor, "message.html", 400, text=str(exc))
 
     def _page(
-        self, visitor: sessions.Visitor | None, template: str, status: int = 200, **values: Any
+        self,
+        visitor: sessions.Visitor | None,
+        template: str,
+        status: int = 200,
+        stranger_language: str = "fa",
+        **values: Any,
     ) -> HTMLResponse:
-        language = visitor.language if visitor else "fa"
+        language = visitor.language if visitor else stranger_language
         body = self.env.get_template(template).render(
             visitor=visitor,
             lang=language,
@@ -251,6 +278,7 @@ class Console:
             None,
             "login.html",
             status,
+            stranger_language=_browser_language(request),
             problem=problem,
             next=_safe_next(request.query_params.get("next", "")),
             pre=token,
@@ -277,7 +305,7 @@ class Console:
             request.cookies.get(sessions.COOKIE, ""),
         )
         if cookie is None:
-            return self._login_form(request, i18n.word(outcome, "fa"), 401)
+            return self._login_form(request, i18n.word(outcome, _browser_language(request)), 401)
         response = RedirectResponse(_safe_next(form.get("next", "")) or PREFIX + "/", 303)
         self._cookie(request, response, sessions.COOKIE, cookie)
         response.delete_cookie(PRE_COOKIE, path=PREFIX)
@@ -374,7 +402,12 @@ class Console:
         draft = editor.load_draft(self.settings, call.request.path_params["name"])
         problems = editor.check_draft(self.settings, draft)
         return self._page(
-            call.visitor, "rule.html", draft=draft, problems=problems, days=SIMULATE_DAYS
+            call.visitor,
+            "rule.html",
+            draft=draft,
+            problems=problems,
+            days=SIMULATE_DAYS,
+            based_on=editor.fingerprint(draft),
         )
 
     def check(self, call: Call) -> Response:
@@ -427,11 +460,17 @@ class Console:
         draft = self._draft(call)
         message = call.field("message").strip()[:200] or f"Edit rule {draft.name}"
         try:
-            changed = self._save(call, draft, message)
+            changed = self._save(call, draft, message, based_on=call.field("based_on"))
         except CampaignerError as exc:
             problems = editor.check_draft(self.settings, draft)
             return self._page(call.visitor, "problems.html", 422, problems=problems, error=str(exc))
-        return self._page(call.visitor, "saved.html", changed=sorted(Path(p).name for p in changed))
+        saved = editor.fingerprint(editor.load_draft(self.settings, draft.name))
+        return self._page(
+            call.visitor,
+            "saved.html",
+            changed=sorted(Path(p).name for p in changed),
+            based_on=saved,
+        )
 
     def toggle(self, call: Call) -> Response:
         draft = editor.load_draft(self.settings, call.request.path_params["name"])
@@ -440,10 +479,17 @@ class Console:
         self._save(call, draft, f"{'Enable' if enable else 'Disable'} rule {draft.name}")
         return RedirectResponse(f"{PREFIX}/rules", 303)
 
-    def _save(self, call: Call, draft: editor.Draft, message: str) -> dict[str, tuple[str, str]]:
+    def _save(
+        self, call: Call, draft: editor.Draft, message: str, based_on: str = ""
+    ) -> dict[str, tuple[str, str]]:
         now = self.clock.now()
         changed = editor.save_draft(
-            self.settings, draft, user=call.visitor.name, message=message, now=now
+            self.settings,
+            draft,
+            user=call.visitor.name,
+            message=message,
+            now=now,
+            based_on=based_on,
         )
         with self.sessions.begin() as session:
             for path, (before, after) in changed.items():
@@ -539,6 +585,10 @@ class Console:
         until = _date(query.get("to", "")) or today
         if since > until:
             raise CampaignerError("the period starts after it ends")
+        if until >= date.max - timedelta(days=1):
+            raise CampaignerError("the period ends too far ahead")
+        if (until - since).days >= MAX_REPORT_DAYS:
+            raise CampaignerError(f"the period is longer than {MAX_REPORT_DAYS} days")
         return since, until
 
     def announcements(self, call: Call) -> Response:
@@ -566,7 +616,12 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 def _secured(endpoint: Endpoint) -> Endpoint:
     async def with_headers(request: Request) -> Response:
-        response = await endpoint(request)
+        try:
+            response = await endpoint(request)
+        except Exception:
+            # A bug must not answer with a bare page: same headers, nothing of the trace.
+            log.exception("console: %s %s failed", request.method, request.url.path)
+            response = Response("the console failed on this request", status_code=500)
         response.headers.update(SECURITY_HEADERS)
         return response
 
@@ -583,7 +638,10 @@ def _parse_form(body: bytes) -> dict[str, str]:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise Refused(400, "the form is not UTF-8") from None
-    parsed = parse_qs(text, keep_blank_values=True, max_num_fields=200)
+    try:
+        parsed = parse_qs(text, keep_blank_values=True, max_num_fields=200)
+    except ValueError:
+        raise Refused(400, "the form has more than 200 fields") from None
     return {key: values[-1] for key, values in parsed.items()}
 
 
@@ -594,7 +652,18 @@ def _safe_next(target: str) -> str:
         return ""
     if parts.path != PREFIX and not parts.path.startswith(PREFIX + "/"):
         return ""
+    if any(segment in {".", ".."} for segment in unquote(parts.path).split("/")):
+        return ""  # "/console/../x" is outside the console once the browser resolves it
     return target
+
+
+def _browser_language(request: Request) -> str:
+    """Before sign-in there is no user to ask: the browser's first choice of Persian or English."""
+    for part in request.headers.get("accept-language", "").split(","):
+        primary = part.split(";")[0].strip().lower().split("-")[0]
+        if primary in {"fa", "en"}:
+            return primary
+    return "fa"
 
 
 def _date(text: str) -> date | None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from console_site import ConsoleSite
 from sqlalchemy import select
 
+from campaigner.console.web import CONTENT_SECURITY_POLICY
 from campaigner.db.models import AuditEntry, Customer, Message, MessageStatus, OptOut
 
 
@@ -66,3 +68,24 @@ def test_consent_changes_are_recorded(site: ConsoleSite) -> None:
         assert session.get(Customer, 1).marketing_consent is False  # type: ignore[union-attr]
         actions = session.scalars(select(AuditEntry.action)).all()
     assert "consent_withdrawn" in actions
+
+
+@pytest.mark.parametrize("customer_id", ["2147483648", "99999999999999999999", "0"])
+def test_a_customer_id_past_the_key_is_nobody_not_a_crash(
+    site: ConsoleSite, customer_id: str
+) -> None:
+    client = site.signed_in("marketer")
+    csrf = site.csrf(client)
+    answers = [
+        client.get(f"/console/customers/{customer_id}"),
+        client.post(
+            f"/console/customers/{customer_id}/opt-out", data={"csrf": csrf, "action": "out"}
+        ),
+        client.post(
+            f"/console/customers/{customer_id}/consent", data={"csrf": csrf, "consent": "no"}
+        ),
+    ]
+    for answer in answers:
+        assert answer.status_code == 400
+        assert f"no customer #{int(customer_id)}" in answer.text
+        assert answer.headers["content-security-policy"] == CONTENT_SECURITY_POLICY

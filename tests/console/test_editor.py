@@ -3,11 +3,14 @@ the previous version kept, committed when the rules folder is in git."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from console_site import ConsoleSite
+from starlette.testclient import TestClient
 
 from campaigner.console import editor
 from campaigner.errors import CampaignerError
@@ -117,3 +120,57 @@ def test_the_editor_page_checks_saves_and_audits(site: ConsoleSite) -> None:
     admin = site.signed_in("admin")
     audit = admin.get("/console/audit").text
     assert "edit_file" in audit and "+delay = &#34;5h&#34;" in audit and "marketer" in audit
+
+
+def test_two_marketers_saving_the_same_rule_cannot_overwrite_each_other_unseen(
+    site: ConsoleSite,
+) -> None:
+    """Both open the editor; the first save wins, the second is told, not silently lost."""
+    first, second = site.signed_in("marketer"), site.signed_in("approver")
+    pages = [client.get("/console/rules/thank_you").text for client in (first, second)]
+    based = [re.search(r'name="based_on" id="based-on" value="([^"]+)"', p) for p in pages]
+    assert based[0] and based[1]
+
+    def save(client: TestClient, based_on: str, delay: str) -> Any:
+        return client.post(
+            "/console/rules/thank_you/save",
+            data={
+                "csrf": site.csrf(client),
+                "based_on": based_on,
+                "rule": RULE.replace('"2h"', delay),
+                "template:": "Hello {{ first_name }}",
+            },
+        )
+
+    saved = save(first, based[0].group(1), '"5h"')
+    assert 'id="saved"' in saved.text
+    refused = save(second, based[1].group(1), '"7h"')
+    assert refused.status_code == 422
+    assert "changed since you opened it" in refused.text
+    rule_file = site.project.settings.paths.rules / "thank_you.toml"
+    assert '"5h"' in rule_file.read_text()
+    # the first marketer's page now stands on their own save: saving again is fine
+    again = re.search(r'name="based_on" id="based-on" value="([^"]+)"', saved.text)
+    assert again
+    assert 'id="saved"' in save(first, again.group(1), '"6h"').text
+    assert '"6h"' in rule_file.read_text()
+
+
+def test_a_draft_that_takes_another_rules_name_is_refused(site: ConsoleSite) -> None:
+    """`name = "..."` of another rule would make the daemon drop that other rule; the problem
+    is reported on that other file, so the editor must name it as the draft's doing."""
+    settings, clock = site.project.settings, site.project.clock
+    other = settings.paths.rules / "zz_other.toml"
+    other.write_text(RULE, encoding="utf-8")
+    (settings.paths.rules / "aa_first.toml").write_text(RULE, encoding="utf-8")
+    draft = editor.Draft("aa_first", 'name = "zz_other"\n' + RULE, {}, "thank_you")
+    problems = editor.check_draft(settings, draft)
+    assert [str(p) for p in problems] == [
+        "aa_first.toml:1: name: breaks zz_other.toml: duplicate rule name (also in aa_first.toml)"
+    ]
+    with pytest.raises(CampaignerError, match=r"breaks zz_other\.toml"):
+        editor.save_draft(settings, draft, user="sara", message="x", now=clock.now())
+    assert "zz_other" not in (settings.paths.rules / "aa_first.toml").read_text()
+    # a problem the other file had already is not the draft's doing
+    other.write_text("trigger = 'nope'\n", encoding="utf-8")
+    assert editor.check_draft(settings, editor.Draft("aa_first", RULE, {}, "thank_you")) == []

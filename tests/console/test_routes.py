@@ -52,6 +52,8 @@ def routes(site: ConsoleSite) -> list[tuple[str, str]]:
     found = []
     for route in site.console.routes():
         assert isinstance(route, Route)
+        if route.path == "/console/{rest:path}":
+            continue  # the 404/405 answer for everything else
         for method in sorted(route.methods or ()):
             if method != "HEAD":
                 found.append((method, route.path))
@@ -161,3 +163,36 @@ def test_a_stranger_is_answered_before_the_body_is_read(site: ConsoleSite) -> No
             b"Content-Length: 299000\r\n\r\n" + b"a" * 1000
         )
         assert sock.recv(4096).startswith(b"HTTP/1.1 401")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/console/no-such-page", 404),
+        ("GET", "/console/static/../config.toml", 404),
+        ("GET", "/console/logout", 405),
+        ("POST", "/console/rules", 405),
+    ],
+)
+def test_errors_under_the_console_carry_the_security_headers(
+    site: ConsoleSite, method: str, path: str, status: int
+) -> None:
+    """A 404 or 405 page can be framed or sniffed like any other: same headers."""
+    answer = site.client().request(method, path)
+    assert answer.status_code == status
+    assert answer.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+    assert answer.headers["x-frame-options"] == "DENY"
+    assert answer.headers["x-content-type-options"] == "nosniff"
+
+
+def test_a_form_with_too_many_fields_is_refused_not_a_crash(site: ConsoleSite) -> None:
+    client = site.signed_in("marketer")
+    csrf = site.csrf(client)
+    body = "&".join(f"f{number}=1" for number in range(500))
+    answer = client.post(
+        "/console/rules/thank_you/check",
+        content=f"csrf={csrf}&{body}",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert answer.status_code == 400
+    assert answer.headers["content-security-policy"] == CONTENT_SECURITY_POLICY

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -99,7 +100,15 @@ def test_a_forged_cookie_signs_no_one_in(site: ConsoleSite) -> None:
 
 @pytest.mark.parametrize(
     "target",
-    ["https://evil.example/", "//evil.example/console/", "/\\evil.example", "/elsewhere"],
+    [
+        "https://evil.example/",
+        "//evil.example/console/",
+        "/\\evil.example",
+        "/elsewhere",
+        "/console/../webhooks/shop",
+        "/console/%2e%2e/%2e%2e/elsewhere",
+        "/console/.%2E/elsewhere",
+    ],
 )
 def test_sign_in_never_redirects_off_the_console(site: ConsoleSite, target: str) -> None:
     answer = site.sign_in(site.client(), "viewer", next=target)
@@ -111,3 +120,21 @@ def test_the_sign_in_form_needs_its_own_token(site: ConsoleSite) -> None:
     answer = client.post("/console/login", data={"user": "admin", "password": PASSWORD})
     assert answer.status_code == 403
     assert COOKIE not in client.cookies
+
+
+@pytest.mark.parametrize(
+    ("accept", "lang", "dir_"),
+    [("en-US,en;q=0.9", "en", "ltr"), ("fa-IR,fa;q=0.9,en;q=0.8", "fa", "rtl"), ("", "fa", "rtl")],
+)
+def test_the_sign_in_page_speaks_the_browsers_language(
+    site: ConsoleSite, accept: str, lang: str, dir_: str
+) -> None:
+    """A new English-speaking user is not met by a Persian-only form and Persian errors."""
+    client = site.client()
+    client.headers["accept-language"] = accept
+    page = client.get("/console/login")
+    assert f'lang="{lang}" dir="{dir_}"' in page.text
+    refused = site.sign_in(client, "viewer", "wrong password!")
+    assert f'lang="{lang}"' in refused.text
+    if lang == "en":
+        assert re.search(r"[\u0600-\u06ff]", refused.text.split("<body", 1)[1]) is None
