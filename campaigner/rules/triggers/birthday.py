@@ -12,19 +12,17 @@ from datetime import date, timedelta
 from typing import Any
 
 import jdatetime
-from sqlalchemy import ColumnElement, Select, Subquery, literal, select
+from sqlalchemy import ColumnElement, Select, literal, select
 
 from campaigner.calendars import month_day, to_jalali
 from campaigner.rules.models import BirthdayRule
 from campaigner.rules.triggers.common import (
     DueContext,
     customers,
-    due_columns,
-    eligible,
+    eligible_found,
     grouped,
     instant,
     local_sends,
-    no_order,
 )
 
 FEB_29 = 229
@@ -75,15 +73,4 @@ def due(rule: BirthdayRule, ctx: DueContext) -> list[Select[Any]]:
                     ).where(*conditions)
                 )
 
-    def eligible_due(found: Subquery) -> Select[Any]:
-        return (
-            select(
-                *due_columns(
-                    customers.c.id, found.c.key, found.c.due_at, found.c.expires_at, no_order()
-                )
-            )
-            .select_from(found.join(customers, customers.c.id == found.c.id))
-            .where(*eligible(rule))
-        )
-
-    return grouped(branches, eligible_due)
+    return grouped(branches, eligible_found(rule))

@@ -210,6 +210,24 @@ def send_instant(day: date, at: time, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, at, tzinfo=zone).astimezone(UTC)
 
 
+def eligible_found(rule: RuleBase) -> Callable[[Subquery], Select[Any]]:
+    """For `grouped`: the customers found (columns id, key, due_at, expires_at) who are
+    eligible for `rule`, as due rows with no order."""
+
+    def due(found: Subquery) -> Select[Any]:
+        return (
+            select(
+                *due_columns(
+                    customers.c.id, found.c.key, found.c.due_at, found.c.expires_at, no_order()
+                )
+            )
+            .select_from(found.join(customers, customers.c.id == found.c.id))
+            .where(*eligible(rule))
+        )
+
+    return due
+
+
 def grouped(
     branches: Sequence[Select[Any]], due: Callable[[Subquery], Select[Any]]
 ) -> list[Select[Any]]:

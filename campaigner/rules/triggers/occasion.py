@@ -12,18 +12,16 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Select, Subquery, false, literal, select
+from sqlalchemy import Select, false, literal, select
 
 from campaigner.rules.models import OccasionRule
 from campaigner.rules.triggers.common import (
     DueContext,
     customers,
-    due_columns,
-    eligible,
+    eligible_found,
     grouped,
     instant,
     local_sends,
-    no_order,
 )
 
 
@@ -58,15 +56,4 @@ def due(rule: OccasionRule, ctx: DueContext) -> list[Select[Any]]:
             ).where(false())
         )
 
-    def eligible_due(found: Subquery) -> Select[Any]:
-        return (
-            select(
-                *due_columns(
-                    customers.c.id, found.c.key, found.c.due_at, found.c.expires_at, no_order()
-                )
-            )
-            .select_from(found.join(customers, customers.c.id == found.c.id))
-            .where(*eligible(rule))
-        )
-
-    return grouped(branches, eligible_due)
+    return grouped(branches, eligible_found(rule))

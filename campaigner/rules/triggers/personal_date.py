@@ -14,7 +14,7 @@ from datetime import date, time, timedelta
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Select, Subquery, Table, and_, false, literal, or_, select
+from sqlalchemy import ColumnElement, Select, Table, and_, false, literal, or_, select
 
 from campaigner.calendars import celebrated_on
 from campaigner.customers.fields import FIRST_ORDER
@@ -23,12 +23,10 @@ from campaigner.rules.models import MAX_YEARS, PersonalDateRule
 from campaigner.rules.triggers.common import (
     DueContext,
     customers,
-    due_columns,
-    eligible,
+    eligible_found,
     grouped,
     instant,
     local_sends,
-    no_order,
     send_instant,
 )
 
@@ -71,18 +69,7 @@ def due(rule: PersonalDateRule, ctx: DueContext) -> list[Select[Any]]:
             .where(false())
         )
 
-    def eligible_due(found: Subquery) -> Select[Any]:
-        return (
-            select(
-                *due_columns(
-                    customers.c.id, found.c.key, found.c.due_at, found.c.expires_at, no_order()
-                )
-            )
-            .select_from(found.join(customers, customers.c.id == found.c.id))
-            .where(*eligible(rule))
-        )
-
-    return grouped(branches, eligible_due)
+    return grouped(branches, eligible_found(rule))
 
 
 def _named_dates(rule: PersonalDateRule, calendar: str, originals: list[date]) -> Select[Any]:
