@@ -47,6 +47,28 @@ def _never() -> bool:
     return False
 
 
+class BatchPolicies:
+    """Each rule's sending terms, looked up once per batch.
+
+    A batch asks for them several times per message (the verdict, the caps history, the
+    rivals), and the rulebook builds them anew each time; a batch also sees one version of
+    each rule, even if the rules reload meanwhile.
+    """
+
+    def __init__(self, lookup: Callable[[str], RulePolicy]) -> None:
+        self.lookup = lookup
+        self.known: dict[str, RulePolicy] = {}
+
+    def __call__(self, name: str) -> RulePolicy:
+        found = self.known.get(name)
+        if found is None:
+            found = self.known[name] = self.lookup(name)
+        return found
+
+    def forget(self) -> None:
+        self.known.clear()
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -68,9 +90,9 @@ class Dispatcher:
         self.clock = clock
         self.sending = settings.sending
         self.renderer = renderer
-        self.policies = policies
+        self.policies = BatchPolicies(policies)
         self.verdicts = Verdicts(
-            SendingPolicy(settings.sending, settings.customers.timezone), policies, forecast
+            SendingPolicy(settings.sending, settings.customers.timezone), self.policies, forecast
         )
         lease = timedelta(seconds=settings.sending.lease_seconds)
         recorder = Recorder(settings.sending, rng or random.Random())
@@ -111,6 +133,7 @@ class Dispatcher:
         batch goes back to the queue untouched while the requests in flight finish.
         """
         now = self.clock.now()
+        self.policies.forget()
         report = DispatchReport(unknown=expire_leases(self.sessions, now))
         route = self.routes.choose()
         if route is None:
