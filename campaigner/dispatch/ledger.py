@@ -221,15 +221,18 @@ def _write(
     for row in rows:
         columns = tuple(sorted(key for key in row if key != "id"))
         groups[columns].append(row)
-    by_arrays = session.get_bind().dialect.name == "postgresql"
+    # The session's connection, not `session.execute`: these are plain table UPDATEs, and
+    # the ORM's execution machinery around each cost more than the statement.
+    connection = session.connection()
+    by_arrays = connection.dialect.name == "postgresql"
     mine = {} if claim is None else {"mine": claim}
     for columns, group in groups.items():
         statement = _statement(condition, columns, by_arrays)
         if by_arrays:
             arrays = {f"given_{name}": [row[name] for row in group] for name in ("id", *columns)}
-            session.execute(statement, {**arrays, **mine})
+            connection.execute(statement, {**arrays, **mine})
             continue
-        session.execute(
+        connection.execute(
             statement,
             [{"row_id": row["id"], **mine, **{k: row[k] for k in columns}} for row in group],
         )
