@@ -472,8 +472,8 @@ def main() -> None:
     baseline = naive(url, [*rules, *APART], ZoneInfo(settings.customers.timezone))
     naive_seconds = time.perf_counter() - began
     mismatches = 0
-    alone = [(name, result.rules[name]) for name, (_, result) in apart.items()]
-    for name, result in [*report.rules.items(), *alone]:
+    planned_apart = [(name, passed.rules[name]) for name, (_, passed) in apart.items()]
+    for name, result in [*report.rules.items(), *planned_apart]:
         found = result.planned + result.held_out
         agree = "ok" if found == baseline[name] else f"MISMATCH (naive {baseline[name]})"
         mismatches += found != baseline[name]
