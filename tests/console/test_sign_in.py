@@ -193,10 +193,10 @@ def test_every_failure_verifies_one_password_hash_so_time_tells_nothing(
 
     def elapsed(name: str, password: str) -> float:
         verified.clear()
-        started = time.perf_counter()
+        started = time.thread_time()  # CPU time: the work done, not the machine's load
         with site.project.sessions.begin() as session:
             result = users.sign_in(session, settings, name, password, "10.0.0.2", now)
-        took = time.perf_counter() - started
+        took = time.thread_time() - started
         assert result.user is None
         problems.add(result.problem)
         assert len(verified) == 1, name
