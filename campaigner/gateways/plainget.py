@@ -7,12 +7,14 @@ and that CPU was the limit of a drain through a Kannel on the same host. The ans
 back as an `httpx.Response`, so the gateway reads it as before.
 
 What a failure means is kept as `HttpGateway.request` has it: no connection means nothing
-was sent; a request that left and got no (or a garbled) answer may have been sent.
+was sent; a request that left and got no (or a garbled) answer may have been sent. Each
+request is logged at INFO as httpx logs it, through a logger whose records are masked.
 """
 
 from __future__ import annotations
 
 import http.client
+import logging
 import select
 import socket
 import threading
@@ -21,7 +23,11 @@ from urllib.parse import urlsplit
 import httpx
 
 from campaigner.gateways.base import GatewayError
+from campaigner.logs import install_masking
 from campaigner.masking import mask
+
+log = logging.getLogger(__name__)
+install_masking(__name__)
 
 
 class PlainGet:
@@ -59,6 +65,9 @@ class PlainGet:
             raise GatewayError(self._describe(exc), code="network", maybe_sent=True) from None
         if answer.will_close:
             connection.close()
+        if log.isEnabledFor(logging.INFO):
+            url = f"{'https' if self.https else 'http'}://{self.host}:{self.port}{target}"
+            log.info('HTTP Request: GET %s "HTTP/1.1 %d %s"', url, status, answer.reason)
         return httpx.Response(status, headers=headers, content=body)
 
     def close(self) -> None:
