@@ -301,9 +301,7 @@ class Console:
         expected = request.cookies.get(PRE_COOKIE, "").encode()
         if not expected or not hmac.compare_digest(offered, expected):
             return Response("CSRF token missing or wrong", status_code=403)
-        address = forwarded.client_address(
-            _peer(request), request.headers.get("x-forwarded-for", ""), self.proxies
-        )
+        address = forwarded.client_address(_peer(request), _forwarded_for(request), self.proxies)
         outcome, cookie = await run_in_threadpool(
             self._sign_in,
             form.get("user", ""),
@@ -660,6 +658,12 @@ def _secured(endpoint: Endpoint) -> Endpoint:
 
 def _peer(request: Request) -> str:
     return request.client.host if request.client else "unknown"
+
+
+def _forwarded_for(request: Request) -> str:
+    """Every `X-Forwarded-For` line as one list: a proxy may add its own line (HAProxy
+    does) after the client's, and the first line alone is the client's word."""
+    return ", ".join(request.headers.getlist("x-forwarded-for"))
 
 
 async def _to_dashboard(_request: Request) -> Response:
