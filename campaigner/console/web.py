@@ -583,11 +583,13 @@ class Console:
         since, until = self._period(call.request.query_params, call.language)
         with read_only_session(self.sessions.kw["bind"]) as session:
             built = shop_report(session, self.settings, self.clock, since=since, until=until)
+        # The CSV holds no dates of its own: the file's name says which period it covers.
+        name = f"report-{since.isoformat()}-to-{until.isoformat()}"
         if call.request.query_params.get("format") == "csv":
             return Response(
                 report_to_csv(built.report),
                 media_type="text/csv; charset=utf-8",
-                headers={"content-disposition": 'attachment; filename="report.csv"'},
+                headers={"content-disposition": f'attachment; filename="{name}.csv"'},
             )
         page = render_html(
             built.report, shop_name=self.settings.shop.name, descriptions=built.descriptions
@@ -595,7 +597,7 @@ class Console:
         return Response(
             page,
             media_type="text/html; charset=utf-8",
-            headers={"content-disposition": 'attachment; filename="report.html"'},
+            headers={"content-disposition": f'attachment; filename="{name}.html"'},
         )
 
     def _period(self, query: Mapping[str, str], language: str) -> tuple[date, date]:
