@@ -38,6 +38,7 @@ from campaigner.dispatch.sender import Sender
 from campaigner.dispatch.verdicts import Forecast, Verdicts, precedence
 from campaigner.gateways.base import Gateway, OutgoingMessage
 from campaigner.messages.coupons import CouponBatch, CouponCodeTaken
+from campaigner.messages.referrals import ReferralBatch, ReferralCodeTaken
 from campaigner.policy import RulePolicy, SendingPolicy
 
 logger = logging.getLogger(__name__)
@@ -151,7 +152,7 @@ class Dispatcher:
         try:
             jobs = self._prepare(ids, claim, now, route, report)
             started = self.sender.send(route, jobs, claim, report, stop) if jobs else set()
-        except CouponCodeTaken as exc:
+        except (CouponCodeTaken, ReferralCodeTaken) as exc:
             logger.warning("dispatch: %s; the batch goes again with new codes", exc)
             report.requeued += release(self.sessions, claim, ids, self.clock.now())
             return report
@@ -204,6 +205,7 @@ class Dispatcher:
             pairs.sort(key=lambda pair: precedence(pair[0]))
             around = self.verdicts.neighbours(session, pairs, now)
             coupons = CouponBatch.begin(session)
+            referrals = ReferralBatch.begin(session)
             for message, customer in pairs:
                 rule = self.policies(message.rule)
                 phone = message.phone or customer.phone
@@ -240,5 +242,6 @@ class Dispatcher:
                 if not rule.transactional:
                     around.sent[phone].append(now)
             coupons.flush(session)
+            referrals.flush(session)
             write_claimed(session, claim, rows)
         return jobs
