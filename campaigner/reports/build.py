@@ -18,7 +18,6 @@ from sqlalchemy import (
     ColumnElement,
     and_,
     case,
-    distinct,
     exists,
     func,
     literal,
@@ -47,7 +46,7 @@ from campaigner.reports.model import (
     SegmentResult,
     Uplift,
 )
-from campaigner.reports.sql import day_of, days_between, unindexed, week_of
+from campaigner.reports.sql import day_of, days_between, tune_for_aggregates, unindexed, week_of
 from campaigner.segments.rfm_map import NO_SEGMENT, SEGMENTS
 
 DEFAULT_ATTRIBUTION_DAYS = 7
@@ -87,6 +86,7 @@ def build_report(
     in_period = _ledger_period(start, end, rule)
 
     report = Report(generated_at=clock.now(), since=since, until=until, rule=rule, churn_days=churn)
+    tune_for_aggregates(session)
     currency = settings.customers.currency
     target = settings.reports.convert_to or settings.pricing.currency
     ledger = _ledger_counts(session, in_period, settings)
@@ -94,7 +94,6 @@ def build_report(
     window = _attribution_window(attribution_days)
     _add_results(session, ledger, in_period, window, settings.reports.min_group_size, currency)
     _add_coupons(session, by_rule, in_period)
-    _add_segment_results(session, by_rule, in_period, window)
     for stats in by_rule.values():
         stats.converted_revenue = _converted(stats.revenue, settings.reports, target)
     report.rules = [by_rule[name] for name in sorted(by_rule)]
@@ -251,63 +250,83 @@ def _add_results(
     min_group_size: int,
     default_currency: str,
 ) -> None:
-    """Conversions of the messaged and held-out groups, and the attributed revenue per
-    currency. The ledger joined to the orders keeps only the pairs of a message and an order
-    it converted (a tenth of the rows or so), kept once as a CTE for both sums; the sizes of
-    the two groups come from the ledger pass."""
+    """Conversions of the messaged and held-out groups, per value segment, and the attributed
+    revenue per currency, from one join of the period's ledger rows to their customers and
+    the orders they converted (the orders' (customer_id, paid_at) index probed once per
+    message). Each message is grouped once, with a count and a sum per currency, so the
+    outer grouping counts messages without a DISTINCT; the segment is the customer's today
+    (the one when the message went out is not kept: segments move daily)."""
+    currency = func.coalesce(func.nullif(orders.c.currency, ""), literal(default_currency))
+    currencies = sorted(session.execute(select(currency).where(PAID).distinct()).scalars())
     held = messages.c.status == MessageStatus.HELD_OUT
     sent = and_(unindexed(messages.c.status).in_(ACCEPTED), messages.c.sent_at.is_not(None))
-    pairs = (
+    per_currency = []
+    for index, name in enumerate(currencies):
+        mine = currency == name
+        per_currency += [
+            func.count(case((mine, orders.c.id))).label(f"orders_{index}"),
+            func.sum(case((mine, NET_TOTAL))).label(f"amount_{index}"),
+        ]
+    per_message = (
         select(
-            messages.c.id.label("message"),
             unindexed(messages.c.rule).label("rule"),
             case((held, 1), else_=0).label("held"),
-            orders.c.currency,
-            NET_TOTAL.label("amount"),
+            customers.c.segment,
+            func.count(orders.c.id).label("orders"),
+            *per_currency,
         )
-        .select_from(messages.join(orders, _attributed(window)))
+        .select_from(
+            messages.join(customers, customers.c.id == messages.c.customer_id).outerjoin(
+                orders, _attributed(window)
+            )
+        )
         .where(*in_period, or_(held, sent))
-        .cte("pairs")
+        .group_by(messages.c.id, messages.c.rule, messages.c.status, customers.c.segment)
+        .subquery("per_message")
     )
-    converted = select(
-        pairs.c.rule,
-        pairs.c.held,
-        null().label("currency"),
-        func.count(distinct(pairs.c.message)).label("converted"),
-        null().label("orders"),
-        null().label("amount"),
-    ).group_by(pairs.c.rule, pairs.c.held)
-    money = (
-        select(
-            pairs.c.rule,
-            pairs.c.held,
-            pairs.c.currency,
-            null(),
-            func.count(),
-            func.sum(pairs.c.amount),
-        )
-        .where(pairs.c.held == 0)
-        .group_by(pairs.c.rule, pairs.c.held, pairs.c.currency)
-    )
+    sums = []
+    for index in range(len(currencies)):
+        sums += [
+            func.sum(per_message.c[f"orders_{index}"]).label(f"orders_{index}"),
+            func.sum(per_message.c[f"amount_{index}"]).label(f"amount_{index}"),
+        ]
+    keys = (per_message.c.rule, per_message.c.held, per_message.c.segment)
+    totals = select(
+        *keys,
+        func.count().label("messages"),
+        func.sum(case((per_message.c.orders > 0, 1), else_=0)).label("converted"),
+        *sums,
+    ).group_by(*keys)
     conversions: dict[tuple[str, bool], int] = {}
+    by_segment: dict[str, dict[str, tuple[int, int]]] = {}
     revenue: dict[str, dict[str, tuple[int, Decimal]]] = {}
-    for row in session.execute(union_all(converted, money)):
-        if row.converted is None:
-            currency = row.currency or default_currency  # an order without one
+    for row in session.execute(totals):
+        group = (row.rule, bool(row.held))
+        converted = int(row.converted or 0)
+        conversions[group] = conversions.get(group, 0) + converted
+        if row.held:
+            continue
+        by_segment.setdefault(row.rule, {})[row.segment] = (int(row.messages), converted)
+        for index, name in enumerate(currencies):
+            count = int(getattr(row, f"orders_{index}") or 0)
+            if not count:
+                continue
+            amount = Decimal(str(getattr(row, f"amount_{index}")))
             orders_before, amount_before = revenue.setdefault(row.rule, {}).get(
-                currency, (0, Decimal(0))
+                name, (0, Decimal(0))
             )
-            revenue[row.rule][currency] = (
-                orders_before + int(row.orders),
-                amount_before + Decimal(str(row.amount)),
-            )
-        else:
-            conversions[(row.rule, bool(row.held))] = int(row.converted)
+            revenue[row.rule][name] = (orders_before + count, amount_before + amount)
+    order = {name: index for index, name in enumerate((*SEGMENTS, NO_SEGMENT))}
     for name, stats in ledger.by_rule.items():
         stats.conversions = conversions.get((name, False), 0)
         stats.revenue = [
-            Revenue(currency, orders, amount.quantize(CENT))
-            for currency, (orders, amount) in sorted(revenue.get(name, {}).items())
+            Revenue(code, orders, amount.quantize(CENT))
+            for code, (orders, amount) in sorted(revenue.get(name, {}).items())
+        ]
+        counts = by_segment.get(name, {})
+        stats.by_segment = [
+            SegmentResult(segment, *counts[segment])
+            for segment in sorted(counts, key=lambda s: (order.get(s, len(order)), s))
         ]
         if name not in ledger.held_out:
             continue
@@ -318,48 +337,6 @@ def _add_results(
             held_out_conversions=conversions.get((name, True), 0),
             min_group_size=min_group_size,
         )
-
-
-def _add_segment_results(
-    session: Session,
-    by_rule: dict[str, RuleReport],
-    in_period: list[ColumnElement[bool]],
-    window: ColumnElement[Any],
-) -> None:
-    """Sent messages and conversions per rule and the customer's value segment today (the
-    segment when the message went out is not kept: segments move daily)."""
-    sent = and_(unindexed(messages.c.status).in_(ACCEPTED), messages.c.sent_at.is_not(None))
-    per_message = (
-        select(
-            unindexed(messages.c.rule).label("rule"),
-            customers.c.segment,
-            func.count(orders.c.id).label("orders"),
-        )
-        .select_from(
-            messages.join(customers, customers.c.id == messages.c.customer_id).outerjoin(
-                orders, _attributed(window)
-            )
-        )
-        .where(*in_period, sent)
-        .group_by(messages.c.id, messages.c.rule, customers.c.segment)
-        .subquery("per_message")
-    )
-    totals = select(
-        per_message.c.rule,
-        per_message.c.segment,
-        func.count(),
-        func.sum(case((per_message.c.orders > 0, 1), else_=0)),
-    ).group_by(per_message.c.rule, per_message.c.segment)
-    found: dict[str, dict[str, tuple[int, int]]] = {}
-    for rule, segment, count, converted in session.execute(totals):
-        found.setdefault(rule, {})[segment] = (int(count), int(converted or 0))
-    order = {name: index for index, name in enumerate((*SEGMENTS, NO_SEGMENT))}
-    for name, stats in by_rule.items():
-        counts = found.get(name, {})
-        stats.by_segment = [
-            SegmentResult(segment, *counts[segment])
-            for segment in sorted(counts, key=lambda s: (order.get(s, len(order)), s))
-        ]
 
 
 def _segment_sizes(session: Session) -> dict[str, int]:
