@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import contextlib
 import io
 import multiprocessing
 import os
@@ -407,9 +408,10 @@ def build_sqlite(path: Path, messages: int, seed: int) -> None:
     engine = create_engine_for(f"sqlite:///{path}")
     upgrade(engine)
     generate(engine, messages, seed)
-    with engine.connect() as connection:
-        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     engine.dispose()
+    # Outside a transaction (the engine begins each one with BEGIN IMMEDIATE).
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as connection:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 COPIED = ("customers", "orders", "messages", "coupons", "nps_responses")
