@@ -30,6 +30,7 @@ from campaigner.db.models import (
     Announcement,
     Customer,
     CustomerDate,
+    CustomerScore,
     Draw,
     DrawWinner,
     Message,
@@ -49,6 +50,7 @@ COPY_BATCH = 2000
 # What a shop database holds that the engine reads or writes, parents before children.
 COPIED_TABLES = (
     Customer,
+    CustomerScore,
     CustomerDate,
     Order,
     OptOut,

@@ -17,6 +17,7 @@ from shop_builders import (
     add_order,
     add_own_date,
     local,
+    put_segment,
     run_daemon_loop,
     write_dated_rules,
     write_project,
@@ -277,7 +278,8 @@ def slipping_away(settings: Settings, sessions: sessionmaker[Session]) -> None:
     with sessions.begin() as session:
         slipper = add_customer(session, "slipper", "+989120000031")
         bouncer = add_customer(session, "bouncer", "+989120000032")
-        slipper.segment = bouncer.segment = "at_risk"
+        put_segment(session, slipper.id, "at_risk")
+        put_segment(session, bouncer.id, "at_risk")
         moves = [
             (slipper, "loyal", local(19, 23)),
             (bouncer, "champions", local(21, 14)),

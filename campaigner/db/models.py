@@ -26,9 +26,11 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    func,
+    select,
 )
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, column_property, mapped_column, relationship
 
 from campaigner.masking import mask
 
@@ -95,6 +97,35 @@ class MessageStatus(StrEnum):
     CANCELLED = "cancelled"  # withdrawn before it went out (an announcement disabled or deleted)
 
 
+class CustomerScore(Base):
+    """A paying customer's RFM inputs, scores and segment (campaigner/segments), apart from
+    the wide customers row so that rescoring a million customers writes narrow rows only and
+    never touches the customer's own data (nor its `updated_at`).
+
+    The inputs come from the customer's paid orders: their number, the last payment time,
+    and the currency and spend the monetary score ranks. A customer without a row, or with
+    no paid order left (`orders` 0, kept until rescoring records the move), is in "none".
+    """
+
+    __tablename__ = "customer_scores"
+
+    customer_id: Mapped[int] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    orders: Mapped[int] = mapped_column(Integer, default=0)
+    last_paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    currency: Mapped[str | None] = mapped_column(String(8))
+    spent: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    recency_score: Mapped[int | None] = mapped_column(Integer)
+    frequency_score: Mapped[int | None] = mapped_column(Integer)
+    monetary_score: Mapped[int | None] = mapped_column(Integer)
+    segment: Mapped[str] = mapped_column(String(24), default="none", server_default="none")
+    # When the scores or the segment last moved (a pass that moves nothing writes nothing).
+    scored_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index(None, "segment"),)
+
+
 class Customer(Base):
     __tablename__ = "customers"
 
@@ -121,14 +152,17 @@ class Customer(Base):
     last_order_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_order_id: Mapped[int | None] = mapped_column(Integer)
     referral_code: Mapped[str | None] = mapped_column(String(32), unique=True)
-    # Value segment (RFM, see campaigner/segments): "none" until a first paid order. The
-    # currency and spend are the monetary input, kept so rescoring never rereads orders.
-    segment: Mapped[str] = mapped_column(String(24), default="none", server_default="none")
-    recency_score: Mapped[int | None] = mapped_column(Integer)
-    frequency_score: Mapped[int | None] = mapped_column(Integer)
-    monetary_score: Mapped[int | None] = mapped_column(Integer)
-    segment_currency: Mapped[str | None] = mapped_column(String(8))
-    segment_spent: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    # Value segment (RFM, see campaigner/segments), read from customer_scores: "none" until
+    # a first paid order. Read-only here: only rescoring writes it, in its own table.
+    segment: Mapped[str] = column_property(
+        func.coalesce(
+            select(CustomerScore.segment)
+            .where(CustomerScore.customer_id == id)
+            .correlate_except(CustomerScore)
+            .scalar_subquery(),
+            "none",
+        )
+    )
     referred_by_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
     phone_invalid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # When the shop last changed this customer (WooCommerce date_modified_gmt, Shopify
@@ -143,7 +177,6 @@ class Customer(Base):
         Index(None, "birth_md"),
         Index(None, "birth_jalali_md"),
         Index(None, "last_order_at"),
-        Index(None, "segment"),
         Index(None, "first_order_at"),
         Index(None, "timezone"),  # the planner's list of zones, one index step per zone
     )
@@ -288,6 +321,9 @@ class Message(Base):
     claim: Mapped[str | None] = mapped_column(String(32))
     text: Mapped[str | None] = mapped_column(Text)
     segments: Mapped[int | None] = mapped_column(Integer)
+    # The customer's value segment when the row was planned, so a report's conversions per
+    # segment count where the customer stood then; NULL on rows planned before it was kept.
+    customer_segment: Mapped[str | None] = mapped_column(String(24))
     encoding: Mapped[str | None] = mapped_column(String(8))
     gateway: Mapped[str | None] = mapped_column(String(64))
     provider_id: Mapped[str | None] = mapped_column(String(128))

@@ -34,6 +34,7 @@ from campaigner.config import ReportSettings, Settings
 from campaigner.db.models import Coupon, Customer, Message, MessageStatus, NpsResponse, Order
 from campaigner.reports.model import (
     CENT,
+    UNRECORDED,
     BusinessKpis,
     Converted,
     DailySends,
@@ -48,6 +49,7 @@ from campaigner.reports.model import (
     Uplift,
 )
 from campaigner.reports.sql import day_of, days_between, unindexed, week_of
+from campaigner.segments.membership import with_segment
 from campaigner.segments.rfm_map import NO_SEGMENT, SEGMENTS
 
 DEFAULT_ATTRIBUTION_DAYS = 7
@@ -326,22 +328,19 @@ def _add_segment_results(
     in_period: list[ColumnElement[bool]],
     window: ColumnElement[Any],
 ) -> None:
-    """Sent messages and conversions per rule and the customer's value segment today (the
-    segment when the message went out is not kept: segments move daily)."""
+    """Sent messages and conversions per rule and the customer's value segment when the
+    message was planned (kept on the ledger row; rows planned before it was kept count as
+    "unrecorded", never as today's segment)."""
     sent = and_(unindexed(messages.c.status).in_(ACCEPTED), messages.c.sent_at.is_not(None))
     per_message = (
         select(
             unindexed(messages.c.rule).label("rule"),
-            customers.c.segment,
+            func.coalesce(messages.c.customer_segment, UNRECORDED).label("segment"),
             func.count(orders.c.id).label("orders"),
         )
-        .select_from(
-            messages.join(customers, customers.c.id == messages.c.customer_id).outerjoin(
-                orders, _attributed(window)
-            )
-        )
+        .select_from(messages.outerjoin(orders, _attributed(window)))
         .where(*in_period, sent)
-        .group_by(messages.c.id, messages.c.rule, customers.c.segment)
+        .group_by(messages.c.id, messages.c.rule, messages.c.customer_segment)
         .subquery("per_message")
     )
     totals = select(
@@ -363,7 +362,8 @@ def _add_segment_results(
 
 
 def _segment_sizes(session: Session) -> dict[str, int]:
-    query = select(customers.c.segment, func.count()).group_by(customers.c.segment)
+    joined, segment = with_segment(customers, customers.c.id)
+    query = select(segment, func.count()).select_from(joined).group_by(segment)
     sizes: dict[str, int] = {segment: count for segment, count in session.execute(query)}
     known = [*SEGMENTS, NO_SEGMENT]
     return {name: sizes.get(name, 0) for name in known} | {

@@ -101,9 +101,14 @@ class Uplift:
         return "no clear difference"
 
 
+# The segment of ledger rows planned before the segment at planning was kept.
+UNRECORDED = "unrecorded"
+
+
 @dataclass(frozen=True)
 class SegmentResult:
-    """A rule's sent messages and conversions among the customers now in one value segment."""
+    """A rule's sent messages and conversions among the customers who were in one value
+    segment when their message was planned."""
 
     segment: str
     sent: int

@@ -20,7 +20,7 @@ from campaigner.clock import FixedClock
 from campaigner.config import Settings, SourceSettings
 from campaigner.daemon.heartbeats import HEARTBEAT_PREFIX
 from campaigner.daemon.runner import Service
-from campaigner.db.models import Customer, Message, SyncState
+from campaigner.db.models import Customer, CustomerScore, Message, SyncState
 from campaigner.errors import CampaignerError
 from campaigner.gateways.base import OutgoingMessage, SendResult
 from campaigner.rules.models import Rule
@@ -251,5 +251,6 @@ def test_the_daily_segments_task_recomputes_everybody_and_is_health_reported(
     task.run()
     with sessions() as session:
         customer = session.scalars(select(Customer)).one()
-    assert (customer.segment, customer.segment_currency) == ("lost", "IRT")
-    assert customer.segment_spent is not None and customer.segment_spent == 1
+        scores = session.get_one(CustomerScore, customer.id)
+    assert (customer.segment, scores.currency) == ("lost", "IRT")
+    assert scores.spent is not None and scores.spent == 1

@@ -36,6 +36,7 @@ from sqlalchemy.types import Interval
 
 from campaigner.db.models import Customer, OptOut, Order, UTCDateTime
 from campaigner.rules.models import Audience, Condition, RuleBase
+from campaigner.segments.membership import in_segments
 
 customers = cast(Table, Customer.__table__)
 orders = cast(Table, Order.__table__)
@@ -92,7 +93,7 @@ def audience_filter(audience: Audience) -> list[ColumnElement[bool]]:
     if audience.locales:
         conditions.append(customers.c.locale.in_(audience.locales))
     if audience.segments:
-        conditions.append(customers.c.segment.in_(audience.segments))
+        conditions.append(in_segments(customers.c.id, audience.segments))
     conditions.extend(_condition(condition) for condition in audience.where)
     return conditions
 
