@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
 import sys
 import tempfile
 import time
@@ -62,11 +63,11 @@ def build(engine: Engine, customers: int, orders_per_customer: int) -> None:
     if dialect == "postgresql":
         with engine.begin() as connection:
             connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-        series = "SELECT n FROM generate_series(1, :count) AS n"
+        series = "SELECT n FROM generate_series(1, {count}) AS n"
         paid_at = f"CAST(:now AS timestamp) - {hashed('n', 69621, 11)} % {SPAN} * interval '1 s'"
     else:
         series = (
-            "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < :count)"
+            "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < {count})"
             " SELECT n FROM s"
         )
         paid_at = (
@@ -80,32 +81,42 @@ def build(engine: Engine, customers: int, orders_per_customer: int) -> None:
         " timezone, locale, tags, marketing_consent, city, orders_count, total_spent,"
         f" created_at, updated_at) SELECT n, 'c' || n, 'Name' || n, '', '+98' || (9120000000 + n),"
         f" 'gregorian', 'Asia/Tehran', 'fa', '', n % 10 <> 0, '', 0, 0, {created}, {created}"
-        f" FROM ({series}) AS g"
+        f" FROM ({series.format(count=customers)}) AS g"
     )
+    total = customers * orders_per_customer
     bought = (
         "INSERT INTO orders (id, external_id, customer_id, total, currency, status, paid_at,"
         " refunded, created_at, updated_at)"
-        f" SELECT n, 'o' || n, 1 + {hashed('n', 48271, 7)} % :customers,"
+        f" SELECT n, 'o' || n, 1 + {hashed('n', 48271, 7)} % {customers},"
         f" 10 + {hashed('n', 16807, 3)} % 4990,"
         " CASE WHEN n % 10 = 0 THEN 'USD' ELSE 'IRT' END,"
         f" CASE WHEN {hashed('n', 39373, 5)} % 20 = 0 THEN 'refunded' ELSE 'paid' END,"
-        f" {paid_at}, 0, {created}, {created} FROM ({series}) AS g"
+        f" {paid_at}, 0, {created}, {created} FROM ({series.format(count=total)}) AS g"
     )
     now = NOW.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S")
-    with engine.begin() as connection:
-        connection.execute(text(people), {"count": customers, "now": now})
-        connection.execute(
-            text(bought),
-            {"count": customers * orders_per_customer, "customers": customers, "now": now},
-        )
-        if dialect == "postgresql":
+    fills = [(people, {"now": now}), (bought, {"now": now})]  # sizes are ints, inlined
+    if dialect == "postgresql":
+        with engine.begin() as connection:
+            # A throw-away shop whose ids are right by construction: no foreign key trigger
+            # per order while loading (a minute of server CPU per 300,000 orders).
+            connection.execute(text("SET LOCAL session_replication_role = replica"))
+            for statement, params in fills:
+                connection.execute(text(statement), params)
             connection.execute(text("SELECT setval('customers_id_seq', :n)"), {"n": customers})
-            connection.execute(
-                text("SELECT setval('orders_id_seq', :n)"), {"n": customers * orders_per_customer}
-            )
-    with engine.connect() as connection:
-        connection.execute(text("ANALYZE"))
-        connection.commit()
+            connection.execute(text("SELECT setval('orders_id_seq', :n)"), {"n": total})
+            connection.execute(text("ANALYZE"))
+        return
+    assert engine.url.database
+    engine.dispose()
+    db = sqlite3.connect(engine.url.database)
+    db.execute("PRAGMA journal_mode=OFF")  # a throw-away database: no journal while loading
+    db.execute("PRAGMA synchronous=OFF")
+    db.execute("PRAGMA cache_size=-400000")  # random index inserts: keep the pages in memory
+    with db:
+        for statement, params in fills:
+            db.execute(statement, params)
+    db.execute("ANALYZE")
+    db.close()
 
 
 def shop_size(engine: Engine) -> tuple[int, int]:
@@ -267,7 +278,7 @@ def main() -> None:
             engine.dispose()
             Path(engine.url.database).unlink(missing_ok=True)
             engine = create_engine_for(url)
-        build(engine, *wanted)
+        build(engine, args.customers, args.orders_per_customer)
         print(f"built the shop in {time.perf_counter() - began:.1f} s")
     sessions = session_factory(engine)
     segment_map = SegmentMap.standard()
