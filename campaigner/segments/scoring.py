@@ -264,12 +264,9 @@ def rescore(session: Session, segment_map: SegmentMap, now: datetime) -> Rescore
         )
     )
     changed = session.scalar(select(func.count()).select_from(_rescored).where(moves))
+    written = {**{name: r[name] for name in SCORES}, "scored_at": literal(now, UTCDateTime())}
     scored = _count(
-        session.execute(
-            update(scores)
-            .where(scores.c.customer_id == r.customer_id)
-            .values({**{name: r[name] for name in SCORES}, "scored_at": literal(now, UTCDateTime())})
-        )
+        session.execute(update(scores).where(scores.c.customer_id == r.customer_id).values(written))
     )
     session.execute(
         delete(scores).where(
