@@ -36,6 +36,8 @@ from campaigner.db.models import (
     MessageStatus,
     OptOut,
     Order,
+    OrderItem,
+    OrderItemCategory,
     SegmentChange,
 )
 from campaigner.errors import CampaignerError
@@ -51,6 +53,8 @@ COPIED_TABLES = (
     Customer,
     CustomerDate,
     Order,
+    OrderItem,
+    OrderItemCategory,
     OptOut,
     Message,
     Announcement,

@@ -5,10 +5,11 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from conftest import create_pg_database, drop_pg_database, require_postgres
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import Engine, inspect, select, text
+from sqlalchemy.orm import Session
 
 from campaigner.db import create_engine_for, ensure_current, upgrade
-from campaigner.db.models import Base
+from campaigner.db.models import Base, Customer, Order, OrderItem
 from campaigner.db.schema import alembic_config, current_revision, head_revision
 from campaigner.errors import SchemaOutdated
 
@@ -27,6 +28,7 @@ TABLES = {
     "announcements",
     "draws",
     "draw_winners",
+    "order_item_categories",
 }
 
 
@@ -102,3 +104,32 @@ def test_timezone_index_migrates_up_and_down_with_customers(db_url: str) -> None
 
 def _indexes(engine: Engine, table: str) -> set[str]:
     return {str(index["name"]) for index in inspect(engine).get_indexes(table)}
+
+
+def test_items_stored_before_products_1_get_category_rows_folded_as_rules_are(
+    db_url: str,
+) -> None:
+    """A shop upgrading with line items from sync or webhooks: its past orders count for
+    "bought in a category" (Arabic ك/ي folded to Persian, a comma inside a name kept)."""
+    engine = create_engine_for(db_url)
+    try:
+        command.downgrade(alembic_config(engine), "occasions_1")
+        with Session(engine) as session, session.begin():
+            customer = Customer(external_id="c1", first_name="", last_name="")
+            order = Order(external_id="o1", customer=customer)
+            session.add_all([customer, order])
+            session.flush()
+            session.add_all(
+                [
+                    OrderItem(order_id=order.id, line_no=1, categories=",كيك,tea%2C coffee,"),
+                    OrderItem(order_id=order.id, line_no=2, categories=""),
+                ]
+            )
+        upgrade(engine)
+        with Session(engine) as session:
+            items = session.scalars(select(OrderItem).order_by(OrderItem.line_no)).all()
+            stored = [(i.categories, [c.category for c in i.category_rows]) for i in items]
+        assert stored == [(",tea%2C coffee,کیک,", ["tea, coffee", "کیک"]), ("", [])]
+    finally:
+        upgrade(engine)
+        engine.dispose()
