@@ -15,8 +15,9 @@ now for every customer: the day a greeting goes to the whole shop.
 
 The database is built in a child process, so the peak memory reported is the planner's own.
 A database reused with --db has its ledger emptied first: every run plans from a clean ledger.
-Both approaches evaluate the enabled sample rules only (as the product does) and must find the
-same due occurrences; the script checks that they do and exits non-zero otherwise.
+Both approaches evaluate the same rules (the enabled sample rules, as the product does, and
+one of each newer kind) and must find the same due occurrences; the script checks that they
+do and exits non-zero otherwise.
 """
 
 from __future__ import annotations
