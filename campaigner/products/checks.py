@@ -30,7 +30,7 @@ def product_notes(session: Session, rule: Any, now: datetime) -> list[str]:
             )
         ]
         unknown += [
-            f"category {category!r}"
+            f"category '{category}'"  # not repr: a Persian name keeps its ZWNJ
             for category in choice.categories
             if not session.scalar(select(exists().where(item_categories.c.category == category)))
         ]
