@@ -44,6 +44,7 @@ from campaigner.customers.records import (
     item_rows,
     order_row,
 )
+from campaigner.customers.widths import fit_customer, fit_item, fit_order
 from campaigner.db.models import Customer, CustomerDate, Order, OrderItem, OrderItemCategory
 from campaigner.db.upsert import upsert
 from campaigner.messages.coupons import redeem_coupons
@@ -61,6 +62,15 @@ class RecordError:
     field: str | None = None
 
 
+@dataclass(frozen=True)
+class RecordWarning:
+    """A value of the record at `index` changed to fit its column; the record was loaded."""
+
+    index: int
+    reason: str
+    field: str
+
+
 @dataclass
 class LoadResult:
     inserted: int = 0
@@ -69,6 +79,7 @@ class LoadResult:
     # Records older than what the shop sent before (out-of-order deliveries): not written.
     stale: int = 0
     errors: list[RecordError] = field(default_factory=list)
+    warnings: list[RecordWarning] = field(default_factory=list)
 
     @property
     def accepted(self) -> int:
@@ -80,6 +91,9 @@ class LoadResult:
         self.unchanged += other.unchanged
         self.stale += other.stale
         self.errors += [RecordError(e.index + offset, e.reason, e.field) for e in other.errors]
+        self.warnings += [
+            RecordWarning(w.index + offset, w.reason, w.field) for w in other.warnings
+        ]
 
 
 def load_customers(
@@ -106,6 +120,8 @@ def load_customers(
         except RowError as exc:
             result.errors.append(RecordError(index, str(exc), exc.field))
             continue
+        for name, reason in fit_customer(row):
+            result.warnings.append(RecordWarning(index, reason, name))
         dates = row.pop(OWN_DATES, None)
         if dates:
             own_dates.setdefault(row["external_id"], {}).update(dates)
@@ -192,10 +208,14 @@ def load_orders(
             record["customer_id"] = buyers.ids[index]
         try:
             values = order_row(record, defaults, local_zone=local_zone)
-            items = raw.get("items")
-            valid.append((index, values, None if items is None else item_rows(items)))
+            given = raw.get("items")
+            items = None if given is None else item_rows(given)
         except RowError as exc:
             result.errors.append(RecordError(index, str(exc), exc.field))
+            continue
+        for name, reason in fit_order(values, items):
+            result.warnings.append(RecordWarning(index, reason, name))
+        valid.append((index, values, items))
     wanted = {values["customer_id"] for _, values, _ in valid}
     known: dict[str, int] = {
         external_id: customer_id
@@ -214,6 +234,7 @@ def load_orders(
         if items is not None:
             items_by_order[values["external_id"]] = items
     result.errors.sort(key=lambda error: error.index)
+    result.warnings.sort(key=lambda warning: warning.index)
     changed, stale = _write(session, cast(Table, Order.__table__), good, now, result)
     if changed:
         refresh_customer_stats(
@@ -238,8 +259,9 @@ def load_items(
     """Line item records (item fields and `order_id`, the order's external id) of orders
     already loaded. The rows of one order are all its items: they replace what it had, in
     the order given. An order with a bad line keeps its items and each of its rows is
-    rejected (the bad one with its reason), so an order is never left with part of them.
-    `defaults` and `now` are unused: the signature is the other loaders'."""
+    rejected (the bad one with its reason), so an order is never left with part of them. A
+    name too long for its column is shortened, a product id or SKU left out, with a warning
+    (`widths`). `defaults` and `now` are unused: the signature is the other loaders'."""
     result = LoadResult()
     groups: dict[str, list[int]] = {}
     for index, raw in enumerate(rows):
@@ -266,10 +288,13 @@ def load_items(
                 )
                 result.errors.append(RecordError(index, reason, field_name))
             continue
-        items_by_order[order] = item_rows(
-            [{k: v for k, v in rows[i].items() if k != "order_id"} for i in indexes]
-        )
+        items = item_rows([{k: v for k, v in rows[i].items() if k != "order_id"} for i in indexes])
+        for line_no, (index, item) in enumerate(zip(indexes, items, strict=True), start=1):
+            for name, reason in fit_item(item, line_no):
+                result.warnings.append(RecordWarning(index, reason, name))
+        items_by_order[order] = items
     result.errors.sort(key=lambda error: error.index)
+    result.warnings.sort(key=lambda warning: warning.index)
     changed = _replace_items(session, items_by_order) if items_by_order else {}
     for order, items in items_by_order.items():
         outcome = changed.get(order)
@@ -351,6 +376,9 @@ def _load_buyers(
         result.errors.append(RecordError(index, error.reason, f"customer.{error.field}"))
         buyers.failed.add(index)
         buyers.ids.pop(index, None)
+    for warning in loaded.warnings:
+        index = write_positions[warning.index]
+        result.warnings.append(RecordWarning(index, warning.reason, f"customer.{warning.field}"))
     return buyers
 
 

@@ -6,12 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from click.testing import CliRunner
+from product_shop import ProductShop, day
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from campaigner.cli import cli
 from campaigner.config import Settings
 from campaigner.customers.importer import import_csv
+from campaigner.customers.loader import load_items
 from campaigner.db.models import Order, OrderItem, OrderItemCategory
 
 CUSTOMERS = "id,first_name,phone\nc1,Ali,09121111111\nc2,Sara,09122222222\n"
@@ -196,3 +198,24 @@ def test_an_order_with_more_lines_than_a_batch_is_loaded_whole(
     for order, *_ in stored(sessions):
         counts[order] = counts.get(order, 0) + 1
     assert counts == {"1": 600, "2": 600, "3": 600}
+
+
+def test_an_items_line_too_wide_is_kept_fitted_with_a_warning(
+    sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    """As on an order (`customers.widths`): a long name is cut, a long SKU left out; the
+    line and its order are kept, not rejected."""
+    shop = ProductShop(sessions, settings)
+    shop.customer("ali")
+    shop.order("ali", day(0), external_id="o1")
+    line = {"order_id": "o1", "name": "چای " * 100, "sku": "S" * 200, "product_id": "57"}
+    with sessions.begin() as session:
+        result = load_items(session, [line], settings.customers, now=day(0))
+    assert (result.inserted, result.errors) == (1, [])
+    assert [w.reason for w in result.warnings] == [
+        "item 1: name of 399 characters cut to 255",  # spaces folded first
+        "item 1: sku longer than 128 characters: left out",
+    ]
+    with sessions() as session:
+        item = session.scalars(select(OrderItem)).one()
+    assert (item.name, item.sku, item.product_id) == (("چای " * 100)[:255].rstrip(), None, "57")
