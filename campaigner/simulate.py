@@ -37,6 +37,8 @@ from campaigner.db.models import (
     MessageStatus,
     OptOut,
     Order,
+    OrderItem,
+    OrderItemCategory,
     SegmentChange,
 )
 from campaigner.errors import CampaignerError
@@ -53,6 +55,8 @@ COPIED_TABLES = (
     CustomerScore,
     CustomerDate,
     Order,
+    OrderItem,
+    OrderItemCategory,
     OptOut,
     Message,
     Announcement,

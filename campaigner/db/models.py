@@ -115,7 +115,7 @@ class CustomerScore(Base):
     orders: Mapped[int] = mapped_column(Integer, default=0)
     last_paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     currency: Mapped[str | None] = mapped_column(String(8))
-    spent: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    spent: Mapped[Decimal | None] = mapped_column(Numeric(18, 2))  # a sum, as total_spent
     recency_score: Mapped[int | None] = mapped_column(Integer)
     frequency_score: Mapped[int | None] = mapped_column(Integer)
     monetary_score: Mapped[int | None] = mapped_column(Integer)
@@ -147,7 +147,8 @@ class Customer(Base):
     birth_jalali_md: Mapped[int | None] = mapped_column(Integer)
     # Order statistics over paid orders, kept up to date by imports and sync.
     orders_count: Mapped[int] = mapped_column(Integer, default=0)
-    total_spent: Mapped[Decimal] = mapped_column(Numeric(14, 2), default=Decimal(0))
+    # Wider than an order's total: it adds up all of them (a wholesale buyer in rials).
+    total_spent: Mapped[Decimal] = mapped_column(Numeric(18, 2), default=Decimal(0))
     first_order_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_order_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_order_id: Mapped[int | None] = mapped_column(Integer)
@@ -267,8 +268,31 @@ class OrderItem(Base):
     line_total: Mapped[Decimal] = mapped_column(Numeric(14, 2), default=Decimal(0))
 
     order: Mapped[Order] = relationship(back_populates="items")
+    category_rows: Mapped[list[OrderItemCategory]] = relationship(
+        order_by="OrderItemCategory.id", cascade="all, delete-orphan", passive_deletes=True
+    )
 
-    __table_args__ = (UniqueConstraint("order_id", "line_no"),)
+    __table_args__ = (
+        UniqueConstraint("order_id", "line_no"),
+        Index(None, "product_id"),
+        Index(None, "sku"),
+    )
+
+
+class OrderItemCategory(Base):
+    """One category of a line item, one row each: a name may hold a comma, and "bought in
+    this category" and a customer's favourite category are then plain indexed SQL."""
+
+    __tablename__ = "order_item_categories"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item_id: Mapped[int] = mapped_column(
+        ForeignKey("order_items.id", ondelete="CASCADE"), index=True
+    )
+    # Folded by `products.categories.category_key`, as rule files are: matching is exact.
+    category: Mapped[str] = mapped_column(String(255))
+
+    __table_args__ = (Index(None, "category", "item_id"),)
 
 
 class SegmentChange(Base):

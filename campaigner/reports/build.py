@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session, aliased
 from campaigner.clock import Clock
 from campaigner.config import ReportSettings, Settings
 from campaigner.db.models import Coupon, Customer, Message, MessageStatus, NpsResponse, Order
+from campaigner.products.bought import ProductChoice, order_contains
 from campaigner.reports.model import (
     CENT,
     UNRECORDED,
@@ -77,11 +78,14 @@ def build_report(
     clock: Clock,
     churn_days: int | None = None,
     win_back_rules: Collection[str] = ("win_back",),
+    product_goals: Mapping[str, ProductChoice] | None = None,
 ) -> Report:
     """Everything `campaigner report` shows, for ledger rows due in [since, until].
 
     `attribution_days` gives each rule's window (rules missing from it get 7 days);
-    `win_back_rules` names the rules whose recipients count for the win-back recovery rate.
+    `win_back_rules` names the rules whose recipients count for the win-back recovery rate;
+    `product_goals` what a product rule's customers should buy (cross_sell: its suggestion,
+    replenish: its products), counted as `bought_it`.
     """
     start = _midnight(since) if since else None
     end = _midnight(until + timedelta(days=1)) if until else clock.now()
@@ -97,6 +101,7 @@ def build_report(
     _add_results(session, ledger, in_period, window, settings.reports.min_group_size, currency)
     _add_coupons(session, by_rule, in_period)
     _add_segment_results(session, by_rule, in_period, window)
+    _add_bought_it(session, by_rule, in_period, window, product_goals or {})
     for stats in by_rule.values():
         stats.converted_revenue = _converted(stats.revenue, settings.reports, target)
     report.rules = [by_rule[name] for name in sorted(by_rule)]
@@ -359,6 +364,26 @@ def _add_segment_results(
             SegmentResult(segment, *counts[segment])
             for segment in sorted(counts, key=lambda s: (order.get(s, len(order)), s))
         ]
+
+
+def _add_bought_it(
+    session: Session,
+    by_rule: dict[str, RuleReport],
+    in_period: list[ColumnElement[bool]],
+    window: ColumnElement[Any],
+    goals: Mapping[str, ProductChoice],
+) -> None:
+    """Per product rule, the messaged customers with an attributed order holding its goal."""
+    sent = and_(unindexed(messages.c.status).in_(ACCEPTED), messages.c.sent_at.is_not(None))
+    for name, goal in goals.items():
+        if name not in by_rule:
+            continue
+        count = session.scalar(
+            select(func.count(distinct(messages.c.id)))
+            .select_from(messages.join(orders, _attributed(window)))
+            .where(*in_period, messages.c.rule == name, sent, order_contains(goal, orders.c.id))
+        )
+        by_rule[name].bought_it = int(count or 0)
 
 
 def _segment_sizes(session: Session) -> dict[str, int]:

@@ -144,6 +144,9 @@ class RuleReport:
     coupons_redeemed: int = 0
     uplift: Uplift | None = None
     by_segment: list[SegmentResult] = field(default_factory=list)  # in map order
+    # cross_sell: messaged customers who then bought the suggestion; replenish: who bought
+    # the product again (in the attribution window). None for other rules.
+    bought_it: int | None = None
 
     @property
     def delivery_rate(self) -> float | None:
