@@ -1,15 +1,17 @@
-"""Benchmark: one planning pass of the sample rules and a segment_change rule over a large
-shop, against a naive baseline that loads customers, orders and segment moves into Python
-and evaluates each rule per customer.
+"""Benchmark: one planning pass of the sample rules and one rule of each newer kind over a
+large shop whose orders carry line items, against a naive baseline that loads customers,
+orders, lines, stored dates and segment moves into Python and evaluates each rule per
+customer.
 
-Besides the sample rules, the pass plans a Nowruz greeting (`occasion`, due tomorrow), a
-wedding anniversary (`personal_date` from 300,000 stored dates), "a year with us"
-(`personal_date` on the first order), an approved announcement to the customers whose last
-order fell in one week of last June (`announcement`, at 10:00 today in each customer's zone,
-queued all at once as announcements are, also where 10:00 is still to come) and
-the winners of a prize draw drawn an hour ago (`draw_winner`). Then, apart, what is a
-mass insert rather than a lookup: one occasion due now for every customer (the day a
-greeting goes to the whole shop), and a sale announced to the quarter of the shop whose
+Besides the sample rules, the pass plans a segment_change rule (loyal or champions to
+at_risk), a Nowruz greeting (`occasion`, due tomorrow), a wedding anniversary
+(`personal_date` from 300,000 stored dates), "a year with us" (`personal_date` on the first
+order), an approved announcement to the customers whose last order fell in one week of last
+June (`announcement`, at 10:00 today in each customer's zone, queued all at once as
+announcements are, also where 10:00 is still to come), the winners of a prize draw drawn an
+hour ago (`draw_winner`), a cross-sell and a replenishment with `days = "auto"`. Then, apart,
+what is a mass insert rather than a lookup: one occasion due now for every customer (the day
+a greeting goes to the whole shop), and a sale announced to the quarter of the shop whose
 last order is over nine months old.
 
     .venv/bin/python bench/plan.py                    # 1,000,000 customers, 3,000,000 orders
@@ -18,13 +20,16 @@ last order is over nine months old.
 
 The database is built in a child process, so the peak memory reported is the planner's own.
 A database reused with --db has its ledger emptied first: every run plans from a clean ledger.
-Both approaches evaluate the enabled sample rules only (as the product does) and must find the
-same due occurrences; the script checks that they do and exits non-zero otherwise.
+Both approaches evaluate the same rules (the enabled sample rules, as the product does, and
+one of each newer kind) and must find the same due occurrences; the script checks that they
+do and exits non-zero otherwise.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
+import math
 import multiprocessing
 import random
 import resource
@@ -38,6 +43,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from pydantic import TypeAdapter
 from sqlalchemy import Engine, select
 
 from campaigner.calendars import birthday_in_year, jalali_month_day, month_day, year_of
@@ -51,25 +57,52 @@ from campaigner.db.models import (
     DrawWinner,
     OptOut,
     Order,
+    OrderItem,
     SegmentChange,
 )
 from campaigner.planner import PlanReport, plan
+from campaigner.products.reorder import reorder_days
 from campaigner.project import SAMPLES
 from campaigner.rules.loader import load_rules
 from campaigner.rules.models import (
     AnnouncementRule,
     BirthdayRule,
+    CrossSellRule,
     DrawWinnerRule,
     OccasionRule,
     PersonalDateRule,
     PostPurchaseRule,
     ReferralRequestRule,
+    ReplenishRule,
     Rule,
     SegmentChangeRule,
     WinBackRule,
 )
 
 NOW = datetime(2026, 3, 20, 8, 0, tzinfo=UTC)  # 11:30 in Tehran
+PRODUCTS = 200  # product n: id "n", SKU "SKUn", category "cat{n % 20}"
+CATEGORIES = 20
+PRODUCT_RULES: list[Rule] = [
+    TypeAdapter(Rule).validate_python(rule)
+    for rule in (
+        {
+            "name": "cross_sell",
+            "trigger": "cross_sell",
+            "template": "x.j2",
+            "after": "7d",
+            "bought": {"categories": ["cat3"]},
+            "suggest": {"products": ["SKU70"]},
+            "suggestion": "product 70",
+        },
+        {
+            "name": "replenish",
+            "trigger": "replenish",
+            "template": "x.j2",
+            "days": "auto",
+            "bought": {"products": ["57"]},
+        },
+    )
+]
 ZONES = ["Asia/Tehran"] * 16 + ["Europe/Berlin", "America/New_York", "Asia/Dubai", "Europe/London"]
 CHUNK = 100_000
 DATED_SHARE = 0.3  # customers with a stored wedding anniversary
@@ -183,6 +216,28 @@ def build(path: Path, customers: int, orders_per_customer: int, seed: int) -> No
                 " paid_at, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
                 order_rows(start, min(start + CHUNK, total_orders + 1)),
             )
+    line_ids = iter(range(1, 3 * total_orders))
+    for start in range(1, total_orders + 1, CHUNK):
+        lines, categories = [], []
+        for order in range(start, min(start + CHUNK, total_orders + 1)):
+            for line_no in range(1, 2 + (rng.random() < 0.5)):
+                line, product = next(line_ids), rng.randrange(1, PRODUCTS + 1)
+                category = f"cat{product % CATEGORIES}"
+                lines.append(
+                    (line, order, line_no, str(product), f"SKU{product}", f"Product {product}",
+                     f",{category},", 1, 1000, 1000)
+                )  # fmt: skip
+                categories.append((line, line, category))
+        with db:
+            db.executemany(
+                "INSERT INTO order_items (id, order_id, line_no, product_id, sku, name,"
+                " categories, quantity, unit_price, line_total) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                lines,
+            )
+            db.executemany(
+                "INSERT INTO order_item_categories (id, item_id, category) VALUES (?,?,?)",
+                categories,
+            )
     with db:
         db.execute(
             "INSERT INTO opt_outs (phone, source, reason, created_at)"
@@ -277,7 +332,8 @@ def draw(path: Path, customers: int) -> None:
 
 
 def naive(url: str, rules: list[Rule], shop: ZoneInfo) -> Counter[str]:
-    """The obvious way: every customer and order in Python, every rule checked per customer."""
+    """The obvious way: every customer, order and line in Python, every rule checked per
+    customer."""
     engine = create_engine_for(url)
     with session_factory(engine)() as session:
         opted_out = set(session.scalars(select(OptOut.phone)))
@@ -307,9 +363,27 @@ def naive(url: str, rules: list[Rule], shop: ZoneInfo) -> Counter[str]:
             )
         }
         history: dict[int, list[datetime]] = {}
-        paid = select(Order.customer_id, Order.paid_at).where(Order.status == "paid")
-        for customer_id, paid_at in session.execute(paid.order_by(Order.paid_at, Order.id)):
+        bought: dict[int, list[tuple[datetime, int]]] = {}
+        paid = select(Order.customer_id, Order.paid_at, Order.id).where(Order.status == "paid")
+        for customer_id, paid_at, order_id in session.execute(
+            paid.order_by(Order.paid_at, Order.id)
+        ):
             history.setdefault(customer_id, []).append(paid_at)
+            bought.setdefault(customer_id, []).append((paid_at, order_id))
+        # Every line read; only the products the rules name are kept (memory).
+        named = {
+            p
+            for rule in PRODUCT_RULES
+            for field in ("bought", "suggest")
+            if hasattr(rule, field)
+            for p in _products(rule, field)
+        }
+        lines: dict[int, set[str]] = {}
+        for order_id, product in session.execute(
+            select(OrderItem.order_id, OrderItem.product_id)
+        ).yield_per(100_000):
+            if product in named:
+                lines.setdefault(order_id, set()).add(product)
         moves: dict[int, list[tuple[str, str, datetime]]] = {}
         for customer_id, old, new, changed_at in session.execute(
             select(SegmentChange.customer_id, SegmentChange.old, SegmentChange.new,
@@ -317,6 +391,7 @@ def naive(url: str, rules: list[Rule], shop: ZoneInfo) -> Counter[str]:
         ):  # fmt: skip
             moves.setdefault(customer_id, []).append((old, new, changed_at))
     engine.dispose()
+    reorder = _median_reorder_days(bought, lines)
     due: Counter[str] = Counter()
     for cid, phone, consent, invalid, zone_name, calendar, birthday, last_order in people:
         if not phone or not consent or invalid or phone in opted_out:
@@ -374,13 +449,28 @@ def naive(url: str, rules: list[Rule], shop: ZoneInfo) -> Counter[str]:
                         and birthday_in_year(original[0], year_of(party, used), used) == party
                     ):
                         due[rule.name] += 1
+            elif isinstance(rule, CrossSellRule):
+                mine = [(at, lines.get(oid, set())) for at, oid in bought.get(cid, [])]
+                wanted, suggested = _products(rule, "bought"), _products(rule, "suggest")
+                for n, (at, products) in enumerate(mine):
+                    if products & wanted and start <= at + rule.after_td <= NOW:
+                        later = [p for a, p in mine[n:] if a <= NOW]
+                        due[rule.name] += not any(p & suggested for p in later)
+            elif isinstance(rule, ReplenishRule):
+                wanted = _products(rule)
+                days = reorder if rule.days == "auto" else rule.days
+                purchases = [
+                    at for at, oid in bought.get(cid, []) if lines.get(oid, set()) & wanted
+                ]
+                if purchases and days is not None:
+                    due[rule.name] += start <= purchases[-1] + timedelta(days=days) <= NOW
             elif isinstance(rule, AnnouncementRule):
                 after, before = rule.audience.last_order_after, rule.audience.last_order_before
                 low = datetime.fromisoformat(after or "1900-01-01").replace(tzinfo=shop)
                 high = datetime.fromisoformat(before or "9999-01-01").replace(tzinfo=shop)
                 send = rule.local_at.replace(tzinfo=zone)
-                bought = last_order is not None and low <= last_order < high
-                due[rule.name] += bought and start <= send  # queued ahead, all at once
+                listed = last_order is not None and low <= last_order < high
+                due[rule.name] += listed and start <= send  # queued ahead, all at once
             elif isinstance(rule, DrawWinnerRule):
                 due[rule.name] += cid in winners and start <= DRAWN_AT <= NOW
             elif isinstance(rule, BirthdayRule) and birthday is not None:
@@ -407,6 +497,33 @@ def timed_pass(engine: Engine, rules: list[Rule], settings: Settings) -> tuple[f
     finally:
         session.rollback()
         session.close()
+
+
+def _products(rule: Rule, field: str = "bought") -> set[str]:
+    """The product ids a product rule names (the bench names products by id, SKU or
+    category: all three are turned into ids here)."""
+    choice = getattr(rule, field)
+    ids = {p.removeprefix("SKU") for p in choice.products}
+    for category in choice.categories:
+        ids |= {str(p) for p in range(1, PRODUCTS + 1) if f"cat{p % CATEGORIES}" == category}
+    return ids
+
+
+def _median_reorder_days(
+    bought: dict[int, list[tuple[datetime, int]]], lines: dict[int, set[str]]
+) -> int | None:
+    """The replenishment rule's interval the slow way: every gap, sorted, the middle."""
+    (rule,) = [r for r in PRODUCT_RULES if isinstance(r, ReplenishRule)]
+    wanted = _products(rule)
+    gaps = []
+    for orders in bought.values():
+        times = [at for at, oid in orders if at <= NOW and lines.get(oid, set()) & wanted]
+        gaps += [(b - a).total_seconds() / 86400 for a, b in itertools.pairwise(times)]
+    if not gaps:
+        return None
+    gaps.sort()
+    middle = (gaps[(len(gaps) - 1) // 2] + gaps[len(gaps) // 2]) / 2
+    return max(1, math.floor(middle + 0.5))
 
 
 def peak_rss_mb() -> float:
@@ -440,7 +557,8 @@ def main() -> None:
     draw(path, args.customers)
     url = f"sqlite:///{path}"
     samples = [rule for rule in load_rules(SAMPLES / "rules").rules.values() if rule.enabled]
-    rules = [*samples, SLIPPING, *DATED_RULES]  # what the product plans, and the new kinds
+    # What the product plans, and one rule of each newer kind.
+    rules = [*samples, SLIPPING, *DATED_RULES, *PRODUCT_RULES]
     settings = Settings.model_validate({"database": {"url": url}})
     engine = create_engine_for(url)
     rss_before = peak_rss_mb()
@@ -460,8 +578,8 @@ def main() -> None:
             f"{name} alone: {seconds:.3f} s for {alone.planned:,} rows "
             f"({alone.planned / seconds:,.0f} rows/s)"
         )
-    for without, with_dated in pairs:
-        print(f"  sample rules only {without:.3f} s, with the new kinds {with_dated:.3f} s")
+    for without, with_added in pairs:
+        print(f"  sample rules only {without:.3f} s, with the new kinds {with_added:.3f} s")
     print(f"peak RSS: {planner_rss:.0f} MB after planning (before: {rss_before:.0f} MB)")
     if args.skip_naive:
         for name, result in report.rules.items():
@@ -478,6 +596,12 @@ def main() -> None:
         agree = "ok" if found == baseline[name] else f"MISMATCH (naive {baseline[name]})"
         mismatches += found != baseline[name]
         print(f"  {name:<18} planned {result.planned:>6}  held out {result.held_out:>5}  {agree}")
+    with session_factory(engine)() as session:
+        for rule in PRODUCT_RULES:
+            if isinstance(rule, ReplenishRule) and rule.days == "auto":
+                days = reorder_days(session, rule.bought, NOW)
+                print(f"  {rule.name}: days = auto is {days} days (median reorder interval)")
+    engine.dispose()
     print(f"naive baseline: {naive_seconds:.1f} s")
     print(f"ratio: {naive_seconds / planner_seconds:.0f}x faster")
     print(f"peak RSS incl. naive baseline: {peak_rss_mb():.0f} MB")

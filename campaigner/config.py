@@ -36,6 +36,7 @@ from sqlalchemy.exc import ArgumentError
 
 from campaigner.customers.fields import (
     CUSTOMER_FIELDS,
+    ITEM_SOURCE_FIELDS,
     ORDER_FIELDS,
     canonical_field,
     is_field,
@@ -286,6 +287,8 @@ TriggerName = Literal[
     "referral_request",
     "nps_survey",
     "segment_change",
+    "cross_sell",
+    "replenish",
     "announcement",
     "draw_winner",
     "occasion",
@@ -431,6 +434,10 @@ class SourceSettings(Section):
     table_prefix: str = Field("wp_", pattern=r"^[A-Za-z0-9_]*$", max_length=32)
     customers: SourceTable | None = None
     orders: SourceTable | None = None
+    items: SourceTable | None = Field(
+        None,
+        description="Line items, read for each batch of orders by order_id (needs orders)",
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -451,6 +458,15 @@ class SourceSettings(Section):
             self.customers.field_columns(CUSTOMER_FIELDS)
         if self.orders is not None:
             self.orders.field_columns(ORDER_FIELDS)
+        if self.items is not None:
+            if self.orders is None or self.preset is not None:
+                raise ValueError(
+                    "[sources.items] goes with [sources.orders]: items are read for each "
+                    "batch of orders (a preset reads its own)"
+                )
+            if not self.items.reads_own_rows:
+                raise ValueError("[sources.items]: give either `table` or `query`")
+            self.items.field_columns(ITEM_SOURCE_FIELDS)
         return self
 
     @property

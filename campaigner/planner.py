@@ -45,6 +45,7 @@ from campaigner.errors import one_line
 from campaigner.rules.models import AnnouncementRule, Rule
 from campaigner.rules.triggers import DueContext, compile_due
 from campaigner.rules.triggers.common import instant
+from campaigner.segments.membership import segment_of
 from campaigner.timezones import zone_or
 
 messages = cast(Table, Message.__table__)
@@ -414,6 +415,7 @@ def _insert(rule: Rule, query: Select[Any], now: datetime, dialect: str, limit: 
         due.c.due_at,
         due.c.due_at,
         due.c.expires_at,
+        segment_of(due.c.customer_id),
         instant(now),
         instant(now),
     ).where(due.c.customer_id.is_not(None))  # SQLite needs a WHERE before ON CONFLICT
@@ -430,6 +432,7 @@ def _insert(rule: Rule, query: Select[Any], now: datetime, dialect: str, limit: 
         "due_at",
         "scheduled_for",
         "expires_at",
+        "customer_segment",
         "created_at",
         "updated_at",
     ]

@@ -25,14 +25,18 @@ from campaigner.messages.render import MessageRenderer, RenderError
 from campaigner.messages.templates import MessageTemplates
 from campaigner.planner import customer_zones, holdout_bucket, is_held_out
 from campaigner.policy import SendingPolicy
+from campaigner.products.bought import order_contains
+from campaigner.products.reorder import reorder_days
 from campaigner.rulebook import check_rules
 from campaigner.rules.models import (
     AnnouncementAudience,
     AnnouncementRule,
     Audience,
     BirthdayRule,
+    CrossSellRule,
     PostPurchaseRule,
     ReferralRequestRule,
+    ReplenishRule,
     Rule,
     SegmentChangeRule,
     WinBackRule,
@@ -147,7 +151,7 @@ def _explain(
     customer: Customer,
     result: Preview,
 ) -> None:
-    result.reasons.extend(_ineligible(session, settings, rule, customer))
+    result.reasons.extend(_ineligible(session, settings, rule, customer, result.at))
     occurrences = []
     for statement in compile_due(rule, ctx):
         due = statement.subquery("due")
@@ -231,7 +235,9 @@ def _render(
     result.sample_codes = rule.coupon is not None or not had_code
 
 
-def _ineligible(session: Session, settings: Settings, rule: Rule, customer: Customer) -> list[str]:
+def _ineligible(
+    session: Session, settings: Settings, rule: Rule, customer: Customer, at: datetime
+) -> list[str]:
     """Every reason the customer may not receive this rule's messages at all."""
     reasons = []
     if not customer.phone:
@@ -250,11 +256,16 @@ def _ineligible(session: Session, settings: Settings, rule: Rule, customer: Cust
             for test in value:
                 shown = f"{test['field']} {test['op']} {test['value']}"
                 checks.append((shown, Audience.model_validate({"where": [test]})))
+        elif name in ("bought_any", "bought_none"):
+            spec = getattr(rule.audience, name)
+            within = f" within {spec.within}" if spec.within else ""
+            shown = f"{name} {spec.described()}{within}"
+            checks.append((shown, Audience.model_validate({name: value})))
         else:
             checks.append((f"{name} = {value}", Audience.model_validate({name: value})))
     for shown, audience in checks:
         inside = select(customers.c.id).where(
-            customers.c.id == customer.id, *audience_filter(audience)
+            customers.c.id == customer.id, *audience_filter(audience, at)
         )
         if session.scalar(inside) is None:
             reasons.append(f"not in the audience: {shown}")
@@ -339,6 +350,8 @@ def _not_due(
         moment = qualifying + rule.delay_td
         when = "next due" if moment > at else "was due"
         return f"{nothing}; {when} {_local(moment, zone)}"
+    if isinstance(rule, CrossSellRule | ReplenishRule):
+        return f"{nothing}; {_product_hint(session, rule, customer, at, zone)}"
     if isinstance(rule, PostPurchaseRule):
         upcoming = session.scalars(
             select(Order.paid_at)
@@ -353,6 +366,39 @@ def _not_due(
             return f"{nothing}; due {rule.delay} after the customer's next paid order"
         return f"{nothing}; next due {_local(upcoming + rule.delay_td, zone)}"
     return nothing
+
+
+def _product_hint(
+    session: Session,
+    rule: CrossSellRule | ReplenishRule,
+    customer: Customer,
+    at: datetime,
+    zone: ZoneInfo,
+) -> str:
+    """When the customer's last purchase of the rule's products makes it due."""
+    last = session.scalars(
+        select(Order)
+        .where(
+            Order.customer_id == customer.id,
+            Order.status == "paid",
+            Order.paid_at <= at,
+            order_contains(rule.bought, Order.id),
+        )
+        .order_by(Order.paid_at.desc(), Order.id.desc())
+    ).first()
+    if last is None or last.paid_at is None:
+        return f"has not bought {rule.bought.described()}"
+    if isinstance(rule, CrossSellRule):
+        moment = last.paid_at + rule.after_td
+        because = f"after order {last.external_id}, unless {rule.suggest.described()} is bought"
+    else:
+        days = rule.days if rule.days != "auto" else reorder_days(session, rule.bought, at)
+        if days is None:
+            return 'days = "auto": nobody has bought it twice yet'
+        moment = last.paid_at + timedelta(days=days)
+        because = f"{days} days after order {last.external_id}, unless bought again"
+    when = "next due" if moment > at else "was due"
+    return f"{when} {_local(moment, zone)} ({because})"
 
 
 def _local(moment: datetime, zone: ZoneInfo | Settings) -> str:

@@ -25,6 +25,7 @@ from campaigner.gateways import Gateway, create_gateway
 from campaigner.messages.render import MessageRenderer
 from campaigner.planner import PlanReport, RulePlan, Unplanned, plan, unplanned
 from campaigner.policy import RulePolicy
+from campaigner.products.recheck import stopped_holding
 from campaigner.quarantine import Quarantine
 from campaigner.rulebook import Rulebook
 from campaigner.rules.models import Rule
@@ -70,6 +71,27 @@ class RuleForecast:
         ]
         named = {name: zone_or(name, self.default_zone) for name in zones}
         return unplanned(session, rules, phones, named, now, until, self.occasions)
+
+
+class RuleRecheck:
+    """The dispatcher's send-time re-check of what a rule planned on: each claimed row's
+    rule asked about its rows (`products.recheck`); a rule that disappeared asks nothing."""
+
+    def __init__(self, rulebook: Rulebook) -> None:
+        self.rulebook = rulebook
+
+    def __call__(
+        self, session: Session, messages: Sequence[Message], now: datetime
+    ) -> dict[int, str]:
+        by_rule: dict[str, list[int]] = {}
+        for message in messages:
+            by_rule.setdefault(message.rule, []).append(message.id)
+        gone: dict[int, str] = {}
+        for name, ids in sorted(by_rule.items()):
+            rule = self.rulebook.get(name)
+            if rule is not None:
+                gone.update(stopped_holding(session, rule, ids, now))
+        return gone
 
 
 class RuleRenderer:
@@ -156,6 +178,7 @@ class Runtime:
             renderer=RuleRenderer(rulebook, settings, clock),
             policies=lambda name: rule_policy(rulebook.get(name)),
             forecast=RuleForecast(rulebook, settings),
+            recheck=RuleRecheck(rulebook),
             fallback_gateway=fallback,
         )
         return cls(settings, clock, sessions, rulebook, gateway, fallback, dispatcher)

@@ -30,12 +30,15 @@ from campaigner.db.models import (
     Announcement,
     Customer,
     CustomerDate,
+    CustomerScore,
     Draw,
     DrawWinner,
     Message,
     MessageStatus,
     OptOut,
     Order,
+    OrderItem,
+    OrderItemCategory,
     SegmentChange,
 )
 from campaigner.errors import CampaignerError
@@ -49,8 +52,11 @@ COPY_BATCH = 2000
 # What a shop database holds that the engine reads or writes, parents before children.
 COPIED_TABLES = (
     Customer,
+    CustomerScore,
     CustomerDate,
     Order,
+    OrderItem,
+    OrderItemCategory,
     OptOut,
     Message,
     Announcement,

@@ -19,7 +19,7 @@ from campaigner.calendars import jalali_month_day, month_day
 from campaigner.clock import FixedClock
 from campaigner.config import Settings
 from campaigner.customers.importer import refresh_customer_stats
-from campaigner.db.models import Customer, CustomerDate, Message, Order
+from campaigner.db.models import Customer, CustomerDate, CustomerScore, Message, Order
 from campaigner.gateways.base import OutgoingMessage, SendResult
 from campaigner.runtime import Runtime
 from campaigner.simulate import TICK
@@ -74,6 +74,17 @@ def write_dated_rules(settings: Settings) -> None:
     (templates / "anniversary.j2").write_text(
         "{{ years }} years together, {{ first_name }}!", encoding="utf-8"
     )
+
+
+def put_segment(session: Session, customer_id: int, segment: str) -> None:
+    """Place a customer in a value segment by hand, as rescoring would have (scores left out:
+    only the segment is read outside campaigner.segments)."""
+    row = session.get(CustomerScore, customer_id)
+    if row is None:
+        session.add(CustomerScore(customer_id=customer_id, orders=1, segment=segment))
+    else:
+        row.segment = segment
+    session.flush()
 
 
 def add_own_date(session: Session, customer: Customer, name: str, day: date) -> None:

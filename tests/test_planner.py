@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from pydantic import TypeAdapter
+from shop_builders import put_segment
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
@@ -35,6 +36,8 @@ from campaigner.planner import (
     unplanned,
 )
 from campaigner.rules.models import Audience, Condition, Rule
+from campaigner.segments import SegmentMap
+from campaigner.segments.scoring import refresh_inputs, rescore
 
 TEHRAN = ZoneInfo("Asia/Tehran")
 NEW_YORK = ZoneInfo("America/New_York")
@@ -643,6 +646,67 @@ def test_racing_planners_create_each_row_once(shop: Shop) -> None:
     keys = [(r.rule, r.customer_id, r.key) for r in rows]
     assert len(keys) == len(set(keys)) == 60
     assert sum(r.planned + r.held_out for report in reports for r in report.rules.values()) == 60
+
+
+def test_each_row_keeps_the_segment_its_customer_was_in_when_planned(
+    shop: Shop, clock: FixedClock
+) -> None:
+    loyal, unscored = shop.customer(), shop.customer()
+    with shop.sessions.begin() as session:
+        put_segment(session, loyal, "loyal")
+    for customer in (loyal, unscored):
+        shop.order(customer, clock.now() - timedelta(hours=3))
+    shop.plan([make_rule(**THANKS)], clock)
+    with shop.sessions.begin() as session:
+        put_segment(session, loyal, "at_risk")  # moved after planning
+        put_segment(session, unscored, "new")
+    shop.plan([make_rule(**THANKS)], clock)  # plans nothing again
+    with shop.sessions() as session:
+        kept = dict(session.execute(select(Message.customer_id, Message.customer_segment)).all())
+    assert kept == {loyal: "loyal", unscored: "none"}
+
+
+def test_planning_racing_a_rescoring_records_each_row_once_with_a_real_segment(
+    shop: Shop, clock: FixedClock
+) -> None:
+    """The daemon plans while an import's rescoring moves everybody out of "none": each row
+    is planned once, with the segment before or after the rescoring, never a missing one."""
+    customers = [shop.customer() for _ in range(30)]
+    for customer in customers:
+        shop.order(customer, clock.now() - timedelta(hours=3))
+    with shop.sessions.begin() as session:
+        refresh_inputs(session, customers, "IRT")
+    barrier = threading.Barrier(3)
+    errors: list[BaseException] = []
+
+    def planning() -> None:
+        try:
+            barrier.wait(timeout=30)
+            shop.plan([make_rule(**THANKS)], clock)
+        except BaseException as exc:
+            errors.append(exc)
+
+    def rescoring() -> None:
+        try:
+            with shop.sessions.begin() as session:
+                barrier.wait(timeout=30)
+                rescore(session, SegmentMap.standard(), clock.now())
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=planning) for _ in range(2)]
+    threads.append(threading.Thread(target=rescoring))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    with shop.sessions() as session:
+        rows = session.execute(select(Message.customer_id, Message.customer_segment)).all()
+        now_in = dict(session.execute(select(Customer.id, Customer.segment)).all())
+    assert sorted(customer for customer, _ in rows) == sorted(customers)
+    assert all(segment in ("none", now_in[customer]) for customer, segment in rows)
+    assert all(now_in[customer] != "none" for customer in customers)
 
 
 # --- one rule's failure stays its own ---------------------------------------------------------

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from pydantic import TypeAdapter
+from shop_builders import put_segment
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 from test_simulate import add_customer, add_order, local, row_counts
@@ -143,7 +144,7 @@ def test_a_segment_change_message_previews_with_the_segment_and_says_when_it_is_
         "any segment to at_risk (now in none)"
     )
     with sessions.begin() as session:
-        session.get_one(Customer, shop["en"]).segment = "at_risk"
+        put_segment(session, shop["en"], "at_risk")
         session.add(
             SegmentChange(
                 customer_id=shop["en"], old="loyal", new="at_risk", changed_at=local(20, 11)

@@ -53,9 +53,10 @@ def pick(seed: str, external_ids: list[str], winners: int) -> list[str]:
     return sorted(sorted(external_ids), key=lambda external_id: rank(seed, external_id))[:winners]
 
 
-def rule_candidates(session: Session, rule: Rule, shop: Any) -> list[Candidate]:
-    """The eligible customers of `rule`'s audience (an announcement's extras included)."""
-    conditions = list(eligible(rule))
+def rule_candidates(session: Session, rule: Rule, shop: Any, now: datetime) -> list[Candidate]:
+    """The eligible customers of `rule`'s audience (an announcement's extras included) at
+    `now`, which a `bought_any`/`bought_none` `within` is measured from."""
+    conditions = list(eligible(rule, now))
     if isinstance(rule, AnnouncementRule):
         conditions += audience_extras(rule, shop, session.get_bind().dialect.name)
     return _found(session, conditions)

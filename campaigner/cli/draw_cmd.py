@@ -73,6 +73,7 @@ def run_command(
     settings = app.settings
     sessions = app.sessions()
     path = Path(source)
+    now = SystemClock().now()
     with sessions.begin() as session:
         if path.suffix.lower() in (".csv", ".txt") or path.is_file():
             if not path.is_file():
@@ -81,7 +82,7 @@ def run_command(
             described = f"customers file {path}"
         else:
             rule = load_rule(settings, source)
-            candidates = rule_candidates(session, rule, ZoneInfo(settings.customers.timezone))
+            candidates = rule_candidates(session, rule, ZoneInfo(settings.customers.timezone), now)
             described = f"rule {rule.name} ({rule.trigger})"
         found = draw(
             session,
@@ -91,7 +92,7 @@ def run_command(
             winners,
             seed=seed,
             by=by or getpass.getuser(),
-            now=SystemClock().now(),
+            now=now,
         )
         lines = proof(found, winner_names(session, found))
     for line in lines:

@@ -9,7 +9,13 @@ import click
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from campaigner.cli.context import AppContext, pass_app
-from campaigner.customers.importer import CUSTOMER_FIELDS, ORDER_FIELDS, ImportReport, import_csv
+from campaigner.customers.importer import (
+    CUSTOMER_FIELDS,
+    ITEM_FILE_FIELDS,
+    ORDER_FIELDS,
+    ImportReport,
+    import_csv,
+)
 from campaigner.display import shown
 from campaigner.errors import CampaignerError
 
@@ -68,7 +74,9 @@ def run_import(
     return report
 
 
-def _import_command(kind: str, fields: tuple[str, ...], example: str) -> click.Command:
+def _import_command(
+    kind: str, fields: tuple[str, ...], example: str, more: str = ""
+) -> click.Command:
     @click.command(
         "import",
         help=f"""Import {kind} from a CSV file (upsert by external id).
@@ -83,14 +91,16 @@ def _import_command(kind: str, fields: tuple[str, ...], example: str) -> click.C
     recognisably Persian (Excel's plain "CSV" on Persian Windows); any other encoding is
     given with --encoding. The separator (comma, semicolon or tab) is found from the header.
     A file with a line that does not decode imports nothing, unless --keep-partial.
-
+    {more}
     \b
     Example:
       {example}
       {example.split(" --")[0]} --encoding cp1252
     """,
     )
-    @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+    @click.argument(
+        "file", required=kind != "orders", type=click.Path(path_type=Path, dir_okay=False)
+    )
     @click.option(
         "--map", "maps", multiple=True, metavar="HEADER=FIELD", help="Map a CSV header to a field."
     )
@@ -112,27 +122,46 @@ def _import_command(kind: str, fields: tuple[str, ...], example: str) -> click.C
         is_flag=True,
         help="Import the lines before one that does not decode (default: import nothing).",
     )
+    @click.option(
+        "--items",
+        "items",
+        type=click.Path(path_type=Path, dir_okay=False),
+        hidden=kind != "orders",
+        help="A CSV of the orders' line items, one per row, keyed by order_id (after FILE).",
+    )
     @pass_app
     def command(
         app: AppContext,
-        file: Path,
+        file: Path | None,
         maps: tuple[str, ...],
         rejects: Path | None,
         strict: bool,
         encoding: str | None,
         keep_partial: bool,
+        items: Path | None,
     ) -> None:
-        report = run_import(
-            app,
-            kind,
-            file,
-            maps,
-            rejects,
-            strict=strict,
-            encoding=encoding,
-            keep_partial=keep_partial,
-        )
-        if report.stopped or (report.rows and report.rejected == report.rows):
+        if items is not None and kind != "orders":
+            raise CampaignerError("--items goes with `campaigner orders import`")
+        if file is None and items is None:
+            raise click.UsageError("give an orders FILE, --items FILE, or both")
+        failed = False
+        for what, path in ((kind, file), ("items", items)):
+            if path is None:
+                continue
+            report = run_import(
+                app,
+                what,
+                path,
+                maps if what == kind else (),
+                rejects if what == kind else None,
+                strict=strict,
+                encoding=encoding,
+                keep_partial=keep_partial,
+            )
+            failed = failed or bool(
+                report.stopped or (report.rows and report.rejected == report.rows)
+            )
+        if failed:
             raise click.exceptions.Exit(1)
 
     return command
@@ -155,7 +184,15 @@ customers_group.add_command(
 )
 orders_group.add_command(
     _import_command(
-        "orders", ORDER_FIELDS, "campaigner orders import orders.csv --map Customer=customer_id"
+        "orders",
+        ORDER_FIELDS,
+        "campaigner orders import orders.csv --items order_items.csv --map Customer=customer_id",
+        more=f"""
+    Line items come in their own file with --items (columns: {", ".join(ITEM_FILE_FIELDS)}),
+    loaded after the orders: the lines of an order replace the items it had, so they must
+    be together in the file. Several categories in one cell are separated by | or ; (a
+    category name may hold a comma). Either file may be given alone.
+""",
     )
 )
 

@@ -17,6 +17,7 @@ from campaigner.display import shown
 from campaigner.errors import CampaignerError, one_line
 from campaigner.occasions import upcoming
 from campaigner.planner import count_due_each, day_bounds
+from campaigner.products.checks import product_notes
 from campaigner.rulebook import check_planning, check_rules, missing_dates
 from campaigner.rules.loader import RuleProblem, RuleSet
 from campaigner.rules.models import AnnouncementRule, OccasionRule
@@ -72,7 +73,26 @@ def check_command(app: AppContext, path: Path | None) -> None:
             found = estimate(app.settings, app.sessions(), rule, SystemClock().now())
             for line in found.lines():
                 click.echo(shown(f"    {line}"))
+    for name, note in _product_notes(app, loaded):
+        click.echo(shown(f"note  {name}: {note}"))
     click.echo(f"{len(loaded.rules)} rule(s) OK", err=True)
+
+
+def _product_notes(app: AppContext, loaded: RuleSet) -> list[tuple[str, str]]:
+    """What the shop's data says about the products a rule names (see `products.checks`);
+    nothing without a database."""
+    if not _has_database(app, quiet=True):
+        return []
+    try:
+        with app.sessions()() as session:
+            now = SystemClock().now()
+            return [
+                (name, note)
+                for name, rule in loaded.rules.items()
+                for note in product_notes(session, rule, now)
+            ]
+    except (CampaignerError, DBAPIError):
+        return []
 
 
 def _planning_problems(app: AppContext, loaded: RuleSet) -> list[RuleProblem]:

@@ -31,7 +31,6 @@ from campaigner.files import read_text_file
 from campaigner.messages.templates import MessageTemplates
 from campaigner.rulebook import check_rules
 from campaigner.rules.loader import RuleSet
-from campaigner.rules.models import TRIGGERS
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _LOCALE = re.compile(r"^[a-z]{2,3}(_[A-Z]{2})?$")
@@ -226,18 +225,6 @@ def set_enabled(rule_text: str, enabled: bool) -> str:
     else:
         top = top.rstrip("\n") + f"\nenabled = {value}\n" + ("\n" if rest else "")
     return top + rest
-
-
-def new_rule_text(trigger: str, name: str) -> str:
-    """A starting point for a new rule of this trigger kind."""
-    if trigger not in TRIGGERS:
-        raise CampaignerError(
-            f"unknown trigger {trigger!r} (expected one of: {', '.join(TRIGGERS)})"
-        )
-    return (
-        f'trigger = "{trigger}"\ntemplate = "{name}.j2"\nenabled = false\n'
-        '# See README "Writing rules" for this trigger\'s settings.\n'
-    )
 
 
 def write_atomically(path: Path, text: str) -> None:

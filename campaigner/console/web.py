@@ -47,6 +47,7 @@ from campaigner.reports import render_html, report_to_csv
 from campaigner.reports.shop import shop_report
 from campaigner.rulebook import check_rules
 from campaigner.rules.models import TRIGGERS
+from campaigner.rules.starters import starter
 from campaigner.server import forwarded
 from campaigner.server.guard import CloseUnread, Refused, read_body
 from campaigner.simulate import simulate
@@ -397,7 +398,7 @@ class Console:
         editor.rule_path(self.settings, name)  # a file name, before it goes into the text
         draft = editor.Draft(
             name,
-            editor.new_rule_text(call.field("trigger"), name),
+            starter(call.field("trigger"), name, self.clock.now().astimezone(self.zone).date()),
             {"": "{{ first_name }}، "},
             name,
         )

@@ -1,10 +1,12 @@
 """Product categories of a line item, stored in one text column as ",tea,summer shoes,".
 
-Stored like customer tags (trimmed, lower case, sorted, each once) so a category test stays a
+Stored like customer tags (folded as a rule file's names are, `category_key`: NFKC, Arabic ي/ك
+as Persian ی/ک, lower case, single spaces; sorted, each once) so a category test stays a
 parameterised LIKE on any database: `categories LIKE '%,' || :name || ',%'`, with the name
 stored as `stored_name` writes it. A name may hold a comma itself (a WooCommerce term
 «Tea, Coffee & Co», `;` and `|` alike): there `,` is written `%2C` and `%` is written `%25`,
-so one category never reads back as two.
+so one category never reads back as two. Sorted (by character code), the first
+category (a template's `.category`) is the same whichever order a shop sent them in.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from urllib.parse import unquote
 
+from campaigner.products.categories import category_key
+
 
 def stored_name(name: str) -> str:
     """One category as it is stored between the commas."""
-    return " ".join(name.split()).lower().replace("%", "%25").replace(",", "%2C")
+    return category_key(name).replace("%", "%25").replace(",", "%2C")
 
 
 def store(names: Iterable[str]) -> str:

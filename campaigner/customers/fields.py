@@ -37,6 +37,11 @@ ORDER_FIELDS = (
 # makes its buyer a customer identified by phone, `guest:+98912…`.
 BUYER_FIELDS = ("first_name", "last_name", "phone", "city", "marketing_consent", "locale")
 ITEM_FIELDS = ("product_id", "sku", "name", "categories", "quantity", "unit_price", "line_total")
+# A file of line items (`orders import --items`): each line names its order.
+ITEM_FILE_FIELDS = ("order_id", *ITEM_FIELDS)
+# Line items read from a shop database (`[sources.items]`): `id` is the line's own id, which
+# keeps an order's lines in the shop's order.
+ITEM_SOURCE_FIELDS = ("external_id", *ITEM_FILE_FIELDS)
 # Other spellings accepted for field names (CSV headers, source column mappings).
 ALIASES = {
     "id": "external_id",

@@ -110,7 +110,42 @@ _ORDERS = {
     "items_count": ("items_count", "item_count", "items", "quantity"),
     "refunded": ("refunded", "refund", "refunded_amount", "refund_amount"),
 }
-_BY_KIND = {"customers": _CUSTOMERS, "orders": _ORDERS}
+# An order's line items (`orders import --items`), one line per row, keyed by the order id.
+_ITEMS = {
+    "order_id": (
+        "order_id",
+        "order",
+        "order_number",
+        "order_no",
+        "شناسه_سفارش",
+        "شماره_سفارش",
+        "کد_سفارش",
+    ),
+    "product_id": ("product_id", "product", "product_no", "شناسه_محصول", "کد_محصول"),
+    "sku": ("sku", "product_sku", "lineitem_sku", "کد_کالا"),
+    "name": (
+        "name",
+        "product_name",
+        "item_name",
+        "item",
+        "title",
+        "lineitem_name",
+        "نام_کالا",
+        "نام_محصول",
+    ),
+    "categories": (
+        "categories",
+        "category",
+        "product_categories",
+        "product_category",
+        "دسته",
+        "دسته_بندی",
+    ),
+    "quantity": ("quantity", "qty", "count", "lineitem_quantity", "تعداد"),
+    "unit_price": ("unit_price", "price", "item_price", "lineitem_price", "قیمت", "قیمت_واحد"),
+    "line_total": ("line_total", "total", "subtotal", "line_subtotal", "amount", "مبلغ", "جمع"),
+}
+_BY_KIND = {"customers": _CUSTOMERS, "orders": _ORDERS, "items": _ITEMS}
 
 
 def fold(header: str) -> str:
@@ -128,7 +163,7 @@ SPELLINGS = {kind: _spellings(kind) for kind in _BY_KIND}
 
 
 def field_for(header: str, kind: str) -> str | None:
-    """The field of `kind` ('customers' or 'orders') that `header` names, or None.
+    """The field of `kind` ('customers', 'orders' or 'items') that `header` names, or None.
 
     A customer's own date is written `date:<name>` (`Date: Child Birthday` is
     `date:child_birthday`)."""

@@ -17,9 +17,20 @@ from sqlalchemy.orm import Session, sessionmaker
 from campaigner.clock import Clock, SystemClock
 from campaigner.config import CustomerDefaults
 from campaigner.customers.csvfile import CsvFile, open_csv
-from campaigner.customers.fields import CUSTOMER_FIELDS, ORDER_FIELDS, is_field
+from campaigner.customers.fields import (
+    CUSTOMER_FIELDS,
+    ITEM_FILE_FIELDS,
+    ORDER_FIELDS,
+    is_field,
+)
 from campaigner.customers.headers import field_for
-from campaigner.customers.loader import load_customers, load_orders, refresh_customer_stats
+from campaigner.customers.loader import (
+    LoadResult,
+    load_customers,
+    load_items,
+    load_orders,
+    refresh_customer_stats,
+)
 from campaigner.customers.records import RowError, customer_row, order_row
 from campaigner.errors import CampaignerError
 from campaigner.segments.rfm_map import SegmentMap
@@ -27,10 +38,17 @@ from campaigner.segments.scoring import rescore
 from campaigner.spreadsheets import SpreadsheetWriter
 
 BATCH_SIZE = 1000
+KIND_FIELDS = {"customers": CUSTOMER_FIELDS, "orders": ORDER_FIELDS, "items": ITEM_FILE_FIELDS}
+LOADERS: dict[str, Callable[..., LoadResult]] = {
+    "customers": load_customers,
+    "orders": load_orders,
+    "items": load_items,
+}
 SHORTENED_EXAMPLES = 3  # lines named in the summary; the count covers the rest
 
 __all__ = [
     "CUSTOMER_FIELDS",
+    "ITEM_FILE_FIELDS",
     "ORDER_FIELDS",
     "ImportReport",
     "RowError",
@@ -138,7 +156,8 @@ def import_csv(
     keep_partial: bool = False,
     segment_map: SegmentMap | None = None,
 ) -> ImportReport:
-    """Import `kind` ('customers' or 'orders') from a CSV file; see the module docstring.
+    """Import `kind` ('customers', 'orders' or 'items': an order's line items, keyed by the
+    order's id) from a CSV file; see the module docstring.
 
     `mapping` maps the file's header names to Campaigner field names; other headers are
     matched forgivingly (`headers.field_for`). A header that matches no field is named in the
@@ -146,9 +165,10 @@ def import_csv(
     called with the number of bytes read so far, for a progress bar. `encoding` None detects
     it (`csvfile.open_csv`). A file with a line that does not decode imports nothing, unless
     `keep_partial`: then the lines before it are imported and the report says where it stopped.
-    With `segment_map`, value segments are rescored once after the last batch.
+    With `segment_map`, value segments are rescored once after the last batch (not for
+    items, which change no segment).
     """
-    if kind not in ("customers", "orders"):
+    if kind not in KIND_FIELDS:
         raise ValueError(kind)
     source = open_csv(path, encoding)
     if source.failure is not None and not keep_partial:
@@ -156,7 +176,8 @@ def import_csv(
             f"{path}: {source.failure}; nothing was imported. Give the right --encoding, or "
             "--keep-partial to import the lines before it"
         )
-    fields = CUSTOMER_FIELDS if kind == "customers" else ORDER_FIELDS
+    fields = KIND_FIELDS[kind]
+    key = "order_id" if kind == "items" else "external_id"
     unknown_targets = sorted(
         target for target in set((mapping or {}).values()) if not is_field(target, fields)
     )
@@ -164,9 +185,11 @@ def import_csv(
         raise CampaignerError(f"--map names unknown field(s): {', '.join(unknown_targets)}")
     header, records = _read(source)
     renames, unmapped = match_headers(header, kind, mapping or {})
-    if "external_id" not in renames.values():
+    if key not in renames.values():
+        expected = "'order_id'" if kind == "items" else "'external_id' or 'id'"
         raise CampaignerError(
-            f"{path}: no id column (expected 'external_id' or 'id', or map one with --map)"
+            f"{path}: no {'order id' if kind == 'items' else 'id'} column "
+            f"(expected {expected}, or map one with --map)"
         )
     if unmapped and strict:
         raise CampaignerError(
@@ -195,7 +218,7 @@ def import_csv(
     def flush() -> None:
         if not batch:
             return
-        load = load_customers if kind == "customers" else load_orders
+        load = LOADERS[kind]
         with sessions.begin() as session:
             result = load(session, [raw for _, raw in batch], defaults, now=clock.now())
         report.inserted += result.inserted
@@ -212,29 +235,58 @@ def import_csv(
                 )
         batch.clear()
 
+    orders = _OrderRuns() if kind == "items" else None
     try:
         for line, raw, problem in _fields(records, header, renames):
             report.rows += 1
+            if problem is None and orders is not None:
+                problem = orders.problem(line, raw.get("order_id", "").strip())
             if problem is not None:
                 reject(line, problem, raw)
                 continue
             bytes_seen += sum(map(len, raw.values())) + len(raw)
-            batch.append((line, raw))
-            if len(batch) >= BATCH_SIZE:
+            # An order's item lines are loaded together: a batch ends between orders.
+            if len(batch) >= BATCH_SIZE and (
+                orders is None or batch[-1][1].get("order_id") != raw.get("order_id")
+            ):
                 flush()
                 if progress:
                     progress(min(bytes_seen, size_hint))
+            batch.append((line, raw))
         flush()
         if progress:
             progress(size_hint)
     finally:
         rejects.close()
-    if segment_map is not None and (report.inserted or report.updated):
+    # Line items change no value segment: only customers and orders rescore.
+    if segment_map is not None and kind != "items" and (report.inserted or report.updated):
         with sessions.begin() as session:
             rescore(session, segment_map, clock.now())
     if not report.rejected:
         report.reject_file = None
     return report
+
+
+class _OrderRuns:
+    """Item lines of one order must come together (as every shop's export writes them):
+    they replace the order's items as one. A line of an order already passed is refused
+    rather than split from the rest."""
+
+    def __init__(self) -> None:
+        self.first_line: dict[str, int] = {}
+        self.current = ""
+
+    def problem(self, line: int, order: str) -> str | None:
+        if order == self.current or not order:
+            return None
+        if order in self.first_line:
+            return (
+                f"lines of order {order!r} must be together: its lines start at line "
+                f"{self.first_line[order]}"
+            )
+        self.first_line[order] = line
+        self.current = order
+        return None
 
 
 def match_headers(

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -30,6 +31,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from campaigner.config import CustomerDefaults
+from campaigner.customers.categories import names as category_names
 from campaigner.customers.guests import is_guest, merge_guests, registered_owners
 from campaigner.customers.phones import InvalidPhone, normalize_phone
 from campaigner.customers.records import (
@@ -42,8 +44,8 @@ from campaigner.customers.records import (
     item_rows,
     order_row,
 )
-from campaigner.customers.widths import fit_customer, fit_order
-from campaigner.db.models import Customer, CustomerDate, Order, OrderItem
+from campaigner.customers.widths import fit_customer, fit_item, fit_order
+from campaigner.db.models import Customer, CustomerDate, Order, OrderItem, OrderItemCategory
 from campaigner.db.upsert import upsert
 from campaigner.messages.coupons import redeem_coupons
 from campaigner.messages.referrals import attribute_referrals
@@ -247,6 +249,76 @@ def load_orders(
     return result
 
 
+def load_items(
+    session: Session,
+    rows: Sequence[Mapping[str, Any]],
+    defaults: CustomerDefaults,
+    *,
+    now: datetime,
+) -> LoadResult:
+    """Line item records (item fields and `order_id`, the order's external id) of orders
+    already loaded. The rows of one order are all its items: they replace what it had, in
+    the order given. An order with a bad line keeps its items and each of its rows is
+    rejected (the bad one with its reason), so an order is never left with part of them. A
+    name too long for its column is shortened, a product id or SKU left out, with a warning
+    (`widths`). `defaults` and `now` are unused: the signature is the other loaders'."""
+    result = LoadResult()
+    groups: dict[str, list[int]] = {}
+    for index, raw in enumerate(rows):
+        order = as_text(raw.get("order_id")).strip()
+        if not order:
+            result.errors.append(RecordError(index, "missing order id", "order_id"))
+        else:
+            groups.setdefault(order, []).append(index)
+    known = set(
+        session.scalars(select(Order.external_id).where(Order.external_id.in_(list(groups))))
+    )
+    items_by_order: dict[str, list[dict[str, Any]]] = {}
+    for order, indexes in groups.items():
+        if order not in known:
+            for index in indexes:
+                result.errors.append(RecordError(index, f"unknown order {order!r}", "order_id"))
+            continue
+        bad = _bad_lines(rows, indexes)
+        if bad:
+            for index in indexes:
+                reason, field_name = bad.get(index) or (
+                    f"order {order!r} has a rejected line; none of its lines were loaded",
+                    "order_id",
+                )
+                result.errors.append(RecordError(index, reason, field_name))
+            continue
+        items = item_rows([{k: v for k, v in rows[i].items() if k != "order_id"} for i in indexes])
+        for line_no, (index, item) in enumerate(zip(indexes, items, strict=True), start=1):
+            for name, reason in fit_item(item, line_no):
+                result.warnings.append(RecordWarning(index, reason, name))
+        items_by_order[order] = items
+    result.errors.sort(key=lambda error: error.index)
+    result.warnings.sort(key=lambda warning: warning.index)
+    changed = _replace_items(session, items_by_order) if items_by_order else {}
+    for order, items in items_by_order.items():
+        outcome = changed.get(order)
+        if outcome == "inserted":
+            result.inserted += len(items)
+        elif outcome == "updated":
+            result.updated += len(items)
+        else:
+            result.unchanged += len(items)
+    return result
+
+
+def _bad_lines(rows: Sequence[Mapping[str, Any]], indexes: list[int]) -> dict[int, tuple[str, str]]:
+    """Row index -> (reason, field) for each line of an order that is not a valid item."""
+    bad = {}
+    for index in indexes:
+        try:
+            item_rows([{k: v for k, v in rows[index].items() if k != "order_id"}])
+        except RowError as exc:
+            field_name = (exc.field or "").removeprefix("items.0.")
+            bad[index] = (str(exc).removeprefix("item 1: "), field_name)
+    return bad
+
+
 @dataclass
 class _Buyers:
     ids: dict[int, str] = field(default_factory=dict)  # record index -> customer external id
@@ -310,9 +382,23 @@ def _load_buyers(
     return buyers
 
 
-def _replace_items(session: Session, items_by_order: dict[str, list[dict[str, Any]]]) -> None:
-    """Each order's items given take the place of the ones it had. An item that names no
-    categories (a webhook's) keeps those last stored for its product (by sync)."""
+ITEM_COLUMNS = ("line_no", "product_id", "sku", "name", "categories", "quantity")
+ITEM_AMOUNTS = ("unit_price", "line_total")
+
+
+def _item_key(item: Mapping[Any, Any]) -> tuple[Any, ...]:
+    amounts = tuple(None if item[k] is None else Decimal(item[k]) for k in ITEM_AMOUNTS)
+    return tuple(item[k] for k in ITEM_COLUMNS) + amounts
+
+
+def _replace_items(
+    session: Session, items_by_order: dict[str, list[dict[str, Any]]]
+) -> dict[str, str]:
+    """Each order's items given take the place of the ones it had; an order whose items are
+    the same as stored is left alone, so loading the same data again writes nothing.
+    Returns "inserted" (it had none) or "updated" per order external id written. An item that
+    names no categories (a webhook's) keeps those last stored for its product (by sync); its
+    `order_item_categories` rows are built from that final text."""
     known = _known_categories(
         session,
         {
@@ -332,14 +418,50 @@ def _replace_items(session: Session, items_by_order: dict[str, list[dict[str, An
             select(Order.external_id, Order.id).where(Order.external_id.in_(list(items_by_order)))
         )
     }
-    session.execute(delete(OrderItem).where(OrderItem.order_id.in_(list(ids.values()))))
+    stored: dict[int, list[tuple[Any, ...]]] = {}
+    for row in session.execute(
+        select(OrderItem.order_id, *(getattr(OrderItem, k) for k in ITEM_COLUMNS + ITEM_AMOUNTS))
+        .where(OrderItem.order_id.in_(list(ids.values())))
+        .order_by(OrderItem.order_id, OrderItem.line_no)
+    ).mappings():
+        stored.setdefault(row["order_id"], []).append(_item_key(row))
+    ids = {
+        external_id: order_id
+        for external_id, order_id in ids.items()
+        if stored.get(order_id, []) != [_item_key(i) for i in items_by_order[external_id]]
+    }
+    items_by_order = {external_id: items_by_order[external_id] for external_id in ids}
+    order_ids = list(ids.values())
+    if not order_ids:
+        return {}
+    written = {
+        external_id: "updated" if order_id in stored else "inserted"
+        for external_id, order_id in ids.items()
+    }
+    old_items = select(OrderItem.id).where(OrderItem.order_id.in_(order_ids))
+    session.execute(delete(OrderItemCategory).where(OrderItemCategory.item_id.in_(old_items)))
+    session.execute(delete(OrderItem).where(OrderItem.order_id.in_(order_ids)))
     rows = [
         {**item, "order_id": ids[external_id]}
         for external_id, items in items_by_order.items()
         for item in items
     ]
-    if rows:
-        session.execute(insert(OrderItem), rows)
+    if not rows:
+        return written
+    session.execute(insert(OrderItem), rows)
+    categorised = session.execute(
+        select(OrderItem.id, OrderItem.categories).where(
+            OrderItem.order_id.in_(order_ids), OrderItem.categories != ""
+        )
+    )
+    category_rows = [
+        {"item_id": item_id, "category": category}
+        for item_id, text in categorised
+        for category in category_names(text)
+    ]
+    if category_rows:
+        session.execute(insert(OrderItemCategory), category_rows)
+    return written
 
 
 def _known_categories(session: Session, products: set[str]) -> dict[str, str]:

@@ -407,35 +407,52 @@ def order_row(
 def item_rows(items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Validate an order's line items; they are numbered 1, 2, … in the order given.
 
-    An item whose record names no categories (a shop webhook: the REST APIs send none) has
-    `categories` None, for the loader to keep what is known of its product.
+    A problem names its item as the ingest API does, `items.0.quantity` for the first. An item
+    whose record names no categories (a shop webhook: the REST APIs send none) has `categories`
+    None, for the loader to keep what is known of its product.
     """
     rows = []
-    for line_no, raw_item in enumerate(items, start=1):
+    for index, raw_item in enumerate(items):
+        where = f"items.{index}"
         given = raw_item.get("categories")
         if isinstance(given, list | tuple):  # a shop's term names: each one whole
             categories: str | None = store(map(as_text, given))
         else:
             categories = None if given is None else store(split_text(as_text(given)))
+        if categories and "\x00" in categories:
+            raise RowError(
+                f"item {index + 1}: a category contains a NUL character", f"{where}.categories"
+            )
         item = text_record({k: v for k, v in raw_item.items() if k != "categories"})
         name = " ".join(item.get("name", "").split())
         quantity_text = to_ascii_digits(item.get("quantity", "").strip() or "1")
         try:
             quantity = int(Decimal(quantity_text))
         except (InvalidOperation, ValueError):
-            raise RowError(f"item {line_no}: bad quantity {quantity_text!r}", "items") from None
+            quantity = -1
         if not 0 <= quantity <= MAX_ITEMS:
-            raise RowError(f"item {line_no}: bad quantity {quantity_text!r}", "items")
-        unit_price = item.get("unit_price", "").strip()
-        row = {
-            "line_no": line_no,
-            "product_id": item.get("product_id", "").strip() or None,
-            "sku": item.get("sku", "").strip() or None,
-            "name": name,
-            "categories": categories,
-            "quantity": quantity,
-            "unit_price": parse_amount(unit_price, "items") if unit_price else None,
-            "line_total": parse_amount(item.get("line_total") or "0", "items"),
-        }
-        rows.append(row)
+            raise RowError(f"item {index + 1}: bad quantity {quantity_text!r}", f"{where}.quantity")
+        unit_text = item.get("unit_price", "").strip()
+        unit_price = parse_amount(unit_text, f"{where}.unit_price") if unit_text else None
+        total_text = item.get("line_total", "").strip()
+        if total_text:
+            line_total = parse_amount(total_text, f"{where}.line_total")
+        else:
+            line_total = (unit_price or Decimal(0)) * quantity
+            if line_total >= MAX_AMOUNT:
+                raise RowError(
+                    f"item {index + 1}: unit_price × quantity is too large", f"{where}.line_total"
+                )
+        rows.append(
+            {
+                "line_no": index + 1,
+                "product_id": item.get("product_id", "").strip() or None,
+                "sku": item.get("sku", "").strip() or None,
+                "name": name,
+                "categories": categories,
+                "quantity": quantity,
+                "unit_price": unit_price,
+                "line_total": line_total,
+            }
+        )
     return rows

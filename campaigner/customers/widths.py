@@ -92,10 +92,16 @@ def fit_order(row: dict[str, Any], items: list[dict[str, Any]] | None) -> list[t
         )
     warnings += _drop_long(row, {"referral_code": ORDER_CODES["referral_code"]}, "")
     for line_no, item in enumerate(items or [], start=1):
-        where = f"item {line_no}: "
-        warnings += [("items", text) for _, text in _fit_text(item, ITEM_TEXT, where)]
-        warnings += [("items", text) for _, text in _drop_long(item, ITEM_IDS, where)]
+        warnings += fit_item(item, line_no)
     return warnings
+
+
+def fit_item(item: dict[str, Any], line_no: int) -> list[tuple[str, str]]:
+    """Fit one line item in place (an order's, or a line of an items file); ("items",
+    warning) for each value changed."""
+    where = f"item {line_no}: "
+    warnings = [("items", text) for _, text in _fit_text(item, ITEM_TEXT, where)]
+    return warnings + [("items", text) for _, text in _drop_long(item, ITEM_IDS, where)]
 
 
 def _fit_text(row: dict[str, Any], widths: Mapping[str, int], where: str) -> list[tuple[str, str]]:

@@ -26,9 +26,11 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    func,
+    select,
 )
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, column_property, mapped_column, relationship
 
 from campaigner.masking import mask
 
@@ -95,6 +97,35 @@ class MessageStatus(StrEnum):
     CANCELLED = "cancelled"  # withdrawn before it went out (an announcement disabled or deleted)
 
 
+class CustomerScore(Base):
+    """A paying customer's RFM inputs, scores and segment (campaigner/segments), apart from
+    the wide customers row so that rescoring a million customers writes narrow rows only and
+    never touches the customer's own data (nor its `updated_at`).
+
+    The inputs come from the customer's paid orders: their number, the last payment time,
+    and the currency and spend the monetary score ranks. A customer without a row, or with
+    no paid order left (`orders` 0, kept until rescoring records the move), is in "none".
+    """
+
+    __tablename__ = "customer_scores"
+
+    customer_id: Mapped[int] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    orders: Mapped[int] = mapped_column(Integer, default=0)
+    last_paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    currency: Mapped[str | None] = mapped_column(String(8))
+    spent: Mapped[Decimal | None] = mapped_column(Numeric(18, 2))  # a sum, as total_spent
+    recency_score: Mapped[int | None] = mapped_column(Integer)
+    frequency_score: Mapped[int | None] = mapped_column(Integer)
+    monetary_score: Mapped[int | None] = mapped_column(Integer)
+    segment: Mapped[str] = mapped_column(String(24), default="none", server_default="none")
+    # When the scores or the segment last moved (a pass that moves nothing writes nothing).
+    scored_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index(None, "segment"),)
+
+
 class Customer(Base):
     __tablename__ = "customers"
 
@@ -116,19 +147,23 @@ class Customer(Base):
     birth_jalali_md: Mapped[int | None] = mapped_column(Integer)
     # Order statistics over paid orders, kept up to date by imports and sync.
     orders_count: Mapped[int] = mapped_column(Integer, default=0)
-    total_spent: Mapped[Decimal] = mapped_column(Numeric(14, 2), default=Decimal(0))
+    # Wider than an order's total: it adds up all of them (a wholesale buyer in rials).
+    total_spent: Mapped[Decimal] = mapped_column(Numeric(18, 2), default=Decimal(0))
     first_order_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_order_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_order_id: Mapped[int | None] = mapped_column(Integer)
     referral_code: Mapped[str | None] = mapped_column(String(32), unique=True)
-    # Value segment (RFM, see campaigner/segments): "none" until a first paid order. The
-    # currency and spend are the monetary input, kept so rescoring never rereads orders.
-    segment: Mapped[str] = mapped_column(String(24), default="none", server_default="none")
-    recency_score: Mapped[int | None] = mapped_column(Integer)
-    frequency_score: Mapped[int | None] = mapped_column(Integer)
-    monetary_score: Mapped[int | None] = mapped_column(Integer)
-    segment_currency: Mapped[str | None] = mapped_column(String(8))
-    segment_spent: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    # Value segment (RFM, see campaigner/segments), read from customer_scores: "none" until
+    # a first paid order. Read-only here: only rescoring writes it, in its own table.
+    segment: Mapped[str] = column_property(
+        func.coalesce(
+            select(CustomerScore.segment)
+            .where(CustomerScore.customer_id == id)
+            .correlate_except(CustomerScore)
+            .scalar_subquery(),
+            "none",
+        )
+    )
     referred_by_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
     phone_invalid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # When the shop last changed this customer (WooCommerce date_modified_gmt, Shopify
@@ -143,7 +178,6 @@ class Customer(Base):
         Index(None, "birth_md"),
         Index(None, "birth_jalali_md"),
         Index(None, "last_order_at"),
-        Index(None, "segment"),
         Index(None, "first_order_at"),
         Index(None, "timezone"),  # the planner's list of zones, one index step per zone
     )
@@ -234,8 +268,31 @@ class OrderItem(Base):
     line_total: Mapped[Decimal] = mapped_column(Numeric(14, 2), default=Decimal(0))
 
     order: Mapped[Order] = relationship(back_populates="items")
+    category_rows: Mapped[list[OrderItemCategory]] = relationship(
+        order_by="OrderItemCategory.id", cascade="all, delete-orphan", passive_deletes=True
+    )
 
-    __table_args__ = (UniqueConstraint("order_id", "line_no"),)
+    __table_args__ = (
+        UniqueConstraint("order_id", "line_no"),
+        Index(None, "product_id"),
+        Index(None, "sku"),
+    )
+
+
+class OrderItemCategory(Base):
+    """One category of a line item, one row each: a name may hold a comma, and "bought in
+    this category" and a customer's favourite category are then plain indexed SQL."""
+
+    __tablename__ = "order_item_categories"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item_id: Mapped[int] = mapped_column(
+        ForeignKey("order_items.id", ondelete="CASCADE"), index=True
+    )
+    # Folded by `products.categories.category_key`, as rule files are: matching is exact.
+    category: Mapped[str] = mapped_column(String(255))
+
+    __table_args__ = (Index(None, "category", "item_id"),)
 
 
 class SegmentChange(Base):
@@ -288,6 +345,9 @@ class Message(Base):
     claim: Mapped[str | None] = mapped_column(String(32))
     text: Mapped[str | None] = mapped_column(Text)
     segments: Mapped[int | None] = mapped_column(Integer)
+    # The customer's value segment when the row was planned, so a report's conversions per
+    # segment count where the customer stood then; NULL on rows planned before it was kept.
+    customer_segment: Mapped[str | None] = mapped_column(String(24))
     encoding: Mapped[str | None] = mapped_column(String(8))
     gateway: Mapped[str | None] = mapped_column(String(64))
     provider_id: Mapped[str | None] = mapped_column(String(128))

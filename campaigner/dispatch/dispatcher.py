@@ -35,7 +35,7 @@ from campaigner.dispatch.rendering import Renderer, RenderError
 from campaigner.dispatch.report import DispatchReport, ReconcileReport
 from campaigner.dispatch.routes import Route, Routes, fallback_label
 from campaigner.dispatch.sender import Sender
-from campaigner.dispatch.verdicts import Forecast, Verdicts, precedence
+from campaigner.dispatch.verdicts import Forecast, Recheck, Verdicts, precedence
 from campaigner.gateways.base import Gateway, OutgoingMessage
 from campaigner.messages.coupons import CouponBatch, CouponCodeTaken
 from campaigner.messages.referrals import ReferralBatch, ReferralCodeTaken
@@ -81,6 +81,7 @@ class Dispatcher:
         renderer: Renderer,
         policies: Callable[[str], RulePolicy],
         forecast: Forecast | None = None,
+        recheck: Recheck | None = None,
         fallback_gateway: Gateway | None = None,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
@@ -93,7 +94,10 @@ class Dispatcher:
         self.renderer = renderer
         self.policies = BatchPolicies(policies)
         self.verdicts = Verdicts(
-            SendingPolicy(settings.sending, settings.customers.timezone), self.policies, forecast
+            SendingPolicy(settings.sending, settings.customers.timezone),
+            self.policies,
+            forecast,
+            recheck,
         )
         lease = timedelta(seconds=settings.sending.lease_seconds)
         recorder = Recorder(settings.sending, rng or random.Random())

@@ -1,6 +1,7 @@
 """The sending policy asked again for each claimed row, at the moment it would go out.
 
-Consent, opt-out, expiry, window, quiet days and caps are checked here rather than at
+Consent, opt-out, a rule's own condition (`Recheck`: a cross-sell whose suggestion was
+bought meanwhile), expiry, window, quiet days and caps are checked here rather than at
 planning time, because the answers change. Caps count what was sent in the last week and
 what other dispatchers hold right now (claimed or sending) with higher precedence, so two
 dispatchers never both take a phone's last slot.
@@ -78,6 +79,15 @@ class Forecast(Protocol):
     ) -> Sequence[Unplanned]: ...
 
 
+class Recheck(Protocol):
+    """Of a batch's `messages`, those whose rule's condition stopped holding by `now` (the
+    customer bought what it suggests, say), each with its skip reason."""
+
+    def __call__(
+        self, session: Session, messages: Sequence[Message], now: datetime
+    ) -> dict[int, str]: ...
+
+
 _OTHER_COLUMNS = (
     Message.id,
     Message.rule,
@@ -111,9 +121,11 @@ class _Ahead:
 
 @dataclass
 class Neighbours:
-    """What else concerns the phones of a batch: opt-outs, recent sends, rival messages."""
+    """What else concerns the phones of a batch: opt-outs, recent sends, rival messages;
+    and the batch's messages whose rule's condition stopped holding (`gone`)."""
 
     opted_out: set[str] = field(default_factory=set)
+    gone: dict[int, str] = field(default_factory=dict)  # message id -> skip reason
     sent: defaultdict[str, list[datetime]] = field(default_factory=lambda: defaultdict(list))
     rivals: defaultdict[str, list[_Rival]] = field(default_factory=lambda: defaultdict(list))
     ahead: defaultdict[str, list[_Ahead]] = field(default_factory=lambda: defaultdict(list))
@@ -125,10 +137,12 @@ class Verdicts:
         policy: SendingPolicy,
         policies: Callable[[str], RulePolicy],
         forecast: Forecast | None = None,
+        recheck: Recheck | None = None,
     ) -> None:
         self.policy = policy
         self.policies = policies
         self.forecast = forecast
+        self.recheck = recheck
         self._openings: dict[tuple[ZoneInfo, str | None, bool], datetime] = {}
         self._openings_at: datetime | None = None
 
@@ -139,8 +153,10 @@ class Verdicts:
         now: datetime,
     ) -> Neighbours:
         """One query each for opt-outs, recent sends, other ledger rows and the forecast of
-        the batch's phones."""
+        the batch's phones, and one per rule with a condition to re-check."""
         found = Neighbours()
+        if self.recheck is not None:
+            found.gone = self.recheck(session, [message for message, _ in batch], now)
         phones = {phone for m, c in batch if (phone := m.phone or c.phone)}
         if not phones:
             return found
@@ -240,6 +256,8 @@ class Verdicts:
         elif not customer.marketing_consent and not rule.transactional:
             # Consent is to marketing; an order confirmation needs none (an opt-out still wins).
             skip_reason = "no_consent"
+        elif message.id in around.gone:
+            skip_reason = around.gone[message.id]
         if skip_reason is not None:
             report.skipped[skip_reason] += 1
             return final(message.id, MessageStatus.SKIPPED, skip_reason, now)

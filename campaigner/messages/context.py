@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
@@ -37,7 +37,8 @@ COMMON_VARIABLES = frozenset(
 )
 # A customer's referral code is created the first time a text shows one of these.
 REFERRAL_VARIABLES = frozenset({"referral_code", "referral_url"})
-# Triggers about one order (post_purchase, referral_request, nps_survey) also get `order`.
+# Triggers about one order (post_purchase, referral_request, nps_survey, cross_sell,
+# replenish) also get `order`.
 TRIGGER_VARIABLES: dict[str, frozenset[str]] = {
     "post_purchase": COMMON_VARIABLES | {"order"},
     "birthday": COMMON_VARIABLES,
@@ -47,6 +48,8 @@ TRIGGER_VARIABLES: dict[str, frozenset[str]] = {
     "segment_change": COMMON_VARIABLES,
     "occasion": COMMON_VARIABLES | {"occasion"},
     "personal_date": COMMON_VARIABLES | {"occasion", "years"},
+    "cross_sell": COMMON_VARIABLES | {"order", "suggestion"},
+    "replenish": COMMON_VARIABLES | {"order", "product"},
     "announcement": COMMON_VARIABLES,
     "draw_winner": COMMON_VARIABLES,
 }
@@ -66,6 +69,7 @@ class CustomerView:
     first_order_at: datetime | None
     last_order_at: datetime | None
     segment: str = "none"  # the value segment, e.g. "loyal" (README "Segments")
+    favourite_category: str | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,11 @@ class ItemView:
     sku: str | None
     product_id: str | None
     line_total: Number
+
+    @property
+    def category(self) -> str:
+        """The first category as stored (sorted by character code), or ""."""
+        return self.categories[0] if self.categories else ""
 
 
 @dataclass(frozen=True)
@@ -128,12 +137,15 @@ def build_context(
     now: datetime,
     referral: bool = True,
     dated: Mapping[str, Any] | None = None,
+    favourite_category: str | None = None,
+    rule_variables: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The template variables for one message; a referral code is created on first use.
 
     Without `referral` (the template shows no referral code) the context has none, so a
     customer gets a code only once a message actually offers it. `dated` holds what an
-    occasion or personal date adds (`occasion`, `years`: see `messages.dated`).
+    occasion or personal date adds (`occasion`, `years`: see `messages.dated`);
+    `rule_variables` are the trigger's own (`suggestion`, `product`), see `rule_variables`.
     """
     zone = zone_or(customer.timezone, settings.customers.timezone)
     locale = customer.locale or settings.customers.locale
@@ -151,6 +163,7 @@ def build_context(
             first_order_at=_local(customer.first_order_at, zone),
             last_order_at=_local(customer.last_order_at, zone),
             segment=customer.segment or "none",
+            favourite_category=favourite_category,
         ),
         "first_name": first_name_or_fallback(
             customer.first_name, locale, settings.messages.fallback_name
@@ -191,7 +204,33 @@ def build_context(
             amount=None if coupon.amount is None else plain_number(coupon.amount),
             expires_at=coupon.expires_at.astimezone(zone),
         )
+    allowed = TRIGGER_VARIABLES.get(trigger, frozenset())
+    context.update({k: v for k, v in (rule_variables or {}).items() if k in allowed})
     return context
+
+
+class ProductRule(Protocol):
+    """A rule about products: cross_sell names its suggestion, replenish its products."""
+
+    @property
+    def trigger(self) -> str: ...
+
+
+def rule_variables(rule: ProductRule, order: Order | None) -> dict[str, str]:
+    """The trigger's own variables: `suggestion` for cross_sell (the rule's text), `product`
+    for replenish (the name of the matching line of the last purchase)."""
+    suggestion = getattr(rule, "suggestion_text", None)
+    if rule.trigger == "cross_sell" and isinstance(suggestion, str):
+        return {"suggestion": suggestion}
+    bought = getattr(rule, "bought", None)
+    if rule.trigger == "replenish" and bought is not None and order is not None:
+        names = [
+            item.name
+            for item in order.items
+            if bought.matches(item.product_id, item.sku, category_names(item.categories))
+        ]
+        return {"product": names[0] if names else ""}
+    return {}
 
 
 def sample_context(
@@ -217,6 +256,7 @@ def sample_context(
             first_order_at=now - timedelta(days=400),
             last_order_at=now - timedelta(days=2),
             segment="loyal",
+            favourite_category="چای" if persian else "tea",
         ),
         "first_name": first,
         "shop": _shop(settings),
@@ -243,6 +283,10 @@ def sample_context(
         context["occasion"] = OccasionView(name=name, date=date(2027, 3, 21))
     if trigger == "personal_date":
         context["years"] = 5
+    if trigger == "cross_sell":
+        context["suggestion"] = "دانه قهوه" if persian else "coffee beans"
+    if trigger == "replenish":
+        context["product"] = "چای ماسالا" if persian else "Masala chai"
     if with_coupon:
         context["coupon"] = CouponView(
             code="THX-7K3M-9QPX", percent=10, amount=None, expires_at=now + timedelta(days=14)

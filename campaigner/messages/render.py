@@ -20,13 +20,15 @@ from campaigner.config import Settings
 from campaigner.db.models import Customer, Message, Order
 from campaigner.errors import one_line
 from campaigner.messages.budget import TemplateLimit
-from campaigner.messages.context import REFERRAL_VARIABLES, build_context
+from campaigner.messages.context import REFERRAL_VARIABLES, build_context, rule_variables
 from campaigner.messages.coupons import issue_coupon
 from campaigner.messages.dated import DateGone, dated_context
 from campaigner.messages.sms import measure
 from campaigner.messages.templates import MessageTemplates
+from campaigner.products.favourites import favourite_categories
 
 ORDERS_LOADED = "campaigner.render.orders_loaded"
+FAVOURITES_LOADED = "campaigner.render.favourites_loaded"
 ORDER_CHUNK = 500
 
 
@@ -124,6 +126,8 @@ class MessageRenderer:
             now=now,
             referral=not REFERRAL_VARIABLES.isdisjoint(chosen.variables),
             dated=dated,
+            favourite_category=_favourite(session, customer.id),
+            rule_variables=rule_variables(rule, order),
         )
         with _template_errors(rule.template):
             text = self.templates.render_chosen(chosen, context, transactional=rule.transactional)
@@ -165,6 +169,23 @@ def _order(session: Session, order_id: int) -> Order | None:
             ):
                 loaded[order.id] = order
     return session.get(Order, order_id)
+
+
+def _favourite(session: Session, customer_id: int) -> str | None:
+    """The customer's favourite category; the first miss finds those of every customer with
+    a message in the session, in one statement (as `_order` loads the batch's orders)."""
+    known: dict[int, str | None] = session.info.setdefault(FAVOURITES_LOADED, {})
+    if customer_id not in known:
+        wanted = {customer_id} | {
+            other
+            for state in session.identity_map.all_states()
+            if state.class_ is Message
+            and (other := state.dict.get("customer_id")) is not None
+            and other not in known
+        }
+        known.update(dict.fromkeys(wanted))
+        known.update(favourite_categories(session, wanted))
+    return known[customer_id]
 
 
 @contextmanager

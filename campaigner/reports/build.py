@@ -18,6 +18,7 @@ from sqlalchemy import (
     ColumnElement,
     and_,
     case,
+    distinct,
     exists,
     func,
     literal,
@@ -31,8 +32,10 @@ from sqlalchemy.orm import Session, aliased
 from campaigner.clock import Clock
 from campaigner.config import ReportSettings, Settings
 from campaigner.db.models import Coupon, Customer, Message, MessageStatus, NpsResponse, Order
+from campaigner.products.bought import ProductChoice, order_contains
 from campaigner.reports.model import (
     CENT,
+    UNRECORDED,
     BusinessKpis,
     Converted,
     DailySends,
@@ -47,6 +50,7 @@ from campaigner.reports.model import (
     Uplift,
 )
 from campaigner.reports.sql import day_of, days_between, tune_for_aggregates, unindexed, week_of
+from campaigner.segments.membership import with_segment
 from campaigner.segments.rfm_map import NO_SEGMENT, SEGMENTS
 
 DEFAULT_ATTRIBUTION_DAYS = 7
@@ -74,11 +78,14 @@ def build_report(
     clock: Clock,
     churn_days: int | None = None,
     win_back_rules: Collection[str] = ("win_back",),
+    product_goals: Mapping[str, ProductChoice] | None = None,
 ) -> Report:
     """Everything `campaigner report` shows, for ledger rows due in [since, until].
 
     `attribution_days` gives each rule's window (rules missing from it get 7 days);
-    `win_back_rules` names the rules whose recipients count for the win-back recovery rate.
+    `win_back_rules` names the rules whose recipients count for the win-back recovery rate;
+    `product_goals` what a product rule's customers should buy (cross_sell: its suggestion,
+    replenish: its products), counted as `bought_it`.
     """
     start = _midnight(since) if since else None
     end = _midnight(until + timedelta(days=1)) if until else clock.now()
@@ -94,6 +101,7 @@ def build_report(
     window = _attribution_window(attribution_days)
     _add_results(session, ledger, in_period, window, settings.reports.min_group_size, currency)
     _add_coupons(session, by_rule, in_period)
+    _add_bought_it(session, by_rule, in_period, window, product_goals or {})
     for stats in by_rule.values():
         stats.converted_revenue = _converted(stats.revenue, settings.reports, target)
     report.rules = [by_rule[name] for name in sorted(by_rule)]
@@ -251,11 +259,12 @@ def _add_results(
     default_currency: str,
 ) -> None:
     """Conversions of the messaged and held-out groups, per value segment, and the attributed
-    revenue per currency, from one join of the period's ledger rows to their customers and
-    the orders they converted (the orders' (customer_id, paid_at) index probed once per
-    message). Each message is grouped once, with a count and a sum per currency, so the
-    outer grouping counts messages without a DISTINCT; the segment is the customer's today
-    (the one when the message went out is not kept: segments move daily)."""
+    revenue per currency, from one join of the period's ledger rows to the orders they
+    converted (the orders' (customer_id, paid_at) index probed once per message). Each
+    message is grouped once, with a count and a sum per currency, so the outer grouping
+    counts messages without a DISTINCT; the segment is the one kept on the ledger row when
+    the message was planned (rows planned before it was kept count as "unrecorded", never as
+    today's segment)."""
     currency = func.coalesce(func.nullif(orders.c.currency, ""), literal(default_currency))
     currencies = sorted(session.execute(select(currency).where(PAID).distinct()).scalars())
     held = messages.c.status == MessageStatus.HELD_OUT
@@ -271,17 +280,13 @@ def _add_results(
         select(
             unindexed(messages.c.rule).label("rule"),
             case((held, 1), else_=0).label("held"),
-            customers.c.segment,
+            func.coalesce(messages.c.customer_segment, UNRECORDED).label("segment"),
             func.count(orders.c.id).label("orders"),
             *per_currency,
         )
-        .select_from(
-            messages.join(customers, customers.c.id == messages.c.customer_id).outerjoin(
-                orders, _attributed(window)
-            )
-        )
+        .select_from(messages.outerjoin(orders, _attributed(window)))
         .where(*in_period, or_(held, sent))
-        .group_by(messages.c.id, messages.c.rule, messages.c.status, customers.c.segment)
+        .group_by(messages.c.id, messages.c.rule, messages.c.status, messages.c.customer_segment)
         .subquery("per_message")
     )
     sums = []
@@ -339,8 +344,29 @@ def _add_results(
         )
 
 
+def _add_bought_it(
+    session: Session,
+    by_rule: dict[str, RuleReport],
+    in_period: list[ColumnElement[bool]],
+    window: ColumnElement[Any],
+    goals: Mapping[str, ProductChoice],
+) -> None:
+    """Per product rule, the messaged customers with an attributed order holding its goal."""
+    sent = and_(unindexed(messages.c.status).in_(ACCEPTED), messages.c.sent_at.is_not(None))
+    for name, goal in goals.items():
+        if name not in by_rule:
+            continue
+        count = session.scalar(
+            select(func.count(distinct(messages.c.id)))
+            .select_from(messages.join(orders, _attributed(window)))
+            .where(*in_period, messages.c.rule == name, sent, order_contains(goal, orders.c.id))
+        )
+        by_rule[name].bought_it = int(count or 0)
+
+
 def _segment_sizes(session: Session) -> dict[str, int]:
-    query = select(customers.c.segment, func.count()).group_by(customers.c.segment)
+    joined, segment = with_segment(customers, customers.c.id)
+    query = select(segment, func.count()).select_from(joined).group_by(segment)
     sizes: dict[str, int] = {segment: count for segment, count in session.execute(query)}
     known = [*SEGMENTS, NO_SEGMENT]
     return {name: sizes.get(name, 0) for name in known} | {

@@ -69,6 +69,7 @@ def _rule(stats: RuleReport) -> dict[str, Any]:
         "revenue": [_revenue(item) for item in stats.revenue],
         "revenue_converted": _converted(stats.converted_revenue),
         "coupons_redeemed": stats.coupons_redeemed,
+        "bought_it": stats.bought_it,
         "uplift": _uplift(stats.uplift) if stats.uplift else None,
         "by_segment": {
             result.segment: {

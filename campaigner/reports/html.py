@@ -9,7 +9,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from campaigner.reports import charts
-from campaigner.reports.model import Report
+from campaigner.reports.model import UNRECORDED, Report
 from campaigner.reports.text import cost, percent, reasons, revenue_lines, uplift_text
 
 _ENV = Environment(
@@ -106,7 +106,7 @@ def _segments(report: Report) -> list[Markup]:
         for result in stats.by_segment
     }
     conversions = charts.bar_chart(
-        "Conversion rate per value segment, by the segment customers are in today",
+        "Conversion rate per value segment, by the segment customers were in when planned",
         [
             charts.BarGroup(
                 name,
@@ -121,7 +121,7 @@ def _segments(report: Report) -> list[Markup]:
                     if (rule, name) in results
                 ],
             )
-            for name in report.segment_sizes
+            for name in [*report.segment_sizes, UNRECORDED]
             if any((rule, name) in results for rule in rules)
         ],
         rules,

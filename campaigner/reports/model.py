@@ -101,9 +101,14 @@ class Uplift:
         return "no clear difference"
 
 
+# The segment of ledger rows planned before the segment at planning was kept.
+UNRECORDED = "unrecorded"
+
+
 @dataclass(frozen=True)
 class SegmentResult:
-    """A rule's sent messages and conversions among the customers now in one value segment."""
+    """A rule's sent messages and conversions among the customers who were in one value
+    segment when their message was planned."""
 
     segment: str
     sent: int
@@ -139,6 +144,9 @@ class RuleReport:
     coupons_redeemed: int = 0
     uplift: Uplift | None = None
     by_segment: list[SegmentResult] = field(default_factory=list)  # in map order
+    # cross_sell: messaged customers who then bought the suggestion; replenish: who bought
+    # the product again (in the attribution window). None for other rules.
+    bought_it: int | None = None
 
     @property
     def delivery_rate(self) -> float | None:

@@ -1,5 +1,5 @@
 """The shop's report as `campaigner report` and the console show it: built with what the
-rule files say (attribution windows, win-back rules, descriptions)."""
+rule files say (attribution windows, win-back rules, product goals, descriptions)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from campaigner.config import Settings
 from campaigner.reports.build import build_report
 from campaigner.reports.model import Report
 from campaigner.rulebook import check_rules
-from campaigner.rules.models import WinBackRule
+from campaigner.rules.models import WinBackRule, product_goals
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,7 @@ def shop_report(
         clock=clock,
         churn_days=min((r.inactive_days for r in win_back), default=None),
         win_back_rules=tuple(r.name for r in win_back) or ("win_back",),
+        product_goals=product_goals(rules.values()),
     )
     descriptions = {name: r.description for name, r in rules.items() if r.description}
     return ShopReport(report, descriptions)

@@ -115,6 +115,7 @@ def _results_table(rules: list[RuleReport]) -> Table:
         "Orders",
         "Avg order",
         "Coupons",
+        "Bought it",
     )
     for stats in rules:
         lines = revenue_lines(stats.revenue, stats.converted_revenue)
@@ -133,6 +134,7 @@ def _results_table(rules: list[RuleReport]) -> Table:
                 orders,
                 average,
                 str(stats.coupons_redeemed) if first else "",
+                (NONE if stats.bought_it is None else str(stats.bought_it)) if first else "",
             )
     return table
 

@@ -7,6 +7,7 @@ instead of a rule that silently does nothing.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import datetime, time, timedelta
 from decimal import Decimal
 from pathlib import PurePosixPath
@@ -29,6 +30,7 @@ from pydantic import (
 from campaigner.config import SendWindow
 from campaigner.customers.fields import DATE_NAME
 from campaigner.occasions import OccasionDate, parse_occasion_date
+from campaigner.products.categories import category_key
 from campaigner.rules.durations import MAX_DAYS, parse_duration
 from campaigner.segments.rfm_map import NO_SEGMENT, SEGMENTS
 
@@ -115,6 +117,62 @@ def _check_value(field: str, value: Scalar) -> None:
         raise ValueError(f"{field} takes text, got {value!r}")
 
 
+class ProductSet(Strict):
+    """Products, by the shop's product id or SKU, and categories; an item matching either
+    counts. Categories are compared folded (case, spacing, Arabic ي/ك), and may hold commas."""
+
+    products: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(
+        [], max_length=MAX_LIST
+    )
+    categories: list[Annotated[str, Field(min_length=1, max_length=255)]] = Field(
+        [], max_length=MAX_LIST
+    )
+
+    @field_validator("products")
+    @classmethod
+    def _clean_products(cls, products: list[str]) -> list[str]:
+        cleaned = [product.strip() for product in products]
+        if not all(cleaned):
+            raise ValueError("a product id or SKU cannot be blank")
+        return cleaned
+
+    @field_validator("categories")
+    @classmethod
+    def _fold_categories(cls, categories: list[str]) -> list[str]:
+        folded = [category_key(category) for category in categories]
+        if not all(folded):
+            raise ValueError("a category cannot be blank")
+        return folded
+
+    @model_validator(mode="after")
+    def _names_something(self) -> ProductSet:
+        if not self.products and not self.categories:
+            raise ValueError('name products or categories, e.g. categories = ["tea"]')
+        return self
+
+    def matches(self, product_id: str | None, sku: str | None, categories: Iterable[str]) -> bool:
+        """A line item is one of these products or in one of these categories."""
+        if product_id in self.products or sku in self.products:
+            return True
+        return not set(self.categories).isdisjoint(categories)
+
+    def described(self) -> str:
+        parts = [", ".join(self.products)] if self.products else []
+        if self.categories:
+            parts.append("categories " + ", ".join(self.categories))
+        return " or ".join(parts)
+
+
+class Bought(ProductSet):
+    """For audiences: a paid order with such an item, optionally only `within` this long."""
+
+    within: Duration | None = None
+
+    @property
+    def within_td(self) -> timedelta | None:
+        return None if self.within is None else parse_duration(self.within)
+
+
 class Audience(Strict):
     """Who may receive the rule's message, on top of consent and a valid phone."""
 
@@ -127,6 +185,8 @@ class Audience(Strict):
     locale: str | list[str] | None = None
     segments: list[str] = Field([], max_length=len(SEGMENTS) + 1)
     where: list[Condition] = Field([], max_length=100)
+    bought_any: Bought | None = None
+    bought_none: Bought | None = None
 
     @field_validator("segments")
     @classmethod
@@ -402,6 +462,57 @@ class PersonalDateRule(RuleBase):
         return f"{day} at {self.send_at} ({self.calendar} calendar{years})"
 
 
+class CrossSellRule(RuleBase):
+    """`after` a paid order containing `bought`, unless the customer has bought `suggest`
+    since (in that order or a later one); `{{ suggestion }}` names what is suggested."""
+
+    default_lateness: ClassVar[str] = "2d"
+
+    trigger: Literal["cross_sell"]
+    after: Duration
+    bought: ProductSet
+    suggest: ProductSet
+    suggestion: str = Field("", max_length=255)
+
+    @model_validator(mode="after")
+    def _something_to_name(self) -> CrossSellRule:
+        if not self.suggestion.strip() and not self.suggest.categories:
+            raise ValueError(
+                "suggestion: say what is suggested (shown as {{ suggestion }}), "
+                'e.g. suggestion = "دانه قهوه"; only a category names itself'
+            )
+        return self
+
+    @property
+    def after_td(self) -> timedelta:
+        return parse_duration(self.after)
+
+    @property
+    def suggestion_text(self) -> str:
+        return self.suggestion.strip() or self.suggest.categories[0]
+
+    def when(self) -> str:
+        return (
+            f"{self.after} after buying {self.bought.described()}, "
+            f"unless {self.suggest.described()} was bought since"
+        )
+
+
+class ReplenishRule(RuleBase):
+    """`days` after the last purchase of a consumable (any of `bought`), unless bought again
+    since; `days = "auto"` is the median time customers take to buy it again."""
+
+    default_lateness: ClassVar[str] = "2d"
+
+    trigger: Literal["replenish"]
+    bought: ProductSet
+    days: Days | Literal["auto"]
+
+    def when(self) -> str:
+        days = "the median reorder interval" if self.days == "auto" else f"{self.days} days"
+        return f"{days} after the last purchase of {self.bought.described()}"
+
+
 MAX_SPREAD = timedelta(days=7)
 _AT = re.compile(r"^\s*(\d{4}-\d{2}-\d{2})[T ](\d{1,2}):(\d{2})\s*$")
 
@@ -524,6 +635,8 @@ Rule = Annotated[
     | SegmentChangeRule
     | OccasionRule
     | PersonalDateRule
+    | CrossSellRule
+    | ReplenishRule
     | AnnouncementRule
     | DrawWinnerRule,
     Field(discriminator="trigger"),
@@ -537,6 +650,20 @@ TRIGGERS = (
     "segment_change",
     "occasion",
     "personal_date",
+    "cross_sell",
+    "replenish",
     "announcement",
     "draw_winner",
 )
+
+
+def product_goals(rules: Iterable[RuleBase]) -> dict[str, ProductSet]:
+    """What each product rule wants its customers to buy: a cross-sell its suggestion, a
+    replenishment its product again (the report's "bought it")."""
+    goals: dict[str, ProductSet] = {}
+    for rule in rules:
+        if isinstance(rule, CrossSellRule):
+            goals[rule.name] = rule.suggest
+        elif isinstance(rule, ReplenishRule):
+            goals[rule.name] = rule.bought
+    return goals

@@ -1,16 +1,19 @@
-"""RFM scores and segments, computed by the database.
+"""RFM scores and segments, computed by the database, kept in `customer_scores`.
 
 Two steps, so that recomputing after a batch and recomputing everything agree exactly:
 
-1. `refresh_inputs` recomputes, from paid orders, each given customer's monetary input: the
-   currency their value is counted in and their spend in it (net of refunds). Frequency and
-   recency come from the order statistics already kept on customers (`orders_count`,
-   `last_order_at`). Only these inputs depend on the customers touched.
+1. `refresh_inputs` recomputes, from paid orders, each given customer's inputs: the number
+   of paid orders, the last payment time, and the currency their value is counted in with
+   their spend in it (net of refunds). Only these inputs depend on the customers touched.
 2. `rescore` ranks every customer with a paid order in ONE statement (window functions) and
    writes only the customers whose scores or segment moved, with a `segment_changes` row for
-   each segment that did. It reads customers only, never orders. Quintile boundaries are
-   shop-wide (one new customer shifts them for everybody), so the ranking is never partial:
-   what is incremental is reading orders, and writing.
+   each segment that did. It reads `customer_scores` only, never orders. Quintile boundaries
+   are shop-wide (one new customer shifts them for everybody), so the ranking is never
+   partial: what is incremental is reading orders, and writing.
+
+Both steps write the narrow `customer_scores` rows, never `customers`: a shop's first run
+writes a million short rows instead of rewriting a million wide ones, and the customer's
+`updated_at` keeps saying when the customer's own data last changed.
 
 Scores are quintiles: NTILE(5) over the customers ordered by the input (oldest last purchase
 day first, fewest orders first, least spend first), then every customer tied on the input
@@ -32,8 +35,8 @@ from sqlalchemy import (
     Select,
     String,
     Table,
-    and_,
     case,
+    delete,
     exists,
     func,
     insert,
@@ -45,12 +48,13 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import cast as sa_cast
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from campaigner.db.models import Customer, Order, SegmentChange, UTCDateTime
+from campaigner.db.models import CustomerScore, Order, SegmentChange, UTCDateTime
 from campaigner.segments.rfm_map import NO_SEGMENT, SegmentMap
 
-customers = cast(Table, Customer.__table__)
+scores = cast(Table, CustomerScore.__table__)
 orders = cast(Table, Order.__table__)
 changes = cast(Table, SegmentChange.__table__)
 
@@ -81,33 +85,39 @@ class RescoreResult:
 
 
 def refresh_inputs(session: Session, customer_ids: list[int] | None, main_currency: str) -> None:
-    """Recompute the monetary input of these customers (None: of every customer).
+    """Recompute the RFM inputs of these customers (None: of every customer) from their paid
+    orders: their number, the last payment time, and the currency and spend valued.
 
     A customer whose paid orders are all in one currency is valued in it; a customer who paid
     in several is valued in the shop's main currency, counting only the orders paid in it:
     amounts in different currencies are never added up.
     """
+    dialect = session.connection().dialect.name
     if customer_ids is None:
-        for statement in _inputs_updates(None, main_currency):
+        for statement in _inputs_writes(None, main_currency, dialect):
             session.execute(statement)
         return
     ids = sorted(set(customer_ids))
     for start in range(0, len(ids), INPUTS_CHUNK):
-        for statement in _inputs_updates(ids[start : start + INPUTS_CHUNK], main_currency):
+        for statement in _inputs_writes(ids[start : start + INPUTS_CHUNK], main_currency, dialect):
             session.execute(statement)
 
 
-def _inputs_updates(chunk: list[int] | None, main_currency: str) -> list[Any]:
-    """Two UPDATEs: the payers' inputs from their paid orders, and NULL for customers with
-    inputs but no paid order any more."""
+INPUTS = ("orders", "last_paid_at", "currency", "spent")
+
+
+def _inputs_writes(chunk: list[int] | None, main_currency: str, dialect: str) -> list[Any]:
+    """An upsert of the payers' inputs from their paid orders (rows whose inputs did not move
+    are left alone), and zero inputs for scored customers without a paid order any more."""
     o = orders.alias("o")
     currency = func.coalesce(func.nullif(o.c.currency, ""), main_currency)
     net = o.c.total - o.c.refunded
     paid = [o.c.status == "paid", o.c.paid_at.is_not(None)]
-    scope = [] if chunk is None else [customers.c.id.in_(chunk)]
     grouped = (
         select(
             o.c.customer_id,
+            func.count().label("orders"),
+            func.max(o.c.paid_at).label("last_paid_at"),
             func.count(func.distinct(currency)).label("currencies"),
             func.min(currency).label("only_currency"),
             func.sum(net).label("spent"),
@@ -117,35 +127,36 @@ def _inputs_updates(chunk: list[int] | None, main_currency: str) -> list[Any]:
         .group_by(o.c.customer_id)
         .subquery("grouped")
     )
-    single = grouped.c.currencies == 1
+    g = grouped.c
+    single = g.currencies == 1
     spend = select(
-        grouped.c.customer_id,
-        case((single, grouped.c.only_currency), else_=literal(main_currency)).label("currency"),
-        case((single, grouped.c.spent), else_=grouped.c.main_spent).label("spent"),
-    ).subquery("spend")
-    payers = (
-        update(customers)
-        .where(
-            customers.c.id == spend.c.customer_id,
-            or_(
-                customers.c.segment_currency.is_distinct_from(spend.c.currency),
-                customers.c.segment_spent.is_distinct_from(spend.c.spent),
-            ),
-        )
-        .values(segment_currency=spend.c.currency, segment_spent=spend.c.spent)
+        g.customer_id,
+        g.orders,
+        g.last_paid_at,
+        case((single, g.only_currency), else_=literal(main_currency)).label("currency"),
+        case((single, g.spent), else_=g.main_spent).label("spent"),
+    ).where(g.customer_id.is_not(None))  # SQLite needs a WHERE before ON CONFLICT
+    upsert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(scores)
+    upsert = upsert.from_select(["customer_id", *INPUTS], spend)
+    payers = upsert.on_conflict_do_update(
+        index_elements=[scores.c.customer_id],
+        set_={name: upsert.excluded[name] for name in INPUTS},
+        where=or_(*(scores.c[name].is_distinct_from(upsert.excluded[name]) for name in INPUTS)),
     )
     o2 = orders.alias("o2")
     any_paid = exists().where(
-        o2.c.customer_id == customers.c.id, o2.c.status == "paid", o2.c.paid_at.is_not(None)
+        o2.c.customer_id == scores.c.customer_id,
+        o2.c.status == "paid",
+        o2.c.paid_at.is_not(None),
     )
     others = (
-        update(customers)
+        update(scores)
         .where(
-            *scope,
-            or_(customers.c.segment_currency.is_not(None), customers.c.segment_spent.is_not(None)),
+            *([] if chunk is None else [scores.c.customer_id.in_(chunk)]),
+            scores.c.orders != 0,
             ~any_paid,
         )
-        .values(segment_currency=None, segment_spent=None)
+        .values(orders=0, last_paid_at=None, currency=None, spent=None)
     )
     return [payers, others]
 
@@ -167,29 +178,29 @@ def scores_query(segment_map: SegmentMap, dialect: str) -> Select[Any]:
     stored now, in one SELECT. A tie group's RANK() is the position of its first member, so
     `_quintile(RANK(), COUNT(*))` is the lowest NTILE(5) tile of the group: each score costs
     one sort, and no database has to look up a window's rows by id."""
-    c = customers
+    s = scores
     day = (
-        func.substr(c.c.last_order_at, 1, 10)  # SQLite keeps 'YYYY-MM-DD HH:MM:SS…' text
+        func.substr(s.c.last_paid_at, 1, 10)  # SQLite keeps 'YYYY-MM-DD HH:MM:SS…' text
         if dialect == "sqlite"
-        else sa_cast(c.c.last_order_at, Date)
+        else sa_cast(s.c.last_paid_at, Date)
     )
-    spent = func.coalesce(c.c.segment_spent, 0)
+    spent = func.coalesce(s.c.spent, 0)
     ranked = (
         select(
-            c.c.id,
-            *(c.c[name].label(f"old_{name}") for name in SCORES),
+            s.c.customer_id,
+            *(s.c[name].label(f"old_{name}") for name in SCORES),
             func.rank().over(order_by=day).label("r_rank"),
-            func.rank().over(order_by=c.c.orders_count).label("f_rank"),
-            func.rank().over(partition_by=c.c.segment_currency, order_by=spent).label("m_rank"),
+            func.rank().over(order_by=s.c.orders).label("f_rank"),
+            func.rank().over(partition_by=s.c.currency, order_by=spent).label("m_rank"),
             func.count().over().label("payers"),
-            func.count().over(partition_by=c.c.segment_currency).label("currency_payers"),
+            func.count().over(partition_by=s.c.currency).label("currency_payers"),
         )
-        .where(_paying(c))
+        .where(s.c.orders > 0)
         .subquery("ranked")
     )
     k = ranked.c
     scored = select(
-        k.id,
+        k.customer_id,
         *(k[f"old_{name}"] for name in SCORES),
         _quintile(k.r_rank, k.payers).label("r"),
         _quintile(k.f_rank, k.payers).label("f"),
@@ -204,17 +215,13 @@ def scores_query(segment_map: SegmentMap, dialect: str) -> Select[Any]:
         else_=literal(NO_SEGMENT),
     )
     return select(
-        scored.c.id.label("customer_id"),
+        scored.c.customer_id,
         scored.c.r.label("recency_score"),
         scored.c.f.label("frequency_score"),
         scored.c.m.label("monetary_score"),
         segment.label("segment"),
         *(scored.c[f"old_{name}"] for name in SCORES),
     )
-
-
-def _paying(c: Any) -> Any:
-    return and_(c.c.orders_count > 0, c.c.last_order_at.is_not(None))
 
 
 def rescore(session: Session, segment_map: SegmentMap, now: datetime) -> RescoreResult:
@@ -237,36 +244,33 @@ def rescore(session: Session, segment_map: SegmentMap, now: datetime) -> Rescore
         )
     )
     # Customers without a paid order any more (a refund, a merge) go back to "none".
-    c = customers
+    s = scores
     session.execute(
         insert(_rescored).from_select(
             columns,
-            select(c.c.id, null(), null(), null(), literal(NO_SEGMENT), c.c.segment).where(
-                ~_paying(c),
-                or_(
-                    c.c.segment != NO_SEGMENT,
-                    *(c.c[name].is_not(None) for name in SCORES if name != "segment"),
-                ),
+            select(s.c.customer_id, null(), null(), null(), literal(NO_SEGMENT), s.c.segment).where(
+                s.c.orders == 0
             ),
         )
     )
     r = _rescored.c
+    moves = r.segment != r.old_segment
     session.execute(
         insert(changes).from_select(
             ["customer_id", "old", "new", "changed_at"],
             select(r.customer_id, r.old_segment, r.segment, literal(now, UTCDateTime())).where(
-                r.segment != r.old_segment
+                moves
             ),
         )
     )
-    changed = session.scalar(
-        select(func.count()).select_from(_rescored).where(r.segment != r.old_segment)
-    )
+    changed = session.scalar(select(func.count()).select_from(_rescored).where(moves))
+    written = {**{name: r[name] for name in SCORES}, "scored_at": literal(now, UTCDateTime())}
     scored = _count(
-        session.execute(
-            update(customers)
-            .where(customers.c.id == r.customer_id)
-            .values({name: r[name] for name in SCORES})
+        session.execute(update(scores).where(scores.c.customer_id == r.customer_id).values(written))
+    )
+    session.execute(
+        delete(scores).where(
+            scores.c.customer_id.in_(select(r.customer_id).where(r.segment == NO_SEGMENT))
         )
     )
     session.execute(text("DROP TABLE segment_rescored"))

@@ -15,6 +15,7 @@ from sqlalchemy import Table, func, select
 from sqlalchemy.orm import Session
 
 from campaigner.db.models import Customer, Order
+from campaigner.segments.membership import with_segment
 from campaigner.segments.rfm_map import NO_SEGMENT, SEGMENTS
 
 CENT = Decimal("0.01")
@@ -49,24 +50,26 @@ class SegmentLine:
 
 def segment_summary(session: Session, main_currency: str) -> list[SegmentLine]:
     """One line per segment in map order (then "none"), empty segments included."""
+    everyone, named = with_segment(customers, customers.c.id)
     sizes = {
-        segment: count
-        for segment, count in session.execute(
-            select(customers.c.segment, func.count()).group_by(customers.c.segment)
+        name: count
+        for name, count in session.execute(
+            select(named, func.count()).select_from(everyone).group_by(named)
         )
     }
     currency = func.coalesce(func.nullif(orders.c.currency, ""), main_currency)
+    buyers, bought_in = with_segment(orders, orders.c.customer_id)
     money = session.execute(
         select(
-            customers.c.segment,
+            bought_in,
             currency.label("currency"),
             func.count(func.distinct(orders.c.customer_id)),
             func.count(),
             func.sum(orders.c.total - orders.c.refunded),
         )
-        .select_from(orders.join(customers, customers.c.id == orders.c.customer_id))
+        .select_from(buyers)
         .where(orders.c.status == "paid", orders.c.paid_at.is_not(None))
-        .group_by(customers.c.segment, currency)
+        .group_by(bought_in, currency)
     ).all()
     totals: dict[str, Decimal] = {}
     for _, code, _, _, revenue in money:

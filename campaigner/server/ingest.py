@@ -1,9 +1,9 @@
 """The ingest API: the shop pushes customers, orders and "order paid" events over HTTP.
 
 Every request needs a bearer token from `server.api_tokens`. Items are validated one by one:
-a bad item is reported (index, field, reason) while the good ones in the same request are
-stored, through the same loader as CSV import and source sync. Upserts by external id make
-every call safe to retry.
+a bad item is reported (index, field, reason; a bad line item of an order as
+`items.2.quantity`) while the good ones in the same request are stored, through the same
+loader as CSV import and source sync. Upserts by external id make every call safe to retry.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from campaigner.customers.records import UNIX_TIME_RULE, is_unix_time, parse_num
 from campaigner.server.guard import Guard, Refused, matches_any
 
 MAX_ITEMS = 1000
+MAX_LINES = 500  # line items on one order
 # A shop's names and codes are unbounded: longer than their columns, they are shortened by
 # the loader (a warning in the answer), not refused; this only bounds what a request holds.
 SHOP_TEXT = 4096
@@ -119,6 +120,24 @@ class CustomerIn(_Item):
         return dates
 
 
+class ItemIn(_Item):
+    """One line of an order: what was bought."""
+
+    product_id: str | None = Field(None, max_length=128, description="The shop's product id")
+    sku: str | None = Field(None, max_length=128)
+    name: str = Field("", max_length=255)
+    categories: list[Annotated[str, Field(max_length=255)]] = Field(
+        default_factory=list,
+        max_length=100,
+        description="One or more; a name may hold a comma («چای، دمنوش»)",
+    )
+    quantity: int = Field(1, ge=0, le=1_000_000)
+    unit_price: Decimal | None = Field(None, ge=0, lt=Decimal("1e12"))
+    line_total: Decimal | None = Field(
+        None, ge=0, lt=Decimal("1e12"), description="Default: unit_price × quantity"
+    )
+
+
 class _OrderFields(_Item):
     id: str = Field(min_length=1, max_length=128, description="The shop's order id")
     total: Decimal = Field(Decimal(0), ge=0, lt=Decimal("1e12"))
@@ -139,6 +158,11 @@ class _OrderFields(_Item):
         description="Longer than 32 characters it is none of ours: left out (a warning)",
     )
     items_count: int | None = Field(None, ge=0, le=2**31 - 1)
+    items: list[ItemIn] | None = Field(
+        None,
+        max_length=MAX_LINES,
+        description="The order's line items; given, they replace the ones it had",
+    )
 
 
 class OrderIn(_OrderFields):
@@ -354,7 +378,7 @@ def _customer_record(customer: CustomerIn) -> dict[str, Any]:
 
 
 def _order_record(order: _OrderFields) -> dict[str, Any]:
-    record = {
+    record: dict[str, Any] = {
         "external_id": order.id,
         "total": order.total,
         "currency": order.currency,
@@ -363,6 +387,8 @@ def _order_record(order: _OrderFields) -> dict[str, Any]:
         "referral_code": order.referral_code,
         "items_count": order.items_count,
     }
+    if order.items is not None:
+        record["items"] = [item.model_dump(exclude_none=True) for item in order.items]
     if isinstance(order, OrderIn):
         record.update(customer_id=order.customer_id, status=order.status)
     return record

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Engine, TextClause, create_engine, event, text
+from sqlalchemy import Connection, Engine, TextClause, bindparam, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -27,7 +27,7 @@ from sqlalchemy.pool import NullPool
 
 from campaigner.clock import Clock, SystemClock
 from campaigner.config import Settings, SourceSettings, SourceTable
-from campaigner.customers.fields import CUSTOMER_FIELDS, ORDER_FIELDS
+from campaigner.customers.fields import CUSTOMER_FIELDS, ITEM_SOURCE_FIELDS, ORDER_FIELDS
 from campaigner.customers.headers import field_for, preferred_header
 from campaigner.customers.loader import LoadResult, load_customers, load_orders
 from campaigner.customers.records import as_text
@@ -485,7 +485,57 @@ class SourcePass:
                 record["shop_modified_at"] = self._value("", row[cursor_key])
             records.append(record)
         id_key = keys[self.id_column.lower()]
+        if self.kind == "orders":
+            records = self._with_items(rows, records)
         return records, [as_text(row[id_key]) for row in rows]
+
+    def _with_items(
+        self, rows: list[Mapping[str, Any]], records: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """Each order record with its line items from `[sources.items]` (an order without
+        any has none): read for the whole batch in one query, by order id."""
+        spec = self.source.items
+        if spec is None:
+            return records
+        quote = self.connection.dialect.identifier_preparer.quote
+        columns = spec.field_columns(ITEM_SOURCE_FIELDS)
+        order_column = columns.get("order_id", "order_id")
+        order = quote(order_column)
+        if "external_id" in columns:
+            order += ", " + quote(columns["external_id"])
+        relation = (
+            f"({spec.query.strip().rstrip(';')}) AS campaigner_items"
+            if spec.query.strip()
+            else ".".join(quote(part) for part in spec.table.strip().split("."))
+        )
+        id_key = self._key(rows[0], self.id_column)
+        statement = text(
+            f"SELECT * FROM {relation} WHERE {quote(order_column)} IN :ids ORDER BY {order}"
+        ).bindparams(bindparam("ids", expanding=True))
+        lines = self.query(statement, {"ids": [row[id_key] for row in rows]})
+        by_order: dict[str, list[dict[str, Any]]] = {}
+        if lines:
+            keys = {str(key).lower(): key for key in lines[0]}
+            wanted = {
+                name: keys[column.lower()]
+                for name, column in columns.items()
+                if column.lower() in keys and name != "external_id"
+            }
+            for key in lines[0]:
+                name = field_for(str(key), "items")
+                if name and name not in wanted and name not in columns:
+                    wanted[name] = key
+            if "order_id" not in wanted:
+                raise CampaignerError(
+                    f"source {self.source.name!r} items: no column {order_column!r} in the "
+                    f"result; name the order id column in [sources.items.columns]"
+                )
+            for line in lines:
+                item = {name: line[key] for name, key in wanted.items() if name != "order_id"}
+                by_order.setdefault(as_text(line[wanted["order_id"]]), []).append(item)
+        for row, record in zip(rows, records, strict=True):
+            record["items"] = by_order.get(as_text(row[id_key]), [])
+        return records
 
     def _value(self, name: str, value: Any) -> Any:
         if isinstance(value, datetime) and value.tzinfo is None:

@@ -35,7 +35,7 @@ def independent_winners(seed: str, external_ids: list[str], count: int) -> list[
 
 def run_draw(sessions: sessionmaker[Session], name: str, seed: str | None = "yalda-1404") -> Draw:
     with sessions.begin() as session:
-        candidates = rule_candidates(session, rule(at="2026-12-20T10:00"), TEHRAN)
+        candidates = rule_candidates(session, rule(at="2026-12-20T10:00"), TEHRAN, NOW)
         found = draw(session, name, "rule yalda_sale", candidates, 3, seed=seed, by="ali", now=NOW)
         session.expunge_all()
         return found

@@ -1,9 +1,12 @@
 from pathlib import Path
 
 from click.testing import CliRunner, Result
+from product_shop import TEA, ProductShop, day
 from sqlalchemy import create_engine, text
+from sqlalchemy.orm import Session, sessionmaker
 
 from campaigner.cli import cli
+from campaigner.config import Settings
 from campaigner.project import SAMPLES
 
 
@@ -152,3 +155,45 @@ def test_rules_check_without_a_database_checks_the_files_and_says_so(tmp_path: P
         result.stderr
     )
     assert not (tmp_path / "campaigner.db").exists()
+
+
+def test_rules_check_notes_products_the_shop_never_sold(
+    tmp_path: Path, db_url: str, sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    """A misspelt SKU or category, and a `days = "auto"` with nothing to learn from, are
+    named (the rule still loads: a new product has no orders yet)."""
+    shop = ProductShop(sessions, settings)
+    shop.customer("ali")
+    shop.order("ali", day(0), TEA)
+    shop.order("ali", day(20), TEA)
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "beans.toml").write_text(
+        'trigger = "cross_sell"\ntemplate = "x.j2"\nafter = "7d"\n'
+        'bought = { products = ["TEA-75", "57"] }\nsuggest = { categories = ["cofee"] }\n'
+        "[audience]\nbought_none = { categories = ['Drinks, hot'] }\n",
+        encoding="utf-8",
+    )
+    (rules / "refill.toml").write_text(
+        'trigger = "replenish"\ntemplate = "x.j2"\ndays = "auto"\n'
+        'bought = { products = ["TEA-57"] }\n',
+        encoding="utf-8",
+    )
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "x.j2").write_text("Hi {{ first_name }}", encoding="utf-8")
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[database]\nurl = "{db_url}"\n[paths]\nrules = "{rules}"\ntemplates = "{templates}"\n',
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(cli, ["--config", str(config), "rules", "check"])
+    assert result.exit_code == 0, result.output
+    notes = [line for line in result.stdout.splitlines() if line.startswith("note")]
+    assert notes == [
+        "note  beans: bought: no order line has TEA-75 yet (a typo, or order items not "
+        "imported: see `orders import --items`)",
+        "note  beans: suggest: no order line has category 'cofee' yet (a typo, or order "
+        "items not imported: see `orders import --items`)",
+        'note  refill: days = "auto" is 20 days today (the median reorder interval)',
+    ]

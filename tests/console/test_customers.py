@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 from console_site import ConsoleSite
+from shop_builders import put_segment
 from sqlalchemy import select
 
 from campaigner.console.web import CONTENT_SECURITY_POLICY
@@ -89,3 +90,12 @@ def test_a_customer_id_past_the_key_is_nobody_not_a_crash(
         assert answer.status_code == 400
         assert f"no customer #{int(customer_id)}" in answer.text
         assert answer.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+
+
+def test_the_profile_shows_the_value_segment_from_the_scores(site: ConsoleSite) -> None:
+    site.project.paid_order("Sara")
+    client = site.signed_in("marketer")
+    assert 'id="segment">none<' in client.get("/console/customers/1").text
+    with site.project.sessions.begin() as session:
+        put_segment(session, 1, "champions")
+    assert 'id="segment">champions<' in client.get("/console/customers/1").text

@@ -21,6 +21,8 @@ from starlette.testclient import TestClient
 from campaigner.config import Settings
 from campaigner.console import editor
 from campaigner.errors import CampaignerError
+from campaigner.rulebook import check_rules
+from campaigner.rules.models import TRIGGERS
 
 RULE = 'trigger = "post_purchase"\ntemplate = "thank_you.j2"\ndelay = "2h"\ntransactional = true\n'
 
@@ -181,6 +183,31 @@ def test_a_draft_that_takes_another_rules_name_is_refused(site: ConsoleSite) -> 
     # a problem the other file had already is not the draft's doing
     other.write_text("trigger = 'nope'\n", encoding="utf-8")
     assert editor.check_draft(settings, editor.Draft("aa_first", RULE, {}, "thank_you")) == []
+
+
+def test_a_new_rule_of_every_trigger_kind_is_created_checked_and_disabled(
+    site: ConsoleSite,
+) -> None:
+    """The "new rule" form offers every kind; each starting text passes the checks, so the
+    marketer edits values, product rules and segment moves included."""
+    client = site.signed_in("marketer")
+    csrf = site.csrf(client)
+    page = client.get("/console/rules").text
+    rules = site.project.settings.paths.rules
+    for trigger in TRIGGERS:
+        assert f"<option>{trigger}</option>" in page
+        name = f"new_{trigger}"
+        answer = client.post(
+            "/console/rules/new",
+            data={"csrf": csrf, "name": name, "trigger": trigger},
+            follow_redirects=False,
+        )
+        assert answer.status_code == 303, (trigger, answer.text)
+        text = (rules / f"{name}.toml").read_text(encoding="utf-8")
+        assert f'trigger = "{trigger}"' in text and "enabled = false" in text
+    loaded = check_rules(site.project.settings)
+    assert loaded.problems == []
+    assert {rule.trigger for rule in loaded.rules.values() if not rule.enabled} == set(TRIGGERS)
 
 
 def _save_elsewhere(

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from campaigner.config import CustomerDefaults
 from campaigner.customers.loader import load_customers, load_orders
-from campaigner.db.models import Customer, Message, Order, OrderItem
+from campaigner.db.models import Customer, CustomerScore, Message, Order, OrderItem
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 DEFAULTS = CustomerDefaults()
@@ -115,13 +115,17 @@ def test_items_replace_the_old_ones_and_refunds_reduce_revenue(
 
 def test_items_keep_persian_names_and_categories(sessions: sessionmaker[Session]) -> None:
     items = [
-        {"name": "چای  ماسالا", "quantity": 2, "line_total": "400000", "categories": ["چای", "Tea"]}
+        {"name": "چای  ماسالا", "quantity": 2, "line_total": "400000", "categories": ["چاي", "Tea"]}
     ]
     with sessions.begin() as session:
         load_orders(session, [guest_order("7001", "09121112233", items=items)], DEFAULTS, now=NOW)
     with sessions() as session:
         item = session.scalars(select(OrderItem)).one()
+        rows = [row.category for row in item.category_rows]
+    # Categories are folded (Arabic ي as Persian ی, lower case) and sorted, whatever order the
+    # shop gave: the first in alphabetical order is an item's `category`.
     assert (item.name, item.categories, item.quantity) == ("چای ماسالا", ",tea,چای,", 2)
+    assert sorted(rows) == ["tea", "چای"]
 
 
 def test_bad_items_and_refunds_reject_the_order(sessions: sessionmaker[Session]) -> None:
@@ -135,7 +139,10 @@ def test_bad_items_and_refunds_reject_the_order(sessions: sessionmaker[Session])
             DEFAULTS,
             now=NOW,
         )
-    assert [(e.index, e.field) for e in result.errors] == [(0, "items"), (1, "refunded")]
+    assert [(e.index, e.field) for e in result.errors] == [
+        (0, "items.0.quantity"),
+        (1, "refunded"),
+    ]
 
 
 def test_a_record_that_says_nothing_about_consent_keeps_it(
@@ -163,3 +170,19 @@ def test_a_record_that_says_nothing_about_consent_keeps_it(
         said = {"external_id": "42", "phone": "09121112233", "marketing_consent": "no"}
         assert load_customers(session, [said], DEFAULTS, now=NOW).updated == 1
     assert consents() == {"42": False, "43": False}
+
+
+def test_a_customer_may_spend_more_than_one_order_may_cost(
+    sessions: sessionmaker[Session],
+) -> None:
+    """Two orders of 900 billion rials each: each fits an order's total, their sum did not
+    fit the customer's total_spent, nor the value segments' spend (PostgreSQL refused the
+    statistics: numeric overflow)."""
+    orders = [{**guest_order(n, "09121112233"), "total": "900000000000"} for n in ("8001", "8002")]
+    with sessions.begin() as session:
+        result = load_orders(session, orders, DEFAULTS, now=NOW)
+    assert not result.errors
+    with sessions() as session:
+        customer = session.scalars(select(Customer)).one()
+        spent = session.scalars(select(CustomerScore.spent)).one()
+    assert customer.total_spent == spent == Decimal("1800000000000")

@@ -5,10 +5,11 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from conftest import create_pg_database, drop_pg_database, require_postgres
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import Engine, inspect, select, text
+from sqlalchemy.orm import Session
 
 from campaigner.db import create_engine_for, ensure_current, upgrade
-from campaigner.db.models import Base
+from campaigner.db.models import Base, Customer, Order, OrderItem
 from campaigner.db.schema import alembic_config, current_revision, head_revision
 from campaigner.errors import SchemaOutdated
 
@@ -27,6 +28,7 @@ TABLES = {
     "announcements",
     "draws",
     "draw_winners",
+    "order_item_categories",
 }
 
 
@@ -102,3 +104,79 @@ def test_timezone_index_migrates_up_and_down_with_customers(db_url: str) -> None
 
 def _indexes(engine: Engine, table: str) -> set[str]:
     return {str(index["name"]) for index in inspect(engine).get_indexes(table)}
+
+
+def test_segments_2_moves_the_scores_off_customers_and_back(db_url: str) -> None:
+    """A shop upgrading with segments already computed keeps them, and a downgrade puts them
+    back on the customers."""
+    engine = create_engine_for(db_url)
+    columns = (
+        "external_id, first_name, last_name, calendar, timezone, locale, tags,"
+        " marketing_consent, city, orders_count, total_spent, created_at, updated_at, segment,"
+        " recency_score, frequency_score, monetary_score, segment_currency, segment_spent"
+    )
+    try:
+        command.downgrade(alembic_config(engine), "occasions_1")
+        with engine.begin() as connection:
+            for external_id, scores in (("a", "'loyal', 4, 5, 3, 'USD', 12.5"),
+                                        ("b", "'none', NULL, NULL, NULL, NULL, NULL")):  # fmt: skip
+                connection.execute(
+                    text(
+                        f"INSERT INTO customers ({columns}) VALUES ('{external_id}', '', '',"
+                        " 'jalali', 'Asia/Tehran', 'fa', '', true, '', 2, 0, CURRENT_TIMESTAMP,"
+                        f" CURRENT_TIMESTAMP, {scores})"
+                    )
+                )
+        upgrade(engine)
+        with engine.connect() as connection:
+            moved = connection.execute(
+                text(
+                    "SELECT c.external_id, s.orders, s.segment, s.recency_score, s.currency,"
+                    " s.spent FROM customer_scores AS s JOIN customers AS c ON c.id = s.customer_id"
+                )
+            ).all()
+        assert [tuple(row) for row in moved] == [("a", 2, "loyal", 4, "USD", 12.5)]
+        assert "segment" not in {
+            column["name"] for column in inspect(engine).get_columns("customers")
+        }
+        command.downgrade(alembic_config(engine), "occasions_1")
+        with engine.connect() as connection:
+            back = connection.execute(
+                text(
+                    "SELECT external_id, segment, monetary_score, segment_spent FROM customers"
+                    " ORDER BY external_id"
+                )
+            ).all()
+        assert [tuple(row) for row in back] == [("a", "loyal", 3, 12.5), ("b", "none", None, None)]
+    finally:
+        upgrade(engine)
+        engine.dispose()
+
+
+def test_items_stored_before_products_1_get_category_rows_folded_as_rules_are(
+    db_url: str,
+) -> None:
+    """A shop upgrading with line items from sync or webhooks: its past orders count for
+    "bought in a category" (Arabic ك/ي folded to Persian, a comma inside a name kept)."""
+    engine = create_engine_for(db_url)
+    try:
+        command.downgrade(alembic_config(engine), "occasions_1")
+        with Session(engine) as session, session.begin():
+            customer = Customer(external_id="c1", first_name="", last_name="")
+            order = Order(external_id="o1", customer=customer)
+            session.add_all([customer, order])
+            session.flush()
+            session.add_all(
+                [
+                    OrderItem(order_id=order.id, line_no=1, categories=",كيك,tea%2C coffee,"),
+                    OrderItem(order_id=order.id, line_no=2, categories=""),
+                ]
+            )
+        upgrade(engine)
+        with Session(engine) as session:
+            items = session.scalars(select(OrderItem).order_by(OrderItem.line_no)).all()
+            stored = [(i.categories, [c.category for c in i.category_rows]) for i in items]
+        assert stored == [(",tea%2C coffee,کیک,", ["tea, coffee", "کیک"]), ("", [])]
+    finally:
+        upgrade(engine)
+        engine.dispose()

@@ -369,7 +369,10 @@ def test_a_batch_loads_its_orders_in_one_query(
         finally:
             event.remove(engine, "before_cursor_execute", record)
     assert texts == [f"Thanks for W-{n}" for n in range(5)]
-    assert len([s for s in statements if "FROM orders" in s]) == 2  # the batch, then the gone one
+    favourites = [s for s in statements if "order_item_categories" in s]
+    loads = [s for s in statements if "FROM orders" in s and s not in favourites]
+    assert len(loads) == 2  # the batch, then the gone one
+    assert len(favourites) == 1  # every customer's favourite category, once for the batch
 
 
 def test_no_message_goes_out_over_the_segment_ceiling_or_the_render_budget(

@@ -5,12 +5,13 @@ from decimal import Decimal
 import pytest
 from report_scenario import ATTRIBUTION, NOW, SINCE, UNTIL, empty_report, scenario_report
 from report_scenario import scenario_settings as adjust
+from shop_builders import put_segment
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from campaigner.clock import FixedClock
 from campaigner.config import Settings
-from campaigner.db.models import Customer
+from campaigner.db.models import Message
 from campaigner.reports import build_report
 from campaigner.reports.model import (
     DailySends,
@@ -168,15 +169,19 @@ def test_empty_database_gives_an_empty_report(
     assert report.nps.score is None and report.kpis.referrals == []
 
 
-def test_conversions_per_value_segment_for_each_rule(
+def test_conversions_per_value_segment_count_the_segment_at_planning(
     sessions: sessionmaker[Session], settings: Settings
 ) -> None:
+    """The ledger row keeps the segment the customer was in when it was planned; customers
+    have moved since, and m4 was planned before the segment was kept."""
     scenario_report(sessions, settings)  # the scenario's shop, in the database
     with sessions.begin() as session:
-        for external_id, segment in (("c1", "champions"), ("c2", "champions"), ("c3", "at_risk")):
+        for message_id, segment in ((1, "champions"), (2, "champions"), (3, "at_risk")):
             session.execute(
-                update(Customer).where(Customer.external_id == external_id).values(segment=segment)
+                update(Message).where(Message.id == message_id).values(customer_segment=segment)
             )
+        for customer_id, segment in ((1, "lost"), (2, "champions"), (3, "champions")):
+            put_segment(session, customer_id, segment)  # where they are today
     with sessions() as session:
         report = build_report(
             session,
@@ -192,6 +197,7 @@ def test_conversions_per_value_segment_for_each_rule(
     assert thank_you.by_segment == [
         SegmentResult("champions", sent=2, conversions=1),
         SegmentResult("at_risk", sent=1, conversions=1),
-        SegmentResult("none", sent=1, conversions=0),
+        SegmentResult("unrecorded", sent=1, conversions=0),
     ]
-    assert report.segment_sizes["champions"] == 2 and report.segment_sizes["none"] == 9
+    assert report.segment_sizes["champions"] == 2 and report.segment_sizes["lost"] == 1
+    assert report.segment_sizes["none"] == 9

@@ -18,7 +18,7 @@ CHART_TITLES = (
     "Revenue attributed per rule (IRT)",
     "Conversion rate: messaged versus held out",
     "Customers per value segment",
-    "Conversion rate per value segment, by the segment customers are in today",
+    "Conversion rate per value segment, by the segment customers were in when planned",
     "NPS per week",
 )
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from pydantic import TypeAdapter, ValidationError
+from shop_builders import put_segment
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -36,10 +37,12 @@ def customer(sessions: sessionmaker[Session], name: str, segment: str = "none") 
     with sessions.begin() as session:
         row = Customer(
             external_id=name, phone=f"+98912000{len(name):04d}{name[-1]}"[:13],
-            marketing_consent=True, segment=segment,
+            marketing_consent=True,
         )  # fmt: skip
         session.add(row)
         session.flush()
+        if segment != "none":
+            put_segment(session, row.id, segment)
         return row.id
 
 
@@ -164,6 +167,25 @@ def test_audience_segments_narrow_any_rule(
         audience={"segments": ["at_risk", "cant_lose"]},
     )
     assert {row[0] for row in planned(sessions, settings, clock, narrowed)} == {at_risk, cant_lose}
+
+
+def test_audience_segments_can_name_none_the_customers_without_scores(
+    sessions: sessionmaker[Session], settings: Settings, clock: FixedClock
+) -> None:
+    loyal = customer(sessions, "g1", segment="loyal")
+    at_risk = customer(sessions, "g2", segment="at_risk")
+    unscored = customer(sessions, "g3")
+    lapsed = customer(sessions, "g4")
+    with sessions.begin() as session:  # a score row kept "none" (its paid orders refunded)
+        put_segment(session, lapsed, "none")
+    for customer_id in (loyal, at_risk, unscored, lapsed):
+        move(sessions, customer_id, "champions", "hibernating", clock.now())
+    narrowed = rule(
+        **{"from": ["champions"], "to": ["hibernating"]},
+        audience={"segments": ["none", "loyal"]},
+    )
+    found = {row[0] for row in planned(sessions, settings, clock, narrowed)}
+    assert found == {loyal, unscored, lapsed}
 
 
 @pytest.mark.parametrize(

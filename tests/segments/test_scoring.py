@@ -9,14 +9,14 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from campaigner.clock import FixedClock
 from campaigner.config import CustomerDefaults
 from campaigner.customers.loader import load_orders, refresh_customer_stats
-from campaigner.db.models import Customer, Order, SegmentChange
-from campaigner.segments import SegmentMap, recompute, rescore
+from campaigner.db.models import Customer, CustomerScore, Order, SegmentChange
+from campaigner.segments import SegmentMap, recompute, refresh_inputs, rescore
 
 MAIN = "IRT"
 # customer: (days since the last paid order, paid orders, currency, spend net of refunds)
@@ -125,13 +125,19 @@ def segments_of(session: Session) -> dict[str, tuple[Any, ...]]:
     rows = session.execute(
         select(
             Customer.external_id,
-            Customer.recency_score,
-            Customer.frequency_score,
-            Customer.monetary_score,
+            CustomerScore.recency_score,
+            CustomerScore.frequency_score,
+            CustomerScore.monetary_score,
             Customer.segment,
-        )
+        ).outerjoin(CustomerScore, CustomerScore.customer_id == Customer.id)
     )
     return {row[0]: tuple(row[1:]) for row in rows}
+
+
+def inputs_of(session: Session, external_id: str) -> CustomerScore:
+    return session.scalars(
+        select(CustomerScore).join(Customer).where(Customer.external_id == external_id)
+    ).one()
 
 
 def test_scores_and_segments_of_a_hand_computed_shop(
@@ -142,15 +148,34 @@ def test_scores_and_segments_of_a_hand_computed_shop(
         result = recompute(session, SegmentMap.standard(), clock.now(), MAIN)
     with sessions.begin() as session:
         assert segments_of(session) == EXPECTED
-        rows = session.execute(select(Customer.external_id, Customer.segment_currency))
-        currencies = {external_id: currency for external_id, currency in rows}
-        assert currencies["c20"] == "IRT" and currencies["c18"] == "USD"
-        assert session.scalar(
-            select(Customer.segment_spent).where(Customer.external_id == "c20")
-        ) == Decimal(25)
+        assert (inputs_of(session, "c20").currency, inputs_of(session, "c18").currency) == (
+            "IRT",
+            "USD",
+        )
+        assert inputs_of(session, "c20").spent == Decimal(25)
+        assert (inputs_of(session, "c16").orders, inputs_of(session, "c16").spent) == (6, 60)
         history = session.scalars(select(SegmentChange.new).where(SegmentChange.old == "none"))
         assert len(history.all()) == 20  # everybody with a paid order left "none" once
     assert (result.scored, result.changed) == (20, 20)
+
+
+def test_rescoring_never_writes_the_customers_own_row(
+    sessions: sessionmaker[Session], clock: FixedClock
+) -> None:
+    """Scores live in customer_scores: a customer's `updated_at` keeps saying when the
+    customer's data last changed, even when every segment moved."""
+    with sessions.begin() as session:
+        build_shop(session, clock)
+    with sessions() as session:
+        before = dict(session.execute(select(Customer.id, Customer.updated_at)).all())
+    with sessions.begin() as session:
+        result = recompute(session, SegmentMap.standard(), clock.now(), MAIN)
+    with sessions() as session:
+        after = dict(session.execute(select(Customer.id, Customer.updated_at)).all())
+        stamped = set(session.scalars(select(CustomerScore.scored_at)))
+    assert result.changed == 20
+    assert after == before
+    assert stamped == {clock.now()}  # when the scores moved, on the scores
 
 
 def test_recomputing_unchanged_data_writes_nothing(
@@ -188,16 +213,7 @@ def test_after_a_batch_equals_recomputing_everything(
         recompute(session, segment_map, clock.now(), MAIN, list(touched))
     with sessions.begin() as session:
         incremental = segments_of(session)
-        session.execute(
-            update(Customer).values(
-                segment="none",
-                recency_score=None,
-                frequency_score=None,
-                monetary_score=None,
-                segment_currency=None,
-                segment_spent=None,
-            )
-        )
+        session.execute(delete(CustomerScore))
     with sessions.begin() as session:
         recompute(session, segment_map, clock.now(), MAIN)
     with sessions.begin() as session:
@@ -248,12 +264,13 @@ def test_a_customer_whose_only_order_is_refunded_goes_back_to_none(
         result = rescore(session, SegmentMap.standard(), clock.now())
     with sessions() as session:
         after = session.get_one(Customer, c17.id)
+        scores = session.get(CustomerScore, c17.id)
         moves = session.execute(
             select(SegmentChange.old, SegmentChange.new).where(
                 SegmentChange.customer_id == c17.id, SegmentChange.old != "none"
             )
         ).all()
-    assert (after.segment, after.recency_score, after.segment_currency) == ("none", None, None)
+    assert (after.segment, scores) == ("none", None)  # no paid order: no scores row
     assert [tuple(move) for move in moves] == [("new", "none")]
     assert result.changed >= 1
 
@@ -268,6 +285,7 @@ def test_two_rescoring_passes_at_once_record_each_move_once(
         pytest.skip("SQLite serialises writers (BEGIN IMMEDIATE): this race needs PostgreSQL")
     with sessions.begin() as session:
         build_shop(session, clock)
+        refresh_inputs(session, None, MAIN)
     barrier = threading.Barrier(2)
     results: list[int] = []
 

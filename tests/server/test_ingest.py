@@ -18,7 +18,7 @@ from starlette.testclient import TestClient
 
 from campaigner.clock import FixedClock
 from campaigner.config import Settings
-from campaigner.db.models import Customer, CustomerDate, Order
+from campaigner.db.models import Customer, CustomerDate, Order, OrderItem
 from campaigner.server.ingest import ingest_routes
 
 TOKEN = "t0ken-for-tests"
@@ -255,6 +255,60 @@ def test_own_dates_through_the_api_and_in_its_openapi_document(
     assert stored == {
         ("child_birthday", date(2019, 8, 11), "jalali"),
         ("anniversary", date(2016, 7, 5), "gregorian"),
+    }
+
+
+def test_order_items_through_the_api_replace_and_name_each_bad_line(
+    client: TestClient, sessions: sessionmaker[Session]
+) -> None:
+    client.post("/api/v1/customers", json=ALI, headers=AUTH)
+    chai = {"sku": "TEA-57", "name": "چای ماسالا", "categories": ["چای، دمنوش"], "quantity": 2}
+    order = {
+        "id": "o1",
+        "customer_id": "c1",
+        "total": 400000,
+        "paid_at": "2026-03-01T10:00:00Z",
+        "items": [{**chai, "unit_price": "200000"}, {"name": "قوری", "line_total": 1}],
+    }
+    assert client.post("/api/v1/orders", json=order, headers=AUTH).status_code == 200
+    again = client.post("/api/v1/orders", json=order, headers=AUTH).json()
+    assert again["unchanged"] == 1
+    assert count(sessions, OrderItem) == 2  # no duplicated lines
+    with sessions() as session:
+        lines = [
+            (i.line_no, i.sku, i.line_total, [c.category for c in i.category_rows])
+            for i in session.scalars(select(OrderItem).order_by(OrderItem.line_no))
+        ]
+    assert lines == [(1, "TEA-57", Decimal(400000), ["چای، دمنوش"]), (2, None, Decimal(1), [])]
+    bad = [
+        {**order, "items": [chai, {**chai, "quantity": -1}]},
+        {**order, "id": "o2", "items": [{**chai, "colour": "red"}]},
+        {**order, "id": "o3", "items": [chai]},
+    ]
+    response = client.post("/api/v1/orders", json=bad, headers=AUTH)
+    assert response.status_code == 422
+    body = response.json()
+    assert [(e["index"], e["field"]) for e in body["errors"]] == [
+        (0, "items.1.quantity"),
+        (1, "items.0.colour"),
+    ]
+    assert body["accepted"] == 1
+    assert count(sessions, OrderItem) == 3  # o1 kept its two lines; o3 has one
+
+
+def test_openapi_document_describes_line_items(client: TestClient) -> None:
+    schemas = client.get("/api/v1/openapi.json").json()["components"]["schemas"]
+    assert schemas["OrderIn"]["properties"]["items"]["anyOf"][0]["items"] == {
+        "$ref": "#/components/schemas/ItemIn"
+    }
+    assert set(schemas["ItemIn"]["properties"]) == {
+        "product_id",
+        "sku",
+        "name",
+        "categories",
+        "quantity",
+        "unit_price",
+        "line_total",
     }
 
 

@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from campaigner.clock import FixedClock
 from campaigner.config import Settings, SourceSettings
-from campaigner.db.models import Customer, CustomerDate, Order
+from campaigner.db.models import Customer, CustomerDate, Order, OrderItem, OrderItemCategory
 from campaigner.errors import CampaignerError
 from campaigner.sources import SyncFailed, sync_source
 
@@ -68,6 +68,61 @@ wp_wc_orders = Table(
     Column("date_updated_gmt", DateTime),
     Column("date_paid_gmt", DateTime, nullable=True),
 )
+
+# Line items as WooCommerce keeps them (columns of woocommerce/woocommerce
+# plugins/woocommerce/includes/class-wc-install.php, get_schema(); see woocommerce_schema.py).
+wp_order_items = Table(
+    "wp_woocommerce_order_items",
+    shop,
+    Column("order_item_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("order_item_name", Text, nullable=False),
+    Column("order_item_type", String(200), nullable=False, default=""),
+    Column("order_id", BigInteger, nullable=False),
+)
+wp_order_itemmeta = Table(
+    "wp_woocommerce_order_itemmeta",
+    shop,
+    Column("meta_id", Integer, primary_key=True),
+    Column("order_item_id", BigInteger, nullable=False),
+    Column("meta_key", String(255)),
+    Column("meta_value", Text),
+)
+# What a DBA writes for `[sources.items]`: one row per line, its meta pivoted.
+ITEMS_QUERY = """
+SELECT i.order_item_id AS line_id, i.order_id, i.order_item_name AS name,
+       MAX(CASE WHEN m.meta_key = '_product_id' THEN m.meta_value END) AS product_id,
+       MAX(CASE WHEN m.meta_key = '_qty' THEN m.meta_value END) AS qty,
+       MAX(CASE WHEN m.meta_key = '_line_total' THEN m.meta_value END) AS line_total,
+       MAX(CASE WHEN m.meta_key = '_categories' THEN m.meta_value END) AS categories
+FROM wp_woocommerce_order_items i
+JOIN wp_woocommerce_order_itemmeta m ON m.order_item_id = i.order_item_id
+WHERE i.order_item_type = 'line_item'
+GROUP BY i.order_item_id, i.order_id, i.order_item_name
+"""
+ITEMS = [
+    # item id, order id, name, type, meta
+    (
+        7,
+        101,
+        "چای ماسالا",
+        "line_item",
+        {
+            "_product_id": "57",
+            "_qty": "2",
+            "_line_total": "1000000",
+            "_categories": "چای، دمنوش|Drinks",
+        },
+    ),
+    (5, 101, "قوری", "line_item", {"_product_id": "90", "_qty": "1", "_line_total": "250000"}),
+    (8, 101, "FREE", "coupon", {"discount_amount": "0"}),
+    (
+        9,
+        102,
+        "چای ماسالا",
+        "line_item",
+        {"_product_id": "57", "_qty": "1", "_line_total": "500000"},
+    ),
+]
 
 CUSTOMERS_QUERY = """
 SELECT u.id AS user_id,
@@ -131,6 +186,22 @@ def _fill(url: str) -> None:
                 for order_id, status, total, customer, updated, paid in ORDERS
             ],
         )
+        for item_id, order_id, name, kind, meta in ITEMS:
+            connection.execute(
+                insert(wp_order_items).values(
+                    order_item_id=item_id,
+                    order_item_name=name,
+                    order_item_type=kind,
+                    order_id=order_id,
+                )
+            )
+            connection.execute(
+                insert(wp_order_itemmeta),
+                [
+                    {"order_item_id": item_id, "meta_key": k, "meta_value": v}
+                    for k, v in meta.items()
+                ],
+            )
     engine.dispose()
 
 
@@ -466,6 +537,66 @@ def test_own_dates_are_mapped_from_a_source_and_bad_ones_reported(
     with pytest.raises(ValueError, match="unknown field"):
         SourceSettings.model_validate(
             {"name": "x", "url": url, "orders": {"table": "a", "columns": {"date:x": "c"}}}
+        )
+
+
+def test_items_come_with_their_orders_and_a_second_sync_duplicates_nothing(
+    shop_url: str, sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    items = {"query": ITEMS_QUERY, "columns": {"id": "line_id"}}
+    source = woo_source(shop_url, items=items)
+    run(sessions, source, settings)
+    run(sessions, source, settings, full=True)
+
+    def lines() -> list[tuple[str, int, str | None, str, int, Decimal, list[str]]]:
+        with sessions() as session:
+            query = (
+                select(Order.external_id, OrderItem)
+                .join(Order, Order.id == OrderItem.order_id)
+                .order_by(Order.external_id, OrderItem.line_no)
+            )
+            return [
+                (
+                    order,
+                    i.line_no,
+                    i.product_id,
+                    i.name,
+                    i.quantity,
+                    i.line_total,
+                    [c.category for c in i.category_rows],
+                )
+                for order, i in session.execute(query)
+            ]
+
+    expected = [
+        ("101", 1, "90", "قوری", 1, Decimal(250000), []),  # lines in the shop's item id order
+        ("101", 2, "57", "چای ماسالا", 2, Decimal(1000000), ["drinks", "چای، دمنوش"]),
+        # A line naming no categories keeps those last stored for its product.
+        ("102", 1, "57", "چای ماسالا", 1, Decimal(500000), ["drinks", "چای، دمنوش"]),
+    ]
+    assert lines() == expected
+    with sessions() as session:
+        assert len(session.scalars(select(OrderItemCategory)).all()) == 4
+
+
+def test_items_need_orders_to_come_with() -> None:
+    with pytest.raises(ValueError, match=r"\[sources.items\] goes with \[sources.orders\]"):
+        SourceSettings.model_validate(
+            {
+                "name": "s",
+                "url": "sqlite:///x.db",
+                "customers": {"table": "c"},
+                "items": {"table": "i"},
+            }
+        )
+    with pytest.raises(ValueError, match="unknown field"):
+        SourceSettings.model_validate(
+            {
+                "name": "s",
+                "url": "sqlite:///x.db",
+                "orders": {"table": "o"},
+                "items": {"table": "i", "columns": {"colour": "c"}},
+            }
         )
 
 

@@ -10,12 +10,14 @@ from sqlalchemy import Select
 from campaigner.rules.triggers import (
     announcement,
     birthday,
+    cross_sell,
     draw_winner,
     nps_survey,
     occasion,
     personal_date,
     post_purchase,
     referral_request,
+    replenish,
     segment_change,
     win_back,
 )
@@ -30,6 +32,8 @@ COMPILERS: dict[str, Callable[[Any, DueContext], Select[Any] | list[Select[Any]]
     "segment_change": segment_change.due,
     "occasion": occasion.due,
     "personal_date": personal_date.due,
+    "cross_sell": cross_sell.due,
+    "replenish": replenish.due,
     "announcement": announcement.due,
     "draw_winner": draw_winner.due,
 }

@@ -69,7 +69,7 @@ def due(rule: AnnouncementRule, ctx: DueContext) -> Select[Any]:
             no_order(),
         )
     ).where(
-        *eligible(rule),
+        *eligible(rule, ctx.end),
         *audience_extras(rule, ctx.shop, ctx.dialect),
         due_epoch >= literal(math.ceil(ctx.start.timestamp()), BigInteger),
         due_epoch <= literal(math.floor(ctx.end.timestamp()), BigInteger),

@@ -73,4 +73,4 @@ def due(rule: BirthdayRule, ctx: DueContext) -> list[Select[Any]]:
                     ).where(*conditions)
                 )
 
-    return grouped(branches, eligible_found(rule))
+    return grouped(branches, eligible_found(rule, ctx.end))

@@ -35,7 +35,9 @@ from sqlalchemy import (
 from sqlalchemy.types import Interval
 
 from campaigner.db.models import Customer, OptOut, Order, UTCDateTime
-from campaigner.rules.models import Audience, Condition, RuleBase
+from campaigner.products.bought import bought
+from campaigner.rules.models import Audience, Bought, Condition, RuleBase
+from campaigner.segments.membership import in_segments
 
 customers = cast(Table, Customer.__table__)
 orders = cast(Table, Order.__table__)
@@ -64,8 +66,9 @@ class DueContext:
     occasions: Mapping[str, Mapping[int, date]] = field(default_factory=dict)
 
 
-def eligible(rule: RuleBase) -> list[ColumnElement[bool]]:
-    """A phone that works and has not opted out, consent for marketing, and the audience."""
+def eligible(rule: RuleBase, now: datetime | None = None) -> list[ColumnElement[bool]]:
+    """A phone that works and has not opted out, consent for marketing, and the audience
+    (`now` measures its `within`)."""
     conditions: list[ColumnElement[bool]] = [
         customers.c.phone.is_not(None),
         customers.c.phone_invalid_at.is_(None),
@@ -73,10 +76,10 @@ def eligible(rule: RuleBase) -> list[ColumnElement[bool]]:
     ]
     if not rule.transactional:
         conditions.append(customers.c.marketing_consent.is_(True))
-    return conditions + audience_filter(rule.audience)
+    return conditions + audience_filter(rule.audience, now)
 
 
-def audience_filter(audience: Audience) -> list[ColumnElement[bool]]:
+def audience_filter(audience: Audience, now: datetime | None = None) -> list[ColumnElement[bool]]:
     tags = customers.c.tags
     conditions: list[ColumnElement[bool]] = []
     if audience.tags_any:
@@ -92,9 +95,22 @@ def audience_filter(audience: Audience) -> list[ColumnElement[bool]]:
     if audience.locales:
         conditions.append(customers.c.locale.in_(audience.locales))
     if audience.segments:
-        conditions.append(customers.c.segment.in_(audience.segments))
+        conditions.append(in_segments(customers.c.id, audience.segments))
     conditions.extend(_condition(condition) for condition in audience.where)
+    if audience.bought_any is not None:
+        conditions.append(_bought(audience.bought_any, now, "bought_any"))
+    if audience.bought_none is not None:
+        conditions.append(~_bought(audience.bought_none, now, "bought_none"))
     return conditions
+
+
+def _bought(spec: Bought, now: datetime | None, name: str) -> ColumnElement[bool]:
+    within = spec.within_td
+    if within is not None and now is None:
+        raise ValueError("a `within` needs the moment it is measured from")
+    since = None if within is None or now is None else instant(now - within)
+    until = None if now is None else instant(now)
+    return bought(spec, customers.c.id, since=since, until=until, name=name)
 
 
 def _has_tag(tags: Any, tag: str) -> ColumnElement[bool]:
@@ -176,7 +192,7 @@ def after_paid_order(
             orders.c.status == "paid",
             paid_at >= ctx.start - delay,
             paid_at <= ctx.end - delay,
-            *eligible(rule),
+            *eligible(rule, ctx.end),
         )
     )
 
@@ -210,9 +226,9 @@ def send_instant(day: date, at: time, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, at, tzinfo=zone).astimezone(UTC)
 
 
-def eligible_found(rule: RuleBase) -> Callable[[Subquery], Select[Any]]:
+def eligible_found(rule: RuleBase, now: datetime) -> Callable[[Subquery], Select[Any]]:
     """For `grouped`: the customers found (columns id, key, due_at, expires_at) who are
-    eligible for `rule`, as due rows with no order."""
+    eligible for `rule` (its `within` measured from `now`), as due rows with no order."""
 
     def due(found: Subquery) -> Select[Any]:
         return (
@@ -222,7 +238,7 @@ def eligible_found(rule: RuleBase) -> Callable[[Subquery], Select[Any]]:
                 )
             )
             .select_from(found.join(customers, customers.c.id == found.c.id))
-            .where(*eligible(rule))
+            .where(*eligible(rule, now))
         )
 
     return due

@@ -45,6 +45,6 @@ def due(rule: DrawWinnerRule, ctx: DueContext) -> Select[Any]:
             draws.c.name == rule.draw,
             draws.c.drawn_at >= ctx.start,
             draws.c.drawn_at <= ctx.end,
-            *eligible(rule),
+            *eligible(rule, ctx.end),
         )
     )

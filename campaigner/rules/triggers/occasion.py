@@ -56,4 +56,4 @@ def due(rule: OccasionRule, ctx: DueContext) -> list[Select[Any]]:
             ).where(false())
         )
 
-    return grouped(branches, eligible_found(rule))
+    return grouped(branches, eligible_found(rule, ctx.end))

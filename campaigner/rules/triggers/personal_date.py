@@ -69,7 +69,7 @@ def due(rule: PersonalDateRule, ctx: DueContext) -> list[Select[Any]]:
             .where(false())
         )
 
-    return grouped(branches, eligible_found(rule))
+    return grouped(branches, eligible_found(rule, ctx.end))
 
 
 def _named_dates(rule: PersonalDateRule, calendar: str, originals: list[date]) -> Select[Any]:

@@ -67,5 +67,5 @@ def due(rule: SegmentChangeRule, ctx: DueContext) -> Select[Any]:
             )
         )
         .select_from(latest.join(customers, customers.c.id == latest.c.customer_id))
-        .where(latest.c.latest == 1, ~recently_messaged, *eligible(rule))
+        .where(latest.c.latest == 1, ~recently_messaged, *eligible(rule, ctx.end))
     )

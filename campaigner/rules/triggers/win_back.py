@@ -60,7 +60,7 @@ def due(rule: WinBackRule, ctx: DueContext) -> list[Select[Any]]:
             .where(
                 customers.c.last_order_id.is_not(None),
                 customers.c.orders_count >= rule.min_orders,
-                *eligible(rule),
+                *eligible(rule, ctx.end),
             )
         )
 

@@ -1,0 +1,54 @@
+"""Whether a product rule's planned message still has a reason to go, asked at send time.
+
+Planning checked "not bought the suggestion since" (cross_sell) and "not bought again"
+(replenish) up to its own instant; a message can wait hours or days after that (window,
+quiet days, caps), and a suggestion for beans the customer bought meanwhile is worse than
+none. So the dispatcher asks again for each claimed row, as it asks consent and opt-out,
+counting orders paid up to the moment of sending (never a rehearsal's future).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime
+from typing import cast
+
+from sqlalchemy import ColumnElement, Table, literal, select
+from sqlalchemy.orm import Session
+
+from campaigner.db.models import Message, UTCDateTime
+from campaigner.products.bought import bought, orders
+from campaigner.rules.models import CrossSellRule, ReplenishRule, RuleBase
+
+messages = cast(Table, Message.__table__)
+
+# The skip reasons, as the ledger and the reports show them.
+BOUGHT_SUGGESTION = "bought_suggestion"
+BOUGHT_AGAIN = "bought_again"
+
+
+def stopped_holding(
+    session: Session, rule: RuleBase, message_ids: Collection[int], now: datetime
+) -> dict[int, str]:
+    """Of `rule`'s messages `message_ids`, those whose condition no longer holds at `now`,
+    each with its skip reason; empty for rules without such a condition."""
+    until = literal(now, UTCDateTime())
+    customer = messages.c.customer_id
+    condition: ColumnElement[bool]
+    if isinstance(rule, CrossSellRule):
+        reason = BOUGHT_SUGGESTION
+        condition = bought(rule.suggest, customer, since=orders.c.paid_at, until=until)
+    elif isinstance(rule, ReplenishRule):
+        reason = BOUGHT_AGAIN
+        later = (orders.c.paid_at, orders.c.id)
+        condition = bought(rule.bought, customer, until=until, later_than=later)
+    else:
+        return {}
+    if not message_ids:
+        return {}
+    query = (
+        select(messages.c.id)
+        .join(orders, orders.c.id == messages.c.order_id)
+        .where(messages.c.id.in_(list(message_ids)), condition)
+    )
+    return dict.fromkeys(session.scalars(query), reason)

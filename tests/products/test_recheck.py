@@ -1,0 +1,116 @@
+"""The send-time re-check of product rules, with the injected clock: a cross-sell or refill
+reminder planned while it held is skipped, with a named reason, when the customer bought
+the suggestion (or the product again) before it went out; others in the batch still go."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+from conftest import CaptureGateway
+from product_shop import BEANS, POT, TEA, ProductShop, day
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from campaigner.clock import FixedClock
+from campaigner.config import Settings
+from campaigner.db.models import Customer, Message
+from campaigner.products.recheck import BOUGHT_AGAIN, BOUGHT_SUGGESTION
+from campaigner.runtime import Runtime
+
+FOOTER = "\nلغو۱۱"  # the opt-out footer of a Persian marketing message
+
+
+class Daemon:
+    """The real runtime over rule files, on a clock the test moves."""
+
+    def __init__(self, settings: Settings, sessions: sessionmaker[Session]) -> None:
+        settings.paths.rules.mkdir()
+        settings.paths.templates.mkdir()
+        self.settings, self.sessions = settings, sessions
+        self.shop = ProductShop(sessions, settings)
+        self.gateway = CaptureGateway()
+        self.clock = FixedClock(day(0))
+
+    def rule(self, name: str, text: str) -> None:
+        (self.settings.paths.rules / f"{name}.toml").write_text(text, encoding="utf-8")
+        (self.settings.paths.templates / f"{name}.j2").write_text(
+            "{{ first_name }}: " + name, encoding="utf-8"
+        )
+
+    def runtime(self, at: datetime) -> Runtime:
+        self.clock.set(at)
+        return Runtime.build(
+            self.settings, clock=self.clock, sessions=self.sessions, gateway=self.gateway
+        )
+
+    def outcomes(self) -> dict[str, tuple[str, str | None]]:
+        """Customer external id -> (status, reason) of their message."""
+        with self.sessions() as session:
+            rows = session.execute(
+                select(Customer.external_id, Message.status, Message.reason).join(Customer)
+            )
+            return {who: (status, reason) for who, status, reason in rows}
+
+
+@pytest.fixture
+def daemon(settings: Settings, sessions: sessionmaker[Session]) -> Daemon:
+    return Daemon(settings, sessions)
+
+
+def test_a_cross_sell_is_skipped_once_the_suggestion_was_bought_before_it_went_out(
+    daemon: Daemon,
+) -> None:
+    daemon.rule(
+        "beans",
+        'trigger = "cross_sell"\ntemplate = "beans.j2"\nafter = "7d"\n'
+        'bought = { categories = ["teaware"] }\nsuggest = { products = ["BEAN-70"] }\n'
+        'suggestion = "beans"\n',
+    )
+    for name in ("bought_meanwhile", "still_wants", "buys_later"):
+        daemon.shop.customer(name)
+        daemon.shop.order(name, day(0), POT)
+    runtime = daemon.runtime(day(7, 1))
+    assert runtime.plan().rules["beans"].planned == 3
+    # Planned while it held; then a purchase before the dispatcher gets to it, and one
+    # dated after the moment of sending (a rehearsal's future), which does not count yet.
+    daemon.shop.order("bought_meanwhile", day(7, 2), BEANS)
+    daemon.shop.order("buys_later", day(9), BEANS)
+    daemon.clock.set(day(7, 3))
+    report = runtime.drain()
+    assert report.skipped == {BOUGHT_SUGGESTION: 1}
+    assert daemon.outcomes() == {
+        "bought_meanwhile": ("skipped", BOUGHT_SUGGESTION),
+        "still_wants": ("sent", None),
+        "buys_later": ("sent", None),
+    }
+    texts = sorted(message.text for message in daemon.gateway.sent)
+    assert texts == ["Buys_later: beans" + FOOTER, "Still_wants: beans" + FOOTER]
+
+
+def test_a_refill_reminder_waiting_for_its_window_is_skipped_when_bought_again(
+    daemon: Daemon,
+) -> None:
+    daemon.rule(
+        "refill",
+        'trigger = "replenish"\ntemplate = "refill.j2"\ndays = 30\nwindow = "18:00-20:00"\n'
+        'bought = { products = ["TEA-57"] }\n',
+    )
+    for name in ("restocked", "other_product", "runs_out"):
+        daemon.shop.customer(name)
+        daemon.shop.order(name, day(0), TEA)  # 08:00 UTC: due 08:00 on day 30
+    runtime = daemon.runtime(day(30, 1))
+    runtime.plan()
+    waiting = runtime.drain()  # 09:00: outside the rule's window, all three wait for 18:00
+    assert (waiting.deferred, daemon.gateway.sent) == (3, [])
+    daemon.shop.order("restocked", day(30, 4), TEA)
+    daemon.shop.order("other_product", day(30, 4), POT)  # not the product: still reminded
+    daemon.clock.set(day(30, 10))
+    runtime.plan()  # the new tea order is an occurrence of its own, due in 30 days
+    runtime.drain()
+    assert daemon.outcomes() == {
+        "restocked": ("skipped", BOUGHT_AGAIN),
+        "other_product": ("sent", None),
+        "runs_out": ("sent", None),
+    }
+    assert len(daemon.gateway.sent) == 2
