@@ -56,7 +56,11 @@ def normalize_phone(raw: str, region: str = "IR") -> str:
     """Return `raw` as E.164 (+989121234567) or raise InvalidPhone saying why."""
     # Format characters (ZWNJ, direction marks, a BOM) are invisible: a Persian keyboard's
     # half-space between digit groups is no reason to refuse the number.
-    visible = "".join(c for c in raw if unicodedata.category(c) != "Cf")
+    # Digits and ASCII are never format characters: most numbers need no look at each one.
+    if raw.isascii() or raw.translate(_DIGITS).isascii():
+        visible = raw
+    else:
+        visible = "".join(c for c in raw if unicodedata.category(c) != "Cf")
     return iranian_mobile(visible, region) or _normalized(visible, region)
 
 
