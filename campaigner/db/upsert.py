@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Column, MetaData, Table, and_, func, literal_column, or_, select
@@ -146,11 +147,7 @@ class _Staging:
     def __init__(self, target: Table, names: list[str]) -> None:
         self.names = names
         self.target = target
-        self.table = Table(
-            "campaigner_upsert_batch",
-            MetaData(),
-            *(Column(name, target.c[name].type) for name in names),
-        )
+        self.table = _staging_table(target, tuple(names))
 
     def fill(self, bind: Session | Connection, rows: Sequence[dict[str, Any]]) -> None:
         connection = bind.connection() if isinstance(bind, Session) else bind
@@ -168,6 +165,14 @@ class _Staging:
     def drop(self, bind: Session | Connection) -> None:
         connection = bind.connection() if isinstance(bind, Session) else bind
         connection.exec_driver_sql(f"DROP TABLE {self.table.name}")
+
+
+@lru_cache(maxsize=64)
+def _staging_table(target: Table, names: tuple[str, ...]) -> Table:
+    """One Table object per target and columns: a new one per batch made each batch's
+    statement new to SQLAlchemy's statement cache, which grew by a compiled statement a batch."""
+    columns = (Column(name, target.c[name].type) for name in names)
+    return Table("campaigner_upsert_batch", MetaData(), *columns)
 
 
 def _converted(
