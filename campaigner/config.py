@@ -11,6 +11,7 @@ import re
 from collections.abc import Sequence
 from datetime import date, time
 from decimal import Decimal
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -324,6 +325,18 @@ class ConsoleSettings(Section):
         20, ge=1, description="Failures from one address within lockout_minutes, any user"
     )
     git_commit: bool = Field(True, description="Commit each saved rule when rules/ is in git")
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Reverse proxies (addresses or CIDR networks) whose X-Forwarded-For and "
+        "X-Forwarded-Proto are believed; none by default",
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, values: list[str]) -> list[str]:
+        for value in values:
+            ip_network(value.strip(), strict=False)  # ValueError names it
+        return values
 
     @property
     def separate(self) -> bool:

@@ -9,6 +9,7 @@ when the rules folder is a git work tree.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import hmac
 import os
@@ -16,7 +17,6 @@ import re
 import shutil
 import subprocess
 import tempfile
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -36,8 +36,7 @@ _LOCALE = re.compile(r"^[a-z]{2,3}(_[A-Z]{2})?$")
 _TOML_LINE = re.compile(r"at line (\d+)")
 MAX_DRAFT_CHARS = 64_000
 HISTORY = ".console-history"
-# One save at a time in this process: the check "unchanged since opened" and the write are one step.
-_SAVING = threading.Lock()
+SAVE_LOCK = "save.lock"
 
 
 @dataclass(frozen=True)
@@ -133,11 +132,15 @@ def save_draft(
     message: str,
     now: datetime,
     based_on: str = "",
+    new: bool = False,
 ) -> dict[str, tuple[str, str]]:
     """Write the draft's files if they pass the checks; returns {file: (before, after)} for
-    the files that changed. Refuses (CampaignerError) a draft with problems, and one whose
-    files changed on disk since the editor read them (`based_on`, a `fingerprint`)."""
-    with _SAVING:
+    the files that changed. Refuses (CampaignerError) a draft with problems, one whose
+    files changed on disk since the editor read them (`based_on`, a `fingerprint`), and,
+    with `new`, a rule whose file exists already."""
+    with saving(settings):
+        if new and rule_path(settings, draft.name).exists():
+            raise CampaignerError(f"a rule file {draft.name}.toml exists already")
         if based_on and rule_path(settings, draft.name).is_file():
             current = load_draft(settings, draft.name)
             if not hmac.compare_digest(fingerprint(current), based_on):
@@ -146,6 +149,23 @@ def save_draft(
                     "(someone else saved); copy your text, reload the page and apply it again"
                 )
         return _save(settings, draft, user=user, message=message, now=now)
+
+
+@contextmanager
+def saving(settings: Settings) -> Iterator[None]:
+    """One save at a time among all console processes on these files (the daemon's and
+    `campaigner console` both serve one): "unchanged since opened" and the write must be
+    one step, or two saves that both checked before either wrote lose one edit. A lock on
+    a file, not in memory, because only the file system is shared; the kernel drops it
+    with the process, so a killed save leaves nothing to clean up."""
+    folder = settings.paths.rules.parent / HISTORY
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / SAVE_LOCK, "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _save(

@@ -19,10 +19,9 @@ _WORDS: dict[str, tuple[str, str]] = {
     "sign_out": ("خروج", "Sign out"),
     "user": ("نام کاربری", "User name"),
     "password": ("گذرواژه", "Password"),
-    "wrong_password": ("نام کاربری یا گذرواژه نادرست است.", "Wrong user name or password."),
-    "locked": (
-        "این کاربر به دلیل تلاش‌های ناموفق موقتاً قفل شده است.",
-        "This user is locked for a while after repeated failures.",
+    "sign_in_failed": (
+        "نام کاربری یا گذرواژه نادرست است، یا این کاربر پس از تلاش‌های ناموفق موقتاً قفل شده است.",
+        "Wrong user name or password, or the user is locked for a while after repeated failures.",
     ),
     "too_many_attempts": (
         "تلاش‌های ناموفق زیادی از این نشانی؛ کمی بعد دوباره امتحان کنید.",
@@ -103,6 +102,9 @@ _WORDS: dict[str, tuple[str, str]] = {
     "from": ("از", "From"),
     "to": ("تا", "To"),
     "show": ("نمایش", "Show"),
+    "month": ("ماه", "Month"),
+    "year": ("سال", "Year"),
+    "type_dates": ("یا تاریخ‌ها را بنویسید", "Or type the dates"),
     "download": ("دریافت", "Download"),
     "forbidden": ("دسترسی ندارید.", "You may not do this."),
     "not_found": ("پیدا نشد.", "Not found."),

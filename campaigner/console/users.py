@@ -22,6 +22,7 @@ _HASHER = PasswordHasher()
 _DUMMY_HASH = _HASHER.hash("no such user")
 _NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 MIN_PASSWORD = 10
+SIGN_IN_FAILED = "sign_in_failed"
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,11 @@ def sign_in(
     now: datetime,
 ) -> SignIn:
     """The user when the password is right and neither the user nor the address is locked
-    out; every failure counts towards both locks."""
+    out; every failure counts towards both locks.
+
+    An unknown user, a wrong password and a locked user fail alike: the same problem, and
+    one password hash verified each time, so neither the answer nor its time tells whether
+    the name exists or is locked (which would tell that it exists)."""
     window = timedelta(minutes=settings.lockout_minutes)
     session.execute(delete(ConsoleLoginFailure).where(ConsoleLoginFailure.at < now - window))
     recent = session.scalar(
@@ -72,17 +77,16 @@ def sign_in(
     if (recent or 0) >= settings.max_failed_logins_per_ip:
         return SignIn(None, "too_many_attempts")
     user = session.scalar(select(ConsoleUser).where(ConsoleUser.name == name[:64]))
-    if user is not None and user.locked_until is not None and user.locked_until > now:
+    right = _verified(user.password_hash if user else _DUMMY_HASH, password)
+    locked = user is not None and user.locked_until is not None and user.locked_until > now
+    if user is None or locked or not right:
         _fail(session, name, address, now)
-        return SignIn(None, "locked")
-    if not _verified(user.password_hash if user else _DUMMY_HASH, password) or user is None:
-        _fail(session, name, address, now)
-        if user is not None:
+        if user is not None and not locked:
             user.failed_logins += 1
             if user.failed_logins >= settings.max_failed_logins:
                 user.locked_until = now + window
                 user.failed_logins = 0
-        return SignIn(None, "wrong_password")
+        return SignIn(None, SIGN_IN_FAILED)
     user.failed_logins = 0
     user.locked_until = None
     if _HASHER.check_needs_rehash(user.password_hash):

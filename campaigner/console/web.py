@@ -34,17 +34,20 @@ from campaigner.announcements import approval
 from campaigner.calendars import parse_date
 from campaigner.clock import Clock
 from campaigner.config import Settings
-from campaigner.console import audit, customers, editor, i18n, sessions, users
+from campaigner.console import audit, customers, dates, editor, i18n, sessions, users
 from campaigner.console.dashboard import FIGURES, dashboard, rule_counts
+from campaigner.console.paths import without_paths
 from campaigner.console.roles import Role
 from campaigner.db import read_only_session
 from campaigner.db.models import ConsoleUser
 from campaigner.errors import CampaignerError
+from campaigner.files import Unreadable
 from campaigner.preview import preview
 from campaigner.reports import render_html, report_to_csv
 from campaigner.reports.shop import shop_report
 from campaigner.rulebook import check_rules
 from campaigner.rules.models import TRIGGERS
+from campaigner.server import forwarded
 from campaigner.server.guard import CloseUnread, Refused, read_body
 from campaigner.simulate import simulate
 
@@ -118,6 +121,7 @@ class Console:
         self.sessions = session_factory
         self.clock = clock
         self.zone = ZoneInfo(settings.customers.timezone)
+        self.proxies = forwarded.networks(settings.console.trusted_proxies)
         self.assets = Assets(HERE / "static")
         self.env = Environment(
             loader=FileSystemLoader(HERE / "templates"),
@@ -126,6 +130,7 @@ class Console:
             lstrip_blocks=True,
         )
         self.env.globals.update(asset=self.assets.url, prefix=PREFIX, figures=FIGURES)
+        self.env.filters["no_paths"] = without_paths
         # (method, path, least role, handler); sign-in and assets are open to anyone.
         self.table: list[tuple[str, str, Role, Handler]] = [
             ("GET", "/", Role.viewer, self.dashboard),
@@ -231,7 +236,7 @@ class Console:
     def _serve(self, call: Call, handler: Handler) -> Response:
         try:
             return handler(call)
-        except CampaignerError as exc:
+        except (CampaignerError, Unreadable) as exc:
             return self._page(call.visitor, "message.html", 400, text=str(exc))
 
     def _page(
@@ -296,7 +301,9 @@ class Console:
         expected = request.cookies.get(PRE_COOKIE, "").encode()
         if not expected or not hmac.compare_digest(offered, expected):
             return Response("CSRF token missing or wrong", status_code=403)
-        address = request.client.host if request.client else "unknown"
+        address = forwarded.client_address(
+            _peer(request), request.headers.get("x-forwarded-for", ""), self.proxies
+        )
         outcome, cookie = await run_in_threadpool(
             self._sign_in,
             form.get("user", ""),
@@ -334,9 +341,12 @@ class Console:
         value: str,
         max_age: int | None = None,
     ) -> None:
-        secure = request.url.scheme == "https" or self.settings.server.public_url.startswith(
-            "https://"
-        )
+        secure = forwarded.is_https(
+            request.url.scheme,
+            _peer(request),
+            request.headers.get("x-forwarded-proto", ""),
+            self.proxies,
+        ) or self.settings.server.public_url.startswith("https://")
         response.set_cookie(
             name,
             value,
@@ -386,16 +396,14 @@ class Console:
 
     def new_rule(self, call: Call) -> Response:
         name = call.field("name").strip()
-        path = editor.rule_path(self.settings, name)
-        if path.exists():
-            raise CampaignerError(f"a rule file {path.name} exists already")
+        editor.rule_path(self.settings, name)  # a file name, before it goes into the text
         draft = editor.Draft(
             name,
             editor.new_rule_text(call.field("trigger"), name),
             {"": "{{ first_name }}، "},
             name,
         )
-        self._save(call, draft, f"New rule {name}")
+        self._save(call, draft, f"New rule {name}", new=True)
         return RedirectResponse(f"{PREFIX}/rules/{name}", 303)
 
     def rule(self, call: Call) -> Response:
@@ -474,13 +482,15 @@ class Console:
 
     def toggle(self, call: Call) -> Response:
         draft = editor.load_draft(self.settings, call.request.path_params["name"])
+        read = editor.fingerprint(draft)
         enable = call.field("enabled") == "true"
         draft.rule_text = editor.set_enabled(draft.rule_text, enable)
-        self._save(call, draft, f"{'Enable' if enable else 'Disable'} rule {draft.name}")
+        action = "Enable" if enable else "Disable"
+        self._save(call, draft, f"{action} rule {draft.name}", based_on=read)
         return RedirectResponse(f"{PREFIX}/rules", 303)
 
     def _save(
-        self, call: Call, draft: editor.Draft, message: str, based_on: str = ""
+        self, call: Call, draft: editor.Draft, message: str, based_on: str = "", new: bool = False
     ) -> dict[str, tuple[str, str]]:
         now = self.clock.now()
         changed = editor.save_draft(
@@ -490,6 +500,7 @@ class Console:
             message=message,
             now=now,
             based_on=based_on,
+            new=new,
         )
         with self.sessions.begin() as session:
             for path, (before, after) in changed.items():
@@ -553,15 +564,25 @@ class Console:
         return RedirectResponse(f"{PREFIX}/customers/{customer_id}", 303)
 
     def reports(self, call: Call) -> Response:
-        since, until = self._period(call.request.query_params)
+        since, until = self._period(call.request.query_params, call.language)
         with read_only_session(self.sessions.kw["bind"]) as session:
             built = shop_report(session, self.settings, self.clock, since=since, until=until)
+        today = self._today()
+        pickers = [
+            dates.picker(field, value, today, call.language)
+            for field, value in (("from", since), ("to", until))
+        ]
         return self._page(
-            call.visitor, "reports.html", report=built.report, since=since, until=until
+            call.visitor,
+            "reports.html",
+            report=built.report,
+            since=since,
+            until=until,
+            pickers=pickers,
         )
 
     def download(self, call: Call) -> Response:
-        since, until = self._period(call.request.query_params)
+        since, until = self._period(call.request.query_params, call.language)
         with read_only_session(self.sessions.kw["bind"]) as session:
             built = shop_report(session, self.settings, self.clock, since=since, until=until)
         if call.request.query_params.get("format") == "csv":
@@ -579,10 +600,16 @@ class Console:
             headers={"content-disposition": 'attachment; filename="report.html"'},
         )
 
-    def _period(self, query: Mapping[str, str]) -> tuple[date | None, date | None]:
-        today = self.clock.now().astimezone(self.zone).date()
-        since = _date(query.get("from", "")) or today - timedelta(days=29)
-        until = _date(query.get("to", "")) or today
+    def _period(self, query: Mapping[str, str], language: str) -> tuple[date, date]:
+        """The period typed (`from`, `to`: Jalali or Gregorian text), else picked in the
+        date lists, else the last 30 days."""
+        today = self._today()
+        since = (
+            _date(query.get("from", ""))
+            or dates.picked(query, "from", language)
+            or today - timedelta(days=29)
+        )
+        until = _date(query.get("to", "")) or dates.picked(query, "to", language) or today
         if since > until:
             raise CampaignerError("the period starts after it ends")
         if until >= date.max - timedelta(days=1):
@@ -590,6 +617,9 @@ class Console:
         if (until - since).days >= MAX_REPORT_DAYS:
             raise CampaignerError(f"the period is longer than {MAX_REPORT_DAYS} days")
         return since, until
+
+    def _today(self) -> date:
+        return self.clock.now().astimezone(self.zone).date()
 
     def announcements(self, call: Call) -> Response:
         waiting = approval.pending(self.settings, self.sessions, self.clock.now())
@@ -626,6 +656,10 @@ def _secured(endpoint: Endpoint) -> Endpoint:
         return response
 
     return with_headers
+
+
+def _peer(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
 
 
 async def _to_dashboard(_request: Request) -> Response:

@@ -5,6 +5,9 @@ listen backlog is large: Kannel fires delivery reports in bursts and never retri
 callback that found the queue full. uvicorn installs no logging of its own: its error and
 access loggers reach Campaigner's handler (masked, JSON when asked), at the levels
 `campaigner.logs` sets. The h11 protocol is chosen explicitly for its bound on header size.
+uvicorn's proxy headers are off: by default it believes `X-Forwarded-For` from 127.0.0.1,
+which lets any local client choose its address; the app decides whom to believe
+(`campaigner.server.forwarded`).
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ class BackgroundServer:
         config = uvicorn.Config(
             self.app,
             http="h11",
+            proxy_headers=False,
             log_config=None,
             access_log=True,
             lifespan="off",

@@ -99,6 +99,13 @@ class Marketer:
         self.click("sign-out")
         self.find("sign-in")
 
+    def pick_date(self, field: str, day: str, month: str, year: str) -> None:
+        """Choose a date in the report's lists by what they show (Persian digits, month names)."""
+        from selenium.webdriver.support.ui import Select
+
+        for part, label in (("day", day), ("month", month), ("year", year)):
+            Select(self.find(f"{field}-{part}")).select_by_visible_text(label)
+
     def text_of(self, element_id: str) -> str:
         return str(self.find(element_id).text)  # type: ignore[attr-defined]
 
@@ -188,6 +195,17 @@ def test_a_marketers_day_in_the_browser(site: ConsoleSite, browser: object) -> N
 
         person.sign_in("admin")
         person.open("/console/reports")
+        assert "thank_you" in person.text_of("report")
+        person.pick_date("from", "۱", "بهمن", "۱۴۰۴")  # Bahman: before anything was sent
+        person.pick_date("to", "۳۰", "بهمن", "۱۴۰۴")
+        person.click("show-report")
+        person.wait.until(lambda _: 'datetime="2026-01-21"' in person.html())
+        assert "thank_you" not in person.text_of("report")
+        person.pick_date("from", "۱", "اسفند", "۱۴۰۴")
+        person.pick_date("to", "۲۹", "اسفند", "۱۴۰۴")
+        person.click("show-report")
+        person.wait.until(lambda _: 'datetime="2026-02-20"' in person.html())
+        assert "۱۴۰۴/۱۲/۰۱" in person.text_of("period-shown")
         assert "thank_you" in person.text_of("report")
         person.shot("reports-fa")
         person.open("/console/audit")

@@ -3,8 +3,12 @@ the previous version kept, committed when the rules folder is in git."""
 
 from __future__ import annotations
 
+import multiprocessing
 import re
 import subprocess
+from datetime import UTC, datetime
+from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Event
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +16,7 @@ import pytest
 from console_site import ConsoleSite
 from starlette.testclient import TestClient
 
+from campaigner.config import Settings
 from campaigner.console import editor
 from campaigner.errors import CampaignerError
 
@@ -174,3 +179,69 @@ def test_a_draft_that_takes_another_rules_name_is_refused(site: ConsoleSite) -> 
     # a problem the other file had already is not the draft's doing
     other.write_text("trigger = 'nope'\n", encoding="utf-8")
     assert editor.check_draft(settings, editor.Draft("aa_first", RULE, {}, "thank_you")) == []
+
+
+def _save_elsewhere(
+    folders: tuple[str, str],
+    delay: str,
+    based_on: str,
+    wait_for: Event | None,
+    hold_until: Event | None,
+    done: Event,
+    results: Queue,  # type: ignore[type-arg]
+) -> None:
+    """One console process saving: with `hold_until`, it pauses between its "unchanged since
+    opened" check and its first write, as a slow disk or a git hook would."""
+    rules, templates = folders
+    settings = Settings.model_validate({"paths": {"rules": rules, "templates": templates}})
+    if hold_until is not None:
+        write = editor.write_atomically
+
+        def slow_write(path: Path, text: str) -> None:
+            done.set()  # checked, about to write
+            hold_until.wait(2)  # the other save finishes here, unless the lock holds it
+            write(path, text)
+
+        editor.write_atomically = slow_write  # type: ignore[assignment]
+    if wait_for is not None:
+        wait_for.wait(30)
+    draft = editor.Draft("thank_you", RULE.replace('"2h"', delay), {}, "thank_you")
+    try:
+        editor.save_draft(
+            settings, draft, user=delay, message="", now=datetime.now(UTC), based_on=based_on
+        )
+        results.put((delay, "saved"))
+    except CampaignerError as exc:
+        results.put((delay, str(exc)))
+    finally:
+        if hold_until is None:
+            done.set()
+
+
+@pytest.mark.slow
+def test_two_console_processes_saving_the_same_rule_lose_no_edit(site: ConsoleSite) -> None:
+    """The daemon's console and `campaigner console` are two processes on the same files:
+    both open the rule, both save. The second save must be refused, not silently undo the
+    first, even when it comes while the first is between its check and its write."""
+    settings = site.project.settings
+    opened = editor.fingerprint(editor.load_draft(settings, "thank_you"))
+    folders = (str(settings.paths.rules), str(settings.paths.templates))
+    spawn = multiprocessing.get_context("spawn")
+    first_checked, second_done, results = spawn.Event(), spawn.Event(), spawn.Queue()
+    first = spawn.Process(
+        target=_save_elsewhere,
+        args=(folders, '"5h"', opened, None, second_done, first_checked, results),
+    )
+    second = spawn.Process(
+        target=_save_elsewhere,
+        args=(folders, '"7h"', opened, first_checked, None, second_done, results),
+    )
+    for process in (first, second):
+        process.start()
+    outcome = dict(results.get(timeout=60) for _ in range(2))
+    for process in (first, second):
+        process.join(30)
+        assert process.exitcode == 0
+    assert outcome['"5h"'] == "saved"
+    assert "changed since you opened it" in outcome['"7h"']
+    assert '"5h"' in (settings.paths.rules / "thank_you.toml").read_text()

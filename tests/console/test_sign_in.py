@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import re
+import time
 from datetime import timedelta
 
+import httpx
 import pytest
 from console_site import PASSWORD, ConsoleSite
+from sqlalchemy import select
 
+from campaigner.console import users
 from campaigner.console.sessions import COOKIE
+from campaigner.console.web import Console
+from campaigner.db.models import ConsoleLoginFailure
+from campaigner.server.serve import BackgroundServer
 
 
 def test_signing_in_lands_on_the_page_asked_for(site: ConsoleSite) -> None:
@@ -138,3 +145,111 @@ def test_the_sign_in_page_speaks_the_browsers_language(
     assert f'lang="{lang}"' in refused.text
     if lang == "en":
         assert re.search(r"[\u0600-\u06ff]", refused.text.split("<body", 1)[1]) is None
+
+
+def _problem(answer: httpx.Response) -> str:
+    found = re.search(r'<p class="problem" id="problem">(.*?)</p>', answer.text, re.S)
+    assert found, answer.text
+    return found.group(1)
+
+
+def test_an_unknown_user_a_wrong_password_and_a_locked_user_get_the_same_answer(
+    site: ConsoleSite,
+) -> None:
+    """Saying "locked" would tell that the name exists: only real users are ever locked."""
+    client = site.client()
+    for _ in range(site.project.settings.console.max_failed_logins):
+        site.sign_in(client, "marketer", "guess guess guess")
+    answers = [
+        site.sign_in(client, "nobody", "guess guess guess"),  # no such user
+        site.sign_in(client, "viewer", "guess guess guess"),  # wrong password
+        site.sign_in(client, "marketer"),  # locked, even with the right password
+    ]
+    assert {answer.status_code for answer in answers} == {401}
+    assert len({_problem(answer) for answer in answers}) == 1
+    assert COOKIE not in client.cookies
+
+
+def test_every_failure_verifies_one_password_hash_so_time_tells_nothing(
+    site: ConsoleSite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """argon2 is what takes the time: a path that skips it (a locked user) answers in a
+    fraction of the time and tells that the user exists."""
+    settings = site.project.settings.console
+    now = site.project.clock.now()
+    verified: list[str] = []
+    real_verified = users._verified
+
+    def counted(password_hash: str, password: str) -> bool:
+        verified.append(password_hash)
+        return real_verified(password_hash, password)
+
+    monkeypatch.setattr(users, "_verified", counted)
+    with site.project.sessions.begin() as session:
+        for _ in range(settings.max_failed_logins):
+            users.sign_in(session, settings, "marketer", "guess guess guess", "10.0.0.1", now)
+
+    problems: set[str] = set()
+
+    def elapsed(name: str, password: str) -> float:
+        verified.clear()
+        started = time.thread_time()  # CPU time: the work done, not the machine's load
+        with site.project.sessions.begin() as session:
+            result = users.sign_in(session, settings, name, password, "10.0.0.2", now)
+        took = time.thread_time() - started
+        assert result.user is None
+        problems.add(result.problem)
+        assert len(verified) == 1, name
+        return took
+
+    cases = [("nobody", "guess guess guess"), ("viewer", "guess guess"), ("marketer", PASSWORD)]
+    times = {name: sorted(elapsed(name, password) for _ in range(3))[1] for name, password in cases}
+    assert problems == {users.SIGN_IN_FAILED}
+    # one argon2 verification each (tens of milliseconds); without it, a few milliseconds
+    assert max(times.values()) < 2.5 * min(times.values()), times
+
+
+def test_a_forged_forwarded_for_does_not_reset_the_address_limit(site: ConsoleSite) -> None:
+    """uvicorn believes X-Forwarded-For from 127.0.0.1 unless told not to: a local client
+    could then pose as a new address for every guess. Over a real server and socket."""
+    site.project.settings.console.max_failed_logins_per_ip = 3
+    console = Console(site.project.settings, site.project.sessions, site.project.clock)
+    with BackgroundServer(console.app()) as server, httpx.Client(base_url=server.url) as client:
+        answers = []
+        for n in range(4):
+            page = client.get("/console/login")
+            pre = re.search(r'name="pre" value="([^"]+)"', page.text)
+            assert pre
+            answers.append(
+                client.post(
+                    "/console/login",
+                    data={"pre": pre.group(1), "user": "admin", "password": "guess guess"},
+                    headers={"x-forwarded-for": f"203.0.113.{n}"},
+                )
+            )
+    assert "تلاش‌های ناموفق زیادی" in answers[-1].text
+    with site.project.sessions() as session:
+        counted = set(session.scalars(select(ConsoleLoginFailure.address)))
+    assert counted == {"127.0.0.1"}
+
+
+def test_a_configured_proxy_is_believed_about_the_address(site: ConsoleSite) -> None:
+    """Behind a named reverse proxy, each browser's address counts, not the proxy's."""
+    settings = site.project.settings
+    settings.console.trusted_proxies = ["127.0.0.0/8"]
+    settings.console.max_failed_logins_per_ip = 2
+    console = Console(settings, site.project.sessions, site.project.clock)
+    with BackgroundServer(console.app()) as server, httpx.Client(base_url=server.url) as client:
+        for address in ("203.0.113.7", "203.0.113.7", "203.0.113.8"):
+            page = client.get("/console/login")
+            pre = re.search(r'name="pre" value="([^"]+)"', page.text)
+            assert pre
+            answer = client.post(
+                "/console/login",
+                data={"pre": pre.group(1), "user": "admin", "password": "guess guess"},
+                headers={"x-forwarded-for": f"198.51.100.1, {address}"},
+            )
+            assert "تلاش‌های ناموفق زیادی" not in answer.text
+    with site.project.sessions() as session:
+        counted = sorted(session.scalars(select(ConsoleLoginFailure.address)))
+    assert counted == ["203.0.113.7", "203.0.113.7", "203.0.113.8"]

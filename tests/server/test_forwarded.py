@@ -1,0 +1,46 @@
+"""Forwarded headers are believed only from the proxies the operator named."""
+
+from __future__ import annotations
+
+import pytest
+
+from campaigner.config import ConsoleSettings
+from campaigner.server.forwarded import Network, client_address, is_https, networks
+
+LOCAL = networks(["127.0.0.1", "10.0.0.0/8"])
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded_for", "proxies", "address"),
+    [
+        # no proxy named: the header is the client's own words
+        ("127.0.0.1", "203.0.113.9", [], "127.0.0.1"),
+        ("198.51.100.4", "203.0.113.9", LOCAL, "198.51.100.4"),
+        # a named proxy: the address it saw, not what the client put before it
+        ("127.0.0.1", "203.0.113.9", LOCAL, "203.0.113.9"),
+        ("127.0.0.1", "1.2.3.4, 203.0.113.9", LOCAL, "203.0.113.9"),
+        ("127.0.0.1", "1.2.3.4, 203.0.113.9, 10.1.2.3", LOCAL, "203.0.113.9"),
+        ("127.0.0.1", "", LOCAL, "127.0.0.1"),
+        ("127.0.0.1", "10.0.0.5", LOCAL, "10.0.0.5"),  # only proxies: the first of them
+        ("::1", "203.0.113.9", networks(["::1"]), "203.0.113.9"),
+        ("testclient", "203.0.113.9", LOCAL, "testclient"),  # not an address at all
+    ],
+)
+def test_the_client_address(
+    peer: str, forwarded_for: str, proxies: list[Network], address: str
+) -> None:
+    assert client_address(peer, forwarded_for, proxies) == address
+
+
+def test_https_is_believed_from_a_named_proxy_only() -> None:
+    assert is_https("https", "198.51.100.4", "", [])
+    assert not is_https("http", "127.0.0.1", "https", [])
+    assert is_https("http", "127.0.0.1", "https, http", LOCAL)
+    assert not is_https("http", "198.51.100.4", "https", LOCAL)
+
+
+def test_trusted_proxies_default_to_none_and_must_be_addresses() -> None:
+    assert ConsoleSettings().trusted_proxies == []
+    assert ConsoleSettings(trusted_proxies=["127.0.0.1", "10.0.0.0/8", "::1"]).trusted_proxies
+    with pytest.raises(ValueError, match="localhost"):
+        ConsoleSettings(trusted_proxies=["localhost"])
