@@ -13,7 +13,7 @@ _DIGITS = str.maketrans("۰۱۲۳۴۵۶۷۸۹٠١٢٣٤٥٦٧٨٩", "01234567890
 # The same, and spaces, dashes and parentheses dropped, as people group a mobile number.
 _PLAIN = str.maketrans("۰۱۲۳۴۵۶۷۸۹٠١٢٣٤٥٦٧٨٩", "01234567890123456789", " -()")
 # An Iranian mobile number as typed: 0912…, 912…, +98912…, 0098912… or 98912….
-_IRANIAN_MOBILE = re.compile(r"(\+98|0098|98|0)?(9\d{9})")
+_IRANIAN_MOBILE = re.compile(r"(\+98|0098|98|0)?(9[0-9]{9})")  # [0-9]: \d is any script's digit
 _INTERNATIONAL = ("+98", "0098")
 
 
