@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import date, time
 from decimal import Decimal
 from ipaddress import ip_network
@@ -191,6 +191,29 @@ class SendingSettings(Section):
         return SendWindow.parse(self.window)
 
 
+# An option whose key holds one of these words is a secret: `options` is free-form, and an
+# operator passes a provider's API key or signing secret there as readily as anything else.
+SECRET_OPTION_WORDS = ("key", "token", "secret", "password", "pass", "auth", "signature")
+
+
+def is_secret_option(key: str, declared: Collection[str] = ()) -> bool:
+    """Whether option `key` holds a secret: it looks like one, or its gateway says it is."""
+    lowered = key.lower()
+    return key in declared or any(word in lowered for word in SECRET_OPTION_WORDS)
+
+
+def _texts(value: object) -> Iterator[str]:
+    """Every scalar inside an option value, as text (an option may be a table or a list)."""
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from _texts(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _texts(item)
+    elif value is not None and not isinstance(value, bool):
+        yield str(value)
+
+
 class GatewaySettings(Section):
     """One SMS gateway. Which fields matter depends on `name` (see README, Gateways)."""
 
@@ -213,6 +236,15 @@ class GatewaySettings(Section):
         None, description="This gateway's own webhook secret; default: server.webhook_token"
     )
     options: dict[str, Any] = Field(default_factory=dict)
+
+    def secret_options(self, declared: Collection[str] = ()) -> list[str]:
+        """The values of the options that hold secrets (`is_secret_option`), to mask."""
+        return [
+            text
+            for key, value in self.options.items()
+            if is_secret_option(str(key), declared)
+            for text in _texts(value)
+        ]
 
 
 class MessageSettings(Section):
@@ -649,8 +681,14 @@ def _describe(exc: ValidationError, path: Path | None) -> str:
     return "; ".join(problems)
 
 
-def masked(settings: Settings) -> dict[str, Any]:
-    """The effective settings as plain data, with every secret replaced by '********'."""
+def masked(
+    settings: Settings, declared: Callable[[str], Collection[str]] = lambda name: ()
+) -> dict[str, Any]:
+    """The effective settings as plain data, with every secret replaced by '********'.
+
+    `declared(gateway name)` names the options that gateway declares secret, beyond those
+    whose key looks secret (`is_secret_option`).
+    """
 
     def walk(value: Any) -> Any:
         if isinstance(value, SecretStr):
@@ -666,6 +704,14 @@ def masked(settings: Settings) -> dict[str, Any]:
         return value
 
     result: dict[str, Any] = walk(settings)
+    shown = [(result["gateway"], settings.gateway)]
+    shown += [(result["gateways"][name], table) for name, table in settings.gateways.items()]
+    for data, table in shown:
+        secret = declared(table.name)
+        data["options"] = {
+            key: "********" if is_secret_option(str(key), secret) else value
+            for key, value in data["options"].items()
+        }
     result["database"]["url"] = mask_url(settings.database.url)
     for shown, source in zip(result["sources"], settings.sources, strict=True):
         shown["url"] = source.safe_url

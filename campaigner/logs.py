@@ -121,6 +121,9 @@ def register_settings_secrets(settings: Settings) -> None:
     A gateway's secret is also masked as base64 of `username:secret` (HTTP Basic).
     """
 
+    # Imported here: the gateways' base class masks through this module.
+    from campaigner.gateways.registry import declared_secret_options
+
     def walk(value: object, username: str | None = None) -> None:
         if isinstance(value, SecretStr):
             register_secret(value.get_secret_value(), username=username)
@@ -128,6 +131,8 @@ def register_settings_secrets(settings: Settings) -> None:
             user = value.username or value.account_sid or None
             for name in type(value).model_fields:
                 walk(getattr(value, name), user)
+            for secret in value.secret_options(declared_secret_options(value.name)):
+                register_secret(secret, username=user)
         elif isinstance(value, BaseModel):
             for name in type(value).model_fields:
                 walk(getattr(value, name))

@@ -75,6 +75,17 @@ def _base64_forms(secret: str, username: str | None) -> list[str]:
     return sorted(set(forms), key=len, reverse=True)
 
 
+# Every form of a character starts with the character itself or with one of these: `%` (percent
+# encoding), `\\` (JSON, Python and backslash escapes), `&` (HTML), `+` (a space in a form).
+_ESCAPE_STARTS = frozenset("%\\&+")
+
+
+def first_characters(secret: str, username: str | None = None) -> frozenset[str]:
+    """The characters a match of `secret_pattern` can start with."""
+    whole = _base64_forms(secret, username)
+    return frozenset({secret[0], *_ESCAPE_STARTS, *(form[0] for form in whole if form)})
+
+
 def secret_pattern(secret: str, username: str | None = None) -> str:
     """The regex matching `secret` in every form `mask` knows."""
     literal = "".join(_char_forms(char) for char in secret)
@@ -107,9 +118,14 @@ class SecretRegistry:
     def _compiled(self) -> re.Pattern[str] | None:
         with self._lock:
             if self._regex is None and self._entries:
-                # Longer secrets first, so that one containing another is masked whole.
+                # Longer secrets first, so that one containing another is masked whole. The
+                # lookahead lets the search skip, with one set test, every position where no
+                # secret can start, instead of trying each secret's alternatives there.
                 ordered = sorted(self._entries.items(), key=lambda item: -len(item[0][0]))
-                self._regex = re.compile("|".join(f"(?:{p})" for _, p in ordered))
+                starts = set().union(*(first_characters(*key) for key, _ in ordered))
+                first = "".join(sorted(re.escape(char) for char in starts))
+                alternation = "|".join(f"(?:{p})" for _, p in ordered)
+                self._regex = re.compile(f"(?=[{first}])(?:{alternation})")
             return self._regex
 
     def mask(self, text: str) -> str:

@@ -8,7 +8,8 @@ connections they came. The tests judge the daemon by these records, not by the l
 `hold_until=n` holds the first requests until `n` are open together (or `hold_seconds`
 pass), so that a count of concurrent requests never depends on timing. The first requests
 may instead get the statuses in `echoes`, with the request echoed back in the body, as a
-misconfigured gateway or proxy answers.
+misconfigured gateway or proxy answers. With `refuse=True` it answers every request as
+smsbox answers a wrong password: `403 Authorization failed for sendsms`.
 """
 
 from __future__ import annotations
@@ -30,10 +31,13 @@ class KannelStandIn(ThreadingHTTPServer):
         hold_until: int = 0,
         hold_seconds: float = 3.0,
         echoes: Sequence[int] = (),
+        refuse: bool = False,
     ) -> None:
         super().__init__(("127.0.0.1", 0), _KannelHandler)
         self.delay = delay
         self.echoes = list(echoes)
+        self.refuse = refuse
+        self.queries: list[dict[str, str]] = []  # each request's parameters, in order
         self.hold_until = hold_until
         self.hold_seconds = hold_seconds
         self.received: list[tuple[str, str]] = []  # (phone in E.164, text)
@@ -87,12 +91,20 @@ class _KannelHandler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         query = parse_qs(urlparse(self.path).query)
+        with self.server.lock:
+            self.server.queries.append({key: values[0] for key, values in query.items()})
+        if self.server.refuse:
+            self._answer(403, b"Authorization failed for sendsms")
+            return
         self.server.arrive(self.client_address[1])
         time.sleep(self.server.delay)
         status = self.server.leave("+" + query["to"][0], query["text"][0])
         body = b"0: Accepted for delivery"
         if status != 202:
             body = f"Cannot serve GET {self.path} HTTP/1.1".encode()
+        self._answer(status, body)
+
+    def _answer(self, status: int, body: bytes) -> None:
         self.send_response(status)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()

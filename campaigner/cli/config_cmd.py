@@ -8,6 +8,7 @@ import click
 
 from campaigner.cli.context import AppContext, pass_app
 from campaigner.config import masked
+from campaigner.gateways.registry import declared_secret_options
 
 
 @click.group("config")
@@ -25,7 +26,7 @@ def show(app: AppContext, as_json: bool) -> None:
     Example:
       CAMPAIGNER_GATEWAY__API_KEY=... campaigner config show
     """
-    data = masked(app.settings)
+    data = masked(app.settings, declared_secret_options)
     if as_json:
         click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
         return

@@ -90,6 +90,13 @@ def _print(report: SyncReport) -> None:
     hidden = sum(k.rejected for k in report.kinds.values()) - min(len(report.errors), SHOWN_ERRORS)
     if hidden > 0:
         click.echo(f"  … and {hidden} more rejected rows (see the log)")
+    for warning in report.warnings[:SHOWN_ERRORS]:
+        click.echo(f"  shortened {shown(warning)}")
+    hidden = sum(k.shortened for k in report.kinds.values()) - min(
+        len(report.warnings), SHOWN_ERRORS
+    )
+    if hidden > 0:
+        click.echo(f"  … and {hidden} more shortened values (see the log)")
 
 
 COMMANDS = [sync_cmd]

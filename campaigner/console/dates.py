@@ -65,6 +65,7 @@ GREGORIAN_MONTHS = (
 )
 YEARS_BACK = 10  # the report covers at most ten years
 PARTS = ("day", "month", "year")
+MAX_DIGITS = 9  # far past any real pick; int() itself fails past 4,300 digits
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,10 @@ def picked(form: Mapping[str, str], field: str, language: str) -> date | None:
         raise CampaignerError(f"calendar {calendar!r}: expected jalali or gregorian")
     if not all(text.isascii() and text.isdigit() for text in texts):
         raise CampaignerError(f"{field}: the day, month and year must be numbers")
+    if any(len(text) > MAX_DIGITS for text in texts):
+        raise CampaignerError(
+            f"{field}: the day, month and year must be numbers of at most {MAX_DIGITS} digits"
+        )
     day, month, year = (int(text) for text in texts)
     if not 1 <= month <= 12:
         raise CampaignerError(f"{field}: month {month} does not exist")

@@ -17,11 +17,13 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import IO
 
 from campaigner.config import Settings
 from campaigner.errors import CampaignerError
@@ -37,6 +39,7 @@ _TOML_LINE = re.compile(r"at line (\d+)")
 MAX_DRAFT_CHARS = 64_000
 HISTORY = ".console-history"
 SAVE_LOCK = "save.lock"
+SAVE_WAIT_SECONDS = 10.0  # a save takes well under a second; git hooks included, a few
 
 
 @dataclass(frozen=True)
@@ -157,15 +160,38 @@ def saving(settings: Settings) -> Iterator[None]:
     `campaigner console` both serve one): "unchanged since opened" and the write must be
     one step, or two saves that both checked before either wrote lose one edit. A lock on
     a file, not in memory, because only the file system is shared; the kernel drops it
-    with the process, so a killed save leaves nothing to clean up."""
+    with the process, so a killed save leaves nothing to clean up. A holder that lives on
+    (a stopped process, a stuck git hook) is waited for a bounded time, then the save is
+    refused: waiting forever would also keep a server thread."""
     folder = settings.paths.rules.parent / HISTORY
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / SAVE_LOCK, "a+b") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle = open(folder / SAVE_LOCK, "a+b")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise CampaignerError(
+            f"cannot open the save lock {HISTORY}/{SAVE_LOCK}: {exc.strerror}"
+        ) from None
+    with handle:
+        _lock(handle)
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _lock(handle: IO[bytes]) -> None:
+    deadline = time.monotonic() + SAVE_WAIT_SECONDS
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise CampaignerError(
+                    f"another save is still in progress (waited {SAVE_WAIT_SECONDS:g} s for "
+                    f"the save lock); try again"
+                ) from None
+            time.sleep(0.05)  # a kernel lock: nothing to wake us, so look again shortly
 
 
 def _save(

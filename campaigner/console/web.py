@@ -301,9 +301,7 @@ class Console:
         expected = request.cookies.get(PRE_COOKIE, "").encode()
         if not expected or not hmac.compare_digest(offered, expected):
             return Response("CSRF token missing or wrong", status_code=403)
-        address = forwarded.client_address(
-            _peer(request), request.headers.get("x-forwarded-for", ""), self.proxies
-        )
+        address = forwarded.client_address(_peer(request), _forwarded_for(request), self.proxies)
         outcome, cookie = await run_in_threadpool(
             self._sign_in,
             form.get("user", ""),
@@ -585,11 +583,13 @@ class Console:
         since, until = self._period(call.request.query_params, call.language)
         with read_only_session(self.sessions.kw["bind"]) as session:
             built = shop_report(session, self.settings, self.clock, since=since, until=until)
+        # The CSV holds no dates of its own: the file's name says which period it covers.
+        name = f"report-{since.isoformat()}-to-{until.isoformat()}"
         if call.request.query_params.get("format") == "csv":
             return Response(
                 report_to_csv(built.report),
                 media_type="text/csv; charset=utf-8",
-                headers={"content-disposition": 'attachment; filename="report.csv"'},
+                headers={"content-disposition": f'attachment; filename="{name}.csv"'},
             )
         page = render_html(
             built.report, shop_name=self.settings.shop.name, descriptions=built.descriptions
@@ -597,7 +597,7 @@ class Console:
         return Response(
             page,
             media_type="text/html; charset=utf-8",
-            headers={"content-disposition": 'attachment; filename="report.html"'},
+            headers={"content-disposition": f'attachment; filename="{name}.html"'},
         )
 
     def _period(self, query: Mapping[str, str], language: str) -> tuple[date, date]:
@@ -660,6 +660,12 @@ def _secured(endpoint: Endpoint) -> Endpoint:
 
 def _peer(request: Request) -> str:
     return request.client.host if request.client else "unknown"
+
+
+def _forwarded_for(request: Request) -> str:
+    """Every `X-Forwarded-For` line as one list: a proxy may add its own line (HAProxy
+    does) after the client's, and the first line alone is the client's word."""
+    return ", ".join(request.headers.getlist("x-forwarded-for"))
 
 
 async def _to_dashboard(_request: Request) -> Response:

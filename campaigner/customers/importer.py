@@ -29,6 +29,7 @@ from campaigner.spreadsheets import SpreadsheetWriter
 # Rows per transaction: at 1,000 a batch's fixed costs (statements, commit, the WAL pages
 # of ten indexes) were an eighth of a SQLite import; 5,000 keeps memory flat all the same.
 BATCH_SIZE = 5000
+SHORTENED_EXAMPLES = 3  # lines named in the summary; the count covers the rest
 
 __all__ = [
     "CUSTOMER_FIELDS",
@@ -55,6 +56,9 @@ class ImportReport:
     unmapped: list[str] = field(default_factory=list)  # headers not read at all
     encoding: str = "utf-8-sig"
     stopped: str | None = None  # why the file was imported only in part
+    shortened: int = 0  # values fitted to their columns, their rows imported
+    # The first few of them, "line N: why", for the summary.
+    shortened_examples: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         text = (
@@ -65,6 +69,10 @@ class ImportReport:
             text += f" (see {self.reject_file})"
         if self.unmapped:
             text += f"; column(s) not imported: {', '.join(map(repr, self.unmapped))}"
+        if self.shortened:
+            more = self.shortened - len(self.shortened_examples)
+            examples = "; ".join(self.shortened_examples) + (f"; {more} more" if more else "")
+            text += f"; warning: {self.shortened} value(s) too long, shortened ({examples})"
         if self.stopped:
             text += f"; {self.stopped}"
         return text
@@ -198,6 +206,12 @@ def import_csv(
         for error in result.errors:
             line, raw = batch[error.index]
             reject(line, error.reason, raw)
+        for warning in result.warnings:
+            report.shortened += 1
+            if len(report.shortened_examples) < SHORTENED_EXAMPLES:
+                report.shortened_examples.append(
+                    f"line {batch[warning.index][0]}: {warning.reason}"
+                )
         batch.clear()
 
     try:

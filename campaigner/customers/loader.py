@@ -42,6 +42,7 @@ from campaigner.customers.records import (
     item_rows,
     order_row,
 )
+from campaigner.customers.widths import fit_customer, fit_order
 from campaigner.db.models import Customer, CustomerDate, Order, OrderItem
 from campaigner.db.upsert import upsert
 from campaigner.messages.coupons import redeem_coupons
@@ -59,6 +60,15 @@ class RecordError:
     field: str | None = None
 
 
+@dataclass(frozen=True)
+class RecordWarning:
+    """A value of the record at `index` changed to fit its column; the record was loaded."""
+
+    index: int
+    reason: str
+    field: str
+
+
 @dataclass
 class LoadResult:
     inserted: int = 0
@@ -67,6 +77,7 @@ class LoadResult:
     # Records older than what the shop sent before (out-of-order deliveries): not written.
     stale: int = 0
     errors: list[RecordError] = field(default_factory=list)
+    warnings: list[RecordWarning] = field(default_factory=list)
 
     @property
     def accepted(self) -> int:
@@ -78,6 +89,9 @@ class LoadResult:
         self.unchanged += other.unchanged
         self.stale += other.stale
         self.errors += [RecordError(e.index + offset, e.reason, e.field) for e in other.errors]
+        self.warnings += [
+            RecordWarning(w.index + offset, w.reason, w.field) for w in other.warnings
+        ]
 
 
 def load_customers(
@@ -104,6 +118,8 @@ def load_customers(
         except RowError as exc:
             result.errors.append(RecordError(index, str(exc), exc.field))
             continue
+        for name, reason in fit_customer(row):
+            result.warnings.append(RecordWarning(index, reason, name))
         dates = row.pop(OWN_DATES, None)
         if dates:
             own_dates.setdefault(row["external_id"], {}).update(dates)
@@ -190,10 +206,14 @@ def load_orders(
             record["customer_id"] = buyers.ids[index]
         try:
             values = order_row(record, defaults, local_zone=local_zone)
-            items = raw.get("items")
-            valid.append((index, values, None if items is None else item_rows(items)))
+            given = raw.get("items")
+            items = None if given is None else item_rows(given)
         except RowError as exc:
             result.errors.append(RecordError(index, str(exc), exc.field))
+            continue
+        for name, reason in fit_order(values, items):
+            result.warnings.append(RecordWarning(index, reason, name))
+        valid.append((index, values, items))
     wanted = {values["customer_id"] for _, values, _ in valid}
     known: dict[str, int] = {
         external_id: customer_id
@@ -212,6 +232,7 @@ def load_orders(
         if items is not None:
             items_by_order[values["external_id"]] = items
     result.errors.sort(key=lambda error: error.index)
+    result.warnings.sort(key=lambda warning: warning.index)
     changed, stale = _write(session, cast(Table, Order.__table__), good, now, result)
     if changed:
         refresh_customer_stats(
@@ -283,6 +304,9 @@ def _load_buyers(
         result.errors.append(RecordError(index, error.reason, f"customer.{error.field}"))
         buyers.failed.add(index)
         buyers.ids.pop(index, None)
+    for warning in loaded.warnings:
+        index = write_positions[warning.index]
+        result.warnings.append(RecordWarning(index, warning.reason, f"customer.{warning.field}"))
     return buyers
 
 

@@ -49,18 +49,16 @@ LANGUAGE_NAMES = {
 }
 PAID = {"paid", "completed", "complete", "wc-completed", "processing", "wc-processing", "success"}
 STATUSES = {"paid", "pending", "cancelled", "refunded", "failed"}
-# Column sizes in the schema: longer values are rejected here rather than failing a batch.
+# Column sizes in the schema for what identifies a record or is checked against a list:
+# longer values are rejected here rather than failing a batch. Free text and codes the shop
+# sends (names, city, coupon and referral codes, item fields) never reject their record: the
+# loader fits them to their columns (`campaigner.customers.widths`).
 MAX_LENGTH = {
     "external_id": 128,
     "customer_id": 128,
-    "first_name": 128,
-    "last_name": 128,
-    "city": 128,
     "locale": 10,
     "timezone": 64,
     "currency": 8,
-    "coupon_code": 64,
-    "referral_code": 32,
 }
 MAX_AMOUNT = Decimal("1e12")
 MAX_ITEMS = 2**31 - 1
@@ -467,14 +465,11 @@ def item_rows(items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             "line_no": line_no,
             "product_id": item.get("product_id", "").strip() or None,
             "sku": item.get("sku", "").strip() or None,
-            "name": name[:255],
+            "name": name,
             "categories": categories,
             "quantity": quantity,
             "unit_price": parse_amount(unit_price, "items") if unit_price else None,
             "line_total": parse_amount(item.get("line_total") or "0", "items"),
         }
-        for key in ("product_id", "sku"):
-            if len(item.get(key, "").strip()) > 128:
-                raise RowError(f"item {line_no}: {key} longer than 128 characters", "items")
         rows.append(row)
     return rows

@@ -38,6 +38,7 @@ from campaigner.dispatch.sender import Sender
 from campaigner.dispatch.verdicts import Forecast, Verdicts, precedence
 from campaigner.gateways.base import Gateway, OutgoingMessage
 from campaigner.messages.coupons import CouponBatch, CouponCodeTaken
+from campaigner.messages.referrals import ReferralBatch, ReferralCodeTaken
 from campaigner.policy import RulePolicy, SendingPolicy
 
 logger = logging.getLogger(__name__)
@@ -45,6 +46,28 @@ logger = logging.getLogger(__name__)
 
 def _never() -> bool:
     return False
+
+
+class BatchPolicies:
+    """Each rule's sending terms, looked up once per batch.
+
+    A batch asks for them several times per message (the verdict, the caps history, the
+    rivals), and the rulebook builds them anew each time; a batch also sees one version of
+    each rule, even if the rules reload meanwhile.
+    """
+
+    def __init__(self, lookup: Callable[[str], RulePolicy]) -> None:
+        self.lookup = lookup
+        self.known: dict[str, RulePolicy] = {}
+
+    def __call__(self, name: str) -> RulePolicy:
+        found = self.known.get(name)
+        if found is None:
+            found = self.known[name] = self.lookup(name)
+        return found
+
+    def forget(self) -> None:
+        self.known.clear()
 
 
 class Dispatcher:
@@ -68,9 +91,9 @@ class Dispatcher:
         self.clock = clock
         self.sending = settings.sending
         self.renderer = renderer
-        self.policies = policies
+        self.policies = BatchPolicies(policies)
         self.verdicts = Verdicts(
-            SendingPolicy(settings.sending, settings.customers.timezone), policies, forecast
+            SendingPolicy(settings.sending, settings.customers.timezone), self.policies, forecast
         )
         lease = timedelta(seconds=settings.sending.lease_seconds)
         recorder = Recorder(settings.sending, rng or random.Random())
@@ -111,6 +134,7 @@ class Dispatcher:
         batch goes back to the queue untouched while the requests in flight finish.
         """
         now = self.clock.now()
+        self.policies.forget()
         report = DispatchReport(unknown=expire_leases(self.sessions, now))
         route = self.routes.choose()
         if route is None:
@@ -128,7 +152,7 @@ class Dispatcher:
         try:
             jobs = self._prepare(ids, claim, now, route, report)
             started = self.sender.send(route, jobs, claim, report, stop) if jobs else set()
-        except CouponCodeTaken as exc:
+        except (CouponCodeTaken, ReferralCodeTaken) as exc:
             logger.warning("dispatch: %s; the batch goes again with new codes", exc)
             report.requeued += release(self.sessions, claim, ids, self.clock.now())
             return report
@@ -181,6 +205,7 @@ class Dispatcher:
             pairs.sort(key=lambda pair: precedence(pair[0]))
             around = self.verdicts.neighbours(session, pairs, now)
             coupons = CouponBatch.begin(session)
+            referrals = ReferralBatch.begin(session)
             for message, customer in pairs:
                 rule = self.policies(message.rule)
                 phone = message.phone or customer.phone
@@ -217,5 +242,6 @@ class Dispatcher:
                 if not rule.transactional:
                     around.sent[phone].append(now)
             coupons.flush(session)
+            referrals.flush(session)
             write_claimed(session, claim, rows)
         return jobs

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Collection, Sequence
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import ColumnElement, Table, Update, and_, bindparam, func, or_, select, update
@@ -109,7 +110,7 @@ _START_SENDING = (
 
 def write_claimed(session: Session, claim: str, rows: Sequence[dict[str, Any]]) -> None:
     """Policy verdicts and rendered texts for rows claimed but not started."""
-    _write(session, rows, _held(claim))
+    _write(session, rows, "held", claim)
 
 
 def write_results(session: Session, claim: str, rows: Sequence[dict[str, Any]]) -> None:
@@ -118,13 +119,12 @@ def write_results(session: Session, claim: str, rows: Sequence[dict[str, Any]]) 
     A late answer still lands on a row that turned `unknown` meanwhile (it is the truth),
     but never on one that has since been settled, re-queued or claimed again.
     """
-    in_flight = or_(_c.status == MessageStatus.SENDING, _c.status == MessageStatus.UNKNOWN)
-    _write(session, rows, and_(_c.claim == claim, in_flight))
+    _write(session, rows, "in_flight", claim)
 
 
 def write_unknown(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """Settle `unknown` rows (reconciliation, or by hand) unless something settled them first."""
-    _write(session, rows, _c.status == MessageStatus.UNKNOWN)
+    _write(session, rows, "unknown", None)
 
 
 def release(
@@ -201,31 +201,57 @@ def _held(claim: str) -> ColumnElement[bool]:
     return and_(_c.claim == claim, _c.status == MessageStatus.QUEUED)
 
 
+# Which rows a write may still change, by the claim given as `mine`.
+_CONDITIONS: dict[str, ColumnElement[bool]] = {
+    "held": and_(_c.claim == bindparam("mine"), _c.status == MessageStatus.QUEUED),
+    "in_flight": and_(
+        _c.claim == bindparam("mine"),
+        or_(_c.status == MessageStatus.SENDING, _c.status == MessageStatus.UNKNOWN),
+    ),
+    "unknown": _c.status == MessageStatus.UNKNOWN,
+}
+
+
 def _write(
-    session: Session, rows: Sequence[dict[str, Any]], condition: ColumnElement[bool]
+    session: Session, rows: Sequence[dict[str, Any]], condition: str, claim: str | None
 ) -> None:
     """Update ledger rows by id, each dict holding `id` and the columns to set, where
-    `condition` still holds."""
+    `condition` still holds for `claim`."""
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         columns = tuple(sorted(key for key in row if key != "id"))
         groups[columns].append(row)
-    by_arrays = session.get_bind().dialect.name == "postgresql"
+    # The session's connection, not `session.execute`: these are plain table UPDATEs, and
+    # the ORM's execution machinery around each cost more than the statement.
+    connection = session.connection()
+    by_arrays = connection.dialect.name == "postgresql"
+    mine = {} if claim is None else {"mine": claim}
     for columns, group in groups.items():
+        statement = _statement(condition, columns, by_arrays)
         if by_arrays:
-            session.execute(_update_from_arrays(columns, group).where(condition))
+            arrays = {f"given_{name}": [row[name] for row in group] for name in ("id", *columns)}
+            connection.execute(statement, {**arrays, **mine})
             continue
-        statement = (
-            update(TABLE)
-            .where(_c.id == bindparam("row_id"), condition)
-            .values({name: bindparam(name, type_=_c[name].type) for name in columns})
-        )
-        session.execute(
-            statement, [{"row_id": row["id"], **{k: row[k] for k in columns}} for row in group]
+        connection.execute(
+            statement,
+            [{"row_id": row["id"], **mine, **{k: row[k] for k in columns}} for row in group],
         )
 
 
-def _update_from_arrays(columns: tuple[str, ...], rows: list[dict[str, Any]]) -> Update:
+@cache
+def _statement(condition: str, columns: tuple[str, ...], by_arrays: bool) -> Update:
+    """The UPDATE for one shape of rows, built once: the sender writes a few rows at a
+    time, and building the statement cost more than running it."""
+    if by_arrays:
+        return _update_from_arrays(columns).where(_CONDITIONS[condition])
+    return (
+        update(TABLE)
+        .where(_c.id == bindparam("row_id"), _CONDITIONS[condition])
+        .values({name: bindparam(name, type_=_c[name].type) for name in columns})
+    )
+
+
+def _update_from_arrays(columns: tuple[str, ...]) -> Update:
     """One UPDATE … FROM unnest(one array per column) for a whole group of rows.
 
     PostgreSQL runs a single statement of fixed size whatever the number of rows, where an
@@ -233,10 +259,7 @@ def _update_from_arrays(columns: tuple[str, ...], rows: list[dict[str, Any]]) ->
     batch for the driver and the server to parse.
     """
     names = ("id", *columns)
-    arrays = [
-        bindparam(f"given_{name}", [row[name] for row in rows], type_=ARRAY(_c[name].type))
-        for name in names
-    ]
+    arrays = [bindparam(f"given_{name}", type_=ARRAY(_c[name].type)) for name in names]
     given = func.unnest(*arrays).table_valued(*names).render_derived(name="given")
     return (
         update(TABLE).where(_c.id == given.c.id).values({name: given.c[name] for name in columns})

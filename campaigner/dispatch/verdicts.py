@@ -38,7 +38,27 @@ ASK_AGAIN = timedelta(minutes=1)
 Precedence = tuple[int, datetime, int]
 
 
-def precedence(message: Message) -> Precedence:
+class Ranked(Protocol):
+    """A ledger row, as an ORM object or a plain row of its columns."""
+
+    @property
+    def priority(self) -> int: ...
+    @property
+    def due_at(self) -> datetime: ...
+    @property
+    def id(self) -> int: ...
+
+
+class Waiting(Protocol):
+    """A message (in the ledger or not planned yet) that will want a slot."""
+
+    @property
+    def rule(self) -> str: ...
+    @property
+    def expires_at(self) -> datetime | None: ...
+
+
+def precedence(message: Ranked) -> Precedence:
     """Higher priority first, then the older due time (then the older row)."""
     return (-message.priority, message.due_at, message.id)
 
@@ -56,6 +76,20 @@ class Forecast(Protocol):
         until: datetime,
         min_priority: int,
     ) -> Sequence[Unplanned]: ...
+
+
+_OTHER_COLUMNS = (
+    Message.id,
+    Message.rule,
+    Message.phone,
+    Message.status,
+    Message.claim,
+    Message.lease_until,
+    Message.scheduled_for,
+    Message.expires_at,
+    Message.priority,
+    Message.due_at,
+)
 
 
 @dataclass(frozen=True)
@@ -95,6 +129,8 @@ class Verdicts:
         self.policy = policy
         self.policies = policies
         self.forecast = forecast
+        self._openings: dict[tuple[ZoneInfo, str | None, bool], datetime] = {}
+        self._openings_at: datetime | None = None
 
     def neighbours(
         self,
@@ -145,8 +181,10 @@ class Verdicts:
             Message.status == MessageStatus.SENDING,
             and_(Message.claim.is_not(None), Message.lease_until >= now),
         )
+        # Plain rows, not ORM objects: the batch's own rows come back too, and only a few
+        # columns are read.
         others = session.execute(
-            select(Message, Customer.timezone)
+            select(*_OTHER_COLUMNS, Customer.timezone)
             .join(Customer, Customer.id == Message.customer_id)
             .where(
                 Message.phone.in_(phones),
@@ -154,17 +192,17 @@ class Verdicts:
                 or_(held, Message.scheduled_for <= until),
             )
         )
-        for other, timezone in others:
-            transactional = self.policies(other.rule).transactional
+        for other in others:
             if not other.phone or other.id in mine:
                 continue
+            transactional = self.policies(other.rule).transactional
             if other.status == MessageStatus.SENDING or (
                 other.claim is not None and other.lease_until and other.lease_until >= now
             ):
                 found.rivals[other.phone].append(_Rival(precedence(other), transactional))
             elif not transactional:
                 start = max(now, other.scheduled_for)
-                self._add_ahead(found, other.phone, precedence(other), start, other, timezone)
+                self._add_ahead(found, other.phone, precedence(other), start, other, other.timezone)
 
     def _add_ahead(
         self,
@@ -172,7 +210,7 @@ class Verdicts:
         phone: str,
         key: Precedence,
         start: datetime,
-        row: Message | Unplanned,
+        row: Waiting,
         timezone: str,
     ) -> None:
         """Note the message's next chance to go, if it has one before it expires."""
@@ -210,7 +248,7 @@ class Verdicts:
             report.expired += 1
             return final(message.id, MessageStatus.EXPIRED, "late", now)
         zone = self.policy.zone(customer.timezone)
-        opening = self.policy.next_opening(now, zone, rule)
+        opening = self._opening(now, zone, rule)
         if opening > now:
             reason = "quiet_day" if self.policy.is_quiet(now, zone, rule) else "window"
             change = _defer(message, opening, reason, MessageStatus.EXPIRED, now, report)
@@ -239,6 +277,18 @@ class Verdicts:
         until = max(blocked.at, now + ASK_AGAIN)
         change = _defer(message, until, "cap_priority", MessageStatus.SKIPPED, now, report)
         return _noted(change, message, phone, rule, around)
+
+    def _opening(self, now: datetime, zone: ZoneInfo, rule: RulePolicy) -> datetime:
+        """`next_opening` from `now`, worked out once per zone and window for a batch: its
+        messages share `now`, and most share a few zones and windows."""
+        if self._openings_at != now:
+            self._openings.clear()
+            self._openings_at = now
+        key = (zone, str(rule.window) if rule.window else None, rule.transactional)
+        opening = self._openings.get(key)
+        if opening is None:
+            opening = self._openings[key] = self.policy.next_opening(now, zone, rule)
+        return opening
 
     def _gives_way_to(
         self,

@@ -15,6 +15,9 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, ClassVar
 
+from campaigner.logs import install_masking
+from campaigner.masking import register_secret
+
 if TYPE_CHECKING:
     from campaigner.config import GatewaySettings
 
@@ -179,11 +182,18 @@ class Gateway(ABC):
     max_batch: ClassVar[int] = 1
     supports_status: ClassVar[bool] = False
     polls_inbound: ClassVar[bool] = False  # the daemon calls `poll_inbound` on a timer
+    # Keys of `options` that hold secrets although their names do not say so (a key, token,
+    # secret, password, auth or signature in the name is enough: `is_secret_option`).
+    secret_options: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(
         self, settings: GatewaySettings, *, webhook_url: str = "", webhook_token: str = ""
     ) -> None:
         self.settings = settings
+        username = settings.username or settings.account_sid or None
+        for secret in settings.secret_options(self.secret_options):
+            register_secret(secret, username=username)
+        install_masking(type(self).__module__)  # a plug-in logs through its module's logger
         # Base URL of the daemon's webhooks for this gateway, e.g. http://host:8025/webhooks/kannel
         self.webhook_url = webhook_url.rstrip("/")
         # The shared secret that callback URLs handed to the provider must carry.

@@ -17,7 +17,6 @@ import httpx
 
 from campaigner.config import GatewaySettings
 from campaigner.gateways.base import Gateway, GatewayError, OutgoingMessage, SendResult
-from campaigner.logs import install_masking
 from campaigner.masking import excerpt, mask, register_secret
 
 REPLY_EXCERPT = 200  # characters of a provider's reply kept in an error
@@ -65,7 +64,6 @@ class HttpGateway(Gateway):
         for secret in (settings.password, settings.api_key, settings.auth_token):
             register_secret(secret.get_secret_value() if secret else None, username=username)
         register_secret(webhook_token)
-        install_masking(type(self).__module__)
         base_url = (settings.url or self.default_url).rstrip("/") + "/"
         self.client = httpx.Client(
             base_url=base_url,

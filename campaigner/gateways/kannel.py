@@ -13,8 +13,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from typing import ClassVar
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
+import httpx
+
+from campaigner.config import GatewaySettings
 from campaigner.gateways.base import (
     DeliveryReport,
     InboundSms,
@@ -26,6 +29,7 @@ from campaigner.gateways.base import (
     unix_time,
 )
 from campaigner.gateways.http import HttpGateway, retry_after
+from campaigner.gateways.plainget import PlainGet
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +49,28 @@ class KannelGateway(HttpGateway):
     max_batch: ClassVar[int] = 1  # one message per request: the dispatcher runs them concurrently
     default_url: ClassVar[str] = "http://127.0.0.1:13013"
 
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        *,
+        webhook_url: str = "",
+        webhook_token: str = "",
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        super().__init__(
+            settings, webhook_url=webhook_url, webhook_token=webhook_token, transport=transport
+        )
+        # Sends go through the standard library (a third of httpx's CPU per request), except
+        # when a test hands in its own httpx transport to answer them.
+        self.plain: PlainGet | None = None
+        if transport is None:
+            self.plain = PlainGet(
+                str(self.client.base_url),
+                settings.timeout_seconds,
+                min(5.0, settings.timeout_seconds),
+                self.name,
+            )
+
     def send(self, batch: Sequence[OutgoingMessage]) -> list[SendResult]:
         return self.send_each(batch, 1, lambda part: [self._send_one(part[0])])
 
@@ -63,7 +89,10 @@ class KannelGateway(HttpGateway):
             params["dlr-url"] = self.dlr_url(message.id)
         for key, value in self.settings.options.items():
             params.setdefault(str(key), str(value))  # e.g. smsc, validity, priority
-        response = self.request("GET", "cgi-bin/sendsms", params=params)
+        if self.plain is not None:
+            response = self.plain.get("cgi-bin/sendsms?" + urlencode(params, quote_via=quote))
+        else:
+            response = self.request("GET", "cgi-bin/sendsms", params=params)
         body = response.text.strip()
         if response.status_code in (200, 202) and body[:2] in ("0:", "3:"):
             return SendResult.accepted(message.id)
@@ -85,6 +114,11 @@ class KannelGateway(HttpGateway):
             retry_after=retry_after(response),
             maybe_sent=response.is_success,
         )
+
+    def close(self) -> None:
+        if self.plain is not None:
+            self.plain.close()
+        super().close()
 
     def dlr_url(self, message_id: int) -> str:
         token = f"&token={quote(self.webhook_token)}" if self.webhook_token else ""

@@ -36,6 +36,16 @@ def gateway_class(name: str) -> type[Gateway]:
     return cls
 
 
+def declared_secret_options(name: str) -> frozenset[str]:
+    """The options gateway `name` declares secret; none for a gateway not installed (the
+    settings check names that problem)."""
+    point = _entry_points().get(name)
+    cls = point.load() if point is not None else None
+    if isinstance(cls, type) and issubclass(cls, Gateway):
+        return cls.secret_options
+    return frozenset()
+
+
 def check_gateways(settings: Settings) -> None:
     """Every gateway the settings name is installed, and the fallback table exists: checked
     when a command loads its settings, so a typo stops every command, not only `run`."""

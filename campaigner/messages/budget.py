@@ -105,6 +105,8 @@ def current(limits: RenderLimits) -> RenderBudget:
 
 def size_of(value: Any) -> int:
     """Characters of a text; items of a collection plus the sizes of what it holds."""
+    if isinstance(value, str):  # nearly every value a template builds
+        return len(value)
     return _size(value, {}, 0)
 
 

@@ -24,6 +24,7 @@ GSM7_BASIC = frozenset(
 )
 # The extension table: each of these is sent as ESC + character, so it costs two septets.
 GSM7_EXTENSION = frozenset("\f^{}\\[~]|€")
+_GSM7 = GSM7_BASIC | GSM7_EXTENSION
 
 GSM7_SINGLE, GSM7_PART = 160, 153
 UCS2_SINGLE, UCS2_PART = 70, 67
@@ -37,16 +38,30 @@ class SmsMeasure:
 
 
 def is_gsm7(text: str) -> bool:
-    return all(char in GSM7_BASIC or char in GSM7_EXTENSION for char in text)
+    return _GSM7.issuperset(text)
 
 
 def measure(text: str) -> SmsMeasure:
-    """Encoding, length in units and number of parts; an empty text still takes one part."""
+    """Encoding, length in units and number of parts; an empty text still takes one part.
+
+    Every message is measured as it is sent, so the common cases take shortcuts: a text
+    that fits one part needs no cutting, and without characters outside the BMP a
+    cluster's units are its length.
+    """
     if is_gsm7(text):
         sizes = [2 if char in GSM7_EXTENSION else 1 for char in text]
         return SmsMeasure("gsm7", sum(sizes), _segments(sizes, GSM7_SINGLE, GSM7_PART))
-    sizes = [size for cluster in _GRAPHEME.findall(text) for size in _ucs2_sizes(cluster)]
-    return SmsMeasure("ucs2", sum(sizes), _segments(sizes, UCS2_SINGLE, UCS2_PART))
+    total = _units(text)
+    if total <= UCS2_SINGLE:
+        return SmsMeasure("ucs2", total, 1)
+    clusters = _GRAPHEME.findall(text)
+    if total == len(text):
+        sizes = [len(cluster) for cluster in clusters]
+    else:
+        sizes = [len(cluster.encode("utf-16-le", "surrogatepass")) // 2 for cluster in clusters]
+    if max(sizes) > UCS2_PART:
+        sizes = [size for cluster in clusters for size in _ucs2_sizes(cluster)]
+    return SmsMeasure("ucs2", total, _segments(sizes, UCS2_SINGLE, UCS2_PART))
 
 
 _GRAPHEME = regex.compile(r"\X")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, time, timedelta
 from decimal import Decimal
+from pathlib import PurePosixPath
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import (
@@ -193,6 +194,18 @@ class RuleBase(Strict):
     max_per_day: Count | None = None
     max_per_week: Count | None = None
     attribution_days: int = Field(7, ge=0, le=MAX_DAYS)
+
+    @field_validator("template")
+    @classmethod
+    def _inside_templates(cls, value: str) -> str:
+        """The name is looked up inside the templates folder: an absolute one or one with
+        `..` would reach beside it (and pathlib refuses to glob an absolute name)."""
+        if value.startswith("/") or ".." in PurePosixPath(value).parts:
+            raise ValueError(
+                f"template {value!r} must be a name inside the templates folder, "
+                "without a leading / or .."
+            )
+        return value
 
     @field_validator("send_at")
     @classmethod

@@ -34,11 +34,21 @@ from starlette.routing import BaseRoute, Route
 from campaigner.clock import Clock
 from campaigner.config import Settings
 from campaigner.customers.fields import BUILT_IN_DATES, DATE_NAME, DATE_PREFIX
-from campaigner.customers.loader import LoadResult, RecordError, load_customers, load_orders
+from campaigner.customers.loader import (
+    LoadResult,
+    RecordError,
+    RecordWarning,
+    load_customers,
+    load_orders,
+)
 from campaigner.customers.records import UNIX_TIME_RULE, is_unix_time, parse_number_time
 from campaigner.server.guard import Guard, Refused, matches_any
 
 MAX_ITEMS = 1000
+# A shop's names and codes are unbounded: longer than their columns, they are shortened by
+# the loader (a warning in the answer), not refused; this only bounds what a request holds.
+SHOP_TEXT = 4096
+SHORTENED = "Longer than 128 characters is shortened to fit (a warning in the answer)"
 PREFIX = "/api/v1"
 # Loader field names as the API spells them.
 API_FIELDS = {"external_id": "id", "marketing_consent": "consent"}
@@ -76,8 +86,8 @@ class CustomerIn(_Item):
     """A customer, identified by the shop's own id."""
 
     id: str = Field(min_length=1, max_length=128, description="The shop's customer id")
-    first_name: str = Field("", max_length=128)
-    last_name: str = Field("", max_length=128)
+    first_name: str = Field("", max_length=SHOP_TEXT, description=SHORTENED)
+    last_name: str = Field("", max_length=SHOP_TEXT, description=SHORTENED)
     phone: str | None = Field(None, max_length=32, description="Any common form; stored E.164")
     birthday: str | None = Field(
         None, max_length=32, description="YYYY-MM-DD, or Jalali YYYY/MM/DD such as 1370/01/01"
@@ -91,7 +101,7 @@ class CustomerIn(_Item):
         description="Agreed to marketing messages; left out, a known customer keeps theirs "
         "and a new one has none",
     )
-    city: str = Field("", max_length=128)
+    city: str = Field("", max_length=SHOP_TEXT, description=SHORTENED)
     dates: dict[DateName, DateText] = Field(
         default_factory=dict,
         max_length=20,
@@ -117,8 +127,17 @@ class _OrderFields(_Item):
         None,
         description=f"ISO 8601 (without an offset: the shop's local time), or {UNIX_TIME_RULE}",
     )
-    coupon_code: str | None = Field(None, max_length=64)
-    referral_code: str | None = Field(None, max_length=32)
+    coupon_code: str | None = Field(
+        None,
+        max_length=SHOP_TEXT,
+        description="Codes separated by commas; beyond 64 characters the whole codes that fit "
+        "are kept (a warning in the answer)",
+    )
+    referral_code: str | None = Field(
+        None,
+        max_length=SHOP_TEXT,
+        description="Longer than 32 characters it is none of ours: left out (a warning)",
+    )
     items_count: int | None = Field(None, ge=0, le=2**31 - 1)
 
 
@@ -149,6 +168,9 @@ class IngestResult(BaseModel):
     unchanged: int
     detail: str
     errors: list[ItemError]
+    warnings: list[ItemError] = Field(
+        default_factory=list, description="Values shortened to fit; their items were stored"
+    )
 
 
 class Problem(BaseModel):
@@ -265,6 +287,10 @@ class _IngestApi:
             result = load_orders(
                 session, [order], defaults, now=now, segment_map=self.settings.segments.segment_map
             )
+            result.warnings[:0] = [
+                RecordWarning(0, w.reason, f"customer.{api_field(w.field)}")
+                for w in customer.warnings
+            ]
             if result.errors:
                 session.rollback()
             else:
@@ -357,6 +383,14 @@ def _answer(result: LoadResult, positions: list[int], errors: list[ItemError]) -
         detail = f"{result.accepted} item(s) accepted and stored, {rejected} rejected (see errors)"
     else:
         detail = f"{result.accepted} item(s) accepted and stored"
+    warnings = [
+        ItemError(
+            index=positions[w.index] if w.index < len(positions) else w.index,
+            field=api_field(w.field),
+            reason=w.reason,
+        )
+        for w in result.warnings
+    ]
     body = IngestResult(
         accepted=result.accepted,
         rejected=rejected,
@@ -365,6 +399,7 @@ def _answer(result: LoadResult, positions: list[int], errors: list[ItemError]) -
         unchanged=result.unchanged,
         detail=detail,
         errors=errors,
+        warnings=warnings,
     )
     return JSONResponse(body.model_dump(), status_code=422 if errors else 200)
 

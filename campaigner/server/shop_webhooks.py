@@ -42,6 +42,7 @@ from campaigner.config import Settings
 from campaigner.customers.loader import (
     LoadResult,
     RecordError,
+    RecordWarning,
     load_customers,
     load_orders,
     refresh_customer_stats,
@@ -100,6 +101,10 @@ class _Shop:
                 return PlainTextResponse("busy with the same data, send again", status_code=503)
         if result.stale:
             return PlainTextResponse("stale: the shop sent newer data before, kept")
+        if result.warnings:
+            shortened = "; ".join(w.reason for w in result.warnings)
+            log.warning("%s webhook %s loaded, shortened: %s", shop, key, shortened)
+            return PlainTextResponse(f"ok {result.accepted}; warning: {shortened}")
         return PlainTextResponse(f"ok {result.accepted}")
 
     @staticmethod
@@ -141,6 +146,11 @@ class _Shop:
                         for e in made.errors
                     ]
                 )
+            result = self.orders(session, record)
+            result.warnings[:0] = [
+                RecordWarning(0, w.reason, f"customer.{w.field}") for w in made.warnings
+            ]
+            return result
         return self.orders(session, record)
 
     def orders(self, session: Session, record: dict[str, Any]) -> LoadResult:

@@ -64,6 +64,7 @@ class KindReport:
     unchanged: int = 0
     stale: int = 0  # older than what a shop webhook brought meanwhile: not written
     rejected: int = 0
+    shortened: int = 0  # values fitted to their columns; their rows were loaded
 
 
 @dataclass
@@ -71,6 +72,7 @@ class SyncReport:
     source: str
     kinds: dict[str, KindReport] = field(default_factory=dict)
     errors: list[SourceRowError] = field(default_factory=list)
+    warnings: list[SourceRowError] = field(default_factory=list)  # the first MAX_KEPT_ERRORS
     unmapped: dict[str, list[str]] = field(default_factory=dict)  # kind -> columns not read
 
     def summary(self) -> str:
@@ -79,6 +81,7 @@ class SyncReport:
             f"{k.unchanged} unchanged, "
             + (f"{k.stale} stale, " if k.stale else "")
             + f"{k.rejected} rejected"
+            + (f", warning: {k.shortened} value(s) too long, shortened" if k.shortened else "")
             for kind, k in self.kinds.items()
         ]
         parts += [
@@ -344,6 +347,12 @@ class SourcePass:
             log.warning("source %s: rejected %s", self.source.name, problem)
             if len(self.report.errors) < MAX_KEPT_ERRORS:
                 self.report.errors.append(problem)
+        for warning in result.warnings:
+            self.stats.shortened += 1
+            problem = SourceRowError(self.kind, row_ids[warning.index], warning.reason)
+            log.warning("source %s: loaded %s", self.source.name, problem)
+            if len(self.report.warnings) < MAX_KEPT_ERRORS:
+                self.report.warnings.append(problem)
 
     # Reading the source
 

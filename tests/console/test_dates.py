@@ -66,6 +66,9 @@ def test_a_form_without_the_lists_picks_nothing() -> None:
         (_form("jalali", "1", "13", "1404"), "en", "month 13 does not exist"),
         (_form("jalali", "1", "1", "99999"), "en", "the year 99999 is out of range"),
         (_form("jalali", "1", "x", "1404"), "en", "must be numbers"),
+        # Past 4,300 digits int() itself refuses: a 500 instead of a named refusal (review 1).
+        (_form("jalali", "1", "1", "9" * 5000), "en", "at most 9 digits"),
+        (_form("gregorian", "۹" * 4301, "1", "2026"), "en", "at most 9 digits"),
         (_form("julian", "1", "1", "1404"), "en", "expected jalali or gregorian"),
     ],
 )

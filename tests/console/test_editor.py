@@ -3,9 +3,11 @@ the previous version kept, committed when the rules folder is in git."""
 
 from __future__ import annotations
 
+import fcntl
 import multiprocessing
 import re
 import subprocess
+import threading
 from datetime import UTC, datetime
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Event
@@ -245,3 +247,57 @@ def test_two_console_processes_saving_the_same_rule_lose_no_edit(site: ConsoleSi
     assert outcome['"5h"'] == "saved"
     assert "changed since you opened it" in outcome['"7h"']
     assert '"5h"' in (settings.paths.rules / "thank_you.toml").read_text()
+
+
+def test_a_save_waits_a_bounded_time_for_a_lock_another_process_holds(
+    site: ConsoleSite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stopped `campaigner console` (Ctrl-Z mid-save) or a stuck git hook holds the lock
+    alive, so the kernel never drops it: a save must then be refused, not wait forever and
+    take a server thread with it (review 1 found it waiting until the holder died)."""
+    settings, clock = site.project.settings, site.project.clock
+    monkeypatch.setattr(editor, "SAVE_WAIT_SECONDS", 0.3)
+    folder = settings.paths.rules.parent / editor.HISTORY
+    folder.mkdir(exist_ok=True)
+    draft = editor.Draft("thank_you", RULE.replace('"2h"', '"4h"'), {}, "thank_you")
+    outcome: list[str] = []
+
+    def save() -> None:
+        try:
+            editor.save_draft(settings, draft, user="sara", message="x", now=clock.now())
+            outcome.append("saved")
+        except CampaignerError as exc:
+            outcome.append(str(exc))
+
+    # A second open file is a second flock owner, as another process's would be.
+    with open(folder / editor.SAVE_LOCK, "a+b") as holder:
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        saver = threading.Thread(target=save)
+        saver.start()
+        saver.join(10)
+        waited_forever = saver.is_alive()
+        fcntl.flock(holder, fcntl.LOCK_UN)
+    saver.join(10)
+    assert not waited_forever
+    assert outcome and "another save" in outcome[0]
+    assert '"2h"' in (settings.paths.rules / "thank_you.toml").read_text()
+    editor.save_draft(settings, draft, user="sara", message="x", now=clock.now())
+    assert '"4h"' in (settings.paths.rules / "thank_you.toml").read_text()
+
+
+@pytest.mark.parametrize("blocker", ["lock_is_a_folder", "history_is_a_dangling_link"])
+def test_an_unusable_save_lock_is_a_named_refusal_without_server_folders(
+    site: ConsoleSite, blocker: str
+) -> None:
+    """Before review 1 these were a bare 500: the save lock must say what is wrong, and like
+    every browser message name no server folder."""
+    settings, clock = site.project.settings, site.project.clock
+    folder = settings.paths.rules.parent / editor.HISTORY
+    if blocker == "lock_is_a_folder":
+        (folder / editor.SAVE_LOCK).mkdir(parents=True)
+    else:
+        folder.symlink_to(settings.paths.rules.parent / "nowhere" / "history")
+    draft = editor.Draft("thank_you", RULE, {}, "thank_you")
+    with pytest.raises(CampaignerError, match="save lock") as refused:
+        editor.save_draft(settings, draft, user="sara", message="x", now=clock.now())
+    assert str(settings.paths.rules.parent) not in str(refused.value)

@@ -36,6 +36,19 @@ def test_a_ten_year_period_is_still_a_report(site: ConsoleSite) -> None:
     assert answer.status_code == 200
 
 
+@pytest.mark.parametrize("kind", ["csv", "html"])
+def test_a_downloaded_report_is_named_by_its_period(site: ConsoleSite, kind: str) -> None:
+    """The CSV has no dates in it: two downloads were both "report.csv" (review 1)."""
+    client = site.signed_in("viewer")
+    answer = client.get(
+        f"/console/reports/download?format={kind}&calendar=jalali"
+        "&from_day=1&from_month=12&from_year=1404&to_day=29&to_month=12&to_year=1404"
+    )
+    assert answer.headers["content-disposition"] == (
+        f'attachment; filename="report-2026-02-20-to-2026-03-20.{kind}"'
+    )
+
+
 def _selected(page: str, select_id: str) -> str:
     """The value chosen in the `<select>` with this id."""
     found = re.search(rf'<select[^>]* id="{select_id}"[^>]*>(.*?)</select>', page, re.S)

@@ -253,3 +253,28 @@ def test_a_configured_proxy_is_believed_about_the_address(site: ConsoleSite) -> 
     with site.project.sessions() as session:
         counted = sorted(session.scalars(select(ConsoleLoginFailure.address)))
     assert counted == ["203.0.113.7", "203.0.113.7", "203.0.113.8"]
+
+
+def test_a_proxy_that_adds_its_own_forwarded_for_line_is_believed_not_the_client(
+    site: ConsoleSite,
+) -> None:
+    """HAProxy's `option forwardfor` adds its own `X-Forwarded-For` line after any the client
+    sent (http_header_add_tail2 in haproxy's src/proto_http.c, seen in the 1.5 patch
+    majek/dump haproxy-1.5-x-forwarded-for.patch): the two lines are one list (RFC 9110
+    5.3), and reading only the first let the client pick its address (review 1)."""
+    settings = site.project.settings
+    settings.console.trusted_proxies = ["127.0.0.0/8"]
+    console = Console(settings, site.project.sessions, site.project.clock)
+    with BackgroundServer(console.app()) as server, httpx.Client(base_url=server.url) as client:
+        for forged in ("198.51.100.1", "198.51.100.2"):
+            page = client.get("/console/login")
+            pre = re.search(r'name="pre" value="([^"]+)"', page.text)
+            assert pre
+            client.post(
+                "/console/login",
+                data={"pre": pre.group(1), "user": "admin", "password": "guess guess"},
+                headers=[("x-forwarded-for", forged), ("x-forwarded-for", "203.0.113.7")],
+            )
+    with site.project.sessions() as session:
+        counted = sorted(session.scalars(select(ConsoleLoginFailure.address)))
+    assert counted == ["203.0.113.7", "203.0.113.7"]

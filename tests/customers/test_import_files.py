@@ -138,16 +138,28 @@ def test_latin_file_names_the_encoding_option_and_commits_nothing(
     assert count(sessions) == 0
 
 
-def test_a_one_megabyte_field_rejects_its_row_only(
+def test_a_one_megabyte_name_is_shortened_and_its_row_kept(
     tmp_path: Path, sessions: sessionmaker[Session]
 ) -> None:
-    rows = ["id,first_name,phone", "c1,Sara,09121234567", f"c2,{'x' * 1_000_000},09121234568"]
-    rows += ["c3,Reza,09121234569"]
+    rows = [
+        "id,first_name,phone,city",
+        "c1,Sara,09121234567,",
+        f"c2,{'x' * 1_000_000},09121234568,",
+    ]
+    rows += ["c3,Reza,09121234569,", f"c4,Ali,09121234560,{'شیراز ' * 30}"]
     path = excel_file(tmp_path / "big.csv", rows, "utf-8")
     report = import_csv(sessions, "customers", path, DEFAULTS)
-    assert (report.inserted, report.rejected) == (2, 1)
-    rejected = only_reject(report)
-    assert rejected[0] == "3" and "first_name longer than 128" in rejected[1]
+    assert (report.inserted, report.rejected, report.reject_file) == (4, 0, None)
+    assert report.summary() == (
+        "4 rows: 4 new, 0 updated, 0 unchanged, 0 rejected; warning: 2 value(s) too long, "
+        "shortened (line 3: first_name of 1,000,000 characters cut to 128; "
+        "line 5: city of 179 characters cut to 128)"
+    )
+    with sessions() as session:
+        names = dict(session.execute(select(Customer.external_id, Customer.first_name)).all())
+        city = session.scalar(select(Customer.city).where(Customer.external_id == "c4"))
+    assert names["c2"] == "x" * 128
+    assert city == " ".join(["شیراز"] * 30)[:128]
 
 
 def test_rejects_file_cells_are_never_formulas(

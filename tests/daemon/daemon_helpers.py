@@ -29,7 +29,10 @@ from campaigner.customers.loader import refresh_customer_stats
 from campaigner.db import create_engine_for, session_factory, upgrade
 from campaigner.db.models import Customer, Order
 
-DEADLINE = 30.0  # seconds: a generous upper bound for anything a test waits for
+# Seconds: a generous upper bound for anything a test waits for. Only a failing test waits
+# that long, and a daemon that starts in 2 s on a quiet machine takes 30 s or more where CI
+# runs several suites on 2 cores (load 20): its imports alone are seconds of CPU.
+DEADLINE = 120.0
 ADMIN_TOKEN = "admin-token-for-tests"  # server.webhook_token: /healthz details need it
 
 T = TypeVar("T")

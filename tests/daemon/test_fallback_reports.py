@@ -1,7 +1,9 @@
 """Delivery reports for messages the fallback gateway carried reach their rows.
 
 The daemon is wired as `campaigner run` wires it (Service: runtime, routes, HTTP app); only
-the providers are fakes (respx). Provider shapes follow shared/reference/gateways.md:
+the providers are fakes: Kavenegar through respx, Kannel as a local smsbox stand-in (its
+requests go through the standard library, not httpx). Provider shapes follow
+shared/reference/gateways.md:
 Kavenegar's `sendarray.json` reply lists entries with `messageid` and `status`, the panel's
 delivery callback posts `messageid` and `status`, and status 14 is "blocked (blacklist)";
 Kannel's sendsms answers `202 0: Accepted for delivery` and `403 Authorization failed for
@@ -19,6 +21,7 @@ import httpx
 import pytest
 import respx
 from daemon_helpers import ADMIN_TOKEN, Shop
+from kannel_stand_in import KannelStandIn
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.testclient import TestClient
@@ -30,10 +33,7 @@ from campaigner.db.models import Message, OptOut
 
 TOKEN = ADMIN_TOKEN  # the server.webhook_token every Shop is written with
 KAVENEGAR_KEY = "6A6B6C-KAVE-FALLBACK-7A7B7C"
-KANNEL = "http://127.0.0.1:13013/cgi-bin/sendsms"
-BACKUP_KANNEL = "http://127.0.0.2:13013/cgi-bin/sendsms"
 SENDARRAY = f"https://api.kavenegar.com/v1/{KAVENEGAR_KEY}/sms/sendarray.json"
-REFUSED = httpx.Response(403, text="Authorization failed for sendsms")
 
 
 def kavenegar_accepts(request: httpx.Request) -> httpx.Response:
@@ -47,12 +47,21 @@ def kavenegar_accepts(request: httpx.Request) -> httpx.Response:
     )
 
 
-def shop_with_fallback(tmp_path: Path, db_url: str, backup: str) -> Shop:
-    shop = Shop(tmp_path, db_url, {"name": "kannel", "fallback": "backup"}).write()
+def shop_with_fallback(tmp_path: Path, db_url: str, primary: str, backup: str) -> Shop:
+    gateway = {"name": "kannel", "url": primary, "fallback": "backup"}
+    shop = Shop(tmp_path, db_url, gateway).write()
     extra = f"\n[gateways.backup]\n{backup}\n"
     shop.config.write_text(shop.config.read_text() + extra)
     shop.add_paid_orders(1)
     return shop
+
+
+@pytest.fixture
+def refusing() -> Iterator[KannelStandIn]:
+    """The primary Kannel, refusing our credentials (its circuit opens at once)."""
+    server = KannelStandIn(refuse=True).start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture
@@ -83,11 +92,11 @@ def test_a_blacklist_report_for_a_fallback_message_opts_the_number_out(
     engine: Engine,
     sessions: sessionmaker[Session],
     mock: respx.MockRouter,
+    refusing: KannelStandIn,
 ) -> None:
     """Regression: rows stored under `backup` ignored reports arriving on the provider's path."""
     backup = f'name = "kavenegar"\napi_key = "{KAVENEGAR_KEY}"\nsender = "10004346"'
-    shop = shop_with_fallback(tmp_path, db_url, backup)
-    mock.get(KANNEL).mock(return_value=REFUSED)
+    shop = shop_with_fallback(tmp_path, db_url, refusing.url, backup)
     mock.post(SENDARRAY).mock(side_effect=kavenegar_accepts)
     service, message = send_through_the_fallback(shop, engine, sessions)
 
@@ -114,15 +123,18 @@ def test_a_second_kannel_as_fallback_gets_its_reports_on_its_own_path_and_the_pr
     db_url: str,
     engine: Engine,
     sessions: sessionmaker[Session],
-    mock: respx.MockRouter,
+    refusing: KannelStandIn,
 ) -> None:
-    shop = shop_with_fallback(tmp_path, db_url, 'name = "kannel"\nurl = "http://127.0.0.2:13013"')
-    mock.get(KANNEL).mock(return_value=REFUSED)
-    backup = mock.get(BACKUP_KANNEL).mock(
-        return_value=httpx.Response(202, text="0: Accepted for delivery")
-    )
-    service, message = send_through_the_fallback(shop, engine, sessions)
-    dlr_url = backup.calls.last.request.url.params["dlr-url"]
+    backup = KannelStandIn().start()
+    try:
+        shop = shop_with_fallback(
+            tmp_path, db_url, refusing.url, f'name = "kannel"\nurl = "{backup.url}"'
+        )
+        service, message = send_through_the_fallback(shop, engine, sessions)
+    finally:
+        backup.stop()
+    assert len(refusing.queries) == 1 and len(backup.queries) == 1
+    dlr_url = backup.queries[-1]["dlr-url"]
     assert urlsplit(dlr_url).path == "/webhooks/backup/dlr"
 
     with TestClient(service.http_app()) as client:

@@ -351,3 +351,23 @@ def test_audience_conditions_match_their_column(
         f"[audience]\nwhere = [{condition}]\n"
     )
     assert problems_of(tmp_path, templates, text, message) == [("audience.where[0]", message)]
+
+
+@pytest.mark.parametrize("template", ["/etc/passwd", "../../etc/passwd", "promo/../../x"])
+def test_a_template_outside_the_templates_folder_is_a_named_problem(
+    tmp_path: Path, templates: Path, template: str
+) -> None:
+    """An absolute name crashed the whole check (pathlib refuses an absolute glob) and took
+    the console's rule page with it as a 500 (review 1); `..` reads beside the folder."""
+    rules_dir = tmp_path / "rules"
+    write(
+        rules_dir,
+        "escape.toml",
+        f'trigger = "post_purchase"\ntemplate = "{template}"\ndelay = "1h"\n',
+    )
+    write(rules_dir, "fine.toml", 'trigger = "post_purchase"\ntemplate = "thanks"\ndelay = "1h"\n')
+    loaded = load_rules(rules_dir, templates=templates)
+    (problem,) = [str(p) for p in loaded.problems]
+    assert problem.startswith(f"{rules_dir}/escape.toml: rule 'escape': template:")
+    assert "inside the templates folder" in problem
+    assert list(loaded.rules) == ["fine"]

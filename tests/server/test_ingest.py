@@ -306,3 +306,34 @@ def test_an_unknown_field_is_named_not_dropped(
         assert unknown in response.text
     with sessions() as session:
         assert session.scalars(select(Customer)).all() == []
+
+
+def test_long_names_are_shortened_with_a_warning_not_refused(
+    client: TestClient, sessions: sessionmaker[Session]
+) -> None:
+    long_name = {**ALI, "first_name": "علی" * 50, "city": "c" * 500}
+    answer = client.post("/api/v1/customers", json=[ALI | {"id": "c0"}, long_name], headers=AUTH)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert (body["accepted"], body["rejected"], body["errors"]) == (2, 0, [])
+    assert body["warnings"] == [
+        {"index": 1, "field": "first_name", "reason": "first_name of 150 characters cut to 128"},
+        {"index": 1, "field": "city", "reason": "city of 500 characters cut to 128"},
+    ]
+    event = {
+        "id": "o9",
+        "total": "1000",
+        "coupon_code": ",".join(["NOWRUZ-1405-ABCDEFGH"] * 4),
+        "customer": {**ALI, "id": "c9", "last_name": "L" * 129},
+    }
+    paid = client.post("/api/v1/events/order-paid", json=event, headers=AUTH).json()
+    assert [(w["field"], w["reason"]) for w in paid["warnings"]] == [
+        ("customer.last_name", "last_name of 129 characters cut to 128"),
+        ("coupon_code", "coupon_code longer than 64 characters: kept 3 of 4 codes"),
+    ]
+    with sessions() as session:
+        names = dict(session.execute(select(Customer.external_id, Customer.first_name)).all())
+        assert session.scalars(select(Order.coupon_code)).one() == ",".join(
+            ["NOWRUZ-1405-ABCDEFGH"] * 3
+        )
+    assert names["c1"] == ("علی" * 50)[:128]

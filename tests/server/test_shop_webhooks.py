@@ -893,3 +893,32 @@ def test_a_resent_orders_paid_cannot_move_the_payment_time(
     assert resent.status_code == 200
     with sessions() as session:
         assert session.scalars(select(Order.paid_at)).one() == TRIGGERED_AT
+
+
+def test_a_woocommerce_guest_order_with_a_long_billing_name_is_kept(
+    client: TestClient, sessions: sessionmaker[Session]
+) -> None:
+    order = wc_order()
+    order["billing"].update(first_name="جان" * 60, city="x" * 200)
+    answer = woo(client, "order.created", order)
+    assert answer.status_code == 200
+    assert answer.text == (
+        "ok 1; warning: first_name of 180 characters cut to 128; city of 200 characters cut to 128"
+    )
+    with sessions() as session:
+        stored = session.scalars(select(Order)).one()
+        buyer = session.get_one(Customer, stored.customer_id)
+    assert (buyer.first_name, buyer.city) == (("جان" * 60)[:128], "x" * 128)
+
+
+def test_a_shopify_customer_with_a_long_name_is_kept(
+    client: TestClient, sessions: sessionmaker[Session]
+) -> None:
+    order = paid_order(first_name="J" * 300, last_name="Smith")
+    answer = shopify(client, "orders/paid", order, "long-name")
+    assert answer.status_code == 200
+    assert answer.text.startswith("ok 1; warning: first_name of 300 characters cut to 128")
+    with sessions() as session:
+        john = session.scalars(select(Customer)).one()
+        assert session.scalars(select(Order)).one().customer_id == john.id
+    assert (john.first_name, john.last_name) == ("J" * 128, "Smith")

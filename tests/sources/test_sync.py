@@ -535,3 +535,31 @@ def test_a_driver_that_is_not_installed_is_one_line(
     source = woo_source("mysql+mysqldb://shop:s3cret-pw@127.0.0.1:1/wordpress")
     with pytest.raises(CampaignerError, match="no database driver for 'mysql\\+mysqldb'"):
         run(sessions, source, settings)
+
+
+def test_a_name_longer_than_its_column_is_shortened_and_its_customer_kept(
+    shop_url: str, sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    # WordPress keeps usermeta in a LONGTEXT: a first name has no length limit there.
+    long_name = "محمّد‌رضا " * 40
+    engine = create_engine(shop_url)
+    with engine.begin() as connection:
+        connection.execute(
+            update(wp_usermeta)
+            .where(wp_usermeta.c.user_id == 1, wp_usermeta.c.meta_key == "first_name")
+            .values(meta_value=long_name)
+        )
+    engine.dispose()
+    report = run(sessions, woo_source(shop_url), settings)
+    customers = report.kinds["customers"]
+    assert (customers.inserted, customers.rejected, customers.shortened) == (3, 1, 1)
+    assert [(w.kind, w.row_id) for w in report.warnings] == [("customers", "1")]
+    assert report.warnings[0].reason == "first_name of 399 characters cut to 128"
+    assert (
+        "customers 4 read: 3 new, 0 updated, 0 unchanged, 1 rejected, warning: 1 value(s) "
+        "too long, shortened" in report.summary()
+    )
+    with sessions() as session:
+        ali = session.scalars(select(Customer).where(Customer.external_id == "1")).one()
+    assert ali.first_name == " ".join(["محمّد‌رضا"] * 40)[:128]
+    assert ali.orders_count == 2  # and the orders found their customer

@@ -529,3 +529,22 @@ def test_one_guest_whatever_way_the_phone_was_typed(
     customers, _ = loaded(sessions)
     assert customers["guest:+989123334444"].orders_count == 5
     assert len([c for c in customers if c.startswith("guest:")]) == 1
+
+
+@pytest.mark.parametrize("storage", ["hpos", "posts"])
+def test_a_guest_with_a_billing_name_longer_than_its_column_keeps_the_order(
+    storage: Storage, shop_db: str, sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    """Seen: a guest's billing first name over 128 characters (WooCommerce stores it as
+    TEXT) rejected the order: "customer.first_name: first_name longer than 128 characters"."""
+    guest = {**MARYAM, "first_name": "مریم" + "\u0651" * 2 + " ملیکا" * 60, "city": "ش" * 300}
+    build_shop(shop_db, storage, [order(115, "wc-completed", "1000", 0, paid=T, billing=guest)])
+    report = run(sessions, preset(shop_db), settings)
+    assert report.errors == []
+    assert report.kinds["orders"].shortened == 2
+    assert "warning: 2 value(s) too long, shortened" in report.summary()
+    customers, orders = loaded(sessions)
+    maryam = customers["guest:+989123334444"]
+    assert orders["115"].customer_id == maryam.id
+    assert len(maryam.first_name) <= 128 and maryam.first_name.startswith("مریم\u0651\u0651 ملیکا")
+    assert maryam.city == "ش" * 128
