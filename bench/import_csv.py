@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -112,7 +113,9 @@ def child(variant: str, csv_path: str, url: str) -> None:
 
 
 def run(variant: str, backend: str, csv_path: Path, workdir: Path) -> dict[str, float]:
-    url = fresh_database(backend, f"bench_import_csv_{variant}", workdir)
+    # The process id in the name: two runs at once (the lead's and a helper's) must not
+    # drop each other's database.
+    url = fresh_database(backend, f"bench_import_csv_{variant}_{os.getpid()}", workdir)
     try:
         out = subprocess.run(
             [sys.executable, __file__, "--child", variant, str(csv_path), url],

@@ -41,6 +41,7 @@ from campaigner.announcements import gate
 from campaigner.clock import Clock
 from campaigner.config import Settings
 from campaigner.db.models import Customer, Message, MessageStatus
+from campaigner.db.roomy import roomy
 from campaigner.errors import one_line
 from campaigner.rules.models import AnnouncementRule, Rule
 from campaigner.rules.triggers import DueContext, compile_due
@@ -121,7 +122,11 @@ def plan(session: Session, rules: Iterable[Rule], clock: Clock, settings: Settin
                         continue
                     ctx = replace(ctx, end=now + gate.HORIZON)
                 for statement in _inserts(rule, ctx, now):
-                    with gate.roomy_cache(session, isinstance(rule, AnnouncementRule)):
+                    with roomy(
+                        session,
+                        sqlite_cache_kib=gate.QUEUE_CACHE_KIB,
+                        wanted=isinstance(rule, AnnouncementRule),
+                    ):
                         written = cast("CursorResult[Any]", session.execute(statement))
                     if _counted(rule, dialect):
                         result.planned += written.rowcount

@@ -11,11 +11,9 @@ changes; the ledger's key keeps that from reaching anyone twice.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 
-from sqlalchemy import exists, select, text
+from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from campaigner.db.models import Announcement, Message, MessageStatus
@@ -123,18 +121,3 @@ def moved_after_start(session: Session, rule: AnnouncementRule) -> str | None:
                 f'at = "{key}", or copy the file under a new name for a new announcement'
             )
     return None
-
-
-@contextmanager
-def roomy_cache(session: Session, wanted: bool = True) -> Iterator[None]:
-    """On SQLite, a larger page cache for this connection while a big audience is queued,
-    the usual one again afterwards."""
-    if not wanted or session.get_bind().dialect.name != "sqlite":
-        yield
-        return
-    previous = int(session.scalar(text("PRAGMA cache_size")) or -2000)
-    session.execute(text(f"PRAGMA cache_size=-{QUEUE_CACHE_KIB}"))
-    try:
-        yield
-    finally:
-        session.execute(text(f"PRAGMA cache_size={previous}"))

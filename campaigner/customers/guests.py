@@ -7,10 +7,24 @@ person, so the guest's orders and history move to the registered customer.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, select, update
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    and_,
+    any_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    literal_column,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, aliased
 
 from campaigner.customers.records import GUEST_PREFIX, guest_id
@@ -71,7 +85,16 @@ def merge_guests(
 
 
 def _ids(session: Session, external_ids: list[str]) -> dict[str, int]:
-    query = select(Customer.external_id, Customer.id).where(Customer.external_id.in_(external_ids))
+    """The customers with these external ids, the ids passed as one parameter: an IN list's
+    thousand placeholders were rendered by SQLAlchemy, and on PostgreSQL rewritten again by
+    psycopg, on every batch of an import (a tenth of it)."""
+    wanted: ColumnElement[bool]
+    if session.get_bind().dialect.name == "postgresql":
+        wanted = Customer.external_id == any_(bindparam("ids", external_ids, type_=ARRAY(String)))
+    else:
+        listed = func.json_each(bindparam("ids", json.dumps(external_ids)))
+        wanted = Customer.external_id.in_(select(literal_column("value")).select_from(listed))
+    query = select(Customer.external_id, Customer.id).where(wanted)
     return {key: value for key, value in session.execute(query)}
 
 

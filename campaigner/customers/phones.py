@@ -13,7 +13,7 @@ _DIGITS = str.maketrans("۰۱۲۳۴۵۶۷۸۹٠١٢٣٤٥٦٧٨٩", "01234567890
 # The same, and spaces, dashes and parentheses dropped, as people group a mobile number.
 _PLAIN = str.maketrans("۰۱۲۳۴۵۶۷۸۹٠١٢٣٤٥٦٧٨٩", "01234567890123456789", " -()")
 # An Iranian mobile number as typed: 0912…, 912…, +98912…, 0098912… or 98912….
-_IRANIAN_MOBILE = re.compile(r"(\+98|0098|98|0)?(9\d{9})")
+_IRANIAN_MOBILE = re.compile(r"(\+98|0098|98|0)?(9[0-9]{9})")  # [0-9]: \d is any script's digit
 _INTERNATIONAL = ("+98", "0098")
 
 
@@ -56,7 +56,11 @@ def normalize_phone(raw: str, region: str = "IR") -> str:
     """Return `raw` as E.164 (+989121234567) or raise InvalidPhone saying why."""
     # Format characters (ZWNJ, direction marks, a BOM) are invisible: a Persian keyboard's
     # half-space between digit groups is no reason to refuse the number.
-    visible = "".join(c for c in raw if unicodedata.category(c) != "Cf")
+    # Digits and ASCII are never format characters: most numbers need no look at each one.
+    if raw.isascii() or raw.translate(_DIGITS).isascii():
+        visible = raw
+    else:
+        visible = "".join(c for c in raw if unicodedata.category(c) != "Cf")
     return iranian_mobile(visible, region) or _normalized(visible, region)
 
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -138,6 +139,8 @@ _BIDI_CONTROLS = dict.fromkeys([*range(0x202A, 0x202F), *range(0x2066, 0x206A)])
 
 def plain_name(value: str) -> str:
     """A name or city as one line of text: spaces collapsed, no direction controls."""
+    if value.isascii():  # no direction controls to drop
+        return " ".join(value.split())
     return " ".join(value.translate(_BIDI_CONTROLS).split())
 
 
@@ -151,6 +154,8 @@ def parse_bool(value: str) -> bool:
 
 
 def parse_tags(value: str) -> str:
+    if not value:
+        return ""
     parts = [p.strip().lower() for p in value.replace(";", ",").replace("|", ",").split(",")]
     tags = sorted({p for p in parts if p})
     return "," + ",".join(tags) + "," if tags else ""
@@ -264,8 +269,20 @@ def guest_id(phone: str) -> str:
     return GUEST_PREFIX + phone
 
 
-def _check_lengths(values: Mapping[str, Any]) -> None:
-    for name, limit in MAX_LENGTH.items():
+# The limits that apply to each kind of row, in the order of MAX_LENGTH (the first too long
+# is the one named): a customer row checks six, not every column of every kind.
+_CUSTOMER_LIMITS = tuple(
+    (name, limit)
+    for name, limit in MAX_LENGTH.items()
+    if name in ("external_id", "first_name", "last_name", "city", "locale", "timezone")
+)
+_ALL_LIMITS = tuple(MAX_LENGTH.items())
+
+
+def _check_lengths(
+    values: Mapping[str, Any], limits: tuple[tuple[str, int], ...] = _ALL_LIMITS
+) -> None:
+    for name, limit in limits:
         value = values.get(name)
         if isinstance(value, str) and len(value) > limit:
             raise RowError(f"{name} longer than {limit} characters", name)
@@ -273,20 +290,30 @@ def _check_lengths(values: Mapping[str, Any]) -> None:
 
 def _birthday(
     text: str, birthday_format: BirthdayFormat, field: str = "birthday"
-) -> tuple[date, bool]:
-    """The Gregorian date and whether the text was a Jalali date."""
+) -> tuple[date, bool, int]:
+    """The Gregorian date, whether the text was a Jalali date, and its Jalali MMDD."""
     try:
-        birthday = parse_date(text)
-        jalali = int(to_ascii_digits(text).strip()[:4]) < 1700
-        if birthday_format == "jalali" and not jalali:
-            raise ValueError(f"bad date {text!r}: expected a Jalali date such as 1370/01/01")
-        if birthday_format == "gregorian" and jalali:
-            raise ValueError(f"bad date {text!r}: expected a Gregorian date such as 1990-03-21")
-        jalali_month_day(birthday)  # out-of-range years fail here, not at write time
+        return _read_date(text, birthday_format)
     except ValueError as exc:
         reason = str(exc) if field == "birthday" else f"{field}: {exc}"
         raise RowError(reason, field) from None
-    return birthday, jalali
+
+
+@lru_cache(maxsize=65_536)
+def _read_date(text: str, birthday_format: BirthdayFormat) -> tuple[date, bool, int]:
+    """The date, whether it was Jalali, and its Jalali month and day (`_birthday`).
+
+    Cached: a customer list repeats the same few tens of thousands of birthdays, and
+    reading one was a tenth of a large import. A bad date raises again each time.
+    """
+    birthday = parse_date(text)
+    jalali = int(to_ascii_digits(text).strip()[:4]) < 1700
+    if birthday_format == "jalali" and not jalali:
+        raise ValueError(f"bad date {text!r}: expected a Jalali date such as 1370/01/01")
+    if birthday_format == "gregorian" and jalali:
+        raise ValueError(f"bad date {text!r}: expected a Gregorian date such as 1990-03-21")
+    # Out-of-range years fail here, not at write time.
+    return birthday, jalali, jalali_month_day(birthday)
 
 
 def _own_dates(
@@ -295,13 +322,20 @@ def _own_dates(
     """The customer's own dates given (`date:<name>` fields): name -> (date, calendar it was
     written in). An empty value says nothing, so a date once given is kept."""
     dates: dict[str, tuple[date, str]] = {}
-    for field, text in raw.items():
-        name = date_name(field)
-        if name is None or not text.strip():
+    for field, name in _date_fields(tuple(raw)):
+        text = raw[field]
+        if not text.strip():
             continue
-        day, jalali = _birthday(text, birthday_format, field)
+        day, jalali, _ = _birthday(text, birthday_format, field)
         dates[name] = (day, "jalali" if jalali else "gregorian")
     return dates
+
+
+@lru_cache(maxsize=1024)
+def _date_fields(fields: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """The `date:<name>` fields among `fields`, with their names: a file's records all have
+    the same fields, so each row need not test each of them again."""
+    return tuple((field, name) for field in fields if (name := date_name(field)) is not None)
 
 
 def customer_row(
@@ -320,9 +354,9 @@ def customer_row(
         phone = normalize_phone(phone_text, defaults.region) if phone_text.strip() else None
     except InvalidPhone as exc:
         raise RowError(str(exc), "phone") from None
-    birthday, jalali_birthday = None, False
+    birthday, jalali_birthday, jalali_md = None, False, None
     if raw.get("birthday", "").strip():
-        birthday, jalali_birthday = _birthday(raw["birthday"], birthday_format)
+        birthday, jalali_birthday, jalali_md = _birthday(raw["birthday"], birthday_format)
     calendar = raw.get("calendar", "").strip().lower()
     if not calendar:
         calendar = "jalali" if jalali_birthday or defaults.locale == "fa" else "gregorian"
@@ -340,7 +374,7 @@ def customer_row(
         "phone": phone,
         "birthday": birthday,
         "birth_md": month_day(birthday) if birthday else None,
-        "birth_jalali_md": jalali_month_day(birthday) if birthday else None,
+        "birth_jalali_md": jalali_md,
         "calendar": calendar,
         "timezone": timezone,
         "locale": parse_locale(raw.get("locale", ""), defaults.locale),
@@ -349,7 +383,7 @@ def customer_row(
         "city": plain_name(raw.get("city", "")),
         "shop_modified_at": parse_shop_modified(raw),
     }
-    _check_lengths(values)
+    _check_lengths(values, _CUSTOMER_LIMITS)
     dates = _own_dates(raw, birthday_format)
     if dates:
         values[OWN_DATES] = dates

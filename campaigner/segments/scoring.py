@@ -52,6 +52,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from campaigner.db.models import CustomerScore, Order, SegmentChange, UTCDateTime
+from campaigner.db.roomy import roomy
 from campaigner.segments.rfm_map import NO_SEGMENT, SegmentMap
 
 scores = cast(Table, CustomerScore.__table__)
@@ -104,6 +105,9 @@ def refresh_inputs(session: Session, customer_ids: list[int] | None, main_curren
 
 
 INPUTS = ("orders", "last_paid_at", "currency", "spent")
+# While rescoring: SQLite's page cache, PostgreSQL's sort memory (docs/benchmarks.md).
+RESCORE_CACHE_KIB = 256 * 1024
+RESCORE_WORK_MEM_MB = 256
 
 
 def _inputs_writes(chunk: list[int] | None, main_currency: str, dialect: str) -> list[Any]:
@@ -288,6 +292,8 @@ def recompute(
     main_currency: str,
     customer_ids: list[int] | None = None,
 ) -> RescoreResult:
-    """Inputs of the customers touched (None: everybody), then the shop-wide ranking."""
-    refresh_inputs(session, customer_ids, main_currency)
-    return rescore(session, segment_map, now)
+    """Inputs of the customers touched (None: everybody), then the shop-wide ranking, with
+    room to sort and group a million customers (at 1M, 33 s of CPU on SQLite instead of 52)."""
+    with roomy(session, sqlite_cache_kib=RESCORE_CACHE_KIB, work_mem_mb=RESCORE_WORK_MEM_MB):
+        refresh_inputs(session, customer_ids, main_currency)
+        return rescore(session, segment_map, now)

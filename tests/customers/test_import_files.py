@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from campaigner.cli import cli
 from campaigner.config import CustomerDefaults
 from campaigner.customers.csvfile import MAX_FIELD_CHARS
-from campaigner.customers.importer import ImportReport, import_csv
+from campaigner.customers.importer import BATCH_SIZE, ImportReport, import_csv
 from campaigner.db.models import Customer
 from campaigner.errors import CampaignerError
 
@@ -45,7 +45,7 @@ LATIN_1252 = [
     ("François", "Lefèvre", "Genève"),
 ]
 # More ASCII rows than one batch first: the old importer committed them before failing.
-ASCII_ROWS = 1500
+ASCII_ROWS = BATCH_SIZE + 500
 
 
 def excel_file(path: Path, rows: list[str], encoding: str, bom: bool = False) -> Path:

@@ -7,7 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from campaigner.config import CustomerDefaults
-from campaigner.customers.importer import import_csv
+from campaigner.customers.importer import BATCH_SIZE, import_csv
 from campaigner.db.models import Customer, Order
 from campaigner.errors import CampaignerError
 
@@ -165,10 +165,11 @@ def test_orders_and_customer_statistics(tmp_path: Path, sessions: sessionmaker[S
 
 
 def test_streams_large_file_in_batches(tmp_path: Path, sessions: sessionmaker[Session]) -> None:
-    lines = ["id,first_name,phone"] + [f"k{i},N{i},0912{i:07d}" for i in range(2500)]
+    rows = BATCH_SIZE * 5 // 2
+    lines = ["id,first_name,phone"] + [f"k{i},N{i},0912{i:07d}" for i in range(rows)]
     path = write(tmp_path, "big.csv", "\n".join(lines) + "\n")
     seen: list[int] = []
     report = import_csv(sessions, "customers", path, DEFAULTS, progress=seen.append)
-    assert report.inserted == 2500
+    assert report.inserted == rows
     assert len(seen) >= 3  # progress reported per batch, not only at the end
     assert seen[-1] == path.stat().st_size

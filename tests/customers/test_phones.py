@@ -117,3 +117,11 @@ def test_fast_path_agrees_with_phonenumbers_on_a_million_numbers() -> None:
             assert fast == slow, raw
             fast_hits += 1
     assert fast_hits > 100_000  # most of the number space is allocated to mobiles
+
+
+def test_digits_of_other_scripts_never_reach_the_stored_number() -> None:
+    """Regression: the fast path's `\\d` took Devanagari digits for digits and returned
+    '+98912१२३…' as if it were E.164; such a number now goes to phonenumbers' own reading."""
+    raw = "0912" + "1234567".translate(str.maketrans("0123456789", "०१२३४५६७८९"))
+    assert iranian_mobile(raw) is None
+    assert normalize_phone(raw) == slow_outcome(raw) == "+989121234567"

@@ -1,5 +1,6 @@
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import cast
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Table, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -37,3 +38,35 @@ def test_counts_inserted_and_updated_from_the_statement(sessions: sessionmaker[S
     with sessions() as session:
         names = dict(session.execute(select(Customer.external_id, Customer.first_name)).all())
     assert names == {"a": "Sara", "b": "Reza", "c": "Maryam", "d": "Omid"}
+
+
+def test_a_column_left_out_takes_its_default(sessions: sessionmaker[Session]) -> None:
+    """created_at's default is computed (a function): SQLAlchemy's own execution fills it."""
+    with sessions.begin() as session:
+        written = upsert(session, customers, [{"external_id": "a", "first_name": "Sara"}],
+                         "external_id", ["first_name"])  # fmt: skip
+    assert (written.inserted, written.updated) == (1, 0)
+    with sessions() as session:
+        stored = session.scalars(select(Customer)).one()
+    assert (stored.first_name, stored.calendar) == ("Sara", "gregorian")
+    assert stored.created_at is not None
+
+
+def test_typed_values_come_back_as_written(sessions: sessionmaker[Session]) -> None:
+    """Dates, flags and a time in another zone, converted column by column for the batch."""
+    tehran = datetime(2026, 3, 20, 9, 0, tzinfo=ZoneInfo("Asia/Tehran"))
+    batch = [
+        {**row, "birthday": date(1990, 3, 21), "marketing_consent": True,
+         "shop_modified_at": tehran}
+        for row in rows(("a", "Sara"), ("b", "Ali"))
+    ]  # fmt: skip
+    columns = ["first_name", "birthday", "marketing_consent", "shop_modified_at"]
+    with sessions.begin() as session:
+        written = upsert(session, customers, batch, "external_id", columns,
+                         newer="shop_modified_at")  # fmt: skip
+    assert (written.inserted, written.updated) == (2, 0)
+    with sessions() as session:
+        found = {c.external_id: c for c in session.scalars(select(Customer))}
+    assert found["a"].birthday == date(1990, 3, 21) and found["b"].marketing_consent is True
+    assert found["a"].shop_modified_at == tehran  # 05:30 UTC, the same instant
+    assert found["b"].last_name == ""  # a column not given takes its default
