@@ -460,11 +460,8 @@ def item_rows(items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         item = text_record({k: v for k, v in raw_item.items() if k != "categories"})
         name = " ".join(item.get("name", "").split())
         quantity_text = to_ascii_digits(item.get("quantity", "").strip() or "1")
-        try:
-            quantity = int(Decimal(quantity_text))
-        except (InvalidOperation, ValueError):
-            quantity = -1
-        if not 0 <= quantity <= MAX_ITEMS:
+        quantity = _quantity(quantity_text)
+        if quantity is None:
             raise RowError(f"item {index + 1}: bad quantity {quantity_text!r}", f"{where}.quantity")
         unit_text = item.get("unit_price", "").strip()
         unit_price = parse_amount(unit_text, f"{where}.unit_price") if unit_text else None
@@ -490,3 +487,16 @@ def item_rows(items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def _quantity(text: str) -> int | None:
+    """A whole number of units, or None. Range and fraction are judged on the Decimal before
+    any int(): "Infinity" cannot become one, "1e999999999" would take minutes to, and "1.5"
+    would quietly become 1."""
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        return None
+    if not value.is_finite() or not 0 <= value <= MAX_ITEMS or value != value.to_integral_value():
+        return None
+    return int(value)

@@ -1,11 +1,12 @@
-"""Order currencies: a code of letters, since every report shows it beside each amount."""
+"""Order currencies: a code of letters, since every report shows it beside each amount; line
+item quantities: a whole number in range, whatever the text."""
 
 from __future__ import annotations
 
 import pytest
 
 from campaigner.config import CustomerDefaults
-from campaigner.customers.records import RowError, order_row
+from campaigner.customers.records import RowError, item_rows, order_row
 
 DEFAULTS = CustomerDefaults()
 
@@ -36,3 +37,17 @@ def test_a_currency_that_is_no_code_rejects_the_order(given: str) -> None:
     with pytest.raises(RowError, match="bad currency") as error:
         order_row(order(given), DEFAULTS)
     assert error.value.field == "currency"
+
+
+@pytest.mark.parametrize("given", ["Infinity", "-inf", "sNaN", "1e999999999", "1.5", "-1", "1e10"])
+def test_a_quantity_that_is_no_whole_number_in_range_rejects_the_item(given: str) -> None:
+    """Regression: "Infinity" crashed `orders import --items` with an OverflowError,
+    "1e999999999" hung it building a billion-digit int, and "1.5" was stored as 1."""
+    with pytest.raises(RowError, match="bad quantity") as error:
+        item_rows([{"name": "Tea", "quantity": "1"}, {"name": "Tea", "quantity": given}])
+    assert error.value.field == "items.1.quantity"
+
+
+@pytest.mark.parametrize(("given", "stored"), [("2", 2), ("2.00", 2), ("۳", 3), ("", 1)])
+def test_a_whole_quantity_is_kept(given: str, stored: int) -> None:
+    assert item_rows([{"name": "Tea", "quantity": given}])[0]["quantity"] == stored
