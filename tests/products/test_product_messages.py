@@ -213,3 +213,21 @@ def test_the_persian_segments_cross_sell_of_the_readme(
         r"لغو۱۱",  # the opt-out footer every Persian marketing message gets
         text,
     ), text
+
+
+@pytest.mark.parametrize("name", ["coffee_beans", "tea_refill"])
+def test_the_product_rules_of_the_readme_pass_rules_check(project: Project, name: str) -> None:
+    """README "Rules": each example, rule and template copied as written, is one a new user
+    can use. Regression: coffee_beans's template used `{{ coupon.code }}` and its rule had no
+    coupon, so `rules check` refused the very first cross_sell a user wrote."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    rule = re.search(rf"```toml\n(# rules/{name}\.toml.*?)```", readme, re.S)
+    template = re.search(
+        rf"```jinja\n\{{# templates/messages/{name}\.j2 #\}}\n(.*?)```", readme, re.S
+    )
+    assert rule
+    project.rule(name, rule.group(1))
+    project.template(f"{name}.j2", template.group(1) if template else "{{ product }}")
+    checked = check_rules(project.settings)
+    assert not checked.problems, checked.problems
+    assert [rule.name for rule in checked.rules.values()] == [name]
