@@ -163,7 +163,7 @@ def build_context(
             first_order_at=_local(customer.first_order_at, zone),
             last_order_at=_local(customer.last_order_at, zone),
             segment=customer.segment or "none",
-            favourite_category=favourite_category,
+            favourite_category=_plain(favourite_category) or None,
         ),
         "first_name": first_name_or_fallback(
             customer.first_name, locale, settings.messages.fallback_name
@@ -186,11 +186,11 @@ def build_context(
             items_count=order.items_count,
             items=tuple(
                 ItemView(
-                    name=" ".join(plain_words(item.name)),
+                    name=_plain(item.name),
                     quantity=item.quantity,
-                    categories=category_names(item.categories),
-                    sku=item.sku,
-                    product_id=item.product_id,
+                    categories=tuple(map(_plain, category_names(item.categories))),
+                    sku=_plain(item.sku) or None,
+                    product_id=_plain(item.product_id) or None,
                     line_total=plain_number(item.line_total),
                 )
                 for item in order.items
@@ -229,8 +229,14 @@ def rule_variables(rule: ProductRule, order: Order | None) -> dict[str, str]:
             for item in order.items
             if bought.matches(item.product_id, item.sku, category_names(item.categories))
         ]
-        return {"product": names[0] if names else ""}
+        return {"product": _plain(names[0]) if names else ""}
     return {}
+
+
+def _plain(text: str | None) -> str:
+    """Shop text as an SMS may carry it (`names.plain_words`): no bidi override left open
+    to reverse the rest of the message, whichever product field it came in."""
+    return " ".join(plain_words(text))
 
 
 def sample_context(

@@ -231,3 +231,25 @@ def test_the_product_rules_of_the_readme_pass_rules_check(project: Project, name
     checked = check_rules(project.settings)
     assert not checked.problems, checked.problems
     assert [rule.name for rule in checked.rules.values()] == [name]
+
+
+def test_bidi_overrides_in_product_data_never_reach_a_message(project: Project) -> None:
+    """Shop data is shown as plain words, as a first name is. Regression: `{{ product }}`,
+    an item's `.category`/`.sku` and `customer.favourite_category` passed an RLO (U+202E)
+    through, which reversed the rest of the SMS on the customer's phone."""
+    project.rule(
+        "refill",
+        'trigger = "replenish"\ntemplate = "refill.j2"\ndays = 30\ntransactional = true\n'
+        'bought = { products = ["TEA-57"] }\n',
+    )
+    project.template(
+        "refill.j2",
+        "{{ product }}|{{ order.items[0].name }}|{{ order.items[0].category }}|"
+        "{{ order.items[0].sku }}|{{ customer.favourite_category }}",
+    )
+    project.shop.customer("ali")
+    evil = "\u202e\u2066"
+    tea = item(f"{evil}Masala chai", sku="TEA-57", categories=[f"{evil}Tea"])
+    project.shop.order("ali", day(0), tea)
+    (text,) = project.send_at(day(30, 2))
+    assert text == "Masala chai|Masala chai|tea|TEA-57|tea"
