@@ -11,10 +11,13 @@ category (a template's `.category`) is the same whichever order a shop sent them
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from urllib.parse import unquote
 
 from campaigner.products.categories import category_key
+
+_SEPARATOR = re.compile(r"(?<!\\),|[;|]")  # a comma unless escaped
 
 
 def stored_name(name: str) -> str:
@@ -29,8 +32,12 @@ def store(names: Iterable[str]) -> str:
 
 
 def split_text(value: str) -> list[str]:
-    """A list written as text (`summer, shoes`; `;` and `|` also separate): its names."""
-    return value.replace(";", ",").replace("|", ",").split(",")
+    """A list written as text (`summer, shoes`; `;` and `|` also separate): its names.
+
+    `\\,` is a comma inside a name, as WooCommerce's CSV export writes «Tea\\, Coffee & Co»
+    (and its importer reads it back); split there, the name would become `tea\\` and a
+    second, made-up category."""
+    return [name.replace("\\,", ",") for name in _SEPARATOR.split(value)]
 
 
 def names(stored: str) -> tuple[str, ...]:

@@ -28,3 +28,17 @@ def test_text_written_as_a_list_is_split() -> None:
         "summer",
         "tea",
     )
+
+
+def test_an_escaped_comma_is_part_of_a_name() -> None:
+    """Regression: «Tea\\, Coffee & Co» was stored as `tea\\` and `coffee & co`.
+
+    The cell as WooCommerce's CSV export writes a product's categories: `implode_values` in
+    woocommerce/woocommerce plugins/woocommerce/includes/export/abstract-wc-csv-exporter.php
+    escapes a comma in a term name as `\\,` and joins the names with `, `."""
+    cell = "Tea\\, Coffee & Co, Clothing > Hoodies, چای، دمنوش"
+    assert names(store(split_text(cell))) == (
+        "clothing > hoodies",
+        "tea, coffee & co",
+        "چای، دمنوش",
+    )
