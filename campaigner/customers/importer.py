@@ -23,7 +23,7 @@ from campaigner.customers.fields import (
     ORDER_FIELDS,
     is_field,
 )
-from campaigner.customers.headers import field_for
+from campaigner.customers.headers import SPELLINGS, field_for, preferred_header
 from campaigner.customers.loader import (
     LoadResult,
     load_customers,
@@ -296,14 +296,19 @@ def match_headers(
 ) -> tuple[dict[str, str], list[str]]:
     """Header -> field for the columns read, and the headers that match no field.
 
-    `mapping` (from --map) wins; a field named by two headers is read from the first.
+    `mapping` (from --map) wins; a field named by two headers is read from the one spelled
+    most like it (`headers.preferred_header`: `sku` before «کد کالا»): a file holding a
+    field's own name and an alias of it reads the one named, wherever it stands.
     """
-    renames: dict[str, str] = {}
-    unmapped: list[str] = []
-    for column in header:
-        target = mapping.get(column) or field_for(column, kind)
-        if target is None or target in renames.values():
-            unmapped.append(column)
-        else:
-            renames[column] = target
+    wanted = {column: mapping.get(column) or field_for(column, kind) for column in header}
+    readers: dict[str, str] = {}
+    for target in dict.fromkeys(t for t in wanted.values() if t is not None):
+        columns = [column for column, t in wanted.items() if t == target]
+        named = [column for column in columns if column in mapping]
+        known = target in SPELLINGS[kind].values()  # not a customer's own `date:<name>`
+        preferred = preferred_header(columns, target, kind) if known else None
+        readers[target] = named[0] if named else preferred or columns[0]
+    renames = {column: target for target, column in readers.items()}
+    renames = {column: renames[column] for column in header if column in renames}
+    unmapped = [column for column in header if column not in renames]
     return renames, unmapped

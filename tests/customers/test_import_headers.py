@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from campaigner.config import CustomerDefaults
 from campaigner.customers.headers import field_for
-from campaigner.customers.importer import import_csv
+from campaigner.customers.importer import import_csv, match_headers
 from campaigner.db.models import Customer
 from campaigner.errors import CampaignerError
 
@@ -130,3 +130,13 @@ def test_values_that_mean_nothing_are_rejected_not_defaulted(
     assert "unknown locale 'Klingon'" in rejects
     with sessions() as session:
         assert session.scalars(select(Customer.locale)).one() == "fa"
+
+
+def test_a_field_named_twice_is_read_from_its_own_name() -> None:
+    """Regression: an items file with «کد کالا» (an alias of `sku`) before an `sku` column
+    read the SKUs from «کد کالا» and dropped `sku` as "not imported"."""
+    renames, unmapped = match_headers(["شماره سفارش", "کد کالا", "sku", "نام"], "items", {})
+    assert renames == {"شماره سفارش": "order_id", "sku": "sku"}
+    assert unmapped == ["کد کالا", "نام"]
+    renames, _ = match_headers(["Code", "sku"], "items", {"Code": "sku"})  # --map wins
+    assert renames == {"Code": "sku"}
