@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from campaigner.config import Settings, load_settings
 from campaigner.db import create_engine_for, ensure_current, read_only_session, session_factory
 from campaigner.gateways.registry import check_gateways
-from campaigner.logs import register_settings_secrets
 from campaigner.project import find_config
+from campaigner.settings_secrets import register_settings_secrets
 
 
 @dataclass

@@ -21,8 +21,8 @@ from campaigner.cli import cli
 from campaigner.config import GatewaySettings, Settings, is_secret_option, masked
 from campaigner.db.models import Message
 from campaigner.gateways.base import Gateway, OutgoingMessage, SendResult
-from campaigner.logs import register_settings_secrets
 from campaigner.masking import mask
+from campaigner.settings_secrets import register_settings_secrets
 
 API_KEY = "opt-KEY-7f3a9c"  # a key-like name: masked without the gateway saying so
 SEED = "routing-seed-55e1"  # a name that says nothing: the gateway declares it secret

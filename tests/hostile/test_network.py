@@ -26,10 +26,11 @@ from campaigner.db.models import InboundMessage, OptOut
 from campaigner.gateways.base import Gateway
 from campaigner.gateways.kannel import KannelGateway
 from campaigner.gateways.twilio import TwilioGateway
-from campaigner.logs import configure_logging, register_settings_secrets
+from campaigner.logs import configure_logging
 from campaigner.server.app import create_app
 from campaigner.server.ingest import ingest_routes
 from campaigner.server.serve import BackgroundServer
+from campaigner.settings_secrets import register_settings_secrets
 
 TOKEN = "Wh/Tok+SECRET=2"
 API_TOKEN = "api-SECRET-token"
