@@ -13,7 +13,7 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import ColumnElement, Table, literal, select
+from sqlalchemy import ColumnElement, Table, literal, or_, select
 from sqlalchemy.orm import Session
 
 from campaigner.db.models import Message, UTCDateTime
@@ -25,13 +25,15 @@ messages = cast(Table, Message.__table__)
 # The skip reasons, as the ledger and the reports show them.
 BOUGHT_SUGGESTION = "bought_suggestion"
 BOUGHT_AGAIN = "bought_again"
+ORDER_NOT_PAID = "order_not_paid"  # refunded or cancelled since planning
 
 
 def stopped_holding(
     session: Session, rule: RuleBase, message_ids: Collection[int], now: datetime
 ) -> dict[int, str]:
     """Of `rule`'s messages `message_ids`, those whose condition no longer holds at `now`,
-    each with its skip reason; empty for rules without such a condition."""
+    each with its skip reason; empty for rules without such a condition. An order no longer
+    paid (refunded, cancelled) takes its follow-up with it: nothing to cross-sell or refill."""
     until = literal(now, UTCDateTime())
     customer = messages.c.customer_id
     condition: ColumnElement[bool]
@@ -46,9 +48,13 @@ def stopped_holding(
         return {}
     if not message_ids:
         return {}
+    paid = orders.c.status == "paid"
     query = (
-        select(messages.c.id)
+        select(messages.c.id, paid)
         .join(orders, orders.c.id == messages.c.order_id)
-        .where(messages.c.id.in_(list(message_ids)), condition)
+        .where(messages.c.id.in_(list(message_ids)), or_(~paid, condition))
     )
-    return dict.fromkeys(session.scalars(query), reason)
+    return {
+        message_id: reason if still_paid else ORDER_NOT_PAID
+        for message_id, still_paid in session.execute(query)
+    }

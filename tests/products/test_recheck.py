@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from campaigner.clock import FixedClock
 from campaigner.config import Settings
 from campaigner.db.models import Customer, Message
-from campaigner.products.recheck import BOUGHT_AGAIN, BOUGHT_SUGGESTION
+from campaigner.products.recheck import BOUGHT_AGAIN, BOUGHT_SUGGESTION, ORDER_NOT_PAID
 from campaigner.runtime import Runtime
 
 FOOTER = "\nلغو۱۱"  # the opt-out footer of a Persian marketing message
@@ -114,3 +114,50 @@ def test_a_refill_reminder_waiting_for_its_window_is_skipped_when_bought_again(
         "runs_out": ("sent", None),
     }
     assert len(daemon.gateway.sent) == 2
+
+
+def test_a_product_message_is_skipped_once_its_order_was_refunded_before_it_went_out(
+    daemon: Daemon,
+) -> None:
+    """Regression: a cross-sell planned on a coffee maker's order went out ("did it arrive?
+    beans with it?") after the shop refunded or cancelled that order; a refill reminder
+    likewise, for a purchase given back."""
+    daemon.rule(
+        "beans",
+        'trigger = "cross_sell"\ntemplate = "beans.j2"\nafter = "7d"\n'
+        'bought = { categories = ["teaware"] }\nsuggest = { products = ["BEAN-70"] }\n'
+        'suggestion = "beans"\n',
+    )
+    daemon.rule(
+        "refill",
+        'trigger = "replenish"\ntemplate = "refill.j2"\ndays = 7\n'
+        'bought = { products = ["TEA-57"] }\n',
+    )
+    orders = {}
+    for name in ("refunded", "cancelled", "kept"):
+        daemon.shop.customer(name)
+        orders[name] = daemon.shop.order(name, day(0), POT, TEA)
+    runtime = daemon.runtime(day(7, 1))
+    planned = runtime.plan().rules
+    assert (planned["beans"].planned, planned["refill"].planned) == (3, 3)
+    for name in ("refunded", "cancelled"):
+        daemon.shop.order(name, day(0), POT, TEA, status=name, external_id=orders[name])
+    daemon.clock.set(day(7, 2))
+    report = runtime.drain()
+    assert report.skipped == {ORDER_NOT_PAID: 4}
+    with daemon.sessions() as session:
+        rows = session.execute(
+            select(Customer.external_id, Message.rule, Message.status, Message.reason).join(
+                Customer
+            )
+        )
+        outcomes = sorted(tuple(row) for row in rows)
+    # The kept order's two messages go (the second one held by the daily cap, not skipped).
+    assert outcomes == [
+        ("cancelled", "beans", "skipped", ORDER_NOT_PAID),
+        ("cancelled", "refill", "skipped", ORDER_NOT_PAID),
+        ("kept", "beans", "sent", None),
+        ("kept", "refill", "queued", "cap"),
+        ("refunded", "beans", "skipped", ORDER_NOT_PAID),
+        ("refunded", "refill", "skipped", ORDER_NOT_PAID),
+    ]
