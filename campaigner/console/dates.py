@@ -8,6 +8,7 @@ cannot hide the 31st when Mehr is chosen, so the server names an impossible pick
 
 from __future__ import annotations
 
+import calendar as gregorian_calendar
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -17,52 +18,8 @@ import jdatetime
 from campaigner.calendars import to_jalali
 from campaigner.customers.phones import to_ascii_digits
 from campaigner.errors import CampaignerError
-from campaigner.messages.filters import fa_digits
+from campaigner.messages.filters import GREGORIAN_MONTHS, fa_digits
 
-JALALI_MONTHS = {
-    "fa": (
-        "فروردین",
-        "اردیبهشت",
-        "خرداد",
-        "تیر",
-        "مرداد",
-        "شهریور",
-        "مهر",
-        "آبان",
-        "آذر",
-        "دی",
-        "بهمن",
-        "اسفند",
-    ),
-    "en": (
-        "Farvardin",
-        "Ordibehesht",
-        "Khordad",
-        "Tir",
-        "Mordad",
-        "Shahrivar",
-        "Mehr",
-        "Aban",
-        "Azar",
-        "Dey",
-        "Bahman",
-        "Esfand",
-    ),
-}
-GREGORIAN_MONTHS = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-)
 YEARS_BACK = 10  # the report covers at most ten years
 PARTS = ("day", "month", "year")
 MAX_DIGITS = 9  # far past any real pick; int() itself fails past 4,300 digits
@@ -148,8 +105,7 @@ def month_length(calendar: str, year: int, month: int) -> int:
         if month <= 11:
             return 30
         return 30 if jdatetime.date(year, 1, 1).isleap() else 29
-    following = date(year + 1, 1, 1) if month == 12 else date(year, month + 1, 1)
-    return (following - date(year, month, 1)).days
+    return gregorian_calendar.monthrange(year, month)[1]
 
 
 def _impossible(calendar: str, language: str, year: int, month: int, day: int, length: int) -> str:
@@ -180,7 +136,7 @@ def _parts(value: date, calendar: str) -> tuple[int, int, int]:
     return value.year, value.month, value.day
 
 
-def _month_names(calendar: str, language: str) -> tuple[str, ...]:
+def _month_names(calendar: str, language: str) -> list[str]:
     if calendar == "jalali":
-        return JALALI_MONTHS["fa" if language == "fa" else "en"]
+        return jdatetime.date.j_months_fa if language == "fa" else jdatetime.date.j_months_en
     return GREGORIAN_MONTHS
