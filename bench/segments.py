@@ -283,6 +283,7 @@ def main() -> None:
     wanted = (args.customers, args.customers * args.orders_per_customer)
     began = time.perf_counter()
     if args.reuse and shop_size(engine) == wanted:
+        upgrade(engine)  # a shop built by an older revision gets the new indexes
         print("reusing the shop")
     else:
         if engine.dialect.name == "sqlite" and engine.url.database:
