@@ -255,6 +255,8 @@ class Order(Base):
         Index(None, "paid_at"),
         Index(None, "customer_id", "paid_at"),
         Index(None, "sequence", "paid_at"),
+        # The daily segments pass reads the orders changed since its previous run.
+        Index(None, "updated_at"),
     )
 
 

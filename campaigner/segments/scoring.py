@@ -313,16 +313,12 @@ def rescore(session: Session, segment_map: SegmentMap, now: datetime) -> Rescore
     session.execute(text("DROP TABLE IF EXISTS segment_rescored"))
     _rescored.create(connection)
     columns = ["customer_id", *SCORES, "old_segment"]
-    new = scores_query(segment_map, dialect, thresholds(session, dialect)).subquery("new")
-    moved = or_(*(new.c[name].is_distinct_from(new.c[f"old_{name}"]) for name in SCORES))
-    session.execute(
-        insert(_rescored).from_select(
-            columns,
-            select(new.c.customer_id, *(new.c[name] for name in SCORES), new.c.old_segment).where(
-                moved
-            ),
-        )
-    )
+    limits = thresholds(session, dialect)
+    if limits.recency:  # a shop with payers
+        new = scores_query(segment_map, dialect, limits).subquery("new")
+        moved = or_(*(new.c[name].is_distinct_from(new.c[f"old_{name}"]) for name in SCORES))
+        rows = select(new.c.customer_id, *(new.c[name] for name in SCORES), new.c.old_segment)
+        session.execute(insert(_rescored).from_select(columns, rows.where(moved)))
     # Customers without a paid order any more (a refund, a merge) go back to "none".
     s = scores
     session.execute(

@@ -1,4 +1,5 @@
-"""value segments ranked from indexes: the payers' inputs in order, spend never NULL
+"""value segments ranked from indexes: the payers' inputs in order, spend never NULL, and
+the orders changed since the daily pass
 
 Revision ID: segments_3
 Revises: products_1
@@ -8,7 +9,9 @@ Rescoring reads each score's four quintile thresholds by walking a partial index
 payers (`orders > 0`) to a position, instead of sorting the whole shop three times. Spend is
 walked in index order, where SQLite and PostgreSQL put NULLs at opposite ends, so a payer's
 NULL spend (possible in rows moved off `customers` by segments_2) becomes the 0 the ranking
-always counted it as; the downgrade leaves those zeros, which rank the same.
+always counted it as; the downgrade leaves those zeros, which rank the same. The daily pass
+refreshes only the customers of orders changed since its previous run, found by
+`orders.updated_at`.
 """
 
 import sqlalchemy as sa
@@ -38,8 +41,10 @@ def upgrade() -> None:
             sqlite_where=PAYERS,
             postgresql_where=PAYERS,
         )
+    op.create_index("ix_orders_updated_at", "orders", ["updated_at"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index("ix_orders_updated_at", table_name="orders")
     for name in reversed(INDEXES):
         op.drop_index(name, table_name="customer_scores")
