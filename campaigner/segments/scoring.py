@@ -121,22 +121,26 @@ def _inputs_writes(chunk: list[int] | None, main_currency: str, dialect: str) ->
     currency = func.coalesce(func.nullif(o.c.currency, ""), main_currency)
     net = o.c.total - o.c.refunded
     paid = [o.c.status == "paid", o.c.paid_at.is_not(None)]
+    # Everybody: grouped by `customer_id + 0`, which no index serves, so SQLite reads the
+    # orders in table order and sorts the groups instead of walking the (customer_id,
+    # paid_at) index and looking every order up (at 3M orders 6.6 s of CPU against 13.6).
+    customer = o.c.customer_id if chunk is not None else o.c.customer_id + literal_column("0")
     grouped = (
         select(
-            o.c.customer_id,
+            customer.label("customer_id"),
             func.count().label("orders"),
             func.max(o.c.paid_at).label("last_paid_at"),
-            func.count(func.distinct(currency)).label("currencies"),
             func.min(currency).label("only_currency"),
+            func.max(currency).label("last_currency"),
             func.sum(net).label("spent"),
             func.sum(case((currency == main_currency, net), else_=0)).label("main_spent"),
         )
         .where(*paid, *([] if chunk is None else [o.c.customer_id.in_(chunk)]))
-        .group_by(o.c.customer_id)
+        .group_by(customer)
         .subquery("grouped")
     )
     g = grouped.c
-    single = g.currencies == 1
+    single = g.only_currency == g.last_currency
     spend = select(
         g.customer_id,
         g.orders,
