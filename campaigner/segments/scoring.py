@@ -5,11 +5,11 @@ Two steps, so that recomputing after a batch and recomputing everything agree ex
 1. `refresh_inputs` recomputes, from paid orders, each given customer's inputs: the number
    of paid orders, the last payment time, and the currency their value is counted in with
    their spend in it (net of refunds). Only these inputs depend on the customers touched.
-2. `rescore` ranks every customer with a paid order in ONE statement (window functions) and
-   writes only the customers whose scores or segment moved, with a `segment_changes` row for
-   each segment that did. It reads `customer_scores` only, never orders. Quintile boundaries
-   are shop-wide (one new customer shifts them for everybody), so the ranking is never
-   partial: what is incremental is reading orders, and writing.
+2. `rescore` ranks every customer with a paid order and writes only the customers whose
+   scores or segment moved, with a `segment_changes` row for each segment that did. It
+   reads `customer_scores` only, never orders. Quintile boundaries are shop-wide (one new
+   customer shifts them for everybody), so the ranking is never partial: what is
+   incremental is reading orders, and writing.
 
 Both steps write the narrow `customer_scores` rows, never `customers`: a shop's first run
 writes a million short rows instead of rewriting a million wide ones, and the customer's
@@ -19,6 +19,11 @@ Scores are quintiles: NTILE(5) over the customers ordered by the input (oldest l
 day first, fewest orders first, least spend first), then every customer tied on the input
 takes the lowest tile among them, so equal customers always get equal scores whatever their
 ids. Monetary is ranked within each currency, never across currencies.
+
+The ranking sorts nothing. Under that rule a score is a step function of the input with
+four steps, at the values found at the last position of tiles 1 to 4 (`Thresholds`); the
+database reads those by walking partial indexes over the payers to a position, and one pass
+over `customer_scores` compares every payer's inputs with them (docs/segments.md).
 """
 
 from __future__ import annotations
