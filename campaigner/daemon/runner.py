@@ -34,6 +34,7 @@ from campaigner.inbound import check_inbound, handle_inbound
 from campaigner.rules.models import TRIGGERS
 from campaigner.runtime import Runtime
 from campaigner.segments.daily import daily as daily_segments
+from campaigner.segments.daily import tidy as tidy_segments
 from campaigner.server.app import create_app
 from campaigner.server.guard import Guard
 from campaigner.server.ingest import ingest_routes
@@ -169,6 +170,7 @@ class Service:
         log.info(
             "segments: %d customers rescored, %d changed segment", result.scored, result.changed
         )
+        tidy_segments(self.engine)
         return False
 
     def poll_inbound(self) -> bool:
