@@ -232,9 +232,7 @@ def _walked(session: Session, column: Any, value: Any, ends: list[int], *where: 
     found: dict[int, Any] = {}
     for position in sorted(set(ends)):
         found[position] = session.scalar(
-            # A label of its own: the day of `last_paid_at` named `last_paid_at` made
-            # PostgreSQL order by the day, which no index holds, so it sorted.
-            select(type_coerce(value, NullType()).label("threshold"))
+            select(type_coerce(value, NullType()))
             .where(_payers(), *where)
             .order_by(column)
             .limit(1)
