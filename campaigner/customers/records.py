@@ -463,9 +463,9 @@ def item_rows(items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         where = f"items.{index}"
         given = raw_item.get("categories")
         if isinstance(given, list | tuple):  # a shop's term names: each one whole
-            categories: str | None = store(map(as_text, given))
+            categories: str | None = store(map(as_text, given), whole=True)
         else:
-            categories = None if given is None else store(split_text(as_text(given)))
+            categories = None if given is None else store(split_text(as_text(given)), whole=True)
         if categories and "\x00" in categories:
             raise RowError(
                 f"item {index + 1}: a category contains a NUL character", f"{where}.categories"
