@@ -3,9 +3,10 @@ connections, add up even when a write commits while they start."""
 
 from typing import Any
 
+import pytest
 from report_scenario import ATTRIBUTION, NOW, SINCE, UNTIL, at, phone, scenario_report
 from report_scenario import scenario_settings as adjust
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -15,6 +16,7 @@ from campaigner.db import create_engine_for, session_factory
 from campaigner.db.models import Message
 from campaigner.db.snapshot import read_only_pair
 from campaigner.reports import Report, build_report
+from campaigner.reports.sections import Section, run_sections
 
 
 def paired_report(engine: Engine, settings: Settings) -> Report:
@@ -125,3 +127,41 @@ def test_an_in_memory_database_is_read_in_one_session(settings: Settings) -> Non
         assert helper is None
         assert session.get_bind() is not None
     engine.dispose()
+
+
+def test_a_failing_section_fails_the_report_after_the_other_session_is_done(
+    engine: Engine,
+) -> None:
+    started: list[str] = []
+    ended: list[str] = []
+
+    def fails(session: Session) -> None:
+        session.execute(text("SELECT 1"))
+        raise ValueError("broken section")
+
+    def counts(name: str) -> Section:
+        def section(session: Session) -> int:
+            started.append(name)
+            count = int(session.scalar(text("SELECT count(*) FROM messages")) or 0)
+            ended.append(name)
+            return count
+
+        return section
+
+    sections = {"fails": fails} | {f"s{n}": counts(f"s{n}") for n in range(50)}
+    with read_only_pair(engine) as (session, helper):
+        assert helper is not None
+        with pytest.raises(ValueError, match="broken section"):
+            run_sections([session, helper], sections)
+        # Nothing still runs on the helper when the error reaches the caller.
+        assert sorted(started) == sorted(ended)
+
+
+def test_sections_on_two_sessions_give_every_result(engine: Engine) -> None:
+    def number(n: int) -> Section:
+        return lambda session: session.scalar(text("SELECT :n"), {"n": n})
+
+    with read_only_pair(engine) as (session, helper):
+        assert helper is not None
+        done = run_sections([session, helper], {f"s{n}": number(n) for n in range(20)})
+    assert done == {f"s{n}": n for n in range(20)}
