@@ -104,7 +104,7 @@ def build_report(
     goals = product_goals or {}
     # Largest first (the order on SQLite; PostgreSQL's differs less): see sections.py.
     sections: dict[str, Section] = {
-        "results": lambda s: _results(s, in_period, window, currency),
+        "results": lambda s: _results(s, in_period, start, window, currency),
         "ledger": lambda s: _ledger_counts(s, in_period, settings),
         "shop": lambda s: _shop_kpis(s, end, churn, currency),
         "win_back": lambda s: _win_back(s, start, end, win_back_rules),
@@ -264,11 +264,16 @@ def _attribution_window(attribution_days: Mapping[str, int]) -> ColumnElement[An
     )
 
 
+def _reference() -> ColumnElement[Any]:
+    """When the message was sent, or, for the held-out group, would have been."""
+    held = messages.c.status == MessageStatus.HELD_OUT
+    return case((held, messages.c.due_at), else_=messages.c.sent_at)
+
+
 def _attributed(window: ColumnElement[Any]) -> ColumnElement[bool]:
     """A paid order of the message's customer within the window after the message (or, for
     the held-out group, after the moment it would have been sent)."""
-    held = messages.c.status == MessageStatus.HELD_OUT
-    reference = case((held, messages.c.due_at), else_=messages.c.sent_at)
+    reference = _reference()
     return and_(
         # The ledger drives the join, probing the orders' (customer_id, paid_at) index once
         # per message; walked the other way, every order fetched each of its customer's rows.
@@ -291,6 +296,7 @@ class _Results:
 def _results(
     session: Session,
     in_period: list[ColumnElement[bool]],
+    start: datetime | None,
     window: ColumnElement[Any],
     default_currency: str,
 ) -> _Results:
@@ -301,7 +307,9 @@ def _results(
     (the groups' sizes come from the ledger pass). Each message is grouped once, with a
     count and a sum per currency, so the outer grouping counts messages without a DISTINCT;
     the segment is the one kept on the ledger row when the message was planned (rows planned
-    before it was kept count as "unrecorded", never as today's segment)."""
+    before it was kept count as "unrecorded", never as today's segment). A message sent after
+    the period began can only have converted a customer who paid after it began: the others
+    are not looked up in the orders at all (a set of those customers is built once)."""
     currency = func.coalesce(func.nullif(orders.c.currency, ""), literal(default_currency))
     currencies = sorted(session.execute(select(currency).where(PAID).distinct()).scalars())
     held = messages.c.status == MessageStatus.HELD_OUT
@@ -321,7 +329,7 @@ def _results(
             *per_currency,
         )
         .select_from(messages.join(orders, _attributed(window)))
-        .where(*in_period, or_(held, sent))
+        .where(*in_period, or_(held, sent), *_bought_since(start))
         .group_by(messages.c.id, messages.c.rule, messages.c.status, messages.c.customer_segment)
         .subquery("per_message")
     )
@@ -353,6 +361,14 @@ def _results(
             )
             revenue[row.rule][name] = (orders_before + count, amount_before + amount)
     return _Results(conversions, by_segment, revenue)
+
+
+def _bought_since(start: datetime | None) -> list[ColumnElement[bool]]:
+    if start is None:
+        return []
+    since = aliased(orders)
+    buyers = select(since.c.customer_id).where(since.c.status == "paid", since.c.paid_at > start)
+    return [or_(_reference() <= start, unindexed(messages.c.customer_id).in_(buyers))]
 
 
 def _add_results(ledger: _Ledger, results: _Results, min_group_size: int) -> None:
