@@ -8,14 +8,16 @@ second (`pg_export_snapshot()`, `SET TRANSACTION SNAPSHOT`). SQLite in WAL mode 
 to share a snapshot between connections from Python, so a third connection holds the write
 lock while both readers start: no commit can land between their first reads, hence both
 read the last commit before the lock. That waits for a writer in the middle of a
-transaction (up to the busy timeout), then keeps writers out for the instant the two
-readers take to start. Databases that cannot share a snapshot (MariaDB, in-memory SQLite)
-get one session and no helper: the report then runs its queries one after the other.
+transaction (up to the busy timeout; past it, or on a read-only file, the report reads in
+one session), then keeps writers out for the instant the two readers take to start.
+Databases that cannot share a snapshot (MariaDB, in-memory SQLite) get one session and no
+helper: the report then runs its queries one after the other.
 """
 
 from __future__ import annotations
 
 import re
+import sqlite3
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
@@ -61,28 +63,42 @@ def _postgresql_pair(engine: Engine) -> Iterator[tuple[Session, Session]]:
 
 
 @contextmanager
-def _sqlite_pair(engine: Engine) -> Iterator[tuple[Session, Session]]:
+def _sqlite_pair(engine: Engine) -> Iterator[tuple[Session, Session | None]]:
     with ExitStack() as stack:
         first, second = (stack.enter_context(engine.connect()) for _ in range(2))
         for connection in (first, second):
             _query_only(connection, True)
             stack.callback(_query_only, connection, False)
-        lock = engine.raw_connection()
-        try:
-            cursor = lock.cursor()
-            cursor.execute("BEGIN IMMEDIATE")  # no commit can land until ROLLBACK below
-            try:
-                for connection in (first, second):
-                    connection.exec_driver_sql("SELECT count(*) FROM sqlite_master").all()
-            finally:
-                cursor.execute("ROLLBACK")
-                cursor.close()
-        finally:
-            lock.close()
+        if not _start_together(engine, (first, second)):
+            with Session(bind=first) as alone:
+                yield alone, None
+                alone.rollback()
+            return
         with Session(bind=first) as leader, Session(bind=second) as helper:
             yield leader, helper
             helper.rollback()
             leader.rollback()
+
+
+def _start_together(engine: Engine, readers: tuple[Connection, ...]) -> bool:
+    """Start the readers' snapshots while holding the write lock; False, and no reader
+    started, when the lock cannot be had (a read-only file, or a writer that kept it past
+    the lock timeout): the report then reads in one session, as a single reader would."""
+    lock = engine.raw_connection()
+    try:
+        cursor = lock.cursor()
+        try:
+            cursor.execute("BEGIN IMMEDIATE")  # no commit can land until ROLLBACK below
+        except sqlite3.OperationalError:
+            return False
+        try:
+            for connection in readers:
+                connection.exec_driver_sql("SELECT count(*) FROM sqlite_master").all()
+        finally:
+            cursor.execute("ROLLBACK")
+        return True
+    finally:
+        lock.close()
 
 
 def _query_only(connection: Connection, on: bool) -> None:

@@ -1,6 +1,9 @@
 """The report's two sessions read one snapshot: its sections, counted at the same time on two
 connections, add up even when a write commits while they start."""
 
+import shutil
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -165,3 +168,21 @@ def test_sections_on_two_sessions_give_every_result(engine: Engine) -> None:
         assert helper is not None
         done = run_sections([session, helper], {f"s{n}": number(n) for n in range(20)})
     assert done == {f"s{n}": n for n in range(20)}
+
+
+def test_sqlite_reads_in_one_session_when_a_writer_keeps_the_lock(
+    tmp_path: Path, sqlite_template: Path
+) -> None:
+    path = tmp_path / "locked.db"
+    shutil.copyfile(sqlite_template, path)
+    engine = create_engine_for(f"sqlite:///{path}", lock_timeout=0.1)
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # a dispatcher batch in the middle of its transaction
+    try:
+        with read_only_pair(engine) as (session, helper):
+            assert helper is None
+            assert session.scalar(text("SELECT count(*) FROM messages")) == 0
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+        engine.dispose()
