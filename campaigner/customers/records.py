@@ -164,10 +164,11 @@ def parse_tags(value: str) -> str:
 
 def parse_amount(value: str, field: str = "total") -> Decimal:
     """An amount as a file writes it: `1500000`, `1,500,000.50`, or in Persian «۱٬۵۰۰٬۰۰۰» and
-    «۱٫۵» (the Persian separators are unambiguous). A comma is read only as a thousands
-    separator, between groups of three digits: `1,5` or `1.500,50` is a decimal comma, as
-    Excel writes it in a Persian or European locale, and is refused rather than read as 15."""
-    text = to_ascii_digits(value).strip().replace("٬", "").replace("٫", ".") or "0"
+    «۱٫۵». A comma, ASCII or Persian, is read only as a thousands separator, between groups
+    of three digits: `1,5` or `1.500,50` is a decimal comma, as Excel writes it in a Persian
+    or European locale, and `۱٬۵` the thousands separator typed for its look-alike ٫; each
+    is refused rather than read as 15."""
+    text = to_ascii_digits(value).strip().replace("٬", ",").replace("٫", ".") or "0"
     if "_" in text:
         raise RowError(
             f"{field.rsplit('.', 1)[-1]}: bad amount {value!r}: an underscore is no separator; "

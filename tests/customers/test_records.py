@@ -81,6 +81,24 @@ def test_a_comma_that_is_no_thousands_separator_rejects_the_amount(given: str) -
     assert "total" in str(error.value)
 
 
+@pytest.mark.parametrize("given", ["۱٬۵", "1٬5", "۱٬۵۰", "1٬50٬0", "۱٬۵۰۰۰", "٬۵۰۰"])
+def test_a_persian_thousands_separator_out_of_place_rejects_the_amount(given: str) -> None:
+    """Regression: the Persian thousands separator was dropped wherever it stood, so `۱٬۵`
+    (the separator typed for the look-alike decimal one, ٫) was read as 15, as `1,5` was."""
+    with pytest.raises(RowError, match="ambiguous amount") as error:
+        order_row({**order("IRT"), "total": given}, DEFAULTS)
+    assert error.value.field == "total"
+
+
+@pytest.mark.parametrize(
+    ("given", "stored"), [("۱٬۲۵۰٬۰۰۰٫۵", Decimal("1250000.5")), ("1,250٬000", Decimal(1_250_000))]
+)
+def test_persian_and_ascii_separators_between_thousands_are_read(
+    given: str, stored: Decimal
+) -> None:
+    assert order_row({**order("IRT"), "total": given}, DEFAULTS)["total"] == stored
+
+
 def test_an_items_amount_with_a_decimal_comma_names_its_item() -> None:
     with pytest.raises(RowError, match="ambiguous amount") as error:
         item_rows([{"name": "Tea", "unit_price": "2,5"}])
