@@ -69,6 +69,9 @@ MAX_ITEMS = 2**31 - 1
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 UNIX_SECONDS = (Decimal(946_684_800), Decimal(4_102_444_800))
 UNIX_TIME_RULE = "a number is Unix time in seconds or milliseconds between 2000 and 2099"
+# A time before this year is no order's: a Jalali date (۱۴۰۵/۰۸/۱۰, as Persian Excel writes
+# it) read as ISO 8601 would be paid six centuries ago.
+EARLIEST_YEAR = 1900
 _NUMBER = re.compile(r"\d+(\.\d+)?")
 _GROUPED = re.compile(r"[0-9]{1,3}(,[0-9]{3})+(\.[0-9]+)?")  # 1,500,000.50
 
@@ -234,6 +237,12 @@ def parse_datetime(value: str, zone: ZoneInfo) -> datetime:
             instant = parse_number_time(value)
         else:
             instant = datetime.fromisoformat(to_ascii_digits(value).strip().replace("/", "-"))
+        if instant.year < EARLIEST_YEAR:
+            raise RowError(
+                f"bad date/time {value!r}: the year {instant.year} is no order's; a Jalali "
+                "date? write it in the Gregorian calendar (2026-11-01)",
+                "paid_at",
+            )
         if instant.tzinfo is None:
             instant = instant.replace(tzinfo=zone)
         return instant.astimezone(UTC)

@@ -126,3 +126,18 @@ def test_an_underscore_in_a_count_or_an_items_number_rejects_it() -> None:
     with pytest.raises(RowError) as error:
         item_rows([{"name": "Tea", "line_total": "2_5"}])
     assert error.value.field == "items.0.line_total"
+
+
+@pytest.mark.parametrize("given", ["۱۴۰۵/۰۸/۱۰", "1405-08-10 14:30", "1399/12/30"])
+def test_a_jalali_paid_at_is_refused_not_read_as_a_gregorian_year(given: str) -> None:
+    """Regression: `۱۴۰۵/۰۸/۱۰` (a Jalali date, as Persian Excel writes it) was stored as
+    paid in the Gregorian year 1405, six centuries ago: the buyer ranked lost, and the order
+    out of every period."""
+    with pytest.raises(RowError, match="Jalali") as error:
+        order_row({**order("IRT"), "paid_at": given}, DEFAULTS)
+    assert error.value.field == "paid_at"
+
+
+def test_a_paid_at_of_this_century_is_read() -> None:
+    row = order_row({**order("IRT"), "paid_at": "۲۰۲۶/۱۱/۰۱ ۱۰:۰۰"}, DEFAULTS)
+    assert row["paid_at"].year == 2026
