@@ -67,18 +67,27 @@ class _Connection:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.buffer = b""
+        self.closed = False
         self._poll = select.poll()
         self._poll.register(sock, select.POLLIN)
 
     def closed_by_peer(self) -> bool:
         """An idle connection is readable only if the server closed it (or sent junk)."""
-        return bool(self.buffer) or bool(self._poll.poll(0))
+        return self.closed or bool(self.buffer) or bool(self._poll.poll(0))
 
     def close(self) -> None:
+        self.closed = True
         self.sock.close()
 
     def answer(self) -> tuple[PlainAnswer, bool]:
-        """The next answer on this connection, and whether the server keeps it open."""
+        """The next final answer on this connection (an interim 1xx one is passed over), and
+        whether the server keeps the connection open."""
+        while True:
+            answer, keep = self._one_answer()
+            if not 100 <= answer.status_code < 200:
+                return answer, keep
+
+    def _one_answer(self) -> tuple[PlainAnswer, bool]:
         head = self._read_head()
         lines = head.decode("latin-1").split("\r\n")
         version, _, rest = lines[0].partition(" ")

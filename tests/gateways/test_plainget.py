@@ -179,7 +179,10 @@ def test_answers_framed_by_chunks_by_the_close_or_asking_to_close(
         b"HTTP/1.1 202 Accepted\r\nTransfer-Encoding: chunked\r\n\r\n"
         b"3\r\n0: \r\n15;ext=1\r\nAccepted for delivery\r\n0\r\n\r\n"
     )
-    closing = b"HTTP/1.1 202 Accepted\r\nConnection: close\r\nContent-Length: 2\r\n\r\n3:"
+    closing = (
+        b"HTTP/1.1 100 Continue\r\n\r\n"  # an interim answer is passed over
+        b"HTTP/1.1 202 Accepted\r\nConnection: close\r\nContent-Length: 2\r\n\r\n3:"
+    )
     server = serve_answers(serve, ACCEPTED, chunked, closing)
     plain = client(server.port)
     answers = [plain.get(f"cgi-bin/sendsms?text={n}") for n in range(3)]
