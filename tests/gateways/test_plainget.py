@@ -9,6 +9,8 @@ an error).
 from __future__ import annotations
 
 import socket
+import ssl
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from urllib.parse import parse_qs, urlsplit
@@ -257,3 +259,80 @@ def test_the_kannel_gateway_sends_each_parameter_and_reads_a_refusal(
         "dlr-url": ["http://hook.example/kannel/dlr?id=41&status=%d&token=t%26k"],
     }
     assert b"coding=0" in server.requests[1]
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """A self-signed certificate for 127.0.0.1, made by the openssl command line."""
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    made = subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+            "-keyout", str(key), "-out", str(cert),
+        ],
+        capture_output=True,
+        check=False,
+    )  # fmt: skip
+    if made.returncode != 0:
+        pytest.skip(f"openssl could not make a certificate: {made.stderr.decode()[-200:]}")
+    return str(cert), str(key)
+
+
+def serve_tls(
+    serve: Callable[[Handler], RawServer], certificate: tuple[str, str], answers: int
+) -> RawServer:
+    """A TLS server that answers `answers` requests on one connection, then closes it."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*certificate)
+    started: list[RawServer] = []
+
+    def handle(conn: socket.socket, _number: int) -> None:
+        try:
+            with context.wrap_socket(conn, server_side=True) as tls:
+                for _ in range(answers):
+                    started[0].read_request(tls)
+                    tls.sendall(ACCEPTED)
+        except (ssl.SSLError, OSError):
+            conn.close()  # the client refused the handshake: nothing was read
+
+    started.append(serve(handle))
+    return started[0]
+
+
+def test_https_sends_over_tls_on_one_kept_alive_connection(
+    serve: Callable[[Handler], RawServer],
+    certificate: tuple[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", certificate[0])  # the client trusts this one
+    server = serve_tls(serve, certificate, answers=2)
+    plain = PlainGet(f"https://127.0.0.1:{server.port}/", 5.0, 5.0, "kannel")
+    answers = [plain.get("cgi-bin/sendsms?text=one"), plain.get("cgi-bin/sendsms?text=two")]
+    plain.close()
+    assert [a.status_code for a in answers] == [202, 202]
+    assert answers[1].text == "0: Accepted for delivery"
+    assert server.connections == 1
+    assert [r.split(b" ")[1] for r in server.requests] == [
+        b"/cgi-bin/sendsms?text=one",
+        b"/cgi-bin/sendsms?text=two",
+    ]
+
+
+def test_an_untrusted_certificate_means_nothing_was_sent(
+    serve: Callable[[Handler], RawServer],
+    certificate: tuple[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    server = serve_tls(serve, certificate, answers=1)
+    with pytest.raises(GatewayError) as caught:
+        PlainGet(f"https://127.0.0.1:{server.port}/", 5.0, 5.0, "kannel").get(
+            f"cgi-bin/sendsms?password={SECRET}"
+        )
+    assert not caught.value.maybe_sent
+    assert caught.value.code == "network"
+    assert "certificate" in str(caught.value).lower()
+    assert SECRET not in str(caught.value)
+    assert server.requests == []
