@@ -4,7 +4,8 @@ The socket is bound here, before uvicorn starts, so port 0 yields a known free p
 listen backlog is large: Kannel fires delivery reports in bursts and never retries a
 callback that found the queue full. uvicorn installs no logging of its own: its error and
 access loggers reach Campaigner's handler (masked, JSON when asked), at the levels
-`campaigner.logs` sets. The h11 protocol is chosen explicitly for its bound on header size.
+`campaigner.logs` sets. The parser is chosen explicitly: httptools with h11's bound on the
+head where installed, else h11 (`campaigner.server.protocol`); the loop is asyncio's.
 uvicorn's proxy headers are off: by default it believes `X-Forwarded-For` from 127.0.0.1,
 which lets any local client choose its address; the app decides whom to believe
 (`campaigner.server.forwarded`).
@@ -18,6 +19,8 @@ import time
 
 import uvicorn
 from starlette.types import ASGIApp
+
+from campaigner.server.protocol import http_protocol
 
 BACKLOG = 2048
 
@@ -49,7 +52,8 @@ class BackgroundServer:
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(
             self.app,
-            http="h11",
+            http=http_protocol(),
+            loop="asyncio",
             proxy_headers=False,
             log_config=None,
             access_log=True,

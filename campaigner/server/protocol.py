@@ -1,0 +1,103 @@
+"""The HTTP parser the server runs: httptools (C, llhttp), with the head bounded as h11 bounds it.
+
+Kannel fires two delivery reports per message, each its own request; with the pure-Python
+h11 parser, parsing the request and framing the answer was a large share of the daemon's
+CPU per report (docs/benchmarks.md, "Delivery reports on httptools"). httptools parses in
+C, but unlike h11 (which refuses a request line and headers longer than 16 KiB) it buffers
+a head of any length: a stranger could make the daemon hold as much memory as it cares to
+send before one header is complete. `BoundedHttpTools` restores h11's bound, answering 431
+and closing. Without httptools installed the server falls back to h11 and its own bound.
+
+The event loop stays asyncio's, chosen explicitly (uvicorn's "auto" takes uvloop whenever
+it is importable): uvloop made no difference to the CPU per callback that the load on the
+test machine did not hide (bench/webhooks.py, 285-316 against 302-322 µs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from starlette.types import Receive, Scope, Send
+
+MAX_HEAD_BYTES = 16 * 1024  # h11's default bound on an incomplete request head
+
+log = logging.getLogger("campaigner.server")
+
+_TOO_LARGE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+    b"content-type: text/plain; charset=utf-8\r\n"
+    b"content-length: 31\r\n"
+    b"connection: close\r\n\r\n"
+    b"Request header fields too large"
+)
+
+try:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+except ImportError:  # httptools not installed: uvicorn's h11 and its own bound
+    HttpToolsProtocol = None  # type: ignore[assignment,misc]
+
+
+async def _refuse_head(scope: Scope, receive: Receive, send: Send) -> None:
+    """The answer to a complete head past the bound; `connection: close` ends the connection."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 431,
+            "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close")],
+        }
+    )
+    await send({"type": "http.response.body", "body": _TOO_LARGE.rsplit(b"\r\n\r\n", 1)[1]})
+
+
+if HttpToolsProtocol is not None:
+
+    class BoundedHttpTools(HttpToolsProtocol):
+        """uvicorn's httptools protocol, refusing a head longer than MAX_HEAD_BYTES.
+
+        A complete head is measured exactly and answered 431 through the ASGI path. A head
+        still incomplete after a read is counted by reads, and the connection answered 431
+        and closed once past the bound; the read in which a head begins counts whole (it
+        may hold the end of the request before), so the bound is exact to one read.
+        """
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._in_head = False
+            self._began = False
+            self._head_bytes = 0
+
+        def data_received(self, data: bytes) -> None:
+            self._began = False
+            super().data_received(data)
+            if not self._in_head or self.transport.is_closing():
+                return
+            self._head_bytes = len(data) + (0 if self._began else self._head_bytes)
+            if self._head_bytes > MAX_HEAD_BYTES:
+                log.warning("request head longer than %d bytes: refused", MAX_HEAD_BYTES)
+                self.transport.write(_TOO_LARGE)
+                self.transport.close()
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self._in_head = self._began = True
+
+        def on_headers_complete(self) -> None:
+            self._in_head = False
+            self._head_bytes = 0
+            size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+            if size <= MAX_HEAD_BYTES:
+                super().on_headers_complete()
+                return
+            log.warning("request head longer than %d bytes: refused", MAX_HEAD_BYTES)
+            app, self.app = self.app, _refuse_head
+            try:
+                super().on_headers_complete()
+            finally:
+                self.app = app
+
+
+def http_protocol() -> type[asyncio.Protocol] | str:
+    """What uvicorn's `http` setting gets: the bounded httptools protocol, else h11."""
+    return BoundedHttpTools if HttpToolsProtocol is not None else "h11"
