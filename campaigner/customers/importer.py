@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +27,17 @@ from campaigner.customers.fields import (
 )
 from campaigner.customers.headers import SPELLINGS, field_for, preferred_header
 from campaigner.customers.loader import (
+    CustomerBatch,
     LoadResult,
     load_customers,
     load_items,
     load_orders,
+    prepare_customers,
     refresh_customer_stats,
+    write_customers,
 )
 from campaigner.customers.records import RowError, customer_row, order_row
+from campaigner.customers.writer import BatchWriter
 from campaigner.errors import CampaignerError
 from campaigner.segments.rfm_map import SegmentMap
 from campaigner.segments.scoring import rescore
@@ -217,45 +223,67 @@ def import_csv(
         inverse = {v: k for k, v in renames.items()}
         rejects.add(line, reason, {inverse.get(k, k): v for k, v in raw.items()})
 
-    def flush() -> None:
-        if not batch:
-            return
-        load = LOADERS[kind]
-        with sessions.begin() as session:
-            result = load(session, [raw for _, raw in batch], defaults, now=clock.now())
-        report.inserted += result.inserted
-        report.updated += result.updated
-        report.unchanged += result.unchanged
+    def noted(result: LoadResult, lines: list[tuple[int, dict[str, str]]]) -> None:
+        """A batch's rejected rows and shortened values, into the report and reject file."""
         for error in result.errors:
-            line, raw = batch[error.index]
+            line, raw = lines[error.index]
             reject(line, error.reason, raw)
         for warning in result.warnings:
             report.shortened += 1
             if len(report.shortened_examples) < SHORTENED_EXAMPLES:
                 report.shortened_examples.append(
-                    f"line {batch[warning.index][0]}: {warning.reason}"
+                    f"line {lines[warning.index][0]}: {warning.reason}"
                 )
+
+    def counted(result: LoadResult) -> None:
+        report.inserted += result.inserted
+        report.updated += result.updated
+        report.unchanged += result.unchanged
+
+    def write(prepared: tuple[CustomerBatch, datetime]) -> None:
+        customers, now = prepared
+        with sessions.begin() as session:
+            counted(write_customers(session, customers, defaults, now=now))
+
+    # Customers are prepared here and written by the writer's thread meanwhile; orders and
+    # items look up what earlier batches wrote as they are read, so they are written in turn.
+    writer = BatchWriter(write) if kind == "customers" else None
+
+    def flush() -> None:
+        if not batch:
+            return
+        if writer is not None:
+            customers = prepare_customers([raw for _, raw in batch], defaults)
+            noted(customers.result, batch)
+            writer.put((customers, clock.now()))
+        else:
+            load = LOADERS[kind]
+            with sessions.begin() as session:
+                result = load(session, [raw for _, raw in batch], defaults, now=clock.now())
+            counted(result)
+            noted(result, batch)
         batch.clear()
 
     orders = _OrderRuns() if kind == "items" else None
     try:
-        for line, raw, problem in _fields(records, header, renames):
-            report.rows += 1
-            if problem is None and orders is not None:
-                problem = orders.problem(line, raw.get("order_id", "").strip())
-            if problem is not None:
-                reject(line, problem, raw)
-                continue
-            bytes_seen += sum(map(len, raw.values())) + len(raw)
-            # An order's item lines are loaded together: a batch ends between orders.
-            if len(batch) >= BATCH_SIZE and (
-                orders is None or batch[-1][1].get("order_id") != raw.get("order_id")
-            ):
-                flush()
-                if progress:
-                    progress(min(bytes_seen, size_hint))
-            batch.append((line, raw))
-        flush()
+        with writer or nullcontext():
+            for line, raw, problem in _fields(records, header, renames):
+                report.rows += 1
+                if problem is None and orders is not None:
+                    problem = orders.problem(line, raw.get("order_id", "").strip())
+                if problem is not None:
+                    reject(line, problem, raw)
+                    continue
+                bytes_seen += sum(map(len, raw.values())) + len(raw)
+                # An order's item lines are loaded together: a batch ends between orders.
+                if len(batch) >= BATCH_SIZE and (
+                    orders is None or batch[-1][1].get("order_id") != raw.get("order_id")
+                ):
+                    flush()
+                    if progress:
+                        progress(min(bytes_seen, size_hint))
+                batch.append((line, raw))
+            flush()
         if progress:
             progress(size_hint)
     finally:
