@@ -1,6 +1,6 @@
-"""A customer import writes its batches on a thread of its own (`customers.writer`): what an
-import promised before still holds when that thread fails, or the process is killed while
-it writes.
+"""A customer import on PostgreSQL writes its batches on a thread of its own
+(`customers.writer`; SQLite's are written in turn): what an import promised before still
+holds on both when a write fails, or the process is killed while it writes.
 
 Faults are real database faults: a trigger that refuses one row of the third batch, or a
 row of the third batch held by another transaction while the importer is SIGKILLed.
@@ -96,8 +96,16 @@ def test_a_failed_write_raises_the_databases_own_error_and_keeps_whole_batches(
     tmp_path: Path, sessions: sessionmaker[Session], poisoned: None
 ) -> None:
     path = customers_file(tmp_path, 4)
+    threaded: list[bool] = []
+
+    def progress(_: int) -> None:
+        threaded.append(bool(writers()))
+
     with pytest.raises(DBAPIError, match="poisoned row") as failure:
-        import_csv(sessions, "customers", path, DEFAULTS)
+        import_csv(sessions, "customers", path, DEFAULTS, progress=progress)
+    # A writer thread on PostgreSQL only; SQLite's batches are written in turn.
+    postgres = sessions.kw["bind"].dialect.name == "postgresql"
+    assert threaded and all(alive == postgres for alive in threaded)
     # The error written in turn (the loader in the caller's transaction) is the same one.
     with pytest.raises(DBAPIError) as direct, sessions.begin() as session:
         load_customers(session, [{"external_id": POISONED}], DEFAULTS, now=datetime.now(UTC))
