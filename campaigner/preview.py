@@ -70,12 +70,17 @@ class Preview:
 
 
 def load_rule(settings: Settings, name: str) -> Rule:
+    """The rule named `name`. One that is there but failed to load (a TOML mistake leaves
+    its name unknown: its file's name stands for it) is refused with the loader's problems,
+    each naming its file and, where known, the line or field."""
     loaded = check_rules(settings)
     rule = loaded.rules.get(name)
     if rule is None:
-        problems = [str(p) for p in loaded.problems if p.rule == name]
+        problems = [str(p) for p in loaded.problems if name in (p.rule, p.file.stem)]
         if problems:
-            raise CampaignerError("; ".join(problems))
+            raise CampaignerError(
+                f"rule {name!r} exists but failed to load: " + "; ".join(problems)
+            )
         known = ", ".join(sorted(loaded.rules)) or "none"
         raise CampaignerError(f"no rule named {name!r} (rules: {known})")
     return rule

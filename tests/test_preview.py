@@ -14,8 +14,9 @@ from test_simulate import add_customer, add_order, local, row_counts
 
 from campaigner.config import Settings
 from campaigner.db.models import Customer, Message, OptOut, SegmentChange
+from campaigner.errors import CampaignerError
 from campaigner.planner import is_held_out
-from campaigner.preview import preview
+from campaigner.preview import load_rule, preview
 from campaigner.rules.models import Rule
 
 
@@ -177,3 +178,26 @@ def test_an_occasion_and_a_first_order_anniversary_with_their_dates_and_years(
     a_year_on = local(20, 10, 30).replace(year=2027)
     shown = preview(settings, sessions, with_us, a_year_on.astimezone(UTC), "en")
     assert shown.text == "1 year(s) since 2027-03-20\nReply STOP to opt out"
+
+
+def test_a_rule_that_failed_to_load_is_named_with_the_loaders_problem(
+    settings: Settings,
+) -> None:
+    """Regression: `preview broken` for rules/broken.toml with a TOML mistake said "no rule
+    named 'broken'", sending the marketer to look for a typo in the name."""
+    rules = settings.paths.rules
+    rules.mkdir(parents=True, exist_ok=True)
+    (rules / "broken.toml").write_text('trigger = "post_purchase"\ndelay = 2h\n')
+    with pytest.raises(CampaignerError) as error:
+        load_rule(settings, "broken")
+    message = str(error.value)
+    assert message.startswith("rule 'broken' exists but failed to load: ")
+    assert f"{rules / 'broken.toml'}: TOML syntax error" in message
+    assert "line 2" in message
+    (rules / "bad_delay.toml").write_text('trigger = "post_purchase"\ndelay = "soon"\n')
+    with pytest.raises(CampaignerError) as error:
+        load_rule(settings, "bad_delay")
+    assert str(error.value).startswith("rule 'bad_delay' exists but failed to load: ")
+    assert "bad_delay.toml: rule 'bad_delay': delay" in str(error.value)
+    with pytest.raises(CampaignerError, match="no rule named 'nothing'"):
+        load_rule(settings, "nothing")

@@ -4,7 +4,8 @@ A draft (the rule's TOML and its templates) is checked by the very `rules check`
 scratch copy of the two folders, so nothing on disk changes until it is saved. Saving
 writes each file atomically (temp file + rename, so the daemon never reads half a file),
 keeps the previous version under `.console-history/` beside the rules folder, and commits
-when the rules folder is a git work tree.
+when the rules folder is a git work tree. A commit that fails or hangs (a hook waiting for
+input) leaves the save on disk and is said, bounded by `GIT_SECONDS`.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ import hmac
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -39,6 +41,9 @@ MAX_DRAFT_CHARS = 64_000
 HISTORY = ".console-history"
 SAVE_LOCK = "save.lock"
 SAVE_WAIT_SECONDS = 10.0  # a save takes well under a second; git hooks included, a few
+# Git's share of a save, hooks included: under SAVE_WAIT_SECONDS, so a save queued behind a
+# hung commit is not refused for it.
+GIT_SECONDS = 8.0
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,19 @@ class Problem:
     def __str__(self) -> str:
         where = self.file + (f":{self.line}" if self.line else "")
         return f"{where}: {self.field + ': ' if self.field else ''}{self.message}"
+
+
+class HistoryNotRecorded(CampaignerError):
+    """The files are saved, but git did not record them (the reason says why)."""
+
+
+@dataclass
+class Saved:
+    """What a save wrote: {file: (before, after)} of the files that changed, and, when they
+    were not committed to git as they should have been, why (`HistoryNotRecorded`)."""
+
+    changes: dict[str, tuple[str, str]]
+    unrecorded: str | None = None
 
 
 @dataclass
@@ -135,11 +153,11 @@ def save_draft(
     now: datetime,
     based_on: str = "",
     new: bool = False,
-) -> dict[str, tuple[str, str]]:
-    """Write the draft's files if they pass the checks; returns {file: (before, after)} for
-    the files that changed. Refuses (CampaignerError) a draft with problems, one whose
-    files changed on disk since the editor read them (`based_on`, a `fingerprint`), and,
-    with `new`, a rule whose file exists already."""
+) -> Saved:
+    """Write the draft's files if they pass the checks; returns the files that changed, and
+    why git did not record them if it did not. Refuses (CampaignerError) a draft with
+    problems, one whose files changed on disk since the editor read them (`based_on`, a
+    `fingerprint`), and, with `new`, a rule whose file exists already."""
     with saving(settings):
         if new and rule_path(settings, draft.name).exists():
             raise CampaignerError(f"a rule file {draft.name}.toml exists already")
@@ -193,9 +211,7 @@ def _lock(handle: IO[bytes]) -> None:
             time.sleep(0.05)  # a kernel lock: nothing to wake us, so look again shortly
 
 
-def _save(
-    settings: Settings, draft: Draft, *, user: str, message: str, now: datetime
-) -> dict[str, tuple[str, str]]:
+def _save(settings: Settings, draft: Draft, *, user: str, message: str, now: datetime) -> Saved:
     problems = check_draft(settings, draft)
     if problems:
         raise CampaignerError("; ".join(str(problem) for problem in problems))
@@ -211,8 +227,11 @@ def _save(
         write_atomically(path, text)
         changes[str(path)] = (before, text)
     if changes and settings.console.git_commit:
-        commit(settings.paths.rules, [Path(p) for p in changes], user=user, message=message)
-    return changes
+        try:
+            commit(settings.paths.rules, [Path(p) for p in changes], user=user, message=message)
+        except HistoryNotRecorded as exc:
+            return Saved(changes, str(exc))
+    return Saved(changes)
 
 
 def set_enabled(rule_text: str, enabled: bool) -> str:
@@ -242,13 +261,10 @@ def write_atomically(path: Path, text: str) -> None:
 
 
 def commit(folder: Path, files: list[Path], *, user: str, message: str) -> bool:
-    """Commit `files` when `folder` is inside a git work tree; False when it is not."""
-    inside = subprocess.run(
-        ["git", "-C", str(folder), "rev-parse", "--show-toplevel"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    """Commit `files` when `folder` is inside a git work tree; False when it is not. Git
+    failing, or taking longer than `GIT_SECONDS` in all, is `HistoryNotRecorded`."""
+    deadline = time.monotonic() + GIT_SECONDS
+    inside = _git(["-C", str(folder), "rev-parse", "--show-toplevel"], os.environ, deadline)
     if inside.returncode != 0:
         return False
     top = Path(inside.stdout.strip())
@@ -261,26 +277,59 @@ def commit(folder: Path, files: list[Path], *, user: str, message: str) -> bool:
         "GIT_COMMITTER_NAME": user,
         "GIT_COMMITTER_EMAIL": f"{user}@campaigner-console",
     }
-    subprocess.run(["git", "-C", str(top), "add", "--", *tracked], check=True, env=env)
-    subprocess.run(
-        [
-            "git",
-            "-C",
-            str(top),
-            "commit",
-            "--quiet",
-            "--author",
-            author,
-            "-m",
-            message,
-            "--",
-            *tracked,
-        ],
-        check=True,
-        env=env,
-        capture_output=True,
-    )
+    for command in (
+        ["add", "--", *tracked],
+        ["commit", "--quiet", "--author", author, "-m", message, "--", *tracked],
+    ):
+        done = _git(["-C", str(top), *command], env, deadline)
+        if done.returncode != 0:
+            said = done.stderr.strip().splitlines() or [f"exit status {done.returncode}"]
+            raise HistoryNotRecorded(
+                f"saved, but history not recorded: git {command[0]}: {said[-1]}"
+            )
     return True
+
+
+def _git(
+    args: list[str], env: Mapping[str, str], deadline: float
+) -> subprocess.CompletedProcess[str]:
+    """Run git, at most until `deadline`. Git runs in a process group of its own, so that
+    a hook it started (and whatever the hook started) ends with it: a grandchild holding
+    the output pipe open would keep `communicate` waiting after git itself was killed.
+    SIGTERM first, which git answers by removing its index.lock; then SIGKILL."""
+    try:
+        process = subprocess.Popen(
+            ["git", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise HistoryNotRecorded(f"saved, but history not recorded: git: {exc.strerror}") from None
+    with process:
+        try:
+            out, err = process.communicate(timeout=max(deadline - time.monotonic(), 0))
+        except subprocess.TimeoutExpired:
+            _end_group(process)
+            raise HistoryNotRecorded(
+                f"saved, but history not recorded: git {args[2]} took longer than "
+                f"{GIT_SECONDS:g} s (a commit hook waiting?)"
+            ) from None
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
+def _end_group(process: subprocess.Popen[str]) -> None:
+    for sent in (signal.SIGTERM, signal.SIGKILL):
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, sent)
+        try:
+            process.communicate(timeout=2)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 @contextmanager

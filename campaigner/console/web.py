@@ -467,16 +467,17 @@ class Console:
         draft = self._draft(call)
         message = call.field("message").strip()[:200] or f"Edit rule {draft.name}"
         try:
-            changed = self._save(call, draft, message, based_on=call.field("based_on"))
+            saved = self._save(call, draft, message, based_on=call.field("based_on"))
         except CampaignerError as exc:
             problems = editor.check_draft(self.settings, draft)
             return self._page(call.visitor, "problems.html", 422, problems=problems, error=str(exc))
-        saved = editor.fingerprint(editor.load_draft(self.settings, draft.name))
+        based_on = editor.fingerprint(editor.load_draft(self.settings, draft.name))
         return self._page(
             call.visitor,
             "saved.html",
-            changed=sorted(Path(p).name for p in changed),
-            based_on=saved,
+            changed=sorted(Path(p).name for p in saved.changes),
+            unrecorded=saved.unrecorded,
+            based_on=based_on,
         )
 
     def toggle(self, call: Call) -> Response:
@@ -490,9 +491,9 @@ class Console:
 
     def _save(
         self, call: Call, draft: editor.Draft, message: str, based_on: str = "", new: bool = False
-    ) -> dict[str, tuple[str, str]]:
+    ) -> editor.Saved:
         now = self.clock.now()
-        changed = editor.save_draft(
+        saved = editor.save_draft(
             self.settings,
             draft,
             user=call.visitor.name,
@@ -501,8 +502,10 @@ class Console:
             based_on=based_on,
             new=new,
         )
+        if saved.unrecorded:
+            log.warning("console: %s: %s", draft.name, saved.unrecorded)
         with self.sessions.begin() as session:
-            for path, (before, after) in changed.items():
+            for path, (before, after) in saved.changes.items():
                 audit.record(
                     session,
                     now,
@@ -511,7 +514,7 @@ class Console:
                     Path(path).name,
                     audit.file_diff(Path(path).name, before, after),
                 )
-        return changed
+        return saved
 
     def _draft(self, call: Call) -> editor.Draft:
         name = call.request.path_params["name"]

@@ -15,19 +15,21 @@ import re
 from collections.abc import Iterable
 from urllib.parse import unquote
 
-from campaigner.products.categories import category_key
+from campaigner.products.categories import category_key, folded
 
 _SEPARATOR = re.compile(r"(?<!\\),|[;|]")  # a comma unless escaped
 
 
-def stored_name(name: str) -> str:
-    """One category as it is stored between the commas."""
-    return category_key(name).replace("%", "%25").replace(",", "%2C")
+def stored_name(name: str, *, whole: bool = False) -> str:
+    """One category as it is stored between the commas; `whole` keeps a name longer than
+    the column, for `customers.widths` to cut and say so."""
+    key = folded(name) if whole else category_key(name)
+    return key.replace("%", "%25").replace(",", "%2C")
 
 
-def store(names: Iterable[str]) -> str:
+def store(names: Iterable[str], *, whole: bool = False) -> str:
     """Category names (each one whole, whatever it contains) as the column's text."""
-    unique = sorted({stored_name(name) for name in names} - {""})
+    unique = sorted({stored_name(name, whole=whole) for name in names} - {""})
     return "," + ",".join(unique) + "," if unique else ""
 
 

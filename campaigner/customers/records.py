@@ -70,6 +70,7 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 UNIX_SECONDS = (Decimal(946_684_800), Decimal(4_102_444_800))
 UNIX_TIME_RULE = "a number is Unix time in seconds or milliseconds between 2000 and 2099"
 _NUMBER = re.compile(r"\d+(\.\d+)?")
+_GROUPED = re.compile(r"[0-9]{1,3}(,[0-9]{3})+(\.[0-9]+)?")  # 1,500,000.50
 
 BirthdayFormat = Literal["auto", "gregorian", "jalali"]
 # The key of a customer row holding its own dates; the loader writes them to their table.
@@ -162,7 +163,19 @@ def parse_tags(value: str) -> str:
 
 
 def parse_amount(value: str, field: str = "total") -> Decimal:
-    text = to_ascii_digits(value).replace(",", "").replace("٬", "").strip() or "0"
+    """An amount as a file writes it: `1500000`, `1,500,000.50`, or in Persian «۱٬۵۰۰٬۰۰۰» and
+    «۱٫۵» (the Persian separators are unambiguous). A comma is read only as a thousands
+    separator, between groups of three digits: `1,5` or `1.500,50` is a decimal comma, as
+    Excel writes it in a Persian or European locale, and is refused rather than read as 15."""
+    text = to_ascii_digits(value).strip().replace("٬", "").replace("٫", ".") or "0"
+    if "," in text:
+        if not _GROUPED.fullmatch(text):
+            raise RowError(
+                f"{field.rsplit('.', 1)[-1]}: ambiguous amount {value!r}: a comma is read only "
+                "between thousands (1,500,000); write a decimal point (1.5)",
+                field,
+            )
+        text = text.replace(",", "")
     try:
         amount = Decimal(text)
     except InvalidOperation:
@@ -450,9 +463,9 @@ def item_rows(items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         where = f"items.{index}"
         given = raw_item.get("categories")
         if isinstance(given, list | tuple):  # a shop's term names: each one whole
-            categories: str | None = store(map(as_text, given))
+            categories: str | None = store(map(as_text, given), whole=True)
         else:
-            categories = None if given is None else store(split_text(as_text(given)))
+            categories = None if given is None else store(split_text(as_text(given)), whole=True)
         if categories and "\x00" in categories:
             raise RowError(
                 f"item {index + 1}: a category contains a NUL character", f"{where}.categories"

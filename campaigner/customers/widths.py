@@ -8,7 +8,8 @@ it and fits the value instead, with a warning naming the field:
   letter keeps its marks, and no half-space (ZWNJ) or space is left dangling at the end;
 - a list of coupon codes keeps the whole codes that fit, in order;
 - a referral code, SKU or product id too long for its column cannot be one of ours or match
-  anything stored, so it is dropped.
+  anything stored, so it is dropped;
+- a product category is cut to its column as a rule's category name is, so the two still match.
 
 What identifies a record (its id, its customer's id) or is checked against a list (locale,
 time zone, currency) still rejects its record: cutting those would change what it means.
@@ -22,7 +23,9 @@ from typing import Any, cast
 import regex
 from sqlalchemy import String, Table
 
+from campaigner.customers.categories import names, store
 from campaigner.db.models import Customer, Order, OrderItem
+from campaigner.products.categories import MAX_CATEGORY
 
 _GRAPHEME = regex.compile(r"\X")
 _TRAILING = " \u200c\u200d"  # a space, ZWNJ or ZWJ left at the end joins nothing
@@ -101,7 +104,21 @@ def fit_item(item: dict[str, Any], line_no: int) -> list[tuple[str, str]]:
     warning) for each value changed."""
     where = f"item {line_no}: "
     warnings = [("items", text) for _, text in _fit_text(item, ITEM_TEXT, where)]
-    return warnings + [("items", text) for _, text in _drop_long(item, ITEM_IDS, where)]
+    warnings += [("items", text) for _, text in _drop_long(item, ITEM_IDS, where)]
+    return warnings + [("items", where + text) for text in _fit_categories(item)]
+
+
+def _fit_categories(item: dict[str, Any]) -> list[str]:
+    """Cut each category longer than its column as a rule's name is cut (`category_key`),
+    so a rule naming the whole category still matches; a warning for each."""
+    text = item.get("categories") or ""
+    if len(text) <= MAX_CATEGORY:  # the common case: no name in it can be too long
+        return []
+    given = names(text)
+    long = [name for name in given if len(name) > MAX_CATEGORY]
+    if long:
+        item["categories"] = store(given)
+    return [f"category of {len(name):,} characters cut to {MAX_CATEGORY}" for name in long]
 
 
 def _fit_text(row: dict[str, Any], widths: Mapping[str, int], where: str) -> list[tuple[str, str]]:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import pairwise
 from typing import Any
 
-from sqlalchemy import Column, MetaData, Table, and_, func, literal_column, or_, select
+from sqlalchemy import Column, MetaData, Table, and_, false, func, literal_column, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
@@ -54,19 +55,28 @@ def upsert(
     data reports (and writes) nothing. The statement itself tells the two apart: on
     PostgreSQL a freshly inserted row version has no `xmax`; on SQLite new rows take ids
     past the largest one (one index step to read, in the same write transaction).
+
+    A row that leaves a column out says nothing about it: a new row takes the column's
+    default, a stored one keeps its value. Rows with other columns than the row before them
+    go in a statement of their own (one statement is compiled for one set of columns).
     """
+    runs = _runs(rows)
+    if len(runs) > 1:
+        parts = [
+            upsert(bind, table, run, key, update, also_set=also_set, newer=newer) for run in runs
+        ]
+        return Upserted(sum(p.inserted for p in parts), sum(p.updated for p in parts))
     if not rows:
         return Upserted()
+    update = [name for name in update if name in rows[0]]
     dialect = bind.get_bind().dialect.name if isinstance(bind, Session) else bind.dialect.name
     stmt = _insert_for(dialect, table)
-    staged = (
-        _Staging(table, list(rows[0])) if dialect == "postgresql" and _same_columns(rows) else None
-    )
+    staged = _Staging(table, list(rows[0])) if dialect == "postgresql" else None
     if staged is not None:
         stmt = stmt.from_select(staged.names, select(staged.table))
     values = {name: stmt.excluded[name] for name in (*update, *also_set)}
     changed = [table.c[name].is_distinct_from(stmt.excluded[name]) for name in update]
-    where = or_(*changed)
+    where = or_(false(), *changed)
     if newer is not None:
         stored, given = table.c[newer], stmt.excluded[newer]
         values[newer] = func.coalesce(given, stored)
@@ -74,16 +84,14 @@ def upsert(
             and_(given.is_not(None), stored.is_distinct_from(given)) if name == newer else test
             for name, test in zip(update, changed, strict=True)
         ]
-        where = and_(or_(*changed), or_(given.is_(None), stored.is_(None), stored <= given))
+        where = and_(
+            or_(false(), *changed), or_(given.is_(None), stored.is_(None), stored <= given)
+        )
     stmt = stmt.on_conflict_do_update(index_elements=[table.c[key]], set_=values, where=where)
-    if dialect == "postgresql":
-        statement = stmt.returning(_PG_INSERTED)
-        if staged is None:
-            fresh = [bool(row[0]) for row in bind.execute(statement, list(rows))]
-        else:
-            staged.fill(bind, rows)
-            fresh = [bool(row[0]) for row in bind.execute(statement)]
-            staged.drop(bind)
+    if staged is not None:  # PostgreSQL
+        staged.fill(bind, rows)
+        fresh = [bool(row[0]) for row in bind.execute(stmt.returning(_PG_INSERTED))]
+        staged.drop(bind)
         inserted = sum(fresh)
         return Upserted(inserted, len(fresh) - inserted)
     largest = bind.execute(select(func.max(table.c.id))).scalar() or 0
@@ -109,8 +117,6 @@ def _sqlite_executemany(
     bind processors, one dict per row): over a third of a large import's time.
     """
     names = list(rows[0])
-    if not _same_columns(rows):
-        return None
     dialect = bind.get_bind().dialect if isinstance(bind, Session) else bind.dialect
     compiled = stmt.compile(dialect=dialect, column_keys=names)
     columns: list[list[Any]] = []
@@ -131,9 +137,14 @@ def _sqlite_executemany(
     return int(result.rowcount)
 
 
-def _same_columns(rows: Sequence[dict[str, Any]]) -> bool:
-    first = rows[0].keys()
-    return all(row.keys() == first for row in rows)
+def _runs(rows: Sequence[dict[str, Any]]) -> list[Sequence[dict[str, Any]]]:
+    """`rows` cut where a row's columns differ from the one before (in order: of two rows
+    with one key, the later still wins). Usually one run: the rows themselves."""
+    cuts = [i for i in range(1, len(rows)) if rows[i].keys() != rows[i - 1].keys()]
+    if not cuts:
+        return [rows]
+    bounds = [0, *cuts, len(rows)]
+    return [rows[start:end] for start, end in pairwise(bounds)]
 
 
 class _Staging:
@@ -203,7 +214,7 @@ def insert_ignore(bind: Session | Connection, table: Table, rows: Sequence[dict[
         return 0
     dialect = bind.get_bind().dialect.name if isinstance(bind, Session) else bind.dialect.name
     stmt = _insert_for(dialect, table).on_conflict_do_nothing()
-    return _execute_values(bind, stmt, rows)
+    return sum(_execute_values(bind, stmt, run) for run in _runs(rows))
 
 
 def _execute_values(bind: Session | Connection, stmt: Any, rows: Sequence[dict[str, Any]]) -> int:

@@ -13,6 +13,13 @@ MAX_CATEGORY = 255
 
 
 def category_key(name: str) -> str:
-    """The folded name: NFKC, Arabic ي/ك as Persian ی/ک, lower case, single spaces."""
+    """The folded name: NFKC, Arabic ي/ك as Persian ی/ک, lower case, single spaces; cut to
+    the column (`MAX_CATEGORY`), so a rule naming a long category matches what was stored."""
+    return folded(name)[:MAX_CATEGORY]
+
+
+def folded(name: str) -> str:
+    """`category_key` whole: a shop's data is fitted to the column with a warning
+    (`customers.widths`), never cut without one."""
     text = unicodedata.normalize("NFKC", name).replace("ي", "ی").replace("ك", "ک")
-    return " ".join(text.lower().split())[:MAX_CATEGORY]
+    return " ".join(text.lower().split())

@@ -5,19 +5,23 @@ are believed only from a proxy the operator named (`[console] trusted_proxies`):
 any client, even one on the same machine, could pick a new address for every guess and never
 meet the per-address sign-in limit. uvicorn's own handling trusts 127.0.0.1 by default, so the
 server turns it off (`campaigner.server.serve`) and asks here instead.
+
+A dual-stack listener reports an IPv4 peer IPv4-mapped (`::ffff:127.0.0.1`): addresses and
+networks are compared as IPv4 then, so `127.0.0.1` names that peer too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 
 Network = IPv4Network | IPv6Network
+_MAPPED = IPv6Network("::ffff:0:0/96")
 
 
 def networks(entries: Sequence[str]) -> list[Network]:
     """Addresses or CIDR networks; ValueError names the first that is neither."""
-    return [ip_network(entry.strip(), strict=False) for entry in entries]
+    return [_plain_network(ip_network(entry.strip(), strict=False)) for entry in entries]
 
 
 def trusted(address: str, proxies: Sequence[Network]) -> bool:
@@ -25,7 +29,22 @@ def trusted(address: str, proxies: Sequence[Network]) -> bool:
         parsed = ip_address(address)
     except ValueError:
         return False
-    return any(parsed in network for network in proxies)
+    plain = _plain(parsed)
+    return any(plain in network for network in proxies)
+
+
+def _plain(address: IPv4Address | IPv6Address) -> IPv4Address | IPv6Address:
+    """An IPv4-mapped IPv6 address as the IPv4 address it is."""
+    mapped = address.ipv4_mapped if isinstance(address, IPv6Address) else None
+    return mapped or address
+
+
+def _plain_network(network: Network) -> Network:
+    """An IPv4-mapped IPv6 network (`::ffff:10.0.0.0/104`) as the IPv4 network it is."""
+    if isinstance(network, IPv6Network) and network.subnet_of(_MAPPED):
+        plain = _plain(network.network_address)
+        return IPv4Network(f"{plain}/{network.prefixlen - 96}")
+    return network
 
 
 def client_address(peer: str, forwarded_for: str, proxies: Sequence[Network]) -> str:

@@ -57,7 +57,14 @@ from campaigner.sources.woocommerce import ShopMeta
 
 log = logging.getLogger(__name__)
 
-WOOCOMMERCE_TOPICS = {"order.created", "order.updated", "customer.created", "customer.updated"}
+WOOCOMMERCE_TOPICS = {
+    "order.created",
+    "order.updated",
+    "order.deleted",
+    "order.restored",
+    "customer.created",
+    "customer.updated",
+}
 SHOPIFY_TOPICS = {
     "orders/paid",
     "orders/updated",
@@ -106,6 +113,35 @@ class _Shop:
             log.warning("%s webhook %s loaded, shortened: %s", shop, key, shortened)
             return PlainTextResponse(f"ok {result.accepted}; warning: {shortened}")
         return PlainTextResponse(f"ok {result.accepted}")
+
+    def delete_order(self, order_id: str) -> Response:
+        """order.deleted: the order went to the shop's bin, and stops counting as paid as a
+        cancelled one does (a sync reads a trashed order so too); order.restored brings back
+        its status. No delivery key: every deletion of an order has the same body, its id,
+        so a key would take a deletion after a restore for a retry, and applying one twice
+        changes nothing."""
+        with self.sessions() as session:
+            order = session.execute(
+                select(Order.id, Order.customer_id, Order.status)
+                .where(Order.external_id == order_id)
+                .with_for_update()
+            ).one_or_none()
+            if order is None:
+                return PlainTextResponse(f"unknown order {order_id!r}: nothing to delete")
+            if order.status == "cancelled":
+                return PlainTextResponse("ok 0")
+            session.execute(
+                update(Order)
+                .where(Order.id == order.id)
+                .values(status="cancelled", paid_at=None, updated_at=self.clock.now())
+            )
+            refresh_customer_stats(
+                session, [order.customer_id], main_currency=self.settings.customers.currency
+            )
+            rescore(session, self.settings.segments.segment_map, self.clock.now())
+            session.commit()
+        log.info("woocommerce order %s deleted: cancelled", order_id)
+        return PlainTextResponse("ok 1")
 
     @staticmethod
     def _applied(session: Session, shop: str, key: str) -> bool:
@@ -275,7 +311,10 @@ def _delivery_key(resource: str, payload: Mapping[str, Any], body: bytes) -> str
 def _not_the_topics(topic: str, payload: Mapping[str, Any]) -> str | None:
     """Why the body is not the resource its topic names, if it is not. The signature covers
     the body, not the headers: a captured order delivery resent as customer.updated would
-    otherwise make a customer of the order's buyer under the order's id."""
+    otherwise make a customer of the order's buyer under the order's id, and any resource
+    resent as order.deleted would cancel the order of its id."""
+    if topic == "order.deleted":
+        return None if set(payload) == {"id"} else "an order.deleted delivery is only an id"
     has_items = "line_items" in payload
     if topic.startswith(("order.", "orders/")) and not has_items:
         return f"a {topic} delivery without line_items is no order"
@@ -316,6 +355,9 @@ def shop_webhook_routes(
             return _rejected("woocommerce", key, mismatch)
         load: Callable[[Session], LoadResult]
         try:
+            if topic == "order.deleted":
+                order_id = woocommerce.deleted_order_id(payload)
+                return await run_in_threadpool(shop.delete_order, order_id)
             if resource == "order":
                 order = woocommerce.order_record(payload, woo_meta)
                 buyer = woocommerce.buyer(payload, woo_meta)

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from campaigner.customers.records import as_text
+from campaigner.customers.records import RowError, as_text
 from campaigner.shops.payloads import money, obj, objects, scalar, signup_day, whole
 from campaigner.sources.woocommerce import STATUSES, ShopMeta, shop_names, shop_text
 
@@ -93,6 +93,17 @@ def order_record(order: Mapping[str, Any], shop: ShopMeta) -> dict[str, Any]:
     else:
         record["customer"] = buyer(order, shop)
     return record
+
+
+def deleted_order_id(payload: Mapping[str, Any]) -> str:
+    """The id an order.deleted delivery names. For a deleted resource `WC_Webhook::
+    build_payload()` (woocommerce/woocommerce plugins/woocommerce/includes/class-wc-webhook.php)
+    sends `array( 'id' => $resource_id )` and nothing else, on wp_trash_post and
+    woocommerce_trash_order: the order went to the bin."""
+    order_id = whole(payload.get("id"), "id")
+    if not order_id:
+        raise RowError("an order.deleted delivery without the order's id", "id")
+    return str(order_id)
 
 
 def customer_record(customer: Mapping[str, Any], shop: ShopMeta) -> dict[str, Any]:

@@ -180,3 +180,10 @@ def test_a_fallback_without_its_table_is_named(project: Path) -> None:
     error = one_line_error(result)
     assert "gateway.fallback: no [gateways.backup] table" in error
     assert error.startswith("Error: environment variable CAMPAIGNER_GATEWAY__FALLBACK: ")
+
+
+def test_previewing_a_rule_file_that_does_not_load_names_its_problem(project: Path) -> None:
+    (project / "rules" / "broken.toml").write_text('trigger = "post_purchase"\ndelay = 2h\n')
+    error = one_line_error(invoke(project / "config.toml", "preview", "broken"))
+    assert error.startswith("Error: rule 'broken' exists but failed to load: ")
+    assert "broken.toml: TOML syntax error" in error and "line 2" in error

@@ -59,8 +59,8 @@ def test_saving_keeps_the_previous_version_and_refuses_a_broken_draft(
     draft = editor.Draft(
         "thank_you", before.replace('"2h"', '"3h"'), {"": "Merci {{ first_name }}"}, "thank_you"
     )
-    changed = editor.save_draft(settings, draft, user="sara", message="later", now=clock.now())
-    assert sorted(Path(p).name for p in changed) == ["thank_you.j2", "thank_you.toml"]
+    saved = editor.save_draft(settings, draft, user="sara", message="later", now=clock.now())
+    assert sorted(Path(p).name for p in saved.changes) == ["thank_you.j2", "thank_you.toml"]
     assert '"3h"' in rule_file.read_text()
     history = settings.paths.rules.parent / editor.HISTORY
     kept = sorted(p.read_text() for p in history.rglob("*") if p.is_file())
@@ -328,3 +328,74 @@ def test_an_unusable_save_lock_is_a_named_refusal_without_server_folders(
     with pytest.raises(CampaignerError, match="save lock") as refused:
         editor.save_draft(settings, draft, user="sara", message="x", now=clock.now())
     assert str(settings.paths.rules.parent) not in str(refused.value)
+
+
+def git_work_tree(top: Path, hook: str) -> None:
+    """`top` as a git work tree with everything committed, and `hook` as its pre-commit."""
+    for command in (
+        ["init", "-q"],
+        ["add", "."],
+        ["-c", "user.name=t", "-c", "user.email=t@x", "commit", "-qm", "start"],
+    ):
+        subprocess.run(["git", "-C", str(top), *command], check=True)
+    pre_commit = top / ".git" / "hooks" / "pre-commit"
+    pre_commit.write_text(f"#!/bin/sh\n{hook}\n")
+    pre_commit.chmod(0o755)
+
+
+def commits(top: Path) -> int:
+    listed = subprocess.run(
+        ["git", "-C", str(top), "rev-list", "--count", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(listed.stdout)
+
+
+def test_a_hung_git_hook_leaves_the_save_on_disk_and_says_history_was_not_recorded(
+    site: ConsoleSite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: `git commit` ran without a timeout, so a commit hook waiting for input
+    (or a network) hung the save request, and its server thread, forever."""
+    settings, clock = site.project.settings, site.project.clock
+    top = settings.paths.rules.parent
+    git_work_tree(top, "sleep 600")
+    monkeypatch.setattr(editor, "GIT_SECONDS", 0.5)
+    draft = editor.Draft("thank_you", RULE.replace('"2h"', '"4h"'), {}, "thank_you")
+    outcome: list[editor.Saved] = []
+    saver = threading.Thread(
+        target=lambda: outcome.append(
+            editor.save_draft(settings, draft, user="sara", message="x", now=clock.now())
+        ),
+        daemon=True,
+    )
+    saver.start()
+    saver.join(30)
+    assert not saver.is_alive(), "the save waited for the hung hook"
+    (saved,) = outcome
+    assert [Path(p).name for p in saved.changes] == ["thank_you.toml"]
+    assert saved.unrecorded is not None
+    assert "history not recorded" in saved.unrecorded and "0.5 s" in saved.unrecorded
+    assert '"4h"' in (settings.paths.rules / "thank_you.toml").read_text()
+    assert commits(top) == 1
+    assert not (top / ".git" / "index.lock").exists()  # the next save can commit
+    (top / ".git" / "hooks" / "pre-commit").unlink()
+    again = editor.Draft("thank_you", RULE.replace('"2h"', '"5h"'), {}, "thank_you")
+    saved = editor.save_draft(settings, again, user="sara", message="y", now=clock.now())
+    assert saved.unrecorded is None and commits(top) == 2
+
+
+def test_a_refusing_git_hook_is_said_on_the_saved_page(site: ConsoleSite) -> None:
+    """A hook that refuses the commit was a 500 after the files were written."""
+    top = site.project.settings.paths.rules.parent
+    git_work_tree(top, "echo 'lint: trailing space' >&2; exit 1")
+    client = site.signed_in("marketer")
+    saved = client.post(
+        "/console/rules/thank_you/save",
+        data={"csrf": site.csrf(client), "rule": RULE.replace('"2h"', '"5h"'), "message": "5"},
+    )
+    assert saved.status_code == 200 and 'id="saved"' in saved.text
+    assert 'id="unrecorded"' in saved.text and "lint: trailing space" in saved.text
+    assert '"5h"' in (site.project.settings.paths.rules / "thank_you.toml").read_text()
+    assert commits(top) == 1

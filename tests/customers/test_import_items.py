@@ -219,3 +219,22 @@ def test_an_items_line_too_wide_is_kept_fitted_with_a_warning(
     with sessions() as session:
         item = session.scalars(select(OrderItem)).one()
     assert (item.name, item.sku, item.product_id) == (("چای " * 100)[:255].rstrip(), None, "57")
+
+
+def test_a_category_longer_than_its_column_is_cut_with_a_warning_naming_the_line(
+    tmp_path: Path, sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    """Regression: a 300-character category was cut to 255 without a word: the import said
+    nothing was shortened, and a rule naming the whole category never matched it."""
+    long_category = "Tea " + "x" * 296
+    import_csv(sessions, "customers", write(tmp_path / "c.csv", CUSTOMERS), settings.customers)
+    import_csv(sessions, "orders", write(tmp_path / "o.csv", ORDERS), settings.customers)
+    items = (
+        "order_id,sku,name,categories,quantity,unit_price\n"
+        f'1001,TEA-57,Masala,"{long_category}|Drinks",1,500000\n'
+    )
+    report = import_csv(sessions, "items", write(tmp_path / "i.csv", items), settings.customers)
+    assert (report.inserted, report.rejected, report.shortened) == (1, 0, 1)
+    assert report.shortened_examples == ["line 2: item 1: category of 300 characters cut to 255"]
+    assert "1 value(s) too long, shortened" in report.summary()
+    assert categories(sessions) == [("TEA-57", "drinks"), ("TEA-57", long_category.lower()[:255])]

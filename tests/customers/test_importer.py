@@ -173,3 +173,24 @@ def test_streams_large_file_in_batches(tmp_path: Path, sessions: sessionmaker[Se
     assert report.inserted == rows
     assert len(seen) >= 3  # progress reported per batch, not only at the end
     assert seen[-1] == path.stat().st_size
+
+
+def test_a_decimal_comma_rejects_its_row_naming_line_and_field(
+    tmp_path: Path, sessions: sessionmaker[Session]
+) -> None:
+    """Regression: a `;` file from a European Excel with `1,5` stored an order of 15."""
+    import_csv(sessions, "customers", write(tmp_path, "c.csv", CUSTOMERS), DEFAULTS)
+    orders = (
+        "id;customer_id;total;status;paid_at\n"
+        "o1;c1;1,5;paid;2026-01-10 12:00\n"
+        "o2;c1;1,500,000;paid;2026-01-11 12:00\n"
+    )
+    report = import_csv(sessions, "orders", write(tmp_path, "o.csv", orders), DEFAULTS)
+    assert (report.inserted, report.rejected) == (1, 1)
+    rejects = list(csv.reader(report.reject_file.open(encoding="utf-8")))  # type: ignore[union-attr]
+    line, reason = rejects[1][:2]
+    assert line == "2"
+    assert reason.startswith("total: ambiguous amount '1,5'")
+    with sessions() as session:
+        totals = {o.external_id: o.total for o in session.scalars(select(Order))}
+    assert totals == {"o2": Decimal(1_500_000)}

@@ -3,6 +3,8 @@ item quantities: a whole number in range, whatever the text."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
 from campaigner.config import CustomerDefaults
@@ -51,3 +53,35 @@ def test_a_quantity_that_is_no_whole_number_in_range_rejects_the_item(given: str
 @pytest.mark.parametrize(("given", "stored"), [("2", 2), ("2.00", 2), ("۳", 3), ("", 1)])
 def test_a_whole_quantity_is_kept(given: str, stored: int) -> None:
     assert item_rows([{"name": "Tea", "quantity": given}])[0]["quantity"] == stored
+
+
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [
+        ("1,500,000", Decimal(1_500_000)),  # Toman as Iranian shops write it
+        ("1,500,000.50", Decimal("1500000.50")),
+        ("۱٬۵۰۰٬۰۰۰", Decimal(1_500_000)),  # Persian digits and thousands separator
+        ("١٬٢٥٠", Decimal(1250)),  # Arabic-Indic digits
+        ("۱٫۵", Decimal("1.5")),  # the Persian decimal separator
+        ("12.75", Decimal("12.75")),
+        (" 250000 ", Decimal(250_000)),
+    ],
+)
+def test_an_amount_is_read_with_its_separators(given: str, stored: Decimal) -> None:
+    assert order_row({**order("IRT"), "total": given}, DEFAULTS)["total"] == stored
+
+
+@pytest.mark.parametrize("given", ["1,5", "12,50", "1.500,50", "1,5000", "1,50,000", ",500"])
+def test_a_comma_that_is_no_thousands_separator_rejects_the_amount(given: str) -> None:
+    """Regression: `1,5` (Excel's decimal comma in a Persian or European locale) was read as
+    15, ten times the amount, without a word."""
+    with pytest.raises(RowError, match="ambiguous amount") as error:
+        order_row({**order("IRT"), "total": given}, DEFAULTS)
+    assert error.value.field == "total"
+    assert "total" in str(error.value)
+
+
+def test_an_items_amount_with_a_decimal_comma_names_its_item() -> None:
+    with pytest.raises(RowError, match="ambiguous amount") as error:
+        item_rows([{"name": "Tea", "unit_price": "2,5"}])
+    assert error.value.field == "items.0.unit_price"

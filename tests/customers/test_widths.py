@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from campaigner.config import CustomerDefaults
 from campaigner.customers.loader import load_customers, load_orders
 from campaigner.customers.widths import fit_codes, fit_text
-from campaigner.db.models import Customer, Order, OrderItem
+from campaigner.db.models import Customer, Order, OrderItem, OrderItemCategory
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 DEFAULTS = CustomerDefaults()
@@ -136,3 +136,32 @@ def test_an_id_too_long_still_rejects_its_record(sessions: sessionmaker[Session]
     assert [(e.field, e.reason) for e in result.errors] == [
         ("external_id", "external_id longer than 128 characters")
     ]
+
+
+def test_a_long_category_of_an_orders_item_is_cut_with_a_warning(
+    sessions: sessionmaker[Session],
+) -> None:
+    """As a sync (`[[sources]]`) or a webhook loads orders: the warning names the item."""
+    with sessions.begin() as session:
+        load_customers(session, [{"external_id": "c1", "phone": "09121111111"}], DEFAULTS, now=NOW)
+        result = load_orders(
+            session,
+            [
+                {
+                    "external_id": "o1",
+                    "customer_id": "c1",
+                    "total": "100",
+                    "paid_at": "2026-02-01 10:00",
+                    "items": [{"name": "Tea", "categories": ["چای " * 80, "Drinks"]}],
+                }
+            ],
+            DEFAULTS,
+            now=NOW,
+        )
+    assert (result.inserted, result.errors) == (1, [])
+    assert [(w.field, w.reason) for w in result.warnings] == [
+        ("items", "item 1: category of 319 characters cut to 255")  # spaces folded first
+    ]
+    with sessions() as session:
+        stored = sorted(session.scalars(select(OrderItemCategory.category)))
+    assert stored == ["drinks", ("چای " * 80)[:255]]

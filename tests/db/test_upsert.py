@@ -6,7 +6,7 @@ from sqlalchemy import Table, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from campaigner.db.models import Customer
-from campaigner.db.upsert import upsert
+from campaigner.db.upsert import insert_ignore, upsert
 
 NOW = datetime(2026, 3, 20, 3, 0, tzinfo=UTC)
 customers = cast(Table, Customer.__table__)
@@ -70,3 +70,68 @@ def test_typed_values_come_back_as_written(sessions: sessionmaker[Session]) -> N
     assert found["a"].birthday == date(1990, 3, 21) and found["b"].marketing_consent is True
     assert found["a"].shop_modified_at == tehran  # 05:30 UTC, the same instant
     assert found["b"].last_name == ""  # a column not given takes its default
+
+
+def test_rows_with_different_columns_each_write_their_own(sessions: sessionmaker[Session]) -> None:
+    """Regression: the statement was built from the first row's columns, so a later row's
+    other values were dropped without a word (its city never stored) or its missing ones
+    written as defaults over what was stored. A row that leaves a column out says nothing
+    about it: a new row takes the default, a stored one keeps its value."""
+    with sessions.begin() as session:
+        session.add(Customer(external_id="a", first_name="Sara", city="Yazd"))
+    batch: list[dict[str, object]] = [
+        {"external_id": "a", "first_name": "Sarah"},
+        {"external_id": "b", "first_name": "Ali", "city": "Shiraz"},
+        {"external_id": "c", "city": "Tabriz"},
+        {"external_id": "d", "first_name": "Omid"},
+    ]
+    with sessions.begin() as session:
+        written = upsert(session, customers, batch, "external_id", ["first_name", "city"])
+    assert (written.inserted, written.updated) == (3, 1)
+    with sessions() as session:
+        stored = {
+            key: (name, city)
+            for key, name, city in session.execute(
+                select(Customer.external_id, Customer.first_name, Customer.city)
+            )
+        }
+    assert stored == {
+        "a": ("Sarah", "Yazd"),
+        "b": ("Ali", "Shiraz"),
+        "c": ("", "Tabriz"),
+        "d": ("Omid", ""),
+    }
+
+
+def test_insert_ignore_writes_each_rows_own_columns(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as session:
+        added = insert_ignore(
+            session,
+            customers,
+            [
+                {"external_id": "a", "first_name": "Sara"},
+                {"external_id": "b", "city": "Shiraz"},
+                {"external_id": "a", "city": "Yazd"},  # collides: skipped
+            ],
+        )
+    assert added == 2
+    with sessions() as session:
+        stored = set(
+            session.execute(select(Customer.external_id, Customer.first_name, Customer.city))
+        )
+    assert stored == {("a", "Sara", ""), ("b", "", "Shiraz")}
+
+
+def test_a_later_rows_extra_column_is_not_dropped(sessions: sessionmaker[Session]) -> None:
+    """The silent case: before, Ali's city was dropped and Sara's stored city blanked."""
+    with sessions.begin() as session:
+        session.add(Customer(external_id="a", first_name="Sara", city="Yazd"))
+    batch: list[dict[str, object]] = [
+        {"external_id": "a", "first_name": "Sarah"},
+        {"external_id": "b", "first_name": "Ali", "city": "Shiraz"},
+    ]
+    with sessions.begin() as session:
+        upsert(session, customers, batch, "external_id", ["first_name", "city"])
+    with sessions() as session:
+        stored = set(session.execute(select(Customer.external_id, Customer.city)))
+    assert stored == {("a", "Yazd"), ("b", "Shiraz")}

@@ -44,3 +44,24 @@ def test_trusted_proxies_default_to_none_and_must_be_addresses() -> None:
     assert ConsoleSettings(trusted_proxies=["127.0.0.1", "10.0.0.0/8", "::1"]).trusted_proxies
     with pytest.raises(ValueError, match="localhost"):
         ConsoleSettings(trusted_proxies=["localhost"])
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded_for", "proxies", "address"),
+    [
+        # A dual-stack listener reports an IPv4 peer IPv4-mapped (`::ffff:127.0.0.1`): the
+        # same proxy as 127.0.0.1. Regression: its X-Forwarded-For was ignored, and every
+        # browser behind it shared the proxy's sign-in limit.
+        ("::ffff:127.0.0.1", "203.0.113.9", LOCAL, "203.0.113.9"),
+        ("::FFFF:10.1.2.3", "203.0.113.9", LOCAL, "203.0.113.9"),
+        ("::ffff:127.0.0.1", "1.2.3.4, ::ffff:10.0.0.7", LOCAL, "1.2.3.4"),  # a mapped hop
+        ("127.0.0.1", "203.0.113.9", networks(["::ffff:127.0.0.1"]), "203.0.113.9"),
+        ("10.9.8.7", "203.0.113.9", networks(["::ffff:10.0.0.0/104"]), "203.0.113.9"),
+        ("::ffff:198.51.100.4", "203.0.113.9", LOCAL, "::ffff:198.51.100.4"),  # no proxy
+    ],
+)
+def test_an_ipv4_mapped_address_is_the_ipv4_address(
+    peer: str, forwarded_for: str, proxies: list[Network], address: str
+) -> None:
+    assert client_address(peer, forwarded_for, proxies) == address
+    assert is_https("http", peer, "https", proxies) == (address != peer)

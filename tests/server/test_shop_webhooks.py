@@ -922,3 +922,72 @@ def test_a_shopify_customer_with_a_long_name_is_kept(
         john = session.scalars(select(Customer)).one()
         assert session.scalars(select(Order)).one().customer_id == john.id
     assert (john.first_name, john.last_name) == ("J" * 128, "Smith")
+
+
+# --- Orders moved to the bin and back --------------------------------------------------
+
+
+def customer_stats(sessions: sessionmaker[Session]) -> tuple[int, Decimal]:
+    with sessions() as session:
+        customer = session.scalars(select(Customer)).one()
+        return customer.orders_count, customer.total_spent
+
+
+def planned_thanks(sessions: sessionmaker[Session], settings: Settings) -> int:
+    with sessions.begin() as session:
+        session.execute(Customer.__table__.update().values(marketing_consent=True))
+        report = plan(session, [THANKS], datetime(2026, 3, 20, 11, 0, tzinfo=UTC), settings)
+    return report.rules["thanks"].planned
+
+
+def test_a_deleted_woocommerce_order_stops_counting_as_paid_until_restored(
+    client: TestClient, sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    """Regression: order.deleted was "ignored topic": an order moved to the bin kept counting
+    as paid, in the customer's statistics and segments, and was thanked."""
+    order = wc_order()
+    order["date_paid_gmt"] = "2026-03-20T08:58:08"  # paid this morning: due for thanks
+    assert woo(client, "order.created", order).text == "ok 1"
+    assert customer_stats(sessions) == (1, Decimal("29.35"))
+    assert woo(client, "order.deleted", woo_docs.DELETED_ORDER).text == "ok 1"
+    assert stored_order(sessions)[0] == "cancelled"
+    assert customer_stats(sessions) == (0, Decimal(0))
+    assert planned_thanks(sessions, settings) == 0  # due at 10:58, not thanked
+    restored = changed(order, date_modified_gmt="2026-03-20T09:30:00")  # untrashing saves it
+    assert woo(client, "order.restored", restored).text == "ok 1"
+    assert stored_order(sessions)[0] == "paid"
+    assert customer_stats(sessions) == (1, Decimal("29.35"))
+
+
+def test_an_order_deleted_again_after_a_restore_is_deleted_again(
+    client: TestClient, sessions: sessionmaker[Session]
+) -> None:
+    # Every deletion of order 727 has the same body, {"id": 727}: it is no retry of the last.
+    assert woo(client, "order.created", wc_order()).text == "ok 1"
+    assert woo(client, "order.deleted", woo_docs.DELETED_ORDER).text == "ok 1"
+    restored = changed(wc_order(), date_modified_gmt="2017-03-23T08:00:00")
+    assert woo(client, "order.restored", restored).text == "ok 1"
+    assert woo(client, "order.deleted", woo_docs.DELETED_ORDER).text == "ok 1"
+    assert stored_order(sessions)[0] == "cancelled"
+    assert woo(client, "order.deleted", woo_docs.DELETED_ORDER).text == "ok 0"  # a retry
+
+
+def test_deleting_an_order_never_loaded_stores_nothing(
+    client: TestClient, sessions: sessionmaker[Session]
+) -> None:
+    answer = woo(client, "order.deleted", {"id": 999})
+    assert (answer.status_code, answer.text) == (200, "unknown order '999': nothing to delete")
+    assert count(sessions, Order) == 0 and count(sessions, ShopEvent) == 0
+
+
+def test_a_signed_body_resent_as_order_deleted_deletes_nothing(
+    client: TestClient, sessions: sessionmaker[Session]
+) -> None:
+    # A captured customer 25 or order delivery, resent as order.deleted, is no deletion: it
+    # would cancel order 25, or the order itself.
+    assert woo(client, "order.created", wc_order()).text == "ok 1"
+    customer = changed(woo_docs.CUSTOMER, id=727)
+    assert woo(client, "order.deleted", customer).text.startswith("rejected:")
+    assert woo(client, "order.deleted", wc_order()).text.startswith("rejected:")
+    assert woo(client, "order.deleted", {"id": "seven"}).text.startswith("rejected:")
+    assert stored_order(sessions)[0] == "paid"

@@ -165,6 +165,14 @@ ORDER: dict[str, Any] = {
     },
 }
 
+# order.deleted, for order 727: `WC_Webhook::build_payload()` in woocommerce/woocommerce
+# plugins/woocommerce/includes/class-wc-webhook.php sends only `array( 'id' => $resource_id )`
+# for a 'deleted' event ("If a resource has been deleted, just include the ID in the
+# payload"). The topic's hooks are wp_trash_post and woocommerce_trash_order: the order was
+# moved to the bin. order.restored (untrashed_post, woocommerce_untrash_order) sends the
+# whole order, as order.updated does.
+DELETED_ORDER: dict[str, Any] = {"id": 727}
+
 # woocommerce/woocommerce-rest-api-docs source/includes/wp-api-v3/_customers.md, "List all
 # customers", JSON response example, the customer with id 25, whole.
 CUSTOMER: dict[str, Any] = {
