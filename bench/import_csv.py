@@ -5,6 +5,7 @@ per variant; both on SQLite and on PostgreSQL (see bench/scratch.py), in the sam
 
     .venv/bin/python bench/import_csv.py                       # 1,000,000 rows, both databases
     .venv/bin/python bench/import_csv.py --rows 100000 --backend sqlite   # quicker
+    .venv/bin/python bench/import_csv.py --no-baseline --in-turn   # writer thread or not
 
 Besides wall-clock rows/s, each line shows rows per CPU second of the importing process (on
 a shared machine the wall clock also counts other jobs' time) and, on PostgreSQL, the CPU
@@ -70,13 +71,19 @@ def make_csv(path: Path, rows: int) -> None:
             )
 
 
-def streaming(csv_path: Path, engine: Engine) -> None:
+def streaming(csv_path: Path, engine: Engine, **options: Any) -> None:
     from campaigner.config import CustomerDefaults
     from campaigner.customers.importer import import_csv
     from campaigner.db import session_factory
 
-    report = import_csv(session_factory(engine), "customers", csv_path, CustomerDefaults())
+    sessions = session_factory(engine)
+    report = import_csv(sessions, "customers", csv_path, CustomerDefaults(), **options)
     assert report.rejected == 0, report.summary()
+
+
+def in_turn(csv_path: Path, engine: Engine) -> None:
+    """The streaming import with every batch written in turn, no writer thread."""
+    streaming(csv_path, engine, writer_thread=False)
 
 
 def naive(csv_path: Path, engine: Engine) -> None:
@@ -127,7 +134,7 @@ def child(variant: str, csv_path: str, url: str) -> None:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     cpu_before = usage.ru_utime + usage.ru_stime
     start = time.perf_counter()
-    {"streaming": streaming, "naive": naive}[variant](Path(csv_path), engine)
+    {"streaming": streaming, "in-turn": in_turn, "naive": naive}[variant](Path(csv_path), engine)
     elapsed = time.perf_counter() - start
     server = backend_cpu(backends)  # before dispose: the backends end with their connections
     engine.dispose()
@@ -161,12 +168,18 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--backend", choices=BACKENDS, action="append", help="default: both")
     parser.add_argument("--no-baseline", action="store_true", help="skip the naive import")
+    parser.add_argument(
+        "--in-turn",
+        action="store_true",
+        help="also the streaming import without a writer thread (batches written in turn)",
+    )
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(*args.child)
         return
-    variants = ("streaming",) if args.no_baseline else ("streaming", "naive")
+    variants = ["streaming", *(["in-turn"] if args.in_turn else [])]
+    variants += [] if args.no_baseline else ["naive"]
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         csv_path = workdir / "customers.csv"

@@ -116,6 +116,25 @@ def test_a_failed_write_raises_the_databases_own_error_and_keeps_whole_batches(
     assert writers() == []
 
 
+@pytest.mark.parametrize("writer_thread", [True, False])
+def test_the_writer_thread_can_be_chosen_and_writes_the_same(
+    tmp_path: Path, sessions: sessionmaker[Session], writer_thread: bool
+) -> None:
+    threaded: list[bool] = []
+
+    def progress(_: int) -> None:
+        threaded.append(bool(writers()))
+
+    path = customers_file(tmp_path, 3)
+    report = import_csv(
+        sessions, "customers", path, DEFAULTS, progress=progress, writer_thread=writer_thread
+    )
+    assert (report.inserted, report.rejected) == (3 * BATCH_SIZE, 0)
+    *during, _ = threaded  # the last, after the final batch, comes when the writer is done
+    assert during and all(alive == writer_thread for alive in during)
+    assert stored_ids(sessions) == first_batches(3)
+
+
 def test_a_writer_that_fails_first_stops_the_reader_instead_of_hanging(
     tmp_path: Path, sessions: sessionmaker[Session], poisoned: None
 ) -> None:
