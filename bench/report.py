@@ -23,6 +23,7 @@ import argparse
 import bisect
 import contextlib
 import io
+import itertools
 import multiprocessing
 import os
 import random
@@ -249,7 +250,18 @@ def ledger_rows(
 
 
 def sql_report(engine: Engine, settings: Settings) -> tuple[Report, str]:
-    with read_only_session(engine) as session:
+    """As `campaigner report` reads: two sessions at one snapshot where the code has them
+    (an older version on PYTHONPATH, for before/after, reads in one session)."""
+    helper: dict[str, Any] = {}
+    try:
+        from campaigner.db.snapshot import read_only_pair
+    except ImportError:
+        sessions = contextlib.nullcontext(None)
+    else:
+        sessions = read_only_pair(engine)
+    with sessions as pair, read_only_session(engine) if pair is None else _first(pair) as session:
+        if pair is not None:
+            helper["helper"] = pair[1]
         report = build_report(
             session,
             since=SINCE,
@@ -258,10 +270,16 @@ def sql_report(engine: Engine, settings: Settings) -> tuple[Report, str]:
             attribution_days={},
             settings=settings,
             clock=FixedClock(NOW),
+            **helper,
         )
     out = io.StringIO()
     print_report(report, Console(file=out, width=120))
     return report, out.getvalue()
+
+
+@contextlib.contextmanager
+def _first(pair: tuple[Any, Any]) -> Iterator[Any]:
+    yield pair[0]
 
 
 def naive_report(engine: Engine) -> dict[str, dict[str, Any]]:
@@ -351,6 +369,7 @@ def measure(variant: str, url: str, repeat: int, html: Path | None) -> dict[str,
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_backend_pid()")
                 backends.append(cursor.fetchone()[0])
+            connection.rollback()  # leave it idle, as the pool hands out connections
 
     settings = Settings.model_validate({"shop": {"name": "فروشگاه نمونه"}})
     with engine.connect() as connection:  # the connection, not the work, before the baseline
@@ -380,6 +399,88 @@ def measure(variant: str, url: str, repeat: int, html: Path | None) -> dict[str,
         "idle": idle,
         "tables": tables,
     }
+
+
+def profile(url: str) -> list[str]:
+    """Run in a fresh process: the report in one session (so each statement's CPU is its
+    own), each statement timed by cursor events, then the plans of those over 0.1 s."""
+    engine = create_engine_for(url)
+    postgres = engine.dialect.name == "postgresql"
+    backends: list[int] = []
+    if postgres:
+
+        @event.listens_for(engine, "connect")
+        def _backend(connection: Any, _record: Any) -> None:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                backends.append(cursor.fetchone()[0])
+            connection.rollback()
+
+    timed: list[dict[str, Any]] = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _before(conn: Any, _cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        frame = sys._getframe()
+        while frame.f_back and not frame.f_code.co_filename.endswith("reports/build.py"):
+            frame = frame.f_back
+        section = frame.f_code.co_name if frame.f_code.co_filename.endswith("build.py") else ""
+        timed.append(
+            {
+                "section": section,
+                "statement": statement,
+                "params": params,
+                "wall": time.perf_counter(),
+                "cpu": time.thread_time(),
+                "backend": cpu_seconds(backends) - cpu_seconds([]),
+            }
+        )
+
+    settings = Settings.model_validate({"shop": {"name": "فروشگاه نمونه"}})
+    with read_only_session(engine) as session:
+        build_report(
+            session,
+            since=SINCE,
+            until=UNTIL,
+            rule=None,
+            attribution_days={},
+            settings=settings,
+            clock=FixedClock(NOW),
+        )
+        timed.append({"wall": time.perf_counter(), "cpu": time.thread_time()})
+        timed[-1]["backend"] = cpu_seconds(backends) - cpu_seconds([])
+    lines = [
+        "| section | wall s | client CPU s | server CPU s | statement |",
+        "|---|---:|---:|---:|---|",
+    ]
+    slow = []
+    for this, after in itertools.pairwise(timed):
+        wall = after["wall"] - this["wall"]  # until the next statement: its rows fetched too
+        if wall < 0.01:
+            continue
+        backend = f"{after['backend'] - this['backend']:.2f}" if postgres else "-"
+        text_ = " ".join(this["statement"].split())
+        lines.append(
+            f"| {this['section']} | {wall:.2f} | {after['cpu'] - this['cpu']:.2f} "
+            f"| {backend} | `{text_[:70]}…` |"
+        )
+        if wall > 0.1:
+            slow.append(this)
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        if postgres:  # as the report's transaction has them (reports/sql.py)
+            cursor.execute("SET jit = off")
+        for this in slow:
+            cursor.execute(
+                ("EXPLAIN " if postgres else "EXPLAIN QUERY PLAN ") + this["statement"],
+                this["params"],
+            )
+            lines.append(f"plan of {this['section']}:")
+            lines += [f"    {row[-1]}" for row in cursor.fetchall()]
+    finally:
+        raw.close()
+    engine.dispose()
+    return lines
 
 
 def in_child(variant: str, url: str, repeat: int, html: Path | None = None) -> dict[str, Any]:
@@ -479,6 +580,9 @@ def main() -> None:
     parser.add_argument("--html", type=Path, help="also write the HTML report (SQLite) here")
     parser.add_argument("--no-baseline", action="store_true", help="skip the naive loop")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each; best and worst shown")
+    parser.add_argument(
+        "--profile", action="store_true", help="time each statement of the report and show plans"
+    )
     args = parser.parse_args()
     source = sqlite_database(args.messages, args.seed, args.db)
     failed = False
@@ -494,6 +598,10 @@ def main() -> None:
             orders = connection.execute(text("select count(*) from orders")).scalar_one()
         engine.dispose()
         print(f"{backend}: ledger of {counted:,} messages, {orders:,} orders", flush=True)
+        if args.profile:
+            with multiprocessing.get_context("spawn").Pool(1) as pool:
+                print("\n".join(pool.apply(profile, (url,))), flush=True)
+            continue
         html = args.html if backend == "sqlite" else None
         ours = in_child("report", url, args.repeat, html)
         show("report (SQL aggregation + terminal tables)", ours, args.repeat)

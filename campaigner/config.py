@@ -270,7 +270,7 @@ class MessageSettings(Section):
     )
     optin_keywords: list[str] = Field(default_factory=lambda: ["START", "UNSTOP", "YES", "12"])
     render_timeout_seconds: float = Field(
-        1.0, gt=0, le=60, description="Longest one message's template may take to render"
+        1.0, gt=0, le=60, description="CPU seconds one message's template may take to render"
     )
     render_max_chars: int = Field(
         10_000, ge=1_000, le=1_000_000, description="Longest text a template may build"

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from campaigner.config import Settings, load_settings
 from campaigner.db import create_engine_for, ensure_current, read_only_session, session_factory
+from campaigner.db.snapshot import read_only_pair
 from campaigner.gateways.registry import check_gateways
 from campaigner.project import find_config
 from campaigner.settings_secrets import register_settings_secrets
@@ -65,6 +66,13 @@ class AppContext:
         ensure_current(self.engine)
         with read_only_session(self.engine) as session:
             yield session
+
+    @contextmanager
+    def reading_pair(self) -> Iterator[tuple[Session, Session | None]]:
+        """Read-only sessions at one snapshot (`db.snapshot.read_only_pair`), for a report."""
+        ensure_current(self.engine)
+        with read_only_pair(self.engine) as pair:
+            yield pair
 
     def close(self) -> None:
         if self._engine is not None:

@@ -67,8 +67,10 @@ def report_cmd(
     if first and last and first > last:
         raise CampaignerError("--since is after --until")
     settings = app.settings
-    with app.reading() as session:
-        built = shop_report(session, settings, SystemClock(), since=first, until=last, rule=rule)
+    with app.reading_pair() as (session, helper):
+        built = shop_report(
+            session, settings, SystemClock(), since=first, until=last, rule=rule, helper=helper
+        )
     report = built.report
     if output_format == "json":
         click.echo(report_to_json(report))

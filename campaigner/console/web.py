@@ -38,8 +38,8 @@ from campaigner.console import audit, customers, dates, editor, i18n, sessions, 
 from campaigner.console.dashboard import FIGURES, dashboard, rule_counts
 from campaigner.console.paths import without_paths
 from campaigner.console.roles import Role
-from campaigner.db import read_only_session
 from campaigner.db.models import ConsoleUser
+from campaigner.db.snapshot import read_only_pair
 from campaigner.errors import CampaignerError
 from campaigner.files import Unreadable
 from campaigner.preview import preview
@@ -567,8 +567,10 @@ class Console:
 
     def reports(self, call: Call) -> Response:
         since, until = self._period(call.request.query_params, call.language)
-        with read_only_session(self.sessions.kw["bind"]) as session:
-            built = shop_report(session, self.settings, self.clock, since=since, until=until)
+        with read_only_pair(self.sessions.kw["bind"]) as (session, helper):
+            built = shop_report(
+                session, self.settings, self.clock, since=since, until=until, helper=helper
+            )
         today = self._today()
         pickers = [
             dates.picker(field, value, today, call.language)
@@ -585,8 +587,10 @@ class Console:
 
     def download(self, call: Call) -> Response:
         since, until = self._period(call.request.query_params, call.language)
-        with read_only_session(self.sessions.kw["bind"]) as session:
-            built = shop_report(session, self.settings, self.clock, since=since, until=until)
+        with read_only_pair(self.sessions.kw["bind"]) as (session, helper):
+            built = shop_report(
+                session, self.settings, self.clock, since=since, until=until, helper=helper
+            )
         # The CSV holds no dates of its own: the file's name says which period it covers.
         name = f"report-{since.isoformat()}-to-{until.isoformat()}"
         if call.request.query_params.get("format") == "csv":

@@ -168,6 +168,12 @@ def parse_amount(value: str, field: str = "total") -> Decimal:
     separator, between groups of three digits: `1,5` or `1.500,50` is a decimal comma, as
     Excel writes it in a Persian or European locale, and is refused rather than read as 15."""
     text = to_ascii_digits(value).strip().replace("٬", "").replace("٫", ".") or "0"
+    if "_" in text:
+        raise RowError(
+            f"{field.rsplit('.', 1)[-1]}: bad amount {value!r}: an underscore is no separator; "
+            "write digits (1500000) or thousands commas (1,500,000)",
+            field,
+        )
     if "," in text:
         if not _GROUPED.fullmatch(text):
             raise RowError(
@@ -425,6 +431,8 @@ def order_row(
         raise RowError("paid order without paid_at", "paid_at")
     items = raw.get("items_count", "").strip()
     try:
+        if "_" in items:  # int() reads "1_000" as 1000
+            raise ValueError(items)
         items_count = int(to_ascii_digits(items)) if items else None
     except ValueError:
         raise RowError(f"bad items_count {items!r}", "items_count") from None
@@ -505,7 +513,9 @@ def item_rows(items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 def _quantity(text: str) -> int | None:
     """A whole number of units, or None. Range and fraction are judged on the Decimal before
     any int(): "Infinity" cannot become one, "1e999999999" would take minutes to, and "1.5"
-    would quietly become 1."""
+    would quietly become 1; "1_0" would be 10."""
+    if "_" in text:
+        return None
     try:
         value = Decimal(text)
     except InvalidOperation:

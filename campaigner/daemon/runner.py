@@ -33,7 +33,8 @@ from campaigner.gateways import Gateway
 from campaigner.inbound import check_inbound, handle_inbound
 from campaigner.rules.models import TRIGGERS
 from campaigner.runtime import Runtime
-from campaigner.segments.scoring import recompute
+from campaigner.segments.daily import daily as daily_segments
+from campaigner.segments.daily import tidy as tidy_segments
 from campaigner.server.app import create_app
 from campaigner.server.guard import Guard
 from campaigner.server.ingest import ingest_routes
@@ -156,10 +157,11 @@ class Service:
         return False
 
     def segments(self) -> bool:
-        """The daily full recomputation: every customer's inputs from their orders, then the
-        shop-wide ranking; it also applies a map changed in config since the last one."""
+        """The daily pass: inputs of the customers whose orders changed since the last one
+        (everybody's the first time), then the shop-wide ranking, which also applies a map
+        changed in config (campaigner/segments/daily.py)."""
         with self.sessions.begin() as session:
-            result = recompute(
+            result = daily_segments(
                 session,
                 self.settings.segments.segment_map,
                 self.clock.now(),
@@ -168,6 +170,7 @@ class Service:
         log.info(
             "segments: %d customers rescored, %d changed segment", result.scored, result.changed
         )
+        tidy_segments(self.engine)
         return False
 
     def poll_inbound(self) -> bool:

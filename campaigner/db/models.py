@@ -28,6 +28,7 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
     select,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, column_property, mapped_column, relationship
@@ -123,7 +124,15 @@ class CustomerScore(Base):
     # When the scores or the segment last moved (a pass that moves nothing writes nothing).
     scored_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    __table_args__ = (Index(None, "segment"),)
+    # Payers' inputs in order: rescoring reads its quintile thresholds from these by walking
+    # to a position (campaigner/segments/scoring.py), never by sorting the shop.
+    __table_args__ = (
+        Index(None, "segment"),
+        *(
+            Index(None, *on, sqlite_where=text("orders > 0"), postgresql_where=text("orders > 0"))
+            for on in (("last_paid_at",), ("orders",), ("currency", "spent"))
+        ),
+    )
 
 
 class Customer(Base):
@@ -246,6 +255,8 @@ class Order(Base):
         Index(None, "paid_at"),
         Index(None, "customer_id", "paid_at"),
         Index(None, "sequence", "paid_at"),
+        # The daily segments pass reads the orders changed since its previous run.
+        Index(None, "updated_at"),
     )
 
 

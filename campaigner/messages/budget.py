@@ -7,6 +7,10 @@ database's write lock or exhausting memory. The sandbox (`campaigner.messages.sa
 reports everything a template does to the budget of the render in progress; the budget
 raises `TemplateLimit` as soon as any limit is passed.
 
+Time is the rendering thread's CPU time: the limit is there to stop a template that computes
+too much, and on a loaded machine an honest render can wait for a core (or the GIL) longer
+than its whole budget. Waiting is bounded too, by a wall-clock backstop many times longer.
+
 Sizes count characters for text and, for lists and dicts, items plus the sizes of what they
 hold (a list of a thousand references to one long text is as big as the text it would
 become).
@@ -15,7 +19,7 @@ become).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -27,6 +31,7 @@ MAX_ITERATIONS = 100_000  # loop iterations per message (Jinja's own cap for one
 WORK_FACTOR = 100  # all values built together may be this many times render_max_chars
 MAX_INT_BITS = 4096  # integers of about 1,200 digits
 MAX_NESTING = 50
+WALL_BACKSTOP = 10  # a render may take this many times its CPU budget in wall-clock time
 
 
 class TemplateLimit(Exception):
@@ -42,15 +47,35 @@ class RenderLimits:
 class RenderBudget:
     """What one render may still spend; not shared between threads."""
 
-    def __init__(self, limits: RenderLimits) -> None:
+    def __init__(
+        self,
+        limits: RenderLimits,
+        *,
+        cpu: Callable[[], float] = time.thread_time,
+        wall: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.limits = limits
-        self.deadline = time.monotonic() + limits.seconds
+        self.cpu, self.wall = cpu, wall
+        started = wall()
+        # CPU time never runs ahead of wall time: until `deadline` the (dearer) CPU clock
+        # need not be read, so an honest render costs what it did with a wall-clock limit.
+        self.deadline = started + limits.seconds
+        self.backstop = started + limits.seconds * WALL_BACKSTOP
+        self.cpu_deadline = cpu() + limits.seconds
         self.built = 0
         self.iterations = 0
 
     def tick(self) -> None:
-        if time.monotonic() > self.deadline:
-            raise TemplateLimit(f"took longer than {self.limits.seconds:g}s to render")
+        now = self.wall()
+        if now <= self.deadline:
+            return
+        if self.cpu() > self.cpu_deadline:
+            raise TemplateLimit(f"took longer than {self.limits.seconds:g}s (CPU time) to render")
+        if now > self.backstop:
+            raise TemplateLimit(
+                f"took longer than {self.limits.seconds * WALL_BACKSTOP:g}s to render"
+                " (waiting included)"
+            )
 
     def allow(self, size: int, what: str) -> None:
         """Before building something of `size`: refuse it if it is over the limit."""

@@ -30,6 +30,7 @@ def shop_report(
     since: date | None,
     until: date | None,
     rule: str | None = None,
+    helper: Session | None = None,
 ) -> ShopReport:
     rules = check_rules(settings).rules if settings.paths.rules.is_dir() else {}
     win_back = [r for r in rules.values() if isinstance(r, WinBackRule)]
@@ -44,6 +45,7 @@ def shop_report(
         churn_days=min((r.inactive_days for r in win_back), default=None),
         win_back_rules=tuple(r.name for r in win_back) or ("win_back",),
         product_goals=product_goals(rules.values()),
+        helper=helper,
     )
     descriptions = {name: r.description for name, r in rules.items() if r.description}
     return ShopReport(report, descriptions)

@@ -72,6 +72,15 @@ def _unix_time(value: Any) -> Any:
     return parse_number_time(value) if is_unix_time(value) else value
 
 
+def _digits_only(value: Any) -> Any:
+    """Python and pydantic read "1_5" as 15; a shop's text with an underscore is a typo or a
+    separator of some locale, refused like the decimal comma (`records.parse_amount`)."""
+    if isinstance(value, str) and "_" in value:
+        raise ValueError(f"bad number {value!r}: an underscore is no separator")
+    return value
+
+
+Number = BeforeValidator(_digits_only)
 Timestamp = Annotated[
     datetime,
     BeforeValidator(_unix_time),
@@ -131,16 +140,16 @@ class ItemIn(_Item):
         max_length=100,
         description="One or more; a name may hold a comma («چای، دمنوش»)",
     )
-    quantity: int = Field(1, ge=0, le=1_000_000)
-    unit_price: Decimal | None = Field(None, ge=0, lt=Decimal("1e12"))
-    line_total: Decimal | None = Field(
+    quantity: Annotated[int, Number] = Field(1, ge=0, le=1_000_000)
+    unit_price: Annotated[Decimal | None, Number] = Field(None, ge=0, lt=Decimal("1e12"))
+    line_total: Annotated[Decimal | None, Number] = Field(
         None, ge=0, lt=Decimal("1e12"), description="Default: unit_price × quantity"
     )
 
 
 class _OrderFields(_Item):
     id: str = Field(min_length=1, max_length=128, description="The shop's order id")
-    total: Decimal = Field(Decimal(0), ge=0, lt=Decimal("1e12"))
+    total: Annotated[Decimal, Number] = Field(Decimal(0), ge=0, lt=Decimal("1e12"))
     currency: str | None = Field(None, max_length=8, description="Default: customers.currency")
     paid_at: Timestamp | None = Field(
         None,
@@ -157,7 +166,7 @@ class _OrderFields(_Item):
         max_length=SHOP_TEXT,
         description="Longer than 32 characters it is none of ours: left out (a warning)",
     )
-    items_count: int | None = Field(None, ge=0, le=2**31 - 1)
+    items_count: Annotated[int | None, Number] = Field(None, ge=0, le=2**31 - 1)
     items: list[ItemIn] | None = Field(
         None,
         max_length=MAX_LINES,

@@ -85,3 +85,26 @@ def test_an_items_amount_with_a_decimal_comma_names_its_item() -> None:
     with pytest.raises(RowError, match="ambiguous amount") as error:
         item_rows([{"name": "Tea", "unit_price": "2,5"}])
     assert error.value.field == "items.0.unit_price"
+
+
+@pytest.mark.parametrize("given", ["1_5", "1_500_000", "۱_۵", "1_5.5"])
+def test_an_underscore_in_an_amount_rejects_it_naming_the_field(given: str) -> None:
+    """Regression: `1_5` was read as 15 (Python's Decimal takes underscores between digits),
+    like the decimal comma: a typo or a locale's separator stored as another amount."""
+    with pytest.raises(RowError, match="underscore") as error:
+        order_row({**order("IRT"), "refunded": given, "total": "100000000"}, DEFAULTS)
+    assert error.value.field == "refunded"
+    assert "refunded" in str(error.value)
+
+
+def test_an_underscore_in_a_count_or_an_items_number_rejects_it() -> None:
+    """int("1_000") and Decimal("1_0") read underscores too: a quantity of `1_0` was 10."""
+    with pytest.raises(RowError) as error:
+        order_row({**order("IRT"), "items_count": "1_000"}, DEFAULTS)
+    assert error.value.field == "items_count"
+    with pytest.raises(RowError) as error:
+        item_rows([{"name": "Tea", "quantity": "1_0"}])
+    assert error.value.field == "items.0.quantity"
+    with pytest.raises(RowError) as error:
+        item_rows([{"name": "Tea", "line_total": "2_5"}])
+    assert error.value.field == "items.0.line_total"

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
-import time
 from collections import Counter
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,16 @@ from sqlalchemy import select
 from campaigner.db.models import Message
 
 STOP_TIMEOUT = 10
+# How long a stopping process may take, start-up and exit included, on a loaded machine: a
+# guard against a hang. What the daemon itself does is timed by its own log lines.
+HANG = 60
+
+
+def logged_at(log: str, message: str) -> datetime:
+    """When the daemon logged the first line ending in `message`."""
+    found = re.search(rf"^(\S+ \S+) \w+ campaigner\.daemon: {re.escape(message)}$", log, re.M)
+    assert found, (message, log)
+    return datetime.strptime(found[1], "%Y-%m-%d %H:%M:%S,%f")
 
 
 @pytest.fixture
@@ -44,11 +55,12 @@ def test_sigterm_mid_batch_finishes_it_and_exits_cleanly(
         daemon: DaemonProcess = start()
         wait_for(lambda: slow_kannel.received, "the first message to reach the gateway")
         daemon.signal(signal.SIGTERM)
-        stopped_at = time.monotonic()
-        assert daemon.process.wait(STOP_TIMEOUT + 5) == 0, daemon.log()
-        assert time.monotonic() - stopped_at < STOP_TIMEOUT + 5
+        assert daemon.process.wait(HANG) == 0, daemon.log()
     log = daemon.log()
-    assert "SIGTERM received" in log and "stopped" in log
+    # The batch was finished within the stop timeout, not left to its lease.
+    stopping = logged_at(log, "stopped") - logged_at(log, "SIGTERM received")
+    assert stopping.total_seconds() < STOP_TIMEOUT, log
+    assert "leaving it to its lease" not in log
 
     with shop.sessions() as sessions, sessions() as session:
         rows = session.scalars(select(Message)).all()
@@ -64,8 +76,10 @@ def test_sigterm_mid_batch_finishes_it_and_exits_cleanly(
 @pytest.mark.slow
 def test_a_request_that_outlasts_the_stop_timeout_is_left_to_its_lease(tmp_path: Path) -> None:
     """The process still exits on time; the row in flight stays `sending` (then `unknown`),
-    the rest of the batch is back in the queue, and nothing is sent twice."""
-    server = KannelStandIn(delay=3).start()
+    the rest of the batch is back in the queue, and nothing is sent twice. The request never
+    answers while the test runs, so no machine load can make waiting for it look like a stop
+    on time."""
+    server = KannelStandIn(delay=3 * HANG).start()  # answers long after any bound below
     try:
         shop = Shop(
             tmp_path,
@@ -78,24 +92,24 @@ def test_a_request_that_outlasts_the_stop_timeout_is_left_to_its_lease(tmp_path:
         shop.add_paid_orders(30)
         with daemons(shop, tmp_path) as start:
             daemon = start()
-            wait_for(lambda: server.received, "the first message to reach the gateway")
+            wait_for(lambda: server.queries, "the first request to reach the gateway")
             daemon.signal(signal.SIGTERM)
-            stopped_at = time.monotonic()
-            assert daemon.process.wait(10) == 0, daemon.log()
-            assert time.monotonic() - stopped_at < 5, "the stop timeout was not kept"
-        assert "leaving it to its lease" in daemon.log()
-        received = Counter(phone for phone, _text in server.received)
+            # Far sooner than the request in flight would have let it.
+            assert daemon.process.wait(HANG) == 0, daemon.log()
+        log = daemon.log()
+        assert "leaving it to its lease" in log
+        stopping = logged_at(log, "stopped") - logged_at(log, "SIGTERM received")
+        assert stopping.total_seconds() < 2 * HANG / 3, log
+        requested = Counter("+" + query["to"] for query in server.queries)
     finally:
         server.stop()
     with shop.sessions() as sessions, sessions() as session:
         rows = session.scalars(select(Message)).all()
-    assert max(received.values()) == 1
+    assert list(requested.values()) == [1]  # one request, never answered, never repeated
     assert [m.status for m in rows].count("sending") == 1  # the one request in flight
     for message in rows:
-        if message.phone in received:
-            assert message.status in ("sent", "sending"), (message.id, message.status)
-        else:
-            assert message.status in ("queued", "sending"), (message.id, message.status)
+        expected = "sending" if message.phone in requested else "queued"
+        assert message.status == expected, (message.id, message.status)
 
 
 BROKEN = 'delay = "soon"'

@@ -180,3 +180,48 @@ def test_items_stored_before_products_1_get_category_rows_folded_as_rules_are(
     finally:
         upgrade(engine)
         engine.dispose()
+
+
+def test_segments_3_indexes_the_payers_inputs_and_zeroes_a_payers_null_spend(
+    db_url: str,
+) -> None:
+    """A shop upgrading with scores moved off `customers` (where spend could be NULL for a
+    payer) gets spend 0, as the ranking always counted it, and the three partial indexes the
+    thresholds walk; a downgrade drops them again."""
+    engine = create_engine_for(db_url)
+    threshold_indexes = {
+        "ix_customer_scores_last_paid_at",
+        "ix_customer_scores_orders",
+        "ix_customer_scores_currency_spent",
+    }
+    try:
+        command.downgrade(alembic_config(engine), "products_1")
+        assert not threshold_indexes & _indexes(engine, "customer_scores")
+        with Session(engine) as session, session.begin():
+            for external_id in ("payer", "gone"):
+                session.add(Customer(external_id=external_id, first_name="", last_name=""))
+            session.flush()
+            ids = dict(session.execute(select(Customer.external_id, Customer.id)).all())
+            for external_id, orders in (("payer", 2), ("gone", 0)):
+                session.execute(
+                    text(
+                        "INSERT INTO customer_scores (customer_id, orders, currency, spent,"
+                        " segment) VALUES (:id, :orders, 'IRT', NULL, 'lost')"
+                    ),
+                    {"id": ids[external_id], "orders": orders},
+                )
+        upgrade(engine)
+        assert threshold_indexes <= _indexes(engine, "customer_scores")
+        with engine.connect() as connection:
+            spent = connection.execute(
+                text(
+                    "SELECT c.external_id, s.spent FROM customer_scores AS s"
+                    " JOIN customers AS c ON c.id = s.customer_id ORDER BY c.external_id"
+                )
+            ).all()
+        assert [tuple(row) for row in spent] == [("gone", None), ("payer", 0)]
+        command.downgrade(alembic_config(engine), "products_1")
+        assert not threshold_indexes & _indexes(engine, "customer_scores")
+    finally:
+        upgrade(engine)
+        engine.dispose()

@@ -161,3 +161,42 @@ def test_a_product_message_is_skipped_once_its_order_was_refunded_before_it_went
         ("refunded", "beans", "skipped", ORDER_NOT_PAID),
         ("refunded", "refill", "skipped", ORDER_NOT_PAID),
     ]
+
+
+ORDER_RULES = {
+    "post_purchase": 'trigger = "post_purchase"\ntemplate = "thanks.j2"\ndelay = "2h"\n',
+    "nps_survey": 'trigger = "nps_survey"\ntemplate = "thanks.j2"\ndelay = "2h"\n',
+    "referral_request": (
+        'trigger = "referral_request"\ntemplate = "thanks.j2"\nafter_orders = 1\ndelay = "2h"\n'
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(ORDER_RULES))
+def test_an_order_message_waiting_to_go_is_skipped_once_its_order_is_no_longer_paid(
+    daemon: Daemon, kind: str
+) -> None:
+    """Regression: a thank-you (or survey, or referral ask) planned on a paid order and
+    waiting went out after the shop refunded, cancelled or deleted that order. An order
+    paid again before the moment of sending has its message back."""
+    daemon.rule("thanks", ORDER_RULES[kind])
+    orders = {}
+    for name in ("refunded", "cancelled", "restored", "kept"):
+        daemon.shop.customer(name)
+        orders[name] = daemon.shop.order(name, day(0), TEA)
+    runtime = daemon.runtime(day(0, 3))
+    assert runtime.plan().rules["thanks"].planned == 4
+    for name, status in (("refunded", "refunded"), ("cancelled", "cancelled")):
+        daemon.shop.order(name, day(0), TEA, status=status, external_id=orders[name])
+    daemon.shop.order("restored", day(0), TEA, status="refunded", external_id=orders["restored"])
+    daemon.shop.order("restored", day(0), TEA, external_id=orders["restored"])
+    daemon.clock.set(day(0, 4))
+    report = runtime.drain()
+    assert report.skipped == {ORDER_NOT_PAID: 2}
+    assert daemon.outcomes() == {
+        "refunded": ("skipped", ORDER_NOT_PAID),
+        "cancelled": ("skipped", ORDER_NOT_PAID),
+        "restored": ("sent", None),
+        "kept": ("sent", None),
+    }
+    assert len(daemon.gateway.sent) == 2

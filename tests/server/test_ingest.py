@@ -391,3 +391,29 @@ def test_long_names_are_shortened_with_a_warning_not_refused(
             ["NOWRUZ-1405-ABCDEFGH"] * 3
         )
     assert names["c1"] == ("علی" * 50)[:128]
+
+
+def test_an_underscore_in_a_number_is_refused_not_read_as_digits(
+    client: TestClient, sessions: sessionmaker[Session]
+) -> None:
+    """Regression: pydantic, like Python, reads "1_5" as 15; a decimal comma was already
+    refused, an underscore now too, naming the field."""
+    client.post("/api/v1/customers", json=ALI, headers=AUTH)
+    orders = [
+        {"id": "o1", "customer_id": "c1", "total": "1_5", "paid_at": "2026-03-01T10:00:00Z"},
+        {"id": "o2", "customer_id": "c1", "items_count": "1_0", "paid_at": "2026-03-01T10:00:00Z"},
+        {
+            "id": "o3",
+            "customer_id": "c1",
+            "paid_at": "2026-03-01T10:00:00Z",
+            "items": [{"name": "Tea", "quantity": "1_0", "unit_price": "2_5"}],
+        },
+        {"id": "o4", "customer_id": "c1", "total": "15", "paid_at": "2026-03-01T10:00:00Z"},
+    ]
+    response = client.post("/api/v1/orders", json=orders, headers=AUTH)
+    assert response.status_code == 422
+    where = {(e["index"], e["field"]) for e in response.json()["errors"]}
+    assert {(0, "total"), (1, "items_count")} <= where
+    assert {e["index"] for e in response.json()["errors"]} == {0, 1, 2}
+    with sessions() as session:
+        assert [o.external_id for o in session.scalars(select(Order))] == ["o4"]

@@ -1,0 +1,98 @@
+"""The daemon's daily pass reads only the orders changed since the previous pass, yet leaves
+every customer's inputs as a full recomputation would; everybody's the first time and when
+the main currency changed."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from conftest import add_paid_order
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from campaigner.clock import FixedClock
+from campaigner.db.models import Customer, CustomerScore, Order
+from campaigner.segments import SegmentMap, recompute
+from campaigner.segments.daily import daily
+
+MAIN = "IRT"
+
+
+def inputs(sessions: sessionmaker[Session]) -> dict[str, tuple[object, ...]]:
+    with sessions() as session:
+        rows = session.execute(
+            select(
+                Customer.external_id,
+                CustomerScore.orders,
+                CustomerScore.currency,
+                CustomerScore.spent,
+                CustomerScore.segment,
+            ).join(CustomerScore, CustomerScore.customer_id == Customer.id)
+        )
+        return {row[0]: tuple(row[1:]) for row in rows}
+
+
+def run_daily(sessions: sessionmaker[Session], clock: FixedClock, currency: str = MAIN) -> None:
+    with sessions.begin() as session:
+        daily(session, SegmentMap.standard(), clock.now(), currency)
+
+
+def set_spent_behind_its_back(sessions: sessionmaker[Session], external_id: str) -> None:
+    """A stale input nothing will correct but a full recomputation."""
+    with sessions.begin() as session:
+        customer_id = session.scalar(select(Customer.id).where(Customer.external_id == external_id))
+        session.execute(
+            update(CustomerScore)
+            .where(CustomerScore.customer_id == customer_id)
+            .values(spent=Decimal(999))
+        )
+
+
+def test_the_first_pass_refreshes_everybody_then_only_changed_orders(
+    sessions: sessionmaker[Session], clock: FixedClock
+) -> None:
+    for n in range(1, 7):
+        add_paid_order(sessions, clock, n)  # behind the loaders' back: no inputs yet
+    run_daily(sessions, clock)
+    first = inputs(sessions)
+    assert set(first) == {f"c{n}" for n in range(1, 7)}
+    assert first["c1"][:3] == (1, MAIN, Decimal(1))
+
+    set_spent_behind_its_back(sessions, "c2")  # no order of c2 changes: the pass keeps it
+    with sessions.begin() as session:  # an order changed without refreshing its customer
+        session.execute(update(Order).where(Order.external_id == "o1").values(total=Decimal(50)))
+    add_paid_order(sessions, clock, 7)  # a new order, inputs not refreshed either
+    run_daily(sessions, clock)
+    second = inputs(sessions)
+    assert second["c1"][:3] == (1, MAIN, Decimal(50))
+    assert second["c7"][:3] == (1, MAIN, Decimal(1))
+    assert second["c2"][2] == Decimal(999)  # not read again: its orders did not change
+    with sessions.begin() as session:
+        recompute(session, SegmentMap.standard(), clock.now(), MAIN)
+    full = inputs(sessions)
+    assert {key: value for key, value in second.items() if key != "c2"} == {
+        key: value for key, value in full.items() if key != "c2"
+    }
+
+
+def test_a_changed_main_currency_refreshes_everybody(
+    sessions: sessionmaker[Session], clock: FixedClock
+) -> None:
+    for n in range(1, 4):
+        add_paid_order(sessions, clock, n)
+    run_daily(sessions, clock)
+    set_spent_behind_its_back(sessions, "c2")
+    run_daily(sessions, clock, currency="USD")
+    assert inputs(sessions)["c2"][1:3] == ("USD", Decimal(1))
+
+
+def test_a_pass_on_an_unchanged_shop_reads_no_customer_again(
+    sessions: sessionmaker[Session], clock: FixedClock
+) -> None:
+    for n in range(1, 4):
+        add_paid_order(sessions, clock, n)
+    run_daily(sessions, clock)
+    set_spent_behind_its_back(sessions, "c3")  # even the latest order is not read again
+    run_daily(sessions, clock)
+    run_daily(sessions, clock)
+    assert inputs(sessions)["c3"][2] == Decimal(999)
