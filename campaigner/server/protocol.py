@@ -25,13 +25,13 @@ MAX_HEAD_BYTES = 16 * 1024  # h11's default bound on an incomplete request head
 
 log = logging.getLogger("campaigner.server")
 
+_TOO_LARGE_TEXT = b"Request header fields too large"
 _TOO_LARGE = (
     b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
     b"content-type: text/plain; charset=utf-8\r\n"
-    b"content-length: 31\r\n"
-    b"connection: close\r\n\r\n"
-    b"Request header fields too large"
-)
+    b"content-length: %d\r\n"
+    b"connection: close\r\n\r\n%s"
+) % (len(_TOO_LARGE_TEXT), _TOO_LARGE_TEXT)
 
 try:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -48,7 +48,7 @@ async def _refuse_head(scope: Scope, receive: Receive, send: Send) -> None:
             "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close")],
         }
     )
-    await send({"type": "http.response.body", "body": _TOO_LARGE.rsplit(b"\r\n\r\n", 1)[1]})
+    await send({"type": "http.response.body", "body": _TOO_LARGE_TEXT})
 
 
 if HttpToolsProtocol is not None:
