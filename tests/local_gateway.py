@@ -2,8 +2,9 @@
 
 The server keeps its own log of every message it received (ledger id, phone, text): the
 crash and concurrency tests judge the dispatcher by that log, not by the dispatcher's
-own bookkeeping. Run as a script it serves in its own process (for the benchmark) and
-prints its port.
+own bookkeeping. It also stands in for Kannel's smsbox (`GET /cgi-bin/sendsms`, one message
+per request, the ledger id read from the `dlr-url` the `kannel` gateway sends). Run as a
+script it serves in its own process (for the benchmark) and prints its port.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import time
 from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
+from urllib.parse import parse_qs, urlsplit
 
 from campaigner.config import GatewaySettings
 from campaigner.gateways.base import (
@@ -64,6 +66,27 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: the log that matters is the server's message log."""
+
+    def do_GET(self) -> None:
+        """smsbox's sendsms: what `KannelGateway` sends, answered as smsbox answers it."""
+        parts = urlsplit(self.path)
+        if parts.path != "/cgi-bin/sendsms":
+            self.send_error(404)
+            return
+        query = {key: values[0] for key, values in parse_qs(parts.query).items()}
+        message_id = int(parse_qs(urlsplit(query["dlr-url"]).query)["id"][0])
+        server = self.server
+        time.sleep(server.delay)
+        with server.lock:
+            server.count += 1
+            if server.keep_log:
+                server.log.append((message_id, "+" + query["to"], query["text"]))
+                server.received_ids.add(message_id)
+        data = b"0: Accepted for delivery"
+        self.send_response(202)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))

@@ -7,9 +7,12 @@ under the daily cap.
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, timedelta
+from pathlib import Path
 
 import pytest
 from conftest import CaptureGateway, FixedRules, Project, add_paid_order
@@ -216,3 +219,24 @@ def test_a_birthday_due_but_not_planned_yet_is_waited_for_a_minute_at_a_time(
         ("birthday", "child"): ("sent", None),
         ("thank_you", "parent"): ("queued", "cap_priority"),
     }
+
+
+def test_the_models_are_mapped_at_start_not_in_the_first_dispatch(tmp_path: Path) -> None:
+    """In a fresh process (this one has long mapped them), building the runtime leaves no
+    mapper for the first batch to set up."""
+    script = (
+        "from campaigner.clock import SystemClock\n"
+        "from campaigner.config import Settings\n"
+        "from campaigner.db import create_engine_for, session_factory\n"
+        "from campaigner.db.models import Base\n"
+        "from campaigner.runtime import Runtime\n"
+        f"settings = Settings.model_validate({{'database': {{'url': 'sqlite:///{tmp_path}/x.db'}}}})\n"
+        "assert not all(m.configured for m in Base.registry.mappers)\n"
+        "Runtime.build(settings, clock=SystemClock(),"
+        " sessions=session_factory(create_engine_for(settings.database.url)))\n"
+        "print(all(m.configured for m in Base.registry.mappers))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False
+    )
+    assert done.stdout.strip() == "True", done.stderr[-2000:]

@@ -69,6 +69,9 @@ MAX_ITEMS = 2**31 - 1
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 UNIX_SECONDS = (Decimal(946_684_800), Decimal(4_102_444_800))
 UNIX_TIME_RULE = "a number is Unix time in seconds or milliseconds between 2000 and 2099"
+# A time before this year is no order's: a Jalali date (۱۴۰۵/۰۸/۱۰, as Persian Excel writes
+# it) read as ISO 8601 would be paid six centuries ago.
+EARLIEST_YEAR = 1900
 _NUMBER = re.compile(r"\d+(\.\d+)?")
 _GROUPED = re.compile(r"[0-9]{1,3}(,[0-9]{3})+(\.[0-9]+)?")  # 1,500,000.50
 
@@ -164,10 +167,11 @@ def parse_tags(value: str) -> str:
 
 def parse_amount(value: str, field: str = "total") -> Decimal:
     """An amount as a file writes it: `1500000`, `1,500,000.50`, or in Persian «۱٬۵۰۰٬۰۰۰» and
-    «۱٫۵» (the Persian separators are unambiguous). A comma is read only as a thousands
-    separator, between groups of three digits: `1,5` or `1.500,50` is a decimal comma, as
-    Excel writes it in a Persian or European locale, and is refused rather than read as 15."""
-    text = to_ascii_digits(value).strip().replace("٬", "").replace("٫", ".") or "0"
+    «۱٫۵». A comma, ASCII or Persian, is read only as a thousands separator, between groups
+    of three digits: `1,5` or `1.500,50` is a decimal comma, as Excel writes it in a Persian
+    or European locale, and `۱٬۵` the thousands separator typed for its look-alike ٫; each
+    is refused rather than read as 15."""
+    text = to_ascii_digits(value).strip().replace("٬", ",").replace("٫", ".") or "0"
     if "_" in text:
         raise RowError(
             f"{field.rsplit('.', 1)[-1]}: bad amount {value!r}: an underscore is no separator; "
@@ -233,6 +237,12 @@ def parse_datetime(value: str, zone: ZoneInfo) -> datetime:
             instant = parse_number_time(value)
         else:
             instant = datetime.fromisoformat(to_ascii_digits(value).strip().replace("/", "-"))
+        if instant.year < EARLIEST_YEAR:
+            raise RowError(
+                f"bad date/time {value!r}: the year {instant.year} is no order's; a Jalali "
+                "date? write it in the Gregorian calendar (2026-11-01)",
+                "paid_at",
+            )
         if instant.tzinfo is None:
             instant = instant.replace(tzinfo=zone)
         return instant.astimezone(UTC)

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 DLR_MASK = 31  # delivered, undelivered, buffered, accepted by SMSC, rejected by SMSC
 # Kannel's %d values: 1 delivered, 2 not delivered, 4 buffered, 8 accepted, 16 rejected.
+_ACCEPTED = (b"0:", b"3:")  # smsbox: accepted for delivery, queued for later delivery
 _DLR_STATUS = {1: "delivered", 2: "undelivered", 4: "sent", 8: "sent", 16: "undelivered"}
 
 
@@ -63,6 +64,12 @@ class KannelGateway(HttpGateway):
         # Sends go through the standard library (a third of httpx's CPU per request), except
         # when a test hands in its own httpx transport to answer them.
         self.plain: PlainGet | None = None
+        # The encoded query parameters every message shares: credentials, charset, options.
+        fixed = self._params(OutgoingMessage(0, "", ""))
+        dlr = ("dlr-mask", "dlr-url") if self.webhook_url else ()
+        for per_message in ("to", "from", "text", "coding", *dlr):
+            del fixed[per_message]
+        self._fixed = urlencode(fixed, quote_via=quote)
         if transport is None:
             self.plain = PlainGet(
                 str(self.client.base_url),
@@ -75,6 +82,18 @@ class KannelGateway(HttpGateway):
         return self.send_each(batch, 1, lambda part: [self._send_one(part[0])])
 
     def _send_one(self, message: OutgoingMessage) -> SendResult:
+        if self.plain is not None:
+            answer = self.plain.get(self._query(message))
+            if answer.status_code in (200, 202) and answer.content.strip()[:2] in _ACCEPTED:
+                return SendResult.accepted(message.id)
+            return self._refused(message, answer.to_httpx())
+        response = self.request("GET", "cgi-bin/sendsms", params=self._params(message))
+        body = response.text.strip()
+        if response.status_code in (200, 202) and body[:2] in ("0:", "3:"):
+            return SendResult.accepted(message.id)
+        return self._refused(message, response)
+
+    def _params(self, message: OutgoingMessage) -> dict[str, str]:
         params = {
             "username": self.settings.username,
             "password": self.settings.password.get_secret_value() if self.settings.password else "",
@@ -89,13 +108,22 @@ class KannelGateway(HttpGateway):
             params["dlr-url"] = self.dlr_url(message.id)
         for key, value in self.settings.options.items():
             params.setdefault(str(key), str(value))  # e.g. smsc, validity, priority
-        if self.plain is not None:
-            response = self.plain.get("cgi-bin/sendsms?" + urlencode(params, quote_via=quote))
-        else:
-            response = self.request("GET", "cgi-bin/sendsms", params=params)
+        return params
+
+    def _query(self, message: OutgoingMessage) -> str:
+        """`_params` encoded, with the part every message shares encoded once."""
+        query = (
+            f"cgi-bin/sendsms?{self._fixed}&to={quote(message.phone.lstrip('+'))}"
+            f"&from={quote(message.sender or self.sender)}&text={quote(message.text)}"
+            f"&coding={'2' if needs_ucs2(message) else '0'}"
+        )
+        if self.webhook_url:
+            query += f"&dlr-mask={DLR_MASK}&dlr-url={quote(self.dlr_url(message.id))}"
+        return query
+
+    def _refused(self, message: OutgoingMessage, response: httpx.Response) -> SendResult:
+        """What an answer other than "accepted" means for the message."""
         body = response.text.strip()
-        if response.status_code in (200, 202) and body[:2] in ("0:", "3:"):
-            return SendResult.accepted(message.id)
         reply = self.reply_excerpt(response)
         lowered = body.lower()
         if "authorization failed" in lowered:

@@ -6,7 +6,9 @@ of the claimed batch. The gateway is like Kannel (no status lookup), so what is 
 stays stranded until a person settles it: the test settles it as an operator would, from
 the gateway's own log, and drains again.
 
-The judge is the local gateway's log of what it received, not the ledger.
+The judge is the local gateway's log of what it received, not the ledger. It runs with the
+local gateway's client and again with the real `kannel` gateway (its raw-socket keep-alive
+client) against the local server's smsbox stand-in.
 """
 
 from __future__ import annotations
@@ -81,11 +83,11 @@ def server() -> Iterator[LocalSmsServer]:
     server.stop()
 
 
-def spawn_worker(db_url: str, port: int, offset: float) -> subprocess.Popen[str]:
+def spawn_worker(db_url: str, port: int, offset: float, kind: str) -> subprocess.Popen[str]:
     """A worker that has done its imports and waits for "go" (see dispatch_worker.py)."""
     env = {**os.environ, "PYTHONPATH": str(HERE.parent)}
     return subprocess.Popen(
-        [sys.executable, str(WORKER), db_url, str(port), str(offset)],
+        [sys.executable, str(WORKER), db_url, str(port), str(offset), kind],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -140,7 +142,9 @@ def sending_ids(sessions: sessionmaker[Session], since: datetime) -> set[int]:
         )
 
 
+@pytest.mark.parametrize("kind", ["local", "kannel"])
 def test_sigkills_strand_only_requests_in_flight_and_never_send_twice_or_lose_a_message(
+    kind: str,
     db_url: str,
     engine: Engine,
     sessions: sessionmaker[Session],
@@ -151,11 +155,11 @@ def test_sigkills_strand_only_requests_in_flight_and_never_send_twice_or_lose_a_
     rng = random.Random(20261201)
     offsets = [run * SPACING for run in range(KILLS + 2)]
     # Two workers import ahead of time, so the kills are not spent waiting on imports.
-    ahead = deque(spawn_worker(db_url, server.port, offset) for offset in offsets[:2])
+    ahead = deque(spawn_worker(db_url, server.port, offset, kind) for offset in offsets[:2])
     tally = Tally()
     for run in range(KILLS):
         worker = ahead.popleft()
-        ahead.append(spawn_worker(db_url, server.port, offsets[run + 2]))
+        ahead.append(spawn_worker(db_url, server.port, offsets[run + 2], kind))
         # Leases of this run end after `since`; those of earlier runs before it.
         since = NOON_IN_TEHRAN + timedelta(seconds=offsets[run])
         go(worker)
@@ -190,7 +194,7 @@ def test_sigkills_strand_only_requests_in_flight_and_never_send_twice_or_lose_a_
     statuses = Counter(m.status for m in rows.values())
     received = Counter(message_id for message_id, _phone, _text in server.log)
     with capsys.disabled():
-        print(tally.summary(engine.dialect.name, statuses["unknown"]))
+        print(tally.summary(f"{engine.dialect.name}, {kind}", statuses["unknown"]))
     assert len(rows) == MESSAGES, "a planned message vanished"
     assert set(statuses) <= {"sent", "unknown"}, statuses
     assert statuses["unknown"] == tally.in_flight  # exactly the requests in flight, no more

@@ -81,6 +81,24 @@ def test_a_comma_that_is_no_thousands_separator_rejects_the_amount(given: str) -
     assert "total" in str(error.value)
 
 
+@pytest.mark.parametrize("given", ["۱٬۵", "1٬5", "۱٬۵۰", "1٬50٬0", "۱٬۵۰۰۰", "٬۵۰۰"])
+def test_a_persian_thousands_separator_out_of_place_rejects_the_amount(given: str) -> None:
+    """Regression: the Persian thousands separator was dropped wherever it stood, so `۱٬۵`
+    (the separator typed for the look-alike decimal one, ٫) was read as 15, as `1,5` was."""
+    with pytest.raises(RowError, match="ambiguous amount") as error:
+        order_row({**order("IRT"), "total": given}, DEFAULTS)
+    assert error.value.field == "total"
+
+
+@pytest.mark.parametrize(
+    ("given", "stored"), [("۱٬۲۵۰٬۰۰۰٫۵", Decimal("1250000.5")), ("1,250٬000", Decimal(1_250_000))]
+)
+def test_persian_and_ascii_separators_between_thousands_are_read(
+    given: str, stored: Decimal
+) -> None:
+    assert order_row({**order("IRT"), "total": given}, DEFAULTS)["total"] == stored
+
+
 def test_an_items_amount_with_a_decimal_comma_names_its_item() -> None:
     with pytest.raises(RowError, match="ambiguous amount") as error:
         item_rows([{"name": "Tea", "unit_price": "2,5"}])
@@ -108,3 +126,18 @@ def test_an_underscore_in_a_count_or_an_items_number_rejects_it() -> None:
     with pytest.raises(RowError) as error:
         item_rows([{"name": "Tea", "line_total": "2_5"}])
     assert error.value.field == "items.0.line_total"
+
+
+@pytest.mark.parametrize("given", ["۱۴۰۵/۰۸/۱۰", "1405-08-10 14:30", "1399/12/30"])
+def test_a_jalali_paid_at_is_refused_not_read_as_a_gregorian_year(given: str) -> None:
+    """Regression: `۱۴۰۵/۰۸/۱۰` (a Jalali date, as Persian Excel writes it) was stored as
+    paid in the Gregorian year 1405, six centuries ago: the buyer ranked lost, and the order
+    out of every period."""
+    with pytest.raises(RowError, match="Jalali") as error:
+        order_row({**order("IRT"), "paid_at": given}, DEFAULTS)
+    assert error.value.field == "paid_at"
+
+
+def test_a_paid_at_of_this_century_is_read() -> None:
+    row = order_row({**order("IRT"), "paid_at": "۲۰۲۶/۱۱/۰۱ ۱۰:۰۰"}, DEFAULTS)
+    assert row["paid_at"].year == 2026
