@@ -120,7 +120,9 @@ def fill(
         session.execute(text("RESET enable_hashagg"))
     kept = ["customer_id", *SCORES, "scored_at"]
     session.execute(insert(_previous).from_select(kept, select(*(scores.c[n] for n in kept))))
-    limits = _thresholds(session, dialect)
+    if dialect == "postgresql":  # the planner then knows how few there are: probed, not hashed
+        session.execute(text(f"ANALYZE {_previous.name}"))
+    limits, payers = _thresholds(session, dialect)
     session.execute(delete(scores))
 
     i, p = _inputs.c, _previous.c
@@ -171,24 +173,39 @@ def fill(
             ),
         )
     )
-    arrived = session.scalar(select(func.count()).select_from(both).where(s.segment != old))
-    left = session.scalar(
-        select(func.count()).select_from(_previous).where(gone, p.segment != NO_SEGMENT)
-    )
-    rescored = or_(*(s[name].is_distinct_from(p[name]) for name in SCORES))
-    written = session.scalar(select(func.count()).select_from(both).where(rescored)) or 0
-    written += session.scalar(select(func.count()).select_from(_previous).where(gone)) or 0
-
     if dialect == "postgresql":
         session.execute(text(f"SET LOCAL maintenance_work_mem = '{BUILD_MEMORY_MB}MB'"))
     for index in secondary:
         index.create(connection)
+
+    # Counted from the previous rows (none on a first pass), not from a million new ones.
+    kept_row = exists().where(s.customer_id == p.customer_id)
+    unmoved = session.scalar(
+        select(func.count())
+        .select_from(_previous)
+        .where(kept_row.where(*(s[name].is_not_distinct_from(p[name]) for name in SCORES)))
+    )
+    stayed = session.scalar(
+        select(func.count()).select_from(_previous).where(kept_row.where(s.segment == p.segment))
+    )
+    # A payer in "none" (only if the map left a cell out) without a previous row did not move.
+    unplaced = session.scalar(
+        select(func.count()).where(
+            s.segment == NO_SEGMENT, ~exists().where(p.customer_id == s.customer_id)
+        )
+    )
+    removed = session.scalar(select(func.count()).select_from(_previous).where(gone))
+    left = session.scalar(
+        select(func.count()).select_from(_previous).where(gone, p.segment != NO_SEGMENT)
+    )
+    written = payers - (unmoved or 0) + (removed or 0)
+    arrived = payers - (stayed or 0) - (unplaced or 0)
     for table in (_inputs, _previous):
         session.execute(text(f"DROP TABLE {table.name}"))
-    return RescoreResult(scored=int(written), changed=(arrived or 0) + (left or 0))
+    return RescoreResult(scored=written, changed=arrived + (left or 0))
 
 
-def _thresholds(session: Session, dialect: str) -> Thresholds:
+def _thresholds(session: Session, dialect: str) -> tuple[Thresholds, int]:
     """The thresholds of the payers in the temporary table: one sort per score (and per
     currency for spend), the same order statistics the usual pass walks its indexes for."""
     i = _inputs.c
@@ -200,9 +217,9 @@ def _thresholds(session: Session, dialect: str) -> Thresholds:
     }
     payers = sum(counts.values())
     if not payers:
-        return Thresholds([], [], {})
+        return Thresholds([], [], {}), 0
     ends = tile_ends(payers)
-    return Thresholds(
+    limits = Thresholds(
         recency=_ranked(session, i.last_paid_at, _day(i.last_paid_at, dialect), ends),
         frequency=_ranked(session, i.orders, i.orders, ends),
         monetary={
@@ -212,6 +229,7 @@ def _thresholds(session: Session, dialect: str) -> Thresholds:
             for currency, count in counts.items()
         },
     )
+    return limits, payers
 
 
 def _ranked(session: Session, order: Any, value: Any, ends: list[int], *where: Any) -> list[Any]:
