@@ -117,7 +117,7 @@ def fill(
         insert(_inputs).from_select(["customer_id", *INPUTS], payer_inputs(None, main_currency))
     )
     if dialect == "postgresql":
-        session.execute(text("RESET enable_hashagg"))
+        session.execute(text("SET LOCAL enable_hashagg TO DEFAULT"))
     kept = ["customer_id", *SCORES, "scored_at"]
     session.execute(insert(_previous).from_select(kept, select(*(scores.c[n] for n in kept))))
     if dialect == "postgresql":  # the planner then knows how few there are: probed, not hashed
