@@ -93,6 +93,7 @@ class ProductShop:
         *items: dict[str, Any],
         status: str = "paid",
         external_id: str = "",
+        refunded: str = "0",
     ) -> str:
         self._orders += 1
         order_id = external_id or f"o{self._orders}"
@@ -105,6 +106,7 @@ class ProductShop:
                         "customer_id": customer,
                         "total": "100",
                         "status": status,
+                        "refunded": refunded,
                         "paid_at": paid_at.isoformat(),
                         "items": list(items),
                     }

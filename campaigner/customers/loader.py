@@ -110,10 +110,33 @@ def load_customers(
     keeps theirs, a new one starts without. (A shop's order webhook naming its buyer must not
     take back the consent the customer gave elsewhere.)
     """
-    result = LoadResult()
-    said: list[dict[str, Any]] = []
-    unsaid: list[dict[str, Any]] = []
-    own_dates: dict[str, dict[str, tuple[date, str]]] = {}
+    batch = prepare_customers(rows, defaults, birthday_format=birthday_format)
+    return write_customers(session, batch, defaults, now=now)
+
+
+@dataclass
+class CustomerBatch:
+    """Customer records normalised and ready to write, with the errors and warnings found.
+
+    The two halves of `load_customers` apart, so that an import can prepare one batch (all
+    Python) while the database writes the previous one (`customers.writer`).
+    """
+
+    said: list[dict[str, Any]] = field(default_factory=list)
+    unsaid: list[dict[str, Any]] = field(default_factory=list)
+    own_dates: dict[str, dict[str, tuple[date, str]]] = field(default_factory=dict)
+    result: LoadResult = field(default_factory=LoadResult)
+
+
+def prepare_customers(
+    rows: Sequence[Mapping[str, Any]],
+    defaults: CustomerDefaults,
+    *,
+    birthday_format: BirthdayFormat = "auto",
+) -> CustomerBatch:
+    """Validate and normalise customer records; touches no database."""
+    batch = CustomerBatch()
+    result = batch.result
     for index, raw in enumerate(rows):
         try:
             row = customer_row(raw, defaults, birthday_format=birthday_format)
@@ -124,15 +147,25 @@ def load_customers(
             result.warnings.append(RecordWarning(index, reason, name))
         dates = row.pop(OWN_DATES, None)
         if dates:
-            own_dates.setdefault(row["external_id"], {}).update(dates)
-        (said if "marketing_consent" in raw else unsaid).append(row)
+            batch.own_dates.setdefault(row["external_id"], {}).update(dates)
+        (batch.said if "marketing_consent" in raw else batch.unsaid).append(row)
+    return batch
+
+
+def write_customers(
+    session: Session, batch: CustomerBatch, defaults: CustomerDefaults, *, now: datetime
+) -> LoadResult:
+    """Upsert a prepared batch inside the caller's transaction; returns the batch's result,
+    its counts added to the errors and warnings found when it was prepared."""
+    result = batch.result
+    said, unsaid = batch.said, batch.unsaid
     table = cast(Table, Customer.__table__)
     if said:
         _write(session, table, said, now, result)
     if unsaid:
         _write(session, table, unsaid, now, result, keep=("marketing_consent",))
-    if own_dates:
-        _write_dates(session, own_dates, now)
+    if batch.own_dates:
+        _write_dates(session, batch.own_dates, now)
     if said or unsaid:
         merge_guests(session, said + unsaid, defaults.currency)
     return result

@@ -189,12 +189,22 @@ def _staging_table(target: Table, names: tuple[str, ...]) -> Table:
 def _converted(
     dialect: Any, table: Table, names: list[str], rows: Sequence[dict[str, Any]]
 ) -> list[list[Any]]:
-    """The rows' values column by column, as the columns' types bind them for `dialect`."""
+    """The rows' values column by column, as the columns' types bind them for `dialect`.
+
+    A column holding one object in every row (a batch's `created_at`, a `None`) is bound
+    once: UTC conversion of the same timestamp row after row was a tenth of the importer's
+    CPU on PostgreSQL."""
     columns = []
     for name in names:
         values = [row[name] for row in rows]
         process = table.c[name].type.bind_processor(dialect)
-        columns.append(values if process is None else [process(value) for value in values])
+        if process is not None:
+            first = values[0]
+            if all(value is first for value in values):
+                values = [process(first)] * len(values)
+            else:
+                values = [process(value) for value in values]
+        columns.append(values)
     return columns
 
 

@@ -28,6 +28,15 @@ order_items = cast(Table, OrderItem.__table__)
 item_categories = cast(Table, OrderItemCategory.__table__)
 
 
+def paid_and_kept() -> ColumnElement[bool]:
+    """A paid order whose money was not all given back. A refund webhook can refund an order
+    in full before the shop's status follows (Shopify's refunds/create comes before its
+    orders/updated), so "paid" alone would still thank, survey or cross-sell for it."""
+    return and_(
+        orders.c.status == "paid", or_(orders.c.refunded < orders.c.total, orders.c.total <= 0)
+    )
+
+
 class ProductChoice(Protocol):
     """What a rule names: product ids or SKUs, and folded category names."""
 

@@ -19,7 +19,7 @@ from sqlalchemy import ColumnElement, Table, false, literal, or_, select
 from sqlalchemy.orm import Session
 
 from campaigner.db.models import Message, UTCDateTime
-from campaigner.products.bought import bought, orders
+from campaigner.products.bought import bought, orders, paid_and_kept
 from campaigner.rules.models import (
     CrossSellRule,
     PostPurchaseRule,
@@ -33,7 +33,7 @@ messages = cast(Table, Message.__table__)
 # The skip reasons, as the ledger and the reports show them.
 BOUGHT_SUGGESTION = "bought_suggestion"
 BOUGHT_AGAIN = "bought_again"
-ORDER_NOT_PAID = "order_not_paid"  # refunded or cancelled since planning
+ORDER_NOT_PAID = "order_not_paid"  # refunded (in full) or cancelled since planning
 
 
 def stopped_holding(
@@ -59,7 +59,7 @@ def stopped_holding(
         return {}
     if not message_ids:
         return {}
-    paid = orders.c.status == "paid"
+    paid = paid_and_kept()
     query = (
         select(messages.c.id, paid)
         .join(orders, orders.c.id == messages.c.order_id)

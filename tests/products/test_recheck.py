@@ -181,22 +181,41 @@ def test_an_order_message_waiting_to_go_is_skipped_once_its_order_is_no_longer_p
     paid again before the moment of sending has its message back."""
     daemon.rule("thanks", ORDER_RULES[kind])
     orders = {}
-    for name in ("refunded", "cancelled", "restored", "kept"):
+    for name in ("refunded", "cancelled", "restored", "kept", "refunded_in_full", "in_part"):
         daemon.shop.customer(name)
         orders[name] = daemon.shop.order(name, day(0), TEA)
     runtime = daemon.runtime(day(0, 3))
-    assert runtime.plan().rules["thanks"].planned == 4
+    assert runtime.plan().rules["thanks"].planned == 6
     for name, status in (("refunded", "refunded"), ("cancelled", "cancelled")):
         daemon.shop.order(name, day(0), TEA, status=status, external_id=orders[name])
+    # A refund webhook gives the money back before the shop's status follows (still "paid").
+    for name, refunded in (("refunded_in_full", "100"), ("in_part", "40")):
+        daemon.shop.order(name, day(0), TEA, refunded=refunded, external_id=orders[name])
     daemon.shop.order("restored", day(0), TEA, status="refunded", external_id=orders["restored"])
     daemon.shop.order("restored", day(0), TEA, external_id=orders["restored"])
     daemon.clock.set(day(0, 4))
     report = runtime.drain()
-    assert report.skipped == {ORDER_NOT_PAID: 2}
+    assert report.skipped == {ORDER_NOT_PAID: 3}
     assert daemon.outcomes() == {
         "refunded": ("skipped", ORDER_NOT_PAID),
         "cancelled": ("skipped", ORDER_NOT_PAID),
+        "refunded_in_full": ("skipped", ORDER_NOT_PAID),
         "restored": ("sent", None),
         "kept": ("sent", None),
+        "in_part": ("sent", None),
     }
-    assert len(daemon.gateway.sent) == 2
+    assert len(daemon.gateway.sent) == 3
+
+
+def test_an_order_refunded_in_full_before_planning_is_not_planned(daemon: Daemon) -> None:
+    """Regression: an order a refund webhook had refunded in full, its status still "paid",
+    was planned a thank-you; one refunded in part still is."""
+    daemon.rule("thanks", ORDER_RULES["post_purchase"])
+    for name, refunded in (("refunded_in_full", "100"), ("in_part", "40")):
+        daemon.shop.customer(name)
+        daemon.shop.order(name, day(0), TEA, refunded=refunded)
+    runtime = daemon.runtime(day(0, 3))
+    assert runtime.plan().rules["thanks"].planned == 1
+    daemon.clock.set(day(0, 4))
+    runtime.drain()
+    assert daemon.outcomes() == {"in_part": ("sent", None)}

@@ -35,7 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.types import Interval
 
 from campaigner.db.models import Customer, OptOut, Order, UTCDateTime
-from campaigner.products.bought import bought
+from campaigner.products.bought import bought, paid_and_kept
 from campaigner.rules.models import Audience, Bought, Condition, RuleBase
 from campaigner.segments.membership import in_segments
 
@@ -189,7 +189,7 @@ def after_paid_order(
         .select_from(orders.join(customers, customers.c.id == orders.c.customer_id))
         .where(
             *conditions,
-            orders.c.status == "paid",
+            paid_and_kept(),
             paid_at >= ctx.start - delay,
             paid_at <= ctx.end - delay,
             *eligible(rule, ctx.end),
