@@ -119,9 +119,9 @@ RESCORE_CACHE_KIB = 256 * 1024
 RESCORE_WORK_MEM_MB = 256
 
 
-def _inputs_writes(chunk: list[int] | None, main_currency: str, dialect: str) -> list[Any]:
-    """An upsert of the payers' inputs from their paid orders (rows whose inputs did not move
-    are left alone), and zero inputs for scored customers without a paid order any more."""
+def payer_inputs(chunk: list[int] | None, main_currency: str) -> Select[Any]:
+    """Each payer's inputs (`customer_id`, then INPUTS) from their paid orders, of these
+    customers (None: of everybody)."""
     o = orders.alias("o")
     currency = func.coalesce(func.nullif(o.c.currency, ""), main_currency)
     net = o.c.total - o.c.refunded
@@ -146,7 +146,7 @@ def _inputs_writes(chunk: list[int] | None, main_currency: str, dialect: str) ->
     )
     g = grouped.c
     single = g.only_currency == g.last_currency
-    spend = select(
+    return select(
         g.customer_id,
         g.orders,
         g.last_paid_at,
@@ -155,6 +155,12 @@ def _inputs_writes(chunk: list[int] | None, main_currency: str, dialect: str) ->
         # PostgreSQL put NULLs at opposite ends.
         func.coalesce(case((single, g.spent), else_=g.main_spent), 0).label("spent"),
     ).where(g.customer_id.is_not(None))  # SQLite needs a WHERE before ON CONFLICT
+
+
+def _inputs_writes(chunk: list[int] | None, main_currency: str, dialect: str) -> list[Any]:
+    """An upsert of the payers' inputs from their paid orders (rows whose inputs did not move
+    are left alone), and zero inputs for scored customers without a paid order any more."""
+    spend = payer_inputs(chunk, main_currency)
     upsert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(scores)
     upsert = upsert.from_select(["customer_id", *INPUTS], spend)
     payers = upsert.on_conflict_do_update(
@@ -206,10 +212,10 @@ class Thresholds:
     monetary: dict[str | None, list[Any]]  # per currency: spend
 
 
-def _is_currency(currency: str | None) -> Any:
+def _is_currency(currency: str | None, column: Any = scores.c.currency) -> Any:
     if currency is None:  # never written so, but ranked as one currency as NTILE would
-        return scores.c.currency.is_(None)
-    return scores.c.currency == bindparam(None, currency, type_=String())
+        return column.is_(None)
+    return column == bindparam(None, currency, type_=String())
 
 
 def _payers() -> Any:
@@ -278,49 +284,67 @@ def _score(value: Any, steps: list[Any]) -> Any:
     )
 
 
-def scores_query(segment_map: SegmentMap, dialect: str, limits: Thresholds) -> Select[Any]:
-    """The new scores and segment of every customer with a paid order, next to the ones
-    stored now, in one SELECT: one pass of comparisons against the thresholds."""
-    s = scores
-    # Payers are every row with orders != 0; said so, SQLite scans the table instead of
-    # looking every row up from the partial index on orders.
+def score_columns(source: Any, dialect: str, limits: Thresholds) -> tuple[Any, Any, Any]:
+    """R, F and M of the payers' inputs in `source`, compared with the thresholds."""
     monetary = case(
         *(
-            (_is_currency(currency), _score(s.c.spent, steps))
+            (_is_currency(currency, source.c.currency), _score(source.c.spent, steps))
             for currency, steps in limits.monetary.items()
         ),
         else_=null(),
     )
+    return (
+        _score(_day(source.c.last_paid_at, dialect), limits.recency),
+        _score(source.c.orders, limits.frequency),
+        monetary,
+    )
+
+
+def segment_of(segment_map: SegmentMap, r: Any, f: Any) -> Any:
+    # A simple CASE: the cell is computed once per row, not once per segment.
+    return case(
+        {cell: literal(name) for cell, name in sorted(segment_map.cells.items())},
+        value=r * 10 + f,
+        else_=literal(NO_SEGMENT),
+    )
+
+
+def scores_query(segment_map: SegmentMap, dialect: str, limits: Thresholds) -> Select[Any]:
+    """The new scores and segment of every customer with a paid order, next to the ones
+    stored now, in one SELECT: one pass of comparisons against the thresholds."""
+    s = scores
+    r, f, m = score_columns(s, dialect, limits)
+    # Payers are every row with orders != 0; said so, SQLite scans the table instead of
+    # looking every row up from the partial index on orders.
     scored = select(
         s.c.customer_id,
         *(s.c[name].label(f"old_{name}") for name in SCORES),
-        _score(_day(s.c.last_paid_at, dialect), limits.recency).label("r"),
-        _score(s.c.orders, limits.frequency).label("f"),
-        monetary.label("m"),
+        r.label("r"),
+        f.label("f"),
+        m.label("m"),
     ).where(s.c.orders != 0)
     scored_sub = scored.subquery("scored")
-    # A simple CASE: the cell is computed once per row, not once per segment.
-    segment = case(
-        {cell: literal(name) for cell, name in sorted(segment_map.cells.items())},
-        value=scored_sub.c.r * 10 + scored_sub.c.f,
-        else_=literal(NO_SEGMENT),
-    )
     return select(
         scored_sub.c.customer_id,
         scored_sub.c.r.label("recency_score"),
         scored_sub.c.f.label("frequency_score"),
         scored_sub.c.m.label("monetary_score"),
-        segment.label("segment"),
+        segment_of(segment_map, scored_sub.c.r, scored_sub.c.f).label("segment"),
         *(scored_sub.c[f"old_{name}"] for name in SCORES),
     )
+
+
+def lock(session: Session) -> None:
+    """PostgreSQL: one rescoring pass at a time, until the transaction ends."""
+    if session.connection().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": RESCORE_LOCK})
 
 
 def rescore(session: Session, segment_map: SegmentMap, now: datetime) -> RescoreResult:
     """Rank the whole shop and write what moved; see the module docstring."""
     connection = session.connection()
     dialect = connection.dialect.name
-    if dialect == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": RESCORE_LOCK})
+    lock(session)
     session.execute(text("DROP TABLE IF EXISTS segment_rescored"))
     _rescored.create(connection)
     columns = ["customer_id", *SCORES, "old_segment"]
@@ -374,9 +398,19 @@ def recompute(
     now: datetime,
     main_currency: str,
     customer_ids: list[int] | None = None,
+    afresh: bool | None = None,
 ) -> RescoreResult:
     """Inputs of the customers touched (None: everybody), then the shop-wide ranking, with
-    room to sort and group a million customers (at 1M, 33 s of CPU on SQLite instead of 52)."""
+    room to sort and group a million customers (at 1M, 33 s of CPU on SQLite instead of 52).
+
+    A pass over everybody on a table that is (nearly) empty fills it afresh instead
+    (campaigner/segments/fill.py); `afresh` forces either way, for tests and benchmarks."""
+    from campaigner.segments import fill  # it builds on this module
+
     with roomy(session, sqlite_cache_kib=RESCORE_CACHE_KIB, work_mem_mb=RESCORE_WORK_MEM_MB):
+        if customer_ids is None:
+            lock(session)  # before deciding: a pass that ran meanwhile has filled the table
+            if fill.wanted(session) if afresh is None else afresh:
+                return fill.fill(session, segment_map, now, main_currency)
         refresh_inputs(session, customer_ids, main_currency)
         return rescore(session, segment_map, now)

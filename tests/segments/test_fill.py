@@ -1,0 +1,196 @@
+"""A pass over everybody on a (nearly) empty `customer_scores` fills it afresh: the same rows,
+history and counts as the usual pass, the migration's indexes afterwards, and the previous
+state whole when the pass fails or its process is killed half-way."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, Index, select, text, update
+from sqlalchemy.orm import Session, sessionmaker
+from test_scoring import MAIN, build_shop
+
+from campaigner.clock import FixedClock
+from campaigner.config import CustomerDefaults
+from campaigner.customers.loader import load_orders, refresh_customer_stats
+from campaigner.db.models import Base, Customer, CustomerScore, Order, SegmentChange
+from campaigner.segments import SegmentMap, recompute
+from campaigner.segments.fill import wanted
+
+
+def state(session: Session) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """Every scores row, whole, and the history, in a stable order."""
+    rows = session.execute(select(CustomerScore.__table__).order_by(CustomerScore.customer_id))
+    moves = session.execute(
+        select(
+            SegmentChange.customer_id,
+            SegmentChange.old,
+            SegmentChange.new,
+            SegmentChange.changed_at,
+        ).order_by(SegmentChange.customer_id, SegmentChange.id)
+    )
+    return [tuple(row) for row in rows], [tuple(move) for move in moves]
+
+
+def both_ways(sessions: sessionmaker[Session], clock: FixedClock) -> dict[bool, Any]:
+    """Each way of passing over everybody, from the same state, each rolled back."""
+    seen: dict[bool, Any] = {}
+    for afresh in (True, False):
+        with sessions() as session:
+            result = recompute(
+                session, SegmentMap.standard(), clock.now(), MAIN, None, afresh=afresh
+            )
+            seen[afresh] = (result, state(session))
+            session.rollback()
+    return seen
+
+
+def indexes(engine: Engine) -> dict[str, str]:
+    """Each index of customer_scores by name, with the definition the database keeps."""
+    if engine.dialect.name == "sqlite":
+        query = "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = :t"
+    else:
+        query = "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = :t"
+    with engine.connect() as connection:
+        rows = connection.execute(text(query), {"t": "customer_scores"})
+        return {str(name): str(definition) for name, definition in rows}
+
+
+def test_a_first_pass_fills_afresh_exactly_what_the_usual_pass_writes(
+    sessions: sessionmaker[Session], clock: FixedClock
+) -> None:
+    with sessions.begin() as session:
+        build_shop(session, clock)
+        assert wanted(session)  # an empty table
+    seen = both_ways(sessions, clock)
+    assert seen[True] == seen[False]
+    result, (rows, moves) = seen[True]
+    assert (result.scored, result.changed, len(rows), len(moves)) == (20, 20, 20, 20)
+
+
+def test_filling_over_earlier_scores_keeps_unmoved_stamps_and_records_every_move(
+    sessions: sessionmaker[Session], clock: FixedClock
+) -> None:
+    """Rows already there: some scores move, some do not (their `scored_at` stays), a
+    customer's only order is refunded (back to none), a new payer arrives."""
+    with sessions.begin() as session:
+        build_shop(session, clock)
+        recompute(session, SegmentMap.standard(), clock.now(), MAIN)
+    clock.advance(timedelta(days=1))
+    with sessions.begin() as session:
+        load_orders(
+            session,
+            [
+                {
+                    "external_id": "n1",
+                    "customer_id": "pending",
+                    "total": "80",
+                    "paid_at": clock.now(),
+                }
+            ],
+            CustomerDefaults(),
+            now=clock.now(),
+        )
+        c17 = session.scalars(select(Customer.id).where(Customer.external_id == "c17")).one()
+        session.execute(update(Order).where(Order.customer_id == c17).values(status="refunded"))
+        refresh_customer_stats(session, [c17], main_currency=MAIN)
+    seen = both_ways(sessions, clock)
+    assert seen[True] == seen[False]
+    result, (rows, moves) = seen[True]
+    stamps = {row[-1] for row in rows}
+    assert stamps == {clock.now(), clock.now() - timedelta(days=1)}  # moved and unmoved rows
+    assert (c17, "new", "none", clock.now()) in moves
+    assert result.scored > 0 and result.changed > 1
+
+
+def test_the_indexes_after_a_first_pass_are_the_migrations(
+    sessions: sessionmaker[Session], engine: Engine, clock: FixedClock
+) -> None:
+    before = indexes(engine)
+    with sessions.begin() as session:
+        build_shop(session, clock)
+        recompute(session, SegmentMap.standard(), clock.now(), MAIN, afresh=True)
+    assert indexes(engine) == before
+    assert {"ix_customer_scores_segment", "ix_customer_scores_orders"} <= set(before)
+    with engine.connect() as connection:
+        assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+
+
+def test_a_failed_fill_leaves_the_previous_rows_and_indexes(
+    sessions: sessionmaker[Session], engine: Engine, clock: FixedClock, monkeypatch: Any
+) -> None:
+    """Failing at the worst moment: the rows replaced and the history written, the indexes
+    not built yet."""
+    with sessions.begin() as session:
+        build_shop(session, clock)
+        recompute(session, SegmentMap.standard(), clock.now(), MAIN, afresh=False)
+    clock.advance(timedelta(days=30))
+    with sessions() as session:
+        before = state(session)
+    before_indexes = indexes(engine)
+
+    def fail(self: Index, bind: Any, checkfirst: bool = False) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(Index, "create", fail)
+    with pytest.raises(RuntimeError, match="disk full"), sessions.begin() as session:
+        recompute(session, SegmentMap.standard(), clock.now(), MAIN, afresh=True)
+    monkeypatch.undo()
+    with sessions() as session:
+        assert state(session) == before
+    assert indexes(engine) == before_indexes
+
+
+KILLED_MID_PASS = """
+import os, signal, sys
+from datetime import datetime
+from sqlalchemy import Index
+from campaigner.db import create_engine_for, session_factory
+from campaigner.segments import SegmentMap, recompute
+
+def die(self, bind, checkfirst=False):
+    os.kill(os.getpid(), signal.SIGKILL)  # rows replaced, indexes dropped, nothing committed
+
+Index.create = die
+sessions = session_factory(create_engine_for(sys.argv[1]))
+with sessions.begin() as session:
+    recompute(session, SegmentMap.standard(), datetime.fromisoformat(sys.argv[2]), "IRT",
+              afresh=True)
+"""
+
+
+def test_a_fill_killed_mid_pass_leaves_the_previous_rows_and_indexes(
+    sessions: sessionmaker[Session], engine: Engine, clock: FixedClock, db_url: str
+) -> None:
+    with sessions.begin() as session:
+        build_shop(session, clock)
+        recompute(session, SegmentMap.standard(), clock.now(), MAIN, afresh=False)
+    clock.advance(timedelta(days=30))
+    with sessions() as session:
+        before = state(session)
+    before_indexes = indexes(engine)
+    engine.dispose()
+    killed = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(KILLED_MID_PASS), db_url, clock.now().isoformat()],
+        env={**os.environ},
+        timeout=120,
+        check=False,
+    )
+    assert killed.returncode == -signal.SIGKILL
+    with sessions() as session:
+        assert state(session) == before
+    assert indexes(engine) == before_indexes
+    with sessions.begin() as session:  # and the next one completes
+        recompute(session, SegmentMap.standard(), clock.now(), MAIN, afresh=True)
+    with sessions() as session:
+        assert len(state(session)[0]) == len(before[0])
+    assert indexes(engine) == before_indexes
