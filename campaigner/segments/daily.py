@@ -21,8 +21,9 @@ from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
 from campaigner.db.models import Order, SyncState
+from campaigner.segments.passes import recompute
 from campaigner.segments.rfm_map import SegmentMap
-from campaigner.segments.scoring import RescoreResult, recompute
+from campaigner.segments.scoring import RescoreResult
 
 STATE = "segments:daily"
 

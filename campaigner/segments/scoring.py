@@ -61,7 +61,6 @@ from sqlalchemy.orm import Session
 from sqlalchemy.types import NullType
 
 from campaigner.db.models import CustomerScore, Order, SegmentChange, UTCDateTime
-from campaigner.db.roomy import roomy
 from campaigner.segments.rfm_map import NO_SEGMENT, SegmentMap
 
 scores = cast(Table, CustomerScore.__table__)
@@ -390,27 +389,3 @@ def rescore(session: Session, segment_map: SegmentMap, now: datetime) -> Rescore
 
 def _count(result: Any) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
-
-
-def recompute(
-    session: Session,
-    segment_map: SegmentMap,
-    now: datetime,
-    main_currency: str,
-    customer_ids: list[int] | None = None,
-    afresh: bool | None = None,
-) -> RescoreResult:
-    """Inputs of the customers touched (None: everybody), then the shop-wide ranking, with
-    room to sort and group a million customers (at 1M, 33 s of CPU on SQLite instead of 52).
-
-    A pass over everybody on a table that is (nearly) empty fills it afresh instead
-    (campaigner/segments/fill.py); `afresh` forces either way, for tests and benchmarks."""
-    from campaigner.segments import fill  # it builds on this module
-
-    with roomy(session, sqlite_cache_kib=RESCORE_CACHE_KIB, work_mem_mb=RESCORE_WORK_MEM_MB):
-        if customer_ids is None:
-            lock(session)  # before deciding: a pass that ran meanwhile has filled the table
-            if fill.wanted(session) if afresh is None else afresh:
-                return fill.fill(session, segment_map, now, main_currency)
-        refresh_inputs(session, customer_ids, main_currency)
-        return rescore(session, segment_map, now)
