@@ -175,6 +175,14 @@ def history_rows(rng: random.Random, customers: int) -> Iterator[dict[str, Any]]
             yield order_row(customer, paid_at, rng.randrange(200, 5000) * 1000)
 
 
+# Texts of a real campaign's length (Persian two-part UCS-2, English one-part GSM-7).
+TEXT_FA = (
+    "سارا عزیز، از خرید شما سپاسگزاریم! با کد W{0} تا پایان هفته ۱۰٪ تخفیف بگیرید. "
+    "فروشگاه نمونه - لغو۱۱"
+)
+TEXT_EN = "Sara, thank you for your order! Use code W{0} for 10% off this week. Shop - STOP 11"
+
+
 def ledger_rows(
     rng: random.Random, messages: int, customers: int
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
@@ -211,6 +219,10 @@ def ledger_rows(
                 "updated_at": stamp(due),
                 "sent_at": stamp(sent_at) if sent_at else None,
                 "delivered_at": stamp(sent_at) if status == "delivered" and sent_at else None,
+                # As wide as a real row: the text sent, the gateway and its message id.
+                "text": (TEXT_FA if ucs2 else TEXT_EN).format(number) if accepted else None,
+                "gateway": "kannel" if accepted else None,
+                "provider_id": f"{number:08x}-4f1c-9d2e-{customer:012x}" if accepted else None,
             }
         )
         _, buys, baseline = RULES[rule]
