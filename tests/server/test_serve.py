@@ -94,3 +94,36 @@ def test_a_head_under_the_bound_and_requests_after_it_on_one_connection_are_serv
         )
     assert answer.count(b"HTTP/1.1 200 OK") == 4, answer
     assert answer.count(b"pong") == 4
+
+
+def _body_app() -> Starlette:
+    async def body(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(f"pong {len(await request.body())}")
+
+    return Starlette(routes=[Route("/ping", body, methods=["POST"])])
+
+
+def test_trailers_past_the_bound_are_refused() -> None:
+    """A chunked body's trailers are header lines after the body: httptools buffers them,
+    and uvicorn keeps them, without end (one stranger's connection grew the daemon by 4 GB
+    in 8 s). They are bounded as the head is, to one read (at most 256 KiB): the flood here
+    is longer than that, so it spans reads."""
+    head = b"POST /ping HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nb\r\n0\r\n"
+    many_short = [head] + [b"X-Pad-%04d: %s\r\n" % (n, b"a" * 100) for n in range(3000)]
+    one_long = [head, b"X-Pad: "] + [b"a" * 1000] * 300
+    with serve_in_background(_body_app()) as server:
+        for pieces in (many_short, one_long):
+            answer = _exchange(server.port, *pieces)
+            assert answer.startswith(b"HTTP/1.1 431 "), answer[:80]
+            assert b"pong" not in answer
+
+
+def test_a_chunked_body_in_many_small_chunks_with_a_short_trailer_is_served() -> None:
+    """Chunk framing is not head: a long body in small chunks is not refused for it."""
+    chunks = [b"POST /ping HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"]
+    chunks += [b"".join([b"4\r\nabcd\r\n"] * 100)] * 100  # 40 KB body, 90 KB of framing
+    chunks += [b"0\r\nX-Checksum: 1\r\n\r\n"]
+    with serve_in_background(_body_app()) as server:
+        answer = _exchange(server.port, *chunks)
+    assert answer.startswith(b"HTTP/1.1 200 "), answer[:80]
+    assert b"pong 40000" in answer
