@@ -60,6 +60,12 @@ if HttpToolsProtocol is not None:
         still incomplete after a read is counted by reads, and the connection answered 431
         and closed once past the bound; the read in which a head begins counts whole (it
         may hold the end of the request before), so the bound is exact to one read.
+
+        A chunked body's trailers are header lines too, which httptools buffers and uvicorn
+        keeps without end. They are counted by the reads after a chunk header with no body
+        after it (the last one's). The read holding that chunk header is not counted (it may
+        hold much chunk framing, which is not buffered), so the bound is exact to one read:
+        asyncio reads at most 256 KiB at once.
         """
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -67,14 +73,20 @@ if HttpToolsProtocol is not None:
             self._in_head = False
             self._began = False
             self._head_bytes = 0
+            self._in_trailers = False
+            self._chunk_header_read = False
+            self._trailer_bytes = 0
 
         def data_received(self, data: bytes) -> None:
-            self._began = False
+            self._began = self._chunk_header_read = False
             super().data_received(data)
-            if not self._in_head or self.transport.is_closing():
+            if self.transport.is_closing():
                 return
-            self._head_bytes = len(data) + (0 if self._began else self._head_bytes)
-            if self._head_bytes > MAX_HEAD_BYTES:
+            if self._in_trailers and not self._chunk_header_read:
+                self._trailer_bytes += len(data)
+            if self._in_head:
+                self._head_bytes = len(data) + (0 if self._began else self._head_bytes)
+            if max(self._head_bytes, self._trailer_bytes) > MAX_HEAD_BYTES:
                 log.warning("request head longer than %d bytes: refused", MAX_HEAD_BYTES)
                 self.transport.write(_TOO_LARGE)
                 self.transport.close()
@@ -82,6 +94,20 @@ if HttpToolsProtocol is not None:
         def on_message_begin(self) -> None:
             super().on_message_begin()
             self._in_head = self._began = True
+
+        def on_chunk_header(self) -> None:
+            self._in_trailers = self._chunk_header_read = True
+            self._trailer_bytes = 0
+
+        def on_body(self, body: bytes) -> None:
+            self._in_trailers = False
+            self._trailer_bytes = 0
+            super().on_body(body)
+
+        def on_message_complete(self) -> None:
+            self._in_trailers = False
+            self._trailer_bytes = 0
+            super().on_message_complete()
 
         def on_headers_complete(self) -> None:
             self._in_head = False
