@@ -5,7 +5,7 @@ A text longer than the rule allows is an error for that message, never silently 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -144,6 +144,18 @@ class MessageRenderer:
         return Rendered(text=text, encoding=size.encoding, segments=size.segments)
 
 
+def _batch_ids(session: Session, column: str, first: int, known: Container[int]) -> set[int]:
+    """`first` and the `column` of every message loaded in the session, less those `known`:
+    what one query for the whole batch has to fetch."""
+    return {first} | {
+        other
+        for state in session.identity_map.all_states()
+        if state.class_ is Message
+        and (other := state.dict.get(column)) is not None
+        and other not in known
+    }
+
+
 def _order(session: Session, order_id: int) -> Order | None:
     """The message's order; the first miss loads the orders of every message in the session.
 
@@ -153,13 +165,7 @@ def _order(session: Session, order_id: int) -> Order | None:
     """
     loaded: dict[int, Order | None] = session.info.setdefault(ORDERS_LOADED, {})
     if order_id not in loaded:
-        wanted = {order_id} | {
-            other
-            for state in session.identity_map.all_states()
-            if state.class_ is Message
-            and (other := state.dict.get("order_id")) is not None
-            and other not in loaded
-        }
+        wanted = _batch_ids(session, "order_id", order_id, loaded)
         loaded.update(dict.fromkeys(wanted))
         ids = sorted(wanted)
         for start in range(0, len(ids), ORDER_CHUNK):
@@ -176,13 +182,7 @@ def _favourite(session: Session, customer_id: int) -> str | None:
     a message in the session, in one statement (as `_order` loads the batch's orders)."""
     known: dict[int, str | None] = session.info.setdefault(FAVOURITES_LOADED, {})
     if customer_id not in known:
-        wanted = {customer_id} | {
-            other
-            for state in session.identity_map.all_states()
-            if state.class_ is Message
-            and (other := state.dict.get("customer_id")) is not None
-            and other not in known
-        }
+        wanted = _batch_ids(session, "customer_id", customer_id, known)
         known.update(dict.fromkeys(wanted))
         known.update(favourite_categories(session, wanted))
     return known[customer_id]
