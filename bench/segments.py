@@ -48,10 +48,10 @@ from campaigner.db.models import Customer, CustomerScore, Order, SegmentChange, 
 from campaigner.db.roomy import roomy
 from campaigner.segments import SegmentMap
 from campaigner.segments.daily import STATE, daily, remember, stale, tidy
+from campaigner.segments.passes import recompute
 from campaigner.segments.scoring import (
     RESCORE_CACHE_KIB,
     RESCORE_WORK_MEM_MB,
-    recompute,
     refresh_inputs,
     rescore,
 )
