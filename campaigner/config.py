@@ -319,6 +319,9 @@ class DaemonSettings(Section):
     )
 
 
+HEAD_TIMEOUT_SECONDS = 10.0  # how long a slow mobile link may take to send a request head
+
+
 class ServerSettings(Section):
     host: str = "127.0.0.1"
     port: int = Field(8025, ge=0, le=65535)
@@ -336,6 +339,11 @@ class ServerSettings(Section):
     max_body_bytes: int = Field(1_000_000, ge=1024)
     body_timeout_seconds: float = Field(
         10.0, gt=0, description="A request body must arrive whole within this time (else 408)"
+    )
+    head_timeout_seconds: float = Field(
+        HEAD_TIMEOUT_SECONDS,
+        gt=0,
+        description="A request head must arrive whole within this time (else 408 and close)",
     )
     max_unverified_requests: int = Field(
         16,

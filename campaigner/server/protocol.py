@@ -8,6 +8,15 @@ a head of any length: a stranger could make the daemon hold as much memory as it
 send before one header is complete. `BoundedHttpTools` restores h11's bound, answering 431
 and closing. Without httptools installed the server falls back to h11 and its own bound.
 
+httptools also sets no time limit on a head: a client sending one byte every few seconds
+held its connection for good, and a client could hold as many as it opened (slowloris).
+Each connection now has `head_timeout` seconds to deliver a request head whenever the server
+is waiting for one (from the connection's opening, and again after each answer); past it,
+a connection that sent something is answered 408, one that sent nothing is closed. The timer
+is not reset by bytes (empty lines between requests reset uvicorn's keep-alive timer), and
+does not run while the app works on an answer. Bodies have their own deadline
+(`campaigner.server.guard`).
+
 The event loop stays asyncio's, chosen explicitly (uvicorn's "auto" takes uvloop whenever
 it is importable): uvloop made no difference to the CPU per callback that the load on the
 test machine did not hide (bench/webhooks.py, 285-316 against 302-322 µs).
@@ -21,17 +30,27 @@ from typing import Any
 
 from starlette.types import Receive, Scope, Send
 
+from campaigner.config import HEAD_TIMEOUT_SECONDS
+
 MAX_HEAD_BYTES = 16 * 1024  # h11's default bound on an incomplete request head
 
 log = logging.getLogger("campaigner.server")
 
+
+def _closing_answer(status: bytes, text: bytes) -> bytes:
+    """A whole plain-text answer that ends the connection, for the refusals written to the
+    transport directly (no request to answer through the app)."""
+    return (
+        b"HTTP/1.1 %s\r\n"
+        b"content-type: text/plain; charset=utf-8\r\n"
+        b"content-length: %d\r\n"
+        b"connection: close\r\n\r\n%s"
+    ) % (status, len(text), text)
+
+
 _TOO_LARGE_TEXT = b"Request header fields too large"
-_TOO_LARGE = (
-    b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
-    b"content-type: text/plain; charset=utf-8\r\n"
-    b"content-length: %d\r\n"
-    b"connection: close\r\n\r\n%s"
-) % (len(_TOO_LARGE_TEXT), _TOO_LARGE_TEXT)
+_TOO_LARGE = _closing_answer(b"431 Request Header Fields Too Large", _TOO_LARGE_TEXT)
+_TIMEOUT = _closing_answer(b"408 Request Timeout", b"Request head not received in time")
 
 try:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -54,7 +73,8 @@ async def _refuse_head(scope: Scope, receive: Receive, send: Send) -> None:
 if HttpToolsProtocol is not None:
 
     class BoundedHttpTools(HttpToolsProtocol):
-        """uvicorn's httptools protocol, refusing a head longer than MAX_HEAD_BYTES.
+        """uvicorn's httptools protocol, refusing a head longer than MAX_HEAD_BYTES or slower
+        than `head_timeout`.
 
         A complete head is measured exactly and answered 431 through the ASGI path. A head
         still incomplete after a read is counted by reads, and the connection answered 431
@@ -68,6 +88,8 @@ if HttpToolsProtocol is not None:
         asyncio reads at most 256 KiB at once.
         """
 
+        head_timeout = HEAD_TIMEOUT_SECONDS
+
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self._in_head = False
@@ -76,8 +98,19 @@ if HttpToolsProtocol is not None:
             self._in_trailers = False
             self._chunk_header_read = False
             self._trailer_bytes = 0
+            self._head_timer: asyncio.TimerHandle | None = None
+            self._heard = False
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            super().connection_made(transport)  # type: ignore[arg-type]
+            self._await_head()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._stop_head_timer()
+            super().connection_lost(exc)
 
         def data_received(self, data: bytes) -> None:
+            self._heard = True
             self._began = self._chunk_header_read = False
             super().data_received(data)
             if self.transport.is_closing():
@@ -110,6 +143,7 @@ if HttpToolsProtocol is not None:
             super().on_message_complete()
 
         def on_headers_complete(self) -> None:
+            self._stop_head_timer()
             self._in_head = False
             self._head_bytes = 0
             size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
@@ -123,7 +157,35 @@ if HttpToolsProtocol is not None:
             finally:
                 self.app = app
 
+        def on_response_complete(self) -> None:
+            started_next = bool(self.pipeline)
+            super().on_response_complete()
+            if not self.transport.is_closing() and not started_next:
+                self._await_head()
 
-def http_protocol() -> type[asyncio.Protocol] | str:
-    """What uvicorn's `http` setting gets: the bounded httptools protocol, else h11."""
-    return BoundedHttpTools if HttpToolsProtocol is not None else "h11"
+        def _await_head(self) -> None:
+            self._heard = self._in_head  # a pipelined head may have begun during the answer
+            self._head_timer = self.loop.call_later(self.head_timeout, self._head_late)
+
+        def _stop_head_timer(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+
+        def _head_late(self) -> None:
+            self._head_timer = None
+            if self.transport.is_closing():
+                return
+            if self._heard:
+                log.info("request head not received within %gs: refused", self.head_timeout)
+                self.transport.write(_TIMEOUT)
+            self.transport.close()
+
+
+def http_protocol(head_timeout: float = HEAD_TIMEOUT_SECONDS) -> type[asyncio.Protocol] | str:
+    """What uvicorn's `http` setting gets: the bounded httptools protocol with this head
+    timeout (uvicorn builds the protocol itself, so the timeout rides on a subclass), else
+    h11."""
+    if HttpToolsProtocol is None:
+        return "h11"
+    return type("BoundedHttpTools", (BoundedHttpTools,), {"head_timeout": head_timeout})

@@ -1,4 +1,6 @@
+import asyncio
 import socket
+import time
 
 import httpx
 from starlette.applications import Starlette
@@ -72,7 +74,8 @@ def test_the_server_parses_with_httptools_and_refuses_a_head_past_16_kib() -> No
     """httptools buffers a head of any length; the server bounds it as h11 did, with a 431,
     whether the excess comes as one long header sent in pieces, as many short ones, or as a
     whole head in one piece."""
-    assert http_protocol() is BoundedHttpTools
+    protocol = http_protocol()
+    assert isinstance(protocol, type) and issubclass(protocol, BoundedHttpTools)
     one_long = [b"GET /ping HTTP/1.1\r\nHost: x\r\nX-Pad: "] + [b"a" * 1000] * 40
     many_short = [b"GET /ping HTTP/1.1\r\nHost: x\r\n"] + [
         b"X-Pad: %04d\r\n" % n for n in range(2000)
@@ -127,3 +130,114 @@ def test_a_chunked_body_in_many_small_chunks_with_a_short_trailer_is_served() ->
         answer = _exchange(server.port, *chunks)
     assert answer.startswith(b"HTTP/1.1 200 "), answer[:80]
     assert b"pong 40000" in answer
+
+
+# -- slow clients: the head timeout -------------------------------------------------------
+
+HEAD_TIMEOUT = 0.3  # injected; the daemon's is server.head_timeout_seconds
+# Longer than uvicorn's 5 s keep-alive: a connection still open then is held for good. Only
+# a failing test waits this long.
+HELD = 6.0
+
+
+def _trickle(sock: socket.socket, byte: bytes) -> tuple[bytes, float]:
+    """Send `byte` every 50 ms until the server closes the connection (or HELD passes):
+    what came back, and after how long the server closed."""
+    started = time.monotonic()
+    sock.settimeout(0.05)
+    received = b""
+    while time.monotonic() - started < HELD:
+        try:
+            chunk = sock.recv(65536)
+        except TimeoutError:
+            try:
+                sock.sendall(byte)
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            continue
+        except ConnectionResetError:
+            break
+        if not chunk:
+            break
+        received += chunk
+    return received, time.monotonic() - started
+
+
+def _pong(sock: socket.socket) -> bytes:
+    """One answer whose body is "pong", read whole."""
+    received = b""
+    while not received.endswith(b"pong"):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        received += chunk
+    return received
+
+
+def test_a_head_trickled_in_a_byte_at_a_time_is_answered_408_and_closed() -> None:
+    """Slowloris: each byte came in time for uvicorn, which has no bound on a head's time,
+    so one client could hold as many connections as it opened."""
+    with (
+        serve_in_background(_ping_app(), head_timeout=HEAD_TIMEOUT) as server,
+        socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock,
+    ):
+        sock.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        received, elapsed = _trickle(sock, b"a")
+    assert HEAD_TIMEOUT <= elapsed < HELD
+    assert received.startswith(b"HTTP/1.1 408 "), received[:80]
+    assert b"connection: close" in received.lower()
+    assert received.endswith(b"Request head not received in time")
+
+
+def test_a_connection_that_never_sends_a_request_is_closed_without_an_answer() -> None:
+    with (
+        serve_in_background(_ping_app(), head_timeout=HEAD_TIMEOUT) as server,
+        socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock,
+    ):
+        received, elapsed = _trickle(sock, b"")
+    assert HEAD_TIMEOUT <= elapsed < HELD
+    assert received == b""
+
+
+def test_a_kept_alive_connection_is_not_held_open_by_empty_lines() -> None:
+    """Empty lines between requests are skipped by the parser but reset uvicorn's keep-alive
+    timer, so they held a connection open for good; the head timer is not reset by them."""
+    with (
+        serve_in_background(_ping_app(), head_timeout=HEAD_TIMEOUT) as server,
+        socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock,
+    ):
+        sock.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+        first = _pong(sock)
+        received, elapsed = _trickle(sock, b"\r\n")
+    assert first.startswith(b"HTTP/1.1 200 ") and first.endswith(b"pong"), first
+    # The timer starts as the answer is sent, a little before this client starts its watch.
+    assert elapsed < HELD
+    assert received.startswith(b"HTTP/1.1 408 "), received[:80]
+    assert received.endswith(b"Request head not received in time")
+
+
+def test_a_slow_head_within_the_timeout_and_an_answer_slower_than_it_are_served() -> None:
+    """The timer runs only while a head is awaited: not while the app works on an answer,
+    and afresh for each request on a kept-alive connection."""
+
+    async def slow(request: Request) -> PlainTextResponse:
+        await asyncio.sleep(3 * HEAD_TIMEOUT)
+        return PlainTextResponse("pong")
+
+    app = Starlette(
+        routes=[Route("/ping", lambda request: PlainTextResponse("pong")), Route("/slow", slow)]
+    )
+    answers = []
+    with (
+        serve_in_background(app, head_timeout=HEAD_TIMEOUT) as server,
+        socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock,
+    ):
+        for piece in (b"GET /ping HTTP/1.1\r\n", b"Host: x\r\n", b"\r\n"):
+            sock.sendall(piece)
+            time.sleep(HEAD_TIMEOUT / 10)
+        answers.append(_pong(sock))
+        for target in (b"/slow", b"/ping"):
+            sock.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+            answers.append(_pong(sock))
+    assert [answer.split(b"\r\n")[0] for answer in answers] == [b"HTTP/1.1 200 OK"] * 3, answers
+    assert all(answer.endswith(b"pong") for answer in answers), answers
