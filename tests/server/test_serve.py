@@ -1,8 +1,12 @@
 import asyncio
+import re
 import socket
+import threading
 import time
 
+import anyio
 import httpx
+import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
@@ -241,3 +245,73 @@ def test_a_slow_head_within_the_timeout_and_an_answer_slower_than_it_are_served(
             answers.append(_pong(sock))
     assert [answer.split(b"\r\n")[0] for answer in answers] == [b"HTTP/1.1 200 OK"] * 3, answers
     assert all(answer.endswith(b"pong") for answer in answers), answers
+
+
+# -- pipelining: answers in request order -------------------------------------------------
+
+
+def _both_app() -> Starlette:
+    async def body(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(f"pong {len(await request.body())}")
+
+    return Starlette(
+        routes=[
+            Route("/ping", body, methods=["POST"]),
+            Route("/", lambda request: PlainTextResponse("pong")),
+        ]
+    )
+
+
+def test_a_request_pipelined_after_a_long_body_is_not_refused_for_that_body() -> None:
+    """The head after a 60 KB body began in the read that held the body, and the whole
+    read was counted as head: a 431, sent ahead of the first request's answer."""
+    first = b"POST /ping HTTP/1.1\r\nHost: x\r\nContent-Length: 60000\r\n\r\n" + b"b" * 60000
+    with serve_in_background(_both_app()) as server:
+        answer = _exchange(
+            server.port, first + b"GET / HTTP/1.1\r\nHost: x\r\n", b"\r\n", answers=2
+        )
+    assert re.findall(rb"HTTP/1\.1 (\d+) ", answer) == [b"200", b"200"], answer
+    assert answer.index(b"pong 60000") < answer.rindex(b"pong"), answer
+
+
+@pytest.mark.parametrize(
+    ("second", "refusal"),
+    [
+        (b"GET / HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * (MAX_HEAD_BYTES + 1000), b"431"),
+        (b"\x01\x02 this is not HTTP\r\n\r\n", b"400"),
+        (b"POST /hold HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", b"400"),
+    ],
+    ids=["head past the bound", "not HTTP", "not a chunk size"],
+)
+def test_a_refusal_of_a_pipelined_request_follows_the_answer_to_the_one_before(
+    second: bytes, refusal: bytes
+) -> None:
+    """The refusal was written the moment the second request was read, ahead of the
+    first's answer, which a client then takes for the answer to its first request."""
+    release = threading.Event()
+
+    async def hold(request: Request) -> PlainTextResponse:
+        body = await request.body()
+        await anyio.to_thread.run_sync(release.wait, 5.0)
+        return PlainTextResponse(f"pong {len(body)}")
+
+    first = b"POST /hold HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+    app = Starlette(routes=[Route("/hold", hold, methods=["POST"])])
+    with (
+        serve_in_background(app) as server,
+        socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock,
+    ):
+        sock.sendall(first + second)
+        sock.settimeout(0.3)
+        try:
+            early = sock.recv(65536)
+        except TimeoutError:
+            early = b""
+        release.set()
+        sock.settimeout(5)
+        received = early
+        while chunk := sock.recv(65536):
+            received += chunk
+    assert early == b"", early
+    assert re.findall(rb"HTTP/1\.1 (\d+) ", received) == [b"200", refusal], received
+    assert b"pong 5" in received
