@@ -365,7 +365,9 @@ class ConsoleSettings(Section):
     max_failed_logins: int = Field(5, ge=1, description="Failures in a row that lock a user")
     lockout_minutes: float = Field(15.0, gt=0)
     max_failed_logins_per_ip: int = Field(
-        20, ge=1, description="Failures from one address within lockout_minutes, any user"
+        20,
+        ge=1,
+        description="Failures from one address (IPv6: one /64) within lockout_minutes, any user",
     )
     git_commit: bool = Field(True, description="Commit each saved rule when rules/ is in git")
     trusted_proxies: list[str] = Field(
