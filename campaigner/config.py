@@ -320,6 +320,7 @@ class DaemonSettings(Section):
 
 
 HEAD_TIMEOUT_SECONDS = 10.0  # how long a slow mobile link may take to send a request head
+MAX_WAITING_CONNECTIONS = 1000  # far more than Kannel and the shops keep open between requests
 
 
 class ServerSettings(Section):
@@ -344,6 +345,11 @@ class ServerSettings(Section):
         HEAD_TIMEOUT_SECONDS,
         gt=0,
         description="A request head must arrive whole within this time (else 408 and close)",
+    )
+    max_waiting_connections: int = Field(
+        MAX_WAITING_CONNECTIONS,
+        ge=1,
+        description="Connections waiting for a request beyond this: the longest waiting is closed",
     )
     max_unverified_requests: int = Field(
         16,

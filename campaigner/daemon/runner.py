@@ -351,6 +351,7 @@ class Service:
                 host=host,
                 port=port,
                 head_timeout=self.settings.server.head_timeout_seconds,
+                max_waiting=self.settings.server.max_waiting_connections,
             ).start()
         except OSError as exc:
             if exc.errno != errno.EADDRINUSE:
@@ -374,6 +375,7 @@ class Service:
                 host=host,
                 port=console.port,
                 head_timeout=self.settings.server.head_timeout_seconds,
+                max_waiting=self.settings.server.max_waiting_connections,
             ).start()
         log.info("console on %s/console/", server.url)
         return server

@@ -15,7 +15,11 @@ is waiting for one (from the connection's opening, and again after each answer);
 a connection that sent something is answered 408, one that sent nothing is closed. The timer
 is not reset by bytes (empty lines between requests reset uvicorn's keep-alive timer), and
 does not run while the app works on an answer. Bodies have their own deadline
-(`campaigner.server.guard`).
+(`campaigner.server.guard`). The timer bounds how long one connection waits; how many wait
+at once is bounded too (`max_waiting`): past it, the connection that has waited longest is
+closed, so a client opening connections faster than they time out takes the place of its
+own oldest ones, not every file descriptor the daemon has (which it needs for its database
+and gateways too). A real client sends its head at once and is rarely the oldest.
 
 A refusal (431, 408, or 400 for bytes that are not HTTP) is an answer like any other: one
 for a pipelined request is written after the answers owed to the requests before it, and
@@ -30,11 +34,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, ClassVar
 
 from starlette.types import Receive, Scope, Send
 
-from campaigner.config import HEAD_TIMEOUT_SECONDS
+from campaigner.config import HEAD_TIMEOUT_SECONDS, MAX_WAITING_CONNECTIONS
 
 MAX_HEAD_BYTES = 16 * 1024  # h11's default bound on an incomplete request head
 
@@ -95,6 +99,10 @@ if HttpToolsProtocol is not None:
         """
 
         head_timeout = HEAD_TIMEOUT_SECONDS
+        max_waiting = MAX_WAITING_CONNECTIONS
+        # The server's connections waiting for a request, longest waiting first: one dict
+        # per server (`http_protocol`), used on its event loop only.
+        waiting: ClassVar[dict[BoundedHttpTools, None]] = {}
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
@@ -212,26 +220,42 @@ if HttpToolsProtocol is not None:
         def _await_head(self) -> None:
             self._heard = self._in_head  # a pipelined head may have begun during the answer
             self._head_timer = self.loop.call_later(self.head_timeout, self._head_late)
+            self.waiting[self] = None
+            if len(self.waiting) > self.max_waiting:
+                log.info(
+                    "more than %d connections waiting for a request: the longest waiting closed",
+                    self.max_waiting,
+                )
+                next(iter(self.waiting))._stop_waiting()
 
         def _stop_head_timer(self) -> None:
+            self.waiting.pop(self, None)
             if self._head_timer is not None:
                 self._head_timer.cancel()
                 self._head_timer = None
 
         def _head_late(self) -> None:
-            self._head_timer = None
+            if self._heard and not self.transport.is_closing():
+                log.info("request head not received within %gs: refused", self.head_timeout)
+            self._stop_waiting()
+
+        def _stop_waiting(self) -> None:
+            """Close this connection that waits for a request: 408 if one has begun."""
+            self._stop_head_timer()
             if self.transport.is_closing():
                 return
             if self._heard:
-                log.info("request head not received within %gs: refused", self.head_timeout)
                 self.transport.write(_TIMEOUT)
             self.transport.close()
 
 
-def http_protocol(head_timeout: float = HEAD_TIMEOUT_SECONDS) -> type[asyncio.Protocol] | str:
-    """What uvicorn's `http` setting gets: the bounded httptools protocol with this head
-    timeout (uvicorn builds the protocol itself, so the timeout rides on a subclass), else
-    h11."""
+def http_protocol(
+    head_timeout: float = HEAD_TIMEOUT_SECONDS, max_waiting: int = MAX_WAITING_CONNECTIONS
+) -> type[asyncio.Protocol] | str:
+    """What uvicorn's `http` setting gets: the bounded httptools protocol with these limits
+    (uvicorn builds each connection's protocol itself, so the limits, and the one server's
+    waiting connections, ride on a subclass of its own), else h11."""
     if HttpToolsProtocol is None:
         return "h11"
-    return type("BoundedHttpTools", (BoundedHttpTools,), {"head_timeout": head_timeout})
+    limits = {"head_timeout": head_timeout, "max_waiting": max_waiting, "waiting": {}}
+    return type("BoundedHttpTools", (BoundedHttpTools,), limits)

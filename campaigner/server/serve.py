@@ -21,7 +21,7 @@ import time
 import uvicorn
 from starlette.types import ASGIApp
 
-from campaigner.config import HEAD_TIMEOUT_SECONDS
+from campaigner.config import HEAD_TIMEOUT_SECONDS, MAX_WAITING_CONNECTIONS
 from campaigner.server.protocol import http_protocol
 
 BACKLOG = 2048
@@ -37,9 +37,11 @@ class BackgroundServer:
         host: str = "127.0.0.1",
         port: int = 0,
         head_timeout: float = HEAD_TIMEOUT_SECONDS,
+        max_waiting: int = MAX_WAITING_CONNECTIONS,
     ) -> None:
         self.app = app
         self.head_timeout = head_timeout
+        self.max_waiting = max_waiting
         self.host = host
         self.requested_port = port
         self.port = 0
@@ -62,7 +64,7 @@ class BackgroundServer:
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(
             self.app,
-            http=http_protocol(self.head_timeout),
+            http=http_protocol(self.head_timeout, self.max_waiting),
             loop="asyncio",
             proxy_headers=False,
             log_config=None,
@@ -107,6 +109,10 @@ def serve_in_background(
     host: str = "127.0.0.1",
     port: int = 0,
     head_timeout: float = HEAD_TIMEOUT_SECONDS,
+    max_waiting: int = MAX_WAITING_CONNECTIONS,
 ) -> BackgroundServer:
     """Start `app` on host:port (0 = any free port); read `.port` for the one bound."""
-    return BackgroundServer(app, host=host, port=port, head_timeout=head_timeout).start()
+    server = BackgroundServer(
+        app, host=host, port=port, head_timeout=head_timeout, max_waiting=max_waiting
+    )
+    return server.start()

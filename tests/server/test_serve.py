@@ -247,6 +247,34 @@ def test_a_slow_head_within_the_timeout_and_an_answer_slower_than_it_are_served(
     assert all(answer.endswith(b"pong") for answer in answers), answers
 
 
+def test_past_max_waiting_the_connection_waiting_longest_is_closed() -> None:
+    """The head timeout bounds how long a connection waits, not how many: a client opening
+    connections faster than they time out held every file descriptor it could get. Here the
+    timer is far off; the cap alone closes connection 0 when connection 3 comes."""
+    with serve_in_background(_ping_app(), max_waiting=3) as server:
+        kept_alive = [socket.create_connection(("127.0.0.1", server.port), timeout=5)]
+        try:
+            for _ in range(2):
+                kept_alive.append(socket.create_connection(("127.0.0.1", server.port), timeout=5))
+            answers = []
+            for sock in kept_alive:  # each waits from its answer on: in this order
+                sock.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+                answers.append(_pong(sock))
+            with socket.create_connection(("127.0.0.1", server.port), timeout=5) as newcomer:
+                newcomer.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+                answers.append(_pong(newcomer))
+                kept_alive[0].settimeout(1.0)  # uvicorn's keep-alive timer would take 5 s
+                closed = kept_alive[0].recv(65536)
+                for sock in kept_alive[1:]:
+                    sock.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+                    answers.append(_pong(sock))
+        finally:
+            for sock in kept_alive:
+                sock.close()
+    assert closed == b""  # it had sent nothing since its answer: closed without a word
+    assert [answer.split(b"\r\n")[0] for answer in answers] == [b"HTTP/1.1 200 OK"] * 6
+
+
 # -- pipelining: answers in request order -------------------------------------------------
 
 
