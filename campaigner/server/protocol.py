@@ -124,7 +124,7 @@ if HttpToolsProtocol is not None:
             self._await_head()
 
         def connection_lost(self, exc: Exception | None) -> None:
-            self._stop_head_timer()
+            self._not_waiting()
             super().connection_lost(exc)
 
         def data_received(self, data: bytes) -> None:
@@ -170,7 +170,7 @@ if HttpToolsProtocol is not None:
             super().on_message_complete()
 
         def on_headers_complete(self) -> None:
-            self._stop_head_timer()
+            self._not_waiting()
             self._in_head = False
             self._in_body = True
             self._head_bytes = 0
@@ -226,9 +226,11 @@ if HttpToolsProtocol is not None:
                     "more than %d connections waiting for a request: the longest waiting closed",
                     self.max_waiting,
                 )
-                next(iter(self.waiting))._stop_waiting()
+                next(iter(self.waiting))._close_waiting()
 
-        def _stop_head_timer(self) -> None:
+        def _not_waiting(self) -> None:
+            """Off the head timer and the waiting connections: a head has come, or the
+            connection is gone."""
             self.waiting.pop(self, None)
             if self._head_timer is not None:
                 self._head_timer.cancel()
@@ -237,11 +239,11 @@ if HttpToolsProtocol is not None:
         def _head_late(self) -> None:
             if self._heard and not self.transport.is_closing():
                 log.info("request head not received within %gs: refused", self.head_timeout)
-            self._stop_waiting()
+            self._close_waiting()
 
-        def _stop_waiting(self) -> None:
+        def _close_waiting(self) -> None:
             """Close this connection that waits for a request: 408 if one has begun."""
-            self._stop_head_timer()
+            self._not_waiting()
             if self.transport.is_closing():
                 return
             if self._heard:
