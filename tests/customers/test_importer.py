@@ -194,3 +194,35 @@ def test_a_decimal_comma_rejects_its_row_naming_line_and_field(
     with sessions() as session:
         totals = {o.external_id: o.total for o in session.scalars(select(Order))}
     assert totals == {"o2": Decimal(1_500_000)}
+
+
+def test_dots_between_thousands_are_read_by_currency_and_a_fraction_names_line_and_field(
+    tmp_path: Path, sessions: sessionmaker[Session]
+) -> None:
+    """Regression: `150.000` toman was stored as 150, a thousandth of the order."""
+    import_csv(sessions, "customers", write(tmp_path, "c.csv", CUSTOMERS), DEFAULTS)
+    orders = (
+        "id,customer_id,total,currency,status,paid_at\n"
+        "o1,c1,150.000,IRT,paid,2026-01-10 12:00\n"
+        "o2,c1,150.5,IRT,paid,2026-01-11 12:00\n"
+        "o3,c1,150.000,USD,paid,2026-01-11 12:00\n"
+        "o4,c1,149.99,USD,paid,2026-01-11 12:00\n"
+    )
+    report = import_csv(sessions, "orders", write(tmp_path, "o.csv", orders), DEFAULTS)
+    assert (report.inserted, report.rejected) == (2, 2)
+    rejects = list(csv.reader(report.reject_file.open(encoding="utf-8")))  # type: ignore[union-attr]
+    assert [row[:2] for row in rejects[1:]] == [
+        [
+            "3",
+            "total: bad amount '150.5': IRT has no decimals, and this is a fraction; write a "
+            "whole amount (dots or commas only between thousands)",
+        ],
+        [
+            "4",
+            "total: ambiguous amount '150.000': USD has 2 decimals, not 3; is a dot between "
+            "thousands? write 150000, 150,000 or 150.00",
+        ],
+    ]
+    with sessions() as session:
+        totals = {o.external_id: o.total for o in session.scalars(select(Order))}
+    assert totals == {"o1": Decimal(150_000), "o4": Decimal("149.99")}
