@@ -69,8 +69,8 @@ def run_import(
     if encoding is None and report.encoding != "utf-8-sig":
         click.echo(f"{file}: read as {report.encoding} (detected; --encoding to choose)")
     click.echo(shown(f"{file}: {report.summary()}"))
-    for reason, count in sorted(report.reasons.items(), key=lambda item: -item[1]):
-        click.echo(f"  {count:>7} × {shown(reason)}")
+    for line in report.rejections():
+        click.echo(f"  {shown(line)}")
     return report
 
 
@@ -85,7 +85,8 @@ def _import_command(
     Mobile, Phone Number, SMS Consent, Language, DOB, «موبایل», …); others can be mapped with
     --map HEADER=FIELD. A column that matches no field is named in the summary (an error
     with --strict). Bad rows go to FILE.rejects.csv with their line number and
-    reason; good rows still load. Importing the same file twice changes nothing.
+    reason; good rows still load; the summary counts them by kind of reason, with the
+    first lines of each. Importing the same file twice changes nothing.
 
     The file is read as UTF-8 (Excel's "CSV UTF-8"), or as Windows-1256 when it is
     recognisably Persian (Excel's plain "CSV" on Persian Windows); any other encoding is

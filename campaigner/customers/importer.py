@@ -7,6 +7,7 @@ and every good row still loads. Re-running the same file writes nothing.
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -53,6 +54,10 @@ LOADERS: dict[str, Callable[..., LoadResult]] = {
     "items": load_items,
 }
 SHORTENED_EXAMPLES = 3  # lines named in the summary; the count covers the rest
+REJECTED_EXAMPLES = 3  # lines named per kind of rejection; the reject file has them all
+# A value quoted in a reason (Python's repr of it, either quote), left out of its kind.
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+_LINE = re.compile(r"\bline \d+")
 
 __all__ = [
     "CUSTOMER_FIELDS",
@@ -75,7 +80,9 @@ class ImportReport:
     unchanged: int = 0
     rejected: int = 0
     reject_file: Path | None = None
+    # Per kind of rejection (`rejection_kind`): how many rows, and the first few lines.
     reasons: dict[str, int] = field(default_factory=dict)
+    reason_lines: dict[str, list[int]] = field(default_factory=dict)
     columns: dict[str, str] = field(default_factory=dict)  # header -> field it was read as
     unmapped: list[str] = field(default_factory=list)  # headers not read at all
     encoding: str = "utf-8-sig"
@@ -100,6 +107,21 @@ class ImportReport:
         if self.stopped:
             text += f"; {self.stopped}"
         return text
+
+    def rejections(self) -> list[str]:
+        """One line per kind of rejection, the commonest first: how many, and where."""
+        lines = []
+        for kind, count in sorted(self.reasons.items(), key=lambda item: -item[1]):
+            where = ", ".join(map(str, self.reason_lines.get(kind, [])))
+            more = ", …" if count > len(self.reason_lines.get(kind, [])) else ""
+            lines.append(f"{count:>7} × {kind} (line{'s' if count > 1 else ''} {where}{more})")
+        return lines
+
+
+def rejection_kind(reason: str) -> str:
+    """A reason without the values it quotes, so that 400,000 bad phones are one kind of
+    rejection in the summary, not 400,000 lines; each row's own reason is in the reject file."""
+    return _LINE.sub("line …", _QUOTED.sub("…", reason))
 
 
 class _Rejects:
@@ -220,8 +242,11 @@ def import_csv(
 
     def reject(line: int, reason: str, raw: Mapping[str, str]) -> None:
         report.rejected += 1
-        key = reason.split(":")[0]
-        report.reasons[key] = report.reasons.get(key, 0) + 1
+        kind = rejection_kind(reason)
+        report.reasons[kind] = report.reasons.get(kind, 0) + 1
+        lines = report.reason_lines.setdefault(kind, [])
+        if len(lines) < REJECTED_EXAMPLES:
+            lines.append(line)
         inverse = {v: k for k, v in renames.items()}
         rejects.add(line, reason, {inverse.get(k, k): v for k, v in raw.items()})
 

@@ -519,7 +519,9 @@ def order_row(
     total = parse_amount(given.get("total") or "0", "total", currency)
     refunded = parse_amount(given.get("refunded") or "0", "refunded", currency)
     if refunded > total:
-        raise RowError(f"refunded {refunded} is more than the order total {total}", "refunded")
+        raise RowError(
+            f"refunded {str(refunded)!r} is more than the order total {str(total)!r}", "refunded"
+        )
     values = {
         "external_id": external_id,
         "customer_id": customer,

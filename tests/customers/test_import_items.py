@@ -127,6 +127,13 @@ def test_bad_lines_reject_their_whole_order_with_line_and_field(
         ['"3"', "\"bad quantity 'lots'\""],
         ['"5"', "\"unknown order '9999'\""],
     ]
+    # Counted by kind in the summary: the values and the line named left out.
+    assert report.reasons == {
+        "lines of order … must be together: its lines start at line …": 1,
+        "order … has a rejected line; none of its lines were loaded": 1,
+        "bad quantity …": 1,
+        "unknown order …": 1,
+    }
     assert stored(sessions) == [("1002", 1, "TEA-57", "Chai", 1, "0.00")]
 
 
@@ -257,4 +264,7 @@ def test_an_items_amounts_are_read_by_its_orders_currency(
     report = import_csv(sessions, "items", write(tmp_path / "items.csv", items), defaults)
     assert (report.inserted, report.rejected) == (1, 1)
     assert stored(sessions) == [("1001", 1, "TEA", "Tea", 1, "150000.00")]
-    assert list(report.reasons) == ["unit_price"]
+    assert report.rejections() == [
+        "      1 × unit_price: ambiguous amount …: USD has 2 decimals, not 3; is a dot between "
+        "thousands? write 150000, 150,000 or 150.00 (line 3)"
+    ]
