@@ -88,6 +88,10 @@ def _import_command(
     reason; good rows still load; the summary counts them by kind of reason, with the
     first lines of each. Importing the same file twice changes nothing.
 
+    Rows are written in batches of 5,000, each one transaction. An import stopped
+    part-way (the database lost or refusing a batch) keeps the whole batches before and
+    says which lines were not written; importing the file again completes it.
+
     The file is read as UTF-8 (Excel's "CSV UTF-8"), or as Windows-1256 when it is
     recognisably Persian (Excel's plain "CSV" on Persian Windows); any other encoding is
     given with --encoding. The separator (comma, semicolon or tab) is found from the header.

@@ -2,6 +2,10 @@
 
 A bad row never stops an import: it goes to the reject file with its line number and reason,
 and every good row still loads. Re-running the same file writes nothing.
+
+What stops an import (the database lost or refusing a batch) stops it between whole
+batches: each batch is one transaction. The error names the lines not written and what was
+committed before them, counted only once a batch's commit returned.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from campaigner.clock import Clock, SystemClock
@@ -39,7 +44,7 @@ from campaigner.customers.loader import (
 )
 from campaigner.customers.records import RowError, customer_row, order_row
 from campaigner.customers.writer import BatchWriter
-from campaigner.errors import CampaignerError
+from campaigner.errors import CampaignerError, one_line
 from campaigner.segments.rfm_map import SegmentMap
 from campaigner.segments.scoring import rescore
 from campaigner.spreadsheets import SpreadsheetWriter
@@ -64,6 +69,7 @@ __all__ = [
     "ITEM_FILE_FIELDS",
     "ORDER_FIELDS",
     "ImportReport",
+    "ImportStopped",
     "RowError",
     "customer_row",
     "import_csv",
@@ -83,6 +89,10 @@ class ImportReport:
     # Per kind of rejection (`rejection_kind`): how many rows, and the first few lines.
     reasons: dict[str, int] = field(default_factory=dict)
     reason_lines: dict[str, list[int]] = field(default_factory=dict)
+    # Batches whose transaction committed: how many, their rows written, their lines.
+    batches: int = 0
+    committed_rows: int = 0
+    committed_lines: tuple[int, int] = (0, 0)
     columns: dict[str, str] = field(default_factory=dict)  # header -> field it was read as
     unmapped: list[str] = field(default_factory=list)  # headers not read at all
     encoding: str = "utf-8-sig"
@@ -117,11 +127,27 @@ class ImportReport:
             lines.append(f"{count:>7} × {kind} (line{'s' if count > 1 else ''} {where}{more})")
         return lines
 
+    def committed_summary(self) -> str:
+        """What an import that stopped part-way left in the database."""
+        if not self.batches:
+            return "nothing was committed"
+        first, last = self.committed_lines
+        batches = "1 batch was" if self.batches == 1 else f"{self.batches} batches were"
+        return f"{batches} committed whole: {self.committed_rows} rows, lines {first}–{last}"
+
 
 def rejection_kind(reason: str) -> str:
     """A reason without the values it quotes, so that 400,000 bad phones are one kind of
     rejection in the summary, not 400,000 lines; each row's own reason is in the reject file."""
     return _LINE.sub("line …", _QUOTED.sub("…", reason))
+
+
+class ImportStopped(CampaignerError):
+    """The database did not write a batch; those before it are committed, whole."""
+
+    def __init__(self, message: str, report: ImportReport) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 class _Rejects:
@@ -262,15 +288,30 @@ def import_csv(
                     f"line {lines[warning.index][0]}: {warning.reason}"
                 )
 
-    def counted(result: LoadResult) -> None:
+    def committed(result: LoadResult, lines: _Lines) -> None:
+        """A batch's transaction committed: its rows count."""
         report.inserted += result.inserted
         report.updated += result.updated
         report.unchanged += result.unchanged
+        report.batches += 1
+        report.committed_rows += result.accepted
+        report.committed_lines = (report.committed_lines[0] or lines.first, lines.last)
 
-    def write(prepared: tuple[CustomerBatch, datetime]) -> None:
-        customers, now = prepared
-        with sessions.begin() as session:
-            counted(write_customers(session, customers, defaults, now=now))
+    def not_written(lines: _Lines, exc: SQLAlchemyError) -> ImportStopped:
+        return ImportStopped(
+            f"{path}: lines {lines.first}–{lines.last} were not written ({one_line(exc)}); "
+            f"before them, {report.committed_summary()}. Importing the file again completes it.",
+            report,
+        )
+
+    def write(prepared: tuple[CustomerBatch, datetime, _Lines]) -> None:
+        customers, now, lines = prepared
+        try:
+            with sessions.begin() as session:
+                result = write_customers(session, customers, defaults, now=now)
+        except SQLAlchemyError as exc:
+            raise not_written(lines, exc) from exc
+        committed(result, lines)
 
     # On PostgreSQL customers are prepared here and written by the writer's thread meanwhile,
     # the server working on the other core. SQLite works in this process, and its
@@ -285,16 +326,20 @@ def import_csv(
     def flush() -> None:
         if not batch:
             return
+        lines = _Lines(batch[0][0], batch[-1][0])
         if writer is not None:
             customers = prepare_customers([raw for _, raw in batch], defaults)
             noted(customers.result, batch)
-            writer.put((customers, clock.now()))
+            writer.put((customers, clock.now(), lines))
         else:
             load = LOADERS[kind]
-            with sessions.begin() as session:
-                result = load(session, [raw for _, raw in batch], defaults, now=clock.now())
-            counted(result)
+            try:
+                with sessions.begin() as session:
+                    result = load(session, [raw for _, raw in batch], defaults, now=clock.now())
+            except SQLAlchemyError as exc:
+                raise not_written(lines, exc) from exc
             noted(result, batch)
+            committed(result, lines)
         batch.clear()
 
     orders = _OrderRuns() if kind == "items" else None
@@ -307,7 +352,6 @@ def import_csv(
                 if problem is not None:
                     reject(line, problem, raw)
                     continue
-                bytes_seen += sum(map(len, raw.values())) + len(raw)
                 # An order's item lines are loaded together: a batch ends between orders.
                 if len(batch) >= BATCH_SIZE and (
                     orders is None or batch[-1][1].get("order_id") != raw.get("order_id")
@@ -315,6 +359,7 @@ def import_csv(
                     flush()
                     if progress:
                         progress(min(bytes_seen, size_hint))
+                bytes_seen += sum(map(len, raw.values())) + len(raw)
                 batch.append((line, raw))
             flush()
         if progress:
@@ -328,6 +373,14 @@ def import_csv(
     if not report.rejected:
         report.reject_file = None
     return report
+
+
+@dataclass(frozen=True)
+class _Lines:
+    """A batch's first and last line."""
+
+    first: int
+    last: int
 
 
 def _dialect(sessions: sessionmaker[Session]) -> str:

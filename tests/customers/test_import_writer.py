@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from campaigner.cli import cli
 from campaigner.config import CustomerDefaults
-from campaigner.customers.importer import BATCH_SIZE, import_csv
+from campaigner.customers.importer import BATCH_SIZE, ImportStopped, import_csv
 from campaigner.customers.loader import load_customers
 from campaigner.customers.writer import BatchWriter
 from campaigner.db.models import Customer
@@ -101,16 +101,23 @@ def test_a_failed_write_raises_the_databases_own_error_and_keeps_whole_batches(
     def progress(_: int) -> None:
         threaded.append(bool(writers()))
 
-    with pytest.raises(DBAPIError, match="poisoned row") as failure:
+    with pytest.raises(ImportStopped, match="poisoned row") as stopped:
         import_csv(sessions, "customers", path, DEFAULTS, progress=progress)
     # A writer thread on PostgreSQL only; SQLite's batches are written in turn.
     postgres = sessions.kw["bind"].dialect.name == "postgresql"
     assert threaded and all(alive == postgres for alive in threaded)
+    # Named: the file, the batch's lines, and what was committed before it.
+    assert str(stopped.value).startswith(
+        f"{path}: lines {2 * BATCH_SIZE + 2}–{3 * BATCH_SIZE + 1} were not written ("
+    )
+    assert f"2 batches were committed whole: {2 * BATCH_SIZE} rows, lines 2–" in str(stopped.value)
     # The error written in turn (the loader in the caller's transaction) is the same one.
+    failure = stopped.value.__cause__
     with pytest.raises(DBAPIError) as direct, sessions.begin() as session:
         load_customers(session, [{"external_id": POISONED}], DEFAULTS, now=datetime.now(UTC))
-    assert type(failure.value) is type(direct.value)
-    assert type(failure.value.orig) is type(direct.value.orig)
+    assert isinstance(failure, DBAPIError)
+    assert type(failure) is type(direct.value)
+    assert type(failure.orig) is type(direct.value.orig)
     # The batches before the failed one, each whole; nothing of the failed one or after it.
     assert stored_ids(sessions) == first_batches(2)
     assert writers() == []
@@ -155,7 +162,8 @@ def test_a_writer_that_fails_first_stops_the_reader_instead_of_hanging(
     reader.join(timeout=120)  # a deadline for a hang, not a wait for something to happen
     assert not reader.is_alive(), "the import hung after its writer failed"
     (error,) = outcome
-    assert isinstance(error, DBAPIError) and "poisoned row" in str(error)
+    assert isinstance(error, ImportStopped) and isinstance(error.__cause__, DBAPIError)
+    assert "poisoned row" in str(error)
     # Batches handed over: the failed third, at most one queued, one prepared meanwhile.
     assert len(progress) <= 5
     assert stored_ids(sessions) == first_batches(2)
@@ -173,6 +181,9 @@ def test_the_import_command_names_the_database_error_of_a_failed_write(
     assert "Traceback" not in result.output
     (line,) = [line for line in result.output.splitlines() if line.startswith("Error: ")]
     assert "poisoned row" in line
+    # Which file, which lines were not written, and what the batches before hold.
+    assert line.startswith(f"Error: {path}: lines {2 * BATCH_SIZE + 2}–{3 * BATCH_SIZE + 1} ")
+    assert f"{2 * BATCH_SIZE} rows, lines 2–{2 * BATCH_SIZE + 1}" in line
     assert stored_ids(sessions) == first_batches(2)
 
 
