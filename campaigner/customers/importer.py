@@ -3,9 +3,9 @@
 A bad row never stops an import: it goes to the reject file with its line number and reason,
 and every good row still loads. Re-running the same file writes nothing.
 
-What stops an import (the database lost or refusing a batch) stops it between whole
+What stops an import (the database lost or refusing a batch, Ctrl-C) stops it between whole
 batches: each batch is one transaction. The error names the lines not written and what was
-committed before them, counted only once a batch's commit returned.
+committed before them, counted only once a batch's commit returned, as the progress is.
 """
 
 from __future__ import annotations
@@ -68,6 +68,7 @@ __all__ = [
     "CUSTOMER_FIELDS",
     "ITEM_FILE_FIELDS",
     "ORDER_FIELDS",
+    "ImportInterrupted",
     "ImportReport",
     "ImportStopped",
     "RowError",
@@ -148,6 +149,10 @@ class ImportStopped(CampaignerError):
     def __init__(self, message: str, report: ImportReport) -> None:
         super().__init__(message)
         self.report = report
+
+
+class ImportInterrupted(ImportStopped):
+    """Ctrl-C: the import stopped after the batch being written; those before are committed."""
 
 
 class _Rejects:
@@ -289,13 +294,15 @@ def import_csv(
                 )
 
     def committed(result: LoadResult, lines: _Lines) -> None:
-        """A batch's transaction committed: its rows count."""
+        """A batch's transaction committed: its rows count, and the progress moves."""
         report.inserted += result.inserted
         report.updated += result.updated
         report.unchanged += result.unchanged
         report.batches += 1
         report.committed_rows += result.accepted
         report.committed_lines = (report.committed_lines[0] or lines.first, lines.last)
+        if progress:
+            progress(min(lines.bytes_read, size_hint))
 
     def not_written(lines: _Lines, exc: SQLAlchemyError) -> ImportStopped:
         return ImportStopped(
@@ -326,7 +333,7 @@ def import_csv(
     def flush() -> None:
         if not batch:
             return
-        lines = _Lines(batch[0][0], batch[-1][0])
+        lines = _Lines(batch[0][0], batch[-1][0], bytes_seen)
         if writer is not None:
             customers = prepare_customers([raw for _, raw in batch], defaults)
             noted(customers.result, batch)
@@ -345,25 +352,34 @@ def import_csv(
     orders = _OrderRuns() if kind == "items" else None
     try:
         with writer or nullcontext():
-            for line, raw, problem in _fields(records, header, renames):
-                report.rows += 1
-                if problem is None and orders is not None:
-                    problem = orders.problem(line, raw.get("order_id", "").strip())
-                if problem is not None:
-                    reject(line, problem, raw)
-                    continue
-                # An order's item lines are loaded together: a batch ends between orders.
-                if len(batch) >= BATCH_SIZE and (
-                    orders is None or batch[-1][1].get("order_id") != raw.get("order_id")
-                ):
-                    flush()
-                    if progress:
-                        progress(min(bytes_seen, size_hint))
-                bytes_seen += sum(map(len, raw.values())) + len(raw)
-                batch.append((line, raw))
-            flush()
+            try:
+                for line, raw, problem in _fields(records, header, renames):
+                    report.rows += 1
+                    if problem is None and orders is not None:
+                        problem = orders.problem(line, raw.get("order_id", "").strip())
+                    if problem is not None:
+                        reject(line, problem, raw)
+                        continue
+                    # An order's item lines are loaded together: a batch ends between orders.
+                    if len(batch) >= BATCH_SIZE and (
+                        orders is None or batch[-1][1].get("order_id") != raw.get("order_id")
+                    ):
+                        flush()
+                    bytes_seen += sum(map(len, raw.values())) + len(raw)
+                    batch.append((line, raw))
+                flush()
+            except KeyboardInterrupt:
+                if writer is not None:
+                    writer.cancel()  # the batch being written ends whole; none after it
+                raise
         if progress:
             progress(size_hint)
+    except KeyboardInterrupt:
+        raise ImportInterrupted(
+            f"{path}: interrupted; {report.committed_summary()}. Importing the file again "
+            "completes it.",
+            report,
+        ) from None
     finally:
         rejects.close()
     # Line items change no value segment: only customers and orders rescore.
@@ -377,10 +393,11 @@ def import_csv(
 
 @dataclass(frozen=True)
 class _Lines:
-    """A batch's first and last line."""
+    """A batch's first and last line, and how far into the file it reaches (for progress)."""
 
     first: int
     last: int
+    bytes_read: int
 
 
 def _dialect(sessions: sessionmaker[Session]) -> str:

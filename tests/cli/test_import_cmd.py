@@ -1,15 +1,17 @@
 """`campaigner customers import` as an operator meets it: a summary that stays readable
 whatever the number of bad rows, and an import stopped part-way (the database connection
-lost) that says which file and lines were not written and what was committed.
+lost, Ctrl-C) that says which file and lines were not written and what was committed.
 
-The fault is real: the importer's PostgreSQL backend ended with `pg_terminate_backend`
-from another connection.
+The faults are real: the importer's PostgreSQL backend ended with `pg_terminate_backend`
+from another connection, and SIGINT sent to a `campaigner` process.
 """
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -133,3 +135,36 @@ def test_a_connection_lost_mid_file_names_the_file_the_lines_and_what_was_commit
         f"2–{2 * BATCH_SIZE + 1}. Importing the file again completes it."
     )
     assert stored(sessions) == first_rows(2 * BATCH_SIZE)
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_promptly_saying_what_was_committed_and_leaves_whole_batches(
+    tmp_path: Path, db_url: str, sessions: sessionmaker[Session]
+) -> None:
+    """Regression: Ctrl-C printed click's "Aborted!" and no word of what was imported, after
+    the writer thread had written every batch queued. SIGINT goes to a real `campaigner`
+    process once a batch has committed, while it reads and writes the rest (on PostgreSQL
+    with its writer thread, on SQLite in turn)."""
+    path = customers_file(tmp_path, 40 * BATCH_SIZE)
+    process = importer(config_for(tmp_path, db_url), path)
+    try:
+        wait_for(lambda: count(sessions) >= BATCH_SIZE, "a first batch to commit", every=0.02)
+        sent = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)  # a deadline for a hang, not a wait
+        took = time.monotonic() - sent
+    finally:
+        process.kill()
+    assert process.returncode == 130, err
+    assert took < 10, f"{took:.1f} s from Ctrl-C to exit"
+    assert "Traceback" not in err and "Aborted" not in err
+    rows = count(sessions)
+    batches = rows // BATCH_SIZE
+    assert rows == batches * BATCH_SIZE < 40 * BATCH_SIZE  # whole batches, not the file
+    assert stored(sessions) == first_rows(rows)
+    assert err.strip().splitlines()[-1] == (
+        f"{path}: interrupted; {batches} batch{'es were' if batches > 1 else ' was'} "
+        f"committed whole: {rows} rows, lines 2–{rows + 1}. Importing the file again "
+        "completes it."
+    )
+    assert out == ""

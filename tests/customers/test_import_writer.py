@@ -254,3 +254,69 @@ def test_a_reader_failure_still_writes_what_it_handed_over() -> None:
         raise KeyError("the reader's own failure")
     assert written == [1, 2]
     assert writers() == []
+
+
+def test_progress_moves_as_batches_commit_not_as_they_are_read(
+    tmp_path: Path, db_url: str, sessions: sessionmaker[Session]
+) -> None:
+    """Regression: on PostgreSQL the progress bar counted a batch when it was handed to the
+    writer thread, two batches ahead of what was committed. A row of the third of six
+    batches is held by the test's open transaction: while the writer waits there, the
+    progress must not have passed the second batch (a third of the file)."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("SQLite writes each batch in turn, before the progress moves")
+    path = customers_file(tmp_path, 6)
+    size = path.stat().st_size
+    progress: list[int] = []
+
+    def backends() -> list[int]:
+        query = (
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock'"
+        )
+        with sessions() as session:
+            return list(session.execute(text(query)).scalars())
+
+    outcome: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            import_csv(sessions, "customers", path, DEFAULTS, progress=progress.append)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    with sessions() as holder:
+        load_customers(holder, [{"external_id": POISONED}], DEFAULTS, now=datetime.now(UTC))
+        reader = threading.Thread(target=run)
+        reader.start()
+        wait_for(backends, "the importer's writer to wait on the held row")
+        assert stored_ids(sessions) == first_batches(2)
+        assert progress and max(progress) <= size // 3
+        holder.rollback()
+    reader.join(timeout=120)
+    assert not reader.is_alive() and outcome == []
+    assert progress[-1] == size
+    assert stored_ids(sessions) == first_batches(6)
+
+
+def test_cancel_lets_the_batch_being_written_end_and_begins_no_other() -> None:
+    """Ctrl-C in the reader: the batch the writer is in ends (whole), the one queued behind
+    it is dropped, and leaving the block waits for nothing more."""
+    started, release = threading.Event(), threading.Event()
+    written: list[int] = []
+
+    def write(batch: int) -> None:
+        if batch == 1:
+            started.set()
+            release.wait(timeout=60)
+        written.append(batch)
+
+    with pytest.raises(KeyboardInterrupt), BatchWriter(write) as writer:
+        writer.put(1)
+        assert started.wait(timeout=60)
+        writer.put(2)  # queued while the first is written
+        writer.cancel()
+        release.set()
+        raise KeyboardInterrupt
+    assert written == [1]
+    assert writers() == []
