@@ -13,6 +13,12 @@ each Shopify refund id, which arrives twice (refunds/create, and in the order of
 orders/updated). A delivery older than the data stored (`shop_modified_at`) changes nothing.
 The topic header is not signed, so a body must be the resource its topic names.
 
+A WooCommerce webhook may have a Secret of its own (`server.woocommerce_webhook_secrets`, by
+topic; the others use `woocommerce_webhook_secret`). order.deleted needs more than the shop's
+one secret: its body, `{"id": N}`, is also every customer, product and coupon deletion's, so
+with one secret for all, a captured customer deletion resent as order.deleted would cancel
+order N. It is acted on only when signed with a secret of its own.
+
 A record that cannot be loaded (a phone that is no phone) is answered 200 with the reason,
 logged, and stores nothing: resending the same payload cannot fix it, and both shops give up
 on a URL that keeps failing (WooCommerce disables the webhook after more than 5 failures in
@@ -53,26 +59,10 @@ from campaigner.segments.scoring import rescore
 from campaigner.server.guard import Guard, Refused
 from campaigner.server.signatures import signature_matches
 from campaigner.shops import shopify, woocommerce
+from campaigner.shops.topics import ORDER_DELETED, SHOPIFY_TOPICS, WOOCOMMERCE_TOPICS
 from campaigner.sources.woocommerce import ShopMeta
 
 log = logging.getLogger(__name__)
-
-WOOCOMMERCE_TOPICS = {
-    "order.created",
-    "order.updated",
-    "order.deleted",
-    "order.restored",
-    "customer.created",
-    "customer.updated",
-}
-SHOPIFY_TOPICS = {
-    "orders/paid",
-    "orders/updated",
-    "refunds/create",
-    "customers/create",
-    "customers/update",
-    "customers_marketing_consent/update",
-}
 
 
 class _Shop:
@@ -334,19 +324,22 @@ def shop_webhook_routes(
     shop = _Shop(settings, sessions, clock)
     guard = guard or Guard(settings.server)
     woo_meta = ShopMeta.from_settings(settings)
+    own_secrets = {str(t): s for t, s in settings.server.woocommerce_webhook_secrets.items()}
+    deletions = _deletions_acted_on(settings)
 
     async def woocommerce_hook(request: Request) -> Response:
+        # The topic header is not signed: it only chooses the secret the body must be
+        # signed with, and a topic with a secret of its own takes no other.
+        topic = request.headers.get("x-wc-webhook-topic", "")
+        secret = own_secrets.get(topic, settings.server.woocommerce_webhook_secret)
         try:
             # Read even unsigned: WooCommerce's ping on creation carries no signature.
             body = await guard.unverified_body(request)
             if "x-wc-webhook-signature" not in request.headers and body.startswith(b"webhook_id="):
                 return PlainTextResponse("pong")  # WooCommerce's ping on creation: unsigned
-            payload = _signed_json(
-                body, request, settings.server.woocommerce_webhook_secret, "x-wc-webhook-signature"
-            )
+            payload = _signed_json(body, request, secret, "x-wc-webhook-signature")
         except Refused as refused:
             return _refused("woocommerce", refused)
-        topic = request.headers.get("x-wc-webhook-topic", "")
         if topic not in WOOCOMMERCE_TOPICS or not isinstance(payload, Mapping):
             return PlainTextResponse(f"ignored topic {topic!r}")
         resource = topic.split(".")[0]
@@ -355,8 +348,11 @@ def shop_webhook_routes(
             return _rejected("woocommerce", key, mismatch)
         load: Callable[[Session], LoadResult]
         try:
-            if topic == "order.deleted":
+            if topic == ORDER_DELETED:
                 order_id = woocommerce.deleted_order_id(payload)
+                if not deletions:
+                    log.warning("woocommerce order %s deleted: ignored, %s", order_id, UNSAFE)
+                    return PlainTextResponse(f"ignored: {UNSAFE}")
                 return await run_in_threadpool(shop.delete_order, order_id)
             if resource == "order":
                 order = woocommerce.order_record(payload, woo_meta)
@@ -419,6 +415,24 @@ def shop_webhook_routes(
         Route("/webhooks/shop/woocommerce", woocommerce_hook, methods=["POST"]),
         Route("/webhooks/shop/shopify", shopify_hook, methods=["POST"]),
     ]
+
+
+UNSAFE = (
+    "order.deleted signed with the shop's one secret could be a customer, product or coupon "
+    "deletion resent: give the Order deleted webhook its own secret "
+    '(server.woocommerce_webhook_secrets."order.deleted")'
+)
+
+
+def _deletions_acted_on(settings: Settings) -> bool:
+    """Whether order.deleted is acted on: with a secret of its own. Said once at start-up
+    when it is not, since the shop sees only 200s."""
+    server = settings.server
+    if ORDER_DELETED in server.woocommerce_webhook_secrets:
+        return True
+    if server.woocommerce_webhook_secret is not None:
+        log.warning("woocommerce webhooks: order.deleted will be ignored: %s", UNSAFE)
+    return False
 
 
 def _refused(shop: str, refused: Refused) -> Response:
