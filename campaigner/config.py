@@ -335,8 +335,9 @@ class ServerSettings(Section):
         default_factory=dict,
         description="A Secret per topic, for webhooks that have their own (the others use "
         'woocommerce_webhook_secret), e.g. { "order.deleted" = "..." }. order.deleted is '
-        'acted on only with a secret of its own here: its body, {"id": N}, is also the body '
-        "of every customer, product and coupon deletion",
+        "acted on only with a secret of its own here, or when a WooCommerce source confirms "
+        'the order is in the bin: its body, {"id": N}, is also the body of every '
+        "customer, product and coupon deletion",
     )
     shopify_webhook_secret: Secret | None = Field(
         None, description="The Shopify app's client secret that signs its webhooks"

@@ -1074,6 +1074,8 @@ def test_ignoring_deletions_is_said_at_start_and_at_each_one(
         "woocommerce webhooks: order.deleted will be ignored: order.deleted signed with the "
         "shop's one secret could be a customer, product or coupon deletion resent: give the "
         'Order deleted webhook its own secret (server.woocommerce_webhook_secrets."order.deleted")'
+        ' or configure the shop\'s WooCommerce source (preset = "woocommerce") to confirm '
+        "deletions"
     ]
     caplog.clear()
     woo(client, "order.deleted", {"id": 727}, secret=WC_SECRET)
@@ -1082,3 +1084,37 @@ def test_ignoring_deletions_is_said_at_start_and_at_each_one(
     own = {"order.deleted": SecretStr(DELETION_SECRET)}
     app_client(with_secrets(settings, woocommerce_webhook_secrets=own), sessions)
     assert caplog.records == []
+
+
+def test_a_deletion_the_shops_database_cannot_confirm_changes_nothing(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    refused_port: int,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # With the shop's database configured, a deletion is applied only once the shop says the
+    # order is in the bin; a database that cannot be reached confirms nothing, and its
+    # password is in neither the answer nor the log. WooCommerce does not send a delivery
+    # again (WC_Webhook::log_delivery() only counts failures), so the answer is 200: the
+    # next sync reads the order as the shop has it.
+    source = SourceSettings.model_validate(
+        {
+            "name": "shop",
+            "preset": "woocommerce",
+            "url": f"mysql+pymysql://reader:db-s3cret@127.0.0.1:{refused_port}/wordpress",
+        }
+    )
+    configured = with_secrets(settings).model_copy(update={"sources": [source]})
+    client = app_client(configured, sessions)
+    assert woo(client, "order.created", wc_order()).text == "ok 1"
+    answer = woo(client, "order.deleted", {"id": 727}, secret=WC_SECRET)
+    assert (answer.status_code, answer.text) == (
+        200,
+        "not applied: the shop's database could not confirm the deletion (logged); "
+        "the next sync reads the order",
+    )
+    assert stored_order(sessions)[0] == "paid"
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "woocommerce order 727 deleted: not applied" in logged
+    assert f"cannot connect to 127.0.0.1:{refused_port}" in logged
+    assert "db-s3cret" not in logged
