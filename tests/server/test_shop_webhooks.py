@@ -742,8 +742,9 @@ def first_name(sessions: sessionmaker[Session]) -> str:
 def test_a_stale_woocommerce_order_update_changes_nothing(
     client: TestClient, sessions: sessionmaker[Session]
 ) -> None:
-    # WooCommerce delivers through Action Scheduler, and retries a failed delivery later: an
-    # order.updated of 19:28 (still pending) can arrive after the one of 19:40 (paid).
+    # WooCommerce queues deliveries in Action Scheduler and sends them from background runs
+    # (it does not resend a failed one): an order.updated of 19:28 (still pending) can arrive
+    # after the one of 19:40 (paid).
     newer = wc_order()
     newer["date_modified_gmt"] = "2017-03-22T19:40:00"
     older = wc_order()
