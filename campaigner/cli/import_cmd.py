@@ -200,6 +200,11 @@ orders_group.add_command(
         ORDER_FIELDS,
         "campaigner orders import orders.csv --items order_items.csv --map Customer=customer_id",
         more=f"""
+    Amounts are read by the order's currency: in rials and tomans (IRR, IRT), which
+    have no decimals, 150.000 is 150,000 and a fraction is refused; in a currency with
+    decimals, more than it has (150.000 USD) is refused as ambiguous. A comma is read
+    only between thousands (1,500,000).
+
     Line items come in their own file with --items (columns: {", ".join(ITEM_FILE_FIELDS)}),
     loaded after the orders: the lines of an order replace the items it had, so they must
     be together in the file. Several categories in one cell are separated by | or ; (a
