@@ -6,6 +6,8 @@ and every good row still loads. Re-running the same file writes nothing.
 What stops an import (the database lost or refusing a batch, Ctrl-C) stops it between whole
 batches: each batch is one transaction. The error names the lines not written and what was
 committed before them, counted only once a batch's commit returned, as the progress is.
+Ctrl-C cancels the statement the writer thread is in (it may be waiting on a lock for as long
+as another transaction holds it), so the import stops at once and that batch rolls back.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -311,11 +313,17 @@ def import_csv(
             report,
         )
 
+    writing: list[Any] = []  # the writer thread's connection while its statements run
+
     def write(prepared: tuple[CustomerBatch, datetime, _Lines]) -> None:
         customers, now, lines = prepared
         try:
             with sessions.begin() as session:
-                result = write_customers(session, customers, defaults, now=now)
+                writing.append(session.connection().connection.dbapi_connection)
+                try:
+                    result = write_customers(session, customers, defaults, now=now)
+                finally:
+                    writing.clear()
         except SQLAlchemyError as exc:
             raise not_written(lines, exc) from exc
         committed(result, lines)
@@ -370,7 +378,9 @@ def import_csv(
                 flush()
             except KeyboardInterrupt:
                 if writer is not None:
-                    writer.cancel()  # the batch being written ends whole; none after it
+                    writer.cancel()  # none of the batches queued is begun
+                    for connection in list(writing):
+                        _cancel_statement(connection)
                 raise
         if progress:
             progress(size_hint)
@@ -398,6 +408,16 @@ class _Lines:
     first: int
     last: int
     bytes_read: int
+
+
+def _cancel_statement(connection: Any) -> None:
+    """Ask the server to cancel what `connection` runs (psycopg's `cancel_safe`, callable from
+    another thread): the statement fails, its transaction rolls back. A connection idle by
+    then ignores it."""
+    cancel = getattr(connection, "cancel_safe", None)
+    if cancel is not None:
+        with suppress(Exception):  # the connection may be gone already: nothing to cancel
+            cancel()
 
 
 def _dialect(sessions: sessionmaker[Session]) -> str:

@@ -168,3 +168,34 @@ def test_ctrl_c_stops_promptly_saying_what_was_committed_and_leaves_whole_batche
         "completes it."
     )
     assert out == ""
+
+
+@POSTGRESQL
+@pytest.mark.slow
+def test_ctrl_c_while_the_writer_waits_on_a_lock_stops_at_once_and_rolls_that_batch_back(
+    tmp_path: Path, db_url: str, sessions: sessionmaker[Session]
+) -> None:
+    """Regression: the writer thread waiting on a row another transaction holds kept the
+    process waiting after Ctrl-C for as long as that transaction lasted. The test holds a
+    row of the third batch and never lets go before the importer has exited."""
+    path = customers_file(tmp_path, 6 * BATCH_SIZE)
+    held = f"k{2 * BATCH_SIZE + 7}"
+    with sessions() as holder:
+        load_customers(holder, [{"external_id": held}], CustomerDefaults(), now=SystemClock().now())
+        process = importer(config_for(tmp_path, db_url), path)
+        try:
+            wait_for(lambda: backends(sessions, "wait_event_type = 'Lock'"), "the importer to wait")
+            process.send_signal(signal.SIGINT)
+            try:
+                _, err = process.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                pytest.fail("the importer still waited on the held row 30 s after Ctrl-C")
+        finally:
+            process.kill()
+        holder.rollback()
+    assert process.returncode == 130, err
+    assert err.strip().splitlines()[-1] == (
+        f"{path}: interrupted; 2 batches were committed whole: {2 * BATCH_SIZE} rows, lines "
+        f"2–{2 * BATCH_SIZE + 1}. Importing the file again completes it."
+    )
+    assert stored(sessions) == first_rows(2 * BATCH_SIZE)
