@@ -144,12 +144,12 @@ def test_a_paid_at_of_this_century_is_read() -> None:
     assert row["paid_at"].year == 2026
 
 
-# The shapes of amounts as files from Iran and from en-US carry them. Persian locale data
-# (glibc localedata/locales/fa_IR, and CLDR's fa as in github.com/tdd/sudweb-g11n
-# public/demos/jouer-avec-les-libs/numberformat-locale/fa_IR.js: DECIMAL_SEP "\u066b",
-# GROUP_SEP "\u066c", pattern "#,##0.###") has Excel write ٬ between thousands and ٫ before
-# decimals; older Windows had "/" as fa-IR's decimal separator (NumberDecimalSeparator "/",
-# github.com/MahApps/MahApps.Metro/issues/3665). en-US Excel writes "1,250,000.00". By hand,
+# The shapes of amounts as files from Iran and from en-US carry them. A number formatted with
+# Persian locale data has ٬ between thousands and ٫ before decimals (CLDR's fa_IR, as in
+# github.com/tdd/sudweb-g11n public/demos/jouer-avec-les-libs/numberformat-locale/fa_IR.js:
+# DECIMAL_SEP "\u066b", GROUP_SEP "\u066c", pattern "#,##0.###"); older Windows had "/" as
+# fa-IR's decimal separator (NumberDecimalSeparator "/",
+# github.com/MahApps/MahApps.Metro/issues/3665). en-US writes "1,250,000.00". By hand,
 # Iranians write thousands with dots: 150.000 for 150,000.
 @pytest.mark.parametrize(
     ("given", "currency", "stored"),
