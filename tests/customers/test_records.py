@@ -157,13 +157,13 @@ def test_a_paid_at_of_this_century_is_read() -> None:
         ("150.000", "IRT", Decimal(150_000)),  # dots between thousands, by hand
         ("1.250.000", "IRR", Decimal(1_250_000)),
         ("۱.۲۵۰.۰۰۰", "IRT", Decimal(1_250_000)),
-        ("150٬000", "IRT", Decimal(150_000)),  # fa-IR Excel: U+066C between thousands
+        ("150٬000", "IRT", Decimal(150_000)),  # Persian locale data: U+066C between thousands
         ("۱٬۲۵۰٬۰۰۰", "IRR", Decimal(1_250_000)),
-        ("1,250,000", "IRT", Decimal(1_250_000)),  # en-US Excel
-        ("1,250,000.00", "IRT", Decimal(1_250_000)),  # en-US Excel, two decimals shown
+        ("1,250,000", "IRT", Decimal(1_250_000)),  # en-US
+        ("1,250,000.00", "IRT", Decimal(1_250_000)),  # en-US, two decimals shown
         ("150000.00", "IRT", Decimal(150_000)),  # a shop keeping two (zero) decimals
         ("1,250,000.00", "USD", Decimal("1250000.00")),
-        ("150٫50", "USD", Decimal("150.50")),  # fa-IR Excel: U+066B before decimals
+        ("150٫50", "USD", Decimal("150.50")),  # Persian locale data: U+066B before decimals
         ("150.5", "EUR", Decimal("150.5")),
         ("150.000", "KWD", Decimal(150)),  # a currency with three decimals has them
         ("150.000", "POINTS", Decimal(150)),  # no code Campaigner knows: read as before
@@ -180,7 +180,7 @@ def test_a_dot_is_read_by_the_currencys_decimals(
     ("given", "currency", "why"),
     [
         ("150.5", "IRT", "IRT has no decimals, and this is a fraction"),
-        ("150٫5", "IRR", "IRR has no decimals, and this is a fraction"),  # fa-IR Excel
+        ("150٫5", "IRR", "IRR has no decimals, and this is a fraction"),  # Persian locale data
         ("1,250.5", "IRT", "IRT has no decimals, and this is a fraction"),
         ("150.000", "USD", "ambiguous amount '150.000': USD has 2 decimals, not 3"),
         ("1.250.000", "USD", "ambiguous amount '1.250.000': USD has 2 decimals, so dots"),
