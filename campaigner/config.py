@@ -322,6 +322,7 @@ class DaemonSettings(Section):
 
 HEAD_TIMEOUT_SECONDS = 10.0  # how long a slow mobile link may take to send a request head
 MAX_WAITING_CONNECTIONS = 1000  # far more than Kannel and the shops keep open between requests
+SEND_TIMEOUT_SECONDS = 10.0  # a client reading at all takes a byte of its answer sooner
 
 
 class ServerSettings(Section):
@@ -354,6 +355,11 @@ class ServerSettings(Section):
         HEAD_TIMEOUT_SECONDS,
         gt=0,
         description="A request head must arrive whole within this time (else 408 and close)",
+    )
+    send_timeout_seconds: float = Field(
+        SEND_TIMEOUT_SECONDS,
+        gt=0,
+        description="A client that takes none of its answer for this long is disconnected",
     )
     max_waiting_connections: int = Field(
         MAX_WAITING_CONNECTIONS,

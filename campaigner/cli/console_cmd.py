@@ -47,6 +47,7 @@ def console_cmd(ctx: click.Context, host: str | None, port: int | None) -> None:
         port=chosen_port,
         head_timeout=settings.server.head_timeout_seconds,
         max_waiting=settings.server.max_waiting_connections,
+        send_timeout=settings.server.send_timeout_seconds,
     ).start()
     click.echo(f"console: {server.url}{PREFIX}/  (Ctrl-C stops it)")
     try:

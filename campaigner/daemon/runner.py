@@ -352,6 +352,7 @@ class Service:
                 port=port,
                 head_timeout=self.settings.server.head_timeout_seconds,
                 max_waiting=self.settings.server.max_waiting_connections,
+                send_timeout=self.settings.server.send_timeout_seconds,
             ).start()
         except OSError as exc:
             if exc.errno != errno.EADDRINUSE:
@@ -376,6 +377,7 @@ class Service:
                 port=console.port,
                 head_timeout=self.settings.server.head_timeout_seconds,
                 max_waiting=self.settings.server.max_waiting_connections,
+                send_timeout=self.settings.server.send_timeout_seconds,
             ).start()
         log.info("console on %s/console/", server.url)
         return server

@@ -21,6 +21,14 @@ closed, so a client opening connections faster than they time out takes the plac
 own oldest ones, not every file descriptor the daemon has (which it needs for its database
 and gateways too). A real client sends its head at once and is rarely the oldest.
 
+An answer waits in the server's buffers until the client reads it, and uvicorn sets no time
+limit on that: a client that sent requests and never read held its connection, its task
+and up to 64 KiB of answers for good (a connection closed with answers unread too: asyncio
+closes it only once they are sent). So the transport reports any answer bytes the kernel
+would not take at once (its high-water mark is 0), and a connection whose client takes none
+of them for `send_timeout` seconds is dropped, unread answers and all. A client reading
+slowly is not: each byte it takes starts the timer again, as nginx's `send_timeout` does.
+
 A refusal (431, 408, or 400 for bytes that are not HTTP) is an answer like any other: one
 for a pipelined request is written after the answers owed to the requests before it, and
 nothing more is read meanwhile.
@@ -38,7 +46,11 @@ from typing import Any, ClassVar
 
 from starlette.types import Receive, Scope, Send
 
-from campaigner.config import HEAD_TIMEOUT_SECONDS, MAX_WAITING_CONNECTIONS
+from campaigner.config import (
+    HEAD_TIMEOUT_SECONDS,
+    MAX_WAITING_CONNECTIONS,
+    SEND_TIMEOUT_SECONDS,
+)
 
 MAX_HEAD_BYTES = 16 * 1024  # h11's default bound on an incomplete request head
 
@@ -99,6 +111,7 @@ if HttpToolsProtocol is not None:
         """
 
         head_timeout = HEAD_TIMEOUT_SECONDS
+        send_timeout = SEND_TIMEOUT_SECONDS
         max_waiting = MAX_WAITING_CONNECTIONS
         # The server's connections waiting for a request, longest waiting first: one dict
         # per server (`http_protocol`), used on its event loop only.
@@ -118,14 +131,44 @@ if HttpToolsProtocol is not None:
             self._head_timer: asyncio.TimerHandle | None = None
             self._heard = False
             self._owed: bytes | None = None
+            self._send_timer: asyncio.TimerHandle | None = None
+            self._unsent = 0
 
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             super().connection_made(transport)  # type: ignore[arg-type]
+            # Told of every byte the kernel would not take, not only past 64 KiB: the
+            # bytes left when the connection closes must be timed too.
+            self.transport.set_write_buffer_limits(high=0)
             self._await_head()
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._not_waiting()
+            self._not_sending()
             super().connection_lost(exc)
+
+        def pause_writing(self) -> None:
+            super().pause_writing()
+            self._unsent = self.transport.get_write_buffer_size()
+            self._send_timer = self.loop.call_later(self.send_timeout, self._send_late)
+
+        def resume_writing(self) -> None:
+            self._not_sending()
+            super().resume_writing()
+
+        def _not_sending(self) -> None:
+            if self._send_timer is not None:
+                self._send_timer.cancel()
+                self._send_timer = None
+
+        def _send_late(self) -> None:
+            unsent = self.transport.get_write_buffer_size()
+            if unsent < self._unsent:  # the client took some: it has as long again
+                self._unsent = unsent
+                self._send_timer = self.loop.call_later(self.send_timeout, self._send_late)
+                return
+            log.info("answer not taken for %gs: connection dropped", self.send_timeout)
+            self._send_timer = None
+            self.transport.abort()
 
         def data_received(self, data: bytes) -> None:
             if self._owed is not None:
@@ -252,12 +295,19 @@ if HttpToolsProtocol is not None:
 
 
 def http_protocol(
-    head_timeout: float = HEAD_TIMEOUT_SECONDS, max_waiting: int = MAX_WAITING_CONNECTIONS
+    head_timeout: float = HEAD_TIMEOUT_SECONDS,
+    max_waiting: int = MAX_WAITING_CONNECTIONS,
+    send_timeout: float = SEND_TIMEOUT_SECONDS,
 ) -> type[asyncio.Protocol] | str:
     """What uvicorn's `http` setting gets: the bounded httptools protocol with these limits
     (uvicorn builds each connection's protocol itself, so the limits, and the one server's
     waiting connections, ride on a subclass of its own), else h11."""
     if HttpToolsProtocol is None:
         return "h11"
-    limits = {"head_timeout": head_timeout, "max_waiting": max_waiting, "waiting": {}}
+    limits = {
+        "head_timeout": head_timeout,
+        "send_timeout": send_timeout,
+        "max_waiting": max_waiting,
+        "waiting": {},
+    }
     return type("BoundedHttpTools", (BoundedHttpTools,), limits)

@@ -343,3 +343,97 @@ def test_a_refusal_of_a_pipelined_request_follows_the_answer_to_the_one_before(
     assert early == b"", early
     assert re.findall(rb"HTTP/1\.1 (\d+) ", received) == [b"200", refusal], received
     assert b"pong 5" in received
+
+
+# -- slow readers: the send timeout -------------------------------------------------------
+
+SEND_TIMEOUT = 0.3  # injected; the daemon's is server.send_timeout_seconds
+BIG = 8 * 1024 * 1024  # more than the kernel's buffers on both ends of a loopback connection
+
+
+def _big_app() -> Starlette:
+    return Starlette(
+        routes=[
+            Route("/big", lambda request: PlainTextResponse("b" * BIG)),
+            Route("/page", lambda request: PlainTextResponse("p" * 10_000)),
+        ]
+    )
+
+
+def _reader(port: int) -> socket.socket:
+    """A connection whose own receive buffer is small, so the server's fills soon."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(5)
+    sock.connect(("127.0.0.1", port))
+    return sock
+
+
+def _read_all(sock: socket.socket) -> bytes:
+    """What comes until the server closes or drops the connection (or 5 quiet seconds)."""
+    received = bytearray()
+    while True:
+        try:
+            chunk = sock.recv(1 << 20)
+        except (ConnectionResetError, TimeoutError):
+            break
+        if not chunk:
+            break
+        received += chunk
+    return bytes(received)
+
+
+@pytest.mark.parametrize(
+    "requests",
+    [
+        b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"GET /page HTTP/1.1\r\nHost: x\r\n\r\n" * 1000,
+    ],
+    ids=["one big answer", "one big answer, then close", "pipelined small answers"],
+)
+def test_a_client_that_does_not_take_its_answers_is_dropped(requests: bytes) -> None:
+    """Answers wait in the server's buffers until the client reads them, and uvicorn has no
+    deadline on that: a client that never read held its connection, its task and up to
+    64 KiB per connection for good (and a closed one too, until its buffer emptied). Past
+    the send timeout without taking a byte, the connection is dropped."""
+    with serve_in_background(_big_app(), send_timeout=SEND_TIMEOUT) as server:
+        sock = _reader(server.port)
+        with sock:
+            sock.setblocking(False)
+            sent = 0
+            started = time.monotonic()
+            while sent < len(requests) and time.monotonic() - started < 5:
+                try:
+                    sent += sock.send(requests[sent:])
+                except BlockingIOError:
+                    time.sleep(0.01)
+            time.sleep(SEND_TIMEOUT * 5)
+            sock.settimeout(5)
+            received = _read_all(sock)
+    answer = b"b" * BIG if b"/big" in requests else b"p" * 10_000
+    assert received.count(answer) < requests.count(b"GET"), "every answer was there to take"
+
+
+def test_a_client_taking_a_big_answer_slowly_gets_it_whole() -> None:
+    """The send timer is about a client that takes nothing: one that reads on, however
+    slowly, is not dropped though the whole answer takes many times the timeout."""
+    size = 2 * 1024 * 1024
+    app = Starlette(routes=[Route("/big", lambda request: PlainTextResponse("b" * size))])
+    with serve_in_background(app, send_timeout=SEND_TIMEOUT) as server:
+        sock = _reader(server.port)
+        with sock:
+            sock.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            received = bytearray()
+            started = time.monotonic()
+            while chunk := sock.recv(64 * 1024):
+                received += chunk
+                # Paced to take the whole answer in 4 send timeouts, whatever the chunks.
+                time.sleep(
+                    max(0.0, len(received) / size * 4 * SEND_TIMEOUT - time.monotonic() + started)
+                )
+            elapsed = time.monotonic() - started
+    head, _, body = bytes(received).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ")
+    assert body == b"b" * size
+    assert elapsed > 2 * SEND_TIMEOUT, elapsed  # else the timer was never tested
