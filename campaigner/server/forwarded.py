@@ -11,7 +11,13 @@ networks are compared as IPv4 then, so `127.0.0.1` names that peer too.
 
 One IPv6 client is not one address: a host is given a whole /64 and makes up its own
 addresses in it (SLAAC, RFC 4862; temporary addresses, RFC 8981), so a limit per address is
-no limit. `limit_key` names the client a limit counts: an IPv6 address by its /64.
+no limit. `limit_key` names the client a limit counts: an IPv6 address by its /64, but a
+tunnelled one by the IPv4 address it is made from (6to4 gives one IPv4 address a /48, 2^16
+/64s; Teredo puts every client of a relay in the relay's /64).
+
+A proxy may write a hop with its port (Azure Application Gateway writes "IP:port"; RFC 7239
+brackets IPv6: "[2001:db8::1]:443"): the address is the hop without it, or each new source
+port would be a new client.
 """
 
 from __future__ import annotations
@@ -29,12 +35,23 @@ def networks(entries: Sequence[str]) -> list[Network]:
 
 
 def trusted(address: str, proxies: Sequence[Network]) -> bool:
-    try:
-        parsed = ip_address(address)
-    except ValueError:
+    parsed = _address(address)
+    if parsed is None:
         return False
     plain = _plain(parsed)
     return any(plain in network for network in proxies)
+
+
+def _address(hop: str) -> IPv4Address | IPv6Address | None:
+    """The address in a hop, with or without a port ("IP:port", "[IPv6]:port", "[IPv6]")."""
+    if hop.startswith("["):
+        hop = hop[1:].partition("]")[0]
+    elif hop.count(":") == 1:
+        hop = hop.partition(":")[0]
+    try:
+        return ip_address(hop)
+    except ValueError:
+        return None
 
 
 def _plain(address: IPv4Address | IPv6Address) -> IPv4Address | IPv6Address:
@@ -52,14 +69,18 @@ def _plain_network(network: Network) -> Network:
 
 
 def limit_key(address: str) -> str:
-    """What a per-client limit counts `address` as: an IPv4 address (IPv4-mapped too) as
-    itself, an IPv6 address as its /64, anything else as it is."""
-    try:
-        parsed = _plain(ip_address(address))
-    except ValueError:
+    """What a per-client limit counts `address` as: an IPv4 address (IPv4-mapped, 6to4 or
+    Teredo too) as itself, an IPv6 address as its /64, anything else as it is."""
+    parsed = _address(address)
+    if parsed is None:
         return address
+    parsed = _plain(parsed)
     if isinstance(parsed, IPv4Address):
         return str(parsed)
+    if parsed.sixtofour is not None:
+        return str(parsed.sixtofour)
+    if parsed.teredo is not None:
+        return str(parsed.teredo[1])  # (relay, client)
     return str(IPv6Network((int(parsed) >> 64 << 64, 64)))
 
 

@@ -342,3 +342,23 @@ def test_an_address_longer_than_its_column_is_still_counted(site: ConsoleSite) -
     with BackgroundServer(console.app()) as server, httpx.Client(base_url=server.url) as client:
         refused = [_guess_through(client, "unknown-" + "h" * 80) for _ in range(3)]
     assert refused == [False, False, True]
+
+
+def test_a_proxy_that_writes_the_clients_port_does_not_give_each_port_a_limit(
+    site: ConsoleSite,
+) -> None:
+    """Azure Application Gateway writes X-Forwarded-For as "IP:port" (see
+    tests/server/test_forwarded.py): counted as written, each connection from a new source
+    port had a limit of its own, and the limit was never met."""
+    settings = site.project.settings
+    settings.console.trusted_proxies = ["127.0.0.0/8"]
+    settings.console.max_failed_logins_per_ip = 2
+    console = Console(settings, site.project.sessions, site.project.clock)
+    with BackgroundServer(console.app()) as server, httpx.Client(base_url=server.url) as client:
+        refused = [_guess_through(client, f"203.0.113.7:{port}") for port in (5001, 5002, 5003)]
+        ipv6 = [_guess_through(client, f"[2001:db8:1:2::{n}]:{n}") for n in (1, 2, 3)]
+    assert refused == [False, False, True]
+    assert ipv6 == [False, False, True]
+    with site.project.sessions() as session:
+        counted = sorted(session.scalars(select(ConsoleLoginFailure.address)))
+    assert counted == ["2001:db8:1:2::/64"] * 2 + ["203.0.113.7"] * 2

@@ -82,3 +82,34 @@ def test_an_ipv4_mapped_address_is_the_ipv4_address(
 )
 def test_the_sign_in_limit_counts_an_ipv6_client_by_its_64(address: str, key: str) -> None:
     assert limit_key(address) == key
+
+
+@pytest.mark.parametrize(
+    ("address", "key"),
+    [
+        # Azure Application Gateway writes X-Forwarded-For as "a comma-separated list of
+        # IP:Port" (azure.microsoft.com/en-us/blog/rewrite-http-headers-with-azure-
+        # application-gateway/); RFC 7239 brackets IPv6 with a port. Kept whole, the key
+        # was new with each source port: the limit never met.
+        ("203.0.113.9:51234", "203.0.113.9"),
+        ("[2001:db8:1:2::7]:51234", "2001:db8:1:2::/64"),
+        ("[2001:db8:1:2::7]", "2001:db8:1:2::/64"),
+        ("[::ffff:203.0.113.9]:443", "203.0.113.9"),
+        # 6to4 (RFC 3056): a whole /48 is made from one IPv4 address, 2^16 /64s.
+        ("2002:cb00:7109::1", "203.0.113.9"),
+        ("2002:cb00:7109:ffff::1", "203.0.113.9"),
+        # Teredo (RFC 4380): the /64 is the relay's, shared by all its clients; the client
+        # is its public IPv4 address, stored inverted in the last 32 bits.
+        ("2001:0:4136:e378:8000:63bf:34ff:8ef6", "203.0.113.9"),
+    ],
+)
+def test_the_sign_in_limit_counts_a_client_not_its_port_or_tunnel(address: str, key: str) -> None:
+    assert limit_key(address) == key
+
+
+def test_a_proxy_hop_with_a_port_is_still_a_proxy() -> None:
+    """A hop written "IP:port" did not parse, so a trusted proxy's own entry was taken for
+    the client's."""
+    assert client_address("10.0.0.1", "203.0.113.9:1000, 10.0.0.2:2000", LOCAL) == (
+        "203.0.113.9:1000"
+    )
