@@ -29,6 +29,14 @@ would not take at once (its high-water mark is 0), and a connection whose client
 of them for `send_timeout` seconds is dropped, unread answers and all. A client reading
 slowly is not: each byte it takes starts the timer again, as nginx's `send_timeout` does.
 
+uvicorn pauses reading while a pipelined request waits for the one before it, but only
+after parsing the whole read, and it reads again after each answer: each answer let one
+client queue another 256 KiB of tiny requests (14,000, some 30 MB), and one connection grew
+the daemon by 1 GB in 8 s. At most `MAX_PIPELINED` requests wait: past it, the rest of the
+read is parsed but not kept, the ones waiting are answered, and the connection is closed
+without a word, which tells a pipelining client to send the rest again on a new one
+(RFC 9112, 9.3.2).
+
 A refusal (431, 408, or 400 for bytes that are not HTTP) is an answer like any other: one
 for a pipelined request is written after the answers owed to the requests before it, and
 nothing more is read meanwhile.
@@ -53,6 +61,7 @@ from campaigner.config import (
 )
 
 MAX_HEAD_BYTES = 16 * 1024  # h11's default bound on an incomplete request head
+MAX_PIPELINED = 100  # requests waiting for the answers before theirs; no real client nears it
 
 log = logging.getLogger("campaigner.server")
 
@@ -131,6 +140,7 @@ if HttpToolsProtocol is not None:
             self._head_timer: asyncio.TimerHandle | None = None
             self._heard = False
             self._owed: bytes | None = None
+            self._dropping = False  # requests past MAX_PIPELINED are parsed, not kept
             self._send_timer: asyncio.TimerHandle | None = None
             self._unsent = 0
 
@@ -202,17 +212,30 @@ if HttpToolsProtocol is not None:
             self._trailer_bytes = 0
 
         def on_body(self, body: bytes) -> None:
+            if self._dropping:
+                return
             self._in_trailers = False
             self._trailer_bytes = 0
             self._read_parsed += len(body)
             super().on_body(body)
 
         def on_message_complete(self) -> None:
+            if self._dropping:
+                return
             self._in_body = self._in_trailers = False
             self._trailer_bytes = 0
             super().on_message_complete()
 
         def on_headers_complete(self) -> None:
+            if self._dropping:
+                return
+            if len(self.pipeline) >= MAX_PIPELINED:
+                log.info(
+                    "more than %d pipelined requests: closed after their answers", MAX_PIPELINED
+                )
+                self._dropping = True  # for the rest of this read; nothing more is read
+                self._refuse(b"", of_current=False)
+                return
             self._not_waiting()
             self._in_head = False
             self._in_body = True
