@@ -1014,6 +1014,25 @@ def test_a_signed_body_resent_as_order_deleted_deletes_nothing(
     assert stored_order(sessions)[0] == "paid"
 
 
+@pytest.mark.parametrize(
+    ("topic", "payload"),
+    [
+        ("order.deleted", {"id": "7" * 5000}),
+        ("order.updated", {**wc_order(), "customer_id": "7" * 5000}),
+    ],
+)
+def test_an_id_of_thousands_of_digits_is_rejected_not_a_server_error(
+    client: TestClient, sessions: sessionmaker[Session], topic: str, payload: dict[str, Any]
+) -> None:
+    """Regression: an id past Python's 4,300 digits for int() (a signed body, or one from a
+    shop plug-in gone wrong) was a 500, which WooCommerce counts towards disabling the
+    webhook; it is refused as every other id that is no id."""
+    answer = woo(client, topic, payload)
+    assert answer.status_code == 200
+    assert answer.text.startswith("rejected: ") and "more than 20 digits" in answer.text
+    assert count(sessions, Order) == 0
+
+
 # --- One secret for every webhook: a deletion is only an id ---------------------------------
 
 
