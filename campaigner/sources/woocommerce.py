@@ -210,7 +210,7 @@ def order_state(source: SourceSettings, order_id: str) -> OrderState | None:
                 )
             row = connection.execute(text(sql), {"id": int(order_id)}).one_or_none()
             connection.rollback()
-        except DBAPIError as exc:
+        except (DBAPIError, OverflowError) as exc:  # SQLite's integers end at 2**63 - 1
             reason = source_reason(exc, source)
             raise CampaignerError(
                 f"source {source.name!r}: reading order {order_id} failed: {reason}"

@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from pathlib import Path
 from time import monotonic
 from typing import Any
 
@@ -39,7 +40,7 @@ from campaigner.messages.context import build_context
 from campaigner.server.app import create_app
 from campaigner.server.signatures import sign
 from campaigner.sources import sync_source
-from campaigner.sources.woocommerce import CONFIRM_TIMEOUT_SECONDS
+from campaigner.sources.woocommerce import CONFIRM_TIMEOUT_SECONDS, order_state
 
 T = datetime(2026, 2, 1, 9, 0)
 CLOCK = FixedClock(datetime(2026, 3, 1, tzinfo=UTC))
@@ -692,3 +693,29 @@ def test_a_deletion_waiting_on_a_locked_table_gives_up_in_bounded_time(
     assert answer.startswith("not applied: the shop's database could not confirm")
     assert waited < 4 * CONFIRM_TIMEOUT_SECONDS
     assert order_103_status(sessions)[0] == "paid"
+
+
+def test_an_order_id_beyond_sqlites_integers_is_not_confirmed(tmp_path: Path) -> None:
+    """Regression: WordPress on SQLite (the SQLite Database Integration plug-in) as the
+    source, and an order.deleted id of 20 digits (a BIGINT UNSIGNED may hold it; SQLite's
+    INTEGER may not): the driver's OverflowError was a 500. It is a read that failed."""
+    shop = tmp_path / "wordpress.db"
+    engine = create_engine(f"sqlite:///{shop}")
+    with engine.begin() as connection:
+        for table in ("users", "usermeta", "postmeta", "options"):
+            connection.execute(text(f"CREATE TABLE wp_{table} (ID INTEGER PRIMARY KEY)"))
+        connection.execute(
+            text(
+                "CREATE TABLE wp_posts (ID INTEGER PRIMARY KEY, post_status TEXT, "
+                "post_modified_gmt TEXT, post_type TEXT)"
+            )
+        )
+        connection.execute(text("ALTER TABLE wp_options ADD option_name TEXT"))
+        connection.execute(text("ALTER TABLE wp_options ADD option_value TEXT"))
+    engine.dispose()
+    source = SourceSettings.model_validate(
+        {"name": "shop", "preset": "woocommerce", "url": f"sqlite:///{shop}"}
+    )
+    assert order_state(source, "25") is None
+    with pytest.raises(CampaignerError, match="reading order 18446744073709551615 failed"):
+        order_state(source, "18446744073709551615")
