@@ -298,7 +298,7 @@ def campaigner(
         raise SystemExit(f"campaigner worker failed ({worker.returncode})")
     if spy is not None:
         spy.wait(timeout=60)
-    return json.loads(out.strip().splitlines()[-1])  # type: ignore[no-any-return]
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def load() -> str:

@@ -195,6 +195,7 @@ def naive(engine: Engine, segment_map: SegmentMap) -> dict[int, tuple[int, int, 
         for customer_id, currency, total, refunded, paid_at in session.execute(
             paid.where(Order.status == "paid", Order.paid_at.is_not(None))
         ):
+            assert paid_at is not None  # the query reads stamped orders only
             code = currency or MAIN
             spent = currencies[customer_id]
             spent[code] = spent.get(code, Decimal(0)) + total - refunded
@@ -243,7 +244,7 @@ def _tiles(values: dict[int, object]) -> dict[int, int]:
     return tiles
 
 
-def stored(engine: Engine) -> dict[int, tuple[int, int, int, str]]:
+def stored(engine: Engine) -> dict[int, tuple[int | None, int | None, int | None, str]]:
     with session_factory(engine)() as session:
         rows = session.execute(
             select(
