@@ -122,7 +122,9 @@ def payer_inputs(chunk: list[int] | None, main_currency: str) -> Select[Any]:
     """Each payer's inputs (`customer_id`, then INPUTS) from their paid orders, of these
     customers (None: of everybody)."""
     o = orders.alias("o")
-    currency = func.coalesce(func.nullif(o.c.currency, ""), main_currency)
+    # COALESCE(NULLIF(currency, ''), main) as one CASE: no function call per order, three
+    # times per order (at 3M orders 0.7 s of SQLite's CPU).
+    currency = case((o.c.currency != "", o.c.currency), else_=literal(main_currency))
     net = o.c.total - o.c.refunded
     paid = [o.c.status == "paid", o.c.paid_at.is_not(None)]
     # Everybody: grouped by `customer_id + 0`, which no index serves, so SQLite reads the
