@@ -45,6 +45,7 @@ from campaigner.errors import ConfigError
 from campaigner.masking import MIN_LENGTH as MIN_SECRET_LENGTH
 from campaigner.occasions import check_overrides, parse_occasion_date
 from campaigner.segments.rfm_map import SegmentMap
+from campaigner.shops.topics import ORDER_DELETED, WooCommerceTopic
 from campaigner.timezones import check_timezone as check_timezone  # re-exported
 
 ENV_PREFIX = "CAMPAIGNER_"
@@ -319,6 +320,10 @@ class DaemonSettings(Section):
     )
 
 
+HEAD_TIMEOUT_SECONDS = 10.0  # how long a slow mobile link may take to send a request head
+MAX_WAITING_CONNECTIONS = 1000  # far more than Kannel and the shops keep open between requests
+
+
 class ServerSettings(Section):
     host: str = "127.0.0.1"
     port: int = Field(8025, ge=0, le=65535)
@@ -330,6 +335,14 @@ class ServerSettings(Section):
     woocommerce_webhook_secret: Secret | None = Field(
         None, description="The Secret of the shop's WooCommerce webhooks"
     )
+    woocommerce_webhook_secrets: dict[WooCommerceTopic, Secret] = Field(
+        default_factory=dict,
+        description="A Secret per topic, for webhooks that have their own (the others use "
+        'woocommerce_webhook_secret), e.g. { "order.deleted" = "..." }. order.deleted is '
+        "acted on only with a secret of its own here, or when a WooCommerce source confirms "
+        'the order is in the bin: its body, {"id": N}, is also the body of every '
+        "customer, product and coupon deletion",
+    )
     shopify_webhook_secret: Secret | None = Field(
         None, description="The Shopify app's client secret that signs its webhooks"
     )
@@ -337,11 +350,43 @@ class ServerSettings(Section):
     body_timeout_seconds: float = Field(
         10.0, gt=0, description="A request body must arrive whole within this time (else 408)"
     )
+    head_timeout_seconds: float = Field(
+        HEAD_TIMEOUT_SECONDS,
+        gt=0,
+        description="A request head must arrive whole within this time (else 408 and close)",
+    )
+    max_waiting_connections: int = Field(
+        MAX_WAITING_CONNECTIONS,
+        ge=1,
+        description="Connections waiting for a request beyond this: the longest waiting is closed",
+    )
     max_unverified_requests: int = Field(
         16,
         ge=1,
         description="Bodies read at once before their signature is checked (more get 503)",
     )
+
+    @model_validator(mode="after")
+    def _deletions_signed_apart(self) -> ServerSettings:
+        """order.deleted's own secret must be its own: shared with another topic, a signed
+        `{"id": N}` of a customer, product or coupon deletion would cancel order N."""
+        own = self.woocommerce_webhook_secrets.get(ORDER_DELETED)
+        if own is None:
+            return self
+        shared = [
+            f"woocommerce_webhook_secrets.{topic}"
+            for topic, secret in self.woocommerce_webhook_secrets.items()
+            if topic != ORDER_DELETED and secret == own
+        ]
+        if self.woocommerce_webhook_secret == own:
+            shared.insert(0, "woocommerce_webhook_secret")
+        if shared:
+            raise ValueError(
+                f'woocommerce_webhook_secrets."{ORDER_DELETED}" is also {", ".join(shared)}: '
+                "give the Order deleted webhook a Secret of its own (WooCommerce makes one "
+                "when the field is left empty), used by no other webhook"
+            )
+        return self
 
 
 class ConsoleSettings(Section):
@@ -357,7 +402,9 @@ class ConsoleSettings(Section):
     max_failed_logins: int = Field(5, ge=1, description="Failures in a row that lock a user")
     lockout_minutes: float = Field(15.0, gt=0)
     max_failed_logins_per_ip: int = Field(
-        20, ge=1, description="Failures from one address within lockout_minutes, any user"
+        20,
+        ge=1,
+        description="Failures from one address (IPv6: one /64) within lockout_minutes, any user",
     )
     git_commit: bool = Field(True, description="Commit each saved rule when rules/ is in git")
     trusted_proxies: list[str] = Field(
