@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from campaigner.config import Settings
 from campaigner.customers.categories import names as category_names
-from campaigner.db.models import Coupon, Customer, Order
+from campaigner.db.models import Customer, Order
 from campaigner.messages.names import clean_first_name, first_name_or_fallback, plain_words
 from campaigner.messages.referrals import referral_code_for, referral_url
 from campaigner.timezones import zone_or
@@ -117,6 +117,19 @@ class OccasionView:
     date: date
 
 
+class CouponFacts(Protocol):
+    """A coupon as the template shows it: stored (`Coupon`) or just issued by a batch."""
+
+    @property
+    def code(self) -> str: ...
+    @property
+    def percent(self) -> Decimal | None: ...
+    @property
+    def amount(self) -> Decimal | None: ...
+    @property
+    def expires_at(self) -> datetime: ...
+
+
 @dataclass(frozen=True)
 class CouponView:
     code: str
@@ -132,7 +145,7 @@ def build_context(
     trigger: str,
     rule_name: str,
     order: Order | None,
-    coupon: Coupon | None,
+    coupon: CouponFacts | None,
     settings: Settings,
     now: datetime,
     referral: bool = True,
