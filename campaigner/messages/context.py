@@ -162,13 +162,13 @@ def build_context(
     """
     zone = zone_or(customer.timezone, settings.customers.timezone)
     locale = customer.locale or settings.customers.locale
+    first_name = clean_first_name(customer.first_name)
+    last_words = plain_words(customer.last_name)
     context: dict[str, Any] = {
         "customer": CustomerView(
-            first_name=clean_first_name(customer.first_name),
-            last_name=" ".join(plain_words(customer.last_name)),
-            full_name=" ".join(
-                [*clean_first_name(customer.first_name).split(), *plain_words(customer.last_name)]
-            ),
+            first_name=first_name,
+            last_name=" ".join(last_words),
+            full_name=" ".join([*first_name.split(), *last_words]),
             locale=locale,
             tags=tuple(customer.tag_list),
             orders_count=customer.orders_count or 0,
