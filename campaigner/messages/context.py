@@ -138,6 +138,18 @@ class CouponView:
     expires_at: datetime
 
 
+# What templates see besides plain values: read through the sandbox without its checks.
+VIEWS: tuple[type, ...] = (
+    CustomerView,
+    ItemView,
+    OrderView,
+    ShopView,
+    RuleView,
+    OccasionView,
+    CouponView,
+)
+
+
 def build_context(
     session: Session,
     *,

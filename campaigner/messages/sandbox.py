@@ -16,6 +16,7 @@ everything that costs time or memory to the render budget (`campaigner.messages.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import wraps
@@ -68,10 +69,18 @@ class BoundedEnvironment(SandboxedEnvironment):
     intercepted_binops = frozenset({"*", "**", "%", "+"})
 
     def __init__(
-        self, *, limits: RenderLimits, filters: Mapping[str, Callable[..., Any]], **options: Any
+        self,
+        *,
+        limits: RenderLimits,
+        filters: Mapping[str, Callable[..., Any]],
+        plain_data: Iterable[type] = (),
+        **options: Any,
     ) -> None:
+        """`plain_data`: frozen dataclasses of plain values (the context's views), whose
+        fields templates read without the sandbox's checks, which pass them anyway."""
         super().__init__(finalize=self._output, **options)
         self.limits = limits
+        self.plain_fields = {kind: _public_fields(kind) for kind in plain_data}
         self.globals.pop("lipsum", None)  # builds text in a Python loop no deadline can stop
         self.filters.update(filters)
         self.filters = {name: self._bounded_filter(name, f) for name, f in self.filters.items()}
@@ -109,6 +118,10 @@ class BoundedEnvironment(SandboxedEnvironment):
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         self.budget().tick()
+        if attribute in self.plain_fields.get(type(obj), ()):
+            # A field of a view: data, never a method or anything internal. The sandbox's
+            # checks were a tenth of rendering a message.
+            return getattr(obj, attribute)
         return super().getattr(obj, attribute)
 
     def getitem(self, obj: Any, argument: Any) -> Any:
@@ -173,6 +186,16 @@ class BoundedEnvironment(SandboxedEnvironment):
             return budget.built_value(function(*args, **kwargs), f"the {name} filter")
 
         return bounded
+
+
+def _public_fields(kind: type) -> frozenset[str]:
+    """The fields of a frozen dataclass, none of them private."""
+    if not dataclasses.is_dataclass(kind) or not kind.__dataclass_params__.frozen:  # type: ignore[attr-defined]
+        raise TypeError(f"{kind.__name__}: plain data must be a frozen dataclass")
+    names = frozenset(field.name for field in dataclasses.fields(kind))
+    if any(name.startswith("_") for name in names):
+        raise TypeError(f"{kind.__name__}: plain data with a private field")
+    return names
 
 
 class _BoundedFormatter(SandboxedFormatter):
