@@ -46,6 +46,7 @@ from sqlalchemy import func, select  # noqa: E402
 
 from campaigner.clock import SystemClock  # noqa: E402
 from campaigner.config import GatewaySettings, Settings  # noqa: E402
+from campaigner.daemon.heap import settle_after_start  # noqa: E402
 from campaigner.db import create_engine_for, session_factory  # noqa: E402
 from campaigner.db.models import Message, MessageStatus  # noqa: E402
 from campaigner.gateways.kannel import KannelGateway  # noqa: E402
@@ -231,6 +232,7 @@ def campaigner_run(
                 settings=settings, sessions=sessions, clock=clock, gateways=runtime.gateways
             )
             server = BackgroundServer(app, port=port).start()
+        settle_after_start()  # as `campaigner run` does once it has built everything
         print("ready", flush=True)
         sys.stdin.readline()  # the parent may attach a profiler now
         started = time.perf_counter()
