@@ -46,7 +46,6 @@ from sqlalchemy import func, select  # noqa: E402
 
 from campaigner.clock import SystemClock  # noqa: E402
 from campaigner.config import GatewaySettings, Settings  # noqa: E402
-from campaigner.daemon.heap import settle_after_start  # noqa: E402
 from campaigner.db import create_engine_for, session_factory  # noqa: E402
 from campaigner.db.models import Message, MessageStatus  # noqa: E402
 from campaigner.gateways.kannel import KannelGateway  # noqa: E402
@@ -232,7 +231,11 @@ def campaigner_run(
                 settings=settings, sessions=sessions, clock=clock, gateways=runtime.gateways
             )
             server = BackgroundServer(app, port=port).start()
-        settle_after_start()  # as `campaigner run` does once it has built everything
+        # As `campaigner run` does once it has built everything (imported here: the module
+        # also serves bench/kannel_cpu.py's runs of versions without it).
+        from campaigner.daemon.heap import settle_after_start
+
+        settle_after_start()
         print("ready", flush=True)
         sys.stdin.readline()  # the parent may attach a profiler now
         started = time.perf_counter()
