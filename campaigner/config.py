@@ -45,6 +45,7 @@ from campaigner.errors import ConfigError
 from campaigner.masking import MIN_LENGTH as MIN_SECRET_LENGTH
 from campaigner.occasions import check_overrides, parse_occasion_date
 from campaigner.segments.rfm_map import SegmentMap
+from campaigner.shops.topics import ORDER_DELETED, WooCommerceTopic
 from campaigner.timezones import check_timezone as check_timezone  # re-exported
 
 ENV_PREFIX = "CAMPAIGNER_"
@@ -330,6 +331,14 @@ class ServerSettings(Section):
     woocommerce_webhook_secret: Secret | None = Field(
         None, description="The Secret of the shop's WooCommerce webhooks"
     )
+    woocommerce_webhook_secrets: dict[WooCommerceTopic, Secret] = Field(
+        default_factory=dict,
+        description="A Secret per topic, for webhooks that have their own (the others use "
+        'woocommerce_webhook_secret), e.g. { "order.deleted" = "..." }. order.deleted is '
+        "acted on only with a secret of its own here, or when a WooCommerce source confirms "
+        'the order is in the bin: its body, {"id": N}, is also the body of every '
+        "customer, product and coupon deletion",
+    )
     shopify_webhook_secret: Secret | None = Field(
         None, description="The Shopify app's client secret that signs its webhooks"
     )
@@ -342,6 +351,28 @@ class ServerSettings(Section):
         ge=1,
         description="Bodies read at once before their signature is checked (more get 503)",
     )
+
+    @model_validator(mode="after")
+    def _deletions_signed_apart(self) -> ServerSettings:
+        """order.deleted's own secret must be its own: shared with another topic, a signed
+        `{"id": N}` of a customer, product or coupon deletion would cancel order N."""
+        own = self.woocommerce_webhook_secrets.get(ORDER_DELETED)
+        if own is None:
+            return self
+        shared = [
+            f"woocommerce_webhook_secrets.{topic}"
+            for topic, secret in self.woocommerce_webhook_secrets.items()
+            if topic != ORDER_DELETED and secret == own
+        ]
+        if self.woocommerce_webhook_secret == own:
+            shared.insert(0, "woocommerce_webhook_secret")
+        if shared:
+            raise ValueError(
+                f'woocommerce_webhook_secrets."{ORDER_DELETED}" is also {", ".join(shared)}: '
+                "give the Order deleted webhook a Secret of its own (WooCommerce makes one "
+                "when the field is left empty), used by no other webhook"
+            )
+        return self
 
 
 class ConsoleSettings(Section):

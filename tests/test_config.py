@@ -117,6 +117,7 @@ def test_masked_hides_every_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         '[database]\nurl = "postgresql+psycopg://app:pg-s3cret@db/shop"\n'
         '[gateway]\npassword = "kannel-s3cret"\nauth_token = "twilio-s3cret"\n'
         '[server]\nwebhook_token = "hook-s3cret"\napi_tokens = ["api-s3cret"]\n'
+        '[server.woocommerce_webhook_secrets]\n"order.deleted" = "deletion-s3cret"\n'
         '[gateways.backup]\nname = "kavenegar"\napi_key = "backup-s3cret"\n',
     )
     monkeypatch.setenv("CAMPAIGNER_GATEWAY__API_KEY", "env-s3cret")
@@ -124,6 +125,7 @@ def test_masked_hides_every_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert "s3cret" not in text
     assert "********" in text
     assert "kavenegar" in text
+    assert "order.deleted" in text
 
 
 def test_mask_url() -> None:
@@ -161,6 +163,10 @@ def test_a_segment_map_that_misses_a_cell_is_named_with_the_cell(tmp_path: Path)
         ('[server]\napi_tokens = ["a-long-token", "ing"]\n', "server.api_tokens.1"),
         ('[server]\nwoocommerce_webhook_secret = "wc"\n', "server.woocommerce_webhook_secret"),
         ('[server]\nshopify_webhook_secret = "s"\n', "server.shopify_webhook_secret"),
+        (
+            '[server.woocommerce_webhook_secrets]\n"order.deleted" = "del"\n',
+            "server.woocommerce_webhook_secrets.order.deleted",
+        ),
         ('[database]\nurl = "postgresql+psycopg://app:pw@db/shop"\n', "database.url"),
         (
             '[[sources]]\nname = "shop"\nurl = "mysql+pymysql://r:abc@db/wp"\n'
@@ -203,3 +209,47 @@ def test_secrets_of_four_characters_or_none_at_all_are_fine(tmp_path: Path) -> N
     )
     assert settings.gateway.password is not None
     assert settings.gateway.password.get_secret_value() == "abcd"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '[server]\nwoocommerce_webhook_secret = "one-for-all"\n'
+        '[server.woocommerce_webhook_secrets]\n"order.deleted" = "one-for-all"\n',
+        '[server.woocommerce_webhook_secrets]\n"order.deleted" = "one-for-all"\n'
+        '"customer.updated" = "one-for-all"\n',
+    ],
+)
+def test_order_deleted_secret_must_be_its_own(tmp_path: Path, text: str) -> None:
+    """A deletion's body is only the id, whatever was deleted: order.deleted's secret shared
+    with another webhook lets that webhook's signed `{"id": N}` cancel order N."""
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: server: ")
+    assert 'woocommerce_webhook_secrets."order.deleted" is also' in message
+    assert "a Secret of its own" in message
+    assert "one-for-all" not in message
+
+
+def test_a_per_topic_secret_of_a_topic_campaigner_does_not_take_is_named(tmp_path: Path) -> None:
+    path = write(tmp_path, '[server.woocommerce_webhook_secrets]\n"order.delted" = "abcdef"\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    assert "server.woocommerce_webhook_secrets.order.delted" in str(info.value)
+    assert "'order.deleted'" in str(info.value)  # the known topics are listed
+    assert "abcdef" not in str(info.value)
+
+
+def test_per_topic_secrets_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(
+        "CAMPAIGNER_SERVER__WOOCOMMERCE_WEBHOOK_SECRETS", '{"order.deleted": "deletion-secret"}'
+    )
+    settings = load_settings(write(tmp_path, '[server]\nwoocommerce_webhook_secret = "shared"\n'))
+    secrets = settings.server.woocommerce_webhook_secrets
+    assert {t: s.get_secret_value() for t, s in secrets.items()} == {
+        "order.deleted": "deletion-secret"
+    }

@@ -34,6 +34,12 @@ def run_cmd(app: AppContext, once: bool, log_format: str) -> None:
     flight and exits; SIGHUP reloads rules and templates (so does editing a rule file).
     With --once: one pass, then exit non-zero if anything failed (for cron).
 
+    Shop webhooks are served under [server] (README "Webhooks from the shop"). A WooCommerce
+    Order deleted is acted on only when its webhook has a Secret of its own
+    ([server.woocommerce_webhook_secrets] "order.deleted") or a preset = "woocommerce"
+    source confirms it in the shop's database: its body, {"id": N}, is also every customer,
+    product and coupon deletion's. Otherwise it is ignored, as the daemon says when it starts.
+
     \b
     Example:
       campaigner run

@@ -13,6 +13,16 @@ each Shopify refund id, which arrives twice (refunds/create, and in the order of
 orders/updated). A delivery older than the data stored (`shop_modified_at`) changes nothing.
 The topic header is not signed, so a body must be the resource its topic names.
 
+A WooCommerce webhook may have a Secret of its own (`server.woocommerce_webhook_secrets`, by
+topic; the others use `woocommerce_webhook_secret`). order.deleted needs more than the shop's
+one secret: its body, `{"id": N}`, is also every customer, product and coupon deletion's, so
+with one secret for all, a captured customer deletion resent as order.deleted would cancel
+order N. It is acted on only when signed with a secret of its own, or when a WooCommerce
+source is configured to confirm it: the shop's database is asked whether the order is in the
+bin, which also stops a deletion delivered late, or replayed, after the order was restored.
+The confirmed deletion records the shop's trash time in `shop_modified_at`, so an update
+older than the deletion that arrives after it changes nothing.
+
 A record that cannot be loaded (a phone that is no phone) is answered 200 with the reason,
 logged, and stores nothing: resending the same payload cannot fix it, and both shops give up
 on a URL that keeps failing (WooCommerce disables the webhook after more than 5 failures in
@@ -25,6 +35,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -49,37 +60,32 @@ from campaigner.customers.loader import (
 )
 from campaigner.customers.records import BirthdayFormat, RowError, as_text
 from campaigner.db.models import Customer, Order, ShopEvent
+from campaigner.errors import CampaignerError
 from campaigner.segments.scoring import rescore
 from campaigner.server.guard import Guard, Refused
 from campaigner.server.signatures import signature_matches
 from campaigner.shops import shopify, woocommerce
-from campaigner.sources.woocommerce import ShopMeta
+from campaigner.shops.topics import ORDER_DELETED, SHOPIFY_TOPICS, WOOCOMMERCE_TOPICS
+from campaigner.sources.woocommerce import OrderState, ShopMeta, order_state
 
 log = logging.getLogger(__name__)
 
-WOOCOMMERCE_TOPICS = {
-    "order.created",
-    "order.updated",
-    "order.deleted",
-    "order.restored",
-    "customer.created",
-    "customer.updated",
-}
-SHOPIFY_TOPICS = {
-    "orders/paid",
-    "orders/updated",
-    "refunds/create",
-    "customers/create",
-    "customers/update",
-    "customers_marketing_consent/update",
-}
+ShopOrders = Callable[[str], OrderState | None]
+"""An order's state as the shop has it now, by id (None: the shop has no such order)."""
 
 
 class _Shop:
-    def __init__(self, settings: Settings, sessions: sessionmaker[Session], clock: Clock) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: sessionmaker[Session],
+        clock: Clock,
+        shop_orders: ShopOrders | None = None,
+    ) -> None:
         self.settings = settings
         self.sessions = sessions
         self.clock = clock
+        self.shop_orders = shop_orders
 
     def apply(self, shop: str, key: str, load: Callable[[Session], LoadResult]) -> Response:
         """Load once per delivery key: the data and the key land together or not at all."""
@@ -119,21 +125,64 @@ class _Shop:
         cancelled one does (a sync reads a trashed order so too); order.restored brings back
         its status. No delivery key: every deletion of an order has the same body, its id,
         so a key would take a deletion after a restore for a retry, and applying one twice
-        changes nothing."""
+        changes nothing.
+
+        With the shop's orders to ask (`shop_orders`), only an order the shop has in the bin
+        (or no longer has at all) is cancelled, and only if nothing newer than its move to
+        the bin is stored: a deletion delivered after the order's restore changes nothing.
+        Without, the deletion has no time of its own to compare, and is applied."""
+        trashed_at: datetime | None = None
+        if self.shop_orders is not None:
+            try:
+                state = self.shop_orders(order_id)
+            except CampaignerError as exc:
+                log.warning(
+                    "woocommerce order %s deleted: not applied, the shop's database could not "
+                    "confirm it (%s); the next sync reads the order",
+                    order_id,
+                    exc,
+                )
+                return PlainTextResponse(
+                    "not applied: the shop's database could not confirm the deletion (logged); "
+                    "the next sync reads the order"
+                )
+            if state is not None and not state.trashed:
+                log.info(
+                    "woocommerce order %s deleted: not applied, the shop has it as %r",
+                    order_id,
+                    state.status,
+                )
+                return PlainTextResponse(f"not deleted: the shop has the order as {state.status!r}")
+            trashed_at = state.modified if state is not None else None
         with self.sessions() as session:
             order = session.execute(
-                select(Order.id, Order.customer_id, Order.status)
+                select(Order.id, Order.customer_id, Order.status, Order.shop_modified_at)
                 .where(Order.external_id == order_id)
                 .with_for_update()
             ).one_or_none()
             if order is None:
                 return PlainTextResponse(f"unknown order {order_id!r}: nothing to delete")
+            stored = order.shop_modified_at
+            if trashed_at is not None and stored is not None and stored > trashed_at:
+                log.info("woocommerce order %s deleted: stale, newer data is stored", order_id)
+                return PlainTextResponse("stale: the shop changed the order after its deletion")
+            modified = trashed_at or stored
             if order.status == "cancelled":
+                if modified != stored:
+                    session.execute(
+                        update(Order).where(Order.id == order.id).values(shop_modified_at=modified)
+                    )
+                    session.commit()
                 return PlainTextResponse("ok 0")
             session.execute(
                 update(Order)
                 .where(Order.id == order.id)
-                .values(status="cancelled", paid_at=None, updated_at=self.clock.now())
+                .values(
+                    status="cancelled",
+                    paid_at=None,
+                    shop_modified_at=modified,
+                    updated_at=self.clock.now(),
+                )
             )
             refresh_customer_stats(
                 session, [order.customer_id], main_currency=self.settings.customers.currency
@@ -331,22 +380,25 @@ def _not_the_topics(topic: str, payload: Mapping[str, Any]) -> str | None:
 def shop_webhook_routes(
     *, settings: Settings, sessions: sessionmaker[Session], clock: Clock, guard: Guard | None = None
 ) -> list[BaseRoute]:
-    shop = _Shop(settings, sessions, clock)
+    shop = _Shop(settings, sessions, clock, _shop_orders(settings))
     guard = guard or Guard(settings.server)
     woo_meta = ShopMeta.from_settings(settings)
+    own_secrets = {str(t): s for t, s in settings.server.woocommerce_webhook_secrets.items()}
+    deletions = _deletions_acted_on(settings, confirmed=shop.shop_orders is not None)
 
     async def woocommerce_hook(request: Request) -> Response:
+        # The topic header is not signed: it only chooses the secret the body must be
+        # signed with, and a topic with a secret of its own takes no other.
+        topic = request.headers.get("x-wc-webhook-topic", "")
+        secret = own_secrets.get(topic, settings.server.woocommerce_webhook_secret)
         try:
             # Read even unsigned: WooCommerce's ping on creation carries no signature.
             body = await guard.unverified_body(request)
             if "x-wc-webhook-signature" not in request.headers and body.startswith(b"webhook_id="):
                 return PlainTextResponse("pong")  # WooCommerce's ping on creation: unsigned
-            payload = _signed_json(
-                body, request, settings.server.woocommerce_webhook_secret, "x-wc-webhook-signature"
-            )
+            payload = _signed_json(body, request, secret, "x-wc-webhook-signature")
         except Refused as refused:
             return _refused("woocommerce", refused)
-        topic = request.headers.get("x-wc-webhook-topic", "")
         if topic not in WOOCOMMERCE_TOPICS or not isinstance(payload, Mapping):
             return PlainTextResponse(f"ignored topic {topic!r}")
         resource = topic.split(".")[0]
@@ -355,8 +407,11 @@ def shop_webhook_routes(
             return _rejected("woocommerce", key, mismatch)
         load: Callable[[Session], LoadResult]
         try:
-            if topic == "order.deleted":
+            if topic == ORDER_DELETED:
                 order_id = woocommerce.deleted_order_id(payload)
+                if not deletions:
+                    log.warning("woocommerce order %s deleted: ignored, %s", order_id, UNSAFE)
+                    return PlainTextResponse(f"ignored: {UNSAFE}")
                 return await run_in_threadpool(shop.delete_order, order_id)
             if resource == "order":
                 order = woocommerce.order_record(payload, woo_meta)
@@ -419,6 +474,33 @@ def shop_webhook_routes(
         Route("/webhooks/shop/woocommerce", woocommerce_hook, methods=["POST"]),
         Route("/webhooks/shop/shopify", shopify_hook, methods=["POST"]),
     ]
+
+
+UNSAFE = (
+    "order.deleted signed with the shop's one secret could be a customer, product or coupon "
+    "deletion resent: give the Order deleted webhook its own secret "
+    '(server.woocommerce_webhook_secrets."order.deleted") or configure the shop\'s '
+    'WooCommerce source (preset = "woocommerce") to confirm deletions'
+)
+
+
+def _shop_orders(settings: Settings) -> ShopOrders | None:
+    """The shop's orders, read from its WooCommerce source if one is configured."""
+    source = next((s for s in settings.sources if s.preset == "woocommerce"), None)
+    if source is None:
+        return None
+    return lambda order_id: order_state(source, order_id)
+
+
+def _deletions_acted_on(settings: Settings, *, confirmed: bool) -> bool:
+    """Whether order.deleted is acted on: with a secret of its own, or confirmed by the
+    shop's database. Said once at start-up when it is not, since the shop sees only 200s."""
+    server = settings.server
+    if confirmed or ORDER_DELETED in server.woocommerce_webhook_secrets:
+        return True
+    if server.woocommerce_webhook_secret is not None:
+        log.warning("woocommerce webhooks: order.deleted will be ignored: %s", UNSAFE)
+    return False
 
 
 def _refused(shop: str, refused: Refused) -> Response:

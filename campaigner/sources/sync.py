@@ -127,19 +127,29 @@ def sync_source(
     password never), and SyncFailed when a batch could not be written.
     """
     report = SyncReport(source.name)
-    engine = _source_engine(source)
-    try:
-        connection = _connect(engine, source)
-        with connection:
-            for sync_pass in _passes(connection, sessions, source, settings, report):
-                sync_pass.run(full=full, progress=progress, clock=clock or SystemClock())
-    finally:
-        engine.dispose()
+    with source_connection(source) as connection:
+        for sync_pass in _passes(connection, sessions, source, settings, report):
+            sync_pass.run(full=full, progress=progress, clock=clock or SystemClock())
     if any(kind.inserted or kind.updated for kind in report.kinds.values()):
         with sessions.begin() as session:
             rescore(session, settings.segments.segment_map, (clock or SystemClock()).now())
     log.info("sync %s", report.summary())
     return report
+
+
+@contextmanager
+def source_connection(source: SourceSettings) -> Iterator[Connection]:
+    """A read-only connection to `source`, closed with its engine after use.
+
+    Raises CampaignerError when the source cannot be reached (the host is named, the
+    password never).
+    """
+    engine = _source_engine(source)
+    try:
+        with _connect(engine, source) as connection:
+            yield connection
+    finally:
+        engine.dispose()
 
 
 def _passes(
@@ -169,7 +179,7 @@ def _where(source: SourceSettings) -> str:
     return f"{url.host or 'localhost'}{f':{url.port}' if url.port else ''}"
 
 
-def _reason(exc: BaseException, source: SourceSettings) -> str:
+def source_reason(exc: BaseException, source: SourceSettings) -> str:
     """A database error as one line (the first of the driver's message, which goes on with
     the statement, DETAIL and HINT lines), without the source's password."""
     text = one_line(exc)
@@ -226,7 +236,7 @@ def _connect(engine: Engine, source: SourceSettings) -> Connection:
     try:
         return engine.connect()
     except DBAPIError as exc:
-        reason = _reason(exc, source)
+        reason = source_reason(exc, source)
         raise CampaignerError(
             f"source {source.name!r}: cannot connect to {_where(source)}: {reason}"
         ) from None
@@ -310,7 +320,7 @@ class SourcePass:
                     result = self._load(session, records, clock)
                     self._save_position(session, position, clock)
             except SQLAlchemyError as exc:
-                reason = _reason(exc, self.source)
+                reason = source_reason(exc, self.source)
                 raise SyncFailed(
                     f"source {self.source.name!r} {self.kind}: a batch of {len(rows)} rows "
                     f"starting at id {row_ids[0]} could not be written, nothing of it was "
@@ -425,7 +435,7 @@ class SourcePass:
             yield
         except DBAPIError as exc:
             self.connection.rollback()
-            reason = _reason(exc, self.source)
+            reason = source_reason(exc, self.source)
             raise CampaignerError(
                 f"source {self.source.name!r} {self.kind}: reading failed: {reason}"
             ) from None

@@ -29,13 +29,14 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, inspect, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from campaigner.config import Settings, SourceSettings, SourceTable
 from campaigner.customers.fields import CUSTOMER_FIELDS
 from campaigner.customers.records import BirthdayFormat, as_text
 from campaigner.errors import CampaignerError
-from campaigner.sources.sync import SourcePass, SyncReport
+from campaigner.sources.sync import SourcePass, SyncReport, source_connection, source_reason
 
 HPOS_OPTION = "woocommerce_custom_orders_table_enabled"
 SYNC_OPTION = "woocommerce_custom_orders_table_data_sync_enabled"
@@ -166,6 +167,53 @@ def woocommerce_passes(
     if shop.synced:
         passes.append(OrderPass(*common, "orders", orders, report, shop=shop, hpos=not shop.hpos))
     return passes
+
+
+@dataclass(frozen=True)
+class OrderState:
+    """An order as the shop has it now: its raw status (`trash` in the bin) and when it last
+    changed (UTC). Moving an order to the bin changes it: `wp_trash_post` saves the post
+    with status `trash` (a new post_modified_gmt), and HPOS's
+    `OrdersTableDataStore::trash_order` sets status `trash` and date_updated_gmt."""
+
+    status: str
+    modified: datetime | None
+
+    @property
+    def trashed(self) -> bool:
+        return self.status == "trash"
+
+
+def order_state(source: SourceSettings, order_id: str) -> OrderState | None:
+    """Order `order_id` in the shop's authoritative store, or None when the shop has no such
+    order (deleted for good, or never one). One short read-only connection: deletions are
+    rare, and the daemon holds no connection to the shop between syncs.
+
+    Raises CampaignerError when the shop's database cannot be reached or read.
+    """
+    with source_connection(source) as connection:
+        try:
+            shop = Shop.detect(connection, source)
+            if shop.hpos:
+                sql = (
+                    f"SELECT status, date_updated_gmt AS modified "
+                    f"FROM {shop.table('wc_orders')} WHERE id = :id AND type = 'shop_order'"
+                )
+            else:
+                sql = (
+                    f"SELECT post_status AS status, post_modified_gmt AS modified "
+                    f"FROM {shop.table('posts')} WHERE ID = :id AND post_type = 'shop_order'"
+                )
+            row = connection.execute(text(sql), {"id": int(order_id)}).one_or_none()
+            connection.rollback()
+        except DBAPIError as exc:
+            reason = source_reason(exc, source)
+            raise CampaignerError(
+                f"source {source.name!r}: reading order {order_id} failed: {reason}"
+            ) from None
+    if row is None:
+        return None
+    return OrderState(as_text(row.status).strip(), _utc(row.modified))
 
 
 class Shop:

@@ -34,6 +34,8 @@ from campaigner.server.signatures import sign
 from campaigner.shops import shopify as shopify_mapping
 
 WC_SECRET = "wc-webhook-secret"
+# The Order deleted webhook's own Secret (`server.woocommerce_webhook_secrets`).
+DELETION_SECRET = "wc-deletion-secret"
 SHOPIFY_SECRET = "shpss_client_secret"
 NOW = datetime(2026, 3, 20, 9, 0, tzinfo=UTC)
 # X-Shopify-Triggered-At of the documented headers: when Shopify said the order was paid.
@@ -43,23 +45,40 @@ THANKS: Rule = TypeAdapter(Rule).validate_python(
 )
 
 
-@pytest.fixture
-def client(settings: Settings, sessions: sessionmaker[Session]) -> TestClient:
-    configured = settings.model_copy(
+def with_secrets(settings: Settings, **secrets: Any) -> Settings:
+    server = settings.server.model_copy(
         update={
-            "server": settings.server.model_copy(
-                update={
-                    "woocommerce_webhook_secret": SecretStr(WC_SECRET),
-                    "shopify_webhook_secret": SecretStr(SHOPIFY_SECRET),
-                }
-            )
+            "woocommerce_webhook_secret": SecretStr(WC_SECRET),
+            "shopify_webhook_secret": SecretStr(SHOPIFY_SECRET),
+            **secrets,
         }
     )
-    app = create_app(settings=configured, sessions=sessions, clock=FixedClock(NOW), gateways={})
+    return settings.model_copy(update={"server": server})
+
+
+def app_client(settings: Settings, sessions: sessionmaker[Session]) -> TestClient:
+    app = create_app(settings=settings, sessions=sessions, clock=FixedClock(NOW), gateways={})
     return TestClient(app)
 
 
-def woo(client: TestClient, topic: str, payload: Any, secret: str = WC_SECRET) -> Any:
+@pytest.fixture
+def client(settings: Settings, sessions: sessionmaker[Session]) -> TestClient:
+    """The shop's webhooks signed with its one secret, but Order deleted with its own."""
+    own = {"order.deleted": SecretStr(DELETION_SECRET)}
+    return app_client(with_secrets(settings, woocommerce_webhook_secrets=own), sessions)
+
+
+@pytest.fixture
+def one_secret_client(settings: Settings, sessions: sessionmaker[Session]) -> TestClient:
+    """Every WooCommerce webhook signed with one secret, as README told shops to do."""
+    return app_client(with_secrets(settings), sessions)
+
+
+def woo(client: TestClient, topic: str, payload: Any, secret: str | None = None) -> Any:
+    """A delivery of `topic`, signed as `client`'s webhook of that topic signs it (order.deleted
+    with its own secret), or with `secret`."""
+    if secret is None:
+        secret = DELETION_SECRET if topic == "order.deleted" else WC_SECRET
     body = json.dumps(payload).encode()
     resource, event = topic.split(".")
     sent = {
@@ -723,8 +742,9 @@ def first_name(sessions: sessionmaker[Session]) -> str:
 def test_a_stale_woocommerce_order_update_changes_nothing(
     client: TestClient, sessions: sessionmaker[Session]
 ) -> None:
-    # WooCommerce delivers through Action Scheduler, and retries a failed delivery later: an
-    # order.updated of 19:28 (still pending) can arrive after the one of 19:40 (paid).
+    # WooCommerce queues deliveries in Action Scheduler and sends them from background runs
+    # (it does not resend a failed one): an order.updated of 19:28 (still pending) can arrive
+    # after the one of 19:40 (paid).
     newer = wc_order()
     newer["date_modified_gmt"] = "2017-03-22T19:40:00"
     older = wc_order()
@@ -991,3 +1011,111 @@ def test_a_signed_body_resent_as_order_deleted_deletes_nothing(
     assert woo(client, "order.deleted", wc_order()).text.startswith("rejected:")
     assert woo(client, "order.deleted", {"id": "seven"}).text.startswith("rejected:")
     assert stored_order(sessions)[0] == "paid"
+
+
+# --- One secret for every webhook: a deletion is only an id ---------------------------------
+
+
+def test_a_customer_deletion_resent_as_order_deleted_cancels_nothing(
+    one_secret_client: TestClient, sessions: sessionmaker[Session]
+) -> None:
+    """Regression: with one secret for all the shop's webhooks, a captured customer.deleted
+    delivery of customer 727 (body `{"id": 727}`, signed with that secret) resent with topic
+    order.deleted cancelled order 727. `WC_Webhook::build_payload()` (woocommerce/woocommerce
+    plugins/woocommerce/includes/class-wc-webhook.php) makes every 'deleted' event's body
+    `array( 'id' => $resource_id )`, whatever the resource (coupon.deleted, customer.deleted,
+    product.deleted, order.deleted), and `deliver()` signs only that body
+    (`generate_signature( $http_args['body'] )`) with the webhook's secret; the
+    X-WC-Webhook-Topic header is not signed."""
+    client = one_secret_client
+    assert woo(client, "order.created", wc_order()).text == "ok 1"
+    customer_deleted = {"id": 727}  # customer 727's deletion, signed with the shop's secret
+    answer = woo(client, "order.deleted", customer_deleted, secret=WC_SECRET)
+    assert answer.status_code == 200  # so WooCommerce does not disable the webhook
+    assert answer.text.startswith("ignored: order.deleted signed with the shop's one secret")
+    assert 'woocommerce_webhook_secrets."order.deleted"' in answer.text
+    assert stored_order(sessions)[0] == "paid"
+    assert customer_stats(sessions) == (1, Decimal("29.35"))
+
+
+def test_order_deleted_with_its_own_secret_takes_no_other(
+    client: TestClient, sessions: sessionmaker[Session]
+) -> None:
+    assert woo(client, "order.created", wc_order()).text == "ok 1"
+    # A customer, product or coupon deletion signed with the shop's one secret: refused.
+    assert woo(client, "order.deleted", {"id": 727}, secret=WC_SECRET).status_code == 401
+    assert stored_order(sessions)[0] == "paid"
+    # The deletion's secret signs only deletions: no other topic takes it.
+    assert woo(client, "order.updated", wc_order(), secret=DELETION_SECRET).status_code == 401
+    # The Order deleted webhook's own delivery.
+    assert woo(client, "order.deleted", {"id": 727}).text == "ok 1"
+    assert stored_order(sessions)[0] == "cancelled"
+
+
+def test_a_topic_with_its_own_secret_refuses_the_shared_one(
+    settings: Settings, sessions: sessionmaker[Session]
+) -> None:
+    own = {"order.updated": SecretStr("wc-updates-secret")}
+    client = app_client(with_secrets(settings, woocommerce_webhook_secrets=own), sessions)
+    assert woo(client, "order.updated", wc_order()).status_code == 401
+    assert count(sessions, Order) == 0
+    assert woo(client, "order.updated", wc_order(), secret="wc-updates-secret").text == "ok 1"
+    # The other topics keep the shop's secret.
+    customer = copy.deepcopy(woo_docs.CUSTOMER)
+    customer["billing"]["phone"] = "09121234567"
+    assert woo(client, "customer.updated", customer).text == "ok 1"
+
+
+def test_ignoring_deletions_is_said_at_start_and_at_each_one(
+    settings: Settings, sessions: sessionmaker[Session], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("WARNING", logger="campaigner.server.shop_webhooks")
+    client = app_client(with_secrets(settings), sessions)
+    assert [r.getMessage() for r in caplog.records] == [
+        "woocommerce webhooks: order.deleted will be ignored: order.deleted signed with the "
+        "shop's one secret could be a customer, product or coupon deletion resent: give the "
+        'Order deleted webhook its own secret (server.woocommerce_webhook_secrets."order.deleted")'
+        ' or configure the shop\'s WooCommerce source (preset = "woocommerce") to confirm '
+        "deletions"
+    ]
+    caplog.clear()
+    woo(client, "order.deleted", {"id": 727}, secret=WC_SECRET)
+    assert caplog.records[0].getMessage().startswith("woocommerce order 727 deleted: ignored")
+    caplog.clear()
+    own = {"order.deleted": SecretStr(DELETION_SECRET)}
+    app_client(with_secrets(settings, woocommerce_webhook_secrets=own), sessions)
+    assert caplog.records == []
+
+
+def test_a_deletion_the_shops_database_cannot_confirm_changes_nothing(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    refused_port: int,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # With the shop's database configured, a deletion is applied only once the shop says the
+    # order is in the bin; a database that cannot be reached confirms nothing, and its
+    # password is in neither the answer nor the log. WooCommerce does not send a delivery
+    # again (WC_Webhook::log_delivery() only counts failures), so the answer is 200: the
+    # next sync reads the order as the shop has it.
+    source = SourceSettings.model_validate(
+        {
+            "name": "shop",
+            "preset": "woocommerce",
+            "url": f"mysql+pymysql://reader:db-s3cret@127.0.0.1:{refused_port}/wordpress",
+        }
+    )
+    configured = with_secrets(settings).model_copy(update={"sources": [source]})
+    client = app_client(configured, sessions)
+    assert woo(client, "order.created", wc_order()).text == "ok 1"
+    answer = woo(client, "order.deleted", {"id": 727}, secret=WC_SECRET)
+    assert (answer.status_code, answer.text) == (
+        200,
+        "not applied: the shop's database could not confirm the deletion (logged); "
+        "the next sync reads the order",
+    )
+    assert stored_order(sessions)[0] == "paid"
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "woocommerce order 727 deleted: not applied" in logged
+    assert f"cannot connect to 127.0.0.1:{refused_port}" in logged
+    assert "db-s3cret" not in logged

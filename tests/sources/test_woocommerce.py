@@ -25,6 +25,7 @@ from woocommerce_shop import (
     add_products,
     add_users,
     create_tables,
+    move_order,
     refund,
     set_storage,
 )
@@ -343,13 +344,15 @@ def test_names_lose_their_html_entities_as_by_webhook(
     assert (item.name, item.categories) == ("Tea & Coffee – 250g", ",tea & coffee,")
 
 
-def order_updated(
+def deliver(
     sessions: sessionmaker[Session],
     settings: Settings,
     source: SourceSettings,
-    order: dict[str, Any],
+    topic: str,
+    payload: dict[str, Any],
 ) -> str:
-    """An order.updated delivery, signed, to the daemon's webhook; its answer."""
+    """A delivery of `topic`, signed with the shop's one secret, to the daemon's webhook; its
+    answer."""
     secret = "wc-webhook-secret"
     server = settings.server.model_copy(update={"woocommerce_webhook_secret": SecretStr(secret)})
     app = create_app(
@@ -358,14 +361,23 @@ def order_updated(
         clock=CLOCK,
         gateways={},
     )
-    body = json.dumps(order).encode()
+    body = json.dumps(payload).encode()
     headers = {
         **woo_docs.HEADERS,
-        "X-WC-Webhook-Topic": "order.updated",
+        "X-WC-Webhook-Topic": topic,
         "X-WC-Webhook-Signature": sign(body, secret),
     }
     answer = TestClient(app).post("/webhooks/shop/woocommerce", content=body, headers=headers)
     return answer.text
+
+
+def order_updated(
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    source: SourceSettings,
+    order: dict[str, Any],
+) -> str:
+    return deliver(sessions, settings, source, "order.updated", order)
 
 
 def test_a_sync_reading_older_rows_keeps_what_a_webhook_brought_since(
@@ -548,3 +560,109 @@ def test_a_guest_with_a_billing_name_longer_than_its_column_keeps_the_order(
     assert orders["115"].customer_id == maryam.id
     assert len(maryam.first_name) <= 128 and maryam.first_name.startswith("مریم\u0651\u0651 ملیکا")
     assert maryam.city == "ش" * 128
+
+
+def order_103(modified: datetime) -> dict[str, Any]:
+    """Order 103 of the shop as WooCommerce's REST API (and so order.updated and
+    order.restored) shows it: the documented order with this order's id, buyer, status, money
+    and refund, last changed at `modified`."""
+    return {
+        **woo_docs.ORDER,
+        "id": 103,
+        "status": "completed",
+        "customer_id": 1,
+        "currency": "IRR",
+        "total": "900000",
+        "date_paid_gmt": "2026-01-20T00:00:00",
+        "date_modified_gmt": modified.isoformat(),
+        "refunds": [woo_docs.refund_entry(201, "", "300000")],
+    }
+
+
+def order_103_status(sessions: sessionmaker[Session]) -> tuple[str, datetime | None]:
+    _, orders = loaded(sessions)
+    return orders["103"].status, orders["103"].shop_modified_at
+
+
+def change_shop(url: str, order_id: int, status: str, when: datetime, storage: Storage) -> None:
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        move_order(connection, order_id, status, when, storage)
+    engine.dispose()
+
+
+TRASHED = datetime(2026, 2, 1, 10, 0)
+RESTORED = datetime(2026, 2, 1, 11, 0)
+
+
+@pytest.mark.parametrize("storage", ["hpos", "posts"])
+def test_a_deletion_delivered_after_the_restore_cancels_nothing(
+    storage: Storage, shop_db: str, sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    """Regression: an order.deleted that arrives after the order was restored (Action
+    Scheduler runs queued deliveries in any order; anyone who captured it can send it again:
+    every deletion of order 103 is the same signed `{"id": 103}`) cancelled the restored
+    order. The shop's database says the order is not in the bin: nothing changes."""
+    build_shop(shop_db, storage)
+    source = preset(shop_db)
+    run(sessions, source, settings)
+    change_shop(shop_db, 103, "trash", TRASHED, storage)
+    change_shop(shop_db, 103, "wc-completed", RESTORED, storage)
+    answer = deliver(sessions, settings, source, "order.deleted", {"id": 103})
+    assert answer == "not deleted: the shop has the order as 'wc-completed'"
+    assert order_103_status(sessions)[0] == "paid"
+
+
+@pytest.mark.parametrize("storage", ["hpos", "posts"])
+def test_a_confirmed_deletion_keeps_out_an_update_older_than_it(
+    storage: Storage, shop_db: str, sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    """Regression: a deletion recorded no time, so an order.updated from before the order
+    went to the bin, delivered after the deletion, made the trashed order paid again. The
+    shop's time of the move to the bin is recorded; an older update is stale; the restore,
+    newer, brings the order back."""
+    build_shop(shop_db, storage)
+    source = preset(shop_db)
+    run(sessions, source, settings)
+    change_shop(shop_db, 103, "trash", TRASHED, storage)
+    assert deliver(sessions, settings, source, "order.deleted", {"id": 103}) == "ok 1"
+    assert order_103_status(sessions) == ("cancelled", TRASHED.replace(tzinfo=UTC))
+    late = order_103(datetime(2026, 2, 1, 9, 30))  # an edit made before the move to the bin
+    assert order_updated(sessions, settings, source, late).startswith("stale")
+    assert order_103_status(sessions)[0] == "cancelled"
+    change_shop(shop_db, 103, "wc-completed", RESTORED, storage)
+    assert deliver(sessions, settings, source, "order.restored", order_103(RESTORED)) == "ok 1"
+    assert order_103_status(sessions) == ("paid", RESTORED.replace(tzinfo=UTC))
+
+
+def test_a_restore_stored_while_the_deletion_was_checked_stays(
+    shop_db: str, sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    # The deletion reads the shop (in the bin, since 10:00), and the order.restored of 11:00
+    # lands before the deletion writes: the shop's answer is older than what is stored, so
+    # the deletion changes nothing. Played in sequence: the shop's row is left in the bin
+    # as the deletion read it, and the restore is delivered first.
+    build_shop(shop_db, "hpos")
+    source = preset(shop_db)
+    run(sessions, source, settings)
+    change_shop(shop_db, 103, "trash", TRASHED, "hpos")
+    assert deliver(sessions, settings, source, "order.restored", order_103(RESTORED)) == "ok 1"
+    answer = deliver(sessions, settings, source, "order.deleted", {"id": 103})
+    assert answer == "stale: the shop changed the order after its deletion"
+    assert order_103_status(sessions) == ("paid", RESTORED.replace(tzinfo=UTC))
+
+
+def test_a_deletion_of_an_order_the_shop_no_longer_has_is_applied(
+    shop_db: str, sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    # Emptied from the bin (wp_delete_post, HPOS delete with force_delete) before the
+    # deletion was delivered: the shop has no order 103 any more.
+    build_shop(shop_db, "hpos")
+    source = preset(shop_db)
+    run(sessions, source, settings)
+    engine = create_engine(shop_db)
+    with engine.begin() as connection:
+        connection.execute(text("DELETE FROM wp_wc_orders WHERE id = 103"))
+    engine.dispose()
+    assert deliver(sessions, settings, source, "order.deleted", {"id": 103}) == "ok 1"
+    assert order_103_status(sessions)[0] == "cancelled"

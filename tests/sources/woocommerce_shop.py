@@ -159,6 +159,35 @@ def add_orders(connection: Connection, orders: Sequence[WooOrder], storage: Stor
             _items(connection, order)
 
 
+def move_order(
+    connection: Connection, order_id: int, status: str, when: datetime, storage: Storage
+) -> None:
+    """Order `order_id` moved to the bin (`status` "trash") or back out of it, at `when`.
+
+    In woocommerce/woocommerce plugins/woocommerce/src/Internal/DataStores/Orders/
+    OrdersTableDataStore.php, trash_order() sets wp_wc_orders.status to 'trash' and
+    date_updated_gmt to current_time( 'Y-m-d H:i:s', true ) (and calls wp_trash_post() when
+    the posts are kept in sync); in the posts store wp_trash_post() saves the post with
+    post_status 'trash' through wp_update_post(), which sets post_modified_gmt.
+    untrash_order() sets the status from before the bin and saves the order
+    (persist_updates() sets date_modified to now). The `_wp_trash_meta_*` keys both write
+    are left out: nothing reads them.
+    """
+    if storage in ("hpos", "both"):
+        connection.execute(
+            text("UPDATE wp_wc_orders SET status = :s, date_updated_gmt = :t WHERE id = :id"),
+            {"s": status, "t": when, "id": order_id},
+        )
+    if storage in ("posts", "both"):
+        connection.execute(
+            text(
+                "UPDATE wp_posts SET post_status = :s, post_modified = :t, "
+                "post_modified_gmt = :t WHERE ID = :id"
+            ),
+            {"s": status, "t": when, "id": order_id},
+        )
+
+
 def _post(
     connection: Connection,
     post_id: int,
