@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from jinja2.exceptions import SecurityError
+from jinja2.sandbox import safe_range
 
 from campaigner.config import Settings
 from campaigner.messages.budget import RenderLimits, TemplateLimit
@@ -218,3 +219,12 @@ class _Private:
 def test_only_frozen_dataclasses_without_private_fields_are_plain_data(kind: type) -> None:
     with pytest.raises(TypeError, match="plain data"):
         BoundedEnvironment(limits=RenderLimits(), filters={}, plain_data=[kind])
+
+
+def test_templates_see_the_sandboxs_globals_and_no_others(tmp_path: Path) -> None:
+    # A template's globals are copied from the environment's when it is loaded: the
+    # sandbox's range and namespace, without lipsum (removed before any template loads).
+    t = templates(tmp_path, "{{ lipsum is defined }} {{ range(3)|list }} {{ namespace(a=1).a }}")
+    assert t.render("t.j2", "en", {}, transactional=True) == "False [0, 1, 2] 1"
+    template = t.choose("t.j2", "en").template
+    assert template.globals["range"] is t.env.globals["range"] is safe_range
