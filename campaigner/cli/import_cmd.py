@@ -13,6 +13,7 @@ from campaigner.customers.importer import (
     CUSTOMER_FIELDS,
     ITEM_FILE_FIELDS,
     ORDER_FIELDS,
+    ImportInterrupted,
     ImportReport,
     import_csv,
 )
@@ -42,35 +43,40 @@ def run_import(
     keep_partial: bool = False,
 ) -> ImportReport:
     sessions = app.sessions()
-    with Progress(
-        TextColumn("{task.description}", style="progress.description", markup=False),
-        BarColumn(),
-        DownloadColumn(),
-        TimeRemainingColumn(),
-        transient=True,
-        disable=not sys.stderr.isatty(),
-    ) as progress:
-        task = progress.add_task(
-            f"importing {kind}", total=file.stat().st_size if file.exists() else None
-        )
-        report = import_csv(
-            sessions,
-            kind,
-            file,
-            app.settings.customers,
-            mapping=_parse_map(maps),
-            strict=strict,
-            reject_path=rejects,
-            progress=lambda done: progress.update(task, completed=done),
-            encoding=encoding,
-            keep_partial=keep_partial,
-            segment_map=app.settings.segments.segment_map,
-        )
+    try:
+        with Progress(
+            TextColumn("{task.description}", style="progress.description", markup=False),
+            BarColumn(),
+            DownloadColumn(),
+            TimeRemainingColumn(),
+            transient=True,
+            disable=not sys.stderr.isatty(),
+        ) as progress:
+            # The bar moves as batches commit, not as they are read.
+            task = progress.add_task(
+                f"{kind} committed", total=file.stat().st_size if file.exists() else None
+            )
+            report = import_csv(
+                sessions,
+                kind,
+                file,
+                app.settings.customers,
+                mapping=_parse_map(maps),
+                strict=strict,
+                reject_path=rejects,
+                progress=lambda done: progress.update(task, completed=done),
+                encoding=encoding,
+                keep_partial=keep_partial,
+                segment_map=app.settings.segments.segment_map,
+            )
+    except ImportInterrupted as exc:
+        click.echo(shown(str(exc)), err=True)
+        raise click.exceptions.Exit(130) from None
     if encoding is None and report.encoding != "utf-8-sig":
         click.echo(f"{file}: read as {report.encoding} (detected; --encoding to choose)")
     click.echo(shown(f"{file}: {report.summary()}"))
-    for reason, count in sorted(report.reasons.items(), key=lambda item: -item[1]):
-        click.echo(f"  {count:>7} × {shown(reason)}")
+    for line in report.rejections():
+        click.echo(f"  {shown(line)}")
     return report
 
 
@@ -85,7 +91,13 @@ def _import_command(
     Mobile, Phone Number, SMS Consent, Language, DOB, «موبایل», …); others can be mapped with
     --map HEADER=FIELD. A column that matches no field is named in the summary (an error
     with --strict). Bad rows go to FILE.rejects.csv with their line number and
-    reason; good rows still load. Importing the same file twice changes nothing.
+    reason; good rows still load; the summary counts them by kind of reason, with the
+    first lines of each. Importing the same file twice changes nothing.
+
+    Rows are written in batches of 5,000, each one transaction, and the progress bar
+    moves as they commit. An import stopped part-way (Ctrl-C, the database lost or
+    refusing a batch) keeps the whole batches before and says which lines were not
+    written; importing the file again completes it.
 
     The file is read as UTF-8 (Excel's "CSV UTF-8"), or as Windows-1256 when it is
     recognisably Persian (Excel's plain "CSV" on Persian Windows); any other encoding is
@@ -188,6 +200,11 @@ orders_group.add_command(
         ORDER_FIELDS,
         "campaigner orders import orders.csv --items order_items.csv --map Customer=customer_id",
         more=f"""
+    Amounts are read by the order's currency: in rials and tomans (IRR, IRT), which
+    have no decimals, 150.000 is 150,000 and a fraction is refused; in a currency with
+    decimals, more than it has (150.000 USD) is refused as ambiguous. A comma is read
+    only between thousands (1,500,000).
+
     Line items come in their own file with --items (columns: {", ".join(ITEM_FILE_FIELDS)}),
     loaded after the orders: the lines of an order replace the items it had, so they must
     be together in the file. Several categories in one cell are separated by | or ; (a

@@ -2,18 +2,26 @@
 
 A bad row never stops an import: it goes to the reject file with its line number and reason,
 and every good row still loads. Re-running the same file writes nothing.
+
+What stops an import (the database lost or refusing a batch, Ctrl-C) stops it between whole
+batches: each batch is one transaction. The error names the lines not written and what was
+committed before them, counted only once a batch's commit returned, as the progress is.
+Ctrl-C cancels the statement the writer thread is in (it may be waiting on a lock for as long
+as another transaction holds it), so the import stops at once and that batch rolls back.
 """
 
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from campaigner.clock import Clock, SystemClock
@@ -38,7 +46,7 @@ from campaigner.customers.loader import (
 )
 from campaigner.customers.records import RowError, customer_row, order_row
 from campaigner.customers.writer import BatchWriter
-from campaigner.errors import CampaignerError
+from campaigner.errors import CampaignerError, one_line
 from campaigner.segments.rfm_map import SegmentMap
 from campaigner.segments.scoring import rescore
 from campaigner.spreadsheets import SpreadsheetWriter
@@ -53,12 +61,18 @@ LOADERS: dict[str, Callable[..., LoadResult]] = {
     "items": load_items,
 }
 SHORTENED_EXAMPLES = 3  # lines named in the summary; the count covers the rest
+REJECTED_EXAMPLES = 3  # lines named per kind of rejection; the reject file has them all
+# A value quoted in a reason (Python's repr of it, either quote), left out of its kind.
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+_LINE = re.compile(r"\bline \d+")
 
 __all__ = [
     "CUSTOMER_FIELDS",
     "ITEM_FILE_FIELDS",
     "ORDER_FIELDS",
+    "ImportInterrupted",
     "ImportReport",
+    "ImportStopped",
     "RowError",
     "customer_row",
     "import_csv",
@@ -75,7 +89,13 @@ class ImportReport:
     unchanged: int = 0
     rejected: int = 0
     reject_file: Path | None = None
+    # Per kind of rejection (`rejection_kind`): how many rows, and the first few lines.
     reasons: dict[str, int] = field(default_factory=dict)
+    reason_lines: dict[str, list[int]] = field(default_factory=dict)
+    # Batches whose transaction committed: how many, their rows written, their lines.
+    batches: int = 0
+    committed_rows: int = 0
+    committed_lines: tuple[int, int] = (0, 0)
     columns: dict[str, str] = field(default_factory=dict)  # header -> field it was read as
     unmapped: list[str] = field(default_factory=list)  # headers not read at all
     encoding: str = "utf-8-sig"
@@ -100,6 +120,41 @@ class ImportReport:
         if self.stopped:
             text += f"; {self.stopped}"
         return text
+
+    def rejections(self) -> list[str]:
+        """One line per kind of rejection, the commonest first: how many, and where."""
+        lines = []
+        for kind, count in sorted(self.reasons.items(), key=lambda item: -item[1]):
+            where = ", ".join(map(str, self.reason_lines.get(kind, [])))
+            more = ", …" if count > len(self.reason_lines.get(kind, [])) else ""
+            lines.append(f"{count:>7} × {kind} (line{'s' if count > 1 else ''} {where}{more})")
+        return lines
+
+    def committed_summary(self) -> str:
+        """What an import that stopped part-way left in the database."""
+        if not self.batches:
+            return "nothing was committed"
+        first, last = self.committed_lines
+        batches = "1 batch was" if self.batches == 1 else f"{self.batches} batches were"
+        return f"{batches} committed whole: {self.committed_rows} rows, lines {first}–{last}"
+
+
+def rejection_kind(reason: str) -> str:
+    """A reason without the values it quotes, so that 400,000 bad phones are one kind of
+    rejection in the summary, not 400,000 lines; each row's own reason is in the reject file."""
+    return _LINE.sub("line …", _QUOTED.sub("…", reason))
+
+
+class ImportStopped(CampaignerError):
+    """The database did not write a batch; those before it are committed, whole."""
+
+    def __init__(self, message: str, report: ImportReport) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+class ImportInterrupted(ImportStopped):
+    """Ctrl-C: the import stopped after the batch being written; those before are committed."""
 
 
 class _Rejects:
@@ -220,8 +275,11 @@ def import_csv(
 
     def reject(line: int, reason: str, raw: Mapping[str, str]) -> None:
         report.rejected += 1
-        key = reason.split(":")[0]
-        report.reasons[key] = report.reasons.get(key, 0) + 1
+        kind = rejection_kind(reason)
+        report.reasons[kind] = report.reasons.get(kind, 0) + 1
+        lines = report.reason_lines.setdefault(kind, [])
+        if len(lines) < REJECTED_EXAMPLES:
+            lines.append(line)
         inverse = {v: k for k, v in renames.items()}
         rejects.add(line, reason, {inverse.get(k, k): v for k, v in raw.items()})
 
@@ -237,15 +295,38 @@ def import_csv(
                     f"line {lines[warning.index][0]}: {warning.reason}"
                 )
 
-    def counted(result: LoadResult) -> None:
+    def committed(result: LoadResult, lines: _Lines) -> None:
+        """A batch's transaction committed: its rows count, and the progress moves."""
         report.inserted += result.inserted
         report.updated += result.updated
         report.unchanged += result.unchanged
+        report.batches += 1
+        report.committed_rows += result.accepted
+        report.committed_lines = (report.committed_lines[0] or lines.first, lines.last)
+        if progress:
+            progress(min(lines.bytes_read, size_hint))
 
-    def write(prepared: tuple[CustomerBatch, datetime]) -> None:
-        customers, now = prepared
-        with sessions.begin() as session:
-            counted(write_customers(session, customers, defaults, now=now))
+    def not_written(lines: _Lines, exc: SQLAlchemyError) -> ImportStopped:
+        return ImportStopped(
+            f"{path}: lines {lines.first}–{lines.last} were not written ({one_line(exc)}); "
+            f"before them, {report.committed_summary()}. Importing the file again completes it.",
+            report,
+        )
+
+    writing: list[Any] = []  # the writer thread's connection while its statements run
+
+    def write(prepared: tuple[CustomerBatch, datetime, _Lines]) -> None:
+        customers, now, lines = prepared
+        try:
+            with sessions.begin() as session:
+                writing.append(session.connection().connection.dbapi_connection)
+                try:
+                    result = write_customers(session, customers, defaults, now=now)
+                finally:
+                    writing.clear()
+        except SQLAlchemyError as exc:
+            raise not_written(lines, exc) from exc
+        committed(result, lines)
 
     # On PostgreSQL customers are prepared here and written by the writer's thread meanwhile,
     # the server working on the other core. SQLite works in this process, and its
@@ -260,40 +341,55 @@ def import_csv(
     def flush() -> None:
         if not batch:
             return
+        lines = _Lines(batch[0][0], batch[-1][0], bytes_seen)
         if writer is not None:
             customers = prepare_customers([raw for _, raw in batch], defaults)
             noted(customers.result, batch)
-            writer.put((customers, clock.now()))
+            writer.put((customers, clock.now(), lines))
         else:
             load = LOADERS[kind]
-            with sessions.begin() as session:
-                result = load(session, [raw for _, raw in batch], defaults, now=clock.now())
-            counted(result)
+            try:
+                with sessions.begin() as session:
+                    result = load(session, [raw for _, raw in batch], defaults, now=clock.now())
+            except SQLAlchemyError as exc:
+                raise not_written(lines, exc) from exc
             noted(result, batch)
+            committed(result, lines)
         batch.clear()
 
     orders = _OrderRuns() if kind == "items" else None
     try:
         with writer or nullcontext():
-            for line, raw, problem in _fields(records, header, renames):
-                report.rows += 1
-                if problem is None and orders is not None:
-                    problem = orders.problem(line, raw.get("order_id", "").strip())
-                if problem is not None:
-                    reject(line, problem, raw)
-                    continue
-                bytes_seen += sum(map(len, raw.values())) + len(raw)
-                # An order's item lines are loaded together: a batch ends between orders.
-                if len(batch) >= BATCH_SIZE and (
-                    orders is None or batch[-1][1].get("order_id") != raw.get("order_id")
-                ):
-                    flush()
-                    if progress:
-                        progress(min(bytes_seen, size_hint))
-                batch.append((line, raw))
-            flush()
+            try:
+                for line, raw, problem in _fields(records, header, renames):
+                    report.rows += 1
+                    if problem is None and orders is not None:
+                        problem = orders.problem(line, raw.get("order_id", "").strip())
+                    if problem is not None:
+                        reject(line, problem, raw)
+                        continue
+                    # An order's item lines are loaded together: a batch ends between orders.
+                    if len(batch) >= BATCH_SIZE and (
+                        orders is None or batch[-1][1].get("order_id") != raw.get("order_id")
+                    ):
+                        flush()
+                    bytes_seen += sum(map(len, raw.values())) + len(raw)
+                    batch.append((line, raw))
+                flush()
+            except KeyboardInterrupt:
+                if writer is not None:
+                    writer.cancel()  # none of the batches queued is begun
+                    for connection in list(writing):
+                        _cancel_statement(connection)
+                raise
         if progress:
             progress(size_hint)
+    except KeyboardInterrupt:
+        raise ImportInterrupted(
+            f"{path}: interrupted; {report.committed_summary()}. Importing the file again "
+            "completes it.",
+            report,
+        ) from None
     finally:
         rejects.close()
     # Line items change no value segment: only customers and orders rescore.
@@ -303,6 +399,25 @@ def import_csv(
     if not report.rejected:
         report.reject_file = None
     return report
+
+
+@dataclass(frozen=True)
+class _Lines:
+    """A batch's first and last line, and how far into the file it reaches (for progress)."""
+
+    first: int
+    last: int
+    bytes_read: int
+
+
+def _cancel_statement(connection: Any) -> None:
+    """Ask the server to cancel what `connection` runs (psycopg's `cancel_safe`, callable from
+    another thread): the statement fails, its transaction rolls back. A connection idle by
+    then ignores it."""
+    cancel = getattr(connection, "cancel_safe", None)
+    if cancel is not None:
+        with suppress(Exception):  # the connection may be gone already: nothing to cancel
+            cancel()
 
 
 def _dialect(sessions: sessionmaker[Session]) -> str:

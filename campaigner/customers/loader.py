@@ -242,7 +242,7 @@ def load_orders(
         try:
             values = order_row(record, defaults, local_zone=local_zone)
             given = raw.get("items")
-            items = None if given is None else item_rows(given)
+            items = None if given is None else item_rows(given, values["currency"])
         except RowError as exc:
             result.errors.append(RecordError(index, str(exc), exc.field))
             continue
@@ -303,16 +303,20 @@ def load_items(
             result.errors.append(RecordError(index, "missing order id", "order_id"))
         else:
             groups.setdefault(order, []).append(index)
-    known = set(
-        session.scalars(select(Order.external_id).where(Order.external_id.in_(list(groups))))
-    )
+    # Each order's currency, which its items' amounts are written in.
+    known: dict[str, str] = {
+        external_id: currency
+        for external_id, currency in session.execute(
+            select(Order.external_id, Order.currency).where(Order.external_id.in_(list(groups)))
+        )
+    }
     items_by_order: dict[str, list[dict[str, Any]]] = {}
     for order, indexes in groups.items():
         if order not in known:
             for index in indexes:
                 result.errors.append(RecordError(index, f"unknown order {order!r}", "order_id"))
             continue
-        bad = _bad_lines(rows, indexes)
+        bad = _bad_lines(rows, indexes, known[order])
         if bad:
             for index in indexes:
                 reason, field_name = bad.get(index) or (
@@ -321,7 +325,9 @@ def load_items(
                 )
                 result.errors.append(RecordError(index, reason, field_name))
             continue
-        items = item_rows([{k: v for k, v in rows[i].items() if k != "order_id"} for i in indexes])
+        items = item_rows(
+            [{k: v for k, v in rows[i].items() if k != "order_id"} for i in indexes], known[order]
+        )
         for line_no, (index, item) in enumerate(zip(indexes, items, strict=True), start=1):
             for name, reason in fit_item(item, line_no):
                 result.warnings.append(RecordWarning(index, reason, name))
@@ -340,12 +346,14 @@ def load_items(
     return result
 
 
-def _bad_lines(rows: Sequence[Mapping[str, Any]], indexes: list[int]) -> dict[int, tuple[str, str]]:
+def _bad_lines(
+    rows: Sequence[Mapping[str, Any]], indexes: list[int], currency: str
+) -> dict[int, tuple[str, str]]:
     """Row index -> (reason, field) for each line of an order that is not a valid item."""
     bad = {}
     for index in indexes:
         try:
-            item_rows([{k: v for k, v in rows[index].items() if k != "order_id"}])
+            item_rows([{k: v for k, v in rows[index].items() if k != "order_id"}], currency)
         except RowError as exc:
             field_name = (exc.field or "").removeprefix("items.0.")
             bad[index] = (str(exc).removeprefix("item 1: "), field_name)

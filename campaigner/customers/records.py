@@ -74,6 +74,18 @@ UNIX_TIME_RULE = "a number is Unix time in seconds or milliseconds between 2000 
 EARLIEST_YEAR = 1900
 _NUMBER = re.compile(r"\d+(\.\d+)?")
 _GROUPED = re.compile(r"[0-9]{1,3}(,[0-9]{3})+(\.[0-9]+)?")  # 1,500,000.50
+_DOTTED = re.compile(r"[0-9]{1,3}(\.[0-9]{3})+")  # 150.000 or 1.250.000: dots between thousands
+# Decimals of the currencies that have other than two (ISO 4217's minor units). The rial is
+# written without decimals, as CLDR has it (ISO 4217 still counts the long-gone dinar); the
+# toman (IRT, no ISO code) likewise.
+_NO_DECIMALS = "IRR IRT BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF"
+_THREE_DECIMALS = "BHD IQD JOD KWD LYD OMR TND"
+MINOR_UNITS = {
+    **dict.fromkeys(_NO_DECIMALS.split(), 0),
+    **dict.fromkeys(_THREE_DECIMALS.split(), 3),
+    "CLF": 4,
+    "UYW": 4,
+}
 
 BirthdayFormat = Literal["auto", "gregorian", "jalali"]
 # The key of a customer row holding its own dates; the loader writes them to their table.
@@ -165,34 +177,87 @@ def parse_tags(value: str) -> str:
     return "," + ",".join(tags) + "," if tags else ""
 
 
-def parse_amount(value: str, field: str = "total") -> Decimal:
+def minor_units(currency: str | None) -> int | None:
+    """Digits after the decimal point in `currency`'s amounts; None when it is no currency
+    code Campaigner knows the rule of (a code of other than three letters, such as POINTS)."""
+    if currency is None:
+        return None
+    if currency in MINOR_UNITS:
+        return MINOR_UNITS[currency]
+    return 2 if len(currency) == 3 else None
+
+
+def parse_amount(value: Any, field: str = "total", currency: str | None = None) -> Decimal:
     """An amount as a file writes it: `1500000`, `1,500,000.50`, or in Persian «۱٬۵۰۰٬۰۰۰» and
     «۱٫۵». A comma, ASCII or Persian, is read only as a thousands separator, between groups
     of three digits: `1,5` or `1.500,50` is a decimal comma, as Excel writes it in a Persian
     or European locale, and `۱٬۵` the thousands separator typed for its look-alike ٫; each
-    is refused rather than read as 15."""
+    is refused rather than read as 15.
+
+    A dot is judged by `currency` (`minor_units`): in a currency without decimals (IRR, IRT)
+    dots between groups of three digits are thousands, as Iranians write `150.000` for
+    150,000, and a real fraction (`150.5`) is refused; in a currency with decimals, more of
+    them than it has (`150.000` in USD) is refused as ambiguous rather than guessed. A
+    number rather than text (a database's NUMERIC, a JSON number) is no locale's writing:
+    it is read as it is.
+    """
+    name = field.rsplit(".", 1)[-1]
+    if not isinstance(value, str):
+        amount = _decimal(as_text(value), value, field)
+        _check_range(amount, value, field)
+        return amount
     text = to_ascii_digits(value).strip().replace("٬", ",").replace("٫", ".") or "0"
     if "_" in text:
         raise RowError(
-            f"{field.rsplit('.', 1)[-1]}: bad amount {value!r}: an underscore is no separator; "
+            f"{name}: bad amount {value!r}: an underscore is no separator; "
             "write digits (1500000) or thousands commas (1,500,000)",
             field,
         )
+    digits = minor_units(currency)
     if "," in text:
         if not _GROUPED.fullmatch(text):
             raise RowError(
-                f"{field.rsplit('.', 1)[-1]}: ambiguous amount {value!r}: a comma is read only "
+                f"{name}: ambiguous amount {value!r}: a comma is read only "
                 "between thousands (1,500,000); write a decimal point (1.5)",
                 field,
             )
         text = text.replace(",", "")
+    elif digits == 0 and _DOTTED.fullmatch(text):
+        text = text.replace(".", "")  # 150.000 toman: a hundred and fifty thousand
+    elif digits is not None and text.count(".") > 1:
+        raise RowError(
+            f"{name}: ambiguous amount {value!r}: {currency} has {digits} decimals, so dots "
+            "between thousands cannot be told from a decimal point; write 1250000 or 1,250,000",
+            field,
+        )
+    amount = _decimal(text, value, field)
+    _check_range(amount, value, field)
+    places = max(0, -int(amount.as_tuple().exponent))
+    if digits == 0 and amount != amount.to_integral_value():
+        raise RowError(
+            f"{name}: bad amount {value!r}: {currency} has no decimals, and this is a "
+            "fraction; write a whole amount (dots or commas only between thousands)",
+            field,
+        )
+    if digits and places > digits:
+        raise RowError(
+            f"{name}: ambiguous amount {value!r}: {currency} has {digits} decimals, not "
+            f"{places}; is a dot between thousands? write 150000, 150,000 or 150.00",
+            field,
+        )
+    return amount
+
+
+def _decimal(text: str, value: Any, field: str) -> Decimal:
     try:
-        amount = Decimal(text)
+        return Decimal(text)
     except InvalidOperation:
         raise RowError(f"bad amount {value!r}", field) from None
+
+
+def _check_range(amount: Decimal, value: Any, field: str) -> None:
     if not amount.is_finite() or amount < 0 or amount >= MAX_AMOUNT:
         raise RowError(f"bad amount {value!r}", field)
-    return amount
 
 
 def is_unix_time(value: object) -> bool:
@@ -425,7 +490,9 @@ def order_row(
     """Validate one order record; `customer_id` is still the customer's external id.
 
     A paid_at without an offset is read in `local_zone` (default: the shop's time zone).
+    Amounts are read by the order's currency (`parse_amount`).
     """
+    given = raw
     raw = text_record(raw)
     external_id = raw.get("external_id", "").strip()
     if not external_id:
@@ -448,15 +515,18 @@ def order_row(
         raise RowError(f"bad items_count {items!r}", "items_count") from None
     if items_count is not None and not 0 <= items_count <= MAX_ITEMS:
         raise RowError(f"bad items_count {items!r}", "items_count")
-    total = parse_amount(raw.get("total") or "0")
-    refunded = parse_amount(raw.get("refunded") or "0", "refunded")
+    currency = parse_currency(raw.get("currency", ""), defaults.currency)
+    total = parse_amount(given.get("total") or "0", "total", currency)
+    refunded = parse_amount(given.get("refunded") or "0", "refunded", currency)
     if refunded > total:
-        raise RowError(f"refunded {refunded} is more than the order total {total}", "refunded")
+        raise RowError(
+            f"refunded {str(refunded)!r} is more than the order total {str(total)!r}", "refunded"
+        )
     values = {
         "external_id": external_id,
         "customer_id": customer,
         "total": total,
-        "currency": parse_currency(raw.get("currency", ""), defaults.currency),
+        "currency": currency,
         "status": status,
         "paid_at": paid_at,
         "coupon_code": raw.get("coupon_code", "").strip().upper() or None,
@@ -469,8 +539,11 @@ def order_row(
     return values
 
 
-def item_rows(items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Validate an order's line items; they are numbered 1, 2, … in the order given.
+def item_rows(
+    items: Sequence[Mapping[str, Any]], currency: str | None = None
+) -> list[dict[str, Any]]:
+    """Validate an order's line items; they are numbered 1, 2, … in the order given. Their
+    amounts are read by their order's `currency` (`parse_amount`).
 
     A problem names its item as the ingest API does, `items.0.quantity` for the first. An item
     whose record names no categories (a shop webhook: the REST APIs send none) has `categories`
@@ -495,10 +568,11 @@ def item_rows(items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         if quantity is None:
             raise RowError(f"item {index + 1}: bad quantity {quantity_text!r}", f"{where}.quantity")
         unit_text = item.get("unit_price", "").strip()
-        unit_price = parse_amount(unit_text, f"{where}.unit_price") if unit_text else None
+        unit = raw_item.get("unit_price")
+        unit_price = parse_amount(unit, f"{where}.unit_price", currency) if unit_text else None
         total_text = item.get("line_total", "").strip()
         if total_text:
-            line_total = parse_amount(total_text, f"{where}.line_total")
+            line_total = parse_amount(raw_item.get("line_total"), f"{where}.line_total", currency)
         else:
             line_total = (unit_price or Decimal(0)) * quantity
             if line_total >= MAX_AMOUNT:

@@ -11,7 +11,8 @@ holds at most `depth` batches besides the one being written, so memory stays fla
 failure of a write is raised, as it was raised, to the reader at its next hand-off or at
 `close`; the writer then drops what is still queued and writes nothing more, so the
 database holds exactly the batches before the failed one, and the reader never waits on a
-writer that has stopped.
+writer that has stopped. `cancel` (Ctrl-C) likewise drops what is queued: the batch being
+written ends whole, and nothing after it is begun.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class BatchWriter(Generic[Batch]):
         self._write = write
         self._queue: queue.Queue[object] = queue.Queue(maxsize=depth)
         self._failure: BaseException | None = None
+        self._cancelled = False
         self._thread = threading.Thread(target=self._run, name="import-writer", daemon=True)
         self._thread.start()
 
@@ -47,6 +49,16 @@ class BatchWriter(Generic[Batch]):
             self._queue.put(_DONE)
             self._thread.join()
         self._raise_failure()
+
+    def cancel(self) -> None:
+        """Begin no batch not already begun; `close` or leaving the block then waits only for
+        the one being written."""
+        self._cancelled = True
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                return
 
     def __enter__(self) -> BatchWriter[Batch]:
         return self
@@ -72,8 +84,8 @@ class BatchWriter(Generic[Batch]):
 
     def _run(self) -> None:
         while (batch := self._queue.get()) is not _DONE:
-            if self._failure is not None:
-                continue  # drained, not written: the reader hears of the failure at once
+            if self._failure is not None or self._cancelled:
+                continue  # drained, not written: after a failure, or Ctrl-C (`cancel`)
             try:
                 self._write(batch)  # type: ignore[arg-type]
             except BaseException as exc:  # handed to the reader thread, which raises it

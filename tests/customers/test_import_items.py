@@ -127,6 +127,13 @@ def test_bad_lines_reject_their_whole_order_with_line_and_field(
         ['"3"', "\"bad quantity 'lots'\""],
         ['"5"', "\"unknown order '9999'\""],
     ]
+    # Counted by kind in the summary: the values and the line named left out.
+    assert report.reasons == {
+        "lines of order … must be together: its lines start at line …": 1,
+        "order … has a rejected line; none of its lines were loaded": 1,
+        "bad quantity …": 1,
+        "unknown order …": 1,
+    }
     assert stored(sessions) == [("1002", 1, "TEA-57", "Chai", 1, "0.00")]
 
 
@@ -238,3 +245,26 @@ def test_a_category_longer_than_its_column_is_cut_with_a_warning_naming_the_line
     assert report.shortened_examples == ["line 2: item 1: category of 300 characters cut to 255"]
     assert "1 value(s) too long, shortened" in report.summary()
     assert categories(sessions) == [("TEA-57", "drinks"), ("TEA-57", long_category.lower()[:255])]
+
+
+def test_an_items_amounts_are_read_by_its_orders_currency(
+    tmp_path: Path, sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    """The items file has no currency: its amounts are its order's. `150.000` is 150,000
+    in a toman order and ambiguous in a dollar one (rejected, with the order's other lines)."""
+    defaults = settings.customers
+    import_csv(sessions, "customers", write(tmp_path / "c.csv", CUSTOMERS), defaults)
+    orders = (
+        "id,customer_id,total,currency,status,paid_at\n"
+        "1001,c1,500000,IRT,paid,2026-01-01T10:00:00+03:30\n"
+        "1002,c2,90,USD,paid,2026-01-02T10:00:00+03:30\n"
+    )
+    import_csv(sessions, "orders", write(tmp_path / "o.csv", orders), defaults)
+    items = "order_id,sku,name,unit_price\n1001,TEA,Tea,150.000\n1002,POT,Pot,150.000\n"
+    report = import_csv(sessions, "items", write(tmp_path / "items.csv", items), defaults)
+    assert (report.inserted, report.rejected) == (1, 1)
+    assert stored(sessions) == [("1001", 1, "TEA", "Tea", 1, "150000.00")]
+    assert report.rejections() == [
+        "      1 × unit_price: ambiguous amount …: USD has 2 decimals, not 3; is a dot between "
+        "thousands? write 150000, 150,000 or 150.00 (line 3)"
+    ]

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from campaigner.cli import cli
 from campaigner.config import CustomerDefaults
-from campaigner.customers.importer import BATCH_SIZE, import_csv
+from campaigner.customers.importer import BATCH_SIZE, ImportStopped, import_csv
 from campaigner.customers.loader import load_customers
 from campaigner.customers.writer import BatchWriter
 from campaigner.db.models import Customer
@@ -101,16 +101,23 @@ def test_a_failed_write_raises_the_databases_own_error_and_keeps_whole_batches(
     def progress(_: int) -> None:
         threaded.append(bool(writers()))
 
-    with pytest.raises(DBAPIError, match="poisoned row") as failure:
+    with pytest.raises(ImportStopped, match="poisoned row") as stopped:
         import_csv(sessions, "customers", path, DEFAULTS, progress=progress)
     # A writer thread on PostgreSQL only; SQLite's batches are written in turn.
     postgres = sessions.kw["bind"].dialect.name == "postgresql"
     assert threaded and all(alive == postgres for alive in threaded)
+    # Named: the file, the batch's lines, and what was committed before it.
+    assert str(stopped.value).startswith(
+        f"{path}: lines {2 * BATCH_SIZE + 2}–{3 * BATCH_SIZE + 1} were not written ("
+    )
+    assert f"2 batches were committed whole: {2 * BATCH_SIZE} rows, lines 2–" in str(stopped.value)
     # The error written in turn (the loader in the caller's transaction) is the same one.
+    failure = stopped.value.__cause__
     with pytest.raises(DBAPIError) as direct, sessions.begin() as session:
         load_customers(session, [{"external_id": POISONED}], DEFAULTS, now=datetime.now(UTC))
-    assert type(failure.value) is type(direct.value)
-    assert type(failure.value.orig) is type(direct.value.orig)
+    assert isinstance(failure, DBAPIError)
+    assert type(failure) is type(direct.value)
+    assert type(failure.orig) is type(direct.value.orig)
     # The batches before the failed one, each whole; nothing of the failed one or after it.
     assert stored_ids(sessions) == first_batches(2)
     assert writers() == []
@@ -155,7 +162,8 @@ def test_a_writer_that_fails_first_stops_the_reader_instead_of_hanging(
     reader.join(timeout=120)  # a deadline for a hang, not a wait for something to happen
     assert not reader.is_alive(), "the import hung after its writer failed"
     (error,) = outcome
-    assert isinstance(error, DBAPIError) and "poisoned row" in str(error)
+    assert isinstance(error, ImportStopped) and isinstance(error.__cause__, DBAPIError)
+    assert "poisoned row" in str(error)
     # Batches handed over: the failed third, at most one queued, one prepared meanwhile.
     assert len(progress) <= 5
     assert stored_ids(sessions) == first_batches(2)
@@ -173,6 +181,9 @@ def test_the_import_command_names_the_database_error_of_a_failed_write(
     assert "Traceback" not in result.output
     (line,) = [line for line in result.output.splitlines() if line.startswith("Error: ")]
     assert "poisoned row" in line
+    # Which file, which lines were not written, and what the batches before hold.
+    assert line.startswith(f"Error: {path}: lines {2 * BATCH_SIZE + 2}–{3 * BATCH_SIZE + 1} ")
+    assert f"{2 * BATCH_SIZE} rows, lines 2–{2 * BATCH_SIZE + 1}" in line
     assert stored_ids(sessions) == first_batches(2)
 
 
@@ -242,4 +253,70 @@ def test_a_reader_failure_still_writes_what_it_handed_over() -> None:
         writer.put(2)
         raise KeyError("the reader's own failure")
     assert written == [1, 2]
+    assert writers() == []
+
+
+def test_progress_moves_as_batches_commit_not_as_they_are_read(
+    tmp_path: Path, db_url: str, sessions: sessionmaker[Session]
+) -> None:
+    """Regression: on PostgreSQL the progress bar counted a batch when it was handed to the
+    writer thread, two batches ahead of what was committed. A row of the third of six
+    batches is held by the test's open transaction: while the writer waits there, the
+    progress must not have passed the second batch (a third of the file)."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("SQLite writes each batch in turn, before the progress moves")
+    path = customers_file(tmp_path, 6)
+    size = path.stat().st_size
+    progress: list[int] = []
+
+    def backends() -> list[int]:
+        query = (
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock'"
+        )
+        with sessions() as session:
+            return list(session.execute(text(query)).scalars())
+
+    outcome: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            import_csv(sessions, "customers", path, DEFAULTS, progress=progress.append)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    with sessions() as holder:
+        load_customers(holder, [{"external_id": POISONED}], DEFAULTS, now=datetime.now(UTC))
+        reader = threading.Thread(target=run)
+        reader.start()
+        wait_for(backends, "the importer's writer to wait on the held row")
+        assert stored_ids(sessions) == first_batches(2)
+        assert progress and max(progress) <= size // 3
+        holder.rollback()
+    reader.join(timeout=120)
+    assert not reader.is_alive() and outcome == []
+    assert progress[-1] == size
+    assert stored_ids(sessions) == first_batches(6)
+
+
+def test_cancel_lets_the_batch_being_written_end_and_begins_no_other() -> None:
+    """Ctrl-C in the reader: the batch the writer is in ends (whole), the one queued behind
+    it is dropped, and leaving the block waits for nothing more."""
+    started, release = threading.Event(), threading.Event()
+    written: list[int] = []
+
+    def write(batch: int) -> None:
+        if batch == 1:
+            started.set()
+            release.wait(timeout=60)
+        written.append(batch)
+
+    with pytest.raises(KeyboardInterrupt), BatchWriter(write) as writer:
+        writer.put(1)
+        assert started.wait(timeout=60)
+        writer.put(2)  # queued while the first is written
+        writer.cancel()
+        release.set()
+        raise KeyboardInterrupt
+    assert written == [1]
     assert writers() == []

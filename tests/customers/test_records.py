@@ -56,19 +56,19 @@ def test_a_whole_quantity_is_kept(given: str, stored: int) -> None:
 
 
 @pytest.mark.parametrize(
-    ("given", "stored"),
+    ("given", "currency", "stored"),
     [
-        ("1,500,000", Decimal(1_500_000)),  # Toman as Iranian shops write it
-        ("1,500,000.50", Decimal("1500000.50")),
-        ("۱٬۵۰۰٬۰۰۰", Decimal(1_500_000)),  # Persian digits and thousands separator
-        ("١٬٢٥٠", Decimal(1250)),  # Arabic-Indic digits
-        ("۱٫۵", Decimal("1.5")),  # the Persian decimal separator
-        ("12.75", Decimal("12.75")),
-        (" 250000 ", Decimal(250_000)),
+        ("1,500,000", "IRT", Decimal(1_500_000)),  # Toman as Iranian shops write it
+        ("1,500,000.50", "USD", Decimal("1500000.50")),
+        ("۱٬۵۰۰٬۰۰۰", "IRT", Decimal(1_500_000)),  # Persian digits and thousands separator
+        ("١٬٢٥٠", "IRR", Decimal(1250)),  # Arabic-Indic digits
+        ("۱٫۵", "EUR", Decimal("1.5")),  # the Persian decimal separator
+        ("12.75", "CAD", Decimal("12.75")),
+        (" 250000 ", "IRT", Decimal(250_000)),
     ],
 )
-def test_an_amount_is_read_with_its_separators(given: str, stored: Decimal) -> None:
-    assert order_row({**order("IRT"), "total": given}, DEFAULTS)["total"] == stored
+def test_an_amount_is_read_with_its_separators(given: str, currency: str, stored: Decimal) -> None:
+    assert order_row({**order(currency), "total": given}, DEFAULTS)["total"] == stored
 
 
 @pytest.mark.parametrize("given", ["1,5", "12,50", "1.500,50", "1,5000", "1,50,000", ",500"])
@@ -91,12 +91,13 @@ def test_a_persian_thousands_separator_out_of_place_rejects_the_amount(given: st
 
 
 @pytest.mark.parametrize(
-    ("given", "stored"), [("۱٬۲۵۰٬۰۰۰٫۵", Decimal("1250000.5")), ("1,250٬000", Decimal(1_250_000))]
+    ("given", "currency", "stored"),
+    [("۱٬۲۵۰٬۰۰۰٫۵", "USD", Decimal("1250000.5")), ("1,250٬000", "IRT", Decimal(1_250_000))],
 )
 def test_persian_and_ascii_separators_between_thousands_are_read(
-    given: str, stored: Decimal
+    given: str, currency: str, stored: Decimal
 ) -> None:
-    assert order_row({**order("IRT"), "total": given}, DEFAULTS)["total"] == stored
+    assert order_row({**order(currency), "total": given}, DEFAULTS)["total"] == stored
 
 
 def test_an_items_amount_with_a_decimal_comma_names_its_item() -> None:
@@ -141,3 +142,75 @@ def test_a_jalali_paid_at_is_refused_not_read_as_a_gregorian_year(given: str) ->
 def test_a_paid_at_of_this_century_is_read() -> None:
     row = order_row({**order("IRT"), "paid_at": "۲۰۲۶/۱۱/۰۱ ۱۰:۰۰"}, DEFAULTS)
     assert row["paid_at"].year == 2026
+
+
+# The shapes of amounts as files from Iran and from en-US carry them. A number formatted with
+# Persian locale data has ٬ between thousands and ٫ before decimals (CLDR's fa_IR, as in
+# github.com/tdd/sudweb-g11n public/demos/jouer-avec-les-libs/numberformat-locale/fa_IR.js:
+# DECIMAL_SEP "\u066b", GROUP_SEP "\u066c", pattern "#,##0.###"); older Windows had "/" as
+# fa-IR's decimal separator (NumberDecimalSeparator "/",
+# github.com/MahApps/MahApps.Metro/issues/3665). en-US writes "1,250,000.00". By hand,
+# Iranians write thousands with dots: 150.000 for 150,000.
+@pytest.mark.parametrize(
+    ("given", "currency", "stored"),
+    [
+        ("150.000", "IRT", Decimal(150_000)),  # dots between thousands, by hand
+        ("1.250.000", "IRR", Decimal(1_250_000)),
+        ("۱.۲۵۰.۰۰۰", "IRT", Decimal(1_250_000)),
+        ("150٬000", "IRT", Decimal(150_000)),  # Persian locale data: U+066C between thousands
+        ("۱٬۲۵۰٬۰۰۰", "IRR", Decimal(1_250_000)),
+        ("1,250,000", "IRT", Decimal(1_250_000)),  # en-US
+        ("1,250,000.00", "IRT", Decimal(1_250_000)),  # en-US, two decimals shown
+        ("150000.00", "IRT", Decimal(150_000)),  # a shop keeping two (zero) decimals
+        ("1,250,000.00", "USD", Decimal("1250000.00")),
+        ("150٫50", "USD", Decimal("150.50")),  # Persian locale data: U+066B before decimals
+        ("150.5", "EUR", Decimal("150.5")),
+        ("150.000", "KWD", Decimal(150)),  # a currency with three decimals has them
+        ("150.000", "POINTS", Decimal(150)),  # no code Campaigner knows: read as before
+    ],
+)
+def test_a_dot_is_read_by_the_currencys_decimals(
+    given: str, currency: str, stored: Decimal
+) -> None:
+    """Regression: `150.000` toman, written as Iranians write 150,000, was stored as 150."""
+    assert order_row({**order(currency), "total": given}, DEFAULTS)["total"] == stored
+
+
+@pytest.mark.parametrize(
+    ("given", "currency", "why"),
+    [
+        ("150.5", "IRT", "IRT has no decimals, and this is a fraction"),
+        ("150٫5", "IRR", "IRR has no decimals, and this is a fraction"),  # Persian locale data
+        ("1,250.5", "IRT", "IRT has no decimals, and this is a fraction"),
+        ("150.000", "USD", "ambiguous amount '150.000': USD has 2 decimals, not 3"),
+        ("1.250.000", "USD", "ambiguous amount '1.250.000': USD has 2 decimals, so dots"),
+        ("150.0000", "CAD", "ambiguous amount '150.0000': CAD has 2 decimals, not 4"),
+        ("1.250.000", "KWD", "ambiguous amount '1.250.000': KWD has 3 decimals, so dots"),
+        ("150.00,5", "IRT", "ambiguous amount '150.00,5': a comma is read only"),
+        ("1.500,00", "IRT", "ambiguous amount '1.500,00': a comma is read only"),
+        ("150/5", "IRT", "bad amount '150/5'"),  # older Windows fa-IR's decimal separator
+    ],
+)
+def test_an_amount_the_currency_cannot_have_is_refused_naming_the_field(
+    given: str, currency: str, why: str
+) -> None:
+    with pytest.raises(RowError) as error:
+        order_row({**order(currency), "total": "0", "refunded": given}, DEFAULTS)
+    assert error.value.field == "refunded"
+    assert why in str(error.value)
+
+
+def test_a_number_rather_than_text_is_read_as_it_is() -> None:
+    """A database's NUMERIC (a sync) or a shop's parsed amount is no locale's writing:
+    Decimal("150.00000000"), as WooCommerce stores a total, is 150 dollars."""
+    values = order_row({**order("USD"), "total": Decimal("150.00000000")}, DEFAULTS)
+    assert values["total"] == Decimal(150)
+    assert order_row({**order("IRT"), "total": 150_000}, DEFAULTS)["total"] == Decimal(150_000)
+
+
+def test_an_items_amounts_are_read_by_its_orders_currency() -> None:
+    (toman,) = item_rows([{"name": "Tea", "unit_price": "150.000"}], "IRT")
+    assert toman["unit_price"] == Decimal(150_000)
+    with pytest.raises(RowError, match="USD has 2 decimals, not 3") as error:
+        item_rows([{"name": "Tea", "line_total": "150.000"}], "USD")
+    assert error.value.field == "items.0.line_total"

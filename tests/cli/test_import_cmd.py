@@ -1,0 +1,201 @@
+"""`campaigner customers import` as an operator meets it: a summary that stays readable
+whatever the number of bad rows, and an import stopped part-way (the database connection
+lost, Ctrl-C) that says which file and lines were not written and what was committed.
+
+The faults are real: the importer's PostgreSQL backend ended with `pg_terminate_backend`
+from another connection, and SIGINT sent to a `campaigner` process.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from daemon_helpers import wait_for
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from campaigner.cli import cli
+from campaigner.clock import SystemClock
+from campaigner.config import CustomerDefaults
+from campaigner.customers.importer import BATCH_SIZE
+from campaigner.customers.loader import load_customers
+from campaigner.db.models import Customer
+
+POSTGRESQL = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+
+
+def config_for(tmp_path: Path, db_url: str) -> Path:
+    config = tmp_path / "config.toml"
+    config.write_text(f'[database]\nurl = "{db_url}"\n', encoding="utf-8")
+    return config
+
+
+def customers_file(tmp_path: Path, rows: int) -> Path:
+    path = tmp_path / "customers.csv"
+    lines = ["id,first_name,phone"] + [f"k{i},N{i},0912{i:07d}" for i in range(rows)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def stored(sessions: sessionmaker[Session]) -> set[str]:
+    with sessions() as session:
+        return set(session.scalars(select(Customer.external_id)))
+
+
+def count(sessions: sessionmaker[Session]) -> int:
+    with sessions() as session:
+        return session.scalar(select(func.count()).select_from(Customer)) or 0
+
+
+def first_rows(rows: int) -> set[str]:
+    return {f"k{i}" for i in range(rows)}
+
+
+def importer(config: Path, path: Path) -> subprocess.Popen[str]:
+    command = [sys.executable, "-m", "campaigner", "--config", str(config)]
+    return subprocess.Popen(
+        [*command, "customers", "import", str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def backends(sessions: sessionmaker[Session], condition: str) -> list[int]:
+    """Other server processes on the database meeting `condition`; a transaction per look,
+    since one sees pg_stat_activity as it was when it first read it."""
+    query = (
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+        "AND pid <> pg_backend_pid() AND "
+    )
+    with sessions() as session:
+        return list(session.execute(text(query + condition)).scalars())
+
+
+def test_the_summary_counts_rejections_by_kind_with_their_first_lines(
+    tmp_path: Path, db_url: str
+) -> None:
+    """Regression: one summary line per distinct bad value (the value is in the reason), so
+    a file of bad phones printed a line per row. The reject file keeps each row's reason."""
+    path = tmp_path / "customers.csv"
+    lines = ["id,first_name,phone"] + [f"p{i},N,09{i:05d}" for i in range(2000)]
+    path.write_text("\n".join(lines) + "\nok,N,09121234567\n", encoding="utf-8")
+    result = CliRunner().invoke(
+        cli, ["--config", str(config_for(tmp_path, db_url)), "customers", "import", str(path)]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        f"{path}: 2001 rows: 1 new, 0 updated, 0 unchanged, 2000 rejected "
+        f"(see {path.with_suffix('.rejects.csv')})",
+        "     2000 × invalid phone number … (lines 2, 3, 4, …)",
+    ]
+    rejects = path.with_suffix(".rejects.csv").read_text(encoding="utf-8").splitlines()
+    assert len(rejects) == 1 + 2000
+    assert "'0901999'" in rejects[-1]
+
+
+@POSTGRESQL
+@pytest.mark.slow
+def test_a_connection_lost_mid_file_names_the_file_the_lines_and_what_was_committed(
+    tmp_path: Path, db_url: str, sessions: sessionmaker[Session]
+) -> None:
+    """Regression: the error named the database's complaint only. A row of the third batch
+    is held by the test's open transaction, so the importer's writer waits inside that
+    batch; its backend is then ended with pg_terminate_backend from another connection."""
+    path = customers_file(tmp_path, 6 * BATCH_SIZE)
+    held = f"k{2 * BATCH_SIZE + 7}"
+    with sessions() as holder:
+        load_customers(holder, [{"external_id": held}], CustomerDefaults(), now=SystemClock().now())
+        process = importer(config_for(tmp_path, db_url), path)
+        try:
+            blocked = wait_for(
+                lambda: backends(sessions, "wait_event_type = 'Lock'"), "the importer to wait"
+            )
+            with sessions() as admin:
+                for pid in blocked:
+                    admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            _, err = process.communicate(timeout=120)
+        finally:
+            process.kill()
+        holder.rollback()
+    assert process.returncode == 1, err
+    assert "Traceback" not in err
+    (line,) = [line for line in err.splitlines() if line.startswith("Error: ")]
+    first, last = 2 * BATCH_SIZE + 2, 3 * BATCH_SIZE + 1
+    assert line.startswith(f"Error: {path}: lines {first}–{last} were not written (")
+    assert "terminating connection due to administrator command" in line
+    assert line.endswith(
+        f"before them, 2 batches were committed whole: {2 * BATCH_SIZE} rows, lines "
+        f"2–{2 * BATCH_SIZE + 1}. Importing the file again completes it."
+    )
+    assert stored(sessions) == first_rows(2 * BATCH_SIZE)
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_promptly_saying_what_was_committed_and_leaves_whole_batches(
+    tmp_path: Path, db_url: str, sessions: sessionmaker[Session]
+) -> None:
+    """Regression: Ctrl-C printed click's "Aborted!" and no word of what was imported, after
+    the writer thread had written every batch queued. SIGINT goes to a real `campaigner`
+    process once a batch has committed, while it reads and writes the rest (on PostgreSQL
+    with its writer thread, on SQLite in turn)."""
+    path = customers_file(tmp_path, 40 * BATCH_SIZE)
+    process = importer(config_for(tmp_path, db_url), path)
+    try:
+        wait_for(lambda: count(sessions) >= BATCH_SIZE, "a first batch to commit", every=0.02)
+        sent = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)  # a deadline for a hang, not a wait
+        took = time.monotonic() - sent
+    finally:
+        process.kill()
+    assert process.returncode == 130, err
+    assert took < 10, f"{took:.1f} s from Ctrl-C to exit"
+    assert "Traceback" not in err and "Aborted" not in err
+    rows = count(sessions)
+    batches = rows // BATCH_SIZE
+    assert rows == batches * BATCH_SIZE < 40 * BATCH_SIZE  # whole batches, not the file
+    assert stored(sessions) == first_rows(rows)
+    assert err.strip().splitlines()[-1] == (
+        f"{path}: interrupted; {batches} batch{'es were' if batches > 1 else ' was'} "
+        f"committed whole: {rows} rows, lines 2–{rows + 1}. Importing the file again "
+        "completes it."
+    )
+    assert out == ""
+
+
+@POSTGRESQL
+@pytest.mark.slow
+def test_ctrl_c_while_the_writer_waits_on_a_lock_stops_at_once_and_rolls_that_batch_back(
+    tmp_path: Path, db_url: str, sessions: sessionmaker[Session]
+) -> None:
+    """Regression: the writer thread waiting on a row another transaction holds kept the
+    process waiting after Ctrl-C for as long as that transaction lasted. The test holds a
+    row of the third batch and never lets go before the importer has exited."""
+    path = customers_file(tmp_path, 6 * BATCH_SIZE)
+    held = f"k{2 * BATCH_SIZE + 7}"
+    with sessions() as holder:
+        load_customers(holder, [{"external_id": held}], CustomerDefaults(), now=SystemClock().now())
+        process = importer(config_for(tmp_path, db_url), path)
+        try:
+            wait_for(lambda: backends(sessions, "wait_event_type = 'Lock'"), "the importer to wait")
+            process.send_signal(signal.SIGINT)
+            try:
+                _, err = process.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                pytest.fail("the importer still waited on the held row 30 s after Ctrl-C")
+        finally:
+            process.kill()
+        holder.rollback()
+    assert process.returncode == 130, err
+    assert err.strip().splitlines()[-1] == (
+        f"{path}: interrupted; 2 batches were committed whole: {2 * BATCH_SIZE} rows, lines "
+        f"2–{2 * BATCH_SIZE + 1}. Importing the file again completes it."
+    )
+    assert stored(sessions) == first_rows(2 * BATCH_SIZE)
