@@ -320,6 +320,10 @@ class DaemonSettings(Section):
     )
 
 
+HEAD_TIMEOUT_SECONDS = 10.0  # how long a slow mobile link may take to send a request head
+MAX_WAITING_CONNECTIONS = 1000  # far more than Kannel and the shops keep open between requests
+
+
 class ServerSettings(Section):
     host: str = "127.0.0.1"
     port: int = Field(8025, ge=0, le=65535)
@@ -345,6 +349,16 @@ class ServerSettings(Section):
     max_body_bytes: int = Field(1_000_000, ge=1024)
     body_timeout_seconds: float = Field(
         10.0, gt=0, description="A request body must arrive whole within this time (else 408)"
+    )
+    head_timeout_seconds: float = Field(
+        HEAD_TIMEOUT_SECONDS,
+        gt=0,
+        description="A request head must arrive whole within this time (else 408 and close)",
+    )
+    max_waiting_connections: int = Field(
+        MAX_WAITING_CONNECTIONS,
+        ge=1,
+        description="Connections waiting for a request beyond this: the longest waiting is closed",
     )
     max_unverified_requests: int = Field(
         16,
@@ -388,7 +402,9 @@ class ConsoleSettings(Section):
     max_failed_logins: int = Field(5, ge=1, description="Failures in a row that lock a user")
     lockout_minutes: float = Field(15.0, gt=0)
     max_failed_logins_per_ip: int = Field(
-        20, ge=1, description="Failures from one address within lockout_minutes, any user"
+        20,
+        ge=1,
+        description="Failures from one address (IPv6: one /64) within lockout_minutes, any user",
     )
     git_commit: bool = Field(True, description="Commit each saved rule when rules/ is in git")
     trusted_proxies: list[str] = Field(
