@@ -127,7 +127,7 @@ class BoundedEnvironment(SandboxedEnvironment):
         self.budget().tick()
         if attribute in self.plain_fields.get(type(obj), ()):
             # A field of a view: data, never a method or anything internal. The sandbox's
-            # checks were a tenth of rendering a message.
+            # checks cost about 1 us of the 2.2 an attribute read took.
             return getattr(obj, attribute)
         return super().getattr(obj, attribute)
 
