@@ -256,6 +256,11 @@ def campaigner_run(
                 settings=settings, sessions=sessions, clock=clock, gateways=runtime.gateways
             )
             server = BackgroundServer(app, port=port).start()
+        # As `campaigner run` does once it has built everything (imported here: the module
+        # also serves bench/kannel_cpu.py's runs of versions without it).
+        from campaigner.daemon.heap import settle_after_start
+
+        settle_after_start()
         print("ready", flush=True)
         sys.stdin.readline()  # the parent may attach a profiler now
         started = time.perf_counter()

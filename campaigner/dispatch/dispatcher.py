@@ -209,7 +209,7 @@ class Dispatcher:
             )
             pairs = [(message, customer) for message, customer in session.execute(query)]
             pairs.sort(key=lambda pair: precedence(pair[0]))
-            around = self.verdicts.neighbours(session, pairs, now)
+            around = self.verdicts.neighbours(session, pairs, now, claim)
             coupons = CouponBatch.begin(session)
             referrals = ReferralBatch.begin(session)
             for message, customer in pairs:
