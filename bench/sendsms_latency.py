@@ -162,8 +162,11 @@ def serve(port: int, messages: int) -> None:
             deadline = time.monotonic() + timeout
             while True:
                 with sessions() as session:
-                    delivered = session.scalar(
-                        select(func.count()).where(Message.status == MessageStatus.DELIVERED)
+                    delivered = (
+                        session.scalar(
+                            select(func.count()).where(Message.status == MessageStatus.DELIVERED)
+                        )
+                        or 0
                     )
                 if delivered >= count or time.monotonic() > deadline:
                     break
