@@ -6,6 +6,7 @@ silently ignored. Secrets are `SecretStr` so that printing the settings never sh
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Callable, Collection, Iterator, Sequence
@@ -47,6 +48,8 @@ from campaigner.occasions import check_overrides, parse_occasion_date
 from campaigner.segments.rfm_map import SegmentMap
 from campaigner.shops.topics import ORDER_DELETED, WooCommerceTopic
 from campaigner.timezones import check_timezone as check_timezone  # re-exported
+
+log = logging.getLogger(__name__)
 
 ENV_PREFIX = "CAMPAIGNER_"
 
@@ -320,6 +323,10 @@ class DaemonSettings(Section):
     )
 
 
+HEAD_TIMEOUT_SECONDS = 10.0  # how long a slow mobile link may take to send a request head
+MAX_WAITING_CONNECTIONS = 1000  # far more than Kannel and the shops keep open between requests
+
+
 class ServerSettings(Section):
     host: str = "127.0.0.1"
     port: int = Field(8025, ge=0, le=65535)
@@ -345,6 +352,16 @@ class ServerSettings(Section):
     max_body_bytes: int = Field(1_000_000, ge=1024)
     body_timeout_seconds: float = Field(
         10.0, gt=0, description="A request body must arrive whole within this time (else 408)"
+    )
+    head_timeout_seconds: float = Field(
+        HEAD_TIMEOUT_SECONDS,
+        gt=0,
+        description="A request head must arrive whole within this time (else 408 and close)",
+    )
+    max_waiting_connections: int = Field(
+        MAX_WAITING_CONNECTIONS,
+        ge=1,
+        description="Connections waiting for a request beyond this: the longest waiting is closed",
     )
     max_unverified_requests: int = Field(
         16,
@@ -388,7 +405,9 @@ class ConsoleSettings(Section):
     max_failed_logins: int = Field(5, ge=1, description="Failures in a row that lock a user")
     lockout_minutes: float = Field(15.0, gt=0)
     max_failed_logins_per_ip: int = Field(
-        20, ge=1, description="Failures from one address within lockout_minutes, any user"
+        20,
+        ge=1,
+        description="Failures from one address (IPv6: one /64) within lockout_minutes, any user",
     )
     git_commit: bool = Field(True, description="Commit each saved rule when rules/ is in git")
     trusted_proxies: list[str] = Field(
@@ -571,9 +590,29 @@ class SegmentSettings(Section):
         default_factory=dict,
         description='Replaces the standard map whole, e.g. { champions = ["5[4-5]"], ... }',
     )
-    full_interval: float = Field(
-        86400.0, gt=0, description="Seconds between the daemon's full recomputations"
+    daily_interval: float = Field(
+        86400.0,
+        gt=0,
+        description="Seconds between the daemon's segments passes: inputs of the customers "
+        "whose orders changed since the previous pass, then the shop-wide ranking",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_interval(cls, data: Any) -> Any:
+        """`full_interval` said "full", but the pass rereads only the orders changed since
+        the previous one; the old name is still read, with a warning, for existing files."""
+        if not isinstance(data, dict) or "full_interval" not in data:
+            return data
+        if "daily_interval" in data:
+            raise ValueError("give `daily_interval` only (`full_interval` is its old name)")
+        log.warning(
+            "[segments] full_interval is deprecated: rename it daily_interval"
+            " (the same seconds between the daemon's segments passes)"
+        )
+        data = dict(data)
+        data["daily_interval"] = data.pop("full_interval")
+        return data
 
     @field_validator("map")
     @classmethod

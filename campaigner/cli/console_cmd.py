@@ -41,7 +41,13 @@ def console_cmd(ctx: click.Context, host: str | None, port: int | None) -> None:
     console = Console(settings, app.sessions(), SystemClock())
     chosen_host = host or settings.console.host or settings.server.host
     chosen_port = port if port is not None else (settings.console.port or settings.server.port)
-    server = BackgroundServer(console.app(), host=chosen_host, port=chosen_port).start()
+    server = BackgroundServer(
+        console.app(),
+        host=chosen_host,
+        port=chosen_port,
+        head_timeout=settings.server.head_timeout_seconds,
+        max_waiting=settings.server.max_waiting_connections,
+    ).start()
     click.echo(f"console: {server.url}{PREFIX}/  (Ctrl-C stops it)")
     try:
         threading.Event().wait()

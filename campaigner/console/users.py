@@ -1,5 +1,6 @@
 """Console users: argon2 password hashes, and sign-in with a lockout per user and a rate
-limit per address, so a password cannot be guessed by trying."""
+limit per client address (an IPv6 client's /64: `forwarded.limit_key`), so a password
+cannot be guessed by trying."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from campaigner.config import ConsoleSettings
 from campaigner.console.roles import Role
 from campaigner.db.models import ConsoleLoginFailure, ConsoleUser
 from campaigner.errors import CampaignerError
+from campaigner.server.forwarded import limit_key
 
 _HASHER = PasswordHasher()
 # A hash to verify against when the user does not exist, so both cases take as long.
@@ -68,10 +70,11 @@ def sign_in(
     one password hash verified each time, so neither the answer nor its time tells whether
     the name exists or is locked (which would tell that it exists)."""
     window = timedelta(minutes=settings.lockout_minutes)
+    client = limit_key(address)[:64]  # as stored, or a longer one would never be counted
     session.execute(delete(ConsoleLoginFailure).where(ConsoleLoginFailure.at < now - window))
     recent = session.scalar(
         select(func.count()).where(
-            ConsoleLoginFailure.address == address, ConsoleLoginFailure.at >= now - window
+            ConsoleLoginFailure.address == client, ConsoleLoginFailure.at >= now - window
         )
     )
     if (recent or 0) >= settings.max_failed_logins_per_ip:
@@ -80,7 +83,7 @@ def sign_in(
     right = _verified(user.password_hash if user else _DUMMY_HASH, password)
     locked = user is not None and user.locked_until is not None and user.locked_until > now
     if user is None or locked or not right:
-        _fail(session, name, address, now)
+        _fail(session, name, client, now)
         if user is not None and not locked:
             user.failed_logins += 1
             if user.failed_logins >= settings.max_failed_logins:
@@ -101,5 +104,5 @@ def _verified(password_hash: str, password: str) -> bool:
         return False
 
 
-def _fail(session: Session, name: str, address: str, now: datetime) -> None:
-    session.add(ConsoleLoginFailure(user_name=name[:64], address=address[:64], at=now))
+def _fail(session: Session, name: str, client: str, now: datetime) -> None:
+    session.add(ConsoleLoginFailure(user_name=name[:64], address=client, at=now))

@@ -261,7 +261,7 @@ class Service:
             Task("reconcile", daemon.reconcile_interval, self.reconcile),
             Task("watch", daemon.watch_interval, self.watch_rules),
             Task("heartbeat", HEARTBEAT_INTERVAL, self.heartbeat),
-            Task("segments", self.settings.segments.full_interval, self.segments),
+            Task("segments", self.settings.segments.daily_interval, self.segments),
         ]
         if self.runtime.gateway.polls_inbound:
             tasks.append(Task("inbound", daemon.inbound_poll_interval, self.poll_inbound))
@@ -346,7 +346,13 @@ class Service:
     def _listen(self) -> BackgroundServer:
         host, port = self.settings.server.host, self.settings.server.port
         try:
-            return BackgroundServer(self.http_app(), host=host, port=port).start()
+            return BackgroundServer(
+                self.http_app(),
+                host=host,
+                port=port,
+                head_timeout=self.settings.server.head_timeout_seconds,
+                max_waiting=self.settings.server.max_waiting_connections,
+            ).start()
         except OSError as exc:
             if exc.errno != errno.EADDRINUSE:
                 raise
@@ -364,7 +370,13 @@ class Service:
         if console.separate:
             host = console.host or self.settings.server.host
             app = Console(self.settings, self.sessions, self.clock).app()
-            server = BackgroundServer(app, host=host, port=console.port).start()
+            server = BackgroundServer(
+                app,
+                host=host,
+                port=console.port,
+                head_timeout=self.settings.server.head_timeout_seconds,
+                max_waiting=self.settings.server.max_waiting_connections,
+            ).start()
         log.info("console on %s/console/", server.url)
         return server
 

@@ -543,7 +543,8 @@ class ConsoleSession(Base):
 
 
 class ConsoleLoginFailure(Base):
-    """A failed sign-in, counted per address for the rate limit."""
+    """A failed sign-in, counted per client for the rate limit: `address` is an IPv4 address
+    or an IPv6 /64 (`forwarded.limit_key`)."""
 
     __tablename__ = "console_login_failures"
 

@@ -8,6 +8,10 @@ server turns it off (`campaigner.server.serve`) and asks here instead.
 
 A dual-stack listener reports an IPv4 peer IPv4-mapped (`::ffff:127.0.0.1`): addresses and
 networks are compared as IPv4 then, so `127.0.0.1` names that peer too.
+
+One IPv6 client is not one address: a host is given a whole /64 and makes up its own
+addresses in it (SLAAC, RFC 4862; temporary addresses, RFC 8981), so a limit per address is
+no limit. `limit_key` names the client a limit counts: an IPv6 address by its /64.
 """
 
 from __future__ import annotations
@@ -45,6 +49,18 @@ def _plain_network(network: Network) -> Network:
         plain = _plain(network.network_address)
         return IPv4Network(f"{plain}/{network.prefixlen - 96}")
     return network
+
+
+def limit_key(address: str) -> str:
+    """What a per-client limit counts `address` as: an IPv4 address (IPv4-mapped too) as
+    itself, an IPv6 address as its /64, anything else as it is."""
+    try:
+        parsed = _plain(ip_address(address))
+    except ValueError:
+        return address
+    if isinstance(parsed, IPv4Address):
+        return str(parsed)
+    return str(IPv6Network((int(parsed) >> 64 << 64, 64)))
 
 
 def client_address(peer: str, forwarded_for: str, proxies: Sequence[Network]) -> str:

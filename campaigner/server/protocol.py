@@ -8,6 +8,23 @@ a head of any length: a stranger could make the daemon hold as much memory as it
 send before one header is complete. `BoundedHttpTools` restores h11's bound, answering 431
 and closing. Without httptools installed the server falls back to h11 and its own bound.
 
+httptools also sets no time limit on a head: a client sending one byte every few seconds
+held its connection for good, and a client could hold as many as it opened (slowloris).
+Each connection now has `head_timeout` seconds to deliver a request head whenever the server
+is waiting for one (from the connection's opening, and again after each answer); past it,
+a connection that sent something is answered 408, one that sent nothing is closed. The timer
+is not reset by bytes (empty lines between requests reset uvicorn's keep-alive timer), and
+does not run while the app works on an answer. Bodies have their own deadline
+(`campaigner.server.guard`). The timer bounds how long one connection waits; how many wait
+at once is bounded too (`max_waiting`): past it, the connection that has waited longest is
+closed, so a client opening connections faster than they time out takes the place of its
+own oldest ones, not every file descriptor the daemon has (which it needs for its database
+and gateways too). A real client sends its head at once and is rarely the oldest.
+
+A refusal (431, 408, or 400 for bytes that are not HTTP) is an answer like any other: one
+for a pipelined request is written after the answers owed to the requests before it, and
+nothing more is read meanwhile.
+
 The event loop stays asyncio's, chosen explicitly (uvicorn's "auto" takes uvloop whenever
 it is importable): uvloop made no difference to the CPU per callback that the load on the
 test machine did not hide (bench/webhooks.py, 285-316 against 302-322 µs).
@@ -17,21 +34,32 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, ClassVar
 
 from starlette.types import Receive, Scope, Send
+
+from campaigner.config import HEAD_TIMEOUT_SECONDS, MAX_WAITING_CONNECTIONS
 
 MAX_HEAD_BYTES = 16 * 1024  # h11's default bound on an incomplete request head
 
 log = logging.getLogger("campaigner.server")
 
+
+def _closing_answer(status: bytes, text: bytes) -> bytes:
+    """A whole plain-text answer that ends the connection, for the refusals written to the
+    transport directly (no request to answer through the app)."""
+    return (
+        b"HTTP/1.1 %s\r\n"
+        b"content-type: text/plain; charset=utf-8\r\n"
+        b"content-length: %d\r\n"
+        b"connection: close\r\n\r\n%s"
+    ) % (status, len(text), text)
+
+
 _TOO_LARGE_TEXT = b"Request header fields too large"
-_TOO_LARGE = (
-    b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
-    b"content-type: text/plain; charset=utf-8\r\n"
-    b"content-length: %d\r\n"
-    b"connection: close\r\n\r\n%s"
-) % (len(_TOO_LARGE_TEXT), _TOO_LARGE_TEXT)
+_TOO_LARGE = _closing_answer(b"431 Request Header Fields Too Large", _TOO_LARGE_TEXT)
+_TIMEOUT = _closing_answer(b"408 Request Timeout", b"Request head not received in time")
+_NOT_HTTP = _closing_answer(b"400 Bad Request", b"Invalid HTTP request received.")
 
 try:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -54,12 +82,14 @@ async def _refuse_head(scope: Scope, receive: Receive, send: Send) -> None:
 if HttpToolsProtocol is not None:
 
     class BoundedHttpTools(HttpToolsProtocol):
-        """uvicorn's httptools protocol, refusing a head longer than MAX_HEAD_BYTES.
+        """uvicorn's httptools protocol, refusing a head longer than MAX_HEAD_BYTES or slower
+        than `head_timeout`, and answering refusals in request order.
 
         A complete head is measured exactly and answered 431 through the ASGI path. A head
         still incomplete after a read is counted by reads, and the connection answered 431
-        and closed once past the bound; the read in which a head begins counts whole (it
-        may hold the end of the request before), so the bound is exact to one read.
+        and closed once past the bound. The read in which a head begins counts less what it
+        is known to hold before it (bodies, and heads parsed whole, at their least framing),
+        so the bound is exact to the framing of the requests before it in that read.
 
         A chunked body's trailers are header lines too, which httptools buffers and uvicorn
         keeps without end. They are counted by the reads after a chunk header with no body
@@ -68,32 +98,61 @@ if HttpToolsProtocol is not None:
         asyncio reads at most 256 KiB at once.
         """
 
+        head_timeout = HEAD_TIMEOUT_SECONDS
+        max_waiting = MAX_WAITING_CONNECTIONS
+        # The server's connections waiting for a request, longest waiting first: one dict
+        # per server (`http_protocol`), used on its event loop only.
+        waiting: ClassVar[dict[BoundedHttpTools, None]] = {}
+
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self._in_head = False
             self._began = False
             self._head_bytes = 0
+            self._read_before_head = 0
+            self._read_parsed = 0
+            self._in_body = False
             self._in_trailers = False
             self._chunk_header_read = False
             self._trailer_bytes = 0
+            self._head_timer: asyncio.TimerHandle | None = None
+            self._heard = False
+            self._owed: bytes | None = None
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            super().connection_made(transport)  # type: ignore[arg-type]
+            self._await_head()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._not_waiting()
+            super().connection_lost(exc)
 
         def data_received(self, data: bytes) -> None:
+            if self._owed is not None:
+                return  # refused already: what follows is not read
+            self._heard = True
             self._began = self._chunk_header_read = False
+            self._read_before_head = self._read_parsed = 0
             super().data_received(data)
-            if self.transport.is_closing():
+            if self.transport.is_closing() or self._owed is not None:
                 return
             if self._in_trailers and not self._chunk_header_read:
                 self._trailer_bytes += len(data)
             if self._in_head:
-                self._head_bytes = len(data) + (0 if self._began else self._head_bytes)
-            if max(self._head_bytes, self._trailer_bytes) > MAX_HEAD_BYTES:
+                read = len(data) - self._read_before_head if self._began else len(data)
+                self._head_bytes = read + (0 if self._began else self._head_bytes)
+            if self._head_bytes > MAX_HEAD_BYTES or self._trailer_bytes > MAX_HEAD_BYTES:
                 log.warning("request head longer than %d bytes: refused", MAX_HEAD_BYTES)
-                self.transport.write(_TOO_LARGE)
-                self.transport.close()
+                self._refuse(_TOO_LARGE, of_current=self._trailer_bytes > MAX_HEAD_BYTES)
+
+        def send_400_response(self, msg: str) -> None:
+            """uvicorn's answer to bytes that are not HTTP, in its turn."""
+            self._refuse(_NOT_HTTP, of_current=self._in_body)
 
         def on_message_begin(self) -> None:
             super().on_message_begin()
             self._in_head = self._began = True
+            self._read_before_head = self._read_parsed
 
         def on_chunk_header(self) -> None:
             self._in_trailers = self._chunk_header_read = True
@@ -102,17 +161,23 @@ if HttpToolsProtocol is not None:
         def on_body(self, body: bytes) -> None:
             self._in_trailers = False
             self._trailer_bytes = 0
+            self._read_parsed += len(body)
             super().on_body(body)
 
         def on_message_complete(self) -> None:
-            self._in_trailers = False
+            self._in_body = self._in_trailers = False
             self._trailer_bytes = 0
             super().on_message_complete()
 
         def on_headers_complete(self) -> None:
+            self._not_waiting()
             self._in_head = False
+            self._in_body = True
             self._head_bytes = 0
             size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+            # The fewest bytes this head can have taken: "GET  HTTP/1.1", "name:value" lines.
+            least = sum(len(name) + len(value) + 3 for name, value in self.headers)
+            self._read_parsed += len(self.url) + 17 + least
             if size <= MAX_HEAD_BYTES:
                 super().on_headers_complete()
                 return
@@ -123,7 +188,76 @@ if HttpToolsProtocol is not None:
             finally:
                 self.app = app
 
+        def on_response_complete(self) -> None:
+            started_next = bool(self.pipeline)
+            super().on_response_complete()
+            if self.transport.is_closing() or started_next:
+                return
+            if self._owed is not None:
+                self.transport.write(self._owed)
+                self.transport.close()
+            else:
+                self._await_head()
 
-def http_protocol() -> type[asyncio.Protocol] | str:
-    """What uvicorn's `http` setting gets: the bounded httptools protocol, else h11."""
-    return BoundedHttpTools if HttpToolsProtocol is not None else "h11"
+        def _refuse(self, answer: bytes, *, of_current: bool) -> None:
+            """Answer `answer` and close, once every request before the refused one is
+            answered. `of_current`: the refused request is the one whose head came last (its
+            body or trailers are at fault), not a next one whose head is incomplete."""
+            if of_current:
+                queued = [entry for entry in self.pipeline if entry[0] is self.cycle]
+                for entry in queued:
+                    self.pipeline.remove(entry)
+                earlier_pending = bool(queued)
+            else:
+                earlier_pending = self.cycle is not None and not self.cycle.response_complete
+            if not earlier_pending:
+                self.transport.write(answer)
+                self.transport.close()
+                return
+            self._owed = answer
+            self.transport.pause_reading()
+
+        def _await_head(self) -> None:
+            self._heard = self._in_head  # a pipelined head may have begun during the answer
+            self._head_timer = self.loop.call_later(self.head_timeout, self._head_late)
+            self.waiting[self] = None
+            if len(self.waiting) > self.max_waiting:
+                log.info(
+                    "more than %d connections waiting for a request: the longest waiting closed",
+                    self.max_waiting,
+                )
+                next(iter(self.waiting))._close_waiting()
+
+        def _not_waiting(self) -> None:
+            """Off the head timer and the waiting connections: a head has come, or the
+            connection is gone."""
+            self.waiting.pop(self, None)
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+
+        def _head_late(self) -> None:
+            if self._heard and not self.transport.is_closing():
+                log.info("request head not received within %gs: refused", self.head_timeout)
+            self._close_waiting()
+
+        def _close_waiting(self) -> None:
+            """Close this connection that waits for a request: 408 if one has begun."""
+            self._not_waiting()
+            if self.transport.is_closing():
+                return
+            if self._heard:
+                self.transport.write(_TIMEOUT)
+            self.transport.close()
+
+
+def http_protocol(
+    head_timeout: float = HEAD_TIMEOUT_SECONDS, max_waiting: int = MAX_WAITING_CONNECTIONS
+) -> type[asyncio.Protocol] | str:
+    """What uvicorn's `http` setting gets: the bounded httptools protocol with these limits
+    (uvicorn builds each connection's protocol itself, so the limits, and the one server's
+    waiting connections, ride on a subclass of its own), else h11."""
+    if HttpToolsProtocol is None:
+        return "h11"
+    limits = {"head_timeout": head_timeout, "max_waiting": max_waiting, "waiting": {}}
+    return type("BoundedHttpTools", (BoundedHttpTools,), limits)

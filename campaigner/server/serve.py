@@ -5,7 +5,8 @@ listen backlog is large: Kannel fires delivery reports in bursts and never retri
 callback that found the queue full. uvicorn installs no logging of its own: its error and
 access loggers reach Campaigner's handler (masked, JSON when asked), at the levels
 `campaigner.logs` sets. The parser is chosen explicitly: httptools with h11's bound on the
-head where installed, else h11 (`campaigner.server.protocol`); the loop is asyncio's.
+head, and a time limit on it, where installed, else h11 (`campaigner.server.protocol`); the
+loop is asyncio's.
 uvicorn's proxy headers are off: by default it believes `X-Forwarded-For` from 127.0.0.1,
 which lets any local client choose its address; the app decides whom to believe
 (`campaigner.server.forwarded`).
@@ -20,6 +21,7 @@ import time
 import uvicorn
 from starlette.types import ASGIApp
 
+from campaigner.config import HEAD_TIMEOUT_SECONDS, MAX_WAITING_CONNECTIONS
 from campaigner.server.protocol import http_protocol
 
 BACKLOG = 2048
@@ -28,8 +30,18 @@ BACKLOG = 2048
 class BackgroundServer:
     """`start()` returns once the server accepts connections; `stop()` shuts it down."""
 
-    def __init__(self, app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        head_timeout: float = HEAD_TIMEOUT_SECONDS,
+        max_waiting: int = MAX_WAITING_CONNECTIONS,
+    ) -> None:
         self.app = app
+        self.head_timeout = head_timeout
+        self.max_waiting = max_waiting
         self.host = host
         self.requested_port = port
         self.port = 0
@@ -52,7 +64,7 @@ class BackgroundServer:
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(
             self.app,
-            http=http_protocol(),
+            http=http_protocol(self.head_timeout, self.max_waiting),
             loop="asyncio",
             proxy_headers=False,
             log_config=None,
@@ -92,7 +104,15 @@ class BackgroundServer:
 
 
 def serve_in_background(
-    app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0
+    app: ASGIApp,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    head_timeout: float = HEAD_TIMEOUT_SECONDS,
+    max_waiting: int = MAX_WAITING_CONNECTIONS,
 ) -> BackgroundServer:
     """Start `app` on host:port (0 = any free port); read `.port` for the one bound."""
-    return BackgroundServer(app, host=host, port=port).start()
+    server = BackgroundServer(
+        app, host=host, port=port, head_timeout=head_timeout, max_waiting=max_waiting
+    )
+    return server.start()

@@ -278,3 +278,67 @@ def test_a_proxy_that_adds_its_own_forwarded_for_line_is_believed_not_the_client
     with site.project.sessions() as session:
         counted = sorted(session.scalars(select(ConsoleLoginFailure.address)))
     assert counted == ["203.0.113.7", "203.0.113.7"]
+
+
+def _guess_through(client: httpx.Client, forwarded_for: str) -> bool:
+    """One wrong password for admin, said by the proxy to come from `forwarded_for`:
+    whether it was refused for too many attempts from there."""
+    page = client.get("/console/login")
+    pre = re.search(r'name="pre" value="([^"]+)"', page.text)
+    assert pre
+    answer = client.post(
+        "/console/login",
+        data={"pre": pre.group(1), "user": "admin", "password": "guess guess"},
+        headers={"x-forwarded-for": forwarded_for},
+    )
+    assert answer.status_code == 401
+    return "تلاش‌های ناموفق زیادی" in answer.text
+
+
+def test_the_addresses_of_one_ipv6_64_share_one_limit_and_another_64_has_its_own(
+    site: ConsoleSite,
+) -> None:
+    """An IPv6 host is given a whole /64 and picks its own addresses in it (SLAAC, RFC 4862
+    5.5.3; temporary addresses, RFC 8981): counted per address, one client had 2^64 of
+    limits. 2^3 addresses spread across one /64's interface identifiers here."""
+    settings = site.project.settings
+    settings.console.trusted_proxies = ["127.0.0.0/8"]
+    settings.console.max_failed_logins_per_ip = 4
+    rotating = [f"2001:db8:1:2:{1 << (2 * n):x}::{n + 1:x}" for n in range(8)]
+    assert len(set(rotating)) == 8
+    console = Console(settings, site.project.sessions, site.project.clock)
+    with BackgroundServer(console.app()) as server, httpx.Client(base_url=server.url) as client:
+        refused = [_guess_through(client, address) for address in rotating]
+        neighbour = _guess_through(client, "2001:db8:1:3::1")
+    assert refused == [False] * 4 + [True] * 4
+    assert not neighbour
+    with site.project.sessions() as session:
+        counted = sorted(session.scalars(select(ConsoleLoginFailure.address)))
+    assert counted == ["2001:db8:1:2::/64"] * 4 + ["2001:db8:1:3::/64"]
+
+
+def test_ipv4_mapped_addresses_are_limited_per_ipv4_address(site: ConsoleSite) -> None:
+    """A dual-stack listener (or proxy) reports IPv4 clients as ::ffff:a.b.c.d, all in one
+    /64: they are counted per IPv4 address, as IPv4 clients are."""
+    settings = site.project.settings
+    settings.console.trusted_proxies = ["127.0.0.0/8"]
+    settings.console.max_failed_logins_per_ip = 2
+    console = Console(settings, site.project.sessions, site.project.clock)
+    with BackgroundServer(console.app()) as server, httpx.Client(base_url=server.url) as client:
+        refused = [_guess_through(client, f"::ffff:203.0.113.{n}") for n in (1, 2, 3, 1, 1)]
+    assert refused == [False, False, False, False, True]
+    with site.project.sessions() as session:
+        counted = sorted(session.scalars(select(ConsoleLoginFailure.address)))
+    assert counted == ["203.0.113.1"] * 2 + ["203.0.113.2", "203.0.113.3"]
+
+
+def test_an_address_longer_than_its_column_is_still_counted(site: ConsoleSite) -> None:
+    """A proxy passes on whatever the hop before it wrote; stored cut to the column's 64
+    characters but looked up whole, such an "address" was never counted."""
+    settings = site.project.settings
+    settings.console.trusted_proxies = ["127.0.0.0/8"]
+    settings.console.max_failed_logins_per_ip = 2
+    console = Console(settings, site.project.sessions, site.project.clock)
+    with BackgroundServer(console.app()) as server, httpx.Client(base_url=server.url) as client:
+        refused = [_guess_through(client, "unknown-" + "h" * 80) for _ in range(3)]
+    assert refused == [False, False, True]

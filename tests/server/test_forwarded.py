@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from campaigner.config import ConsoleSettings
-from campaigner.server.forwarded import Network, client_address, is_https, networks
+from campaigner.server.forwarded import Network, client_address, is_https, limit_key, networks
 
 LOCAL = networks(["127.0.0.1", "10.0.0.0/8"])
 
@@ -65,3 +65,20 @@ def test_an_ipv4_mapped_address_is_the_ipv4_address(
 ) -> None:
     assert client_address(peer, forwarded_for, proxies) == address
     assert is_https("http", peer, "https", proxies) == (address != peer)
+
+
+@pytest.mark.parametrize(
+    ("address", "key"),
+    [
+        ("203.0.113.9", "203.0.113.9"),
+        ("::ffff:203.0.113.9", "203.0.113.9"),  # IPv4-mapped: the IPv4 address it is
+        ("2001:db8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2::1", "2001:db8:1:2::/64"),
+        ("2001:db8:1:3::1", "2001:db8:1:3::/64"),
+        ("::1", "::/64"),
+        ("fe80::1%eth0", "fe80::/64"),
+        ("testclient", "testclient"),  # not an address at all: as it is
+    ],
+)
+def test_the_sign_in_limit_counts_an_ipv6_client_by_its_64(address: str, key: str) -> None:
+    assert limit_key(address) == key

@@ -1,6 +1,12 @@
+import asyncio
+import re
 import socket
+import threading
+import time
 
+import anyio
 import httpx
+import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
@@ -72,7 +78,8 @@ def test_the_server_parses_with_httptools_and_refuses_a_head_past_16_kib() -> No
     """httptools buffers a head of any length; the server bounds it as h11 did, with a 431,
     whether the excess comes as one long header sent in pieces, as many short ones, or as a
     whole head in one piece."""
-    assert http_protocol() is BoundedHttpTools
+    protocol = http_protocol()
+    assert isinstance(protocol, type) and issubclass(protocol, BoundedHttpTools)
     one_long = [b"GET /ping HTTP/1.1\r\nHost: x\r\nX-Pad: "] + [b"a" * 1000] * 40
     many_short = [b"GET /ping HTTP/1.1\r\nHost: x\r\n"] + [
         b"X-Pad: %04d\r\n" % n for n in range(2000)
@@ -127,3 +134,212 @@ def test_a_chunked_body_in_many_small_chunks_with_a_short_trailer_is_served() ->
         answer = _exchange(server.port, *chunks)
     assert answer.startswith(b"HTTP/1.1 200 "), answer[:80]
     assert b"pong 40000" in answer
+
+
+# -- slow clients: the head timeout -------------------------------------------------------
+
+HEAD_TIMEOUT = 0.3  # injected; the daemon's is server.head_timeout_seconds
+# Longer than uvicorn's 5 s keep-alive: a connection still open then is held for good. Only
+# a failing test waits this long.
+HELD = 6.0
+
+
+def _trickle(sock: socket.socket, byte: bytes) -> tuple[bytes, float]:
+    """Send `byte` every 50 ms until the server closes the connection (or HELD passes):
+    what came back, and after how long the server closed."""
+    started = time.monotonic()
+    sock.settimeout(0.05)
+    received = b""
+    while time.monotonic() - started < HELD:
+        try:
+            chunk = sock.recv(65536)
+        except TimeoutError:
+            try:
+                sock.sendall(byte)
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            continue
+        except ConnectionResetError:
+            break
+        if not chunk:
+            break
+        received += chunk
+    return received, time.monotonic() - started
+
+
+def _pong(sock: socket.socket) -> bytes:
+    """One answer whose body is "pong", read whole."""
+    received = b""
+    while not received.endswith(b"pong"):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        received += chunk
+    return received
+
+
+def test_a_head_trickled_in_a_byte_at_a_time_is_answered_408_and_closed() -> None:
+    """Slowloris: each byte came in time for uvicorn, which has no bound on a head's time,
+    so one client could hold as many connections as it opened."""
+    with (
+        serve_in_background(_ping_app(), head_timeout=HEAD_TIMEOUT) as server,
+        socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock,
+    ):
+        sock.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        received, elapsed = _trickle(sock, b"a")
+    assert HEAD_TIMEOUT <= elapsed < HELD
+    assert received.startswith(b"HTTP/1.1 408 "), received[:80]
+    assert b"connection: close" in received.lower()
+    assert received.endswith(b"Request head not received in time")
+
+
+def test_a_connection_that_never_sends_a_request_is_closed_without_an_answer() -> None:
+    with (
+        serve_in_background(_ping_app(), head_timeout=HEAD_TIMEOUT) as server,
+        socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock,
+    ):
+        received, elapsed = _trickle(sock, b"")
+    assert HEAD_TIMEOUT <= elapsed < HELD
+    assert received == b""
+
+
+def test_a_kept_alive_connection_is_not_held_open_by_empty_lines() -> None:
+    """Empty lines between requests are skipped by the parser but reset uvicorn's keep-alive
+    timer, so they held a connection open for good; the head timer is not reset by them."""
+    with (
+        serve_in_background(_ping_app(), head_timeout=HEAD_TIMEOUT) as server,
+        socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock,
+    ):
+        sock.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+        first = _pong(sock)
+        received, elapsed = _trickle(sock, b"\r\n")
+    assert first.startswith(b"HTTP/1.1 200 ") and first.endswith(b"pong"), first
+    # The timer starts as the answer is sent, a little before this client starts its watch.
+    assert elapsed < HELD
+    assert received.startswith(b"HTTP/1.1 408 "), received[:80]
+    assert received.endswith(b"Request head not received in time")
+
+
+def test_a_slow_head_within_the_timeout_and_an_answer_slower_than_it_are_served() -> None:
+    """The timer runs only while a head is awaited: not while the app works on an answer,
+    and afresh for each request on a kept-alive connection."""
+
+    async def slow(request: Request) -> PlainTextResponse:
+        await asyncio.sleep(3 * HEAD_TIMEOUT)
+        return PlainTextResponse("pong")
+
+    app = Starlette(
+        routes=[Route("/ping", lambda request: PlainTextResponse("pong")), Route("/slow", slow)]
+    )
+    answers = []
+    with (
+        serve_in_background(app, head_timeout=HEAD_TIMEOUT) as server,
+        socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock,
+    ):
+        for piece in (b"GET /ping HTTP/1.1\r\n", b"Host: x\r\n", b"\r\n"):
+            sock.sendall(piece)
+            time.sleep(HEAD_TIMEOUT / 10)
+        answers.append(_pong(sock))
+        for target in (b"/slow", b"/ping"):
+            sock.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+            answers.append(_pong(sock))
+    assert [answer.split(b"\r\n")[0] for answer in answers] == [b"HTTP/1.1 200 OK"] * 3, answers
+    assert all(answer.endswith(b"pong") for answer in answers), answers
+
+
+def test_past_max_waiting_the_connection_waiting_longest_is_closed() -> None:
+    """The head timeout bounds how long a connection waits, not how many: a client opening
+    connections faster than they time out held every file descriptor it could get. Here the
+    timer is far off; the cap alone closes connection 0 when connection 3 comes."""
+    with serve_in_background(_ping_app(), max_waiting=3) as server:
+        kept_alive = [socket.create_connection(("127.0.0.1", server.port), timeout=5)]
+        try:
+            for _ in range(2):
+                kept_alive.append(socket.create_connection(("127.0.0.1", server.port), timeout=5))
+            answers = []
+            for sock in kept_alive:  # each waits from its answer on: in this order
+                sock.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+                answers.append(_pong(sock))
+            with socket.create_connection(("127.0.0.1", server.port), timeout=5) as newcomer:
+                newcomer.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+                answers.append(_pong(newcomer))
+                kept_alive[0].settimeout(1.0)  # uvicorn's keep-alive timer would take 5 s
+                closed = kept_alive[0].recv(65536)
+                for sock in kept_alive[1:]:
+                    sock.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+                    answers.append(_pong(sock))
+        finally:
+            for sock in kept_alive:
+                sock.close()
+    assert closed == b""  # it had sent nothing since its answer: closed without a word
+    assert [answer.split(b"\r\n")[0] for answer in answers] == [b"HTTP/1.1 200 OK"] * 6
+
+
+# -- pipelining: answers in request order -------------------------------------------------
+
+
+def _both_app() -> Starlette:
+    async def body(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(f"pong {len(await request.body())}")
+
+    return Starlette(
+        routes=[
+            Route("/ping", body, methods=["POST"]),
+            Route("/", lambda request: PlainTextResponse("pong")),
+        ]
+    )
+
+
+def test_a_request_pipelined_after_a_long_body_is_not_refused_for_that_body() -> None:
+    """The head after a 60 KB body began in the read that held the body, and the whole
+    read was counted as head: a 431, sent ahead of the first request's answer."""
+    first = b"POST /ping HTTP/1.1\r\nHost: x\r\nContent-Length: 60000\r\n\r\n" + b"b" * 60000
+    with serve_in_background(_both_app()) as server:
+        answer = _exchange(
+            server.port, first + b"GET / HTTP/1.1\r\nHost: x\r\n", b"\r\n", answers=2
+        )
+    assert re.findall(rb"HTTP/1\.1 (\d+) ", answer) == [b"200", b"200"], answer
+    assert answer.index(b"pong 60000") < answer.rindex(b"pong"), answer
+
+
+@pytest.mark.parametrize(
+    ("second", "refusal"),
+    [
+        (b"GET / HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * (MAX_HEAD_BYTES + 1000), b"431"),
+        (b"\x01\x02 this is not HTTP\r\n\r\n", b"400"),
+        (b"POST /hold HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", b"400"),
+    ],
+    ids=["head past the bound", "not HTTP", "not a chunk size"],
+)
+def test_a_refusal_of_a_pipelined_request_follows_the_answer_to_the_one_before(
+    second: bytes, refusal: bytes
+) -> None:
+    """The refusal was written the moment the second request was read, ahead of the
+    first's answer, which a client then takes for the answer to its first request."""
+    release = threading.Event()
+
+    async def hold(request: Request) -> PlainTextResponse:
+        body = await request.body()
+        await anyio.to_thread.run_sync(release.wait, 5.0)
+        return PlainTextResponse(f"pong {len(body)}")
+
+    first = b"POST /hold HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+    app = Starlette(routes=[Route("/hold", hold, methods=["POST"])])
+    with (
+        serve_in_background(app) as server,
+        socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock,
+    ):
+        sock.sendall(first + second)
+        sock.settimeout(0.3)
+        try:
+            early = sock.recv(65536)
+        except TimeoutError:
+            early = b""
+        release.set()
+        sock.settimeout(5)
+        received = early
+        while chunk := sock.recv(65536):
+            received += chunk
+    assert early == b"", early
+    assert re.findall(rb"HTTP/1\.1 (\d+) ", received) == [b"200", refusal], received
+    assert b"pong 5" in received
