@@ -255,9 +255,13 @@ class Dispatcher:
 
 def _warn_if_capped(route: Route, batch_size: int) -> None:
     """Say so when a claimed batch makes fewer requests than `max_in_flight`: the sender
-    never runs more requests than one batch holds, so the setting would be capped silently."""
+    never runs more requests than one batch holds, so the setting would be capped silently.
+    Only a value someone chose: the default 4 is more than a batch gateway needs (Kavenegar's
+    default batch makes 3 requests), and a warning at every start would teach operators to
+    ignore warnings."""
     requests = -(-batch_size // max(1, route.gateway.max_batch))
-    if route.max_in_flight > requests:
+    chosen = "max_in_flight" in route.settings.model_fields_set
+    if chosen and route.max_in_flight > requests:
         logger.warning(
             "gateway %s: max_in_flight = %d, but a batch of sending.batch_size = %d messages "
             "makes only %d requests (%d messages each), so at most %d run at once; raise "
