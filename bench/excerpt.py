@@ -17,10 +17,16 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
+from functools import partial
 
 from campaigner.masking import excerpt, mask, register_secret
 
 LIMIT = 500  # what the ledger keeps of an error (dispatch.ledger.MAX_ERROR_CHARS)
+
+
+def masked_cut(reply: str) -> str:
+    """The baseline: mask the whole reply, then cut it."""
+    return mask(reply)[:LIMIT]
 
 
 def best_of(repeat: int, work: Callable[[], str]) -> float:
@@ -47,8 +53,8 @@ def main() -> None:
     for size in args.sizes:
         reply = (page * (size // len(page) + 1))[:size]
         assert excerpt(reply, LIMIT) == mask(reply)[:LIMIT]
-        baseline = best_of(args.repeat, lambda reply=reply: mask(reply)[:LIMIT])
-        bounded = best_of(args.repeat, lambda reply=reply: excerpt(reply, LIMIT))
+        baseline = best_of(args.repeat, partial(masked_cut, reply))
+        bounded = best_of(args.repeat, partial(excerpt, reply, LIMIT))
         print(f"{size:>12,} {baseline:>17.3f}s {bounded:>9.4f}s {baseline / bounded:>8.0f}x")
 
 

@@ -45,7 +45,7 @@ async def run(db_url: str, total: int, single: int) -> None:
     engine = create_engine_for(db_url)
     upgrade(engine)
     settings = Settings(
-        database={"url": db_url},  # type: ignore[arg-type]
+        database={"url": db_url},
         server=ServerSettings(api_tokens=[SecretStr(TOKEN)], max_body_bytes=10_000_000),
     )
     app = Starlette(

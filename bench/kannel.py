@@ -13,8 +13,17 @@ e2e test), then on that same Kannel:
 Campaigner runs in a fresh process on a fresh SQLite database each time. It prints both
 figures, the ratios and the machine's load before and after.
 
+With several `--max-in-flight` values and `--runs`, each run measures Kannel alone and
+Campaigner with DLRs once per value, side by side (`ab` just before each Campaigner run),
+so a change in the machine's load falls on both figures of a ratio alike; a summary of the
+ratios per value ends the output. `--smsbox-option` adds lines to smsbox's configuration
+for both (fair: the same Kannel for `ab` and for Campaigner). `--db-url` puts Campaigner's
+ledger on that database (its tables are dropped and made again for each run).
+
     .venv/bin/python bench/kannel.py                          # 5,000 messages
     .venv/bin/python bench/kannel.py --messages 20000 --max-in-flight 16
+    .venv/bin/python bench/kannel.py --max-in-flight 64 128 256 --runs 3 --skip-plain
+    .venv/bin/python bench/kannel.py --db-url postgresql+psycopg://postgres@127.0.0.1/bench_x
     .venv/bin/python bench/kannel.py --messages 3000 --profile prof   # py-spy stacks in prof/
 """
 
@@ -42,12 +51,12 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 
 from bulk_ledger import plan_sample_messages, sample_project  # noqa: E402
 from kannel_stack import PASSWORD, USERNAME, KannelStack, free_port, missing_binaries  # noqa: E402
-from sqlalchemy import func, select  # noqa: E402
+from sqlalchemy import create_engine, func, select, text  # noqa: E402
 
 from campaigner.clock import SystemClock  # noqa: E402
 from campaigner.config import GatewaySettings, Settings  # noqa: E402
-from campaigner.db import create_engine_for, session_factory  # noqa: E402
-from campaigner.db.models import Message, MessageStatus  # noqa: E402
+from campaigner.db import create_engine_for, session_factory, upgrade  # noqa: E402
+from campaigner.db.models import Base, Message, MessageStatus  # noqa: E402
 from campaigner.gateways.kannel import KannelGateway  # noqa: E402
 from campaigner.runtime import Runtime  # noqa: E402
 from campaigner.server.app import create_app  # noqa: E402
@@ -196,7 +205,9 @@ def wait_for_delivery(stack: KannelStack, total: int) -> None:
 # -- Campaigner (in its own process) ------------------------------------------------------
 
 
-def campaigner_settings(workdir: Path, sendsms_url: str, in_flight: int, port: int) -> Settings:
+def campaigner_settings(
+    workdir: Path, sendsms_url: str, in_flight: int, port: int, db_url: str | None = None
+) -> Settings:
     gateway = GatewaySettings(
         name="kannel",
         url=sendsms_url,
@@ -205,17 +216,31 @@ def campaigner_settings(workdir: Path, sendsms_url: str, in_flight: int, port: i
         sender=SENDER,
         max_in_flight=in_flight,
     )
-    settings = sample_project(workdir, gateway)
+    settings = sample_project(workdir, gateway, db_url)
     server = Settings.model_validate({"server": {"port": port, "webhook_token": TOKEN}}).server
     return settings.model_copy(update={"server": server})
 
 
+def empty_database(db_url: str) -> None:
+    """Drop Campaigner's tables in `db_url` and make them again: a fresh ledger per run."""
+    engine = create_engine(db_url)
+    with engine.begin() as connection:
+        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+        connection.execute(text(f"DROP TABLE IF EXISTS {tables}, alembic_version CASCADE"))
+    engine.dispose()
+    engine = create_engine_for(db_url)
+    upgrade(engine)
+    engine.dispose()
+
+
 def campaigner_run(
-    sendsms_url: str, messages: int, in_flight: int, reports: bool
+    sendsms_url: str, messages: int, in_flight: int, reports: bool, db_url: str | None
 ) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()
-        settings = campaigner_settings(Path(tmp), sendsms_url, in_flight, port)
+        settings = campaigner_settings(Path(tmp), sendsms_url, in_flight, port, db_url)
+        if db_url is not None:
+            empty_database(db_url)
         engine = create_engine_for(settings.database.url)
         plan_sample_messages(session_factory(engine), messages)
         engine.dispose()
@@ -231,6 +256,11 @@ def campaigner_run(
                 settings=settings, sessions=sessions, clock=clock, gateways=runtime.gateways
             )
             server = BackgroundServer(app, port=port).start()
+        # As `campaigner run` does once it has built everything (imported here: the module
+        # also serves bench/kannel_cpu.py's runs of versions without it).
+        from campaigner.daemon.heap import settle_after_start
+
+        settle_after_start()
         print("ready", flush=True)
         sys.stdin.readline()  # the parent may attach a profiler now
         started = time.perf_counter()
@@ -269,12 +299,19 @@ def _delivered(sessions: object) -> int:
 
 
 def campaigner(
-    stack: KannelStack, messages: int, in_flight: int, reports: bool, profile: Path | None
+    stack: KannelStack,
+    messages: int,
+    in_flight: int,
+    reports: bool,
+    profile: Path | None,
+    db_url: str | None,
 ) -> dict[str, float]:
     command = [sys.executable, __file__, "--campaigner", stack.sendsms_url]
     command += ["--messages", str(messages), "--max-in-flight", str(in_flight)]
     if reports:
         command.append("--reports")
+    if db_url:
+        command += ["--db-url", db_url]
     worker = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert worker.stdin is not None and worker.stdout is not None
     assert worker.stdout.readline().strip() == "ready"
@@ -298,71 +335,118 @@ def campaigner(
         raise SystemExit(f"campaigner worker failed ({worker.returncode})")
     if spy is not None:
         spy.wait(timeout=60)
-    return json.loads(out.strip().splitlines()[-1])  # type: ignore[no-any-return]
+    return json.loads(out.strip().splitlines()[-1])
 
 
-def load() -> str:
-    return os.getloadavg().__repr__()
+def run_once(
+    stack: KannelStack, counter: ReportCounter, args: argparse.Namespace, sent: int
+) -> tuple[list[str], dict[int, float], int]:
+    """One run: (lines to print, with-DLR ratio per max_in_flight, messages sent so far)."""
+    n = args.messages
+    lines = [f"load {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} (1, 5 min)"]
+    if not args.skip_plain:
+        url = f"{stack.sendsms_url}/cgi-bin/sendsms?" + sendsms_query()
+        ab_plain, ab_cpu = kannel_alone(stack, lambda: run_ab(url, n, args.concurrency))
+        sent += n
+        wait_for_delivery(stack, sent)
+        first = args.max_in_flight[0]
+        ours = campaigner(stack, n, first, False, args.profile, args.db_url)
+        sent += n
+        wait_for_delivery(stack, sent)
+        plain = n / ours["send_seconds"]
+        lines += [
+            f"{'Kannel alone, ab -c ' + str(args.concurrency) + ', no DLR':<38} {ab_plain:>9,.0f}"
+            f"   CPU {1000 * ab_cpu / n:.2f} ms/msg (Kannel + ab)",
+            f"{'Campaigner, no DLR, ' + str(first) + ' in flight':<38} {plain:>9,.0f}"
+            f"   {plain / ab_plain:>5.0%} of Kannel   CPU {1000 * ours['cpu_seconds'] / n:.2f}"
+            " ms/msg",
+        ]
+    ratios: dict[int, float] = {}
+    for in_flight in args.max_in_flight:
+        (ab_accept, ab_dlr), ab_dlr_cpu = kannel_alone(
+            stack, lambda: kannel_with_reports(stack, counter, n, args.concurrency)
+        )
+        sent += n
+        wait_for_delivery(stack, sent)
+        ours_dlr = campaigner(stack, n, in_flight, True, args.profile, args.db_url)
+        sent += n
+        wait_for_delivery(stack, sent)
+        with_dlr = n / ours_dlr["report_seconds"]
+        lag = ours_dlr["report_seconds"] - ours_dlr["send_seconds"]
+        ratios[in_flight] = with_dlr / ab_dlr
+        lines += [
+            f"{'Kannel alone, with DLRs':<38} {ab_dlr:>9,.0f}   (ab accepted {ab_accept:,.0f}/s)"
+            f"   CPU {1000 * ab_dlr_cpu / n:.2f} ms/msg (Kannel + ab)",
+            f"{'Campaigner, with DLRs, ' + str(in_flight) + ' in flight':<38} {with_dlr:>9,.0f}"
+            f"   {with_dlr / ab_dlr:>5.0%} of Kannel   (sent at "
+            f"{n / ours_dlr['send_seconds']:,.0f}/s; last DLR applied {lag:.2f} s after the "
+            f"last send; CPU {1000 * ours_dlr['cpu_seconds'] / n:.2f} ms/msg, webhooks included)",
+        ]
+    lines.append(f"load {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} (1, 5 min)")
+    return lines, ratios, sent
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--messages", type=int, default=5_000)
     parser.add_argument("--concurrency", type=int, default=16, help="ab -c")
-    parser.add_argument("--max-in-flight", type=int, default=16, help="gateway.max_in_flight")
+    parser.add_argument(
+        "--max-in-flight",
+        type=int,
+        nargs="+",
+        default=[16],
+        help="gateway.max_in_flight; several values are measured one after another",
+    )
+    parser.add_argument("--runs", type=int, default=1, help="repeat the whole measurement")
+    parser.add_argument("--skip-plain", action="store_true", help="only the with-DLR figures")
+    parser.add_argument(
+        "--db-url", help="Campaigner's ledger here, not a fresh SQLite (its tables are dropped!)"
+    )
+    parser.add_argument(
+        "--smsbox-option",
+        action="append",
+        default=[],
+        metavar="LINE",
+        help="a line added to smsbox's group, e.g. 'immediate-sendsms-reply = true'",
+    )
     parser.add_argument("--profile", type=Path, help="py-spy each Campaigner run into this dir")
     parser.add_argument("--campaigner", metavar="SENDSMS_URL", help=argparse.SUPPRESS)
     parser.add_argument("--reports", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.campaigner:
-        result = campaigner_run(args.campaigner, args.messages, args.max_in_flight, args.reports)
+        result = campaigner_run(
+            args.campaigner, args.messages, args.max_in_flight[0], args.reports, args.db_url
+        )
         print(json.dumps(result))
         return
     if missing_binaries():
         raise SystemExit(f"Kannel binaries absent: {', '.join(missing_binaries())}")
     if shutil.which("ab") is None:
         raise SystemExit("ab absent: apt-get install apache2-utils")
-    n = args.messages
     print(
-        f"load before: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} (1, 5 min), "
-        f"{os.cpu_count()} cores; {n:,} messages per run"
+        f"{os.cpu_count()} cores; {args.messages:,} messages per figure; "
+        f"Campaigner on {args.db_url or 'SQLite'}; smsbox options: {args.smsbox_option or '-'}"
     )
+    options = "".join(f"{line}\n" for line in args.smsbox_option)
+    summary: dict[int, list[float]] = {value: [] for value in args.max_in_flight}
     with tempfile.TemporaryDirectory() as tmp:
-        stack = KannelStack(Path(tmp)).start(f"http://127.0.0.1:{free_port()}/inbound")
+        stack = KannelStack(Path(tmp), smsbox_options=options)
+        stack.start(f"http://127.0.0.1:{free_port()}/inbound")
         counter = ReportCounter().start()
+        sent = 0
         try:
-            url = f"{stack.sendsms_url}/cgi-bin/sendsms?" + sendsms_query()
-            ab_plain, ab_plain_cpu = kannel_alone(stack, lambda: run_ab(url, n, args.concurrency))
-            wait_for_delivery(stack, n)
-            ours = campaigner(stack, n, args.max_in_flight, False, args.profile)
-            wait_for_delivery(stack, 2 * n)
-            (ab_accept, ab_dlr), ab_dlr_cpu = kannel_alone(
-                stack, lambda: kannel_with_reports(stack, counter, n, args.concurrency)
-            )
-            wait_for_delivery(stack, 3 * n)
-            ours_dlr = campaigner(stack, n, args.max_in_flight, True, args.profile)
-            wait_for_delivery(stack, 4 * n)
+            for run in range(1, args.runs + 1):
+                lines, ratios, sent = run_once(stack, counter, args, sent)
+                print(f"-- run {run}: {lines[0]}")
+                print("\n".join(lines[1:]), flush=True)
+                for value, ratio in ratios.items():
+                    summary[value].append(ratio)
         finally:
             stack.stop()
-    plain = n / ours["send_seconds"]
-    with_dlr = n / ours_dlr["report_seconds"]
-    lag = ours_dlr["report_seconds"] - ours_dlr["send_seconds"]
-    print(f"{'':<34} {'msgs/s':>9}")
-    print(f"{'Kannel alone, ab -c ' + str(args.concurrency) + ', no DLR':<34} {ab_plain:>9,.0f}")
-    print(f"{'Campaigner, no DLR':<34} {plain:>9,.0f}   {plain / ab_plain:>5.0%} of Kannel")
-    print(f"{'Kannel alone, with DLRs':<34} {ab_dlr:>9,.0f}   (ab accepted {ab_accept:,.0f}/s)")
-    print(
-        f"{'Campaigner, with DLRs':<34} {with_dlr:>9,.0f}   {with_dlr / ab_dlr:>5.0%} of Kannel"
-        f"   (sent at {n / ours_dlr['send_seconds']:,.0f}/s)"
-    )
-    print(f"last DLR applied {lag:.2f} s after the last send")
-    print("CPU per message (user + system, all threads; the wall rates above share 2 cores):")
-    print(f"  Kannel + ab, no DLR      {1000 * ab_plain_cpu / n:6.2f} ms")
-    print(f"  Campaigner, no DLR       {1000 * ours['cpu_seconds'] / n:6.2f} ms")
-    print(f"  Kannel + ab, with DLRs   {1000 * ab_dlr_cpu / n:6.2f} ms")
-    dlr_cpu = 1000 * ours_dlr["cpu_seconds"] / n
-    print(f"  Campaigner, with DLRs    {dlr_cpu:6.2f} ms (its webhooks included)")
-    print(f"load after: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} (1, 5 min)")
+    print("with DLRs, Campaigner / Kannel alone, per run:")
+    for value, found in summary.items():
+        shares = ", ".join(f"{ratio:.0%}" for ratio in found)
+        print(f"  max_in_flight {value:>4}: {shares}   (lowest {min(found):.0%})")
 
 
 if __name__ == "__main__":

@@ -86,6 +86,12 @@ def worker(sendsms_url: str, messages: int, in_flight: int) -> None:
             sessions=session_factory(engine),
             gateway=KannelGateway(settings.gateway),
         )
+        try:  # as `campaigner run` does once it has built everything (versions that do)
+            from campaigner.daemon.heap import settle_after_start
+        except ImportError:
+            pass
+        else:
+            settle_after_start()
         threads_before = thread_cpu()
         started, cpu = time.perf_counter(), time.process_time()
         report = runtime.drain()

@@ -106,7 +106,7 @@ PRODUCT_RULES: list[Rule] = [
 ZONES = ["Asia/Tehran"] * 16 + ["Europe/Berlin", "America/New_York", "Asia/Dubai", "Europe/London"]
 CHUNK = 100_000
 DATED_SHARE = 0.3  # customers with a stored wedding anniversary
-DATED_RULES = [
+DATED_RULES: list[Rule] = [
     OccasionRule(trigger="occasion", name="nowruz", template="x", date="jalali:01-01"),
     PersonalDateRule(trigger="personal_date", name="anniversary", template="x", date="anniversary"),
     PersonalDateRule(
@@ -142,7 +142,7 @@ LAPSED = AnnouncementRule.model_validate(
         "audience": {"last_order_before": "2025-06-20"},
     }
 )
-APART = [WHOLE_SHOP, LAPSED]
+APART: list[Rule] = [WHOLE_SHOP, LAPSED]
 
 
 def stamp(moment: datetime) -> str:
@@ -368,6 +368,7 @@ def naive(url: str, rules: list[Rule], shop: ZoneInfo) -> Counter[str]:
         for customer_id, paid_at, order_id in session.execute(
             paid.order_by(Order.paid_at, Order.id)
         ):
+            assert paid_at is not None  # build() stamps every paid order
             history.setdefault(customer_id, []).append(paid_at)
             bought.setdefault(customer_id, []).append((paid_at, order_id))
         # Every line read; only the products the rules name are kept (memory).

@@ -265,6 +265,7 @@ def sql_report(engine: Engine, settings: Settings) -> tuple[Report, str]:
     """As `campaigner report` reads: two sessions at one snapshot where the code has them
     (an older version on PYTHONPATH, for before/after, reads in one session)."""
     helper: dict[str, Any] = {}
+    sessions: contextlib.AbstractContextManager[tuple[Any, Any] | None]
     try:
         from campaigner.db.snapshot import read_only_pair
     except ImportError:
@@ -303,6 +304,7 @@ def naive_report(engine: Engine) -> dict[str, dict[str, Any]]:
         for customer, paid_at, total in session.execute(
             select(Order.customer_id, Order.paid_at, Order.total).where(Order.status == "paid")
         ):
+            assert paid_at is not None  # every paid order of the shop is stamped
             purchases[customer].append((paid_at, total))
         for history in purchases.values():
             history.sort()

@@ -112,16 +112,16 @@ def _hold(port: int, pid: int, args: argparse.Namespace) -> int:
             open_ones[sock] = now
             opened += 1
         for key, _ in selector.select(timeout=0.01):
-            sock = key.fileobj
-            assert isinstance(sock, socket.socket)
+            ready = key.fileobj
+            assert isinstance(ready, socket.socket)
             try:
-                data = sock.recv(65536)
+                data = ready.recv(65536)
             except OSError:
                 data = b""
             if not data or b"\r\n\r\n" in data:  # closed, or answered (and closing)
-                selector.unregister(sock)
-                sock.close()
-                del open_ones[sock]
+                selector.unregister(ready)
+                ready.close()
+                del open_ones[ready]
         for sock, sent in list(open_ones.items()):
             if now - sent >= args.trickle:
                 try:

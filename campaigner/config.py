@@ -6,6 +6,7 @@ silently ignored. Secrets are `SecretStr` so that printing the settings never sh
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Callable, Collection, Iterator, Sequence
@@ -47,6 +48,8 @@ from campaigner.occasions import check_overrides, parse_occasion_date
 from campaigner.segments.rfm_map import SegmentMap
 from campaigner.shops.topics import ORDER_DELETED, WooCommerceTopic
 from campaigner.timezones import check_timezone as check_timezone  # re-exported
+
+log = logging.getLogger(__name__)
 
 ENV_PREFIX = "CAMPAIGNER_"
 
@@ -593,9 +596,29 @@ class SegmentSettings(Section):
         default_factory=dict,
         description='Replaces the standard map whole, e.g. { champions = ["5[4-5]"], ... }',
     )
-    full_interval: float = Field(
-        86400.0, gt=0, description="Seconds between the daemon's full recomputations"
+    daily_interval: float = Field(
+        86400.0,
+        gt=0,
+        description="Seconds between the daemon's segments passes: inputs of the customers "
+        "whose orders changed since the previous pass, then the shop-wide ranking",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_interval(cls, data: Any) -> Any:
+        """`full_interval` said "full", but the pass rereads only the orders changed since
+        the previous one; the old name is still read, with a warning, for existing files."""
+        if not isinstance(data, dict) or "full_interval" not in data:
+            return data
+        if "daily_interval" in data:
+            raise ValueError("give `daily_interval` only (`full_interval` is its old name)")
+        log.warning(
+            "[segments] full_interval is deprecated: rename it daily_interval"
+            " (the same seconds between the daemon's segments passes)"
+        )
+        data = dict(data)
+        data["daily_interval"] = data.pop("full_interval")
+        return data
 
     @field_validator("map")
     @classmethod

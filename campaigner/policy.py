@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-import jdatetime
-
+from campaigner.calendars import jalali_date
 from campaigner.config import SendingSettings, SendWindow
 from campaigner.timezones import zone_or
 
@@ -74,8 +73,8 @@ class QuietDays:
         if day.weekday() in self.weekdays or day in self.dates:
             return True
         if self.jalali:
-            j = jdatetime.date.fromgregorian(date=day)
-            return (j.month, j.day) in self.jalali
+            _, month, dom = jalali_date(day)
+            return (month, dom) in self.jalali
         return False
 
 

@@ -12,8 +12,10 @@ import os
 import shutil
 import socket
 import sys
+import threading
 import uuid
 from collections.abc import Iterator, Sequence
+from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -348,6 +350,26 @@ def refused_port() -> Iterator[int]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         yield int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A local port that accepts connections and never says a word: a database server that
+    hangs (overloaded, or behind a network that drops its answers) rather than refuses."""
+    accepted: list[socket.socket] = []
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+
+        def accept() -> None:
+            with suppress(OSError):  # the listening socket closed: the test is over
+                while True:
+                    accepted.append(server.accept()[0])
+
+        threading.Thread(target=accept, daemon=True).start()
+        yield int(server.getsockname()[1])
+    for connection in accepted:
+        connection.close()
 
 
 @pytest.fixture

@@ -2,7 +2,14 @@ from datetime import date, timedelta
 
 import pytest
 
-from campaigner.calendars import birthday_in_year, jalali_month_day, month_day, parse_date
+from campaigner.calendars import (
+    birthday_in_year,
+    jalali_date,
+    jalali_month_day,
+    jalali_weekday,
+    month_day,
+    parse_date,
+)
 
 
 def test_parse_gregorian_and_jalali() -> None:
@@ -39,7 +46,7 @@ def test_nowruz_moves_between_20_and_21_march() -> None:
     assert birthday_in_year(born, 1405, "jalali") == date(2026, 3, 21)
 
 
-def test_jalali_month_day_agrees_with_jdatetime_on_every_day() -> None:
+def test_jalali_dates_agree_with_jdatetime_on_every_day() -> None:
     """Every day from 1900 to 2100, leap years of both calendars included."""
     import jdatetime
 
@@ -47,6 +54,8 @@ def test_jalali_month_day_agrees_with_jdatetime_on_every_day() -> None:
     while day <= last:
         expected = jdatetime.date.fromgregorian(date=day)
         assert jalali_month_day(day) == expected.month * 100 + expected.day, day
+        assert jalali_date(day) == (expected.year, expected.month, expected.day), day
+        assert jalali_weekday(day) == expected.weekday(), day
         day += timedelta(days=1)
 
 

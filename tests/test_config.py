@@ -151,6 +151,20 @@ def test_a_segment_map_that_misses_a_cell_is_named_with_the_cell(tmp_path: Path)
     assert settings.segments.segment_map.segment(3, 5) == "lost"
 
 
+def test_the_segments_interval_is_read_under_its_old_name_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = load_settings(write(tmp_path, "[segments]\ndaily_interval = 3600\n"))
+    assert settings.segments.daily_interval == 3600
+    assert not caplog.records
+    settings = load_settings(write(tmp_path, "[segments]\nfull_interval = 7200\n"))
+    assert settings.segments.daily_interval == 7200
+    assert "full_interval is deprecated: rename it daily_interval" in caplog.text
+    both = "[segments]\nfull_interval = 7200\ndaily_interval = 3600\n"
+    with pytest.raises(ConfigError, match="daily_interval` only"):
+        load_settings(write(tmp_path, both))
+
+
 @pytest.mark.parametrize(
     ("text", "key"),
     [

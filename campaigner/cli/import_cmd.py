@@ -92,7 +92,8 @@ def _import_command(
     --map HEADER=FIELD. A column that matches no field is named in the summary (an error
     with --strict). Bad rows go to FILE.rejects.csv with their line number and
     reason; good rows still load; the summary counts them by kind of reason, with the
-    first lines of each. Importing the same file twice changes nothing.
+    first lines of each (the 20 commonest kinds; the rest on one line). Importing the
+    same file twice changes nothing.
 
     Rows are written in batches of 5,000, each one transaction, and the progress bar
     moves as they commit. An import stopped part-way (Ctrl-C, the database lost or

@@ -9,6 +9,7 @@ import click
 
 from campaigner.cli.context import AppContext, pass_app
 from campaigner.clock import SystemClock
+from campaigner.daemon.heap import settle_after_start
 from campaigner.daemon.runner import Service, lock_for
 from campaigner.display import shown
 from campaigner.logs import configure_logging
@@ -52,6 +53,7 @@ def run_cmd(app: AppContext, once: bool, log_format: str) -> None:
         lock.acquire()
     try:
         service = Service(settings, engine=app.engine, sessions=sessions, clock=SystemClock())
+        settle_after_start()
         if once:
             result = service.run_once()
             service.runtime.close()

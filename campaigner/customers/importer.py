@@ -62,6 +62,12 @@ LOADERS: dict[str, Callable[..., LoadResult]] = {
 }
 SHORTENED_EXAMPLES = 3  # lines named in the summary; the count covers the rest
 REJECTED_EXAMPLES = 3  # lines named per kind of rejection; the reject file has them all
+# A reason may name a value unquoted (a currency code, a year), which `rejection_kind` cannot
+# take out: the summary lists the commonest kinds and counts the rest as one, and kinds past
+# MAX_KINDS_COUNTED are counted with those from the start, so neither grows with the file.
+MAX_KINDS_SHOWN = 20
+MAX_KINDS_COUNTED = 1000
+OTHER_KINDS = "other reasons (see the reject file)"
 # A value quoted in a reason (Python's repr of it, either quote), left out of its kind.
 _QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
 _LINE = re.compile(r"\bline \d+")
@@ -122,12 +128,21 @@ class ImportReport:
         return text
 
     def rejections(self) -> list[str]:
-        """One line per kind of rejection, the commonest first: how many, and where."""
+        """One line per kind of rejection, the commonest first: how many, and where; past
+        MAX_KINDS_SHOWN kinds, one line counts the rest."""
+        kinds = sorted(
+            ((kind, count) for kind, count in self.reasons.items() if kind != OTHER_KINDS),
+            key=lambda item: -item[1],
+        )
         lines = []
-        for kind, count in sorted(self.reasons.items(), key=lambda item: -item[1]):
+        for kind, count in kinds[:MAX_KINDS_SHOWN]:
             where = ", ".join(map(str, self.reason_lines.get(kind, [])))
             more = ", …" if count > len(self.reason_lines.get(kind, [])) else ""
             lines.append(f"{count:>7} × {kind} (line{'s' if count > 1 else ''} {where}{more})")
+        rest = sum(count for _, count in kinds[MAX_KINDS_SHOWN:])
+        rest += self.reasons.get(OTHER_KINDS, 0)
+        if rest:
+            lines.append(f"{rest:>7} × {OTHER_KINDS}")
         return lines
 
     def committed_summary(self) -> str:
@@ -276,6 +291,8 @@ def import_csv(
     def reject(line: int, reason: str, raw: Mapping[str, str]) -> None:
         report.rejected += 1
         kind = rejection_kind(reason)
+        if kind not in report.reasons and len(report.reasons) >= MAX_KINDS_COUNTED:
+            kind = OTHER_KINDS
         report.reasons[kind] = report.reasons.get(kind, 0) + 1
         lines = report.reason_lines.setdefault(kind, [])
         if len(lines) < REJECTED_EXAMPLES:

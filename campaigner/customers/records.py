@@ -106,7 +106,8 @@ def parse_currency(value: str, default: str) -> str:
     text = CURRENCY_NAMES.get(text, text)
     if not _CURRENCY.fullmatch(text):
         raise RowError(
-            f"bad currency {value!r}: expected a code of 3 to 8 letters such as IRT, IRR, USD",
+            f"bad currency {_quoted(value)}: "
+            "expected a code of 3 to 8 letters such as IRT, IRR, USD",
             "currency",
         )
     return text
@@ -166,7 +167,7 @@ def parse_bool(value: str) -> bool:
         return True
     if text in FALSE:
         return False
-    raise RowError(f"not a yes/no value: {value!r}", "marketing_consent")
+    raise RowError(f"not a yes/no value: {_quoted(value)}", "marketing_consent")
 
 
 def parse_tags(value: str) -> str:
@@ -201,15 +202,17 @@ def parse_amount(value: Any, field: str = "total", currency: str | None = None) 
     number rather than text (a database's NUMERIC, a JSON number) is no locale's writing:
     it is read as it is.
     """
-    name = field.rsplit(".", 1)[-1]
+    name = _name(field)
     if not isinstance(value, str):
         amount = _decimal(as_text(value), value, field)
         _check_range(amount, value, field)
         return amount
     text = to_ascii_digits(value).strip().replace("٬", ",").replace("٫", ".") or "0"
+    # A plus sign says nothing: without it, `+150.000` would escape the thousands rules.
+    text = text.removeprefix("+")
     if "_" in text:
         raise RowError(
-            f"{name}: bad amount {value!r}: an underscore is no separator; "
+            f"{name}: bad amount {_quoted(value)}: an underscore is no separator; "
             "write digits (1500000) or thousands commas (1,500,000)",
             field,
         )
@@ -217,7 +220,7 @@ def parse_amount(value: Any, field: str = "total", currency: str | None = None) 
     if "," in text:
         if not _GROUPED.fullmatch(text):
             raise RowError(
-                f"{name}: ambiguous amount {value!r}: a comma is read only "
+                f"{name}: ambiguous amount {_quoted(value)}: a comma is read only "
                 "between thousands (1,500,000); write a decimal point (1.5)",
                 field,
             )
@@ -226,7 +229,7 @@ def parse_amount(value: Any, field: str = "total", currency: str | None = None) 
         text = text.replace(".", "")  # 150.000 toman: a hundred and fifty thousand
     elif digits is not None and text.count(".") > 1:
         raise RowError(
-            f"{name}: ambiguous amount {value!r}: {currency} has {digits} decimals, so dots "
+            f"{name}: ambiguous amount {_quoted(value)}: {currency} has {digits} decimals, so dots "
             "between thousands cannot be told from a decimal point; write 1250000 or 1,250,000",
             field,
         )
@@ -235,13 +238,13 @@ def parse_amount(value: Any, field: str = "total", currency: str | None = None) 
     places = max(0, -int(amount.as_tuple().exponent))
     if digits == 0 and amount != amount.to_integral_value():
         raise RowError(
-            f"{name}: bad amount {value!r}: {currency} has no decimals, and this is a "
+            f"{name}: bad amount {_quoted(value)}: {currency} has no decimals, and this is a "
             "fraction; write a whole amount (dots or commas only between thousands)",
             field,
         )
     if digits and places > digits:
         raise RowError(
-            f"{name}: ambiguous amount {value!r}: {currency} has {digits} decimals, not "
+            f"{name}: ambiguous amount {_quoted(value)}: {currency} has {digits} decimals, not "
             f"{places}; is a dot between thousands? write 150000, 150,000 or 150.00",
             field,
         )
@@ -252,12 +255,24 @@ def _decimal(text: str, value: Any, field: str) -> Decimal:
     try:
         return Decimal(text)
     except InvalidOperation:
-        raise RowError(f"bad amount {value!r}", field) from None
+        raise RowError(f"{_name(field)}: bad amount {_quoted(value)}", field) from None
 
 
 def _check_range(amount: Decimal, value: Any, field: str) -> None:
     if not amount.is_finite() or amount < 0 or amount >= MAX_AMOUNT:
-        raise RowError(f"bad amount {value!r}", field)
+        raise RowError(f"{_name(field)}: bad amount {_quoted(value)}", field)
+
+
+def _name(field: str) -> str:
+    """A field as its reason names it: `unit_price`, not `items.3.unit_price`."""
+    return field.rsplit(".", 1)[-1]
+
+
+def _quoted(value: Any, limit: int = 40) -> str:
+    """A value quoted in a reason, its start only: a 10,000-digit amount would otherwise be
+    repeated whole in the reject file, a webhook's answer and the log."""
+    text = as_text(value)
+    return repr(text if len(text) <= limit else text[:limit] + "…")
 
 
 def is_unix_time(value: object) -> bool:
@@ -279,7 +294,7 @@ def parse_unix_time(value: object, field: str = "paid_at") -> datetime:
         low, high = UNIX_SECONDS[0] * scale, UNIX_SECONDS[1] * scale
         if number.is_finite() and low <= number < high:
             return EPOCH + timedelta(microseconds=int(number * 1_000_000 / scale))
-    raise RowError(f"bad date/time {value!r}: {UNIX_TIME_RULE}", field)
+    raise RowError(f"bad date/time {_quoted(value)}: {UNIX_TIME_RULE}", field)
 
 
 def parse_number_time(value: object) -> datetime:
@@ -304,7 +319,7 @@ def parse_datetime(value: str, zone: ZoneInfo) -> datetime:
             instant = datetime.fromisoformat(to_ascii_digits(value).strip().replace("/", "-"))
         if instant.year < EARLIEST_YEAR:
             raise RowError(
-                f"bad date/time {value!r}: the year {instant.year} is no order's; a Jalali "
+                f"bad date/time {_quoted(value)}: the year {instant.year} is no order's; a Jalali "
                 "date? write it in the Gregorian calendar (2026-11-01)",
                 "paid_at",
             )
@@ -315,7 +330,7 @@ def parse_datetime(value: str, zone: ZoneInfo) -> datetime:
         raise
     except (ValueError, OverflowError):
         raise RowError(
-            f"bad date/time {value!r}: expected ISO 8601 (2026-05-01 14:30) or Unix time",
+            f"bad date/time {_quoted(value)}: expected ISO 8601 (2026-05-01 14:30) or Unix time",
             "paid_at",
         ) from None
 
@@ -329,7 +344,7 @@ def normalize_status(value: str) -> str:
     if text == "canceled":
         text = "cancelled"
     if text not in STATUSES:
-        raise RowError(f"unknown order status {value!r}", "status")
+        raise RowError(f"unknown order status {_quoted(value)}", "status")
     return text
 
 
@@ -341,7 +356,7 @@ def parse_locale(value: str, default: str) -> str:
     text = LANGUAGE_NAMES.get(text, text).replace("_", "-")
     if text.split("-")[0] not in LANGUAGES or len(text) > MAX_LENGTH["locale"]:
         raise RowError(
-            f"unknown locale {value!r}: expected a language code such as fa or en", "locale"
+            f"unknown locale {_quoted(value)}: expected a language code such as fa or en", "locale"
         )
     return text.split("-")[0]
 

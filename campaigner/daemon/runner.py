@@ -261,7 +261,7 @@ class Service:
             Task("reconcile", daemon.reconcile_interval, self.reconcile),
             Task("watch", daemon.watch_interval, self.watch_rules),
             Task("heartbeat", HEARTBEAT_INTERVAL, self.heartbeat),
-            Task("segments", self.settings.segments.full_interval, self.segments),
+            Task("segments", self.settings.segments.daily_interval, self.segments),
         ]
         if self.runtime.gateway.polls_inbound:
             tasks.append(Task("inbound", daemon.inbound_poll_interval, self.poll_inbound))

@@ -116,6 +116,8 @@ class Dispatcher:
                 label, fallback_gateway, fallback_settings, clock, sleep, breaker
             )
         self.routes = Routes(primary, fallback)
+        for route in self.routes.all:
+            _warn_if_capped(route, self.sending.batch_size)
 
     @property
     def circuit(self) -> dict[str, CircuitState]:
@@ -207,7 +209,7 @@ class Dispatcher:
             )
             pairs = [(message, customer) for message, customer in session.execute(query)]
             pairs.sort(key=lambda pair: precedence(pair[0]))
-            around = self.verdicts.neighbours(session, pairs, now)
+            around = self.verdicts.neighbours(session, pairs, now, claim)
             coupons = CouponBatch.begin(session)
             referrals = ReferralBatch.begin(session)
             for message, customer in pairs:
@@ -249,3 +251,26 @@ class Dispatcher:
             referrals.flush(session)
             write_claimed(session, claim, rows)
         return jobs
+
+
+def _warn_if_capped(route: Route, batch_size: int) -> None:
+    """Say so when a claimed batch makes fewer requests than `max_in_flight`: the sender
+    never runs more requests than one batch holds, so the setting would be capped silently.
+    Only a value someone chose: the default 4 is more than a batch gateway needs (Kavenegar's
+    default batch makes 3 requests), and a warning at every start would teach operators to
+    ignore warnings."""
+    requests = -(-batch_size // max(1, route.gateway.max_batch))
+    chosen = "max_in_flight" in route.settings.model_fields_set
+    if chosen and route.max_in_flight > requests:
+        logger.warning(
+            "gateway %s: max_in_flight = %d, but a batch of sending.batch_size = %d messages "
+            "makes only %d requests (%d messages each), so at most %d run at once; raise "
+            "sending.batch_size to at least %d",
+            route.label,
+            route.max_in_flight,
+            batch_size,
+            requests,
+            max(1, route.gateway.max_batch),
+            requests,
+            route.max_in_flight * max(1, route.gateway.max_batch),
+        )

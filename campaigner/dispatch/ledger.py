@@ -23,7 +23,18 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, Update, and_, bindparam, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    Update,
+    and_,
+    any_,
+    bindparam,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -226,6 +237,11 @@ def _write(
     connection = session.connection()
     by_arrays = connection.dialect.name == "postgresql"
     mine = {} if claim is None else {"mine": claim}
+    if by_arrays and rows:
+        # Lock the rows in id order first, as the delivery-report applier does: an UPDATE
+        # … FROM unnest locks them in whatever order the plan visits them, and crossed with
+        # the applier's ordered locks that was a deadlock (one of the two transactions lost).
+        connection.execute(_LOCK_IN_ORDER, {"lock_ids": sorted({row["id"] for row in rows})})
     for columns, group in groups.items():
         statement = _statement(condition, columns, by_arrays)
         if by_arrays:
@@ -236,6 +252,14 @@ def _write(
             statement,
             [{"row_id": row["id"], **mine, **{k: row[k] for k in columns}} for row in group],
         )
+
+
+_LOCK_IN_ORDER = (
+    select(_c.id)
+    .where(_c.id == any_(bindparam("lock_ids", type_=ARRAY(_c.id.type))))
+    .order_by(_c.id)
+    .with_for_update()
+)
 
 
 @cache

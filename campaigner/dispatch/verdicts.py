@@ -151,16 +151,17 @@ class Verdicts:
         session: Session,
         batch: Sequence[tuple[Message, Customer]],
         now: datetime,
+        claim: str,
     ) -> Neighbours:
         """One query each for opt-outs, recent sends, other ledger rows and the forecast of
-        the batch's phones, and one per rule with a condition to re-check."""
+        the batch's phones, and one per rule with a condition to re-check; the batch's rows
+        are those claimed under `claim`."""
         found = Neighbours()
         if self.recheck is not None:
             found.gone = self.recheck(session, [message for message, _ in batch], now)
         phones = {phone for m, c in batch if (phone := m.phone or c.phone)}
         if not phones:
             return found
-        mine = {message.id for message, _ in batch}
         zones = {customer.timezone for _, customer in batch}
         until = max(end_of_day(now, self.policy.zone(name)) for name in zones)
         found.opted_out = set(session.scalars(select(OptOut.phone).where(OptOut.phone.in_(phones))))
@@ -174,7 +175,7 @@ class Verdicts:
         for phone, rule, sent_at in history:
             if phone and sent_at and not self.policies(rule).transactional:
                 found.sent[phone].append(sent_at)
-        self._note_others(session, found, phones, mine, now, until)
+        self._note_others(session, found, phones, claim, now, until)
         marketing = [m.priority for m, _ in batch if not self.policies(m.rule).transactional]
         if marketing and self.forecast is not None:
             for due in self.forecast(session, phones, zones, now, until, min(marketing)):
@@ -187,7 +188,7 @@ class Verdicts:
         session: Session,
         found: Neighbours,
         phones: set[str],
-        mine: set[int],
+        claim: str,
         now: datetime,
         until: datetime,
     ) -> None:
@@ -197,8 +198,8 @@ class Verdicts:
             Message.status == MessageStatus.SENDING,
             and_(Message.claim.is_not(None), Message.lease_until >= now),
         )
-        # Plain rows, not ORM objects: the batch's own rows come back too, and only a few
-        # columns are read.
+        # Plain rows, not ORM objects: only a few columns are read. The batch's own rows
+        # stay in the database: fetched, they were most of the rows read.
         others = session.execute(
             select(*_OTHER_COLUMNS, Customer.timezone)
             .join(Customer, Customer.id == Message.customer_id)
@@ -206,10 +207,11 @@ class Verdicts:
                 Message.phone.in_(phones),
                 Message.status.in_((MessageStatus.QUEUED, MessageStatus.SENDING)),
                 or_(held, Message.scheduled_for <= until),
+                Message.claim.is_distinct_from(claim),
             )
         )
         for other in others:
-            if not other.phone or other.id in mine:
+            if not other.phone:
                 continue
             transactional = self.policies(other.rule).transactional
             if other.status == MessageStatus.SENDING or (

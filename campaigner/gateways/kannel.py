@@ -35,7 +35,9 @@ log = logging.getLogger(__name__)
 
 DLR_MASK = 31  # delivered, undelivered, buffered, accepted by SMSC, rejected by SMSC
 # Kannel's %d values: 1 delivered, 2 not delivered, 4 buffered, 8 accepted, 16 rejected.
-_ACCEPTED = (b"0:", b"3:")  # smsbox: accepted for delivery, queued for later delivery
+# smsbox: "0: Accepted for delivery", "3: Queued for later delivery" (bearerbox took it);
+# "Sent." (perhaps with " Message splits: 2") when `immediate-sendsms-reply` is set.
+_ACCEPTED = (b"0:", b"3:", b"Sent.")
 _DLR_STATUS = {1: "delivered", 2: "undelivered", 4: "sent", 8: "sent", 16: "undelivered"}
 
 
@@ -84,12 +86,11 @@ class KannelGateway(HttpGateway):
     def _send_one(self, message: OutgoingMessage) -> SendResult:
         if self.plain is not None:
             answer = self.plain.get(self._query(message))
-            if answer.status_code in (200, 202) and answer.content.strip()[:2] in _ACCEPTED:
+            if answer.status_code in (200, 202) and answer.content.strip().startswith(_ACCEPTED):
                 return SendResult.accepted(message.id)
             return self._refused(message, answer.to_httpx())
         response = self.request("GET", "cgi-bin/sendsms", params=self._params(message))
-        body = response.text.strip()
-        if response.status_code in (200, 202) and body[:2] in ("0:", "3:"):
+        if response.status_code in (200, 202) and response.content.strip().startswith(_ACCEPTED):
             return SendResult.accepted(message.id)
         return self._refused(message, response)
 

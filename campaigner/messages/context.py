@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from campaigner.config import Settings
 from campaigner.customers.categories import names as category_names
-from campaigner.db.models import Coupon, Customer, Order
+from campaigner.db.models import Customer, Order
 from campaigner.messages.names import clean_first_name, first_name_or_fallback, plain_words
 from campaigner.messages.referrals import referral_code_for, referral_url
 from campaigner.timezones import zone_or
@@ -117,12 +117,37 @@ class OccasionView:
     date: date
 
 
+class CouponFacts(Protocol):
+    """A coupon as the template shows it: stored (`Coupon`) or just issued by a batch."""
+
+    @property
+    def code(self) -> str: ...
+    @property
+    def percent(self) -> Decimal | None: ...
+    @property
+    def amount(self) -> Decimal | None: ...
+    @property
+    def expires_at(self) -> datetime: ...
+
+
 @dataclass(frozen=True)
 class CouponView:
     code: str
     percent: Number | None
     amount: Number | None
     expires_at: datetime
+
+
+# What templates see besides plain values: read through the sandbox without its checks.
+VIEWS: tuple[type, ...] = (
+    CustomerView,
+    ItemView,
+    OrderView,
+    ShopView,
+    RuleView,
+    OccasionView,
+    CouponView,
+)
 
 
 def build_context(
@@ -132,7 +157,7 @@ def build_context(
     trigger: str,
     rule_name: str,
     order: Order | None,
-    coupon: Coupon | None,
+    coupon: CouponFacts | None,
     settings: Settings,
     now: datetime,
     referral: bool = True,
@@ -149,13 +174,13 @@ def build_context(
     """
     zone = zone_or(customer.timezone, settings.customers.timezone)
     locale = customer.locale or settings.customers.locale
+    first_name = clean_first_name(customer.first_name)
+    last_words = plain_words(customer.last_name)
     context: dict[str, Any] = {
         "customer": CustomerView(
-            first_name=clean_first_name(customer.first_name),
-            last_name=" ".join(plain_words(customer.last_name)),
-            full_name=" ".join(
-                [*clean_first_name(customer.first_name).split(), *plain_words(customer.last_name)]
-            ),
+            first_name=first_name,
+            last_name=" ".join(last_words),
+            full_name=" ".join([*first_name.split(), *last_words]),
             locale=locale,
             tags=tuple(customer.tag_list),
             orders_count=customer.orders_count or 0,

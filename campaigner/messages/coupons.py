@@ -13,12 +13,13 @@ fails the whole batch, which goes back to the queue unsent and gets fresh codes 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, insert, select, update
+from sqlalchemy import CursorResult, Table, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
@@ -26,6 +27,7 @@ from campaigner.db.models import Coupon, Customer, Message, Order
 from campaigner.messages.codes import random_code
 from campaigner.spreadsheets import SpreadsheetWriter
 
+_COUPONS = cast(Table, Coupon.__table__)
 MAX_TRIES = 10
 BATCH = "campaigner.coupons.batch"
 LOOKUP_CHUNK = 500
@@ -64,7 +66,7 @@ def issue_coupon(
     prefix: str,
     now: datetime,
     generate: Callable[[str], str] = new_coupon_code,
-) -> Coupon:
+) -> Coupon | IssuedCoupon:
     """The coupon for this message: the stored one if it exists, else a new unique code."""
     batch = session.info.get(BATCH)
     if isinstance(batch, CouponBatch) and message_id is not None:
@@ -114,9 +116,24 @@ class CouponCodeTaken(Exception):
     """A code of the batch was taken by another dispatcher meanwhile: send the batch again."""
 
 
+@dataclass(frozen=True, slots=True)
+class IssuedCoupon:
+    """A coupon of a batch, not stored yet: plain data, where an ORM object cost as much to
+    make as the rest of issuing it."""
+
+    code: str
+    customer_id: int
+    rule: str
+    message_id: int
+    percent: Decimal | None
+    amount: Decimal | None
+    expires_at: datetime
+    created_at: datetime
+
+
 class CouponBatch:
     """Coupons for the messages rendered in one session, stored with one INSERT at `flush`
-    (the coupons handed out are not added to the session: they serve the templates).
+    (the coupons handed out are plain data, not in the session: they serve the templates).
 
     Start it with `CouponBatch.begin(session)` before rendering a batch and `flush` it before
     the rendered texts are written: a text is never stored (or sent) without its coupon.
@@ -124,9 +141,9 @@ class CouponBatch:
 
     def __init__(self, generate: Callable[[str], str] = new_coupon_code) -> None:
         self.generate = generate
-        self.existing: dict[int, Coupon] = {}
+        self.existing: dict[int, Coupon | IssuedCoupon] = {}
         self.looked_up: set[int] | None = None  # messages whose stored coupon was looked for
-        self.pending: list[Coupon] = []
+        self.pending: list[IssuedCoupon] = []
         self.codes: set[str] = set()
 
     @classmethod
@@ -149,7 +166,7 @@ class CouponBatch:
         valid_days: int,
         prefix: str,
         now: datetime,
-    ) -> Coupon:
+    ) -> Coupon | IssuedCoupon:
         if self.looked_up is None:
             self.looked_up = self._load_existing(session)
         found = self.existing.get(message_id)
@@ -162,7 +179,7 @@ class CouponBatch:
             if code not in self.codes:
                 break
             code = self.generate(prefix)
-        coupon = Coupon(
+        coupon = IssuedCoupon(
             code=code,
             customer_id=customer_id,
             rule=rule,
@@ -182,10 +199,14 @@ class CouponBatch:
         session.info.pop(BATCH, None)
         if not self.pending:
             return 0
-        columns = ("code", "customer_id", "rule", "message_id", "percent", "amount")
         rows = [
             {
-                **{name: getattr(coupon, name) for name in columns},
+                "code": coupon.code,
+                "customer_id": coupon.customer_id,
+                "rule": coupon.rule,
+                "message_id": coupon.message_id,
+                "percent": coupon.percent,
+                "amount": coupon.amount,
                 "expires_at": coupon.expires_at,
                 "created_at": coupon.created_at,
             }
@@ -193,7 +214,9 @@ class CouponBatch:
         ]
         try:
             with session.begin_nested():
-                session.execute(insert(Coupon), rows)
+                # The table, not the mapped class: a plain executemany, without the ORM's
+                # bulk insert bookkeeping.
+                session.execute(insert(_COUPONS), rows)
         except IntegrityError:
             raise CouponCodeTaken(
                 f"one of {len(self.pending)} new coupon codes was taken meanwhile"

@@ -12,6 +12,8 @@ from decimal import Decimal, InvalidOperation
 
 import jdatetime
 
+from campaigner.calendars import jalali_date, jalali_weekday
+
 PERSIAN_DIGITS = str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹")
 PERSIAN_THOUSANDS = "٬"  # U+066C ARABIC THOUSANDS SEPARATOR, the Persian convention
 PERSIAN_DECIMAL = "٫"  # U+066B ARABIC DECIMAL SEPARATOR
@@ -53,16 +55,17 @@ def jalali(value: date, fmt: str = "%Y/%m/%d") -> str:
     time zone (the context's dates are already in the customer's zone).
     """
     day = _as_date(value)
-    j = jdatetime.date.fromgregorian(date=day)
+    year, month, dom = jalali_date(day)
+    weekday = jdatetime.date.j_weekdays_fa[jalali_weekday(day)]
     fields: dict[str, str | int] = {
-        "Y": j.year,
-        "y": j.year % 100,
-        "m": j.month,
-        "d": j.day,
-        "B": jdatetime.date.j_months_fa[j.month - 1],
-        "b": jdatetime.date.j_months_fa[j.month - 1],
-        "A": jdatetime.date.j_weekdays_fa[j.weekday()],
-        "a": jdatetime.date.j_weekdays_fa[j.weekday()],
+        "Y": year,
+        "y": year % 100,
+        "m": month,
+        "d": dom,
+        "B": jdatetime.date.j_months_fa[month - 1],
+        "b": jdatetime.date.j_months_fa[month - 1],
+        "A": weekday,
+        "a": weekday,
     }
     return fa_digits(_format(value, fmt, fields))
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Mapping
+from functools import lru_cache
 
 _WORD_PART = re.compile(r"([-'’])")
 _DROPPED = dict.fromkeys(
@@ -19,8 +20,13 @@ _DROPPED = dict.fromkeys(
 )
 
 
+@lru_cache(maxsize=65_536)
 def clean_first_name(raw: str | None) -> str:
-    """Trimmed, spaces collapsed, Latin words in one case title-cased."""
+    """Trimmed, spaces collapsed, Latin words in one case title-cased.
+
+    Kept per name: a shop's customers share a few thousand first names, and telling a Latin
+    word looks up the Unicode name of each letter, for every message rendered.
+    """
     words = plain_words(raw)
     return " ".join(_title_latin(word) for word in words)
 

@@ -16,8 +16,9 @@ everything that costs time or memory to the render budget (`campaigner.messages.
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from functools import wraps
 from typing import Any
 
@@ -68,16 +69,31 @@ class BoundedEnvironment(SandboxedEnvironment):
     intercepted_binops = frozenset({"*", "**", "%", "+"})
 
     def __init__(
-        self, *, limits: RenderLimits, filters: Mapping[str, Callable[..., Any]], **options: Any
+        self,
+        *,
+        limits: RenderLimits,
+        filters: Mapping[str, Callable[..., Any]],
+        plain_data: Iterable[type] = (),
+        **options: Any,
     ) -> None:
+        """`plain_data`: frozen dataclasses of plain values (the context's views), whose
+        fields templates read without the sandbox's checks, which pass them anyway."""
         super().__init__(finalize=self._output, **options)
         self.limits = limits
+        self.plain_fields = {kind: _public_fields(kind) for kind in plain_data}
         self.globals.pop("lipsum", None)  # builds text in a Python loop no deadline can stop
         self.filters.update(filters)
         self.filters = {name: self._bounded_filter(name, f) for name, f in self.filters.items()}
 
     def budget(self) -> RenderBudget:
         return current(self.limits)
+
+    def make_globals(self, d: MutableMapping[str, Any] | None) -> MutableMapping[str, Any]:
+        """A template's globals as one plain dict (the environment's, then its own), where
+        Jinja chains the two maps: every render copies them into its context, and reading
+        through the chain cost a third of making that context. The environment's globals
+        are set once, in `__init__`, before any template is loaded."""
+        return {**self.globals, **(d or {})}
 
     # -- what compiled templates call ------------------------------------------------------
 
@@ -109,6 +125,10 @@ class BoundedEnvironment(SandboxedEnvironment):
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         self.budget().tick()
+        if attribute in self.plain_fields.get(type(obj), ()):
+            # A field of a view: data, never a method or anything internal. The sandbox's
+            # checks cost about 1 us of the 2.2 an attribute read took.
+            return getattr(obj, attribute)
         return super().getattr(obj, attribute)
 
     def getitem(self, obj: Any, argument: Any) -> Any:
@@ -173,6 +193,16 @@ class BoundedEnvironment(SandboxedEnvironment):
             return budget.built_value(function(*args, **kwargs), f"the {name} filter")
 
         return bounded
+
+
+def _public_fields(kind: type) -> frozenset[str]:
+    """The fields of a frozen dataclass, none of them private."""
+    if not dataclasses.is_dataclass(kind) or not kind.__dataclass_params__.frozen:  # type: ignore[attr-defined]
+        raise TypeError(f"{kind.__name__}: plain data must be a frozen dataclass")
+    names = frozenset(field.name for field in dataclasses.fields(kind))
+    if any(name.startswith("_") for name in names):
+        raise TypeError(f"{kind.__name__}: plain data with a private field")
+    return names
 
 
 class _BoundedFormatter(SandboxedFormatter):

@@ -40,7 +40,7 @@ from campaigner.errors import one_line
 from campaigner.files import Unreadable, read_text_file
 from campaigner.messages import filters
 from campaigner.messages.budget import RenderLimits, TemplateLimit, render_budget
-from campaigner.messages.context import TRIGGER_VARIABLES, sample_context
+from campaigner.messages.context import TRIGGER_VARIABLES, VIEWS, sample_context
 from campaigner.messages.names import fallback_for
 from campaigner.messages.sandbox import BoundedEnvironment
 from campaigner.messages.sms import measure
@@ -85,6 +85,7 @@ class MessageTemplates:
                 **filters.FILTERS,
                 "money": _money(settings.customers.currency, settings.customers.locale),
             },
+            plain_data=VIEWS,
             loader=_Snapshot(self.directory, self.sources),
             undefined=StrictUndefined,
             autoescape=False,

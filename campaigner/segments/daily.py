@@ -5,8 +5,10 @@ Every loader that writes orders (CSV import, sources sync, ingest API, shop webh
 merges) already refreshes the inputs of the customers it touched and rescores, so
 regrouping every order of the shop each day would recompute inputs that are already right
 (at 1M customers / 3M orders, 15 s of CPU on SQLite). The daily pass is the safety net for
-writes that did not: it refreshes the customers of the orders whose `updated_at` is after
-the latest one the previous pass saw (an index range on `orders.updated_at`), and
+writes that did not: it refreshes the customers of the orders whose `updated_at` is at or
+after the latest one the previous pass saw (an index range on `orders.updated_at`; "at"
+because MariaDB keeps whole seconds, and an order may be written in that second after the
+pass read it), and
 everybody when there was no previous pass or the shop's main currency changed (inputs of
 customers who paid in several currencies depend on it). It also applies a map changed in
 config, since the ranking always covers the whole shop.
@@ -60,16 +62,19 @@ def stale(session: Session, main_currency: str) -> tuple[list[int] | None, dict[
     remember once it has."""
     state = session.get(SyncState, STATE)
     cursor: dict[str, Any] = dict(state.cursor) if state else {}
-    # Read before refreshing: an order committed after this read has a later stamp and is
-    # read next time. (One committed later with an earlier stamp was written by a loader,
-    # which refreshed its customer itself.)
+    # Read before refreshing: an order committed after this read has a later stamp, or the
+    # same one where stamps are coarse (MariaDB keeps whole seconds), and is read next time.
+    # (One committed later with an earlier stamp was written by a loader, which refreshed
+    # its customer itself.)
     latest = session.scalar(select(func.max(Order.updated_at)))
     mark = {"currency": main_currency, "orders_updated_at": _stamp(latest)}
     since = _seen(cursor.get("orders_updated_at"))
     if since is None or cursor.get("currency") != main_currency:
         return None, mark
+    # From the mark itself: the orders stamped with it are read again (refreshing is
+    # idempotent), so one written in the mark's second after it was read is not missed.
     # Deduplicated here: with DISTINCT, SQLite walks an index on customer_id, every order.
-    changed = select(Order.customer_id).where(Order.updated_at > since)
+    changed = select(Order.customer_id).where(Order.updated_at >= since)
     return sorted(set(session.scalars(changed))), mark
 
 

@@ -6,13 +6,20 @@ table's four secondary indexes (every segment changes, so PostgreSQL cannot upda
 place). Here, with the table (nearly) empty, the pass instead:
 
 1. drops the secondary indexes, inside the pass's transaction (a failed pass gets them back
-   with its rollback, on SQLite and PostgreSQL alike);
-2. groups every payer's inputs into a temporary table, and reads the quintile thresholds
-   from it with one `ROW_NUMBER()` sort per score;
-3. replaces the rows with inputs and scores in one INSERT, in `customer_id` order, keeping
-   `scored_at` for the rows whose scores did not move, and records the segment moves;
-4. creates the indexes again from the model (the migration's names and definitions): one
-   sorted build each instead of a million random inserts.
+   with its rollback, on SQLite and PostgreSQL alike), and empties the table, keeping the
+   previous scores aside;
+2. ranks, in one of two ways, each the cheaper on its database:
+   - PostgreSQL groups every payer's inputs into a temporary table, reads the quintile
+     thresholds from it with one `ROW_NUMBER()` sort per score, then writes the rows with
+     inputs and scores in one INSERT, in `customer_id` order. (The other way would update
+     a million rows it has just inserted: a second version of each, in every index.)
+   - SQLite inserts the inputs straight into the table, builds the indexes on inputs, walks
+     them for the thresholds as the usual pass does, and writes the scores with one UPDATE
+     in place: at 1M customers 0.8 s of CPU, where the three sorts of a temporary table
+     cost 2 s and the temporary table itself one more write of every payer;
+3. keeps `scored_at` for the rows whose scores did not move, and records the segment moves;
+4. creates the remaining indexes from the model (the migration's names and definitions):
+   one sorted build each instead of a million random inserts.
 
 It ranks and writes exactly what the usual pass would (tests/segments/test_fill.py). While
 it runs, PostgreSQL readers of `customer_scores` wait (DROP INDEX locks the table until
@@ -26,6 +33,7 @@ from typing import Any
 
 from sqlalchemy import (
     Column,
+    Index,
     Integer,
     MetaData,
     Numeric,
@@ -41,6 +49,7 @@ from sqlalchemy import (
     select,
     text,
     type_coerce,
+    update,
 )
 from sqlalchemy.orm import Session
 from sqlalchemy.types import NullType
@@ -60,6 +69,7 @@ from campaigner.segments.scoring import (
     score_columns,
     scores,
     segment_of,
+    thresholds,
     tile_ends,
 )
 
@@ -83,7 +93,7 @@ _inputs = Table(
 _previous = Table(
     "segment_previous",
     MetaData(),
-    Column("customer_id", Integer),
+    Column("customer_id", Integer, primary_key=True),
     *(Column(name, Integer) for name in SCORES[:3]),
     Column("segment", String(24)),
     Column("scored_at", UTCDateTime),
@@ -108,22 +118,89 @@ def fill(
     secondary = sorted(scores.indexes, key=lambda index: str(index.name))
     for index in secondary:
         index.drop(connection)
-    for table in (_inputs, _previous):
-        session.execute(text(f"DROP TABLE IF EXISTS {table.name}"))
-        table.create(connection)
-    if dialect == "postgresql":  # sorting the orders beats a hash table that spills (3.2 s / 4.3 s)
-        session.execute(text("SET LOCAL enable_hashagg = off"))
+    session.execute(text(f"DROP TABLE IF EXISTS {_previous.name}"))
+    _previous.create(connection)
+    kept = ["customer_id", *SCORES, "scored_at"]
+    session.execute(insert(_previous).from_select(kept, select(*(scores.c[n] for n in kept))))
+    session.execute(delete(scores))
+    if dialect == "postgresql":
+        # The planner then knows how few there are: probed, not hashed.
+        session.execute(text(f"ANALYZE {_previous.name}"))
+        payers = _ranked_aside(session, segment_map, now, main_currency, dialect)
+        built: list[Index] = []
+    else:
+        payers, built = _ranked_in_place(session, segment_map, now, main_currency, dialect)
+
+    s, p = scores.c, _previous.c
+    stamp = literal(now, UTCDateTime())
+    old = func.coalesce(p.segment, literal(NO_SEGMENT))
+    both = scores.outerjoin(_previous, p.customer_id == s.customer_id)
+    history = ["customer_id", "old", "new", "changed_at"]
+    session.execute(
+        insert(changes).from_select(
+            history,
+            select(s.customer_id, old, s.segment, stamp)
+            .select_from(both)
+            .where(s.segment != old)
+            .order_by(s.customer_id),
+        )
+    )
+    gone = ~exists().where(s.customer_id == p.customer_id)
+    session.execute(
+        insert(changes).from_select(
+            history,
+            select(p.customer_id, p.segment, literal(NO_SEGMENT), stamp).where(
+                gone, p.segment != NO_SEGMENT
+            ),
+        )
+    )
+    if dialect == "postgresql":
+        session.execute(text(f"SET LOCAL maintenance_work_mem = '{BUILD_MEMORY_MB}MB'"))
+    for index in secondary:
+        if index not in built:
+            index.create(connection)
+
+    # Counted from the previous rows (none on a first pass), not from a million new ones.
+    kept_row = exists().where(s.customer_id == p.customer_id)
+    unmoved = session.scalar(
+        select(func.count())
+        .select_from(_previous)
+        .where(kept_row.where(*(s[name].is_not_distinct_from(p[name]) for name in SCORES)))
+    )
+    stayed = session.scalar(
+        select(func.count()).select_from(_previous).where(kept_row.where(s.segment == p.segment))
+    )
+    # A payer in "none" (only if the map left a cell out) without a previous row did not move.
+    unplaced = session.scalar(
+        select(func.count()).where(
+            s.segment == NO_SEGMENT, ~exists().where(p.customer_id == s.customer_id)
+        )
+    )
+    removed = session.scalar(select(func.count()).select_from(_previous).where(gone))
+    left = session.scalar(
+        select(func.count()).select_from(_previous).where(gone, p.segment != NO_SEGMENT)
+    )
+    written = payers - (unmoved or 0) + (removed or 0)
+    arrived = payers - (stayed or 0) - (unplaced or 0)
+    session.execute(text(f"DROP TABLE {_previous.name}"))
+    return RescoreResult(scored=written, changed=arrived + (left or 0))
+
+
+def _ranked_aside(
+    session: Session, segment_map: SegmentMap, now: datetime, main_currency: str, dialect: str
+) -> int:
+    """PostgreSQL: inputs into a temporary table, thresholds by sorting it, then the rows
+    with inputs and scores in one INSERT. Returns the number of payers."""
+    connection = session.connection()
+    session.execute(text(f"DROP TABLE IF EXISTS {_inputs.name}"))
+    _inputs.create(connection)
+    # Sorting the orders beats a hash table that spills (3.2 s / 4.3 s).
+    session.execute(text("SET LOCAL enable_hashagg = off"))
     session.execute(
         insert(_inputs).from_select(["customer_id", *INPUTS], payer_inputs(None, main_currency))
     )
-    if dialect == "postgresql":
-        session.execute(text("SET LOCAL enable_hashagg TO DEFAULT"))
-    kept = ["customer_id", *SCORES, "scored_at"]
-    session.execute(insert(_previous).from_select(kept, select(*(scores.c[n] for n in kept))))
-    if dialect == "postgresql":  # the planner then knows how few there are: probed, not hashed
-        session.execute(text(f"ANALYZE {_previous.name}"))
+    session.execute(text("SET LOCAL enable_hashagg TO DEFAULT"))
     limits, payers = _thresholds(session, dialect)
-    session.execute(delete(scores))
 
     i, p = _inputs.c, _previous.c
     r, f, m = score_columns(_inputs, dialect, limits)
@@ -150,59 +227,51 @@ def fill(
     session.execute(
         insert(scores).from_select([*("customer_id", *INPUTS, *SCORES), "scored_at"], rows)
     )
+    session.execute(text(f"DROP TABLE {_inputs.name}"))
+    return payers
 
-    s = scores.c
-    old = func.coalesce(p.segment, literal(NO_SEGMENT))
-    both = scores.outerjoin(_previous, p.customer_id == s.customer_id)
-    history = ["customer_id", "old", "new", "changed_at"]
+
+def _ranked_in_place(
+    session: Session, segment_map: SegmentMap, now: datetime, main_currency: str, dialect: str
+) -> tuple[int, list[Index]]:
+    """SQLite: inputs straight into the table, the indexes on inputs built, the thresholds
+    walked along them as the usual pass does (instead of three more sorts of a million
+    rows), then the scores written by one UPDATE in place. Returns the number of payers and
+    the indexes built."""
+    connection = session.connection()
+    # The groups come out in customer_id order: appended to the primary key.
     session.execute(
-        insert(changes).from_select(
-            history,
-            select(s.customer_id, old, s.segment, stamp)
-            .select_from(both)
-            .where(s.segment != old)
-            .order_by(s.customer_id),
-        )
+        insert(scores).from_select(["customer_id", *INPUTS], payer_inputs(None, main_currency))
     )
-    gone = ~exists().where(s.customer_id == p.customer_id)
-    session.execute(
-        insert(changes).from_select(
-            history,
-            select(p.customer_id, p.segment, literal(NO_SEGMENT), stamp).where(
-                gone, p.segment != NO_SEGMENT
-            ),
-        )
-    )
-    if dialect == "postgresql":
-        session.execute(text(f"SET LOCAL maintenance_work_mem = '{BUILD_MEMORY_MB}MB'"))
-    for index in secondary:
+    on_inputs = [
+        index
+        for index in sorted(scores.indexes, key=lambda index: str(index.name))
+        if not {column.name for column in index.columns} & set(SCORES)
+    ]
+    for index in on_inputs:
         index.create(connection)
-
-    # Counted from the previous rows (none on a first pass), not from a million new ones.
-    kept_row = exists().where(s.customer_id == p.customer_id)
-    unmoved = session.scalar(
-        select(func.count())
-        .select_from(_previous)
-        .where(kept_row.where(*(s[name].is_not_distinct_from(p[name]) for name in SCORES)))
-    )
-    stayed = session.scalar(
-        select(func.count()).select_from(_previous).where(kept_row.where(s.segment == p.segment))
-    )
-    # A payer in "none" (only if the map left a cell out) without a previous row did not move.
-    unplaced = session.scalar(
-        select(func.count()).where(
-            s.segment == NO_SEGMENT, ~exists().where(p.customer_id == s.customer_id)
+    limits = thresholds(session, dialect)
+    payers = session.scalar(select(func.count()).select_from(scores)) or 0
+    if not payers:
+        return 0, on_inputs
+    s, p = scores.c, _previous.c
+    r, f, m = score_columns(scores, dialect, limits)
+    session.execute(
+        update(scores).values(
+            recency_score=r,
+            frequency_score=f,
+            monetary_score=m,
+            segment=segment_of(segment_map, r, f),
+            scored_at=literal(now, UTCDateTime()),
         )
     )
-    removed = session.scalar(select(func.count()).select_from(_previous).where(gone))
-    left = session.scalar(
-        select(func.count()).select_from(_previous).where(gone, p.segment != NO_SEGMENT)
+    # The few rows whose scores did not move keep their stamp.
+    unmoved = exists().where(
+        p.customer_id == s.customer_id, *(s[name].is_not_distinct_from(p[name]) for name in SCORES)
     )
-    written = payers - (unmoved or 0) + (removed or 0)
-    arrived = payers - (stayed or 0) - (unplaced or 0)
-    for table in (_inputs, _previous):
-        session.execute(text(f"DROP TABLE {table.name}"))
-    return RescoreResult(scored=written, changed=arrived + (left or 0))
+    previous_stamp = select(p.scored_at).where(p.customer_id == s.customer_id).scalar_subquery()
+    session.execute(update(scores).where(unmoved).values(scored_at=previous_stamp))
+    return payers, on_inputs
 
 
 def _thresholds(session: Session, dialect: str) -> tuple[Thresholds, int]:

@@ -56,7 +56,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import cast as sa_cast
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.types import NullType
 
@@ -122,7 +122,9 @@ def payer_inputs(chunk: list[int] | None, main_currency: str) -> Select[Any]:
     """Each payer's inputs (`customer_id`, then INPUTS) from their paid orders, of these
     customers (None: of everybody)."""
     o = orders.alias("o")
-    currency = func.coalesce(func.nullif(o.c.currency, ""), main_currency)
+    # COALESCE(NULLIF(currency, ''), main) as one CASE: no function call per order, three
+    # times per order (at 3M orders 0.7 s of SQLite's CPU).
+    currency = case((o.c.currency != "", o.c.currency), else_=literal(main_currency))
     net = o.c.total - o.c.refunded
     paid = [o.c.status == "paid", o.c.paid_at.is_not(None)]
     # Everybody: grouped by `customer_id + 0`, which no index serves, so SQLite reads the
@@ -160,13 +162,21 @@ def _inputs_writes(chunk: list[int] | None, main_currency: str, dialect: str) ->
     """An upsert of the payers' inputs from their paid orders (rows whose inputs did not move
     are left alone), and zero inputs for scored customers without a paid order any more."""
     spend = payer_inputs(chunk, main_currency)
-    upsert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(scores)
-    upsert = upsert.from_select(["customer_id", *INPUTS], spend)
-    payers = upsert.on_conflict_do_update(
-        index_elements=[scores.c.customer_id],
-        set_={name: upsert.excluded[name] for name in INPUTS},
-        where=or_(*(scores.c[name].is_distinct_from(upsert.excluded[name]) for name in INPUTS)),
-    )
+    payers: Any
+    if dialect in ("mysql", "mariadb"):
+        # No WHERE on MariaDB's upsert; it leaves a row whose values do not change unwritten.
+        mysql_upsert = mysql.insert(scores).from_select(["customer_id", *INPUTS], spend)
+        payers = mysql_upsert.on_duplicate_key_update(
+            {name: mysql_upsert.inserted[name] for name in INPUTS}
+        )
+    else:
+        upsert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(scores)
+        upsert = upsert.from_select(["customer_id", *INPUTS], spend)
+        payers = upsert.on_conflict_do_update(
+            index_elements=[scores.c.customer_id],
+            set_={name: upsert.excluded[name] for name in INPUTS},
+            where=or_(*(scores.c[name].is_distinct_from(upsert.excluded[name]) for name in INPUTS)),
+        )
     o2 = orders.alias("o2")
     any_paid = exists().where(
         o2.c.customer_id == scores.c.customer_id,

@@ -15,6 +15,8 @@ from typing import Any
 
 from campaigner.customers.records import RowError, as_text
 
+MAX_DIGITS = 20
+
 
 def obj(value: Any, field: str) -> Mapping[str, Any]:
     """A JSON object; null (or absent) is an empty one."""
@@ -54,13 +56,17 @@ def money(value: Any, field: str) -> Decimal:
 
 
 def whole(value: Any, field: str) -> int:
-    """A whole number (an id, a quantity): a non-negative integer or its digits; null is 0."""
+    """A whole number (an id, a quantity): a non-negative integer or its digits; null is 0.
+    At most 20 digits, an unsigned BIGINT's (a shop's ids): past 4,300, int() itself fails."""
     if value is None or value == "":
         return 0
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
-        return int(value.strip())
+    digits = value.strip() if isinstance(value, str) else value
+    if isinstance(digits, int) and not isinstance(digits, bool):
+        digits = str(digits)
+    if isinstance(digits, str) and digits.isascii() and digits.isdigit():
+        if len(digits) > MAX_DIGITS:
+            raise RowError(f"more than {MAX_DIGITS} digits: {digits[:40]!r}…", field)
+        return int(digits)
     raise RowError(f"not a whole number: {as_text(value)[:40]!r}", field)
 
 

@@ -138,13 +138,15 @@ def sync_source(
 
 
 @contextmanager
-def source_connection(source: SourceSettings) -> Iterator[Connection]:
-    """A read-only connection to `source`, closed with its engine after use.
+def source_connection(source: SourceSettings, timeout: float | None = None) -> Iterator[Connection]:
+    """A read-only connection to `source`, closed with its engine after use. With `timeout`,
+    connecting and each statement give up after that many seconds (`_timeouts`): a read made
+    while a request waits must not wait on a database that hangs.
 
     Raises CampaignerError when the source cannot be reached (the host is named, the
     password never).
     """
-    engine = _source_engine(source)
+    engine = _source_engine(source, timeout)
     try:
         with _connect(engine, source) as connection:
             yield connection
@@ -197,7 +199,23 @@ DRIVERS = {
 }
 
 
-def _source_engine(source: SourceSettings) -> Engine:
+def _timeouts(backend: str, timeout: float) -> dict[str, Any]:
+    """Driver arguments that bound connecting and each statement to `timeout` seconds.
+    PyMySQL's read timeout covers the server's greeting too (without it, a server that
+    accepts and never answers is waited for without end); PostgreSQL cancels a statement
+    waiting on a lock past statement_timeout, and libpq counts connect_timeout in whole
+    seconds, 2 at least; SQLite waits for a writer's lock as long as its timeout."""
+    if backend in ("mysql", "mariadb"):
+        return {"connect_timeout": timeout, "read_timeout": timeout, "write_timeout": timeout}
+    if backend == "postgresql":
+        return {
+            "connect_timeout": max(2, round(timeout)),
+            "options": f"-c statement_timeout={round(timeout * 1000)}",
+        }
+    return {"timeout": timeout}
+
+
+def _source_engine(source: SourceSettings, timeout: float | None = None) -> Engine:
     url = make_url(source.url.get_secret_value())
     url = url.set(drivername=DRIVERS.get(url.drivername, url.drivername))
     backend = url.get_backend_name()
@@ -207,6 +225,8 @@ def _source_engine(source: SourceSettings) -> Engine:
             raise CampaignerError(f"source {source.name!r}: no SQLite file at {_where(source)}")
     elif backend in ("mysql", "mariadb", "postgresql"):
         connect_args["connect_timeout"] = CONNECT_TIMEOUT_SECONDS
+    if timeout is not None:
+        connect_args.update(_timeouts(backend, timeout))
     try:
         engine = create_engine(url, poolclass=NullPool, connect_args=connect_args)
     except (ImportError, NoSuchModuleError) as exc:

@@ -40,6 +40,9 @@ from campaigner.sources.sync import SourcePass, SyncReport, source_connection, s
 
 HPOS_OPTION = "woocommerce_custom_orders_table_enabled"
 SYNC_OPTION = "woocommerce_custom_orders_table_data_sync_enabled"
+# The longest an order.deleted webhook waits to connect to the shop's database, and for each
+# of its few reads: WooCommerce waits a minute for the answer (WC_Webhook::deliver()).
+CONFIRM_TIMEOUT_SECONDS = 5.0
 # WooCommerce order statuses (wc_get_order_statuses) as Campaigner statuses.
 STATUSES = {
     "wc-completed": "paid",
@@ -187,11 +190,12 @@ class OrderState:
 def order_state(source: SourceSettings, order_id: str) -> OrderState | None:
     """Order `order_id` in the shop's authoritative store, or None when the shop has no such
     order (deleted for good, or never one). One short read-only connection: deletions are
-    rare, and the daemon holds no connection to the shop between syncs.
+    rare, and the daemon holds no connection to the shop between syncs. A webhook waits for
+    it, so connecting and each read give up after CONFIRM_TIMEOUT_SECONDS.
 
-    Raises CampaignerError when the shop's database cannot be reached or read.
+    Raises CampaignerError when the shop's database cannot be reached or read in time.
     """
-    with source_connection(source) as connection:
+    with source_connection(source, CONFIRM_TIMEOUT_SECONDS) as connection:
         try:
             shop = Shop.detect(connection, source)
             if shop.hpos:
@@ -206,7 +210,7 @@ def order_state(source: SourceSettings, order_id: str) -> OrderState | None:
                 )
             row = connection.execute(text(sql), {"id": int(order_id)}).one_or_none()
             connection.rollback()
-        except DBAPIError as exc:
+        except (DBAPIError, OverflowError) as exc:  # SQLite's integers end at 2**63 - 1
             reason = source_reason(exc, source)
             raise CampaignerError(
                 f"source {source.name!r}: reading order {order_id} failed: {reason}"

@@ -7,7 +7,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from campaigner.config import CustomerDefaults
-from campaigner.customers.importer import BATCH_SIZE, import_csv
+from campaigner.customers.importer import (
+    BATCH_SIZE,
+    MAX_KINDS_COUNTED,
+    MAX_KINDS_SHOWN,
+    OTHER_KINDS,
+    import_csv,
+)
 from campaigner.db.models import Customer, Order
 from campaigner.errors import CampaignerError
 
@@ -250,3 +256,45 @@ def test_rejections_are_counted_by_kind_not_by_value(
     rejects = list(csv.reader(report.reject_file.open(encoding="utf-8")))  # type: ignore[union-attr]
     assert len(rejects) == 1 + 3502
     assert "'0900000'" in rejects[1][1] and "1990-13-01" in rejects[3001][1]
+
+
+def test_the_summary_lists_a_bounded_number_of_kinds(
+    tmp_path: Path, sessions: sessionmaker[Session]
+) -> None:
+    """Regression: a reason that names a value unquoted (the currency in `XYZ has 2 decimals`,
+    the year in `the year 1405 is no order's`) made one kind per value, so a file of made-up
+    currency codes printed one summary line per row. The commonest kinds are listed, the
+    rest counted as one; the reject file keeps every row's own reason."""
+    codes = [a + b + c for a in "BCDFGH" for b in "JKLMN" for c in "PQRSTVWX"][:200]
+    lines = ["order_id,customer_id,total,currency,status,paid_at"]
+    lines += [f"a{i},c1,150.000,{code},paid,2026-11-01 10:00" for i, code in enumerate(codes)]
+    lines += [f"y{i},c1,100,IRT,paid,{1300 + i}-01-01 10:00" for i in range(200)]
+    lines += [f"s{i},c1,100,IRT,nonsense{i},2026-11-01 10:00" for i in range(50)]
+    path = write(tmp_path, "orders.csv", "\n".join(lines) + "\n")
+    report = import_csv(sessions, "orders", path, DEFAULTS)
+    assert report.rejected == 450
+    summary = report.rejections()
+    assert len(summary) <= MAX_KINDS_SHOWN + 1
+    assert summary[0] == "     50 × unknown order status … (lines 402, 403, 404, …)"
+    assert summary[-1].startswith(f"    {450 - 50 - (MAX_KINDS_SHOWN - 1):>3} × other reasons")
+    assert sum(int(line.split("×")[0]) for line in summary) == 450
+    rejects = list(csv.reader(report.reject_file.open(encoding="utf-8")))  # type: ignore[union-attr]
+    assert len(rejects) == 1 + 450
+
+
+def test_kinds_counted_stop_growing_with_the_file(
+    tmp_path: Path, sessions: sessionmaker[Session]
+) -> None:
+    # Kinds past MAX_KINDS_COUNTED are counted with the rest: what the report keeps while
+    # importing does not grow with a file whose every row has a reason of its own.
+    letters = "BCDFGHJKLMNPQRSTVWXZ"
+    codes = [a + b + c for a in letters for b in letters for c in letters][:1100]
+    lines = ["order_id,customer_id,total,currency,status,paid_at"]
+    lines += [f"a{i},c1,150.000,{code},paid,2026-11-01 10:00" for i, code in enumerate(codes)]
+    path = write(tmp_path, "orders.csv", "\n".join(lines) + "\n")
+    report = import_csv(sessions, "orders", path, DEFAULTS)
+    assert report.rejected == 1100
+    assert len(report.reasons) <= MAX_KINDS_COUNTED + 1
+    summary = report.rejections()
+    assert len(summary) == MAX_KINDS_SHOWN + 1 and summary[-1].endswith(f"× {OTHER_KINDS}")
+    assert sum(int(line.split("×")[0]) for line in summary) == 1100

@@ -200,6 +200,40 @@ def test_an_amount_the_currency_cannot_have_is_refused_naming_the_field(
     assert why in str(error.value)
 
 
+@pytest.mark.parametrize(
+    ("given", "currency", "stored"),
+    [
+        ("+150.000", "IRT", Decimal(150_000)),
+        ("+۱۵۰٫۰۰۰", "IRR", Decimal(150_000)),
+        (" +1.250.000 ", "IRT", Decimal(1_250_000)),
+        ("+1,250,000", "IRT", Decimal(1_250_000)),
+        ("+150.5", "USD", Decimal("150.5")),
+    ],
+)
+def test_a_plus_sign_is_read_as_the_same_amount(given: str, currency: str, stored: Decimal) -> None:
+    """Regression: `+150.000` toman (a sign as a spreadsheet may keep it) escaped the
+    thousands-dot rule and was stored as 150, a thousandth of the amount."""
+    assert order_row({**order(currency), "total": given}, DEFAULTS)["total"] == stored
+
+
+@pytest.mark.parametrize("given", ["NaN", "Infinity", "-5", "1" * 13])
+def test_an_amount_out_of_range_is_refused_naming_its_field(given: str) -> None:
+    """Regression: `bad amount 'NaN'` named no field (every other amount error did), so
+    the reject file could not tell a bad total from a bad refund."""
+    with pytest.raises(RowError, match=r"^refunded: bad amount") as error:
+        order_row({**order("IRT"), "refunded": given}, DEFAULTS)
+    assert error.value.field == "refunded"
+
+
+@pytest.mark.parametrize("currency", ["IRT", "USD"])
+def test_a_huge_amount_is_quoted_shortened(currency: str) -> None:
+    """Regression: a 10,000-digit amount was quoted whole in its reason (the reject file,
+    a webhook's answer and log)."""
+    with pytest.raises(RowError) as error:
+        order_row({**order(currency), "total": "9" * 10_000}, DEFAULTS)
+    assert len(str(error.value)) < 200
+
+
 def test_a_number_rather_than_text_is_read_as_it_is() -> None:
     """A database's NUMERIC (a sync) or a shop's parsed amount is no locale's writing:
     Decimal("150.00000000"), as WooCommerce stores a total, is 150 dollars."""

@@ -6,12 +6,21 @@ way, as a second process or an operator would see it at the instant of a crash.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from dispatch_helpers import ScriptedGateway, add_customer, make_dispatcher, queue, row
+import pytest
+from dispatch_helpers import (
+    ScriptedGateway,
+    add_customer,
+    make_dispatcher,
+    queue,
+    row,
+    with_sending,
+)
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -156,3 +165,35 @@ def test_a_dispatcher_that_outlives_its_lease_never_sends_what_another_took_over
     sent = [m.id for m in a_gateway.sent] + [m.id for m in b_gateway.sent]
     assert sorted(sent) == ids
     assert {row(sessions, i).status for i in ids} == {MessageStatus.SENT}
+
+
+def test_a_max_in_flight_one_batch_cannot_fill_is_said_at_start(
+    sessions: sessionmaker[Session],
+    clock: FixedClock,
+    settings: Settings,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The sender runs at most the requests one claimed batch makes: more in flight than
+    that was capped without a word."""
+    small = with_sending(settings, batch_size=100)
+
+    def start(max_batch: int, max_in_flight: int) -> None:
+        gateway = ScriptedGateway(max_batch=max_batch)
+        make_dispatcher(sessions, gateway, clock, one_at_a_time(small, max_in_flight)).close()
+
+    with caplog.at_level(logging.WARNING, logger="campaigner.dispatch.dispatcher"):
+        start(1, 100)
+        # The default, not chosen: a batch gateway needs fewer requests than 4, and says nothing.
+        make_dispatcher(sessions, ScriptedGateway(max_batch=50), clock, small).close()
+        assert not caplog.records
+        start(1, 128)
+        start(50, 4)
+    messages = [record.getMessage() for record in caplog.records]
+    assert messages == [
+        "gateway scripted: max_in_flight = 128, but a batch of sending.batch_size = 100 "
+        "messages makes only 100 requests (1 messages each), so at most 100 run at once; "
+        "raise sending.batch_size to at least 128",
+        "gateway scripted: max_in_flight = 4, but a batch of sending.batch_size = 100 "
+        "messages makes only 2 requests (50 messages each), so at most 2 run at once; "
+        "raise sending.batch_size to at least 200",
+    ]

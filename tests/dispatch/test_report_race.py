@@ -10,18 +10,20 @@ from __future__ import annotations
 import queue
 import random
 import threading
+import time
 from collections.abc import Sequence
 
 import pytest
 from dispatch_helpers import ScriptedGateway, add_customer, make_dispatcher, row
 from dispatch_helpers import queue as enqueue
-from sqlalchemy import select
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 from test_in_flight import MORNING
 
 from campaigner.clock import FixedClock
 from campaigner.config import GatewaySettings, Settings
 from campaigner.db.models import Message, MessageStatus
+from campaigner.dispatch.ledger import write_results
 from campaigner.gateways.base import DeliveryReport, OutgoingMessage, SendResult
 from campaigner.inbound import apply_delivery_report
 
@@ -118,3 +120,83 @@ def test_reports_racing_the_dispatcher_leave_every_row_settled(
     assert {message.status for message in messages} == {MessageStatus.DELIVERED}
     for message in messages:
         settled_cleanly(message)
+
+
+def test_recording_answers_never_deadlocks_with_the_report_applier(
+    sessions: sessionmaker[Session], clock: FixedClock
+) -> None:
+    """Regression (PostgreSQL): `bench/kannel.py --db-url postgresql…` died with "deadlock
+    detected" in the sender's record UPDATE. The report applier locks rows in id order
+    (`apply_delivery_reports`: `ORDER BY id FOR UPDATE`); the record UPDATE … FROM unnest
+    locked them in its own order. Here the applier holds the lower row, the dispatcher
+    records both answers (higher id first), and only then the applier asks for the higher
+    row: both must commit."""
+    engine = sessions.kw["bind"]
+    if engine.dialect.name != "postgresql":
+        pytest.skip("row locks: SQLite has one writer at a time")
+    claim = "c" * 32
+    now = clock.now()
+    customer = add_customer(sessions)
+    with sessions.begin() as session:
+        rows = [
+            Message(
+                rule="thank_you",
+                customer_id=customer,
+                occurrence_key=str(n),
+                status=MessageStatus.SENDING,
+                phone="+989121234567",
+                due_at=now,
+                scheduled_for=now,
+                claim=claim,
+                lease_until=now,
+                gateway="scripted",
+            )
+            for n in range(2)
+        ]
+        session.add_all(rows)
+        session.flush()
+        low, high = sorted(row.id for row in rows)
+    with sessions.begin() as session:
+        # A new version of the lower row, stored after the higher one: a scan meets the
+        # higher row first, as the bench's deadlock had it (its ids out of order).
+        session.execute(update(Message).where(Message.id == low).values(updated_at=now))
+    answers = [
+        {"id": message_id, "status": MessageStatus.SENT, "sent_at": now, "claim": None}
+        for message_id in (high, low)
+    ]
+    locked = "SELECT id FROM messages WHERE id = :id FOR UPDATE"
+    errors: list[BaseException] = []
+    recorder_pid: queue.Queue[int] = queue.Queue()
+
+    def record() -> None:
+        try:
+            with sessions.begin() as session:
+                recorder_pid.put(session.scalar(text("SELECT pg_backend_pid()")))
+                write_results(session, claim, answers)
+        except BaseException as exc:
+            errors.append(exc)
+
+    with engine.connect() as applier, engine.connect() as observer:
+        transaction = applier.begin()
+        applier.execute(text(locked), {"id": low})
+        recording = threading.Thread(target=record)
+        recording.start()
+        pid = recorder_pid.get(timeout=10)
+        waiting = "SELECT wait_event_type FROM pg_stat_activity WHERE pid = :pid"
+        for _ in range(500):  # until the recorder waits for a row lock
+            if observer.execute(text(waiting), {"pid": pid}).scalar() == "Lock":
+                break
+            time.sleep(0.01)
+        else:
+            raise AssertionError("the recorder never waited for the applier's row")
+        try:
+            applier.execute(text(locked), {"id": high})
+            transaction.commit()
+        except BaseException as exc:
+            errors.append(exc)
+            transaction.rollback()
+        recording.join(timeout=30)
+    assert not errors, errors
+    with sessions() as session:
+        found = session.scalars(select(Message.status).order_by(Message.id)).all()
+    assert found == [MessageStatus.SENT, MessageStatus.SENT]

@@ -57,6 +57,18 @@ def test_batch_is_one_request_each_and_queued_counts_as_accepted(
     assert route.calls[0].request.url.params["coding"] == "0"
 
 
+@pytest.mark.parametrize("body", ["Sent.", "Sent. Message splits: 2"])
+def test_an_immediate_reply_counts_as_accepted(
+    router: respx.MockRouter, gateway: KannelGateway, body: str
+) -> None:
+    """With `immediate-sendsms-reply = true` smsbox answers before bearerbox has the message,
+    and says so in its own words (smsbox.c `smsbox_req_handle`: "Sent.", then " Message
+    splits: N" for a long text; Kannel 1.4.5 answers exactly these, as the e2e test shows)."""
+    router.get(SEND).mock(return_value=httpx.Response(202, text=body))
+    (result,) = gateway.send([OutgoingMessage(1, "+14155550100", "Hi")])
+    assert result.outcome == Outcome.ACCEPTED
+
+
 @pytest.mark.parametrize(
     ("response", "opted_out", "invalid"),
     [

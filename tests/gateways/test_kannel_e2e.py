@@ -219,3 +219,73 @@ def test_a_report_sent_while_the_daemon_was_down_arrives_once_it_is_back(
         server.stop()
         stack.stop()
         gateway.close()
+
+
+def test_an_immediate_reply_kannel_is_accepted_and_reports_still_land(
+    tmp_path: Path, webhook_db: sessionmaker[Session]
+) -> None:
+    """docs/gateways.md: with `immediate-sendsms-reply = true` smsbox answers "Sent." (or
+    "Sent. Message splits: 2") without waiting for bearerbox, which takes the ~40 ms delayed-ACK
+    stalls out of each answer when delivery reports share smsbox's link to bearerbox. Such an
+    answer is an acceptance, not an unknown outcome, and the report still lands."""
+    _require_kannel()
+    settings = Settings.model_validate({"server": {"webhook_token": TOKEN}})
+    gateways: dict[str, Gateway] = {}
+    app = create_app(settings=settings, sessions=webhook_db, clock=SystemClock(), gateways=gateways)
+    stack = KannelStack(tmp_path, smsbox_options="immediate-sendsms-reply = true\n")
+    now = datetime.now(UTC)
+    with webhook_db.begin() as session:
+        customer = Customer(external_id="c1", first_name="سارا", phone="+989121234567")
+        session.add(customer)
+        session.flush()
+        rows = [
+            Message(
+                rule="thank_you",
+                customer_id=customer.id,
+                occurrence_key=str(n),
+                status=MessageStatus.SENDING,
+                phone=customer.phone,
+                due_at=now,
+                scheduled_for=now,
+                gateway="kannel",
+            )
+            for n in range(2)
+        ]
+        session.add_all(rows)
+        session.flush()
+        ids = [row.id for row in rows]
+    short = "سلام سارا"
+    long = "سلام سارا، " + "خرید شما ثبت شد. " * 6  # over 70 UCS-2 characters: two parts
+    with BackgroundServer(app) as server:
+        gateway = KannelGateway(
+            GatewaySettings(
+                name="kannel",
+                url=stack.sendsms_url,
+                username=USERNAME,
+                password=PASSWORD,
+                sender=SENDER,
+            ),
+            webhook_url=f"{server.url}/webhooks/kannel",
+            webhook_token=TOKEN,
+        )
+        gateways["kannel"] = gateway
+        try:
+            stack.start(gateway.inbound_get_url())
+            results = gateway.send(
+                [
+                    OutgoingMessage(ids[0], customer.phone, short, encoding="ucs2"),
+                    OutgoingMessage(ids[1], customer.phone, long, encoding="ucs2"),
+                ]
+            )
+            assert [r.outcome for r in results] == ["accepted", "accepted"]
+            wait_until(lambda: stack.received_count() == 3, "fakesmsc to receive three parts")
+
+            def statuses() -> list[str]:
+                with webhook_db() as session:
+                    query = select(Message.status).order_by(Message.id)
+                    return list(session.scalars(query))
+
+            wait_until(lambda: statuses() == ["delivered", "delivered"], "delivery reports")
+        finally:
+            stack.stop()
+            gateway.close()

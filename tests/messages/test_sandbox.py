@@ -6,14 +6,18 @@ from __future__ import annotations
 import threading
 import tracemalloc
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import safe_range
 
 from campaigner.config import Settings
-from campaigner.messages.budget import TemplateLimit
+from campaigner.messages.budget import RenderLimits, TemplateLimit
 from campaigner.messages.context import sample_context
+from campaigner.messages.sandbox import BoundedEnvironment
 from campaigner.messages.templates import MessageTemplates
 
 HOSTILE = {
@@ -165,3 +169,62 @@ def test_loops_keep_what_jinja_loops_offer(tmp_path: Path) -> None:
     )
     t = templates(tmp_path, source)
     assert t.render("t.j2", "en", {}, transactional=True) == "a3b3c3. x=1 123 empty"
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ customer.__class__ }}",
+        "{{ customer.__dataclass_fields__ }}",
+        "{{ coupon.__init__ }}",
+        "{{ order.items[0].__class__ }}",
+        "{{ shop.__reduce_ex__(2) }}",
+        "{{ customer.first_name.__class__ }}",
+        "{{ coupon.expires_at.__class__ }}",
+        "{{ '{0.__class__}'.format(customer) }}",
+    ],
+)
+def test_the_views_read_without_checks_are_their_fields_only(tmp_path: Path, source: str) -> None:
+    # Fields of the context's views skip the sandbox's checks; anything else on them (or on
+    # what a field holds) still goes through them.
+    t = templates(tmp_path, source)
+    context = sample_context("post_purchase", "en", t.settings)
+    with pytest.raises(SecurityError):
+        t.render("t.j2", "en", context, transactional=True)
+
+
+def test_the_views_fields_and_properties_still_render(tmp_path: Path) -> None:
+    source = (
+        "{{ customer.first_name }} {{ order.items[0].category }} {{ coupon.code }} "
+        "{{ shop.name }} {{ customer.tags|join(',') }}"
+    )
+    t = templates(tmp_path, source)
+    context = sample_context("post_purchase", "en", t.settings)
+    assert t.render("t.j2", "en", context, transactional=True) == (
+        f"Mary Ann tea THX-7K3M-9QPX {t.settings.shop.name} vip"
+    )
+
+
+@dataclass
+class _Mutable:
+    name: str
+
+
+@dataclass(frozen=True)
+class _Private:
+    _secret: str
+
+
+@pytest.mark.parametrize("kind", [_Mutable, _Private, Settings])
+def test_only_frozen_dataclasses_without_private_fields_are_plain_data(kind: type) -> None:
+    with pytest.raises(TypeError, match="plain data"):
+        BoundedEnvironment(limits=RenderLimits(), filters={}, plain_data=[kind])
+
+
+def test_templates_see_the_sandboxs_globals_and_no_others(tmp_path: Path) -> None:
+    # A template's globals are copied from the environment's when it is loaded: the
+    # sandbox's range and namespace, without lipsum (removed before any template loads).
+    t = templates(tmp_path, "{{ lipsum is defined }} {{ range(3)|list }} {{ namespace(a=1).a }}")
+    assert t.render("t.j2", "en", {}, transactional=True) == "False [0, 1, 2] 1"
+    template = t.choose("t.j2", "en").template
+    assert template.globals["range"] is t.env.globals["range"] is safe_range

@@ -2,7 +2,7 @@ import regex
 from hypothesis import given
 from hypothesis import strategies as st
 
-from campaigner.messages.sms import measure
+from campaigner.messages.sms import _JOINS, SmsMeasure, measure
 
 # The GSM 03.38 default alphabet by code point 0x00..0x7F (0x1B is the escape), written out
 # independently of the implementation's table.
@@ -159,3 +159,33 @@ def test_a_grapheme_cluster_never_straddles_parts() -> None:
     # A cluster longer than a part (a letter under 80 combining marks) is cut between code
     # points, as Android cuts it when a part holds no cluster boundary.
     assert measure("a" + "\u0301" * 80).segments == 2
+
+
+def test_outside_the_joining_characters_every_code_point_is_a_cluster_of_its_own() -> None:
+    # The shortcut for texts without a joining character counts code points as clusters:
+    # true of every code point of the Unicode tables `regex` has, one after another.
+    singles = "".join(
+        char
+        for point in range(0x110000)
+        if not 0xD800 <= point <= 0xDFFF and not _JOINS.match(char := chr(point))
+    )
+    assert len(regex.findall(r"\X", singles)) == len(singles)
+    assert len(singles) > 1_000_000
+
+
+@given(
+    st.text(
+        alphabet=st.characters(exclude_categories=["Cs"]).filter(lambda c: not _JOINS.match(c)),
+        min_size=60,
+        max_size=400,
+    )
+)
+def test_texts_without_joining_characters_match_reference(text: str) -> None:
+    check(text)
+
+
+def test_persian_with_emoji_but_no_joiner_is_cut_between_code_points() -> None:
+    # The birthday wish: Persian, an emoji (a surrogate pair) and digits, no ZWNJ.
+    text = "سلام سارا، تولدتان مبارک! 🎂\nهدیه فروشگاه: ۱۵٪ تخفیف با کد BDAY-7K2M9Q تا ۱۵ آذر"
+    assert measure(text) == measure(text.replace("🎂", "ab")) == SmsMeasure("ucs2", 80, 2)
+    assert measure("س" * 66 + "🎂" + "س" * 66).segments == 3

@@ -4,13 +4,22 @@ the main currency changed."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import timedelta
 from decimal import Decimal
 
-from conftest import add_paid_order
+import pytest
+from conftest import (
+    add_paid_order,
+    create_mariadb_database,
+    drop_mariadb_database,
+    require_mariadb,
+)
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from campaigner.clock import FixedClock
+from campaigner.db import create_engine_for, session_factory, upgrade
 from campaigner.db.models import Customer, CustomerScore, Order
 from campaigner.segments import SegmentMap, recompute
 from campaigner.segments.daily import daily
@@ -92,7 +101,54 @@ def test_a_pass_on_an_unchanged_shop_reads_no_customer_again(
     for n in range(1, 4):
         add_paid_order(sessions, clock, n)
     run_daily(sessions, clock)
-    set_spent_behind_its_back(sessions, "c3")  # even the latest order is not read again
+    # Only the orders stamped with the mark (the latest, c3's) are read again.
+    set_spent_behind_its_back(sessions, "c2")
     run_daily(sessions, clock)
     run_daily(sessions, clock)
-    assert inputs(sessions)["c3"][2] == Decimal(999)
+    assert inputs(sessions)["c2"][2] == Decimal(999)
+
+
+@pytest.fixture
+def mariadb_sessions() -> Iterator[sessionmaker[Session]]:
+    require_mariadb()
+    url = create_mariadb_database()
+    engine = create_engine_for(url)
+    try:
+        upgrade(engine)
+        yield session_factory(engine)
+    finally:
+        engine.dispose()
+        drop_mariadb_database(url)
+
+
+def add_order_stamped(sessions: sessionmaker[Session], clock: FixedClock, n: int) -> None:
+    """Customer `c<n>` and a paid order written at the clock's time, inputs not refreshed:
+    what the daily pass is the safety net for."""
+    with sessions.begin() as session:
+        customer = Customer(external_id=f"c{n}", phone=f"+98912{n:07d}", locale="fa")
+        session.add(customer)
+        session.flush()
+        session.add(
+            Order(
+                external_id=f"o{n}",
+                customer_id=customer.id,
+                total=Decimal(n),
+                paid_at=clock.now() - timedelta(hours=3),
+                created_at=clock.now(),
+                updated_at=clock.now(),
+            )
+        )
+
+
+def test_an_order_written_in_the_second_of_the_watermark_is_read_on_mariadb(
+    mariadb_sessions: sessionmaker[Session], clock: FixedClock
+) -> None:
+    # MariaDB keeps whole seconds: both orders are stamped 03:00:00 there, the second one
+    # after the first pass has read the latest stamp.
+    clock.advance(timedelta(milliseconds=200))
+    add_order_stamped(mariadb_sessions, clock, 1)
+    run_daily(mariadb_sessions, clock)
+    clock.advance(timedelta(milliseconds=500))
+    add_order_stamped(mariadb_sessions, clock, 2)
+    run_daily(mariadb_sessions, clock)
+    assert inputs(mariadb_sessions)["c2"][:3] == (1, MAIN, Decimal(2))

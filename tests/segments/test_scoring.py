@@ -159,6 +159,35 @@ def test_scores_and_segments_of_a_hand_computed_shop(
     assert (result.scored, result.changed) == (20, 20)
 
 
+@pytest.mark.parametrize("afresh", [True, False])
+def test_an_order_without_a_currency_counts_in_the_main_one(
+    sessions: sessionmaker[Session], clock: FixedClock, afresh: bool
+) -> None:
+    # customer: the currencies of their orders of 10 each; what they are valued in, and spend
+    blank = {"b1": (["", MAIN], MAIN, 20), "b2": (["", "USD"], MAIN, 10), "b3": ([""], MAIN, 10)}
+    with sessions.begin() as session:
+        for external_id, (currencies, _, _) in blank.items():
+            customer = Customer(external_id=external_id)
+            session.add(customer)
+            session.flush()
+            for n, currency in enumerate(currencies):
+                session.add(
+                    Order(
+                        external_id=f"{external_id}-o{n}",
+                        customer_id=customer.id,
+                        total=Decimal(10),
+                        currency=currency,
+                        paid_at=clock.now() - timedelta(days=n + 1),
+                    )
+                )
+        session.flush()
+        recompute(session, SegmentMap.standard(), clock.now(), MAIN, None, afresh=afresh)
+    with sessions.begin() as session:
+        for external_id, (_, currency, spent) in blank.items():
+            row = inputs_of(session, external_id)
+            assert (row.currency, row.spent) == (currency, Decimal(spent)), external_id
+
+
 def test_rescoring_never_writes_the_customers_own_row(
     sessions: sessionmaker[Session], clock: FixedClock
 ) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import threading
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -1013,6 +1014,25 @@ def test_a_signed_body_resent_as_order_deleted_deletes_nothing(
     assert stored_order(sessions)[0] == "paid"
 
 
+@pytest.mark.parametrize(
+    ("topic", "payload"),
+    [
+        ("order.deleted", {"id": "7" * 5000}),
+        ("order.updated", {**wc_order(), "customer_id": "7" * 5000}),
+    ],
+)
+def test_an_id_of_thousands_of_digits_is_rejected_not_a_server_error(
+    client: TestClient, sessions: sessionmaker[Session], topic: str, payload: dict[str, Any]
+) -> None:
+    """Regression: an id past Python's 4,300 digits for int() (a signed body, or one from a
+    shop plug-in gone wrong) was a 500, which WooCommerce counts towards disabling the
+    webhook; it is refused as every other id that is no id."""
+    answer = woo(client, topic, payload)
+    assert answer.status_code == 200
+    assert answer.text.startswith("rejected: ") and "more than 20 digits" in answer.text
+    assert count(sessions, Order) == 0
+
+
 # --- One secret for every webhook: a deletion is only an id ---------------------------------
 
 
@@ -1119,3 +1139,37 @@ def test_a_deletion_the_shops_database_cannot_confirm_changes_nothing(
     assert "woocommerce order 727 deleted: not applied" in logged
     assert f"cannot connect to 127.0.0.1:{refused_port}" in logged
     assert "db-s3cret" not in logged
+
+
+def test_a_deletion_whose_database_hangs_is_answered_in_bounded_time(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    silent_port: int,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Regression: a shop database that accepts the connection and never answers (PyMySQL
+    waits for its greeting with no timeout) held the deletion's worker thread for good;
+    WooCommerce gives up after a minute (`'timeout' => MINUTE_IN_SECONDS`, WC_Webhook::
+    deliver()), counts a failure and sends the next deletion into another thread, until the
+    server's thread pool was all waiting. The confirmation is bounded (a few seconds per
+    connect and read) and the deletion not applied."""
+    source = SourceSettings.model_validate(
+        {
+            "name": "shop",
+            "preset": "woocommerce",
+            "url": f"mysql+pymysql://reader:db-s3cret@127.0.0.1:{silent_port}/wordpress",
+        }
+    )
+    client = app_client(with_secrets(settings).model_copy(update={"sources": [source]}), sessions)
+    assert woo(client, "order.created", wc_order()).text == "ok 1"
+    answers: list[Any] = []
+    delivery = threading.Thread(
+        target=lambda: answers.append(woo(client, "order.deleted", {"id": 727}, WC_SECRET)),
+        daemon=True,
+    )
+    delivery.start()
+    delivery.join(timeout=30)  # well within WooCommerce's minute
+    assert answers, "the deletion was still waiting for the shop's database"
+    assert answers[0].text.startswith("not applied: the shop's database could not confirm")
+    assert stored_order(sessions)[0] == "paid"
+    assert "db-s3cret" not in "\n".join(r.getMessage() for r in caplog.records)

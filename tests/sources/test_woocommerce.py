@@ -6,6 +6,8 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from pathlib import Path
+from time import monotonic
 from typing import Any
 
 import pytest
@@ -38,6 +40,7 @@ from campaigner.messages.context import build_context
 from campaigner.server.app import create_app
 from campaigner.server.signatures import sign
 from campaigner.sources import sync_source
+from campaigner.sources.woocommerce import CONFIRM_TIMEOUT_SECONDS, order_state
 
 T = datetime(2026, 2, 1, 9, 0)
 CLOCK = FixedClock(datetime(2026, 3, 1, tzinfo=UTC))
@@ -666,3 +669,53 @@ def test_a_deletion_of_an_order_the_shop_no_longer_has_is_applied(
     engine.dispose()
     assert deliver(sessions, settings, source, "order.deleted", {"id": 103}) == "ok 1"
     assert order_103_status(sessions)[0] == "cancelled"
+
+
+def test_a_deletion_waiting_on_a_locked_table_gives_up_in_bounded_time(
+    shop_db: str, sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    """Regression: the deletion's read waited as long as another session held the orders
+    table (MariaDB's lock_wait_timeout is a year by default), and the webhook with it. The
+    read gives up after CONFIRM_TIMEOUT_SECONDS and the deletion is not applied."""
+    build_shop(shop_db, "hpos")
+    source = preset(shop_db)
+    run(sessions, source, settings)
+    engine = create_engine(shop_db)
+    try:
+        with engine.connect() as holder:
+            holder.execute(text("LOCK TABLES wp_wc_orders WRITE"))
+            started = monotonic()
+            answer = deliver(sessions, settings, source, "order.deleted", {"id": 103})
+            waited = monotonic() - started
+            holder.execute(text("UNLOCK TABLES"))
+    finally:
+        engine.dispose()
+    assert answer.startswith("not applied: the shop's database could not confirm")
+    assert waited < 4 * CONFIRM_TIMEOUT_SECONDS
+    assert order_103_status(sessions)[0] == "paid"
+
+
+def test_an_order_id_beyond_sqlites_integers_is_not_confirmed(tmp_path: Path) -> None:
+    """Regression: WordPress on SQLite (the SQLite Database Integration plug-in) as the
+    source, and an order.deleted id of 20 digits (a BIGINT UNSIGNED may hold it; SQLite's
+    INTEGER may not): the driver's OverflowError was a 500. It is a read that failed."""
+    shop = tmp_path / "wordpress.db"
+    engine = create_engine(f"sqlite:///{shop}")
+    with engine.begin() as connection:
+        for table in ("users", "usermeta", "postmeta", "options"):
+            connection.execute(text(f"CREATE TABLE wp_{table} (ID INTEGER PRIMARY KEY)"))
+        connection.execute(
+            text(
+                "CREATE TABLE wp_posts (ID INTEGER PRIMARY KEY, post_status TEXT, "
+                "post_modified_gmt TEXT, post_type TEXT)"
+            )
+        )
+        connection.execute(text("ALTER TABLE wp_options ADD option_name TEXT"))
+        connection.execute(text("ALTER TABLE wp_options ADD option_value TEXT"))
+    engine.dispose()
+    source = SourceSettings.model_validate(
+        {"name": "shop", "preset": "woocommerce", "url": f"sqlite:///{shop}"}
+    )
+    assert order_state(source, "25") is None
+    with pytest.raises(CampaignerError, match="reading order 18446744073709551615 failed"):
+        order_state(source, "18446744073709551615")
