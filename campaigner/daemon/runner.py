@@ -273,7 +273,7 @@ class Service:
         return tasks
 
     def http_app(self) -> Any:
-        guard = Guard(self.settings.server)
+        guard = Guard.of(self.settings)
         console = self.settings.console
         console_routes = (
             Console(self.settings, self.sessions, self.clock).routes()

@@ -30,7 +30,7 @@ def create_app(
 ) -> Starlette:
     """`gateways` maps the name used in webhook URLs (/webhooks/NAME/...) to its client;
     `guard` is shared with the routes in `extra_routes` that read bodies."""
-    guard = guard or Guard(settings.server)
+    guard = guard or Guard.of(settings)
     context = WebhookContext(
         settings=settings,
         sessions=sessions,

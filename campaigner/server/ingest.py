@@ -214,7 +214,7 @@ def ingest_routes(
     *, settings: Settings, sessions: sessionmaker[Session], clock: Clock, guard: Guard | None = None
 ) -> list[BaseRoute]:
     """The ingest API's routes, to mount in the daemon's Starlette app (with its `guard`)."""
-    api = _IngestApi(settings, sessions, clock, guard or Guard(settings.server))
+    api = _IngestApi(settings, sessions, clock, guard or Guard.of(settings))
     document = openapi_document()
     return [
         Route(f"{PREFIX}/customers", api.guarded(api.customers), methods=["POST"]),

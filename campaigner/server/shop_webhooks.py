@@ -2,7 +2,8 @@
 
 `POST /webhooks/shop/woocommerce` and `POST /webhooks/shop/shopify`. The signature covers the
 body, so the body is read before it can be checked, by `Guard.unverified_body` (a few at a
-time, within the size limit and the body timeout); then its HMAC is checked against the
+time, a few per client, within the size limit and the body timeout, strangers' slow bodies
+giving way to the shop's); then its HMAC is checked against the
 shop's secret before anything else (`signatures`): a missing or wrong signature is 401 and
 stores nothing. Shopify always signs, so a request without its header is refused unread.
 Payloads go through
@@ -381,7 +382,7 @@ def shop_webhook_routes(
     *, settings: Settings, sessions: sessionmaker[Session], clock: Clock, guard: Guard | None = None
 ) -> list[BaseRoute]:
     shop = _Shop(settings, sessions, clock, _shop_orders(settings))
-    guard = guard or Guard(settings.server)
+    guard = guard or Guard.of(settings)
     woo_meta = ShopMeta.from_settings(settings)
     own_secrets = {str(t): s for t, s in settings.server.woocommerce_webhook_secrets.items()}
     deletions = _deletions_acted_on(settings, confirmed=shop.shop_orders is not None)

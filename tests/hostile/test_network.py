@@ -263,18 +263,29 @@ def test_uvicorn_access_lines_are_json_with_the_token_masked(server: Server) -> 
     assert "GET /webhooks/kannel/dlr?id=1&token=******** HTTP/1.1" in access[0]["message"]
 
 
-def test_unverified_reads_are_capped_and_the_rest_refused_at_once(server: Server) -> None:
-    """Twilio's proof is a signature over the body: only a few such bodies are read at once."""
+def test_unverified_reads_are_capped_and_the_slowest_gives_way(server: Server) -> None:
+    """Twilio's proof is a signature over the body: only a few such bodies are read at once,
+    and a newcomer takes the place of the slowest (503, closed) rather than being refused.
+    The tests of the slots themselves: tests/server/test_guard.py."""
+    guard = server.running.app.state.guard
     head = post_head("/webhooks/twilio/inbound", 500, "X-Twilio-Signature: forged")
-    waiting = [server.stranger().send(head + b"From=%2B1") for _ in range(2)]
-    time.sleep(0.1)
-    refused = server.exchange(head)
-    assert (refused.status, refused.headers.get("retry-after")) == (503, "1")
-    for stranger in waiting:
-        stranger.send(b"x" * 491)
+    waiting = []
+    for held in (1, 2):
+        waiting.append(server.stranger().send(head + b"From=%2B1"))
+        deadline = time.monotonic() + HANG
+        while guard.held < held and time.monotonic() < deadline:
+            time.sleep(0.01)
+    newcomer = server.stranger().send(head)
+    oldest = waiting[0].answer()
+    assert (oldest.status, oldest.headers.get("retry-after")) == (503, "1")
+    assert oldest.headers["connection"] == "close"
+    for stranger in (waiting[1], newcomer):
+        stranger.send(b"x" * (491 if stranger is waiting[1] else 500))
         assert stranger.answer().status == 401  # read, then the forged signature fails
+    for stranger in (*waiting, newcomer):
         stranger.close()
-    assert server.exchange(head + b"x" * 500).status == 401
+    (given_up,) = [e for e in server.log() if "slot given" in e["message"]]
+    assert given_up["message"].startswith("POST /webhooks/twilio/inbound: 9 bytes in ")
     no_signature = server.exchange(post_head("/webhooks/twilio/inbound", 500) + b"x" * 500)
     assert no_signature.status == 401
 
