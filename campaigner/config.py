@@ -372,7 +372,8 @@ class ServerSettings(Section):
     max_unverified_requests: int = Field(
         16,
         ge=1,
-        description="Bodies read at once before their signature is checked (more get 503)",
+        description="Bodies read at once before their signature is checked (4 per client): "
+        "a newcomer takes the place of the slowest, which gets 503",
     )
 
     @model_validator(mode="after")
