@@ -17,9 +17,10 @@ away: one client (an address, an IPv6 /64: `forwarded.limit_key`) holds at most
 taken the newcomer takes the place of the slowest of all (fewest bytes per second since it
 got its slot; the oldest among equals), which is answered 503. A shop's delivery arrives
 whole at once and is read before anyone can take its place; holding a slot against it
-takes a faster body on every slot, that is bandwidth, not patience. A body that has not
-begun yet is spared for `GRACE_SECONDS` while there are others to give up: its first bytes
-may be a packet behind its head. There is no minimum
+takes a faster body on every slot, that is bandwidth, not patience. A slot is spared for
+`GRACE_SECONDS` while there are older ones to give up, begun or not: its first bytes may be
+a packet behind its head, and its rate means nothing yet; among young slots the oldest goes,
+so taking a young delivery's place takes a newcomer for every slot. There is no minimum
 rate: a stranger would keep a slot by sending just above it, and a provider on a slow link
 would lose one on a quiet server; a slow body gives way only to a request that needs its
 slot. Many addresses are still many clients: that limit is the reverse proxy's
@@ -132,13 +133,19 @@ class _Slot:
 
 
 def _slowest(slots: Sequence[_Slot], now: float, grace: float) -> _Slot:
-    """The slot to give up: the fewest bytes per second since it was taken, the oldest among
-    equals; a body not begun within `grace` of its slot only when all are such."""
+    """The slot to give up: of those held for `grace` at least, the fewest bytes per second
+    since it was taken (the oldest among equals); only when all are younger, the oldest.
+
+    A young slot's rate says nothing yet: a delivery's first bytes may be a round trip
+    behind its head, and a head with no body costs a stranger nothing. Had a young head
+    without bytes been spared against a body already begun, a stranger renewing such heads
+    would take the place of any delivery caught mid-body."""
 
     def standing(slot: _Slot) -> tuple[bool, float, float]:
         age = now - slot.since
-        on_its_way = slot.received == 0 and age < grace
-        return (on_its_way, slot.received / max(age, 1e-9), slot.since)
+        if age < grace:
+            return (True, slot.since, 0.0)
+        return (False, slot.received / age, slot.since)
 
     return min(slots, key=standing)
 

@@ -35,6 +35,8 @@ from campaigner.server.guard import (
     CloseUnread,
     Guard,
     Refused,
+    _Slot,
+    _slowest,
     matches_any,
     read_body,
 )
@@ -401,3 +403,69 @@ def test_a_delivery_whose_body_follows_its_head_is_spared_while_it_is_on_its_way
     shop.sendall(body)
     assert answer(shop)[::2] == (200, b"ok 1")
     settle(strangers, evicted)
+
+
+def test_heads_without_bodies_do_not_take_the_place_of_a_delivery_being_read(
+    shop_server: tuple[BackgroundServer, Guard], clients: Clients
+) -> None:
+    """A head that announces a body and never sends it costs a stranger a connection and no
+    bandwidth. Such heads, renewed within the grace, ranked above every body that had begun,
+    however fast: each stranger's newcomer took the place of the shop's half-read delivery.
+    Among bodies within the grace the oldest goes, so strangers must bring a newcomer for
+    every slot while the shop's body is on the wire."""
+    guard = shop_server[1]
+    strangers = [clients.connect(f"127.0.1.{i}") for i in range(1, SLOTS + 1)]
+    for sock in strangers:
+        sock.sendall(head_only())
+    wait_until(lambda: guard.held == SLOTS)
+    sent = delivery()
+    shop = clients.connect(SHOP)
+    shop.sendall(sent[: len(sent) // 2])
+    evicted = answered(strangers, 1)
+    # The shop's first bytes were read: only then is it the one a newcomer would pick.
+    wait_until(lambda: any(slot.received for slot in guard._slots))
+    newcomer = clients.connect("127.0.1.100")
+    newcomer.sendall(head_only())
+    evicted = answered([*strangers, shop, newcomer], 2)
+    assert evicted == strangers[:2]
+    shop.sendall(sent[len(sent) // 2 :])
+    assert answer(shop)[::2] == (200, b"ok 1")
+    for sock in evicted:
+        given_way(sock)
+    for sock in [*strangers[2:], newcomer]:
+        sock.close()
+    wait_until(lambda: guard.held == 0)
+
+
+def head_only() -> bytes:
+    """A stranger's head: a forged signature, a body announced that never comes."""
+    return request_head(
+        "POST",
+        "/webhooks/shop/woocommerce",
+        1000,
+        "Content-Type: application/json",
+        "X-WC-Webhook-Signature: forged",
+    )
+
+
+def test_a_young_slot_is_spared_by_age_not_by_whether_it_has_begun() -> None:
+    """Which slot goes, on a clock the test sets (seconds since the loop started): the
+    server tests run with a grace longer than themselves, so rates are compared here."""
+    grace = 1.0
+
+    async def check() -> None:  # a slot's cancel scope needs an event loop
+        now = 100.0
+        trickle = _Slot("a", since=90.0, received=10)  # 1 byte/s for 10 s
+        fast = _Slot("b", since=95.0, received=50_000)
+        headless = _Slot("c", since=98.0)  # a head whose body never came, past the grace
+        assert _slowest([fast, trickle], now, grace) is trickle
+        assert _slowest([fast, trickle, headless], now, grace) is headless
+        # Within the grace nothing is slow yet: a body just begun and a head alone alike, the
+        # oldest first, and only when nothing older can go.
+        begun = _Slot("shop", since=99.5, received=3_000)
+        head = _Slot("d", since=99.7)
+        assert _slowest([begun, head, fast], now, grace) is fast
+        assert _slowest([head, begun], now, grace) is begun
+        assert _slowest([begun, _Slot("e", since=99.2, received=1)], now, grace).client == "e"
+
+    anyio.run(check)
