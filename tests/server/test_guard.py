@@ -128,10 +128,14 @@ SLOTS = 16  # the default max_unverified_requests
 
 @pytest.fixture
 def shop_server(
-    settings: Settings, sessions: sessionmaker[Session], clock: FixedClock
+    request: pytest.FixtureRequest,
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    clock: FixedClock,
 ) -> Iterator[tuple[BackgroundServer, Guard]]:
     """The daemon's app (shop webhooks, Kannel's, the ingest API) with its default slots,
-    behind a trusted proxy at PROXY."""
+    behind a trusted proxy at PROXY; the guard's grace is HOLD unless a test gives one
+    (indirect parametrisation)."""
     settings = Settings.model_validate(
         {
             "database": {"url": settings.database.url},
@@ -145,9 +149,10 @@ def shop_server(
             "console": {"trusted_proxies": [PROXY]},
         }
     )
-    # The grace of a body not begun as long as the body timeout, so that no loaded machine
-    # makes the test of it late.
-    guard = Guard(settings.server, settings.console.trusted_proxies, grace=HOLD)
+    # A grace as long as the body timeout, so that no loaded machine makes the test of it
+    # late: within it slots go oldest first, and only a test without one compares rates.
+    grace = getattr(request, "param", HOLD)
+    guard = Guard(settings.server, settings.console.trusted_proxies, grace=grace)
     kannel = KannelGateway(settings.gateway)
     app = create_app(
         settings=settings,
@@ -363,11 +368,13 @@ def test_strangers_holding_every_slot_give_way_to_the_shop(
     settle(strangers, evicted)
 
 
+@pytest.mark.parametrize("shop_server", [0.0], indirect=True, ids=["no grace"])
 def test_a_delivery_arriving_in_pieces_keeps_its_slot_against_slower_newcomers(
     shop_server: tuple[BackgroundServer, Guard], clients: Clients
 ) -> None:
     """Its bytes come faster than any stranger's, so a stranger's newcomer takes the place
-    of another stranger's slot, not the shop's."""
+    of another stranger's slot, not the shop's. Without a grace, so that rates decide, not
+    which slot is older."""
     guard = shop_server[1]
     strangers = [clients.trickler(f"127.0.1.{i}") for i in range(1, SLOTS + 1)]
     wait_until(lambda: guard.held == SLOTS)
@@ -375,6 +382,8 @@ def test_a_delivery_arriving_in_pieces_keeps_its_slot_against_slower_newcomers(
     shop = clients.connect(SHOP)
     shop.sendall(sent[: len(sent) // 2])
     evicted = answered(strangers, 1)
+    # Until the shop's first bytes are read its rate is nought, the slowest of all.
+    wait_until(lambda: any(slot.received > len(TRICKLED) for slot in guard._slots))
     strangers.append(clients.trickler("127.0.1.100"))
     evicted = answered([*strangers, shop], 2)
     assert evicted == strangers[:2]
