@@ -6,6 +6,7 @@ silently ignored. Secrets are `SecretStr` so that printing the settings never sh
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -14,7 +15,8 @@ from datetime import date, time
 from decimal import Decimal
 from ipaddress import ip_network
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from types import UnionType
+from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
 
 from pydantic import (
     AfterValidator,
@@ -30,6 +32,7 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 from sqlalchemy.engine import make_url
@@ -59,6 +62,16 @@ _WINDOW = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class KeysProblem(ValueError):
+    """A problem of several keys of one section together: pydantic reports it on the section,
+    so `keys` (paths inside it) say where to look; each may come from the file or the
+    environment."""
+
+    def __init__(self, message: str, keys: Sequence[tuple[str, ...]]) -> None:
+        super().__init__(message)
+        self.keys = tuple(keys)
 
 
 class ShopSettings(Section):
@@ -383,18 +396,20 @@ class ServerSettings(Section):
         own = self.woocommerce_webhook_secrets.get(ORDER_DELETED)
         if own is None:
             return self
-        shared = [
-            f"woocommerce_webhook_secrets.{topic}"
+        shared: list[tuple[str, ...]] = [
+            ("woocommerce_webhook_secrets", str(topic))
             for topic, secret in self.woocommerce_webhook_secrets.items()
             if topic != ORDER_DELETED and secret == own
         ]
         if self.woocommerce_webhook_secret == own:
-            shared.insert(0, "woocommerce_webhook_secret")
+            shared.insert(0, ("woocommerce_webhook_secret",))
         if shared:
-            raise ValueError(
-                f'woocommerce_webhook_secrets."{ORDER_DELETED}" is also {", ".join(shared)}: '
+            names = ", ".join(".".join(key) for key in shared)
+            raise KeysProblem(
+                f'woocommerce_webhook_secrets."{ORDER_DELETED}" is also {names}: '
                 "give the Order deleted webhook a Secret of its own (WooCommerce makes one "
-                "when the field is left empty), used by no other webhook"
+                "when the field is left empty), used by no other webhook",
+                [("woocommerce_webhook_secrets", str(ORDER_DELETED)), *shared],
             )
         return self
 
@@ -742,6 +757,8 @@ def load_settings(path: str | os.PathLike[str]) -> Settings:
         settings = cls()
     except ValidationError as exc:
         raise ConfigError(_describe(exc, config_path)) from None
+    except SettingsError as exc:  # only the environment's JSON values are parsed this early
+        raise ConfigError(_unparsable(exc, config_path)) from None
     except ValueError as exc:  # TOML syntax errors surface as ValueError subclasses
         raise ConfigError(f"{config_path}: {exc}") from None
     return settings.resolve_paths(config_path.parent)
@@ -770,8 +787,70 @@ def _describe(exc: ValidationError, path: Path | None) -> str:
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown key"
-        problems.append(f"{origin(error['loc'], path)}: {key}: {message}")
+        cause = error.get("ctx", {}).get("error")
+        locs = [error["loc"]]
+        if isinstance(cause, KeysProblem):
+            locs = [(*error["loc"], *inner) for inner in cause.keys]
+        where = " and ".join(dict.fromkeys(origin(loc, path) for loc in locs))
+        problems.append(f"{where}: {key}: {message}")
     return "; ".join(problems)
+
+
+def _unparsable(exc: SettingsError, path: Path) -> str:
+    """pydantic-settings names only the top field ("server") and the source class: the
+    variable meant is the one whose value should be JSON and is not. Its value is never
+    repeated: it may be a secret."""
+    cause = exc.__cause__
+    reason = f" ({cause.msg})" if isinstance(cause, json.JSONDecodeError) else ""
+    culprits = []
+    for name, value in sorted(os.environ.items()):
+        parts = name.upper().removeprefix(ENV_PREFIX).lower().split("__")
+        if not name.upper().startswith(ENV_PREFIX) or not _expects_json(Settings, parts):
+            continue
+        try:
+            json.loads(value)
+        except ValueError:
+            culprits.append(name.upper())
+    if not culprits:
+        return f"{path}: {exc}"
+    variables = "environment variable" + ("s " if len(culprits) > 1 else " ")
+    return f"{variables}{', '.join(culprits)}: not valid JSON{reason}"
+
+
+def _expects_json(model: type[BaseModel], parts: Sequence[str]) -> bool:
+    """Whether the setting that environment variable path `parts` names (`server`,
+    `woocommerce_webhook_secrets`) is a table or list, which the environment gives as JSON."""
+    annotation: Any = model
+    for part in parts:
+        annotation = _unwrap(annotation)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            field = annotation.model_fields.get(part)
+            if field is None:
+                return False
+            annotation = field.annotation
+        elif get_origin(annotation) is dict:
+            annotation = get_args(annotation)[1]
+        else:
+            return False
+    annotation = _unwrap(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return True
+    return get_origin(annotation) in (dict, list)
+
+
+def _unwrap(annotation: Any) -> Any:
+    """`X | None` and `Annotated[X, ...]` as X."""
+    while True:
+        origin_ = get_origin(annotation)
+        if origin_ is Annotated:
+            annotation = get_args(annotation)[0]
+        elif origin_ in (Union, UnionType):
+            kinds = [arg for arg in get_args(annotation) if arg is not type(None)]
+            if len(kinds) != 1:
+                return annotation
+            annotation = kinds[0]
+        else:
+            return annotation
 
 
 def masked(

@@ -267,3 +267,66 @@ def test_per_topic_secrets_from_the_environment(
     assert {t: s.get_secret_value() for t, s in secrets.items()} == {
         "order.deleted": "deletion-secret"
     }
+
+
+@pytest.mark.parametrize(
+    ("environment", "file", "blamed"),
+    [
+        (
+            {
+                "CAMPAIGNER_SERVER__WOOCOMMERCE_WEBHOOK_SECRETS": (
+                    '{"order.deleted": "one-for-all", "customer.updated": "one-for-all"}'
+                )
+            },
+            "",
+            "environment variable CAMPAIGNER_SERVER__WOOCOMMERCE_WEBHOOK_SECRETS: server: ",
+        ),
+        (
+            {"CAMPAIGNER_SERVER__WOOCOMMERCE_WEBHOOK_SECRET": "one-for-all"},
+            '[server.woocommerce_webhook_secrets]\n"order.deleted" = "one-for-all"\n',
+            "{path} and environment variable CAMPAIGNER_SERVER__WOOCOMMERCE_WEBHOOK_SECRET: "
+            "server: ",
+        ),
+    ],
+)
+def test_a_shared_deletion_secret_names_where_each_copy_came_from(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    environment: dict[str, str],
+    file: str,
+    blamed: str,
+) -> None:
+    """The check spans two keys, so it is reported on [server] as a whole; an operator who set
+    one of them in the environment must be sent there, not to a file that never held it."""
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    path = write(tmp_path, file)
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    message = str(info.value)
+    assert message.startswith(blamed.format(path=path))
+    assert "a Secret of its own" in message
+    assert "one-for-all" not in message
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("CAMPAIGNER_SERVER__WOOCOMMERCE_WEBHOOK_SECRETS", '{"order.deleted": "s3cret-value'),
+        ("CAMPAIGNER_SERVER__API_TOKENS", "s3cret-value"),
+        ("CAMPAIGNER_SERVER", '{"port": 8025'),
+    ],
+)
+def test_json_that_does_not_parse_in_the_environment_names_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv("CAMPAIGNER_SERVER__HOST", "0.0.0.0")  # fine: no JSON expected there
+    monkeypatch.setenv(variable, value)
+    path = write(tmp_path, "")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    message = str(info.value)
+    assert message.startswith(f"environment variable {variable}: not valid JSON (")
+    assert str(path) not in message
+    assert "HOST" not in message
+    assert "s3cret" not in message and "EnvSettingsSource" not in message

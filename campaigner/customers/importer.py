@@ -202,6 +202,24 @@ def _read(
     return list(names or []), records
 
 
+def _no_header(
+    path: Path, kind: str, records: Iterator[tuple[int, list[str] | None, str | None]]
+) -> str:
+    """Why a file whose first line is blank cannot be read: "no id column" would send the
+    user looking for a column in a file that may have nothing at all."""
+    example = "order_id,name,quantity" if kind == "items" else "external_id,phone"
+    for line, cells, _ in records:
+        if cells is None or any(cell.strip() for cell in cells):
+            return (
+                f"{path}: line 1 is blank: the header must be the first line "
+                f"(e.g. {example}); the first line with data is line {line}"
+            )
+    noun = {"customers": "customer", "orders": "order"}.get(kind, "line item")
+    return (
+        f"{path}: the file is empty; expected a header line (e.g. {example}) and a row per {noun}"
+    )
+
+
 def _fields(
     records: Iterator[tuple[int, list[str] | None, str | None]],
     header: list[str],
@@ -264,6 +282,8 @@ def import_csv(
     if unknown_targets:
         raise CampaignerError(f"--map names unknown field(s): {', '.join(unknown_targets)}")
     header, records = _read(source)
+    if not any(name.strip() for name in header):
+        raise CampaignerError(_no_header(path, kind, records))
     renames, unmapped = match_headers(header, kind, mapping or {})
     if key not in renames.values():
         expected = "'order_id'" if kind == "items" else "'external_id' or 'id'"

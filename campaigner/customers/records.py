@@ -8,6 +8,7 @@ arrived. Values may be strings (CSV) or typed (a database row, a JSON body).
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from datetime import UTC, date, datetime, timedelta
@@ -74,6 +75,8 @@ UNIX_TIME_RULE = "a number is Unix time in seconds or milliseconds between 2000 
 EARLIEST_YEAR = 1900
 _NUMBER = re.compile(r"\d+(\.\d+)?")
 _GROUPED = re.compile(r"[0-9]{1,3}(,[0-9]{3})+(\.[0-9]+)?")  # 1,500,000.50
+_NUMBER_AMONG = re.compile(r"(\D*?)[+-]?\d[\d.,\s]*?(\D*)")  # what is before and after it
+_NUMBER_ENDS = frozenset("0123456789+-.,")  # how a bare amount begins and ends
 _DOTTED = re.compile(r"[0-9]{1,3}(\.[0-9]{3})+")  # 150.000 or 1.250.000: dots between thousands
 # Decimals of the currencies that have other than two (ISO 4217's minor units). The rial is
 # written without decimals, as CLDR has it (ISO 4217 still counts the long-gone dinar); the
@@ -208,6 +211,12 @@ def parse_amount(value: Any, field: str = "total", currency: str | None = None) 
         _check_range(amount, value, field)
         return amount
     text = to_ascii_digits(value).strip().replace("٬", ",").replace("٫", ".") or "0"
+    if not (text[0] in _NUMBER_ENDS and text[-1] in _NUMBER_ENDS) and _with_currency(text):
+        raise RowError(
+            f"{name}: bad amount {_quoted(value)}: write the number alone; the currency goes "
+            "in its own column, the order's `currency` (IRT for toman, IRR for rial, USD, …)",
+            field,
+        )
     # A plus sign says nothing: without it, `+150.000` would escape the thousands rules.
     text = text.removeprefix("+")
     if "_" in text:
@@ -249,6 +258,24 @@ def parse_amount(value: Any, field: str = "total", currency: str | None = None) 
             field,
         )
     return amount
+
+
+def _with_currency(text: str) -> bool:
+    """Whether `text` is a number with a currency sign or word beside it (`$150.00`,
+    `150,000 ریال`). Only to say so: the currency is not read out of an amount, since `$` is
+    more than one dollar and `150 هزار تومان` is 150,000."""
+    match = _NUMBER_AMONG.fullmatch(text)
+    if match is None:
+        return False
+    beside = [part.strip() for part in (match[1], match[2]) if part.strip()]
+    return bool(beside) and all(map(_currency_like, beside))
+
+
+def _currency_like(text: str) -> bool:
+    """A currency sign (`$`, `€`, `﷼`) or words (`USD`, `تومان`, `Rls.`)."""
+    if all(unicodedata.category(c) == "Sc" for c in text):
+        return True
+    return text.rstrip(".").replace(" ", "").isalpha()
 
 
 def _decimal(text: str, value: Any, field: str) -> Decimal:

@@ -399,7 +399,9 @@ def shop_webhook_routes(
                 return PlainTextResponse("pong")  # WooCommerce's ping on creation: unsigned
             payload = _signed_json(body, request, secret, "x-wc-webhook-signature")
         except Refused as refused:
-            return _refused("woocommerce", refused)
+            return _refused(
+                "woocommerce", refused, topic, request.headers.get("x-wc-webhook-id", "")
+            )
         if topic not in WOOCOMMERCE_TOPICS or not isinstance(payload, Mapping):
             return PlainTextResponse(f"ignored topic {topic!r}")
         resource = topic.split(".")[0]
@@ -435,7 +437,7 @@ def shop_webhook_routes(
                 body, request, settings.server.shopify_webhook_secret, "x-shopify-hmac-sha256"
             )
         except Refused as refused:
-            return _refused("shopify", refused)
+            return _refused("shopify", refused, request.headers.get("x-shopify-topic", ""))
         topic = request.headers.get("x-shopify-topic", "")
         key = request.headers.get("x-shopify-webhook-id", "")
         if topic not in SHOPIFY_TOPICS or not isinstance(payload, Mapping):
@@ -504,9 +506,15 @@ def _deletions_acted_on(settings: Settings, *, confirmed: bool) -> bool:
     return False
 
 
-def _refused(shop: str, refused: Refused) -> Response:
+def _refused(shop: str, refused: Refused, topic: str, webhook_id: str = "") -> Response:
+    """A refused delivery; a bad signature is logged with the webhook's topic and id, so the
+    operator can tell which one to fix before the shop gives up on it (WooCommerce disables
+    a webhook after 5 failures in a row)."""
     if refused.status == 401:
-        log.warning("%s webhook: missing or wrong signature", shop)
+        which = f" {_header(webhook_id)}" if webhook_id else ""
+        log.warning(
+            "%s webhook%s (topic %s): missing or wrong signature", shop, which, _header(topic)
+        )
     return PlainTextResponse(refused.detail, status_code=refused.status, headers=refused.headers)
 
 
@@ -514,3 +522,13 @@ def _rejected(shop: str, key: str, reasons: str) -> Response:
     """A delivery whose record cannot be loaded: nothing stored, the reason logged and told."""
     log.warning("%s webhook %s rejected: %s", shop, key, reasons)
     return PlainTextResponse(f"rejected: {reasons}")
+
+
+HEADER_SHOWN = 64  # characters of an unsigned header written to the log
+
+
+def _header(value: str) -> str:
+    """An unsigned header as the log shows it: anyone can send one, so it is quoted, cut
+    short and printable (no line breaks or terminal escapes)."""
+    shown = "".join(c if c.isprintable() else "?" for c in value[:HEADER_SHOWN])
+    return repr(shown + ("…" if len(value) > HEADER_SHOWN else ""))

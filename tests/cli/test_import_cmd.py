@@ -100,6 +100,19 @@ def test_the_summary_counts_rejections_by_kind_with_their_first_lines(
     assert "'0901999'" in rejects[-1]
 
 
+@pytest.mark.parametrize("command", [["customers", "import"], ["orders", "import"]])
+def test_an_empty_file_is_one_line_saying_so(
+    tmp_path: Path, db_url: str, command: list[str]
+) -> None:
+    path = tmp_path / "export.csv"
+    path.write_bytes(b"\xef\xbb\xbf")  # what Excel's "CSV UTF-8" saves of an empty sheet
+    config = str(config_for(tmp_path, db_url))
+    result = CliRunner().invoke(cli, ["--config", config, *command, str(path)])
+    assert result.exit_code == 1
+    (line,) = result.output.splitlines()
+    assert line.startswith(f"Error: {path}: the file is empty; expected a header line")
+
+
 @POSTGRESQL
 @pytest.mark.slow
 def test_a_connection_lost_mid_file_names_the_file_the_lines_and_what_was_committed(

@@ -246,6 +246,39 @@ def test_a_field_over_the_limit_rejects_its_row_with_its_line(
     assert rejected[0] == "3" and f"longer than {MAX_FIELD_CHARS:,} characters" in rejected[1]
 
 
+@pytest.mark.parametrize("kind", ["customers", "orders", "items"])
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"\xef\xbb\xbf", b"\r\n\r\n", b" , \r\n"],
+    ids=["no-bytes", "byte-order-mark-only", "blank-lines", "blank-cells"],
+)
+def test_an_empty_file_is_said_to_be_empty_naming_it(
+    tmp_path: Path, sessions: sessionmaker[Session], kind: str, data: bytes
+) -> None:
+    """Regression: an empty file (Excel saves one with only its byte order mark) was refused
+    with "no id column (expected 'external_id' or 'id', ...)", sending the user to look for
+    a column in a file that has nothing."""
+    path = tmp_path / "export.csv"
+    path.write_bytes(data)
+    with pytest.raises(CampaignerError) as error:
+        import_csv(sessions, kind, path, DEFAULTS)
+    assert str(error.value).startswith(f"{path}: the file is empty")
+    assert "column" not in str(error.value).split(";")[0]
+    assert not (tmp_path / "export.rejects.csv").exists()
+
+
+def test_a_blank_first_line_is_said_to_be_where_the_header_belongs(
+    tmp_path: Path, sessions: sessionmaker[Session]
+) -> None:
+    path = excel_file(tmp_path / "c.csv", ["", "id,phone", "c1,09121234567"], "utf-8")
+    with pytest.raises(CampaignerError) as error:
+        import_csv(sessions, "customers", path, DEFAULTS)
+    assert str(error.value).startswith(
+        f"{path}: line 1 is blank: the header must be the first line"
+    )
+    assert count(sessions) == 0
+
+
 def test_an_unknown_encoding_is_one_line(tmp_path: Path, sessions: sessionmaker[Session]) -> None:
     path = excel_file(tmp_path / "c.csv", ["id", "c1"], "utf-8")
     with pytest.raises(CampaignerError, match="--encoding 'klingon': unknown encoding"):

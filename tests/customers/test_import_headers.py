@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from campaigner.config import CustomerDefaults
-from campaigner.customers.headers import field_for
+from campaigner.customers.headers import _BY_KIND, field_for
 from campaigner.customers.importer import import_csv, match_headers
 from campaigner.db.models import Customer
 from campaigner.errors import CampaignerError
@@ -96,6 +96,58 @@ def test_a_file_with_persian_headers_only(tmp_path: Path, sessions: sessionmaker
 )
 def test_header_spellings(header: str, field: str | None) -> None:
     assert field_for(header, "customers") == field
+
+
+def test_an_orders_file_whose_customer_column_is_headed_mashtari(
+    tmp_path: Path, sessions: sessionmaker[Session]
+) -> None:
+    """A new user's orders export said «مشتری» ("customer") over the customer's id: the
+    column was named as unknown and every order was rejected for having no customer."""
+    customers = write(tmp_path, "کد مشتری,نام,شماره تماس\nc1,علی,09121234567\n")
+    assert import_csv(sessions, "customers", customers, DEFAULTS).inserted == 1
+    orders = write(
+        tmp_path,
+        "شماره سفارش,مشتری,مبلغ کل,تاریخ پرداخت\n1001,c1,480000,2026-03-01 10:00\n",
+        "orders.csv",
+    )
+    report = import_csv(sessions, "orders", orders, DEFAULTS)
+    assert (report.inserted, report.rejected, report.unmapped) == (1, 0, [])
+    with sessions() as session:
+        assert session.scalars(select(Customer.phone)).one() == "+989121234567"
+
+
+@pytest.mark.parametrize(
+    ("header", "kind", "field"),
+    [
+        ("مشتری", "orders", "customer_id"),
+        ("Customer No", "orders", "customer_id"),
+        ("User ID", "orders", "customer_id"),
+        ("سفارش", "orders", "external_id"),
+        ("مبلغ سفارش", "orders", "total"),
+        ("Total Price", "orders", "total"),
+        ("Customer No", "customers", "external_id"),
+        ("شماره تماس", "customers", "phone"),
+        ("تلفن تماس", "customers", "phone"),
+        ("Contact Number", "customers", "phone"),
+        ("Mobile No", "customers", "phone"),
+        ("Phone No.", "customers", "phone"),
+        ("همراه", "customers", "phone"),
+        ("نام کوچک", "customers", "first_name"),
+        ("فامیلی", "customers", "last_name"),
+        ("نام فامیلی", "customers", "last_name"),
+        # In a customers file «مشتری» could as well be the customer's name: not guessed.
+        ("مشتری", "customers", None),
+    ],
+)
+def test_more_spellings_of_ids_phones_and_names(header: str, kind: str, field: str | None) -> None:
+    assert field_for(header, kind) == field
+
+
+def test_no_spelling_names_two_fields_of_one_kind() -> None:
+    """A spelling listed under two fields would silently mean the last one."""
+    for kind, table in _BY_KIND.items():
+        listed = [spelling for spellings in table.values() for spelling in spellings]
+        assert len(listed) == len(set(listed)), kind
 
 
 def test_unmapped_columns_are_named_and_strict_refuses_them(

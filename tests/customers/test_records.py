@@ -216,6 +216,46 @@ def test_a_plus_sign_is_read_as_the_same_amount(given: str, currency: str, store
     assert order_row({**order(currency), "total": given}, DEFAULTS)["total"] == stored
 
 
+@pytest.mark.parametrize(
+    ("given", "currency"),
+    [
+        ("150 تومان", "IRT"),
+        ("150,000 ریال", "IRR"),  # was "ambiguous amount: a comma is read only between ..."
+        ("۱۵۰٬۰۰۰ ریال", "IRR"),
+        ("$150.00", "USD"),
+        ("150.00 USD", "USD"),
+        ("€ 1.250,50", "EUR"),
+        ("150 هزار تومان", "IRT"),
+    ],
+)
+def test_an_amount_written_with_its_currency_says_to_give_the_currency_its_own_column(
+    given: str, currency: str
+) -> None:
+    """A new user's export wrote the currency beside every amount and got a bare `bad amount`.
+    The currency is not read out of an amount (`150 هزار تومان` is 150,000, `$` is not only
+    the US dollar): the reason says where it goes instead."""
+    with pytest.raises(RowError) as error:
+        order_row({**order(currency), "total": given}, DEFAULTS)
+    assert error.value.field == "total"
+    assert str(error.value).startswith(f"total: bad amount {given!r}: ")
+    assert "the currency goes in its own column" in str(error.value)
+
+
+def test_an_item_amount_with_its_currency_names_the_items_field() -> None:
+    with pytest.raises(RowError) as error:
+        item_rows([{"name": "Tea", "quantity": "1", "unit_price": "۴۸۰٬۰۰۰ تومان"}], "IRT")
+    assert error.value.field == "items.0.unit_price"
+    assert str(error.value).startswith("unit_price: bad amount '۴۸۰٬۰۰۰ تومان': ")
+    assert "the currency goes in its own column" in str(error.value)
+
+
+@pytest.mark.parametrize("given", ["150/5", "1e5x", "150 1"])
+def test_an_amount_without_a_currency_gets_no_currency_hint(given: str) -> None:
+    with pytest.raises(RowError) as error:
+        order_row({**order("IRT"), "total": given}, DEFAULTS)
+    assert "currency" not in str(error.value)
+
+
 @pytest.mark.parametrize("given", ["NaN", "Infinity", "-5", "1" * 13])
 def test_an_amount_out_of_range_is_refused_naming_its_field(given: str) -> None:
     """Regression: `bad amount 'NaN'` named no field (every other amount error did), so

@@ -160,6 +160,48 @@ def test_a_missing_or_wrong_signature_is_401_and_stores_nothing(
     assert count(sessions, Order) == 0 and count(sessions, Customer) == 0
 
 
+def test_a_refused_signature_is_logged_with_the_webhooks_topic_and_id(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """WooCommerce disables a webhook after 5 failures in a row: the warning must say which
+    of the shop's webhooks it is (the ID and Topic headers of woo_docs.HEADERS, as WooCommerce
+    sends them), and never the signature that was refused."""
+    caplog.set_level("WARNING", logger="campaigner.server.shop_webhooks")
+    answer = woo(client, "order.created", wc_order(), "a-wrong-secret")
+    assert answer.status_code == 401
+    shopify(client, "orders/paid", paid_order(), "w1", "a-wrong-secret")
+    woo_warning, shopify_warning = (r.getMessage() for r in caplog.records)
+    assert woo_warning == (
+        "woocommerce webhook '12' (topic 'order.created'): missing or wrong signature"
+    )
+    assert shopify_warning == "shopify webhook (topic 'orders/paid'): missing or wrong signature"
+    refused = answer.request.headers["X-WC-Webhook-Signature"]
+    assert all(
+        refused not in r.getMessage() and WC_SECRET not in r.getMessage() for r in caplog.records
+    )
+
+
+def test_the_headers_logged_for_a_refused_signature_are_cut_short_and_printable(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The headers are not signed: anyone can fill the log through them."""
+    caplog.set_level("WARNING", logger="campaigner.server.shop_webhooks")
+    body = json.dumps(wc_order()).encode()
+    # Header bytes arrive as Latin-1: 0x9B is a C1 terminal escape (CSI), 0x7F is DEL.
+    sent = {
+        "X-WC-Webhook-Topic": b"order.created" + b"x" * 5000,
+        "X-WC-Webhook-ID": b"12\x7f\x9b[2J",
+        "X-WC-Webhook-Signature": sign(body, "a-wrong-secret").encode(),
+    }
+    answer = client.post("/webhooks/shop/woocommerce", content=body, headers=sent)
+    assert answer.status_code == 401
+    (warning,) = (r.getMessage() for r in caplog.records)
+    assert len(warning) < 200
+    assert warning.startswith("woocommerce webhook '12?")
+    assert "[2J' (topic 'order.createdxxx" in warning
+    assert all(c.isprintable() for c in warning)
+
+
 def test_unsigned_woocommerce_body_that_is_no_ping_is_401(client: TestClient) -> None:
     body = json.dumps(wc_order()).encode()
     answer = client.post(
