@@ -157,12 +157,16 @@ def expire_leases(sessions: sessionmaker[Session], now: datetime) -> int:
     """Rows whose request started under a lease that lapsed become `unknown`; how many.
 
     Claimed rows that never started need nothing: they are `queued`, and a lapsed lease
-    makes them claimable again.
+    makes them claimable again. The rows are locked in id order first, as the report
+    applier locks them: an UPDATE alone locks them in its scan's order, and on PostgreSQL
+    the two deadlocked (tests/dispatch/test_report_race.py).
     """
+    lapsed = [_c.status == MessageStatus.SENDING, _c.lease_until < now]
+    in_order = select(_c.id).where(*lapsed).order_by(_c.id).with_for_update()
     with sessions.begin() as session:
         result = session.execute(
             update(TABLE)
-            .where(_c.status == MessageStatus.SENDING, _c.lease_until < now)
+            .where(_c.id.in_(in_order), *lapsed)
             .values(status=MessageStatus.UNKNOWN, reason="lease_expired", updated_at=now)
         )
     return int(getattr(result, "rowcount", 0) or 0)

@@ -12,6 +12,7 @@ import random
 import threading
 import time
 from collections.abc import Sequence
+from datetime import timedelta
 
 import pytest
 from dispatch_helpers import ScriptedGateway, add_customer, make_dispatcher, row
@@ -23,7 +24,7 @@ from test_in_flight import MORNING
 from campaigner.clock import FixedClock
 from campaigner.config import GatewaySettings, Settings
 from campaigner.db.models import Message, MessageStatus
-from campaigner.dispatch.ledger import write_results
+from campaigner.dispatch.ledger import expire_leases, write_results
 from campaigner.gateways.base import DeliveryReport, OutgoingMessage, SendResult
 from campaigner.inbound import apply_delivery_report
 
@@ -200,3 +201,81 @@ def test_recording_answers_never_deadlocks_with_the_report_applier(
     with sessions() as session:
         found = session.scalars(select(Message.status).order_by(Message.id)).all()
     assert found == [MessageStatus.SENT, MessageStatus.SENT]
+
+
+def test_expiring_leases_never_deadlocks_with_the_report_applier(
+    sessions: sessionmaker[Session], clock: FixedClock
+) -> None:
+    """As above, for `expire_leases`: its UPDATE met the rows in scan order, the higher row
+    first, while the applier holds the lower one and then asks for the higher one."""
+    engine = sessions.kw["bind"]
+    if engine.dialect.name != "postgresql":
+        pytest.skip("row locks: SQLite has one writer at a time")
+    now = clock.now()
+    customer = add_customer(sessions)
+    with sessions.begin() as session:
+        rows = [
+            Message(
+                rule="thank_you",
+                customer_id=customer,
+                occurrence_key=str(n),
+                status=MessageStatus.SENDING,
+                phone="+989121234567",
+                due_at=now,
+                # The lower id scheduled later: the (status, scheduled_for) index meets the
+                # higher row first, and so does a scan once the lower row is rewritten below.
+                scheduled_for=now + timedelta(minutes=1 - n),
+                claim="c" * 32,
+                lease_until=now - timedelta(minutes=1),
+                gateway="scripted",
+            )
+            for n in range(2)
+        ]
+        session.add_all(rows)
+        session.flush()
+        low, high = sorted(row.id for row in rows)
+    with sessions.begin() as session:
+        # The lower row's new version is stored after the higher one: a scan meets it last.
+        session.execute(update(Message).where(Message.id == low).values(updated_at=now))
+    locked = "SELECT id FROM messages WHERE id = :id FOR UPDATE"
+    errors: list[BaseException] = []
+    expired: list[int] = []
+
+    def expire() -> None:
+        try:
+            expired.append(expire_leases(sessions, now))
+        except BaseException as exc:
+            errors.append(exc)
+
+    # The observer in autocommit: within a transaction PostgreSQL shows pg_stat_activity as
+    # it was at the first read, before expire_leases had connected.
+    with (
+        engine.connect() as applier,
+        engine.connect().execution_options(isolation_level="AUTOCOMMIT") as observer,
+    ):
+        transaction = applier.begin()
+        applier.execute(text(locked), {"id": low})
+        expiring = threading.Thread(target=expire)
+        expiring.start()
+        waiting = (
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        )
+        for _ in range(500):  # until expire_leases waits for a row lock
+            if observer.execute(text(waiting)).scalar():
+                break
+            time.sleep(0.01)
+        else:
+            raise AssertionError("expire_leases never waited for the applier's row")
+        try:
+            applier.execute(text(locked), {"id": high})
+            transaction.commit()
+        except BaseException as exc:
+            errors.append(exc)
+            transaction.rollback()
+        expiring.join(timeout=30)
+    assert not errors, errors
+    assert expired == [2]
+    with sessions() as session:
+        found = session.scalars(select(Message.status).order_by(Message.id)).all()
+    assert found == [MessageStatus.UNKNOWN, MessageStatus.UNKNOWN]
