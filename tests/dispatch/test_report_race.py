@@ -11,8 +11,8 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Sequence
-from datetime import timedelta
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 
 import pytest
 from dispatch_helpers import ScriptedGateway, add_customer, make_dispatcher, row
@@ -29,6 +29,7 @@ from campaigner.gateways.base import DeliveryReport, OutgoingMessage, SendResult
 from campaigner.inbound import apply_delivery_report
 
 ROUTES = ["scripted"]
+CLAIM = "c" * 32
 
 
 def report(
@@ -123,20 +124,12 @@ def test_reports_racing_the_dispatcher_leave_every_row_settled(
         settled_cleanly(message)
 
 
-def test_recording_answers_never_deadlocks_with_the_report_applier(
-    sessions: sessionmaker[Session], clock: FixedClock
-) -> None:
-    """Regression (PostgreSQL): `bench/kannel.py --db-url postgresql…` died with "deadlock
-    detected" in the sender's record UPDATE. The report applier locks rows in id order
-    (`apply_delivery_reports`: `ORDER BY id FOR UPDATE`); the record UPDATE … FROM unnest
-    locked them in its own order. Here the applier holds the lower row, the dispatcher
-    records both answers (higher id first), and only then the applier asks for the higher
-    row: both must commit."""
-    engine = sessions.kw["bind"]
-    if engine.dialect.name != "postgresql":
-        pytest.skip("row locks: SQLite has one writer at a time")
-    claim = "c" * 32
-    now = clock.now()
+def _two_sending_rows(
+    sessions: sessionmaker[Session], now: datetime, lease_until: datetime, later_first: bool
+) -> tuple[int, int]:
+    """Two rows in `sending` under one claim, (lower id, higher id). The lower row is then
+    stored again, after the higher one: a scan meets the higher row first. `later_first`
+    also schedules the lower id later, so that the (status, scheduled_for) index does too."""
     customer = add_customer(sessions)
     with sessions.begin() as session:
         rows = [
@@ -147,9 +140,9 @@ def test_recording_answers_never_deadlocks_with_the_report_applier(
                 status=MessageStatus.SENDING,
                 phone="+989121234567",
                 due_at=now,
-                scheduled_for=now,
-                claim=claim,
-                lease_until=now,
+                scheduled_for=now + timedelta(minutes=1 - n) if later_first else now,
+                claim=CLAIM,
+                lease_until=lease_until,
                 gateway="scripted",
             )
             for n in range(2)
@@ -158,45 +151,82 @@ def test_recording_answers_never_deadlocks_with_the_report_applier(
         session.flush()
         low, high = sorted(row.id for row in rows)
     with sessions.begin() as session:
-        # A new version of the lower row, stored after the higher one: a scan meets the
-        # higher row first, as the bench's deadlock had it (its ids out of order).
         session.execute(update(Message).where(Message.id == low).values(updated_at=now))
-    answers = [
-        {"id": message_id, "status": MessageStatus.SENT, "sent_at": now, "claim": None}
-        for message_id in (high, low)
-    ]
-    locked = "SELECT id FROM messages WHERE id = :id FOR UPDATE"
-    errors: list[BaseException] = []
-    recorder_pid: queue.Queue[int] = queue.Queue()
+    return low, high
 
-    def record() -> None:
+
+def _race_the_applier(
+    sessions: sessionmaker[Session], low: int, high: int, write: Callable[[], None]
+) -> list[BaseException]:
+    """The report applier holds the lower row; `write` runs in a thread until it waits for
+    a row lock; then the applier asks for the higher row. The errors of both sides."""
+    engine = sessions.kw["bind"]
+    locked = "SELECT id FROM messages WHERE id = :id FOR UPDATE"
+    waiting = (
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+    )
+    errors: list[BaseException] = []
+
+    def writing() -> None:
         try:
-            with sessions.begin() as session:
-                recorder_pid.put(session.scalar(text("SELECT pg_backend_pid()")))
-                write_results(session, claim, answers)
+            write()
         except BaseException as exc:
             errors.append(exc)
 
-    with engine.connect() as applier, engine.connect() as observer:
+    # The observer in autocommit: within a transaction PostgreSQL shows pg_stat_activity as
+    # it was at the first read, before the writer had connected.
+    with (
+        engine.connect() as applier,
+        engine.connect().execution_options(isolation_level="AUTOCOMMIT") as observer,
+    ):
         transaction = applier.begin()
         applier.execute(text(locked), {"id": low})
-        recording = threading.Thread(target=record)
-        recording.start()
-        pid = recorder_pid.get(timeout=10)
-        waiting = "SELECT wait_event_type FROM pg_stat_activity WHERE pid = :pid"
-        for _ in range(500):  # until the recorder waits for a row lock
-            if observer.execute(text(waiting), {"pid": pid}).scalar() == "Lock":
+        writer = threading.Thread(target=writing)
+        writer.start()
+        for _ in range(500):  # until the writer waits for a row lock
+            if observer.execute(text(waiting)).scalar():
                 break
             time.sleep(0.01)
         else:
-            raise AssertionError("the recorder never waited for the applier's row")
+            raise AssertionError("the writer never waited for the applier's row")
         try:
             applier.execute(text(locked), {"id": high})
             transaction.commit()
         except BaseException as exc:
             errors.append(exc)
             transaction.rollback()
-        recording.join(timeout=30)
+        writer.join(timeout=30)
+    return errors
+
+
+def _row_locks(sessions: sessionmaker[Session]) -> None:
+    if sessions.kw["bind"].dialect.name != "postgresql":
+        pytest.skip("row locks: SQLite has one writer at a time")
+
+
+def test_recording_answers_never_deadlocks_with_the_report_applier(
+    sessions: sessionmaker[Session], clock: FixedClock
+) -> None:
+    """Regression (PostgreSQL): `bench/kannel.py --db-url postgresql…` died with "deadlock
+    detected" in the sender's record UPDATE. The report applier locks rows in id order
+    (`apply_delivery_reports`: `ORDER BY id FOR UPDATE`); the record UPDATE … FROM unnest
+    locked them in its own order. Here the applier holds the lower row, the dispatcher
+    records both answers (higher id first), and only then the applier asks for the higher
+    row: both must commit."""
+    _row_locks(sessions)
+    now = clock.now()
+    low, high = _two_sending_rows(sessions, now, lease_until=now, later_first=False)
+    answers = [
+        {"id": message_id, "status": MessageStatus.SENT, "sent_at": now, "claim": None}
+        for message_id in (high, low)
+    ]
+
+    def record() -> None:
+        with sessions.begin() as session:
+            write_results(session, CLAIM, answers)
+
+    errors = _race_the_applier(sessions, low, high, record)
     assert not errors, errors
     with sessions() as session:
         found = session.scalars(select(Message.status).order_by(Message.id)).all()
@@ -208,72 +238,14 @@ def test_expiring_leases_never_deadlocks_with_the_report_applier(
 ) -> None:
     """As above, for `expire_leases`: its UPDATE met the rows in scan order, the higher row
     first, while the applier holds the lower one and then asks for the higher one."""
-    engine = sessions.kw["bind"]
-    if engine.dialect.name != "postgresql":
-        pytest.skip("row locks: SQLite has one writer at a time")
+    _row_locks(sessions)
     now = clock.now()
-    customer = add_customer(sessions)
-    with sessions.begin() as session:
-        rows = [
-            Message(
-                rule="thank_you",
-                customer_id=customer,
-                occurrence_key=str(n),
-                status=MessageStatus.SENDING,
-                phone="+989121234567",
-                due_at=now,
-                # The lower id scheduled later: the (status, scheduled_for) index meets the
-                # higher row first, and so does a scan once the lower row is rewritten below.
-                scheduled_for=now + timedelta(minutes=1 - n),
-                claim="c" * 32,
-                lease_until=now - timedelta(minutes=1),
-                gateway="scripted",
-            )
-            for n in range(2)
-        ]
-        session.add_all(rows)
-        session.flush()
-        low, high = sorted(row.id for row in rows)
-    with sessions.begin() as session:
-        # The lower row's new version is stored after the higher one: a scan meets it last.
-        session.execute(update(Message).where(Message.id == low).values(updated_at=now))
-    locked = "SELECT id FROM messages WHERE id = :id FOR UPDATE"
-    errors: list[BaseException] = []
+    lapsed = now - timedelta(minutes=1)
+    low, high = _two_sending_rows(sessions, now, lease_until=lapsed, later_first=True)
     expired: list[int] = []
-
-    def expire() -> None:
-        try:
-            expired.append(expire_leases(sessions, now))
-        except BaseException as exc:
-            errors.append(exc)
-
-    # The observer in autocommit: within a transaction PostgreSQL shows pg_stat_activity as
-    # it was at the first read, before expire_leases had connected.
-    with (
-        engine.connect() as applier,
-        engine.connect().execution_options(isolation_level="AUTOCOMMIT") as observer,
-    ):
-        transaction = applier.begin()
-        applier.execute(text(locked), {"id": low})
-        expiring = threading.Thread(target=expire)
-        expiring.start()
-        waiting = (
-            "SELECT count(*) FROM pg_stat_activity"
-            " WHERE wait_event_type = 'Lock' AND datname = current_database()"
-        )
-        for _ in range(500):  # until expire_leases waits for a row lock
-            if observer.execute(text(waiting)).scalar():
-                break
-            time.sleep(0.01)
-        else:
-            raise AssertionError("expire_leases never waited for the applier's row")
-        try:
-            applier.execute(text(locked), {"id": high})
-            transaction.commit()
-        except BaseException as exc:
-            errors.append(exc)
-            transaction.rollback()
-        expiring.join(timeout=30)
+    errors = _race_the_applier(
+        sessions, low, high, lambda: expired.append(expire_leases(sessions, now))
+    )
     assert not errors, errors
     assert expired == [2]
     with sessions() as session:
