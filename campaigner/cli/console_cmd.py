@@ -12,6 +12,7 @@ from campaigner.clock import SystemClock
 from campaigner.console.roles import Role
 from campaigner.console.users import add_user
 from campaigner.console.web import PREFIX, Console
+from campaigner.server.protocol import ConnectionLimits
 from campaigner.server.serve import BackgroundServer
 
 
@@ -45,9 +46,7 @@ def console_cmd(ctx: click.Context, host: str | None, port: int | None) -> None:
         console.app(),
         host=chosen_host,
         port=chosen_port,
-        head_timeout=settings.server.head_timeout_seconds,
-        max_waiting=settings.server.max_waiting_connections,
-        send_timeout=settings.server.send_timeout_seconds,
+        limits=ConnectionLimits.of(settings.server),
     ).start()
     click.echo(f"console: {server.url}{PREFIX}/  (Ctrl-C stops it)")
     try:

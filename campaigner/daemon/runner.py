@@ -38,6 +38,7 @@ from campaigner.segments.daily import tidy as tidy_segments
 from campaigner.server.app import create_app
 from campaigner.server.guard import Guard
 from campaigner.server.ingest import ingest_routes
+from campaigner.server.protocol import ConnectionLimits
 from campaigner.server.serve import BackgroundServer
 from campaigner.sources.sync import sync_source
 
@@ -350,9 +351,7 @@ class Service:
                 self.http_app(),
                 host=host,
                 port=port,
-                head_timeout=self.settings.server.head_timeout_seconds,
-                max_waiting=self.settings.server.max_waiting_connections,
-                send_timeout=self.settings.server.send_timeout_seconds,
+                limits=ConnectionLimits.of(self.settings.server),
             ).start()
         except OSError as exc:
             if exc.errno != errno.EADDRINUSE:
@@ -375,9 +374,7 @@ class Service:
                 app,
                 host=host,
                 port=console.port,
-                head_timeout=self.settings.server.head_timeout_seconds,
-                max_waiting=self.settings.server.max_waiting_connections,
-                send_timeout=self.settings.server.send_timeout_seconds,
+                limits=ConnectionLimits.of(self.settings.server),
             ).start()
         log.info("console on %s/console/", server.url)
         return server

@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from starlette.types import Receive, Scope, Send
@@ -58,6 +59,7 @@ from campaigner.config import (
     HEAD_TIMEOUT_SECONDS,
     MAX_WAITING_CONNECTIONS,
     SEND_TIMEOUT_SECONDS,
+    ServerSettings,
 )
 
 MAX_HEAD_BYTES = 16 * 1024  # h11's default bound on an incomplete request head
@@ -317,20 +319,37 @@ if HttpToolsProtocol is not None:
             self.transport.close()
 
 
-def http_protocol(
-    head_timeout: float = HEAD_TIMEOUT_SECONDS,
-    max_waiting: int = MAX_WAITING_CONNECTIONS,
-    send_timeout: float = SEND_TIMEOUT_SECONDS,
-) -> type[asyncio.Protocol] | str:
+@dataclass(frozen=True)
+class ConnectionLimits:
+    """What one server allows a client: the `server.*_seconds` and
+    `server.max_waiting_connections` settings, or shorter ones in tests."""
+
+    head_timeout: float = HEAD_TIMEOUT_SECONDS
+    max_waiting: int = MAX_WAITING_CONNECTIONS
+    send_timeout: float = SEND_TIMEOUT_SECONDS
+
+    @classmethod
+    def of(cls, server: ServerSettings) -> ConnectionLimits:
+        return cls(
+            head_timeout=server.head_timeout_seconds,
+            max_waiting=server.max_waiting_connections,
+            send_timeout=server.send_timeout_seconds,
+        )
+
+
+DEFAULT_LIMITS = ConnectionLimits()
+
+
+def http_protocol(limits: ConnectionLimits = DEFAULT_LIMITS) -> type[asyncio.Protocol] | str:
     """What uvicorn's `http` setting gets: the bounded httptools protocol with these limits
     (uvicorn builds each connection's protocol itself, so the limits, and the one server's
     waiting connections, ride on a subclass of its own), else h11."""
     if HttpToolsProtocol is None:
         return "h11"
-    limits = {
-        "head_timeout": head_timeout,
-        "send_timeout": send_timeout,
-        "max_waiting": max_waiting,
+    bounds = {
+        "head_timeout": limits.head_timeout,
+        "send_timeout": limits.send_timeout,
+        "max_waiting": limits.max_waiting,
         "waiting": {},
     }
-    return type("BoundedHttpTools", (BoundedHttpTools,), limits)
+    return type("BoundedHttpTools", (BoundedHttpTools,), bounds)

@@ -21,8 +21,7 @@ import time
 import uvicorn
 from starlette.types import ASGIApp
 
-from campaigner.config import HEAD_TIMEOUT_SECONDS, MAX_WAITING_CONNECTIONS, SEND_TIMEOUT_SECONDS
-from campaigner.server.protocol import http_protocol
+from campaigner.server.protocol import DEFAULT_LIMITS, ConnectionLimits, http_protocol
 
 BACKLOG = 2048
 
@@ -36,14 +35,10 @@ class BackgroundServer:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
-        head_timeout: float = HEAD_TIMEOUT_SECONDS,
-        max_waiting: int = MAX_WAITING_CONNECTIONS,
-        send_timeout: float = SEND_TIMEOUT_SECONDS,
+        limits: ConnectionLimits = DEFAULT_LIMITS,
     ) -> None:
         self.app = app
-        self.head_timeout = head_timeout
-        self.max_waiting = max_waiting
-        self.send_timeout = send_timeout
+        self.limits = limits
         self.host = host
         self.requested_port = port
         self.port = 0
@@ -66,7 +61,7 @@ class BackgroundServer:
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(
             self.app,
-            http=http_protocol(self.head_timeout, self.max_waiting, self.send_timeout),
+            http=http_protocol(self.limits),
             loop="asyncio",
             proxy_headers=False,
             log_config=None,
@@ -110,17 +105,7 @@ def serve_in_background(
     *,
     host: str = "127.0.0.1",
     port: int = 0,
-    head_timeout: float = HEAD_TIMEOUT_SECONDS,
-    max_waiting: int = MAX_WAITING_CONNECTIONS,
-    send_timeout: float = SEND_TIMEOUT_SECONDS,
+    limits: ConnectionLimits = DEFAULT_LIMITS,
 ) -> BackgroundServer:
     """Start `app` on host:port (0 = any free port); read `.port` for the one bound."""
-    server = BackgroundServer(
-        app,
-        host=host,
-        port=port,
-        head_timeout=head_timeout,
-        max_waiting=max_waiting,
-        send_timeout=send_timeout,
-    )
-    return server.start()
+    return BackgroundServer(app, host=host, port=port, limits=limits).start()

@@ -16,6 +16,7 @@ from campaigner.server.protocol import (
     MAX_HEAD_BYTES,
     MAX_PIPELINED,
     BoundedHttpTools,
+    ConnectionLimits,
     http_protocol,
 )
 from campaigner.server.serve import serve_in_background
@@ -144,6 +145,7 @@ def test_a_chunked_body_in_many_small_chunks_with_a_short_trailer_is_served() ->
 # -- slow clients: the head timeout -------------------------------------------------------
 
 HEAD_TIMEOUT = 0.3  # injected; the daemon's is server.head_timeout_seconds
+SHORT_HEAD = ConnectionLimits(head_timeout=HEAD_TIMEOUT)
 # Longer than uvicorn's 5 s keep-alive: a connection still open then is held for good. Only
 # a failing test waits this long.
 HELD = 6.0
@@ -187,7 +189,7 @@ def test_a_head_trickled_in_a_byte_at_a_time_is_answered_408_and_closed() -> Non
     """Slowloris: each byte came in time for uvicorn, which has no bound on a head's time,
     so one client could hold as many connections as it opened."""
     with (
-        serve_in_background(_ping_app(), head_timeout=HEAD_TIMEOUT) as server,
+        serve_in_background(_ping_app(), limits=SHORT_HEAD) as server,
         socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock,
     ):
         sock.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\nX-Slow: ")
@@ -200,7 +202,7 @@ def test_a_head_trickled_in_a_byte_at_a_time_is_answered_408_and_closed() -> Non
 
 def test_a_connection_that_never_sends_a_request_is_closed_without_an_answer() -> None:
     with (
-        serve_in_background(_ping_app(), head_timeout=HEAD_TIMEOUT) as server,
+        serve_in_background(_ping_app(), limits=SHORT_HEAD) as server,
         socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock,
     ):
         received, elapsed = _trickle(sock, b"")
@@ -212,7 +214,7 @@ def test_a_kept_alive_connection_is_not_held_open_by_empty_lines() -> None:
     """Empty lines between requests are skipped by the parser but reset uvicorn's keep-alive
     timer, so they held a connection open for good; the head timer is not reset by them."""
     with (
-        serve_in_background(_ping_app(), head_timeout=HEAD_TIMEOUT) as server,
+        serve_in_background(_ping_app(), limits=SHORT_HEAD) as server,
         socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock,
     ):
         sock.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -238,7 +240,7 @@ def test_a_slow_head_within_the_timeout_and_an_answer_slower_than_it_are_served(
     )
     answers = []
     with (
-        serve_in_background(app, head_timeout=HEAD_TIMEOUT) as server,
+        serve_in_background(app, limits=SHORT_HEAD) as server,
         socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock,
     ):
         for piece in (b"GET /ping HTTP/1.1\r\n", b"Host: x\r\n", b"\r\n"):
@@ -256,7 +258,7 @@ def test_past_max_waiting_the_connection_waiting_longest_is_closed() -> None:
     """The head timeout bounds how long a connection waits, not how many: a client opening
     connections faster than they time out held every file descriptor it could get. Here the
     timer is far off; the cap alone closes connection 0 when connection 3 comes."""
-    with serve_in_background(_ping_app(), max_waiting=3) as server:
+    with serve_in_background(_ping_app(), limits=ConnectionLimits(max_waiting=3)) as server:
         kept_alive = [socket.create_connection(("127.0.0.1", server.port), timeout=5)]
         try:
             for _ in range(2):
@@ -353,6 +355,7 @@ def test_a_refusal_of_a_pipelined_request_follows_the_answer_to_the_one_before(
 # -- slow readers: the send timeout -------------------------------------------------------
 
 SEND_TIMEOUT = 0.3  # injected; the daemon's is server.send_timeout_seconds
+SHORT_SEND = ConnectionLimits(send_timeout=SEND_TIMEOUT)
 BIG = 8 * 1024 * 1024  # more than the kernel's buffers on both ends of a loopback connection
 
 
@@ -402,7 +405,7 @@ def test_a_client_that_does_not_take_its_answers_is_dropped(requests: bytes) -> 
     deadline on that: a client that never read held its connection, its task and up to
     64 KiB per connection for good (and a closed one too, until its buffer emptied). Past
     the send timeout without taking a byte, the connection is dropped."""
-    with serve_in_background(_big_app(), send_timeout=SEND_TIMEOUT) as server:
+    with serve_in_background(_big_app(), limits=SHORT_SEND) as server:
         sock = _reader(server.port)
         with sock:
             sock.setblocking(False)
@@ -425,7 +428,7 @@ def test_a_client_taking_a_big_answer_slowly_gets_it_whole() -> None:
     slowly, is not dropped though the whole answer takes many times the timeout."""
     size = 2 * 1024 * 1024
     app = Starlette(routes=[Route("/big", lambda request: PlainTextResponse("b" * size))])
-    with serve_in_background(app, send_timeout=SEND_TIMEOUT) as server:
+    with serve_in_background(app, limits=SHORT_SEND) as server:
         sock = _reader(server.port)
         with sock:
             sock.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
