@@ -128,9 +128,11 @@ def kannel_alone(stack: KannelStack, run: Callable[[], T]) -> tuple[T, float]:
 
 class ReportCounter:
     """A minimal keep-alive HTTP receiver for Kannel's DLR callbacks: counts "delivered"
-    reports and notes when the last one came. As cheap as a receiver gets in Python."""
+    reports and notes when the last one came. As cheap as a receiver gets in Python; with a
+    `delay`, each answer leaves that many seconds late (bench/sendsms_latency.py)."""
 
-    def __init__(self) -> None:
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
         self.port = free_port()
         self.delivered = 0
         self.last_at = 0.0
@@ -149,6 +151,7 @@ class ReportCounter:
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
         counter = self
+        answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok"
 
         class Protocol(asyncio.Protocol):
             def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -162,9 +165,10 @@ class ReportCounter:
                     if b"status=1 " in head or b"status=1&" in head:
                         counter.delivered += 1
                         counter.last_at = time.perf_counter()
-                    self.transport.write(
-                        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok"
-                    )
+                    if counter.delay:
+                        counter._loop.call_later(counter.delay, self.transport.write, answer)
+                    else:
+                        self.transport.write(answer)
 
         server = self._loop.run_until_complete(
             self._loop.create_server(Protocol, "127.0.0.1", self.port, backlog=2048)

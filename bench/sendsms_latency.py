@@ -22,7 +22,6 @@ time from the first request to the last "delivered" report.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import http.client
 import os
 import subprocess
@@ -37,50 +36,16 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 sys.path.insert(0, str(HERE))
 
-from kannel import TOKEN, campaigner_settings, sendsms_query  # noqa: E402
+from kannel import TOKEN, ReportCounter, campaigner_settings, sendsms_query  # noqa: E402
 from kannel_stack import KannelStack, free_port, missing_binaries  # noqa: E402
 
 
-class Receiver:
+class Receiver(ReportCounter):
     """Answers every callback 200 after `delay` seconds; counts "delivered" reports."""
 
     def __init__(self, delay: float) -> None:
-        self.delay = delay
-        self.port = free_port()
-        self.delivered = 0
-        self.last_at = 0.0
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        threading.Thread(target=self._run, daemon=True).start()
-        self._ready.wait(5)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        receiver = self
-        answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok"
-
-        class Protocol(asyncio.Protocol):
-            def connection_made(self, transport: asyncio.BaseTransport) -> None:
-                self.transport: asyncio.Transport = transport  # type: ignore[assignment]
-                self.buffer = b""
-
-            def data_received(self, data: bytes) -> None:
-                self.buffer += data
-                while b"\r\n\r\n" in self.buffer:
-                    head, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
-                    if b"status=1 " in head or b"status=1&" in head:
-                        receiver.delivered += 1
-                        receiver.last_at = time.perf_counter()
-                    if receiver.delay:
-                        receiver._loop.call_later(receiver.delay, self.transport.write, answer)
-                    else:
-                        self.transport.write(answer)
-
-        self._loop.run_until_complete(
-            self._loop.create_server(Protocol, "127.0.0.1", self.port, backlog=2048)
-        )
-        self._ready.set()
-        self._loop.run_forever()
+        super().__init__(delay)
+        self.start()
 
     def dlr_url(self, message_id: int) -> str:
         return f"http://127.0.0.1:{self.port}/dlr?id={message_id}&status=%d"
