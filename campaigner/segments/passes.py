@@ -6,6 +6,7 @@ chooses between, so that neither of them has to import the other's caller.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 from sqlalchemy import exists, select
@@ -49,6 +50,7 @@ def recompute(
             lock(session)  # before deciding: a pass that ran meanwhile has filled the table
             record_moves = bool(session.scalar(select(exists().select_from(scores))))
             if wanted(session) if afresh is None else afresh:
-                return fill(session, segment_map, now, main_currency, record_moves)
+                result = fill(session, segment_map, now, main_currency, record_moves)
+                return replace(result, first=not record_moves)
         refresh_inputs(session, customer_ids, main_currency)
-        return rescore(session, segment_map, now, record_moves)
+        return replace(rescore(session, segment_map, now, record_moves), first=not record_moves)

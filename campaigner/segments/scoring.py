@@ -91,6 +91,7 @@ _rescored = Table(
 class RescoreResult:
     scored: int  # customers written because a score or the segment moved
     changed: int  # of those, customers whose segment moved (one history row each)
+    first: bool = False  # a shop's first pass: everybody placed, no moves recorded
 
 
 def refresh_inputs(session: Session, customer_ids: list[int] | None, main_currency: str) -> None:

@@ -190,7 +190,7 @@ def test_the_first_pass_after_an_upgrade_records_where_everybody_is_and_messages
     anywhere = rule(name="anywhere", **{"from": [], "to": list(SEGMENTS)})
     with sessions.begin() as session:
         first = daily(session, SegmentMap.standard(), start, "IRT")
-        assert first.scored == 6
+        assert (first.scored, first.changed, first.first) == (6, 0, True)
         assert session.scalar(select(func.count()).select_from(SegmentChange)) == 0
         placed = {
             id_: segment
