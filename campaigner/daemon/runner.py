@@ -168,17 +168,13 @@ class Service:
                 self.clock.now(),
                 self.settings.customers.currency,
             )
-        if result.first:
-            log.info(
-                "segments: first pass, %d customers placed (no moves recorded: nobody moved today)",
-                result.scored,
-            )
-        else:
-            log.info(
-                "segments: %d customers rescored, %d changed segment",
-                result.scored,
-                result.changed,
-            )
+        log.info(
+            "segments: %d customers rescored, %d changed segment, %d placed for the first time"
+            " (not recorded as a move: when they arrived is unknown)",
+            result.scored,
+            result.changed,
+            result.placed,
+        )
         tidy_segments(self.engine)
         return False
 

@@ -6,10 +6,8 @@ chooses between, so that neither of them has to import the other's caller.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime
 
-from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from campaigner.db.roomy import roomy
@@ -22,7 +20,6 @@ from campaigner.segments.scoring import (
     lock,
     refresh_inputs,
     rescore,
-    scores,
 )
 
 
@@ -40,17 +37,18 @@ def recompute(
     A pass over everybody on a table that is (nearly) empty fills it afresh instead
     (campaigner/segments/fill.py); `afresh` forces either way, for tests and benchmarks.
 
-    A pass over everybody that finds no scores at all (a shop's first, after upgrading to a
-    version with segments) records where each payer is without a history row: nobody moved
-    that day, and a `segment_change` rule from any segment would otherwise message every
-    customer of its `to` segments on the day of the upgrade."""
+    A pass over everybody (the daemon's first, or after a change of main currency) places
+    the customers who had no scores without a history row: it cannot tell when they arrived
+    (a shop's orders from before it had segments, or orders written behind the loaders'
+    back), and rows saying they all left "none" today would make a `segment_change` rule
+    message every customer of its `to` segments on the day of an upgrade. Moves of customers
+    who had scores are recorded as always, and so is a first placement by a loader or by the
+    daily pass's refresh of the orders changed since the last one."""
     with roomy(session, sqlite_cache_kib=RESCORE_CACHE_KIB, work_mem_mb=RESCORE_WORK_MEM_MB):
-        record_moves = True
-        if customer_ids is None:
+        everybody = customer_ids is None
+        if everybody:
             lock(session)  # before deciding: a pass that ran meanwhile has filled the table
-            record_moves = bool(session.scalar(select(exists().select_from(scores))))
             if wanted(session) if afresh is None else afresh:
-                result = fill(session, segment_map, now, main_currency, record_moves)
-                return replace(result, first=not record_moves)
+                return fill(session, segment_map, now, main_currency)
         refresh_inputs(session, customer_ids, main_currency)
-        return replace(rescore(session, segment_map, now, record_moves), first=not record_moves)
+        return rescore(session, segment_map, now, record_arrivals=not everybody)
