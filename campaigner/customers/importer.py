@@ -175,11 +175,12 @@ class ImportInterrupted(ImportStopped):
     """Ctrl-C: the import stopped after the batch being written; those before are committed."""
 
 
-class SegmentsInterrupted(Exception):
+class SegmentsInterrupted(CampaignerError):
     """Ctrl-C while value segments were recomputed after the last batch: the import is
     complete and committed; the recomputation, one transaction, rolled back. Importing the
     file again would not redo it (nothing in it changes any more); the daemon's next
-    segments pass does."""
+    segments pass does. A CampaignerError, so that a caller that does not expect it still
+    prints it as one line."""
 
     def __init__(self, path: Path, report: ImportReport) -> None:
         super().__init__(
