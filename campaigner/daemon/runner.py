@@ -168,9 +168,17 @@ class Service:
                 self.clock.now(),
                 self.settings.customers.currency,
             )
-        log.info(
-            "segments: %d customers rescored, %d changed segment", result.scored, result.changed
-        )
+        if result.first:
+            log.info(
+                "segments: first pass, %d customers placed (no moves recorded: nobody moved today)",
+                result.scored,
+            )
+        else:
+            log.info(
+                "segments: %d customers rescored, %d changed segment",
+                result.scored,
+                result.changed,
+            )
         tidy_segments(self.engine)
         return False
 

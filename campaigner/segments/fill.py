@@ -109,9 +109,14 @@ def wanted(session: Session) -> bool:
 
 
 def fill(
-    session: Session, segment_map: SegmentMap, now: datetime, main_currency: str
+    session: Session,
+    segment_map: SegmentMap,
+    now: datetime,
+    main_currency: str,
+    record_moves: bool = True,
 ) -> RescoreResult:
-    """Every customer's inputs and scores, written once; see the module docstring."""
+    """Every customer's inputs and scores, written once; see the module docstring. Without
+    `record_moves` (a shop's first pass: campaigner/segments/passes.py) no history is kept."""
     connection = session.connection()
     dialect = connection.dialect.name
     lock(session)
@@ -136,24 +141,25 @@ def fill(
     old = func.coalesce(p.segment, literal(NO_SEGMENT))
     both = scores.outerjoin(_previous, p.customer_id == s.customer_id)
     history = ["customer_id", "old", "new", "changed_at"]
-    session.execute(
-        insert(changes).from_select(
-            history,
-            select(s.customer_id, old, s.segment, stamp)
-            .select_from(both)
-            .where(s.segment != old)
-            .order_by(s.customer_id),
-        )
-    )
     gone = ~exists().where(s.customer_id == p.customer_id)
-    session.execute(
-        insert(changes).from_select(
-            history,
-            select(p.customer_id, p.segment, literal(NO_SEGMENT), stamp).where(
-                gone, p.segment != NO_SEGMENT
-            ),
+    if record_moves:
+        session.execute(
+            insert(changes).from_select(
+                history,
+                select(s.customer_id, old, s.segment, stamp)
+                .select_from(both)
+                .where(s.segment != old)
+                .order_by(s.customer_id),
+            )
         )
-    )
+        session.execute(
+            insert(changes).from_select(
+                history,
+                select(p.customer_id, p.segment, literal(NO_SEGMENT), stamp).where(
+                    gone, p.segment != NO_SEGMENT
+                ),
+            )
+        )
     if dialect == "postgresql":
         session.execute(text(f"SET LOCAL maintenance_work_mem = '{BUILD_MEMORY_MB}MB'"))
     for index in secondary:
@@ -183,7 +189,7 @@ def fill(
     written = payers - (unmoved or 0) + (removed or 0)
     arrived = payers - (stayed or 0) - (unplaced or 0)
     session.execute(text(f"DROP TABLE {_previous.name}"))
-    return RescoreResult(scored=written, changed=arrived + (left or 0))
+    return RescoreResult(scored=written, changed=arrived + (left or 0) if record_moves else 0)
 
 
 def _ranked_aside(

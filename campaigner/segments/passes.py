@@ -6,8 +6,10 @@ chooses between, so that neither of them has to import the other's caller.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
+from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from campaigner.db.roomy import roomy
@@ -20,6 +22,7 @@ from campaigner.segments.scoring import (
     lock,
     refresh_inputs,
     rescore,
+    scores,
 )
 
 
@@ -35,11 +38,19 @@ def recompute(
     room to sort and group a million customers (at 1M, 33 s of CPU on SQLite instead of 52).
 
     A pass over everybody on a table that is (nearly) empty fills it afresh instead
-    (campaigner/segments/fill.py); `afresh` forces either way, for tests and benchmarks."""
+    (campaigner/segments/fill.py); `afresh` forces either way, for tests and benchmarks.
+
+    A pass over everybody that finds no scores at all (a shop's first, after upgrading to a
+    version with segments) records where each payer is without a history row: nobody moved
+    that day, and a `segment_change` rule from any segment would otherwise message every
+    customer of its `to` segments on the day of the upgrade."""
     with roomy(session, sqlite_cache_kib=RESCORE_CACHE_KIB, work_mem_mb=RESCORE_WORK_MEM_MB):
+        record_moves = True
         if customer_ids is None:
             lock(session)  # before deciding: a pass that ran meanwhile has filled the table
+            record_moves = bool(session.scalar(select(exists().select_from(scores))))
             if wanted(session) if afresh is None else afresh:
-                return fill(session, segment_map, now, main_currency)
+                result = fill(session, segment_map, now, main_currency, record_moves)
+                return replace(result, first=not record_moves)
         refresh_inputs(session, customer_ids, main_currency)
-        return rescore(session, segment_map, now)
+        return replace(rescore(session, segment_map, now, record_moves), first=not record_moves)

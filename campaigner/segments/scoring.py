@@ -91,6 +91,7 @@ _rescored = Table(
 class RescoreResult:
     scored: int  # customers written because a score or the segment moved
     changed: int  # of those, customers whose segment moved (one history row each)
+    first: bool = False  # a shop's first pass: everybody placed, no moves recorded
 
 
 def refresh_inputs(session: Session, customer_ids: list[int] | None, main_currency: str) -> None:
@@ -349,8 +350,11 @@ def lock(session: Session) -> None:
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": RESCORE_LOCK})
 
 
-def rescore(session: Session, segment_map: SegmentMap, now: datetime) -> RescoreResult:
-    """Rank the whole shop and write what moved; see the module docstring."""
+def rescore(
+    session: Session, segment_map: SegmentMap, now: datetime, record_moves: bool = True
+) -> RescoreResult:
+    """Rank the whole shop and write what moved; see the module docstring. Without
+    `record_moves` (a shop's first pass: campaigner/segments/passes.py) no history is kept."""
     connection = session.connection()
     dialect = connection.dialect.name
     lock(session)
@@ -374,16 +378,18 @@ def rescore(session: Session, segment_map: SegmentMap, now: datetime) -> Rescore
         )
     )
     r = _rescored.c
-    moves = r.segment != r.old_segment
-    session.execute(
-        insert(changes).from_select(
-            ["customer_id", "old", "new", "changed_at"],
-            select(r.customer_id, r.old_segment, r.segment, literal(now, UTCDateTime())).where(
-                moves
-            ),
+    changed = 0
+    if record_moves:
+        moves = r.segment != r.old_segment
+        session.execute(
+            insert(changes).from_select(
+                ["customer_id", "old", "new", "changed_at"],
+                select(r.customer_id, r.old_segment, r.segment, literal(now, UTCDateTime())).where(
+                    moves
+                ),
+            )
         )
-    )
-    changed = session.scalar(select(func.count()).select_from(_rescored).where(moves))
+        changed = session.scalar(select(func.count()).select_from(_rescored).where(moves)) or 0
     written = {**{name: r[name] for name in SCORES}, "scored_at": literal(now, UTCDateTime())}
     scored = _count(
         session.execute(update(scores).where(scores.c.customer_id == r.customer_id).values(written))
@@ -394,7 +400,7 @@ def rescore(session: Session, segment_map: SegmentMap, now: datetime) -> Rescore
         )
     )
     session.execute(text("DROP TABLE segment_rescored"))
-    return RescoreResult(scored=scored, changed=changed or 0)
+    return RescoreResult(scored=scored, changed=changed)
 
 
 def _count(result: Any) -> int:

@@ -78,7 +78,8 @@ def test_a_first_pass_fills_afresh_exactly_what_the_usual_pass_writes(
     seen = both_ways(sessions, clock)
     assert seen[True] == seen[False]
     result, (rows, moves) = seen[True]
-    assert (result.scored, result.changed, len(rows), len(moves)) == (20, 20, 20, 20)
+    # A shop's first pass records no moves (campaigner/segments/passes.py), either way.
+    assert (result.scored, result.changed, len(rows), len(moves)) == (20, 0, 20, 0)
 
 
 def test_filling_over_earlier_scores_keeps_unmoved_stamps_and_records_every_move(
