@@ -6,7 +6,13 @@ CPU per report (docs/benchmarks.md, "Delivery reports on httptools"). httptools 
 C, but unlike h11 (which refuses a request line and headers longer than 16 KiB) it buffers
 a head of any length: a stranger could make the daemon hold as much memory as it cares to
 send before one header is complete. `BoundedHttpTools` restores h11's bound, answering 431
-and closing. Without httptools installed the server falls back to h11 and its own bound.
+and closing.
+
+Every bound below lives in that subclass of uvicorn's httptools protocol; uvicorn's h11
+protocol has none of them but the head's length (no head timeout, no cap on waiting
+connections, no send timeout, no pipelining limit). So without httptools (a declared
+dependency, missing only from a broken install) the server does not start, rather than
+fall back to h11 and serve without its guarantees: `http_protocol` says so and names the fix.
 
 httptools also sets no time limit on a head: a client sending one byte every few seconds
 held its connection for good, and a client could hold as many as it opened (slowloris).
@@ -61,6 +67,7 @@ from campaigner.config import (
     SEND_TIMEOUT_SECONDS,
     ServerSettings,
 )
+from campaigner.errors import CampaignerError
 
 MAX_HEAD_BYTES = 16 * 1024  # h11's default bound on an incomplete request head
 MAX_PIPELINED = 100  # requests waiting for the answers before theirs; no real client nears it
@@ -86,8 +93,14 @@ _NOT_HTTP = _closing_answer(b"400 Bad Request", b"Invalid HTTP request received.
 
 try:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-except ImportError:  # httptools not installed: uvicorn's h11 and its own bound
+except ImportError:  # httptools not installed: the server refuses to start (`http_protocol`)
     HttpToolsProtocol = None  # type: ignore[assignment,misc]
+
+NO_HTTPTOOLS = (
+    "the web server needs httptools, which is not installed: without it the server would "
+    "run without its limits on slow and idle clients; install it with `pip install httptools` "
+    "(in the environment Campaigner runs in)"
+)
 
 
 async def _refuse_head(scope: Scope, receive: Receive, send: Send) -> None:
@@ -340,12 +353,15 @@ class ConnectionLimits:
 DEFAULT_LIMITS = ConnectionLimits()
 
 
-def http_protocol(limits: ConnectionLimits = DEFAULT_LIMITS) -> type[asyncio.Protocol] | str:
+def http_protocol(limits: ConnectionLimits = DEFAULT_LIMITS) -> type[asyncio.Protocol]:
     """What uvicorn's `http` setting gets: the bounded httptools protocol with these limits
     (uvicorn builds each connection's protocol itself, so the limits, and the one server's
-    waiting connections, ride on a subclass of its own), else h11."""
+    waiting connections, ride on a subclass of its own).
+
+    Raises CampaignerError when httptools is not installed: uvicorn's h11 fallback has none
+    of these limits."""
     if HttpToolsProtocol is None:
-        return "h11"
+        raise CampaignerError(NO_HTTPTOOLS)
     bounds = {
         "head_timeout": limits.head_timeout,
         "send_timeout": limits.send_timeout,

@@ -1,6 +1,9 @@
 import asyncio
 import re
 import socket
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 
@@ -95,6 +98,34 @@ def test_the_server_parses_with_httptools_and_refuses_a_head_past_16_kib() -> No
             answer = _exchange(server.port, *pieces)
             assert answer.startswith(b"HTTP/1.1 431 "), answer[:80]
             assert b"pong" not in answer
+
+
+def test_without_httptools_the_server_refuses_to_start_and_names_the_fix() -> None:
+    """uvicorn's h11, which the server fell back to without httptools, has none of its
+    limits but the head's length (no head or send timeout, no cap on waiting connections or
+    pipelined requests): such a server served, and slow clients held it for good. In a fresh
+    interpreter where `import httptools` fails, as on an install without it."""
+    script = textwrap.dedent(
+        """
+        import sys
+        sys.modules["httptools"] = None  # `import httptools` raises ImportError
+        from starlette.applications import Starlette
+        from campaigner.errors import CampaignerError
+        from campaigner.server.serve import BackgroundServer
+        try:
+            server = BackgroundServer(Starlette()).start()
+        except CampaignerError as exc:
+            print("refused:", exc)
+        else:
+            print("served")
+            server.stop()
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.startswith("refused: the web server needs httptools"), done.stdout
+    assert "`pip install httptools`" in done.stdout
 
 
 def test_a_head_under_the_bound_and_requests_after_it_on_one_connection_are_served() -> None:
