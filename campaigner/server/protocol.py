@@ -43,6 +43,11 @@ read is parsed but not kept, the ones waiting are answered, and the connection i
 without a word, which tells a pipelining client to send the rest again on a new one
 (RFC 9112, 9.3.2).
 
+Each connection dropped by these bounds (head or answer not in time, the longest waiting
+closed, too many pipelined requests) goes to the server's `DropLog`: logged in full for the
+first few of each reason per interval, counted past them, so a flood of connections is not
+a flood of log lines (`campaigner.server.droplog`).
+
 A refusal (431, 408, or 400 for bytes that are not HTTP) is an answer like any other: one
 for a pipelined request is written after the answers owed to the requests before it, and
 nothing more is read meanwhile.
@@ -68,6 +73,7 @@ from campaigner.config import (
     ServerSettings,
 )
 from campaigner.errors import CampaignerError
+from campaigner.server.droplog import DropLog
 
 MAX_HEAD_BYTES = 16 * 1024  # h11's default bound on an incomplete request head
 MAX_PIPELINED = 100  # requests waiting for the answers before theirs; no real client nears it
@@ -140,6 +146,8 @@ if HttpToolsProtocol is not None:
         # The server's connections waiting for a request, longest waiting first: one dict
         # per server (`http_protocol`), used on its event loop only.
         waiting: ClassVar[dict[BoundedHttpTools, None]] = {}
+        # The server's log of connections it dropped (`campaigner.server.droplog`).
+        drops: ClassVar[DropLog] = DropLog(log)
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
@@ -191,7 +199,11 @@ if HttpToolsProtocol is not None:
                 self._unsent = unsent
                 self._send_timer = self.loop.call_later(self.send_timeout, self._send_late)
                 return
-            log.info("answer not taken for %gs: connection dropped", self.send_timeout)
+            self.drops.info(
+                "answers not taken in time",
+                "answer not taken for %gs: connection dropped",
+                self.send_timeout,
+            )
             self._send_timer = None
             self.transport.abort()
 
@@ -245,8 +257,10 @@ if HttpToolsProtocol is not None:
             if self._dropping:
                 return
             if len(self.pipeline) >= MAX_PIPELINED:
-                log.info(
-                    "more than %d pipelined requests: closed after their answers", MAX_PIPELINED
+                self.drops.info(
+                    "too many pipelined requests",
+                    "more than %d pipelined requests: closed after their answers",
+                    MAX_PIPELINED,
                 )
                 self._dropping = True  # for the rest of this read; nothing more is read
                 self._refuse(b"", of_current=False)
@@ -303,7 +317,8 @@ if HttpToolsProtocol is not None:
             self._head_timer = self.loop.call_later(self.head_timeout, self._head_late)
             self.waiting[self] = None
             if len(self.waiting) > self.max_waiting:
-                log.info(
+                self.drops.info(
+                    "waiting longest past max_waiting_connections",
                     "more than %d connections waiting for a request: the longest waiting closed",
                     self.max_waiting,
                 )
@@ -319,7 +334,11 @@ if HttpToolsProtocol is not None:
 
         def _head_late(self) -> None:
             if self._heard and not self.transport.is_closing():
-                log.info("request head not received within %gs: refused", self.head_timeout)
+                self.drops.info(
+                    "request heads not received in time",
+                    "request head not received within %gs: refused",
+                    self.head_timeout,
+                )
             self._close_waiting()
 
         def _close_waiting(self) -> None:
@@ -367,5 +386,6 @@ def http_protocol(limits: ConnectionLimits = DEFAULT_LIMITS) -> type[asyncio.Pro
         "send_timeout": limits.send_timeout,
         "max_waiting": limits.max_waiting,
         "waiting": {},
+        "drops": DropLog(log),
     }
     return type("BoundedHttpTools", (BoundedHttpTools,), bounds)
