@@ -142,7 +142,7 @@ class _Shop:
         trashed_at: datetime | None = None
         if self.shop_orders is not None:
             try:
-                state = await self._shop_order(order_id)
+                state = await _shop_order(self.shop_orders, order_id)
             except CampaignerError as exc:
                 log.warning(
                     "woocommerce order %s deleted: not applied, the shop's database could not "
@@ -163,22 +163,6 @@ class _Shop:
                 return PlainTextResponse(f"not deleted: the shop has the order as {state.status!r}")
             trashed_at = state.modified if state is not None else None
         return await run_in_threadpool(self._cancel, order_id, trashed_at)
-
-    async def _shop_order(self, order_id: str) -> OrderState | None:
-        """The order as the shop has it, or CampaignerError past CONFIRM_DEADLINE_SECONDS.
-
-        The answer waits no longer even if a read hangs past it (its driver timeout ends it
-        later, in its thread, and `order_state` begins no read after the deadline)."""
-        assert self.shop_orders is not None
-        try:
-            with anyio.fail_after(CONFIRM_DEADLINE_SECONDS):
-                return await anyio.to_thread.run_sync(
-                    self.shop_orders, order_id, abandon_on_cancel=True
-                )
-        except TimeoutError:
-            raise CampaignerError(
-                f"no answer within {CONFIRM_DEADLINE_SECONDS:g}s about order {order_id}"
-            ) from None
 
     def _cancel(self, order_id: str, trashed_at: datetime | None) -> Response:
         """The deletion applied, unless newer data than `trashed_at` (the shop's time of the
@@ -513,6 +497,20 @@ UNSAFE = (
     '(server.woocommerce_webhook_secrets."order.deleted") or configure the shop\'s '
     'WooCommerce source (preset = "woocommerce") to confirm deletions'
 )
+
+
+async def _shop_order(shop_orders: ShopOrders, order_id: str) -> OrderState | None:
+    """The order as the shop has it, or CampaignerError past CONFIRM_DEADLINE_SECONDS.
+
+    The answer waits no longer even if a read hangs past it (its driver timeout ends it
+    later, in its thread, and `order_state` begins no read after the deadline)."""
+    try:
+        with anyio.fail_after(CONFIRM_DEADLINE_SECONDS):
+            return await anyio.to_thread.run_sync(shop_orders, order_id, abandon_on_cancel=True)
+    except TimeoutError:
+        raise CampaignerError(
+            f"no answer within {CONFIRM_DEADLINE_SECONDS:g}s about order {order_id}"
+        ) from None
 
 
 def _shop_orders(settings: Settings) -> ShopOrders | None:
