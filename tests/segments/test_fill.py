@@ -25,7 +25,7 @@ from campaigner.clock import FixedClock
 from campaigner.config import CustomerDefaults
 from campaigner.customers.loader import load_orders, refresh_customer_stats
 from campaigner.db.models import Base, Customer, CustomerScore, Order, SegmentChange
-from campaigner.segments import SegmentMap, recompute
+from campaigner.segments import SegmentMap, fill, recompute
 from campaigner.segments.fill import _inputs, _thresholds, wanted
 from campaigner.segments.scoring import INPUTS, scores, thresholds, tile_ends
 
@@ -166,7 +166,7 @@ import os, signal, sys
 from datetime import datetime
 from sqlalchemy import Index
 from campaigner.db import create_engine_for, session_factory
-from campaigner.segments import SegmentMap, recompute
+from campaigner.segments import SegmentMap, fill, recompute
 
 build = Index.create
 
@@ -208,6 +208,79 @@ def test_a_fill_killed_mid_pass_leaves_the_previous_rows_and_indexes(
         recompute(session, SegmentMap.standard(), clock.now(), MAIN, afresh=True)
     with sessions() as session:
         assert len(state(session)[0]) == len(before[0])
+    assert indexes(engine) == before_indexes
+
+
+def previous_pass(sessions: sessionmaker[Session], engine: Engine, clock: FixedClock) -> Any:
+    """Scores from a usual pass, a month before the fill: the rows and indexes to keep."""
+    with sessions.begin() as session:
+        build_shop(session, clock)
+        recompute(session, SegmentMap.standard(), clock.now(), MAIN, afresh=False)
+    clock.advance(timedelta(days=30))
+    with sessions() as session:
+        return state(session), indexes(engine)
+
+
+def test_a_fill_failing_without_its_primary_key_leaves_the_previous_rows_and_key(
+    sessions: sessionmaker[Session], engine: Engine, clock: FixedClock, monkeypatch: Any
+) -> None:
+    """PostgreSQL drops the primary key for the INSERT: failing while it is rebuilt."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("only PostgreSQL rebuilds the primary key")
+    before, before_indexes = previous_pass(sessions, engine, clock)
+
+    def fail(constraint: Any) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(fill, "AddConstraint", fail)
+    with pytest.raises(RuntimeError, match="disk full"), sessions.begin() as session:
+        recompute(session, SegmentMap.standard(), clock.now(), MAIN, afresh=True)
+    monkeypatch.undo()
+    with sessions() as session:
+        assert state(session) == before
+    assert indexes(engine) == before_indexes
+    assert "pk_customer_scores" in before_indexes
+
+
+KILLED_WITHOUT_KEY = """
+import os, signal, sys
+from datetime import datetime
+from campaigner.db import create_engine_for, session_factory
+from campaigner.segments import SegmentMap, fill, recompute
+
+def die(constraint):  # rows written, the primary key dropped, nothing committed
+    os.kill(os.getpid(), signal.SIGKILL)
+
+fill.AddConstraint = die
+sessions = session_factory(create_engine_for(sys.argv[1]))
+with sessions.begin() as session:
+    recompute(session, SegmentMap.standard(), datetime.fromisoformat(sys.argv[2]), "IRT",
+              afresh=True)
+"""
+
+
+def test_a_fill_killed_without_its_primary_key_leaves_the_previous_rows_and_key(
+    sessions: sessionmaker[Session], engine: Engine, clock: FixedClock, db_url: str
+) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("only PostgreSQL rebuilds the primary key")
+    before, before_indexes = previous_pass(sessions, engine, clock)
+    engine.dispose()
+    killed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(KILLED_WITHOUT_KEY),
+            db_url,
+            clock.now().isoformat(),
+        ],
+        env={**os.environ},
+        timeout=120,
+        check=False,
+    )
+    assert killed.returncode == -signal.SIGKILL
+    with sessions() as session:
+        assert state(session) == before
     assert indexes(engine) == before_indexes
 
 
