@@ -231,9 +231,9 @@ def _ranked_aside(
         .order_by(new.c.customer_id)  # appended to the primary key, not inserted at random
     )
     # The primary key built after the rows, in one sort, instead of maintained row by row:
-    # a third of the INSERT's time and WAL at 1M rows (docs/benchmarks.md). Only this table
-    # is locked for it, and already is (DROP INDEX); a duplicate would fail the build, and
-    # the pass with it.
+    # at 1M rows, at load 6, 18.0 s became 9.6 + 1.4 s in psql, 8.9 s of the pass's server
+    # CPU 7.7 s (docs/benchmarks.md). Only this table is locked for it, and already is (DROP
+    # INDEX); a duplicate would fail the build, and the pass with it.
     session.execute(DropConstraint(scores.primary_key))
     session.execute(
         insert(scores).from_select([*("customer_id", *INPUTS, *SCORES), "scored_at"], rows)
