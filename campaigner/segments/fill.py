@@ -228,7 +228,8 @@ def _ranked_aside(
             func.coalesce(case((moved, stamp)), p.scored_at).label("scored_at"),
         )
         .select_from(new.outerjoin(_previous, p.customer_id == new.c.customer_id))
-        .order_by(new.c.customer_id)  # appended to the primary key, not inserted at random
+        # The FK checks then read `customers` in page order (the sort costs ~0.3 s).
+        .order_by(new.c.customer_id)
     )
     # The primary key built after the rows, in one sort, instead of maintained row by row:
     # at 1M rows, at load 6, 18.0 s became 9.6 + 1.4 s in psql, 8.9 s of the pass's server
