@@ -35,6 +35,7 @@ from campaigner.rules.models import TRIGGERS
 from campaigner.runtime import Runtime
 from campaigner.segments.daily import daily as daily_segments
 from campaigner.segments.daily import tidy as tidy_segments
+from campaigner.segments.scoring import ARRIVAL_WINDOW
 from campaigner.server.app import create_app
 from campaigner.server.guard import Guard
 from campaigner.server.ingest import ingest_routes
@@ -170,10 +171,11 @@ class Service:
             )
         log.info(
             "segments: %d customers rescored, %d changed segment, %d placed for the first time"
-            " (not recorded as a move: when they arrived is unknown)",
+            " (not recorded as a move: their latest paid order is older than %d days)",
             result.scored,
             result.changed,
             result.placed,
+            ARRIVAL_WINDOW.days,
         )
         tidy_segments(self.engine)
         return False

@@ -49,6 +49,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    literal_column,
     or_,
     select,
     text,
@@ -72,6 +73,7 @@ from campaigner.segments.scoring import (
     changes,
     lock,
     payer_inputs,
+    quiet,
     score_columns,
     scores,
     segment_of,
@@ -144,16 +146,16 @@ def fill(
 
     s, p = scores.c, _previous.c
     stamp = literal(now, UTCDateTime())
-    # A pass over everybody records no first placement (campaigner/segments/passes.py): only
-    # customers scored before it can have moved (on a shop's first pass, nobody).
-    scored_before = p.scored_at.is_not(None)
+    old = func.coalesce(p.segment, literal(NO_SEGMENT))
     history = ["customer_id", "old", "new", "changed_at"]
+    # A first placement is a move only after a recent order (scoring.ARRIVAL_WINDOW): on a
+    # shop's first pass, only its newest customers.
     session.execute(
         insert(changes).from_select(
             history,
-            select(s.customer_id, p.segment, s.segment, stamp)
-            .join_from(_previous, scores, p.customer_id == s.customer_id)
-            .where(scored_before, s.segment != p.segment)
+            select(s.customer_id, old, s.segment, stamp)
+            .select_from(scores.outerjoin(_previous, p.customer_id == s.customer_id))
+            .where(s.segment != old, ~quiet(p.scored_at, s.last_paid_at, now))
             .order_by(s.customer_id),
         )
     )
@@ -176,6 +178,7 @@ def fill(
         return session.scalar(select(func.count()).select_from(_previous).where(*where)) or 0
 
     kept_row = exists().where(s.customer_id == p.customer_id)
+    scored_before = p.scored_at.is_not(None)
     unmoved = previous_where(
         kept_row.where(*(s[name].is_not_distinct_from(p[name]) for name in SCORES))
     )
@@ -184,11 +187,23 @@ def fill(
     left = previous_where(gone, p.segment != NO_SEGMENT)
     in_none = session.scalar(select(func.count()).where(s.segment == NO_SEGMENT)) or 0
     placed_before = previous_where(scored_before, kept_row.where(s.segment != NO_SEGMENT))
+    # Along the index on last_paid_at: only the recent payers.
+    arrivals = (
+        session.scalar(
+            select(func.count()).where(
+                s.orders > literal_column("0"),
+                s.segment != NO_SEGMENT,
+                ~quiet(None, s.last_paid_at, now),
+                ~exists().where(p.customer_id == s.customer_id, scored_before),
+            )
+        )
+        or 0
+    )
     session.execute(text(f"DROP TABLE {_previous.name}"))
     return RescoreResult(
         scored=payers - unmoved + removed,
-        changed=moved + left,
-        placed=payers - in_none - placed_before,
+        changed=moved + arrivals + left,
+        placed=payers - in_none - placed_before - arrivals,
     )
 
 

@@ -29,7 +29,7 @@ over `customer_scores` compares every payer's inputs with them (docs/segments.md
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -84,7 +84,7 @@ _rescored = Table(
     Column("monetary_score", Integer),
     Column("segment", String(24)),
     Column("old_segment", String(24)),
-    Column("arrival", Integer),  # 1: the customer had no scores before this pass
+    Column("quiet", Integer),  # 1: a first placement not recorded as a move (`quiet`)
     prefixes=["TEMPORARY"],
 )
 
@@ -93,8 +93,8 @@ _rescored = Table(
 class RescoreResult:
     scored: int  # customers written because a score or the segment moved
     changed: int  # of those, customers whose segment moved (one history row each)
-    # Customers placed for the first time by a pass over everybody, without a history row:
-    # when they arrived is unknown (campaigner/segments/passes.py).
+    # First placements not recorded as a move: their latest paid order is older than
+    # ARRIVAL_WINDOW.
     placed: int = 0
 
 
@@ -118,6 +118,11 @@ def refresh_inputs(session: Session, customer_ids: list[int] | None, main_curren
 
 
 INPUTS = ("orders", "last_paid_at", "currency", "spent")
+# A customer's first placement is recorded as a move from "none" only when their latest paid
+# order is this recent: otherwise it is where they already were (a shop's orders from before
+# it had segments, a history imported by CSV), and a segment_change rule would message
+# every such customer on the day of the upgrade or import (docs/segments.md).
+ARRIVAL_WINDOW = timedelta(days=2)
 # While rescoring: SQLite's page cache, PostgreSQL's sort memory (docs/benchmarks.md).
 RESCORE_CACHE_KIB = 256 * 1024
 RESCORE_WORK_MEM_MB = 256
@@ -323,7 +328,16 @@ def segment_of(segment_map: SegmentMap, r: Any, f: Any) -> Any:
     )
 
 
-def scores_query(segment_map: SegmentMap, dialect: str, limits: Thresholds) -> Select[Any]:
+def quiet(scored_at: Any, last_paid_at: Any, now: datetime) -> Any:
+    """A first placement (no scores before; None: known to be one) whose latest paid order
+    is older than ARRIVAL_WINDOW: where the customer already was, not a move today."""
+    old = last_paid_at < literal(now - ARRIVAL_WINDOW, UTCDateTime())
+    return old if scored_at is None else and_(scored_at.is_(None), old)
+
+
+def scores_query(
+    segment_map: SegmentMap, dialect: str, limits: Thresholds, now: datetime
+) -> Select[Any]:
     """The new scores and segment of every customer with a paid order, next to the ones
     stored now, in one SELECT: one pass of comparisons against the thresholds."""
     s = scores
@@ -333,7 +347,7 @@ def scores_query(segment_map: SegmentMap, dialect: str, limits: Thresholds) -> S
     scored = select(
         s.c.customer_id,
         *(s.c[name].label(f"old_{name}") for name in SCORES),
-        case((s.c.scored_at.is_(None), 1), else_=0).label("arrival"),
+        case((quiet(s.c.scored_at, s.c.last_paid_at, now), 1), else_=0).label("quiet"),
         r.label("r"),
         f.label("f"),
         m.label("m"),
@@ -346,7 +360,7 @@ def scores_query(segment_map: SegmentMap, dialect: str, limits: Thresholds) -> S
         scored_sub.c.m.label("monetary_score"),
         segment_of(segment_map, scored_sub.c.r, scored_sub.c.f).label("segment"),
         *(scored_sub.c[f"old_{name}"] for name in SCORES),
-        scored_sub.c.arrival,
+        scored_sub.c.quiet,
     )
 
 
@@ -356,24 +370,20 @@ def lock(session: Session) -> None:
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": RESCORE_LOCK})
 
 
-def rescore(
-    session: Session, segment_map: SegmentMap, now: datetime, record_arrivals: bool = True
-) -> RescoreResult:
-    """Rank the whole shop and write what moved; see the module docstring. Without
-    `record_arrivals` (a pass over everybody: campaigner/segments/passes.py) a customer's
-    first placement is not recorded as a move."""
+def rescore(session: Session, segment_map: SegmentMap, now: datetime) -> RescoreResult:
+    """Rank the whole shop and write what moved; see the module docstring."""
     connection = session.connection()
     dialect = connection.dialect.name
     lock(session)
     session.execute(text("DROP TABLE IF EXISTS segment_rescored"))
     _rescored.create(connection)
-    columns = ["customer_id", *SCORES, "old_segment", "arrival"]
+    columns = ["customer_id", *SCORES, "old_segment", "quiet"]
     limits = thresholds(session, dialect)
     if limits.recency:  # a shop with payers
-        new = scores_query(segment_map, dialect, limits).subquery("new")
+        new = scores_query(segment_map, dialect, limits, now).subquery("new")
         moved = or_(*(new.c[name].is_distinct_from(new.c[f"old_{name}"]) for name in SCORES))
         rows = select(
-            new.c.customer_id, *(new.c[name] for name in SCORES), new.c.old_segment, new.c.arrival
+            new.c.customer_id, *(new.c[name] for name in SCORES), new.c.old_segment, new.c.quiet
         )
         session.execute(insert(_rescored).from_select(columns, rows.where(moved)))
     # Customers without a paid order any more (a refund, a merge) go back to "none".
@@ -394,8 +404,7 @@ def rescore(
     )
     r = _rescored.c
     moved = r.segment != r.old_segment
-    unrecorded = [] if record_arrivals else [r.arrival == 1]
-    moves = and_(moved, r.arrival == 0) if unrecorded else moved
+    moves = and_(moved, r.quiet == 0)
     session.execute(
         insert(changes).from_select(
             ["customer_id", "old", "new", "changed_at"],
@@ -404,13 +413,8 @@ def rescore(
             ),
         )
     )
-    changed = session.scalar(select(func.count()).select_from(_rescored).where(moves)) or 0
-    placed = 0
-    if unrecorded:
-        placed = (
-            session.scalar(select(func.count()).select_from(_rescored).where(moved, *unrecorded))
-            or 0
-        )
+    changed = session.scalar(select(func.count()).select_from(_rescored).where(moves))
+    placed = session.scalar(select(func.count()).select_from(_rescored).where(moved, r.quiet == 1))
     written = {**{name: r[name] for name in SCORES}, "scored_at": literal(now, UTCDateTime())}
     scored = _count(
         session.execute(update(scores).where(scores.c.customer_id == r.customer_id).values(written))
@@ -421,7 +425,7 @@ def rescore(
         )
     )
     session.execute(text("DROP TABLE segment_rescored"))
-    return RescoreResult(scored=scored, changed=changed, placed=placed)
+    return RescoreResult(scored=scored, changed=changed or 0, placed=placed or 0)
 
 
 def _count(result: Any) -> int:

@@ -81,8 +81,10 @@ def test_a_first_pass_fills_afresh_exactly_what_the_usual_pass_writes(
     seen = both_ways(sessions, clock)
     assert seen[True] == seen[False]
     result, (rows, moves) = seen[True]
-    # A shop's first pass records no moves (campaigner/segments/passes.py), either way.
-    assert (result.scored, result.changed, len(rows), len(moves)) == (20, 0, 20, 0)
+    # A first placement is a move only after a recent order (ARRIVAL_WINDOW): of the 20,
+    # only the customer who paid yesterday, either way.
+    assert (result.scored, result.changed, result.placed, len(rows)) == (20, 1, 19, 20)
+    assert [(old, new) for _, old, new, _ in moves] == [("none", "potential_loyalist")]
 
 
 def test_filling_over_earlier_scores_keeps_unmoved_stamps_and_records_every_move(
@@ -90,7 +92,7 @@ def test_filling_over_earlier_scores_keeps_unmoved_stamps_and_records_every_move
 ) -> None:
     """Rows already there: some scores move, some do not (their `scored_at` stays), a
     customer's only order is refunded (back to none), a new payer arrives (written behind a
-    loader's back: placed, not recorded as a move, by a pass over everybody either way)."""
+    loader's back, paid today: its first placement is a move, either way)."""
     with sessions.begin() as session:
         build_shop(session, clock)
         recompute(session, SegmentMap.standard(), clock.now(), MAIN)
@@ -119,8 +121,8 @@ def test_filling_over_earlier_scores_keeps_unmoved_stamps_and_records_every_move
     assert stamps == {clock.now(), clock.now() - timedelta(days=1)}  # moved and unmoved rows
     assert (c17, "new", "none", clock.now()) in moves
     pending = session_id(sessions, "pending")
-    assert [move for move in moves if move[0] == pending] == []
-    assert (result.scored, result.changed, result.placed) == (3, 1, 1)
+    assert [move for move in moves if move[0] == pending] == [(pending, "none", "new", clock.now())]
+    assert (result.scored, result.changed, result.placed) == (3, 2, 0)
 
 
 def session_id(sessions: sessionmaker[Session], external_id: str) -> int:

@@ -154,9 +154,10 @@ def test_scores_and_segments_of_a_hand_computed_shop(
         )
         assert inputs_of(session, "c20").spent == Decimal(25)
         assert (inputs_of(session, "c16").orders, inputs_of(session, "c16").spent) == (6, 60)
-        # A first pass places everybody; nobody moved (tests/rules/test_segment_change.py).
-        assert session.scalars(select(SegmentChange.id)).all() == []
-    assert (result.scored, result.changed) == (20, 0)
+        # First placements are moves only after a recent order (ARRIVAL_WINDOW): one here.
+        history = session.execute(select(SegmentChange.customer_id, SegmentChange.old)).all()
+        assert [(old) for _, old in history] == ["none"]
+    assert (result.scored, result.changed, result.placed) == (20, 1, 19)
 
 
 @pytest.mark.parametrize("afresh", [True, False])
@@ -331,5 +332,5 @@ def test_two_rescoring_passes_at_once_record_each_move_once(
         thread.join(timeout=60)
     with sessions() as session:
         history = session.scalars(select(SegmentChange.customer_id)).all()
-    assert sorted(results) == [0, 20]
-    assert len(history) == len(set(history)) == 20
+    assert sorted(results) == [0, 1]  # one first placement after a recent order, once
+    assert len(history) == len(set(history)) == 1
