@@ -167,9 +167,8 @@ def test_scores_and_segments_of_a_hand_computed_shop(
 def test_an_order_without_a_currency_counts_in_the_main_one(
     sessions: sessionmaker[Session], clock: FixedClock, afresh: bool
 ) -> None:
-    """Whichever way "one currency" is decided ('' means the main currency), these value each
-    customer as mapping '' to the main currency before comparing would: '' next to the main
-    currency is one currency, '' next to another is two, and so on."""
+    """'' is the main currency: next to the main one it is one currency, next to another
+    it is two; three currencies, or two without the main one, are valued in the main one."""
     # customer: the currencies of their orders of 10 each; what they are valued in, and spend
     blank = {
         "b1": (["", MAIN], MAIN, 20),
