@@ -15,13 +15,13 @@ of the right size is kept; every run starts from no scores and no history, and u
 
 Each phase is timed as wall time and CPU time (of this process; on PostgreSQL also of the
 server process doing the work): the daemon's first pass on a shop without segments (every
-customer's inputs from all orders, then the shop-wide ranking, scores, segment and a history
-row written for everybody: the worst case, once per shop), its daily pass on a day nothing
-was written (the ranking; no inputs to refresh), a loader's pass after a batch of 1,000
-customers' orders (their inputs, then the ranking), the daily pass after that batch (the
-batch's customers read again), and the naive baseline. Both approaches must give every
-customer the same scores and segment after the batch and after the daily pass; the script
-checks that they do and exits non-zero otherwise.
+customer's inputs from all orders, then the shop-wide ranking, scores and segment written for
+everybody, no history row: nobody moved that day; the worst case, once per shop), its daily
+pass on a day nothing was written (the ranking; no inputs to refresh), a loader's pass after
+a batch of 1,000 customers' orders (their inputs, then the ranking), the daily pass after
+that batch (the batch's customers read again), and the naive baseline. Both approaches must
+give every customer the same scores and segment after the batch and after the daily pass; the
+script checks that they do and exits non-zero otherwise.
 """
 
 from __future__ import annotations

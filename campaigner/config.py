@@ -767,13 +767,41 @@ def load_settings(path: str | os.PathLike[str]) -> Settings:
 def origin(loc: Sequence[str | int], config_file: Path | None) -> str:
     """Where the value at `loc` (e.g. ("gateway", "name")) came from: the environment variable
     that set it or a section holding it, else the config file."""
-    names = {name.upper() for name in os.environ if name.upper().startswith(ENV_PREFIX)}
+    values = {
+        name.upper(): value
+        for name, value in os.environ.items()
+        if name.upper().startswith(ENV_PREFIX)
+    }
     parts = [str(part).upper() for part in loc]
     for end in range(len(parts), 0, -1):
         variable = ENV_PREFIX + "__".join(parts[:end])
-        if variable in names:
+        if variable in values and _holds(values[variable], loc[end:]):
             return f"environment variable {variable}"
     return str(config_file) if config_file is not None else "settings"
+
+
+def _holds(value: str, rest: Sequence[str | int]) -> bool:
+    """Whether a variable's value gives the value at `rest` inside it. A table given as JSON
+    is merged with the file's table key by key, so the file's own keys in it are not the
+    variable's; a list, or anything but a table, replaces what the file had whole."""
+    if not rest:
+        return True
+    try:
+        held: Any = json.loads(value)
+    except json.JSONDecodeError:
+        return True  # not JSON: a value for the whole of `rest` (settings parse it later)
+    for part in rest:
+        if not isinstance(held, dict):
+            return True
+        key = str(part)
+        # Field names are matched without regard to case, as pydantic-settings does.
+        same = [name for name in held if name == key] or [
+            name for name in held if isinstance(name, str) and name.lower() == key.lower()
+        ]
+        if not same:
+            return False
+        held = held[same[0]]
+    return True
 
 
 def origin_of(settings: Settings, *loc: str | int) -> str:

@@ -25,6 +25,11 @@ class PhoneLines:
     invalid: list[str] = field(default_factory=list)
     skipped: list[tuple[int, str]] = field(default_factory=list)  # (line, why)
 
+    @property
+    def header_only(self) -> bool:
+        """Nothing but a header line (read_phones refuses a file without even that)."""
+        return not (self.valid or self.invalid or self.skipped)
+
 
 @dataclass
 class OptOutImport:
@@ -32,6 +37,7 @@ class OptOutImport:
     already: int = 0
     invalid: list[str] = field(default_factory=list)
     skipped: list[tuple[int, str]] = field(default_factory=list)  # (line, why)
+    header_only: bool = False  # an export of nobody: said so, rather than "0 added"
 
 
 def add_opt_outs(
@@ -75,13 +81,16 @@ def read_phones(path: Path, region: str, encoding: str | None = None) -> PhoneLi
     number (no digits, nothing, or a row csv cannot read) is reported with its line number,
     never dropped silently: a list of numbers that must get nothing may not lose one unseen.
     The encoding is detected as for customer files (`open_csv`); a file that does not
-    decode is refused.
+    decode is refused, and so is an empty one (nothing, or blank lines only), as a customers
+    file is: an export that came out empty is a mistake to be told of, not "0 added".
     """
     found = PhoneLines()
     source = open_csv(path, encoding)
     if source.failure is not None:
         raise CampaignerError(f"{path}: {source.failure}; nothing was imported")
+    empty = True
     for line, row, unreadable in source.rows():
+        empty = empty and unreadable is None and not any(c.strip() for c in row or [])
         cell = row[0].strip() if row else ""
         if unreadable is not None:
             found.skipped.append((line, unreadable))
@@ -93,6 +102,11 @@ def read_phones(path: Path, region: str, encoding: str | None = None) -> PhoneLi
                 found.valid.append(normalize_phone(cell, region))
             except InvalidPhone:
                 found.invalid.append(cell)
+    if empty:
+        raise CampaignerError(
+            f"{path}: the file is empty; expected a phone number per line, or a CSV with the "
+            "numbers in its first column"
+        )
     return found
 
 
@@ -112,4 +126,5 @@ def import_opt_outs(
         already=len(set(found.valid)) - added,
         invalid=found.invalid,
         skipped=found.skipped,
+        header_only=found.header_only,
     )

@@ -86,6 +86,31 @@ def test_a_bad_value_is_blamed_on_where_it_came_from(
     assert str(info.value).startswith("environment variable CAMPAIGNER_SERVER: server.port: ")
 
 
+def test_a_table_given_as_json_in_one_variable_is_blamed_only_for_the_keys_it_holds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: a variable holding a whole table as JSON was blamed for every bad key of
+    that table, even the file's own typos, and the operator was sent to the wrong place."""
+    path = write(
+        tmp_path,
+        '[server]\nportt = 8025\n[gateways.a]\nname = "file"\nrate = 5\n',
+    )
+    monkeypatch.setenv("CAMPAIGNER_SERVER", '{"host": "0.0.0.0", "Port": "http"}')
+    monkeypatch.setenv("CAMPAIGNER_GATEWAYS", '{"b": {"name": "file", "sendr": "x"}}')
+    monkeypatch.setenv("CAMPAIGNER_SOURCES", '[{"name": "shop"}]')
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    assert sorted(str(info.value).split("; ")) == [
+        f"{path}: gateways.a.rate: unknown key",
+        f"{path}: server.portt: unknown key",
+        "environment variable CAMPAIGNER_GATEWAYS: gateways.b.sendr: unknown key",
+        "environment variable CAMPAIGNER_SERVER: server.port: Input should be a valid integer, "
+        "unable to parse string as an integer",
+        # A list from the environment replaces the file's whole, a missing key included.
+        "environment variable CAMPAIGNER_SOURCES: sources.0.url: Field required",
+    ]
+
+
 def test_toml_syntax_error_names_file(tmp_path: Path) -> None:
     path = write(tmp_path, "[shop\nname=1")
     with pytest.raises(ConfigError, match=r"config\.toml"):

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import click
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from sqlalchemy.orm import Session
 
 from campaigner.cli.context import AppContext, pass_app
 from campaigner.customers.importer import (
@@ -15,10 +18,13 @@ from campaigner.customers.importer import (
     ORDER_FIELDS,
     ImportInterrupted,
     ImportReport,
+    SegmentsInterrupted,
     import_csv,
 )
 from campaigner.display import shown
 from campaigner.errors import CampaignerError
+from campaigner.segments.rfm_map import SegmentMap
+from campaigner.segments.scoring import rescore
 
 
 def _parse_map(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -41,7 +47,10 @@ def run_import(
     strict: bool = False,
     encoding: str | None = None,
     keep_partial: bool = False,
+    rescore_segments: Callable[[Session, SegmentMap, datetime], object] = rescore,
 ) -> ImportReport:
+    """Import `file` and print its summary. `rescore_segments` is the recomputation of value
+    segments after the last batch (`import_csv`), for a test to interrupt."""
     sessions = app.sessions()
     try:
         with Progress(
@@ -68,16 +77,26 @@ def run_import(
                 encoding=encoding,
                 keep_partial=keep_partial,
                 segment_map=app.settings.segments.segment_map,
+                rescore_segments=rescore_segments,
             )
     except ImportInterrupted as exc:
         click.echo(shown(str(exc)), err=True)
         raise click.exceptions.Exit(130) from None
+    except SegmentsInterrupted as exc:
+        # The rows are in: their summary is as true as after a finished import.
+        _print_summary(file, exc.report, encoding)
+        click.echo(shown(str(exc)), err=True)
+        raise click.exceptions.Exit(130) from None
+    _print_summary(file, report, encoding)
+    return report
+
+
+def _print_summary(file: Path, report: ImportReport, encoding: str | None) -> None:
     if encoding is None and report.encoding != "utf-8-sig":
         click.echo(f"{file}: read as {report.encoding} (detected; --encoding to choose)")
     click.echo(shown(f"{file}: {report.summary()}"))
     for line in report.rejections():
         click.echo(f"  {shown(line)}")
-    return report
 
 
 def _import_command(
@@ -98,7 +117,8 @@ def _import_command(
     Rows are written in batches of 5,000, each one transaction, and the progress bar
     moves as they commit. An import stopped part-way (Ctrl-C, the database lost or
     refusing a batch) keeps the whole batches before and says which lines were not
-    written; importing the file again completes it.
+    written; importing the file again completes it. Ctrl-C after the last batch, while
+    value segments are recomputed, keeps every row; `campaigner run` updates the segments.
 
     The file is read as UTF-8 (Excel's "CSV UTF-8"), or as Windows-1256 when it is
     recognisably Persian (Excel's plain "CSV" on Persian Windows); any other encoding is

@@ -87,6 +87,9 @@ def list_cmd(app: AppContext) -> None:
 def import_cmd(app: AppContext, path: Path, encoding: str | None) -> None:
     """Import numbers from a CSV or text file: the first column of each line.
 
+    The first line is a header when it holds no number. An empty file is an error (exit
+    1), as for `customers import`; a header alone adds nothing and says so.
+
     \b
     Example:
       campaigner optout import unsubscribed.csv
@@ -94,6 +97,9 @@ def import_cmd(app: AppContext, path: Path, encoding: str | None) -> None:
     region = app.settings.customers.region
     with app.sessions().begin() as session:
         result = import_opt_outs(session, path, region, SystemClock().now(), encoding=encoding)
+    if result.header_only:
+        click.echo(shown(f"{path}: only a header line, no numbers: nothing added"))
+        return
     skipped = f", {len(result.skipped)} line(s) without a number" if result.skipped else ""
     click.echo(f"{result.added} added, {result.already} already on the list{skipped}")
     for raw in result.invalid:

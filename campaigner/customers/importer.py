@@ -8,6 +8,8 @@ batches: each batch is one transaction. The error names the lines not written an
 committed before them, counted only once a batch's commit returned, as the progress is.
 Ctrl-C cancels the statement the writer thread is in (it may be waiting on a lock for as long
 as another transaction holds it), so the import stops at once and that batch rolls back.
+Ctrl-C after the last batch, while value segments are recomputed, leaves every row committed
+and the segments as they were (`SegmentsInterrupted`).
 """
 
 from __future__ import annotations
@@ -80,6 +82,7 @@ __all__ = [
     "ImportReport",
     "ImportStopped",
     "RowError",
+    "SegmentsInterrupted",
     "customer_row",
     "import_csv",
     "order_row",
@@ -172,6 +175,23 @@ class ImportInterrupted(ImportStopped):
     """Ctrl-C: the import stopped after the batch being written; those before are committed."""
 
 
+class SegmentsInterrupted(CampaignerError):
+    """Ctrl-C while value segments were recomputed after the last batch: the import is
+    complete and committed; the recomputation, one transaction, rolled back. Importing the
+    file again would not redo it (nothing in it changes any more); the daemon's next
+    segments pass does. A CampaignerError, so that a caller that does not expect it still
+    prints it as one line."""
+
+    def __init__(self, path: Path, report: ImportReport) -> None:
+        super().__init__(
+            f"{path}: interrupted after the import, while value segments were recomputed. "
+            f"The import itself finished: {report.committed_summary()}. The segments of the "
+            "customers it touched were not updated; `campaigner run` updates them in its "
+            "segments pass (when it starts, then every [segments] daily_interval)."
+        )
+        self.report = report
+
+
 class _Rejects:
     """Writes rejected rows lazily: no reject file appears when nothing was rejected."""
 
@@ -252,6 +272,7 @@ def import_csv(
     keep_partial: bool = False,
     segment_map: SegmentMap | None = None,
     writer_thread: bool | None = None,
+    rescore_segments: Callable[[Session, SegmentMap, datetime], object] = rescore,
 ) -> ImportReport:
     """Import `kind` ('customers', 'orders' or 'items': an order's line items, keyed by the
     order's id) from a CSV file; see the module docstring.
@@ -265,6 +286,7 @@ def import_csv(
     With `segment_map`, value segments are rescored once after the last batch (not for
     items, which change no segment). `writer_thread` writes customer batches on a thread of
     their own (`customers.writer`); None: on PostgreSQL, as measured best (see below).
+    `rescore_segments` is that recomputation, for a test to interrupt.
     """
     if kind not in KIND_FIELDS:
         raise ValueError(kind)
@@ -430,11 +452,14 @@ def import_csv(
     finally:
         rejects.close()
     # Line items change no value segment: only customers and orders rescore.
-    if segment_map is not None and kind != "items" and (report.inserted or report.updated):
-        with sessions.begin() as session:
-            rescore(session, segment_map, clock.now())
     if not report.rejected:
         report.reject_file = None
+    if segment_map is not None and kind != "items" and (report.inserted or report.updated):
+        try:
+            with sessions.begin() as session:
+                rescore_segments(session, segment_map, clock.now())
+        except KeyboardInterrupt:
+            raise SegmentsInterrupted(path, report) from None
     return report
 
 

@@ -169,7 +169,11 @@ class Service:
                 self.settings.customers.currency,
             )
         log.info(
-            "segments: %d customers rescored, %d changed segment", result.scored, result.changed
+            "segments: %d customers rescored, %d changed segment, %d placed for the first time"
+            " (not recorded as a move: when they arrived is unknown)",
+            result.scored,
+            result.changed,
+            result.placed,
         )
         tidy_segments(self.engine)
         return False

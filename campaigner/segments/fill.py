@@ -109,7 +109,10 @@ def wanted(session: Session) -> bool:
 
 
 def fill(
-    session: Session, segment_map: SegmentMap, now: datetime, main_currency: str
+    session: Session,
+    segment_map: SegmentMap,
+    now: datetime,
+    main_currency: str,
 ) -> RescoreResult:
     """Every customer's inputs and scores, written once; see the module docstring."""
     connection = session.connection()
@@ -133,15 +136,16 @@ def fill(
 
     s, p = scores.c, _previous.c
     stamp = literal(now, UTCDateTime())
-    old = func.coalesce(p.segment, literal(NO_SEGMENT))
-    both = scores.outerjoin(_previous, p.customer_id == s.customer_id)
+    # A pass over everybody records no first placement (campaigner/segments/passes.py): only
+    # customers scored before it can have moved (on a shop's first pass, nobody).
+    scored_before = p.scored_at.is_not(None)
     history = ["customer_id", "old", "new", "changed_at"]
     session.execute(
         insert(changes).from_select(
             history,
-            select(s.customer_id, old, s.segment, stamp)
-            .select_from(both)
-            .where(s.segment != old)
+            select(s.customer_id, p.segment, s.segment, stamp)
+            .join_from(_previous, scores, p.customer_id == s.customer_id)
+            .where(scored_before, s.segment != p.segment)
             .order_by(s.customer_id),
         )
     )
@@ -160,30 +164,26 @@ def fill(
         if index not in built:
             index.create(connection)
 
-    # Counted from the previous rows (none on a first pass), not from a million new ones.
+    # Counted from the previous rows (none on a first pass) and along the segment index, not
+    # from a million new rows.
+    def previous_where(*where: Any) -> int:
+        return session.scalar(select(func.count()).select_from(_previous).where(*where)) or 0
+
     kept_row = exists().where(s.customer_id == p.customer_id)
-    unmoved = session.scalar(
-        select(func.count())
-        .select_from(_previous)
-        .where(kept_row.where(*(s[name].is_not_distinct_from(p[name]) for name in SCORES)))
+    unmoved = previous_where(
+        kept_row.where(*(s[name].is_not_distinct_from(p[name]) for name in SCORES))
     )
-    stayed = session.scalar(
-        select(func.count()).select_from(_previous).where(kept_row.where(s.segment == p.segment))
-    )
-    # A payer in "none" (only if the map left a cell out) without a previous row did not move.
-    unplaced = session.scalar(
-        select(func.count()).where(
-            s.segment == NO_SEGMENT, ~exists().where(p.customer_id == s.customer_id)
-        )
-    )
-    removed = session.scalar(select(func.count()).select_from(_previous).where(gone))
-    left = session.scalar(
-        select(func.count()).select_from(_previous).where(gone, p.segment != NO_SEGMENT)
-    )
-    written = payers - (unmoved or 0) + (removed or 0)
-    arrived = payers - (stayed or 0) - (unplaced or 0)
+    moved = previous_where(scored_before, kept_row.where(s.segment != p.segment))
+    removed = previous_where(gone)
+    left = previous_where(gone, p.segment != NO_SEGMENT)
+    in_none = session.scalar(select(func.count()).where(s.segment == NO_SEGMENT)) or 0
+    placed_before = previous_where(scored_before, kept_row.where(s.segment != NO_SEGMENT))
     session.execute(text(f"DROP TABLE {_previous.name}"))
-    return RescoreResult(scored=written, changed=arrived + (left or 0))
+    return RescoreResult(
+        scored=payers - unmoved + removed,
+        changed=moved + left,
+        placed=payers - in_none - placed_before,
+    )
 
 
 def _ranked_aside(

@@ -40,6 +40,7 @@ from sqlalchemy import (
     Select,
     String,
     Table,
+    and_,
     bindparam,
     case,
     delete,
@@ -83,6 +84,7 @@ _rescored = Table(
     Column("monetary_score", Integer),
     Column("segment", String(24)),
     Column("old_segment", String(24)),
+    Column("arrival", Integer),  # 1: the customer had no scores before this pass
     prefixes=["TEMPORARY"],
 )
 
@@ -91,6 +93,9 @@ _rescored = Table(
 class RescoreResult:
     scored: int  # customers written because a score or the segment moved
     changed: int  # of those, customers whose segment moved (one history row each)
+    # Customers placed for the first time by a pass over everybody, without a history row:
+    # when they arrived is unknown (campaigner/segments/passes.py).
+    placed: int = 0
 
 
 def refresh_inputs(session: Session, customer_ids: list[int] | None, main_currency: str) -> None:
@@ -328,6 +333,7 @@ def scores_query(segment_map: SegmentMap, dialect: str, limits: Thresholds) -> S
     scored = select(
         s.c.customer_id,
         *(s.c[name].label(f"old_{name}") for name in SCORES),
+        case((s.c.scored_at.is_(None), 1), else_=0).label("arrival"),
         r.label("r"),
         f.label("f"),
         m.label("m"),
@@ -340,6 +346,7 @@ def scores_query(segment_map: SegmentMap, dialect: str, limits: Thresholds) -> S
         scored_sub.c.m.label("monetary_score"),
         segment_of(segment_map, scored_sub.c.r, scored_sub.c.f).label("segment"),
         *(scored_sub.c[f"old_{name}"] for name in SCORES),
+        scored_sub.c.arrival,
     )
 
 
@@ -349,32 +356,46 @@ def lock(session: Session) -> None:
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": RESCORE_LOCK})
 
 
-def rescore(session: Session, segment_map: SegmentMap, now: datetime) -> RescoreResult:
-    """Rank the whole shop and write what moved; see the module docstring."""
+def rescore(
+    session: Session, segment_map: SegmentMap, now: datetime, record_arrivals: bool = True
+) -> RescoreResult:
+    """Rank the whole shop and write what moved; see the module docstring. Without
+    `record_arrivals` (a pass over everybody: campaigner/segments/passes.py) a customer's
+    first placement is not recorded as a move."""
     connection = session.connection()
     dialect = connection.dialect.name
     lock(session)
     session.execute(text("DROP TABLE IF EXISTS segment_rescored"))
     _rescored.create(connection)
-    columns = ["customer_id", *SCORES, "old_segment"]
+    columns = ["customer_id", *SCORES, "old_segment", "arrival"]
     limits = thresholds(session, dialect)
     if limits.recency:  # a shop with payers
         new = scores_query(segment_map, dialect, limits).subquery("new")
         moved = or_(*(new.c[name].is_distinct_from(new.c[f"old_{name}"]) for name in SCORES))
-        rows = select(new.c.customer_id, *(new.c[name] for name in SCORES), new.c.old_segment)
+        rows = select(
+            new.c.customer_id, *(new.c[name] for name in SCORES), new.c.old_segment, new.c.arrival
+        )
         session.execute(insert(_rescored).from_select(columns, rows.where(moved)))
     # Customers without a paid order any more (a refund, a merge) go back to "none".
     s = scores
     session.execute(
         insert(_rescored).from_select(
             columns,
-            select(s.c.customer_id, null(), null(), null(), literal(NO_SEGMENT), s.c.segment).where(
-                s.c.orders == 0
-            ),
+            select(
+                s.c.customer_id,
+                null(),
+                null(),
+                null(),
+                literal(NO_SEGMENT),
+                s.c.segment,
+                literal(0),
+            ).where(s.c.orders == 0),
         )
     )
     r = _rescored.c
-    moves = r.segment != r.old_segment
+    moved = r.segment != r.old_segment
+    unrecorded = [] if record_arrivals else [r.arrival == 1]
+    moves = and_(moved, r.arrival == 0) if unrecorded else moved
     session.execute(
         insert(changes).from_select(
             ["customer_id", "old", "new", "changed_at"],
@@ -383,7 +404,13 @@ def rescore(session: Session, segment_map: SegmentMap, now: datetime) -> Rescore
             ),
         )
     )
-    changed = session.scalar(select(func.count()).select_from(_rescored).where(moves))
+    changed = session.scalar(select(func.count()).select_from(_rescored).where(moves)) or 0
+    placed = 0
+    if unrecorded:
+        placed = (
+            session.scalar(select(func.count()).select_from(_rescored).where(moved, *unrecorded))
+            or 0
+        )
     written = {**{name: r[name] for name in SCORES}, "scored_at": literal(now, UTCDateTime())}
     scored = _count(
         session.execute(update(scores).where(scores.c.customer_id == r.customer_id).values(written))
@@ -394,7 +421,7 @@ def rescore(session: Session, segment_map: SegmentMap, now: datetime) -> Rescore
         )
     )
     session.execute(text("DROP TABLE segment_rescored"))
-    return RescoreResult(scored=scored, changed=changed or 0)
+    return RescoreResult(scored=scored, changed=changed, placed=placed)
 
 
 def _count(result: Any) -> int:

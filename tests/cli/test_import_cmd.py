@@ -12,8 +12,10 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 from daemon_helpers import wait_for
@@ -21,11 +23,15 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from campaigner.cli import cli
+from campaigner.cli.context import AppContext
+from campaigner.cli.import_cmd import run_import
 from campaigner.clock import SystemClock
 from campaigner.config import CustomerDefaults
 from campaigner.customers.importer import BATCH_SIZE
 from campaigner.customers.loader import load_customers
-from campaigner.db.models import Customer
+from campaigner.db.models import Customer, Order
+from campaigner.segments import SegmentMap, rescore
+from campaigner.segments.daily import daily
 
 POSTGRESQL = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 
@@ -34,6 +40,11 @@ def config_for(tmp_path: Path, db_url: str) -> Path:
     config = tmp_path / "config.toml"
     config.write_text(f'[database]\nurl = "{db_url}"\n', encoding="utf-8")
     return config
+
+
+def segments(session: Session) -> dict[str, str]:
+    rows = session.execute(select(Customer.external_id, Customer.segment))
+    return {key: segment for key, segment in rows}
 
 
 def customers_file(tmp_path: Path, rows: int) -> Path:
@@ -111,6 +122,62 @@ def test_an_empty_file_is_one_line_saying_so(
     assert result.exit_code == 1
     (line,) = result.output.splitlines()
     assert line.startswith(f"Error: {path}: the file is empty; expected a header line")
+
+
+def test_ctrl_c_while_segments_are_recomputed_says_the_rows_are_in_and_what_updates_them(
+    tmp_path: Path,
+    db_url: str,
+    sessions: sessionmaker[Session],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Regression: Ctrl-C after the last batch, while value segments were recomputed, printed
+    click's bare "Aborted!": the operator could not tell that the orders were in, nor that the
+    segments were not. The interrupt is raised from inside the recomputation, after its
+    statements ran, as a real Ctrl-C there would; they roll back."""
+    customers = tmp_path / "customers.csv"
+    customers.write_text("external_id,phone\na,09120000001\nb,09120000002\n", "utf-8")
+    orders = tmp_path / "orders.csv"
+    orders.write_text(
+        "external_id,customer_id,total,paid_at\n"
+        "o1,a,100,2025-01-01T10:00:00Z\n"
+        "o2,b,200,2026-03-01T10:00:00Z\n"
+        "o3,b,300,2026-03-10T10:00:00Z\n",
+        "utf-8",
+    )
+
+    def interrupted(session: Session, segment_map: SegmentMap, now: datetime) -> None:
+        rescore(session, segment_map, now)
+        raise KeyboardInterrupt
+
+    app = AppContext(config_path=str(config_for(tmp_path, db_url)))
+    try:
+        run_import(app, "customers", customers, (), None)
+        capsys.readouterr()
+        try:
+            run_import(app, "orders", orders, (), None, rescore_segments=interrupted)
+        except click.exceptions.Exit as stopped:
+            exit_code = stopped.exit_code
+        except KeyboardInterrupt:  # uncaught, it would stop the whole test run
+            pytest.fail("the interrupt escaped: click's bare 'Aborted!'")
+    finally:
+        app.close()
+    assert exit_code == 130
+    out, err = capsys.readouterr()
+    assert out.splitlines() == [f"{orders}: 3 rows: 3 new, 0 updated, 0 unchanged, 0 rejected"]
+    assert err.splitlines() == [
+        f"{orders}: interrupted after the import, while value segments were recomputed. The "
+        "import itself finished: 1 batch was committed whole: 3 rows, lines 2–4. The segments "
+        "of the customers it touched were not updated; `campaigner run` updates them in its "
+        "segments pass (when it starts, then every [segments] daily_interval)."
+    ]
+    with sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Order)) == 3
+        assert segments(session) == {"a": "none", "b": "none"}
+    # What the message promises: the daemon's segments pass brings them up to date.
+    with sessions.begin() as session:
+        daily(session, SegmentMap.standard(), SystemClock().now(), "IRT")
+    with sessions() as session:
+        assert segments(session) == {"a": "lost", "b": "hibernating"}
 
 
 @POSTGRESQL

@@ -156,3 +156,38 @@ def test_optout_import_names_the_lines_it_skips(
     assert "skipped line 3: no phone number: '[/bold]'" in result.output
     assert "skipped line 6: no phone number: 'STOP'" in result.output
     assert "line 1" not in result.output and "line 4" not in result.output
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"\xef\xbb\xbf", b"\r\n\r\n  \r\n"],
+    ids=["zero-bytes", "excel-empty-sheet", "blank-lines"],
+)
+def test_optout_import_of_an_empty_file_says_so_and_fails_as_customers_import_does(
+    config: Path, tmp_path: Path, content: bytes
+) -> None:
+    """Regression: it printed "0 added, 0 already on the list" and exited 0, as if the file
+    had been read and every number was known; an empty export is a mistake to be told of."""
+    path = tmp_path / "unsubscribed.csv"
+    path.write_bytes(content)
+    result = CliRunner().invoke(cli, ["--config", str(config), "optout", "import", str(path)])
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        f"Error: {path}: the file is empty; expected a phone number per line, or a CSV with "
+        "the numbers in its first column"
+    ]
+
+
+def test_optout_import_of_a_header_alone_says_there_were_no_numbers(
+    config: Path, tmp_path: Path, sessions: sessionmaker[Session]
+) -> None:
+    """Regression: "0 added, 0 already on the list" did not say the file held no number.
+    A header alone is an export of nobody, as a customers file of a header alone is 0 rows:
+    said, and not a failure."""
+    path = tmp_path / "unsubscribed.csv"
+    path.write_text("Mobile,Name\n\n", "utf-8")
+    result = CliRunner().invoke(cli, ["--config", str(config), "optout", "import", str(path)])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [f"{path}: only a header line, no numbers: nothing added"]
+    with sessions() as session:
+        assert session.scalars(select(OptOut.phone)).all() == []

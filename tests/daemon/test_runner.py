@@ -3,6 +3,7 @@ and what a failing rule looks like on /healthz and in status."""
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Sequence
 from datetime import timedelta
@@ -239,7 +240,11 @@ def test_a_sync_pass_logs_its_summary_once_and_readably(
 
 
 def test_the_daily_segments_task_recomputes_everybody_and_is_health_reported(
-    settings: Settings, engine: Engine, sessions: sessionmaker[Session], clock: FixedClock
+    settings: Settings,
+    engine: Engine,
+    sessions: sessionmaker[Session],
+    clock: FixedClock,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     settings = configure(settings, unhealthy_after_intervals=2)
     runner = service(settings, engine, sessions, clock)
@@ -248,7 +253,11 @@ def test_the_daily_segments_task_recomputes_everybody_and_is_health_reported(
     add_paid_order(sessions, clock, 1)  # written behind the loader's back: no segment yet
     with sessions() as session:
         assert session.scalar(select(Customer.segment)) == "none"
-    task.run()
+    with caplog.at_level(logging.INFO, logger="campaigner"):
+        task.run()
+    assert "segments: 1 customers rescored, 0 changed segment, 1 placed for the first" in (
+        caplog.text
+    )
     with sessions() as session:
         customer = session.scalars(select(Customer)).one()
         scores = session.get_one(CustomerScore, customer.id)

@@ -5,21 +5,24 @@ for history older than max_lateness; and `audience.segments` on any rule."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
 from pydantic import TypeAdapter, ValidationError
 from shop_builders import put_segment
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from campaigner.clock import FixedClock
 from campaigner.config import CustomerDefaults, Settings
 from campaigner.customers.loader import load_customers, load_orders
-from campaigner.db.models import Customer, Message, SegmentChange
+from campaigner.db.models import Customer, CustomerScore, Message, Order, SegmentChange
 from campaigner.planner import plan
 from campaigner.rules.models import Rule
 from campaigner.segments import SegmentMap
+from campaigner.segments.daily import daily
+from campaigner.segments.rfm_map import NO_SEGMENT, SEGMENTS
 
 
 def rule(**fields: Any) -> Rule:
@@ -152,6 +155,107 @@ def test_the_recomputation_feeds_the_rule_end_to_end(
         )
     rows = planned(sessions, settings, clock, welcome)
     assert [(key, due) for _, key, due in rows] == [(clock.now().date().isoformat(), clock.now())]
+
+
+def upgraded_shop(sessions: sessionmaker[Session], start: datetime) -> dict[str, int]:
+    """Six customers with paid orders written before segments existed: no loader scored them."""
+    with sessions.begin() as session:
+        load_customers(
+            session,
+            [
+                {"external_id": f"u{n}", "phone": f"0912111110{n}", "marketing_consent": "yes"}
+                for n in range(6)
+            ],
+            CustomerDefaults(),
+            now=start,
+        )
+        ids = {
+            name: id_ for name, id_ in session.execute(select(Customer.external_id, Customer.id))
+        }
+        for n in range(6):
+            for k in range(n + 1):
+                session.add(
+                    Order(
+                        external_id=f"u{n}-{k}",
+                        customer_id=ids[f"u{n}"],
+                        total=Decimal(10 * (n + 1)),
+                        paid_at=start - timedelta(days=40 * (6 - n) + k),
+                    )
+                )
+    return ids
+
+
+def test_the_first_pass_after_an_upgrade_records_where_everybody_is_and_messages_nobody(
+    sessions: sessionmaker[Session], settings: Settings, clock: FixedClock
+) -> None:
+    """A shop upgrading to a version with segments: its orders are there, its scores are not.
+    The daemon's first pass places every payer, but nobody moved that day: a rule from "any
+    segment" must not message the whole shop. A real move afterwards is still due."""
+    start = clock.now()
+    ids = upgraded_shop(sessions, start)
+    anywhere = rule(name="anywhere", **{"from": [], "to": list(SEGMENTS)})
+    with sessions.begin() as session:
+        first = daily(session, SegmentMap.standard(), start, "IRT")
+        assert (first.scored, first.changed, first.placed) == (6, 0, 6)
+        assert session.scalar(select(func.count()).select_from(SegmentChange)) == 0
+        placed = {
+            id_: segment
+            for id_, segment in session.execute(
+                select(CustomerScore.customer_id, CustomerScore.segment)
+            )
+        }
+    assert len(placed) == 6 and NO_SEGMENT not in placed.values()
+    clock.advance(timedelta(hours=1))
+    assert planned(sessions, settings, clock, anywhere) == []
+
+    clock.advance(timedelta(days=1))
+    with sessions.begin() as session:  # u0, the oldest, buys again: it moves
+        load_orders(
+            session,
+            [
+                {
+                    "external_id": "u0-new",
+                    "customer_id": "u0",
+                    "total": "500",
+                    "paid_at": clock.now(),
+                }
+            ],
+            CustomerDefaults(),
+            now=clock.now(),
+            segment_map=SegmentMap.standard(),
+        )
+        moved = session.scalars(select(SegmentChange.customer_id)).all()
+    assert ids["u0"] in moved
+    assert ids["u0"] in {row[0] for row in planned(sessions, settings, clock, anywhere)}
+
+
+def test_a_customer_a_loader_scored_before_the_first_pass_does_not_make_it_record_everybody(
+    sessions: sessionmaker[Session], settings: Settings, clock: FixedClock
+) -> None:
+    """A webhook's order arrives between the upgrade and the daemon's first pass: its loader
+    scores that one customer (an arrival, recorded). The first pass then must still place
+    the others without a move, and record only what the scored customer does."""
+    start = clock.now()
+    ids = upgraded_shop(sessions, start)
+    with sessions.begin() as session:
+        load_orders(
+            session,
+            [{"external_id": "u5-web", "customer_id": "u5", "total": "60", "paid_at": start}],
+            CustomerDefaults(),
+            now=start,
+            segment_map=SegmentMap.standard(),
+        )
+    scored_early = {ids["u5"]}
+    with sessions.begin() as session:
+        assert set(session.scalars(select(SegmentChange.customer_id))) == scored_early
+    clock.advance(timedelta(minutes=5))
+    with sessions.begin() as session:
+        first = daily(session, SegmentMap.standard(), clock.now(), "IRT")
+        assert (first.scored, first.placed) == (6, 5)
+        assert set(session.scalars(select(SegmentChange.customer_id))) == scored_early
+    anywhere = rule(name="anywhere", **{"from": [], "to": list(SEGMENTS)})
+    clock.advance(timedelta(hours=1))
+    assert {row[0] for row in planned(sessions, settings, clock, anywhere)} == scored_early
 
 
 def test_audience_segments_narrow_any_rule(
