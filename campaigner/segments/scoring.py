@@ -128,7 +128,8 @@ def payer_inputs(chunk: list[int] | None, main_currency: str) -> Select[Any]:
     customers (None: of everybody).
 
     Every column read is in the orders' index per customer (migration segments_4): the
-    groups are read along it, in order, with no sort and no look-up of the orders."""
+    groups are read along it, in order, with no sort and no look-up of the orders (on
+    PostgreSQL, of the orders on pages the visibility map marks all-visible)."""
     o = orders.alias("o")
     # COALESCE(NULLIF(currency, ''), main) as one CASE: no function call per order. Deciding
     # "one currency" from the raw currencies instead, one comparison per order, measured no
