@@ -431,6 +431,12 @@ class ConsoleSettings(Section):
         ge=1,
         description="Failures from one address (IPv6: one /64) within lockout_minutes, any user",
     )
+    max_failed_logins_per_network: int = Field(
+        100,
+        ge=1,
+        description="Failures from one IPv6 /48 (its 65,536 /64s together) within "
+        "lockout_minutes, any user",
+    )
     git_commit: bool = Field(True, description="Commit each saved rule when rules/ is in git")
     trusted_proxies: list[str] = Field(
         default_factory=list,

@@ -1,6 +1,12 @@
 """Console users: argon2 password hashes, and sign-in with a lockout per user and a rate
 limit per client address (an IPv6 client's /64: `forwarded.limit_key`), so a password
-cannot be guessed by trying."""
+cannot be guessed by trying.
+
+An IPv6 client is also counted in its /48 (`forwarded.network_key`), against a larger
+allowance: whoever holds a /48 holds 65,536 /64s, and with the /64's limit alone had as many
+times its guesses. The /48's failures are rows of their own (the /48 as the address), so
+both counts are lookups of one indexed value. Neighbours in one /64 share no more than
+before; neighbours in one /48 share its allowance."""
 
 from __future__ import annotations
 
@@ -17,7 +23,7 @@ from campaigner.config import ConsoleSettings
 from campaigner.console.roles import Role
 from campaigner.db.models import ConsoleLoginFailure, ConsoleUser
 from campaigner.errors import CampaignerError
-from campaigner.server.forwarded import limit_key
+from campaigner.server.forwarded import limit_key, network_key
 
 _HASHER = PasswordHasher()
 # A hash to verify against when the user does not exist, so both cases take as long.
@@ -71,19 +77,25 @@ def sign_in(
     the name exists or is locked (which would tell that it exists)."""
     window = timedelta(minutes=settings.lockout_minutes)
     client = limit_key(address)[:64]  # as stored, or a longer one would never be counted
+    network = network_key(address)
     session.execute(delete(ConsoleLoginFailure).where(ConsoleLoginFailure.at < now - window))
-    recent = session.scalar(
-        select(func.count()).where(
-            ConsoleLoginFailure.address == client, ConsoleLoginFailure.at >= now - window
+    limits = [(client, settings.max_failed_logins_per_ip)]
+    if network is not None:
+        limits.append((network, settings.max_failed_logins_per_network))
+    for counted, allowed in limits:
+        recent = session.scalar(
+            select(func.count()).where(
+                ConsoleLoginFailure.address == counted, ConsoleLoginFailure.at >= now - window
+            )
         )
-    )
-    if (recent or 0) >= settings.max_failed_logins_per_ip:
-        return SignIn(None, "too_many_attempts")
+        if (recent or 0) >= allowed:
+            return SignIn(None, "too_many_attempts")
     user = session.scalar(select(ConsoleUser).where(ConsoleUser.name == name[:64]))
     right = _verified(user.password_hash if user else _DUMMY_HASH, password)
     locked = user is not None and user.locked_until is not None and user.locked_until > now
     if user is None or locked or not right:
-        _fail(session, name, client, now)
+        for counted, _ in limits:
+            _fail(session, name, counted, now)
         if user is not None and not locked:
             user.failed_logins += 1
             if user.failed_logins >= settings.max_failed_logins:

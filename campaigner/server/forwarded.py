@@ -15,6 +15,11 @@ no limit. `limit_key` names the client a limit counts: an IPv6 address by its /6
 tunnelled one by the IPv4 address it is made from (6to4 gives one IPv4 address a /48, 2^16
 /64s; Teredo puts every client of a relay in the relay's /64).
 
+A /64 per client still leaves a holder of a larger block many clients: a site is commonly
+given a /48 (RFC 6177), 65,536 /64s, so 65,536 limits. `network_key` names the /48 a wider
+limit counts an IPv6 client in; a tunnelled one has its IPv4 address's one limit already
+(6to4 gives that address its /48).
+
 A proxy may write a hop with its port (Azure Application Gateway writes "IP:port"; RFC 7239
 brackets IPv6: "[2001:db8::1]:443"): the address is the hop without it, or each new source
 port would be a new client.
@@ -82,6 +87,18 @@ def limit_key(address: str) -> str:
     if parsed.teredo is not None:
         return str(parsed.teredo[1])  # (relay, client)
     return str(IPv6Network((int(parsed) >> 64 << 64, 64)))
+
+
+def network_key(address: str) -> str | None:
+    """The wider block a second, larger limit counts `address` in: a native IPv6 address's
+    /48; None for anything `limit_key` counts as an IPv4 address, or that is no address."""
+    parsed = _address(address)
+    if parsed is None:
+        return None
+    parsed = _plain(parsed)
+    if isinstance(parsed, IPv4Address) or parsed.sixtofour is not None or parsed.teredo:
+        return None
+    return str(IPv6Network((int(parsed) >> 80 << 80, 48)))
 
 
 def client_address(peer: str, forwarded_for: str, proxies: Sequence[Network]) -> str:

@@ -40,6 +40,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from campaigner.config import ServerSettings, Settings
 from campaigner.server import forwarded
+from campaigner.server.droplog import DropLog
 
 log = logging.getLogger("campaigner.server")
 
@@ -52,6 +53,8 @@ PER_CLIENT = 4
 # A body not begun this long after its head is on its way, not slow: a client may send head
 # and body in two writes, and the second may wait a round trip for the first's ACK (Nagle).
 GRACE_SECONDS = 1.0
+# Where a body read outside a Guard (a test) says it did not come.
+_DROPS = DropLog(log)
 
 
 class Refused(Exception):
@@ -88,11 +91,16 @@ def carries_admin_token(request: Request, server: ServerSettings) -> bool:
 
 
 async def read_body(
-    request: Request, limit: int, timeout: float, progress: Callable[[int], None] | None = None
+    request: Request,
+    limit: int,
+    timeout: float,
+    progress: Callable[[int], None] | None = None,
+    drops: DropLog | None = None,
 ) -> bytes:
     """The body, refused with 413 as soon as it is known to exceed `limit` bytes and with
     408 when it has not arrived whole within `timeout` seconds; `progress` is told the bytes
-    received so far after each chunk."""
+    received so far after each chunk, `drops` (the server's) of a body that did not come."""
+    drops = drops or _DROPS
     declared = request.headers.get("content-length")
     if declared is not None:
         if not (declared.isascii() and declared.isdigit()):
@@ -111,10 +119,21 @@ async def read_body(
                 if progress is not None:
                     progress(len(body))
     except TimeoutError:
-        log.info("%s %s: body not received within %gs", request.method, request.url.path, timeout)
+        drops.info(
+            "bodies not received in time",
+            "%s %s: body not received within %gs",
+            request.method,
+            request.url.path,
+            timeout,
+        )
         raise Refused(408, f"the body did not arrive within {timeout:g} seconds") from None
     except ClientDisconnect:
-        log.info("%s %s: the client went away mid-body", request.method, request.url.path)
+        drops.info(
+            "clients gone mid-body",
+            "%s %s: the client went away mid-body",
+            request.method,
+            request.url.path,
+        )
         raise Refused(400, "the client went away") from None
     return bytes(body)
 
@@ -165,6 +184,7 @@ class Guard:
         self.max_unverified = server.max_unverified_requests
         self.proxies = forwarded.networks(proxies)
         self.grace = grace
+        self.drops = DropLog(log)
         self._slots: list[_Slot] = []
 
     @classmethod
@@ -179,7 +199,7 @@ class Guard:
 
     async def body(self, request: Request) -> bytes:
         """The body of a request whose caller has already proved who it is."""
-        return await read_body(request, self.max_body_bytes, self.timeout)
+        return await read_body(request, self.max_body_bytes, self.timeout, drops=self.drops)
 
     async def unverified_body(self, request: Request) -> bytes:
         """The body of a request whose proof is a signature over that very body: check the
@@ -192,9 +212,10 @@ class Guard:
         try:
             with slot.scope:
                 return await read_body(
-                    request, self.max_body_bytes, self.timeout, slot.received_bytes
+                    request, self.max_body_bytes, self.timeout, slot.received_bytes, self.drops
                 )
-            log.info(
+            self.drops.info(
+                "slots given to a newer request",
                 "%s %s: %d bytes in %.1fs from %s, slot given to a newer request",
                 request.method,
                 request.url.path,

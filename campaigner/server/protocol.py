@@ -6,7 +6,13 @@ CPU per report (docs/benchmarks.md, "Delivery reports on httptools"). httptools 
 C, but unlike h11 (which refuses a request line and headers longer than 16 KiB) it buffers
 a head of any length: a stranger could make the daemon hold as much memory as it cares to
 send before one header is complete. `BoundedHttpTools` restores h11's bound, answering 431
-and closing. Without httptools installed the server falls back to h11 and its own bound.
+and closing.
+
+Every bound below lives in that subclass of uvicorn's httptools protocol; uvicorn's h11
+protocol has none of them but the head's length (no head timeout, no cap on waiting
+connections, no send timeout, no pipelining limit). So without httptools (a declared
+dependency, missing only from a broken install) the server does not start, rather than
+fall back to h11 and serve without its guarantees: `http_protocol` says so and names the fix.
 
 httptools also sets no time limit on a head: a client sending one byte every few seconds
 held its connection for good, and a client could hold as many as it opened (slowloris).
@@ -37,6 +43,11 @@ read is parsed but not kept, the ones waiting are answered, and the connection i
 without a word, which tells a pipelining client to send the rest again on a new one
 (RFC 9112, 9.3.2).
 
+Each connection dropped by these bounds (head or answer not in time, the longest waiting
+closed, too many pipelined requests) goes to the server's `DropLog`: logged in full for the
+first few of each reason per interval, counted past them, so a flood of connections is not
+a flood of log lines (`campaigner.server.droplog`).
+
 A refusal (431, 408, or 400 for bytes that are not HTTP) is an answer like any other: one
 for a pipelined request is written after the answers owed to the requests before it, and
 nothing more is read meanwhile.
@@ -61,6 +72,8 @@ from campaigner.config import (
     SEND_TIMEOUT_SECONDS,
     ServerSettings,
 )
+from campaigner.errors import CampaignerError
+from campaigner.server.droplog import DropLog
 
 MAX_HEAD_BYTES = 16 * 1024  # h11's default bound on an incomplete request head
 MAX_PIPELINED = 100  # requests waiting for the answers before theirs; no real client nears it
@@ -86,8 +99,14 @@ _NOT_HTTP = _closing_answer(b"400 Bad Request", b"Invalid HTTP request received.
 
 try:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-except ImportError:  # httptools not installed: uvicorn's h11 and its own bound
+except ImportError:  # httptools not installed: the server refuses to start (`http_protocol`)
     HttpToolsProtocol = None  # type: ignore[assignment,misc]
+
+NO_HTTPTOOLS = (
+    "the web server needs httptools, which is not installed: without it the server would "
+    "run without its limits on slow and idle clients; install it with `pip install httptools` "
+    "(in the environment Campaigner runs in)"
+)
 
 
 async def _refuse_head(scope: Scope, receive: Receive, send: Send) -> None:
@@ -127,6 +146,8 @@ if HttpToolsProtocol is not None:
         # The server's connections waiting for a request, longest waiting first: one dict
         # per server (`http_protocol`), used on its event loop only.
         waiting: ClassVar[dict[BoundedHttpTools, None]] = {}
+        # The server's log of connections it dropped (`campaigner.server.droplog`).
+        drops: ClassVar[DropLog] = DropLog(log)
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
@@ -178,7 +199,11 @@ if HttpToolsProtocol is not None:
                 self._unsent = unsent
                 self._send_timer = self.loop.call_later(self.send_timeout, self._send_late)
                 return
-            log.info("answer not taken for %gs: connection dropped", self.send_timeout)
+            self.drops.info(
+                "answers not taken in time",
+                "answer not taken for %gs: connection dropped",
+                self.send_timeout,
+            )
             self._send_timer = None
             self.transport.abort()
 
@@ -232,8 +257,10 @@ if HttpToolsProtocol is not None:
             if self._dropping:
                 return
             if len(self.pipeline) >= MAX_PIPELINED:
-                log.info(
-                    "more than %d pipelined requests: closed after their answers", MAX_PIPELINED
+                self.drops.info(
+                    "too many pipelined requests",
+                    "more than %d pipelined requests: closed after their answers",
+                    MAX_PIPELINED,
                 )
                 self._dropping = True  # for the rest of this read; nothing more is read
                 self._refuse(b"", of_current=False)
@@ -290,7 +317,8 @@ if HttpToolsProtocol is not None:
             self._head_timer = self.loop.call_later(self.head_timeout, self._head_late)
             self.waiting[self] = None
             if len(self.waiting) > self.max_waiting:
-                log.info(
+                self.drops.info(
+                    "waiting longest past max_waiting_connections",
                     "more than %d connections waiting for a request: the longest waiting closed",
                     self.max_waiting,
                 )
@@ -306,7 +334,11 @@ if HttpToolsProtocol is not None:
 
         def _head_late(self) -> None:
             if self._heard and not self.transport.is_closing():
-                log.info("request head not received within %gs: refused", self.head_timeout)
+                self.drops.info(
+                    "request heads not received in time",
+                    "request head not received within %gs: refused",
+                    self.head_timeout,
+                )
             self._close_waiting()
 
         def _close_waiting(self) -> None:
@@ -340,16 +372,20 @@ class ConnectionLimits:
 DEFAULT_LIMITS = ConnectionLimits()
 
 
-def http_protocol(limits: ConnectionLimits = DEFAULT_LIMITS) -> type[asyncio.Protocol] | str:
+def http_protocol(limits: ConnectionLimits = DEFAULT_LIMITS) -> type[asyncio.Protocol]:
     """What uvicorn's `http` setting gets: the bounded httptools protocol with these limits
     (uvicorn builds each connection's protocol itself, so the limits, and the one server's
-    waiting connections, ride on a subclass of its own), else h11."""
+    waiting connections, ride on a subclass of its own).
+
+    Raises CampaignerError when httptools is not installed: uvicorn's h11 fallback has none
+    of these limits."""
     if HttpToolsProtocol is None:
-        return "h11"
+        raise CampaignerError(NO_HTTPTOOLS)
     bounds = {
         "head_timeout": limits.head_timeout,
         "send_timeout": limits.send_timeout,
         "max_waiting": limits.max_waiting,
         "waiting": {},
+        "drops": DropLog(log),
     }
     return type("BoundedHttpTools", (BoundedHttpTools,), bounds)

@@ -5,8 +5,9 @@ listen backlog is large: Kannel fires delivery reports in bursts and never retri
 callback that found the queue full. uvicorn installs no logging of its own: its error and
 access loggers reach Campaigner's handler (masked, JSON when asked), at the levels
 `campaigner.logs` sets. The parser is chosen explicitly: httptools with h11's bound on the
-head, and a time limit on it, where installed, else h11 (`campaigner.server.protocol`); the
-loop is asyncio's.
+head, a time limit on it and the server's other connection limits
+(`campaigner.server.protocol`); without httptools the server does not start. The loop is
+asyncio's.
 uvicorn's proxy headers are off: by default it believes `X-Forwarded-For` from 127.0.0.1,
 which lets any local client choose its address; the app decides whom to believe
 (`campaigner.server.forwarded`).
@@ -52,6 +53,8 @@ class BackgroundServer:
         return f"http://{host}:{self.port}"
 
     def start(self, timeout: float = 10.0) -> BackgroundServer:
+        """Raises CampaignerError, before binding, when httptools is missing."""
+        protocol = http_protocol(self.limits)
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -61,7 +64,7 @@ class BackgroundServer:
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(
             self.app,
-            http=http_protocol(self.limits),
+            http=protocol,
             loop="asyncio",
             proxy_headers=False,
             log_config=None,

@@ -40,6 +40,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import anyio
+import anyio.to_thread
 from pydantic import SecretStr
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -67,7 +69,12 @@ from campaigner.server.guard import Guard, Refused
 from campaigner.server.signatures import signature_matches
 from campaigner.shops import shopify, woocommerce
 from campaigner.shops.topics import ORDER_DELETED, SHOPIFY_TOPICS, WOOCOMMERCE_TOPICS
-from campaigner.sources.woocommerce import OrderState, ShopMeta, order_state
+from campaigner.sources.woocommerce import (
+    CONFIRM_DEADLINE_SECONDS,
+    OrderState,
+    ShopMeta,
+    order_state,
+)
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +128,7 @@ class _Shop:
             return PlainTextResponse(f"ok {result.accepted}; warning: {shortened}")
         return PlainTextResponse(f"ok {result.accepted}")
 
-    def delete_order(self, order_id: str) -> Response:
+    async def delete_order(self, order_id: str) -> Response:
         """order.deleted: the order went to the shop's bin, and stops counting as paid as a
         cancelled one does (a sync reads a trashed order so too); order.restored brings back
         its status. No delivery key: every deletion of an order has the same body, its id,
@@ -135,7 +142,7 @@ class _Shop:
         trashed_at: datetime | None = None
         if self.shop_orders is not None:
             try:
-                state = self.shop_orders(order_id)
+                state = await _shop_order(self.shop_orders, order_id)
             except CampaignerError as exc:
                 log.warning(
                     "woocommerce order %s deleted: not applied, the shop's database could not "
@@ -155,6 +162,11 @@ class _Shop:
                 )
                 return PlainTextResponse(f"not deleted: the shop has the order as {state.status!r}")
             trashed_at = state.modified if state is not None else None
+        return await run_in_threadpool(self._cancel, order_id, trashed_at)
+
+    def _cancel(self, order_id: str, trashed_at: datetime | None) -> Response:
+        """The deletion applied, unless newer data than `trashed_at` (the shop's time of the
+        move to the bin, when confirmed) is stored."""
         with self.sessions() as session:
             order = session.execute(
                 select(Order.id, Order.customer_id, Order.status, Order.shop_modified_at)
@@ -415,7 +427,7 @@ def shop_webhook_routes(
                 if not deletions:
                     log.warning("woocommerce order %s deleted: ignored, %s", order_id, UNSAFE)
                     return PlainTextResponse(f"ignored: {UNSAFE}")
-                return await run_in_threadpool(shop.delete_order, order_id)
+                return await shop.delete_order(order_id)
             if resource == "order":
                 order = woocommerce.order_record(payload, woo_meta)
                 buyer = woocommerce.buyer(payload, woo_meta)
@@ -485,6 +497,20 @@ UNSAFE = (
     '(server.woocommerce_webhook_secrets."order.deleted") or configure the shop\'s '
     'WooCommerce source (preset = "woocommerce") to confirm deletions'
 )
+
+
+async def _shop_order(shop_orders: ShopOrders, order_id: str) -> OrderState | None:
+    """The order as the shop has it, or CampaignerError past CONFIRM_DEADLINE_SECONDS.
+
+    The answer waits no longer even if a read hangs past it (its driver timeout ends it
+    later, in its thread, and `order_state` begins no read after the deadline)."""
+    try:
+        with anyio.fail_after(CONFIRM_DEADLINE_SECONDS):
+            return await anyio.to_thread.run_sync(shop_orders, order_id, abandon_on_cancel=True)
+    except TimeoutError:
+        raise CampaignerError(
+            f"no answer within {CONFIRM_DEADLINE_SECONDS:g}s about order {order_id}"
+        ) from None
 
 
 def _shop_orders(settings: Settings) -> ShopOrders | None:

@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import html
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from time import monotonic
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, inspect, text
+from sqlalchemy import Connection, bindparam, event, inspect, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -40,8 +41,13 @@ from campaigner.sources.sync import SourcePass, SyncReport, source_connection, s
 
 HPOS_OPTION = "woocommerce_custom_orders_table_enabled"
 SYNC_OPTION = "woocommerce_custom_orders_table_data_sync_enabled"
-# The longest an order.deleted webhook waits to connect to the shop's database, and for each
-# of its few reads: WooCommerce waits a minute for the answer (WC_Webhook::deliver()).
+# The longest an order.deleted webhook waits for the shop's database to confirm it, all its
+# reads together (connecting, the tables, the options, the order): WooCommerce waits a minute
+# for the answer (WC_Webhook::deliver()), and one deletion must not hold a worker for
+# several reads' timeouts in a row. Each read also gives up after CONFIRM_TIMEOUT_SECONDS.
+CONFIRM_DEADLINE_SECONDS = 5.0
+# The longest one read of the confirmation may take (the driver's timeouts): what bounds a
+# read begun just before the deadline.
 CONFIRM_TIMEOUT_SECONDS = 5.0
 # WooCommerce order statuses (wc_get_order_statuses) as Campaigner statuses.
 STATUSES = {
@@ -187,15 +193,34 @@ class OrderState:
         return self.status == "trash"
 
 
-def order_state(source: SourceSettings, order_id: str) -> OrderState | None:
+def order_state(
+    source: SourceSettings,
+    order_id: str,
+    *,
+    within: float = CONFIRM_DEADLINE_SECONDS,
+    clock: Callable[[], float] = monotonic,
+) -> OrderState | None:
     """Order `order_id` in the shop's authoritative store, or None when the shop has no such
     order (deleted for good, or never one). One short read-only connection: deletions are
-    rare, and the daemon holds no connection to the shop between syncs. A webhook waits for
-    it, so connecting and each read give up after CONFIRM_TIMEOUT_SECONDS.
+    rare, and the daemon holds no connection to the shop between syncs.
+
+    A webhook waits for it, so it has `within` seconds (by `clock`) in all: no read begins
+    past them, and connecting and each read give up after CONFIRM_TIMEOUT_SECONDS. Each read
+    bounded alone, four slow ones in a row (connecting, the tables, the options, the order)
+    took four timeouts.
 
     Raises CampaignerError when the shop's database cannot be reached or read in time.
     """
-    with source_connection(source, CONFIRM_TIMEOUT_SECONDS) as connection:
+    deadline = clock() + within
+
+    def in_time(*_: Any) -> None:
+        if clock() >= deadline:
+            raise CampaignerError(
+                f"source {source.name!r}: confirming order {order_id} took longer than {within:g}s"
+            )
+
+    with source_connection(source, min(CONFIRM_TIMEOUT_SECONDS, within)) as connection:
+        event.listen(connection, "before_cursor_execute", in_time)
         try:
             shop = Shop.detect(connection, source)
             if shop.hpos:

@@ -314,7 +314,33 @@ def test_the_addresses_of_one_ipv6_64_share_one_limit_and_another_64_has_its_own
     assert not neighbour
     with site.project.sessions() as session:
         counted = sorted(session.scalars(select(ConsoleLoginFailure.address)))
-    assert counted == ["2001:db8:1:2::/64"] * 4 + ["2001:db8:1:3::/64"]
+    # each failure counted for its /64 and its /48 (the wider limit's, not met here)
+    assert counted == sorted(
+        ["2001:db8:1:2::/64"] * 4 + ["2001:db8:1:3::/64"] + ["2001:db8:1::/48"] * 5
+    )
+
+
+def test_the_64s_of_one_ipv6_48_share_a_wider_limit(site: ConsoleSite) -> None:
+    """Regression: counted per /64 only, whoever holds a /48 (a site's usual assignment)
+    had 65,536 limits, one per /64. Its /64s now share the /48's allowance too (5 here):
+    six /64s of one /48 guessing once each, the sixth is refused; a /64 of another /48 is
+    not; and a /64 still has its own, smaller limit (2) within the /48's."""
+    settings = site.project.settings
+    settings.console.trusted_proxies = ["127.0.0.0/8"]
+    settings.console.max_failed_logins_per_ip = 2
+    settings.console.max_failed_logins_per_network = 5
+    console = Console(settings, site.project.sessions, site.project.clock)
+    with BackgroundServer(console.app()) as server, httpx.Client(base_url=server.url) as client:
+        one_64 = [_guess_through(client, "2001:db8:7:1::1") for _ in range(3)]
+        spread = [_guess_through(client, f"2001:db8:7:{n:x}::1") for n in range(2, 6)]
+        other_48 = _guess_through(client, "2001:db8:8:1::1")
+    assert one_64 == [False, False, True]
+    assert spread == [False, False, False, True]  # 2 + 3 failures: the /48 is full
+    assert not other_48
+    with site.project.sessions() as session:
+        counted = sorted(session.scalars(select(ConsoleLoginFailure.address)))
+    assert counted.count("2001:db8:7::/48") == 5
+    assert counted.count("2001:db8:8::/48") == 1
 
 
 def test_ipv4_mapped_addresses_are_limited_per_ipv4_address(site: ConsoleSite) -> None:
@@ -361,4 +387,6 @@ def test_a_proxy_that_writes_the_clients_port_does_not_give_each_port_a_limit(
     assert ipv6 == [False, False, True]
     with site.project.sessions() as session:
         counted = sorted(session.scalars(select(ConsoleLoginFailure.address)))
-    assert counted == ["2001:db8:1:2::/64"] * 2 + ["203.0.113.7"] * 2
+    assert counted == sorted(
+        ["2001:db8:1:2::/64"] * 2 + ["2001:db8:1::/48"] * 2 + ["203.0.113.7"] * 2
+    )

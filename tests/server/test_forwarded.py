@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from campaigner.config import ConsoleSettings
-from campaigner.server.forwarded import Network, client_address, is_https, limit_key, networks
+from campaigner.server.forwarded import (
+    Network,
+    client_address,
+    is_https,
+    limit_key,
+    network_key,
+    networks,
+)
 
 LOCAL = networks(["127.0.0.1", "10.0.0.0/8"])
 
@@ -105,6 +112,27 @@ def test_the_sign_in_limit_counts_an_ipv6_client_by_its_64(address: str, key: st
 )
 def test_the_sign_in_limit_counts_a_client_not_its_port_or_tunnel(address: str, key: str) -> None:
     assert limit_key(address) == key
+
+
+@pytest.mark.parametrize(
+    ("address", "key"),
+    [
+        ("2001:db8:1:2::1", "2001:db8:1::/48"),
+        ("2001:db8:1:ffff:aaaa::1", "2001:db8:1::/48"),  # another /64 of the same /48
+        ("[2001:db8:2:2::1]:443", "2001:db8:2::/48"),
+        ("::1", "::/48"),
+        # counted by their IPv4 address already: one limit, no wider one
+        ("203.0.113.9", None),
+        ("::ffff:203.0.113.9", None),
+        ("2002:cb00:7109::1", None),  # 6to4: the /48 is the IPv4 address's
+        ("2001:0:4136:e378:8000:63bf:34ff:8ef6", None),  # Teredo
+        ("testclient", None),
+    ],
+)
+def test_the_wider_sign_in_limit_counts_an_ipv6_client_by_its_48(
+    address: str, key: str | None
+) -> None:
+    assert network_key(address) == key
 
 
 def test_a_proxy_hop_with_a_port_is_still_a_proxy() -> None:

@@ -1,6 +1,10 @@
 import asyncio
+import logging
 import re
 import socket
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 
@@ -12,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
+from campaigner.server.droplog import FIRST_IN_FULL
 from campaigner.server.protocol import (
     MAX_HEAD_BYTES,
     MAX_PIPELINED,
@@ -95,6 +100,34 @@ def test_the_server_parses_with_httptools_and_refuses_a_head_past_16_kib() -> No
             answer = _exchange(server.port, *pieces)
             assert answer.startswith(b"HTTP/1.1 431 "), answer[:80]
             assert b"pong" not in answer
+
+
+def test_without_httptools_the_server_refuses_to_start_and_names_the_fix() -> None:
+    """uvicorn's h11, which the server fell back to without httptools, has none of its
+    limits but the head's length (no head or send timeout, no cap on waiting connections or
+    pipelined requests): such a server served, and slow clients held it for good. In a fresh
+    interpreter where `import httptools` fails, as on an install without it."""
+    script = textwrap.dedent(
+        """
+        import sys
+        sys.modules["httptools"] = None  # `import httptools` raises ImportError
+        from starlette.applications import Starlette
+        from campaigner.errors import CampaignerError
+        from campaigner.server.serve import BackgroundServer
+        try:
+            server = BackgroundServer(Starlette()).start()
+        except CampaignerError as exc:
+            print("refused:", exc)
+        else:
+            print("served")
+            server.stop()
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.startswith("refused: the web server needs httptools"), done.stdout
+    assert "`pip install httptools`" in done.stdout
 
 
 def test_a_head_under_the_bound_and_requests_after_it_on_one_connection_are_served() -> None:
@@ -280,6 +313,30 @@ def test_past_max_waiting_the_connection_waiting_longest_is_closed() -> None:
                 sock.close()
     assert closed == b""  # it had sent nothing since its answer: closed without a word
     assert [answer.split(b"\r\n")[0] for answer in answers] == [b"HTTP/1.1 200 OK"] * 6
+
+
+def test_a_flood_of_connections_past_max_waiting_is_a_few_log_lines(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Regression: each connection closed past the cap was its own INFO line, so a client
+    opening thousands a second wrote thousands of lines a second. 40 connections past a cap
+    of 2: 38 closed, the first FIRST_IN_FULL of them logged, the rest counted for the
+    interval's line of counts (tests/server/test_droplog.py)."""
+    caplog.set_level(logging.INFO, logger="campaigner.server")
+    with serve_in_background(_ping_app(), limits=ConnectionLimits(max_waiting=2)) as server:
+        flood = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(40)]
+        try:
+            closed = sum(sock.recv(1) == b"" for sock in flood[:38])
+        finally:
+            for sock in flood:
+                sock.close()
+    lines = [r.getMessage() for r in caplog.records if "connections waiting" in r.getMessage()]
+    assert closed == 38
+    assert (
+        lines
+        == ["more than 2 connections waiting for a request: the longest waiting closed"]
+        * FIRST_IN_FULL
+    )
 
 
 # -- pipelining: answers in request order -------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -14,7 +15,7 @@ import pytest
 import woocommerce_payloads as woo_docs
 from conftest import create_mariadb_database, drop_mariadb_database, require_mariadb
 from pydantic import SecretStr
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import Connection, Engine, create_engine, event, select, text
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.testclient import TestClient
 from woocommerce_shop import (
@@ -37,10 +38,12 @@ from campaigner.config import Settings, SourceSettings
 from campaigner.db.models import Customer, CustomerDate, Order, OrderItem
 from campaigner.errors import CampaignerError
 from campaigner.messages.context import build_context
+from campaigner.server import shop_webhooks
 from campaigner.server.app import create_app
 from campaigner.server.signatures import sign
+from campaigner.sources import sync as sync_module
 from campaigner.sources import sync_source
-from campaigner.sources.woocommerce import CONFIRM_TIMEOUT_SECONDS, order_state
+from campaigner.sources.woocommerce import CONFIRM_TIMEOUT_SECONDS, OrderState, order_state
 
 T = datetime(2026, 2, 1, 9, 0)
 CLOCK = FixedClock(datetime(2026, 3, 1, tzinfo=UTC))
@@ -695,10 +698,40 @@ def test_a_deletion_waiting_on_a_locked_table_gives_up_in_bounded_time(
     assert order_103_status(sessions)[0] == "paid"
 
 
-def test_an_order_id_beyond_sqlites_integers_is_not_confirmed(tmp_path: Path) -> None:
-    """Regression: WordPress on SQLite (the SQLite Database Integration plug-in) as the
-    source, and an order.deleted id of 20 digits (a BIGINT UNSIGNED may hold it; SQLite's
-    INTEGER may not): the driver's OverflowError was a 500. It is a read that failed."""
+def test_a_deletion_is_answered_by_its_deadline_however_slow_the_shop(
+    shop_db: str,
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Regression: the webhook waited for the confirmation as long as it took (each read
+    bounded alone: up to ~20 s over four). Past the deadline the answer is the one for a
+    database that cannot confirm: not applied, left to the next sync; the shop's late
+    answer changes nothing. The shop here answers "in the bin" after 3 s, the deadline is
+    0.3 s."""
+    build_shop(shop_db, "hpos")
+    source = preset(shop_db)
+    run(sessions, source, settings)
+    answered = threading.Event()
+
+    def slow_shop(source: SourceSettings, order_id: str) -> OrderState:
+        answered.wait(3)
+        return OrderState("trash", TRASHED.replace(tzinfo=UTC))
+
+    monkeypatch.setattr(shop_webhooks, "order_state", slow_shop)
+    monkeypatch.setattr(shop_webhooks, "CONFIRM_DEADLINE_SECONDS", 0.3)
+    started = monotonic()
+    answer = deliver(sessions, settings, source, "order.deleted", {"id": 103})
+    waited = monotonic() - started
+    answered.set()
+    assert answer.startswith("not applied: the shop's database could not confirm"), answer
+    assert waited < 2
+    assert order_103_status(sessions)[0] == "paid"
+
+
+def _sqlite_wordpress(tmp_path: Path) -> SourceSettings:
+    """A WordPress on SQLite (the SQLite Database Integration plug-in) with the tables a
+    confirmation reads, and no orders."""
     shop = tmp_path / "wordpress.db"
     engine = create_engine(f"sqlite:///{shop}")
     with engine.begin() as connection:
@@ -713,9 +746,47 @@ def test_an_order_id_beyond_sqlites_integers_is_not_confirmed(tmp_path: Path) ->
         connection.execute(text("ALTER TABLE wp_options ADD option_name TEXT"))
         connection.execute(text("ALTER TABLE wp_options ADD option_value TEXT"))
     engine.dispose()
-    source = SourceSettings.model_validate(
+    return SourceSettings.model_validate(
         {"name": "shop", "preset": "woocommerce", "url": f"sqlite:///{shop}"}
     )
+
+
+def test_a_confirmation_begins_no_read_past_its_deadline(tmp_path: Path) -> None:
+    """Regression: each read was bounded alone, so a shop slow on every read held the
+    confirmation for a timeout per read. With reads taking 2 s each (by the injected clock)
+    and 3 s in all, the tables and the options are read (the second begins at 2 s) and the
+    order is not (it would begin at 4 s): the confirmation fails, as for a database that
+    cannot be read. With 5 s, all three reads begin in time."""
+    source = _sqlite_wordpress(tmp_path)
+    now = [0.0]
+
+    def clock() -> float:
+        return now[0]
+
+    def slow_read(*_: Any) -> None:
+        now[0] += 2
+
+    engine_connect = sync_module._connect
+
+    def connect_slowly(engine: Engine, source: SourceSettings) -> Connection:
+        event.listen(engine, "after_cursor_execute", slow_read)
+        return engine_connect(engine, source)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sync_module, "_connect", connect_slowly)
+        with pytest.raises(CampaignerError, match="confirming order 25 took longer than 3s"):
+            order_state(source, "25", within=3, clock=clock)
+        assert now[0] == 4  # two reads made, the order's not begun
+        now[0] = 0.0
+        assert order_state(source, "25", within=5, clock=clock) is None
+        assert now[0] == 6
+
+
+def test_an_order_id_beyond_sqlites_integers_is_not_confirmed(tmp_path: Path) -> None:
+    """Regression: WordPress on SQLite (the SQLite Database Integration plug-in) as the
+    source, and an order.deleted id of 20 digits (a BIGINT UNSIGNED may hold it; SQLite's
+    INTEGER may not): the driver's OverflowError was a 500. It is a read that failed."""
+    source = _sqlite_wordpress(tmp_path)
     assert order_state(source, "25") is None
     with pytest.raises(CampaignerError, match="reading order 18446744073709551615 failed"):
         order_state(source, "18446744073709551615")

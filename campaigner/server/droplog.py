@@ -1,0 +1,110 @@
+"""The log lines about connections and requests the server drops, few even under a flood.
+
+Each connection closed for slowness or evicted (head or body not in time, answers not taken,
+the longest waiting past the cap, a slot given to a newer request) was one INFO line: a
+client opening thousands of connections a second wrote thousands of lines a second, and
+the log drowned (disk, journald's rate limit dropping the daemon's other lines with them).
+So in each interval of `interval` seconds, opened by the first drop after a quiet one, the
+first `first` drops of each reason are logged in full (who and why, as before) and the rest
+are only counted; when the interval ends one line gives those counts per reason. No drop
+goes unmentioned, and a flood costs a few lines per interval, not one per connection.
+
+The counts are said when the interval ends, by a timer on the event loop that noted the
+first drop counted (the server's): a flood that stops is still summed up. Without a running
+loop there is no timer, and the next drop after the interval says them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable
+from time import monotonic
+
+INTERVAL_SECONDS = 10.0
+FIRST_IN_FULL = 5  # per reason and interval
+
+Later = Callable[[float, Callable[[], None]], object]
+"""Call the function after so many seconds: the event loop's `call_later`."""
+
+
+def _on_running_loop(delay: float, callback: Callable[[], None]) -> object:
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+    return loop.call_later(delay, callback)
+
+
+class DropLog:
+    """The drops of one server, logged to `logger` at INFO. Safe from any thread: the
+    server's loop notes them, a test may say the counts."""
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        *,
+        interval: float = INTERVAL_SECONDS,
+        first: int = FIRST_IN_FULL,
+        clock: Callable[[], float] = monotonic,
+        later: Later = _on_running_loop,
+    ) -> None:
+        self.logger = logger
+        self.interval = interval
+        self.first = first
+        self.clock = clock
+        self.later = later
+        self._lock = threading.Lock()
+        self._since: float | None = None
+        self._seen: Counter[str] = Counter()
+        self._held: Counter[str] = Counter()
+        self._timer: object = None
+
+    def info(self, reason: str, message: str, *args: object) -> None:
+        """One drop, for `reason` (a few words, the same for every drop of its kind):
+        `message % args` logged in full, or counted once `first` of its reason have been
+        logged in this interval."""
+        with self._lock:
+            now = self.clock()
+            if self._since is not None and now - self._since >= self.interval:
+                self._say(self._end_interval())
+            if self._since is None:
+                self._since = now
+            self._seen[reason] += 1
+            if self._seen[reason] > self.first:
+                self._held[reason] += 1
+                if self._timer is None:
+                    self._timer = self.later(self._since + self.interval - now, self.flush)
+                return
+        self.logger.info(message, *args)
+
+    def flush(self) -> None:
+        """Say the counts of the interval once it is over (called early, wait for its end
+        again: a loop's timer may fire a hair early)."""
+        with self._lock:
+            self._timer = None
+            if self._since is None:
+                return
+            left = self._since + self.interval - self.clock()
+            if left > 0:
+                if self._held:
+                    self._timer = self.later(left, self.flush)
+                return
+            self._say(self._end_interval())
+
+    def _end_interval(self) -> str | None:
+        held = self._held
+        self._since, self._seen, self._held = None, Counter(), Counter()
+        if not held:
+            return None
+        counts = "; ".join(f"{count:,} {reason}" for reason, count in held.most_common())
+        return (
+            f"{sum(held.values()):,} more dropped in {self.interval:g}s, not logged one by "
+            f"one (the first {self.first} of each reason were): {counts}"
+        )
+
+    def _say(self, summary: str | None) -> None:
+        if summary:
+            self.logger.info("%s", summary)

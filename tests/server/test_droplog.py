@@ -1,0 +1,123 @@
+"""The server's log of dropped connections: the first few in full, then counts."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import pytest
+
+from campaigner.server.droplog import DropLog
+
+log = logging.getLogger("campaigner.server.test_droplog")
+
+
+class Timers:
+    """An injected clock and the timers set on it, run by `advance`."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.pending: list[tuple[float, Callable[[], None]]] = []
+
+    def later(self, delay: float, callback: Callable[[], None]) -> object:
+        self.pending.append((self.now + delay, callback))
+        return callback
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+        due = [entry for entry in self.pending if entry[0] <= self.now]
+        self.pending = [entry for entry in self.pending if entry[0] > self.now]
+        for _, callback in sorted(due, key=lambda entry: entry[0]):
+            callback()
+
+
+@pytest.fixture
+def timers() -> Timers:
+    return Timers()
+
+
+@pytest.fixture
+def drops(timers: Timers) -> DropLog:
+    return DropLog(log, interval=10, first=3, clock=lambda: timers.now, later=timers.later)
+
+
+def _lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    lines = [record.getMessage() for record in caplog.records if record.name == log.name]
+    caplog.clear()
+    return lines
+
+
+def test_a_flood_is_a_few_lines_in_full_and_one_line_of_counts_when_the_interval_ends(
+    drops: DropLog, timers: Timers, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Regression: each dropped connection was its own INFO line, thousands a second in a
+    flood. 1,000 head timeouts and 2 send timeouts in a second: the first 3 of each reason
+    in full, then nothing until the interval ends, then the counts of the rest."""
+    caplog.set_level(logging.INFO, logger=log.name)
+    for n in range(1000):
+        drops.info("request heads not received in time", "head %d not received", n)
+    drops.info("answers not taken in time", "answer 1 not taken")
+    drops.info("answers not taken in time", "answer 2 not taken")
+    timers.advance(1)
+    assert _lines(caplog) == [
+        "head 0 not received",
+        "head 1 not received",
+        "head 2 not received",
+        "answer 1 not taken",
+        "answer 2 not taken",
+    ]
+    timers.advance(8.9)
+    assert _lines(caplog) == []  # 9.9 s into the interval
+    timers.advance(0.1)
+    assert _lines(caplog) == [
+        "997 more dropped in 10s, not logged one by one (the first 3 of each reason were): "
+        "997 request heads not received in time"
+    ]
+    drops.info("request heads not received in time", "head %d not received", 1000)
+    assert _lines(caplog) == ["head 1000 not received"]  # a new interval: in full again
+
+
+def test_no_line_of_counts_when_every_drop_was_logged_in_full(
+    drops: DropLog, timers: Timers, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger=log.name)
+    for n in range(3):
+        drops.info("slots given to a newer request", "slot %d", n)
+    timers.advance(60)
+    assert _lines(caplog) == ["slot 0", "slot 1", "slot 2"]
+    assert timers.pending == []
+
+
+def test_without_a_timer_the_next_drop_after_the_interval_says_the_counts(
+    timers: Timers, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Outside an event loop no timer is set: the counts are not lost, the next drop says
+    them before its own line."""
+    caplog.set_level(logging.INFO, logger=log.name)
+    drops = DropLog(log, interval=10, first=1, clock=lambda: timers.now, later=lambda *_: None)
+    for n in range(5):
+        drops.info("bodies not received in time", "body %d", n)
+    timers.advance(12)
+    drops.info("bodies not received in time", "body %d", 5)
+    assert _lines(caplog) == [
+        "body 0",
+        "4 more dropped in 10s, not logged one by one (the first 1 of each reason were): "
+        "4 bodies not received in time",
+        "body 5",
+    ]
+
+
+def test_a_timer_that_fires_early_waits_for_the_end_of_the_interval(
+    drops: DropLog, timers: Timers, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger=log.name)
+    for n in range(5):
+        drops.info("clients gone mid-body", "gone %d", n)
+    timers.advance(5)
+    drops.flush()  # as if the loop's timer fired 5 s early
+    assert _lines(caplog) == ["gone 0", "gone 1", "gone 2"]
+    timers.advance(5)
+    assert _lines(caplog) == [
+        "2 more dropped in 10s, not logged one by one (the first 3 of each reason were): "
+        "2 clients gone mid-body"
+    ]
