@@ -222,6 +222,10 @@ class CustomerDate(Base):
     )
 
 
+# The columns of the orders' index per customer, in order.
+ORDERS_BY_CUSTOMER = ("customer_id", "paid_at", "status", "currency", "total", "refunded")
+
+
 class Order(Base):
     __tablename__ = "orders"
 
@@ -253,7 +257,10 @@ class Order(Base):
 
     __table_args__ = (
         Index(None, "paid_at"),
-        Index(None, "customer_id", "paid_at"),
+        # A customer's orders by time, and every column the segments' inputs read
+        # (scoring.payer_inputs): grouping a shop's orders per customer walks this index
+        # alone, in order, instead of sorting the table (migration orders_1).
+        Index(None, *ORDERS_BY_CUSTOMER),
         Index(None, "sequence", "paid_at"),
         # The daily segments pass reads the orders changed since its previous run.
         Index(None, "updated_at"),

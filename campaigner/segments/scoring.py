@@ -130,20 +130,21 @@ RESCORE_WORK_MEM_MB = 256
 
 def payer_inputs(chunk: list[int] | None, main_currency: str) -> Select[Any]:
     """Each payer's inputs (`customer_id`, then INPUTS) from their paid orders, of these
-    customers (None: of everybody)."""
+    customers (None: of everybody).
+
+    Every column read is in the orders' index per customer (migration segments_4): the
+    groups are read along it, in order, with no sort and no look-up of the orders (on
+    PostgreSQL, of the orders on pages the visibility map marks all-visible)."""
     o = orders.alias("o")
-    # COALESCE(NULLIF(currency, ''), main) as one CASE: no function call per order, three
-    # times per order (at 3M orders 0.7 s of SQLite's CPU).
+    # COALESCE(NULLIF(currency, ''), main) as one CASE: no function call per order. Deciding
+    # "one currency" from the raw currencies instead, one comparison per order, measured no
+    # faster at 3M orders along the index, on SQLite or PostgreSQL (docs/benchmarks.md).
     currency = case((o.c.currency != "", o.c.currency), else_=literal(main_currency))
     net = o.c.total - o.c.refunded
     paid = [o.c.status == "paid", o.c.paid_at.is_not(None)]
-    # Everybody: grouped by `customer_id + 0`, which no index serves, so SQLite reads the
-    # orders in table order and sorts the groups instead of walking the (customer_id,
-    # paid_at) index and looking every order up (at 3M orders 6.6 s of CPU against 13.6).
-    customer = o.c.customer_id if chunk is not None else o.c.customer_id + literal_column("0")
     grouped = (
         select(
-            customer.label("customer_id"),
+            o.c.customer_id,
             func.count().label("orders"),
             func.max(o.c.paid_at).label("last_paid_at"),
             func.min(currency).label("only_currency"),
@@ -152,7 +153,7 @@ def payer_inputs(chunk: list[int] | None, main_currency: str) -> Select[Any]:
             func.sum(case((currency == main_currency, net), else_=0)).label("main_spent"),
         )
         .where(*paid, *([] if chunk is None else [o.c.customer_id.in_(chunk)]))
-        .group_by(customer)
+        .group_by(o.c.customer_id)
         .subquery("grouped")
     )
     g = grouped.c

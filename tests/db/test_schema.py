@@ -4,12 +4,19 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from conftest import create_pg_database, drop_pg_database, require_postgres
+from conftest import (
+    create_mariadb_database,
+    create_pg_database,
+    drop_mariadb_database,
+    drop_pg_database,
+    require_mariadb,
+    require_postgres,
+)
 from sqlalchemy import Engine, inspect, select, text
 from sqlalchemy.orm import Session
 
 from campaigner.db import create_engine_for, ensure_current, upgrade
-from campaigner.db.models import Base, Customer, Order, OrderItem
+from campaigner.db.models import ORDERS_BY_CUSTOMER, Base, Customer, Order, OrderItem
 from campaigner.db.schema import alembic_config, current_revision, head_revision
 from campaigner.errors import SchemaOutdated
 
@@ -225,3 +232,62 @@ def test_segments_3_indexes_the_payers_inputs_and_zeroes_a_payers_null_spend(
     finally:
         upgrade(engine)
         engine.dispose()
+
+
+def _index_columns(engine: Engine, table: str) -> dict[str, list[str]]:
+    return {
+        str(index["name"]): [str(column) for column in index["column_names"]]
+        for index in inspect(engine).get_indexes(table)
+    }
+
+
+def check_segments_4(url: str) -> None:
+    """A shop upgrading with orders gets the orders' index per customer as the model defines
+    it, in place of the narrow one; a downgrade puts the narrow one back. Both ways the
+    orders stay, and (MariaDB) the foreign key on customer_id always has an index."""
+    wide = "ix_orders_" + "_".join(ORDERS_BY_CUSTOMER)
+    narrow = "ix_orders_customer_id_paid_at"
+    model = {str(index.name): [c.name for c in index.columns] for index in Order.__table__.indexes}
+    assert model[wide] == list(ORDERS_BY_CUSTOMER)
+    engine = create_engine_for(url)
+    try:
+        upgrade(engine)
+        command.downgrade(alembic_config(engine), "segments_3")
+        found = _index_columns(engine, "orders")
+        assert (found.get(narrow), wide in found) == (["customer_id", "paid_at"], False)
+        with Session(engine) as session, session.begin():
+            customer = Customer(external_id="payer", first_name="", last_name="")
+            session.add(customer)
+            session.flush()
+            session.execute(
+                text(
+                    "INSERT INTO orders (external_id, customer_id, total, currency, status,"
+                    " paid_at, refunded, created_at, updated_at) VALUES ('o1', :id, 10, 'IRT',"
+                    " 'paid', CURRENT_TIMESTAMP, 0, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                ),
+                {"id": customer.id},
+            )
+        upgrade(engine)
+        found = _index_columns(engine, "orders")
+        assert (found.get(wide), narrow in found) == (list(ORDERS_BY_CUSTOMER), False)
+        command.downgrade(alembic_config(engine), "segments_3")
+        found = _index_columns(engine, "orders")
+        assert (found.get(narrow), wide in found) == (["customer_id", "paid_at"], False)
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT count(*) FROM orders")).scalar() == 1
+    finally:
+        upgrade(engine)
+        engine.dispose()
+
+
+def test_segments_4_widens_the_orders_index_per_customer(db_url: str) -> None:
+    check_segments_4(db_url)
+
+
+def test_segments_4_widens_the_orders_index_per_customer_on_mariadb() -> None:
+    require_mariadb()
+    url = create_mariadb_database()
+    try:
+        check_segments_4(url)
+    finally:
+        drop_mariadb_database(url)

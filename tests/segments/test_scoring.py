@@ -3,9 +3,11 @@ PostgreSQL; recomputing after a batch gives exactly what recomputing everything 
 
 from __future__ import annotations
 
+import shutil
 import threading
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,8 +17,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from campaigner.clock import FixedClock
 from campaigner.config import CustomerDefaults
 from campaigner.customers.loader import load_orders, refresh_customer_stats
-from campaigner.db.models import Customer, CustomerScore, Order, SegmentChange
+from campaigner.db import create_engine_for
+from campaigner.db.models import ORDERS_BY_CUSTOMER, Customer, CustomerScore, Order, SegmentChange
 from campaigner.segments import SegmentMap, recompute, refresh_inputs, rescore
+from campaigner.segments.scoring import payer_inputs
 
 MAIN = "IRT"
 # customer: (days since the last paid order, paid orders, currency, spend net of refunds)
@@ -164,8 +168,20 @@ def test_scores_and_segments_of_a_hand_computed_shop(
 def test_an_order_without_a_currency_counts_in_the_main_one(
     sessions: sessionmaker[Session], clock: FixedClock, afresh: bool
 ) -> None:
+    """'' is the main currency: next to the main one it is one currency, next to another
+    it is two; three currencies, or two without the main one, are valued in the main one."""
     # customer: the currencies of their orders of 10 each; what they are valued in, and spend
-    blank = {"b1": (["", MAIN], MAIN, 20), "b2": (["", "USD"], MAIN, 10), "b3": ([""], MAIN, 10)}
+    blank = {
+        "b1": (["", MAIN], MAIN, 20),
+        "b2": (["", "USD"], MAIN, 10),
+        "b3": ([""], MAIN, 10),
+        "b4": (["", "", MAIN], MAIN, 30),
+        "b5": (["USD", "USD"], "USD", 20),
+        "b6": (["", "AED", "USD"], MAIN, 10),  # three, the lowest and highest not the main
+        "b7": ([MAIN, "AED", "USD"], MAIN, 10),
+        "b8": (["AED", "USD"], MAIN, 0),  # two, neither the main: nothing in it
+        "b9": (["", MAIN, "USD"], MAIN, 20),
+    }
     with sessions.begin() as session:
         for external_id, (currencies, _, _) in blank.items():
             customer = Customer(external_id=external_id)
@@ -334,3 +350,25 @@ def test_two_rescoring_passes_at_once_record_each_move_once(
         history = session.scalars(select(SegmentChange.customer_id)).all()
     assert sorted(results) == [0, 1]  # one first placement after a recent order, once
     assert len(history) == len(set(history)) == 1
+
+
+def test_everybodys_inputs_are_grouped_along_the_orders_index_on_sqlite(
+    tmp_path: Path, sqlite_template: Path
+) -> None:
+    """A shop's first pass reads the paid orders along the orders' index per customer, which
+    holds every column it reads: no sort of the orders, no look-up of each in the table."""
+    path = tmp_path / "plan.db"
+    shutil.copyfile(sqlite_template, path)
+    engine = create_engine_for(f"sqlite:///{path}")
+    try:
+        statement = payer_inputs(None, MAIN).compile(engine, compile_kwargs={"literal_binds": True})
+        with engine.connect() as connection:
+            plan = [
+                str(row[-1])
+                for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}")
+            ]
+    finally:
+        engine.dispose()
+    index = "ix_orders_" + "_".join(ORDERS_BY_CUSTOMER)
+    assert any(f"USING COVERING INDEX {index}" in step for step in plan), plan
+    assert not any("TEMP B-TREE" in step for step in plan), plan
