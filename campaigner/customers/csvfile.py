@@ -3,7 +3,8 @@
 Excel saves "CSV UTF-8" with a byte order mark, and plain "CSV" in the Windows code page of
 the user's locale: Windows-1256 on Persian Windows, Windows-1252 with ";" as the separator on
 German or French Windows. Without `--encoding` a file is read as UTF-8 (with or without the
-mark) when every byte of it is valid UTF-8, else as Windows-1256 when charset-normalizer
+mark) when every byte of it is valid UTF-8, as UTF-16 (or UTF-32) when it starts with that
+byte order mark (Excel's "Unicode Text"), else as Windows-1256 when charset-normalizer
 recognises Persian or Arabic text in that code page (or, for a file too small for it, when
 that code page reads its non-ASCII bytes as Arabic-script letters); anything else is refused
 with one line that names `--encoding`, since a wrong guess would silently garble every name.
@@ -98,7 +99,11 @@ def open_csv(path: Path, encoding: str | None = None) -> CsvFile:
         chosen = _known(encoding)
         return CsvFile(path, chosen, False, _scan(path, chosen)[0])
     with path.open("rb") as handle:
-        bom = handle.read(len(UTF8_BOM)) == UTF8_BOM
+        head = handle.read(len(codecs.BOM_UTF32))
+    bom = head.startswith(UTF8_BOM)
+    wide = _wide_encoding(head)
+    if wide is not None:
+        return _wide(path, wide)
     failure, sample = _scan(path, "utf-8-sig")
     if bom or failure is None:
         return CsvFile(path, "utf-8-sig", True, failure)
@@ -110,6 +115,31 @@ def open_csv(path: Path, encoding: str | None = None) -> CsvFile:
         f"{path}: line {failure.line} is not UTF-8 (byte 0x{failure.byte:02X}) and the file is "
         f"not Persian Windows-1256{looks}; give its encoding with --encoding, e.g. cp1252"
     )
+
+
+def _wide_encoding(head: bytes) -> str | None:
+    """UTF-16 or UTF-32 when the file starts with its byte order mark: Excel's "Unicode
+    Text" and Notepad's "Unicode" are UTF-16. Read as Windows-1256, the marks FF FE / FE FF
+    are the letter "ے" and a right-to-left mark, which looked like a Persian file: every
+    digit then came out with a NUL beside it, an opt-out list added nobody and said so only
+    as "lines without a number"."""
+    if head.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+        return "utf-32"
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    return None
+
+
+def _wide(path: Path, encoding: str) -> CsvFile:
+    """A UTF-16/32 file, read whole or refused: the scan's line offsets count bytes as
+    UTF-8 does, so a partial read of a wide file could end inside a character."""
+    failure = _scan(path, encoding)[0]
+    if failure is not None:
+        raise CampaignerError(
+            f"{path}: starts with a {encoding.upper()} byte order mark but {failure}; save it "
+            'as "CSV UTF-8" or give its encoding with --encoding'
+        )
+    return CsvFile(path, encoding, True, None)
 
 
 def _persian_letters(sample: bytes) -> bool:

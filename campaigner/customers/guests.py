@@ -27,7 +27,16 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, aliased
 
 from campaigner.customers.records import GUEST_PREFIX, guest_id
-from campaigner.db.models import Coupon, Customer, InboundMessage, Message, NpsResponse, Order
+from campaigner.db.models import (
+    Coupon,
+    Customer,
+    CustomerScore,
+    InboundMessage,
+    Message,
+    NpsResponse,
+    Order,
+    SegmentChange,
+)
 
 
 def is_guest(external_id: str) -> bool:
@@ -56,7 +65,9 @@ def merge_guests(
 ) -> int:
     """Fold guests into the registered customers just written with the same phone.
 
-    Orders, coupons, replies, NPS answers and ledger rows move to the registered customer.
+    Orders, coupons, replies, NPS answers, ledger rows and segment history move to the
+    registered customer, and so does the guest's segment when the registered customer has
+    none yet (`_move_scores`).
     A ledger row for an occurrence the registered customer already has stays with the guest
     and goes with it: that occurrence was sent to this person once already.
     """
@@ -98,7 +109,7 @@ def _ids(session: Session, external_ids: list[str]) -> dict[str, int]:
 
 
 def _move(session: Session, guest: int, owner: int) -> None:
-    for model in (Order, Coupon, InboundMessage, NpsResponse):
+    for model in (Order, Coupon, InboundMessage, NpsResponse, SegmentChange):
         session.execute(
             update(model)
             .where(model.customer_id == guest)
@@ -125,6 +136,27 @@ def _move(session: Session, guest: int, owner: int) -> None:
         .values(referred_by_id=owner)
         .execution_options(synchronize_session=False)
     )
+    _move_scores(session, guest, owner)
     session.execute(
         delete(Customer).where(Customer.id == guest).execution_options(synchronize_session=False)
     )
+
+
+def _move_scores(session: Session, guest: int, owner: int) -> None:
+    """The guest's segment becomes the owner's, when the owner has none of its own: the
+    person was in it already. Deleted with the guest, the owner's first rescoring recorded
+    a move from "none" on the day they registered, and a `segment_change` rule from "none"
+    (a welcome) or to "lost" (a win-back) messaged a long-standing buyer for a move they
+    never made. An owner with scores keeps them; the refresh of its inputs then records
+    what the guest's orders change. (Checked here, not in the UPDATE: MariaDB refuses a
+    subquery on the table it updates.)"""
+    owned = session.scalar(
+        select(CustomerScore.customer_id).where(CustomerScore.customer_id == owner)
+    )
+    if owned is None:
+        session.execute(
+            update(CustomerScore)
+            .where(CustomerScore.customer_id == guest)
+            .values(customer_id=owner)
+            .execution_options(synchronize_session=False)
+        )

@@ -10,7 +10,8 @@ place). Here, with the table (nearly) empty, the pass instead:
    previous scores aside;
 2. ranks, in one of two ways, each the cheaper on its database:
    - PostgreSQL groups every payer's inputs into a temporary table, reads the quintile
-     thresholds from it with one `ROW_NUMBER()` sort per score, then writes the rows with
+     thresholds from it (recency and frequency from one scan counting each day and order
+     count, spend per currency sorted by `percentile_disc`), then writes the rows with
      inputs and scores in one INSERT, in `customer_id` order. (The other way would update
      a million rows it has just inserted: a second version of each, in every index.)
    - SQLite inserts the inputs straight into the table, builds the indexes on inputs, walks
@@ -19,7 +20,8 @@ place). Here, with the table (nearly) empty, the pass instead:
      cost 2 s and the temporary table itself one more write of every payer;
 3. keeps `scored_at` for the rows whose scores did not move, and records the segment moves;
 4. creates the remaining indexes from the model (the migration's names and definitions):
-   one sorted build each instead of a million random inserts.
+   one sorted build each instead of a million random inserts; on PostgreSQL the primary
+   key too, dropped for the INSERT.
 
 It ranks and writes exactly what the usual pass would (tests/segments/test_fill.py). While
 it runs, PostgreSQL readers of `customer_scores` wait (DROP INDEX locks the table until
@@ -33,12 +35,14 @@ from typing import Any
 
 from sqlalchemy import (
     Column,
+    Float,
     Index,
     Integer,
     MetaData,
     Numeric,
     String,
     Table,
+    bindparam,
     case,
     delete,
     exists,
@@ -51,7 +55,9 @@ from sqlalchemy import (
     type_coerce,
     update,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
+from sqlalchemy.schema import AddConstraint, DropConstraint
 from sqlalchemy.types import NullType
 
 from campaigner.db.models import Customer, UTCDateTime
@@ -127,6 +133,8 @@ def fill(
     session.execute(insert(_previous).from_select(kept, select(*(scores.c[n] for n in kept))))
     session.execute(delete(scores))
     if dialect == "postgresql":
+        # The primary key and each index built in one sort (the default is 64 MB).
+        session.execute(text(f"SET LOCAL maintenance_work_mem = '{BUILD_MEMORY_MB}MB'"))
         # The planner then knows how few there are: probed, not hashed.
         session.execute(text(f"ANALYZE {_previous.name}"))
         payers = _ranked_aside(session, segment_map, now, main_currency, dialect)
@@ -158,8 +166,6 @@ def fill(
             ),
         )
     )
-    if dialect == "postgresql":
-        session.execute(text(f"SET LOCAL maintenance_work_mem = '{BUILD_MEMORY_MB}MB'"))
     for index in secondary:
         if index not in built:
             index.create(connection)
@@ -189,8 +195,8 @@ def fill(
 def _ranked_aside(
     session: Session, segment_map: SegmentMap, now: datetime, main_currency: str, dialect: str
 ) -> int:
-    """PostgreSQL: inputs into a temporary table, thresholds by sorting it, then the rows
-    with inputs and scores in one INSERT. Returns the number of payers."""
+    """PostgreSQL: inputs into a temporary table, thresholds from it, then the rows with
+    inputs and scores in one INSERT. Returns the number of payers."""
     connection = session.connection()
     session.execute(text(f"DROP TABLE IF EXISTS {_inputs.name}"))
     _inputs.create(connection)
@@ -222,11 +228,18 @@ def _ranked_aside(
             func.coalesce(case((moved, stamp)), p.scored_at).label("scored_at"),
         )
         .select_from(new.outerjoin(_previous, p.customer_id == new.c.customer_id))
-        .order_by(new.c.customer_id)  # appended to the primary key, not inserted at random
+        # The FK checks then read `customers` in page order (the sort costs ~0.3 s).
+        .order_by(new.c.customer_id)
     )
+    # The primary key built after the rows, in one sort, instead of maintained row by row:
+    # at 1M rows, at load 6, 18.0 s became 9.6 + 1.4 s in psql, 8.9 s of the pass's server
+    # CPU 7.7 s (docs/benchmarks.md). Only this table is locked for it, and already is (DROP
+    # INDEX); a duplicate would fail the build, and the pass with it.
+    session.execute(DropConstraint(scores.primary_key))
     session.execute(
         insert(scores).from_select([*("customer_id", *INPUTS, *SCORES), "scored_at"], rows)
     )
+    session.execute(AddConstraint(scores.primary_key))
     session.execute(text(f"DROP TABLE {_inputs.name}"))
     return payers
 
@@ -275,44 +288,73 @@ def _ranked_in_place(
 
 
 def _thresholds(session: Session, dialect: str) -> tuple[Thresholds, int]:
-    """The thresholds of the payers in the temporary table: one sort per score (and per
-    currency for spend), the same order statistics the usual pass walks its indexes for."""
+    """The thresholds of the payers in the temporary table, the same order statistics the
+    usual pass walks its indexes for, in two scans instead of a sort per score: recency days
+    and order counts take few distinct values, so one scan counts each value (and the payers
+    per currency) and the order statistics are read from the counts; spend takes nearly as
+    many values as payers and is sorted, once per currency, by `percentile_disc`."""
     i = _inputs.c
-    counts = {
-        currency: int(count)
-        for currency, count in session.execute(
-            select(i.currency, func.count()).group_by(i.currency)
-        )
-    }
+    day = type_coerce(_day(i.last_paid_at, dialect), NullType())
+    orders = type_coerce(i.orders, NullType())
+    counted = select(
+        day, orders, i.currency, func.count(), func.grouping(day), func.grouping(orders)
+    ).group_by(func.grouping_sets(day, orders, i.currency))
+    days: dict[Any, int] = {}
+    order_counts: dict[Any, int] = {}
+    counts: dict[str | None, int] = {}
+    for value_day, value_orders, currency, count, not_day, not_orders in session.execute(counted):
+        # GROUPING() is 0 in the set grouped by that column: a NULL there is a value.
+        if not not_day:
+            days[value_day] = int(count)
+        elif not not_orders:
+            order_counts[value_orders] = int(count)
+        else:
+            counts[currency] = int(count)
     payers = sum(counts.values())
     if not payers:
         return Thresholds([], [], {}), 0
     ends = tile_ends(payers)
     limits = Thresholds(
-        recency=_ranked(session, i.last_paid_at, _day(i.last_paid_at, dialect), ends),
-        frequency=_ranked(session, i.orders, i.orders, ends),
-        monetary={
-            currency: _ranked(
-                session, i.spent, i.spent, tile_ends(count), _is_currency(currency, i.currency)
-            )
-            for currency, count in counts.items()
-        },
+        recency=_counted(days, ends),
+        frequency=_counted(order_counts, ends),
+        monetary=_percentiles(session, counts),
     )
     return limits, payers
 
 
-def _ranked(session: Session, order: Any, value: Any, ends: list[int], *where: Any) -> list[Any]:
-    """`value` of the payers at these positions (1-based) in the order of `order`."""
-    numbered = (
-        select(
-            type_coerce(value, NullType()).label("value"),
-            func.row_number().over(order_by=order).label("position"),
-        )
-        .where(*where)
-        .subquery("numbered")
-    )
-    picked = select(numbered.c.position, numbered.c.value).where(
-        numbered.c.position.in_(sorted(set(ends)))
-    )
-    found = {int(row.position): row.value for row in session.execute(picked)}
+def _counted(histogram: dict[Any, int], ends: list[int]) -> list[Any]:
+    """The values at these positions (1-based) in ascending order, NULLs last as PostgreSQL
+    sorts them, of the values counted in `histogram`."""
+    found: dict[int, Any] = {}
+    wanted = sorted(set(ends))
+    seen = 0
+    for value in sorted(histogram, key=lambda value: (value is None, value)):
+        seen += histogram[value]
+        while wanted and wanted[0] <= seen:
+            found[wanted.pop(0)] = value
     return [found[position] for position in ends]
+
+
+def _percentiles(session: Session, counts: dict[str | None, int]) -> dict[str | None, list[Any]]:
+    """Each currency's spend at its tile ends, exactly: `percentile_disc(f)` returns the
+    value at position ceil(f * n), and f = (position - 0.5) / n keeps the float product
+    within 0.5 of position - 0.5 (position / n lands one row late for some n, 76 the
+    first). One scan; each aggregate sorts its currency's payers only. Spend is never NULL
+    for a payer (payer_inputs), which percentile_disc would skip."""
+    i = _inputs.c
+    currencies = sorted(counts, key=lambda currency: (currency is None, currency or ""))
+    fractions = [
+        [(position - 0.5) / counts[currency] for position in tile_ends(counts[currency])]
+        for currency in currencies
+    ]
+    picked = [
+        type_coerce(
+            func.percentile_disc(bindparam(None, at, type_=postgresql.ARRAY(Float())))
+            .within_group(i.spent)
+            .filter(_is_currency(currency, i.currency)),
+            NullType(),
+        )
+        for currency, at in zip(currencies, fractions, strict=True)
+    ]
+    row = session.execute(select(*picked)).one()
+    return {currency: list(values) for currency, values in zip(currencies, row, strict=True)}

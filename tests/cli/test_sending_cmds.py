@@ -160,8 +160,8 @@ def test_optout_import_names_the_lines_it_skips(
 
 @pytest.mark.parametrize(
     "content",
-    [b"", b"\xef\xbb\xbf", b"\r\n\r\n  \r\n"],
-    ids=["zero-bytes", "excel-empty-sheet", "blank-lines"],
+    [b"", b"\xef\xbb\xbf", b"\r\n\r\n  \r\n", b"\xff\xfe"],
+    ids=["zero-bytes", "excel-empty-sheet", "blank-lines", "unicode-text-empty-sheet"],
 )
 def test_optout_import_of_an_empty_file_says_so_and_fails_as_customers_import_does(
     config: Path, tmp_path: Path, content: bytes
@@ -176,6 +176,22 @@ def test_optout_import_of_an_empty_file_says_so_and_fails_as_customers_import_do
         f"Error: {path}: the file is empty; expected a phone number per line, or a CSV with "
         "the numbers in its first column"
     ]
+
+
+def test_optout_import_of_excel_unicode_text_adds_its_numbers(
+    config: Path, tmp_path: Path, sessions: sessionmaker[Session]
+) -> None:
+    """Regression: a UTF-16 file (Excel's "Unicode Text") was read as Windows-1256, its byte
+    order mark taken for Persian letters: "0 added", exit 0, every number skipped with NULs
+    in it, and the people on the list kept being messaged."""
+    path = tmp_path / "unsubscribed.txt"
+    path.write_bytes("موبایل\tنام\r\n09121111111\tعلی\r\n۰۹۱۲۲۲۲۲۲۲۲\tمریم\r\n".encode("utf-16"))
+    result = CliRunner().invoke(cli, ["--config", str(config), "optout", "import", str(path)])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == ["2 added, 0 already on the list"]
+    with sessions() as session:
+        phones = set(session.scalars(select(OptOut.phone)))
+    assert phones == {"+989121111111", "+989122222222"}
 
 
 def test_optout_import_of_a_header_alone_says_there_were_no_numbers(

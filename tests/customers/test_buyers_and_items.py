@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -11,7 +11,16 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from campaigner.config import CustomerDefaults
 from campaigner.customers.loader import load_customers, load_orders
-from campaigner.db.models import Customer, CustomerScore, Message, Order, OrderItem
+from campaigner.db.models import (
+    Customer,
+    CustomerScore,
+    Message,
+    Order,
+    OrderItem,
+    SegmentChange,
+)
+from campaigner.segments import SegmentMap
+from campaigner.segments.scoring import rescore
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 DEFAULTS = CustomerDefaults()
@@ -186,3 +195,53 @@ def test_a_customer_may_spend_more_than_one_order_may_cost(
         customer = session.scalars(select(Customer)).one()
         spent = session.scalars(select(CustomerScore.spent)).one()
     assert customer.total_spent == spent == Decimal("1800000000000")
+
+
+def test_a_guest_who_registers_keeps_its_segment_without_a_move_from_none(
+    sessions: sessionmaker[Session],
+) -> None:
+    """Regression: the guest's scores went with the guest, and the registered customer's
+    first rescoring recorded none -> hibernating on the day of registering, 40 days after the guest
+    had last bought: a win-back or welcome `segment_change` rule messaged a buyer for a move
+    never made. The guest's history is the person's, and moves with them."""
+    segments = SegmentMap.standard()
+    with sessions.begin() as session:
+        load_customers(
+            session,
+            [
+                {"external_id": f"c{n}", "phone": f"0912111110{n}", "marketing_consent": "yes"}
+                for n in range(4)
+            ],
+            DEFAULTS,
+            now=NOW,
+        )
+        bought = [
+            {"external_id": f"o{n}-{k}", "customer_id": f"c{n}", "total": "10", "paid_at": NOW}
+            for n in range(4)
+            for k in range(n + 1)
+        ]
+        old = [
+            guest_order(f"g{k}", "09359999999", paid_at=NOW - timedelta(days=200 + k))
+            for k in range(2)
+        ]
+        load_orders(session, bought + old, DEFAULTS, now=NOW, segment_map=segments)
+        guest = session.scalars(
+            select(Customer).where(Customer.external_id == "guest:+989359999999")
+        ).one()
+        guest_id, guest_segment = guest.id, guest.segment
+        history = session.execute(select(SegmentChange.old, SegmentChange.new)).all()
+    assert guest_segment == "hibernating" and ("none", "hibernating") in history
+    later = NOW + timedelta(days=40)
+    with sessions.begin() as session:
+        registered = {"external_id": "reg-1", "phone": "09359999999", "marketing_consent": "yes"}
+        load_customers(session, [registered], DEFAULTS, now=later)
+        rescore(session, segments, later)
+    with sessions() as session:
+        owner = session.scalars(select(Customer).where(Customer.external_id == "reg-1")).one()
+        assert owner.segment == "hibernating"
+        since = select(SegmentChange.id).where(SegmentChange.changed_at > NOW)
+        assert session.scalars(since).all() == []
+        assert session.execute(select(SegmentChange.old, SegmentChange.new)).all() == history
+        person = SegmentChange.customer_id.in_([guest_id, owner.id])
+        moves = session.execute(select(SegmentChange.customer_id, SegmentChange.new).where(person))
+        assert moves.all() == [(owner.id, "hibernating")]

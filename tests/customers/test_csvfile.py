@@ -1,6 +1,10 @@
+import codecs
 from pathlib import Path
 
+import pytest
+
 from campaigner.customers.csvfile import open_csv, separator_of
+from campaigner.errors import CampaignerError
 
 MIB = 1 << 20  # the scan reads the file in chunks of this size
 
@@ -38,3 +42,23 @@ def test_separators_and_old_mac_line_ends(tmp_path: Path) -> None:
     path.write_bytes(b"id;phone\r1;0912\r2;0935\r")  # Excel for Mac's "CSV (Macintosh)"
     rows = [cells for _, cells, _ in open_csv(path).rows()]
     assert rows == [["id", "phone"], ["1", "0912"], ["2", "0935"]]
+
+
+def test_a_utf16_file_with_its_byte_order_mark_is_read_as_utf16(tmp_path: Path) -> None:
+    """Excel's "Unicode Text": UTF-16 LE with a mark, tab-separated. Its mark read as
+    Windows-1256 is Persian letters, and every cell came out with NULs in it."""
+    path = tmp_path / "unicode.txt"
+    path.write_bytes("شماره\tنام\r\n09121234567\tعلی\r\n".encode("utf-16"))
+    rows = [cells for _, cells, _ in open_csv(path).rows()]
+    assert rows == [["شماره", "نام"], ["09121234567", "علی"]]
+    assert open_csv(path).encoding == "utf-16"
+    big_endian = tmp_path / "be.csv"
+    big_endian.write_bytes(codecs.BOM_UTF16_BE + "phone\n09121234567\n".encode("utf-16-be"))
+    assert [cells for _, cells, _ in open_csv(big_endian).rows()] == [["phone"], ["09121234567"]]
+
+
+def test_a_utf16_file_that_does_not_decode_is_refused_naming_its_encoding(tmp_path: Path) -> None:
+    path = tmp_path / "cut.csv"
+    path.write_bytes("phone\n0912\n".encode("utf-16") + b"\x00\xd8")  # a lone surrogate
+    with pytest.raises(CampaignerError, match="UTF-16 byte order mark"):
+        open_csv(path)

@@ -10,21 +10,24 @@ import subprocess
 import sys
 import textwrap
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, Index, select, text, update
+from sqlalchemy import Engine, Index, insert, literal_column, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 from test_scoring import MAIN, build_shop
+from test_thresholds import Inputs, awkward_shop
 
 from campaigner.clock import FixedClock
 from campaigner.config import CustomerDefaults
 from campaigner.customers.loader import load_orders, refresh_customer_stats
 from campaigner.db.models import Base, Customer, CustomerScore, Order, SegmentChange
-from campaigner.segments import SegmentMap, recompute
-from campaigner.segments.fill import wanted
+from campaigner.segments import SegmentMap, fill, recompute
+from campaigner.segments.fill import _inputs, _thresholds, wanted
+from campaigner.segments.scoring import INPUTS, scores, thresholds, tile_ends
 
 
 def state(session: Session) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
@@ -172,7 +175,7 @@ import os, signal, sys
 from datetime import datetime
 from sqlalchemy import Index
 from campaigner.db import create_engine_for, session_factory
-from campaigner.segments import SegmentMap, recompute
+from campaigner.segments import SegmentMap, fill, recompute
 
 build = Index.create
 
@@ -215,3 +218,149 @@ def test_a_fill_killed_mid_pass_leaves_the_previous_rows_and_indexes(
     with sessions() as session:
         assert len(state(session)[0]) == len(before[0])
     assert indexes(engine) == before_indexes
+
+
+def previous_pass(sessions: sessionmaker[Session], engine: Engine, clock: FixedClock) -> Any:
+    """Scores from a usual pass, a month before the fill: the rows and indexes to keep."""
+    with sessions.begin() as session:
+        build_shop(session, clock)
+        recompute(session, SegmentMap.standard(), clock.now(), MAIN, afresh=False)
+    clock.advance(timedelta(days=30))
+    with sessions() as session:
+        return state(session), indexes(engine)
+
+
+def test_a_fill_failing_without_its_primary_key_leaves_the_previous_rows_and_key(
+    sessions: sessionmaker[Session], engine: Engine, clock: FixedClock, monkeypatch: Any
+) -> None:
+    """PostgreSQL drops the primary key for the INSERT: failing while it is rebuilt."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("only PostgreSQL rebuilds the primary key")
+    before, before_indexes = previous_pass(sessions, engine, clock)
+
+    def fail(constraint: Any) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(fill, "AddConstraint", fail)
+    with pytest.raises(RuntimeError, match="disk full"), sessions.begin() as session:
+        recompute(session, SegmentMap.standard(), clock.now(), MAIN, afresh=True)
+    monkeypatch.undo()
+    with sessions() as session:
+        assert state(session) == before
+    assert indexes(engine) == before_indexes
+    assert "pk_customer_scores" in before_indexes
+
+
+KILLED_WITHOUT_KEY = """
+import os, signal, sys
+from datetime import datetime
+from campaigner.db import create_engine_for, session_factory
+from campaigner.segments import SegmentMap, fill, recompute
+
+def die(constraint):  # rows written, the primary key dropped, nothing committed
+    os.kill(os.getpid(), signal.SIGKILL)
+
+fill.AddConstraint = die
+sessions = session_factory(create_engine_for(sys.argv[1]))
+with sessions.begin() as session:
+    recompute(session, SegmentMap.standard(), datetime.fromisoformat(sys.argv[2]), "IRT",
+              afresh=True)
+"""
+
+
+def test_a_fill_killed_without_its_primary_key_leaves_the_previous_rows_and_key(
+    sessions: sessionmaker[Session], engine: Engine, clock: FixedClock, db_url: str
+) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("only PostgreSQL rebuilds the primary key")
+    before, before_indexes = previous_pass(sessions, engine, clock)
+    engine.dispose()
+    killed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(KILLED_WITHOUT_KEY),
+            db_url,
+            clock.now().isoformat(),
+        ],
+        env={**os.environ},
+        timeout=120,
+        check=False,
+    )
+    assert killed.returncode == -signal.SIGKILL
+    with sessions() as session:
+        assert state(session) == before
+    assert indexes(engine) == before_indexes
+
+
+def aside(session: Session) -> None:
+    """The fill's temporary table of inputs, holding the inputs stored in customer_scores."""
+    _inputs.create(session.connection())
+    columns = ["customer_id", *INPUTS]
+    session.execute(
+        insert(_inputs).from_select(columns, select(*(scores.c[name] for name in columns)))
+    )
+
+
+def store(session: Session, shop: list[Inputs]) -> None:
+    for n, (last, count, currency, spent) in enumerate(shop):
+        customer = Customer(external_id=f"t{n}")
+        session.add(customer)
+        session.flush()
+        session.add(
+            CustomerScore(
+                customer_id=customer.id,
+                orders=count,
+                last_paid_at=last,
+                currency=currency,
+                spent=spent,
+            )
+        )
+    session.flush()
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 4, 5, 6, 9, 23, 137, 1009])
+def test_the_fills_thresholds_are_the_walked_ones_on_ties_and_two_currencies(
+    sessions: sessionmaker[Session], engine: Engine, clock: FixedClock, count: int
+) -> None:
+    """Counted (recency, frequency) and percentile (spend) thresholds against the index walks
+    of the usual pass (test_thresholds.py checks those against NTILE), on few distinct values
+    so that nearly every threshold falls inside a tie group, and one shop where everybody
+    ties."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("only PostgreSQL ranks aside")
+    shops = [awkward_shop(count, clock.now())]
+    shops.append([(clock.now(), 2, "IRT", Decimal("12.30"))] * min(count, 8))
+    for shop in shops:
+        with sessions() as session:
+            store(session, shop)
+            aside(session)
+            limits, payers = _thresholds(session, "postgresql")
+            assert payers == len(shop)
+            assert limits == thresholds(session, "postgresql")
+            session.rollback()
+
+
+@pytest.mark.parametrize("count", [1, 4, 7, 76, 163, 997, 99_991, 997_811])
+def test_spend_thresholds_are_exact_positions_however_the_fractions_round(
+    sessions: sessionmaker[Session], engine: Engine, count: int
+) -> None:
+    """Spend 1, 2, …, count: the value at a position is the position, so a fraction rounded
+    to the next row would show. (997,811 is the benchmark shop's main-currency payers.)"""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("only PostgreSQL ranks aside")
+    with sessions() as session:
+        _inputs.create(session.connection())
+        series = select(
+            literal_column("n"),
+            literal_column("1"),
+            literal_column("now()"),
+            literal_column("'IRT'"),
+            literal_column("n"),
+        ).select_from(text("generate_series(1, :count) AS n").bindparams(count=count))
+        session.execute(insert(_inputs).from_select(["customer_id", *INPUTS], series))
+        limits, payers = _thresholds(session, "postgresql")
+        assert payers == count
+        assert limits.monetary == {"IRT": [Decimal(end) for end in tile_ends(count)]}
+        assert limits.frequency == [1, 1, 1, 1]
+        session.rollback()
