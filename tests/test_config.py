@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pytest
 
+import campaigner
 from campaigner.config import SendingSettings, load_settings, mask_url, masked
 from campaigner.errors import ConfigError
 
@@ -355,3 +356,12 @@ def test_json_that_does_not_parse_in_the_environment_names_the_variable(
     assert str(path) not in message
     assert "HOST" not in message
     assert "s3cret" not in message and "EnvSettingsSource" not in message
+
+
+def test_the_sample_config_that_init_copies_loads() -> None:
+    """Regression: the sample (`campaigner init` copies it, config.example.toml links to it)
+    named max_failed_logins_per_network twice, which TOML refuses: every new project's
+    first command failed with 'Cannot overwrite a value'."""
+    sample = Path(campaigner.__file__).parent / "samples" / "config.example.toml"
+    settings = load_settings(sample)
+    assert settings.console.max_failed_logins_per_network == 100

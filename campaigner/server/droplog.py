@@ -12,6 +12,13 @@ goes unmentioned, and a flood costs a few lines per interval, not one per connec
 The counts are said when the interval ends, by a timer on the event loop that noted the
 first drop counted (the server's): a flood that stops is still summed up. Without a running
 loop there is no timer, and the next drop after the interval says them.
+
+A count alone would not say who: a flood would hide behind its first few lines, or behind
+a few drops of the same reason made first to use them up. So a drop names its client
+(`who`: the address as the per-client limits count it), and the counts name the clients
+with the most drops of each reason. They are counted for the first `NAMED` clients of a
+reason in an interval and the rest only summed up, so a flood from many addresses costs a
+bounded memory and line.
 """
 
 from __future__ import annotations
@@ -25,6 +32,9 @@ from time import monotonic
 
 INTERVAL_SECONDS = 10.0
 FIRST_IN_FULL = 5  # per reason and interval
+NAMED = 100  # clients counted by name, per reason and interval
+WHO_CHARS = 64  # of a client's name, kept printable: a forwarded address is anyone's words
+SHOWN = 3  # clients named in the line of counts, per reason, the most drops first
 
 Later = Callable[[float, Callable[[], None]], object]
 """Call the function after so many seconds: the event loop's `call_later`."""
@@ -60,12 +70,23 @@ class DropLog:
         self._since: float | None = None
         self._seen: Counter[str] = Counter()
         self._held: Counter[str] = Counter()
+        self._who: dict[str, Counter[str]] = {}
+        self._level: dict[str, int] = {}
         self._timer: object = None
 
-    def info(self, reason: str, message: str, *args: object) -> None:
-        """One drop, for `reason` (a few words, the same for every drop of its kind):
-        `message % args` logged in full, or counted once `first` of its reason have been
-        logged in this interval."""
+    def info(self, reason: str, message: str, *args: object, who: str = "") -> None:
+        """One drop, for `reason` (a few words, the same for every drop of its kind, never
+        the client's words) of client `who`: `message % args` logged in full, or counted
+        once `first` of its reason have been logged in this interval."""
+        self._note(logging.INFO, reason, message, args, who)
+
+    def warning(self, reason: str, message: str, *args: object, who: str = "") -> None:
+        """As `info`, logged at WARNING, and so is a line of counts that counts it."""
+        self._note(logging.WARNING, reason, message, args, who)
+
+    def _note(
+        self, level: int, reason: str, message: str, args: tuple[object, ...], who: str
+    ) -> None:
         with self._lock:
             now = self.clock()
             if self._since is not None and now - self._since >= self.interval:
@@ -75,10 +96,15 @@ class DropLog:
             self._seen[reason] += 1
             if self._seen[reason] > self.first:
                 self._held[reason] += 1
+                self._level[reason] = level
+                clients = self._who.setdefault(reason, Counter())
+                who = "".join(c if c.isprintable() else "?" for c in who[:WHO_CHARS])
+                if who and (who in clients or len(clients) < NAMED):
+                    clients[who] += 1
                 if self._timer is None:
                     self._timer = self.later(self._since + self.interval - now, self.flush)
                 return
-        self.logger.info(message, *args)
+        self.logger.log(level, message, *args)
 
     def flush(self) -> None:
         """Say the counts of the interval once it is over (called early, wait for its end
@@ -94,17 +120,37 @@ class DropLog:
                 return
             self._say(self._end_interval())
 
-    def _end_interval(self) -> str | None:
-        held = self._held
-        self._since, self._seen, self._held = None, Counter(), Counter()
+    def _end_interval(self) -> tuple[int, str] | None:
+        held, who, levels = self._held, self._who, self._level
+        self._since, self._seen, self._held, self._who, self._level = (
+            None,
+            Counter(),
+            Counter(),
+            {},
+            {},
+        )
         if not held:
             return None
-        counts = "; ".join(f"{count:,} {reason}" for reason, count in held.most_common())
-        return (
+        counts = "; ".join(
+            f"{count:,} {reason}{_named(who.get(reason, Counter()), count)}"
+            for reason, count in held.most_common()
+        )
+        return max(levels.values()), (
             f"{sum(held.values()):,} more dropped in {self.interval:g}s, not logged one by "
             f"one (the first {self.first} of each reason were): {counts}"
         )
 
-    def _say(self, summary: str | None) -> None:
+    def _say(self, summary: tuple[int, str] | None) -> None:
         if summary:
-            self.logger.info("%s", summary)
+            self.logger.log(summary[0], "%s", summary[1])
+
+
+def _named(clients: Counter[str], count: int) -> str:
+    """Who made `count` drops: the clients with the most, and how many drops the others
+    made (clients past NAMED, or none named)."""
+    if not clients:
+        return ""
+    shown = clients.most_common(SHOWN)
+    rest = count - sum(n for _, n in shown)
+    names = ", ".join(f"{client} {n:,}" for client, n in shown)
+    return f" (from {names}" + (f", others {rest:,})" if rest else ")")

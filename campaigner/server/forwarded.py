@@ -32,6 +32,7 @@ from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_add
 
 Network = IPv4Network | IPv6Network
 _MAPPED = IPv6Network("::ffff:0:0/96")
+_NAT64 = IPv6Network("64:ff9b::/96")  # the well-known prefix (RFC 6052): an IPv4 host behind it
 
 
 def networks(entries: Sequence[str]) -> list[Network]:
@@ -73,13 +74,24 @@ def _plain_network(network: Network) -> Network:
     return network
 
 
+def _client(address: IPv4Address | IPv6Address) -> IPv4Address | IPv6Address:
+    """The address a limit counts: IPv4-mapped and NAT64 (64:ff9b::/96) addresses as the
+    IPv4 address they carry. A server reached through a NAT64/SIIT translator sees every
+    IPv4 client in 64:ff9b::/96: counted by that /64 and /48, one client's failures would
+    refuse every IPv4 client. Not for trusting proxies: the prefix is not a proxy's."""
+    plain = _plain(address)
+    if isinstance(plain, IPv6Address) and plain in _NAT64:
+        return IPv4Address(int(plain) & 0xFFFFFFFF)
+    return plain
+
+
 def limit_key(address: str) -> str:
-    """What a per-client limit counts `address` as: an IPv4 address (IPv4-mapped, 6to4 or
-    Teredo too) as itself, an IPv6 address as its /64, anything else as it is."""
+    """What a per-client limit counts `address` as: an IPv4 address (IPv4-mapped, NAT64,
+    6to4 or Teredo too) as itself, an IPv6 address as its /64, anything else as it is."""
     parsed = _address(address)
     if parsed is None:
         return address
-    parsed = _plain(parsed)
+    parsed = _client(parsed)
     if isinstance(parsed, IPv4Address):
         return str(parsed)
     if parsed.sixtofour is not None:
@@ -95,7 +107,7 @@ def network_key(address: str) -> str | None:
     parsed = _address(address)
     if parsed is None:
         return None
-    parsed = _plain(parsed)
+    parsed = _client(parsed)
     if isinstance(parsed, IPv4Address) or parsed.sixtofour is not None or parsed.teredo:
         return None
     return str(IPv6Network((int(parsed) >> 80 << 80, 48)))

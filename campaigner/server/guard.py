@@ -96,10 +96,12 @@ async def read_body(
     timeout: float,
     progress: Callable[[int], None] | None = None,
     drops: DropLog | None = None,
+    who: str = "",
 ) -> bytes:
     """The body, refused with 413 as soon as it is known to exceed `limit` bytes and with
     408 when it has not arrived whole within `timeout` seconds; `progress` is told the bytes
-    received so far after each chunk, `drops` (the server's) of a body that did not come."""
+    received so far after each chunk, `drops` (the server's) of a body that did not come
+    from client `who`."""
     drops = drops or _DROPS
     declared = request.headers.get("content-length")
     if declared is not None:
@@ -121,18 +123,22 @@ async def read_body(
     except TimeoutError:
         drops.info(
             "bodies not received in time",
-            "%s %s: body not received within %gs",
+            "%s %s: body not received within %gs from %s",
             request.method,
             request.url.path,
             timeout,
+            who,
+            who=who,
         )
         raise Refused(408, f"the body did not arrive within {timeout:g} seconds") from None
     except ClientDisconnect:
         drops.info(
             "clients gone mid-body",
-            "%s %s: the client went away mid-body",
+            "%s %s: the client %s went away mid-body",
             request.method,
             request.url.path,
+            who,
+            who=who,
         )
         raise Refused(400, "the client went away") from None
     return bytes(body)
@@ -199,7 +205,9 @@ class Guard:
 
     async def body(self, request: Request) -> bytes:
         """The body of a request whose caller has already proved who it is."""
-        return await read_body(request, self.max_body_bytes, self.timeout, drops=self.drops)
+        return await read_body(
+            request, self.max_body_bytes, self.timeout, drops=self.drops, who=self.client(request)
+        )
 
     async def unverified_body(self, request: Request) -> bytes:
         """The body of a request whose proof is a signature over that very body: check the
@@ -212,7 +220,12 @@ class Guard:
         try:
             with slot.scope:
                 return await read_body(
-                    request, self.max_body_bytes, self.timeout, slot.received_bytes, self.drops
+                    request,
+                    self.max_body_bytes,
+                    self.timeout,
+                    slot.received_bytes,
+                    self.drops,
+                    slot.client,
                 )
             self.drops.info(
                 "slots given to a newer request",
@@ -222,6 +235,7 @@ class Guard:
                 slot.received,
                 anyio.current_time() - slot.since,
                 slot.client,
+                who=slot.client,
             )
             raise Refused(503, "too many unverified requests at once", {"Retry-After": "1"})
         finally:

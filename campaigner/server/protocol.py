@@ -74,6 +74,7 @@ from campaigner.config import (
 )
 from campaigner.errors import CampaignerError
 from campaigner.server.droplog import DropLog
+from campaigner.server.forwarded import limit_key
 
 MAX_HEAD_BYTES = 16 * 1024  # h11's default bound on an incomplete request head
 MAX_PIPELINED = 100  # requests waiting for the answers before theirs; no real client nears it
@@ -201,8 +202,10 @@ if HttpToolsProtocol is not None:
                 return
             self.drops.info(
                 "answers not taken in time",
-                "answer not taken for %gs: connection dropped",
+                "%s: answer not taken for %gs: connection dropped",
+                self._who(),
                 self.send_timeout,
+                who=self._who(),
             )
             self._send_timer = None
             self.transport.abort()
@@ -222,7 +225,7 @@ if HttpToolsProtocol is not None:
                 read = len(data) - self._read_before_head if self._began else len(data)
                 self._head_bytes = read + (0 if self._began else self._head_bytes)
             if self._head_bytes > MAX_HEAD_BYTES or self._trailer_bytes > MAX_HEAD_BYTES:
-                log.warning("request head longer than %d bytes: refused", MAX_HEAD_BYTES)
+                self._too_long()
                 self._refuse(_TOO_LARGE, of_current=self._trailer_bytes > MAX_HEAD_BYTES)
 
         def send_400_response(self, msg: str) -> None:
@@ -259,8 +262,10 @@ if HttpToolsProtocol is not None:
             if len(self.pipeline) >= MAX_PIPELINED:
                 self.drops.info(
                     "too many pipelined requests",
-                    "more than %d pipelined requests: closed after their answers",
+                    "%s: more than %d pipelined requests: closed after their answers",
+                    self._who(),
                     MAX_PIPELINED,
+                    who=self._who(),
                 )
                 self._dropping = True  # for the rest of this read; nothing more is read
                 self._refuse(b"", of_current=False)
@@ -276,7 +281,7 @@ if HttpToolsProtocol is not None:
             if size <= MAX_HEAD_BYTES:
                 super().on_headers_complete()
                 return
-            log.warning("request head longer than %d bytes: refused", MAX_HEAD_BYTES)
+            self._too_long()
             app, self.app = self.app, _refuse_head
             try:
                 super().on_headers_complete()
@@ -317,12 +322,16 @@ if HttpToolsProtocol is not None:
             self._head_timer = self.loop.call_later(self.head_timeout, self._head_late)
             self.waiting[self] = None
             if len(self.waiting) > self.max_waiting:
+                longest = next(iter(self.waiting))
                 self.drops.info(
                     "waiting longest past max_waiting_connections",
-                    "more than %d connections waiting for a request: the longest waiting closed",
+                    "more than %d connections waiting for a request: the longest waiting "
+                    "(%s) closed",
                     self.max_waiting,
+                    longest._who(),
+                    who=longest._who(),
                 )
-                next(iter(self.waiting))._close_waiting()
+                longest._close_waiting()
 
         def _not_waiting(self) -> None:
             """Off the head timer and the waiting connections: a head has come, or the
@@ -336,10 +345,26 @@ if HttpToolsProtocol is not None:
             if self._heard and not self.transport.is_closing():
                 self.drops.info(
                     "request heads not received in time",
-                    "request head not received within %gs: refused",
+                    "%s: request head not received within %gs: refused",
+                    self._who(),
                     self.head_timeout,
+                    who=self._who(),
                 )
             self._close_waiting()
+
+        def _too_long(self) -> None:
+            self.drops.warning(
+                "request heads too long",
+                "%s: request head longer than %d bytes: refused",
+                self._who(),
+                MAX_HEAD_BYTES,
+                who=self._who(),
+            )
+
+        def _who(self) -> str:
+            """The client as the per-client limits count it (an IPv6 client's /64): the
+            peer, as nothing forwarded is read yet (a proxy's clients are the proxy)."""
+            return limit_key(self.client[0]) if self.client else "unknown"
 
         def _close_waiting(self) -> None:
             """Close this connection that waits for a request: 408 if one has begun."""

@@ -32,16 +32,17 @@ a row, Shopify retries 8 times and may delete the subscription).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
 from collections.abc import Callable, Mapping
+from concurrent.futures import Executor, ThreadPoolExecutor
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import anyio
-import anyio.to_thread
 from pydantic import SecretStr
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -81,6 +82,14 @@ log = logging.getLogger(__name__)
 ShopOrders = Callable[[str], OrderState | None]
 """An order's state as the shop has it now, by id (None: the shop has no such order)."""
 
+# Deletions confirmed in the shop's database at once, each on a connection of its own. A
+# bulk deletion in the shop sends one order.deleted per order at once; confirmed in the
+# worker threads every other request shares (40), a burst held them all for the deadline
+# (delivery reports waited) and opened as many connections to a shop's database already
+# slow, and each confirmation given up on at its deadline went on in a thread the pool no
+# longer counted, so more began. Past these, a deletion waits for a thread within its deadline.
+CONFIRMATIONS_AT_ONCE = 4
+
 
 class _Shop:
     def __init__(
@@ -94,6 +103,10 @@ class _Shop:
         self.sessions = sessions
         self.clock = clock
         self.shop_orders = shop_orders
+        # Threads of their own: one given up on still holds its place until its read ends.
+        self.confirming: Executor = ThreadPoolExecutor(
+            CONFIRMATIONS_AT_ONCE, thread_name_prefix="order-deleted"
+        )
 
     def apply(self, shop: str, key: str, load: Callable[[Session], LoadResult]) -> Response:
         """Load once per delivery key: the data and the key land together or not at all."""
@@ -142,7 +155,7 @@ class _Shop:
         trashed_at: datetime | None = None
         if self.shop_orders is not None:
             try:
-                state = await _shop_order(self.shop_orders, order_id)
+                state = await _shop_order(self.shop_orders, order_id, self.confirming)
             except CampaignerError as exc:
                 log.warning(
                     "woocommerce order %s deleted: not applied, the shop's database could not "
@@ -499,14 +512,18 @@ UNSAFE = (
 )
 
 
-async def _shop_order(shop_orders: ShopOrders, order_id: str) -> OrderState | None:
-    """The order as the shop has it, or CampaignerError past CONFIRM_DEADLINE_SECONDS.
+async def _shop_order(
+    shop_orders: ShopOrders, order_id: str, threads: Executor
+) -> OrderState | None:
+    """The order as the shop has it, asked in one of `threads`, or CampaignerError past
+    CONFIRM_DEADLINE_SECONDS, waiting for a thread included.
 
     The answer waits no longer even if a read hangs past it (its driver timeout ends it
-    later, in its thread, and `order_state` begins no read after the deadline)."""
+    later, in its thread, and `order_state` begins no read after the deadline); a
+    confirmation still waiting for a thread at its deadline never begins."""
     try:
         with anyio.fail_after(CONFIRM_DEADLINE_SECONDS):
-            return await anyio.to_thread.run_sync(shop_orders, order_id, abandon_on_cancel=True)
+            return await asyncio.get_running_loop().run_in_executor(threads, shop_orders, order_id)
     except TimeoutError:
         raise CampaignerError(
             f"no answer within {CONFIRM_DEADLINE_SECONDS:g}s about order {order_id}"

@@ -250,7 +250,7 @@ def test_a_client_that_goes_away_mid_body_is_one_short_log_line(server: Server) 
     while len(entries) < 3 and time.monotonic() < deadline:
         entries += server.log()
     assert [e["message"] for e in entries] == [
-        "POST /webhooks/kannel/dlr: the client went away mid-body"
+        "POST /webhooks/kannel/dlr: the client 127.0.0.1 went away mid-body"
     ] * 3
 
 

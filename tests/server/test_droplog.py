@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
+from campaigner.server import droplog
 from campaigner.server.droplog import DropLog
 
 log = logging.getLogger("campaigner.server.test_droplog")
@@ -120,4 +121,64 @@ def test_a_timer_that_fires_early_waits_for_the_end_of_the_interval(
     assert _lines(caplog) == [
         "2 more dropped in 10s, not logged one by one (the first 3 of each reason were): "
         "2 clients gone mid-body"
+    ]
+
+
+def test_the_counts_name_the_clients_with_the_most_drops_in_bounded_memory(
+    drops: DropLog,
+    timers: Timers,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Regression: past the first lines in full a flood was a count alone, so who made it
+    was lost, and a client could use up the lines in full with a few drops of its own before
+    the ones that mattered. The clients with the most drops are named, for the first NAMED
+    clients of a reason (memory bounded however many addresses flood), the rest summed up;
+    a name is cut short and printable (a forwarded address is anyone's words)."""
+    monkeypatch.setattr(droplog, "NAMED", 3)
+    caplog.set_level(logging.INFO, logger=log.name)
+    for n in range(3):
+        drops.info("slots given to a newer request", "slot %d", n, who="198.51.100.1")
+    for _ in range(5):
+        drops.info("slots given to a newer request", "slot", who="203.0.113.9")
+    drops.info("slots given to a newer request", "slot", who="2001:db8:1:2::/64")
+    for n in range(100):
+        drops.info("slots given to a newer request", "slot", who=f"192.0.2.{n}")
+    drops.info("bodies not received in time", "body", who="\x1b[2J" + "x" * 100 + "\nforged")
+    timers.advance(10)
+    assert _lines(caplog) == [
+        "slot 0",
+        "slot 1",
+        "slot 2",
+        "body",
+        "106 more dropped in 10s, not logged one by one (the first 3 of each reason were): "
+        "106 slots given to a newer request (from 203.0.113.9 5, 2001:db8:1:2::/64 1, "
+        "192.0.2.0 1, others 99)",
+    ]
+    assert all(len(clients) <= 3 for clients in drops._who.values())
+    for _ in range(4):
+        drops.info("bodies not received in time", "body", who="\x1b[2J" + "x" * 100 + "\nforged")
+    timers.advance(10)
+    assert _lines(caplog)[-1].endswith(
+        "1 bodies not received in time (from ?[2J" + "x" * 60 + " 1)"
+    )
+
+
+def test_a_warning_is_counted_at_warning(
+    drops: DropLog, timers: Timers, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A head too long was a WARNING line per request; counted past the first, its line of
+    counts is a WARNING too, so a filter on warnings still sees the flood."""
+    caplog.set_level(logging.INFO, logger=log.name)
+    for _ in range(4):
+        drops.warning("request heads too long", "head too long", who="203.0.113.9")
+    drops.info("answers not taken in time", "answer", who="203.0.113.9")
+    timers.advance(10)
+    records = [(r.levelno, r.getMessage()[:12]) for r in caplog.records if r.name == log.name]
+    assert records == [
+        (logging.WARNING, "head too long"[:12]),
+        (logging.WARNING, "head too long"[:12]),
+        (logging.WARNING, "head too long"[:12]),
+        (logging.INFO, "answer"),
+        (logging.WARNING, "1 more dropp"),
     ]

@@ -141,3 +141,16 @@ def test_a_proxy_hop_with_a_port_is_still_a_proxy() -> None:
     assert client_address("10.0.0.1", "203.0.113.9:1000, 10.0.0.2:2000", LOCAL) == (
         "203.0.113.9:1000"
     )
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["64:ff9b::203.0.113.9", "64:FF9B:0:0:0:0:CB00:7109", "[64:ff9b::cb00:7109]:443"],
+)
+def test_a_nat64_address_is_counted_as_the_ipv4_client_it_carries(address: str) -> None:
+    """Regression: behind a NAT64/SIIT translator (RFC 6052's well-known prefix) every IPv4
+    client arrives in 64:ff9b::/96, so all of them were one /64 and one /48: 20 failures
+    from any of them refused every IPv4 client of the console."""
+    assert limit_key(address) == "203.0.113.9"
+    assert limit_key("64:ff9b::198.51.100.4") == "198.51.100.4"  # a neighbour: its own limit
+    assert network_key(address) is None

@@ -334,7 +334,26 @@ def test_a_flood_of_connections_past_max_waiting_is_a_few_log_lines(
     assert closed == 38
     assert (
         lines
-        == ["more than 2 connections waiting for a request: the longest waiting closed"]
+        == ["more than 2 connections waiting for a request: the longest waiting (127.0.0.1) closed"]
+        * FIRST_IN_FULL
+    )
+
+
+def test_a_flood_of_heads_too_long_is_a_few_log_lines_naming_the_client(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Regression: each 431 was a WARNING line of its own, naming nobody: 16 KiB a line let
+    a client write thousands a second. Now they are drops as the others are: the first
+    FIRST_IN_FULL in full, with the client, the rest counted (at WARNING still)."""
+    caplog.set_level(logging.INFO, logger="campaigner.server")
+    head = b"GET /ping HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 17000 + b"\r\n\r\n"
+    with serve_in_background(_ping_app()) as server:
+        answers = [_exchange(server.port, head) for _ in range(FIRST_IN_FULL + 3)]
+    lines = [(r.levelno, r.getMessage()) for r in caplog.records if "head longer" in r.getMessage()]
+    assert all(answer.startswith(b"HTTP/1.1 431 ") for answer in answers)
+    assert (
+        lines
+        == [(logging.WARNING, "127.0.0.1: request head longer than 16384 bytes: refused")]
         * FIRST_IN_FULL
     )
 

@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import anyio
 import pytest
 import shopify_payloads as shopify_docs
 import woocommerce_payloads as woo_docs
@@ -29,8 +30,9 @@ from campaigner.customers.loader import LoadResult
 from campaigner.db.models import Customer, CustomerDate, Message, Order, OrderItem, ShopEvent
 from campaigner.planner import plan
 from campaigner.rules.models import Rule
+from campaigner.server import shop_webhooks
 from campaigner.server.app import create_app
-from campaigner.server.shop_webhooks import _Shop
+from campaigner.server.shop_webhooks import CONFIRMATIONS_AT_ONCE, _Shop
 from campaigner.server.signatures import sign
 from campaigner.shops import shopify as shopify_mapping
 
@@ -1215,3 +1217,53 @@ def test_a_deletion_whose_database_hangs_is_answered_in_bounded_time(
     assert answers[0].text.startswith("not applied: the shop's database could not confirm")
     assert stored_order(sessions)[0] == "paid"
     assert "db-s3cret" not in "\n".join(r.getMessage() for r in caplog.records)
+
+
+def test_a_burst_of_deletions_for_a_slow_shop_holds_a_few_threads_and_connections(
+    sessions: sessionmaker[Session], settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: each order.deleted was confirmed in the worker threads all requests
+    share, and a confirmation past its deadline went on in a thread the pool no longer
+    counted: a bulk deletion in a shop whose database hangs held as many threads, and
+    opened as many connections to that database, as it sent deletions, and more as each
+    deadline passed. Now CONFIRMATIONS_AT_ONCE ask at once; the rest wait their turn within
+    their deadline, are answered as unconfirmed when it passes, and never begin."""
+    monkeypatch.setattr(shop_webhooks, "CONFIRM_DEADLINE_SECONDS", 0.3)
+    release = threading.Event()
+    lock = threading.Lock()
+    asking = 0
+    most = 0
+    begun: list[str] = []
+
+    def hanging_shop(order_id: str) -> None:
+        nonlocal asking, most
+        with lock:
+            asking += 1
+            most = max(most, asking)
+            begun.append(order_id)
+        release.wait(10)
+        with lock:
+            asking -= 1
+
+    shop = _Shop(settings, sessions, FixedClock(NOW), hanging_shop)
+    answers: list[str] = []
+
+    async def burst() -> None:
+        async def delete(order_id: str) -> None:
+            answer = await shop.delete_order(order_id)
+            answers.append(bytes(answer.body).decode())
+
+        async with anyio.create_task_group() as group:
+            for n in range(12):
+                group.start_soon(delete, str(n))
+        # the deadlines have passed: later deletions find the threads still taken
+        await delete("late")
+
+    try:
+        anyio.run(burst)
+    finally:
+        release.set()
+        shop.confirming.shutdown(wait=True)
+    assert len(answers) == 13
+    assert all(a.startswith("not applied: the shop's database could not") for a in answers)
+    assert most == len(begun) == CONFIRMATIONS_AT_ONCE  # the others never began
