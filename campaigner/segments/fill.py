@@ -215,7 +215,8 @@ def _ranked_aside(
     connection = session.connection()
     session.execute(text(f"DROP TABLE IF EXISTS {_inputs.name}"))
     _inputs.create(connection)
-    # Sorting the orders beats a hash table that spills (3.2 s / 4.3 s).
+    # Grouped along the orders' index per customer (no sort), never by a hash table of a
+    # million groups, which spills (4.3 s where sorting took 3.2 s, before the index).
     session.execute(text("SET LOCAL enable_hashagg = off"))
     session.execute(
         insert(_inputs).from_select(["customer_id", *INPUTS], payer_inputs(None, main_currency))
