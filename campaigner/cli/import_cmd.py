@@ -23,8 +23,8 @@ from campaigner.customers.importer import (
 )
 from campaigner.display import shown
 from campaigner.errors import CampaignerError
+from campaigner.segments.daily import rescore_loaded
 from campaigner.segments.rfm_map import SegmentMap
-from campaigner.segments.scoring import rescore
 
 
 def _parse_map(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -47,7 +47,7 @@ def run_import(
     strict: bool = False,
     encoding: str | None = None,
     keep_partial: bool = False,
-    rescore_segments: Callable[[Session, SegmentMap, datetime], object] = rescore,
+    rescore_segments: Callable[[Session, SegmentMap, datetime, str], object] = rescore_loaded,
 ) -> ImportReport:
     """Import `file` and print its summary. `rescore_segments` is the recomputation of value
     segments after the last batch (`import_csv`), for a test to interrupt."""

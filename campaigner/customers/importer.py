@@ -49,8 +49,8 @@ from campaigner.customers.loader import (
 from campaigner.customers.records import RowError, customer_row, order_row
 from campaigner.customers.writer import BatchWriter
 from campaigner.errors import CampaignerError, one_line
+from campaigner.segments.daily import rescore_loaded
 from campaigner.segments.rfm_map import SegmentMap
-from campaigner.segments.scoring import rescore
 from campaigner.spreadsheets import SpreadsheetWriter
 
 # Rows per transaction: at 1,000 a batch's fixed costs (statements, commit, the WAL pages
@@ -272,7 +272,7 @@ def import_csv(
     keep_partial: bool = False,
     segment_map: SegmentMap | None = None,
     writer_thread: bool | None = None,
-    rescore_segments: Callable[[Session, SegmentMap, datetime], object] = rescore,
+    rescore_segments: Callable[[Session, SegmentMap, datetime, str], object] = rescore_loaded,
 ) -> ImportReport:
     """Import `kind` ('customers', 'orders' or 'items': an order's line items, keyed by the
     order's id) from a CSV file; see the module docstring.
@@ -457,7 +457,7 @@ def import_csv(
     if segment_map is not None and kind != "items" and (report.inserted or report.updated):
         try:
             with sessions.begin() as session:
-                rescore_segments(session, segment_map, clock.now())
+                rescore_segments(session, segment_map, clock.now(), defaults.currency)
         except KeyboardInterrupt:
             raise SegmentsInterrupted(path, report) from None
     return report

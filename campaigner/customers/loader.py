@@ -49,8 +49,9 @@ from campaigner.db.models import Customer, CustomerDate, Order, OrderItem, Order
 from campaigner.db.upsert import upsert
 from campaigner.messages.coupons import redeem_coupons
 from campaigner.messages.referrals import attribute_referrals
+from campaigner.segments.daily import rescore_loaded
 from campaigner.segments.rfm_map import SegmentMap
-from campaigner.segments.scoring import refresh_inputs, rescore
+from campaigner.segments.scoring import refresh_inputs
 
 
 @dataclass(frozen=True)
@@ -275,7 +276,7 @@ def load_orders(
         )
         _apply_codes(session, [row for row in good if row["external_id"] not in stale])
         if segment_map is not None:
-            rescore(session, segment_map, now)
+            rescore_loaded(session, segment_map, now, defaults.currency)
     items_by_order = {key: items for key, items in items_by_order.items() if key not in stale}
     if items_by_order:
         _replace_items(session, items_by_order)

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from campaigner.db.models import Order, SyncState
 from campaigner.segments.passes import recompute
 from campaigner.segments.rfm_map import SegmentMap
-from campaigner.segments.scoring import RescoreResult
+from campaigner.segments.scoring import RescoreResult, rescore
 
 STATE = "segments:daily"
 
@@ -36,6 +36,21 @@ def daily(
     result = recompute(session, segment_map, now, main_currency, touched)
     remember(session, mark)
     return result
+
+
+def rescore_loaded(
+    session: Session, segment_map: SegmentMap, now: datetime, main_currency: str
+) -> RescoreResult:
+    """The ranking after a loader (import, sync, ingest API, shop webhook) wrote orders.
+
+    Until the shop's first pass over everybody (no mark yet), `customer_scores` may lack every
+    customer whose orders predate segments: ranked among the few already scored, a customer
+    who had just bought was placed in "lost", recorded as a move, and a win-back rule
+    messaged them. So the first loader to rank runs that pass itself, once (on a shop that
+    starts empty it costs nothing)."""
+    if session.get(SyncState, STATE) is None:
+        return daily(session, segment_map, now, main_currency)
+    return rescore(session, segment_map, now)
 
 
 def tidy(engine: Engine) -> None:

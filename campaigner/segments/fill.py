@@ -223,6 +223,9 @@ def _ranked_aside(
     )
     session.execute(text("SET LOCAL enable_hashagg TO DEFAULT"))
     limits, payers = _thresholds(session, dialect)
+    if not payers:  # nothing to rank (and no currency to rank spend in)
+        session.execute(text(f"DROP TABLE {_inputs.name}"))
+        return 0
 
     i, p = _inputs.c, _previous.c
     r, f, m = score_columns(_inputs, dialect, limits)

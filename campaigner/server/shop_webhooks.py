@@ -65,7 +65,7 @@ from campaigner.customers.loader import (
 from campaigner.customers.records import BirthdayFormat, RowError, as_text
 from campaigner.db.models import Customer, Order, ShopEvent
 from campaigner.errors import CampaignerError
-from campaigner.segments.scoring import rescore
+from campaigner.segments.daily import rescore_loaded
 from campaigner.server.guard import Guard, Refused
 from campaigner.server.signatures import signature_matches
 from campaigner.shops import shopify, woocommerce
@@ -213,7 +213,7 @@ class _Shop:
             refresh_customer_stats(
                 session, [order.customer_id], main_currency=self.settings.customers.currency
             )
-            rescore(session, self.settings.segments.segment_map, self.clock.now())
+            self._rescore(session)
             session.commit()
         log.info("woocommerce order %s deleted: cancelled", order_id)
         return PlainTextResponse("ok 1")
@@ -299,6 +299,10 @@ class _Shop:
             record["paid_at"] = stored.paid_at.isoformat()
         return self.orders(session, record)
 
+    def _rescore(self, session: Session) -> None:
+        segments, customers = self.settings.segments, self.settings.customers
+        rescore_loaded(session, segments.segment_map, self.clock.now(), customers.currency)
+
     def refund(
         self, session: Session, order_id: str, refund_id: str, amount: Decimal
     ) -> LoadResult:
@@ -315,7 +319,7 @@ class _Shop:
         refresh_customer_stats(
             session, [order.customer_id], main_currency=self.settings.customers.currency
         )
-        rescore(session, self.settings.segments.segment_map, self.clock.now())
+        self._rescore(session)
         return LoadResult(updated=1)
 
     def _first(self, session: Session, key: str) -> bool:

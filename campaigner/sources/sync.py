@@ -34,7 +34,7 @@ from campaigner.customers.records import as_text
 from campaigner.db.models import SyncState
 from campaigner.errors import CampaignerError, one_line
 from campaigner.masking import mask
-from campaigner.segments.scoring import rescore
+from campaigner.segments.daily import rescore_loaded
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +132,12 @@ def sync_source(
             sync_pass.run(full=full, progress=progress, clock=clock or SystemClock())
     if any(kind.inserted or kind.updated for kind in report.kinds.values()):
         with sessions.begin() as session:
-            rescore(session, settings.segments.segment_map, (clock or SystemClock()).now())
+            rescore_loaded(
+                session,
+                settings.segments.segment_map,
+                (clock or SystemClock()).now(),
+                settings.customers.currency,
+            )
     log.info("sync %s", report.summary())
     return report
 

@@ -30,8 +30,8 @@ from campaigner.config import CustomerDefaults
 from campaigner.customers.importer import BATCH_SIZE
 from campaigner.customers.loader import load_customers
 from campaigner.db.models import Customer, Order
-from campaigner.segments import SegmentMap, rescore
-from campaigner.segments.daily import daily
+from campaigner.segments import SegmentMap
+from campaigner.segments.daily import daily, rescore_loaded
 
 POSTGRESQL = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 
@@ -145,8 +145,8 @@ def test_ctrl_c_while_segments_are_recomputed_says_the_rows_are_in_and_what_upda
         "utf-8",
     )
 
-    def interrupted(session: Session, segment_map: SegmentMap, now: datetime) -> None:
-        rescore(session, segment_map, now)
+    def interrupted(session: Session, segment_map: SegmentMap, now: datetime, main: str) -> None:
+        rescore_loaded(session, segment_map, now, main)
         raise KeyboardInterrupt
 
     app = AppContext(config_path=str(config_for(tmp_path, db_url)))

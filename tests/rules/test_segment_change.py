@@ -229,33 +229,36 @@ def test_the_first_pass_after_an_upgrade_records_where_everybody_is_and_messages
     assert ids["u0"] in {row[0] for row in planned(sessions, settings, clock, anywhere)}
 
 
-def test_a_customer_a_loader_scored_before_the_first_pass_does_not_make_it_record_everybody(
+def test_an_order_loaded_before_the_first_pass_is_ranked_against_the_whole_shop(
     sessions: sessionmaker[Session], settings: Settings, clock: FixedClock
 ) -> None:
-    """A webhook's order arrives between the upgrade and the daemon's first pass: its loader
-    scores that one customer (an arrival, recorded). The first pass then must still place
-    the others without a move, and record only what the scored customer does."""
+    """A webhook's or an import's order arrives between the upgrade and the daemon's first
+    pass. Ranked among the few customers already scored, a customer who had just bought was
+    placed in "lost" and that recorded as a move: a win-back rule messaged them minutes after
+    buying. The loader runs the shop's first pass instead: the buyer arrives where the whole
+    shop puts them, the others are placed quietly, and the daemon's pass finds nothing new."""
     start = clock.now()
     ids = upgraded_shop(sessions, start)
     with sessions.begin() as session:
         load_orders(
             session,
-            [{"external_id": "u5-web", "customer_id": "u5", "total": "60", "paid_at": start}],
+            [{"external_id": "u1-web", "customer_id": "u1", "total": "70", "paid_at": start}],
             CustomerDefaults(),
             now=start,
             segment_map=SegmentMap.standard(),
         )
-    scored_early = {ids["u5"]}
-    with sessions.begin() as session:
-        assert set(session.scalars(select(SegmentChange.customer_id))) == scored_early
+        history = session.execute(select(SegmentChange.customer_id, SegmentChange.new)).all()
+        placed = session.get_one(CustomerScore, ids["u1"]).segment
+        scored = session.scalar(select(func.count()).select_from(CustomerScore))
+    assert scored == 6  # everybody, not only the loaded customer
+    assert history == [(ids["u1"], placed)] and placed not in ("lost", "hibernating")
     clock.advance(timedelta(minutes=5))
     with sessions.begin() as session:
-        first = daily(session, SegmentMap.standard(), clock.now(), "IRT")
-        assert (first.scored, first.placed) == (6, 5)
-        assert set(session.scalars(select(SegmentChange.customer_id))) == scored_early
-    anywhere = rule(name="anywhere", **{"from": [], "to": list(SEGMENTS)})
+        after = daily(session, SegmentMap.standard(), clock.now(), "IRT")
+    assert (after.changed, after.placed) == (0, 0)
+    win_back = rule(name="win_back", **{"from": [], "to": ["lost", "hibernating"]})
     clock.advance(timedelta(hours=1))
-    assert {row[0] for row in planned(sessions, settings, clock, anywhere)} == scored_early
+    assert planned(sessions, settings, clock, win_back) == []
 
 
 def test_audience_segments_narrow_any_rule(

@@ -87,6 +87,21 @@ def test_a_first_pass_fills_afresh_exactly_what_the_usual_pass_writes(
     assert [(old, new) for _, old, new, _ in moves] == [("none", "potential_loyalist")]
 
 
+def test_a_first_pass_on_a_shop_without_a_paid_order_writes_nothing(
+    sessions: sessionmaker[Session], clock: FixedClock
+) -> None:
+    """Customers, no paid order yet: on PostgreSQL the pass failed on a CASE with no branch
+    (no currency to rank spend in), every day, from the daemon's first pass on."""
+    with sessions.begin() as session:
+        session.add_all([Customer(external_id="c1"), Customer(external_id="c2")])
+        session.flush()
+        assert wanted(session)
+    seen = both_ways(sessions, clock)
+    assert seen[True] == seen[False]
+    result, (rows, moves) = seen[True]
+    assert (result.scored, result.changed, result.placed, rows, moves) == (0, 0, 0, [], [])
+
+
 def test_filling_over_earlier_scores_keeps_unmoved_stamps_and_records_every_move(
     sessions: sessionmaker[Session], clock: FixedClock
 ) -> None:
