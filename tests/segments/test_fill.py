@@ -87,6 +87,34 @@ def test_a_first_pass_fills_afresh_exactly_what_the_usual_pass_writes(
     assert [(old, new) for _, old, new, _ in moves] == [("none", "potential_loyalist")]
 
 
+def test_a_first_pass_over_a_shop_without_payers_writes_nothing_either_way(
+    sessions: sessionmaker[Session], clock: FixedClock
+) -> None:
+    """Customers imported before the shop's first paid order (one pending, one refunded):
+    the daemon's first pass fills afresh and finds no payer to rank."""
+    with sessions.begin() as session:
+        for external_id, status in (("waiting", "pending"), ("refunded", "refunded")):
+            customer = Customer(external_id=external_id)
+            session.add(customer)
+            session.flush()
+            session.add(
+                Order(
+                    external_id=f"{external_id}-o",
+                    customer_id=customer.id,
+                    total=Decimal(50),
+                    status=status,
+                    paid_at=clock.now() - timedelta(days=1),
+                )
+            )
+        session.flush()
+        refresh_customer_stats(session, session.scalars(select(Customer.id)).all())
+        assert wanted(session)
+    seen = both_ways(sessions, clock)
+    assert seen[True] == seen[False]
+    result, (rows, moves) = seen[True]
+    assert (result.scored, result.changed, result.placed, rows, moves) == (0, 0, 0, [], [])
+
+
 def test_filling_over_earlier_scores_keeps_unmoved_stamps_and_records_every_move(
     sessions: sessionmaker[Session], clock: FixedClock
 ) -> None:
