@@ -223,7 +223,9 @@ def _ranked_aside(
     )
     session.execute(text("SET LOCAL enable_hashagg TO DEFAULT"))
     limits, payers = _thresholds(session, dialect)
-    if not payers:  # nothing to rank (and no currency to rank spend in)
+    if not payers:
+        # No thresholds to score against: an empty CASE is not SQL (a shop's customers
+        # imported before its first paid order, every order refunded).
         session.execute(text(f"DROP TABLE {_inputs.name}"))
         return 0
 

@@ -291,3 +291,45 @@ def test_segments_4_widens_the_orders_index_per_customer_on_mariadb() -> None:
         check_segments_4(url)
     finally:
         drop_mariadb_database(url)
+
+
+def check_segments_4_interrupted(url: str) -> None:
+    """MariaDB commits each index statement on its own: killed after building one index and
+    before stamping the version, an upgrade leaves both indexes at segments_3 (a downgrade
+    likewise at segments_4). Run again, each finishes instead of failing on a duplicate
+    index name."""
+    wide = "ix_orders_" + "_".join(ORDERS_BY_CUSTOMER)
+    narrow = "ix_orders_customer_id_paid_at"
+    engine = create_engine_for(url)
+    try:
+        upgrade(engine)
+        command.downgrade(alembic_config(engine), "segments_3")
+        with engine.begin() as connection:
+            connection.execute(
+                text(f"CREATE INDEX {wide} ON orders ({', '.join(ORDERS_BY_CUSTOMER)})")
+            )
+        upgrade(engine)
+        assert current_revision(engine) == "segments_4"
+        found = _index_columns(engine, "orders")
+        assert (found.get(wide), narrow in found) == (list(ORDERS_BY_CUSTOMER), False)
+        with engine.begin() as connection:
+            connection.execute(text(f"CREATE INDEX {narrow} ON orders (customer_id, paid_at)"))
+        command.downgrade(alembic_config(engine), "segments_3")
+        found = _index_columns(engine, "orders")
+        assert (found.get(narrow), wide in found) == (["customer_id", "paid_at"], False)
+    finally:
+        upgrade(engine)
+        engine.dispose()
+
+
+def test_segments_4_runs_again_after_an_interruption(db_url: str) -> None:
+    check_segments_4_interrupted(db_url)
+
+
+def test_segments_4_runs_again_after_an_interruption_on_mariadb() -> None:
+    require_mariadb()
+    url = create_mariadb_database()
+    try:
+        check_segments_4_interrupted(url)
+    finally:
+        drop_mariadb_database(url)

@@ -87,14 +87,27 @@ def test_a_first_pass_fills_afresh_exactly_what_the_usual_pass_writes(
     assert [(old, new) for _, old, new, _ in moves] == [("none", "potential_loyalist")]
 
 
-def test_a_first_pass_on_a_shop_without_a_paid_order_writes_nothing(
+def test_a_first_pass_over_a_shop_without_payers_writes_nothing_either_way(
     sessions: sessionmaker[Session], clock: FixedClock
 ) -> None:
-    """Customers, no paid order yet: on PostgreSQL the pass failed on a CASE with no branch
-    (no currency to rank spend in), every day, from the daemon's first pass on."""
+    """Customers imported before the shop's first paid order (one pending, one refunded):
+    the daemon's first pass fills afresh and finds no payer to rank."""
     with sessions.begin() as session:
-        session.add_all([Customer(external_id="c1"), Customer(external_id="c2")])
+        for external_id, status in (("waiting", "pending"), ("refunded", "refunded")):
+            customer = Customer(external_id=external_id)
+            session.add(customer)
+            session.flush()
+            session.add(
+                Order(
+                    external_id=f"{external_id}-o",
+                    customer_id=customer.id,
+                    total=Decimal(50),
+                    status=status,
+                    paid_at=clock.now() - timedelta(days=1),
+                )
+            )
         session.flush()
+        refresh_customer_stats(session, session.scalars(select(Customer.id)).all())
         assert wanted(session)
     seen = both_ways(sessions, clock)
     assert seen[True] == seen[False]

@@ -12,8 +12,14 @@ replaces the narrow one (every user of `(customer_id, paid_at)` is served by its
 an order write still updates one index per customer, only a wider one. The new index is
 built before the old one is dropped: MariaDB's foreign key on `customer_id` needs one of
 them at every moment.
+
+MariaDB commits each index statement on its own: an upgrade killed after building the new
+index (minutes on a large shop) and before the version is stamped leaves both indexes at
+`segments_3`, so each step skips an index already in the state it wants, and running the
+upgrade (or downgrade) again finishes it instead of failing on a duplicate name.
 """
 
+import sqlalchemy as sa
 from alembic import op
 
 revision = "segments_4"
@@ -29,11 +35,18 @@ def _name(columns: tuple[str, ...]) -> str:
     return "ix_orders_" + "_".join(columns)
 
 
+def _replace(old: tuple[str, ...], new: tuple[str, ...]) -> None:
+    """Build `new`, then drop `old`, each only if not already done (see the docstring)."""
+    present = {index["name"] for index in sa.inspect(op.get_bind()).get_indexes("orders")}
+    if _name(new) not in present:
+        op.create_index(_name(new), "orders", list(new), unique=False)
+    if _name(old) in present:
+        op.drop_index(_name(old), table_name="orders")
+
+
 def upgrade() -> None:
-    op.create_index(_name(WIDE), "orders", list(WIDE), unique=False)
-    op.drop_index(_name(NARROW), table_name="orders")
+    _replace(NARROW, WIDE)
 
 
 def downgrade() -> None:
-    op.create_index(_name(NARROW), "orders", list(NARROW), unique=False)
-    op.drop_index(_name(WIDE), table_name="orders")
+    _replace(WIDE, NARROW)
