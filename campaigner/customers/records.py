@@ -12,7 +12,7 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -62,6 +62,7 @@ MAX_LENGTH = {
     "currency": 8,
 }
 MAX_AMOUNT = Decimal("1e12")
+CENT = Decimal("0.01")
 MAX_ITEMS = 2**31 - 1
 # A number for a time is Unix time in seconds or in milliseconds, told apart by range: both
 # must fall in [2000-01-01, 2100-01-01). The ranges cannot overlap (the last second is 4.1e9,
@@ -286,7 +287,14 @@ def _decimal(text: str, value: Any, field: str) -> Decimal:
 
 
 def _check_range(amount: Decimal, value: Any, field: str) -> None:
-    if not amount.is_finite() or amount < 0 or amount >= MAX_AMOUNT:
+    # As stored, in cents rounded half up: 999999999999.996 is 10^12, which NUMERIC(14, 2)
+    # refuses (PostgreSQL failed the whole batch on it).
+    if (
+        not amount.is_finite()
+        or amount < 0
+        or amount >= MAX_AMOUNT
+        or amount.quantize(CENT, rounding=ROUND_HALF_UP) >= MAX_AMOUNT
+    ):
         raise RowError(f"{_name(field)}: bad amount {_quoted(value)}", field)
 
 

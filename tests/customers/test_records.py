@@ -265,6 +265,15 @@ def test_an_amount_out_of_range_is_refused_naming_its_field(given: str) -> None:
     assert error.value.field == "refunded"
 
 
+@pytest.mark.parametrize("given", [Decimal("999999999999.9961"), 999999999999.996])
+def test_an_amount_that_rounds_to_the_limit_is_refused(given: Decimal | float) -> None:
+    """Found by the ingest API's generated requests: a JSON total of 999999999999.9961 was
+    under the limit, but stored in cents it is 10^12, and PostgreSQL refused the batch."""
+    with pytest.raises(RowError, match=r"^total: bad amount"):
+        order_row({**order("USD"), "total": given}, DEFAULTS)
+    assert order_row({**order("USD"), "total": Decimal("999999999999.994")}, DEFAULTS)
+
+
 @pytest.mark.parametrize("currency", ["IRT", "USD"])
 def test_a_huge_amount_is_quoted_shortened(currency: str) -> None:
     """Regression: a 10,000-digit amount was quoted whole in its reason (the reject file,

@@ -152,6 +152,18 @@ def test_order_paid_event_creates_customer_and_order_and_statistics(
     assert count(sessions, Order) == 1 and count(sessions, Customer) == 1
 
 
+def test_a_total_that_rounds_to_the_limit_is_refused_not_a_server_error(
+    client: TestClient, sessions: sessionmaker[Session]
+) -> None:
+    """Found by test_no_server_error_for_any_generated_request on PostgreSQL: stored in cents,
+    999999999999.9961 is 10^12, over NUMERIC(14, 2), and the batch failed with a 500."""
+    event = {"customer": {"id": "0"}, "id": "o-big", "total": 999999999999.9961}
+    refused = client.post("/api/v1/events/order-paid", json=event, headers=AUTH)
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["field"] == "total"
+    assert count(sessions, Order) == 0
+
+
 def test_openapi_document(client: TestClient) -> None:
     document = client.get("/api/v1/openapi.json").json()
     assert document["openapi"].startswith("3.")
