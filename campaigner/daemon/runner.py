@@ -171,7 +171,7 @@ class Service:
             )
         log.info(
             "segments: %d customers rescored, %d changed segment, %d placed for the first time"
-            " (not recorded as a move: their latest paid order is older than %d days)",
+            " (not recorded as a move: their first paid order is older than %d days)",
             result.scored,
             result.changed,
             result.placed,

@@ -123,6 +123,9 @@ class CustomerScore(Base):
     segment: Mapped[str] = mapped_column(String(24), default="none", server_default="none")
     # When the scores or the segment last moved (a pass that moves nothing writes nothing).
     scored_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The first paid order's time: a first placement is a move only when it is recent
+    # (campaigner/segments/scoring.py ARRIVAL_WINDOW).
+    first_paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     # Payers' inputs in order: rescoring reads its quintile thresholds from these by walking
     # to a position (campaigner/segments/scoring.py), never by sorting the shop.

@@ -96,6 +96,7 @@ _inputs = Table(
     Column("last_paid_at", UTCDateTime),
     Column("currency", String(8)),
     Column("spent", Numeric(18, 2)),
+    Column("first_paid_at", UTCDateTime),
     prefixes=["TEMPORARY"],
 )
 _previous = Table(
@@ -155,7 +156,7 @@ def fill(
             history,
             select(s.customer_id, old, s.segment, stamp)
             .select_from(scores.outerjoin(_previous, p.customer_id == s.customer_id))
-            .where(s.segment != old, ~quiet(p.scored_at, s.last_paid_at, now))
+            .where(s.segment != old, ~quiet(p.scored_at, s.first_paid_at, now))
             .order_by(s.customer_id),
         )
     )
@@ -187,13 +188,14 @@ def fill(
     left = previous_where(gone, p.segment != NO_SEGMENT)
     in_none = session.scalar(select(func.count()).where(s.segment == NO_SEGMENT)) or 0
     placed_before = previous_where(scored_before, kept_row.where(s.segment != NO_SEGMENT))
-    # Along the index on last_paid_at: only the recent payers.
+    # Along the index on last_paid_at: a first order that recent makes the last one too.
     arrivals = (
         session.scalar(
             select(func.count()).where(
                 s.orders > literal_column("0"),
-                s.segment != NO_SEGMENT,
                 ~quiet(None, s.last_paid_at, now),
+                ~quiet(None, s.first_paid_at, now),
+                s.segment != NO_SEGMENT,
                 ~exists().where(p.customer_id == s.customer_id, scored_before),
             )
         )

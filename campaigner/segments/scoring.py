@@ -117,8 +117,8 @@ def refresh_inputs(session: Session, customer_ids: list[int] | None, main_curren
             session.execute(statement)
 
 
-INPUTS = ("orders", "last_paid_at", "currency", "spent")
-# A customer's first placement is recorded as a move from "none" only when their latest paid
+INPUTS = ("orders", "last_paid_at", "currency", "spent", "first_paid_at")
+# A customer's first placement is recorded as a move from "none" only when their first paid
 # order is this recent: otherwise it is where they already were (a shop's orders from before
 # it had segments, a history imported by CSV), and a segment_change rule would message
 # every such customer on the day of the upgrade or import (docs/segments.md).
@@ -151,6 +151,7 @@ def payer_inputs(chunk: list[int] | None, main_currency: str) -> Select[Any]:
             func.max(currency).label("last_currency"),
             func.sum(net).label("spent"),
             func.sum(case((currency == main_currency, net), else_=0)).label("main_spent"),
+            func.min(o.c.paid_at).label("first_paid_at"),
         )
         .where(*paid, *([] if chunk is None else [o.c.customer_id.in_(chunk)]))
         .group_by(o.c.customer_id)
@@ -166,6 +167,7 @@ def payer_inputs(chunk: list[int] | None, main_currency: str) -> Select[Any]:
         # Never NULL for a payer: the thresholds walk spend in index order, where SQLite and
         # PostgreSQL put NULLs at opposite ends.
         func.coalesce(case((single, g.spent), else_=g.main_spent), 0).label("spent"),
+        g.first_paid_at,
     ).where(g.customer_id.is_not(None))  # SQLite needs a WHERE before ON CONFLICT
 
 
@@ -201,7 +203,7 @@ def _inputs_writes(chunk: list[int] | None, main_currency: str, dialect: str) ->
             scores.c.orders != 0,
             ~any_paid,
         )
-        .values(orders=0, last_paid_at=None, currency=None, spent=None)
+        .values(orders=0, last_paid_at=None, currency=None, spent=None, first_paid_at=None)
     )
     # Zeros first: the two touch disjoint rows, and on a shop's first run the table is still
     # empty then, instead of holding a million payers to check for a paid order each.
@@ -329,10 +331,10 @@ def segment_of(segment_map: SegmentMap, r: Any, f: Any) -> Any:
     )
 
 
-def quiet(scored_at: Any, last_paid_at: Any, now: datetime) -> Any:
-    """A first placement (no scores before; None: known to be one) whose latest paid order
-    is older than ARRIVAL_WINDOW: where the customer already was, not a move today."""
-    old = last_paid_at < literal(now - ARRIVAL_WINDOW, UTCDateTime())
+def quiet(scored_at: Any, first_paid_at: Any, now: datetime) -> Any:
+    """A first placement (no scores before; None: known to be one) of a customer whose first
+    paid order is older than ARRIVAL_WINDOW: where they already were, not a move today."""
+    old = first_paid_at < literal(now - ARRIVAL_WINDOW, UTCDateTime())
     return old if scored_at is None else and_(scored_at.is_(None), old)
 
 
@@ -348,7 +350,7 @@ def scores_query(
     scored = select(
         s.c.customer_id,
         *(s.c[name].label(f"old_{name}") for name in SCORES),
-        case((quiet(s.c.scored_at, s.c.last_paid_at, now), 1), else_=0).label("quiet"),
+        case((quiet(s.c.scored_at, s.c.first_paid_at, now), 1), else_=0).label("quiet"),
         r.label("r"),
         f.label("f"),
         m.label("m"),

@@ -220,10 +220,9 @@ def test_a_guest_who_registers_keeps_its_segment_without_a_move_from_none(
             for n in range(4)
             for k in range(n + 1)
         ]
-        # The guest's latest order is recent: its first placement is a move (ARRIVAL_WINDOW).
+        # The guest's first order is recent: its first placement is a move (ARRIVAL_WINDOW).
         old = [
-            guest_order(f"g{k}", "09359999999", paid_at=NOW - timedelta(days=200 * k))
-            for k in range(2)
+            guest_order(f"g{k}", "09359999999", paid_at=NOW - timedelta(days=k)) for k in range(2)
         ]
         load_orders(session, bought + old, DEFAULTS, now=NOW, segment_map=segments)
         guest = session.scalars(

@@ -309,7 +309,7 @@ def check_segments_4_interrupted(url: str) -> None:
                 text(f"CREATE INDEX {wide} ON orders ({', '.join(ORDERS_BY_CUSTOMER)})")
             )
         upgrade(engine)
-        assert current_revision(engine) == "segments_4"
+        assert current_revision(engine) == head_revision()
         found = _index_columns(engine, "orders")
         assert (found.get(wide), narrow in found) == (list(ORDERS_BY_CUSTOMER), False)
         with engine.begin() as connection:
@@ -331,5 +331,56 @@ def test_segments_4_runs_again_after_an_interruption_on_mariadb() -> None:
     url = create_mariadb_database()
     try:
         check_segments_4_interrupted(url)
+    finally:
+        drop_mariadb_database(url)
+
+
+def check_segments_5(url: str) -> None:
+    """The first paid order's time joins the segment inputs: added to a table with rows (they
+    keep their scores, the new column empty), and dropped again by a downgrade."""
+    engine = create_engine_for(url)
+    try:
+        upgrade(engine)
+        command.downgrade(alembic_config(engine), "segments_4")
+        assert "first_paid_at" not in {
+            c["name"] for c in inspect(engine).get_columns("customer_scores")
+        }
+        with Session(engine) as session, session.begin():
+            customer = Customer(external_id="payer", first_name="", last_name="")
+            session.add(customer)
+            session.flush()
+            session.execute(
+                text(
+                    "INSERT INTO customer_scores (customer_id, orders, segment)"
+                    " VALUES (:id, 2, 'loyal')"
+                ),
+                {"id": customer.id},
+            )
+        upgrade(engine)
+        with engine.connect() as connection:
+            row = connection.execute(
+                text("SELECT orders, segment, first_paid_at FROM customer_scores")
+            ).one()
+            assert tuple(row) == (2, "loyal", None)
+            assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+        command.downgrade(alembic_config(engine), "segments_4")
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT segment FROM customer_scores")).scalar() == (
+                "loyal"
+            )
+    finally:
+        upgrade(engine)
+        engine.dispose()
+
+
+def test_segments_5_adds_the_first_paid_order_to_the_inputs(db_url: str) -> None:
+    check_segments_5(db_url)
+
+
+def test_segments_5_adds_the_first_paid_order_to_the_inputs_on_mariadb() -> None:
+    require_mariadb()
+    url = create_mariadb_database()
+    try:
+        check_segments_5(url)
     finally:
         drop_mariadb_database(url)

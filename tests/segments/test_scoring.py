@@ -158,10 +158,9 @@ def test_scores_and_segments_of_a_hand_computed_shop(
         )
         assert inputs_of(session, "c20").spent == Decimal(25)
         assert (inputs_of(session, "c16").orders, inputs_of(session, "c16").spent) == (6, 60)
-        # First placements are moves only after a recent order (ARRIVAL_WINDOW): one here.
-        history = session.execute(select(SegmentChange.customer_id, SegmentChange.old)).all()
-        assert [(old) for _, old in history] == ["none"]
-    assert (result.scored, result.changed, result.placed) == (20, 1, 19)
+        # A first placement is a move only after a recent first order (ARRIVAL_WINDOW): none.
+        assert session.scalars(select(SegmentChange.id)).all() == []
+    assert (result.scored, result.changed, result.placed) == (20, 0, 20)
 
 
 @pytest.mark.parametrize("afresh", [True, False])
@@ -332,6 +331,8 @@ def test_two_rescoring_passes_at_once_record_each_move_once(
     with sessions.begin() as session:
         build_shop(session, clock)
         refresh_inputs(session, None, MAIN)
+        # Every payer a new customer of today's: each placement is a move to record once.
+        session.execute(update(CustomerScore).values(first_paid_at=clock.now()))
     barrier = threading.Barrier(2)
     results: list[int] = []
 
@@ -348,8 +349,8 @@ def test_two_rescoring_passes_at_once_record_each_move_once(
         thread.join(timeout=60)
     with sessions() as session:
         history = session.scalars(select(SegmentChange.customer_id)).all()
-    assert sorted(results) == [0, 1]  # one first placement after a recent order, once
-    assert len(history) == len(set(history)) == 1
+    assert sorted(results) == [0, 20]
+    assert len(history) == len(set(history)) == 20
 
 
 def test_everybodys_inputs_are_grouped_along_the_orders_index_on_sqlite(
