@@ -115,10 +115,7 @@ def build(engine: Engine, customers: int, orders_per_customer: int) -> None:
                 connection.execute(text(statement), params)
             connection.execute(text("SELECT setval('customers_id_seq', :n)"), {"n": customers})
             connection.execute(text("SELECT setval('orders_id_seq', :n)"), {"n": total})
-        # What autovacuum gives a real shop's old rows (and this server may not run it): the
-        # statistics, and the visibility map the first pass's index-only scan of orders needs.
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            connection.execute(text("VACUUM (ANALYZE)"))
+        settle(engine)
         return
     assert engine.url.database
     engine.dispose()
@@ -131,6 +128,14 @@ def build(engine: Engine, customers: int, orders_per_customer: int) -> None:
             db.execute(statement, params)
     db.execute("ANALYZE")
     db.close()
+
+
+def settle(engine: Engine) -> None:
+    """PostgreSQL: what autovacuum gives a real shop's old rows (this server may not run it):
+    the statistics, the visibility map the first pass's index-only scan of orders needs, and
+    no dead rows left by an earlier run's deletes."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text("VACUUM (ANALYZE)"))
 
 
 def shop_size(engine: Engine) -> tuple[int, int]:
@@ -313,6 +318,8 @@ def main() -> None:
         session.execute(delete(SegmentChange))
         session.execute(delete(CustomerScore))
         session.execute(delete(SyncState).where(SyncState.name == STATE))
+    if engine.dialect.name == "postgresql":
+        settle(engine)
 
     # The daemon's first pass on a shop without segments: everybody's inputs, then the ranking.
     # It fills the empty table afresh (campaigner/segments/fill.py).
