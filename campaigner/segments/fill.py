@@ -49,7 +49,6 @@ from sqlalchemy import (
     func,
     insert,
     literal,
-    literal_column,
     or_,
     select,
     text,
@@ -188,12 +187,11 @@ def fill(
     left = previous_where(gone, p.segment != NO_SEGMENT)
     in_none = session.scalar(select(func.count()).where(s.segment == NO_SEGMENT)) or 0
     placed_before = previous_where(scored_before, kept_row.where(s.segment != NO_SEGMENT))
-    # Along the index on last_paid_at: a first order that recent makes the last one too.
+    # One scan (0.06 s at 1M on SQLite): with `orders > 0` written out, SQLite walked the
+    # partial index on orders and looked every row up (0.47 s).
     arrivals = (
         session.scalar(
             select(func.count()).where(
-                s.orders > literal_column("0"),
-                ~quiet(None, s.last_paid_at, now),
                 ~quiet(None, s.first_paid_at, now),
                 s.segment != NO_SEGMENT,
                 ~exists().where(p.customer_id == s.customer_id, scored_before),
