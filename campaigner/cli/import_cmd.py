@@ -86,7 +86,7 @@ def run_import(
         # The rows are in: their summary is as true as after a finished import.
         _print_summary(file, exc.report, encoding)
         click.echo(shown(str(exc)), err=True)
-        raise click.exceptions.Exit(130) from None
+        raise click.exceptions.Exit(exc.exit_code) from None
     _print_summary(file, report, encoding)
     return report
 
@@ -118,7 +118,8 @@ def _import_command(
     moves as they commit. An import stopped part-way (Ctrl-C, the database lost or
     refusing a batch) keeps the whole batches before and says which lines were not
     written; importing the file again completes it. Ctrl-C after the last batch, while
-    value segments are recomputed, keeps every row; `campaigner run` updates the segments.
+    value segments are recomputed, or a database error there, keeps every row;
+    `campaigner run` updates the segments.
 
     The file is read as UTF-8 (Excel's "CSV UTF-8"), or as Windows-1256 when it is
     recognisably Persian (Excel's plain "CSV" on Persian Windows); any other encoding is

@@ -37,6 +37,7 @@ from campaigner.db.models import (
     Order,
     SegmentChange,
 )
+from campaigner.segments.scoring import lock
 
 
 def is_guest(external_id: str) -> bool:
@@ -85,6 +86,7 @@ def merge_guests(
     if not ids:
         return 0
     ids.update(_ids(session, [wanted[guest] for guest in ids]))
+    lock(session)  # before moving (or deleting with the guest) a row of customer_scores
     merged = 0
     for guest, owner in wanted.items():
         if guest in ids and owner in ids:

@@ -8,8 +8,8 @@ batches: each batch is one transaction. The error names the lines not written an
 committed before them, counted only once a batch's commit returned, as the progress is.
 Ctrl-C cancels the statement the writer thread is in (it may be waiting on a lock for as long
 as another transaction holds it), so the import stops at once and that batch rolls back.
-Ctrl-C after the last batch, while value segments are recomputed, leaves every row committed
-and the segments as they were (`SegmentsInterrupted`).
+Ctrl-C after the last batch, while value segments are recomputed, or a database error there,
+leaves every row committed and the segments as they were (`SegmentsInterrupted`).
 """
 
 from __future__ import annotations
@@ -176,20 +176,27 @@ class ImportInterrupted(ImportStopped):
 
 
 class SegmentsInterrupted(CampaignerError):
-    """Ctrl-C while value segments were recomputed after the last batch: the import is
-    complete and committed; the recomputation, one transaction, rolled back. Importing the
-    file again would not redo it (nothing in it changes any more); the daemon's next
-    segments pass does. A CampaignerError, so that a caller that does not expect it still
-    prints it as one line."""
+    """Ctrl-C, or a database error, while value segments were recomputed after the last
+    batch: the import is complete and committed; the recomputation, one transaction, rolled
+    back. Importing the file again would not redo it (nothing in it changes any more); the
+    daemon's next segments pass does. On a shop without a first pass the recomputation is
+    that pass over everybody, long enough to meet a lock timeout or a full disk. A
+    CampaignerError, so that a caller that does not expect it still prints it as one line."""
 
-    def __init__(self, path: Path, report: ImportReport) -> None:
+    def __init__(self, path: Path, report: ImportReport, failure: str | None = None) -> None:
+        stopped = (
+            "interrupted after the import, while value segments were recomputed"
+            if failure is None
+            else f"value segments could not be recomputed after the import ({failure})"
+        )
         super().__init__(
-            f"{path}: interrupted after the import, while value segments were recomputed. "
-            f"The import itself finished: {report.committed_summary()}. The segments of the "
-            "customers it touched were not updated; `campaigner run` updates them in its "
-            "segments pass (when it starts, then every [segments] daily_interval)."
+            f"{path}: {stopped}. The import itself finished: {report.committed_summary()}. "
+            "The segments of the customers it touched were not updated; `campaigner run` "
+            "updates them in its segments pass (when it starts, then every [segments] "
+            "daily_interval)."
         )
         self.report = report
+        self.exit_code = 130 if failure is None else 1
 
 
 class _Rejects:
@@ -460,6 +467,8 @@ def import_csv(
                 rescore_segments(session, segment_map, clock.now(), defaults.currency)
         except KeyboardInterrupt:
             raise SegmentsInterrupted(path, report) from None
+        except SQLAlchemyError as exc:
+            raise SegmentsInterrupted(path, report, one_line(exc)) from exc
     return report
 
 

@@ -34,6 +34,7 @@ from campaigner.inbound import check_inbound, handle_inbound
 from campaigner.rules.models import TRIGGERS
 from campaigner.runtime import Runtime
 from campaigner.segments.daily import daily as daily_segments
+from campaigner.segments.daily import due as segments_due
 from campaigner.segments.daily import tidy as tidy_segments
 from campaigner.segments.scoring import ARRIVAL_WINDOW
 from campaigner.server.app import create_app
@@ -304,7 +305,8 @@ class Service:
         )
 
     def run_once(self) -> OnceResult:
-        """Sync, plan, dispatch everything due, reconcile: for cron and tests."""
+        """Sync, the segments pass when due, plan, dispatch everything due, reconcile: for
+        cron and tests."""
         dispatched = DispatchReport()
 
         def dispatch_all() -> bool:
@@ -313,6 +315,7 @@ class Service:
 
         once = [
             *(t for t in self.tasks() if t.name.startswith("sync:")),
+            Task("segments", 0, self._segments_if_due),
             Task("plan", 0, lambda: self.plan(None)),
             Task("dispatch", 0, dispatch_all),
             Task("reconcile", 0, self.reconcile),
@@ -324,6 +327,18 @@ class Service:
             if route.breaker.last_error
         }
         return OnceResult(errors, dispatched, gateway_errors)
+
+    def _segments_if_due(self) -> bool:
+        """`run --once`'s segments pass, when a daily interval has passed since the last one
+        (a sync just before may have run the shop's first pass): without it a shop run from
+        cron never ranked its customers again (recency never aged, a segment_change rule to
+        "at_risk" or "lost" never fired), yet a pass every few minutes would rank the whole
+        shop each time."""
+        interval = timedelta(seconds=self.settings.segments.daily_interval)
+        with self.sessions() as session:
+            if not segments_due(session, self.clock.now(), interval):
+                return False
+        return self.segments()
 
     def run_forever(self) -> bool:
         """Run until stopped; False when work in flight outlasted the stop timeout (the

@@ -14,7 +14,7 @@ config, since the ranking always covers the whole shop.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, func, select, text
@@ -34,8 +34,17 @@ def daily(
     """Refresh what may be stale, rank, and remember how far the orders were read."""
     touched, mark = stale(session, main_currency)
     result = recompute(session, segment_map, now, main_currency, touched)
-    remember(session, mark)
+    remember(session, {**mark, "ran_at": now.isoformat()})
     return result
+
+
+def due(session: Session, now: datetime, interval: timedelta) -> bool:
+    """Whether the daily pass is due: never run, or last run `interval` ago or more (by
+    the clock of the pass, kept in its mark). For `campaigner run --once`, which cron
+    starts every few minutes and which has no timer of its own."""
+    state = session.get(SyncState, STATE)
+    ran = _seen(state.cursor.get("ran_at")) if state else None
+    return ran is None or now - ran >= interval
 
 
 def rescore_loaded(

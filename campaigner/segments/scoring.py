@@ -105,7 +105,13 @@ def refresh_inputs(session: Session, customer_ids: list[int] | None, main_curren
     A customer whose paid orders are all in one currency is valued in it; a customer who paid
     in several is valued in the shop's main currency, counting only the orders paid in it:
     amounts in different currencies are never added up.
+
+    Takes the rescoring lock first (`lock`), as every writer of `customer_scores` must: a
+    loader holding rows of the table while it waits for the lock, and a pass holding the
+    lock while it waits for those rows (a first pass's DROP INDEX, a ranking's UPDATE), were
+    a deadlock on PostgreSQL, and one loader's orders were rolled back.
     """
+    lock(session)
     dialect = session.connection().dialect.name
     if customer_ids is None:
         for statement in _inputs_writes(None, main_currency, dialect):

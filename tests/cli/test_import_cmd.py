@@ -180,6 +180,55 @@ def test_ctrl_c_while_segments_are_recomputed_says_the_rows_are_in_and_what_upda
         assert segments(session) == {"a": "lost", "b": "hibernating"}
 
 
+def test_a_failed_segments_pass_after_the_import_says_the_rows_are_in(
+    tmp_path: Path,
+    db_url: str,
+    sessions: sessionmaker[Session],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Regression: on a shop without a first pass the import runs it (a long pass over
+    everybody); a database error in it (a lock timeout, a full disk) escaped as a bare
+    error without the summary, and the operator could not tell that every row was in and
+    only the segments were not."""
+    orders_file = tmp_path / "orders.csv"
+    orders_file.write_text(
+        "external_id,customer_id,total,paid_at\n"
+        "o1,a,100,2025-01-01T10:00:00Z\n"
+        "o2,b,200,2026-03-01T10:00:00Z\n",
+        "utf-8",
+    )
+
+    def failing(session: Session, segment_map: SegmentMap, now: datetime, main: str) -> None:
+        rescore_loaded(session, segment_map, now, main)
+        session.execute(text("SELECT no_such_column FROM customer_scores"))
+
+    app = AppContext(config_path=str(config_for(tmp_path, db_url)))
+    try:
+        with sessions.begin() as session:
+            load_customers(
+                session,
+                [{"external_id": "a", "first_name": "مریم"}, {"external_id": "b"}],
+                CustomerDefaults(),
+                now=SystemClock().now(),
+            )
+        try:
+            run_import(app, "orders", orders_file, (), None, rescore_segments=failing)
+        except click.exceptions.Exit as stopped:
+            exit_code = stopped.exit_code
+    finally:
+        app.close()
+    assert exit_code == 1
+    out, err = capsys.readouterr()
+    assert out.splitlines() == [f"{orders_file}: 2 rows: 2 new, 0 updated, 0 unchanged, 0 rejected"]
+    assert err.startswith(
+        f"{orders_file}: value segments could not be recomputed after the import ("
+    )
+    assert "The import itself finished: 1 batch was committed whole: 2 rows, lines 2–3." in err
+    with sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Order)) == 2
+        assert segments(session) == {"a": "none", "b": "none"}
+
+
 @POSTGRESQL
 @pytest.mark.slow
 def test_a_connection_lost_mid_file_names_the_file_the_lines_and_what_was_committed(

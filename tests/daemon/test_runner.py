@@ -263,3 +263,33 @@ def test_the_daily_segments_task_recomputes_everybody_and_is_health_reported(
         scores = session.get_one(CustomerScore, customer.id)
     assert (customer.segment, scores.currency) == ("lost", "IRT")
     assert scores.spent is not None and scores.spent == 1
+
+
+def test_run_once_runs_the_segments_pass_once_a_daily_interval(
+    settings: Settings, engine: Engine, sessions: sessionmaker[Session], clock: FixedClock
+) -> None:
+    """Regression: `run --once` (cron) never ran the segments pass, so a shop run from cron
+    never ranked its customers unless a loader did: recency never aged and a segment_change
+    rule never saw a customer move with time. It now runs when a daily interval has passed
+    since the last one, not at every run cron starts."""
+    settings = configure(settings)
+    add_paid_order(sessions, clock, 1)  # inputs not refreshed: only a segments pass places c1
+
+    def ran_at() -> str | None:
+        with sessions() as session:
+            state = session.get(SyncState, "segments:daily")
+            return None if state is None else state.cursor.get("ran_at")
+
+    def placed() -> bool:
+        with sessions() as session:
+            return session.scalar(select(CustomerScore.customer_id)) is not None
+
+    service(settings, engine, sessions, clock).run_once()
+    first = clock.now().isoformat()
+    assert (ran_at(), placed()) == (first, True)
+    clock.advance(timedelta(seconds=settings.segments.daily_interval - 60))
+    service(settings, engine, sessions, clock).run_once()
+    assert ran_at() == first
+    clock.advance(timedelta(seconds=60))
+    service(settings, engine, sessions, clock).run_once()
+    assert ran_at() == clock.now().isoformat()

@@ -4,9 +4,11 @@ the main currency changed."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from conftest import (
@@ -16,11 +18,15 @@ from conftest import (
     require_mariadb,
 )
 from sqlalchemy import select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from campaigner.clock import FixedClock
+from campaigner.config import CustomerDefaults
+from campaigner.customers import loader
+from campaigner.customers.loader import load_orders
 from campaigner.db import create_engine_for, session_factory, upgrade
-from campaigner.db.models import Customer, CustomerScore, Order
+from campaigner.db.models import Customer, CustomerScore, Order, SegmentChange
 from campaigner.segments import SegmentMap, recompute
 from campaigner.segments.daily import daily
 
@@ -153,3 +159,62 @@ def test_an_order_written_in_the_second_of_the_watermark_is_read_on_mariadb(
     add_order_stamped(mariadb_sessions, clock, 2)
     run_daily(mariadb_sessions, clock)
     assert inputs(mariadb_sessions)["c2"][:3] == (1, MAIN, Decimal(2))
+
+
+def test_two_loaders_at_once_on_a_shop_without_a_first_pass_both_commit(
+    sessions: sessionmaker[Session], clock: FixedClock, db_url: str, monkeypatch: Any
+) -> None:
+    """Two webhooks for new customers at the same moment on an upgraded shop: each refreshed
+    its customer's inputs, then the first to rank ran the first pass, whose DROP INDEX waited
+    for the other's row in `customer_scores` while the other waited for the pass's advisory
+    lock. PostgreSQL killed one as a deadlock and its order was rolled back (a 500 to the
+    shop). Writers of the scores now take the lock before their first write."""
+    if db_url.startswith("sqlite"):
+        pytest.skip("SQLite serialises writers (BEGIN IMMEDIATE): this race needs PostgreSQL")
+    for n in range(1, 21):
+        add_order_stamped(sessions, clock, n)
+    clock.advance(timedelta(days=5))  # long-standing customers: placed without a move
+    now = clock.now()
+    barrier = threading.Barrier(2)
+    refresh = loader.refresh_inputs
+
+    def together(session: Session, *args: Any) -> None:
+        barrier.wait(timeout=30)
+        refresh(session, *args)
+
+    monkeypatch.setattr(loader, "refresh_inputs", together)
+    errors: list[str] = []
+
+    def webhook(k: int) -> None:
+        record = {
+            "external_id": f"new{k}",
+            "customer_id": f"n{k}",
+            "total": "5",
+            "paid_at": (now - timedelta(hours=1)).isoformat(),
+            "customer": {"external_id": f"n{k}", "phone": f"+98935{k:07d}"},
+        }
+        try:
+            with sessions.begin() as session:
+                load_orders(
+                    session,
+                    [record],
+                    CustomerDefaults(currency=MAIN),
+                    now=now,
+                    segment_map=SegmentMap.standard(),
+                )
+        except DBAPIError as exc:
+            errors.append(type(exc.orig).__name__)
+
+    threads = [threading.Thread(target=webhook, args=(k,)) for k in (1, 2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    with sessions() as session:
+        arrivals = session.execute(
+            select(Customer.external_id, SegmentChange.old).join(
+                SegmentChange, SegmentChange.customer_id == Customer.id
+            )
+        ).all()
+    assert sorted(tuple(row) for row in arrivals) == [("n1", "none"), ("n2", "none")]
