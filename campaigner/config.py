@@ -36,7 +36,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from campaigner.customers.fields import (
     CUSTOMER_FIELDS,
@@ -120,8 +120,31 @@ Secret = Annotated[SecretStr, AfterValidator(_maskable_secret)]
 SecretUrl = Annotated[SecretStr, AfterValidator(_maskable_secret_url)]
 
 
+def _known_database(url: str) -> str:
+    """`postgres://` and `postgresql://` (as hosting services and most guides write them)
+    name the driver Campaigner installs, psycopg 3 (SQLAlchemy's default for them, psycopg2,
+    is not installed); any other unknown scheme is said here, naming the setting, instead of
+    as a traceback from the first command that connects."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return url  # not a URL at all: the engine says so, naming it
+    if parsed.drivername in ("postgres", "postgresql"):
+        return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    try:
+        parsed.get_dialect()
+    except NoSuchModuleError:
+        raise ValueError(
+            f"{parsed.drivername!r} is no database Campaigner knows: write "
+            "sqlite:///campaigner.db or postgresql+psycopg://user@host/database"
+        ) from None
+    return url
+
+
 class DatabaseSettings(Section):
-    url: Annotated[str, AfterValidator(_maskable_url_password)] = "sqlite:///campaigner.db"
+    url: Annotated[str, AfterValidator(_maskable_url_password), AfterValidator(_known_database)] = (
+        "sqlite:///campaigner.db"
+    )
     echo: bool = False
     lock_timeout: float = Field(
         30.0, gt=0, description="SQLite: seconds to wait for another writer before failing"

@@ -365,3 +365,25 @@ def test_the_sample_config_that_init_copies_loads() -> None:
     sample = Path(campaigner.__file__).parent / "samples" / "config.example.toml"
     settings = load_settings(sample)
     assert settings.console.max_failed_logins_per_network == 100
+
+
+@pytest.mark.parametrize("scheme", ["postgres", "postgresql"])
+def test_a_postgresql_url_without_a_driver_names_the_installed_one(
+    tmp_path: Path, scheme: str
+) -> None:
+    """`postgres://` (as hosting services write it) was a traceback from SQLAlchemy ("Can't
+    load plugin: sqlalchemy.dialects:postgres"), and `postgresql://` asked for psycopg2, which
+    Campaigner does not install."""
+    path = write(tmp_path, f'[database]\nurl = "{scheme}://app:s3cret-pw@db:5433/shop"\n')
+    url = load_settings(path).database.url
+    assert url == "postgresql+psycopg://app:s3cret-pw@db:5433/shop"
+
+
+def test_an_unknown_database_scheme_is_a_config_error_naming_the_setting(tmp_path: Path) -> None:
+    path = write(tmp_path, '[database]\nurl = "mongodb://app:s3cret-pw@db/shop"\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: database.url: ")
+    assert "'mongodb' is no database Campaigner knows" in message
+    assert "s3cret-pw" not in message
