@@ -144,6 +144,15 @@ def drop_mariadb_database(url: str) -> None:
     admin.dispose()
 
 
+@pytest.fixture
+def mariadb_url() -> Iterator[str]:
+    """A new, empty MariaDB database for one test, dropped after it."""
+    require_mariadb()
+    url = create_mariadb_database()
+    yield url
+    drop_mariadb_database(url)
+
+
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
     """One migrated PostgreSQL database for the whole run, emptied before each test."""

@@ -5,11 +5,8 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from conftest import (
-    create_mariadb_database,
     create_pg_database,
-    drop_mariadb_database,
     drop_pg_database,
-    require_mariadb,
     require_postgres,
 )
 from sqlalchemy import Engine, inspect, select, text
@@ -284,13 +281,8 @@ def test_segments_4_widens_the_orders_index_per_customer(db_url: str) -> None:
     check_segments_4(db_url)
 
 
-def test_segments_4_widens_the_orders_index_per_customer_on_mariadb() -> None:
-    require_mariadb()
-    url = create_mariadb_database()
-    try:
-        check_segments_4(url)
-    finally:
-        drop_mariadb_database(url)
+def test_segments_4_widens_the_orders_index_per_customer_on_mariadb(mariadb_url: str) -> None:
+    check_segments_4(mariadb_url)
 
 
 def check_segments_4_interrupted(url: str) -> None:
@@ -326,13 +318,8 @@ def test_segments_4_runs_again_after_an_interruption(db_url: str) -> None:
     check_segments_4_interrupted(db_url)
 
 
-def test_segments_4_runs_again_after_an_interruption_on_mariadb() -> None:
-    require_mariadb()
-    url = create_mariadb_database()
-    try:
-        check_segments_4_interrupted(url)
-    finally:
-        drop_mariadb_database(url)
+def test_segments_4_runs_again_after_an_interruption_on_mariadb(mariadb_url: str) -> None:
+    check_segments_4_interrupted(mariadb_url)
 
 
 def check_segments_5(url: str) -> None:
@@ -377,10 +364,5 @@ def test_segments_5_adds_the_first_paid_order_to_the_inputs(db_url: str) -> None
     check_segments_5(db_url)
 
 
-def test_segments_5_adds_the_first_paid_order_to_the_inputs_on_mariadb() -> None:
-    require_mariadb()
-    url = create_mariadb_database()
-    try:
-        check_segments_5(url)
-    finally:
-        drop_mariadb_database(url)
+def test_segments_5_adds_the_first_paid_order_to_the_inputs_on_mariadb(mariadb_url: str) -> None:
+    check_segments_5(mariadb_url)

@@ -19,7 +19,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, Index, insert, literal_column, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 from test_scoring import MAIN, build_shop
-from test_thresholds import Inputs, awkward_shop
+from test_thresholds import awkward_shop, store
 
 from campaigner.clock import FixedClock
 from campaigner.config import CustomerDefaults
@@ -172,18 +172,23 @@ def test_the_indexes_after_a_first_pass_are_the_migrations(
         assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
 
 
-def test_a_failed_fill_leaves_the_previous_rows_and_indexes(
-    sessions: sessionmaker[Session], engine: Engine, clock: FixedClock, monkeypatch: Any
-) -> None:
-    """Failing at the worst moment: the rows replaced and the history written, the last
-    index (on `segment`, built last by both ways of ranking) not built yet."""
+def previous_pass(sessions: sessionmaker[Session], engine: Engine, clock: FixedClock) -> Any:
+    """Scores from a usual pass, a month before the fill: the rows and indexes to keep."""
     with sessions.begin() as session:
         build_shop(session, clock)
         recompute(session, SegmentMap.standard(), clock.now(), MAIN, afresh=False)
     clock.advance(timedelta(days=30))
     with sessions() as session:
         before = state(session)
-    before_indexes = indexes(engine)
+    return before, indexes(engine)  # after the session: SQLite's reads begin IMMEDIATE
+
+
+def test_a_failed_fill_leaves_the_previous_rows_and_indexes(
+    sessions: sessionmaker[Session], engine: Engine, clock: FixedClock, monkeypatch: Any
+) -> None:
+    """Failing at the worst moment: the rows replaced and the history written, the last
+    index (on `segment`, built last by both ways of ranking) not built yet."""
+    before, before_indexes = previous_pass(sessions, engine, clock)
 
     build = Index.create
 
@@ -223,24 +228,23 @@ with sessions.begin() as session:
 """
 
 
-def test_a_fill_killed_mid_pass_leaves_the_previous_rows_and_indexes(
-    sessions: sessionmaker[Session], engine: Engine, clock: FixedClock, db_url: str
-) -> None:
-    with sessions.begin() as session:
-        build_shop(session, clock)
-        recompute(session, SegmentMap.standard(), clock.now(), MAIN, afresh=False)
-    clock.advance(timedelta(days=30))
-    with sessions() as session:
-        before = state(session)
-    before_indexes = indexes(engine)
-    engine.dispose()
+def killed_by(script: str, db_url: str, clock: FixedClock) -> None:
+    """Run a first pass in a process that `script` kills with SIGKILL before it commits."""
     killed = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(KILLED_MID_PASS), db_url, clock.now().isoformat()],
+        [sys.executable, "-c", textwrap.dedent(script), db_url, clock.now().isoformat()],
         env={**os.environ},
         timeout=120,
         check=False,
     )
     assert killed.returncode == -signal.SIGKILL
+
+
+def test_a_fill_killed_mid_pass_leaves_the_previous_rows_and_indexes(
+    sessions: sessionmaker[Session], engine: Engine, clock: FixedClock, db_url: str
+) -> None:
+    before, before_indexes = previous_pass(sessions, engine, clock)
+    engine.dispose()
+    killed_by(KILLED_MID_PASS, db_url, clock)
     with sessions() as session:
         assert state(session) == before
     assert indexes(engine) == before_indexes
@@ -249,16 +253,6 @@ def test_a_fill_killed_mid_pass_leaves_the_previous_rows_and_indexes(
     with sessions() as session:
         assert len(state(session)[0]) == len(before[0])
     assert indexes(engine) == before_indexes
-
-
-def previous_pass(sessions: sessionmaker[Session], engine: Engine, clock: FixedClock) -> Any:
-    """Scores from a usual pass, a month before the fill: the rows and indexes to keep."""
-    with sessions.begin() as session:
-        build_shop(session, clock)
-        recompute(session, SegmentMap.standard(), clock.now(), MAIN, afresh=False)
-    clock.advance(timedelta(days=30))
-    with sessions() as session:
-        return state(session), indexes(engine)
 
 
 def test_a_fill_failing_without_its_primary_key_leaves_the_previous_rows_and_key(
@@ -306,19 +300,7 @@ def test_a_fill_killed_without_its_primary_key_leaves_the_previous_rows_and_key(
         pytest.skip("only PostgreSQL rebuilds the primary key")
     before, before_indexes = previous_pass(sessions, engine, clock)
     engine.dispose()
-    killed = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            textwrap.dedent(KILLED_WITHOUT_KEY),
-            db_url,
-            clock.now().isoformat(),
-        ],
-        env={**os.environ},
-        timeout=120,
-        check=False,
-    )
-    assert killed.returncode == -signal.SIGKILL
+    killed_by(KILLED_WITHOUT_KEY, db_url, clock)
     with sessions() as session:
         assert state(session) == before
     assert indexes(engine) == before_indexes
@@ -331,23 +313,6 @@ def aside(session: Session) -> None:
     session.execute(
         insert(_inputs).from_select(columns, select(*(scores.c[name] for name in columns)))
     )
-
-
-def store(session: Session, shop: list[Inputs]) -> None:
-    for n, (last, count, currency, spent) in enumerate(shop):
-        customer = Customer(external_id=f"t{n}")
-        session.add(customer)
-        session.flush()
-        session.add(
-            CustomerScore(
-                customer_id=customer.id,
-                orders=count,
-                last_paid_at=last,
-                currency=currency,
-                spent=spent,
-            )
-        )
-    session.flush()
 
 
 @pytest.mark.parametrize("count", [1, 2, 3, 4, 5, 6, 9, 23, 137, 1009])

@@ -51,26 +51,32 @@ def expected_scores(shop: dict[int, Inputs]) -> dict[int, tuple[int, int, int, s
     }
 
 
+def store(session: Session, shop: list[Inputs]) -> dict[int, Inputs]:
+    """These inputs stored as they are, a customer each; returns them by customer id."""
+    ids: dict[int, Inputs] = {}
+    for n, inputs in enumerate(shop):
+        customer = Customer(external_id=f"t{n}")
+        session.add(customer)
+        session.flush()
+        last, count, currency, spent = inputs
+        session.add(
+            CustomerScore(
+                customer_id=customer.id,
+                orders=count,
+                last_paid_at=last,
+                currency=currency,
+                spent=spent,
+            )
+        )
+        ids[customer.id] = inputs
+    session.flush()
+    return ids
+
+
 def scored(sessions: sessionmaker[Session], shop: list[Inputs], now: datetime) -> dict[int, Any]:
     """Store these inputs as they are, rank, and return (expected, stored) by customer."""
     with sessions.begin() as session:
-        ids: dict[int, Inputs] = {}
-        for n, inputs in enumerate(shop):
-            customer = Customer(external_id=f"t{n}")
-            session.add(customer)
-            session.flush()
-            last, count, currency, spent = inputs
-            session.add(
-                CustomerScore(
-                    customer_id=customer.id,
-                    orders=count,
-                    last_paid_at=last,
-                    currency=currency,
-                    spent=spent,
-                )
-            )
-            ids[customer.id] = inputs
-        session.flush()
+        ids = store(session, shop)
         result = rescore(session, SegmentMap.standard(), now)
         assert result.changed + result.placed == len(shop)  # moved, or placed quietly
     with sessions() as session:
