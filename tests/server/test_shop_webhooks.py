@@ -1001,7 +1001,9 @@ def customer_stats(sessions: sessionmaker[Session]) -> tuple[int, Decimal]:
 def planned_thanks(sessions: sessionmaker[Session], settings: Settings) -> int:
     with sessions.begin() as session:
         session.execute(Customer.__table__.update().values(marketing_consent=True))
-        report = plan(session, [THANKS], datetime(2026, 3, 20, 11, 0, tzinfo=UTC), settings)
+        report = plan(
+            session, [THANKS], FixedClock(datetime(2026, 3, 20, 11, 0, tzinfo=UTC)), settings
+        )
     return report.rules["thanks"].planned
 
 
