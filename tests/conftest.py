@@ -24,7 +24,7 @@ from typing import ClassVar
 import pytest
 import respx
 from console_site import ConsoleSite
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from campaigner.clock import FixedClock
@@ -200,6 +200,18 @@ def engine(db_url: str) -> Iterator[Engine]:
 @pytest.fixture
 def sessions(engine: Engine) -> sessionmaker[Session]:
     return session_factory(engine)
+
+
+@pytest.fixture
+def impatient_sessions(db_url: str) -> Iterator[sessionmaker[Session]]:
+    """PostgreSQL sessions that give up a lock wait after 2 s (LockNotAvailable) instead of
+    waiting: a test of code that must not wait fails there instead of hanging."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("SQLite serialises writers (BEGIN IMMEDIATE): no lock to wait on alone")
+    url = make_url(db_url).update_query_dict({"options": "-c lock_timeout=2000"})
+    engine = create_engine_for(url.render_as_string(hide_password=False))
+    yield session_factory(engine)
+    engine.dispose()
 
 
 @pytest.fixture

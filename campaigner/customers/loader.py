@@ -49,7 +49,7 @@ from campaigner.db.models import Customer, CustomerDate, Order, OrderItem, Order
 from campaigner.db.upsert import upsert
 from campaigner.messages.coupons import redeem_coupons
 from campaigner.messages.referrals import attribute_referrals
-from campaigner.segments.daily import rescore_loaded
+from campaigner.segments.daily import rank_for_request
 from campaigner.segments.rfm_map import SegmentMap
 from campaigner.segments.scoring import refresh_inputs
 
@@ -221,8 +221,9 @@ def load_orders(
     """Upsert order records by external id and refresh their customers' statistics.
 
     With `segment_map`, value segments are rescored too (shop-wide: see
-    `campaigner.segments.scoring`); a caller loading many batches leaves it out and rescores
-    once at the end.
+    `campaigner.segments.scoring`) as a request needs it, never waiting for a pass
+    (`campaigner.segments.daily.rank_for_request`); a caller loading many batches leaves it
+    out and rescores once at the end.
 
     `customer_id` is the customer's external id; an order for an unknown customer is an error.
     A record may carry its buyer inline as `customer` (customer fields): that customer is
@@ -271,12 +272,13 @@ def load_orders(
     result.warnings.sort(key=lambda warning: warning.index)
     changed, stale = _write(session, cast(Table, Order.__table__), good, now, result)
     if changed:
-        refresh_customer_stats(
-            session, {row["customer_id"] for row in good}, main_currency=defaults.currency
-        )
+        customers = {row["customer_id"] for row in good}
+        # A request's inputs are refreshed with its ranking, only if that need not wait.
+        inputs_currency = None if segment_map is not None else defaults.currency
+        refresh_customer_stats(session, customers, main_currency=inputs_currency)
         _apply_codes(session, [row for row in good if row["external_id"] not in stale])
         if segment_map is not None:
-            rescore_loaded(session, segment_map, now, defaults.currency)
+            rank_for_request(session, customers, segment_map, now, defaults.currency)
     items_by_order = {key: items for key, items in items_by_order.items() if key not in stale}
     if items_by_order:
         _replace_items(session, items_by_order)

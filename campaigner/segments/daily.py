@@ -10,30 +10,46 @@ the latest one the previous pass saw (an index range on `orders.updated_at`), an
 everybody when there was no previous pass or the shop's main currency changed (inputs of
 customers who paid in several currencies depend on it). It also applies a map changed in
 config, since the ranking always covers the whole shop.
+
+A loader serving a request (a shop webhook, the ingest API) never waits for a pass
+(`rank_for_request`): before the shop's first pass it leaves the ranking to the daemon, and
+while another transaction holds the rescoring lock it leaves its customers owed to the next
+ranking, whoever runs it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
+from uuid import uuid4
 
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, delete, func, select, text
 from sqlalchemy.orm import Session
 
 from campaigner.db.models import Order, SyncState
 from campaigner.segments.passes import recompute
 from campaigner.segments.rfm_map import SegmentMap
-from campaigner.segments.scoring import RescoreResult, rescore
+from campaigner.segments.scoring import RescoreResult, lock, refresh_inputs, rescore, try_lock
 
 STATE = "segments:daily"
+# Customers whose inputs a request left to the next ranking: one `sync_state` row per
+# request, under a name of its own, so that writing it never waits for another transaction.
+OWED = "segments:owed:"
 
 
 def daily(
     session: Session, segment_map: SegmentMap, now: datetime, main_currency: str
 ) -> RescoreResult:
-    """Refresh what may be stale, rank, and remember how far the orders were read."""
+    """Refresh what may be stale and what requests left owed, rank, and remember how far
+    the orders were read."""
+    lock(session)  # before reading what is owed: a request that ranks meanwhile settles it
     touched, mark = stale(session, main_currency)
+    names, owed_customers = owed(session)
+    if touched is not None:
+        touched = sorted(set(touched) | set(owed_customers))
     result = recompute(session, segment_map, now, main_currency, touched)
+    settle(session, names)
     remember(session, {**mark, "ran_at": now.isoformat()})
     return result
 
@@ -50,16 +66,88 @@ def due(session: Session, now: datetime, interval: timedelta) -> bool:
 def rescore_loaded(
     session: Session, segment_map: SegmentMap, now: datetime, main_currency: str
 ) -> RescoreResult:
-    """The ranking after a loader (import, sync, ingest API, shop webhook) wrote orders.
+    """The ranking after a loader nobody's request waits on (CLI import, sync) wrote orders
+    and refreshed its customers' inputs; it refreshes the owed ones too (`rank_for_request`).
 
     Until the shop's first pass over everybody (no mark yet), `customer_scores` may lack every
     customer whose orders predate segments: ranked among the few already scored, a customer
     who had just bought was placed in "lost", recorded as a move, and a win-back rule
-    messaged them. So the first loader to rank runs that pass itself, once (on a shop that
-    starts empty it costs nothing)."""
+    messaged them. So such a loader runs that pass itself, once (an import shows its
+    progress; on a shop that starts empty it costs nothing)."""
     if session.get(SyncState, STATE) is None:
         return daily(session, segment_map, now, main_currency)
-    return rescore(session, segment_map, now)
+    return _rank(session, segment_map, now, main_currency, [])
+
+
+def rank_for_request(
+    session: Session,
+    customer_ids: Iterable[int],
+    segment_map: SegmentMap,
+    now: datetime,
+    main_currency: str,
+) -> RescoreResult | None:
+    """The inputs of the customers a request loaded (a shop webhook, the ingest API), then
+    the ranking, without making the request wait for a pass: a shop counts a delivery
+    answered late as failed and sends it again (Shopify waits 5 s), and on a large shop a
+    first pass takes 10 s or more.
+
+    - Before the shop's first pass (no mark) the inputs only: the daemon's pass at start,
+      or `run --once`, ranks everybody, and places these customers as the request would
+      have (a first paid order within ARRIVAL_WINDOW is a move from "none").
+    - While another transaction holds the rescoring lock (PostgreSQL: a pass, an import,
+      another request ranking), nothing is written to `customer_scores`, which that pass
+      may hold until it commits: the customers are owed (`owe`), and the next ranking, a
+      request's or the daemon's, refreshes their inputs first.
+
+    Returns None when the ranking was left to another pass."""
+    ids = sorted(set(customer_ids))
+    if not try_lock(session):
+        owe(session, ids, now)
+        return None
+    if session.get(SyncState, STATE) is None:
+        refresh_inputs(session, ids, main_currency)
+        return None
+    return _rank(session, segment_map, now, main_currency, ids)
+
+
+def _rank(
+    session: Session,
+    segment_map: SegmentMap,
+    now: datetime,
+    main_currency: str,
+    customer_ids: list[int],
+) -> RescoreResult:
+    """Inputs of these customers and of the owed ones, then the ranking; what was owed is
+    settled with it."""
+    lock(session)  # before reading what is owed: another ranking may be settling it
+    names, owed_customers = owed(session)
+    refresh_inputs(session, sorted(set(customer_ids) | set(owed_customers)), main_currency)
+    result = rescore(session, segment_map, now)
+    settle(session, names)
+    return result
+
+
+def owe(session: Session, customer_ids: list[int], now: datetime) -> None:
+    """Leave these customers' inputs and ranking to the next ranking."""
+    if customer_ids:
+        name = f"{OWED}{uuid4().hex}"
+        session.add(SyncState(name=name, cursor={"customers": customer_ids}, updated_at=now))
+
+
+def owed(session: Session) -> tuple[list[str], list[int]]:
+    """The rows owed to this ranking (to settle once it has run) and their customers."""
+    rows = session.execute(
+        select(SyncState.name, SyncState.cursor).where(SyncState.name.like(f"{OWED}%"))
+    ).all()
+    customers = {int(id_) for _, cursor in rows for id_ in cursor.get("customers", [])}
+    return [name for name, _ in rows], sorted(customers)
+
+
+def settle(session: Session, names: list[str]) -> None:
+    """Forget what was owed once a ranking has refreshed it: only the rows it read, so
+    that a request's committed since is owed to the next one."""
+    if names:
+        session.execute(delete(SyncState).where(SyncState.name.in_(names)))
 
 
 def tidy(engine: Engine) -> None:
@@ -87,7 +175,7 @@ def stale(session: Session, main_currency: str) -> tuple[list[int] | None, dict[
     # Read before refreshing: an order committed after this read has a later stamp, or the
     # same one where stamps are coarse (MariaDB keeps whole seconds), and is read next time.
     # (One committed later with an earlier stamp was written by a loader, which refreshed
-    # its customer itself.)
+    # its customer itself, or by a request, which left its customer owed: `owe`.)
     latest = session.scalar(select(func.max(Order.updated_at)))
     mark = {"currency": main_currency, "orders_updated_at": _stamp(latest)}
     since = _seen(cursor.get("orders_updated_at"))

@@ -379,6 +379,15 @@ def lock(session: Session) -> None:
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": RESCORE_LOCK})
 
 
+def try_lock(session: Session) -> bool:
+    """`lock` without waiting: False when another transaction holds it (PostgreSQL only;
+    elsewhere writers are serialised by the database, and this is always True)."""
+    if session.connection().dialect.name != "postgresql":
+        return True
+    taken = session.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": RESCORE_LOCK})
+    return bool(taken)
+
+
 def rescore(session: Session, segment_map: SegmentMap, now: datetime) -> RescoreResult:
     """Rank the whole shop and write what moved; see the module docstring."""
     connection = session.connection()

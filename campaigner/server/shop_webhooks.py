@@ -65,7 +65,7 @@ from campaigner.customers.loader import (
 from campaigner.customers.records import BirthdayFormat, RowError, as_text
 from campaigner.db.models import Customer, Order, ShopEvent
 from campaigner.errors import CampaignerError
-from campaigner.segments.daily import rescore_loaded
+from campaigner.segments.daily import rank_for_request
 from campaigner.server.guard import Guard, Refused
 from campaigner.server.signatures import signature_matches
 from campaigner.shops import shopify, woocommerce
@@ -210,10 +210,7 @@ class _Shop:
                     updated_at=self.clock.now(),
                 )
             )
-            refresh_customer_stats(
-                session, [order.customer_id], main_currency=self.settings.customers.currency
-            )
-            self._rescore(session)
+            self._refresh_customer(session, order.customer_id)
             session.commit()
         log.info("woocommerce order %s deleted: cancelled", order_id)
         return PlainTextResponse("ok 1")
@@ -299,9 +296,14 @@ class _Shop:
             record["paid_at"] = stored.paid_at.isoformat()
         return self.orders(session, record)
 
-    def _rescore(self, session: Session) -> None:
+    def _refresh_customer(self, session: Session, customer_id: int) -> None:
+        """The customer's statistics, then their inputs and the ranking if that need not
+        wait for a pass (`rank_for_request`)."""
+        refresh_customer_stats(session, [customer_id])
         segments, customers = self.settings.segments, self.settings.customers
-        rescore_loaded(session, segments.segment_map, self.clock.now(), customers.currency)
+        rank_for_request(
+            session, [customer_id], segments.segment_map, self.clock.now(), customers.currency
+        )
 
     def refund(
         self, session: Session, order_id: str, refund_id: str, amount: Decimal
@@ -316,10 +318,7 @@ class _Shop:
             .where(Order.id == order.id)
             .values(refunded=min(order.refunded + amount, order.total))
         )
-        refresh_customer_stats(
-            session, [order.customer_id], main_currency=self.settings.customers.currency
-        )
-        self._rescore(session)
+        self._refresh_customer(session, order.customer_id)
         return LoadResult(updated=1)
 
     def _first(self, session: Session, key: str) -> bool:

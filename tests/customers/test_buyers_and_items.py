@@ -20,6 +20,7 @@ from campaigner.db.models import (
     SegmentChange,
 )
 from campaigner.segments import SegmentMap
+from campaigner.segments.daily import daily
 from campaigner.segments.scoring import rescore
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
@@ -205,6 +206,8 @@ def test_a_guest_who_registers_keeps_its_segment_without_a_move_from_none(
     had last bought: a win-back or welcome `segment_change` rule messaged a buyer for a move
     never made. The guest's history is the person's, and moves with them."""
     segments = SegmentMap.standard()
+    with sessions.begin() as session:  # the daemon's pass at start, on a shop still empty
+        daily(session, segments, NOW, DEFAULTS.currency)
     with sessions.begin() as session:
         load_customers(
             session,

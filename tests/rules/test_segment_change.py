@@ -21,7 +21,7 @@ from campaigner.db.models import Customer, CustomerScore, Message, Order, Segmen
 from campaigner.planner import plan
 from campaigner.rules.models import Rule
 from campaigner.segments import SegmentMap
-from campaigner.segments.daily import daily
+from campaigner.segments.daily import daily, rescore_loaded
 from campaigner.segments.rfm_map import NO_SEGMENT, SEGMENTS
 
 
@@ -139,6 +139,8 @@ def test_the_recomputation_feeds_the_rule_end_to_end(
     sessions: sessionmaker[Session], settings: Settings, clock: FixedClock
 ) -> None:
     welcome = rule(name="welcome", **{"from": ["none"], "to": ["lost", "new"]})
+    with sessions.begin() as session:  # the daemon's pass at start, on a shop still empty
+        daily(session, SegmentMap.standard(), clock.now(), "IRT")
     with sessions.begin() as session:
         load_customers(
             session,
@@ -232,12 +234,13 @@ def test_the_first_pass_after_an_upgrade_records_where_everybody_is_and_messages
 def test_an_order_loaded_before_the_first_pass_is_ranked_against_the_whole_shop(
     sessions: sessionmaker[Session], settings: Settings, clock: FixedClock
 ) -> None:
-    """A webhook's or an import's order arrives between the upgrade and the daemon's first
-    pass. Ranked among the few customers already scored, a customer who had just bought was
-    placed in "lost" and that recorded as a move: a win-back rule messaged them minutes after
-    buying. The loader runs the shop's first pass instead: everybody is placed where the
-    whole shop puts them, quietly (the buyer's first order is months old), and the daemon's
-    pass finds nothing new."""
+    """An import's order arrives between the upgrade and the daemon's first pass. Ranked
+    among the few customers already scored, a customer who had just bought was placed in
+    "lost" and that recorded as a move: a win-back rule messaged them minutes after buying.
+    The import runs the shop's first pass instead (a request leaves it to the daemon:
+    tests/segments/test_daily.py): everybody is placed where the whole shop puts them,
+    quietly (the buyer's first order is months old), and the daemon's pass finds nothing
+    new."""
     start = clock.now()
     ids = upgraded_shop(sessions, start)
     with sessions.begin() as session:
@@ -246,8 +249,8 @@ def test_an_order_loaded_before_the_first_pass_is_ranked_against_the_whole_shop(
             [{"external_id": "u1-web", "customer_id": "u1", "total": "70", "paid_at": start}],
             CustomerDefaults(),
             now=start,
-            segment_map=SegmentMap.standard(),
         )
+        rescore_loaded(session, SegmentMap.standard(), start, "IRT")
         history = session.execute(select(SegmentChange.customer_id, SegmentChange.new)).all()
         placed = session.get_one(CustomerScore, ids["u1"]).segment
         scored = session.scalar(select(func.count()).select_from(CustomerScore))

@@ -1,12 +1,13 @@
 """The daemon's daily pass reads only the orders changed since the previous pass, yet leaves
 every customer's inputs as a full recomputation would; everybody's the first time and when
-the main currency changed."""
+the main currency changed. A request (webhook, ingest API) never waits for a pass: what it
+leaves to the next one is placed there, with its move."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -17,7 +18,7 @@ from conftest import (
     drop_mariadb_database,
     require_mariadb,
 )
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -26,11 +27,12 @@ from campaigner.config import CustomerDefaults
 from campaigner.customers import loader
 from campaigner.customers.loader import load_orders
 from campaigner.db import create_engine_for, session_factory, upgrade
-from campaigner.db.models import Customer, CustomerScore, Order, SegmentChange
+from campaigner.db.models import Customer, CustomerScore, Order, SegmentChange, SyncState
 from campaigner.segments import SegmentMap, recompute
-from campaigner.segments.daily import daily
+from campaigner.segments.daily import OWED, STATE, daily
 
 MAIN = "IRT"
+STANDARD = SegmentMap.standard()
 
 
 def inputs(sessions: sessionmaker[Session]) -> dict[str, tuple[object, ...]]:
@@ -161,47 +163,144 @@ def test_an_order_written_in_the_second_of_the_watermark_is_read_on_mariadb(
     assert inputs(mariadb_sessions)["c2"][:3] == (1, MAIN, Decimal(2))
 
 
-def test_two_loaders_at_once_on_a_shop_without_a_first_pass_both_commit(
+def a_request(sessions: sessionmaker[Session], k: int, now: datetime, **customer: Any) -> None:
+    """A webhook's or the ingest API's order of new customer `n<k>`, paid an hour before
+    `now`, loaded as a request loads it (`segment_map`: ranked with the request)."""
+    record = {
+        "external_id": f"new{k}",
+        "customer_id": f"n{k}",
+        "total": "5",
+        "paid_at": (now - timedelta(hours=1)).isoformat(),
+        "customer": {"external_id": f"n{k}", "phone": f"+98935{k:07d}", **customer},
+    }
+    with sessions.begin() as session:
+        result = load_orders(
+            session, [record], CustomerDefaults(currency=MAIN), now=now, segment_map=STANDARD
+        )
+    assert result.errors == []
+
+
+def upgraded_shop(sessions: sessionmaker[Session], clock: FixedClock) -> None:
+    """Twenty long-standing customers whose orders predate segments: no inputs, no mark."""
+    for n in range(1, 21):
+        add_order_stamped(sessions, clock, n)
+    clock.advance(timedelta(days=5))
+
+
+def moves(sessions: sessionmaker[Session]) -> list[tuple[str, str, str]]:
+    with sessions() as session:
+        rows = session.execute(
+            select(Customer.external_id, SegmentChange.old, SegmentChange.new)
+            .join(SegmentChange, SegmentChange.customer_id == Customer.id)
+            .order_by(Customer.external_id)
+        )
+        return [(row[0], row[1], row[2]) for row in rows]
+
+
+def marked(sessions: sessionmaker[Session]) -> bool:
+    with sessions() as session:
+        return session.get(SyncState, STATE) is not None
+
+
+def owed_rows(sessions: sessionmaker[Session]) -> int:
+    with sessions() as session:
+        owed = select(func.count()).where(SyncState.name.like(f"{OWED}%"))
+        return session.scalar(owed) or 0
+
+
+def test_a_request_before_the_first_pass_leaves_the_ranking_to_the_daemon(
+    sessions: sessionmaker[Session], clock: FixedClock
+) -> None:
+    """Regression: on a shop upgraded to segments, a webhook or ingest request that came
+    before the daemon's first pass ran that pass itself (10-13 s at 1M customers), and the
+    shop counted the delivery as failed and sent it again. It now refreshes its customer's
+    inputs only; the daemon's pass places everybody, the new customer with its move from
+    "none", as the request would have."""
+    upgraded_shop(sessions, clock)
+    a_request(sessions, 1, clock.now())
+    assert not marked(sessions)  # no pass ran
+    with sessions() as session:
+        rows = session.execute(
+            select(Customer.external_id, CustomerScore.orders, CustomerScore.scored_at).join(
+                CustomerScore, CustomerScore.customer_id == Customer.id
+            )
+        ).all()
+    assert [tuple(row) for row in rows] == [("n1", 1, None)]  # inputs, never ranked
+    assert moves(sessions) == []
+
+    clock.advance(timedelta(minutes=5))
+    with sessions.begin() as session:  # the daemon's pass at start, or `run --once`
+        first = daily(session, STANDARD, clock.now(), MAIN)
+    assert (first.changed, first.placed) == (1, 20)
+    assert moves(sessions) == [("n1", "none", "new")]  # a welcome rule's move
+
+
+@pytest.mark.parametrize("next_pass", ["the daemon's", "a request's"])
+def test_a_request_while_a_pass_holds_the_lock_leaves_its_customer_to_the_next_one(
+    impatient_sessions: sessionmaker[Session], clock: FixedClock, next_pass: str
+) -> None:
+    """Regression: a request that came while a pass held the rescoring lock waited for the
+    whole pass (at 1M customers, 10 s and more) before it could answer. It now writes no
+    scores and leaves its customer owed; the next ranking, whoever runs it, places them with
+    their move. Even when the request's order is stamped before the mark the pass read (its
+    clock was read before another order's, committed first): the mark does not cover it."""
+    sessions = impatient_sessions
+    upgraded_shop(sessions, clock)
+    run_daily(sessions, clock)  # the shop's first pass: from now on requests rank
+    request_began = clock.now()
+    clock.advance(timedelta(minutes=1))
+    add_order_stamped(sessions, clock, 21)
+    with sessions.begin() as holder:
+        daily(holder, STANDARD, clock.now(), MAIN)  # holds the lock until its commit
+        a_request(sessions, 1, request_began)  # on main: LockNotAvailable after 2 s
+        with sessions.begin() as session:
+            n1 = session.scalar(select(Customer.id).where(Customer.external_id == "n1"))
+            assert session.get(CustomerScore, n1) is None
+            # Stamped before c21's order, which the pass read as its mark.
+            session.execute(
+                update(Order).where(Order.customer_id == n1).values(updated_at=request_began)
+            )
+    assert owed_rows(sessions) == 1
+
+    c21 = ("c21", "none", "new")  # placed by the pass that held the lock
+    assert moves(sessions) == [c21]
+
+    clock.advance(timedelta(minutes=5))
+    if next_pass == "the daemon's":
+        run_daily(sessions, clock)
+        assert moves(sessions) == [c21, ("n1", "none", "new")]
+    else:
+        a_request(sessions, 2, clock.now())
+        assert moves(sessions) == [c21, ("n1", "none", "new"), ("n2", "none", "new")]
+    assert owed_rows(sessions) == 0
+
+
+def test_two_requests_at_once_on_a_shop_without_a_first_pass_both_commit(
     sessions: sessionmaker[Session], clock: FixedClock, db_url: str, monkeypatch: Any
 ) -> None:
     """Two webhooks for new customers at the same moment on an upgraded shop: each refreshed
     its customer's inputs, then the first to rank ran the first pass, whose DROP INDEX waited
     for the other's row in `customer_scores` while the other waited for the pass's advisory
     lock. PostgreSQL killed one as a deadlock and its order was rolled back (a 500 to the
-    shop). Writers of the scores now take the lock before their first write."""
+    shop). Neither ranks now, and the one that finds the lock taken writes no scores; the
+    daemon's pass places both."""
     if db_url.startswith("sqlite"):
         pytest.skip("SQLite serialises writers (BEGIN IMMEDIATE): this race needs PostgreSQL")
-    for n in range(1, 21):
-        add_order_stamped(sessions, clock, n)
-    clock.advance(timedelta(days=5))  # long-standing customers: placed without a move
+    upgraded_shop(sessions, clock)
     now = clock.now()
     barrier = threading.Barrier(2)
-    refresh = loader.refresh_inputs
+    rank = loader.rank_for_request
 
-    def together(session: Session, *args: Any) -> None:
+    def together(session: Session, *args: Any) -> object:
         barrier.wait(timeout=30)
-        refresh(session, *args)
+        return rank(session, *args)
 
-    monkeypatch.setattr(loader, "refresh_inputs", together)
+    monkeypatch.setattr(loader, "rank_for_request", together)
     errors: list[str] = []
 
     def webhook(k: int) -> None:
-        record = {
-            "external_id": f"new{k}",
-            "customer_id": f"n{k}",
-            "total": "5",
-            "paid_at": (now - timedelta(hours=1)).isoformat(),
-            "customer": {"external_id": f"n{k}", "phone": f"+98935{k:07d}"},
-        }
         try:
-            with sessions.begin() as session:
-                load_orders(
-                    session,
-                    [record],
-                    CustomerDefaults(currency=MAIN),
-                    now=now,
-                    segment_map=SegmentMap.standard(),
-                )
+            a_request(sessions, k, now)
         except DBAPIError as exc:
             errors.append(type(exc.orig).__name__)
 
@@ -211,10 +310,6 @@ def test_two_loaders_at_once_on_a_shop_without_a_first_pass_both_commit(
     for thread in threads:
         thread.join(timeout=60)
     assert errors == []
-    with sessions() as session:
-        arrivals = session.execute(
-            select(Customer.external_id, SegmentChange.old).join(
-                SegmentChange, SegmentChange.customer_id == Customer.id
-            )
-        ).all()
-    assert sorted(tuple(row) for row in arrivals) == [("n1", "none"), ("n2", "none")]
+    assert moves(sessions) == [] and not marked(sessions)
+    run_daily(sessions, clock)
+    assert moves(sessions) == [("n1", "none", "new"), ("n2", "none", "new")]

@@ -1,15 +1,16 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
 import schemathesis
+from conftest import add_paid_order
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
-from pydantic import SecretStr
+from pydantic import SecretStr, TypeAdapter
 from schemathesis.checks import not_a_server_error
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -18,7 +19,18 @@ from starlette.testclient import TestClient
 
 from campaigner.clock import FixedClock
 from campaigner.config import Settings
-from campaigner.db.models import Customer, CustomerDate, Order, OrderItem
+from campaigner.db.models import (
+    Customer,
+    CustomerDate,
+    Message,
+    Order,
+    OrderItem,
+    SegmentChange,
+    SyncState,
+)
+from campaigner.planner import plan
+from campaigner.rules.models import Rule
+from campaigner.segments.daily import daily
 from campaigner.server.ingest import ingest_routes
 
 TOKEN = "t0ken-for-tests"
@@ -340,6 +352,8 @@ def test_a_lone_surrogate_is_refused_not_a_server_error(
 def test_the_ingest_api_rescores_with_each_request(
     settings: Settings, sessions: sessionmaker[Session], clock: FixedClock
 ) -> None:
+    with sessions.begin() as session:  # the daemon's pass at start, on a shop still empty
+        daily(session, settings.segments.segment_map, clock.now(), settings.customers.currency)
     client = TestClient(make_app(settings, sessions, clock))
     for customer in ("a", "b"):
         client.post(
@@ -358,6 +372,48 @@ def segments_by_id(sessions: sessionmaker[Session]) -> dict[str, str]:
     with sessions() as session:
         rows = session.execute(select(Customer.external_id, Customer.segment))
         return {external_id: segment for external_id, segment in rows}
+
+
+WELCOME: Rule = TypeAdapter(Rule).validate_python(
+    {
+        "name": "welcome",
+        "trigger": "segment_change",
+        "template": "x",
+        "from": ["none"],
+        "to": ["new"],
+    }
+)
+
+
+def test_an_order_before_the_shops_first_pass_is_answered_without_it(
+    settings: Settings, sessions: sessionmaker[Session], clock: FixedClock
+) -> None:
+    """Regression: on a shop upgraded to segments, an ingest request that came before the
+    daemon's first pass ran that pass itself (10-13 s at 1M customers), and its caller gave
+    up and sent it again. The request now leaves the ranking to the daemon's pass, which
+    places the new customer with its move from "none": the welcome rule still fires."""
+    for n in range(1, 6):
+        add_paid_order(sessions, clock, n)  # long-standing customers, never ranked
+    clock.advance(timedelta(days=30))
+    client = TestClient(make_app(settings, sessions, clock))
+    new = {"id": "new", "phone": "09351234567", "consent": True}
+    assert client.post("/api/v1/customers", json=new, headers=AUTH).status_code == 200
+    paid_at = (clock.now() - timedelta(hours=1)).isoformat()
+    order = {"id": "o-new", "customer_id": "new", "total": 100, "paid_at": paid_at}
+    assert client.post("/api/v1/orders", json=order, headers=AUTH).status_code == 200
+    with sessions() as session:
+        assert session.get(SyncState, "segments:daily") is None  # no pass ran
+        assert session.scalars(select(SegmentChange)).all() == []
+    assert set(segments_by_id(sessions).values()) == {"none"}
+
+    with sessions.begin() as session:  # the daemon's pass at start, or `run --once`
+        daily(session, settings.segments.segment_map, clock.now(), settings.customers.currency)
+    assert segments_by_id(sessions)["new"] == "new"
+    with sessions.begin() as session:
+        report = plan(session, [WELCOME], clock, settings)
+        welcomed = session.scalars(select(Message.customer_id)).all()
+        new_id = session.scalar(select(Customer.id).where(Customer.external_id == "new"))
+    assert report.rules["welcome"].planned == 1 and welcomed == [new_id]
 
 
 def test_an_unknown_field_is_named_not_dropped(

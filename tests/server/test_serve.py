@@ -184,10 +184,10 @@ SHORT_HEAD = ConnectionLimits(head_timeout=HEAD_TIMEOUT)
 HELD = 6.0
 
 
-def _trickle(sock: socket.socket, byte: bytes) -> tuple[bytes, float]:
+def _trickle(sock: socket.socket, byte: bytes, started: float) -> tuple[bytes, float]:
     """Send `byte` every 50 ms until the server closes the connection (or HELD passes):
-    what came back, and after how long the server closed."""
-    started = time.monotonic()
+    what came back, and how long after `started` the server closed. `started` is taken
+    before connecting: the server's timer starts when it accepts, before this call."""
     sock.settimeout(0.05)
     received = b""
     while time.monotonic() - started < HELD:
@@ -221,12 +221,11 @@ def _pong(sock: socket.socket) -> bytes:
 def test_a_head_trickled_in_a_byte_at_a_time_is_answered_408_and_closed() -> None:
     """Slowloris: each byte came in time for uvicorn, which has no bound on a head's time,
     so one client could hold as many connections as it opened."""
-    with (
-        serve_in_background(_ping_app(), limits=SHORT_HEAD) as server,
-        socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock,
-    ):
-        sock.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\nX-Slow: ")
-        received, elapsed = _trickle(sock, b"a")
+    with serve_in_background(_ping_app(), limits=SHORT_HEAD) as server:
+        started = time.monotonic()
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+            sock.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            received, elapsed = _trickle(sock, b"a", started)
     assert HEAD_TIMEOUT <= elapsed < HELD
     assert received.startswith(b"HTTP/1.1 408 "), received[:80]
     assert b"connection: close" in received.lower()
@@ -234,11 +233,10 @@ def test_a_head_trickled_in_a_byte_at_a_time_is_answered_408_and_closed() -> Non
 
 
 def test_a_connection_that_never_sends_a_request_is_closed_without_an_answer() -> None:
-    with (
-        serve_in_background(_ping_app(), limits=SHORT_HEAD) as server,
-        socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock,
-    ):
-        received, elapsed = _trickle(sock, b"")
+    with serve_in_background(_ping_app(), limits=SHORT_HEAD) as server:
+        started = time.monotonic()
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+            received, elapsed = _trickle(sock, b"", started)
     assert HEAD_TIMEOUT <= elapsed < HELD
     assert received == b""
 
@@ -252,7 +250,7 @@ def test_a_kept_alive_connection_is_not_held_open_by_empty_lines() -> None:
     ):
         sock.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
         first = _pong(sock)
-        received, elapsed = _trickle(sock, b"\r\n")
+        received, elapsed = _trickle(sock, b"\r\n", time.monotonic())
     assert first.startswith(b"HTTP/1.1 200 ") and first.endswith(b"pong"), first
     # The timer starts as the answer is sent, a little before this client starts its watch.
     assert elapsed < HELD

@@ -20,16 +20,27 @@ import pytest
 import shopify_payloads as shopify_docs
 import woocommerce_payloads as woo_docs
 from pydantic import SecretStr, TypeAdapter
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.testclient import TestClient
 
 from campaigner.clock import FixedClock
 from campaigner.config import Settings, SourceSettings
 from campaigner.customers.loader import LoadResult
-from campaigner.db.models import Customer, CustomerDate, Message, Order, OrderItem, ShopEvent
+from campaigner.db.models import (
+    Customer,
+    CustomerDate,
+    CustomerScore,
+    Message,
+    Order,
+    OrderItem,
+    SegmentChange,
+    ShopEvent,
+)
 from campaigner.planner import plan
 from campaigner.rules.models import Rule
+from campaigner.segments.daily import daily
+from campaigner.segments.scoring import RESCORE_LOCK
 from campaigner.server import shop_webhooks
 from campaigner.server.app import create_app
 from campaigner.server.shop_webhooks import CONFIRMATIONS_AT_ONCE, _Shop
@@ -1022,6 +1033,30 @@ def test_a_deleted_woocommerce_order_stops_counting_as_paid_until_restored(
     assert woo(client, "order.restored", restored).text == "ok 1"
     assert stored_order(sessions)[0] == "paid"
     assert customer_stats(sessions) == (1, Decimal("29.35"))
+
+
+def test_an_order_while_a_pass_holds_the_rescoring_lock_is_answered_without_waiting(
+    settings: Settings, impatient_sessions: sessionmaker[Session]
+) -> None:
+    """Regression: a webhook that came while a segments pass held the rescoring lock waited
+    for the whole pass (10 s and more at 1M customers; Shopify gives up after 5 s) and the
+    shop sent it again. It now answers without ranking, and the next pass places the buyer
+    with its move from "none"."""
+    sessions = impatient_sessions
+    with sessions.begin() as session:  # the daemon's pass at start: from now on webhooks rank
+        daily(session, settings.segments.segment_map, NOW, settings.customers.currency)
+    client = app_client(with_secrets(settings), sessions)
+    order = wc_order()
+    order["date_paid_gmt"] = "2026-03-20T08:58:08"  # paid this morning: an arrival
+    with sessions.begin() as holder:
+        holder.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": RESCORE_LOCK})
+        assert woo(client, "order.created", order).text == "ok 1"  # on main: a 500 after 2 s
+    assert count(sessions, CustomerScore) == 0 and count(sessions, SegmentChange) == 0
+    with sessions.begin() as session:  # the next pass
+        daily(session, settings.segments.segment_map, NOW, settings.customers.currency)
+        buyer = session.scalars(select(Customer)).one()
+        history = session.execute(select(SegmentChange.old, SegmentChange.new)).all()
+    assert buyer.segment == "lost" and [tuple(row) for row in history] == [("none", "lost")]
 
 
 def test_an_order_deleted_again_after_a_restore_is_deleted_again(
