@@ -12,6 +12,8 @@ non-joiners and direction marks are kept as they are.
 from __future__ import annotations
 
 import json
+import shlex
+from collections.abc import Sequence
 from typing import Any
 
 from rich.text import Text
@@ -45,6 +47,32 @@ def shown(value: object) -> str:
     """`value` as one line of inert text: control characters drawn, line breaks as ⏎."""
     text = "" if value is None else str(value)
     return text.replace("\r\n", "\n").translate(_VISIBLE)
+
+
+def shell_command(words: Sequence[str]) -> str:
+    """`words` as a command line to copy from the terminal into a shell, which reads it back
+    as `words`, and which `shown` leaves as it is. A word with a character `shown` draws (a
+    line break, a tab, a bidi control) or a byte that is no UTF-8 (a file name's) is written
+    in $'…' quotes, that character's bytes escaped: in plain quotes its drawing (⏎, ␉,
+    \\u202e) would be copied in its place and name another file."""
+    return " ".join(_shell_word(word) for word in words)
+
+
+def _shell_word(word: str) -> str:
+    if all(_plain(char) for char in word):
+        return shlex.quote(word)
+    escaped = "".join(
+        char
+        if _plain(char) and char not in "\\'"
+        else "".join(f"\\x{byte:02x}" for byte in char.encode("utf-8", "surrogateescape"))
+        for char in word
+    )
+    return f"$'{escaped}'"
+
+
+def _plain(char: str) -> bool:
+    """Shown as it is, and text (not an undecodable byte of a file name)."""
+    return shown(char) == char and not 0xD800 <= ord(char) <= 0xDFFF
 
 
 def drawn(text: str) -> str:

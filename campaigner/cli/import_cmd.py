@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
 import sys
 from collections.abc import Callable
 from datetime import datetime
@@ -23,7 +22,7 @@ from campaigner.customers.importer import (
     SegmentsInterrupted,
     import_csv,
 )
-from campaigner.display import shown
+from campaigner.display import shell_command, shown
 from campaigner.errors import CampaignerError
 from campaigner.segments.daily import rescore_loaded
 from campaigner.segments.rfm_map import SegmentMap
@@ -151,7 +150,8 @@ def _items_not_imported(
     app: AppContext, items: Path, strict: bool, encoding: str | None, keep_partial: bool
 ) -> str:
     """That `items` was not imported, and the command that imports it alone, with the
-    options it was given (`--map` and `--rejects` are the orders file's)."""
+    options it was given (`--map` and `--rejects` are the orders file's), written to be
+    copied into a shell whatever the file names hold (`shell_command`)."""
     command = ["campaigner"]
     if app.config_path:
         command += ["--config", app.config_path]
@@ -163,7 +163,7 @@ def _items_not_imported(
     if strict:
         command.append("--strict")
     return (
-        f"The line items in {items} were not imported; `{shlex.join(command)}` imports them "
+        f"The line items in {items} were not imported; `{shell_command(command)}` imports them "
         "alone, once their orders are in."
     )
 

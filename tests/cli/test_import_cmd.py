@@ -409,6 +409,48 @@ def test_a_database_error_in_the_orders_part_says_the_orders_are_in_and_the_item
         assert session.scalars(select(OrderItem.name)).all() == ["چای ماسالا"]
 
 
+@pytest.mark.parametrize(
+    "name",
+    ["order\nitems.csv", "order\titems.csv", "order\u202eitems.csv", "-it's آیتم\u200cها.csv"],
+)
+def test_the_command_that_imports_the_items_alone_names_the_items_file_whatever_its_name(
+    tmp_path: Path,
+    db_url: str,
+    sessions: sessionmaker[Session],
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+) -> None:
+    """Regression: the command printed after a stop in the orders part quoted the items
+    file's name for a shell, and the message was then shown as one inert line: a line break
+    in the name was printed as ⏎, a tab as ␉, a bidi control as \\u202e, inside the quotes,
+    so the command copied into bash named another file. The command is read back here by
+    bash itself, and run."""
+    orders, made = two_batches_of_orders(tmp_path, sessions)
+    items = made.rename(tmp_path / name)
+
+    def ctrl_c(_statement: str) -> str:
+        raise KeyboardInterrupt
+
+    app = AppContext(config_path=str(config_for(tmp_path, db_url)))
+    try:
+        on_the_second_batch(app.engine, ctrl_c)
+        with pytest.raises(click.exceptions.Exit):
+            run_imports(app, "orders", orders, items, (), None)
+    finally:
+        app.close()
+    (line,) = capsys.readouterr().err.splitlines()
+    typed = line.rsplit("`", 2)[-2]
+    read = subprocess.run(
+        ["bash", "-c", f"printf '%s\\0' {typed}"], capture_output=True, check=True
+    ).stdout
+    words = [word.decode("utf-8", "surrogateescape") for word in read.split(b"\0")[:-1]]
+    assert words[-2:] == ["--items", str(items)]
+    result = CliRunner().invoke(cli, words[1:])
+    assert result.exit_code == 0, result.output
+    with sessions() as session:
+        assert session.scalars(select(OrderItem.name)).all() == ["چای ماسالا"]
+
+
 @POSTGRESQL
 @pytest.mark.slow
 def test_a_connection_lost_mid_file_names_the_file_the_lines_and_what_was_committed(
