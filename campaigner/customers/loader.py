@@ -234,7 +234,8 @@ def load_orders(
     replaces the order's line items. An order older than the stored one (its
     `shop_modified_at`) is stale: nothing of it is written, items included. A paid record
     whose paid_at is only its creation time (`PAID_AT_IS_CREATION`) is paid when it was
-    first seen paid (`_first_seen_paid`).
+    first seen paid, and an unpaid record without a payment time keeps the stored one
+    (`_payment_times`).
     """
     result = LoadResult()
     buyers = _load_buyers(session, rows, defaults, now=now, result=result)
@@ -277,7 +278,7 @@ def load_orders(
             items_by_order[values["external_id"]] = items
     result.errors.sort(key=lambda error: error.index)
     result.warnings.sort(key=lambda warning: warning.index)
-    _first_seen_paid(session, [row for row in good if row["external_id"] in creation_times], now)
+    _payment_times(session, good, creation_times, now)
     changed, stale = _write(session, cast(Table, Order.__table__), good, now, result)
     if changed:
         customers = {row["customer_id"] for row in good}
@@ -293,30 +294,43 @@ def load_orders(
     return result
 
 
-def _first_seen_paid(session: Session, rows: list[dict[str, Any]], now: datetime) -> None:
-    """Paid orders whose shop sent no payment time (their paid_at the creation time) are
-    paid when Campaigner first saw them paid. One stored as not paid yet was paid now: a
-    pay-later order (bank transfer, cash on delivery) paid days after it was placed, whose
-    creation time would hide the payment from the thank-you (past its lateness) and its new
-    customer's arrival from the segments (docs/segments.md). One stored paid keeps the time
-    it was given then; one never seen before keeps its creation time, as a shop's history
-    does (and one stored cancelled or refunded, which was paid before)."""
-    if not rows:
+def _payment_times(
+    session: Session, rows: list[dict[str, Any]], creation_times: set[str], now: datetime
+) -> None:
+    """The payment times records leave out, from what is stored.
+
+    An unpaid record without one (on hold again, cancelled, refunded) keeps the time its
+    order was paid, if it was: paid again, it was paid then (statistics count paid orders
+    only). A paid order whose shop sent no payment time (its paid_at the creation time, the
+    ids in `creation_times`) is paid when Campaigner first saw it paid. One stored with a
+    payment time keeps it, whatever its status since: an order set unpaid and paid again
+    neither moves to the later payment nor back to its creation, so its place among the
+    customer's orders (a referral request's) and a thank-you due after it stay. One stored
+    as not paid yet, and never paid, was paid now: a pay-later order (bank transfer, cash on
+    delivery) paid days after it was placed, whose creation time would hide the payment from
+    the thank-you (past its lateness) and its new customer's arrival from the segments
+    (docs/segments.md). One never seen before keeps its creation time, as a shop's history
+    does."""
+    unpaid = [row for row in rows if row["status"] != "paid" and row["paid_at"] is None]
+    unknown = [row for row in rows if row["external_id"] in creation_times]
+    if not unpaid and not unknown:
         return
     stored = {
         external_id: (status, paid_at)
         for external_id, status, paid_at in session.execute(
             select(Order.external_id, Order.status, Order.paid_at).where(
-                Order.external_id.in_([row["external_id"] for row in rows])
+                Order.external_id.in_([row["external_id"] for row in unpaid + unknown])
             )
         )
     }
-    for row in rows:
+    for row in unpaid:
+        row["paid_at"] = stored.get(row["external_id"], (None, None))[1]
+    for row in unknown:
         status, paid_at = stored.get(row["external_id"], (None, None))
-        if status in NOT_PAID_YET:
-            row["paid_at"] = now
-        elif status == "paid" and paid_at is not None:
+        if paid_at is not None:
             row["paid_at"] = paid_at
+        elif status in NOT_PAID_YET:
+            row["paid_at"] = now
 
 
 def load_items(

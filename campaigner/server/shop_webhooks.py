@@ -205,7 +205,6 @@ class _Shop:
                 .where(Order.id == order.id)
                 .values(
                     status="cancelled",
-                    paid_at=None,
                     shop_modified_at=modified,
                     updated_at=self.clock.now(),
                 )

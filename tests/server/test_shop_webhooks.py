@@ -1055,6 +1055,46 @@ def test_a_bank_transfer_confirmed_days_later_is_paid_when_it_was_seen_paid(
         assert session.scalars(select(Order.paid_at)).one() == NOW
 
 
+@pytest.mark.parametrize("unpaid", ["on-hold", "pending", "failed", "cancelled", "refunded", "bin"])
+def test_an_order_seen_paid_without_a_payment_date_keeps_that_time_through_unpaid_statuses(
+    sessions: sessionmaker[Session], settings: Settings, unpaid: str
+) -> None:
+    """Regression: a bank transfer first seen paid on the 20th lost that time when the shop
+    set it unpaid (back on hold, cancelled, refunded, moved to the bin) and paid again: back
+    from on hold it was paid at the later update, from cancelled or the bin at its creation
+    on the 15th. Each flip moved the payment: its place among the customer's orders (which
+    is their first, second, … for a referral request) and a thank-you due after it."""
+    clock = FixedClock(datetime(2026, 3, 15, 9, 0, tzinfo=UTC))
+    own = {"order.deleted": SecretStr(DELETION_SECRET)}
+    shop = with_secrets(settings, woocommerce_webhook_secrets=own)
+    client = TestClient(create_app(settings=shop, sessions=sessions, clock=clock, gateways={}))
+    placed = changed(
+        wc_order(),
+        status="on-hold",
+        date_paid_gmt=None,
+        date_created_gmt="2026-03-15T08:55:00",
+        date_modified_gmt="2026-03-15T08:55:00",
+    )
+    assert woo(client, "order.created", placed).text == "ok 1"
+    clock.set(NOW)  # the transfer arrived
+    confirmed = changed(placed, status="processing", date_modified_gmt="2026-03-20T08:59:00")
+    assert woo(client, "order.updated", confirmed).text == "ok 1"
+    clock.advance(timedelta(hours=1))
+    if unpaid == "bin":
+        assert woo(client, "order.deleted", woo_docs.DELETED_ORDER).text == "ok 1"
+    else:
+        unset = changed(confirmed, status=unpaid, date_modified_gmt="2026-03-20T10:00:00")
+        assert woo(client, "order.updated", unset).text == "ok 1"
+    clock.advance(timedelta(hours=1))
+    again = changed(confirmed, date_modified_gmt="2026-03-20T11:00:00")
+    assert woo(client, "order.updated" if unpaid != "bin" else "order.restored", again).text == (
+        "ok 1"
+    )
+    assert stored_order(sessions)[0] == "paid"
+    with sessions() as session:
+        assert session.scalars(select(Order.paid_at)).one() == NOW
+
+
 def test_an_order_first_seen_paid_without_a_payment_date_was_paid_when_placed(
     client: TestClient, sessions: sessionmaker[Session]
 ) -> None:
