@@ -14,7 +14,8 @@ config, since the ranking always covers the whole shop.
 A loader serving a request (a shop webhook, the ingest API) never waits for a pass
 (`rank_for_request`): before the shop's first pass it leaves the ranking to the daemon, and
 while another transaction holds the rescoring lock it leaves its customers owed to the next
-ranking, whoever runs it.
+ranking, whoever runs it; the daemon places what is owed within a planning interval
+(`place_owed`).
 """
 
 from __future__ import annotations
@@ -108,6 +109,22 @@ def rank_for_request(
         refresh_inputs(session, ids, main_currency)
         return None
     return _rank(session, segment_map, now, main_currency, ids)
+
+
+def place_owed(
+    session: Session, segment_map: SegmentMap, now: datetime, main_currency: str
+) -> RescoreResult | None:
+    """The ranking of what requests left owed, if they left any (the daemon's: it may wait
+    for the lock). Without it a customer owed on a quiet shop waited for the next daily
+    pass: a welcome a day late, and none with a `daily_interval` over ARRIVAL_WINDOW (a
+    first placement that late is not a move). None when nothing was owed, or before the
+    shop's first pass, which places everybody."""
+    if session.get(SyncState, STATE) is None:
+        return None
+    waiting = select(SyncState.name).where(SyncState.name.like(f"{OWED}%")).limit(1)
+    if session.scalar(waiting) is None:
+        return None
+    return _rank(session, segment_map, now, main_currency, [])
 
 
 def _rank(
