@@ -119,10 +119,11 @@ def place_owed(
     pass: a welcome a day late, and none with a `daily_interval` over ARRIVAL_WINDOW (a
     first placement that late is not a move). None when nothing was owed, or before the
     shop's first pass, which places everybody."""
-    if session.get(SyncState, STATE) is None:
-        return None
     waiting = select(SyncState.name).where(SyncState.name.like(f"{OWED}%")).limit(1)
-    if session.scalar(waiting) is None:
+    if session.scalar(waiting) is None:  # no lock taken: requests keep ranking meanwhile
+        return None
+    lock(session)  # then again: a pass or request may have settled it while this waited
+    if session.get(SyncState, STATE) is None or session.scalar(waiting) is None:
         return None
     return _rank(session, segment_map, now, main_currency, [])
 
