@@ -30,7 +30,8 @@ from campaigner.customers.loader import load_orders
 from campaigner.db import create_engine_for, session_factory, upgrade
 from campaigner.db.models import Customer, CustomerScore, Order, SegmentChange, SyncState
 from campaigner.segments import SegmentMap, recompute
-from campaigner.segments.daily import OWED, STATE, daily, place_owed
+from campaigner.segments import daily as daily_module
+from campaigner.segments.daily import OWED, STATE, daily, owe, place_owed
 
 MAIN = "IRT"
 STANDARD = SegmentMap.standard()
@@ -347,3 +348,45 @@ def test_the_daemon_ranks_nothing_when_what_was_owed_was_settled_while_it_waited
         assert thread.is_alive()  # waiting for the pass's lock
     thread.join(timeout=30)
     assert results == [None] and owed_rows(sessions) == 0
+
+
+def test_a_request_leaves_a_backlog_of_owed_customers_to_the_daemon(
+    sessions: sessionmaker[Session], clock: FixedClock, monkeypatch: Any
+) -> None:
+    """Regression: the request that ranked next refreshed every customer earlier requests
+    left owed. A batch client's requests during a pass leave thousands (at 300k customers
+    on PostgreSQL, 100 ingest batches of 1,000 left 85k): the webhook that took them on
+    answered in 4 s, 2,000 batches in 18 s, and the shop sent it again. A request now takes
+    on only a few; the rest waits for the daemon (`place_owed`, within a minute)."""
+    monkeypatch.setattr(daily_module, "REQUEST_OWED_ROWS", 2)
+    monkeypatch.setattr(daily_module, "REQUEST_OWED_CUSTOMERS", 3)
+    upgraded_shop(sessions, clock)
+    run_daily(sessions, clock)
+    with sessions.begin() as session:
+        ids = {row[0]: row[1] for row in session.execute(select(Customer.external_id, Customer.id))}
+        owe(session, [ids["c1"], ids["c2"]], clock.now())
+        owe(session, [ids["c3"], ids["c4"]], clock.now())  # 4 customers: a backlog
+    set_spent_behind_its_back(sessions, "c1")  # what only a refresh of c1 corrects
+
+    a_request(sessions, 1, clock.now())
+    assert ("n1", "none", "new") in moves(sessions)  # the request ranked its own customer
+    assert owed_rows(sessions) == 2 and inputs(sessions)["c1"][2] == Decimal(999)
+
+    with sessions.begin() as session:  # the daemon's task
+        place_owed(session, STANDARD, clock.now(), MAIN)
+    assert owed_rows(sessions) == 0 and inputs(sessions)["c1"][2] == Decimal(1)
+
+
+def test_a_request_still_takes_on_a_few_owed_customers(
+    sessions: sessionmaker[Session], clock: FixedClock, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(daily_module, "REQUEST_OWED_ROWS", 2)
+    monkeypatch.setattr(daily_module, "REQUEST_OWED_CUSTOMERS", 3)
+    upgraded_shop(sessions, clock)
+    run_daily(sessions, clock)
+    with sessions.begin() as session:
+        c1 = session.scalar(select(Customer.id).where(Customer.external_id == "c1"))
+        owe(session, [c1], clock.now())
+    set_spent_behind_its_back(sessions, "c1")
+    a_request(sessions, 1, clock.now())
+    assert owed_rows(sessions) == 0 and inputs(sessions)["c1"][2] == Decimal(1)
