@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 from collections.abc import Callable
 from datetime import datetime
@@ -18,6 +19,7 @@ from campaigner.customers.importer import (
     ORDER_FIELDS,
     ImportInterrupted,
     ImportReport,
+    ImportStopped,
     SegmentsInterrupted,
     import_csv,
 )
@@ -48,9 +50,16 @@ def run_import(
     encoding: str | None = None,
     keep_partial: bool = False,
     rescore_segments: Callable[[Session, SegmentMap, datetime, str], object] = rescore_loaded,
+    left_undone: str | None = None,
 ) -> ImportReport:
     """Import `file` and print its summary. `rescore_segments` is the recomputation of value
-    segments after the last batch (`import_csv`), for a test to interrupt."""
+    segments after the last batch (`import_csv`), for a test to interrupt. `left_undone`
+    says what a stop of this import leaves undone besides (the items file after its orders),
+    after what the stop says of `file`."""
+
+    def said(exc: Exception) -> str:
+        return f"{exc} {left_undone}" if left_undone else str(exc)
+
     sessions = app.sessions()
     try:
         with Progress(
@@ -80,15 +89,83 @@ def run_import(
                 rescore_segments=rescore_segments,
             )
     except ImportInterrupted as exc:
-        click.echo(shown(str(exc)), err=True)
+        click.echo(shown(said(exc)), err=True)
         raise click.exceptions.Exit(130) from None
+    except ImportStopped as exc:
+        if left_undone is None:
+            raise
+        raise ImportStopped(said(exc), exc.report) from exc
     except SegmentsInterrupted as exc:
         # The rows are in: their summary is as true as after a finished import.
         _print_summary(file, exc.report, encoding)
-        click.echo(shown(str(exc)), err=True)
+        click.echo(shown(said(exc)), err=True)
         raise click.exceptions.Exit(exc.exit_code) from None
     _print_summary(file, report, encoding)
     return report
+
+
+def run_imports(
+    app: AppContext,
+    kind: str,
+    file: Path | None,
+    items: Path | None,
+    maps: tuple[str, ...],
+    rejects: Path | None,
+    *,
+    strict: bool = False,
+    encoding: str | None = None,
+    keep_partial: bool = False,
+    rescore_segments: Callable[[Session, SegmentMap, datetime, str], object] = rescore_loaded,
+) -> None:
+    """Import `file`, then the orders' line items in `items` (either may be None); exit 1
+    when either stopped part-way or rejected every row. A stop in `file` (Ctrl-C, a database
+    error) leaves `items` unread, and says so: the items come after their orders."""
+    if file is None and items is None:
+        raise click.UsageError("give an orders FILE, --items FILE, or both")
+    items_undone = (
+        None if items is None else _items_not_imported(app, items, strict, encoding, keep_partial)
+    )
+    failed = False
+    for what, path in ((kind, file), ("items", items)):
+        if path is None:
+            continue
+        first = what == kind
+        report = run_import(
+            app,
+            what,
+            path,
+            maps if first else (),
+            rejects if first else None,
+            strict=strict,
+            encoding=encoding,
+            keep_partial=keep_partial,
+            rescore_segments=rescore_segments,
+            left_undone=items_undone if first else None,
+        )
+        failed = failed or bool(report.stopped or (report.rows and report.rejected == report.rows))
+    if failed:
+        raise click.exceptions.Exit(1)
+
+
+def _items_not_imported(
+    app: AppContext, items: Path, strict: bool, encoding: str | None, keep_partial: bool
+) -> str:
+    """That `items` was not imported, and the command that imports it alone, with the
+    options it was given (`--map` and `--rejects` are the orders file's)."""
+    command = ["campaigner"]
+    if app.config_path:
+        command += ["--config", app.config_path]
+    command += ["orders", "import", "--items", str(items)]
+    if encoding:
+        command += ["--encoding", encoding]
+    if keep_partial:
+        command.append("--keep-partial")
+    if strict:
+        command.append("--strict")
+    return (
+        f"The line items in {items} were not imported; `{shlex.join(command)}` imports them "
+        "alone, once their orders are in."
+    )
 
 
 def _print_summary(file: Path, report: ImportReport, encoding: str | None) -> None:
@@ -176,27 +253,17 @@ def _import_command(
     ) -> None:
         if items is not None and kind != "orders":
             raise CampaignerError("--items goes with `campaigner orders import`")
-        if file is None and items is None:
-            raise click.UsageError("give an orders FILE, --items FILE, or both")
-        failed = False
-        for what, path in ((kind, file), ("items", items)):
-            if path is None:
-                continue
-            report = run_import(
-                app,
-                what,
-                path,
-                maps if what == kind else (),
-                rejects if what == kind else None,
-                strict=strict,
-                encoding=encoding,
-                keep_partial=keep_partial,
-            )
-            failed = failed or bool(
-                report.stopped or (report.rows and report.rejected == report.rows)
-            )
-        if failed:
-            raise click.exceptions.Exit(1)
+        run_imports(
+            app,
+            kind,
+            file,
+            items,
+            maps,
+            rejects,
+            strict=strict,
+            encoding=encoding,
+            keep_partial=keep_partial,
+        )
 
     return command
 
@@ -230,7 +297,8 @@ orders_group.add_command(
     Line items come in their own file with --items (columns: {", ".join(ITEM_FILE_FIELDS)}),
     loaded after the orders: the lines of an order replace the items it had, so they must
     be together in the file. Several categories in one cell are separated by | or ; (a
-    category name may hold a comma). Either file may be given alone.
+    category name may hold a comma). Either file may be given alone. An import stopped in
+    the orders file leaves the items file unread, and says how to import it alone.
 """,
     )
 )

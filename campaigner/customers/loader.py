@@ -35,7 +35,9 @@ from campaigner.customers.categories import names as category_names
 from campaigner.customers.guests import is_guest, merge_guests, registered_owners
 from campaigner.customers.phones import InvalidPhone, normalize_phone
 from campaigner.customers.records import (
+    NOT_PAID_YET,
     OWN_DATES,
+    PAID_AT_IS_CREATION,
     BirthdayFormat,
     RowError,
     as_text,
@@ -230,11 +232,14 @@ def load_orders(
     upserted first; a buyer without an id (a guest checkout) is known by phone, and belongs
     to the registered customer with that phone when there is one. A record with `items`
     replaces the order's line items. An order older than the stored one (its
-    `shop_modified_at`) is stale: nothing of it is written, items included.
+    `shop_modified_at`) is stale: nothing of it is written, items included. A paid record
+    whose paid_at is only its creation time (`PAID_AT_IS_CREATION`) is paid when it was
+    first seen paid (`_first_seen_paid`).
     """
     result = LoadResult()
     buyers = _load_buyers(session, rows, defaults, now=now, result=result)
     valid: list[tuple[int, dict[str, Any], list[dict[str, Any]] | None]] = []
+    creation_times: set[str] = set()
     for index, raw in enumerate(rows):
         if index in buyers.failed:
             continue
@@ -250,6 +255,8 @@ def load_orders(
             continue
         for name, reason in fit_order(values, items):
             result.warnings.append(RecordWarning(index, reason, name))
+        if raw.get(PAID_AT_IS_CREATION) and values["status"] == "paid":
+            creation_times.add(values["external_id"])
         valid.append((index, values, items))
     wanted = {values["customer_id"] for _, values, _ in valid}
     known: dict[str, int] = {
@@ -270,6 +277,7 @@ def load_orders(
             items_by_order[values["external_id"]] = items
     result.errors.sort(key=lambda error: error.index)
     result.warnings.sort(key=lambda warning: warning.index)
+    _first_seen_paid(session, [row for row in good if row["external_id"] in creation_times], now)
     changed, stale = _write(session, cast(Table, Order.__table__), good, now, result)
     if changed:
         customers = {row["customer_id"] for row in good}
@@ -283,6 +291,32 @@ def load_orders(
     if items_by_order:
         _replace_items(session, items_by_order)
     return result
+
+
+def _first_seen_paid(session: Session, rows: list[dict[str, Any]], now: datetime) -> None:
+    """Paid orders whose shop sent no payment time (their paid_at the creation time) are
+    paid when Campaigner first saw them paid. One stored as not paid yet was paid now: a
+    pay-later order (bank transfer, cash on delivery) paid days after it was placed, whose
+    creation time would hide the payment from the thank-you (past its lateness) and its new
+    customer's arrival from the segments (docs/segments.md). One stored paid keeps the time
+    it was given then; one never seen before keeps its creation time, as a shop's history
+    does (and one stored cancelled or refunded, which was paid before)."""
+    if not rows:
+        return
+    stored = {
+        external_id: (status, paid_at)
+        for external_id, status, paid_at in session.execute(
+            select(Order.external_id, Order.status, Order.paid_at).where(
+                Order.external_id.in_([row["external_id"] for row in rows])
+            )
+        )
+    }
+    for row in rows:
+        status, paid_at = stored.get(row["external_id"], (None, None))
+        if status in NOT_PAID_YET:
+            row["paid_at"] = now
+        elif status == "paid" and paid_at is not None:
+            row["paid_at"] = paid_at
 
 
 def load_items(

@@ -50,6 +50,12 @@ LANGUAGE_NAMES = {
 }
 PAID = {"paid", "completed", "complete", "wc-completed", "processing", "wc-processing", "success"}
 STATUSES = {"paid", "pending", "cancelled", "refunded", "failed"}
+# True on a paid order record whose paid_at is the order's creation time, standing in for a
+# payment time the shop did not send (WooCommerce, for some gateways): the loader makes it
+# the time the order was first seen paid (`customers.loader.load_orders`).
+PAID_AT_IS_CREATION = "paid_at_is_creation"
+# Statuses of an order not paid yet, which may still be: seen paid later, it was paid then.
+NOT_PAID_YET = frozenset({"pending", "failed"})
 # Column sizes in the schema for what identifies a record or is checked against a list:
 # longer values are rejected here rather than failing a batch. Free text and codes the shop
 # sends (names, city, coupon and referral codes, item fields) never reject their record: the

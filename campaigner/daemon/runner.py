@@ -306,8 +306,9 @@ class Service:
                 task.must_succeed_within = max(task.must_succeed_within, lease)
         return tasks
 
-    def http_app(self) -> Any:
-        guard = Guard.of(self.settings)
+    def http_app(self, guard: Guard | None = None) -> Any:
+        """The daemon's web app; `guard` reads the bodies (its drops are the server's)."""
+        guard = guard or Guard.of(self.settings)
         console = self.settings.console
         console_routes = (
             Console(self.settings, self.sessions, self.clock).routes()
@@ -394,12 +395,14 @@ class Service:
 
     def _listen(self) -> BackgroundServer:
         host, port = self.settings.server.host, self.settings.server.port
+        guard = Guard.of(self.settings)
         try:
             return BackgroundServer(
-                self.http_app(),
+                self.http_app(guard),
                 host=host,
                 port=port,
                 limits=ConnectionLimits.of(self.settings.server),
+                drops=guard.drops,
             ).start()
         except OSError as exc:
             if exc.errno != errno.EADDRINUSE:

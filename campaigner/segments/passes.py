@@ -38,7 +38,8 @@ def recompute(
     (campaigner/segments/fill.py); `afresh` forces either way, for tests and benchmarks.
 
     A customer placed for the first time is recorded as moving from "none" only when their
-    latest paid order is recent (scoring.ARRIVAL_WINDOW), whichever pass places them."""
+    first paid order is recent (scoring.ARRIVAL_WINDOW), and one back from "none" as moving
+    from the segment they left (scoring.left_for_none), whichever pass places them."""
     with roomy(session, sqlite_cache_kib=RESCORE_CACHE_KIB, work_mem_mb=RESCORE_WORK_MEM_MB):
         if customer_ids is None:
             lock(session)  # before deciding: a pass that ran meanwhile has filled the table

@@ -344,6 +344,23 @@ def quiet(scored_at: Any, first_paid_at: Any, now: datetime) -> Any:
     return old if scored_at is None else and_(scored_at.is_(None), old)
 
 
+def left_for_none(customer_id: Any, column: str = "old") -> Any:
+    """Of this customer's latest move to "none" (every paid order refunded or cancelled),
+    `column`: `old` is the segment they left, NULL for a customer never placed.
+
+    A customer placed before comes back to that segment when they pay again, as if they had
+    stayed: a move only if they come back elsewhere, never a first placement (which a
+    welcome rule, from "none" to "new", would greet a second time)."""
+    left = changes.alias("left")
+    return (
+        select(left.c[column])
+        .where(left.c.customer_id == customer_id, left.c.new == literal(NO_SEGMENT))
+        .order_by(left.c.changed_at.desc(), left.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
 def scores_query(
     segment_map: SegmentMap, dialect: str, limits: Thresholds, now: datetime
 ) -> Select[Any]:
@@ -404,6 +421,16 @@ def rescore(session: Session, segment_map: SegmentMap, now: datetime) -> Rescore
             new.c.customer_id, *(new.c[name] for name in SCORES), new.c.old_segment, new.c.quiet
         )
         session.execute(insert(_rescored).from_select(columns, rows.where(moved)))
+    r = _rescored.c
+    # First placements of customers placed before come back from where they left for "none".
+    # Asked of first placements only; the EXISTS lets PostgreSQL start from the moves to
+    # "none" when they are many (300k after an import: 1.8 s instead of 2.2-3.3).
+    left = exists().where(changes.c.customer_id == r.customer_id, changes.c.new == NO_SEGMENT)
+    session.execute(
+        update(_rescored)
+        .where(r.old_segment == NO_SEGMENT, r.segment != NO_SEGMENT, left)
+        .values(old_segment=left_for_none(r.customer_id), quiet=0)
+    )
     # Customers without a paid order any more (a refund, a merge) go back to "none".
     s = scores
     session.execute(
@@ -420,7 +447,6 @@ def rescore(session: Session, segment_map: SegmentMap, now: datetime) -> Rescore
             ).where(s.c.orders == 0),
         )
     )
-    r = _rescored.c
     moved = r.segment != r.old_segment
     moves = and_(moved, r.quiet == 0)
     session.execute(

@@ -11,7 +11,9 @@ goes unmentioned, and a flood costs a few lines per interval, not one per connec
 
 The counts are said when the interval ends, by a timer on the event loop that noted the
 first drop counted (the server's): a flood that stops is still summed up. Without a running
-loop there is no timer, and the next drop after the interval says them.
+loop there is no timer, and the next drop after the interval says them. A server that stops
+says them then (`stop`), however much of the interval is left: neither its loop's timer nor
+a later drop would.
 
 A count alone would not say who: a flood would hide behind its first few lines, or behind
 a few drops of the same reason made first to use them up. So a drop names its client
@@ -120,7 +122,22 @@ class DropLog:
                 return
             self._say(self._end_interval())
 
-    def _end_interval(self) -> tuple[int, str] | None:
+    def stop(self) -> None:
+        """Say the counts held now: the server stops, so its loop's timer will never fire
+        and no later drop will come. Before the interval's end, the line says how long they
+        were counted."""
+        with self._lock:
+            self._timer = None
+            if self._since is None:
+                return
+            counted = self.clock() - self._since
+            self._say(
+                self._end_interval(stopped_after=counted if counted < self.interval else None)
+            )
+
+    def _end_interval(self, stopped_after: float | None = None) -> tuple[int, str] | None:
+        """The interval's line of counts, if any were held, and a new interval. `stopped_after`:
+        the server stopped that many seconds into it."""
         held, who, levels = self._held, self._who, self._level
         self._since, self._seen, self._held, self._who, self._level = (
             None,
@@ -135,9 +152,14 @@ class DropLog:
             f"{count:,} {reason}{_named(who.get(reason, Counter()), count)}"
             for reason, count in held.most_common()
         )
+        span = (
+            f"in {self.interval:g}s"
+            if stopped_after is None
+            else f"in the {stopped_after:.1f}s before the server stopped"
+        )
         return max(levels.values()), (
-            f"{sum(held.values()):,} more dropped in {self.interval:g}s, not logged one by "
-            f"one (the first {self.first} of each reason were): {counts}"
+            f"{sum(held.values()):,} more dropped {span}, not logged one by one (the first "
+            f"{self.first} of each reason were): {counts}"
         )
 
     def _say(self, summary: tuple[int, str] | None) -> None:

@@ -397,10 +397,13 @@ class ConnectionLimits:
 DEFAULT_LIMITS = ConnectionLimits()
 
 
-def http_protocol(limits: ConnectionLimits = DEFAULT_LIMITS) -> type[asyncio.Protocol]:
+def http_protocol(
+    limits: ConnectionLimits = DEFAULT_LIMITS, drops: DropLog | None = None
+) -> type[asyncio.Protocol]:
     """What uvicorn's `http` setting gets: the bounded httptools protocol with these limits
     (uvicorn builds each connection's protocol itself, so the limits, and the one server's
-    waiting connections, ride on a subclass of its own).
+    waiting connections and log of dropped ones, `drops` or a new one, ride on a subclass
+    of its own).
 
     Raises CampaignerError when httptools is not installed: uvicorn's h11 fallback has none
     of these limits."""
@@ -411,6 +414,6 @@ def http_protocol(limits: ConnectionLimits = DEFAULT_LIMITS) -> type[asyncio.Pro
         "send_timeout": limits.send_timeout,
         "max_waiting": limits.max_waiting,
         "waiting": {},
-        "drops": DropLog(log),
+        "drops": drops or DropLog(log),
     }
     return type("BoundedHttpTools", (BoundedHttpTools,), bounds)

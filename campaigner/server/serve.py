@@ -11,10 +11,13 @@ asyncio's.
 uvicorn's proxy headers are off: by default it believes `X-Forwarded-For` from 127.0.0.1,
 which lets any local client choose its address; the app decides whom to believe
 (`campaigner.server.forwarded`).
+Stopping the server says the counts of connections it dropped in the last interval
+(`campaigner.server.droplog`), which its loop, stopped, would never say.
 """
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import time
@@ -22,13 +25,20 @@ import time
 import uvicorn
 from starlette.types import ASGIApp
 
+from campaigner.server.droplog import DropLog
 from campaigner.server.protocol import DEFAULT_LIMITS, ConnectionLimits, http_protocol
 
 BACKLOG = 2048
 
+log = logging.getLogger("campaigner.server")
+
 
 class BackgroundServer:
-    """`start()` returns once the server accepts connections; `stop()` shuts it down."""
+    """`start()` returns once the server accepts connections; `stop()` shuts it down.
+
+    `drops` is the server's log of the connections it drops (`campaigner.server.droplog`),
+    shared with its app's `Guard` so that one line counts both per interval; a new one
+    without."""
 
     def __init__(
         self,
@@ -37,9 +47,11 @@ class BackgroundServer:
         host: str = "127.0.0.1",
         port: int = 0,
         limits: ConnectionLimits = DEFAULT_LIMITS,
+        drops: DropLog | None = None,
     ) -> None:
         self.app = app
         self.limits = limits
+        self.drops = drops or DropLog(log)
         self.host = host
         self.requested_port = port
         self.port = 0
@@ -54,7 +66,7 @@ class BackgroundServer:
 
     def start(self, timeout: float = 10.0) -> BackgroundServer:
         """Raises CampaignerError, before binding, when httptools is missing."""
-        protocol = http_protocol(self.limits)
+        protocol = http_protocol(self.limits, self.drops)
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -87,6 +99,7 @@ class BackgroundServer:
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
+        """Shut the server down, then say the counts of the drops its loop still held."""
         if self._server is not None:
             self._server.should_exit = True
         if self._thread is not None:
@@ -95,6 +108,7 @@ class BackgroundServer:
         if self._socket is not None:
             self._socket.close()
             self._socket = None
+        self.drops.stop()
 
     def __enter__(self) -> BackgroundServer:
         return self.start()
@@ -109,6 +123,7 @@ def serve_in_background(
     host: str = "127.0.0.1",
     port: int = 0,
     limits: ConnectionLimits = DEFAULT_LIMITS,
+    drops: DropLog | None = None,
 ) -> BackgroundServer:
     """Start `app` on host:port (0 = any free port); read `.port` for the one bound."""
-    return BackgroundServer(app, host=host, port=port, limits=limits).start()
+    return BackgroundServer(app, host=host, port=port, limits=limits, drops=drops).start()

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from campaigner.customers.records import RowError, as_text
+from campaigner.customers.records import PAID_AT_IS_CREATION, RowError, as_text
 from campaigner.shops.payloads import money, obj, objects, scalar, signup_day, whole
 from campaigner.sources.woocommerce import STATUSES, ShopMeta, shop_names, shop_text
 
@@ -58,7 +58,8 @@ def order_record(order: Mapping[str, Any], shop: ShopMeta) -> dict[str, Any]:
     raw_status = as_text(scalar(order.get("status"), "status"))
     status = STATUSES.get("wc-" + raw_status, STATUSES.get(raw_status, raw_status))
     paid_at = _gmt(order.get("date_paid_gmt"), "date_paid_gmt")
-    if status == "paid" and not paid_at:
+    unknown = status == "paid" and not paid_at  # some gateways leave no payment date
+    if unknown:
         paid_at = _gmt(order.get("date_created_gmt"), "date_created_gmt")
     total = _money(order.get("total"))
     refunds = objects(order.get("refunds"), "refunds")
@@ -72,6 +73,7 @@ def order_record(order: Mapping[str, Any], shop: ShopMeta) -> dict[str, Any]:
         "refunded": min(refunded, total),
         "currency": scalar(order.get("currency"), "currency"),
         "paid_at": paid_at if status == "paid" else "",
+        PAID_AT_IS_CREATION: unknown,
         "coupon_code": ",".join(as_text(scalar(c.get("code"), "coupon_lines")) for c in coupons)[
             :64
         ],

@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from campaigner.config import Settings, SourceSettings, SourceTable
 from campaigner.customers.fields import CUSTOMER_FIELDS
-from campaigner.customers.records import BirthdayFormat, as_text
+from campaigner.customers.records import PAID_AT_IS_CREATION, BirthdayFormat, as_text
 from campaigner.errors import CampaignerError
 from campaigner.sources.sync import SourcePass, SyncReport, source_connection, source_reason
 
@@ -524,8 +524,9 @@ class OrderPass(_WooPass):
         meta: Mapping[str, str],
     ) -> dict[str, Any]:
         mapped = self._status(status)
-        if not paid and mapped == "paid":
-            paid = created  # WooCommerce records no payment date for some gateways
+        unknown = not paid and mapped == "paid"  # no payment date for some gateways
+        if unknown:
+            paid = created
         record: dict[str, Any] = {
             "external_id": str(order_id),
             "shop_modified_at": modified,
@@ -533,6 +534,7 @@ class OrderPass(_WooPass):
             "total": Decimal(as_text(total) or "0"),
             "currency": currency,
             "paid_at": paid if mapped == "paid" else None,
+            PAID_AT_IS_CREATION: unknown,
         }
         for name, key in self.meta_keys.items():
             if name not in self.fields or name in ("customer_id", "items_count"):

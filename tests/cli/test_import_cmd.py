@@ -8,10 +8,12 @@ from another connection, and SIGINT sent to a `campaigner` process.
 
 from __future__ import annotations
 
+import shlex
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -19,17 +21,17 @@ import click
 import pytest
 from click.testing import CliRunner
 from daemon_helpers import wait_for
-from sqlalchemy import func, select, text
+from sqlalchemy import Connection, Engine, event, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from campaigner.cli import cli
 from campaigner.cli.context import AppContext
-from campaigner.cli.import_cmd import run_import
+from campaigner.cli.import_cmd import run_import, run_imports
 from campaigner.clock import SystemClock
 from campaigner.config import CustomerDefaults
-from campaigner.customers.importer import BATCH_SIZE
+from campaigner.customers.importer import BATCH_SIZE, ImportStopped
 from campaigner.customers.loader import load_customers
-from campaigner.db.models import Customer, Order
+from campaigner.db.models import Customer, Order, OrderItem
 from campaigner.segments import SegmentMap
 from campaigner.segments.daily import daily, rescore_loaded
 
@@ -227,6 +229,184 @@ def test_a_failed_segments_pass_after_the_import_says_the_rows_are_in(
     with sessions() as session:
         assert session.scalar(select(func.count()).select_from(Order)) == 2
         assert segments(session) == {"a": "none", "b": "none"}
+
+
+def two_batches_of_orders(tmp_path: Path, sessions: sessionmaker[Session]) -> tuple[Path, Path]:
+    """An orders file of two batches, the last order alone in the second, and a file of
+    line items for an order of the first."""
+    with sessions.begin() as session:
+        load_customers(session, [{"external_id": "a"}], CustomerDefaults(), now=SystemClock().now())
+    orders = tmp_path / "orders.csv"
+    rows = [f"o{i},a,100,2026-03-01T10:00:00Z" for i in range(BATCH_SIZE + 1)]
+    orders.write_text("external_id,customer_id,total,paid_at\n" + "\n".join(rows) + "\n", "utf-8")
+    items = tmp_path / "order items.csv"
+    items.write_text("order_id,name,quantity\no0,چای ماسالا,1\n", "utf-8")
+    return orders, items
+
+
+def on_the_second_batch(engine: Engine, act: Callable[[str], str]) -> None:
+    """Runs what `act` makes of the statement that writes the second batch of orders instead
+    of it: the first to insert orders once a transaction that inserted some has committed."""
+    inserted = committed = False
+
+    def commit(_connection: Connection) -> None:
+        nonlocal committed
+        committed = committed or inserted
+
+    def execute(
+        _connection: Connection, _cursor: object, statement: str, parameters: object, *_: object
+    ) -> tuple[str, object]:
+        nonlocal inserted
+        if statement.startswith("INSERT INTO orders"):
+            inserted = True
+            if committed:
+                statement = act(statement)
+        return statement, parameters
+
+    event.listen(engine, "commit", commit)
+    event.listen(engine, "before_cursor_execute", execute, retval=True)
+
+
+def items_not_imported(tmp_path: Path, items: Path) -> str:
+    """What a stop in the orders part says of the items file after them."""
+    config = str(tmp_path / "config.toml")
+    alone = shlex.join(
+        ["campaigner", "--config", config, "orders", "import", "--items", str(items)]
+    )
+    return (
+        f"The line items in {items} were not imported; `{alone}` imports them alone, once their "
+        "orders are in."
+    )
+
+
+def import_items_alone(message: str) -> None:
+    """Run the command at the end of `message` that imports the items file alone."""
+    command = shlex.split(message.rsplit("`", 2)[-2])
+    assert command[0] == "campaigner"
+    result = CliRunner().invoke(cli, command[1:])
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("where", ["writing the second batch", "recomputing segments"])
+def test_ctrl_c_in_the_orders_part_says_the_orders_are_in_and_the_items_file_was_not_imported(
+    tmp_path: Path,
+    db_url: str,
+    sessions: sessionmaker[Session],
+    capsys: pytest.CaptureFixture[str],
+    where: str,
+) -> None:
+    """Regression: Ctrl-C while `orders import FILE --items ITEMS` imported the orders said
+    what of the orders was in, and nothing of the items file, which was never read. The
+    interrupt is raised as a real Ctrl-C would be: by the database driver's call writing the
+    second batch's orders, or from inside the recomputation after the last batch."""
+    orders, items = two_batches_of_orders(tmp_path, sessions)
+
+    def ctrl_c(_statement: str) -> str:
+        raise KeyboardInterrupt
+
+    def interrupted(session: Session, segment_map: SegmentMap, now: datetime, main: str) -> None:
+        rescore_loaded(session, segment_map, now, main)
+        raise KeyboardInterrupt
+
+    app = AppContext(config_path=str(config_for(tmp_path, db_url)))
+    try:
+        if where == "writing the second batch":
+            on_the_second_batch(app.engine, ctrl_c)
+        with pytest.raises(click.exceptions.Exit) as stopped:
+            run_imports(app, "orders", orders, items, (), None, rescore_segments=interrupted)
+    finally:
+        app.close()
+    assert stopped.value.exit_code == 130
+    out, err = capsys.readouterr()
+    orders_in = BATCH_SIZE if where == "writing the second batch" else BATCH_SIZE + 1
+    if where == "writing the second batch":
+        assert out == ""
+        in_so_far = (
+            f"{orders}: interrupted; 1 batch was committed whole: {BATCH_SIZE} rows, lines "
+            f"2–{BATCH_SIZE + 1}. Importing the file again completes it."
+        )
+    else:
+        assert out.splitlines() == [
+            f"{orders}: {BATCH_SIZE + 1} rows: {BATCH_SIZE + 1} new, 0 updated, 0 unchanged, "
+            "0 rejected"
+        ]
+        in_so_far = (
+            f"{orders}: interrupted after the import, while value segments were recomputed. "
+            f"The import itself finished: 2 batches were committed whole: {BATCH_SIZE + 1} "
+            f"rows, lines 2–{BATCH_SIZE + 2}. The segments of the customers it touched were "
+            "not updated; `campaigner run` updates them in its segments pass (when it starts, "
+            "then every [segments] daily_interval)."
+        )
+    (line,) = err.splitlines()
+    assert line == f"{in_so_far} {items_not_imported(tmp_path, items)}"
+    with sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Order)) == orders_in
+        assert session.scalar(select(func.count()).select_from(OrderItem)) == 0
+    # What the message promises: its command imports the items file alone.
+    import_items_alone(line)
+    with sessions() as session:
+        assert session.scalars(select(OrderItem.name)).all() == ["چای ماسالا"]
+
+
+@pytest.mark.parametrize("where", ["writing the second batch", "recomputing segments"])
+def test_a_database_error_in_the_orders_part_says_the_orders_are_in_and_the_items_were_not(
+    tmp_path: Path,
+    db_url: str,
+    sessions: sessionmaker[Session],
+    capsys: pytest.CaptureFixture[str],
+    where: str,
+) -> None:
+    """Regression: the database refusing the orders of `orders import FILE --items ITEMS`
+    (a full disk, a lock timeout) said what of the orders was in, and nothing of the items
+    file, which was never read. The database refuses for real: the second batch's statement
+    names a table it does not have, or so does one after the recomputation's."""
+    orders, items = two_batches_of_orders(tmp_path, sessions)
+    orders_in = BATCH_SIZE if where == "writing the second batch" else BATCH_SIZE + 1
+
+    def refused(statement: str) -> str:
+        return statement.replace("INSERT INTO orders", "INSERT INTO no_such_table", 1)
+
+    def failing(session: Session, segment_map: SegmentMap, now: datetime, main: str) -> None:
+        rescore_loaded(session, segment_map, now, main)
+        session.execute(text("SELECT no_such_column FROM customer_scores"))
+
+    app = AppContext(config_path=str(config_for(tmp_path, db_url)))
+    try:
+        if where == "writing the second batch":
+            on_the_second_batch(app.engine, refused)
+            with pytest.raises(ImportStopped) as error:
+                run_imports(app, "orders", orders, items, (), None)
+            message = str(error.value)
+            assert message.startswith(
+                f"{orders}: lines {BATCH_SIZE + 2}–{BATCH_SIZE + 2} were not written ("
+            )
+            in_so_far = (
+                f"before them, 1 batch was committed whole: {BATCH_SIZE} rows, lines "
+                f"2–{BATCH_SIZE + 1}. Importing the file again completes it."
+            )
+        else:
+            with pytest.raises(click.exceptions.Exit) as stopped:
+                run_imports(app, "orders", orders, items, (), None, rescore_segments=failing)
+            assert stopped.value.exit_code == 1
+            (message,) = capsys.readouterr().err.splitlines()
+            assert message.startswith(
+                f"{orders}: value segments could not be recomputed after the import ("
+            )
+            in_so_far = (
+                f"The import itself finished: 2 batches were committed whole: {BATCH_SIZE + 1} "
+                f"rows, lines 2–{BATCH_SIZE + 2}. The segments of the customers it touched "
+                "were not updated; `campaigner run` updates them in its segments pass (when it "
+                "starts, then every [segments] daily_interval)."
+            )
+    finally:
+        app.close()
+    assert message.endswith(f"{in_so_far} {items_not_imported(tmp_path, items)}")
+    with sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Order)) == orders_in
+        assert session.scalar(select(func.count()).select_from(OrderItem)) == 0
+    import_items_alone(message)
+    with sessions() as session:
+        assert session.scalars(select(OrderItem.name)).all() == ["چای ماسالا"]
 
 
 @POSTGRESQL

@@ -8,6 +8,7 @@ import sqlite3
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import cast
 
 import pytest
 from click.testing import CliRunner
@@ -15,6 +16,7 @@ from conftest import CaptureGateway, FixedRules, add_paid_order
 from pydantic import TypeAdapter
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.applications import Starlette
 
 from campaigner.cli import cli
 from campaigner.clock import FixedClock
@@ -26,6 +28,7 @@ from campaigner.errors import CampaignerError
 from campaigner.gateways.base import OutgoingMessage, SendResult
 from campaigner.rules.models import Rule
 from campaigner.segments.daily import OWED, owe
+from campaigner.server.droplog import FIRST_IN_FULL
 
 
 def configure(settings: Settings, **daemon: float) -> Settings:
@@ -294,6 +297,38 @@ def test_run_once_runs_the_segments_pass_once_a_daily_interval(
     clock.advance(timedelta(seconds=60))
     service(settings, engine, sessions, clock).run_once()
     assert ran_at() == clock.now().isoformat()
+
+
+def test_the_daemon_s_server_says_the_drops_of_its_guard_when_it_stops(
+    settings: Settings,
+    engine: Engine,
+    sessions: sessionmaker[Session],
+    clock: FixedClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Regression: the bodies the guard drops (not in time, their client gone, their slot
+    given to a newer request) were counted apart from the server's connections, and a
+    daemon stopped before the interval ended never said those counts. The server's drops
+    are the guard's, and its stop says them."""
+    caplog.set_level(logging.INFO, logger="campaigner.server")
+    settings = configure(settings).model_copy(
+        update={"server": settings.server.model_copy(update={"port": 0})}, deep=True
+    )
+    server = service(settings, engine, sessions, clock)._listen()
+    try:
+        guard = cast(Starlette, server.app).state.guard
+        for n in range(FIRST_IN_FULL + 2):
+            guard.drops.info("clients gone mid-body", "gone %d", n, who="203.0.113.9")
+    finally:
+        server.stop()
+    lines = [r.getMessage() for r in caplog.records if r.name == "campaigner.server"]
+    assert lines[:FIRST_IN_FULL] == [f"gone {n}" for n in range(FIRST_IN_FULL)]
+    (counts,) = lines[FIRST_IN_FULL:]
+    assert counts.startswith("2 more dropped in the ")
+    assert counts.endswith(
+        "s before the server stopped, not logged one by one (the first "
+        f"{FIRST_IN_FULL} of each reason were): 2 clients gone mid-body (from 203.0.113.9 2)"
+    )
 
 
 @pytest.mark.parametrize("runner", ["the daemon", "run --once"])

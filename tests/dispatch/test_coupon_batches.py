@@ -56,13 +56,10 @@ def test_a_code_taken_meanwhile_sends_none_of_the_batch_and_the_next_pass_sends_
 
     assert (second.claimed, second.sent) == (3, 3)
     with project.sessions() as session:
-        stored = dict(
-            session.execute(
-                select(Coupon.message_id, Coupon.code).where(Coupon.rule == "thank_you")
-            )
-            .tuples()
-            .all()
+        rows = session.execute(
+            select(Coupon.message_id, Coupon.code).where(Coupon.rule == "thank_you")
         )
+        stored = {message_id: code for message_id, code in rows}
     texts = {message.id: message.text for message in project.gateway.sent}
     assert len(project.gateway.sent) == len(texts) == 3
     assert set(stored) == set(texts)

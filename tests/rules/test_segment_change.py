@@ -159,6 +159,45 @@ def test_the_recomputation_feeds_the_rule_end_to_end(
     assert [(key, due) for _, key, due in rows] == [(clock.now().date().isoformat(), clock.now())]
 
 
+def test_a_customer_back_after_a_refund_is_welcomed_once(
+    sessions: sessionmaker[Session], settings: Settings, clock: FixedClock
+) -> None:
+    """Regression: a customer whose only order was cancelled went back to none, and months
+    later their next order recorded none -> lost again: the welcome, past its cooldown,
+    greeted a customer it had greeted already."""
+    welcome = rule(name="welcome", **{"from": ["none"], "to": ["lost", "new"]})
+
+    def load(external_id: str, **order: Any) -> None:
+        with sessions.begin() as session:
+            load_orders(
+                session,
+                [{"external_id": external_id, "customer_id": "a", "total": "10", **order}],
+                CustomerDefaults(),
+                now=clock.now(),
+                segment_map=SegmentMap.standard(),
+            )
+
+    with sessions.begin() as session:  # the daemon's pass at start, on a shop still empty
+        daily(session, SegmentMap.standard(), clock.now(), "IRT")
+        load_customers(
+            session,
+            [{"external_id": "a", "phone": "09121111111", "marketing_consent": "yes"}],
+            CustomerDefaults(),
+            now=clock.now(),
+        )
+    load("o1", paid_at=clock.now())
+    first = planned(sessions, settings, clock, welcome)
+    assert len(first) == 1
+    clock.advance(timedelta(days=1))
+    load("o1", status="cancelled")
+    clock.advance(timedelta(days=90))
+    load("o2", paid_at=clock.now())
+    assert planned(sessions, settings, clock, welcome) == first
+    with sessions() as session:
+        history = session.execute(select(SegmentChange.old, SegmentChange.new)).all()
+    assert [tuple(move) for move in history] == [("none", "lost"), ("lost", "none")]
+
+
 def upgraded_shop(sessions: sessionmaker[Session], start: datetime) -> dict[str, int]:
     """Six customers with paid orders written before segments existed: no loader scored them."""
     with sessions.begin() as session:

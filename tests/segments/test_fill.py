@@ -154,6 +154,49 @@ def test_filling_over_earlier_scores_keeps_unmoved_stamps_and_records_every_move
     assert (result.scored, result.changed, result.placed) == (3, 2, 0)
 
 
+def test_customers_back_from_none_come_back_where_they_were_either_way(
+    sessions: sessionmaker[Session], clock: FixedClock
+) -> None:
+    """Every paid order of c17 ("new") and c18 (two orders) refunded: back to none. Forty
+    days later each pays again: c17 written behind the loaders' back, c18 by a loader that
+    refreshed its inputs but did not rank (its row unscored, as an interrupted import leaves
+    it). Both come back to the segment they left, not as newcomers from none: c17 to "new"
+    (no move: no second welcome), c18 elsewhere (a move from where it was); the same rows,
+    history and counts whichever way the pass ranks."""
+    with sessions.begin() as session:
+        build_shop(session, clock)
+        recompute(session, SegmentMap.standard(), clock.now(), MAIN)
+        c17, c18 = (
+            session.scalars(select(Customer.id).where(Customer.external_id == name)).one()
+            for name in ("c17", "c18")
+        )
+    clock.advance(timedelta(days=1))
+    with sessions.begin() as session:
+        session.execute(
+            update(Order).where(Order.customer_id.in_([c17, c18])).values(status="refunded")
+        )
+        refresh_customer_stats(session, [c17, c18], main_currency=MAIN)
+        recompute(session, SegmentMap.standard(), clock.now(), MAIN, [c17, c18])
+    clock.advance(timedelta(days=40))
+    with sessions.begin() as session:
+        session.add(
+            Order(external_id="c17-back", customer_id=c17, total=Decimal(9), paid_at=clock.now())
+        )
+        back = {"external_id": "c18-back", "customer_id": "c18", "total": "9"}
+        load_orders(
+            session, [{**back, "paid_at": clock.now()}], CustomerDefaults(), now=clock.now()
+        )
+    seen = both_ways(sessions, clock)
+    assert seen[True] == seen[False]
+    result, (_, moves) = seen[True]
+    assert [move[1:3] for move in moves if move[0] == c17] == [("new", "none")]
+    assert [move[1:3] for move in moves if move[0] == c18] == [
+        ("potential_loyalist", "none"),
+        ("potential_loyalist", "new"),
+    ]
+    assert result.placed == 0
+
+
 def session_id(sessions: sessionmaker[Session], external_id: str) -> int:
     with sessions() as session:
         return session.scalars(select(Customer.id).where(Customer.external_id == external_id)).one()

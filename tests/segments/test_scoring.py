@@ -20,6 +20,7 @@ from campaigner.customers.loader import load_orders, refresh_customer_stats
 from campaigner.db import create_engine_for
 from campaigner.db.models import ORDERS_BY_CUSTOMER, Customer, CustomerScore, Order, SegmentChange
 from campaigner.segments import SegmentMap, recompute, refresh_inputs, rescore
+from campaigner.segments.daily import daily
 from campaigner.segments.scoring import payer_inputs
 
 MAIN = "IRT"
@@ -318,6 +319,62 @@ def test_a_customer_whose_only_order_is_refunded_goes_back_to_none(
     assert (after.segment, scores) == ("none", None)  # no paid order: no scores row
     assert [tuple(move) for move in moves] == [("new", "none")]
     assert result.changed >= 1
+
+
+def history_of(session: Session, external_id: str) -> list[tuple[str, str]]:
+    moves = session.execute(
+        select(SegmentChange.old, SegmentChange.new)
+        .join(Customer, Customer.id == SegmentChange.customer_id)
+        .where(Customer.external_id == external_id)
+        .order_by(SegmentChange.changed_at, SegmentChange.id)
+    )
+    return [(old, new) for old, new in moves]
+
+
+@pytest.mark.parametrize("ranked_by", ["loader", "daily"])
+def test_a_customer_back_from_none_returns_where_they_were_never_as_a_newcomer(
+    sessions: sessionmaker[Session], clock: FixedClock, ranked_by: str
+) -> None:
+    """Regression: a customer whose paid orders were all refunded went back to none, and
+    their next order recorded none -> new again: a welcome rule greeted them twice. Placed
+    before, they come back to the segment they left, a move only if it is another."""
+    segment_map = SegmentMap.standard()
+    with sessions.begin() as session:
+        build_shop(session, clock)
+        daily(session, segment_map, clock.now(), MAIN)  # the shop's first pass: quiet
+    clock.advance(timedelta(days=1))
+    with sessions.begin() as session:  # c17 ("new") and c18 (two orders) refunded
+        refunded = session.scalars(
+            select(Customer.id).where(Customer.external_id.in_(["c17", "c18"]))
+        ).all()
+        session.execute(
+            update(Order).where(Order.customer_id.in_(refunded)).values(status="refunded")
+        )
+        refresh_customer_stats(session, refunded, main_currency=MAIN)
+        rescore(session, segment_map, clock.now())
+    clock.advance(timedelta(days=40))
+    batch = [
+        {"external_id": f"{name}-back", "customer_id": name, "total": "9", "paid_at": clock.now()}
+        for name in ("c17", "c18")
+    ]
+    with sessions.begin() as session:
+        if ranked_by == "loader":
+            load_orders(
+                session, batch, CustomerDefaults(), now=clock.now(), segment_map=segment_map
+            )
+        else:  # written without ranking: the daily pass reads the changed orders
+            load_orders(session, batch, CustomerDefaults(), now=clock.now())
+            daily(session, segment_map, clock.now(), MAIN)
+    with sessions() as session:
+        assert session.scalars(select(Customer.segment).where(Customer.id.in_(refunded))).all() == [
+            "new",
+            "new",
+        ]
+        assert history_of(session, "c17") == [("new", "none")]
+        assert history_of(session, "c18") == [
+            ("potential_loyalist", "none"),
+            ("potential_loyalist", "new"),
+        ]
 
 
 def test_two_rescoring_passes_at_once_record_each_move_once(

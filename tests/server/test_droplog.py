@@ -182,3 +182,44 @@ def test_a_warning_is_counted_at_warning(
         (logging.INFO, "answer"),
         (logging.WARNING, "1 more dropp"),
     ]
+
+
+def test_a_stop_says_the_counts_held_and_how_long_they_were_counted(
+    drops: DropLog, timers: Timers, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Regression: the counts of an interval were said when it ended, by a timer on the
+    server's loop; a daemon that stopped before then never said them. The server's stop
+    says them, 3 s into the interval; its timer, were it to fire after all, says nothing."""
+    caplog.set_level(logging.INFO, logger=log.name)
+    for n in range(5):
+        drops.info("answers not taken in time", "answer %d", n, who="203.0.113.9")
+    timers.advance(3)
+    drops.stop()
+    assert _lines(caplog) == [
+        "answer 0",
+        "answer 1",
+        "answer 2",
+        "2 more dropped in the 3.0s before the server stopped, not logged one by one (the "
+        "first 3 of each reason were): 2 answers not taken in time (from 203.0.113.9 2)",
+    ]
+    timers.advance(10)
+    drops.stop()  # a second stop, and a stop without counts, say nothing
+    assert _lines(caplog) == []
+
+
+def test_a_stop_after_the_interval_says_its_counts_as_the_interval_s(
+    timers: Timers, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Without a loop's timer the interval may be over when the server stops: its line is
+    the interval's, as the next drop would have said it."""
+    caplog.set_level(logging.INFO, logger=log.name)
+    drops = DropLog(log, interval=10, first=1, clock=lambda: timers.now, later=lambda *_: None)
+    for n in range(3):
+        drops.info("bodies not received in time", "body %d", n)
+    timers.advance(12)
+    drops.stop()
+    assert _lines(caplog) == [
+        "body 0",
+        "2 more dropped in 10s, not logged one by one (the first 1 of each reason were): "
+        "2 bodies not received in time",
+    ]

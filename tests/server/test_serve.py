@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from campaigner.server.droplog import FIRST_IN_FULL
+from campaigner.server.droplog import FIRST_IN_FULL, DropLog
 from campaigner.server.protocol import (
     MAX_HEAD_BYTES,
     MAX_PIPELINED,
@@ -354,6 +354,32 @@ def test_a_flood_of_heads_too_long_is_a_few_log_lines_naming_the_client(
         == [(logging.WARNING, "127.0.0.1: request head longer than 16384 bytes: refused")]
         * FIRST_IN_FULL
     )
+
+
+def test_stopping_the_server_says_the_counts_of_the_interval_not_over(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Regression: the line of counts came when the interval ended, from a timer on the
+    server's loop; a server stopped before then never said it, and the drops past the first
+    few went unmentioned. The drops' clock is the test's: the interval never ends."""
+    caplog.set_level(logging.INFO, logger="campaigner.server")
+    now = 0.0
+    drops = DropLog(logging.getLogger("campaigner.server"), clock=lambda: now)
+    head = b"GET /ping HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 17000 + b"\r\n\r\n"
+    with serve_in_background(_ping_app(), drops=drops) as server:
+        answers = [_exchange(server.port, head) for _ in range(FIRST_IN_FULL + 3)]
+        now = 2.5
+        assert not [r for r in caplog.records if "more dropped" in r.getMessage()]
+    lines = [(r.levelno, r.getMessage()) for r in caplog.records if "dropped" in r.getMessage()]
+    assert all(answer.startswith(b"HTTP/1.1 431 ") for answer in answers)
+    assert lines == [
+        (
+            logging.WARNING,
+            "3 more dropped in the 2.5s before the server stopped, not logged one by one (the "
+            f"first {FIRST_IN_FULL} of each reason were): 3 request heads too long (from "
+            "127.0.0.1 3)",
+        )
+    ]
 
 
 # -- pipelining: answers in request order -------------------------------------------------

@@ -1012,8 +1012,59 @@ def customer_stats(sessions: sessionmaker[Session]) -> tuple[int, Decimal]:
 def planned_thanks(sessions: sessionmaker[Session], settings: Settings) -> int:
     with sessions.begin() as session:
         session.execute(Customer.__table__.update().values(marketing_consent=True))
-        report = plan(session, [THANKS], datetime(2026, 3, 20, 11, 0, tzinfo=UTC), settings)
+        report = plan(
+            session, [THANKS], FixedClock(datetime(2026, 3, 20, 11, 0, tzinfo=UTC)), settings
+        )
     return report.rules["thanks"].planned
+
+
+def test_a_bank_transfer_confirmed_days_later_is_paid_when_it_was_seen_paid(
+    sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    """Regression: WooCommerce sends no payment date for some gateways, and the order's
+    creation time stood in for it. The documented bank transfer, placed (on hold) on the
+    15th and confirmed on the 20th, counted as paid on the 15th: its thank-you, five days
+    past due, was never planned, and its new customer was placed quietly, with no move from
+    none for a welcome rule to see. Seen unpaid before, it is paid when first seen paid,
+    and a later update keeps that time."""
+    clock = FixedClock(datetime(2026, 3, 15, 9, 0, tzinfo=UTC))
+    with sessions.begin() as session:  # the daemon's pass at start: from now on webhooks rank
+        daily(session, settings.segments.segment_map, clock.now(), settings.customers.currency)
+    app = create_app(settings=with_secrets(settings), sessions=sessions, clock=clock, gateways={})
+    client = TestClient(app)
+    placed = changed(
+        wc_order(),
+        status="on-hold",
+        date_paid_gmt=None,
+        date_created_gmt="2026-03-15T08:55:00",
+        date_modified_gmt="2026-03-15T08:55:00",
+    )
+    assert woo(client, "order.created", placed).text == "ok 1"
+    clock.set(NOW)  # the transfer arrived
+    confirmed = changed(placed, status="processing", date_modified_gmt="2026-03-20T08:59:00")
+    assert woo(client, "order.updated", confirmed).text == "ok 1"
+    with sessions() as session:
+        assert session.scalars(select(Order.paid_at)).one() == NOW
+        moves = session.execute(select(SegmentChange.old, SegmentChange.changed_at)).all()
+    assert [tuple(move) for move in moves] == [("none", NOW)]
+    assert planned_thanks(sessions, settings) == 1
+    clock.advance(timedelta(days=2))
+    completed = changed(confirmed, status="completed", date_modified_gmt="2026-03-22T09:00:00")
+    assert woo(client, "order.updated", completed).text == "ok 1"
+    with sessions() as session:
+        assert session.scalars(select(Order.paid_at)).one() == NOW
+
+
+def test_an_order_first_seen_paid_without_a_payment_date_was_paid_when_placed(
+    client: TestClient, sessions: sessionmaker[Session]
+) -> None:
+    """Never seen unpaid (a shop's history, or a webhook set up after the order was paid),
+    the order's creation time is the best known: it stands in, as before."""
+    order = changed(wc_order(), date_paid_gmt=None)
+    assert woo(client, "order.created", order).text == "ok 1"
+    with sessions() as session:
+        paid_at = session.scalars(select(Order.paid_at)).one()
+    assert paid_at == datetime(2017, 3, 22, 19, 28, 2, tzinfo=UTC)
 
 
 def test_a_deleted_woocommerce_order_stops_counting_as_paid_until_restored(

@@ -35,7 +35,7 @@ from woocommerce_shop import (
 
 from campaigner.clock import FixedClock
 from campaigner.config import Settings, SourceSettings
-from campaigner.db.models import Customer, CustomerDate, Order, OrderItem
+from campaigner.db.models import Customer, CustomerDate, Order, OrderItem, SegmentChange
 from campaigner.errors import CampaignerError
 from campaigner.messages.context import build_context
 from campaigner.server import shop_webhooks
@@ -251,6 +251,44 @@ def test_incremental_sync_sees_pending_become_processing_in_one_pass(
     _, orders = loaded(sessions)
     assert orders["107"].status == "paid"
     assert orders["107"].paid_at == datetime(2026, 2, 2, 10, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("storage", ["hpos", "posts"])
+def test_an_order_on_hold_confirmed_without_a_payment_date_is_paid_when_synced_paid(
+    storage: Storage, shop_db: str, sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    """Regression: Sara's order 108, on hold (a bank transfer) since February, is confirmed
+    by the shop a month later, and the gateway leaves no payment date. Its creation time
+    stood in: paid a month before it was, so no thank-you, and Sara placed quietly with no
+    move from none for a welcome. Seen unpaid by the previous sync, it is paid when this
+    sync first sees it paid; later syncs keep that time."""
+    build_shop(shop_db, storage)
+    source = preset(shop_db)
+    run(sessions, source, settings)
+    engine = create_engine(shop_db)
+    with engine.begin() as connection:
+        move_order(connection, 108, "wc-processing", datetime(2026, 3, 2, 8, 0), storage)
+    engine.dispose()
+    confirmed = FixedClock(datetime(2026, 3, 2, 8, 5, tzinfo=UTC))
+    sync_source(sessions, source, settings, clock=confirmed)
+    with sessions() as session:
+        sara = session.scalars(select(Customer.id).where(Customer.external_id == "2")).one()
+        paid_at = session.scalars(select(Order.paid_at).where(Order.external_id == "108")).one()
+        moves = session.execute(
+            select(SegmentChange.old, SegmentChange.changed_at).where(
+                SegmentChange.customer_id == sara
+            )
+        ).all()
+    assert paid_at == confirmed.now()
+    assert [tuple(move) for move in moves] == [("none", confirmed.now())]
+    engine = create_engine(shop_db)
+    with engine.begin() as connection:
+        move_order(connection, 108, "wc-completed", datetime(2026, 3, 5, 8, 0), storage)
+    engine.dispose()
+    sync_source(sessions, source, settings, clock=FixedClock(datetime(2026, 3, 5, 9, tzinfo=UTC)))
+    with sessions() as session:
+        kept = session.scalars(select(Order.paid_at).where(Order.external_id == "108")).one()
+    assert kept == confirmed.now()
 
 
 def test_a_late_refund_reaches_its_parent_order(
