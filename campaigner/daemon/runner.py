@@ -35,6 +35,7 @@ from campaigner.rules.models import TRIGGERS
 from campaigner.runtime import Runtime
 from campaigner.segments.daily import daily as daily_segments
 from campaigner.segments.daily import due as segments_due
+from campaigner.segments.daily import place_owed
 from campaigner.segments.daily import tidy as tidy_segments
 from campaigner.segments.scoring import ARRIVAL_WINDOW
 from campaigner.server.app import create_app
@@ -181,6 +182,26 @@ class Service:
         tidy_segments(self.engine)
         return False
 
+    def place_owed(self) -> bool:
+        """The customers requests left owed to the next ranking (they found the rescoring
+        lock taken), placed before the next segment_change planning, not at the next daily
+        pass (campaigner/segments/daily.py)."""
+        with self.sessions.begin() as session:
+            result = place_owed(
+                session,
+                self.settings.segments.segment_map,
+                self.clock.now(),
+                self.settings.customers.currency,
+            )
+        if result is not None:
+            log.info(
+                "segments: placed the customers requests left owed: %d rescored,"
+                " %d changed segment",
+                result.scored,
+                result.changed,
+            )
+        return False
+
     def poll_inbound(self) -> bool:
         gateway = self.runtime.gateway
         key = f"inbound:{gateway.name}"
@@ -270,6 +291,11 @@ class Service:
             Task("watch", daemon.watch_interval, self.watch_rules),
             Task("heartbeat", HEARTBEAT_INTERVAL, self.heartbeat),
             Task("segments", self.settings.segments.daily_interval, self.segments),
+            Task(
+                "segments:owed",
+                overrides.get("segment_change", daemon.plan_interval),
+                self.place_owed,
+            ),
         ]
         if self.runtime.gateway.polls_inbound:
             tasks.append(Task("inbound", daemon.inbound_poll_interval, self.poll_inbound))
@@ -317,6 +343,7 @@ class Service:
         once = [
             *(t for t in self.tasks() if t.name.startswith("sync:")),
             Task("segments", 0, self._segments_if_due),
+            Task("segments:owed", 0, self.place_owed),
             Task("plan", 0, lambda: self.plan(None)),
             Task("dispatch", 0, dispatch_all),
             Task("reconcile", 0, self.reconcile),

@@ -23,10 +23,11 @@ from campaigner.clock import FixedClock
 from campaigner.config import Settings, SourceSettings
 from campaigner.daemon.heartbeats import HEARTBEAT_PREFIX
 from campaigner.daemon.runner import Service
-from campaigner.db.models import Customer, CustomerScore, Message, SyncState
+from campaigner.db.models import Customer, CustomerScore, Message, SegmentChange, SyncState
 from campaigner.errors import CampaignerError
 from campaigner.gateways.base import OutgoingMessage, SendResult
 from campaigner.rules.models import Rule
+from campaigner.segments.daily import OWED, owe
 from campaigner.server.droplog import FIRST_IN_FULL
 
 
@@ -328,3 +329,43 @@ def test_the_daemon_s_server_says_the_drops_of_its_guard_when_it_stops(
         "s before the server stopped, not logged one by one (the first "
         f"{FIRST_IN_FULL} of each reason were): 2 clients gone mid-body (from 203.0.113.9 2)"
     )
+
+
+@pytest.mark.parametrize("runner", ["the daemon", "run --once"])
+def test_a_customer_a_request_left_owed_is_placed_within_a_planning_interval(
+    settings: Settings,
+    engine: Engine,
+    sessions: sessionmaker[Session],
+    clock: FixedClock,
+    runner: str,
+) -> None:
+    """Regression: a request that found the rescoring lock taken (PostgreSQL: a pass, or
+    another request ranking) left its customer owed, and on a quiet shop nothing placed them
+    until the next daily pass: a welcome a day late, and never with a `daily_interval` over
+    ARRIVAL_WINDOW (placed that late, the first placement is not a move). The daemon now
+    places what is owed every segment_change planning interval, and `run --once` each run."""
+    settings = configure(settings)
+    for n in range(1, 6):
+        add_paid_order(sessions, clock, n)  # long-standing customers
+    clock.advance(timedelta(days=30))
+    shop = service(settings, engine, sessions, clock)
+    shop.run_once()  # the shop's first pass
+    add_paid_order(sessions, clock, 6)  # paid 3 hours ago, its inputs left to the next ranking
+    with sessions.begin() as session:
+        owe(
+            session,
+            [session.scalars(select(Customer.id).where(Customer.external_id == "c6")).one()],
+            clock.now(),
+        )
+    clock.advance(timedelta(minutes=1))
+    if runner == "the daemon":
+        task = next(task for task in shop.tasks() if task.name == "segments:owed")
+        assert task.interval == settings.daemon.plan_interval
+        task.run()
+    else:
+        service(settings, engine, sessions, clock).run_once()  # the daily pass is not due
+    with sessions() as session:
+        moves = session.execute(select(SegmentChange.old, SegmentChange.new)).all()
+        owed = session.scalar(select(SyncState.name).where(SyncState.name.like(f"{OWED}%")))
+    assert [tuple(move) for move in moves] == [("none", "new")]  # a welcome rule's move
+    assert owed is None
