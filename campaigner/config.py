@@ -457,8 +457,8 @@ class ConsoleSettings(Section):
     max_failed_logins_per_network: int = Field(
         100,
         ge=1,
-        description="Failures from one IPv6 /48 (its 65,536 /64s together) within "
-        "lockout_minutes, any user",
+        description="Failures from one IPv6 /48 (its 65,536 /64s together) or one IPv4 /24 "
+        "(its 256 addresses) within lockout_minutes, any user",
     )
     git_commit: bool = Field(True, description="Commit each saved rule when rules/ is in git")
     trusted_proxies: list[str] = Field(

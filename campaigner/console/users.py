@@ -2,11 +2,12 @@
 limit per client address (an IPv6 client's /64: `forwarded.limit_key`), so a password
 cannot be guessed by trying.
 
-An IPv6 client is also counted in its /48 (`forwarded.network_key`), against a larger
-allowance: whoever holds a /48 holds 65,536 /64s, and with the /64's limit alone had as many
-times its guesses. The /48's failures are rows of their own (the /48 as the address), so
+A client is also counted in its wider block (`forwarded.network_key`), against a larger
+allowance: an IPv6 client in its /48, an IPv4 one in its /24. Whoever holds a /48 holds
+65,536 /64s, and a /24 256 addresses, and with the narrower limit alone had as many times
+its guesses. The block's failures are rows of their own (the block as the address), so
 both counts are lookups of one indexed value. Neighbours in one /64 share no more than
-before; neighbours in one /48 share its allowance."""
+before; neighbours in one /48 or /24 share its allowance."""
 
 from __future__ import annotations
 

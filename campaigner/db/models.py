@@ -554,8 +554,8 @@ class ConsoleSession(Base):
 
 class ConsoleLoginFailure(Base):
     """A failed sign-in, counted per client for the rate limit: `address` is an IPv4 address
-    or an IPv6 /64 (`forwarded.limit_key`). A failure from native IPv6 is stored twice, once
-    as its /64 and once as its /48 (`forwarded.network_key`), the wider limit's count."""
+    or an IPv6 /64 (`forwarded.limit_key`). A failure is stored twice, once as that and once
+    as its IPv4 /24 or IPv6 /48 (`forwarded.network_key`), the wider limit's count."""
 
     __tablename__ = "console_login_failures"
 

@@ -16,9 +16,10 @@ tunnelled one by the IPv4 address it is made from (6to4 gives one IPv4 address a
 /64s; Teredo puts every client of a relay in the relay's /64).
 
 A /64 per client still leaves a holder of a larger block many clients: a site is commonly
-given a /48 (RFC 6177), 65,536 /64s, so 65,536 limits. `network_key` names the /48 a wider
-limit counts an IPv6 client in; a tunnelled one has its IPv4 address's one limit already
-(6to4 gives that address its /48).
+given a /48 (RFC 6177), 65,536 /64s, so 65,536 limits; and a holder of an IPv4 /24 has 256
+addresses, 256 limits. `network_key` names the block a wider limit counts a client in: an
+IPv6 client's /48, and the /24 of an IPv4 address, however it came (a tunnelled or NAT64 one
+is counted as its IPv4 address, so in that address's /24).
 
 A proxy may write a hop with its port (Azure Application Gateway writes "IP:port"; RFC 7239
 brackets IPv6: "[2001:db8::1]:443"): the address is the hop without it, or each new source
@@ -75,13 +76,19 @@ def _plain_network(network: Network) -> Network:
 
 
 def _client(address: IPv4Address | IPv6Address) -> IPv4Address | IPv6Address:
-    """The address a limit counts: IPv4-mapped and NAT64 (64:ff9b::/96) addresses as the
-    IPv4 address they carry. A server reached through a NAT64/SIIT translator sees every
-    IPv4 client in 64:ff9b::/96: counted by that /64 and /48, one client's failures would
+    """The address a limit counts: IPv4-mapped, NAT64 (64:ff9b::/96), 6to4 and Teredo addresses
+    as the IPv4 address they carry. A server reached through a NAT64/SIIT translator sees
+    every IPv4 client in its prefix: counted by that /64 and /48, one client's failures would
     refuse every IPv4 client. Not for trusting proxies: the prefix is not a proxy's."""
     plain = _plain(address)
-    if isinstance(plain, IPv6Address) and plain in _NAT64:
+    if isinstance(plain, IPv4Address):
+        return plain
+    if plain in _NAT64:
         return IPv4Address(int(plain) & 0xFFFFFFFF)
+    if plain.sixtofour is not None:
+        return plain.sixtofour
+    if plain.teredo is not None:
+        return plain.teredo[1]  # (relay, client)
     return plain
 
 
@@ -94,22 +101,19 @@ def limit_key(address: str) -> str:
     parsed = _client(parsed)
     if isinstance(parsed, IPv4Address):
         return str(parsed)
-    if parsed.sixtofour is not None:
-        return str(parsed.sixtofour)
-    if parsed.teredo is not None:
-        return str(parsed.teredo[1])  # (relay, client)
     return str(IPv6Network((int(parsed) >> 64 << 64, 64)))
 
 
 def network_key(address: str) -> str | None:
-    """The wider block a second, larger limit counts `address` in: a native IPv6 address's
-    /48; None for anything `limit_key` counts as an IPv4 address, or that is no address."""
+    """The wider block a second, larger limit counts `address` in: the /24 of what
+    `limit_key` counts as an IPv4 address, a native IPv6 address's /48; None for what is no
+    address."""
     parsed = _address(address)
     if parsed is None:
         return None
     parsed = _client(parsed)
-    if isinstance(parsed, IPv4Address) or parsed.sixtofour is not None or parsed.teredo:
-        return None
+    if isinstance(parsed, IPv4Address):
+        return str(IPv4Network((int(parsed) >> 8 << 8, 24)))
     return str(IPv6Network((int(parsed) >> 80 << 80, 48)))
 
 

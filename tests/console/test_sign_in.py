@@ -230,7 +230,7 @@ def test_a_forged_forwarded_for_does_not_reset_the_address_limit(site: ConsoleSi
     assert "تلاش‌های ناموفق زیادی" in answers[-1].text
     with site.project.sessions() as session:
         counted = set(session.scalars(select(ConsoleLoginFailure.address)))
-    assert counted == {"127.0.0.1"}
+    assert counted == {"127.0.0.1", "127.0.0.0/24"}
 
 
 def test_a_configured_proxy_is_believed_about_the_address(site: ConsoleSite) -> None:
@@ -252,7 +252,7 @@ def test_a_configured_proxy_is_believed_about_the_address(site: ConsoleSite) -> 
             assert "تلاش‌های ناموفق زیادی" not in answer.text
     with site.project.sessions() as session:
         counted = sorted(session.scalars(select(ConsoleLoginFailure.address)))
-    assert counted == ["203.0.113.7", "203.0.113.7", "203.0.113.8"]
+    assert counted == ["203.0.113.0/24"] * 3 + ["203.0.113.7", "203.0.113.7", "203.0.113.8"]
 
 
 def test_a_proxy_that_adds_its_own_forwarded_for_line_is_believed_not_the_client(
@@ -277,7 +277,7 @@ def test_a_proxy_that_adds_its_own_forwarded_for_line_is_believed_not_the_client
             )
     with site.project.sessions() as session:
         counted = sorted(session.scalars(select(ConsoleLoginFailure.address)))
-    assert counted == ["203.0.113.7", "203.0.113.7"]
+    assert counted == ["203.0.113.0/24"] * 2 + ["203.0.113.7", "203.0.113.7"]
 
 
 def _guess_through(client: httpx.Client, forwarded_for: str) -> bool:
@@ -343,6 +343,35 @@ def test_the_64s_of_one_ipv6_48_share_a_wider_limit(site: ConsoleSite) -> None:
     assert counted.count("2001:db8:8::/48") == 1
 
 
+def test_the_addresses_of_one_ipv4_24_share_a_wider_limit(site: ConsoleSite) -> None:
+    """Regression: counted per address only, whoever holds a /24 had 256 limits. Its
+    addresses now share the /24's allowance too (5 here), as the /64s of an IPv6 /48 do:
+    an address is refused after its own 2, five addresses of one /24 (one NAT64-carried)
+    are refused at the sixth failure, and an address of the next /24 is not."""
+    settings = site.project.settings
+    settings.console.trusted_proxies = ["127.0.0.0/8"]
+    settings.console.max_failed_logins_per_ip = 2
+    settings.console.max_failed_logins_per_network = 5
+    console = Console(settings, site.project.sessions, site.project.clock)
+    with BackgroundServer(console.app()) as server, httpx.Client(base_url=server.url) as client:
+        one_address = [_guess_through(client, "198.51.100.1") for _ in range(3)]
+        spread = [_guess_through(client, f"198.51.100.{n}") for n in (2, 3)]
+        nat64 = _guess_through(client, "64:ff9b::198.51.100.4")
+        refused = _guess_through(client, "198.51.100.5")
+        next_24 = _guess_through(client, "198.51.101.1")
+        site.project.clock.advance(timedelta(minutes=16))
+        later = _guess_through(client, "198.51.100.5")
+    assert one_address == [False, False, True]
+    assert spread == [False, False]
+    assert not nat64  # the fifth failure of the /24
+    assert refused  # the /24 is full, though this address never failed
+    assert not next_24
+    assert not later  # the failures are older than lockout_minutes
+    with site.project.sessions() as session:
+        counted = sorted(session.scalars(select(ConsoleLoginFailure.address)))
+    assert counted == ["198.51.100.0/24", "198.51.100.5"]  # the older ones deleted
+
+
 def test_ipv4_mapped_addresses_are_limited_per_ipv4_address(site: ConsoleSite) -> None:
     """A dual-stack listener (or proxy) reports IPv4 clients as ::ffff:a.b.c.d, all in one
     /64: they are counted per IPv4 address, as IPv4 clients are."""
@@ -355,7 +384,7 @@ def test_ipv4_mapped_addresses_are_limited_per_ipv4_address(site: ConsoleSite) -
     assert refused == [False, False, False, False, True]
     with site.project.sessions() as session:
         counted = sorted(session.scalars(select(ConsoleLoginFailure.address)))
-    assert counted == ["203.0.113.1"] * 2 + ["203.0.113.2", "203.0.113.3"]
+    assert counted == ["203.0.113.0/24"] * 4 + ["203.0.113.1"] * 2 + ["203.0.113.2", "203.0.113.3"]
 
 
 def test_an_address_longer_than_its_column_is_still_counted(site: ConsoleSite) -> None:
@@ -388,5 +417,8 @@ def test_a_proxy_that_writes_the_clients_port_does_not_give_each_port_a_limit(
     with site.project.sessions() as session:
         counted = sorted(session.scalars(select(ConsoleLoginFailure.address)))
     assert counted == sorted(
-        ["2001:db8:1:2::/64"] * 2 + ["2001:db8:1::/48"] * 2 + ["203.0.113.7"] * 2
+        ["2001:db8:1:2::/64"] * 2
+        + ["2001:db8:1::/48"] * 2
+        + ["203.0.113.7"] * 2
+        + ["203.0.113.0/24"] * 2
     )

@@ -121,15 +121,18 @@ def test_the_sign_in_limit_counts_a_client_not_its_port_or_tunnel(address: str, 
         ("2001:db8:1:ffff:aaaa::1", "2001:db8:1::/48"),  # another /64 of the same /48
         ("[2001:db8:2:2::1]:443", "2001:db8:2::/48"),
         ("::1", "::/48"),
-        # counted by their IPv4 address already: one limit, no wider one
-        ("203.0.113.9", None),
-        ("::ffff:203.0.113.9", None),
-        ("2002:cb00:7109::1", None),  # 6to4: the /48 is the IPv4 address's
-        ("2001:0:4136:e378:8000:63bf:34ff:8ef6", None),  # Teredo
+        # counted by their IPv4 address: in its /24. Regression: they had no wider limit,
+        # so a /24's holder had 256 per-address limits.
+        ("203.0.113.9", "203.0.113.0/24"),
+        ("203.0.113.255:443", "203.0.113.0/24"),
+        ("203.0.114.1", "203.0.114.0/24"),
+        ("::ffff:203.0.113.9", "203.0.113.0/24"),
+        ("2002:cb00:7109::1", "203.0.113.0/24"),  # 6to4: the /48 is the IPv4 address's
+        ("2001:0:4136:e378:8000:63bf:34ff:8ef6", "203.0.113.0/24"),  # Teredo
         ("testclient", None),
     ],
 )
-def test_the_wider_sign_in_limit_counts_an_ipv6_client_by_its_48(
+def test_the_wider_sign_in_limit_counts_an_ipv6_client_by_its_48_and_ipv4_by_its_24(
     address: str, key: str | None
 ) -> None:
     assert network_key(address) == key
@@ -153,4 +156,4 @@ def test_a_nat64_address_is_counted_as_the_ipv4_client_it_carries(address: str) 
     from any of them refused every IPv4 client of the console."""
     assert limit_key(address) == "203.0.113.9"
     assert limit_key("64:ff9b::198.51.100.4") == "198.51.100.4"  # a neighbour: its own limit
-    assert network_key(address) is None
+    assert network_key(address) == "203.0.113.0/24"  # as a plain IPv4 client is
