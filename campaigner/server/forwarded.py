@@ -33,7 +33,15 @@ from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_add
 
 Network = IPv4Network | IPv6Network
 _MAPPED = IPv6Network("::ffff:0:0/96")
-_NAT64 = IPv6Network("64:ff9b::/96")  # the well-known prefix (RFC 6052): an IPv4 host behind it
+# NAT64 prefixes an IPv4 host is seen behind, the IPv4 address in their last 32 bits: the
+# well-known prefix (RFC 6052) and the first /96 of the local-use 64:ff9b:1::/48 (RFC 8215).
+# The rest of 64:ff9b:1::/48 is not decoded: a translator may use any /96 in it, or a /48,
+# /56 or /64 prefix, which puts the IPv4 address in other bits; which one is the operator's
+# configuration, not seen in the address, and a wrong guess would merge unrelated clients.
+# Those addresses count as native IPv6, by /64 and /48: a translator's IPv4 clients then
+# share its limits. 64:ff9b:1::/96 is unambiguous: read as a /48, /56 or /64 prefix's
+# addresses, its addresses carry an IPv4 address in 0.0.0.0/8, no client's.
+_NAT64 = (IPv6Network("64:ff9b::/96"), IPv6Network("64:ff9b:1::/96"))
 
 
 def networks(entries: Sequence[str]) -> list[Network]:
@@ -76,14 +84,14 @@ def _plain_network(network: Network) -> Network:
 
 
 def _client(address: IPv4Address | IPv6Address) -> IPv4Address | IPv6Address:
-    """The address a limit counts: IPv4-mapped, NAT64 (64:ff9b::/96), 6to4 and Teredo addresses
+    """The address a limit counts: IPv4-mapped, NAT64 (`_NAT64`), 6to4 and Teredo addresses
     as the IPv4 address they carry. A server reached through a NAT64/SIIT translator sees
     every IPv4 client in its prefix: counted by that /64 and /48, one client's failures would
     refuse every IPv4 client. Not for trusting proxies: the prefix is not a proxy's."""
     plain = _plain(address)
     if isinstance(plain, IPv4Address):
         return plain
-    if plain in _NAT64:
+    if any(plain in prefix for prefix in _NAT64):
         return IPv4Address(int(plain) & 0xFFFFFFFF)
     if plain.sixtofour is not None:
         return plain.sixtofour

@@ -372,6 +372,28 @@ def test_the_addresses_of_one_ipv4_24_share_a_wider_limit(site: ConsoleSite) -> 
     assert counted == ["198.51.100.0/24", "198.51.100.5"]  # the older ones deleted
 
 
+def test_ipv4_clients_behind_the_local_use_nat64_prefix_have_limits_of_their_own(
+    site: ConsoleSite,
+) -> None:
+    """Regression: a NAT64 translator using the local-use 64:ff9b:1::/96 (RFC 8215) shows
+    every IPv4 client in one /64, so one client's failures refused every other: each is now
+    counted as the IPv4 address it carries, and in that address's /24."""
+    settings = site.project.settings
+    settings.console.trusted_proxies = ["127.0.0.0/8"]
+    settings.console.max_failed_logins_per_ip = 2
+    console = Console(settings, site.project.sessions, site.project.clock)
+    with BackgroundServer(console.app()) as server, httpx.Client(base_url=server.url) as client:
+        one_client = [_guess_through(client, "64:ff9b:1::203.0.113.9") for _ in range(3)]
+        neighbour = _guess_through(client, "64:ff9b:1::198.51.100.4")
+    assert one_client == [False, False, True]
+    assert not neighbour
+    with site.project.sessions() as session:
+        counted = sorted(session.scalars(select(ConsoleLoginFailure.address)))
+    assert counted == sorted(
+        ["203.0.113.9", "203.0.113.0/24"] * 2 + ["198.51.100.4", "198.51.100.0/24"]
+    )
+
+
 def test_ipv4_mapped_addresses_are_limited_per_ipv4_address(site: ConsoleSite) -> None:
     """A dual-stack listener (or proxy) reports IPv4 clients as ::ffff:a.b.c.d, all in one
     /64: they are counted per IPv4 address, as IPv4 clients are."""

@@ -157,3 +157,31 @@ def test_a_nat64_address_is_counted_as_the_ipv4_client_it_carries(address: str) 
     assert limit_key(address) == "203.0.113.9"
     assert limit_key("64:ff9b::198.51.100.4") == "198.51.100.4"  # a neighbour: its own limit
     assert network_key(address) == "203.0.113.0/24"  # as a plain IPv4 client is
+
+
+@pytest.mark.parametrize(
+    "address", ["64:ff9b:1::203.0.113.9", "64:FF9B:1:0:0:0:CB00:7109", "[64:ff9b:1::cb00:7109]:443"]
+)
+def test_a_local_use_nat64_address_is_counted_as_the_ipv4_client_it_carries(address: str) -> None:
+    """Regression: a translator using the local-use prefix's /96 (RFC 8215, 64:ff9b:1::/96)
+    put every IPv4 client in one /64 and /48, as the well-known prefix did: 20 failures from
+    any of them refused them all."""
+    assert limit_key(address) == "203.0.113.9"
+    assert limit_key("64:ff9b:1::198.51.100.4") == "198.51.100.4"  # a neighbour: its own limit
+    assert network_key(address) == "203.0.113.0/24"
+
+
+@pytest.mark.parametrize(
+    ("address", "key", "network"),
+    [
+        # a /96 elsewhere in 64:ff9b:1::/48
+        ("64:ff9b:1:abcd::cb00:7109", "64:ff9b:1:abcd::/64", "64:ff9b:1::/48"),
+        # 203.0.113.9 behind the /64 prefix 64:ff9b:1::/64 (RFC 6052 2.2: bits 72-103)
+        ("64:ff9b:1:0:cb:71:900:0", "64:ff9b:1::/64", "64:ff9b:1::/48"),
+    ],
+)
+def test_other_local_use_nat64_prefixes_count_as_ipv6(address: str, key: str, network: str) -> None:
+    """Where in 64:ff9b:1::/48 the IPv4 address sits is the translator's configuration, not
+    seen in the address: decoded by a guess, unrelated clients would share a limit."""
+    assert limit_key(address) == key
+    assert network_key(address) == network
