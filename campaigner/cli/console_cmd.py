@@ -47,6 +47,7 @@ def console_cmd(ctx: click.Context, host: str | None, port: int | None) -> None:
         host=chosen_host,
         port=chosen_port,
         limits=ConnectionLimits.of(settings.server),
+        drops=console.drops,
     ).start()
     click.echo(f"console: {server.url}{PREFIX}/  (Ctrl-C stops it)")
     try:

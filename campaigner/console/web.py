@@ -49,6 +49,7 @@ from campaigner.rulebook import check_rules
 from campaigner.rules.models import TRIGGERS
 from campaigner.rules.starters import starter
 from campaigner.server import forwarded
+from campaigner.server.droplog import DropLog
 from campaigner.server.guard import CloseUnread, Refused, read_body
 from campaigner.simulate import simulate
 
@@ -116,9 +117,16 @@ class Assets:
 
 class Console:
     def __init__(
-        self, settings: Settings, session_factory: sessionmaker[Session], clock: Clock
+        self,
+        settings: Settings,
+        session_factory: sessionmaker[Session],
+        clock: Clock,
+        drops: DropLog | None = None,
     ) -> None:
+        """`drops`: the log of bodies dropped (gone mid-body, not in time), the server's, so
+        that its stop says their counts; a new one without, to give the console's server."""
         self.settings = settings
+        self.drops = drops or DropLog(logging.getLogger("campaigner.server"))
         self.sessions = session_factory
         self.clock = clock
         self.zone = ZoneInfo(settings.customers.timezone)
@@ -218,6 +226,7 @@ class Console:
                             request,
                             MAX_FORM_BYTES,
                             self.settings.server.body_timeout_seconds,
+                            drops=self.drops,
                             who=self._who(request),
                         )
                     )
@@ -303,7 +312,11 @@ class Console:
     async def login(self, request: Request) -> Response:
         try:
             body = await read_body(
-                request, 10_000, self.settings.server.body_timeout_seconds, who=self._who(request)
+                request,
+                10_000,
+                self.settings.server.body_timeout_seconds,
+                drops=self.drops,
+                who=self._who(request),
             )
         except Refused as refused:
             return Response(refused.detail, status_code=refused.status)

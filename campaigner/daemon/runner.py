@@ -311,7 +311,7 @@ class Service:
         guard = guard or Guard.of(self.settings)
         console = self.settings.console
         console_routes = (
-            Console(self.settings, self.sessions, self.clock).routes()
+            Console(self.settings, self.sessions, self.clock, guard.drops).routes()
             if console.enabled and not console.separate
             else []
         )
@@ -420,12 +420,13 @@ class Service:
             return server
         if console.separate:
             host = console.host or self.settings.server.host
-            app = Console(self.settings, self.sessions, self.clock).app()
+            site = Console(self.settings, self.sessions, self.clock)
             server = BackgroundServer(
-                app,
+                site.app(),
                 host=host,
                 port=console.port,
                 limits=ConnectionLimits.of(self.settings.server),
+                drops=site.drops,
             ).start()
         log.info("console on %s/console/", server.url)
         return server

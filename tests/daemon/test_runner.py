@@ -4,6 +4,7 @@ and what a failing rule looks like on /healthz and in status."""
 from __future__ import annotations
 
 import logging
+import socket
 import sqlite3
 from collections.abc import Sequence
 from datetime import timedelta
@@ -369,3 +370,36 @@ def test_a_customer_a_request_left_owed_is_placed_within_a_planning_interval(
         owed = session.scalar(select(SyncState.name).where(SyncState.name.like(f"{OWED}%")))
     assert [tuple(move) for move in moves] == [("none", "new")]  # a welcome rule's move
     assert owed is None
+
+
+def test_the_daemon_s_server_says_the_console_s_dropped_bodies_when_it_stops(
+    settings: Settings,
+    engine: Engine,
+    sessions: sessionmaker[Session],
+    clock: FixedClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Regression: the console read its bodies (sign-in, forms) with the process's own drop
+    log, not the server's: a flood of sign-ins gone mid-body past the first few was counted
+    where no stop would say it. They are the server's drops, said when it stops."""
+    caplog.set_level(logging.INFO, logger="campaigner.server")
+    settings = configure(settings).model_copy(
+        update={"server": settings.server.model_copy(update={"port": 0})}, deep=True
+    )
+    head = b"POST /console/login HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nuser="
+    server = service(settings, engine, sessions, clock)._listen()
+    try:
+        for _ in range(FIRST_IN_FULL + 2):
+            with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+                sock.sendall(head)
+    finally:
+        server.stop()
+    lines = [r.getMessage() for r in caplog.records if r.name == "campaigner.server"]
+    gone = [line for line in lines if line.startswith("POST /console/login: the client ")]
+    assert len(gone) == FIRST_IN_FULL
+    (counts,) = [line for line in lines if "more dropped" in line]
+    assert counts.startswith("2 more dropped in the ")
+    assert counts.endswith(
+        "s before the server stopped, not logged one by one (the first "
+        f"{FIRST_IN_FULL} of each reason were): 2 clients gone mid-body (from 127.0.0.1 2)"
+    )
