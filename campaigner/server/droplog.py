@@ -100,13 +100,14 @@ class DropLog:
                 self._held[reason] += 1
                 self._level[reason] = level
                 clients = self._who.setdefault(reason, Counter())
-                who = "".join(c if c.isprintable() else "?" for c in who[:WHO_CHARS])
+                who = _printable(who[:WHO_CHARS])
                 if who and (who in clients or len(clients) < NAMED):
                     clients[who] += 1
                 if self._timer is None:
                     self._timer = self.later(self._since + self.interval - now, self.flush)
                 return
-        self.logger.log(level, message, *args)
+        # The path and client are the client's words: a newline there would forge a line.
+        self.logger.log(level, "%s", _printable(message % args if args else message))
 
     def flush(self) -> None:
         """Say the counts of the interval once it is over (called early, wait for its end
@@ -165,6 +166,10 @@ class DropLog:
     def _say(self, summary: tuple[int, str] | None) -> None:
         if summary:
             self.logger.log(summary[0], "%s", summary[1])
+
+
+def _printable(text: str) -> str:
+    return "".join(c if c.isprintable() else "?" for c in text)
 
 
 def _named(clients: Counter[str], count: int) -> str:

@@ -223,3 +223,18 @@ def test_a_stop_after_the_interval_says_its_counts_as_the_interval_s(
         "2 more dropped in 10s, not logged one by one (the first 1 of each reason were): "
         "2 bodies not received in time",
     ]
+
+
+def test_a_line_in_full_keeps_the_client_s_words_on_one_printable_line(
+    drops: DropLog, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Regression: a line logged in full carried the request's path (percent-decoded, so
+    "%0A" is a newline) and the client as forwarded, as they came: a client could end the
+    line and forge one after it, or send terminal escapes to whoever reads the log."""
+    caplog.set_level(logging.INFO, logger=log.name)
+    path = "/console/rules/a\n2026-11-30 23:00:00 INFO campaigner: admin signed in"
+    drops.info("bodies not received in time", "POST %s: from %s", path, "203.0.113.9\x1b[2J")
+    assert _lines(caplog) == [
+        "POST /console/rules/a?2026-11-30 23:00:00 INFO campaigner: admin signed in: "
+        "from 203.0.113.9?[2J"
+    ]
