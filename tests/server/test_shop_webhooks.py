@@ -1018,6 +1018,17 @@ def planned_thanks(sessions: sessionmaker[Session], settings: Settings) -> int:
     return report.rules["thanks"].planned
 
 
+def transfer_on_hold() -> dict[str, Any]:
+    """A bank transfer as WooCommerce sends it when placed: on hold, with no payment date."""
+    return changed(
+        wc_order(),
+        status="on-hold",
+        date_paid_gmt=None,
+        date_created_gmt="2026-03-15T08:55:00",
+        date_modified_gmt="2026-03-15T08:55:00",
+    )
+
+
 def test_a_bank_transfer_confirmed_days_later_is_paid_when_it_was_seen_paid(
     sessions: sessionmaker[Session], settings: Settings
 ) -> None:
@@ -1032,13 +1043,7 @@ def test_a_bank_transfer_confirmed_days_later_is_paid_when_it_was_seen_paid(
         daily(session, settings.segments.segment_map, clock.now(), settings.customers.currency)
     app = create_app(settings=with_secrets(settings), sessions=sessions, clock=clock, gateways={})
     client = TestClient(app)
-    placed = changed(
-        wc_order(),
-        status="on-hold",
-        date_paid_gmt=None,
-        date_created_gmt="2026-03-15T08:55:00",
-        date_modified_gmt="2026-03-15T08:55:00",
-    )
+    placed = transfer_on_hold()
     assert woo(client, "order.created", placed).text == "ok 1"
     clock.set(NOW)  # the transfer arrived
     confirmed = changed(placed, status="processing", date_modified_gmt="2026-03-20T08:59:00")
@@ -1068,13 +1073,7 @@ def test_an_order_seen_paid_without_a_payment_date_keeps_that_time_through_unpai
     own = {"order.deleted": SecretStr(DELETION_SECRET)}
     shop = with_secrets(settings, woocommerce_webhook_secrets=own)
     client = TestClient(create_app(settings=shop, sessions=sessions, clock=clock, gateways={}))
-    placed = changed(
-        wc_order(),
-        status="on-hold",
-        date_paid_gmt=None,
-        date_created_gmt="2026-03-15T08:55:00",
-        date_modified_gmt="2026-03-15T08:55:00",
-    )
+    placed = transfer_on_hold()
     assert woo(client, "order.created", placed).text == "ok 1"
     clock.set(NOW)  # the transfer arrived
     confirmed = changed(placed, status="processing", date_modified_gmt="2026-03-20T08:59:00")
